@@ -5,6 +5,7 @@ import math
 import re
 import struct
 import warnings
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -849,7 +850,7 @@ def test_user_depth_reads_the_record_gen3c_depth_wrote(tmp_path):
     est = GeometricPriorEstimator().estimate(torch.rand(3, 24, 32), intrinsics=make_intrinsics(30.0, 30.0, 16.0, 12.0))
     paths = save_depth_outputs(est, torch.rand(3, 24, 32), tmp_path, "scene")
     back = load_user_depth(paths["npy"], (24, 32))
-    assert back.kind == "relative" and back.intrinsics_from == "model" and torch.equal(back.depth, est.depth)
+    assert back.kind == "relative" and back.intrinsics_from == est.intrinsics_from == "user" and torch.equal(back.depth, est.depth)
     assert torch.allclose(back.intrinsics, est.intrinsics)
     with pytest.warns(UserWarning, match="resizing"):
         big = load_user_depth(paths["npy"], (48, 64))
@@ -859,6 +860,46 @@ def test_user_depth_reads_the_record_gen3c_depth_wrote(tmp_path):
     with pytest.warns(UserWarning, match="resizing"):
         stale = load_user_depth(paths["npy"], (24, 32))
     assert stale.kind == "metric" and stale.intrinsics_from == "default"
+
+
+@pytest.mark.parametrize("camera_from", ["default", "user", "model"])
+def test_the_recorded_cameras_source_comes_back_with_it(box_scene, tmp_path, camera_from):
+    """`gen3c depth` writes where its camera came from ("intrinsics_from"); read back (the file, the
+    estimate in memory, an estimate lending its camera) it is that source, and the note of a run
+    fed the depth calls a default camera one. Before: "model" every time, so the 60° guess of an
+    estimate without a camera (MoGe's all-sky image, the prior) was reported as the estimator's."""
+    from gen3c.depth.export import save_depth_outputs
+    from gen3c.depth.user import DepthRecord
+    from gen3c.pipelines.request import GenerationRequest, InMemoryInput, load_scene
+
+    image_path, _, image, _ = box_scene
+    h, w = image.shape[-2:]
+    estimate = replace(SkyEstimator().estimate((image + 1) / 2), intrinsics_from=camera_from)
+    assert DepthRecord.of_estimate(estimate).intrinsics_from == camera_from
+    paths = save_depth_outputs(estimate, (image + 1) / 2, tmp_path, "photo")
+    assert json.loads(paths["json"].read_text())["intrinsics_from"] == camera_from
+    back = load_user_depth(paths["npy"], (h, w))
+    assert back.intrinsics_from == camera_from and torch.equal(back.intrinsics, estimate.intrinsics)
+    np.save(tmp_path / "bare.npy", estimate.depth.numpy())  # no record: the camera of an estimate handed over
+    assert load_user_depth(tmp_path / "bare.npy", (h, w), camera_estimate=estimate).intrinsics_from == camera_from
+    said = {"default": r"the default camera \(64\.0° horizontal: none was estimated; --fov or --intrinsics if you know it\)",
+            "user": r"the camera it was given \(64\.0° horizontal\)", "model": r"its camera \(64\.0° horizontal\)"}[camera_from]  # fmt: skip
+    common = {"input_image_path": str(image_path), "resolution": "48x80", "num_video_frames": 5}
+    with pytest.warns(UserWarning, match=f"relative depth from sky and {said}, as recorded in photo_depth.json"):
+        load_scene(GenerationRequest(**common, depth_path=str(paths["npy"])))
+    request = GenerationRequest(**common)
+    request.in_memory = InMemoryInput.from_arrays(None, estimate, "gen3c.generate()")
+    with pytest.warns(UserWarning, match=f"relative depth from sky and {said}, as held by the DepthEstimate"):
+        load_scene(request)
+
+
+def test_an_unknown_depth_kind_for_user_depth_is_one_line(tmp_path, depth_map):
+    """load_user_depth(kind=...) takes "metric", "relative" or None; another word was a ValueError
+    from DepthEstimate after the file had been read."""
+    np.save(tmp_path / "d.npy", depth_map)
+    with pytest.raises(Gen3cInputError, match=r"^depth kind 'absolute' for depth file '.*d\.npy' is unknown: pass one of metric, relative"):
+        load_user_depth(tmp_path / "d.npy", depth_map.shape, kind="absolute", fov=60.0)
+    assert load_user_depth(tmp_path / "d.npy", depth_map.shape, kind="relative", fov=60.0).kind == "relative"
 
 
 class SkyEstimator:

@@ -476,3 +476,27 @@ def test_an_image_too_narrow_for_moges_patches_is_one_line(tmp_path):
     assert est.estimate(torch.rand(3, 16, 160)).size == (16, 160)  # 10:1 is one patch high
     est.inference_size = (56, 84)  # stretched to MoGe's size, as --resolution asks: MoGe sees 56×84
     assert est.estimate(torch.rand(3, 16, 400), size=(56, 84)).size == (56, 84)
+
+
+@pytest.mark.parametrize(
+    ("shape", "target"),
+    [((48, 64), (48, 64)), ((10, 300), (10, 300)), ((300, 10), (300, 10)), ((48, 64), (96, 127))],
+)
+def test_a_photo_seen_at_its_own_aspect_ratio_has_square_pixels_exactly(tmp_path, shape, target):
+    """MoGe sees a photo of another aspect ratio at its own, rounded to whole pixels (48×64 at 4704
+    pixels: 59×79; a 10×300 strip: 13×376, 3.6 % wider). Its camera, square in those pixels, was
+    scaled per axis to the estimate: fx/fy came out 0.996 (4:3) and 0.964 (the strip) where the
+    photo's pixels are square. Now fx/fy is the photo → estimate stretch exactly (1 at its own
+    shape; 127/128 for 96×127), the principal point the estimate's centre, and the focal MoGe's:
+    the steered pinhole's one half diagonal of the photo."""
+    checkpoint = tiny_checkpoint()
+    checkpoint["model_config"]["num_tokens_range"] = [48, 96]  # MoGe's network on 96 patches, not 2500: fast
+    torch.save(checkpoint, tmp_path / "model.pt")
+    est = MoGeEstimator(str(tmp_path / "model.pt"), backend="gen3c", inference_size=(56, 84))
+    seen = est.moge_input_size(shape, target)
+    assert seen != shape and abs((seen[1] / seen[0]) / (shape[1] / shape[0]) - 1) > 3e-3  # rounding that showed before
+    K = est.estimate(torch.rand(3, *shape), size=target).intrinsics
+    (h0, w0), (th, tw) = shape, target
+    assert (K[0, 0] / K[1, 1]).item() == pytest.approx((tw / w0) / (th / h0), rel=1e-6)
+    assert (K[0, 2].item(), K[1, 2].item()) == (tw / 2, th / 2)
+    assert (K[1, 1] * h0 / th).item() == pytest.approx(math.hypot(h0, w0) / 2, rel=0.05)

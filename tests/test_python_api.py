@@ -1294,7 +1294,7 @@ def test_generate_takes_a_depth_estimate_as_its_export_fed_back(box_scene, tmp_p
     common = {"resolution": "32x48", "num_video_frames": 5, "generator": "preview", "progress": False}
     with pytest.warns(UserWarning, match="as recorded in photo_depth.json"):
         fed = gen3c.generate(image_path, depth=paths["npy"], video_save_folder=tmp_path / "file", **common)
-    with pytest.warns(UserWarning, match="relative depth from prior and its camera .*, as held by the DepthEstimate"):
+    with pytest.warns(UserWarning, match="relative depth from prior and the default camera .*, as held by the DepthEstimate"):
         memory = gen3c.generate(image_path, depth=estimate, video_save_folder=tmp_path / "memory", **common)
     assert torch.equal(memory.result.frames, fed.result.frames) and torch.equal(memory.result.cameras.w2c, fed.result.cameras.w2c)
     described = json.loads(memory.paths["run"].read_text())["in_memory_inputs"]["depth_path"]

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gen3c.cameras import resize_intrinsics
+from gen3c.cameras import make_intrinsics, resize_intrinsics
 from gen3c.dependencies import optional, require
 from gen3c.depth.base import (
     DepthEstimate,
@@ -277,6 +277,30 @@ def recover_focal_shift(
         out_s.append(s)
     as_t = lambda v: torch.tensor(v, dtype=points.dtype, device=points.device).reshape(batch)  # noqa: E731
     return as_t(out_f), as_t(out_s)
+
+
+def square_camera(
+    intrinsics: Tensor, seen: tuple[int, int], image_size: tuple[int, int], target: tuple[int, int]
+) -> Tensor:
+    """MoGe's camera of an image shown to it at its own aspect ratio, in pixels of ``target`` (H, W).
+
+    MoGe's camera has square pixels of what it saw (``seen``), whose sides are the image's
+    rounded to whole pixels: 4:3 at 720×1280's pixel count is 831×1109, 1.3345:1, and a strip
+    300×10 at 4704 pixels is 376×13, 3.6 % wider. Scaled per axis from there, the camera had
+    fx ≠ fy by as much. The image's own pixels are square, so its focal length is MoGe's in half
+    diagonals (its unit) times the image's half diagonal, with the principal point at its centre;
+    brought to ``target`` it has fx / fy = the image → target stretch exactly (1 at the image's
+    own shape).
+
+    Args:
+        intrinsics: (3, 3) MoGe's normalised intrinsics (fx, cx in widths of ``seen``; fy, cy in heights).
+        seen, image_size, target: (H, W) of what MoGe saw, of the image, of the estimate.
+    """
+    (hs, ws), (h0, w0), (th, tw) = seen, image_size, target
+    # fx·ws = fy·hs: one focal in pixels of `seen` (their geometric mean absorbs float rounding)
+    focal_seen = math.sqrt(float(intrinsics[0, 0]) * ws * float(intrinsics[1, 1]) * hs)
+    focal = focal_seen * math.hypot(h0, w0) / math.hypot(hs, ws)
+    return make_intrinsics(focal * tw / w0, focal * th / h0, tw / 2.0, th / 2.0)
 
 
 def focal_to_normalized_intrinsics(focal: Tensor, aspect_ratio: float) -> Tensor:
@@ -904,16 +928,24 @@ class MoGeEstimator:
         stretched photo came back with fx ≠ fy (4:3: fx = 0.75 fy; portrait 3:4: 0.42 fy) and
         geometry stretched to match.
         """
-        (h0, w0), (th, tw) = image_size, target
+        (h0, w0) = image_size
         if self.inference_size is None:
             return (h0, w0)
         hi, wi = self.inference_size
-        near_gen3c = abs((w0 / h0) / (wi / hi) - 1) <= GEN3C_STRETCH_TOLERANCE
-        stretched = abs((tw / th) / (w0 / h0) - 1) > 0.01
-        if near_gen3c or stretched:
+        if self.sees_as_gen3c(image_size, target):
             return (hi, wi)
         pixels = hi * wi
         return (max(1, round(math.sqrt(pixels * h0 / w0))), max(1, round(math.sqrt(pixels * w0 / h0))))
+
+    def sees_as_gen3c(self, image_size: tuple[int, int], target: tuple[int, int]) -> bool:
+        """Whether MoGe sees an ``image_size`` image wanted at ``target`` as GEN3C shows it, plainly
+        resized to :attr:`inference_size` (:meth:`moge_input_size`), rather than at its own aspect ratio."""
+        if self.inference_size is None:
+            return False
+        (h0, w0), (th, tw), (hi, wi) = image_size, target, self.inference_size
+        near_gen3c = abs((w0 / h0) / (wi / hi) - 1) <= GEN3C_STRETCH_TOLERANCE
+        stretched = abs((tw / th) / (w0 / h0) - 1) > 0.01
+        return near_gen3c or stretched
 
     def check_patch_grid(self, seen: tuple[int, int], image_size: tuple[int, int]) -> None:
         """Refuse an ``image_size`` image that MoGe, shown it at ``seen``, would see in no row (or
@@ -983,6 +1015,8 @@ class MoGeEstimator:
                 f"{self.name} returned an impossible camera (fx={fx:.3g}, fy={fy:.3g} image sizes): check that the weights are MoGe's, or pass --fov"
             )
         depth, K, mask = gen3c_moge_postprocess(out["depth"], out["intrinsics"], out["mask"], target)
+        if intrinsics is None and not self.sees_as_gen3c((h0, w0), target):  # seen at the image's own aspect ratio
+            K = square_camera(out["intrinsics"], seen, (h0, w0), target)
         if intrinsics is not None:  # the user's (or the default) camera, in pixels of the input image
             K = resize_intrinsics(intrinsics, (h0, w0), target)
         return DepthEstimate(depth, K, mask, self.kind, self.name, source)

@@ -26,8 +26,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cameras import check_intrinsics_fit, resize_intrinsics
-from gen3c.depth.base import DEPTH_KINDS, DepthEstimate, camera_for, resize_mask
+from gen3c.cameras import check_intrinsics_fit, fov_from_focal, resize_intrinsics
+from gen3c.depth.base import DEPTH_KINDS, INTRINSICS_SOURCES, DepthEstimate, camera_for, resize_mask
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth, median_scene_depth
 from gen3c.io.intrinsics import parse_intrinsics, recorded_size
@@ -50,12 +50,27 @@ class DepthRecord:
     #: (H, W) bool at ``size``, the pixels the estimator trusted (``NAME_mask.png``); None for a
     #: record written before the mask was (every pixel short of the far fill counts).
     mask: Tensor | None = None
+    #: Where the recorded camera came from (:attr:`DepthEstimate.intrinsics_from`): the estimator
+    #: ("model"), the ``--intrinsics`` / ``--fov`` given to ``gen3c depth`` ("user"), or the default
+    #: field of view where nothing estimated one ("default"). "model" for a record without it.
+    intrinsics_from: str = "model"
 
     @classmethod
     def of_estimate(cls, estimate: DepthEstimate) -> DepthRecord:
         """What an estimate in memory (``gen3c.generate(depth=estimate)``) carries, as its export
         by ``gen3c depth`` records it: the run is the one ``--depth_path NAME_depth.npy`` makes."""
-        return cls(estimate.kind, estimate.intrinsics.float().cpu(), estimate.size, estimate.source, None, estimate.mask.bool().cpu())
+        return cls(
+            estimate.kind, estimate.intrinsics.float().cpu(), estimate.size, estimate.source, None, estimate.mask.bool().cpu(),
+            estimate.intrinsics_from,
+        )
+
+    def camera_note(self) -> str:
+        """The recorded camera as a note names it, with its horizontal field of view: a default one
+        (:attr:`intrinsics_from`) is not called the estimator's."""
+        fov = f"{fov_from_focal(float(self.intrinsics[0, 0]), self.size[1]):.1f}° horizontal"
+        if self.intrinsics_from == "default":
+            return f"the default camera ({fov}: none was estimated; --fov or --intrinsics if you know it)"
+        return f"the camera it was given ({fov})" if self.intrinsics_from == "user" else f"its camera ({fov})"
 
     @property
     def where(self) -> str:
@@ -93,7 +108,9 @@ def depth_record(path: str | os.PathLike, depth_size: tuple[int, int]) -> DepthR
     try:
         data = json.loads(sidecar.read_text())
         K = torch.tensor(data["intrinsics"], dtype=torch.float32)
-        record = DepthRecord(str(data["kind"]), K, recorded_size(data), str(data["source"]), sidecar)
+        # an unknown source (a hand-edited record) is read as records without one are
+        known = data.get("intrinsics_from") if data.get("intrinsics_from") in INTRINSICS_SOURCES else "model"
+        record = DepthRecord(str(data["kind"]), K, recorded_size(data), str(data["source"]), sidecar, intrinsics_from=known)
     except (OSError, ValueError, TypeError, KeyError, RuntimeError, RecursionError):
         return None
     if record.kind not in DEPTH_KINDS or record.size != tuple(depth_size) or tuple(K.shape) != (3, 3):
@@ -178,6 +195,8 @@ def load_user_depth(
             when the user gives none (else the recorded camera, else the default 60° FOV).
     """
     name = f"depth file {str(path)!r}"
+    if kind is not None and kind not in DEPTH_KINDS:  # before the file is read (it was DepthEstimate's ValueError after)
+        raise Gen3cInputError(f"depth kind {kind!r} for {name} is unknown: pass one of {', '.join(DEPTH_KINDS)}, or None for the recorded kind")
     raw = load_depth(path, png_scale)  # names the file itself: "depth file 'PATH'"
     record = depth_record(path, tuple(raw.shape))
     H, W = image_size
@@ -190,9 +209,9 @@ def load_user_depth(
     if isinstance(intrinsics, (str, os.PathLike)):
         intrinsics = parse_intrinsics(intrinsics, (H, W))
     if intrinsics is None and fov is None and camera_estimate is not None:
-        K, source = resize_intrinsics(camera_estimate.intrinsics, camera_estimate.size, (H, W)), "model"
+        K, source = resize_intrinsics(camera_estimate.intrinsics, camera_estimate.size, (H, W)), camera_estimate.intrinsics_from
     elif intrinsics is None and fov is None and record is not None:
-        K, source = record.camera((H, W)), "model"
+        K, source = record.camera((H, W)), record.intrinsics_from
     else:
         K, source = camera_for(H, W, intrinsics, fov)
     trusted = valid & (depth < FAR_DEPTH)

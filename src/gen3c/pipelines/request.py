@@ -199,7 +199,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     (MoGe too) is refused instead. An image or depth in memory
     (:attr:`GenerationRequest.in_memory`) stands for its file and goes the same way.
     """
-    from gen3c.cameras import fov_from_focal, resize_intrinsics
+    from gen3c.cameras import resize_intrinsics
     from gen3c.depth.user import depth_record, untrusted_left_out
     from gen3c.io.depth import conform_depth, load_depth
     from gen3c.io.images import large_image_size, read_photo, resize_image, resize_nearest, shrink_image
@@ -241,7 +241,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     if record is not None and K is None and request.depth_estimator is not None:
         raise Gen3cInputError(f"--depth_estimator is not used: {name} comes with its camera, {record.where}: drop --depth_estimator")
     if record is not None:
-        camera = "" if K is not None else f" and its camera ({fov_from_focal(float(record.intrinsics[0, 0]), record.size[1]):.1f}° horizontal)"
+        camera = "" if K is not None else f" and {record.camera_note()}"
         note(f"{name}: {record.kind} depth from {record.source}{camera}, as {record.where}", stacklevel=2)
         if request.mask_invalid_depth:  # the estimator's untrusted pixels (sky at the far fill) are its invalid ones
             valid = untrusted_left_out(record, valid, name)
