@@ -11,7 +11,9 @@ are perspective; OPENCV_FISHEYE, EQUIRECTANGULAR, … are not).
 
 import json
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -510,3 +512,14 @@ def test_a_scannet_4x4_K_reads_as_its_3x3_and_one_not_padded_is_refused():
 def test_a_transforms_json_without_poses_is_named_as_one(frames, match):
     """Before: read as a gen3c cameras JSON, "'fl_x' is not a key of a gen3c cameras JSON"."""
     refused(transforms(frames=frames), match)
+
+
+@pytest.mark.parametrize(
+    "value, got",
+    [(123, "int '123'"), (None, "NoneType 'None'"), ({"frames": []}, "a dict of 1 items"), (np.eye(4), "a numpy array of shape (4, 4)")],
+)
+def test_a_camera_file_that_is_no_path_is_refused_in_one_line(value, got):
+    """load_camera_file(123) was Path's TypeError "expected str, bytes or os.PathLike object, not int"."""
+    with pytest.raises(Gen3cInputError, match=rf"^camera file is {re.escape(got)}: pass the path to a camera file \(a str or a pathlib\.Path\)") as info:
+        load_camera_file(value)
+    assert ("cameras_from_dict" in str(info.value)) == isinstance(value, dict)

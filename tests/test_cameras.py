@@ -660,3 +660,23 @@ def test_intrinsics_of_a_twice_larger_image_centred_coordinates_and_a_transposed
     for cx, cy in ((479.5, 269.5), (2.5, 269.5), (957.0, 537.0), (479.5, 539.0)):  # off-centre, but not at a corner
         check_intrinsics_fit(make_intrinsics(750.0, 750.0, cx, cy), 540, 960)
     check_intrinsics_fit(make_intrinsics(20.0, 20.0, 15.5, 15.5), 16, 16)  # tiny images: a corner is a few pixels away
+
+
+def test_rotation_angle_mixes_float32_float64_and_integer_rotations():
+    """90° about z: R = [[0, −1, 0], [1, 0, 0], [0, 0, 1]]. A float32 and a float64 rotation were
+    matmul's "expected m1 and m2 to have the same dtype", integer ones vector_norm's error."""
+    from gen3c.cameras import rotation_angle_degrees
+
+    R = torch.tensor([[0, -1, 0], [1, 0, 0], [0, 0, 1]])
+    angle = rotation_angle_degrees(torch.eye(3), R.double())
+    assert angle.dtype == torch.float64 and abs(float(angle) - 90.0) < 1e-12
+    assert abs(float(rotation_angle_degrees(torch.eye(3, dtype=torch.int64), R)) - 90.0) < 1e-4
+
+
+def test_quaternion_slerp_refuses_arrays_in_one_line():
+    from gen3c.cameras import quaternion_slerp
+
+    with pytest.raises(Gen3cInputError, match=r"^q0 is a ndarray: pass a tensor \(torch\.as_tensor\(q0\)\)$"):
+        quaternion_slerp(np.array([1.0, 0, 0, 0]), torch.tensor([1.0, 0, 0, 0]), 0.5)
+    with pytest.raises(Gen3cInputError, match=r"^q1 must have shape \(\*B, 4\), got \(3,\)$"):
+        quaternion_slerp(torch.tensor([1.0, 0, 0, 0]), torch.tensor([1.0, 0, 0]), 0.5)

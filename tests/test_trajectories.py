@@ -152,7 +152,7 @@ def test_a_path_scaled_by_a_view_without_valid_depth_is_refused():
 
     depth = torch.full((8, 8), 500.0)  # millimetres, say
     source = SourceView(torch.zeros(3, 8, 8), depth, make_intrinsics(8.0, 8.0, 4.0, 4.0), valid=torch.zeros(8, 8, dtype=torch.bool))
-    with pytest.raises(Gen3cInputError, match="no pixel of it has a valid depth: check the depth input, or pass --trajectory_scale gen3c"):
+    with pytest.raises(Gen3cInputError, match='no pixel of it has a valid depth: check the depth input, or pass trajectory_scale="gen3c"'):
         preset_cameras(source, "left", "center_facing", 4, 0.3, "median_depth")
     assert len(preset_cameras(source, "left", "center_facing", 4, 0.3, "gen3c")) == 4
 
@@ -195,13 +195,13 @@ def test_preset_arguments_are_checked(change, match):
 
 
 def test_preset_helpers_check_their_arguments():
-    with pytest.raises(Gen3cInputError, match="num_video_frames must be a whole number ≥ 1, got -3"):
+    with pytest.raises(Gen3cInputError, match="^num_frames must be a whole number ≥ 1, got -3$"):
         preset_offsets("left", -3, 0.3)
-    with pytest.raises(Gen3cInputError, match="^num_video_frames 1000000000000 is more than a run may ask for: pass a count between 1 and 100000$"):
+    with pytest.raises(Gen3cInputError, match="^num_frames 1000000000000 is more than a run may ask for: pass a count between 1 and 100000$"):
         preset_offsets("left", 10**12, 0.3)  # before: torch's "can't allocate memory" (8 TB of frame offsets)
     with pytest.raises(Gen3cInputError, match="unknown depth_kind 'metres': choose one of metric, relative"):
         center_depth_for("auto", 1.0, "metres")
-    with pytest.raises(Gen3cInputError, match=r"median depth \(--trajectory_scale median_depth\), but no pixel"):
+    with pytest.raises(Gen3cInputError, match=r'median depth \(trajectory_scale="median_depth"\), but no pixel'):
         center_depth_for("median_depth", None, "metric")
 
 
@@ -373,9 +373,9 @@ def test_keyframe_arguments_are_checked_in_one_line(change, match):
 @pytest.mark.parametrize(
     "change, match",
     [({"fps": 0.0}, "fps 0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
-     ({"num_frames": 0}, "num_video_frames must be a whole number ≥ 1, got 0"),
+     ({"num_frames": 0}, "^num_frames must be a whole number ≥ 1, got 0$"),
      ({"fps": 10**400}, "the fps 1" + "0" * 35 + "… is not a finite number"),
-     ({"num_frames": 10**12}, "num_video_frames 1000000000000 is more than a run may ask for")],
+     ({"num_frames": 10**12}, "^num_frames 1000000000000 is more than a run may ask for")],
 )  # fmt: skip
 def test_keyframe_trajectory_checks_the_frames(change, match):
     args = {"num_frames": 5, "fps": 24.0, **change}
@@ -408,7 +408,7 @@ def test_a_path_beyond_float32_names_the_distance_that_took_it_there(by_old_name
     args = ("left", "center_facing", 29, torch.eye(4), K, 352, 640)
     kwargs = {"distance": 1.877e19} if by_old_name else {"movement_distance": 1.877e19}
     with pytest.warns(DeprecationWarning) if by_old_name else contextlib.nullcontext():
-        with pytest.raises(Gen3cInputError, match=r"the left path with --movement_distance 1\.877e\+19 and centre depth 1e\+20 leaves the range"):
+        with pytest.raises(Gen3cInputError, match=r"^the left path with movement_distance=1\.877e\+19 and centre depth 1e\+20 leaves the range of float32 numbers: pass a smaller movement_distance=$"):
             preset_trajectory(*args, center_depth=1e20, **kwargs)
 
 
@@ -429,7 +429,7 @@ def test_a_preset_that_reaches_its_look_at_point_is_refused_in_one_line(name, ro
     # point (0, 0, c) itself (trajectory_aligned zoom_out looks at L + 2p, so from p towards L + p).
     # Before: "Cameras.w2c are not rigid (frame 60): ... take any scale, shear or mirroring out of
     # it", advice about a pose the user never wrote.
-    with pytest.raises(Gen3cInputError, match=rf"the {name} path with --camera_rotation {rotation} and --movement_distance 2 puts the "
+    with pytest.raises(Gen3cInputError, match=rf'^the {name} path with camera_rotation="{rotation}" and movement_distance=2 puts the '
                        r"camera on the point it looks at in frame 60 of 120, where it has no view direction"):  # fmt: skip
         traj(name, rotation, 120, d=2.0)
     # Just short of it (d = 1.99) GEN3C's path is well defined and kept: frame 60 is 0.005 in front
@@ -449,9 +449,9 @@ def test_a_preset_that_passes_its_look_at_point_turns_round_as_gen3c_and_says_so
     forward = cams.w2c[:, 2, :3]  # each camera's view direction in the world
     assert (forward[:61, 2] > 0).all() and torch.allclose(forward[61:], torch.tensor([0.0, 0.0, -1.0]).expand(59, 3))
     assert notes == [
-        f"the {name} path with --camera_rotation {rotation} and --movement_distance {d:g} passes the point it looks at in frame 61 of 120, "
+        f'the {name} path with camera_rotation="{rotation}" and movement_distance={d:g} passes the point it looks at in frame 61 of 120, '
         "where GEN3C's look-at turns the camera round: frames 61…119 look away from the scene and show nothing of it; pass a "
-        "--movement_distance below 1 to stay in front of that point, or --camera_rotation no_rotation to go on facing the scene"
+        'movement_distance= below 1 to stay in front of that point, or camera_rotation="no_rotation" to go on facing the scene'
     ]
     with collect_notes() as notes:
         traj(name, rotation, 120, d=math.copysign(0.99, d))
@@ -530,3 +530,47 @@ def test_preset_trajectory_runs_on_the_source_cameras_device(device):
     video = preset_trajectory("clockwise", "no_rotation", 4, per_frame.to(device), K, 352, 640)
     assert video.w2c.device.type == device
     assert torch.allclose(video.w2c.cpu(), traj("clockwise", "no_rotation", 4, W0=per_frame).w2c, atol=1e-6)
+
+
+def test_preset_refusals_and_notes_name_the_python_arguments_and_the_command_lines_route_keeps_its_flags():
+    """Called from Python, preset_trajectory, preset_offset_matrices, center_depth_for and
+    preset_cameras named their settings by gen3c generate's flags (--movement_distance 2, and
+    preset_offset_matrices' own argument was ``distance``); now by their keyword arguments, as
+    gen3c.generate() does. The command line's route (make_cameras) still says --movement_distance."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.camera_video import SourceView, preset_cameras
+    from gen3c.pipelines.request import make_cameras
+    from gen3c.pipelines.settings import GenerationRequest
+    from gen3c.trajectories import preset_offset_matrices
+
+    reached = 'the zoom_in path with camera_rotation="center_facing" and movement_distance=2 puts the camera on the point it looks at in frame 2 of 4'
+    with pytest.raises(Gen3cInputError, match=f"^{reached}, where it has no view direction: pass another movement_distance= "):
+        preset_offset_matrices("zoom_in", "center_facing", 4, movement_distance=2.0)
+    with pytest.raises(Gen3cInputError, match=f"^{reached},"):
+        preset_trajectory("zoom_in", "center_facing", 4, torch.eye(4), K, 352, 640, movement_distance=2.0)
+    source = SourceView(torch.zeros(3, 8, 8), torch.full((8, 8), 2.0), make_intrinsics(8.0, 8.0, 4.0, 4.0), depth_kind="relative")
+    with pytest.raises(Gen3cInputError, match=f"^{reached},"):
+        preset_cameras(source, "zoom_in", "center_facing", 4, 2.0)
+    with collect_notes() as notes:
+        preset_cameras(source, "zoom_in", "center_facing", 4, 1.9)
+    assert notes and notes[0].startswith('the zoom_in path with camera_rotation="center_facing" and movement_distance=1.9 passes the point')
+    # the command line's route: its flags, as gen3c generate prints them
+    request = GenerationRequest(trajectory="zoom_in", movement_distance=2.0, num_video_frames=4)
+    with pytest.raises(Gen3cInputError, match="^the zoom_in path with --camera_rotation center_facing and --movement_distance 2 puts the camera"):
+        make_cameras(request, source)
+    with collect_notes() as notes:
+        make_cameras(GenerationRequest(trajectory="zoom_in", movement_distance=1.9, num_video_frames=4), source)
+    assert notes and notes[0].startswith("the zoom_in path with --camera_rotation center_facing and --movement_distance 1.9 passes the point")
+
+
+def test_preset_offset_matrices_takes_movement_distance_as_preset_trajectory_does_and_distance_still():
+    """A_1 of ``right`` facing the centre, d = 0.8, n = 4: p₁ = (0.2, 0, 0), f = (−0.2, 0, 1)/√1.04, translation −p₁."""
+    from gen3c.trajectories import preset_offset_matrices
+
+    A = preset_offset_matrices("right", "center_facing", 4, movement_distance=0.8)
+    f = torch.tensor([-0.2, 0.0, 1.0], dtype=torch.float64) / math.sqrt(1.04)
+    assert torch.allclose(A[1, 2, :3], f) and torch.allclose(A[1, :3, 3], torch.tensor([-0.2, 0.0, 0.0], dtype=torch.float64))
+    with pytest.warns(DeprecationWarning, match="preset_offset_matrices's distance is now called movement_distance"):
+        assert torch.equal(preset_offset_matrices("right", "center_facing", 4, distance=0.8), A)
+    with pytest.raises(Gen3cInputError, match="one setting under two names"):
+        preset_offset_matrices("right", "center_facing", 4, movement_distance=0.5, distance=0.8)

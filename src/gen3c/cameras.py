@@ -462,14 +462,17 @@ def opengl_to_opencv(c2w_gl: Tensor) -> Tensor:
 
 
 def rotation_angle_degrees(R_a: Tensor, R_b: Tensor) -> Tensor:
-    """Geodesic angle (degrees) between rotations (*B, 3, 3), in their common dtype.
+    """Geodesic angle (degrees) between rotations (*B, 3, 3), in their common floating dtype (integers: float32).
 
     ``atan2(sin θ, cos θ)`` of the relative rotation (sin θ from its skew part, cos θ from its
     trace): arccos of the trace alone lost small angles, 0° for anything under ~0.03° in float32.
     """
     _check_last_dims("R_a", R_a, (3, 3))
     _check_last_dims("R_b", R_b, (3, 3))
-    R = R_a.transpose(-1, -2) @ R_b
+    # A float32 and a float64 rotation were matmul's "expected m1 and m2 to have the same dtype",
+    # integer ones (a permutation) vector_norm's "Expected a floating point" error.
+    dtype = torch.promote_types(torch.promote_types(R_a.dtype, R_b.dtype), torch.float32)
+    R = R_a.to(dtype).transpose(-1, -2) @ R_b.to(dtype)
     cos = (R.diagonal(dim1=-2, dim2=-1).sum(-1) - 1.0) / 2.0
     skew = torch.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
     return torch.rad2deg(torch.atan2(skew.norm(dim=-1) / 2.0, cos))
@@ -584,6 +587,8 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
     Returns:
         (*B, 4) float64 unit quaternions, on ``q0``'s device.
     """
+    _check_last_dims("q0", q0, (4,))  # an array was AttributeError: 'numpy.ndarray' object has no attribute 'to'
+    _check_last_dims("q1", q1, (4,))
     q0 = torch.nn.functional.normalize(q0.to(torch.float64), dim=-1)
     q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
     # A float t was a CPU tensor of shape (1,), which no CUDA q0 mixes with.

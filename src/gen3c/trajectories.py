@@ -39,7 +39,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE, MAX_FRAMES
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, note, spelled
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
@@ -58,9 +58,9 @@ def check_preset(trajectory: str, camera_rotation: str) -> None:
 
 def _check_num_frames(num_frames: object) -> int:
     if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
-        raise Gen3cInputError(f"num_video_frames must be a whole number ≥ 1, got {num_frames!r}")
+        raise Gen3cInputError(f"num_frames must be a whole number ≥ 1, got {num_frames!r}")
     if num_frames > MAX_FRAMES:  # was torch's "can't allocate memory" for the path's frame times
-        raise Gen3cInputError(f"num_video_frames {num_frames} is more than a run may ask for: pass a count between 1 and {MAX_FRAMES}")
+        raise Gen3cInputError(f"num_frames {num_frames} is more than a run may ask for: pass a count between 1 and {MAX_FRAMES}")
     return int(num_frames)
 
 
@@ -119,14 +119,54 @@ def preset_offsets(trajectory: str, num_frames: int, distance: float, center_dep
     return p
 
 
+def _in_keyword_words():
+    """Refusals and notes said in this block name settings by the keyword arguments of the
+    public functions here (``movement_distance=2``, ``camera_rotation="center_facing"``), as
+    :func:`gen3c.generate` names them (:func:`~gen3c.pipelines.spelling.keyword_spelling`): they
+    are written once, worded for ``gen3c generate``'s flags (``--movement_distance 2``), and the
+    command line's route (and the surfaces that respell it: batch rows, the GUI) calls the
+    workers below them (``_preset_trajectory``, …), which keep that wording."""
+    # (gen3c.pipelines.spelling imports the request's settings: not when this module is imported)
+    from gen3c.pipelines.spelling import keyword_spelling
+
+    return spelled(keyword_spelling)
+
+
+def _renamed_distance(function: str, movement_distance: float, distance: float | None) -> float:
+    """``movement_distance``, or ``distance``, its former name, still taken with a DeprecationWarning."""
+    if distance is None:
+        return movement_distance
+    if movement_distance != DEFAULT_MOVEMENT_DISTANCE:
+        raise Gen3cInputError(f"{function} got movement_distance and distance, one setting under two names: pass movement_distance")
+    warnings.warn(f"{function}'s distance is now called movement_distance (as in preset_cameras and --movement_distance)",
+                  DeprecationWarning, stacklevel=3)  # fmt: skip
+    return distance
+
+
 def preset_offset_matrices(
+    trajectory: str,
+    camera_rotation: str,
+    num_frames: int,
+    movement_distance: float = DEFAULT_MOVEMENT_DISTANCE,
+    center_depth: float = GEN3C_CENTER_DEPTH,
+    *,
+    distance: float | None = None,
+) -> Tensor:
+    """GEN3C's per-frame offset matrices Aᵢ (n, 4, 4), float64; a frame's pose is ``Aᵢ @ W₀``.
+    ``distance`` is ``movement_distance``'s former name, still taken (with a DeprecationWarning)."""
+    movement_distance = _renamed_distance("preset_offset_matrices", movement_distance, distance)
+    with _in_keyword_words():
+        return _preset_offset_matrices(trajectory, camera_rotation, num_frames, movement_distance, center_depth)
+
+
+def _preset_offset_matrices(
     trajectory: str,
     camera_rotation: str,
     num_frames: int,
     distance: float = DEFAULT_MOVEMENT_DISTANCE,
     center_depth: float = GEN3C_CENTER_DEPTH,
 ) -> Tensor:
-    """GEN3C's per-frame offset matrices Aᵢ (n, 4, 4), float64; a frame's pose is ``Aᵢ @ W₀``."""
+    """:func:`preset_offset_matrices`, its refusals and notes worded for the command line."""
     check_preset(trajectory, camera_rotation)
     num_frames = _check_num_frames(num_frames)
     p = preset_offsets(trajectory, num_frames, distance, center_depth)
@@ -192,13 +232,24 @@ def preset_trajectory(
     Returns:
         :class:`Cameras` with n frames, float32, on ``source_w2c``'s device.
     """
-    if distance is not None:
-        if movement_distance != DEFAULT_MOVEMENT_DISTANCE:
-            raise Gen3cInputError("preset_trajectory got movement_distance and distance, one setting under two names: pass movement_distance")
-        warnings.warn("preset_trajectory's distance is now called movement_distance (as in preset_cameras and --movement_distance)",
-                      DeprecationWarning, stacklevel=2)  # fmt: skip
-        movement_distance = distance
-    A = preset_offset_matrices(trajectory, camera_rotation, num_frames, movement_distance, center_depth)
+    movement_distance = _renamed_distance("preset_trajectory", movement_distance, distance)
+    with _in_keyword_words():
+        return _preset_trajectory(trajectory, camera_rotation, num_frames, source_w2c, K, height, width, movement_distance, center_depth)
+
+
+def _preset_trajectory(
+    trajectory: str,
+    camera_rotation: str,
+    num_frames: int,
+    source_w2c: Tensor,
+    K: Tensor,
+    height: int,
+    width: int,
+    movement_distance: float = DEFAULT_MOVEMENT_DISTANCE,
+    center_depth: float = GEN3C_CENTER_DEPTH,
+) -> Cameras:
+    """:func:`preset_trajectory`, its refusals and notes worded for the command line."""
+    A = _preset_offset_matrices(trajectory, camera_rotation, num_frames, movement_distance, center_depth)
     W0 = validate_poses(as_float32(source_w2c, "source_w2c"), "source_w2c").to(torch.float64)
     if W0.shape not in ((4, 4), (num_frames, 4, 4)):
         raise Gen3cInputError(
@@ -228,6 +279,12 @@ def center_depth_for(trajectory_scale: str, median_depth: float | None, depth_ki
     Raises:
         Gen3cInputError: the path is to be scaled by the median depth and there is none.
     """
+    with _in_keyword_words():
+        return _center_depth_for(trajectory_scale, median_depth, depth_kind)
+
+
+def _center_depth_for(trajectory_scale: str, median_depth: float | None, depth_kind: str) -> float:
+    """:func:`center_depth_for`, its refusals worded for the command line."""
     if trajectory_scale not in TRAJECTORY_SCALES:
         raise Gen3cInputError(f"unknown trajectory_scale {trajectory_scale!r}: choose one of {', '.join(TRAJECTORY_SCALES)}")
     if depth_kind not in DEPTH_KINDS:

@@ -34,16 +34,16 @@ from gen3c.pipelines.autoregressive import plan_chunks
 from gen3c.pipelines.camera_video import (
     MAX_FRAMES,
     SourceView,
+    _preset_cameras,  # worded for gen3c benchmark's flags, as its own refusals are
     build_cache,
     check_num_frames,
     generate_video,
-    preset_cameras,
     resolve_chunk_frames,
     takes_chunk_keyword,
 )
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
-from gen3c.trajectories import PRESETS, check_preset, preset_offset_matrices
+from gen3c.trajectories import PRESETS, _preset_offset_matrices, check_preset
 
 SCENES: tuple[str, ...] = tuple(SCENE_PRESETS)
 HELD_OUT_SEEDS: tuple[int, ...] = tuple(range(1000, 1000 + len(SCENES) * len(PRESETS)))
@@ -107,7 +107,7 @@ class BenchmarkConfig:
             raise Gen3cInputError(f"--movement_distance {self.movement_distance} is impossible: pass a finite number")
         with collect_notes():  # a path onto the point it looks at, refused now, not when its case comes (its notes come then)
             for preset in self.presets:
-                preset_offset_matrices(preset, self.camera_rotation, self.num_frames, self.movement_distance)
+                _preset_offset_matrices(preset, self.camera_rotation, self.num_frames, self.movement_distance)
         if isinstance(self.supersample, bool) or not isinstance(self.supersample, numbers.Integral) or self.supersample < 1:
             # else render's ValueError (0) or TypeError (2.5) once the first case is rendered
             raise Gen3cInputError(f"supersample {self.supersample!r} must be a whole number ≥ 1 (rays per pixel per axis; 1: none)")
@@ -188,7 +188,7 @@ def render_ground_truth(case: Case, config: BenchmarkConfig, device: str | torch
     hit = src.mask[0].cpu()
     depth = torch.where(hit, src.depth[0].cpu(), torch.zeros_like(src.depth[0].cpu())).float()
     source = SourceView(image=src.rgb[0].cpu().float(), depth=depth, K=src_cam.K[0], w2c=torch.eye(4), valid=hit, depth_kind="metric")
-    cameras = preset_cameras(
+    cameras = _preset_cameras(
         source, case.preset, config.camera_rotation, config.num_frames, config.movement_distance, config.trajectory_scale
     )
     truth = render(scene, cameras.to(device), supersample=config.supersample)

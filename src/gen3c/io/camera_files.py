@@ -64,7 +64,7 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, quoted
+from gen3c.errors import Gen3cInputError, describe_value, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
@@ -138,6 +138,9 @@ def _positive(data: dict, key: str, what: str, name: str, fix: str) -> float | N
 def read_camera_file(path: str | os.PathLike) -> CameraFile:
     """Read a camera file of any supported kind (detected from its keys) once: its cameras
     (OpenCV), its frame rate and its bytes."""
+    if not isinstance(path, (str, os.PathLike)):  # was Path's TypeError "expected str, bytes or os.PathLike object, not int"
+        fix = ": for a camera file's JSON already loaded, pass it to cameras_from_dict" if isinstance(path, dict) else ""
+        raise Gen3cInputError(f"camera file is {describe_value(path)}: pass the path to a camera file (a str or a pathlib.Path){fix}")
     p = Path(path)
     name = f"camera file {quoted(p, 200)}"
     try:

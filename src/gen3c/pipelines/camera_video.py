@@ -42,7 +42,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import GEN3C_CHUNK_FRAMES, MAX_FRAMES
-from gen3c.errors import Gen3cInputError, complex_refusal, note, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, complex_refusal, note, raise_if_interrupted, spelled
 from gen3c.io.atomic import (
     atomic_path,
     check_output_targets,
@@ -64,7 +64,7 @@ from gen3c.pipelines.autoregressive import (
 )
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
-from gen3c.trajectories import DEPTH_KINDS, center_depth_for, preset_trajectory
+from gen3c.trajectories import DEPTH_KINDS, _center_depth_for, _preset_trajectory
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -360,11 +360,21 @@ def preset_cameras(
         camera) with the source's intrinsics, in pixels of its working size. For a path of your
         own, build ``Cameras(w2c, source.K, *source.size)`` from (T, 4, 4) world-to-camera poses.
     """
+    from gen3c.pipelines.spelling import keyword_spelling
+
+    with spelled(keyword_spelling):  # its refusals name its keyword arguments (movement_distance=), not the flags
+        return _preset_cameras(source, trajectory, camera_rotation, num_frames, movement_distance, trajectory_scale)
+
+
+def _preset_cameras(
+    source: SourceView, trajectory: str, camera_rotation: str, num_frames: int, movement_distance: float, trajectory_scale: str
+) -> Cameras:
+    """:func:`preset_cameras`, its refusals and notes worded for the command line (its route's)."""
     if not isinstance(source, SourceView):
         raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {type(source).__name__}")
-    center = center_depth_for(trajectory_scale, source.median_depth(), source.depth_kind)
+    center = _center_depth_for(trajectory_scale, source.median_depth(), source.depth_kind)
     H, W = source.size
-    return preset_trajectory(trajectory, camera_rotation, num_frames, source.w2c, source.K, H, W, movement_distance, center)
+    return _preset_trajectory(trajectory, camera_rotation, num_frames, source.w2c, source.K, H, W, movement_distance, center)
 
 
 def resolve_chunk_frames(num_frames: int, generator: object, requested: int | None = None) -> int | None:

@@ -48,11 +48,11 @@ from gen3c.pipelines.camera_video import (
     OutputWriter,
     SourceView,
     VideoResult,
+    _preset_cameras,  # worded for the command line, as the route's refusals are
     build_cache,
     check_num_frames,
     generate_video,
     prepare_source,
-    preset_cameras,
     resolve_chunk_frames,
 )
 from gen3c.pipelines.options import (
@@ -86,7 +86,10 @@ from gen3c.pipelines.settings import official_chunk_frames as official_chunk_fra
 from gen3c.pipelines.spelling import keyword_spelling, row_spelling
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
-from gen3c.trajectories import center_depth_for, preset_trajectory
+from gen3c.trajectories import (  # worded for the command line, as the route's refusals are
+    _center_depth_for,
+    _preset_trajectory,
+)
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -329,7 +332,7 @@ def make_cameras(request: GenerationRequest, source: SourceView) -> Cameras:
     """The request's trajectory: its camera file, or its preset relative to ``source``."""
     if request.camera_file is not None:
         return _file_cameras(request, *source.size, "image")
-    return preset_cameras(
+    return _preset_cameras(
         source, request.trajectory, request.camera_rotation, request.num_video_frames, request.movement_distance, request.trajectory_scale
     )
 
@@ -598,8 +601,8 @@ def video_cameras(request: GenerationRequest, frames) -> Cameras:
     from gen3c.io.depth import median_scene_depth
 
     # the first frame's, as a SourceView of it (first_view) measures it
-    center = center_depth_for(request.trajectory_scale, median_scene_depth(frames.depth[0], frames.valid[0]), frames.depth_kind)
-    return preset_trajectory(
+    center = _center_depth_for(request.trajectory_scale, median_scene_depth(frames.depth[0], frames.valid[0]), frames.depth_kind)
+    return _preset_trajectory(
         request.trajectory, request.camera_rotation, T, frames.w2c[index], frames.K[index], H, W, request.movement_distance, center
     )
 
