@@ -276,6 +276,7 @@ class PartialRun:
         if _replace_unstarted(path):
             note(f"{path} held no finished chunk of an earlier run of {name!r}: replaced it, starting from the first chunk", stacklevel=3)
         elif path.exists():
+            _refuse_chunk_files(path)
             finished = _finished_chunks(path)
             if not resume:
                 raise Gen3cInputError(
@@ -452,7 +453,8 @@ def not_a_run_folder(path: Path) -> str:
         return f"its run.json cannot be read ({first_line(exc)})"
     if not (isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()):
         return "its run.json is not one gen3c writes"
-    stray = [n for n in sorted(names) if n != "run.json" and not n.startswith((".chunk_", ".run.")) and not _CHUNK.match(n)]
+    stray = [n for n in sorted(names) if n != "run.json" and not n.startswith((".chunk_", ".run."))
+             and not (_CHUNK.match(n) and (path / n).is_dir())]  # fmt: skip
     return f"it holds {quoted(stray[0])}, which gen3c does not write there" if stray else ""
 
 
@@ -462,6 +464,18 @@ def remove_unheld(path: Path) -> bool:
         if free:
             shutil.rmtree(path)
         return free
+
+
+def _refuse_chunk_files(path: Path) -> None:
+    """Refuse a file (or a link to nothing) in the run folder ``path`` named as a finished chunk's
+    folder: gen3c writes none, and the run would stop on it with a traceback when it renames that
+    chunk into place (or take a chunk folder made into a file for a missing chunk)."""
+    found = sorted(p for p in path.iterdir() if _CHUNK.match(p.name) and not p.is_dir())
+    if found:
+        raise Gen3cInputError(
+            f"{found[0]} is where a long run keeps a finished chunk's folder, but it is a file gen3c did not write: "
+            f"move it away, or delete {path} to start over"
+        )
 
 
 def _finished_chunks(path: Path) -> int:
