@@ -586,7 +586,7 @@ def test_a_kept_folder_without_a_finished_chunk_gives_way_to_a_changed_run(box_s
             out = run_request(dataclasses.replace(request, movement_distance=0.5), resume=resume)
         assert len(out.result.chunks) == 3 and not path.exists()
     killed_in_the_first_chunk()
-    with try_flock(path) as held, pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):  # its run is still going
+    with try_flock(path) as held, pytest.raises(Gen3cInputError, match=r"is held by another gen3c run still going \(a run of"):  # its run is still going
         assert held
         run_request(request)
     (path / "mine.txt").write_text("mine")  # not only what gen3c writes: left alone
@@ -880,7 +880,8 @@ def test_a_run_json_nested_thousands_deep_is_one_line(tmp_path):
 
 def test_a_second_resume_of_a_folder_a_run_still_holds_is_refused(box_scene, tmp_path, monkeypatch):
     """--resume of a run folder another run still going holds (its flock, taken here on another
-    open of the folder) is refused with one line naming the folder, and leaves the chunk that run
+    open of the folder) is refused with one line naming the folder, and so is a run without
+    --resume (before: told to pass --resume, as if that run were an interrupted one), and leaves the chunk that run
     is writing alone (before: the lock went untaken unnoticed and both runs wrote one folder, the
     second deleting the first's chunk in the making as a stray). On a file system without flock
     the run goes on, as before."""
@@ -898,8 +899,11 @@ def test_a_second_resume_of_a_folder_a_run_still_holds_is_refused(box_scene, tmp
         assert held
         with pytest.raises(Gen3cInputError) as refused:
             run_request(request, resume=True)
+        with pytest.raises(Gen3cInputError) as refused_without_resume:  # (it said "holds 2 finished chunks of an interrupted run: pass --resume")
+            run_request(request)
     assert str(refused.value) == (f"{path} is held by another gen3c run still going (--resume of the same output): wait for it "
                                   "to end, or pass another --video_save_folder or --video_save_name")  # fmt: skip
+    assert str(refused_without_resume.value) == str(refused.value).replace("(--resume of", "(a run of")
     assert (path / ".chunk_0002.x1y2").is_dir() and (path / "chunk_0001").is_dir()
 
     def unsupported(fd, operation):

@@ -279,6 +279,8 @@ class PartialRun:
             _refuse_chunk_files(path)
             finished = _finished_chunks(path)
             if not resume:
+                with try_flock(path, held=_held_by_another_run(path, "a run")):  # its run is still going: not interrupted
+                    pass
                 raise Gen3cInputError(
                     f"{path} holds {finished} finished chunk{'' if finished == 1 else 's'} of an interrupted run of {name!r}: "
                     "pass --resume to continue it, "
@@ -307,11 +309,7 @@ class PartialRun:
     def _hold(self) -> PartialRun:
         """Hold the folder's lock while this run writes it; refuse a folder another run holds. Where
         the file system cannot lock, the run goes on unlocked (as without this check)."""
-        held = Gen3cInputError(
-            f"{self.path} is held by another gen3c run still going (--resume of the same output): wait for it to end, "
-            "or pass another --video_save_folder or --video_save_name"
-        )
-        self._held.enter_context(try_flock(self.path, held=held))
+        self._held.enter_context(try_flock(self.path, held=_held_by_another_run(self.path, "--resume")))
         return self
 
     # -- writing ----------------------------------------------------------------------------
@@ -424,6 +422,14 @@ class PartialRun:
     def remove(self) -> None:
         self.release()
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+def _held_by_another_run(path: Path, this_run: str) -> Gen3cInputError:
+    """The refusal of a run (``this_run``: "--resume", "a run") of an output whose kept chunks' folder another run still going holds."""
+    return Gen3cInputError(
+        f"{path} is held by another gen3c run still going ({this_run} of the same output): wait for it to end, "
+        "or pass another --video_save_folder or --video_save_name"
+    )
 
 
 def _replace_unstarted(path: Path) -> bool:
