@@ -410,7 +410,7 @@ def test_generator_adapter_renders_the_cache_and_reports_progress(pipe):
     assert torch.equal(frames, levels.float() / 127.5 - 1)
     assert np.array_equal(to_uint8(frames), levels.permute(0, 2, 3, 1).numpy())
     assert not np.array_equal(to_uint8(direct), levels.permute(0, 2, 3, 1).numpy())
-    with pytest.raises(Gen3cInputError, match="--num_video_frames 17"):
+    with pytest.raises(Gen3cInputError, match=r"^a gen3c chunk has 17 frames, not 25: pass 17 cameras"):
         gen.check_num_frames(25)
     with pytest.raises(Gen3cInputError, match="first frame"):
         gen.generate(cache, cameras, None)

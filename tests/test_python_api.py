@@ -188,6 +188,41 @@ def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):
         preset_cameras(source, "left", "center_facing", num_frames=5.0)
 
 
+def test_frame_count_refusals_of_generate_video_and_the_gen3c_generator_name_their_arguments(scene):
+    """generate_video and a loaded generator's generate() were refused in the command line's flags
+    ("--chunk_frames 1 is too small", "--num_video_frames 12 is not possible", "pass --num_video_frames
+    17, 33"), which neither call has: now its chunk_frames= and its cameras' count."""
+    from types import SimpleNamespace
+
+    from gen3c.cameras import Cameras
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+
+    class NinePerCall(PreviewGenerator):
+        name, chunk_frames = "nine", 9
+
+    source = prepare_source(*scene, SIZE)
+    cache = build_cache([source])
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=12)
+    too_many = Cameras(cameras.w2c[:1].expand(100_001, 4, 4), source.K, *SIZE)
+    refusals = {
+        "chunk_frames=1 is too small: chunks overlap by one frame, so pass 2 or more": (cameras, PreviewGenerator(), 1),
+        "chunk_frames=5: the nine generator makes 9 frames per chunk; leave it out": (cameras, NinePerCall(), 5),
+        "len(cameras) == 12 is not possible with the nine generator, which makes 9 frames per chunk with one frame of overlap: "
+        "pass 8·N+1 frames (9, 17, 25, …)": (cameras, NinePerCall(), None),
+        "len(cameras) == 100001 is impossible: pass a count between 1 and 100000": (too_many, PreviewGenerator(), None),
+    }
+    for message, (path, generator, chunk_frames) in refusals.items():
+        with pytest.raises(Gen3cInputError) as refused:
+            generate_video(cache, path, generator, source.image, chunk_frames=chunk_frames)
+        assert str(refused.value) == message
+    gen = Gen3cGenerator(SimpleNamespace(), chunk_frames=17)  # (refused before its pipeline is used: none loaded)
+    buffers = SimpleNamespace(colors=torch.zeros(12, 1, 3, 16, 16), masks=torch.zeros(12, 1, 1, 16, 16))
+    with pytest.raises(Gen3cInputError) as refused:
+        gen.generate(None, None, torch.zeros(3, 16, 16), buffers=buffers)
+    assert str(refused.value) == ("a gen3c chunk has 17 frames, not 12: pass 17 cameras (or buffers of 17 frames); a longer path "
+                                  "(33, 49, … cameras) goes to generate_video, which makes it chunk by chunk")  # fmt: skip
+
+
 def test_save_outputs_refuses_a_name_ending_in_mp4(scene, tmp_path):
     source = prepare_source(*scene, SIZE)
     cameras = preset_cameras(source, "left", "center_facing", num_frames=3)

@@ -236,6 +236,40 @@ def test_a_damaged_kept_frame_is_named_in_one_line(box_scene, tmp_path):
     assert not (tmp_path / "output.mp4").exists()
 
 
+def test_a_file_named_as_a_kept_chunk_is_one_line_and_left_alone(box_scene, tmp_path):
+    """A file where a finished chunk's folder goes (the next chunk's name, a kept chunk's folder
+    made into a file, the first's): one line names it, with --resume or without, and it and the
+    kept chunks stay (--resume stopped on NotADirectoryError's traceback renaming the chunk it
+    made onto it; without --resume a file chunk_0000 read as "holds 0 finished chunks: pass --resume")."""
+    import re
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(2))
+    path = partial_dir(tmp_path, "output")
+    kept = {name: (path / name).rename(tmp_path / name) for name in ("chunk_0000", "chunk_0001")}
+    for name in ("chunk_0002", "chunk_0001", "chunk_0000"):
+        for chunk, moved in kept.items():  # chunk_0001 (and 0000) a file, the chunks before it kept
+            if chunk < name:
+                moved.rename(path / chunk)
+        (path / name).write_text("mine")
+        for resume in (True, False):
+            with pytest.raises(Gen3cInputError) as refused:
+                run_request(request, resume=resume)
+            assert re.fullmatch(rf"{re.escape(str(path / name))} is where a long run keeps a finished chunk's folder, but it is a file "
+                                rf"gen3c did not write: move it away, or delete {re.escape(str(path))} to start over", str(refused.value))  # fmt: skip
+        assert (path / name).read_text() == "mine" and not (tmp_path / "output.mp4").exists()
+        assert gen3c.pipelines.resume.not_a_run_folder(path) == f"it holds '{name}', which gen3c does not write there"
+        assert sorted(p.name for p in path.iterdir()) == sorted({*[c for c in kept if c < name], "run.json", name})
+        (path / name).unlink()
+        for chunk, moved in kept.items():
+            if chunk < name:
+                (path / chunk).rename(moved)
+    for chunk, moved in kept.items():
+        moved.rename(path / chunk)
+    assert len(run_request(request, resume=True).result.chunks) == 3 and not path.exists()
+
+
 def test_a_chunk_deleted_by_hand_is_made_again_with_the_chunks_after_it(box_scene, tmp_path):
     """A damaged chunk deleted alone (not its folder): --resume makes it and the kept chunks after
     it again, saying so, to the uninterrupted run's outputs (it made the chunk again, then stopped
@@ -552,7 +586,7 @@ def test_a_kept_folder_without_a_finished_chunk_gives_way_to_a_changed_run(box_s
             out = run_request(dataclasses.replace(request, movement_distance=0.5), resume=resume)
         assert len(out.result.chunks) == 3 and not path.exists()
     killed_in_the_first_chunk()
-    with try_flock(path) as held, pytest.raises(Gen3cInputError, match="holds 0 finished chunks"):  # its run is still going
+    with try_flock(path) as held, pytest.raises(Gen3cInputError, match=r"is held by another gen3c run still going \(a run of"):  # its run is still going
         assert held
         run_request(request)
     (path / "mine.txt").write_text("mine")  # not only what gen3c writes: left alone
@@ -846,7 +880,8 @@ def test_a_run_json_nested_thousands_deep_is_one_line(tmp_path):
 
 def test_a_second_resume_of_a_folder_a_run_still_holds_is_refused(box_scene, tmp_path, monkeypatch):
     """--resume of a run folder another run still going holds (its flock, taken here on another
-    open of the folder) is refused with one line naming the folder, and leaves the chunk that run
+    open of the folder) is refused with one line naming the folder, and so is a run without
+    --resume (before: told to pass --resume, as if that run were an interrupted one), and leaves the chunk that run
     is writing alone (before: the lock went untaken unnoticed and both runs wrote one folder, the
     second deleting the first's chunk in the making as a stray). On a file system without flock
     the run goes on, as before."""
@@ -864,8 +899,11 @@ def test_a_second_resume_of_a_folder_a_run_still_holds_is_refused(box_scene, tmp
         assert held
         with pytest.raises(Gen3cInputError) as refused:
             run_request(request, resume=True)
+        with pytest.raises(Gen3cInputError) as refused_without_resume:  # (it said "holds 2 finished chunks of an interrupted run: pass --resume")
+            run_request(request)
     assert str(refused.value) == (f"{path} is held by another gen3c run still going (--resume of the same output): wait for it "
                                   "to end, or pass another --video_save_folder or --video_save_name")  # fmt: skip
+    assert str(refused_without_resume.value) == str(refused.value).replace("(--resume of", "(a run of")
     assert (path / ".chunk_0002.x1y2").is_dir() and (path / "chunk_0001").is_dir()
 
     def unsupported(fd, operation):

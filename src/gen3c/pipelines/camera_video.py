@@ -396,15 +396,16 @@ def resolve_chunk_frames(num_frames: int, generator: object, requested: int | No
     return chunk if num_frames > chunk and (num_frames - 1) % (chunk - 1) == 0 else None
 
 
-def check_num_frames(num_frames: int, generator: object, chunk_frames: int | None = None) -> None:
+def check_num_frames(num_frames: int, generator: object, chunk_frames: int | None = None, setting: str = "--num_video_frames") -> None:
     """Frame counts every generator accepts, then the generator's own rules: a generator with a
     fixed ``chunk_frames`` (GEN3C: 121) makes ``(chunk_frames − 1)·N + 1`` frames; its
-    ``check_num_frames`` sees each chunk's length."""
+    ``check_num_frames`` sees each chunk's length. ``setting``: what the caller's user gave the
+    count as (``--num_video_frames``; :func:`generate_video`: ``len(cameras) ==``)."""
     if not 1 <= num_frames <= MAX_FRAMES:
-        raise Gen3cInputError(f"--num_video_frames {num_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
+        raise Gen3cInputError(f"{setting} {num_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
     fixed = getattr(generator, "chunk_frames", None)
     if fixed is not None:
-        check_chunked_frame_count(num_frames, fixed, f"the {getattr(generator, 'name', 'chosen')} generator")
+        check_chunked_frame_count(num_frames, fixed, f"the {getattr(generator, 'name', 'chosen')} generator", setting=setting)
     check = getattr(generator, "check_num_frames", None)
     if check is not None:
         for length in sorted({stop - start for start, stop in plan_chunks(num_frames, chunk_frames or fixed)}):
@@ -511,8 +512,14 @@ def generate_video(
     """
     _check_video_inputs(cache, cameras, generator, first_frame)
     T = len(cameras)
-    chunk = resolve_chunk_frames(T, generator, chunk_frames)
-    check_num_frames(T, generator, chunk)
+    try:
+        chunk = resolve_chunk_frames(T, generator, chunk_frames)
+        check_num_frames(T, generator, chunk, setting="len(cameras) ==")
+    except Gen3cInputError as exc:  # worded for the command line's flags: in this call's keywords (chunk_frames=)
+        from gen3c.pipelines.spelling import keyword_spelling
+
+        exc.args = (keyword_spelling(str(exc)),)
+        raise
     plan = default_plan(cache) if isinstance(cache, Cache3D) else cache
     chunks = plan_chunks(T, chunk)
     if isinstance(start_chunk, bool) or not isinstance(start_chunk, numbers.Integral) or not 0 <= start_chunk <= len(chunks):

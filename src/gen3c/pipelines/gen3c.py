@@ -1353,9 +1353,11 @@ class Gen3cGenerator:
         """Each call makes one chunk of ``chunk_frames`` frames; longer videos are made chunk by
         chunk by :func:`gen3c.pipelines.camera_video.generate_video`."""
         if num_frames != self.chunk_frames:
+            # (Reached from generate() alone, a Python call: a run's counts are checked before, in its own words.)
+            c = self.chunk_frames
             raise Gen3cInputError(
-                f"a gen3c chunk has {self.chunk_frames} frames, not {num_frames}: pass --num_video_frames "
-                f"{self.chunk_frames}, {2 * self.chunk_frames - 1}, … ((chunk − 1)·N + 1)"
+                f"a gen3c chunk has {c} frames, not {num_frames}: pass {c} cameras (or buffers of {c} frames); a longer "
+                f"path ({2 * c - 1}, {3 * c - 2}, … cameras) goes to generate_video, which makes it chunk by chunk"
             )
 
     def generate(

@@ -276,8 +276,11 @@ class PartialRun:
         if _replace_unstarted(path):
             note(f"{path} held no finished chunk of an earlier run of {name!r}: replaced it, starting from the first chunk", stacklevel=3)
         elif path.exists():
+            _refuse_chunk_files(path)
             finished = _finished_chunks(path)
             if not resume:
+                with try_flock(path, held=_held_by_another_run(path, "a run")):  # its run is still going: not interrupted
+                    pass
                 raise Gen3cInputError(
                     f"{path} holds {finished} finished chunk{'' if finished == 1 else 's'} of an interrupted run of {name!r}: "
                     "pass --resume to continue it, "
@@ -306,11 +309,7 @@ class PartialRun:
     def _hold(self) -> PartialRun:
         """Hold the folder's lock while this run writes it; refuse a folder another run holds. Where
         the file system cannot lock, the run goes on unlocked (as without this check)."""
-        held = Gen3cInputError(
-            f"{self.path} is held by another gen3c run still going (--resume of the same output): wait for it to end, "
-            "or pass another --video_save_folder or --video_save_name"
-        )
-        self._held.enter_context(try_flock(self.path, held=held))
+        self._held.enter_context(try_flock(self.path, held=_held_by_another_run(self.path, "--resume")))
         return self
 
     # -- writing ----------------------------------------------------------------------------
@@ -425,6 +424,14 @@ class PartialRun:
         shutil.rmtree(self.path, ignore_errors=True)
 
 
+def _held_by_another_run(path: Path, this_run: str) -> Gen3cInputError:
+    """The refusal of a run (``this_run``: "--resume", "a run") of an output whose kept chunks' folder another run still going holds."""
+    return Gen3cInputError(
+        f"{path} is held by another gen3c run still going ({this_run} of the same output): wait for it to end, "
+        "or pass another --video_save_folder or --video_save_name"
+    )
+
+
 def _replace_unstarted(path: Path) -> bool:
     """Remove ``path`` if it is the folder of a run that finished no chunk (:func:`not_a_run_folder`,
     no ``chunk_NNNN``), not locked by a run still going (:meth:`PartialRun._hold`). Returns whether it did."""
@@ -452,7 +459,8 @@ def not_a_run_folder(path: Path) -> str:
         return f"its run.json cannot be read ({first_line(exc)})"
     if not (isinstance(stored, dict) and {"format", "sha256", "request"} <= stored.keys()):
         return "its run.json is not one gen3c writes"
-    stray = [n for n in sorted(names) if n != "run.json" and not n.startswith((".chunk_", ".run.")) and not _CHUNK.match(n)]
+    stray = [n for n in sorted(names) if n != "run.json" and not n.startswith((".chunk_", ".run."))
+             and not (_CHUNK.match(n) and (path / n).is_dir())]  # fmt: skip
     return f"it holds {quoted(stray[0])}, which gen3c does not write there" if stray else ""
 
 
@@ -462,6 +470,18 @@ def remove_unheld(path: Path) -> bool:
         if free:
             shutil.rmtree(path)
         return free
+
+
+def _refuse_chunk_files(path: Path) -> None:
+    """Refuse a file (or a link to nothing) in the run folder ``path`` named as a finished chunk's
+    folder: gen3c writes none, and the run would stop on it with a traceback when it renames that
+    chunk into place (or take a chunk folder made into a file for a missing chunk)."""
+    found = sorted(p for p in path.iterdir() if _CHUNK.match(p.name) and not p.is_dir())
+    if found:
+        raise Gen3cInputError(
+            f"{found[0]} is where a long run keeps a finished chunk's folder, but it is a file gen3c did not write: "
+            f"move it away, or delete {path} to start over"
+        )
 
 
 def _finished_chunks(path: Path) -> int:
