@@ -109,18 +109,24 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
             raise Gen3cInputError(_unreadable(name, p, exc)) from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({first_line(exc)}): re-export the image") from None
-    # Pillow's own warnings (a TIFF's "Tag data larger than file") name no file: said as one note that does
-    pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
-    if pillow:
-        note(f"{name} {str(p)!r} may be damaged (Pillow, reading it: {'; '.join(pillow)[:200]}): re-export it if it looks wrong")
-    for w in caught:
-        if f"{os.sep}PIL{os.sep}" not in w.filename:  # not Pillow's: as it came
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    say_pillow_warnings(caught, f"{name} {str(p)!r}")
     if frames != 1:
         note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     if size_for is not None:
         array = _shrink_uint8(array, target or size_for(array.shape[:2]))
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def say_pillow_warnings(caught: list[warnings.WarningMessage], what: str) -> None:
+    """The warnings of reading ``what`` (:func:`~gen3c.errors.caught_warnings`) said: Pillow's own
+    (a TIFF's "Tag data larger than file", "Corrupt EXIF data"), which name no file or image, as
+    one note that does; others as they came."""
+    pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
+    if pillow:
+        note(f"{what} may be damaged (Pillow, reading it: {'; '.join(pillow)[:200]}): re-export it if it looks wrong")
+    for w in caught:
+        if f"{os.sep}PIL{os.sep}" not in w.filename:  # not Pillow's: as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 @contextmanager
@@ -481,23 +487,28 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         _check_unit_range(x, name)
         return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     if isinstance(image, Image.Image):
-        try:
-            if image.mode == "I":  # PIL's 8-bit conversion clips
-                sixteen = _sixteen_bit(image, name)
-                if sixteen is None:  # 32-bit integers (a 32-bit TIFF, a PIL image of an int32 array)
-                    raise Gen3cInputError(
-                        f"{name} holds integer colours of unknown range (PIL mode I, 32-bit): save it as an 8- or 16-bit PNG, "
-                        f"or pass np.asarray(image) as uint8 or float in [0, 1]{_integer_range_hint(np.asarray(image), 'array')}"
-                    )
-                image = sixteen
-            if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
-                image, name = np.asarray(exif_upright(image)), f"{name} (PIL mode F)"
-            else:
-                return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
-        except Gen3cInputError:
-            raise
-        except (OSError, ValueError) as exc:  # a lazily opened file that turns out truncated or corrupt
-            raise Gen3cInputError(f"{name} PIL image could not be decoded ({first_line(exc)}): pass a complete image") from None
+        rgb = None
+        with caught_warnings() as caught:  # Pillow's (a damaged EXIF block's "Corrupt EXIF data"): said below, naming the image
+            try:
+                if image.mode == "I":  # PIL's 8-bit conversion clips
+                    sixteen = _sixteen_bit(image, name)
+                    if sixteen is None:  # 32-bit integers (a 32-bit TIFF, a PIL image of an int32 array)
+                        raise Gen3cInputError(
+                            f"{name} holds integer colours of unknown range (PIL mode I, 32-bit): save it as an 8- or 16-bit PNG, "
+                            f"or pass np.asarray(image) as uint8 or float in [0, 1]{_integer_range_hint(np.asarray(image), 'array')}"
+                        )
+                    image = sixteen
+                if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
+                    image, name = np.asarray(exif_upright(image)), f"{name} (PIL mode F)"
+                else:
+                    rgb = np.asarray(upright_rgb(image), dtype=np.uint8).copy()
+            except Gen3cInputError:
+                raise
+            except (OSError, ValueError) as exc:  # a lazily opened file that turns out truncated or corrupt
+                raise Gen3cInputError(f"{name} PIL image could not be decoded ({first_line(exc)}): pass a complete image") from None
+        say_pillow_warnings(caught, name)
+        if rgb is not None:
+            return rgb
     if isinstance(image, np.ndarray):
         x = image
         if isinstance(x, np.ma.MaskedArray):
