@@ -665,6 +665,80 @@ def test_a_photo_with_a_damaged_exif_block_is_still_read_upright(tmp_path):
         assert image_to_uint8(opened).shape == (40, 24, 3)
 
 
+def test_a_damaged_exif_block_of_an_image_in_memory_is_a_note_naming_it(tmp_path):
+    """A PNG's EXIF (its eXIf chunk) is parsed only when it is asked for, turning the image upright:
+    a damaged one raised Pillow's raw "Corrupt EXIF data" warning, naming no image, from an image in
+    memory (from a file, load_image said it as a note naming the file). Now a note naming it too."""
+    import io
+    import struct
+    import zlib
+
+    from gen3c.io.images import as_image
+
+    pixels = np.zeros((16, 16, 3), np.uint8)
+    pixels[:, 8:] = 255
+    Image.fromarray(pixels).save(tmp_path / "ok.png")
+    data = (tmp_path / "ok.png").read_bytes()
+    damaged = b"MM\x00\x2a\x00\x00\x00\x08\x00\x05\x01\x12\x00\x03\xff\xff\xff\xff"  # 5 tags claimed, 1 cut short
+    chunk = struct.pack(">I", len(damaged)) + b"eXIf" + damaged + struct.pack(">I", zlib.crc32(b"eXIf" + damaged))
+    png = data[:33] + chunk + data[33:]  # after the IHDR chunk
+    with Image.open(io.BytesIO(png)) as opened, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = as_image(opened, "gen3c.generate() image")
+    assert torch.equal(image, load_image(tmp_path / "ok.png"))
+    said = [str(w.message) for w in caught]
+    assert len(said) == 1 and re.fullmatch(
+        r"gen3c\.generate\(\) image may be damaged \(Pillow, reading it: Corrupt EXIF data[^\n]*\): re-export it if it looks wrong", said[0]
+    ), said
+
+
+def test_real_world_photo_files_read_as_viewers_show_them(tmp_path):
+    """A guard over files cameras and editors write: a CMYK JPEG (Photoshop's Adobe-marked, stored
+    inverted), a progressive JPEG, a 16-bit RGBA PNG, a palette PNG with a transparent entry and a
+    JPEG named .png read as their pixels (transparent ones white); a truncated JPEG is refused in
+    one line (PIL's LOAD_TRUNCATED_IMAGES, which would read it with its lost part grey, stays off
+    once all of gen3c is imported)."""
+    import struct
+    import zlib
+
+    from PIL import ImageFile
+
+    import gen3c.cli  # noqa: F401  (everything the CLI imports)
+
+    yy, xx = np.mgrid[:48, :64]
+    rgb = np.stack([xx * 4, yy * 5, 255 - xx * 4], -1).astype(np.uint8)
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg", quality=95)
+    Image.fromarray(rgb).save(tmp_path / "progressive.jpg", quality=95, progressive=True)
+    Image.fromarray(rgb).save(tmp_path / "jpeg.png", format="JPEG", quality=95)
+    rgba = np.concatenate([rgb.astype(">u2") * 257, np.full((48, 64, 1), 65535, ">u2")], -1)
+    rgba[:10, :10, 3] = 0
+    rows = b"".join(b"\x00" + row.tobytes() for row in rgba)  # filter 0 on each row; PIL writes no 16-bit RGBA
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", 64, 48, 16, 6, 0, 0, 0)  # 16 bits, colour type 6: RGBA
+    (tmp_path / "rgba16.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    white_corner = rgb.copy()
+    white_corner[:10, :10] = 255
+    assert torch.equal(load_image(tmp_path / "rgba16.png"), torch.from_numpy(white_corner).permute(2, 0, 1).float() / 127.5 - 1)
+    assert torch.equal(load_image(tmp_path / "cmyk.jpg"), torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 - 1)
+    for name in ("progressive.jpg", "jpeg.png"):  # within JPEG's loss
+        assert float((load_image(tmp_path / name) - torch.from_numpy(rgb).permute(2, 0, 1).float() / 127.5 + 1).abs().max()) < 8 / 127.5, name
+    palette = Image.fromarray(rgb).quantize(16)
+    palette.save(tmp_path / "palette.png", transparency=0)
+    image = load_image(tmp_path / "palette.png")
+    index = np.asarray(palette)
+    colours = np.asarray(palette.convert("RGB"))
+    assert (index == 0).any() and torch.equal(image[:, torch.from_numpy(index == 0)], torch.ones(3, int((index == 0).sum())))
+    assert torch.equal(image[:, torch.from_numpy(index != 0)], torch.from_numpy(colours[index != 0].T).float() / 127.5 - 1)
+    data = (tmp_path / "progressive.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    with pytest.raises(Gen3cInputError, match=r"^input image '.*cut\.jpg' is corrupt or truncated \([^\n]+\): re-export the image$"):
+        load_image(tmp_path / "cut.jpg")
+
+
 def test_a_png_transparent_colour_is_white_like_its_alpha(tmp_path):
     """A bilevel, grey or RGB PNG may make one colour transparent (its tRNS chunk) instead of carrying an
     alpha channel: viewers show it over the background, gen3c over white, as it does alpha 0.

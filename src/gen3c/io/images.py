@@ -6,6 +6,8 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +23,12 @@ from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, firs
 from gen3c.io.paths import refuse_special_file
 
 # Larger images are refused before decoding: a small file can claim gigapixels
-# (a decompression bomb). 100 MP covers every camera we know of.
+# (a decompression bomb). A larger JPEG photo (a 200 MP phone's) is decoded reduced to at most
+# this many pixels where it is read to be brought down (:func:`read_photo`).
 MAX_IMAGE_PIXELS = 100_000_000
+#: The reductions a JPEG's decoder makes as it decodes (its DCT scaling: 1/2, 1/4, 1/8 a side),
+#: by which :func:`read_photo` reads a JPEG over :data:`MAX_IMAGE_PIXELS`.
+JPEG_REDUCTIONS = (2, 4, 8)
 #: A photo larger than this (a 48–200 MP phone photo) is brought down, aspect ratio kept, as it is
 #: read for generation and ``gen3c depth`` (:func:`read_photo`): the depth estimators work at 2.4 MP
 #: or less (MoGe: 720×1280) and generation at 704×1280, so more pixels only cost memory and time.
@@ -43,7 +49,8 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
     with a :func:`~gen3c.errors.note` saying so.
 
     ``size_for`` (private to :func:`read_photo`): (H, W) upright → the (H', W') to bring the 8-bit
-    pixels to (antialiased bilinear) before the float copy is made.
+    pixels to (antialiased bilinear) before the float copy is made. With it, a JPEG over
+    :data:`MAX_IMAGE_PIXELS` is decoded reduced (:func:`_draft_within_limit`), not refused.
 
     Raises:
         Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files; a HEIC/HEIF
@@ -67,8 +74,11 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
         # Every warning of this read kept, to be said after it (below); PIL warns from 89 MP, below
         # our own limit, which the size check applies before decoding.
         with caught_warnings(Image.DecompressionBombWarning) as caught:
-            with Image.open(p) as im:
-                check_image_size(*im.size, f"{name} {str(p)!r}")
+            with _opened(p) as im:
+                target = None  # the size a JPEG decoded reduced is brought to
+                if im.width * im.height > MAX_IMAGE_PIXELS and im.format in ("JPEG", "MPO"):
+                    target = _draft_within_limit(im, size_for, f"{name} {str(p)!r}")
+                check_image_size(*im.size, f"{name} {str(p)!r}")  # (a JPEG: as it will be decoded)
                 im.load()
                 # One reading for a file and a PIL image in memory: 16-bit grey scaled, float (mode F)
                 # as [0, 1], 32-bit integers refused; PIL's own RGB conversion clips them.
@@ -99,18 +109,78 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
             raise Gen3cInputError(_unreadable(name, p, exc)) from None
         raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({first_line(exc)}): re-export the image") from None
-    # Pillow's own warnings (a TIFF's "Tag data larger than file") name no file: said as one note that does
-    pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
-    if pillow:
-        note(f"{name} {str(p)!r} may be damaged (Pillow, reading it: {'; '.join(pillow)[:200]}): re-export it if it looks wrong")
-    for w in caught:
-        if f"{os.sep}PIL{os.sep}" not in w.filename:  # not Pillow's: as it came
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    say_pillow_warnings(caught, f"{name} {str(p)!r}")
     if frames != 1:
         note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     if size_for is not None:
-        array = _shrink_uint8(array, size_for(array.shape[:2]))
+        array = _shrink_uint8(array, target or size_for(array.shape[:2]))
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+def say_pillow_warnings(caught: list[warnings.WarningMessage], what: str) -> None:
+    """The warnings of reading ``what`` (:func:`~gen3c.errors.caught_warnings`) said: Pillow's own
+    (a TIFF's "Tag data larger than file", "Corrupt EXIF data"), which name no file or image, as
+    one note that does; others as they came."""
+    pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
+    if pillow:
+        note(f"{what} may be damaged (Pillow, reading it: {'; '.join(pillow)[:200]}): re-export it if it looks wrong")
+    for w in caught:
+        if f"{os.sep}PIL{os.sep}" not in w.filename:  # not Pillow's: as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+
+
+@contextmanager
+def _opened(p: Path) -> Iterator[Image.Image]:
+    """``Image.open(p)``, but a JPEG over twice PIL's own pixel limit (179 MP; PIL refuses it as it
+    opens it, before gen3c's limit is asked) opened by PIL's JPEG reader itself, so that gen3c's
+    limit decides: refused, or decoded reduced (:func:`_draft_within_limit`). Nothing is decoded yet."""
+    try:
+        image = Image.open(p)
+    except Image.DecompressionBombError:
+        from gen3c.io.formats import describe_head, file_head
+
+        if describe_head(file_head(p)) != "a JPEG image":
+            raise
+        image = None
+    if image is not None:
+        with image:
+            yield image
+        return
+    from PIL import JpegImagePlugin
+
+    with open(p, "rb") as fp, JpegImagePlugin.jpeg_factory(fp, os.fspath(p)) as image:
+        yield image
+
+
+def _draft_within_limit(im: Image.Image, size_for: Any, what: str) -> tuple[int, int]:
+    """Have a JPEG over :data:`MAX_IMAGE_PIXELS` (still undecoded) decoded reduced by its DCT scaling
+    (:data:`JPEG_REDUCTIONS`; PIL's ``draft``), by the least of them that brings it within the
+    limit: the closest to a full decode brought down alike. Returns ``size_for`` of its upright
+    size (the size the decoded pixels are to be brought to). ``size_for`` None
+    (:func:`load_image`, which reads images at their full size): refused.
+
+    Raises:
+        Gen3cInputError: naming ``what``, its size and the fix, where it is not to be read reduced or
+            even 1/8 of each side is over the limit.
+    """
+    width, height = im.size
+    mp = f"{width}×{height} = {width * height / 1e6:.0f} MP"
+    limit = MAX_IMAGE_PIXELS // 1_000_000
+    if size_for is None:
+        raise Gen3cInputError(
+            f"{what} is {mp}, above the {limit} MP limit at full size: downscale it first, or read it reduced "
+            "(gen3c.io.images.read_photo; `gen3c depth` without --full_size)"
+        )
+    # decoded as stored, then turned: upright, a photo stored turned by 90° has its width and height swapped
+    sideways = _exif_orientation(im) in (5, 6, 7, 8)
+    target = size_for((width, height) if sideways else (height, width))
+    for scale in JPEG_REDUCTIONS:
+        if -(-width // scale) * -(-height // scale) <= MAX_IMAGE_PIXELS:  # the decoder rounds a reduced side up
+            # PIL picks the strongest reduction whose result is at least the size asked: floor(side / scale)
+            # asks for exactly ``scale``. The mode is kept: a CMYK or grey JPEG is converted as any is.
+            im.draft(None, (width // scale, height // scale))
+            return target
+    raise Gen3cInputError(f"{what} is {mp}, above the {limit} MP limit even decoded at 1/{JPEG_REDUCTIONS[-1]} of its size: downscale it first")
 
 
 def _shrink_uint8(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -301,12 +371,19 @@ def exif_upright(image: Image.Image) -> Image.Image:
     try:
         return ImageOps.exif_transpose(image)
     except Exception:  # whatever PIL's EXIF writer raises; a pixel decoding error comes again just below
-        try:
-            orientation = image.getexif().get(0x0112)
-        except Exception:
-            orientation = None
-        method = _UNDO_ORIENTATION.get(orientation) if isinstance(orientation, int) else None
+        method = _UNDO_ORIENTATION.get(_exif_orientation(image))
         return image.transpose(method) if method is not None else image
+
+
+def _exif_orientation(image: Image.Image) -> int | None:
+    """An image's EXIF orientation (1–8; its XMP ``tiff:Orientation`` where EXIF has none), as
+    ``ImageOps.exif_transpose`` reads it, without decoding the pixels; None where there is none or
+    its EXIF block cannot be read."""
+    try:
+        orientation = image.getexif().get(0x0112)
+    except Exception:  # a damaged EXIF block: whatever PIL's parser raises
+        return None
+    return orientation if isinstance(orientation, int) else None
 
 
 def upright_rgb(image: Image.Image) -> Image.Image:
@@ -410,23 +487,28 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         _check_unit_range(x, name)
         return (x.clamp(0, 1) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     if isinstance(image, Image.Image):
-        try:
-            if image.mode == "I":  # PIL's 8-bit conversion clips
-                sixteen = _sixteen_bit(image, name)
-                if sixteen is None:  # 32-bit integers (a 32-bit TIFF, a PIL image of an int32 array)
-                    raise Gen3cInputError(
-                        f"{name} holds integer colours of unknown range (PIL mode I, 32-bit): save it as an 8- or 16-bit PNG, "
-                        f"or pass np.asarray(image) as uint8 or float in [0, 1]{_integer_range_hint(np.asarray(image), 'array')}"
-                    )
-                image = sixteen
-            if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
-                image, name = np.asarray(exif_upright(image)), f"{name} (PIL mode F)"
-            else:
-                return np.asarray(upright_rgb(image), dtype=np.uint8).copy()
-        except Gen3cInputError:
-            raise
-        except (OSError, ValueError) as exc:  # a lazily opened file that turns out truncated or corrupt
-            raise Gen3cInputError(f"{name} PIL image could not be decoded ({first_line(exc)}): pass a complete image") from None
+        rgb = None
+        with caught_warnings() as caught:  # Pillow's (a damaged EXIF block's "Corrupt EXIF data"): said below, naming the image
+            try:
+                if image.mode == "I":  # PIL's 8-bit conversion clips
+                    sixteen = _sixteen_bit(image, name)
+                    if sixteen is None:  # 32-bit integers (a 32-bit TIFF, a PIL image of an int32 array)
+                        raise Gen3cInputError(
+                            f"{name} holds integer colours of unknown range (PIL mode I, 32-bit): save it as an 8- or 16-bit PNG, "
+                            f"or pass np.asarray(image) as uint8 or float in [0, 1]{_integer_range_hint(np.asarray(image), 'array')}"
+                        )
+                    image = sixteen
+                if image.mode == "F":  # floats (a float TIFF): read as a float array is, [0, 1]; PIL's conversion clips
+                    image, name = np.asarray(exif_upright(image)), f"{name} (PIL mode F)"
+                else:
+                    rgb = np.asarray(upright_rgb(image), dtype=np.uint8).copy()
+            except Gen3cInputError:
+                raise
+            except (OSError, ValueError) as exc:  # a lazily opened file that turns out truncated or corrupt
+                raise Gen3cInputError(f"{name} PIL image could not be decoded ({first_line(exc)}): pass a complete image") from None
+        say_pillow_warnings(caught, name)
+        if rgb is not None:
+            return rgb
     if isinstance(image, np.ndarray):
         x = image
         if isinstance(x, np.ma.MaskedArray):
