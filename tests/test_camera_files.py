@@ -523,3 +523,14 @@ def test_a_camera_file_that_is_no_path_is_refused_in_one_line(value, got):
     with pytest.raises(Gen3cInputError, match=rf"^camera file is {re.escape(got)}: pass the path to a camera file \(a str or a pathlib\.Path\)") as info:
         load_camera_file(value)
     assert ("cameras_from_dict" in str(info.value)) == isinstance(value, dict)
+
+
+def test_a_camera_file_path_starting_with_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """load_camera_file("~/c.json") read "./~/c.json" ("does not exist"); the command line and
+    gen3c.generate expand ~ as a shell does, so the Python readers do too."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cams = Cameras(torch.eye(4)[None], make_intrinsics(60.0, 60.0, 32.0, 24.0), 48, 64)
+    (tmp_path / "c.json").write_text(json.dumps(cameras_to_dict(cams)))
+    assert torch.equal(load_camera_file("~/c.json").K, cams.K)
+    with pytest.raises(Gen3cInputError, match=r"^camera file '~nosuchuser_gen3c/c\.json' starts with ~nosuchuser_gen3c, the home folder of"):
+        load_camera_file("~nosuchuser_gen3c/c.json")

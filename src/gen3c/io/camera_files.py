@@ -42,7 +42,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import torch
@@ -64,10 +64,11 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, describe_value, quoted
+from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
+from gen3c.io.paths import reader_path
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
@@ -138,10 +139,8 @@ def _positive(data: dict, key: str, what: str, name: str, fix: str) -> float | N
 def read_camera_file(path: str | os.PathLike) -> CameraFile:
     """Read a camera file of any supported kind (detected from its keys) once: its cameras
     (OpenCV), its frame rate and its bytes."""
-    if not isinstance(path, (str, os.PathLike)):  # was Path's TypeError "expected str, bytes or os.PathLike object, not int"
-        fix = ": for a camera file's JSON already loaded, pass it to cameras_from_dict" if isinstance(path, dict) else ""
-        raise Gen3cInputError(f"camera file is {describe_value(path)}: pass the path to a camera file (a str or a pathlib.Path){fix}")
-    p = Path(path)
+    fix = ": for a camera file's JSON already loaded, pass it to cameras_from_dict" if isinstance(path, dict) else ""
+    p = reader_path(path, "camera file", "a camera file", fix)
     name = f"camera file {quoted(p, 200)}"
     try:
         if not p.is_file():
