@@ -523,3 +523,27 @@ def test_a_camera_file_that_is_no_path_is_refused_in_one_line(value, got):
     with pytest.raises(Gen3cInputError, match=rf"^camera file is {re.escape(got)}: pass the path to a camera file \(a str or a pathlib\.Path\)") as info:
         load_camera_file(value)
     assert ("cameras_from_dict" in str(info.value)) == isinstance(value, dict)
+
+
+def test_a_camera_file_path_starting_with_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    """load_camera_file("~/c.json") read "./~/c.json" ("does not exist"); the command line and
+    gen3c.generate expand ~ as a shell does, so the Python readers do too."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cams = Cameras(torch.eye(4)[None], make_intrinsics(60.0, 60.0, 32.0, 24.0), 48, 64)
+    (tmp_path / "c.json").write_text(json.dumps(cameras_to_dict(cams)))
+    assert torch.equal(load_camera_file("~/c.json").K, cams.K)
+    with pytest.raises(Gen3cInputError, match=r"^camera file '~nosuchuser_gen3c/c\.json' starts with ~nosuchuser_gen3c, the home folder of"):
+        load_camera_file("~nosuchuser_gen3c/c.json")
+
+
+def test_a_keyframe_path_of_more_frames_than_a_run_may_ask_for_names_the_file_and_its_entries(tmp_path):
+    """A gen3c camera_path.json of 100,001 camera_path entries (one a frame) was refused as
+    "num_frames 100001 is more than a run may ask for", naming no field of the file, and only
+    after its 100,001 entries were read (~20 s)."""
+    data = written(gui_timed(2, 25, 24.0))
+    assert read_keyframe_path(data).num_frames == 25
+    # (entries left empty: the count is said before any entry is read, and the file stays small)
+    long = {**data, "camera_path": [{}] * 100_001, "seconds": 100_001 / 24.0}
+    (tmp_path / "c.json").write_text(json.dumps(long))
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json': 'camera_path' has 100001 entries, one a frame: more than the 100000 frames a run may ask for"):
+        load_camera_file(tmp_path / "c.json")

@@ -350,7 +350,7 @@ def test_cameras_store_float32_whatever_they_are_given():
     assert Cameras(torch.eye(4, dtype=torch.int64)[None], [[40, 0, 24], [0, 40, 16], [0, 0, 1]], 32, 48).K.dtype == torch.float32
     w2c = torch.eye(4)[None]
     assert Cameras(w2c, make_intrinsics(40.0, 40.0, 24.0, 16.0), 32, 48).w2c is w2c  # float32 is taken as it is, not copied
-    with pytest.raises(Gen3cInputError, match="Cameras.w2c is a str: pass real numbers"):
+    with pytest.raises(Gen3cInputError, match="Cameras.w2c is str 'poses': pass real numbers"):
         Cameras("poses", make_intrinsics(40.0, 40.0, 24.0, 16.0), 32, 48)
     # one camera by a numpy index, as by an int (before: a (4, 4) w2c, refused); a short repr
     assert len(cams[np.int64(1)]) == 1 and torch.equal(cams[np.int64(-1)].w2c, cams.w2c[-1:])
@@ -434,7 +434,7 @@ def test_look_at_refuses_arrays_and_directions_without_an_orientation():
     # the eye itself returned an all-zero rotation (not a camera) without a word.
     import numpy as np
 
-    with pytest.raises(Gen3cInputError, match=r"eye is a ndarray: pass a tensor"):
+    with pytest.raises(Gen3cInputError, match=r"eye is a numpy array of shape \(3,\): pass a tensor"):
         look_at(np.zeros(3), np.array([0.0, 0.0, 1.0]))
     with pytest.raises(Gen3cInputError, match=r"target must have shape \(\*B, 3\)"):
         look_at(torch.zeros(3), torch.zeros(4))
@@ -459,9 +459,9 @@ def test_projection_takes_mixed_dtypes_and_checks_shapes():
         project_points(points.reshape(-1, 3), torch.zeros(3, 4), w2c)
     with pytest.raises(Gen3cInputError, match=r"points must be \(\*B, N, 3\), got \(3,\): one point is points\[None\]"):
         project_points(torch.ones(3), K, w2c)
-    with pytest.raises(Gen3cInputError, match=r"depth must be a \(\*B, H, W\) tensor, got a ndarray"):
+    with pytest.raises(Gen3cInputError, match=r"depth must be a \(\*B, H, W\) tensor, got a numpy array of shape \(3, 4\)"):
         unproject_depth(depth.numpy(), K)
-    with pytest.raises(Gen3cInputError, match="camera poses are a ndarray: pass a tensor"):
+    with pytest.raises(Gen3cInputError, match=r"camera poses are a numpy array of shape \(4, 4\): pass a tensor"):
         validate_poses(w2c.numpy())
 
 
@@ -604,7 +604,7 @@ def test_check_intrinsics_fit_refuses_a_list_in_one_line():
     # Before: AttributeError: 'list' object has no attribute 'ndim'.
     from gen3c.cameras import check_intrinsics_fit
 
-    with pytest.raises(Gen3cInputError, match=r"intrinsics are a list: pass a tensor \(torch.as_tensor\(K\)\)"):
+    with pytest.raises(Gen3cInputError, match=r"intrinsics are a list of 3 items: pass a tensor \(torch.as_tensor\(K\)\)"):
         check_intrinsics_fit(make_intrinsics(100.0, 100.0, 64.0, 32.0).tolist(), 64, 128)
 
 
@@ -676,7 +676,59 @@ def test_rotation_angle_mixes_float32_float64_and_integer_rotations():
 def test_quaternion_slerp_refuses_arrays_in_one_line():
     from gen3c.cameras import quaternion_slerp
 
-    with pytest.raises(Gen3cInputError, match=r"^q0 is a ndarray: pass a tensor \(torch\.as_tensor\(q0\)\)$"):
+    with pytest.raises(Gen3cInputError, match=r"^q0 is a numpy array of shape \(4,\): pass a tensor \(torch\.as_tensor\(q0\)\)$"):
         quaternion_slerp(np.array([1.0, 0, 0, 0]), torch.tensor([1.0, 0, 0, 0]), 0.5)
     with pytest.raises(Gen3cInputError, match=r"^q1 must have shape \(\*B, 4\), got \(3,\)$"):
         quaternion_slerp(torch.tensor([1.0, 0, 0, 0]), torch.tensor([1.0, 0, 0]), 0.5)
+
+
+def test_gen3c_look_at_takes_integers_and_refuses_arrays_in_one_line():
+    """p = (1, 0, 0) looking at (0, 0, 1): f = (−1, 0, 1)/√2, r = (0, 1, 0) × f = (1, 0, 1)/√2,
+    u = f × r = (0, 1, 0), translation −p. Integer tensors were vector_norm's RuntimeError
+    ("Expected a floating point"), numpy arrays AttributeError ('numpy.ndarray' … 'norm')."""
+    s = 1 / math.sqrt(2)
+    expected = torch.tensor([[s, 0, s, -1], [0, 1, 0, 0], [-s, 0, s, 0], [0, 0, 0, 1]])
+    A = gen3c_look_at(torch.tensor([1, 0, 0]), torch.tensor([0, 0, 1]))
+    assert A.dtype == torch.float32 and torch.allclose(A, expected, atol=1e-6)
+    mixed = gen3c_look_at(torch.tensor([1.0, 0.0, 0.0]), torch.tensor([0, 0, 1], dtype=torch.float64))  # float32 with float64
+    assert mixed.dtype == torch.float64 and torch.allclose(mixed, expected.double(), atol=1e-12)
+    both = gen3c_look_at(torch.tensor([[1, 0, 0], [1, 0, 0]]), torch.tensor([0, 0, 1]))  # one target for every offset
+    assert both.shape == (2, 4, 4) and torch.allclose(both, expected.expand(2, 4, 4), atol=1e-6)
+    with pytest.raises(Gen3cInputError, match=r"^position is a numpy array of shape \(3,\): pass a tensor \(torch\.as_tensor\(position\)\)$"):
+        gen3c_look_at(np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+    with pytest.raises(Gen3cInputError, match=r"^target must have shape \(\*B, 3\), got \(4,\)$"):
+        gen3c_look_at(torch.zeros(3), torch.zeros(4))
+
+
+def test_focal_and_intrinsics_builders_refuse_text_in_one_line():
+    """fov_from_focal("a", 100) was math.isfinite's TypeError, make_intrinsics("a", …) torch's
+    ValueError "too many dimensions 'str'"; numbers of every kind still work."""
+    with pytest.raises(Gen3cInputError, match=r"^fov_from_focal focal is str 'a': pass a positive focal length and image size in pixels$"):
+        fov_from_focal("a", 100)
+    with pytest.raises(Gen3cInputError, match=r"^fov_from_focal size is str '100': pass a positive"):
+        fov_from_focal(50.0, "100")
+    with pytest.raises(Gen3cInputError, match=r"^make_intrinsics fx is str 'a': pass fx, fy, cx, cy as numbers of pixels"):
+        make_intrinsics("a", 500.0, 320.0, 240.0)
+    with pytest.raises(Gen3cInputError, match=r"^make_intrinsics cy is NoneType 'None': pass fx, fy, cx, cy"):
+        make_intrinsics(500.0, 500.0, 320.0, None)
+    assert fov_from_focal(np.float32(50.0), torch.tensor(100)) == pytest.approx(90.0)  # 2·atan(50 / 50)
+    K = make_intrinsics(np.float64(500.0), 500, torch.tensor(320.0), 240.0)
+    assert K.tolist() == [[500.0, 0.0, 320.0], [0.0, 500.0, 240.0], [0.0, 0.0, 1.0]]
+
+
+def test_integer_poses_invert_and_convert_in_floating_point():
+    """90° about z, standing so that w2c's translation is (1, 2, 3): R = [[0, −1, 0], [1, 0, 0],
+    [0, 0, 1]], the inverse is [Rᵀ | −Rᵀt] with −Rᵀt = (−2, 1, −3), the camera centre. Integer poses
+    came back integer (int64 in, int64 out) where the module's other functions give float32."""
+    T = torch.tensor([[0, -1, 0, 1], [1, 0, 0, 2], [0, 0, 1, 3], [0, 0, 0, 1]])
+    inverse = torch.tensor([[0.0, 1, 0, -2], [-1, 0, 0, 1], [0, 0, 1, -3], [0, 0, 0, 1]])
+    flip = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))  # OpenCV ↔ OpenGL camera axes
+    for result, expected in (
+        (invert_pose(T), inverse),
+        (camera_centers(T), torch.tensor([-2.0, 1.0, -3.0])),
+        (opencv_to_opengl(T), inverse @ flip),
+        (opengl_to_opencv(T), invert_pose(T.double() @ flip.double()).float()),
+    ):
+        assert result.dtype == torch.float32 and torch.equal(result, expected)
+    assert torch.equal(opengl_to_opencv(opencv_to_opengl(T)), T.float())
+    assert invert_pose(T.double()).dtype == torch.float64  # floating poses keep their dtype

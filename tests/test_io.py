@@ -1762,3 +1762,13 @@ def test_caught_warnings_keeps_the_filters_it_found_for_other_threads():
             other.join()
     assert [str(w.message) for w in caught] == ["mine"]
     assert [str(w.message) for w in shown] == ["shown"] and raised == ["strict"]
+
+
+def test_load_depth_refuses_what_is_no_path_and_expands_the_home_folder(tmp_path, monkeypatch):
+    """load_depth(123) was Path's TypeError "expected str, bytes or os.PathLike object, not int",
+    and load_depth("~/d.npy") looked for "./~/d.npy"."""
+    with pytest.raises(Gen3cInputError, match=r"^depth file is int '123': pass the path to a depth file \(a str or a pathlib\.Path\)$"):
+        load_depth(123)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    np.save(tmp_path / "d.npy", np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
+    assert load_depth("~/d.npy").tolist() == [[1.0, 2.0], [3.0, 4.0]]

@@ -382,3 +382,14 @@ def test_a_video_is_written_while_another_thread_that_read_one_lives(tmp_path, r
         pytest.fail("writing a video hung after another thread had read one")
     assert proc.returncode == 0, stderr
     assert stdout.strip() == "written" and read_video(out)[0].shape == (2, 16, 16, 3)
+
+
+def test_read_video_refuses_what_is_no_path_and_expands_the_home_folder(tmp_path, monkeypatch):
+    """read_video(123) was Path's TypeError "expected str, bytes or os.PathLike object, not int",
+    and read_video("~/clip.mp4") looked for "./~/clip.mp4"."""
+    with pytest.raises(Gen3cInputError, match=r"^video is int '123': pass the path to a video file \(a str or a pathlib\.Path\)$"):
+        read_video(123)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    encode(tmp_path / "clip.mp4", pattern(), "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0")
+    frames, fps = read_video("~/clip.mp4")
+    assert frames.shape == (T, H, W, 3) and fps == 24.0 and close(corners(frames[0]), [RED, GREEN])

@@ -28,14 +28,25 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, complex_refusal, note
+from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, note
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
 
 
 def _describe(value: object) -> str:
-    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+    # (not "a ndarray": errors.describe_value says "a numpy array of shape (3, 3)")
+    return f"shape {tuple(value.shape)}" if isinstance(value, Tensor) else describe_value(value)
+
+
+def _real_number(value: object) -> float | None:
+    """``value`` as a float; None where it is no real number (text, a bool, a complex number, None)."""
+    if isinstance(value, (str, bytes, bool)) or (isinstance(value, numbers.Complex) and not isinstance(value, numbers.Real)):
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor of several numbers, or a complex one
+        return None
 
 
 def _floating(tensor: Tensor) -> Tensor:
@@ -45,7 +56,7 @@ def _floating(tensor: Tensor) -> Tensor:
 
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
     if not isinstance(tensor, Tensor):
-        raise Gen3cInputError(f"{name} is a {type(tensor).__name__}: pass a tensor (torch.as_tensor({name}))")
+        raise Gen3cInputError(f"{name} is {describe_value(tensor)}: pass a tensor (torch.as_tensor({name}))")
     if tensor.shape[-len(dims) :] != dims:
         raise Gen3cInputError(f"{name} must have shape (*B, {', '.join(map(str, dims))}), got {tuple(tensor.shape)}")
 
@@ -61,6 +72,10 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
     >>> make_intrinsics(500.0, 500.0, 320.0, 240.0)[0, 0].item()
     500.0
     """
+    values = {"fx": fx, "fy": fy, "cx": cx, "cy": cy}
+    for name, value in values.items():  # a text was torch's "too many dimensions 'str'"
+        if _real_number(value) is None:
+            raise Gen3cInputError(f"make_intrinsics {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels, e.g. 500.0")
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype)
 
 
@@ -68,10 +83,7 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
     """Focal length in pixels for a field of view in degrees spanning ``size`` pixels (one of
     π or less notes that it may be radians)."""
     given = fov_degrees
-    try:  # (a text, a bool or a complex number is no angle: Python's TypeError in the comparison below before)
-        fov_degrees = float(fov_degrees) if not isinstance(fov_degrees, (str, bytes, bool)) else None
-    except (TypeError, ValueError):
-        fov_degrees = None
+    fov_degrees = _real_number(fov_degrees)  # (a text, a bool or a complex number is no angle: Python's TypeError below before)
     if fov_degrees is None:
         raise Gen3cInputError(f"field of view {str(given)[:40]!r} is not a number: pass degrees between 0.01 and 179, e.g. 60")
     if not 0.01 <= fov_degrees <= 179.0:
@@ -89,9 +101,13 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
 
 def fov_from_focal(focal: float, size: int) -> float:
     """Field of view in degrees spanned by ``size`` pixels at focal length ``focal`` (pixels)."""
-    if not (math.isfinite(focal) and focal > 0 and size > 0):
+    pixels, span = _real_number(focal), _real_number(size)
+    if pixels is None or span is None:  # a text was math.isfinite's TypeError
+        name, value = ("focal", focal) if pixels is None else ("size", size)
+        raise Gen3cInputError(f"fov_from_focal {name} is {describe_value(value)}: pass a positive focal length and image size in pixels")
+    if not (math.isfinite(pixels) and pixels > 0 and span > 0):
         raise Gen3cInputError(f"focal length {focal!r} px over {size!r} px has no field of view: pass a positive focal length and image size in pixels")
-    return math.degrees(2.0 * math.atan(0.5 * size / focal))
+    return math.degrees(2.0 * math.atan(0.5 * span / pixels))
 
 
 def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str = "horizontal") -> Tensor:
@@ -338,9 +354,10 @@ def invert_pose(T: Tensor) -> Tensor:
     Args:
         T: (*B, 4, 4) with an orthonormal rotation block.
     Returns:
-        (*B, 4, 4).
+        (*B, 4, 4), floating point (integer poses: float32, as everywhere in this module).
     """
     _check_last_dims("T", T, (4, 4))
+    T = _floating(T)  # (integer poses came back as integers, where this module's other functions give float32)
     R = T[..., :3, :3]
     t = T[..., :3, 3:]
     out = torch.zeros_like(T)
@@ -352,8 +369,10 @@ def invert_pose(T: Tensor) -> Tensor:
 
 
 def camera_centers(w2c: Tensor) -> Tensor:
-    """Camera centres in world space, (*B, 3), of world-to-camera poses (*B, 4, 4)."""
+    """Camera centres in world space, (*B, 3), of world-to-camera poses (*B, 4, 4); integer
+    poses give float32 centres."""
     _check_last_dims("w2c", w2c, (4, 4))
+    w2c = _floating(w2c)
     R = w2c[..., :3, :3]
     t = w2c[..., :3, 3:]
     return (-R.transpose(-1, -2) @ t)[..., 0]
@@ -432,10 +451,21 @@ def gen3c_look_at(position: Tensor, target: Tensor) -> Tensor:
 
     Args:
         position: (*B, 3) offsets pᵢ.
-        target: (*B, 3) look-at targets.
+        target: (*B, 3) look-at targets; a (3,) one is shared by every offset.
     Returns:
-        (*B, 4, 4) offset matrices Aᵢ; the frame's pose is ``Aᵢ @ W₀``.
+        (*B, 4, 4) offset matrices Aᵢ, in the inputs' common floating dtype (integers: float32);
+        the frame's pose is ``Aᵢ @ W₀``.
     """
+    _check_last_dims("position", position, (3,))  # an array was AttributeError: 'numpy.ndarray' object has no attribute 'norm'
+    _check_last_dims("target", target, (3,))
+    # Integer offsets failed in the normalisation (vector_norm's "Expected a floating point" error).
+    dtype = torch.promote_types(torch.promote_types(position.dtype, target.dtype), torch.float32)
+    try:
+        position, target = (v.to(dtype) for v in torch.broadcast_tensors(position, target))
+    except RuntimeError:
+        raise Gen3cInputError(
+            f"gen3c_look_at position {tuple(position.shape)} and target {tuple(target.shape)} do not pair up: pass (*B, 3) for each, or (3,) for one shared by all"
+        ) from None
     f = _unit(target - position)
     y = torch.tensor([0.0, 1.0, 0.0], dtype=position.dtype, device=position.device).expand_as(f)
     r = _unit(torch.linalg.cross(y, f))  # (an 'up' path 1e13 long: |y × f| ≈ 1e-13)
@@ -450,14 +480,18 @@ def gen3c_look_at(position: Tensor, target: Tensor) -> Tensor:
 
 
 def opencv_to_opengl(w2c: Tensor) -> Tensor:
-    """OpenCV world-to-camera (*B, 4, 4) → OpenGL/nerfstudio camera-to-world (*B, 4, 4)."""
+    """OpenCV world-to-camera (*B, 4, 4) → OpenGL/nerfstudio camera-to-world (*B, 4, 4)
+    (integer poses: float32, as :func:`invert_pose`)."""
     _check_last_dims("w2c", w2c, (4, 4))
+    w2c = _floating(w2c)
     return invert_pose(w2c) @ _CV_GL_FLIP.to(w2c)
 
 
 def opengl_to_opencv(c2w_gl: Tensor) -> Tensor:
-    """OpenGL/nerfstudio camera-to-world (*B, 4, 4) → OpenCV world-to-camera (*B, 4, 4)."""
+    """OpenGL/nerfstudio camera-to-world (*B, 4, 4) → OpenCV world-to-camera (*B, 4, 4)
+    (integer poses: float32, as :func:`invert_pose`)."""
     _check_last_dims("c2w_gl", c2w_gl, (4, 4))
+    c2w_gl = _floating(c2w_gl)
     return invert_pose(c2w_gl @ _CV_GL_FLIP.to(c2w_gl))
 
 

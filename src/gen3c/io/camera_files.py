@@ -42,7 +42,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any
 
 import torch
@@ -64,10 +64,12 @@ from gen3c.cameras import (
     validate_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, describe_value, quoted
+from gen3c.constants import MAX_FRAMES
+from gen3c.errors import Gen3cInputError, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
+from gen3c.io.paths import reader_path
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
@@ -138,10 +140,8 @@ def _positive(data: dict, key: str, what: str, name: str, fix: str) -> float | N
 def read_camera_file(path: str | os.PathLike) -> CameraFile:
     """Read a camera file of any supported kind (detected from its keys) once: its cameras
     (OpenCV), its frame rate and its bytes."""
-    if not isinstance(path, (str, os.PathLike)):  # was Path's TypeError "expected str, bytes or os.PathLike object, not int"
-        fix = ": for a camera file's JSON already loaded, pass it to cameras_from_dict" if isinstance(path, dict) else ""
-        raise Gen3cInputError(f"camera file is {describe_value(path)}: pass the path to a camera file (a str or a pathlib.Path){fix}")
-    p = Path(path)
+    fix = ": for a camera file's JSON already loaded, pass it to cameras_from_dict" if isinstance(path, dict) else ""
+    p = reader_path(path, "camera file", "a camera file", fix)
     name = f"camera file {quoted(p, 200)}"
     try:
         if not p.is_file():
@@ -188,9 +188,12 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
         raise Gen3cInputError(f"{name} must hold a JSON object with 'frames' or 'camera_path'")
     try:
         if "camera_path" in data:
+            # The keyframes are read first: what is wrong with the path as a whole (more frames than
+            # a run may ask for) is said before each of its camera_path entries is read.
+            keyframes = read_keyframe_path(data, name) if follow_keyframes and _gen3c_keyframes(data) else None
             cams = _from_nerfstudio_path(data)
-            if follow_keyframes and _gen3c_keyframes(data):
-                cams = _follow_keyframes(data, cams, name)
+            if keyframes is not None:
+                cams = _follow_keyframes(keyframes, cams)
         elif isinstance(data.get("frames"), list) and (
             any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]) or any(key in data for key in NERFSTUDIO_TOP_KEYS)
         ):  # (an empty or unfinished transforms.json was refused as a gen3c file holding an unknown 'fl_x')
@@ -728,8 +731,7 @@ def _gen3c_keyframes(data: dict) -> bool:
     return bool(data.get("keyframes")) and isinstance(extra, dict) and "smoothness" in extra
 
 
-def _follow_keyframes(data: dict, written: Cameras, name: str) -> Cameras:
-    path = read_keyframe_path(data, name)
+def _follow_keyframes(path: KeyframePath, written: Cameras) -> Cameras:
     cams = path.cameras(written.K, written.height, written.width)
     departure = _departure(cams, written)
     if departure is not None:
@@ -811,6 +813,11 @@ def _keyframe_path(data: dict, name: str) -> KeyframePath:
         raise Gen3cInputError("'keyframes' must be a list of objects")
     if not isinstance(path, list) or not path:
         raise Gen3cInputError("'camera_path' must be a non-empty list (one entry per frame)")
+    if len(path) > MAX_FRAMES:  # (KeyframePath's own refusal, "num_frames N is more than …", named no field of the file)
+        raise Gen3cInputError(
+            f"'camera_path' has {len(path)} entries, one a frame: more than the {MAX_FRAMES} frames a run may ask for; "
+            f"sample the path at {MAX_FRAMES} frames or fewer"
+        )
     default = data.get("default_transition_sec", NERFSTUDIO_DEFAULT_TRANSITION_SEC)
     default = _number(default, "'default_transition_sec'") if default is not None else NERFSTUDIO_DEFAULT_TRANSITION_SEC
 

@@ -23,7 +23,7 @@ from gen3c.io.formats import EXR_MAGIC, require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, read_npy_header
-from gen3c.io.paths import refuse_special_file
+from gen3c.io.paths import reader_path, refuse_special_file
 
 DEPTH_SUFFIXES = (".npy", ".npz", ".png", ".tif", ".tiff", ".exr")
 # 16-bit PNG depth is usually millimetres (Kinect, RealSense, ScanNet): value × 0.001 = metres.
@@ -39,9 +39,10 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
             ``.tif`` / ``.tiff`` (single-channel 32-bit float: depth as it is; 16-bit: as a PNG) or
             ``.exr`` (channel Z, else one named depth or in a depth layer such as Blender's
             ``ViewLayer.Depth.Z``, else R / Y / its only channel). PNGs and TIFFs are turned upright
-            by their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`).
+            by their EXIF orientation, as photos are (:func:`gen3c.io.images.load_image`). A
+            leading ``~`` is the home folder, as on the command line.
     """
-    p = Path(path)
+    p = reader_path(path, name, "a depth file")
     try:
         missing = not p.exists()
     except OSError as exc:  # the file system's refusal of the path itself (a name too long)

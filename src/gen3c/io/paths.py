@@ -1,6 +1,6 @@
 """What a setting's text names on disk, told without torch and without a traceback: whether it
 can only be a path (:func:`looks_like_path`), the path with its ``~`` expanded
-(:func:`expand_home`), and whether it is a folder or a file where the text is one no file can
+(:func:`expand_home`; a file reader's argument checked too: :func:`reader_path`), and whether it is a folder or a file where the text is one no file can
 have (:func:`is_dir`, :func:`is_file`: a name too long for the file system, a NUL byte); where a
 path not made yet would be created (:func:`nearest_existing`)."""
 
@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, quoted
+from gen3c.errors import Gen3cInputError, describe_value, quoted
 
 #: A name ending so is a checkpoint file (``model.pt``), never a hub id.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -39,6 +39,22 @@ def expand_home(value: str | os.PathLike, what: str = "path") -> Path:
         user = str(text)[1:].replace("\\", "/").split("/", 1)[0]
         whose = f"the home folder of {user!r}, no user on this machine" if user else "the home folder, which this machine does not define (no HOME)"
         raise Gen3cInputError(f"{what} {quoted(text, 200)} starts with ~{user}, {whose}: write the path out in full") from None
+
+
+def reader_path(value: object, name: str, kind: str, fix: str = "") -> Path:
+    """The path a public reader was given (``load_depth``, ``read_video``, ``read_camera_file``), its
+    ``~`` expanded (:func:`expand_home`) as the command line and ``gen3c.generate`` expand it.
+
+    Args:
+        name: what the file is called in errors ("depth file"); ``kind``: what to pass instead,
+            with its article ("a depth file"); ``fix``: added to the refusal of a value that is no path.
+    Raises:
+        Gen3cInputError: ``value`` is no path (a number, None, a dict, an array: Path's raw
+            TypeError before), or starts with ``~user`` of no user.
+    """
+    if not isinstance(value, (str, os.PathLike)):
+        raise Gen3cInputError(f"{name} is {describe_value(value)}: pass the path to {kind} (a str or a pathlib.Path){fix}")
+    return expand_home(value, name)
 
 
 def exists(path: str | os.PathLike) -> bool:
@@ -97,4 +113,14 @@ def is_file(path: str | os.PathLike) -> bool:
         return False
 
 
-__all__ = ["CHECKPOINT_SUFFIXES", "exists", "expand_home", "is_dir", "is_file", "looks_like_path", "refuse_special_file", "special_file"]
+__all__ = [
+    "CHECKPOINT_SUFFIXES",
+    "exists",
+    "expand_home",
+    "is_dir",
+    "is_file",
+    "looks_like_path",
+    "reader_path",
+    "refuse_special_file",
+    "special_file",
+]

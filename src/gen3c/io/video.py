@@ -23,6 +23,7 @@ from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import atomic_path
 from gen3c.io.images import outside_unit_range, to_uint8
+from gen3c.io.paths import reader_path
 from gen3c.trajectories import check_fps
 
 DEFAULT_FPS = 24
@@ -303,8 +304,9 @@ class VideoIndex:
 
 
 def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
-    """Count a video's frames and find where decoding may start, from its packets (no decoding)."""
-    p = Path(path)
+    """Count a video's frames and find where decoding may start, from its packets (no decoding).
+    A leading ``~`` in ``path`` is the home folder, as on the command line."""
+    p = reader_path(path, name, "a video file")
     av = require("av", f"reading {name} {str(p)!r}")
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
@@ -399,7 +401,7 @@ def iter_video_frames(
     landing: where the seek does not land on that IDR frame, decoding starts from the first
     frame). The frame numbers are those of decoding from the first frame.
     """
-    p = Path(path)
+    p = reader_path(path, name, "a video file")
     av = require("av", f"reading {name} {str(p)!r}")
     if not p.is_file():
         raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
