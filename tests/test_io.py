@@ -1772,3 +1772,13 @@ def test_load_depth_refuses_what_is_no_path_and_expands_the_home_folder(tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     np.save(tmp_path / "d.npy", np.array([[1.0, 2.0], [3.0, 4.0]], np.float32))
     assert load_depth("~/d.npy").tolist() == [[1.0, 2.0], [3.0, 4.0]]
+
+
+def test_load_image_refuses_what_is_no_path_and_expands_the_home_folder(tmp_path, monkeypatch):
+    """load_image(123) was Path's TypeError, and load_image("~/p.png") looked for "./~/p.png"
+    (the command line and gen3c.generate expand ~; the other public readers do too)."""
+    with pytest.raises(Gen3cInputError, match=r"^input image is int '123': pass the path to an image file \(a str or a pathlib\.Path\)$"):
+        load_image(123)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(tmp_path / "p.png")
+    assert load_image("~/p.png").shape == (3, 8, 8) and bool((load_image("~/p.png") == 1).all())

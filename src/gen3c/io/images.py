@@ -20,7 +20,7 @@ from torch import Tensor
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
 from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, first_line, note
-from gen3c.io.paths import refuse_special_file
+from gen3c.io.paths import reader_path, refuse_special_file
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). A larger JPEG photo (a 200 MP phone's) is decoded reduced to at most
@@ -56,7 +56,7 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
         Gen3cInputError: missing, empty, corrupt, unsupported or absurdly large files; a HEIC/HEIF
             photo without pillow-heif (``pip install 'gen3c[heic]'``).
     """
-    p = Path(path)
+    p = reader_path(path, name, "an image file")  # (~ expanded, as the command line does)
     try:
         missing, folder = not p.exists(), p.is_dir()
         empty = not missing and not folder and p.stat().st_size == 0
