@@ -20,7 +20,7 @@ from torch import Tensor
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
 from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, first_line, note
-from gen3c.io.paths import reader_path, refuse_special_file
+from gen3c.io.paths import reader_path, refuse_special_file, writer_path
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). A larger JPEG photo (a 200 MP phone's) is decoded reduced to at most
@@ -675,12 +675,13 @@ def on_cosmos_uint8_grid(video: Tensor) -> Tensor:
 
 
 def save_image(path: str | os.PathLike, image: Tensor) -> None:
-    """Write (3, H, W) in [−1, 1] as PNG atomically."""
+    """Write (3, H, W) in [−1, 1] as PNG atomically; a leading ``~`` in ``path`` is the home folder."""
     from gen3c.io.atomic import atomic_path
 
+    target = writer_path(path, "save_image path", "the image")
     as_image(image, "save_image image")  # one (3, H, W) image in [-1, 1], else a one-line error
 
-    with atomic_path(path) as tmp:
+    with atomic_path(target) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
 
 

@@ -54,6 +54,7 @@ from gen3c.io.atomic import (
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_image, to_uint8
+from gen3c.io.paths import writer_path
 from gen3c.io.ply import write_ply
 from gen3c.io.video import DEFAULT_FPS, VideoWriter
 from gen3c.pipelines.autoregressive import (
@@ -754,9 +755,9 @@ class OutputWriter:
         point_cloud: bool = False,
     ) -> None:
         """``point_cloud``: :meth:`finish` will be given one (its file name is checked now, with
-        the others, before any frame is made)."""
+        the others, before any frame is made). A leading ``~`` in ``folder`` is the home folder."""
         check_video_name(name, "video_save_name")
-        self.folder = ensure_writable_dir(folder)
+        self.folder = ensure_writable_dir(writer_path(folder, "OutputWriter folder", "the outputs"))
         self.name = name
         self.save_buffer = save_buffer
         self.num_buffers = num_buffers
@@ -884,10 +885,12 @@ def save_outputs(
     (``result.plan``): after a chunked run from a single image, the source and the generated
     frames the cache took, as ``gen3c generate --save_point_cloud`` writes. ``cache`` writes that
     cache's points instead, as the cache is: the cache handed to :func:`generate_video` stays as
-    built (the run grew a copy), so ``cache=cache`` is the source's points alone.
+    built (the run grew a copy), so ``cache=cache`` is the source's points alone. A leading ``~``
+    in ``folder`` is the home folder.
     """
     if not isinstance(result, VideoResult):
         raise Gen3cInputError(f"save_outputs takes the VideoResult of generate_video, got {type(result).__name__}")
+    folder = writer_path(folder, "save_outputs folder", "the outputs")
     if result.frames is None or result.buffers is None:
         raise Gen3cInputError("save_outputs needs a result with its frames kept (generate_video(..., keep=True)); stream long videos through an OutputWriter")
     if cache is not None and not save_point_cloud:
