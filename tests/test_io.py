@@ -1861,3 +1861,35 @@ def test_save_outputs_writes_into_a_folder_starting_with_tilde_in_the_home_folde
     assert os.listdir(here) == [] and sorted(os.listdir(home / "runs")) == ["clip.mp4", "clip_cameras.json"]
     with pytest.raises(Gen3cInputError, match=r"^save_outputs folder is int '123': pass the path to write the outputs to \(a str or a pathlib\.Path\)$"):
         save_outputs(result, 123, "clip")
+
+
+def test_a_value_of_the_wrong_kind_is_named_as_describe_value_says_not_a_ndarray():
+    """Refusals built as "is a {type name}" said "save_image image is a int", "depth is a
+    list" and "keyframes is a ndarray"; they now say what gen3c.errors.describe_value says."""
+    from gen3c.io.depth import depth_map
+    from gen3c.io.images import as_image, image_to_uint8
+
+    cams = Cameras(torch.eye(4)[None], make_intrinsics(40.0, 40.0, 8.0, 6.0), 12, 16)
+    refusals = {
+        "image is int '5': pass a (3, H, W) tensor in [-1, 1], a PIL image or an (H, W, 3) uint8 array": lambda: as_image(5),
+        "image is a list of 2 items: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array": lambda: image_to_uint8([1, 2]),
+        "depth is a list of 2 items: pass a tensor or a numpy array": lambda: depth_map([[1.0], [2.0]], "depth"),
+        "keyframes is a numpy array of shape (1, 4, 4): pass a gen3c.trajectories.KeyframePath or None": lambda: cameras_to_nerfstudio_path(cams, 24.0, np.eye(4)[None]),
+        "cameras is int '7': pass gen3c.cameras.Cameras(w2c, K, height, width)": lambda: cameras_to_nerfstudio_path(7),
+    }
+    for message, call in refusals.items():
+        with pytest.raises(Gen3cInputError) as refused:
+            call()
+        assert str(refused.value) == message
+
+
+def test_the_gen3c_pipeline_names_an_argument_that_is_no_tensor_as_describe_value_says():
+    """Gen3cPipeline's own _describe said "got ndarray" / "got NoneType" for what is no tensor."""
+    pytest.importorskip("diffusers")
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    colors, masks = torch.zeros(1, 1, 3, 8, 8), torch.ones(1, 1, 1, 8, 8)
+    for image, got in ((np.zeros((8, 8, 3), np.uint8), "a numpy array of shape (8, 8, 3)"), (None, "NoneType 'None'")):
+        with pytest.raises(Gen3cInputError) as refused:
+            Gen3cPipeline.check_inputs(None, image, colors, masks, 1.0, 1)  # refused before the pipeline is used
+        assert str(refused.value) == f"image must be a (3, H, W) tensor in [-1, 1], got {got}"

@@ -65,7 +65,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import MAX_FRAMES
-from gen3c.errors import Gen3cInputError, quoted
+from gen3c.errors import Gen3cInputError, describe_value, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
@@ -864,7 +864,7 @@ def _keyframe_path(data: dict, name: str) -> KeyframePath:
 
 def _check_cameras(cameras: object) -> None:
     if not isinstance(cameras, Cameras):
-        raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+        raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
 
 
 def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
@@ -991,7 +991,7 @@ def _nerfstudio_keyframes(matrices: list[list[float]], times: list[float], fov: 
 def _check_sampled_from(keyframes: KeyframePath, cameras: Cameras, fps: float) -> None:
     """A file whose ``camera_path`` is not its keyframes' would be refused when read back."""
     if not isinstance(keyframes, KeyframePath):
-        raise Gen3cInputError(f"keyframes is a {type(keyframes).__name__}: pass a gen3c.trajectories.KeyframePath or None")
+        raise Gen3cInputError(f"keyframes is {describe_value(keyframes)}: pass a gen3c.trajectories.KeyframePath or None")
     if (keyframes.num_frames, keyframes.fps) != (len(cameras), fps):
         raise Gen3cInputError(
             f"the keyframes are sampled at {keyframes.num_frames} frames at {keyframes.fps:g} fps, the cameras are {len(cameras)} "
