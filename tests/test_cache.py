@@ -865,7 +865,7 @@ def test_add_view_refuses_arguments_that_do_not_fit_together():
         ((image.byte(), depth, K, w2c), "image is torch.uint8: pass float colours"),
         ((image, depth, torch.eye(4), w2c), r"K has shape \(4, 4\) .*: pass \(3, 3\)"),
         ((image, depth, K, w2c[:3]), r"w2c has shape \(3, 4\)"),
-        ((image, depth.numpy(), K, w2c), "depth is a ndarray: pass a tensor"),
+        ((image, depth.numpy(), K, w2c), r"depth is a numpy array of shape \(32, 48\): pass a tensor"),
         ((image[None].repeat(2, 1, 1, 1), depth[None].repeat(2, 1, 1), K, w2c), r"K has shape \(3, 3\) .*: pass \(2, 3, 3\)"),
     ]
     for args, match in mistakes:
@@ -878,7 +878,7 @@ def test_add_view_refuses_arguments_that_do_not_fit_together():
             empty.render(Cameras(w2c[None], K, 32, 48))
     cache = Cache3D()
     cache.add_view(image, depth, K, w2c)
-    with pytest.raises(Gen3cInputError, match="cameras is a Tensor: pass gen3c.cameras.Cameras"):
+    with pytest.raises(Gen3cInputError, match=r"cameras is a torch tensor of shape \(1, 4, 4\): pass gen3c.cameras.Cameras"):
         cache.render(w2c[None])
 
 

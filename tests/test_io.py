@@ -1782,3 +1782,114 @@ def test_load_image_refuses_what_is_no_path_and_expands_the_home_folder(tmp_path
     monkeypatch.setenv("HOME", str(tmp_path))
     Image.fromarray(np.full((8, 8, 3), 255, np.uint8)).save(tmp_path / "p.png")
     assert load_image("~/p.png").shape == (3, 8, 8) and bool((load_image("~/p.png") == 1).all())
+
+
+def _written_under_home(tmp_path, monkeypatch):
+    """A home folder under ``tmp_path`` and a current folder beside it, so that a writer that
+    did not expand ``~`` would make ``./~`` there (or fail, finding no such folder)."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    return home, here
+
+
+WRITERS = {  # name in errors, what it writes, a call writing to path, the written file read back as lists
+    "save_cameras": ("the camera file", "c.json", lambda p, cams: save_cameras(p, cams), lambda f: load_camera_file(f).w2c.tolist()),
+    "save_nerfstudio_path": ("the camera path", "n.json", lambda p, cams: save_nerfstudio_path(p, cams), lambda f: load_camera_file(f).w2c.tolist()),
+    "write_video": ("the video", "v.mp4", lambda p, cams: write_video(p, np.full((2, 16, 16, 3), 200, np.uint8)), lambda f: read_video(f)[0].shape),
+    "save_image": ("the image", "i.png", lambda p, cams: save_image(p, torch.ones(3, 8, 10)), lambda f: load_image(f).tolist()),
+    "write_ply": ("the point cloud", "p.ply", lambda p, cams: write_ply(p, torch.eye(3), torch.ones(3, 3)), lambda f: read_ply(f)[0].tolist()),
+}
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_the_writers_write_a_path_starting_with_tilde_into_the_home_folder(writer, tmp_path, monkeypatch):
+    """save_cameras("~/c.json") and the other public writers wrote into a folder named "~" in the
+    current one (or refused "create the folder '~' first"), and took 123 with Path's TypeError
+    "expected str, bytes or os.PathLike object, not int"; the readers and the command line expand ~."""
+    kind, file, write, read_back = WRITERS[writer]
+    home, here = _written_under_home(tmp_path, monkeypatch)
+    cams = Cameras(look_at(torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]), torch.tensor([0.0, 0.0, 2.0])), make_intrinsics(40.0, 40.0, 8.0, 6.0), 12, 16)
+    expected = {
+        "save_cameras": cams.w2c.tolist(), "save_nerfstudio_path": cams.w2c.tolist(), "write_video": (2, 16, 16, 3),
+        "save_image": torch.ones(3, 8, 10).tolist(), "write_ply": torch.eye(3).tolist(),
+    }[writer]  # fmt: skip
+    write("~/" + file, cams)
+    assert os.listdir(here) == [] and os.listdir(home) == [file]
+    got = read_back(home / file)
+    assert got == expected if writer != "save_nerfstudio_path" else np.allclose(got, expected, atol=1e-6)
+    with pytest.raises(Gen3cInputError, match=rf"^{writer} path is int '123': pass the path to write {kind} to \(a str or a pathlib\.Path\)$"):
+        write(123, cams)
+
+
+def test_write_video_gives_back_the_path_it_wrote_and_its_writers_expand_tilde(tmp_path, monkeypatch):
+    """write_video returned Path("~/v.mp4") as given; VideoWriter and the OutputWriter of a run's
+    files (save_outputs' folder) made "./~" and wrote there."""
+    from gen3c.pipelines.camera_video import OutputWriter
+
+    home, here = _written_under_home(tmp_path, monkeypatch)
+    assert write_video("~/v.mp4", np.zeros((1, 16, 16, 3), np.uint8)) == home / "v.mp4"
+    with VideoWriter("~/w.mp4") as writer:
+        writer.write(np.zeros((1, 16, 16, 3), np.uint8))
+    assert writer.path == home / "w.mp4" and count_video_frames(home / "w.mp4") == 1
+    assert OutputWriter("~/runs", "clip").folder == home / "runs"
+    assert os.listdir(here) == [] and sorted(os.listdir(home)) == ["runs", "v.mp4", "w.mp4"]
+    for call, name in ((lambda: VideoWriter(123), "VideoWriter path"), (lambda: OutputWriter(123, "clip"), "OutputWriter folder")):
+        with pytest.raises(Gen3cInputError, match=rf"^{name} is int '123': pass the path to write the (video|outputs) to \(a str or a pathlib\.Path\)$"):
+            call()
+
+
+def test_save_outputs_writes_into_a_folder_starting_with_tilde_in_the_home_folder(tmp_path, monkeypatch):
+    """save_outputs(result, "~/runs", ...) made "./~/runs" and wrote the run there."""
+    from gen3c.pipelines.camera_video import (
+        build_cache,
+        generate_video,
+        prepare_source,
+        preset_cameras,
+        save_outputs,
+    )
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    home, here = _written_under_home(tmp_path, monkeypatch)
+    image, depth = torch.zeros(3, 16, 24), torch.full((16, 24), 2.0)
+    source = prepare_source(image, depth, make_intrinsics(20.0, 20.0, 12.0, 8.0), (16, 24))
+    result = generate_video(build_cache([source]), preset_cameras(source, "left", "center_facing", num_frames=2), PreviewGenerator(), source.image)
+    paths = save_outputs(result, "~/runs", "clip")
+    assert paths["video"] == home / "runs" / "clip.mp4" and count_video_frames(paths["video"]) == 2
+    assert os.listdir(here) == [] and sorted(os.listdir(home / "runs")) == ["clip.mp4", "clip_cameras.json"]
+    with pytest.raises(Gen3cInputError, match=r"^save_outputs folder is int '123': pass the path to write the outputs to \(a str or a pathlib\.Path\)$"):
+        save_outputs(result, 123, "clip")
+
+
+def test_a_value_of_the_wrong_kind_is_named_as_describe_value_says_not_a_ndarray():
+    """Refusals built as "is a {type name}" said "save_image image is a int", "depth is a
+    list" and "keyframes is a ndarray"; they now say what gen3c.errors.describe_value says."""
+    from gen3c.io.depth import depth_map
+    from gen3c.io.images import as_image, image_to_uint8
+
+    cams = Cameras(torch.eye(4)[None], make_intrinsics(40.0, 40.0, 8.0, 6.0), 12, 16)
+    refusals = {
+        "image is int '5': pass a (3, H, W) tensor in [-1, 1], a PIL image or an (H, W, 3) uint8 array": lambda: as_image(5),
+        "image is a list of 2 items: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array": lambda: image_to_uint8([1, 2]),
+        "depth is a list of 2 items: pass a tensor or a numpy array": lambda: depth_map([[1.0], [2.0]], "depth"),
+        "keyframes is a numpy array of shape (1, 4, 4): pass a gen3c.trajectories.KeyframePath or None": lambda: cameras_to_nerfstudio_path(cams, 24.0, np.eye(4)[None]),
+        "cameras is int '7': pass gen3c.cameras.Cameras(w2c, K, height, width)": lambda: cameras_to_nerfstudio_path(7),
+    }
+    for message, call in refusals.items():
+        with pytest.raises(Gen3cInputError) as refused:
+            call()
+        assert str(refused.value) == message
+
+
+def test_the_gen3c_pipeline_names_an_argument_that_is_no_tensor_as_describe_value_says():
+    """Gen3cPipeline's own _describe said "got ndarray" / "got NoneType" for what is no tensor."""
+    pytest.importorskip("diffusers")
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    colors, masks = torch.zeros(1, 1, 3, 8, 8), torch.ones(1, 1, 1, 8, 8)
+    for image, got in ((np.zeros((8, 8, 3), np.uint8), "a numpy array of shape (8, 8, 3)"), (None, "NoneType 'None'")):
+        with pytest.raises(Gen3cInputError) as refused:
+            Gen3cPipeline.check_inputs(None, image, colors, masks, 1.0, 1)  # refused before the pipeline is used
+        assert str(refused.value) == f"image must be a (3, H, W) tensor in [-1, 1], got {got}"

@@ -456,7 +456,7 @@ def test_generators_show_their_settings():
     with pytest.raises(Gen3cInputError, match=r"margin must be in \[0, 1\]"):
         PreviewGenerator(margin=2)
     for name, bad in (("margin", "0.5"), ("reach", None), ("margin", True)):  # raw TypeErrors before
-        with pytest.raises(Gen3cInputError, match=rf"PreviewGenerator {name} {bad!r} is a \w+: pass a number"):
+        with pytest.raises(Gen3cInputError, match=rf"PreviewGenerator {name} is \w+ '{bad}': pass a number"):
             PreviewGenerator(**{name: bad})
 
 

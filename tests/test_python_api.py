@@ -115,7 +115,7 @@ def test_a_bright_photo_is_not_taken_for_a_0_1_tensor_and_a_0_1_tensor_is_noted_
         (lambda i, d, K: (i, d[None], K), r"depth is \(1, 96, 160\) but the image is \(96, 160\)"),
         (lambda i, d, K: (i, d, torch.eye(4)), r"K has shape \(4, 4\): pass one \(3, 3\) matrix"),
         (lambda i, d, K: (i, d, K[None]), r"K has shape \(1, 3, 3\): pass one \(3, 3\)"),
-        (lambda i, d, K: (i, d, "60"), "K is a str"),
+        (lambda i, d, K: (i, d, "60"), "K is str '60'"),
     ],
 )
 def test_prepare_source_refuses_wrong_arguments_in_one_line(scene, change, match):
@@ -648,7 +648,7 @@ def test_a_depth_in_memory_is_read_as_the_same_npy(box_scene, tmp_path):
         ("rgb", np.ones((48, 100)), r"gen3c.generate\(\) depth is 48×100 \(H×W\) but the image is 96×160: their aspect ratios differ"),
         ("rgb", np.ones((96, 160), bool), r"gen3c.generate\(\) depth holds bool values: depth must be a numeric array"),
         ("rgb", np.ones((96, 160), np.complex128), r"gen3c.generate\(\) depth holds complex128 values: pass real numbers \(its \.real, where"),
-        ("rgb", "depth list", r"gen3c.generate\(\) depth is a dict: pass a tensor or a numpy array"),
+        ("rgb", "depth list", r"gen3c.generate\(\) depth is a dict of 0 items: pass a tensor or a numpy array"),
         ("rgb", np.ones((2, 96, 160)), r"gen3c.generate\(\) depth has shape \(2, 96, 160\): depth must be a 2-D \(H, W\) array"),
         ("rgb", np.full((96, 160), np.nan), r"gen3c.generate\(\) depth has no valid pixel"),
     ],
@@ -866,11 +866,11 @@ def test_output_and_source_mistakes_are_input_errors(scene, tmp_path):
     source = prepare_source(*scene, SIZE)
     cameras = preset_cameras(source, "left", "center_facing", num_frames=3)
     result = generate_video(build_cache([source]), cameras, PreviewGenerator(), source.image)
-    with pytest.raises(Gen3cInputError, match="save_outputs' cache is a tuple: pass a gen3c.cache.Cache3D"):
+    with pytest.raises(Gen3cInputError, match="save_outputs' cache is a tuple of 2 items: pass a gen3c.cache.Cache3D"):
         save_outputs(result, tmp_path, "clip", cache=result.plan.point_cloud(), save_point_cloud=True)
     with pytest.raises(Gen3cInputError, match="takes the VideoResult of generate_video, got Tensor"):
         save_outputs(result.frames, tmp_path, "clip")
-    with pytest.raises(Gen3cInputError, match="cameras is a tuple: pass gen3c.cameras.Cameras"):
+    with pytest.raises(Gen3cInputError, match="cameras is a tuple of 2 items: pass gen3c.cameras.Cameras"):
         save_cameras(tmp_path / "c.json", (cameras.w2c, cameras.K))
     assert not any(tmp_path.iterdir())
     with pytest.raises(Gen3cInputError, match="preset_cameras takes the SourceView of prepare_source, got Tensor"):

@@ -361,9 +361,9 @@ def test_cameras_in_float64_render_in_float32_as_cameras_store_them():
 def test_render_refuses_what_is_no_scene_or_cameras_in_one_line():
     # Before: AttributeError ('str' object has no attribute 'primitives'; 'Tensor' … 'height').
     cameras = source_camera(8, 12)
-    with pytest.raises(Gen3cInputError, match=r"^render scene is a str: pass a gen3c.scenes.Scene \(make_scene\('room'\) builds that preset\)$"):
+    with pytest.raises(Gen3cInputError, match=r"^render scene is str 'room': pass a gen3c.scenes.Scene \(make_scene\('room'\) builds that preset\)$"):
         render("room", cameras)
-    with pytest.raises(Gen3cInputError, match=r"^render cameras is a Tensor: pass gen3c.cameras.Cameras\(w2c, K, height, width\)$"):
+    with pytest.raises(Gen3cInputError, match=r"^render cameras is a torch tensor of shape \(1, 4, 4\): pass gen3c.cameras.Cameras\(w2c, K, height, width\)$"):
         render(make_scene("room"), cameras.w2c)
 
 

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.constants import SPLAT_MODES
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, note
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note
 from gen3c.io.images import outside_unit_range
 from gen3c.summary import dataclass_repr
 
@@ -54,7 +54,7 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
         (*B, H, W) bool, True where the pixel is reliable.
     """
     if not isinstance(depth, Tensor) or depth.ndim < 2:
-        got = f"shape {tuple(depth.shape)}" if isinstance(depth, Tensor) else f"a {type(depth).__name__}"
+        got = f"shape {tuple(depth.shape)}" if isinstance(depth, Tensor) else describe_value(depth)
         raise Gen3cInputError(f"reliable_depth_mask depth must be a (*B, H, W) tensor, got {got}")
     # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
     if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1 or window % 2 == 0:
@@ -146,7 +146,7 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
     """:func:`forward_warp`'s arguments checked up front, each mistake in one line."""
     for name, value in (("points", points), ("colors", colors), ("w2c", w2c), ("K", K)):
         if not isinstance(value, Tensor):
-            raise Gen3cInputError(f"forward_warp {name} is a {type(value).__name__}: pass a tensor")
+            raise Gen3cInputError(f"forward_warp {name} is {describe_value(value)}: pass a tensor")
     if points.ndim not in (2, 3) or points.shape[-1] != 3:
         raise Gen3cInputError(f"forward_warp points have shape {tuple(points.shape)}: pass (N, 3) or (B, N, 3) world points")
     if colors.shape[:-1] != points.shape[:-1] or colors.ndim != points.ndim:
@@ -716,7 +716,7 @@ def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tens
     given = {"image": image, "depth": depth, "K": K, "w2c": w2c, **({} if mask is None else {"mask": mask})}
     for name, value in given.items():
         if not isinstance(value, Tensor):
-            raise Gen3cInputError(f"add_view {name} is a {type(value).__name__}: pass a tensor (torch.as_tensor(...))")
+            raise Gen3cInputError(f"add_view {name} is {describe_value(value)}: pass a tensor (torch.as_tensor(...))")
     if image.ndim not in (3, 4) or image.shape[-3] != 3:
         raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass (3, H, W) or (F, 3, H, W) colours in [-1, 1]")
     if not image.dtype.is_floating_point:
@@ -903,7 +903,7 @@ class Cache3D:
         if not self.views:
             raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
         if not isinstance(cameras, Cameras):
-            raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+            raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
         # A negative offset indexed a 4D view's frames from the end (another frame, silently).

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import Cameras, intrinsics_from_fov, invert_pose, make_intrinsics
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, describe_value
 
 RGB = tuple[float, float, float]
 Vec3 = tuple[float, float, float]
@@ -493,9 +493,9 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
     """
     if not isinstance(scene, Scene):  # was AttributeError: 'str' object has no attribute 'primitives'
         hint = f" (make_scene({scene!r}) builds that preset)" if isinstance(scene, str) else ""
-        raise Gen3cInputError(f"render scene is a {type(scene).__name__}: pass a gen3c.scenes.Scene{hint}")
+        raise Gen3cInputError(f"render scene is {describe_value(scene)}: pass a gen3c.scenes.Scene{hint}")
     if not isinstance(cameras, Cameras):  # was AttributeError: 'Tensor' object has no attribute 'height'
-        raise Gen3cInputError(f"render cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+        raise Gen3cInputError(f"render cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
     if not isinstance(supersample, numbers.Integral) or supersample < 1:
         raise Gen3cInputError(f"render supersample {supersample!r} must be a whole number ≥ 1 (rays per pixel side)")
     if supersample**2 > _MAX_RAYS:  # one pixel's rays would be more than a chunk's

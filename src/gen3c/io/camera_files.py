@@ -65,11 +65,11 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import MAX_FRAMES
-from gen3c.errors import Gen3cInputError, quoted
+from gen3c.errors import Gen3cInputError, describe_value, quoted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import describe_head, loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
-from gen3c.io.paths import reader_path
+from gen3c.io.paths import reader_path, writer_path
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
@@ -864,7 +864,7 @@ def _keyframe_path(data: dict, name: str) -> KeyframePath:
 
 def _check_cameras(cameras: object) -> None:
     if not isinstance(cameras, Cameras):
-        raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+        raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
 
 
 def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
@@ -886,8 +886,10 @@ def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
 
 
 def save_cameras(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0) -> None:
-    """Write ``cameras`` as a gen3c cameras JSON file (atomically)."""
-    write_text_atomic(path, json.dumps(cameras_to_dict(cameras, fps), indent=1))
+    """Write ``cameras`` as a gen3c cameras JSON file (atomically); a leading ``~`` in ``path`` is
+    the home folder."""
+    target = writer_path(path, "save_cameras path", "the camera file")
+    write_text_atomic(target, json.dumps(cameras_to_dict(cameras, fps), indent=1))
 
 
 def cameras_to_nerfstudio_path(cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> dict:
@@ -989,7 +991,7 @@ def _nerfstudio_keyframes(matrices: list[list[float]], times: list[float], fov: 
 def _check_sampled_from(keyframes: KeyframePath, cameras: Cameras, fps: float) -> None:
     """A file whose ``camera_path`` is not its keyframes' would be refused when read back."""
     if not isinstance(keyframes, KeyframePath):
-        raise Gen3cInputError(f"keyframes is a {type(keyframes).__name__}: pass a gen3c.trajectories.KeyframePath or None")
+        raise Gen3cInputError(f"keyframes is {describe_value(keyframes)}: pass a gen3c.trajectories.KeyframePath or None")
     if (keyframes.num_frames, keyframes.fps) != (len(cameras), fps):
         raise Gen3cInputError(
             f"the keyframes are sampled at {keyframes.num_frames} frames at {keyframes.fps:g} fps, the cameras are {len(cameras)} "
@@ -1001,7 +1003,11 @@ def _check_sampled_from(keyframes: KeyframePath, cameras: Cameras, fps: float) -
 
 
 def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> None:
-    write_text_atomic(path, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
+    """Write ``cameras`` (and the ``keyframes`` they were sampled from) as a nerfstudio
+    ``camera_path.json`` (:func:`cameras_to_nerfstudio_path`), atomically; a leading ``~`` in
+    ``path`` is the home folder."""
+    target = writer_path(path, "save_nerfstudio_path path", "the camera path")
+    write_text_atomic(target, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
 
 
 def check_camera_count(count: int, num_frames: int, name: str = "camera file") -> None:

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from gen3c.cache import CACHE_MAX_DEPTH
 from gen3c.constants import SCALED_DEPTH_SUFFIXES
-from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, note, quoted
+from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, describe_value, note, quoted
 from gen3c.io.formats import EXR_MAGIC, require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
@@ -133,7 +133,7 @@ def depth_map(values: np.ndarray | Tensor, name: str, copy: bool = True) -> Tens
         if values.dtype == torch.bool:
             raise Gen3cInputError(f"{name} holds bool values: depth must be a numeric array")
     elif not isinstance(values, np.ndarray):
-        raise Gen3cInputError(f"{name} is a {type(values).__name__}: pass a tensor or a numpy array")
+        raise Gen3cInputError(f"{name} is {describe_value(values)}: pass a tensor or a numpy array")
     elif values.dtype.kind == "c":
         raise Gen3cInputError(complex_refusal(name, values.dtype))
     elif values.dtype.kind not in "fiu":

@@ -19,8 +19,8 @@ from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
-from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, first_line, note
-from gen3c.io.paths import reader_path, refuse_special_file
+from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, describe_value, first_line, note
+from gen3c.io.paths import reader_path, refuse_special_file, writer_path
 
 # Larger images are refused before decoding: a small file can claim gigapixels
 # (a decompression bomb). A larger JPEG photo (a 200 MP phone's) is decoded reduced to at most
@@ -447,7 +447,7 @@ def as_image(image: Any, name: str = "image") -> Tensor:
         return image.detach().float()
     if not isinstance(image, (Tensor, np.ndarray, Image.Image)):
         raise Gen3cInputError(
-            f"{name} is a {type(image).__name__}: pass a (3, H, W) tensor in [-1, 1], a PIL image or an (H, W, 3) uint8 array"
+            f"{name} is {describe_value(image)}: pass a (3, H, W) tensor in [-1, 1], a PIL image or an (H, W, 3) uint8 array"
         )
     return torch.from_numpy(image_to_uint8(image, name)).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
 
@@ -537,7 +537,7 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
         if x.shape[-1] == 4:  # as its PNG is read: over white
             return np.asarray(upright_rgb(Image.fromarray(np.ascontiguousarray(x))), dtype=np.uint8).copy()
         return x.copy()
-    raise Gen3cInputError(f"{name} is a {type(image).__name__}: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array")
+    raise Gen3cInputError(f"{name} is {describe_value(image)}: pass a (3, H, W) tensor in [0, 1], a PIL image or a uint8 array")
 
 
 def _sixteen_bit(image: Image.Image, name: str) -> Image.Image | None:
@@ -675,12 +675,13 @@ def on_cosmos_uint8_grid(video: Tensor) -> Tensor:
 
 
 def save_image(path: str | os.PathLike, image: Tensor) -> None:
-    """Write (3, H, W) in [−1, 1] as PNG atomically."""
+    """Write (3, H, W) in [−1, 1] as PNG atomically; a leading ``~`` in ``path`` is the home folder."""
     from gen3c.io.atomic import atomic_path
 
+    target = writer_path(path, "save_image path", "the image")
     as_image(image, "save_image image")  # one (3, H, W) image in [-1, 1], else a one-line error
 
-    with atomic_path(path) as tmp:
+    with atomic_path(target) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")
 
 

@@ -1,6 +1,7 @@
 """What a setting's text names on disk, told without torch and without a traceback: whether it
 can only be a path (:func:`looks_like_path`), the path with its ``~`` expanded
-(:func:`expand_home`; a file reader's argument checked too: :func:`reader_path`), and whether it is a folder or a file where the text is one no file can
+(:func:`expand_home`; a file reader's or writer's argument checked too: :func:`reader_path`,
+:func:`writer_path`), and whether it is a folder or a file where the text is one no file can
 have (:func:`is_dir`, :func:`is_file`: a name too long for the file system, a NUL byte); where a
 path not made yet would be created (:func:`nearest_existing`)."""
 
@@ -55,6 +56,20 @@ def reader_path(value: object, name: str, kind: str, fix: str = "") -> Path:
     if not isinstance(value, (str, os.PathLike)):
         raise Gen3cInputError(f"{name} is {describe_value(value)}: pass the path to {kind} (a str or a pathlib.Path){fix}")
     return expand_home(value, name)
+
+
+def writer_path(value: object, name: str, kind: str) -> Path:
+    """The path a public writer was given (``write_video``, ``save_image``, ``save_cameras``,
+    ``save_outputs``' folder), checked and expanded as :func:`reader_path` does a reader's: without
+    it ``"~/out.mp4"`` went into a folder named ``~`` in the current one.
+
+    Args:
+        name: the argument in errors ("write_video path"); ``kind``: what is written there, with
+            its article ("the video").
+    Raises:
+        Gen3cInputError: ``value`` is no path, or starts with ``~user`` of no user.
+    """
+    return reader_path(value, name, f"write {kind} to")
 
 
 def exists(path: str | os.PathLike) -> bool:
@@ -123,4 +138,5 @@ __all__ = [
     "reader_path",
     "refuse_special_file",
     "special_file",
+    "writer_path",
 ]

@@ -12,14 +12,17 @@ from torch import Tensor
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError
 from gen3c.io.atomic import atomic_path
+from gen3c.io.paths import writer_path
 
 
 def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     """Write (N, 3) points with (N, 3) colours as a binary PLY file, atomically.
 
     Colours are float in [−1, 1] (the library's images), or uint8 0–255 as :func:`read_ply`
-    returns them, so ``write_ply(path, *read_ply(other))`` copies a cloud unchanged.
+    returns them, so ``write_ply(path, *read_ply(other))`` copies a cloud unchanged. A leading
+    ``~`` in ``path`` is the home folder.
     """
+    target = writer_path(path, "write_ply path", "the point cloud")
     for name, value in (("points", points), ("colors", colors)):
         if not isinstance(value, Tensor) or value.ndim != 2 or value.shape[1] != 3:
             shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
@@ -34,9 +37,9 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     vertex = np.empty(len(pts), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
     vertex["x"], vertex["y"], vertex["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    plyfile = require("plyfile", f"writing the point cloud {str(path)!r}")
+    plyfile = require("plyfile", f"writing the point cloud {str(target)!r}")
 
-    with atomic_path(path) as tmp:
+    with atomic_path(target) as tmp:
         plyfile.PlyData([plyfile.PlyElement.describe(vertex, "vertex")], text=False).write(str(tmp))
 
 

@@ -23,7 +23,7 @@ from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, first_line
 from gen3c.io.atomic import atomic_path
 from gen3c.io.images import outside_unit_range, to_uint8
-from gen3c.io.paths import reader_path
+from gen3c.io.paths import reader_path, writer_path
 from gen3c.trajectories import check_fps
 
 DEFAULT_FPS = 24
@@ -59,15 +59,16 @@ class VideoWriter:
                 writer.write(chunk)  # (T, 3, H, W) in [−1, 1] or (T, H, W, 3) uint8
 
     Args:
+        path: where the video goes, a leading ``~`` being the home folder.
         fps: frames per second, a finite number > 0.
         quality: imageio-ffmpeg quality 1–10 (8 ≈ visually lossless for our content).
     Raises:
-        Gen3cInputError: ``fps`` or ``quality`` out of range, or ``path`` not of a file type that
+        Gen3cInputError: ``path`` no path, ``fps`` or ``quality`` out of range, or ``path`` not of a file type that
             takes H.264 (:data:`H264_SUFFIXES`), before anything is written.
     """
 
     def __init__(self, path: str | os.PathLike, fps: float = DEFAULT_FPS, quality: float = 8) -> None:
-        self.path = Path(path)
+        self.path = writer_path(path, "VideoWriter path", "the video")
         if self.path.suffix.lower() not in H264_SUFFIXES:  # else ffmpeg refuses once frames are encoded, "check the free space"
             raise Gen3cInputError(
                 f"video {str(self.path)!r} does not end in .mp4: gen3c writes H.264, which goes in {', '.join(H264_SUFFIXES)} files; pass a name ending in .mp4"
@@ -278,10 +279,12 @@ def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float
     Raises:
         Gen3cInputError: bad frames, ``fps`` / ``quality`` out of range, or ``path`` not ending in
             .mp4 (or another of :data:`H264_SUFFIXES`) (nothing is written).
+    Returns:
+        the video's path, a leading ``~`` expanded to the home folder.
     """
-    with VideoWriter(path, fps, quality) as writer:
+    with VideoWriter(writer_path(path, "write_video path", "the video"), fps, quality) as writer:
         writer.write(frames)
-    return Path(path)
+    return writer.path
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import GEN3C_CHUNK_FRAMES, MAX_FRAMES
-from gen3c.errors import Gen3cInputError, complex_refusal, note, raise_if_interrupted, spelled
+from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, note, raise_if_interrupted, spelled
 from gen3c.io.atomic import (
     atomic_path,
     check_output_targets,
@@ -54,6 +54,7 @@ from gen3c.io.atomic import (
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_image, to_uint8
+from gen3c.io.paths import writer_path
 from gen3c.io.ply import write_ply
 from gen3c.io.video import DEFAULT_FPS, VideoWriter
 from gen3c.pipelines.autoregressive import (
@@ -320,7 +321,7 @@ def _as_tensor(value, name: str) -> Tensor:
         native = {"f": np.float64, "c": np.complex128}[array.dtype.kind] if long else array.dtype.newbyteorder("=")
         with np.errstate(over="ignore"):
             return torch.as_tensor(np.ascontiguousarray(array, dtype=native))
-    raise Gen3cInputError(f"{name} is a {type(value).__name__}: pass a tensor or a numpy array")
+    raise Gen3cInputError(f"{name} is {describe_value(value)}: pass a tensor or a numpy array")
 
 
 def build_cache(
@@ -388,7 +389,7 @@ def resolve_chunk_frames(num_frames: int, generator: object, requested: int | No
         return fixed
     if requested is not None:
         if isinstance(requested, bool) or not isinstance(requested, numbers.Integral):
-            raise Gen3cInputError(f"chunk_frames {requested!r} is a {type(requested).__name__}: pass a whole number of frames, 2 or more")
+            raise Gen3cInputError(f"chunk_frames is {describe_value(requested)}: pass a whole number of frames, 2 or more")
         requested = int(requested)
         if requested < 2:
             raise Gen3cInputError(f"--chunk_frames {requested} is too small: chunks overlap by one frame, so pass 2 or more")
@@ -587,17 +588,17 @@ def as_saved(frame: Tensor) -> Tensor:
 def _check_video_inputs(cache: object, cameras: object, generator: object, first_frame: object) -> None:
     """:func:`generate_video`'s arguments checked up front, each mistake in one line."""
     if not isinstance(cache, Cache3D) and not callable(getattr(cache, "cache_for_chunk", None)):
-        raise Gen3cInputError(f"cache is a {type(cache).__name__}: pass a gen3c.cache.Cache3D (build_cache) or a CachePlan")
+        raise Gen3cInputError(f"cache is {describe_value(cache)}: pass a gen3c.cache.Cache3D (build_cache) or a CachePlan")
     if not isinstance(cameras, Cameras):
-        raise Gen3cInputError(f"cameras is a {type(cameras).__name__}: pass gen3c.cameras.Cameras (preset_cameras, load_camera_file)")
+        raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras (preset_cameras, load_camera_file)")
     if isinstance(generator, type) or not callable(getattr(generator, "generate", None)):
-        what = f"the class {generator.__name__}, not an instance" if isinstance(generator, type) else f"a {type(generator).__name__}"
+        what = f"the class {generator.__name__}, not an instance" if isinstance(generator, type) else describe_value(generator)
         raise Gen3cInputError(f"generator is {what}: pass an object with generate(), e.g. PreviewGenerator()")
     if first_frame is None:
         return
     size = (cameras.height, cameras.width)
     if not isinstance(first_frame, Tensor) or tuple(first_frame.shape) != (3, *size):
-        shape = tuple(first_frame.shape) if isinstance(first_frame, Tensor) else type(first_frame).__name__
+        shape = tuple(first_frame.shape) if isinstance(first_frame, Tensor) else describe_value(first_frame)
         raise Gen3cInputError(
             f"first_frame is {shape} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) tensor in [-1, 1] "
             "(the prepared source's image)"
@@ -618,7 +619,7 @@ def _check_frames(frames: object, cameras: Cameras, generator: object, label: st
     expected = (len(cameras), 3, cameras.height, cameras.width)
     name = getattr(generator, "name", type(generator).__name__)
     if not isinstance(frames, Tensor) or tuple(frames.shape) != expected:
-        got = tuple(frames.shape) if isinstance(frames, Tensor) else f"a {type(frames).__name__}"
+        got = tuple(frames.shape) if isinstance(frames, Tensor) else describe_value(frames)
         raise Gen3cInputError(
             f"the {name} generator returned {got} for {len(cameras)} cameras: its generate() must return one frame per camera, "
             f"a {expected} tensor in [-1, 1]"
@@ -754,9 +755,9 @@ class OutputWriter:
         point_cloud: bool = False,
     ) -> None:
         """``point_cloud``: :meth:`finish` will be given one (its file name is checked now, with
-        the others, before any frame is made)."""
+        the others, before any frame is made). A leading ``~`` in ``folder`` is the home folder."""
         check_video_name(name, "video_save_name")
-        self.folder = ensure_writable_dir(folder)
+        self.folder = ensure_writable_dir(writer_path(folder, "OutputWriter folder", "the outputs"))
         self.name = name
         self.save_buffer = save_buffer
         self.num_buffers = num_buffers
@@ -884,16 +885,18 @@ def save_outputs(
     (``result.plan``): after a chunked run from a single image, the source and the generated
     frames the cache took, as ``gen3c generate --save_point_cloud`` writes. ``cache`` writes that
     cache's points instead, as the cache is: the cache handed to :func:`generate_video` stays as
-    built (the run grew a copy), so ``cache=cache`` is the source's points alone.
+    built (the run grew a copy), so ``cache=cache`` is the source's points alone. A leading ``~``
+    in ``folder`` is the home folder.
     """
     if not isinstance(result, VideoResult):
         raise Gen3cInputError(f"save_outputs takes the VideoResult of generate_video, got {type(result).__name__}")
+    folder = writer_path(folder, "save_outputs folder", "the outputs")
     if result.frames is None or result.buffers is None:
         raise Gen3cInputError("save_outputs needs a result with its frames kept (generate_video(..., keep=True)); stream long videos through an OutputWriter")
     if cache is not None and not save_point_cloud:
         raise Gen3cInputError("save_outputs' cache= names the point cloud to write: pass save_point_cloud=True with it, or leave it out")
     if cache is not None and not isinstance(cache, Cache3D):
-        raise Gen3cInputError(f"save_outputs' cache is a {type(cache).__name__}: pass a gen3c.cache.Cache3D, or leave it out for the run's own")
+        raise Gen3cInputError(f"save_outputs' cache is {describe_value(cache)}: pass a gen3c.cache.Cache3D, or leave it out for the run's own")
     if save_point_cloud and cache is None and result.plan is None:
         raise Gen3cInputError("save_outputs(save_point_cloud=True) got a result that carries no cache (result.plan): pass cache=")
     points = (cache if cache is not None else result.plan).point_cloud() if save_point_cloud else None

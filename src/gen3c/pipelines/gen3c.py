@@ -59,7 +59,14 @@ from diffusers.utils import BaseOutput
 from diffusers.video_processor import VideoProcessor
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError, first_line, spelled
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cMemoryError,
+    Gen3cModelError,
+    describe_value,
+    first_line,
+    spelled,
+)
 from gen3c.io.images import on_cosmos_uint8_grid
 from gen3c.models import configs
 from gen3c.models.choices import check_step_cache_guidance
@@ -1427,6 +1434,9 @@ class Gen3cGenerator:
 
 
 def _describe(value: object) -> str:
+    """What a pipeline argument or callback's tensor was instead of the tensor asked for: a
+    tensor by its shape, anything else as :func:`gen3c.errors.describe_value` says (not "got
+    ndarray", "got NoneType")."""
     if isinstance(value, Tensor):
         return f"a tensor of shape {tuple(value.shape)}"
-    return type(value).__name__
+    return describe_value(value)

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, warp_planar
 from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, describe_value
 
 # Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
 REACH = 0.05
@@ -344,7 +344,7 @@ class PreviewGenerator:
     def __init__(self, margin: float = 0.5, reach: float = REACH) -> None:
         for name, value in (("margin", margin), ("reach", reach)):
             if isinstance(value, bool) or not isinstance(value, numbers.Real):
-                raise Gen3cInputError(f"PreviewGenerator {name} {value!r} is a {type(value).__name__}: pass a number (a share of the image's larger side)")
+                raise Gen3cInputError(f"PreviewGenerator {name} is {describe_value(value)}: pass a number (a share of the image's larger side)")
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
             raise Gen3cInputError(f"PreviewGenerator margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
         self.margin = margin
