@@ -9,6 +9,16 @@ from gen3c.training.config import TokenizerConfig
 from gen3c.training.tokenizer import build_tokenizer, set_latent_statistics, train_tokenizer
 
 
+def _cpu_accelerator(**kwargs) -> Accelerator:
+    """An accelerate Accelerator on the CPU, also in a process where an earlier test made one on the
+    GPU (accelerate keeps its device process-wide and refuses cpu=True after it: "restart your runtime")."""
+    from accelerate.state import AcceleratorState, GradientState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    GradientState._reset_state()
+    return Accelerator(cpu=True, **kwargs)
+
+
 def _first_step_size(lr: float, warmup_steps: int) -> float:
     """Largest parameter change of one AdamW step on a fresh tiny tokenizer."""
     torch.manual_seed(0)
@@ -16,7 +26,7 @@ def _first_step_size(lr: float, warmup_steps: int) -> float:
     before = [p.detach().clone() for p in vae.parameters()]
     video = torch.rand(1, 3, 9, 16, 16) * 2 - 1
     config = TokenizerConfig(steps=1, lr=lr, warmup_steps=warmup_steps, batch_size=1)
-    summary = train_tokenizer(vae, iter([video]), config, Accelerator(cpu=True))
+    summary = train_tokenizer(vae, iter([video]), config, _cpu_accelerator())
     assert summary["steps"] == 1
     return max(float((p - b).abs().max()) for p, b in zip(vae.parameters(), before, strict=True))
 
@@ -51,7 +61,7 @@ def test_a_tokenizer_step_does_not_depend_on_the_dits_gradient_accumulation():
     for accumulation in (1, 3):
         torch.manual_seed(0)
         vae = build_tokenizer({})
-        train_tokenizer(vae, iter(videos), config, Accelerator(cpu=True, gradient_accumulation_steps=accumulation))
+        train_tokenizer(vae, iter(videos), config, _cpu_accelerator(gradient_accumulation_steps=accumulation))
         weights[accumulation] = torch.cat([p.detach().flatten() for p in vae.parameters()])
     torch.testing.assert_close(weights[3], weights[1], rtol=0, atol=1e-6)
 
