@@ -579,6 +579,34 @@ def test_a_run_s_unexpected_error_keeps_its_traceback_and_a_broken_package_is_na
     assert log.count("Traceback") == 1 and "KeyError: 'bug'" in log  # the bug's, not the install's
 
 
+def test_a_run_s_unexpected_error_is_one_line_and_a_full_disk_is_said_as_such(state, monkeypatch, capfd):
+    """A run stopped by an error no check raised showed its whole message on the page (torch's
+    CUDA errors run over four lines), and a full disk read as "internal error: OSError: [Errno 28]
+    …", a bug of gen3c's, where the fix is the user's: free space."""
+    import errno
+
+    from gen3c.gui import state as gui_state
+
+    def cuda_error(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously reported "
+                           "at some other API call, so the stacktrace below might be incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1")  # fmt: skip
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(state.work_dir / "outputs" / "gui_001.mp4.tmp"))
+
+    request, results = state.build_request("bad"), []
+    for run in (cuda_error, disk_full):
+        monkeypatch.setattr(gui_state, "run_request", run)
+        runner = JobRunner()
+        runner.start(request, state.source, lambda *a: None, results.append)
+        assert runner.wait(30)
+    assert [r.error for r in results] == [
+        "internal error: RuntimeError: CUDA error: an illegal memory access was encountered (the server's log has its traceback)",
+        "the disk is full (No space left on device): free space on the disk of the GUI's work folder, then try again",
+    ]
+    assert "CUDA_LAUNCH_BLOCKING" in capfd.readouterr().err  # the log keeps all of it
+
+
 # -- inputs the CLI takes: an image alone, videos, multi-view ----------------------------------
 
 

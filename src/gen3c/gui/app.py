@@ -467,8 +467,8 @@ class Gen3cApp:
                 except Gen3cInputError as exc:
                     self._error(str(exc), getattr(event, "client", None))
                 except Exception as exc:  # a bug: say so in the page, keep the traceback in the log
-                    self._error(f"internal error: {type(exc).__name__}: {exc}", getattr(event, "client", None))
-                    raise
+                    self._error(unexpected_error(exc, log=False), getattr(event, "client", None))
+                    raise  # (viser prints its traceback)
 
         return wrapper
 

@@ -38,7 +38,17 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, validate_poses
 from gen3c.dependencies import dependency_error
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, quoted, record_notes
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cMemoryError,
+    collect_notes,
+    disk_full_reason,
+    first_line,
+    is_disk_full,
+    quoted,
+    record_notes,
+    unusable_path_error,
+)
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
     camera_dict_fps,
@@ -106,16 +116,22 @@ def _read_settings(request: GenerationRequest, kind: str) -> tuple:
     return (*read, request.num_video_frames) if kind in ("sample", "vipe") else read
 
 
-def unexpected_error(exc: Exception) -> str:
-    """The page's line for an exception that no check raised (call it in the ``except``): a
+def unexpected_error(exc: Exception, log: bool = True) -> str:
+    """The page's one line for an exception that no check raised (call it in the ``except``): a
     package that fails to import (missing or broken) as ``gen3c`` commands word it
-    (:func:`~gen3c.dependencies.dependency_error`); else a bug, "internal error: …", with its
-    traceback printed to the log."""
-    error = dependency_error(exc, "the gen3c GUI")
+    (:func:`~gen3c.dependencies.dependency_error`), a path no file can have
+    (:func:`~gen3c.errors.unusable_path_error`), a full disk (the user frees space); else a bug,
+    "internal error: …" with the first line of its message (torch's CUDA errors run over several),
+    its traceback printed to the log where ``log`` (False: the caller re-raises it, and the
+    traceback is printed there)."""
+    error = dependency_error(exc, "the gen3c GUI") or unusable_path_error(exc)
     if error is not None:
         return str(error)
-    traceback.print_exc()
-    return f"internal error: {type(exc).__name__}: {exc}"
+    if log:
+        traceback.print_exc()
+    if is_disk_full(exc):
+        return f"the disk is full ({disk_full_reason(exc)}): free space on the disk of the GUI's work folder, then try again"
+    return f"internal error: {type(exc).__name__}: {first_line(exc)} (the server's log has its traceback)"
 
 
 #: What a run's note names the path file the page wrote (``paths/NAME_path.json``), by path mode.
