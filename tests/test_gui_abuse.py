@@ -238,6 +238,21 @@ def test_a_cancel_click_that_comes_after_the_run_ended_leaves_its_result_shown(g
     assert gui.progress_text.content.startswith("Done in ") and "Generated **gui_001.mp4**" in gui.status.content
 
 
+def test_generate_pressed_after_cancel_before_the_run_stops_says_it_is_stopping(gui):
+    """Generate pressed while a cancelled run has yet to reach its next step said "a generation is
+    already running: wait for it to finish or cancel it", as if Cancel had not been pressed."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.generator.entered.wait(30)
+    handler(gui, gui._on_cancel)(SimpleNamespace(client=None))
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert "the cancelled generation has not stopped yet: press Generate again once the page says it was cancelled" in gui.status.content
+    gui.generator.gate.set()
+    assert gui.jobs.wait(60)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60) and "Generated **gui_001.mp4**" in gui.status.content, gui.status.content
+
+
 def test_a_new_run_takes_the_last_run_s_line_off_the_progress(gui, monkeypatch):
     """Until a run's first stage starts (its input read again, its cache built) nothing updates the
     line under the progress bar: it went on saying the last run's "Done in … s" beside

@@ -518,6 +518,48 @@ def test_one_job_at_a_time_and_cancel_leaves_no_output(state):
     assert results[1].output is not None and results[1].output.paths["video"].is_file()
 
 
+def test_generate_pressed_while_a_cancelled_run_stops_says_so(state):
+    """A Generate pressed after Cancel, before the run reached its next step, was told "a
+    generation is already running: wait for it to finish or cancel it": cancelled already."""
+    runner, results = JobRunner(), []
+    started, release = threading.Event(), threading.Event()
+
+    def on_progress(stage, done, total):
+        started.set()
+        release.wait(10)
+
+    request = state.build_request("x")
+    runner.start(request, state.source, on_progress, results.append)
+    assert started.wait(10)
+    runner.cancel()
+    with pytest.raises(Gen3cInputError, match=r"^the cancelled generation has not stopped yet: press Generate again once the page says it was cancelled$"):
+        runner.start(request, state.source, lambda *a: None, results.append)
+    release.set()
+    assert runner.wait(30) and results[0].cancelled
+
+
+def test_a_run_whose_end_was_shown_is_no_longer_running(state, monkeypatch):
+    """The page shows a run's end (``on_done``) and enables Generate; a press right then was
+    refused as "already running" while the worker thread had yet to exit."""
+    import time
+
+    class SlowToExit(threading.Thread):  # (a busy machine: the thread exits a while after its work)
+        def run(self):
+            super().run()
+            time.sleep(1.0)
+
+    monkeypatch.setattr(threading, "Thread", SlowToExit)
+    runner, results, shown = JobRunner(), [], threading.Event()
+    runner.start(state.build_request("a"), state.source, lambda *a: None, lambda result: (results.append(result), shown.set()))
+    assert shown.wait(30)
+    deadline = time.monotonic() + 0.5  # (on_done has returned an instant after it set the event)
+    while runner.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not runner.running
+    runner.start(state.build_request("b"), state.source, lambda *a: None, results.append)
+    assert runner.wait(30) and [r.output.paths["video"].name for r in results] == ["a.mp4", "b.mp4"]
+
+
 def test_a_prompt_the_page_sent_for_the_preview_is_left_out_of_its_run(state):
     """The page keeps its (hidden) prompt box's text; the preview reads no gen3c option, and a run
     with one is refused (run_request), so the run's request leaves it out and the run goes on."""

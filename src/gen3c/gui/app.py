@@ -927,8 +927,7 @@ class Gen3cApp:
             raise
 
     def _on_generate(self, _event) -> None:
-        if self.jobs.running:
-            raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
+        self.jobs.check_idle()
         request = self.state.build_request()
         source = self.state.run_source
         generator = self._generator_for(request)

@@ -754,10 +754,20 @@ class JobRunner:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._ended = threading.Event()  # the running job's on_done has returned (its thread may not have exited yet)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a job runs: until its ``on_done`` has returned (the page has shown its end and
+        enabled Generate), not until its thread has exited, which comes a moment later."""
+        return self._thread is not None and self._thread.is_alive() and not self._ended.is_set()
+
+    def check_idle(self) -> None:
+        """Refuse a second run while one runs, in the words of where it is (cancelled, or not)."""
+        if self.running and self._cancel.is_set():
+            raise Gen3cInputError("the cancelled generation has not stopped yet: press Generate again once the page says it was cancelled")
+        if self.running:
+            raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
 
     def start(
         self,
@@ -772,10 +782,10 @@ class JobRunner:
         are called from the worker thread. ``source_notes``: those made reading ``source``, for
         the run's record (:func:`run_request`)."""
         with self._lock:
-            if self.running:
-                raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
+            self.check_idle()
             self._cancel.clear()
-            cancel = self._cancel
+            cancel, ended = self._cancel, threading.Event()
+            self._ended = ended
 
             def factory(stage: str, total: int) -> Callable[[int], None]:
                 if cancel.is_set():
@@ -806,7 +816,10 @@ class JobRunner:
                 result.notes = notes
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
-                on_done(result)
+                try:
+                    on_done(result)
+                finally:
+                    ended.set()
 
             self._thread = threading.Thread(target=work, name="gen3c-gui-job", daemon=True)
             self._thread.start()
