@@ -79,6 +79,22 @@ def test_keyframe_times_sort_and_turn_off_even_timing(state):
     assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
 
 
+def test_a_keyframe_added_at_a_time_another_has_is_refused_as_a_time_set_is(state):
+    """``add_keyframe(w2c, time)`` (even timing off) took another keyframe's time, a NaN or a
+    negative time, and the path then failed at Generate ("keyframe times [0, 0] must be strictly
+    increasing"), or went wrong; ``set_keyframe_time`` refuses these."""
+    poses = orbit_w2c(3)
+    state.set_auto_time(False)
+    state.add_keyframe(poses[0], 0.25)
+    for time, words in ((0.25, r"another keyframe is already at 0.25 s"), (float("nan"), r"keyframe time nan must be"), (-1.0, "≥ 0")):
+        with pytest.raises(Gen3cInputError, match=words):
+            state.add_keyframe(poses[1], time)
+    assert [kf.time for kf in state.keyframes] == [0.25]  # nothing added
+    state.add_keyframe(poses[1], 0.5)
+    state.set_path_mode("keyframes")
+    assert len(state.cameras()) == 13
+
+
 def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts(state):
     """The video's first frame is the input's image: a keyframe path authored from views in the
     page (none exactly at the input's camera) jumped after it, with a note naming a camera file

@@ -466,6 +466,8 @@ class GuiState:
         validate_poses(torch.as_tensor(w2c, dtype=torch.float64), "keyframe pose")
         if time is None:
             time = self.keyframes[-1].time + 1.0 if self.keyframes else 0.0
+        elif not self.auto_time:  # (even timing gives it its time)
+            self._check_time(time)
         kf = Keyframe(self._next_id, torch.as_tensor(w2c, dtype=torch.float64).clone(), float(time))
         self._next_id += 1
         self.keyframes.append(kf)
@@ -524,14 +526,19 @@ class GuiState:
 
     def set_keyframe_time(self, keyframe_id: int, time: float) -> None:
         """Set a keyframe's time (seconds); turns auto timing off. Keyframes stay sorted by time."""
+        self._check_time(time, keyframe_id)
+        self.keyframes[self.keyframe_index(keyframe_id)].time = float(time)
+        self.auto_time = False
+        self._sort()
+
+    def _check_time(self, time: float, keyframe_id: int | None = None) -> None:
+        """Refuse a keyframe time that is no number of seconds ≥ 0, or another keyframe's (than
+        ``keyframe_id``'s): the spline needs its times strictly increasing."""
         if not np.isfinite(time) or time < 0:
             raise Gen3cInputError(f"keyframe time {time} must be a number of seconds ≥ 0")
         others = [kf.time for kf in self.keyframes if kf.id != keyframe_id]
         if any(abs(t - time) < 1e-6 for t in others):
             raise Gen3cInputError(f"another keyframe is already at {time:g} s: give each keyframe its own time")
-        self.keyframes[self.keyframe_index(keyframe_id)].time = float(time)
-        self.auto_time = False
-        self._sort()
 
     def set_auto_time(self, enabled: bool) -> None:
         self.auto_time = bool(enabled)
