@@ -79,6 +79,22 @@ def test_keyframe_times_sort_and_turn_off_even_timing(state):
     assert [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
 
 
+def test_a_keyframe_added_at_a_time_another_has_is_refused_as_a_time_set_is(state):
+    """``add_keyframe(w2c, time)`` (even timing off) took another keyframe's time, a NaN or a
+    negative time, and the path then failed at Generate ("keyframe times [0, 0] must be strictly
+    increasing"), or went wrong; ``set_keyframe_time`` refuses these."""
+    poses = orbit_w2c(3)
+    state.set_auto_time(False)
+    state.add_keyframe(poses[0], 0.25)
+    for time, words in ((0.25, r"another keyframe is already at 0.25 s"), (float("nan"), r"keyframe time nan must be"), (-1.0, "≥ 0")):
+        with pytest.raises(Gen3cInputError, match=words):
+            state.add_keyframe(poses[1], time)
+    assert [kf.time for kf in state.keyframes] == [0.25]  # nothing added
+    state.add_keyframe(poses[1], 0.5)
+    state.set_path_mode("keyframes")
+    assert len(state.cameras()) == 13
+
+
 def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts(state):
     """The video's first frame is the input's image: a keyframe path authored from views in the
     page (none exactly at the input's camera) jumped after it, with a note naming a camera file
@@ -518,6 +534,48 @@ def test_one_job_at_a_time_and_cancel_leaves_no_output(state):
     assert results[1].output is not None and results[1].output.paths["video"].is_file()
 
 
+def test_generate_pressed_while_a_cancelled_run_stops_says_so(state):
+    """A Generate pressed after Cancel, before the run reached its next step, was told "a
+    generation is already running: wait for it to finish or cancel it": cancelled already."""
+    runner, results = JobRunner(), []
+    started, release = threading.Event(), threading.Event()
+
+    def on_progress(stage, done, total):
+        started.set()
+        release.wait(10)
+
+    request = state.build_request("x")
+    runner.start(request, state.source, on_progress, results.append)
+    assert started.wait(10)
+    runner.cancel()
+    with pytest.raises(Gen3cInputError, match=r"^the cancelled generation has not stopped yet: press Generate again once the page says it was cancelled$"):
+        runner.start(request, state.source, lambda *a: None, results.append)
+    release.set()
+    assert runner.wait(30) and results[0].cancelled
+
+
+def test_a_run_whose_end_was_shown_is_no_longer_running(state, monkeypatch):
+    """The page shows a run's end (``on_done``) and enables Generate; a press right then was
+    refused as "already running" while the worker thread had yet to exit."""
+    import time
+
+    class SlowToExit(threading.Thread):  # (a busy machine: the thread exits a while after its work)
+        def run(self):
+            super().run()
+            time.sleep(1.0)
+
+    monkeypatch.setattr(threading, "Thread", SlowToExit)
+    runner, results, shown = JobRunner(), [], threading.Event()
+    runner.start(state.build_request("a"), state.source, lambda *a: None, lambda result: (results.append(result), shown.set()))
+    assert shown.wait(30)
+    deadline = time.monotonic() + 0.5  # (on_done has returned an instant after it set the event)
+    while runner.running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not runner.running
+    runner.start(state.build_request("b"), state.source, lambda *a: None, results.append)
+    assert runner.wait(30) and [r.output.paths["video"].name for r in results] == ["a.mp4", "b.mp4"]
+
+
 def test_a_prompt_the_page_sent_for_the_preview_is_left_out_of_its_run(state):
     """The page keeps its (hidden) prompt box's text; the preview reads no gen3c option, and a run
     with one is refused (run_request), so the run's request leaves it out and the run goes on."""
@@ -577,6 +635,34 @@ def test_a_run_s_unexpected_error_keeps_its_traceback_and_a_broken_package_is_na
         assert runner.wait(30) and words in results[-1].error, results[-1].error
     log = capfd.readouterr().err
     assert log.count("Traceback") == 1 and "KeyError: 'bug'" in log  # the bug's, not the install's
+
+
+def test_a_run_s_unexpected_error_is_one_line_and_a_full_disk_is_said_as_such(state, monkeypatch, capfd):
+    """A run stopped by an error no check raised showed its whole message on the page (torch's
+    CUDA errors run over four lines), and a full disk read as "internal error: OSError: [Errno 28]
+    …", a bug of gen3c's, where the fix is the user's: free space."""
+    import errno
+
+    from gen3c.gui import state as gui_state
+
+    def cuda_error(*args, **kwargs):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered\nCUDA kernel errors might be asynchronously reported "
+                           "at some other API call, so the stacktrace below might be incorrect.\nFor debugging consider passing CUDA_LAUNCH_BLOCKING=1")  # fmt: skip
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(state.work_dir / "outputs" / "gui_001.mp4.tmp"))
+
+    request, results = state.build_request("bad"), []
+    for run in (cuda_error, disk_full):
+        monkeypatch.setattr(gui_state, "run_request", run)
+        runner = JobRunner()
+        runner.start(request, state.source, lambda *a: None, results.append)
+        assert runner.wait(30)
+    assert [r.error for r in results] == [
+        "internal error: RuntimeError: CUDA error: an illegal memory access was encountered (the server's log has its traceback)",
+        "the disk is full (No space left on device): free space on the disk of the GUI's work folder, then try again",
+    ]
+    assert "CUDA_LAUNCH_BLOCKING" in capfd.readouterr().err  # the log keeps all of it
 
 
 # -- inputs the CLI takes: an image alone, videos, multi-view ----------------------------------

@@ -467,8 +467,8 @@ class Gen3cApp:
                 except Gen3cInputError as exc:
                     self._error(str(exc), getattr(event, "client", None))
                 except Exception as exc:  # a bug: say so in the page, keep the traceback in the log
-                    self._error(f"internal error: {type(exc).__name__}: {exc}", getattr(event, "client", None))
-                    raise
+                    self._error(unexpected_error(exc, log=False), getattr(event, "client", None))
+                    raise  # (viser prints its traceback)
 
         return wrapper
 
@@ -927,8 +927,7 @@ class Gen3cApp:
             raise
 
     def _on_generate(self, _event) -> None:
-        if self.jobs.running:
-            raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
+        self.jobs.check_idle()
         request = self.state.build_request()
         source = self.state.run_source
         generator = self._generator_for(request)

@@ -38,7 +38,17 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, validate_poses
 from gen3c.dependencies import dependency_error
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, quoted, record_notes
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cMemoryError,
+    collect_notes,
+    disk_full_reason,
+    first_line,
+    is_disk_full,
+    quoted,
+    record_notes,
+    unusable_path_error,
+)
 from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
 from gen3c.io.camera_files import (
     camera_dict_fps,
@@ -106,16 +116,22 @@ def _read_settings(request: GenerationRequest, kind: str) -> tuple:
     return (*read, request.num_video_frames) if kind in ("sample", "vipe") else read
 
 
-def unexpected_error(exc: Exception) -> str:
-    """The page's line for an exception that no check raised (call it in the ``except``): a
+def unexpected_error(exc: Exception, log: bool = True) -> str:
+    """The page's one line for an exception that no check raised (call it in the ``except``): a
     package that fails to import (missing or broken) as ``gen3c`` commands word it
-    (:func:`~gen3c.dependencies.dependency_error`); else a bug, "internal error: …", with its
-    traceback printed to the log."""
-    error = dependency_error(exc, "the gen3c GUI")
+    (:func:`~gen3c.dependencies.dependency_error`), a path no file can have
+    (:func:`~gen3c.errors.unusable_path_error`), a full disk (the user frees space); else a bug,
+    "internal error: …" with the first line of its message (torch's CUDA errors run over several),
+    its traceback printed to the log where ``log`` (False: the caller re-raises it, and the
+    traceback is printed there)."""
+    error = dependency_error(exc, "the gen3c GUI") or unusable_path_error(exc)
     if error is not None:
         return str(error)
-    traceback.print_exc()
-    return f"internal error: {type(exc).__name__}: {exc}"
+    if log:
+        traceback.print_exc()
+    if is_disk_full(exc):
+        return f"the disk is full ({disk_full_reason(exc)}): free space on the disk of the GUI's work folder, then try again"
+    return f"internal error: {type(exc).__name__}: {first_line(exc)} (the server's log has its traceback)"
 
 
 #: What a run's note names the path file the page wrote (``paths/NAME_path.json``), by path mode.
@@ -450,6 +466,8 @@ class GuiState:
         validate_poses(torch.as_tensor(w2c, dtype=torch.float64), "keyframe pose")
         if time is None:
             time = self.keyframes[-1].time + 1.0 if self.keyframes else 0.0
+        elif not self.auto_time:  # (even timing gives it its time)
+            self._check_time(time)
         kf = Keyframe(self._next_id, torch.as_tensor(w2c, dtype=torch.float64).clone(), float(time))
         self._next_id += 1
         self.keyframes.append(kf)
@@ -508,14 +526,19 @@ class GuiState:
 
     def set_keyframe_time(self, keyframe_id: int, time: float) -> None:
         """Set a keyframe's time (seconds); turns auto timing off. Keyframes stay sorted by time."""
+        self._check_time(time, keyframe_id)
+        self.keyframes[self.keyframe_index(keyframe_id)].time = float(time)
+        self.auto_time = False
+        self._sort()
+
+    def _check_time(self, time: float, keyframe_id: int | None = None) -> None:
+        """Refuse a keyframe time that is no number of seconds ≥ 0, or another keyframe's (than
+        ``keyframe_id``'s): the spline needs its times strictly increasing."""
         if not np.isfinite(time) or time < 0:
             raise Gen3cInputError(f"keyframe time {time} must be a number of seconds ≥ 0")
         others = [kf.time for kf in self.keyframes if kf.id != keyframe_id]
         if any(abs(t - time) < 1e-6 for t in others):
             raise Gen3cInputError(f"another keyframe is already at {time:g} s: give each keyframe its own time")
-        self.keyframes[self.keyframe_index(keyframe_id)].time = float(time)
-        self.auto_time = False
-        self._sort()
 
     def set_auto_time(self, enabled: bool) -> None:
         self.auto_time = bool(enabled)
@@ -738,10 +761,20 @@ class JobRunner:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
+        self._ended = threading.Event()  # the running job's on_done has returned (its thread may not have exited yet)
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """Whether a job runs: until its ``on_done`` has returned (the page has shown its end and
+        enabled Generate), not until its thread has exited, which comes a moment later."""
+        return self._thread is not None and self._thread.is_alive() and not self._ended.is_set()
+
+    def check_idle(self) -> None:
+        """Refuse a second run while one runs, in the words of where it is (cancelled, or not)."""
+        if self.running and self._cancel.is_set():
+            raise Gen3cInputError("the cancelled generation has not stopped yet: press Generate again once the page says it was cancelled")
+        if self.running:
+            raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
 
     def start(
         self,
@@ -756,10 +789,10 @@ class JobRunner:
         are called from the worker thread. ``source_notes``: those made reading ``source``, for
         the run's record (:func:`run_request`)."""
         with self._lock:
-            if self.running:
-                raise Gen3cInputError("a generation is already running: wait for it to finish or cancel it")
+            self.check_idle()
             self._cancel.clear()
-            cancel = self._cancel
+            cancel, ended = self._cancel, threading.Event()
+            self._ended = ended
 
             def factory(stage: str, total: int) -> Callable[[int], None]:
                 if cancel.is_set():
@@ -790,7 +823,10 @@ class JobRunner:
                 result.notes = notes
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
-                on_done(result)
+                try:
+                    on_done(result)
+                finally:
+                    ended.set()
 
             self._thread = threading.Thread(target=work, name="gen3c-gui-job", daemon=True)
             self._thread.start()
