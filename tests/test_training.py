@@ -674,6 +674,26 @@ def test_vipe_clips(tmp_path):
     assert float(clip["buffer_masks"][-1].mean()) < float(clip["buffer_masks"][0].mean())
 
 
+def test_a_vipe_output_of_several_clips_gives_the_windows_of_each(tmp_path, monkeypatch):
+    """Before: refused with generate's advice, 'choose one with --vipe_clip NAME', a flag gen3c train has not."""
+    from layouts import scene, write_vipe
+
+    from gen3c.io import vipe
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(vipe, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a clip; tests/test_conventions.py)
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    root = write_vipe(tmp_path / "vipe", "a", rgb, depth, w2c, K)
+    write_vipe(root, "b", rgb[:5], depth[:5], w2c[:5], K[:5])  # too short for a clip: named by its clip
+    write_vipe(root, "c", rgb[::-1].copy(), depth[::-1].copy(), w2c.flip(0), K.flip(0))
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(root)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 1}}).data  # fmt: skip
+    with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*vipe' clip 'b' has 5 frames, fewer than data\.num_frames = 9"):
+        clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 1), (2, 0), (2, 1)]  # clips a and c, in name order; b gives none
+    torch.testing.assert_close(clips.stacks[2].image(0, 9), clips.stacks[0].image(1, 10).flip(0))  # c's first window: a's last, reversed
+
+
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     from gen3c.io.video import read_video
     from gen3c.models.packaged import packaged_model_dir, packaged_model_info
