@@ -1304,6 +1304,38 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_the_model_loads(
         train(config_from_dict(cfg), tmp_path / "file" / "run")
 
 
+def test_a_disk_that_fills_up_while_a_checkpoint_is_written_is_one_line_naming_the_one_kept(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """Before: safetensors' 'No space left on device (os error 28)' came out as a traceback and
+    'an unexpected SafetensorError … a bug in gen3c', the partial checkpoint left taking space."""
+    import accelerate
+    from safetensors import SafetensorError
+
+    from gen3c.errors import Gen3cInputError
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 2},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}, log={"checkpoint_every": 1}))  # fmt: skip
+    out = tmp_path / "run"
+    save_state = accelerate.Accelerator.save_state
+
+    def disk_full_at_step_2(self, folder, **kwargs):
+        if folder.endswith("step_0000002.part"):
+            Path(folder, "model.safetensors").parent.mkdir(parents=True)
+            Path(folder, "model.safetensors").write_bytes(b"half a checkpoint")
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return save_state(self, folder, **kwargs)
+
+    monkeypatch.setattr(accelerate.Accelerator, "save_state", disk_full_at_step_2)
+    kept = out / "checkpoints" / "step_0000001"
+    with pytest.raises(Gen3cInputError) as refused:
+        train(config, out)
+    assert str(refused.value) == (
+        f"the disk filled up while the run was writing into {str(out)!r} (No space left on device): free some space there; "
+        f"the run stopped; the newest checkpoint is {str(kept)!r}: continue with --resume auto (the steps after it run again)"
+    )
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["step_0000001"]  # the partial one is gone, its space freed
+    assert {"model.safetensors", "optimizer.bin", "custom_checkpoint_0.pkl"} <= {p.name for p in kept.iterdir()}
+
+
 @pytest.mark.slow
 def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, sample_dir, monkeypatch):
     """A run stopped while accelerate wrote a checkpoint left a step folder without its step
