@@ -717,6 +717,27 @@ def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     assert folder.exit_code == 2 and "with --checkpoint_dir instead" in " ".join(folder.output.split()), folder.output
 
 
+def test_a_runs_output_folder_given_for_its_model_or_adapter_names_the_folder_inside(tmp_path):
+    """Before: `--checkpoint_dir OUT` said OUT was no converted checkpoint and told to fetch
+    GEN3C's 7B weights; `--lora OUT` said OUT/pytorch_lora_weights.safetensors does not exist."""
+    from gen3c.errors import Gen3cModelError
+    from gen3c.pipelines.loading import check_checkpoint_dir
+    from gen3c.training.lora import WEIGHTS_NAME, lora_weights_file
+
+    run = tmp_path / "run"
+    for part in ("checkpoints/step_0000004", "model", "lora", "logs"):
+        (run / part).mkdir(parents=True)
+    (run / "model" / "model_index.json").write_text("{}")
+    (run / "lora" / WEIGHTS_NAME).write_bytes(b"")
+    with pytest.raises(Gen3cModelError, match=rf"^checkpoint '{re.escape(str(run))}' has no model_index.json: it holds a training run: pass its model, '{re.escape(str(run / 'model'))}'$"):
+        check_checkpoint_dir(run)
+    with pytest.raises(Gen3cModelError, match=rf"^LoRA folder '{re.escape(str(run))}' has no {WEIGHTS_NAME}: it holds a training run: pass its adapter, '{re.escape(str(run / 'lora'))}'$"):
+        lora_weights_file(run)
+    assert lora_weights_file(run / "lora") == run / "lora" / WEIGHTS_NAME
+    with pytest.raises(Gen3cModelError, match=r"has no model_index.json, so it is not a converted gen3c checkpoint"):
+        check_checkpoint_dir(run / "logs")  # nothing inside: as before
+
+
 def test_saving_a_lora_logs_nothing_and_keeps_the_users_log_level(tmp_path):
     """diffusers' ``save_lora_adapter`` warns "There are modules in CosmosTransformer3DModel that
     should be kept in float32" (its no-op ``.to(dtype=None)``) at every save; gen3c's save logs
