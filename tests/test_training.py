@@ -1759,6 +1759,21 @@ def test_a_video_too_short_for_a_clip_is_named_beside_those_that_give_clips(samp
     assert clips.windows == [(0, 0), (0, 2)]
 
 
+def test_a_sample_listed_twice_in_data_paths_is_named_in_a_note(sample_dir, tmp_path, monkeypatch):
+    """Before: its clips were trained twice as often without a word (a line pasted twice, or a symlink to it)."""
+    from gen3c.io import gen3c_sample
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a video; tests/test_conventions.py)
+
+    (tmp_path / "link").symlink_to(sample_dir)
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(sample_dir), str(tmp_path / "link")], "resolution": [H, W],
+                                     "num_frames": 9, "clip_stride": 2}}).data  # fmt: skip
+    with pytest.warns(UserWarning, match=r"^data\.paths\[1\] '.*link' is the folder of data\.paths\[0\]: its clips are trained twice as often"):
+        clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 2), (1, 0), (1, 2)]  # still both: a weighting may be meant
+
+
 @pytest.mark.parametrize("stopped_after", [1, 2])
 def test_a_resume_stopped_while_swapping_a_superseded_checkpoint_is_undone_by_the_next(tmp_path, stopped_after):
     """--resume OUT/checkpoints/superseded/step_N swaps it with the run's own step_N in three

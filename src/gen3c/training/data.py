@@ -21,6 +21,7 @@ A clip is a dict of tensors (batched by the default collate):
 from __future__ import annotations
 
 import functools
+import os
 import random
 from collections.abc import Callable, Iterator
 
@@ -111,7 +112,11 @@ class VideoClips(Dataset):
         read = functools.partial(read_sample, grant_trust=None) if config.kind == "sample" else read_vipe
         self.stacks: list[FrameStack] = []
         names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
+        first_of: dict[str, int] = {}
         for i, path in enumerate(config.paths):
+            same = first_of.setdefault(os.path.realpath(os.path.expanduser(path)), i)
+            if same != i:  # (a deliberate weighting is allowed; a pasted line twice is the likelier cause)
+                note(f"data.paths[{i}] {path!r} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
             for clip in _vipe_clips(path) if config.kind == "vipe" else [None]:
                 try:
                     self.stacks.append(read(path, size) if clip is None else read(path, size, clip=clip))
