@@ -674,6 +674,26 @@ def test_vipe_clips(tmp_path):
     assert float(clip["buffer_masks"][-1].mean()) < float(clip["buffer_masks"][0].mean())
 
 
+def test_a_vipe_output_of_several_clips_gives_the_windows_of_each(tmp_path, monkeypatch):
+    """Before: refused with generate's advice, 'choose one with --vipe_clip NAME', a flag gen3c train has not."""
+    from layouts import scene, write_vipe
+
+    from gen3c.io import vipe
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(vipe, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a clip; tests/test_conventions.py)
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    root = write_vipe(tmp_path / "vipe", "a", rgb, depth, w2c, K)
+    write_vipe(root, "b", rgb[:5], depth[:5], w2c[:5], K[:5])  # too short for a clip: named by its clip
+    write_vipe(root, "c", rgb[::-1].copy(), depth[::-1].copy(), w2c.flip(0), K.flip(0))
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(root)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 1}}).data  # fmt: skip
+    with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*vipe' clip 'b' has 5 frames, fewer than data\.num_frames = 9"):
+        clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 1), (2, 0), (2, 1)]  # clips a and c, in name order; b gives none
+    torch.testing.assert_close(clips.stacks[2].image(0, 9), clips.stacks[0].image(1, 10).flip(0))  # c's first window: a's last, reversed
+
+
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     from gen3c.io.video import read_video
     from gen3c.models.packaged import packaged_model_dir, packaged_model_info
@@ -695,6 +715,27 @@ def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     folder = runner.invoke(app, ["generate", "--generator", "gen3c", "--model", str(tmp_path), "--num_video_frames", "17",
                                  "--input_image_path", str(image_path), "--depth_path", str(depth_path)])  # fmt: skip
     assert folder.exit_code == 2 and "with --checkpoint_dir instead" in " ".join(folder.output.split()), folder.output
+
+
+def test_a_runs_output_folder_given_for_its_model_or_adapter_names_the_folder_inside(tmp_path):
+    """Before: `--checkpoint_dir OUT` said OUT was no converted checkpoint and told to fetch
+    GEN3C's 7B weights; `--lora OUT` said OUT/pytorch_lora_weights.safetensors does not exist."""
+    from gen3c.errors import Gen3cModelError
+    from gen3c.pipelines.loading import check_checkpoint_dir
+    from gen3c.training.lora import WEIGHTS_NAME, lora_weights_file
+
+    run = tmp_path / "run"
+    for part in ("checkpoints/step_0000004", "model", "lora", "logs"):
+        (run / part).mkdir(parents=True)
+    (run / "model" / "model_index.json").write_text("{}")
+    (run / "lora" / WEIGHTS_NAME).write_bytes(b"")
+    with pytest.raises(Gen3cModelError, match=rf"^checkpoint '{re.escape(str(run))}' has no model_index.json: it holds a training run: pass its model, '{re.escape(str(run / 'model'))}'$"):
+        check_checkpoint_dir(run)
+    with pytest.raises(Gen3cModelError, match=rf"^LoRA folder '{re.escape(str(run))}' has no {WEIGHTS_NAME}: it holds a training run: pass its adapter, '{re.escape(str(run / 'lora'))}'$"):
+        lora_weights_file(run)
+    assert lora_weights_file(run / "lora") == run / "lora" / WEIGHTS_NAME
+    with pytest.raises(Gen3cModelError, match=r"has no model_index.json, so it is not a converted gen3c checkpoint"):
+        check_checkpoint_dir(run / "logs")  # nothing inside: as before
 
 
 def test_saving_a_lora_logs_nothing_and_keeps_the_users_log_level(tmp_path):
@@ -1284,6 +1325,38 @@ def test_an_output_folder_that_cannot_be_made_is_refused_before_the_model_loads(
         train(config_from_dict(cfg), tmp_path / "file" / "run")
 
 
+def test_a_disk_that_fills_up_while_a_checkpoint_is_written_is_one_line_naming_the_one_kept(tmp_path, base_checkpoint, sample_dir, monkeypatch):
+    """Before: safetensors' 'No space left on device (os error 28)' came out as a traceback and
+    'an unexpected SafetensorError … a bug in gen3c', the partial checkpoint left taking space."""
+    import accelerate
+    from safetensors import SafetensorError
+
+    from gen3c.errors import Gen3cInputError
+
+    config = config_from_dict(tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 2},
+                                          data={"kind": "sample", "paths": [str(sample_dir)]}, log={"checkpoint_every": 1}))  # fmt: skip
+    out = tmp_path / "run"
+    save_state = accelerate.Accelerator.save_state
+
+    def disk_full_at_step_2(self, folder, **kwargs):
+        if folder.endswith("step_0000002.part"):
+            Path(folder, "model.safetensors").parent.mkdir(parents=True)
+            Path(folder, "model.safetensors").write_bytes(b"half a checkpoint")
+            raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+        return save_state(self, folder, **kwargs)
+
+    monkeypatch.setattr(accelerate.Accelerator, "save_state", disk_full_at_step_2)
+    kept = out / "checkpoints" / "step_0000001"
+    with pytest.raises(Gen3cInputError) as refused:
+        train(config, out)
+    assert str(refused.value) == (
+        f"the disk filled up while the run was writing into {str(out)!r} (No space left on device): free some space there; "
+        f"the run stopped; the newest checkpoint is {str(kept)!r}: continue with --resume auto (the steps after it run again)"
+    )
+    assert sorted(p.name for p in kept.parent.iterdir()) == ["step_0000001"]  # the partial one is gone, its space freed
+    assert {"model.safetensors", "optimizer.bin", "custom_checkpoint_0.pkl"} <= {p.name for p in kept.iterdir()}
+
+
 @pytest.mark.slow
 def test_a_checkpoint_is_written_whole_or_not_at_all(tmp_path, base_checkpoint, sample_dir, monkeypatch):
     """A run stopped while accelerate wrote a checkpoint left a step folder without its step
@@ -1684,6 +1757,21 @@ def test_a_video_too_short_for_a_clip_is_named_beside_those_that_give_clips(samp
     with pytest.warns(UserWarning, match=r"^data\.paths\[1\] '.*short' has 5 frames, fewer than data\.num_frames = 9: no clip is cut from it$"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 2)]
+
+
+def test_a_sample_listed_twice_in_data_paths_is_named_in_a_note(sample_dir, tmp_path, monkeypatch):
+    """Before: its clips were trained twice as often without a word (a line pasted twice, or a symlink to it)."""
+    from gen3c.io import gen3c_sample
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a video; tests/test_conventions.py)
+
+    (tmp_path / "link").symlink_to(sample_dir)
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(sample_dir), str(tmp_path / "link")], "resolution": [H, W],
+                                     "num_frames": 9, "clip_stride": 2}}).data  # fmt: skip
+    with pytest.warns(UserWarning, match=r"^data\.paths\[1\] '.*link' is the folder of data\.paths\[0\]: its clips are trained twice as often"):
+        clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 2), (1, 0), (1, 2)]  # still both: a weighting may be meant
 
 
 @pytest.mark.parametrize("stopped_after", [1, 2])

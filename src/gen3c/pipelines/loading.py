@@ -175,6 +175,8 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         )
     index = root / "model_index.json"
     if not index.is_file():
+        if (root / "model" / "model_index.json").is_file():  # `gen3c train --out OUT` given as OUT
+            raise Gen3cModelError(f"checkpoint {str(root)!r} has no model_index.json: it holds a training run: pass its model, {str(root / 'model')!r}")
         raise Gen3cModelError(
             f"checkpoint {str(root)!r} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}"
         )

@@ -21,6 +21,7 @@ A clip is a dict of tensors (batched by the default collate):
 from __future__ import annotations
 
 import functools
+import os
 import random
 from collections.abc import Callable, Iterator
 
@@ -110,21 +111,28 @@ class VideoClips(Dataset):
         # gen3c train has no way to grant unpickling: a legacy .pt's refusal says to convert it.
         read = functools.partial(read_sample, grant_trust=None) if config.kind == "sample" else read_vipe
         self.stacks: list[FrameStack] = []
+        names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
+        first_of: dict[str, int] = {}
         for i, path in enumerate(config.paths):
-            try:
-                self.stacks.append(read(path, size))
-            except Gen3cInputError as exc:
-                other = _other_layout(path, config.kind)
-                if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
-                    raise Gen3cInputError(f'data.paths[{i}] {path!r} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
-                raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
+            same = first_of.setdefault(os.path.realpath(os.path.expanduser(path)), i)
+            if same != i:  # (a deliberate weighting is allowed; a pasted line twice is the likelier cause)
+                note(f"data.paths[{i}] {path!r} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
+            for clip in _vipe_clips(path) if config.kind == "vipe" else [None]:
+                try:
+                    self.stacks.append(read(path, size) if clip is None else read(path, size, clip=clip))
+                except Gen3cInputError as exc:
+                    other = _other_layout(path, config.kind)
+                    if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
+                        raise Gen3cInputError(f'data.paths[{i}] {path!r} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
+                    raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
+                names.append(f"data.paths[{i}] {path!r}" + (f" clip {clip!r}" if clip is not None else ""))
         self.windows: list[tuple[int, int]] = []
         for v, stack in enumerate(self.stacks):
             starts = range(0, len(stack) - config.num_frames + 1, max(1, config.clip_stride))
             self.windows += [(v, s) for s in starts]
         for v, stack in enumerate(self.stacks):  # (none at all is refused below)
             if self.windows and len(stack) < config.num_frames:
-                note(f"data.paths[{v}] {config.paths[v]!r} has {len(stack)} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
+                note(f"{names[v]} has {len(stack)} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
         if not self.windows:
             longest = max(len(s) for s in self.stacks)
             raise Gen3cInputError(
@@ -148,6 +156,21 @@ class VideoClips(Dataset):
             for f in picks
         ]  # fmt: skip
         return make_clip(stack.image(s, s + T), views, cameras, c)
+
+
+def _vipe_clips(path: str) -> list[str | None]:
+    """The clips to read of the ``data.paths`` entry ``path`` (``kind = "vipe"``): every clip of a
+    ViPE output that holds several (one `vipe infer` run over a folder of videos), by name; else
+    ``[None]``, the one clip its reader finds (or refuses)."""
+    from pathlib import Path
+
+    from gen3c.io.vipe import clip_videos
+
+    root = Path(path).expanduser()
+    if root.suffix.lower() == ".mp4" or not (root / "rgb").is_dir():
+        return [None]
+    clips = sorted(clip_videos(root))
+    return clips if len(clips) > 1 else [None]
 
 
 #: What marks a folder of each layout (gen3c.io.gen3c_sample, gen3c.io.vipe).

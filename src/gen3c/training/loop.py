@@ -42,7 +42,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import optional
-from gen3c.errors import Gen3cInputError, first_line, note
+from gen3c.errors import Gen3cInputError, disk_full_reason, first_line, is_disk_full, note
 from gen3c.io.atomic import (
     atomic_paths,
     check_writable_place,
@@ -1001,6 +1001,16 @@ def train(
             except KeyboardInterrupt:  # pressed again while it was made: made again
                 continue
         raise exc from None
+    except Exception as exc:
+        if isinstance(exc, Gen3cInputError) or not is_disk_full(exc):
+            raise
+        # A checkpoint, export or log write ran out of space (safetensors' writer says so in a
+        # SafetensorError, no OSError): each is written under a temporary name, so what is kept is
+        # as after a Ctrl-C; the next save removes the partial folder.
+        where = f"writing {str(exc.filename)!r}" if isinstance(exc, OSError) and exc.filename else f"writing into {str(out)!r}"
+        raise Gen3cInputError(
+            f"the disk filled up while the run was {where} ({disk_full_reason(exc)}): free some space there; the run {stopped_message(config, Path(out))}"
+        ) from None
 
 
 def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
@@ -1316,7 +1326,12 @@ def _save_checkpoint(accelerator, out: Path, step: int, keep: int) -> Path:
         for stale in [*folder.parent.glob(".step_*.part"), *folder.parent.glob(".step_*.old")]:  # of runs stopped while saving
             shutil.rmtree(stale, ignore_errors=True)
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp), safe_serialization=True)
+    try:
+        accelerator.save_state(str(tmp), safe_serialization=True)
+    except BaseException:  # a full disk, a Ctrl-C: the partial files' space is freed at once
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         # The history up to this step: a resume from it restores it (a rewind too), and compares its config with this one.

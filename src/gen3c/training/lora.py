@@ -118,6 +118,9 @@ def lora_weights_file(path: str | os.PathLike) -> Path:
     except OSError as exc:  # the file system's refusal of the path itself (a name too long)
         raise Gen3cModelError(f"LoRA {quoted(path, 200)} cannot be read ({exc.strerror}): check --lora") from None
     if not path.is_file():
+        run = path.parent
+        if path.name == WEIGHTS_NAME and (run / "lora" / WEIGHTS_NAME).is_file():  # `gen3c train --out OUT` given as OUT
+            raise Gen3cModelError(f"LoRA folder {str(run)!r} has no {WEIGHTS_NAME}: it holds a training run: pass its adapter, {str(run / 'lora')!r}")
         raise Gen3cModelError(
             f"LoRA {str(path)!r} does not exist: pass a folder written by `gen3c train` (mode lora) or its {WEIGHTS_NAME}"
         )
