@@ -436,6 +436,49 @@ def test_the_models_compared_table_shows_the_pose_failures_beside_the_camera_err
     assert header[-2:] == ["pose fail % ↓", "PSNR vs `gen3c` dB ↑"] and student[-2:] == ["6.2", "30.00"], (header, student)
 
 
+class _Model:
+    """A stand-in for a diffusion model: the source image held still, with a model's plain
+    attributes and :meth:`settings`, as :class:`~gen3c.pipelines.gen3c.Gen3cGenerator` has them."""
+
+    def __init__(self, name, num_steps, guidance, negative_prompt=None, lora_sha256=None):
+        self.name, self.num_steps, self.guidance, self.negative_prompt = name, num_steps, guidance, negative_prompt
+        self.lora_sha256 = lora_sha256
+
+    def settings(self):
+        return {"sampler": "euler", "num_steps": self.num_steps, "guidance": self.guidance, "lora_sha256": self.lora_sha256, "checkpoint": None}
+
+    def generate(self, cache, cameras, first_frame, *, buffers=None, progress=None):
+        return first_frame[None].expand(len(cameras), -1, -1, -1).clone()
+
+
+def _compared_section(reference, compared):
+    from gen3c.evaluation.report import markdown
+    from gen3c.evaluation.suite import BenchmarkConfig, run_benchmark, select_methods
+
+    config = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=3)
+    result = run_benchmark(config, select_methods(["still"], reference, {m.name: m for m in compared}), device="cpu")
+    return markdown(result, plots=False, sheets=[]).split("## Models compared (mean over cases)")[1].split("\nMetrics")[0]
+
+
+def test_the_models_compared_section_says_which_settings_differ():
+    """A compared model samples with its own defaults, without the first model's --negative_prompt
+    and --lora: two checkpoints of 35 steps × 2 forwards, one at guidance 7 with a negative prompt
+    and an adapter, the other at guidance 1 with neither, read as alike in the report (its table
+    shows steps × forwards only). It names every setting that differs, and says when none does."""
+    teacher = _Model("gen3c", 35, 7.0, negative_prompt="blurry", lora_sha256="ab12")
+    other = _Model("gen3c:other", 35, 1.0)
+    section = _compared_section(teacher, [other])
+    line = next(line for line in section.splitlines() if line.startswith("**Settings that differ between these models**"))
+    assert line.endswith(
+        "guidance `7.0` (`gen3c`), `1.0` (`gen3c:other`); lora_sha256 `ab12` (`gen3c`), none (`gen3c:other`); "
+        "negative_prompt `blurry` (`gen3c`), none (`gen3c:other`)."
+    ), line
+    assert not any(f" {key} " in line for key in ("num_steps", "sampler", "checkpoint", "name"))  # alike, or the row's own name
+    alike = _compared_section(_Model("gen3c", 35, 7.0), [_Model("gen3c:copy", 35, 7.0)])
+    assert "**Settings**: the models ran with the same generator settings; only their weights differ." in alike
+    assert "differ between" not in alike
+
+
 def test_a_result_without_any_case_still_writes_a_whole_report(tmp_path):
     """A benchmark result with no case (write_report from Python, e.g. of a run stopped before its
     first case) writes report.md, results.json and every plot, each score "—" / null; the PSNR-over-

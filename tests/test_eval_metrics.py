@@ -80,6 +80,30 @@ def test_8_bit_images_are_refused_not_read_as_white():
     # Converted as the message says, they score what float images do.
     assert float(metrics.psnr(a.float() / 127.5 - 1, b.float() / 127.5 - 1)) < 10
 
+def test_images_with_nan_or_infinite_values_are_refused_not_scored():
+    """An infinite pixel was clamped to white and scored as one (42 dB for one +∞ in an otherwise
+    identical 2×3×32×40 pair, where the error has no value), and a NaN made the score NaN, which
+    reads as an empty mask's "no such score". Every colour metric refuses both in one line."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(1, 3, 32, 40, generator=g) * 2 - 1
+    depth = torch.full((2, 32, 40), 3.0)
+    cams = Cameras(torch.eye(4).repeat(2, 1, 1), intrinsics_from_fov(60.0, 32, 40), 32, 40)
+    for bad in (math.inf, -math.inf, math.nan):
+        y = x.clone()
+        y[0, 1, 4, 5] = bad
+        for score in (metrics.psnr, metrics.ssim, metrics.squared_error_map):
+            for pred, target in ((y, x), (x, y)):
+                with pytest.raises(ValueError, match=r"^images hold 1 NaN or infinite values \(of 3840\), which have no score"):
+                    score(pred, target)
+        video = torch.cat([x, y])
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            metrics.warp_error(video, depth, cams)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            metrics.camera_errors(video, cams, depth[0])
+    # finite images score as before: identical ones ∞ dB and SSIM 1
+    assert math.isinf(float(metrics.psnr(x, x))) and float(metrics.ssim(x, x)) == pytest.approx(1.0, abs=1e-5)
+
+
 def test_ssim_identity_and_constant_images():
     g = torch.Generator().manual_seed(1)
     x = torch.rand(2, 3, 24, 24, generator=g) * 2 - 1

@@ -1,7 +1,8 @@
 """Evaluation metrics: small batched functions over videos in gen3c's conventions.
 
 Images are (B, 3, H, W) in [−1, 1] (the pipeline's range); every colour metric is computed on
-the [0, 1] scale (data range 1, so PSNR matches the usual 8-bit figure). Cameras, poses and
+the [0, 1] scale (data range 1, so PSNR matches the usual 8-bit figure); images holding NaN or
+±∞ are refused (ValueError), as 8-bit ones are. Cameras, poses and
 depth follow :mod:`gen3c.cameras` (OpenCV, world-to-camera, z-depth).
 
 - :func:`psnr`, :func:`ssim` (and :func:`ssim_map`, :func:`squared_error_map`): image quality,
@@ -66,7 +67,20 @@ def to_unit(images: Tensor) -> Tensor:
     as if in [−1, 1], almost every value would read as white and the scores be silently wrong."""
     if not images.is_floating_point():
         raise ValueError(f"images must be floating point in [−1, 1], got {images.dtype}: convert 8-bit ones with x.float() / 127.5 - 1")
+    _check_finite(images)
     return ((images.float() + 1.0) * 0.5).clamp(0.0, 1.0)
+
+
+def _check_finite(images: Tensor) -> None:
+    """One line when ``images`` hold NaN or ±∞: clamped, an infinite value read as black or white
+    (a finite, plausible score), and a NaN made the score NaN, which reads as "no such score"
+    (an empty mask) and drops out of a mean over cases (:func:`nanmean`)."""
+    bad = ~torch.isfinite(images)
+    if bool(bad.any()):
+        raise ValueError(
+            f"images hold {int(bad.sum())} NaN or infinite values (of {images.numel()}), which have no score: "
+            "check what made them (its precision, its weights)"
+        )
 
 
 def squared_error_map(pred: Tensor, target: Tensor) -> Tensor:
@@ -297,6 +311,7 @@ def track_points(frames: Tensor, allowed: Tensor | None = None, max_points: int 
         track holds. Row 0 holds the corners, rounded to pixel centres.
     """
     T, _, H, W = frames.shape
+    _check_finite(frames)  # (rounded to 8 bits, NaN would be tracked as black)
     gray = [_gray_uint8(f) for f in frames]
     mask = None if allowed is None else allowed.cpu().numpy().astype(np.uint8) * 255
     n = max_points or max(200, H * W // 70)

@@ -236,6 +236,42 @@ def comparison_markdown(result: BenchmarkResult) -> list[str]:
         f"*PSNR vs `{reference}`*: each model's video against `{reference}`'s own video of the same case (frames 1 … T−1, "
         "all pixels) — how closely it reproduces that model, apart from how either matches the ground truth.",
         "",
+        *settings_markdown(result, [m.name for m in rows]),
+    ]
+
+
+def differing_settings(result: BenchmarkResult, rows: list[str]) -> dict[str, dict[str, object]] | None:
+    """``{setting: {row: value}}`` of the generator settings in which ``rows`` differ (their
+    plain attributes and a model's sampling settings, as the fingerprint records them: guidance,
+    negative prompt, sampler, LoRA adapter…; not their weights), None when the result records
+    none of them (a result built by hand)."""
+    recorded = (result.fingerprint or {}).get("rows") or {}
+    if not all(isinstance(recorded.get(row), dict) for row in rows):
+        return None
+    merged = {row: {**(recorded[row].get("attributes") or {}), **(recorded[row].get("settings") or {})} for row in rows}
+    keys = dict.fromkeys(key for row in rows for key in merged[row] if key != "name")  # (the row's name: its own by nature)
+    return {key: {row: merged[row].get(key) for row in rows} for key in keys
+            if len({json.dumps(merged[row].get(key), sort_keys=True, default=str) for row in rows}) > 1}  # fmt: skip
+
+
+def settings_markdown(result: BenchmarkResult, rows: list[str]) -> list[str]:
+    """The lines under the "models compared" table that say in which settings the models ran
+    differently (a compared model samples with its own defaults and without the first model's
+    guidance flags and adapter), or that they ran alike but for their weights."""
+    differ = differing_settings(result, rows)
+    if differ is None:
+        return []
+    if not differ:
+        return ["**Settings**: the models ran with the same generator settings; only their weights differ.", ""]
+
+    def shown(value: object) -> str:
+        return "none" if value is None else f"`{value}`"
+
+    items = [f"{key} " + ", ".join(f"{shown(values[row])} (`{row}`)" for row in rows) for key, values in differ.items()]
+    return [
+        "**Settings that differ between these models** (besides their weights), so their scores compare these "
+        f"settings too: {'; '.join(items)}.",
+        "",
     ]
 
 
