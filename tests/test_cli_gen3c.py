@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from gen3c.cli import app
-from gen3c.errors import Gen3cModelError
+from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.io.video import read_video
 from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines import loading as loading_module
@@ -270,6 +270,37 @@ def test_too_small_a_gpu_budget_is_refused_before_depth_is_estimated_or_weights_
     res = invoke(*common, "--max_gpu_memory", "4", "--resolution", "352x640")  # half the size: less, still too much
     assert res.exit_code == 2 and "for 121 frames at 352×640: it needs --max_gpu_memory " in " ".join(res.output.split()), res.output
     assert not (tmp_path / "out").exists() and not (tmp_path / "empty_cache").exists()
+
+
+def test_a_prompt_a_model_without_t5_cannot_encode_is_refused_before_the_input_is_read(tmp_path, monkeypatch, tiny_checkpoint):
+    """--model tiny (no T5) with a prompt outside its prompt cache was refused only as the model
+    sampled, after the depth estimate (MoGe: a download), the load and the cache's renders, saying
+    "Couldn't instantiate the backend tokenizer" and to fetch GEN3C's weights. Now it is refused
+    first, naming the flag and the fix; a cached prompt, --disable_prompt_encoder and a checkpoint
+    with T5 pass this check."""
+    from PIL import Image
+
+    from gen3c.pipelines.options import refuse_prompts_without_text_encoder
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    Image.new("RGB", (112, 64), (100, 120, 140)).save(tmp_path / "photo.png")
+    common = ("generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", tmp_path / "photo.png",
+              "--video_save_folder", tmp_path / "out")  # fmt: skip
+    res = invoke(*common, "--prompt", "a cat")
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        "error: --prompt 'a cat': --model 'tiny' has no T5 text encoder, so it encodes only the prompts its prompt cache holds "
+        "(the empty prompt, GEN3C's default negative prompt): leave out --prompt, or run a model with T5 (GEN3C's own: leave out --model)"
+    )
+    res = invoke(*common, "--negative_prompt", "blurry", "--guidance", "3")
+    assert res.exit_code == 2 and "error: --negative_prompt 'blurry': --model 'tiny' has no T5 text encoder" in res.output, res.output
+    assert not (tmp_path / "out").exists()
+    refuse_prompts_without_text_encoder({"model": "tiny", "prompt": "", "guidance": 3.0})  # the cached ones
+    refuse_prompts_without_text_encoder({"model": "tiny", "prompt": "a cat", "disable_prompt_encoder": True})
+    refuse_prompts_without_text_encoder({"checkpoint_dir": str(tiny_checkpoint), "prompt": "a cat"})  # saved with its T5
+    shutil.copytree(tiny_checkpoint, tmp_path / "no_t5", ignore=shutil.ignore_patterns("text_encoder", "tokenizer"))
+    with pytest.raises(Gen3cInputError, match=r"^--prompt 'a cat': --checkpoint_dir '.*no_t5' has no T5 text encoder"):
+        refuse_prompts_without_text_encoder({"checkpoint_dir": str(tmp_path / "no_t5"), "prompt": "a cat"})
 
 
 def test_the_default_resolution_is_the_models_own(tmp_path):

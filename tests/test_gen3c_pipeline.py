@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -742,6 +743,22 @@ def test_uncached_prompt_without_t5_is_a_clear_error(pipe):
     # use the empty prompt", pointing at the wrong argument).
     with pytest.raises(Gen3cModelError, match=r"^negative_prompt 'blurry' is not in the prompt cache.*or use GEN3C's default \(negative_prompt=None\)$"):
         bare(*inputs(), num_steps=1, negative_prompt="blurry")
+
+
+def test_an_uncached_prompt_for_a_checkpoint_saved_without_t5_says_so(tmp_path, pipe):
+    """A pipeline loaded from a checkpoint folder without T5 (the packaged tiny model's) points its
+    T5 at that folder; a prompt outside its prompt cache failed with transformers' "Couldn't
+    instantiate the backend tokenizer from one of: " and the advice to fetch GEN3C's weights. Now
+    it says, as for a pipeline without T5, that the prompt is not in the cache and which is."""
+    from gen3c.pipelines.loading import load_pipeline
+
+    pipe.save_pretrained(tmp_path / "ckpt")
+    shutil.rmtree(tmp_path / "ckpt" / "text_encoder", ignore_errors=True)
+    shutil.rmtree(tmp_path / "ckpt" / "tokenizer", ignore_errors=True)
+    bare = load_pipeline(tmp_path / "ckpt", dtype="float32")
+    bare.set_progress_bar_config(disable=True)
+    with pytest.raises(Gen3cModelError, match="^prompt 'a cat' is not in the prompt cache and this pipeline has no T5 text encoder: .*or use the empty prompt$"):
+        bare(*inputs(), num_steps=1, prompt="a cat")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on the device)")

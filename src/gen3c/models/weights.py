@@ -218,6 +218,13 @@ def converted_official(cache_dir: str | os.PathLike | None = None) -> Path | Non
     return folder if folder.is_dir() else None
 
 
+def holds_text_encoder(folder: str | os.PathLike) -> bool:
+    """Whether a folder holds T5: a converted checkpoint's ``text_encoder/``, or a T5 folder in
+    transformers' layout (its ``config.json`` at the top)."""
+    folder = Path(folder)
+    return (folder / "config.json").is_file() or (folder / "text_encoder").is_dir()
+
+
 def prompts_of(prompt: str = "", negative_prompt: str | None = None, guidance: float = 1.0) -> tuple[str, ...]:
     """The prompts a run encodes (as :meth:`Gen3cPipeline.__call__`): the prompt, and with guidance
     the negative prompt (None: GEN3C's default; "": the prompt again)."""

@@ -82,7 +82,7 @@ from gen3c.models.memory import (
 from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
-from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, is_official_repo, prompts_of
+from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, holds_text_encoder, is_official_repo, prompts_of
 from gen3c.parallel import broadcast_from_main, is_main_process
 from gen3c.schedulers import sampler_name
 from gen3c.summary import dataclass_repr
@@ -724,7 +724,7 @@ class Gen3cPipeline(DiffusionPipeline):
         source = self.text_encoder_source
         # The cached prompts are the empty one and GEN3C's default negative one (gen3c convert).
         what, cached = ("negative_prompt", "GEN3C's default (negative_prompt=None)") if negative else ("prompt", "the empty prompt")
-        if source is None:
+        if source is None or (os.path.isdir(source) and not holds_text_encoder(source)):  # (a checkpoint saved without T5: tiny)
             raise Gen3cModelError(
                 f"{what} {prompt[:40]!r} is not in the prompt cache and this pipeline has no T5 text encoder: "
                 f"load a checkpoint with its text_encoder/ and tokenizer/ folders, or use {cached}"

@@ -48,7 +48,7 @@ from gen3c.models.memory import (
 )
 from gen3c.models.packaged import is_hub_id as is_hub_id  # (where checkpoint_folder fetches)
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
-from gen3c.models.weights import WEIGHTS_HELP, is_official_repo, prompts_of
+from gen3c.models.weights import WEIGHTS_HELP, holds_text_encoder, is_official_repo, prompts_of
 from gen3c.parallel import init_parallel
 
 # The gen3c generator's options and their checks (no torch); those of its names used elsewhere are re-exported here.
@@ -709,7 +709,7 @@ def _has_text_encoder_source(pipe: Gen3cPipeline) -> bool:
     folder = Path(source)
     if not folder.exists():
         return bool(is_hub_id(source))
-    return (folder / "config.json").is_file() or (folder / "text_encoder").is_dir()
+    return holds_text_encoder(folder)
 
 
 def _fetches_text_encoder(pipe: Gen3cPipeline, prompts: Sequence[str]) -> bool:

@@ -29,7 +29,7 @@ from gen3c.models.choices import (
     check_token_split,
     check_vae_chunk_frames,
 )
-from gen3c.models.weights import OFFICIAL_REPO, is_official_repo
+from gen3c.models.weights import OFFICIAL_REPO, holds_text_encoder, is_official_repo
 from gen3c.pipelines.presets import SpeedPreset, speed_settings
 from gen3c.pipelines.settings import (
     GENERATORS,
@@ -77,6 +77,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         if found is not None and num_gpus != 1:  # what load_generator says once the input is read (a depth estimate: minutes)
             options = request.generator_options
             check_model_split(found, num_gpus, fixed_chunk_frames(request), options.get("model") or options.get("checkpoint_dir"))
+        refuse_prompts_without_text_encoder(request.generator_options)
         # The settings are refused above without diffusers (seconds to import); what loading the
         # model imports is checked here, still before the input is read (a broken transformers, say).
         require("gen3c.pipelines.gen3c", "the gen3c generator", extra="diffusion")
@@ -85,6 +86,47 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
 
             check_budget_holds_model(found, checked, fixed_chunk_frames(request), check_resolution(request.resolution, found))
     return checked
+
+
+def refuse_prompts_without_text_encoder(options: dict[str, Any]) -> None:
+    """Refuse a prompt (or negative prompt, where guidance encodes it) outside the prompt cache of a
+    local model without T5 (a packaged model, a checkpoint of ``gen3c train`` from one), before the
+    input is read: it was refused only as the model sampled, after the depth estimate, the load and
+    the cache's renders. GEN3C's weights and hub checkpoints fetch T5 when a prompt needs it."""
+    from gen3c.models.packaged import checkpoint_info, packaged_model_dir, packaged_model_info
+    from gen3c.models.weights import prompts_of
+
+    if options.get("disable_prompt_encoder"):
+        return
+    if options.get("model"):
+        folder, info, named = packaged_model_dir(str(options["model"])), packaged_model_info(str(options["model"])), "--model"
+    elif options.get("checkpoint_dir") and not is_official_repo(options["checkpoint_dir"]):
+        try:
+            folder = Path(str(options["checkpoint_dir"])).expanduser()
+            if not (folder / "model_index.json").is_file():
+                return  # (a hub id, or a folder loading refuses with its reason)
+        except (OSError, RuntimeError):  # (RuntimeError: an unknown ~user, refused where the path is read)
+            return
+        info, named = checkpoint_info(str(folder)), "--checkpoint_dir"
+    else:
+        return
+    if holds_text_encoder(folder):
+        return
+    guidance = options.get("guidance")
+    guidance = float(info.get("guidance", 1.0)) if guidance is None else float(guidance)
+    try:
+        cached = json.loads((folder / "prompt_cache" / "config.json").read_text()).get("prompts", [])
+    except (OSError, ValueError, AttributeError):
+        cached = []
+    for prompt in prompts_of(options.get("prompt") or "", options.get("negative_prompt"), guidance):
+        if prompt not in cached:
+            which = "prompt" if prompt == (options.get("prompt") or "") else "negative_prompt"
+            keep = "leave out --prompt" if which == "prompt" else "leave out --negative_prompt (GEN3C's default negative prompt is cached)"
+            raise Gen3cInputError(
+                f"--{which} {prompt[:40]!r}: {named} {str(options.get('model') or options['checkpoint_dir'])!r} has no T5 text encoder, "
+                f"so it encodes only the prompts its prompt cache holds (the empty prompt, GEN3C's default negative prompt): "
+                f"{keep}, or run a model with T5 (GEN3C's own: leave out {named})"
+            )
 
 
 def check_resolution(resolution: str, found: tuple[dict, dict] | None) -> tuple[int, int]:
