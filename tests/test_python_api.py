@@ -682,7 +682,7 @@ def test_a_setting_of_the_wrong_type_is_named_with_what_was_given_not_its_repr(t
     from gen3c.errors import describe_value
 
     assert describe_value(torch.float16) == "dtype 'torch.float16'"  # short, one line: its text
-    assert describe_value(object()) == "a object" and describe_value(np.float32(0.5)) == "float32 '0.5'"
+    assert describe_value(object()) == "an object" and describe_value(np.float32(0.5)) == "float32 '0.5'"
 
 
 def test_torch_dtypes_and_devices_are_taken_as_their_names_and_recorded_as_them(box_scene, tmp_path, monkeypatch):
