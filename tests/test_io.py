@@ -1114,8 +1114,8 @@ def test_ply_mistakes_are_one_line_errors(tmp_path):
     pts, cols = torch.randn(5, 3), torch.rand(5, 3)
     for args, match in [
         ((pts, cols[:2]), "has 5 points but 2 colours"),
-        ((pts.numpy(), cols), "points is ndarray: pass an"),
-        ((torch.randn(5, 4), cols), r"points is \(5, 4\): pass an \(N, 3\) tensor"),
+        ((pts.numpy(), cols), r"points is a numpy array of shape \(5, 3\): pass an"),
+        ((torch.randn(5, 4), cols), r"points is a torch tensor of shape \(5, 4\): pass an \(N, 3\) tensor"),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
             write_ply(tmp_path / "p.ply", *args)

@@ -1508,7 +1508,7 @@ def test_generate_calls_a_progress_callable_and_refuses_what_is_no_progress(box_
                    video_save_folder=tmp_path, progress=progress)  # fmt: skip
     assert seen == {"Rendering 3D cache": 3, "Generating (preview)": 3}, seen
     assert capsys.readouterr().err == ""  # no bar beside the callable's
-    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is a str: pass True \(bars\), False \(quiet\) or a callable"):
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is str 'false': pass True \(bars\), False \(quiet\) or a callable"):
         gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", video_save_folder=tmp_path / "no", progress="false")
     assert not (tmp_path / "no").exists()
 

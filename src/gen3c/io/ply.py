@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import atomic_path
 from gen3c.io.paths import writer_path
 
@@ -25,8 +25,7 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     target = writer_path(path, "write_ply path", "the point cloud")
     for name, value in (("points", points), ("colors", colors)):
         if not isinstance(value, Tensor) or value.ndim != 2 or value.shape[1] != 3:
-            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise Gen3cInputError(f"write_ply {name} is {shape}: pass an (N, 3) tensor")
+            raise Gen3cInputError(f"write_ply {name} is {describe_value(value)}: pass an (N, 3) tensor")
     if len(points) != len(colors):
         raise Gen3cInputError(f"write_ply has {len(points)} points but {len(colors)} colours: pass one colour per point")
     pts = points.detach().float().cpu().numpy()
