@@ -12,7 +12,7 @@ from torch import Tensor
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import atomic_path
-from gen3c.io.paths import writer_path
+from gen3c.io.paths import reader_path, writer_path
 
 
 def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
@@ -45,13 +45,14 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
 def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
     """Read a point cloud with colours (what :func:`write_ply` writes): (N, 3) float32 points
     and (N, 3) uint8 colours. Colours stored otherwise are brought to 0–255: float in [0, 1]
-    (as Open3D's tensor API writes them), 16-bit 0–65535, other integers 0–255.
+    (as Open3D's tensor API writes them), 16-bit 0–65535, other integers 0–255. A leading ``~``
+    in ``path`` is the home folder.
 
     Raises:
-        Gen3cInputError: a missing file, one that is no PLY, a PLY without coloured vertices, or
+        Gen3cInputError: a path that is no path (a number, None), a missing file, one that is no PLY, a PLY without coloured vertices, or
             colours out of their type's range.
     """
-    p = Path(path)
+    p = reader_path(path, "point cloud", "a PLY point cloud")
     PlyData = require("plyfile", f"reading the point cloud {str(p)!r}").PlyData
     if not p.is_file():
         raise Gen3cInputError(f"point cloud {str(p)!r} does not exist or is not a file: check the path")
