@@ -684,8 +684,8 @@ def test_an_estimator_returning_no_depth_tensor_is_one_line_naming_it():
     """An estimator whose result has no ``.depth``, or a ``.depth`` that is not a tensor, is
     refused in one line naming it and what to return. Before: a raw AttributeError."""
     for bad, match in [
-        (torch.full((1, H, W), 3.0), r"the depth estimator Returns.estimate returned a Tensor without .depth: return an object whose .depth is an \(H, W\) torch tensor"),
-        (type("E", (), {"depth": [[3.0] * W] * H})(), r"the depth estimator Returns.estimate returned a .depth of type list: return an object whose .depth"),
+        (torch.full((1, H, W), 3.0), rf"the depth estimator Returns.estimate returned a torch tensor of shape \(1, {H}, {W}\) without .depth: return an object whose .depth is an \(H, W\) torch tensor"),
+        (type("E", (), {"depth": [[3.0] * W] * H})(), rf"the depth estimator Returns.estimate returned a .depth that is a list of {H} items: return an object whose .depth"),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
             add_frame_estimated_by(bad)

@@ -516,7 +516,7 @@ def test_a_transforms_json_without_poses_is_named_as_one(frames, match):
 
 @pytest.mark.parametrize(
     "value, got",
-    [(123, "int '123'"), (None, "NoneType 'None'"), ({"frames": []}, "a dict of 1 items"), (np.eye(4), "a numpy array of shape (4, 4)")],
+    [(123, "int '123'"), (None, "NoneType 'None'"), ({"frames": []}, "a dict of 1 item"), (np.eye(4), "a numpy array of shape (4, 4)")],
 )
 def test_a_camera_file_that_is_no_path_is_refused_in_one_line(value, got):
     """load_camera_file(123) was Path's TypeError "expected str, bytes or os.PathLike object, not int"."""

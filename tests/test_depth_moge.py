@@ -85,7 +85,7 @@ def test_a_damaged_checkpoint_of_moge_layout_is_one_line_naming_the_file(tmp_pat
     found ['model_config', 'model']"; and the messages named no file ("MoGe checkpoint lacks")."""
     path = tmp_path / "model.pt"
     damage = {
-        "backbone.cls_token": ([1, 2], "holds a list at 'backbone.cls_token', not a MoGe weight: the file is damaged or another model; re-download it"),
+        "backbone.cls_token": ([1, 2], "holds a list of 2 items at 'backbone.cls_token', not a MoGe weight: the file is damaged or another model; re-download it"),
         "backbone.pos_embed": (torch.zeros(5), "holds a 1-d tensor at 'backbone.pos_embed', not a MoGe weight: "),
         "backbone.blocks.0.mlp.fc1.weight": (None, r"lacks 'backbone.blocks.0.mlp.fc1.weight': it is not a MoGe v1 model.pt \(re-download it\)$"),
     }

@@ -803,3 +803,20 @@ def test_on_a_gpu_the_renders_stay_there_in_the_resident_plan():
     torch.testing.assert_close(kept, copied, atol=1e-6, rtol=0)
     for (panel_a, masks_a), (panel_b, masks_b) in zip(kept_sink.panels, copied_sink.panels, strict=True):
         assert panel_a.shape == (T, H, 3 * W, 3) and (panel_a == panel_b).mean() > 0.999 and (masks_a == masks_b).all()
+
+
+def test_save_pretrained_saves_into_a_folder_starting_with_tilde_in_the_home_folder(tmp_path, pipe, monkeypatch):
+    """save_pretrained("~/ckpt") saved into "./~/ckpt" (os.path.abspath keeps the ~), though
+    from_pretrained and --checkpoint_dir read "~/ckpt" in the home folder; 123 was abspath's TypeError."""
+    import os
+
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+    pipe.save_pretrained("~/ckpt")
+    assert os.listdir(here) == [] and os.listdir(home) == ["ckpt"]
+    assert Gen3cPipeline.from_pretrained(home / "ckpt").model_info == pipe.model_info
+    with pytest.raises(Gen3cInputError, match=r"^save_pretrained folder is int '123': pass the path to write the checkpoint to \(a str or a pathlib\.Path\)$"):
+        pipe.save_pretrained(123)

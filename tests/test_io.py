@@ -1114,8 +1114,8 @@ def test_ply_mistakes_are_one_line_errors(tmp_path):
     pts, cols = torch.randn(5, 3), torch.rand(5, 3)
     for args, match in [
         ((pts, cols[:2]), "has 5 points but 2 colours"),
-        ((pts.numpy(), cols), "points is ndarray: pass an"),
-        ((torch.randn(5, 4), cols), r"points is \(5, 4\): pass an \(N, 3\) tensor"),
+        ((pts.numpy(), cols), r"points is a numpy array of shape \(5, 3\): pass an"),
+        ((torch.randn(5, 4), cols), r"points is a torch tensor of shape \(5, 4\): pass an \(N, 3\) tensor"),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
             write_ply(tmp_path / "p.ply", *args)
@@ -1893,3 +1893,48 @@ def test_the_gen3c_pipeline_names_an_argument_that_is_no_tensor_as_describe_valu
         with pytest.raises(Gen3cInputError) as refused:
             Gen3cPipeline.check_inputs(None, image, colors, masks, 1.0, 1)  # refused before the pipeline is used
         assert str(refused.value) == f"image must be a (3, H, W) tensor in [-1, 1], got {got}"
+
+
+def test_read_ply_refuses_what_is_no_path_and_expands_the_home_folder(tmp_path, monkeypatch):
+    """read_ply("~/p.ply") looked for "./~/p.ply" ("does not exist") though write_ply wrote it
+    into the home folder, and read_ply(123) was Path's TypeError."""
+    home, _ = _written_under_home(tmp_path, monkeypatch)
+    write_ply(home / "p.ply", torch.eye(3), torch.full((3, 3), 255, dtype=torch.uint8))
+    points, colors = read_ply("~/p.ply")
+    assert points.tolist() == torch.eye(3).tolist() and colors.tolist() == [[255] * 3] * 3
+    with pytest.raises(Gen3cInputError, match=r"^point cloud is int '123': pass the path to a PLY point cloud \(a str or a pathlib\.Path\)$"):
+        read_ply(123)
+
+
+def test_write_checksums_writes_into_a_folder_starting_with_tilde_and_refuses_what_is_no_folder(tmp_path, monkeypatch):
+    """write_checksums("~/ckpt") listed "./~/ckpt" (nothing) and failed writing its checksums.json
+    (FileNotFoundError), as for any missing folder; write_checksums(123) was Path's TypeError."""
+    import hashlib
+
+    from gen3c.models.verify import write_checksums
+
+    home, here = _written_under_home(tmp_path, monkeypatch)
+    (home / "ckpt").mkdir()
+    (home / "ckpt" / "config.json").write_text("{}")
+    assert write_checksums("~/ckpt") == home / "ckpt" / "checksums.json"
+    written = json.loads((home / "ckpt" / "checksums.json").read_text())
+    assert written == {"algorithm": "sha256", "files": {"config.json": hashlib.sha256(b"{}").hexdigest()}}
+    with pytest.raises(Gen3cInputError, match=r"^write_checksums folder is int '123': pass the path to the checkpoint folder \(a str or a pathlib\.Path\)$"):
+        write_checksums(123)
+    with pytest.raises(Gen3cInputError, match=rf"^write_checksums folder {re.escape(repr(str(home / 'nowhere')))} is no folder \(missing, or a file\)"):
+        write_checksums("~/nowhere")
+    assert os.listdir(here) == [] and sorted(os.listdir(home)) == ["ckpt"]
+
+
+def test_write_report_writes_into_a_folder_starting_with_tilde_in_the_home_folder(tmp_path, monkeypatch):
+    """write_report(result, "~/eval") made "./~/eval" and wrote the report there; 123 was Path's TypeError."""
+    from gen3c.evaluation.report import read_results, write_report
+    from gen3c.evaluation.suite import BenchmarkConfig, BenchmarkResult, Method
+
+    home, here = _written_under_home(tmp_path, monkeypatch)
+    result = BenchmarkResult(BenchmarkConfig(scenes=("room",), presets=("left",), num_frames=4), [Method("still", "held still", None)], [])
+    paths = write_report(result, "~/eval", plots=False)
+    assert paths["report"] == home / "eval" / "report.md" and read_results(home / "eval" / "results.json")["cases"] == []
+    assert os.listdir(here) == [] and sorted(os.listdir(home / "eval")) == ["report.md", "results.json"]
+    with pytest.raises(Gen3cInputError, match=r"^write_report folder is int '123': pass the path to write the report to \(a str or a pathlib\.Path\)$"):
+        write_report(result, 123, plots=False)

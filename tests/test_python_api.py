@@ -682,7 +682,7 @@ def test_a_setting_of_the_wrong_type_is_named_with_what_was_given_not_its_repr(t
     from gen3c.errors import describe_value
 
     assert describe_value(torch.float16) == "dtype 'torch.float16'"  # short, one line: its text
-    assert describe_value(object()) == "a object" and describe_value(np.float32(0.5)) == "float32 '0.5'"
+    assert describe_value(object()) == "an object" and describe_value(np.float32(0.5)) == "float32 '0.5'"
 
 
 def test_torch_dtypes_and_devices_are_taken_as_their_names_and_recorded_as_them(box_scene, tmp_path, monkeypatch):
@@ -1508,7 +1508,7 @@ def test_generate_calls_a_progress_callable_and_refuses_what_is_no_progress(box_
                    video_save_folder=tmp_path, progress=progress)  # fmt: skip
     assert seen == {"Rendering 3D cache": 3, "Generating (preview)": 3}, seen
     assert capsys.readouterr().err == ""  # no bar beside the callable's
-    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is a str: pass True \(bars\), False \(quiet\) or a callable"):
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is str 'false': pass True \(bars\), False \(quiet\) or a callable"):
         gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", video_save_folder=tmp_path / "no", progress="false")
     assert not (tmp_path / "no").exists()
 

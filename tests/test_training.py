@@ -1055,7 +1055,7 @@ def test_config_values_from_python_are_named_by_type_and_shape_not_their_repr():
         ({"data": {"paths": [1] * 100}}, "config: data.paths = a list of 100 items must be a list of strings (default [])"),
         ({"data": {"resolution": [64.0, 112]}}, "config: data.resolution = [64.0, 112] must be a list of whole numbers (default [64, 112])"),
         ({"model": {"checkpoint": "tiny", "transformer": {"w": np.ones((50, 50))}}},
-         "config: model.transformer = a dict of 1 items would do nothing in this run: it is used with a run from scratch "),
+         "config: model.transformer = a dict of 1 item would do nothing in this run: it is used with a run from scratch "),
     ]:  # fmt: skip
         with pytest.raises(Gen3cInputError) as caught:
             config_from_dict(data)

@@ -175,12 +175,20 @@ def describe_value(value: object, limit: int = 40) -> str:
     shape = getattr(value, "shape", None)
     if isinstance(shape, tuple):  # torch.Size is one too
         kind = {"numpy": "numpy array", "torch": "torch tensor"}.get(type(value).__module__.split(".")[0], type(value).__name__)
-        return f"a {kind} of shape {tuple(shape)}"
+        return f"{with_article(kind)} of shape {tuple(shape)}"
     if isinstance(value, (list, tuple, dict, set, frozenset)):
-        return f"a {type(value).__name__} of {len(value)} items"
+        return f"{with_article(type(value).__name__)} of {counted(len(value), 'item')}"
     text = str(value)
     plain = len(text) <= limit and "\n" not in text and not text.startswith("<")  # not object's "<… at 0x…>"
-    return f"{type(value).__name__} {text!r}" if plain else f"a {type(value).__name__}"
+    return f"{type(value).__name__} {text!r}" if plain else with_article(type(value).__name__)
+
+
+def with_article(noun: str) -> str:
+    """``noun`` after "a" or "an" as it is said: "an object", "an Image", "a tuple"; "a UUID",
+    "a UserDict" (a "you" sound)."""
+    lower = noun.lower()
+    vowel = lower[:1] in ("a", "e", "i", "o", "u") and not lower.startswith(("uni", "use", "usa", "uu"))
+    return f"{'an' if vowel else 'a'} {noun}"
 
 
 def quoted(value: object, limit: int = 100) -> str:

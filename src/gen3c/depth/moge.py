@@ -49,7 +49,7 @@ from gen3c.depth.base import (
 )
 from gen3c.depth.hub import hub_file
 from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, quoted
+from gen3c.errors import Gen3cInputError, Gen3cModelError, describe_value, first_line, note, quoted
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.images import image_to_uint8
 from gen3c.io.paths import expand_home, is_dir, is_file, looks_like_path
@@ -403,7 +403,7 @@ class DinoV2Shape:
                     )
                 raise Gen3cModelError(f"{name} lacks {prefix + key!r}: it is not a MoGe v1 model.pt (re-download it)")
             if not isinstance(value, Tensor) or value.ndim < (2 if dim == 1 else 1):
-                what = f"a {value.ndim}-d tensor" if isinstance(value, Tensor) else f"a {type(value).__name__}"
+                what = f"a {value.ndim}-d tensor" if isinstance(value, Tensor) else describe_value(value)
                 raise Gen3cModelError(f"{name} holds {what} at {prefix + key!r}, not a MoGe weight: the file is damaged or another model; re-download it")
             read[key] = value.shape[dim]
         embed_dim, patch, mlp_hidden = read["cls_token"], read["patch_embed.proj.weight"], read["blocks.0.mlp.fc1.weight"]

@@ -45,6 +45,7 @@ from gen3c.evaluation.suite import (
     benchmark_cases,
 )
 from gen3c.io.atomic import atomic_path, ensure_writable_dir, write_text_atomic
+from gen3c.io.paths import writer_path
 
 #: Sub-folder of the report folder where a run that stopped early keeps its finished cases.
 PARTIAL = "partial"
@@ -748,14 +749,15 @@ def write_report(result: BenchmarkResult, folder: str | Path, *, plots: bool = T
     """Write ``report.md``, ``results.json`` and (with ``plots``) the PNG plots into ``folder``,
     then remove what an earlier report left there under the names ``gen3c eval`` writes
     (:func:`previous_outputs`: plots beside a report without them, contact sheets not in
-    ``sheets``), as ``gen3c eval`` does; other files stay.
+    ``sheets``), as ``gen3c eval`` does; other files stay. A leading ``~`` in ``folder`` is the
+    home folder.
 
     Args:
         sheets: contact sheet paths relative to ``folder``, to link from the report (kept).
     Returns:
         ``{"report": …, "results": …, "plots": [...]}`` paths.
     """
-    folder = ensure_writable_dir(folder, "--output_folder")
+    folder = ensure_writable_dir(writer_path(folder, "write_report folder", "the report"), "--output_folder")
     paths: dict = {"plots": write_plots(result, folder) if plots else []}
     paths["results"] = folder / "results.json"
     write_text_atomic(paths["results"], json.dumps(json_safe(results_json(result)), indent=1, allow_nan=False))

@@ -10,9 +10,9 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import atomic_path
-from gen3c.io.paths import writer_path
+from gen3c.io.paths import reader_path, writer_path
 
 
 def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
@@ -25,8 +25,7 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     target = writer_path(path, "write_ply path", "the point cloud")
     for name, value in (("points", points), ("colors", colors)):
         if not isinstance(value, Tensor) or value.ndim != 2 or value.shape[1] != 3:
-            shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
-            raise Gen3cInputError(f"write_ply {name} is {shape}: pass an (N, 3) tensor")
+            raise Gen3cInputError(f"write_ply {name} is {describe_value(value)}: pass an (N, 3) tensor")
     if len(points) != len(colors):
         raise Gen3cInputError(f"write_ply has {len(points)} points but {len(colors)} colours: pass one colour per point")
     pts = points.detach().float().cpu().numpy()
@@ -46,13 +45,14 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
 def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
     """Read a point cloud with colours (what :func:`write_ply` writes): (N, 3) float32 points
     and (N, 3) uint8 colours. Colours stored otherwise are brought to 0–255: float in [0, 1]
-    (as Open3D's tensor API writes them), 16-bit 0–65535, other integers 0–255.
+    (as Open3D's tensor API writes them), 16-bit 0–65535, other integers 0–255. A leading ``~``
+    in ``path`` is the home folder.
 
     Raises:
-        Gen3cInputError: a missing file, one that is no PLY, a PLY without coloured vertices, or
+        Gen3cInputError: a path that is no path (a number, None), a missing file, one that is no PLY, a PLY without coloured vertices, or
             colours out of their type's range.
     """
-    p = Path(path)
+    p = reader_path(path, "point cloud", "a PLY point cloud")
     PlyData = require("plyfile", f"reading the point cloud {str(p)!r}").PlyData
     if not p.is_file():
         raise Gen3cInputError(f"point cloud {str(p)!r} does not exist or is not a file: check the path")

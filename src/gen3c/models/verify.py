@@ -24,8 +24,9 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from gen3c.errors import Gen3cModelError, first_line
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
 from gen3c.io.hashing import sha256_file
+from gen3c.io.paths import is_dir, reader_path
 
 CHECKSUMS_FILE = "checksums.json"
 #: Components whose weights are checked against their config, and their diffusers classes.
@@ -49,8 +50,15 @@ def covered_files(root: Path) -> list[str]:
 
 
 def write_checksums(folder: str | os.PathLike) -> Path:
-    """Write ``checksums.json`` (sha256 of every weight, config and tokenizer file) into ``folder``."""
-    root = Path(folder)
+    """Write ``checksums.json`` (sha256 of every weight, config and tokenizer file) into ``folder``
+    (a leading ``~`` is the home folder); returns its path.
+
+    Raises:
+        Gen3cInputError: ``folder`` is no path or no folder.
+    """
+    root = reader_path(folder, "write_checksums folder", "the checkpoint folder")
+    if not is_dir(root):  # (was FileNotFoundError on writing checksums.json, after an empty listing)
+        raise Gen3cInputError(f"write_checksums folder {quoted(root, 200)} is no folder (missing, or a file): pass the checkpoint folder")
     files = {name: sha256_file(root / name) for name in covered_files(root)}
     path = root / CHECKSUMS_FILE
     path.write_text(json.dumps({"algorithm": "sha256", "files": files}, indent=1) + "\n")

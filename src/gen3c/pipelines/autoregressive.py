@@ -25,7 +25,7 @@ from torch import Tensor
 
 from gen3c.cache import GENERATED_MAX_DEPTH, Cache3D, SelectingCache3D
 from gen3c.cameras import Cameras, pixel_grid
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.io.frames import FrameStack
 from gen3c.progress import ProgressFactory
 
@@ -224,7 +224,7 @@ class GrowingCache:
         what it must return (:mod:`gen3c.depth`'s protocol)."""
         depth = getattr(result, "depth", None)
         if not isinstance(depth, Tensor):
-            got = f"a {type(result).__name__} without .depth" if depth is None else f"a .depth of type {type(depth).__name__}"
+            got = f"{describe_value(result)} without .depth" if depth is None else f"a .depth that is {describe_value(depth)}"
             raise Gen3cInputError(
                 f"the depth estimator {type(self.depth_estimator).__name__}.estimate returned {got}: "
                 "return an object whose .depth is an (H, W) torch tensor, as gen3c.depth's estimators do"

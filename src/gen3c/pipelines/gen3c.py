@@ -300,14 +300,16 @@ class Gen3cPipeline(DiffusionPipeline):
         owner-only files, unreadable to the other users of a shared machine); the hidden folder a
         save killed outright (``kill -9``) left is removed by the next save. Into an existing
         folder, each component folder and file saved replaces its namesake; other files stay.
-        With ``push_to_hub`` the repository is named after the folder unless ``repo_id`` says.
+        With ``push_to_hub`` the repository is named after the folder unless ``repo_id`` says. A
+        leading ``~`` in ``save_directory`` is the home folder.
         """
         import shutil
 
         from gen3c.io.atomic import make_staging_dir, publish, remove_abandoned_staging, signals_deferred
+        from gen3c.io.paths import writer_path
         from gen3c.models.packaged import META_NAME
 
-        target = Path(os.path.abspath(save_directory))
+        target = Path(os.path.abspath(writer_path(save_directory, "save_pretrained folder", "the checkpoint")))
         if target.exists() and not target.is_dir():
             raise Gen3cInputError(f"save_pretrained: {str(target)!r} is a file: pass a folder to save the checkpoint into")
         merge = target.is_dir()

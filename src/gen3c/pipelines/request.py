@@ -32,7 +32,16 @@ import torch
 
 from gen3c.cameras import Cameras
 from gen3c.constants import GEN3C_CHUNK_FRAMES
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, note, quoted, record_notes, spelled
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cMemoryError,
+    counted,
+    describe_value,
+    note,
+    quoted,
+    record_notes,
+    spelled,
+)
 from gen3c.io.intrinsics import parse_intrinsics
 from gen3c.io.paths import expand_home, looks_like_path
 from gen3c.models import configs
@@ -1354,11 +1363,11 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     where = "gen3c.generate()"
     if not (isinstance(progress, bool) or callable(progress)):  # ("false" would draw bars; a factory was taken for True)
         raise Gen3cInputError(
-            f"{where}: progress is a {type(progress).__name__}: pass True (bars), False (quiet) or a callable "
+            f"{where}: progress is {describe_value(progress)}: pass True (bars), False (quiet) or a callable "
             "progress(stage, total) -> advance(n=1)"
         )
     if not isinstance(video_save_folder, (str, os.PathLike)):
-        raise Gen3cInputError(f"{where}: video_save_folder is a {type(video_save_folder).__name__}: pass a folder path")
+        raise Gen3cInputError(f"{where}: video_save_folder is {describe_value(video_save_folder)}: pass a folder path")
     image_file = isinstance(image, (str, os.PathLike))
     depth_file = depth is None or isinstance(depth, (str, os.PathLike))
     in_memory = (None if image_file else image, None if depth_file else depth)
