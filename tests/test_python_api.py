@@ -1518,3 +1518,17 @@ def test_the_pipelines_output_prints_as_a_line_of_shapes():
     from gen3c.pipelines.gen3c import Gen3cPipelineOutput
 
     assert repr(Gen3cPipelineOutput(frames=torch.zeros(17, 3, 64, 112))) == "Gen3cPipelineOutput(frames=tensor(17, 3, 64, 112; float32))"
+
+
+def test_generate_into_a_folder_starting_with_tilde_writes_there_and_nowhere_else(tmp_path, monkeypatch):
+    """gen3c.generate(video_save_folder="~/outs") made an empty ./~/outs (the writable-folder check,
+    on the path as given) and wrote the video into the home folder's outs (the writers expand ~):
+    the request expands it, as it does the input paths and the command line does."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    monkeypatch.chdir(tmp_path)
+    Image.fromarray(np.full((64, 112, 3), 128, np.uint8)).save(tmp_path / "photo.png")
+    out = gen3c.generate("photo.png", generator="preview", depth_estimator="prior", video_save_folder="~/outs", num_video_frames=3,
+                         resolution="64x112", progress=False)  # fmt: skip
+    assert out.paths["video"] == tmp_path / "home" / "outs" / "photo.mp4" and out.paths["video"].is_file()
+    assert not (tmp_path / "~").exists()

@@ -104,6 +104,8 @@ class GenerationRequest:
                 raise Gen3cInputError(f"--{key} is empty: pass its path, or leave it out")
             if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).startswith("~"):
                 setattr(self, key, str(expand_home(value, f"--{key}")))
+        if isinstance(self.video_save_folder, str) and self.video_save_folder.startswith("~"):  # (was made as ./~/…)
+            self.video_save_folder = str(expand_home(self.video_save_folder, "--video_save_folder"))
         options = self.generator_options if isinstance(self.generator_options, dict) else {}
         for key in OPTION_PATH_FIELDS:  # ~user of no user: one line now, not a RuntimeError where it is first read
             if isinstance(options.get(key), str) and options[key].startswith("~"):
