@@ -246,3 +246,33 @@ def test_the_packaged_models_ship_checksums_that_match_them(name):
     folder = packaged_model_dir(name)
     files = json.loads((folder / CHECKSUMS_FILE).read_text())["files"]
     assert "transformer/diffusion_pytorch_model.safetensors" in files and verify_checksums(folder) == len(files)
+
+
+def test_a_failure_while_writing_checksums_leaves_the_old_manifest_whole(tmp_path, monkeypatch):
+    """write_checksums wrote checksums.json in place: a write that failed part-way (a full disk)
+    left a truncated manifest, which --verify_checksums then refused as malformed. It now
+    writes a temporary file beside it and renames it."""
+    import errno
+    import hashlib
+    import os
+
+    (tmp_path / "config.json").write_text("{}")
+    write_checksums(tmp_path)
+    old = (tmp_path / CHECKSUMS_FILE).read_bytes()
+    (tmp_path / "model_index.json").write_text('{"_class_name": "Gen3cPipeline"}')  # a file added since
+
+    def half_then_disk_full(self, data, *args, **kwargs):
+        with open(self, "wb") as f:
+            f.write((data.encode() if isinstance(data, str) else data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "write_text", half_then_disk_full)
+        patched.setattr(Path, "write_bytes", half_then_disk_full)
+        with pytest.raises(OSError, match="No space left on device"):
+            write_checksums(tmp_path)
+    assert (tmp_path / CHECKSUMS_FILE).read_bytes() == old  # the old manifest, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == [CHECKSUMS_FILE, "config.json", "model_index.json"]  # no .part file left
+    assert write_checksums(tmp_path) == tmp_path / CHECKSUMS_FILE
+    files = json.loads((tmp_path / CHECKSUMS_FILE).read_text())["files"]
+    assert files == {name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in ("config.json", "model_index.json")}

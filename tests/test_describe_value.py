@@ -31,3 +31,67 @@ def test_arrays_numbers_and_text_are_worded_as_before():
     assert describe_value(torch.ones(1, 4, 4)) == "a torch tensor of shape (1, 4, 4)"
     assert describe_value(5) == "int '5'" and describe_value(None) == "NoneType 'None'" and describe_value("60") == "str '60'"
     assert describe_value(torch.float16) == "dtype 'torch.float16'"
+
+
+def test_refusals_name_what_they_got_as_describe_value_says(tmp_path):
+    """Refusals that named a value's type by hand said "got int", "got NoneType", "got Tensor",
+    "got list", "is one Sphere", "generator is a list of 2", "got str 'x'" with its repr; they
+    now say what describe_value says."""
+    import pytest
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.gui.state import GuiState
+    from gen3c.io.gen3c_sample import read_sample
+    from gen3c.pipelines.camera_video import build_cache, prepare_source, preset_cameras, save_outputs
+    from gen3c.pipelines.options import check_generator_options
+    from gen3c.pipelines.presets import SpeedPreset
+    from gen3c.pipelines.settings import GenerationRequest
+    from gen3c.scenes import Checker, Scene, Sphere
+
+    torch.save([torch.zeros(1), torch.zeros(1)], tmp_path / "two.pt")
+    ragged_K = [[1.0, 0.0, 4.0], [0.0, 1.0], [0.0, 0.0, 1.0]]
+    refusals = {
+        "the prompt must be text, got int '5'": lambda: GuiState(tmp_path / "work").set_prompt(5),
+        "speed setting num_steps must be a whole number, got a list of 1 item": lambda: SpeedPreset(num_steps=[5]).check(),
+        "request must be an object of settings, got a list of 2 items": lambda: GenerationRequest.from_dict([1, 2]),
+        "generator_options must be an object of gen3c generator options, got NoneType 'None'": lambda: check_generator_options(None),
+        "Scene primitives is a Sphere: pass a list of them, [primitive]": lambda: Scene(Sphere((0.0, 0.0, 3.0), 1.0, Checker())),
+        f"sample {str(tmp_path / 'two.pt')!r} must hold 5 tensors (image, depth, mask, w2c, intrinsics), got a list of 2 items":
+            lambda: read_sample(tmp_path / "two.pt", (8, 8)),
+        "build_cache takes a list of SourceView (prepare_source), got a torch tensor of shape (3,): pass [source]": lambda: build_cache(torch.zeros(3)),
+        "preset_cameras takes the SourceView of prepare_source, got NoneType 'None'": lambda: preset_cameras(None, "left", "center_facing", 3),
+        "save_outputs takes the VideoResult of generate_video, got str 'clip'": lambda: save_outputs("clip", tmp_path, "clip"),
+        "prepare_source K is a list of 3 items whose rows differ in length: pass a tensor or a numpy array":
+            lambda: prepare_source(np.zeros((8, 8, 3), np.uint8), np.ones((8, 8)), ragged_K, (8, 8)),
+    }  # fmt: skip
+    for message, call in refusals.items():
+        with pytest.raises(Gen3cInputError) as refused:
+            call()
+        assert str(refused.value) == message
+    assert not (tmp_path / "clip.mp4").exists()
+
+
+def test_the_gen3c_pipeline_names_its_arguments_as_describe_value_says():
+    """Gen3cPipeline said "generator is a list of 2", "got int", "got str" and "returned NoneType"."""
+    import pytest
+
+    pytest.importorskip("diffusers")
+    from gen3c.errors import Gen3cInputError
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    def check(generator=None, callback=None):  # refused before the pipeline itself is used
+        Gen3cPipeline.check_call_arguments(None, None, generator, callback, None, [], "pt")
+
+    refusals = {
+        "generator is a tuple of 2 items: a call makes one video, so pass one torch.Generator (one call per generator for several)":
+            lambda: check(generator=(torch.Generator(), torch.Generator())),
+        "generator must be a torch.Generator, got int '3': pass torch.Generator().manual_seed(n), or seed=n": lambda: check(generator=3),
+        "callback must be a function, got str 'print'": lambda: check(callback="print"),
+        "negative_prompt must be a string, got a list of 1 item": lambda: Gen3cPipeline._encode_prompts(None, [(["a cat"], True)], 8),
+        "callback_on_step_end returned NoneType 'None': return a dict (the callback_kwargs it was given, changed or not)":
+            lambda: Gen3cPipeline._call_step_end(None, lambda *args: None, [], 0, torch.tensor(1.0), {}),
+    }  # fmt: skip
+    for message, call in refusals.items():
+        with pytest.raises(Gen3cInputError) as refused:
+            call()
+        assert str(refused.value) == message

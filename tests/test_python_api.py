@@ -868,12 +868,12 @@ def test_output_and_source_mistakes_are_input_errors(scene, tmp_path):
     result = generate_video(build_cache([source]), cameras, PreviewGenerator(), source.image)
     with pytest.raises(Gen3cInputError, match="save_outputs' cache is a tuple of 2 items: pass a gen3c.cache.Cache3D"):
         save_outputs(result, tmp_path, "clip", cache=result.plan.point_cloud(), save_point_cloud=True)
-    with pytest.raises(Gen3cInputError, match="takes the VideoResult of generate_video, got Tensor"):
+    with pytest.raises(Gen3cInputError, match=r"takes the VideoResult of generate_video, got a torch tensor of shape \(3, 3, 32, 48\)$"):
         save_outputs(result.frames, tmp_path, "clip")
     with pytest.raises(Gen3cInputError, match="cameras is a tuple of 2 items: pass gen3c.cameras.Cameras"):
         save_cameras(tmp_path / "c.json", (cameras.w2c, cameras.K))
     assert not any(tmp_path.iterdir())
-    with pytest.raises(Gen3cInputError, match="preset_cameras takes the SourceView of prepare_source, got Tensor"):
+    with pytest.raises(Gen3cInputError, match=r"preset_cameras takes the SourceView of prepare_source, got a torch tensor of shape \(3, 32, 48\)$"):
         preset_cameras(source.image, "left", "center_facing", num_frames=3)  # before: AttributeError
     with pytest.raises(Gen3cInputError, match="depth_kind 'relativ' is unknown: pass one of metric, relative"):
         prepare_source(*scene, SIZE, depth_kind="relativ")
@@ -1288,7 +1288,7 @@ def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line(
     image = np.zeros((32, 48, 3), np.uint8)
     depth = np.ones((32, 48))
     K = intrinsics_from_fov(60, 32, 48)
-    with pytest.raises(Gen3cInputError, match=r"^prepare_source K is a list of rows of different lengths: pass a tensor or a numpy array$"):
+    with pytest.raises(Gen3cInputError, match=r"^prepare_source K is a list of 3 items whose rows differ in length: pass a tensor or a numpy array$"):
         prepare_source(image, depth, [[1.0, 0.0, 24.0], [0.0, 1.0], [0.0, 0.0, 1.0]], (32, 48))
     for name, args in (("depth", (depth.astype(object), K)), ("depth", (depth.astype(str), K)), ("K", (depth, K.numpy().astype(object)))):
         with pytest.raises(Gen3cInputError, match=rf"^prepare_source {name} holds (object|<U32) values: pass numbers$"):

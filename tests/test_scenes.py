@@ -199,7 +199,7 @@ def test_degenerate_sizes_are_refused_in_one_line(make, match):
         (lambda: Scene([], sky=((0.5, 0.5, 0.5),)), r"Scene sky .* must be 2 RGB triples"),
         # before: errors in render ("'Sphere' object is not iterable", "'str' object has no attribute
         # 'intersect'", torch's "size mismatch") or, for a NaN light, NaN colours
-        (lambda: Scene(Sphere((0.0, 0.0, 3.0), 1.0, Checker())), r"^Scene primitives is one Sphere: pass a list of them, \[primitive\]$"),
+        (lambda: Scene(Sphere((0.0, 0.0, 3.0), 1.0, Checker())), r"^Scene primitives is a Sphere: pass a list of them, \[primitive\]$"),
         (lambda: Scene(["sphere"]), r"^Scene primitives \['sphere'\] must be a list of Plane, Box and Sphere objects$"),
         (lambda: Scene([], light=(1.0, 0.0)), r"^Scene light \(1.0, 0.0\) must be a direction \(x, y, z\) towards the light"),
         (lambda: Scene([], light=(math.nan, -1.0, 0.0)), r"^Scene light \(nan, -1.0, 0.0\) must be a direction"),

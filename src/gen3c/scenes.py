@@ -383,7 +383,7 @@ class Scene:
         # Each was an error far from here, in render(): "'Sphere' object is not iterable", "'str'
         # object has no attribute 'intersect'", torch's size mismatch; a NaN light NaN colours.
         if isinstance(self.primitives, Primitive):
-            raise Gen3cInputError(f"Scene primitives is one {type(self.primitives).__name__}: pass a list of them, [primitive]")
+            raise Gen3cInputError(f"Scene primitives is {describe_value(self.primitives)}: pass a list of them, [primitive]")
         if not isinstance(self.primitives, (list, tuple)) or not all(isinstance(p, Primitive) for p in self.primitives):
             raise Gen3cInputError(f"Scene primitives {self.primitives!r} must be a list of Plane, Box and Sphere objects")
         try:

@@ -817,10 +817,10 @@ def check_moge_layout(checkpoint: Any, name: str = "MoGe checkpoint") -> None:
         or not isinstance(checkpoint.get("model"), dict)
     ):
         if isinstance(checkpoint, dict) and {"model_config", "model"} <= set(checkpoint):
-            kinds = f"'model_config' a {type(checkpoint['model_config']).__name__}, 'model' a {type(checkpoint['model']).__name__}"
+            kinds = f"'model_config' {describe_value(checkpoint['model_config'])}, 'model' {describe_value(checkpoint['model'])}"
             found = f"dicts under 'model_config' and 'model', found {kinds}"
         else:
-            found = f"keys 'model_config' and 'model', found {list(checkpoint)[:5] if isinstance(checkpoint, dict) else type(checkpoint).__name__}"
+            found = f"keys 'model_config' and 'model', found {list(checkpoint)[:5] if isinstance(checkpoint, dict) else describe_value(checkpoint)}"
         raise Gen3cModelError(f"{name} is not a MoGe model.pt (expected {found}): re-download it")
 
 

@@ -42,6 +42,7 @@ from gen3c.errors import (
     Gen3cInputError,
     Gen3cMemoryError,
     collect_notes,
+    describe_value,
     disk_full_reason,
     first_line,
     is_disk_full,
@@ -415,7 +416,7 @@ class GuiState:
         :func:`check_request` (which reads a LoRA's record from disk) checks nothing a prompt
         changes, so only the prompt is checked (any text) and the rest stays as checked."""
         if not isinstance(prompt, str):
-            raise Gen3cInputError(f"the prompt must be text, got {type(prompt).__name__}")
+            raise Gen3cInputError(f"the prompt must be text, got {describe_value(prompt)}")
         self.request = dataclasses.replace(self.request, generator_options={**self.request.generator_options, "prompt": prompt})
 
     @property

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError, first_line, note
+from gen3c.errors import Gen3cInputError, describe_value, first_line, note
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
@@ -223,7 +223,7 @@ def _read_pt(
         or not all(isinstance(t, torch.Tensor) for t in data)
     ):
         raise Gen3cInputError(
-            f"{name} must hold 5 tensors (image, depth, mask, w2c, intrinsics), got {type(data).__name__}"
+            f"{name} must hold 5 tensors (image, depth, mask, w2c, intrinsics), got {describe_value(data)}"
         )
     image, depth, mask, w2c, K = (t.detach().cpu() for t in data)
     T = image.shape[0] if image.ndim == 4 else -1

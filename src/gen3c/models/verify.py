@@ -25,6 +25,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
+from gen3c.io.atomic import write_text_atomic
 from gen3c.io.hashing import sha256_file
 from gen3c.io.paths import is_dir, reader_path
 
@@ -61,7 +62,8 @@ def write_checksums(folder: str | os.PathLike) -> Path:
         raise Gen3cInputError(f"write_checksums folder {quoted(root, 200)} is no folder (missing, or a file): pass the checkpoint folder")
     files = {name: sha256_file(root / name) for name in covered_files(root)}
     path = root / CHECKSUMS_FILE
-    path.write_text(json.dumps({"algorithm": "sha256", "files": files}, indent=1) + "\n")
+    # Replaced whole (temp file + rename): a write cut short (a full disk) left half a manifest.
+    write_text_atomic(path, json.dumps({"algorithm": "sha256", "files": files}, indent=1) + "\n")
     return path
 
 
@@ -82,8 +84,6 @@ def checksums_sha256(folder: str | os.PathLike | None) -> str | None:
 def add_checksums(folder: str | os.PathLike, names: list[str]) -> None:
     """Add (or refresh) the sha256 of the files ``names`` (relative to ``folder``) in its
     ``checksums.json``, for a file added after conversion; the manifest is replaced atomically."""
-    from gen3c.io.atomic import write_text_atomic
-
     root = Path(folder)
     path = root / CHECKSUMS_FILE
     data = json.loads(path.read_text(encoding="utf-8"))

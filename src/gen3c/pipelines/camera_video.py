@@ -308,7 +308,7 @@ def _as_tensor(value, name: str) -> Tensor:
         try:
             array = np.asarray(value)
         except ValueError:  # numpy refuses a ragged nested list
-            raise Gen3cInputError(f"{name} is a {type(value).__name__} of rows of different lengths: pass a tensor or a numpy array") from None
+            raise Gen3cInputError(f"{name} is {describe_value(value)} whose rows differ in length: pass a tensor or a numpy array") from None
         if array.dtype.kind not in "biufc":  # objects, strings, dates: no numbers for torch
             raise Gen3cInputError(f"{name} holds {array.dtype} values: pass numbers")
         try:
@@ -333,7 +333,7 @@ def build_cache(
 ) -> Cache3D:
     """A :class:`Cache3D` holding ``views`` (the last one ends up as buffer 0, newest first)."""
     if not isinstance(views, (list, tuple)) or not all(isinstance(v, SourceView) for v in views):
-        raise Gen3cInputError(f"build_cache takes a list of SourceView (prepare_source), got {type(views).__name__}: pass [source]")
+        raise Gen3cInputError(f"build_cache takes a list of SourceView (prepare_source), got {describe_value(views)}: pass [source]")
     cache = Cache3D(max_buffers, filter_points_threshold, foreground_masking, splat)
     for view in views:
         cache.add_view(view.image, view.depth, view.K, view.w2c, view.valid)
@@ -373,7 +373,7 @@ def _preset_cameras(
 ) -> Cameras:
     """:func:`preset_cameras`, its refusals and notes worded for the command line (its route's)."""
     if not isinstance(source, SourceView):
-        raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {type(source).__name__}")
+        raise Gen3cInputError(f"preset_cameras takes the SourceView of prepare_source, got {describe_value(source)}")
     center = _center_depth_for(trajectory_scale, source.median_depth(), source.depth_kind)
     H, W = source.size
     return _preset_trajectory(trajectory, camera_rotation, num_frames, source.w2c, source.K, H, W, movement_distance, center)
@@ -889,7 +889,7 @@ def save_outputs(
     in ``folder`` is the home folder.
     """
     if not isinstance(result, VideoResult):
-        raise Gen3cInputError(f"save_outputs takes the VideoResult of generate_video, got {type(result).__name__}")
+        raise Gen3cInputError(f"save_outputs takes the VideoResult of generate_video, got {describe_value(result)}")
     folder = writer_path(folder, "save_outputs folder", "the outputs")
     if result.frames is None or result.buffers is None:
         raise Gen3cInputError("save_outputs needs a result with its frames kept (generate_video(..., keep=True)); stream long videos through an OutputWriter")

@@ -623,10 +623,10 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         if isinstance(generator, (list, tuple)):
             raise Gen3cInputError(
-                f"generator is a list of {len(generator)}: a call makes one video, so pass one torch.Generator (one call per generator for several)"
+                f"generator is {describe_value(generator)}: a call makes one video, so pass one torch.Generator (one call per generator for several)"
             )
         if generator is not None and not isinstance(generator, torch.Generator):
-            raise Gen3cInputError(f"generator must be a torch.Generator, got {type(generator).__name__}: pass torch.Generator().manual_seed(n), or seed=n")
+            raise Gen3cInputError(f"generator must be a torch.Generator, got {describe_value(generator)}: pass torch.Generator().manual_seed(n), or seed=n")
         if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 0:
             raise Gen3cInputError(f"chunk must be a whole number from 0 (the first chunk of a video), got {chunk!r}")
         if chunk and generator is not None:
@@ -636,7 +636,7 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         for name, function in (("callback", callback), ("callback_on_step_end", callback_on_step_end)):
             if function is not None and not callable(function):
-                raise Gen3cInputError(f"{name} must be a function, got {type(function).__name__}")
+                raise Gen3cInputError(f"{name} must be a function, got {describe_value(function)}")
         names = callback_on_step_end_tensor_inputs
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
             raise Gen3cInputError(
@@ -666,7 +666,7 @@ class Gen3cPipeline(DiffusionPipeline):
         and back once, not once per prompt)."""
         for prompt, negative in prompts:
             if not isinstance(prompt, str):
-                raise Gen3cInputError(f"{'negative_prompt' if negative else 'prompt'} must be a string, got {type(prompt).__name__}")
+                raise Gen3cInputError(f"{'negative_prompt' if negative else 'prompt'} must be a string, got {describe_value(prompt)}")
         dim = self.transformer.config.text_embed_dim
         if self.disable_prompt_encoder:
             return [torch.zeros(1, max_sequence_length, dim) for _ in prompts]
@@ -970,7 +970,7 @@ class Gen3cPipeline(DiffusionPipeline):
         returned = function(self, step, timestep, {name: tensors[name] for name in names})
         if not isinstance(returned, dict):
             raise Gen3cInputError(
-                f"callback_on_step_end returned {type(returned).__name__}: return a dict (the callback_kwargs it was given, changed or not)"
+                f"callback_on_step_end returned {describe_value(returned)}: return a dict (the callback_kwargs it was given, changed or not)"
             )
         replaced = dict(tensors)
         for name in self._callback_tensor_inputs:

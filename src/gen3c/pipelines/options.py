@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, describe_value, note
 from gen3c.models import configs
 from gen3c.models.choices import (
     FP8_MATMULS_WITH_LORA,
@@ -242,7 +242,7 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
     from gen3c.models.packaged import checkpoint_info, packaged_model_info
 
     if not isinstance(options, dict):
-        raise Gen3cInputError(f"generator_options must be an object of gen3c generator options, got {type(options).__name__}")
+        raise Gen3cInputError(f"generator_options must be an object of gen3c generator options, got {describe_value(options)}")
     refuse_unknown_options(options)
     opts = {key: _coerce(key, value, f"{GENERATOR_OPTIONS[key].__name__} | None", "gen3c generator") for key, value in options.items()}
     accepted = [f"--{key}" for key in NO_EFFECT_OPTIONS if opts.get(key)]

@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.models import configs
 from gen3c.models.choices import StepCacheSpec, check_attention_backend, check_step_cache_guidance
 from gen3c.schedulers import SAMPLERS
@@ -50,7 +50,7 @@ class SpeedPreset:
             value = getattr(self, name)
             if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
                 what = " or ".join({type(None): "None", numbers.Integral: "a whole number"}.get(kind, kind.__name__) for kind in kinds)
-                raise Gen3cInputError(f"speed setting {name} must be {what}, got {type(value).__name__} {value!r}")
+                raise Gen3cInputError(f"speed setting {name} must be {what}, got {describe_value(value)}")
         if self.sampler not in SAMPLERS:
             raise Gen3cInputError(f"--sampler {self.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
         if int(self.num_steps) != self.num_steps or self.num_steps < 1:

@@ -125,7 +125,7 @@ class GenerationRequest:
             Gen3cInputError: unknown settings or values of the wrong type.
         """
         if not isinstance(data, dict):
-            raise Gen3cInputError(f"{name} must be an object of settings, got {type(data).__name__}")
+            raise Gen3cInputError(f"{name} must be an object of settings, got {describe_value(data)}")
         known = {f.name: f for f in fields(cls)}
         unknown = [k for k in data if k not in known]
         if unknown:
