@@ -1122,3 +1122,28 @@ def test_a_resume_in_the_first_stage_refuses_a_teacher_checkpoint_whose_weights_
     from gen3c.training.distill_loop import changed_teacher_checkpoint
 
     assert changed_teacher_checkpoint(out / "checkpoints" / "step_0000001", teacher, str(teacher)) is None
+
+
+def test_clips_of_another_size_than_the_teachers_are_said_in_a_note(tmp_path, teacher_checkpoint):
+    """A teacher made for 17-frame 64×112 clips distilled on 9-frame 32×48 ones gave a student of
+    that size, taught what the teacher makes at a size it never learnt, without a word."""
+    import shutil
+    import warnings
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_checkpoint, teacher)
+    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 17, "resolution": [64, 112], "dtype": "float32"}))
+    config = config_from_dict(distill_config(teacher, run={"max_steps": 1}, distill={"student_steps": []}))
+    with pytest.warns(UserWarning) as said:
+        train(config, tmp_path / "run")
+    assert [str(w.message) for w in said if "teacher's" in str(w.message)] == [
+        f"data.resolution = [32, 48] is not the teacher's [64, 112] and data.num_frames = 9 is not the teacher's 17 (model.checkpoint "
+        f"{str(teacher)!r}, its gen3c_model.json): the student learns what the teacher makes at a size it was not trained for, and "
+        "is written as a model of the clips' size; set them to the teacher's to distil the model as it samples"
+    ]
+    from gen3c.training.distill import note_other_clips
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the teacher's own size and chunk, or none stated: nothing to say
+        note_other_clips(config.data, {"chunk_frames": 9, "resolution": [32, 48]}, "t")
+        note_other_clips(config.data, {}, "t")

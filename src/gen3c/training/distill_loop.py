@@ -49,7 +49,7 @@ from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
-from gen3c.training.distill import Stage, check_teacher, distill_stages, stage_loss
+from gen3c.training.distill import Stage, check_teacher, distill_stages, note_other_clips, stage_loss
 from gen3c.training.ema import ema_weights
 from gen3c.training.loop import (
     EXPORTS,
@@ -590,6 +590,7 @@ def distill(
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
     check_clips_fit(config, student, pipe.vae)
     check_teacher(config.distill, pipe.model_info, m.checkpoint)
+    note_other_clips(config.data, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
         raise Gen3cInputError(f"model.checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
