@@ -1090,3 +1090,60 @@ def test_a_damaged_teacher_record_is_no_record(tmp_path, text):
     assert recorded_teacher(tmp_path) is None
     (tmp_path / "teacher.json").write_text('{"stage": "0_guidance_5steps", "sha256": {"a.safetensors": "00"}}')
     assert recorded_teacher(tmp_path) == {"stage": "0_guidance_5steps", "sha256": {"a.safetensors": "00"}}
+
+
+def test_a_resume_in_the_first_stage_refuses_a_teacher_checkpoint_whose_weights_changed(tmp_path, teacher_checkpoint):
+    """The first stage's teacher is model.checkpoint, read again by each invocation. Its weights
+    replaced between a stop and the resume (re-converted, or the OUT/model of a run resumed since),
+    the stage went on against the new teacher without a word (the loss jumped). Its checkpoints
+    now record the teacher's weights by sha256 and the resume is refused in one line, before the
+    run folder is written to; the teacher restored, the run goes on."""
+    import shutil
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_checkpoint, teacher)
+    config = config_from_dict(distill_config(teacher, distill={"student_steps": []}, log={"checkpoint_every": 1}))  # one stage of 2 steps
+    out = tmp_path / "run"
+    train(config, out, stop_after=1)
+    weights = teacher / "transformer" / "diffusion_pytorch_model.safetensors"
+    kept = weights.read_bytes()
+    from safetensors.torch import load_file, save_file
+
+    save_file({key: 1.5 * value for key, value in load_file(weights).items()}, weights, metadata={"format": "pt"})
+    with pytest.raises(Gen3cInputError) as refused:
+        train(config, out, resume="auto")
+    assert str(refused.value) == (
+        f"--resume: checkpoint {str(out / 'checkpoints' / 'step_0000001')!r} trains stage 0 against the teacher model.checkpoint = "
+        f"{str(teacher)!r} as it was then (teacher.json records its weights by sha256), and {str(weights)!r} has other weights now: "
+        "restore the teacher as it was, or distil the new one in a new --out without --resume (the steps so far learnt the old one)"
+    )
+    assert len((out / "losses.jsonl").read_text().splitlines()) == 1
+    weights.write_bytes(kept)  # restored: the same weights (the resume goes on, as every other test's)
+    from gen3c.training.distill_loop import changed_teacher_checkpoint
+
+    assert changed_teacher_checkpoint(out / "checkpoints" / "step_0000001", teacher, str(teacher)) is None
+
+
+def test_clips_of_another_size_than_the_teachers_are_said_in_a_note(tmp_path, teacher_checkpoint):
+    """A teacher made for 17-frame 64×112 clips distilled on 9-frame 32×48 ones gave a student of
+    that size, taught what the teacher makes at a size it never learnt, without a word."""
+    import shutil
+    import warnings
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(teacher_checkpoint, teacher)
+    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 17, "resolution": [64, 112], "dtype": "float32"}))
+    config = config_from_dict(distill_config(teacher, run={"max_steps": 1}, distill={"student_steps": []}))
+    with pytest.warns(UserWarning) as said:
+        train(config, tmp_path / "run")
+    assert [str(w.message) for w in said if "teacher's" in str(w.message)] == [
+        f"data.resolution = [32, 48] is not the teacher's [64, 112] and data.num_frames = 9 is not the teacher's 17 (model.checkpoint "
+        f"{str(teacher)!r}, its gen3c_model.json): the student learns what the teacher makes at a size it was not trained for, and "
+        "is written as a model of the clips' size; set them to the teacher's to distil the model as it samples"
+    ]
+    from gen3c.training.distill import note_other_clips
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the teacher's own size and chunk, or none stated: nothing to say
+        note_other_clips(config.data, {"chunk_frames": 9, "resolution": [32, 48]}, "t")
+        note_other_clips(config.data, {}, "t")

@@ -88,6 +88,26 @@ def check_teacher(distill, info: dict, checkpoint: str) -> None:
         )
 
 
+def note_other_clips(data, info: dict, checkpoint: str) -> None:
+    """Say (a note) where the clips are not of the size and chunk the teacher states in its
+    ``gen3c_model.json`` (``info``): the student learns what the teacher makes at a size it was
+    not trained for, and is written as a model of the clips' size and chunk."""
+    from gen3c.errors import note
+
+    others = [
+        f"data.{key} = {mine} is not the teacher's {theirs}"
+        for key, mine, theirs in (("resolution", list(data.resolution), info.get("resolution")),
+                                  ("num_frames", data.num_frames, info.get("chunk_frames")))
+        if theirs is not None and mine != (list(theirs) if key == "resolution" else theirs)
+    ]  # fmt: skip
+    if others:
+        note(
+            f"{' and '.join(others)} (model.checkpoint {checkpoint!r}, its gen3c_model.json): the student learns what the teacher "
+            "makes at a size it was not trained for, and is written as a model of the clips' size; set them to the teacher's "
+            "to distil the model as it samples"
+        )
+
+
 @dataclass(frozen=True)
 class Stage:
     """One distillation stage.

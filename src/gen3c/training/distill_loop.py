@@ -49,7 +49,7 @@ from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
-from gen3c.training.distill import Stage, check_teacher, distill_stages, stage_loss
+from gen3c.training.distill import Stage, check_teacher, distill_stages, note_other_clips, stage_loss
 from gen3c.training.ema import ema_weights
 from gen3c.training.loop import (
     EXPORTS,
@@ -310,6 +310,42 @@ def _other_teacher(out: Path, run: Path, checkpoint: Path | None, stages: list[S
     )
 
 
+def teacher_checkpoint_reference(teacher: str | os.PathLike) -> dict | None:
+    """The first stage's teacher, the checkpoint folder ``teacher`` (``model.checkpoint`` resolved):
+    its ``transformer/*.safetensors`` by sha256, as a checkpoint of that stage records it
+    (:data:`TEACHER_RECORD`, with no ``stage``: no run's student); None for a hub id (no local files)."""
+    folder = Path(teacher).expanduser() / "transformer"
+    files = sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+    if not files:
+        return None
+    return {"checkpoint": str(teacher), "folder": str(folder), "sha256": {p.name: _sha256(p) for p in files}}
+
+
+def changed_teacher_checkpoint(checkpoint: Path, teacher: str | os.PathLike, key: str) -> str | None:
+    """Why ``checkpoint`` (of the first stage) cannot resume: the teacher it trained against, the
+    checkpoint folder ``teacher`` (``key``: the config's ``model.checkpoint`` as written), has
+    other weights now than its :data:`TEACHER_RECORD` records (re-converted, or a run's ``model/``
+    written again): the stage's steps so far learnt the teacher as it was. None where they are
+    the same, or the checkpoint records none (a hub id, a checkpoint of an older version)."""
+    try:
+        record = json.loads((checkpoint / TEACHER_RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or "checkpoint" not in record or not isinstance(record.get("sha256"), dict):
+        return None
+    folder = Path(teacher).expanduser() / "transformer"
+    for name, digest in record["sha256"].items():
+        path = folder / name
+        problem = "is missing" if not path.is_file() else "has other weights" if _sha256(path) != digest else None
+        if problem is not None:
+            return (
+                f"--resume: checkpoint {str(checkpoint)!r} trains stage 0 against the teacher model.checkpoint = {key!r} as it was "
+                f"then ({TEACHER_RECORD} records its weights by sha256), and {str(path)!r} {problem} now: restore the teacher as it "
+                "was, or distil the new one in a new --out without --resume (the steps so far learnt the old one)"
+            )
+    return None
+
+
 def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
     """The stage name and the weights of the student a checkpoint of :func:`write_student_reference`
     takes, from the run the checkpoint belongs to; refused where a file is missing or changed."""
@@ -554,6 +590,7 @@ def distill(
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
     check_clips_fit(config, student, pipe.vae)
     check_teacher(config.distill, pipe.model_info, m.checkpoint)
+    note_other_clips(config.data, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
         raise Gen3cInputError(f"model.checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
@@ -584,6 +621,8 @@ def distill(
         resumed = _latest_checkpoint(Path(out)) if resume == "auto" else Path(resume)
         stage = None if resumed is None else _saved_stage(resumed)
         other = None if stage is None else _other_teacher(Path(out), run, resumed, stages, stage)
+        if stage == 0 and other is None:  # the teacher checkpoint itself, changed on disk since
+            other = changed_teacher_checkpoint(resumed, teacher_checkpoint, m.checkpoint)
         if other is not None:
             raise Gen3cInputError(other)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
@@ -626,6 +665,8 @@ def distill(
         if main and 0 < state.stage < len(stages):  # the running stage's teacher: a resume finds it, or refuses
             record = json.dumps(student_reference(out, stages[state.stage - 1]), indent=2) + "\n"
             write_text_atomic(Path(output_dir) / TEACHER_RECORD, record)
+        elif main and state.stage == 0 and (first := teacher_checkpoint_reference(teacher_checkpoint)) is not None:
+            write_text_atomic(Path(output_dir) / TEACHER_RECORD, json.dumps(first, indent=2) + "\n")  # (hashed once per invocation)
 
     def load_weights_by_reference(models, input_dir):
         if (Path(input_dir) / SHARED_STUDENT).is_file():
