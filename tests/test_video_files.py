@@ -162,6 +162,22 @@ def test_formats_from_cameras_and_editors_read_as_the_frames_they_hold(tmp_path,
         assert Fraction(fps).limit_denominator(1001) == Fraction(30000, 1001)
 
 
+def starts_mid_stream(video, tmp_path) -> None:
+    """``video``: the pattern's frames 1 … 4 of an H.264 stream whose keyframes are frames 0 and
+    4, copied without its first frame (as a recording that starts between keyframes holds them)."""
+    import av
+
+    whole = encode(tmp_path / "gop.mp4", pattern(), "-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0", "-bf", "0", "-g", "4", "-x264-params", "scenecut=0")
+    with av.open(str(whole)) as source, av.open(str(tmp_path / "mid.mp4"), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        packets = [p for p in source.demux(source.streams.video[0]) if p.size]
+        assert [p.is_keyframe for p in packets] == [True, False, False, False, True]
+        for packet in packets[1:]:
+            packet.stream = stream
+            out.mux(packet)
+    shutil.copy(tmp_path / "mid.mp4", video)
+
+
 @pytest.mark.parametrize(
     "case, match",
     [
@@ -175,6 +191,9 @@ def test_formats_from_cameras_and_editors_read_as_the_frames_they_hold(tmp_path,
         ("cut in its last frame", r"is truncated: its index lists 5 frames but the file holds 4 whole: copy or export it again"),
         ("turned 45°", r"is shown with a rotation of 45.0°: re-encode it upright \(ffmpeg -i IN OUT applies it\)"),
         ("mirrored", r"is shown with a mirrored display matrix: re-encode it upright"),
+        ("a PNG renamed .mp4", r"is a PNG image, not a video \(renamed\?\): pass a video file; a single picture is an image input"),
+        ("starts mid-stream", r"starts mid-stream \(a recording cut between keyframes\): its first keyframe is frame 3 \(from 0\), the frames "
+         r"before it refer to frames that are not in the file; re-encode it, which drops them \(ffmpeg -i IN -c:v libx264 OUT\)"),
     ],
 )
 def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
@@ -192,6 +211,10 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
         ffmpeg("-f", "lavfi", "-i", f"color=s={W}x{H}:d=1", "-c:v", "libx264", "-frames:v", "0", video)
     elif case == "cut before its index":  # ffmpeg writes the index last
         video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    elif case == "a PNG renamed .mp4":  # read as a 1-frame video at 25 fps before
+        shutil.copy(encode(tmp_path / "still.png", pattern()[:1]), video)
+    elif case == "starts mid-stream":  # its first frame, a keyframe, left out: 1 frame of 4 was dropped unseen
+        starts_mid_stream(video, tmp_path)
     elif case in ("turned 45°", "mirrored"):
         flag = ["-display_rotation", "45"] if case == "turned 45°" else ["-display_hflip"]
         ffmpeg(*flag, "-i", folder / "rgb.mp4", "-c", "copy", tmp_path / "shown.mp4")
@@ -206,6 +229,43 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
                                    "--num_video_frames", "3", "--video_save_folder", str(tmp_path / "out")])  # fmt: skip
     assert res.exit_code == 2 and "Traceback" not in res.output and str(video) in res.output, res.output
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("case", ["a PNG renamed .mp4", "starts mid-stream"])
+def test_read_video_refuses_a_picture_and_a_stream_that_starts_between_keyframes(tmp_path, case):
+    """Read before as a 1-frame video at 25 fps, and as 3 frames (the first, undecodable, dropped
+    unseen) of the 4 that probe_video counted: depth for its frames paired with the wrong ones."""
+    video = tmp_path / "clip.mp4"
+    if case == "a PNG renamed .mp4":
+        shutil.copy(encode(tmp_path / "still.png", pattern()[:1]), video)
+    else:
+        starts_mid_stream(video, tmp_path)
+    for read in (probe_video, read_video):
+        with pytest.raises(Gen3cInputError, match=r"^video '.*clip\.mp4' (is a PNG image, not a video|starts mid-stream)"):
+            read(video)
+
+
+@pytest.mark.parametrize("suffix, codec", [("mkv", ["-c:v", "libx264", "-pix_fmt", "yuv444p", "-qp", "0"]), ("webm", ["-c:v", "libvpx-vp9", "-lossless", "1"])])
+def test_a_matroska_or_webm_copy_cut_short_is_refused_and_a_whole_one_read(tmp_path, suffix, codec):
+    """Matroska lists no frame count, so a copy cut short read as the frames it still held
+    (4 of 20, silently); the size of the whole that its header gives tells."""
+    frames = np.concatenate([pattern()] * 4)
+    whole = encode(tmp_path / f"whole.{suffix}", frames, *codec)
+    assert np.abs(read_video(whole)[0].astype(int) - frames).max() <= 1 and probe_video(whole).frames == 20
+    data = whole.read_bytes()
+    for cut, holds in ((len(data) * 2 // 3, r"1?[0-9] whole frames?"), (len(data) - 1, "20 whole frames")):
+        (tmp_path / f"cut.{suffix}").write_bytes(data[:cut])
+        with pytest.raises(Gen3cInputError, match=rf"^video '.*cut\.{suffix}' is truncated: it ends {len(data) - cut} bytes? before the end its "
+                           rf"header gives \(it holds ({holds})\): copy or export it again$"):  # fmt: skip
+            read_video(tmp_path / f"cut.{suffix}")
+    # Written to a pipe (a live recording), the size is unknown: the file is read as it is.
+    import imageio_ffmpeg
+
+    (tmp_path / "raw.rgb").write_bytes(frames.tobytes())
+    with open(tmp_path / f"streamed.{suffix}", "wb") as out:
+        subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{W}x{H}", "-r", "24",
+                        "-i", str(tmp_path / "raw.rgb"), *codec, "-f", "matroska" if suffix == "mkv" else "webm", "-"], stdout=out, check=True)  # fmt: skip
+    assert np.abs(read_video(tmp_path / f"streamed.{suffix}")[0].astype(int) - frames).max() <= 1
 
 
 def test_empty_packets_are_no_frames_and_do_not_end_the_decoding(tmp_path):

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, first_line
+from gen3c.errors import Gen3cInputError, counted, first_line
 from gen3c.io.atomic import atomic_path
 from gen3c.io.images import outside_unit_range, to_uint8
 from gen3c.io.paths import reader_path, writer_path
@@ -324,9 +324,12 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
             fps = float(stream.average_rate) if stream.average_rate else DEFAULT_FPS
             listed = stream.frames  # the container's index (0: it does not say)
             nal_length = _avc_nal_length(stream)
+            matroska = container.format.name.startswith("matroska")
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
+                if stored == 0 and not packet.is_keyframe:
+                    _refuse_open_start(container, stream, p, name)
                 stored += 1
                 cut += packet.is_corrupt
                 if packet.is_discard:  # before an edit list's start (a trimmed clip): decoders drop it
@@ -344,6 +347,12 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
         raise Gen3cInputError(
             f"{name} {str(p)!r} is truncated: its index lists {max(listed, stored)} frames but the file holds {stored - cut} whole: copy or export it again"
         )
+    missing = _matroska_bytes_missing(p) if matroska else 0
+    if missing:  # Matroska/WebM lists no frame count: its header's size of the whole tells
+        raise Gen3cInputError(
+            f"{name} {str(p)!r} is truncated: it ends {counted(missing, 'byte')} before the end its header gives "
+            f"(it holds {counted(stored - cut, 'whole frame')}): copy or export it again"
+        )
     if not pts:
         raise Gen3cInputError(f"{name} {str(p)!r} has no frames: export the video again with its frames")
     if None in pts or len(set(pts)) != len(pts):  # no order to find frames by: decode from the start
@@ -351,6 +360,58 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
     ordered = sorted(pts)
     rank = {t: i for i, t in enumerate(ordered)}
     return VideoIndex(len(pts), fps, tuple(ordered), tuple((rank[t], t) for t in keys))
+
+
+def _refuse_open_start(container, stream, path: Path, name: str) -> None:
+    """Refuse a video whose first frame is no keyframe (a stream recording or capture that starts
+    mid-way): the frames before its first keyframe refer to frames that are not in the file, so
+    decoders drop them or show them broken, and the frames counted from its packets would be paired
+    with depth and cameras made for other frames."""
+    before = 1
+    for packet in container.demux(stream):
+        if packet.size and packet.is_keyframe:
+            break
+        before += bool(packet.size)
+    else:
+        before = None
+    what = f"its first keyframe is frame {before} (from 0), the frames before it" if before else "it has no keyframe, its frames"
+    raise Gen3cInputError(
+        f"{name} {str(path)!r} starts mid-stream (a recording cut between keyframes): {what} refer to frames that are not "
+        f"in the file; re-encode it, which drops them (ffmpeg -i IN -c:v libx264 OUT), and make its depth for what is left"
+    )
+
+
+def _matroska_bytes_missing(path: Path) -> int:
+    """How many bytes a Matroska/WebM file lacks of the size its Segment element gives (written
+    once the file is complete); 0 where it is whole or does not say (a live recording's unknown
+    size)."""
+    with open(path, "rb") as f:
+        head = f.read(64)  # the EBML header (about 40 bytes as muxers write it), then the Segment's ID and size
+    at = 0
+    for element_id in (0x1A45DFA3, 0x18538067):
+        element, at = _ebml_number(head, at, keep_marker=True)
+        length, at = _ebml_number(head, at, keep_marker=False)
+        if element != element_id or length is None:
+            return 0
+        if element_id == 0x1A45DFA3:
+            at += length  # past the header's contents
+    return max(at + length - path.stat().st_size, 0)
+
+
+def _ebml_number(data: bytes, at: int, keep_marker: bool) -> tuple[int | None, int]:
+    """An EBML variable-length number at ``data[at:]`` and where the next begins: an element ID
+    (its length marker kept) or a size (marker dropped; None where all its bits are set: unknown)."""
+    if at >= len(data) or data[at] == 0:
+        return None, len(data)
+    width = 8 - data[at].bit_length() + 1  # leading zero bits + 1
+    if at + width > len(data):
+        return None, len(data)
+    value = int.from_bytes(data[at : at + width], "big")
+    if not keep_marker:
+        value &= (1 << (7 * width)) - 1
+        if value == (1 << (7 * width)) - 1:
+            return None, at + width
+    return value, at + width
 
 
 def video_rate(path: str | os.PathLike) -> float | None:
@@ -476,6 +537,13 @@ def _decode(container, stream):
 
 
 def _video_stream(container, path: Path, name: str):
+    fmt = container.format.name
+    if fmt == "image2" or fmt.endswith("_pipe"):  # ffmpeg's single-image readers (png_pipe, jpeg_pipe, …)
+        kind = "an image" if fmt == "image2" else f"a {fmt.removesuffix('_pipe').upper()} image"
+        raise Gen3cInputError(
+            f"{name} {str(path)!r} is {kind}, not a video (renamed?): pass a video file; "
+            f"a single picture is an image input (gen3c generate --input_image_path IMAGE)"
+        )
     if not container.streams.video:
         if not container.streams:  # a 0-frame export, or an mp4 cut short before its index (written last)
             raise Gen3cInputError(
