@@ -840,6 +840,17 @@ def test_jobs_of_two_clips_of_one_vipe_root_count_their_own_clip(tmp_path):
     assert [(o.state, o.note[:40]) for o in summary.outcomes] == [("skipped", ""), ("done", "re-ran: its vipe_path vipe changed since")]
 
 
+def test_a_gen3c_jobs_sampling_draws_no_bar_of_its_own(box_scene, tmp_path, capfd):
+    """The diffusion pipeline's own step bar (raw tqdm, "2/2 [00:00, 7.5it/s]") ran in every gen3c
+    job: carriage-return segments in a batch's log, and with --workers the bars of jobs running at
+    once overwrote each other on one line. The batch's own bar and lines say how jobs go."""
+    row = box_row(box_scene, "a", resolution="32x48", num_video_frames=17, generator="gen3c", model="tiny", num_steps=2)
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", [row]), tmp_path / "out")
+    assert summary.counts["done"] == 1
+    captured = capfd.readouterr()
+    assert "it/s" not in captured.err + captured.out and "\r" not in captured.err
+
+
 def test_a_rows_device_without_a_gpu_is_refused_in_the_rows_words(box_scene, tmp_path, monkeypatch):
     """A row's "device": "cuda" on a machine without a GPU failed its job with Python's words
     ("pass device='cpu'") in the summary and status file."""
