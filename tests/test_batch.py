@@ -1125,6 +1125,19 @@ def _state(folder: Path, name: str) -> str | None:
         return None
 
 
+def test_worker_threads_split_the_cpus_this_process_may_use_and_keep_its_own_limit(monkeypatch):
+    """Each CPU worker ran (the machine's CPU count) / workers threads: 4 workers given 8 of 128
+    cores (taskset, SLURM) ran 32 threads each, and OMP_NUM_THREADS=1 was set over."""
+    from gen3c.batch.local import worker_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 128)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
+    assert [worker_threads(n) for n in (1, 2, 4, 8, 16)] == [8, 4, 2, 1, 1]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # OMP_NUM_THREADS=1
+    assert worker_threads(1) == worker_threads(2) == 1
+
+
 def test_worker_processes_match_the_sequential_run(box_scene, tmp_path):
     rows = [
         box_row(box_scene, n, trajectory=t) for n, t in (("l", "left"), ("r", "right"), ("cw", "clockwise"))
