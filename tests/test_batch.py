@@ -129,6 +129,26 @@ def test_a_spreadsheets_empty_columns_past_the_table_are_no_columns(tmp_path):
         load_manifest(path)
 
 
+def test_csv_comment_lines_and_blank_lines_are_skipped_as_in_jsonl(tmp_path):
+    """A '#' line above the header was taken for the header ("line 2 has more cells than the
+    header"), a row commented out with '#' ran as a job named "# b", and a blank first line
+    read as "has no header row". A quoted cell starting with '#' (a prompt) is no comment."""
+    path = tmp_path / "m.csv"
+    path.write_text('\n# jobs for the room scene\nname,fov,trajectory,vipe_clip\na,60,up,\n# b,50,left,\n  # c,40\n'
+                    '"#d",30,left,"x\n# y"\n\ne,20,lefft,\n')
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 10: trajectory 'lefft' is unknown"):
+        load_manifest(path)
+    path.write_text(path.read_text().replace("lefft", "left"))
+    assert [(job.name, job.line, job.settings.get("vipe_clip")) for job in load_manifest(path)] == [
+        ("a", 4, None), ("#d", 7, "x\n# y"), ("e", 10, None)]  # fmt: skip
+    path.write_text("# only a comment\nname,fov\n")
+    with pytest.raises(Gen3cInputError, match="lists no jobs"):
+        load_manifest(path)
+    path.write_text("# header below\nname;fov\na;60\n")
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 2: header cell 'name;fov' holds ';'"):
+        load_manifest(path)
+
+
 def test_jsonl_lines_end_at_newlines_only(tmp_path):
     """A JSON string may hold U+2028 or U+0085 raw (json.dumps(..., ensure_ascii=False) writes them
     so): the row stays one row; a form feed starts no line: lines are counted as an editor does."""

@@ -368,21 +368,27 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
 
 
 def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
-    """The settings of each row, as their types; a malformed row goes to ``problems``."""
-    reader = csv.DictReader(io.StringIO(text))
+    """The settings of each row, as their types; a malformed row goes to ``problems``. Blank lines
+    and lines starting with '#' are skipped, as in JSONL (above the header too: csv would take the
+    first for the header); a quoted cell starting with '#' starts no comment."""
+    lines = text.split("\n")  # (read_text made "\r\n" one)
+    above = next((index for index, raw in enumerate(lines) if raw.strip() and not raw.lstrip().startswith("#")), len(lines))
+    reader = csv.DictReader(io.StringIO("\n".join(lines[above:])))
     if not reader.fieldnames:
+        if above:  # comments only
+            return []
         raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
     header = [key.strip() for key in reader.fieldnames]
     for key in header:  # no setting name holds one: a spreadsheet's export with another separator (Excel's ';' in many locales)
         sep = next((sep for sep in (";", "\t") if sep in key), None)
         if sep:
             raise Gen3cInputError(
-                f"manifest {str(p)!r} line 1: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
+                f"manifest {str(p)!r} line {above + 1}: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
                 "save it with ',' as the separator"
             )
     twice = sorted({key for key in header if key and header.count(key) > 1})
     if twice:  # DictReader would keep only the last of them
-        raise Gen3cInputError(f"manifest {str(p)!r} line 1: column {twice[0]!r} appears twice in the header: keep one")
+        raise Gen3cInputError(f"manifest {str(p)!r} line {above + 1}: column {twice[0]!r} appears twice in the header: keep one")
     # Columns with an empty header cell, keyed by their index: a spreadsheet's export of empty columns
     # past the table (",," ending every line); their cells must be empty.
     unnamed = [index for index, key in enumerate(header) if not key]
@@ -391,7 +397,9 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
     for record in reader:
         # Where the row starts: line_num is its last line, past the newlines of quoted cells (a prompt).
         cells = [*record.values(), *(record.get(None) or [])]
-        line = reader.line_num - sum(cell.count("\n") for cell in cells if isinstance(cell, str))
+        line = above + reader.line_num - sum(cell.count("\n") for cell in cells if isinstance(cell, str))
+        if lines[line - 1].lstrip().startswith("#"):  # a row commented out (its cells may be any number)
+            continue
         if any(cell.strip() for cell in record.pop(None, None) or ()):  # (empty cells past the header end hold nothing)
             problems.append((line, f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"))
             continue
