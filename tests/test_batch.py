@@ -129,6 +129,14 @@ def test_a_spreadsheets_empty_columns_past_the_table_are_no_columns(tmp_path):
         load_manifest(path)
 
 
+def test_jsonl_files_joined_with_cat_keep_each_ones_byte_order_mark_out(tmp_path):
+    """`cat a.jsonl b.jsonl > all.jsonl` of files saved with a byte order mark (Notepad) put one at
+    the start of a line inside: "line 3 is not JSON (Unexpected UTF-8 BOM …)"."""
+    path = tmp_path / "all.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"name": "a", "fov": 60}\r\n\r\n\xef\xbb\xbf{"name": "b", "fov": 50}\r\n\xef\xbb\xbf# c\r\n')
+    assert [(job.name, job.line, job.settings) for job in load_manifest(path)] == [("a", 1, {"fov": 60.0}), ("b", 3, {"fov": 50.0})]
+
+
 def test_csv_comment_lines_and_blank_lines_are_skipped_as_in_jsonl(tmp_path):
     """A '#' line above the header was taken for the header ("line 2 has more cells than the
     header"), a row commented out with '#' ran as a job named "# b", and a blank first line

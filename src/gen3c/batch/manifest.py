@@ -286,7 +286,7 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
     # Lines end at "\n" only (read_text made "\r\n" one): str.splitlines would also cut at U+2028,
     # form feeds and other characters JSON strings may hold raw, and miscount the lines.
     for line, raw in enumerate(text.split("\n"), start=1):
-        stripped = raw.strip()
+        stripped = raw.strip().removeprefix("\ufeff")  # (files saved with one, joined by cat: one starts a line inside)
         if not stripped or stripped.startswith("#"):  # blank lines and comments
             continue
         try:
