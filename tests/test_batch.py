@@ -137,6 +137,22 @@ def test_jsonl_files_joined_with_cat_keep_each_ones_byte_order_mark_out(tmp_path
     assert [(job.name, job.line, job.settings) for job in load_manifest(path)] == [("a", 1, {"fov": 60.0}), ("b", 3, {"fov": 50.0})]
 
 
+def test_a_utf16_manifest_with_its_byte_order_mark_is_read(tmp_path):
+    """PowerShell 5's `>` and Notepad's "Unicode" save UTF-16 with a byte order mark: refused before
+    as "cannot be read ('utf-8' codec can't decode byte 0xff …)"."""
+    jsonl = '{"name": "caf\u00e9", "fov": 60}\r\n{"name": "b", "fov": 50}\r\n'
+    for encoding in ("utf-16", "utf-16-be"):
+        data = (b"\xfe\xff" if encoding == "utf-16-be" else b"") + jsonl.encode(encoding)
+        (tmp_path / "m.jsonl").write_bytes(data)
+        assert [(job.name, job.line, job.settings) for job in load_manifest(tmp_path / "m.jsonl")] == [
+            ("caf\u00e9", 1, {"fov": 60.0}), ("b", 2, {"fov": 50.0})]  # fmt: skip
+    (tmp_path / "m.csv").write_bytes("name,fov\r\na,60\r\n".encode("utf-16"))
+    assert [(job.name, job.line, job.settings) for job in load_manifest(tmp_path / "m.csv")] == [("a", 2, {"fov": 60.0})]
+    (tmp_path / "m.csv").write_bytes("name,fov\na,60\n".encode("cp1252") + b"\xe9\n")  # no mark, not UTF-8: still refused
+    with pytest.raises(Gen3cInputError, match="cannot be read .*: write it as UTF-8 text"):
+        load_manifest(tmp_path / "m.csv")
+
+
 def test_csv_comment_lines_and_blank_lines_are_skipped_as_in_jsonl(tmp_path):
     """A '#' line above the header was taken for the header ("line 2 has more cells than the
     header"), a row commented out with '#' ran as a job named "# b", and a blank first line

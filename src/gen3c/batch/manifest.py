@@ -10,6 +10,7 @@ before any job runs: a typo in row 900 is reported at once, not after hours of w
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import difflib
@@ -140,7 +141,10 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         raise Gen3cInputError(f"manifest {str(p)!r} must end in .jsonl or .csv (one job per line or row), or be a run record NAME_run.json")
     refuse_special_file(p, "manifest")
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        data = p.read_bytes()
+        # UTF-16 with its byte order mark: what PowerShell 5's `>` and Notepad's "Unicode" write
+        encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+        text = data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")  # (as read_text's universal newlines)
     except FileNotFoundError:
         raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
     except IsADirectoryError:
