@@ -904,6 +904,30 @@ def test_a_rows_device_without_a_gpu_is_refused_in_the_rows_words(box_scene, tmp
     assert (outcome.state, outcome.error) == ("failed", "device 'cuda': no CUDA GPU is visible here: pass 'cpu' or nothing")
 
 
+def test_a_job_whose_output_would_replace_an_input_file_is_refused_before_anything_runs(box_scene, tmp_path):
+    """A camera file kept as shot_cameras.json in the output folder was replaced by job "shot"'s
+    cameras, silently: the user's file was lost and the job replaying it ran on other cameras next
+    time. Reading another job's output that this run does not write again (it is skipped) is fine."""
+    out = tmp_path / "out"
+    first = run_batch(write_manifest(tmp_path / "a.jsonl", [box_row(box_scene, "a")]), out)
+    mine = out / "shot_cameras.json"
+    shutil.copy(out / "a_cameras.json", mine)
+    before = mine.read_bytes()
+    rows = [box_row(box_scene, "replay", camera_file=str(mine)), box_row(box_scene, "shot", trajectory="right")]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    message = (f"manifest {str(manifest)!r} line 1: camera_file {str(mine)!r} is a file that job 'shot' (line 2) writes "
+               "into the output folder, replacing it: pass another --output_folder, or move that file")  # fmt: skip
+    with pytest.raises(Gen3cInputError) as refused:
+        run_batch(manifest, out)
+    assert str(refused.value) == message and mine.read_bytes() == before
+    assert not (out / "shot.mp4").exists() and not (out / "replay_status.json").exists()
+    assert first.counts["done"] == 1
+    # Another job's output read as it stands, by a later run that does not write it again: no refusal.
+    rows = [box_row(box_scene, "a"), box_row(box_scene, "replay", camera_file=str(out / "a_cameras.json"))]
+    assert run_batch(write_manifest(tmp_path / "a.jsonl", rows), out).counts == {
+        "done": 1, "skipped": 1, "failed": 0, "failed_earlier": 0, "not_run": 0}  # fmt: skip
+
+
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     (tmp_path / "out").mkdir()

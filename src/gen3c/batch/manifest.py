@@ -207,6 +207,38 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     return jobs
 
 
+def check_no_input_replaced(jobs: list[Job], writing: list[Job], folder: Path) -> None:
+    """Refuse a batch in which a job of ``writing`` (those that run) would write one of its
+    outputs over an input file a job of ``jobs`` names: an input kept in the output folder under
+    a job's output name (``shot_cameras.json`` of job ``shot``) was replaced, and lost. Names are
+    compared as :func:`_one_file_key` does (one file on macOS and Windows)."""
+    writes: dict[str, tuple[Job, str]] = {}  # an output file's key → the job writing it, the file's name
+    for job in writing:
+        for pattern in OUTPUT_FILES:
+            writes.setdefault(_one_file_key(pattern.format(job.name)), (job, pattern.format(job.name)))
+    same_folder: dict[str, bool] = {}  # an input's folder → whether it is the output folder
+    for job in jobs:
+        for key, value in _path_settings(job):
+            path = Path(os.path.abspath(Path(value).expanduser()))  # (a record's relative paths start here)
+            hit = writes.get(_one_file_key(path.name))
+            if hit is None or not path.is_file():
+                continue
+            parent = str(path.parent)
+            if parent not in same_folder:
+                try:
+                    same_folder[parent] = os.path.samefile(parent, folder)
+                except OSError:
+                    same_folder[parent] = False
+            if same_folder[parent]:
+                other, file = hit
+                also = "" if file == path.name else f" (as {file}: one file on macOS and Windows)"
+                raise Gen3cInputError(
+                    f"manifest {job.manifest!r} line {job.line}: {key} {str(value)!r} is a file that job {other.name!r} "
+                    f"(line {other.line}) writes{also} into the output folder, replacing it: pass another --output_folder, "
+                    "or move that file"
+                )
+
+
 def _one_file_key(name: str) -> str:
     """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
     and Windows: A.mp4 is a.mp4) and in one Unicode normal form (macOS: "café" with é as one
