@@ -129,6 +129,50 @@ def test_a_spreadsheets_empty_columns_past_the_table_are_no_columns(tmp_path):
         load_manifest(path)
 
 
+def test_jsonl_files_joined_with_cat_keep_each_ones_byte_order_mark_out(tmp_path):
+    """`cat a.jsonl b.jsonl > all.jsonl` of files saved with a byte order mark (Notepad) put one at
+    the start of a line inside: "line 3 is not JSON (Unexpected UTF-8 BOM …)"."""
+    path = tmp_path / "all.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"name": "a", "fov": 60}\r\n\r\n\xef\xbb\xbf{"name": "b", "fov": 50}\r\n\xef\xbb\xbf# c\r\n')
+    assert [(job.name, job.line, job.settings) for job in load_manifest(path)] == [("a", 1, {"fov": 60.0}), ("b", 3, {"fov": 50.0})]
+
+
+def test_a_utf16_manifest_with_its_byte_order_mark_is_read(tmp_path):
+    """PowerShell 5's `>` and Notepad's "Unicode" save UTF-16 with a byte order mark: refused before
+    as "cannot be read ('utf-8' codec can't decode byte 0xff …)"."""
+    jsonl = '{"name": "caf\u00e9", "fov": 60}\r\n{"name": "b", "fov": 50}\r\n'
+    for encoding in ("utf-16", "utf-16-be"):
+        data = (b"\xfe\xff" if encoding == "utf-16-be" else b"") + jsonl.encode(encoding)
+        (tmp_path / "m.jsonl").write_bytes(data)
+        assert [(job.name, job.line, job.settings) for job in load_manifest(tmp_path / "m.jsonl")] == [
+            ("caf\u00e9", 1, {"fov": 60.0}), ("b", 2, {"fov": 50.0})]  # fmt: skip
+    (tmp_path / "m.csv").write_bytes("name,fov\r\na,60\r\n".encode("utf-16"))
+    assert [(job.name, job.line, job.settings) for job in load_manifest(tmp_path / "m.csv")] == [("a", 2, {"fov": 60.0})]
+    (tmp_path / "m.csv").write_bytes("name,fov\na,60\n".encode("cp1252") + b"\xe9\n")  # no mark, not UTF-8: still refused
+    with pytest.raises(Gen3cInputError, match="cannot be read .*: write it as UTF-8 text"):
+        load_manifest(tmp_path / "m.csv")
+
+
+def test_csv_comment_lines_and_blank_lines_are_skipped_as_in_jsonl(tmp_path):
+    """A '#' line above the header was taken for the header ("line 2 has more cells than the
+    header"), a row commented out with '#' ran as a job named "# b", and a blank first line
+    read as "has no header row". A quoted cell starting with '#' (a prompt) is no comment."""
+    path = tmp_path / "m.csv"
+    path.write_text('\n# jobs for the room scene\nname,fov,trajectory,vipe_clip\na,60,up,\n# b,50,left,\n  # c,40\n'
+                    '"#d",30,left,"x\n# y"\n\ne,20,lefft,\n')
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 10: trajectory 'lefft' is unknown"):
+        load_manifest(path)
+    path.write_text(path.read_text().replace("lefft", "left"))
+    assert [(job.name, job.line, job.settings.get("vipe_clip")) for job in load_manifest(path)] == [
+        ("a", 4, None), ("#d", 7, "x\n# y"), ("e", 10, None)]  # fmt: skip
+    path.write_text("# only a comment\nname,fov\n")
+    with pytest.raises(Gen3cInputError, match="lists no jobs"):
+        load_manifest(path)
+    path.write_text("# header below\nname;fov\na;60\n")
+    with pytest.raises(Gen3cInputError, match=r"m.csv' line 2: header cell 'name;fov' holds ';'"):
+        load_manifest(path)
+
+
 def test_jsonl_lines_end_at_newlines_only(tmp_path):
     """A JSON string may hold U+2028 or U+0085 raw (json.dumps(..., ensure_ascii=False) writes them
     so): the row stays one row; a form feed starts no line: lines are counted as an editor does."""
@@ -840,6 +884,17 @@ def test_jobs_of_two_clips_of_one_vipe_root_count_their_own_clip(tmp_path):
     assert [(o.state, o.note[:40]) for o in summary.outcomes] == [("skipped", ""), ("done", "re-ran: its vipe_path vipe changed since")]
 
 
+def test_a_gen3c_jobs_sampling_draws_no_bar_of_its_own(box_scene, tmp_path, capfd):
+    """The diffusion pipeline's own step bar (raw tqdm, "2/2 [00:00, 7.5it/s]") ran in every gen3c
+    job: carriage-return segments in a batch's log, and with --workers the bars of jobs running at
+    once overwrote each other on one line. The batch's own bar and lines say how jobs go."""
+    row = box_row(box_scene, "a", resolution="32x48", num_video_frames=17, generator="gen3c", model="tiny", num_steps=2)
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", [row]), tmp_path / "out")
+    assert summary.counts["done"] == 1
+    captured = capfd.readouterr()
+    assert "it/s" not in captured.err + captured.out and "\r" not in captured.err
+
+
 def test_a_rows_device_without_a_gpu_is_refused_in_the_rows_words(box_scene, tmp_path, monkeypatch):
     """A row's "device": "cuda" on a machine without a GPU failed its job with Python's words
     ("pass device='cpu'") in the summary and status file."""
@@ -847,6 +902,30 @@ def test_a_rows_device_without_a_gpu_is_refused_in_the_rows_words(box_scene, tmp
     row = box_row(box_scene, "a", resolution="32x48", num_video_frames=17, generator="gen3c", model="tiny", num_steps=2, device="cuda")
     outcome = run_batch(write_manifest(tmp_path / "m.jsonl", [row]), tmp_path / "out").outcomes[0]
     assert (outcome.state, outcome.error) == ("failed", "device 'cuda': no CUDA GPU is visible here: pass 'cpu' or nothing")
+
+
+def test_a_job_whose_output_would_replace_an_input_file_is_refused_before_anything_runs(box_scene, tmp_path):
+    """A camera file kept as shot_cameras.json in the output folder was replaced by job "shot"'s
+    cameras, silently: the user's file was lost and the job replaying it ran on other cameras next
+    time. Reading another job's output that this run does not write again (it is skipped) is fine."""
+    out = tmp_path / "out"
+    first = run_batch(write_manifest(tmp_path / "a.jsonl", [box_row(box_scene, "a")]), out)
+    mine = out / "shot_cameras.json"
+    shutil.copy(out / "a_cameras.json", mine)
+    before = mine.read_bytes()
+    rows = [box_row(box_scene, "replay", camera_file=str(mine)), box_row(box_scene, "shot", trajectory="right")]
+    manifest = write_manifest(tmp_path / "m.jsonl", rows)
+    message = (f"manifest {str(manifest)!r} line 1: camera_file {str(mine)!r} is a file that job 'shot' (line 2) writes "
+               "into the output folder, replacing it: pass another --output_folder, or move that file")  # fmt: skip
+    with pytest.raises(Gen3cInputError) as refused:
+        run_batch(manifest, out)
+    assert str(refused.value) == message and mine.read_bytes() == before
+    assert not (out / "shot.mp4").exists() and not (out / "replay_status.json").exists()
+    assert first.counts["done"] == 1
+    # Another job's output read as it stands, by a later run that does not write it again: no refusal.
+    rows = [box_row(box_scene, "a"), box_row(box_scene, "replay", camera_file=str(out / "a_cameras.json"))]
+    assert run_batch(write_manifest(tmp_path / "a.jsonl", rows), out).counts == {
+        "done": 1, "skipped": 1, "failed": 0, "failed_earlier": 0, "not_run": 0}  # fmt: skip
 
 
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
@@ -1112,6 +1191,19 @@ def _state(folder: Path, name: str) -> str | None:
         return status(folder, name)["state"]
     except (OSError, ValueError):
         return None
+
+
+def test_worker_threads_split_the_cpus_this_process_may_use_and_keep_its_own_limit(monkeypatch):
+    """Each CPU worker ran (the machine's CPU count) / workers threads: 4 workers given 8 of 128
+    cores (taskset, SLURM) ran 32 threads each, and OMP_NUM_THREADS=1 was set over."""
+    from gen3c.batch.local import worker_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 128)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 64)
+    assert [worker_threads(n) for n in (1, 2, 4, 8, 16)] == [8, 4, 2, 1, 1]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # OMP_NUM_THREADS=1
+    assert worker_threads(1) == worker_threads(2) == 1
 
 
 def test_worker_processes_match_the_sequential_run(box_scene, tmp_path):

@@ -329,6 +329,13 @@ def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     return False
 
 
+def _no_bars(stage: str, total: int):
+    """A job's stages drawn nowhere: given any progress, the diffusion pipeline draws no step bar
+    of its own (raw tqdm), which jobs of several workers drew over each other on one line and
+    which left carriage-return runs in a batch's log. The batch's bar and lines say how jobs go."""
+    return lambda n=1: None
+
+
 def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     """Run one job into ``folder``, recording its status; a failure is recorded, not raised.
 
@@ -359,7 +366,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
             # with another checkpoint or sampler (known once it is loaded) are redone.
             resume = kept_chunks(folder, request)
             out = run_request(request, generator=generator, keep_frames=False, resume=resume, restart_changed=True,
-                              grant_trust=BATCH_GRANTS_TRUST)  # fmt: skip
+                              grant_trust=BATCH_GRANTS_TRUST, progress=_no_bars)  # fmt: skip
         result.notes = notes
         result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
         for key, record in result.outputs.items():

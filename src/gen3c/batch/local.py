@@ -88,6 +88,18 @@ def worker_devices(workers: int, gpus_per_job: float | None) -> list[str | None]
     return [",".join(ids[i * per : (i + 1) * per]) for i in range(workers)]
 
 
+def worker_threads(workers: int) -> int:
+    """Torch's CPU threads in each worker process: workers split the CPUs this process may use —
+    its affinity, as taskset or a cluster's scheduler (SLURM's --cpus-per-task) sets it, not the
+    machine's count, which made each of 4 workers given 8 of 128 cores run 32 threads — and none
+    takes more than this process would (OMP_NUM_THREADS=1, torch.set_num_threads: a worker set
+    its own count over them)."""
+    import torch
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, min(torch.get_num_threads(), usable // workers))
+
+
 def run_processes(
     jobs: Sequence[Job], folder: Path, workers: int, gpus_per_job: float | None = None, digests: dict[str, str] | None = None
 ) -> Iterator[JobOutcome]:
@@ -101,8 +113,7 @@ def run_processes(
         tasks.put(job)
     for _ in range(workers):
         tasks.put(None)  # one stop marker per worker
-    # CPU workers split the cores instead of each using all of them.
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = worker_threads(workers)
 
     def start(index: int):
         proc = ctx.Process(

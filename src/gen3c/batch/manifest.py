@@ -10,6 +10,7 @@ before any job runs: a typo in row 900 is reported at once, not after hours of w
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import difflib
@@ -140,7 +141,10 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         raise Gen3cInputError(f"manifest {str(p)!r} must end in .jsonl or .csv (one job per line or row), or be a run record NAME_run.json")
     refuse_special_file(p, "manifest")
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        data = p.read_bytes()
+        # UTF-16 with its byte order mark: what PowerShell 5's `>` and Notepad's "Unicode" write
+        encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+        text = data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")  # (as read_text's universal newlines)
     except FileNotFoundError:
         raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
     except IsADirectoryError:
@@ -201,6 +205,38 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     if problems:
         raise Gen3cInputError(_all_problems(problems, p))
     return jobs
+
+
+def check_no_input_replaced(jobs: list[Job], writing: list[Job], folder: Path) -> None:
+    """Refuse a batch in which a job of ``writing`` (those that run) would write one of its
+    outputs over an input file a job of ``jobs`` names: an input kept in the output folder under
+    a job's output name (``shot_cameras.json`` of job ``shot``) was replaced, and lost. Names are
+    compared as :func:`_one_file_key` does (one file on macOS and Windows)."""
+    writes: dict[str, tuple[Job, str]] = {}  # an output file's key → the job writing it, the file's name
+    for job in writing:
+        for pattern in OUTPUT_FILES:
+            writes.setdefault(_one_file_key(pattern.format(job.name)), (job, pattern.format(job.name)))
+    same_folder: dict[str, bool] = {}  # an input's folder → whether it is the output folder
+    for job in jobs:
+        for key, value in _path_settings(job):
+            path = Path(os.path.abspath(Path(value).expanduser()))  # (a record's relative paths start here)
+            hit = writes.get(_one_file_key(path.name))
+            if hit is None or not path.is_file():
+                continue
+            parent = str(path.parent)
+            if parent not in same_folder:
+                try:
+                    same_folder[parent] = os.path.samefile(parent, folder)
+                except OSError:
+                    same_folder[parent] = False
+            if same_folder[parent]:
+                other, file = hit
+                also = "" if file == path.name else f" (as {file}: one file on macOS and Windows)"
+                raise Gen3cInputError(
+                    f"manifest {job.manifest!r} line {job.line}: {key} {str(value)!r} is a file that job {other.name!r} "
+                    f"(line {other.line}) writes{also} into the output folder, replacing it: pass another --output_folder, "
+                    "or move that file"
+                )
 
 
 def _one_file_key(name: str) -> str:
@@ -286,7 +322,7 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
     # Lines end at "\n" only (read_text made "\r\n" one): str.splitlines would also cut at U+2028,
     # form feeds and other characters JSON strings may hold raw, and miscount the lines.
     for line, raw in enumerate(text.split("\n"), start=1):
-        stripped = raw.strip()
+        stripped = raw.strip().removeprefix("\ufeff")  # (files saved with one, joined by cat: one starts a line inside)
         if not stripped or stripped.startswith("#"):  # blank lines and comments
             continue
         try:
@@ -368,21 +404,27 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
 
 
 def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple[int, dict[str, Any]]]:
-    """The settings of each row, as their types; a malformed row goes to ``problems``."""
-    reader = csv.DictReader(io.StringIO(text))
+    """The settings of each row, as their types; a malformed row goes to ``problems``. Blank lines
+    and lines starting with '#' are skipped, as in JSONL (above the header too: csv would take the
+    first for the header); a quoted cell starting with '#' starts no comment."""
+    lines = text.split("\n")  # (read_text made "\r\n" one)
+    above = next((index for index, raw in enumerate(lines) if raw.strip() and not raw.lstrip().startswith("#")), len(lines))
+    reader = csv.DictReader(io.StringIO("\n".join(lines[above:])))
     if not reader.fieldnames:
+        if above:  # comments only
+            return []
         raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
     header = [key.strip() for key in reader.fieldnames]
     for key in header:  # no setting name holds one: a spreadsheet's export with another separator (Excel's ';' in many locales)
         sep = next((sep for sep in (";", "\t") if sep in key), None)
         if sep:
             raise Gen3cInputError(
-                f"manifest {str(p)!r} line 1: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
+                f"manifest {str(p)!r} line {above + 1}: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
                 "save it with ',' as the separator"
             )
     twice = sorted({key for key in header if key and header.count(key) > 1})
     if twice:  # DictReader would keep only the last of them
-        raise Gen3cInputError(f"manifest {str(p)!r} line 1: column {twice[0]!r} appears twice in the header: keep one")
+        raise Gen3cInputError(f"manifest {str(p)!r} line {above + 1}: column {twice[0]!r} appears twice in the header: keep one")
     # Columns with an empty header cell, keyed by their index: a spreadsheet's export of empty columns
     # past the table (",," ending every line); their cells must be empty.
     unnamed = [index for index, key in enumerate(header) if not key]
@@ -391,7 +433,9 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
     for record in reader:
         # Where the row starts: line_num is its last line, past the newlines of quoted cells (a prompt).
         cells = [*record.values(), *(record.get(None) or [])]
-        line = reader.line_num - sum(cell.count("\n") for cell in cells if isinstance(cell, str))
+        line = above + reader.line_num - sum(cell.count("\n") for cell in cells if isinstance(cell, str))
+        if lines[line - 1].lstrip().startswith("#"):  # a row commented out (its cells may be any number)
+            continue
         if any(cell.strip() for cell in record.pop(None, None) or ()):  # (empty cells past the header end hold nothing)
             problems.append((line, f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"))
             continue

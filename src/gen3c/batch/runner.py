@@ -34,7 +34,7 @@ from gen3c.batch.jobs import (
     remove_cut_short,
     status_path,
 )
-from gen3c.batch.manifest import Job, load_manifest
+from gen3c.batch.manifest import Job, check_no_input_replaced, load_manifest
 from gen3c.errors import Gen3cInputError, first_few, note
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.pipelines.request import GeneratorPool
@@ -153,6 +153,7 @@ def run_batch(
             elif status is not None and status.get("state") != "failed":
                 notes[job.name] = f"re-ran: {why}"
         _check_not_another_manifests(to_run, planned, folder, digests)
+        check_no_input_replaced(jobs, to_run, folder)
         to_run = grouped_by_generator(to_run, folder, digests)
         for outcome in outcomes.values():
             if on_outcome:
