@@ -21,7 +21,7 @@ pytest.importorskip("diffusers")
 pytest.importorskip("huggingface_hub")
 
 from child_env import child_env
-from hub_server import HubServer, official_repos, served_md5, tiny_official  # noqa: E402
+from hub_server import HubServer, Request, official_repos, served_md5, tiny_official  # noqa: E402
 from test_convert import TINY, write_official_checkpoint  # noqa: E402
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError  # noqa: E402
@@ -410,6 +410,74 @@ def test_a_gated_repository_names_its_license_page_and_the_login(hub, official, 
     assert "\n" not in message and f"HTTP {status}" in message
     assert f"{hub.url}/{DIT}" in message and "hf auth login" in message
     assert hub.count(contains="/resolve/") == 0 and not weights.converted_dir(tmp_path / "cache").exists()
+
+
+def answer(hub: HubServer, status: int, headers: dict[str, str], when) -> None:
+    """From now on ``hub`` answers the requests ``when(handler)`` picks with ``status`` and
+    ``headers`` (an error body, as the hub's), and the rest as before."""
+    base = hub._server.RequestHandlerClass
+
+    class Answering(base):
+        def _serve(self, body: bool) -> None:
+            if not when(self):
+                return super()._serve(body)
+            hub.log(Request(self.command, self.path, self.headers.get("Range")))
+            self._reply(status, {**headers, "Content-Type": "application/json"}, json.dumps({"error": headers.get("X-Error-Message", "")}).encode(), body)
+
+    hub._server.RequestHandlerClass = Answering
+
+
+@pytest.mark.parametrize("case", ["bad token", "private or missing"])
+def test_a_refused_token_or_a_missing_repository_is_not_called_gated(hub, official, tmp_path, monkeypatch, case):
+    """Any 401 said "is gated: accept its license … then `hf auth login`": also the hub's answer to
+    every request carrying an invalid or expired token (public T5's too), where logging in is no
+    cure unless the token changes, and its answer to a repository it does not have (a mirror's
+    HF_ENDPOINT) when not logged in."""
+    if case == "bad token":
+        monkeypatch.setenv("HF_TOKEN", "hf_expired")
+        answer(hub, 401, {"X-Error-Message": "Invalid credentials in Authorization header"}, lambda h: "Authorization" in h.headers)
+    else:
+        answer(hub, 401, {"X-Error-Code": "RepoNotFound", "X-Error-Message": "Repository not found"}, lambda h: True)
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path)
+    message = str(err.value)
+    assert "\n" not in message and "gated" not in message and "license" not in message
+    if case == "bad token":
+        assert message.startswith(f"{hub.url} refused the token huggingface_hub sent for {DIT} (HTTP 401: Invalid credentials"), message
+        assert "invalid or expired" in message and "hf auth login" in message and "unset HF_TOKEN" in message
+    else:
+        assert message.startswith(f"{DIT} was not found at {hub.url} (HTTP 401): check HF_ENDPOINT"), message
+    assert hub.count(contains="/resolve/") == 0 and not weights.converted_dir(tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize(("code", "gone"), [("EntryNotFound", "model.pt, which it listed,"), ("RevisionNotFound", "the commit it listed")])
+def test_a_file_or_commit_gone_between_listing_and_fetching_says_run_again(hub, official, tmp_path, code, gone):
+    """The hub listed model.pt at a commit, then answered 404 for it (the repository was
+    force-pushed, or the file removed, meanwhile): the line said "cannot reach the hub … check the
+    network", whose request had been answered."""
+    answer(hub, 404, {"X-Error-Code": code, "X-Error-Message": "gone"}, lambda h: h.path.endswith("/model.pt"))
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, prompts=())
+    assert str(err.value) == (
+        f"{DIT} no longer has {gone} at {hub.url} (HTTP 404; the repository changed while gen3c fetched it): run again, which lists it anew"
+    )
+    assert not weights.converted_dir(tmp_path / "cache").exists()
+
+
+def test_a_hub_that_fails_while_fetching_is_not_called_the_network(hub, official, tmp_path, monkeypatch):
+    """An HTTP 500 (or 502, 503) for a file, after huggingface_hub's retries, said "cannot reach …
+    (LocalEntryNotFoundError: …): check the network", though the hub had answered."""
+    from types import SimpleNamespace
+
+    import huggingface_hub.utils._http as hub_http
+
+    monkeypatch.setattr(hub_http, "time", SimpleNamespace(sleep=lambda _s: None))  # its retries, without their waits
+    answer(hub, 503, {"X-Error-Message": "Service Unavailable"}, lambda h: "/resolve/" in h.path)
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, prompts=())
+    message = str(err.value)
+    assert message.startswith(f"{hub.url} answered HTTP 503 for {DIT} (") and message.endswith("): try again later"), message
+    assert "network" not in message and hub.count("HEAD", "/resolve/") > 1  # retried first
 
 
 def test_offline_with_files_missing_is_one_line_and_offline_reuse_works(hub, official, tmp_path, monkeypatch):

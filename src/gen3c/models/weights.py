@@ -752,18 +752,48 @@ def _offline() -> bool:
     return bool(constants.HF_HUB_OFFLINE) or flag
 
 
-def _hub_error(exc: Exception, repo: HubRepo, endpoint: str, offline_serves: bool = False) -> Gen3cModelError:
-    """One line for a failed hub request; ``offline_serves``: HF_HUB_OFFLINE=1 would run with what
-    the hub cache holds (:meth:`_Record.serves_offline`), so the line suggests it."""
-    from huggingface_hub.utils import GatedRepoError, OfflineModeIsEnabled, RepositoryNotFoundError
+def _hub_error(exc: Exception, repo: HubRepo, endpoint: str, offline_serves: bool = False, name: str | None = None) -> Gen3cModelError:
+    """One line for a failed hub request (``name``: the file being fetched); ``offline_serves``:
+    HF_HUB_OFFLINE=1 would run with what the hub cache holds (:meth:`_Record.serves_offline`), so
+    the line suggests it."""
+    from huggingface_hub.utils import (
+        EntryNotFoundError,
+        GatedRepoError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
 
-    status = getattr(getattr(exc, "response", None), "status_code", None)
+    # hf_hub_download reports a failed metadata request as "cannot find the requested files"
+    # (LocalEntryNotFoundError; with force_download a ValueError) raised from the hub's own answer.
+    if isinstance(exc, (LocalEntryNotFoundError, ValueError)) and exc.__cause__ is not None:
+        exc = exc.__cause__
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    server_message = (response.headers.get("X-Error-Message") if response is not None else None) or getattr(exc, "server_message", None) or ""
+    if status == 401 and "invalid credentials" in server_message.lower():  # (the hub's answer to any request with a bad token)
+        return Gen3cModelError(
+            f"{endpoint} refused the token huggingface_hub sent for {repo.repo_id} (HTTP 401: {server_message}): it is invalid or "
+            "expired: set a valid one (`hf auth login`, or HF_TOKEN), or send none (unset HF_TOKEN, `hf auth logout`)"
+        )
+    if isinstance(exc, RepositoryNotFoundError) and not isinstance(exc, GatedRepoError):  # (the hub answers 401 for a private or missing repository)
+        return Gen3cModelError(
+            f"{repo.repo_id} was not found at {endpoint} (HTTP {status}): check HF_ENDPOINT, or give `gen3c generate` --checkpoint_dir a converted checkpoint"
+        )
     if isinstance(exc, GatedRepoError) or status in (401, 403):
         return Gen3cModelError(
             f"{repo.repo_id} is gated and the hub refused access (HTTP {status}): accept its license at {repo.page(endpoint)} "
             "while logged in, then run `hf auth login` here (or set HF_TOKEN)"
         )
-    if isinstance(exc, RepositoryNotFoundError) or status == 404:
+    gone = isinstance(exc, RevisionNotFoundError) or (isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError))
+    if gone and name is not None:  # (fetched at the commit just listed: it was force-pushed away, or the file removed)
+        what = "the commit it listed" if isinstance(exc, RevisionNotFoundError) else f"{name}, which it listed,"
+        return Gen3cModelError(
+            f"{repo.repo_id} no longer has {what} at {endpoint} (HTTP {status}; the repository changed while gen3c fetched it): "
+            "run again, which lists it anew"
+        )
+    if status == 404:
         return Gen3cModelError(f"{repo.repo_id} was not found at {endpoint} (HTTP 404): check HF_ENDPOINT, or give `gen3c generate` --checkpoint_dir a converted checkpoint")
     if isinstance(exc, OfflineModeIsEnabled):
         return Gen3cModelError(f"{repo.repo_id} must be fetched but HF_HUB_OFFLINE=1 forbids it: unset HF_HUB_OFFLINE")
@@ -852,7 +882,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                             f"the hub cache {hub_cache} cannot be written ({exc.strerror}{where}) while fetching {repo.repo_id}/{name}: "
                             "fix its permissions, or point HF_HOME (or HF_HUB_CACHE) at a writable folder"
                         ) from None
-                    raise _hub_error(exc, repo, endpoint) from None
+                    raise _hub_error(exc, repo, endpoint, name=name) from None
             problem = None if record.checked(repo.repo_id, plan.revision, name, path) else _file_problem(path, size, sha256, repo.md5.get(name))
             if problem is None:
                 record.add(repo.repo_id, plan.revision, name, path, sha256)
