@@ -907,6 +907,34 @@ def test_a_broken_viser_is_one_line_naming_it_as_the_gui_is_imported(tmp_path, m
 
 
 
+def test_the_frames_a_multi_view_input_lowered_come_back_with_the_next_input(tmp_path, video_inputs, box_scene, room_sample):
+    """A multi-view npz lowers Frames to its trajectory's length (6 here); loading an image next
+    kept 6. The count the input forced goes back to the user's; one the user typed stays."""
+    image, depth = str(box_scene[0]), str(box_scene[1])
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    state.load_video(str(video_inputs["multiview"]))
+    assert state.request.num_video_frames == 6
+    state.load_files(image, depth, fov=60.0)
+    assert state.request.num_video_frames == 9 and len(state.cameras()) == 9
+    state.update(num_video_frames=11)  # the user's count: lowered by the npz, back after it
+    state.load_video(str(video_inputs["multiview"]))
+    state.load_sample(*room_sample)
+    assert state.request.num_video_frames == 11
+    for typed in (4, 6):  # typed while the npz is loaded (6: the npz's own count, typed): it stays
+        state.load_video(str(video_inputs["multiview"]))
+        state.update(num_video_frames=typed)
+        state.load_files(image, depth, fov=60.0)
+        assert state.request.num_video_frames == typed
+    # A refused input changes nothing; a video input gets the count back too.
+    state.update(num_video_frames=9)
+    state.load_video(str(video_inputs["multiview"]))
+    with pytest.raises(Gen3cInputError):
+        state.load_video(str(tmp_path / "nothing.npz"))
+    assert state.request.num_video_frames == 6
+    state.load_video(str(video_inputs["sample"]))
+    assert state.request.num_video_frames == 9 and len(state.cameras()) == 9
+
+
 def test_the_fps_follows_a_video_input_until_the_user_sets_it(tmp_path, box_scene):
     """``gen3c generate`` runs a video input at its own frame rate unless --fps is given; the page
     kept 24 for a 30 fps clip (so its video played 25 % slow), and loading kept the old rate."""

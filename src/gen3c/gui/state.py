@@ -202,6 +202,10 @@ class GuiState:
         self._next_id = 0
         self._plan = None
         self._plan_key: tuple | None = None
+        #: The Frames count a multi-view input lowered to its trajectory's length, and the count it
+        #: replaced (the user's, or the start's): the next input loaded gets that back, unless Frames
+        #: was set since (then the count is the user's). None: the count is no input's.
+        self._frames_forced: tuple[int, int] | None = None
 
     # -- input ----------------------------------------------------------------------------
 
@@ -263,8 +267,11 @@ class GuiState:
         except Exception:  # refused: the loaded input stays, as a refused file does
             self._sample = previous
             raise
-        self.request = self._with_input()
+        old = self.request
+        self.request, self._frames_forced = self._frames_restored(self._with_input()), None
         self.kind, self.input, self.notes = "image", source, []
+        if self.auto_time and self.request.num_video_frames != old.num_video_frames:
+            self._retime()
         self._enter_scene(("memory", label), label)
         self.source, self.source_label = self.input, label
         self._plan = None
@@ -279,18 +286,29 @@ class GuiState:
                    "fps": self.request.fps if self.fps_given else None}  # fmt: skip
         return dataclasses.replace(self.request, **{**cleared, **fields})
 
+    def _frames_restored(self, request: GenerationRequest) -> GenerationRequest:
+        """``request`` (another input's) with the Frames count a multi-view input lowered given
+        back (:attr:`_frames_forced`), where the user has not set it since."""
+        if self._frames_forced is None or request.num_video_frames != self._frames_forced[0]:
+            return request
+        return dataclasses.replace(request, num_video_frames=self._frames_forced[1])
+
     def _load(self, request: GenerationRequest, kind: str, label: str) -> SourceView:
+        # The frames read from a video depend on the count: given back before the input is read.
+        request = self._frames_restored(request)
         check_request(request)  # as the CLI, before the input is read (e.g. a PNG depth scale ≤ 0, which would read as no depth)
         data, notes = self._read(request, kind)
-        old_fps = self.request.fps
+        old = self.request
         self.request, self.kind, self.input, self.notes, self._sample = request, kind, data, notes, None
+        self._frames_forced = None
         self._enter_scene((kind, request.input_image_path, request.vipe_path, request.vipe_clip, request.multiview_npz), label)
-        if self.auto_time and request.fps != old_fps:  # the input's rate: the video's seconds changed
+        if self.auto_time and (request.fps, request.num_video_frames) != (old.fps, old.num_video_frames):  # the video's seconds changed
             self._retime()
         self.source, self.source_label = first_view(kind, data), label
         self._plan = None
         if kind == "multiview" and len(data.trajectory) < request.num_video_frames:
             self.update(num_video_frames=len(data.trajectory))  # the npz's trajectory is the path
+            self._frames_forced = (len(data.trajectory), request.num_video_frames)
         return self.source
 
     def _enter_scene(self, scene: tuple, label: str) -> None:
@@ -408,6 +426,8 @@ class GuiState:
             raise
         if "fps" in settings:
             self.fps_given = True
+        if "num_video_frames" in settings:  # the user's count now, which another input keeps
+            self._frames_forced = None
         if self.auto_time and (old.num_video_frames, old.fps) != (request.num_video_frames, request.fps):
             self._retime()
 
