@@ -280,6 +280,32 @@ def test_a_new_run_takes_the_last_run_s_line_off_the_progress(gui, monkeypatch):
         assert gui.jobs.wait(30)
 
 
+def wait_for_status(app, text: str) -> str:
+    """The page's status once it holds ``text`` (the run's end is shown from its worker thread)."""
+    deadline = time.monotonic() + 10
+    while text not in app.status.content and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return app.status.content
+
+
+def test_a_run_s_end_names_the_input_it_was_made_from(gui, box_scene):
+    """Loading another input while a run goes replaces its "Generating gui_001…" line; its end said
+    only "Generated gui_001.mp4", as if made from the input now loaded."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.generator.entered.wait(30)
+    assert "Generating **gui_001** from **demo sample** (9 frames)" in gui.status.content
+    gui.image_path.value, gui.depth_path.value = str(box_scene[0]), str(box_scene[1])
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert gui.status.content.startswith("Loaded **image.png**")
+    gui.generator.gate.set()
+    assert gui.jobs.wait(60)
+    assert "Generated **gui_001.mp4** from **demo sample**." in wait_for_status(gui, "Generated")
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    assert "Generated **gui_002.mp4** from **image.png**." in wait_for_status(gui, "gui_002.mp4")
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)

@@ -225,6 +225,7 @@ class Gen3cApp:
         self._digests: dict[str, str] = {}
         self._last_output: dict[str, Path] | None = None
         self._run_path: tuple[str | None, str] = (None, "preset")  # the last run's path file and path mode
+        self._run_input = ""  # the last run's input (its file name), which the page may have replaced since
         # Keyframes are drawn in each viewer's own scene (viser's client.scene), so that a gizmo
         # hidden for one viewer (its camera at the keyframe) stays for the others: per client id,
         # keyframe id → its root node, and the keyframes drawn without their gizmo.
@@ -955,12 +956,14 @@ class Gen3cApp:
 
         notes = self.state.notes if source is not None else ()  # a video input is read again by the run, which notes for itself
         self._run_path = (request.camera_file, self.state.path_mode)  # what the run's notes name the path file it reads
+        # Said with its end: another input may be loaded meanwhile (its "Loaded" replaces this line).
+        self._run_input = html.escape(self.state.source_label)
         self.jobs.start(request, source, on_progress, self._on_job_done, generator=generator, source_notes=notes)
         self._run_load_notes, self._load_notes = self._load_notes, []  # said with this run's end
         self.generate.disabled, self.cancel.disabled = True, False
         self.progress.value, self.progress.animated = 0.0, True
         self.progress_text.content = ""  # the last run's line, until this run's first stage says its own
-        self._info(f"Generating **{request.video_save_name}** ({request.num_video_frames} frames)…")
+        self._info(f"Generating **{request.video_save_name}** from **{self._run_input}** ({request.num_video_frames} frames)…")
 
     def _on_cancel(self, _event) -> None:
         if self._start_pending:  # Generate waits for the generator to load: that run is called off
@@ -1004,7 +1007,7 @@ class Gen3cApp:
         video = out.paths["video"]
         self.progress.value = 100.0
         self.progress_text.content = f"Done in {out.seconds:.1f} s: `{video.name}`"
-        self._info(f"Generated **{video.name}**.{self._notes_html(notes)}")
+        self._info(f"Generated **{video.name}** from **{self._run_input}**.{self._notes_html(notes)}")
         self.download_video.disabled = False
         try:  # its size first: a video too large to embed is not read
             size = video.stat().st_size
