@@ -306,6 +306,36 @@ def test_a_run_s_end_names_the_input_it_was_made_from(gui, box_scene):
     assert "Generated **gui_002.mp4** from **image.png**." in wait_for_status(gui, "gui_002.mp4")
 
 
+def test_a_keyframe_run_that_writes_no_video_leaves_no_path_file(gui, monkeypatch):
+    """A cancelled or failed run left paths/gui_001_path.json; the next run, named gui_001 too (no
+    output has the number), wrote over it. The path file of a run without outputs is removed."""
+    paths = gui.state.work_dir / "paths"
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    handler(gui, gui._on_add_source_keyframe)(SimpleNamespace(client=None))
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.generator.entered.wait(30) and (paths / "gui_001_path.json").is_file()  # the run reads it
+    handler(gui, gui._on_cancel)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    assert gui.jobs.wait(60) and "Generation cancelled." in wait_for_status(gui, "cancelled")
+    assert not any(paths.iterdir())
+
+    def failing(*args, **kwargs):
+        raise Gen3cInputError("the run failed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(gui_state, "run_request", failing)
+        handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+        assert gui.jobs.wait(60) and "the run failed" in wait_for_status(gui, "the run failed")
+    assert not any(paths.iterdir())
+    # A run that wrote its video keeps its path file, which its record names; the next takes another number.
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60) and "Generated **gui_001.mp4**" in wait_for_status(gui, "Generated")
+    record = json.loads((gui.state.work_dir / "outputs" / "gui_001_run.json").read_text())
+    assert Path(record["camera_file"]) == paths / "gui_001_path.json" and (paths / "gui_001_path.json").is_file()
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60) and sorted(p.name for p in paths.iterdir()) == ["gui_001_path.json", "gui_002_path.json"]
+
+
 def test_cancelling_a_long_run_keeps_no_chunks(tmp_path, room_sample):
     state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=17, chunk_frames=9))
     state.load_sample(*room_sample)
@@ -424,6 +454,7 @@ def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monk
                            demo=lambda: room_sample, preload=False)  # fmt: skip
     try:
         handler(app, app._on_demo)(SimpleNamespace(client=None))
+        handler(app, app._on_add_source_keyframe)(SimpleNamespace(client=None))  # a path file for the run
         assert app.cancel.disabled
         handler(app, app._on_generate)(SimpleNamespace(client=None))
         assert loading.wait(30)
@@ -434,6 +465,7 @@ def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monk
         loaded.set()
         app._loader.join(30)
         assert not app.jobs.running and not (app.state.work_dir / "outputs").exists()
+        assert not any((app.state.work_dir / "paths").iterdir())  # the called-off run's path file is no run's
         assert app._generator is not None and not app.generate.disabled and app.cancel.disabled
         loader = app._loader
         handler(app, app._on_generate)(SimpleNamespace(client=None))  # the kept generator: no second load

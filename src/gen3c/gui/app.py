@@ -930,10 +930,20 @@ class Gen3cApp:
     def _on_generate(self, _event) -> None:
         self.jobs.check_idle()
         request = self.state.build_request()
+        started = False
+        try:
+            started = self._start_run(request)
+        finally:
+            if not started:  # (refused, or waiting for the generator: the press that starts it writes it again)
+                self.state.discard_path_file(request.camera_file)
+
+    def _start_run(self, request: GenerationRequest) -> bool:
+        """Start the run of ``request`` (:meth:`GuiState.build_request`'s); False where it waits
+        for the generator to load."""
         source = self.state.run_source
         generator = self._generator_for(request)
         if generator is None:  # loading: the loader presses Generate again once it has loaded
-            return
+            return False
         self._check_frame_size(request.resolution)  # a start size it refuses (a generator given): in the page's words
         last = [0.0]
 
@@ -964,6 +974,7 @@ class Gen3cApp:
         self.progress.value, self.progress.animated = 0.0, True
         self.progress_text.content = ""  # the last run's line, until this run's first stage says its own
         self._info(f"Generating **{request.video_save_name}** from **{self._run_input}** ({request.num_video_frames} frames)…")
+        return True
 
     def _on_cancel(self, _event) -> None:
         if self._start_pending:  # Generate waits for the generator to load: that run is called off
@@ -981,6 +992,8 @@ class Gen3cApp:
         """Called from the worker thread: it waits for the lock, as a callback does (a run that ends
         while Generate's callback is still updating the page then comes after it, not before)."""
         with self._lock:
+            if result.output is None:  # no outputs: the path file written for it is no run's (even once stopped)
+                self.state.discard_path_file(self._run_path[0])
             if not self._stopped:  # (a run that outlived stop's wait: the page is closed)
                 self._show_job_result(result)
 

@@ -749,6 +749,15 @@ class GuiState:
         return request
 
 
+    def discard_path_file(self, path: str | Path | None) -> None:
+        """Remove a camera path file :meth:`build_request` wrote (``path``: the request's
+        ``camera_file``), for a run that wrote no outputs (failed, cancelled, or never started):
+        the next run takes its number (no file in the outputs folder has it) and would replace it.
+        A path elsewhere (none the page wrote) is left alone."""
+        if path is not None and Path(path).parent == self.work_dir / "paths":
+            Path(path).unlink(missing_ok=True)
+
+
 # --------------------------------------------------------------------------------------------
 # Jobs
 # --------------------------------------------------------------------------------------------
