@@ -1718,3 +1718,22 @@ def test_a_checkpoint_removed_while_it_loads_says_so(tmp_path, monkeypatch):
         f"checkpoint {str(folder)!r} was removed while it was loading, by another process (`gen3c cache remove`?): "
         "run again (GEN3C's own weights are then fetched or converted again)"
     )
+
+
+# -- what the libraries print ------------------------------------------------------------------
+
+LIBRARY_LINES = ("Loading weights", "Writing model shards", "it/s]", "Error while downloading", "Trying to resume",
+                 "Max retries", "thrown while requesting", "Retrying in")  # fmt: skip
+
+
+def test_computing_the_prompt_cache_shows_gen3c_lines_not_transformers_bar(hub, official, tmp_path, capfd):
+    """Adding the prompt cache (`gen3c download`, or a first run with a prompt, after a run without
+    T5) printed transformers' raw "Loading weights:   0%|…| 0/11 [00:00<?, ?it/s]" bar after
+    gen3c's "computing the prompt cache" line."""
+    prepare(hub, official, tmp_path, prompts=())
+    capfd.readouterr()
+    prepare(hub, official, tmp_path, log=weights._to_stderr)
+    captured = capfd.readouterr()
+    assert "computing the prompt cache (T5 embeddings of the empty and the default negative prompt)" in captured.err, captured.err
+    assert not [text for text in LIBRARY_LINES if text in captured.err + captured.out], captured.err
+
