@@ -554,3 +554,15 @@ def test_temporary_folders_a_killed_conversion_left_are_removed_by_the_next(conv
     assert sorted(p.name for p in tmp_path.iterdir()) == left
     assert any("removed 2 temporary folders (5.0 kB) that a stopped conversion to" in line for line in lines)
     assert any(".ckpt.ba9876543210 is being written by another conversion" in line for line in lines)
+
+
+def test_the_conversion_prints_gen3cs_lines_not_transformers_bars(converted, tmp_path, capfd):
+    """`gen3c convert` printed transformers' raw bars between its own lines: "Loading weights:
+    0%|…| 0/11 [00:00<?, ?it/s]" as T5 was read, "Writing model shards: …" as it was written."""
+    root = converted[1]
+    convert_checkpoint(root, tmp_path / "out", **{**TINY, "log": print})
+    captured = capfd.readouterr()
+    assert f"reading {root / T5_DIR}" in captured.out and f"done: {tmp_path / 'out'}" in captured.out, captured.out
+    assert (tmp_path / "out" / "text_encoder").is_dir()  # T5 read and written: what printed the bars
+    bars = [text for text in ("Loading weights", "Writing model shards", "it/s]") if text in captured.err + captured.out]
+    assert not bars, captured.err

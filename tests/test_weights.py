@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -1718,3 +1719,59 @@ def test_a_checkpoint_removed_while_it_loads_says_so(tmp_path, monkeypatch):
         f"checkpoint {str(folder)!r} was removed while it was loading, by another process (`gen3c cache remove`?): "
         "run again (GEN3C's own weights are then fetched or converted again)"
     )
+
+
+# -- what the libraries print ------------------------------------------------------------------
+
+LIBRARY_LINES = ("Loading weights", "Writing model shards", "it/s]", "Error while downloading", "Trying to resume",
+                 "Max retries", "thrown while requesting", "Retrying in")  # fmt: skip
+
+
+def test_computing_the_prompt_cache_shows_gen3c_lines_not_transformers_bar(hub, official, tmp_path, capfd):
+    """Adding the prompt cache (`gen3c download`, or a first run with a prompt, after a run without
+    T5) printed transformers' raw "Loading weights:   0%|…| 0/11 [00:00<?, ?it/s]" bar after
+    gen3c's "computing the prompt cache" line."""
+    prepare(hub, official, tmp_path, prompts=())
+    capfd.readouterr()
+    prepare(hub, official, tmp_path, log=weights._to_stderr)
+    captured = capfd.readouterr()
+    assert "computing the prompt cache (T5 embeddings of the empty and the default negative prompt)" in captured.err, captured.err
+    assert not [text for text in LIBRARY_LINES if text in captured.err + captured.out], captured.err
+
+
+@pytest.mark.parametrize("failure", ["connection drops", "hub answers 503"])
+def test_a_fetch_that_fails_says_gen3cs_line_not_the_hubs_retries(hub, official, tmp_path, monkeypatch, capfd, failure):
+    """A connection that dropped at every attempt printed huggingface_hub's "Error while
+    downloading from URL: peer closed connection … Trying to resume download..." six times (a
+    busy hub: "HTTP Error 503 thrown while requesting HEAD URL", "Retrying in 1s [Retry 1/5]")
+    before gen3c's one line; now gen3c's lines only."""
+    from types import SimpleNamespace
+
+    import huggingface_hub.file_download as hub_download
+    import huggingface_hub.utils as hub_utils
+    import huggingface_hub.utils._http as hub_http
+
+    class EveryTime(dict):  # the connection drops at every attempt, not once
+        def pop(self, key, default=None):
+            return self.get(key, default)
+
+    for handler in logging.getLogger("huggingface_hub").handlers:  # made on import, on pytest's stderr: on this test's, as in a program
+        if type(handler) is logging.StreamHandler:
+            monkeypatch.setattr(handler, "stream", sys.stderr)
+    monkeypatch.setattr(hub_download, "time", SimpleNamespace(sleep=lambda _s: None))  # the retries, without their waits
+    monkeypatch.setattr(hub_http, "time", SimpleNamespace(sleep=lambda _s: None))
+    if failure == "connection drops":
+        hub.cut = EveryTime({(DIT, "model.pt"): 100})
+        said = f"cannot reach {hub.url} to fetch {DIT} (RemoteProtocolError: "
+    else:
+        answer(hub, 503, {"X-Error-Message": "Service Unavailable"}, lambda h: "/resolve/" in h.path)
+        said = f"{hub.url} answered HTTP 503 for {DIT} ("
+    hub_logger = logging.getLogger("huggingface_hub")
+    level, bars_off = hub_logger.level, hub_utils.are_progress_bars_disabled()
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, prompts=(), log=weights._to_stderr)
+    assert str(err.value).startswith(said), str(err.value)
+    assert hub.count("GET" if failure == "connection drops" else "HEAD", "/resolve/") > 1  # it did retry
+    lines = capfd.readouterr().err.splitlines()
+    assert all(line.startswith("fetching ") for line in lines) and len(lines) == 1, lines  # gen3c's
+    assert (hub_logger.level, hub_utils.are_progress_bars_disabled()) == (level, bars_off)  # the user's settings again

@@ -8,6 +8,12 @@ a library must not change the logging of other libraries for the rest of the use
 transformers' switch turns huggingface_hub's bars off with its own, so inside the block those are
 off too, and afterwards the hub's setting is put back as the user had it (transformers' switch
 back on would turn the hub's bars on whatever the user had set).
+
+huggingface_hub's own log lines ("Error while downloading … Trying to resume download…",
+"HTTP Error 503 thrown while requesting …", "Retrying in 1s") are noise too while gen3c fetches:
+the hub retries a dropped connection or a busy server by itself, and what still fails reaches
+gen3c as an exception it says in one line. ``libraries_quiet(("huggingface_hub",))`` turns only
+those below errors; the hub's bars, a fetch's progress on a terminal, stay as they are.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from collections.abc import Iterator
 def libraries_quiet(libraries: tuple[str, ...] = ("diffusers", "transformers")) -> Iterator[None]:
     """diffusers' and transformers' (or only those of ``libraries``) progress bars off, and their
     log lines below errors, inside the block; each setting as it was after it (also after an
-    error). A library that is not installed is skipped; one that fails to import is named in one
+    error). "huggingface_hub" in ``libraries``: its log lines below errors, its bars kept. A library that is not installed is skipped; one that fails to import is named in one
     line (:func:`_installed_module`): a transformers depth model passes ("transformers",), so that
     a broken diffusers it never uses does not stop it."""
     with contextlib.ExitStack() as stack:
@@ -29,7 +35,7 @@ def libraries_quiet(libraries: tuple[str, ...] = ("diffusers", "transformers")) 
         for name in libraries:
             module = _installed_module(name, "utils.logging")
             if module is not None:
-                stack.enter_context(_quiet(module))
+                stack.enter_context(_quiet(module, bars=name != "huggingface_hub"))
         yield
 
 
@@ -65,14 +71,18 @@ def _hub_bars_kept() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet(library_logging) -> Iterator[None]:
-    """One library's ``utils.logging`` (diffusers and transformers share its functions) quiet inside the block."""
-    level, bars = library_logging.get_verbosity(), library_logging.is_progress_bar_enabled()
+def _quiet(library_logging, bars: bool = True) -> Iterator[None]:
+    """One library's ``utils.logging`` quiet inside the block: its log lines, and with ``bars`` its
+    progress bars (diffusers and transformers share these functions; huggingface_hub's module has
+    the verbosity ones only)."""
+    level = library_logging.get_verbosity()
+    bars_on = bars and library_logging.is_progress_bar_enabled()
     library_logging.set_verbosity(logging.ERROR)
-    library_logging.disable_progress_bar()
+    if bars:
+        library_logging.disable_progress_bar()
     try:
         yield
     finally:
         library_logging.set_verbosity(level)
-        if bars:
+        if bars_on:
             library_logging.enable_progress_bar()

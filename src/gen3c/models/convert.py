@@ -50,6 +50,7 @@ from torch import Tensor
 from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full
 from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
 from gen3c.io.paths import nearest_existing
+from gen3c.library_output import libraries_quiet
 from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
 
@@ -715,10 +716,11 @@ def convert_components(
             cache.save_pretrained(staging / "prompt_cache", safe_serialization=True)
             components["prompt_cache"] = list(PROMPT_CACHE_COMPONENT)
         if text_encoder is not None and keep_text_encoder:
-            text_encoder.to(text_encoder_dtype).save_pretrained(
-                staging / "text_encoder", safe_serialization=True, max_shard_size=max_shard_size
-            )
-            tokenizer.save_pretrained(staging / "tokenizer")
+            with libraries_quiet(("transformers",)):  # nor its "Writing model shards" bar
+                text_encoder.to(text_encoder_dtype).save_pretrained(
+                    staging / "text_encoder", safe_serialization=True, max_shard_size=max_shard_size
+                )
+                tokenizer.save_pretrained(staging / "tokenizer")
             components["text_encoder"] = ["transformers", "T5EncoderModel"]
             components["tokenizer"] = ["transformers", type(tokenizer).__name__]
         _write_model_index(staging, components)
@@ -815,8 +817,9 @@ def _load_t5(folder: Path):
     from transformers import AutoTokenizer, T5EncoderModel
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        text_encoder = T5EncoderModel.from_pretrained(str(folder), dtype=torch.float32)
+        with libraries_quiet(("transformers",)):  # not its raw "Loading weights" bar between gen3c's lines
+            tokenizer = AutoTokenizer.from_pretrained(str(folder))
+            text_encoder = T5EncoderModel.from_pretrained(str(folder), dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"T5 folder {folder} could not be loaded ({first_line(exc)}): download google-t5/t5-11b again"

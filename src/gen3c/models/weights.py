@@ -55,6 +55,7 @@ from gen3c.errors import Gen3cInputError, Gen3cModelError, disk_full_reason, fir
 from gen3c.io.atomic import try_flock
 from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import nearest_existing
+from gen3c.library_output import libraries_quiet
 from gen3c.models import configs
 
 #: Environment variable naming the folder of converted weights.
@@ -867,9 +868,12 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
         for attempt in (1, 2):
             if path is None or attempt == 2:
                 try:
-                    path = Path(hf_hub_download(
-                        repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
-                    ))  # fmt: skip
+                    # Its bars stay (the fetch's progress); its "Error while downloading … Trying to resume
+                    # download…" lines do not: it resumes by itself, and a fetch that fails is gen3c's one line.
+                    with libraries_quiet(("huggingface_hub",)):
+                        path = Path(hf_hub_download(
+                            repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
+                        ))  # fmt: skip
                 except Exception as exc:  # the hub's many error types: classified by _hub_error
                     if is_disk_full(exc):  # not the network's fault: a full disk (or quota) under the hub cache
                         raise Gen3cModelError(
