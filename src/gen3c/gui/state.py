@@ -748,7 +748,6 @@ class GuiState:
         check_unused_settings(request)
         return request
 
-
     def discard_path_file(self, path: str | Path | None) -> None:
         """Remove a camera path file :meth:`build_request` wrote (``path``: the request's
         ``camera_file``), for a run that wrote no outputs (failed, cancelled, or never started):
