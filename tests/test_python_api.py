@@ -349,6 +349,8 @@ def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_
     assert keyword_spelling("pass --intrinsics fx,fy,cx,cy or --fov DEGREES") == 'pass intrinsics="fx,fy,cx,cy" or fov=DEGREES'
     assert keyword_spelling("--device cuda:1, --resolution 704x1280, --lora ./a.safetensors.") == 'device="cuda:1", resolution="704x1280", lora="./a.safetensors".'
     assert keyword_spelling("--guidance nan is impossible; --lora \"it's.safetensors\" too") == 'guidance=nan is impossible; lora="it\'s.safetensors" too'
+    # (before: intrinsics="if" you know it, in the note on a default camera)
+    assert keyword_spelling("none was estimated; --fov or --intrinsics if you know it") == "none was estimated; fov= or intrinsics= if you know it"
     kept = "path 'a --seed.png', `torchrun -m gen3c generate … --num_gpus N` and --output_folder"
     assert keyword_spelling(kept) == kept
 

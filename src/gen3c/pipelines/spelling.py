@@ -35,7 +35,7 @@ _TOKEN = re.compile(
 _NUMBER = re.compile(r"-?(?:\d+(?:\.\d+)?(?:e[-+]?\d+)?|inf|nan)")  # as a float's text: nan, inf too
 #: Words that follow a flag in a sentence ("--model and --checkpoint_dir …"): not its value.
 _WORDS = frozenset(
-    "a an and applies apply are as at both can cannot does each estimates for from gives has in instead is it keeps makes "
+    "a an and applies apply are as at both can cannot does each estimates for from gives has if in instead is it keeps makes "
     "must names needs not of on only or out reads replaces says sets shape shapes takes the to use was were with without would".split()
 )
 _REQUEST_KEYS = [f.name for f in fields(GenerationRequest) if f.name != "generator_options"]
