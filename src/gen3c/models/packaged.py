@@ -134,20 +134,25 @@ def _checked_info(info: Any, folder: str) -> dict[str, Any]:
     return info
 
 
+def model_info(options: dict[str, Any]) -> dict[str, Any]:
+    """The ``gen3c_model.json`` of the model a gen3c generator's options name: the packaged model's
+    or the checkpoint's ({} where there is none: GEN3C's own weights)."""
+    return packaged_model_info(options["model"]) if options.get("model") else checkpoint_info(options.get("checkpoint_dir"))
+
+
 def model_chunk_frames(options: dict[str, Any]) -> int | None:
     """Frames per chunk a gen3c generator's options imply: ``chunk_frames``, else the packaged
     model's or the checkpoint's ``gen3c_model.json``, else None (GEN3C's 121)."""
     if options.get("chunk_frames"):
         return int(options["chunk_frames"])
-    info = packaged_model_info(options["model"]) if options.get("model") else checkpoint_info(options.get("checkpoint_dir"))
+    info = model_info(options)
     return int(info["chunk_frames"]) if "chunk_frames" in info else None
 
 
 def model_resolution(options: dict[str, Any]) -> tuple[int, int] | None:
     """The (H, W) a gen3c generator's model was trained at: the packaged model's or the
     checkpoint's ``gen3c_model.json`` ``resolution``, else None (GEN3C's 704×1280)."""
-    info = packaged_model_info(options["model"]) if options.get("model") else checkpoint_info(options.get("checkpoint_dir"))
-    size = info.get("resolution")
+    size = model_info(options).get("resolution")
     if size is None:
         return None
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):

@@ -582,14 +582,9 @@ def check_budget_holds_model(
     :func:`load_generator` would once the model has loaded, but before the input's depth is
     estimated and the weights are fetched or loaded: the model is built on the meta device
     (nothing allocated). T5 is left out: a prompt it must encode is counted at the load."""
-    from gen3c.models.packaged import checkpoint_info, packaged_model_info
+    from gen3c.models.packaged import model_info
 
-    if options.get("model"):
-        info = packaged_model_info(options["model"])
-    elif options.get("checkpoint_dir") and not is_official_repo(options["checkpoint_dir"]):
-        info = checkpoint_info(str(options["checkpoint_dir"]))
-    else:
-        info = {}
+    info = model_info(options)
     dtype = configs.dtype_name(resolve_dtype(default_dtype(options.get("dtype", info.get("dtype")), options.get("device"))))
     size = _configs_model_size(json.dumps(found, sort_keys=True), dtype, frames, resolution)
     choose_memory_plan(options["max_gpu_memory"], size, float8=options.get("lora") is None)

@@ -93,13 +93,13 @@ def refuse_prompts_without_text_encoder(options: dict[str, Any]) -> None:
     local model without T5 (a packaged model, a checkpoint of ``gen3c train`` from one), before the
     input is read: it was refused only as the model sampled, after the depth estimate, the load and
     the cache's renders. GEN3C's weights and hub checkpoints fetch T5 when a prompt needs it."""
-    from gen3c.models.packaged import checkpoint_info, packaged_model_dir, packaged_model_info
+    from gen3c.models.packaged import model_info, packaged_model_dir
     from gen3c.models.weights import prompts_of
 
     if options.get("disable_prompt_encoder"):
         return
     if options.get("model"):
-        folder, info, named = packaged_model_dir(str(options["model"])), packaged_model_info(str(options["model"])), "--model"
+        folder, named = packaged_model_dir(str(options["model"])), "--model"
     elif options.get("checkpoint_dir") and not is_official_repo(options["checkpoint_dir"]):
         try:
             folder = Path(str(options["checkpoint_dir"])).expanduser()
@@ -107,11 +107,12 @@ def refuse_prompts_without_text_encoder(options: dict[str, Any]) -> None:
                 return  # (a hub id, or a folder loading refuses with its reason)
         except (OSError, RuntimeError):  # (RuntimeError: an unknown ~user, refused where the path is read)
             return
-        info, named = checkpoint_info(str(folder)), "--checkpoint_dir"
+        named = "--checkpoint_dir"
     else:
         return
     if holds_text_encoder(folder):
         return
+    info = model_info(options)
     guidance = options.get("guidance")
     guidance = float(info.get("guidance", 1.0)) if guidance is None else float(guidance)
     try:
