@@ -18,10 +18,14 @@ What ``movement_distance`` means depends on the depth's units (:data:`TRAJECTORY
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 import numbers
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -47,6 +51,7 @@ TRAJECTORY_SCALES = ("auto", "gen3c", "median_depth")
 #: What a depth map's values mean: "relative" (up to scale, e.g. MoGe's) or "metric" (incl. user depth).
 DEPTH_KINDS = ("metric", "relative")
 GEN3C_CENTER_DEPTH = 1.0
+T = TypeVar("T")
 
 
 def check_preset(trajectory: str, camera_rotation: str) -> None:
@@ -119,17 +124,30 @@ def preset_offsets(trajectory: str, num_frames: int, distance: float, center_dep
     return p
 
 
-def _in_keyword_words():
-    """Refusals and notes said in this block name settings by the keyword arguments of the
-    public functions here (``movement_distance=2``, ``camera_rotation="center_facing"``), as
-    :func:`gen3c.generate` names them (:func:`~gen3c.pipelines.spelling.keyword_spelling`): they
-    are written once, worded for ``gen3c generate``'s flags (``--movement_distance 2``), and the
-    command line's route (and the surfaces that respell it: batch rows, the GUI) calls the
-    workers below them (``_preset_trajectory``, …), which keep that wording."""
-    # (gen3c.pipelines.spelling imports the request's settings: not when this module is imported)
-    from gen3c.pipelines.spelling import keyword_spelling
+def _keyword_worded(worker: Callable[..., T]) -> Callable[..., T]:
+    """The public function over ``worker``: its refusals and notes, written once and worded for
+    ``gen3c generate``'s flags (``--movement_distance 2``), are said in the keyword arguments of
+    the public functions here (``movement_distance=2``, ``camera_rotation="center_facing"``), as
+    :func:`gen3c.generate` names them (:func:`~gen3c.pipelines.spelling.keyword_spelling`). The
+    command line's route (and the surfaces that respell it: batch rows, the GUI) calls ``worker``
+    itself, ``__wrapped__``, which keeps the flags' wording. A worker with a
+    ``movement_distance`` also takes ``distance=``, its former name, with a DeprecationWarning."""
+    renamed = "movement_distance" in inspect.signature(worker).parameters
 
-    return spelled(keyword_spelling)
+    @functools.wraps(worker)
+    def in_keyword_words(*args: Any, **kwargs: Any) -> T:
+        if renamed and "distance" in kwargs:
+            bound = inspect.signature(worker).bind_partial(*args, **{k: v for k, v in kwargs.items() if k != "distance"})
+            given = bound.arguments.get("movement_distance", DEFAULT_MOVEMENT_DISTANCE)
+            bound.arguments["movement_distance"] = _renamed_distance(worker.__name__, given, kwargs["distance"])
+            args, kwargs = bound.args, bound.kwargs
+        # (gen3c.pipelines.spelling imports the request's settings: not when this module is imported)
+        from gen3c.pipelines.spelling import keyword_spelling
+
+        with spelled(keyword_spelling):
+            return worker(*args, **kwargs)
+
+    return in_keyword_words
 
 
 def _renamed_distance(function: str, movement_distance: float, distance: float | None) -> float:
@@ -143,34 +161,20 @@ def _renamed_distance(function: str, movement_distance: float, distance: float |
     return distance
 
 
+@_keyword_worded
 def preset_offset_matrices(
     trajectory: str,
     camera_rotation: str,
     num_frames: int,
     movement_distance: float = DEFAULT_MOVEMENT_DISTANCE,
     center_depth: float = GEN3C_CENTER_DEPTH,
-    *,
-    distance: float | None = None,
 ) -> Tensor:
     """GEN3C's per-frame offset matrices Aᵢ (n, 4, 4), float64; a frame's pose is ``Aᵢ @ W₀``.
     ``distance`` is ``movement_distance``'s former name, still taken (with a DeprecationWarning)."""
-    movement_distance = _renamed_distance("preset_offset_matrices", movement_distance, distance)
-    with _in_keyword_words():
-        return _preset_offset_matrices(trajectory, camera_rotation, num_frames, movement_distance, center_depth)
-
-
-def _preset_offset_matrices(
-    trajectory: str,
-    camera_rotation: str,
-    num_frames: int,
-    distance: float = DEFAULT_MOVEMENT_DISTANCE,
-    center_depth: float = GEN3C_CENTER_DEPTH,
-) -> Tensor:
-    """:func:`preset_offset_matrices`, its refusals and notes worded for the command line."""
     check_preset(trajectory, camera_rotation)
     num_frames = _check_num_frames(num_frames)
-    p = preset_offsets(trajectory, num_frames, distance, center_depth)
-    distance, center_depth = float(distance), float(center_depth)  # numbers preset_offsets took (numpy, one-element tensors)
+    p = preset_offsets(trajectory, num_frames, movement_distance, center_depth)
+    distance, center_depth = float(movement_distance), float(center_depth)  # numbers preset_offsets took (numpy, one-element tensors)
     look = torch.tensor([0.0, 0.0, center_depth], dtype=torch.float64).expand_as(p)
     if camera_rotation == "center_facing":
         target = look
@@ -203,6 +207,7 @@ def _preset_offset_matrices(
     return gen3c_look_at(p, target)
 
 
+@_keyword_worded
 def preset_trajectory(
     trajectory: str,
     camera_rotation: str,
@@ -213,8 +218,6 @@ def preset_trajectory(
     width: int,
     movement_distance: float = DEFAULT_MOVEMENT_DISTANCE,
     center_depth: float = GEN3C_CENTER_DEPTH,
-    *,
-    distance: float | None = None,
 ) -> Cameras:
     """A preset trajectory relative to the source camera(s).
 
@@ -232,23 +235,6 @@ def preset_trajectory(
     Returns:
         :class:`Cameras` with n frames, float32, on ``source_w2c``'s device.
     """
-    movement_distance = _renamed_distance("preset_trajectory", movement_distance, distance)
-    with _in_keyword_words():
-        return _preset_trajectory(trajectory, camera_rotation, num_frames, source_w2c, K, height, width, movement_distance, center_depth)
-
-
-def _preset_trajectory(
-    trajectory: str,
-    camera_rotation: str,
-    num_frames: int,
-    source_w2c: Tensor,
-    K: Tensor,
-    height: int,
-    width: int,
-    movement_distance: float = DEFAULT_MOVEMENT_DISTANCE,
-    center_depth: float = GEN3C_CENTER_DEPTH,
-) -> Cameras:
-    """:func:`preset_trajectory`, its refusals and notes worded for the command line."""
     A = _preset_offset_matrices(trajectory, camera_rotation, num_frames, movement_distance, center_depth)
     W0 = validate_poses(as_float32(source_w2c, "source_w2c"), "source_w2c").to(torch.float64)
     if W0.shape not in ((4, 4), (num_frames, 4, 4)):
@@ -264,6 +250,7 @@ def _preset_trajectory(
     return Cameras(w2c, validate_intrinsics(as_float32(K, "K"), "K"), height, width)
 
 
+@_keyword_worded
 def center_depth_for(trajectory_scale: str, median_depth: float | None, depth_kind: str) -> float:
     """The centre depth c that gives ``--movement_distance`` its meaning (module docstring).
 
@@ -279,12 +266,6 @@ def center_depth_for(trajectory_scale: str, median_depth: float | None, depth_ki
     Raises:
         Gen3cInputError: the path is to be scaled by the median depth and there is none.
     """
-    with _in_keyword_words():
-        return _center_depth_for(trajectory_scale, median_depth, depth_kind)
-
-
-def _center_depth_for(trajectory_scale: str, median_depth: float | None, depth_kind: str) -> float:
-    """:func:`center_depth_for`, its refusals worded for the command line."""
     if trajectory_scale not in TRAJECTORY_SCALES:
         raise Gen3cInputError(f"unknown trajectory_scale {trajectory_scale!r}: choose one of {', '.join(TRAJECTORY_SCALES)}")
     if depth_kind not in DEPTH_KINDS:
@@ -305,6 +286,12 @@ def _center_depth_for(trajectory_scale: str, median_depth: float | None, depth_k
     if median <= 0:
         raise Gen3cInputError(f"the median depth {median:g} must be > 0: pass the depth's median over its valid pixels")
     return median
+
+
+# What the command line's route calls (and the surfaces that respell it): the flags' wording.
+_preset_offset_matrices = preset_offset_matrices.__wrapped__
+_preset_trajectory = preset_trajectory.__wrapped__
+_center_depth_for = center_depth_for.__wrapped__
 
 
 # --------------------------------------------------------------------------------------------
