@@ -10,7 +10,8 @@ with ``X-Repo-Commit``, ``ETag`` (git blob sha1, or the sha256 for LFS files, al
 
 Switches make the failures tests need: a gated repository (401/403 with ``X-Error-Code:
 GatedRepo``), a file served corrupted (same length, bytes flipped) a number of times, a body cut
-off after some bytes (the connection drops once), and listed sizes that are not the real ones.
+off after some bytes (the connection drops once), a body sent slowly, and listed sizes that are
+not the real ones.
 Every request is counted.
 """
 
@@ -20,6 +21,7 @@ import hashlib
 import json
 import socket
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -49,6 +51,7 @@ class HubServer:
     corrupt: dict[tuple[str, str], int] = field(default_factory=dict)  # (repo, file) -> times to serve it corrupted
     cut: dict[tuple[str, str], int] = field(default_factory=dict)  # (repo, file) -> drop the connection after N bytes, once
     listed_sizes: dict[tuple[str, str], int] = field(default_factory=dict)  # (repo, file) -> size the listing claims
+    slow: dict[tuple[str, str], float] = field(default_factory=dict)  # (repo, file) -> seconds its whole body takes to send
 
     def __post_init__(self) -> None:
         self.commits = {repo: hashlib.sha1(repo.encode()).hexdigest() for repo in self.repos}
@@ -190,17 +193,26 @@ def _handler(hub: HubServer) -> type[BaseHTTPRequestHandler]:
             if start:
                 headers["Content-Range"] = f"bytes {start}-{len(data) - 1}/{len(data)}"
                 return self._reply(206, headers, data[start:], body)
-            if cut is None or not body:
+            pace = hub.slow.get(key, 0.0) / max(len(data), 1) if body else 0.0  # seconds a byte
+            if cut is None and not pace:
                 return self._reply(200, headers, data, body)
-            # The connection drops part-way: the full length is announced, only `cut` bytes come.
+            # Sent slowly, or the connection drops part-way: the full length is announced, only `cut` bytes come.
             self.send_response(200)
             for k, v in {**headers, "Content-Length": str(len(data))}.items():
                 self.send_header(k, v)
             self.end_headers()
-            self.wfile.write(data[:cut])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
+            self._write(data if cut is None else data[:cut], pace)
+            if cut is not None:
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+
+        def _write(self, data: bytes, pace: float) -> None:
+            """``data`` at once, or with ``pace`` (seconds a byte) in 20 pieces."""
+            step = max(len(data) // 20, 1) if pace else max(len(data), 1)
+            for start in range(0, len(data), step):
+                time.sleep(pace * step)
+                self.wfile.write(data[start : start + step])
+                self.wfile.flush()
 
     return Handler
 

@@ -9,6 +9,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -274,6 +275,97 @@ def test_a_dropped_connection_resumes_where_it_stopped(official, tmp_path):
     resumed_at = int(gets[1][len("bytes=") : -1])
     assert 0 < resumed_at <= size * 2 // 3  # the rest only, not the whole file again
     assert prepared.converted and weights.read_manifest(prepared.checkpoint)[1] is None
+
+
+PROGRESS = re.compile(r"fetching (\S+): (.+) of (.+) \((\d+) %\), (.+)")
+
+
+def slow_fetch(hub, official, monkeypatch, stderr_is_a_terminal: bool, seconds: float = 2.0) -> None:
+    """model.pt served over ``seconds``; huggingface_hub writing it in small chunks (as its 10 MB
+    ones of a real 14 GB file), gen3c's progress lines every 0.1 s, and stderr a terminal or not."""
+    import io
+
+    import huggingface_hub.constants as hub_constants
+
+    class Stderr(io.StringIO):
+        def isatty(self) -> bool:
+            return stderr_is_a_terminal
+
+    monkeypatch.setattr(sys, "stderr", Stderr())
+    monkeypatch.setattr(weights, "PROGRESS_EVERY", 0.1)
+    monkeypatch.setattr(hub_constants, "DOWNLOAD_CHUNK_SIZE", max(len(official[1][DIT]["model.pt"]) // 50, 1024))
+    hub.slow[(DIT, "model.pt")] = seconds
+
+
+def progress_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name == "gen3c-fetch-progress"]
+
+
+def test_a_fetch_logged_to_a_file_says_how_far_it_got_until_it_ends(hub, official, tmp_path, monkeypatch):
+    """With stderr not a terminal (a log file, CI, nohup), where huggingface_hub draws no bars, a
+    fetch said "fetching REPO (rev): files (size)" and then nothing until it ended, minutes later
+    for GEN3C's 30 GB: a slow fetch could not be told from a hung one."""
+    slow_fetch(hub, official, monkeypatch, stderr_is_a_terminal=False)
+    lines: list[str] = []
+    prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    progress = [(i, PROGRESS.fullmatch(line)) for i, line in enumerate(lines) if PROGRESS.fullmatch(line)]
+    assert len(progress) >= 5 and {m[1] for _, m in progress} == {DIT}, lines
+    size = len(official[1][DIT]["model.pt"])
+    assert {m[3] for _, m in progress} == {weights.format_bytes(size)}
+    percents = [int(m[4]) for _, m in progress]
+    assert percents == sorted(percents) and len(set(percents)) >= 3 and percents[-1] <= 100, lines
+    assert any(re.fullmatch(r".+/s, ~1 min left", m[5]) for _, m in progress), lines
+    # Said between the fetch's first line and the next repository's, none after.
+    start = lines.index(next(line for line in lines if line.startswith(f"fetching {DIT} (")))
+    end = lines.index(next(line for line in lines if line.startswith(f"fetching {TOKENIZER} (")))
+    assert all(start < i < end for i, _ in progress), lines
+    assert not progress_threads()
+
+
+def test_a_failed_fetch_says_no_progress_after_it_fails(hub, official, tmp_path, monkeypatch):
+    """The progress lines stop with the fetch: none after gen3c's error, none left to come."""
+    from types import SimpleNamespace
+
+    import huggingface_hub.file_download as hub_download
+    import huggingface_hub.utils._http as hub_http
+
+    slow_fetch(hub, official, monkeypatch, stderr_is_a_terminal=False, seconds=2.0)
+    for module in (hub_download, hub_http):
+        monkeypatch.setattr(module, "time", SimpleNamespace(sleep=lambda _s: None))  # the hub's retries, without their waits
+    hub.cut[(DIT, "model.pt")] = len(official[1][DIT]["model.pt"]) // 2  # the connection drops half-way, and the hub then
+    answer(hub, 503, {"X-Error-Message": "Service Unavailable"}, lambda h: h.headers.get("Range") is not None)  # refuses the rest
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match="answered HTTP 503"):
+        prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    said = list(lines)
+    assert any(PROGRESS.fullmatch(line) for line in said), said
+    time.sleep(0.5)
+    assert lines == said and not progress_threads()
+
+
+def test_a_fetch_on_a_terminal_leaves_progress_to_the_hubs_bars(hub, official, tmp_path, monkeypatch):
+    slow_fetch(hub, official, monkeypatch, stderr_is_a_terminal=True, seconds=1.0)
+    lines: list[str] = []
+    prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    assert any(line.startswith(f"fetching {DIT} (") for line in lines) and not [line for line in lines if PROGRESS.fullmatch(line)], lines
+
+
+def test_a_stalled_fetch_says_for_how_long_nothing_came(tmp_path, monkeypatch):
+    """A hung fetch reads as one in a log: no speed, no time left, but how long nothing came."""
+    import io
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    monkeypatch.setattr(weights, "PROGRESS_EVERY", 0.05)
+    blobs = tmp_path / "models--a--b" / "blobs"
+    blobs.mkdir(parents=True)
+    (blobs / "0123abcd.incomplete").write_bytes(b"x" * 3000)  # written so far, and no more
+    lines: list[str] = []
+    progress = weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, lines.append)
+    with progress.downloading("model.pt", 10_000):
+        time.sleep(0.4)
+    assert lines and all(re.fullmatch(r"fetching a/b: 3\.0 kB of 10\.0 kB \(30 %\), nothing new for \d+ s", line) for line in lines), lines
 
 
 def test_a_file_whose_blob_the_hub_cache_holds_is_not_counted_as_a_fetch(hub, official, tmp_path):

@@ -10,7 +10,8 @@ once, and kept in a versioned cache folder.
    happens: no network request, no hashing.
 2. **Fetch** what the run needs and the hub cache lacks, with huggingface_hub (so ``HF_HOME``,
    ``HF_HUB_CACHE``, ``HF_TOKEN``, ``HF_ENDPOINT`` and ``HF_HUB_OFFLINE`` apply, and its
-   progress bars show): GEN3C's DiT (``model.pt``) and tokenizer (``encoder.jit``,
+   progress bars show; where stderr is not a terminal, gen3c's lines instead,
+   :class:`_FetchProgress`): GEN3C's DiT (``model.pt``) and tokenizer (``encoder.jit``,
    ``decoder.jit``, ``mean_std.pt``) for the conversion, and T5-11B only to compute the prompt
    cache (the T5 embeddings of the empty prompt and of GEN3C's default negative prompt, made
    once) or to encode a prompt outside it. Sizes come from the hub's file listing and are
@@ -45,6 +46,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -68,6 +70,9 @@ TEMP_PREFIX = ".incomplete-"
 LOCK_FILE = ".lock"
 #: Free space kept in reserve beyond the estimate (logs, temporary files, rounding).
 DISK_RESERVE_BYTES = 256 << 20
+#: Seconds between the lines that say how far a fetch got where stderr is not a terminal (a log
+#: file, CI, ``nohup``, a batch job): there huggingface_hub draws no progress bars.
+PROGRESS_EVERY = 30.0
 
 Log = Callable[[str], None]
 
@@ -862,6 +867,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
     if plan.missing:
         say(f"fetching {repo.repo_id} ({plan.revision[:7]}): {', '.join(plan.missing)} ({format_bytes(sum(plan.missing.values()))})")
     paths: dict[str, Path] = {}
+    progress = _FetchProgress(repo.repo_id, hub_cache, plan.missing, say)
     for name, (size, sha256) in plan.files.items():
         cached = try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=plan.revision)
         path = Path(cached) if isinstance(cached, str) else None
@@ -870,7 +876,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                 try:
                     # Its bars stay (the fetch's progress); its "Error while downloading … Trying to resume
                     # download…" lines do not: it resumes by itself, and a fetch that fails is gen3c's one line.
-                    with libraries_quiet(("huggingface_hub",)):
+                    with libraries_quiet(("huggingface_hub",)), progress.downloading(name, size):
                         path = Path(hf_hub_download(
                             repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
                         ))  # fmt: skip
@@ -901,6 +907,75 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
         paths[name] = path
     record.complete(repo.repo_id, paths)
     return plan.revision, paths
+
+
+class _FetchProgress:
+    """Where stderr is not a terminal, one line every :data:`PROGRESS_EVERY` seconds while a file of
+    a repository downloads, saying how much of the repository's fetch is done ("fetching REPO: 3.2 GB
+    of 14.5 GB (22 %), 48.0 MB/s, ~4 min left"): the files finished, plus the partial files
+    huggingface_hub is writing (``blobs/*.incomplete``). Tells a slow fetch from a stalled one in a
+    log; on a terminal huggingface_hub's bars do."""
+
+    def __init__(self, repo_id: str, hub_cache: Path, sizes: dict[str, int], say: Log) -> None:
+        self.repo_id, self.say = repo_id, say
+        self.blobs = hub_cache / f"models--{repo_id.replace('/', '--')}" / "blobs"
+        self.sizes = dict(sizes)  # the files to fetch: name -> bytes
+        self.finished: set[str] = set()
+
+    @contextlib.contextmanager
+    def downloading(self, name: str, size: int) -> Iterator[None]:
+        """Lines while the block fetches ``name``; none once it ends, also by an error."""
+        self.sizes.setdefault(name, size)  # (a file already fetched that is fetched again counts too)
+        self.finished.discard(name)
+        stop = threading.Event()
+        thread = None if _stderr_is_terminal() else threading.Thread(target=self._tell, args=(stop,), name="gen3c-fetch-progress", daemon=True)
+        if thread is not None:
+            thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            if thread is not None:
+                thread.join()
+        self.finished.add(name)
+
+    def _done(self) -> int:
+        return sum(self.sizes[n] for n in self.finished) + sum(_size(p) for p in self.blobs.glob("*.incomplete"))
+
+    def _tell(self, stop: threading.Event) -> None:
+        try:
+            first = last = self._done()
+            started = changed = time.monotonic()
+            while not stop.wait(PROGRESS_EVERY):
+                done, now = self._done(), time.monotonic()
+                total = sum(self.sizes.values())
+                done = min(done, total) if total else done  # (a partial file of another process's fetch counted)
+                line = f"fetching {self.repo_id}: {format_bytes(done)} of {format_bytes(total)}"
+                if total:
+                    line += f" ({100 * done // total} %)"
+                if done != last:
+                    changed, last = now, done
+                speed = (done - first) / (now - started)  # (this file's, since its fetch began)
+                if now - changed >= PROGRESS_EVERY:  # (huggingface_hub writes 10 MB at a time: on a slow link a line may see none)
+                    line += f", nothing new for {now - changed:.0f} s"
+                elif speed > 0:
+                    line += f", {format_bytes(int(speed))}/s, ~{_duration((total - done) / speed)} left"
+                self.say(line)
+        except Exception:  # a line not said (stderr closed, a file renamed mid-count), never the fetch stopped
+            return
+
+
+def _stderr_is_terminal() -> bool:
+    try:
+        return bool(sys.stderr is not None and sys.stderr.isatty())
+    except (AttributeError, ValueError, OSError):  # replaced by an object without it, or closed
+        return False
+
+
+def _duration(seconds: float) -> str:
+    """``seconds`` as "9 min" or "1 h 05 min" (under a minute: "1 min")."""
+    minutes = max(1, round(seconds / 60))
+    return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
 def _file_problem(path: Path, size: int, sha256: str | None, md5: str | None) -> str | None:
