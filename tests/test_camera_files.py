@@ -547,3 +547,50 @@ def test_a_keyframe_path_of_more_frames_than_a_run_may_ask_for_names_the_file_an
     (tmp_path / "c.json").write_text(json.dumps(long))
     with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json': 'camera_path' has 100001 entries, one a frame: more than the 100000 frames a run may ask for"):
         load_camera_file(tmp_path / "c.json")
+
+
+# -- the bytes of a camera file, as editors and shells write them ----------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"])
+def test_a_camera_file_saved_with_a_byte_order_mark_reads(tmp_path, encoding):
+    """Notepad saves UTF-8 with a byte order mark, PowerShell 5's `>` writes UTF-16 with one (a
+    batch manifest so written reads). Before: "is not valid JSON (Unexpected UTF-8 BOM …)" and,
+    for UTF-16, "is of an unknown binary format, not a camera file"."""
+    text = json.dumps(gen3c_file(frames=[{"c2w": moved(0.5)}], K=SHARED_K))
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    (tmp_path / "c.json").write_bytes(bom + text.encode(encoding))
+    cams = load_camera_file(tmp_path / "c.json")
+    assert cams.centers[0].tolist() == [0.5, 0.0, 0.0] and cams.K[0].tolist() == SHARED_K
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+@pytest.mark.parametrize("key", ["w2c", "fps", "width"])
+def test_an_integer_beyond_any_float_is_one_line(tmp_path, key, digits):
+    """A 400-digit integer escaped as OverflowError ("int too large to convert to float": `gen3c
+    generate` called it a bug in gen3c, with a traceback); one of 5000 digits as Python's ValueError
+    "Exceeds the limit (4300 digits) for integer string conversion"."""
+    huge = "1" + "0" * (digits - 1)
+    fields = {"width": "64", "fps": "24", "w2c": json.dumps(IDENTITY)}
+    fields[key] = f"[[1, 0, 0, {huge}], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]" if key == "w2c" else huge
+    data = f'{{"width": {fields["width"]}, "height": 48, "fps": {fields["fps"]}, "K": {SHARED_K}, "frames": [{{"w2c": {fields["w2c"]}}}]}}'
+    (tmp_path / "c.json").write_text(data)
+    with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' holds the integer 1000…000 \({digits} digits\), beyond any floating-point number: check that number$"):
+        load_camera_file(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [('{"width": 64, "height": 48, "width": 640, ', r"gives 'width' twice in one object \(64, then 640\)"),
+     ('{"width": 64, "height": 48, "frames": [{"w2c": IDENTITY, "w2c": MOVED}], ', r"gives 'w2c' twice in one object \(\[\[1\.0, 0\.0, 0\.0, 0\.0\], \[0\.0, 1\.0, 0\.0\.\.\., then \[\[1\.0, 0\.0, 0\.0, 2\.0\], \[0\.0, 1\.0, 0\.0\.\.\.\)")],
+)  # fmt: skip
+def test_a_key_given_twice_in_one_object_is_refused(tmp_path, text, match):
+    """JSON readers keep a repeated key's last value and drop the first without a word (a pose
+    pasted in and the old one left above it). Before: the file read, the first value gone."""
+    text = text.replace("IDENTITY", json.dumps(IDENTITY)).replace("MOVED", json.dumps(moved(2.0)))
+    if '"frames"' not in text:
+        text += f'"frames": [{{"w2c": {json.dumps(IDENTITY)}}}], '
+    (tmp_path / "c.json").write_text(text + f'"K": {json.dumps(SHARED_K)}}}')
+    with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' {match}: a JSON reader keeps the last and drops the first; keep one$"):
+        load_camera_file(tmp_path / "c.json")
+
