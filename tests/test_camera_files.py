@@ -594,3 +594,12 @@ def test_a_key_given_twice_in_one_object_is_refused(tmp_path, text, match):
     with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' {match}: a JSON reader keeps the last and drops the first; keep one$"):
         load_camera_file(tmp_path / "c.json")
 
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [({"w2c": [[True, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}, r"frames\[0\]\.w2c must be a 4×4 matrix of numbers, got \[\[True, 0, 0, 0\]"),
+     ({"w2c": IDENTITY, "K": [[60, 0, 32], [0, 60, 24], [False, False, True]]}, r"frames\[0\]\.K must be a 3×3 matrix of numbers, got \[\[60, 0, 32\], \[0, 60, 24\], \[False")],
+)  # fmt: skip
+def test_true_or_false_in_a_matrix_is_no_number(frame, match):
+    """Every other number of a camera file refuses true and false; a matrix read them as 1 and 0."""
+    refused(gen3c_file(frames=[frame]), match)

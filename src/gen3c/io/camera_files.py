@@ -309,8 +309,17 @@ def _label(where: str, key: str) -> str:
     return f"{where}.{key}" if where else f"'{key}'"
 
 
+def _holds_bool(value: Any) -> bool:
+    """Whether a JSON value (nested lists) holds true or false anywhere."""
+    if isinstance(value, list):
+        return any(isinstance(v, bool) for v in value) or any(_holds_bool(v) for v in value if isinstance(v, list))
+    return isinstance(value, bool)
+
+
 def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
     try:
+        if _holds_bool(value):  # (torch reads true and false as 1 and 0; every other number of a file refuses them)
+            raise TypeError
         t = torch.tensor(value, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
         raise Gen3cInputError(f"{what} must be a {rows}×{cols} matrix of numbers, got {_show(value)}") from None
