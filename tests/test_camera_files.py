@@ -603,3 +603,27 @@ def test_a_key_given_twice_in_one_object_is_refused(tmp_path, text, match):
 def test_true_or_false_in_a_matrix_is_no_number(frame, match):
     """Every other number of a camera file refuses true and false; a matrix read them as 1 and 0."""
     refused(gen3c_file(frames=[frame]), match)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [({"width": 64, "height": 48, "K": SHARED_K, "frames": [{}] * 100_001}, "frames"),
+     ({"fl_x": 60, "fl_y": 60, "cx": 32, "cy": 24, "w": 64, "h": 48, "frames": [{}] * 100_001}, "frames"),
+     ({"render_height": 48, "render_width": 64, "camera_path": [{}] * 100_001}, "camera_path")],
+)  # fmt: skip
+def test_a_camera_file_of_more_cameras_than_a_run_may_ask_for_names_the_file(tmp_path, box_scene, data, key):
+    """Before: every camera was read (120,000 took 20 s) and `gen3c generate` then said
+    "--num_video_frames 120000 is impossible", a flag the user never passed; passing it as asked
+    was refused with "has 120000 cameras but 5 frames were asked for: pass --num_video_frames 120000"."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    (tmp_path / "c.json").write_text(json.dumps(data))  # (entries left empty: the count is said before any is read)
+    message = rf"camera file '.*c\.json': '{key}' has 100001 entries, one a frame: more than the 100000 frames a run may ask for; sample the path at 100000 frames or fewer$"
+    with pytest.raises(Gen3cInputError, match="^" + message):
+        load_camera_file(tmp_path / "c.json")
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "48x80",
+                                   "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 2 and re.fullmatch("error: " + message, res.output.strip()), res.output

@@ -154,8 +154,21 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
     except OSError as exc:  # a name too long, no permission, an I/O error
         raise Gen3cInputError(f"{name} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     data = parse_camera_json(content, name)
+    _check_run_length(data, name)
     cameras = cameras_from_dict(data, name)
     return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))
+
+
+def _check_run_length(data: Any, name: str) -> None:
+    """A file of more cameras than a run may ask for (one a frame), refused before they are read
+    (120,000 took 20 s, to be refused as an impossible "--num_video_frames" the user never gave)."""
+    key = "camera_path" if isinstance(data, dict) and "camera_path" in data else "frames"
+    entries = data.get(key) if isinstance(data, dict) else None
+    if isinstance(entries, list) and len(entries) > MAX_FRAMES:
+        raise Gen3cInputError(
+            f"{name}: '{key}' has {len(entries)} entries, one a frame: more than the {MAX_FRAMES} frames a run may ask for; "
+            f"sample the path at {MAX_FRAMES} frames or fewer"
+        )
 
 
 def load_camera_file(path: str | os.PathLike) -> Cameras:
