@@ -627,3 +627,20 @@ def test_a_camera_file_of_more_cameras_than_a_run_may_ask_for_names_the_file(tmp
     res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "48x80",
                                    "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
     assert res.exit_code == 2 and re.fullmatch("error: " + message, res.output.strip()), res.output
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0 0.1 0 1 0 0 0 0 1 0\n",
+      r"is text, not JSON \(its first line: '1 0 0 0 0 1 0 0 0 0 1 0'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json; "
+      r"a KITTI poses\.txt \(12 numbers a line\) becomes a gen3c cameras JSON as docs/cameras\.md, 'gen3c cameras JSON', shows$"),
+     ("tx,ty,tz\n0,0,0\n", r"is text, not JSON \(its first line: 'tx,ty,tz'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json$"),
+     ('{"frames": [],}', r"is not valid JSON \(Expecting property name enclosed in double quotes: line 1 column 15 \(char 14\)\): pass a gen3c cameras JSON")],
+)  # fmt: skip
+def test_a_text_file_that_is_not_json_says_so(tmp_path, text, match):
+    """Before: a KITTI poses.txt was "is not valid JSON (Extra data: line 1 column 3 (char 2))",
+    a CSV "(Expecting value: line 1 column 1 (char 0))": JSON's parser's words for text that
+    never was JSON."""
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' {match}"):
+        load_camera_file(tmp_path / "c.json")

@@ -191,7 +191,21 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         what = describe_head(content[:16])
         raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
     except json.JSONDecodeError as exc:
-        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): {fix}") from None
+        if exc.doc.lstrip()[:1] in ("{", "[", ""):
+            raise Gen3cInputError(f"{name} is not valid JSON ({exc}): {fix}") from None
+        # text that never was JSON (a CSV, KITTI's poses.txt): JSON's parser's words would not say so
+        first = exc.doc.lstrip().splitlines()[0].strip()
+        kitti = "; a KITTI poses.txt (12 numbers a line) becomes a gen3c cameras JSON as docs/cameras.md, 'gen3c cameras JSON', shows"
+        raise Gen3cInputError(f"{name} is text, not JSON (its first line: {quoted(first, 60)}): {fix}{kitti if _numbers_line(first, 12) else ''}") from None
+
+
+def _numbers_line(line: str, count: int) -> bool:
+    """Whether ``line`` is ``count`` numbers apart by spaces."""
+    words = line.split()
+    try:
+        return len(words) == count and all(math.isfinite(float(word)) for word in words)
+    except ValueError:
+        return False
 
 
 #: The largest integer a float64 holds (±1.8e308, 309 digits): a camera file's numbers are read as floats.
