@@ -632,9 +632,9 @@ def test_a_camera_file_of_more_cameras_than_a_run_may_ask_for_names_the_file(tmp
 @pytest.mark.parametrize(
     ("text", "match"),
     [("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0 0.1 0 1 0 0 0 0 1 0\n",
-      r"is text, not JSON \(its first line: '1 0 0 0 0 1 0 0 0 0 1 0'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json; "
+      r"is text, not valid JSON \(its first line: '1 0 0 0 0 1 0 0 0 0 1 0'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json; "
       r"a KITTI poses\.txt \(12 numbers a line\) becomes a gen3c cameras JSON as docs/cameras\.md, 'gen3c cameras JSON', shows$"),
-     ("tx,ty,tz\n0,0,0\n", r"is text, not JSON \(its first line: 'tx,ty,tz'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json$"),
+     ("tx,ty,tz\n0,0,0\n", r"is text, not valid JSON \(its first line: 'tx,ty,tz'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json$"),
      ('{"frames": [],}', r"is not valid JSON \(Expecting property name enclosed in double quotes: line 1 column 15 \(char 14\)\): pass a gen3c cameras JSON")],
 )  # fmt: skip
 def test_a_text_file_that_is_not_json_says_so(tmp_path, text, match):

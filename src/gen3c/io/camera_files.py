@@ -196,7 +196,7 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         # text that never was JSON (a CSV, KITTI's poses.txt): JSON's parser's words would not say so
         first = exc.doc.lstrip().splitlines()[0].strip()
         kitti = "; a KITTI poses.txt (12 numbers a line) becomes a gen3c cameras JSON as docs/cameras.md, 'gen3c cameras JSON', shows"
-        raise Gen3cInputError(f"{name} is text, not JSON (its first line: {quoted(first, 60)}): {fix}{kitti if _numbers_line(first, 12) else ''}") from None
+        raise Gen3cInputError(f"{name} is text, not valid JSON (its first line: {quoted(first, 60)}): {fix}{kitti if _numbers_line(first, 12) else ''}") from None
 
 
 def _numbers_line(line: str, count: int) -> bool:
