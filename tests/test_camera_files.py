@@ -644,3 +644,29 @@ def test_a_text_file_that_is_not_json_says_so(tmp_path, text, match):
     (tmp_path / "c.json").write_text(text)
     with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' {match}"):
         load_camera_file(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("key", ["c2w", "w2c"])
+def test_a_camera_moved_along_x_in_a_file_moves_the_rendered_view_the_other_way(tmp_path, box_scene, key):
+    """docs/cameras.md's convention, closed form, through `gen3c generate --camera_file`: OpenCV
+    axes (x right), a camera standing 0.5 to the right of the source (c2w translation +0.5, or
+    w2c −0.5) sees the box at depth 2 move left by fx · 0.5 / 2 pixels (test-only)."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.io.video import read_video
+
+    sign = 1.0 if key == "c2w" else -1.0
+    data = {"width": 160, "height": 96, "intrinsics": [120.0, 120.0, 80.0, 48.0], "frames": [{key: IDENTITY}, {key: moved(0.5 * sign)}]}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--intrinsics", "120,120,80,48",
+                                   "--resolution", "96x160", "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "out" / "output.mp4")
+    centres = []
+    for frame in frames.astype(int):  # the orange box (230, 120, 20), columns 60 … 109 in the source view
+        orange = (frame[..., 0] > 180) & (frame[..., 1] > 80) & (frame[..., 1] < 160) & (frame[..., 2] < 80)
+        columns = np.nonzero(orange.any(0))[0]
+        centres.append((columns.min() + columns.max()) / 2)
+    assert centres[0] == pytest.approx(84.5, abs=1.0) and centres[1] - centres[0] == pytest.approx(-120 * 0.5 / 2, abs=1.5)
