@@ -547,3 +547,126 @@ def test_a_keyframe_path_of_more_frames_than_a_run_may_ask_for_names_the_file_an
     (tmp_path / "c.json").write_text(json.dumps(long))
     with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json': 'camera_path' has 100001 entries, one a frame: more than the 100000 frames a run may ask for"):
         load_camera_file(tmp_path / "c.json")
+
+
+# -- the bytes of a camera file, as editors and shells write them ----------------------------
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"])
+def test_a_camera_file_saved_with_a_byte_order_mark_reads(tmp_path, encoding):
+    """Notepad saves UTF-8 with a byte order mark, PowerShell 5's `>` writes UTF-16 with one (a
+    batch manifest so written reads). Before: "is not valid JSON (Unexpected UTF-8 BOM …)" and,
+    for UTF-16, "is of an unknown binary format, not a camera file"."""
+    text = json.dumps(gen3c_file(frames=[{"c2w": moved(0.5)}], K=SHARED_K))
+    bom = {"utf-16-le": b"\xff\xfe", "utf-16-be": b"\xfe\xff"}.get(encoding, b"")
+    (tmp_path / "c.json").write_bytes(bom + text.encode(encoding))
+    cams = load_camera_file(tmp_path / "c.json")
+    assert cams.centers[0].tolist() == [0.5, 0.0, 0.0] and cams.K[0].tolist() == SHARED_K
+
+
+@pytest.mark.parametrize("digits", [400, 5000])
+@pytest.mark.parametrize("key", ["w2c", "fps", "width"])
+def test_an_integer_beyond_any_float_is_one_line(tmp_path, key, digits):
+    """A 400-digit integer escaped as OverflowError ("int too large to convert to float": `gen3c
+    generate` called it a bug in gen3c, with a traceback); one of 5000 digits as Python's ValueError
+    "Exceeds the limit (4300 digits) for integer string conversion"."""
+    huge = "1" + "0" * (digits - 1)
+    fields = {"width": "64", "fps": "24", "w2c": json.dumps(IDENTITY)}
+    fields[key] = f"[[1, 0, 0, {huge}], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]" if key == "w2c" else huge
+    data = f'{{"width": {fields["width"]}, "height": 48, "fps": {fields["fps"]}, "K": {SHARED_K}, "frames": [{{"w2c": {fields["w2c"]}}}]}}'
+    (tmp_path / "c.json").write_text(data)
+    with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' holds the integer 1000…000 \({digits} digits\), beyond any floating-point number: check that number$"):
+        load_camera_file(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [('{"width": 64, "height": 48, "width": 640, ', r"gives 'width' twice in one object \(64, then 640\)"),
+     ('{"width": 64, "height": 48, "frames": [{"w2c": IDENTITY, "w2c": MOVED}], ', r"gives 'w2c' twice in one object \(\[\[1\.0, 0\.0, 0\.0, 0\.0\], \[0\.0, 1\.0, 0\.0\.\.\., then \[\[1\.0, 0\.0, 0\.0, 2\.0\], \[0\.0, 1\.0, 0\.0\.\.\.\)")],
+)  # fmt: skip
+def test_a_key_given_twice_in_one_object_is_refused(tmp_path, text, match):
+    """JSON readers keep a repeated key's last value and drop the first without a word (a pose
+    pasted in and the old one left above it). Before: the file read, the first value gone."""
+    text = text.replace("IDENTITY", json.dumps(IDENTITY)).replace("MOVED", json.dumps(moved(2.0)))
+    if '"frames"' not in text:
+        text += f'"frames": [{{"w2c": {json.dumps(IDENTITY)}}}], '
+    (tmp_path / "c.json").write_text(text + f'"K": {json.dumps(SHARED_K)}}}')
+    with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' {match}: a JSON reader keeps the last and drops the first; keep one$"):
+        load_camera_file(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("frame", "match"),
+    [({"w2c": [[True, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]}, r"frames\[0\]\.w2c must be a 4×4 matrix of numbers, got \[\[True, 0, 0, 0\]"),
+     ({"w2c": IDENTITY, "K": [[60, 0, 32], [0, 60, 24], [False, False, True]]}, r"frames\[0\]\.K must be a 3×3 matrix of numbers, got \[\[60, 0, 32\], \[0, 60, 24\], \[False")],
+)  # fmt: skip
+def test_true_or_false_in_a_matrix_is_no_number(frame, match):
+    """Every other number of a camera file refuses true and false; a matrix read them as 1 and 0."""
+    refused(gen3c_file(frames=[frame]), match)
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [({"width": 64, "height": 48, "K": SHARED_K, "frames": [{}] * 100_001}, "frames"),
+     ({"fl_x": 60, "fl_y": 60, "cx": 32, "cy": 24, "w": 64, "h": 48, "frames": [{}] * 100_001}, "frames"),
+     ({"render_height": 48, "render_width": 64, "camera_path": [{}] * 100_001}, "camera_path")],
+)  # fmt: skip
+def test_a_camera_file_of_more_cameras_than_a_run_may_ask_for_names_the_file(tmp_path, box_scene, data, key):
+    """Before: every camera was read (120,000 took 20 s) and `gen3c generate` then said
+    "--num_video_frames 120000 is impossible", a flag the user never passed; passing it as asked
+    was refused with "has 120000 cameras but 5 frames were asked for: pass --num_video_frames 120000"."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    (tmp_path / "c.json").write_text(json.dumps(data))  # (entries left empty: the count is said before any is read)
+    message = rf"camera file '.*c\.json': '{key}' has 100001 entries, one a frame: more than the 100000 frames a run may ask for; sample the path at 100000 frames or fewer$"
+    with pytest.raises(Gen3cInputError, match="^" + message):
+        load_camera_file(tmp_path / "c.json")
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "48x80",
+                                   "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 2 and re.fullmatch("error: " + message, res.output.strip()), res.output
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [("1 0 0 0 0 1 0 0 0 0 1 0\n1 0 0 0.1 0 1 0 0 0 0 1 0\n",
+      r"is text, not valid JSON \(its first line: '1 0 0 0 0 1 0 0 0 0 1 0'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json; "
+      r"a KITTI poses\.txt \(12 numbers a line\) becomes a gen3c cameras JSON as docs/cameras\.md, 'gen3c cameras JSON', shows$"),
+     ("tx,ty,tz\n0,0,0\n", r"is text, not valid JSON \(its first line: 'tx,ty,tz'\): pass a gen3c cameras JSON, a nerfstudio camera_path\.json or a nerfstudio transforms\.json$"),
+     ('{"frames": [],}', r"is not valid JSON \(Expecting property name enclosed in double quotes: line 1 column 15 \(char 14\)\): pass a gen3c cameras JSON")],
+)  # fmt: skip
+def test_a_text_file_that_is_not_json_says_so(tmp_path, text, match):
+    """Before: a KITTI poses.txt was "is not valid JSON (Extra data: line 1 column 3 (char 2))",
+    a CSV "(Expecting value: line 1 column 1 (char 0))": JSON's parser's words for text that
+    never was JSON."""
+    (tmp_path / "c.json").write_text(text)
+    with pytest.raises(Gen3cInputError, match=rf"^camera file '.*c\.json' {match}"):
+        load_camera_file(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize("key", ["c2w", "w2c"])
+def test_a_camera_moved_along_x_in_a_file_moves_the_rendered_view_the_other_way(tmp_path, box_scene, key):
+    """docs/cameras.md's convention, closed form, through `gen3c generate --camera_file`: OpenCV
+    axes (x right), a camera standing 0.5 to the right of the source (c2w translation +0.5, or
+    w2c −0.5) sees the box at depth 2 move left by fx · 0.5 / 2 pixels (test-only)."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.io.video import read_video
+
+    sign = 1.0 if key == "c2w" else -1.0
+    data = {"width": 160, "height": 96, "intrinsics": [120.0, 120.0, 80.0, 48.0], "frames": [{key: IDENTITY}, {key: moved(0.5 * sign)}]}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--intrinsics", "120,120,80,48",
+                                   "--resolution", "96x160", "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    frames, _ = read_video(tmp_path / "out" / "output.mp4")
+    centres = []
+    for frame in frames.astype(int):  # the orange box (230, 120, 20), columns 60 … 109 in the source view
+        orange = (frame[..., 0] > 180) & (frame[..., 1] > 80) & (frame[..., 1] < 160) & (frame[..., 2] < 80)
+        columns = np.nonzero(orange.any(0))[0]
+        centres.append((columns.min() + columns.max()) / 2)
+    assert centres[0] == pytest.approx(84.5, abs=1.0) and centres[1] - centres[0] == pytest.approx(-120 * 0.5 / 2, abs=1.5)

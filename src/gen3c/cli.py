@@ -468,7 +468,7 @@ CameraFileOpt = Annotated[
     Path | None,
     typer.Option(
         "--camera_file",
-        help="Custom path instead of a preset: gen3c cameras JSON (w2c or c2w + K per frame) nerfstudio camera_path.json, or nerfstudio transforms.json (docs/cameras.md).",
+        help="Custom path instead of a preset: gen3c cameras JSON (w2c or c2w + K per frame), nerfstudio camera_path.json or nerfstudio transforms.json (docs/cameras.md).",
     ),
 ]
 IntrinsicsOpt = Annotated[

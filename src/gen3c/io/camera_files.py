@@ -36,10 +36,12 @@ more than ½ px (:data:`MAX_DISTORTION_SHIFT`). COLMAP's ``cameras.txt`` gives a
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
@@ -152,8 +154,21 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
     except OSError as exc:  # a name too long, no permission, an I/O error
         raise Gen3cInputError(f"{name} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     data = parse_camera_json(content, name)
+    _check_run_length(data, name)
     cameras = cameras_from_dict(data, name)
     return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))
+
+
+def _check_run_length(data: Any, name: str) -> None:
+    """A file of more cameras than a run may ask for (one a frame), refused before they are read
+    (120,000 took 20 s, to be refused as an impossible "--num_video_frames" the user never gave)."""
+    key = "camera_path" if isinstance(data, dict) and "camera_path" in data else "frames"
+    entries = data.get(key) if isinstance(data, dict) else None
+    if isinstance(entries, list) and len(entries) > MAX_FRAMES:
+        raise Gen3cInputError(
+            f"{name}: '{key}' has {len(entries)} entries, one a frame: more than the {MAX_FRAMES} frames a run may ask for; "
+            f"sample the path at {MAX_FRAMES} frames or fewer"
+        )
 
 
 def load_camera_file(path: str | os.PathLike) -> Cameras:
@@ -162,18 +177,74 @@ def load_camera_file(path: str | os.PathLike) -> Cameras:
 
 
 def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
-    """The JSON value of a camera file's bytes; a file of another kind (an image, an npz, text
-    that is not JSON) is a one-line error saying what it is."""
+    """The JSON value of a camera file's bytes (UTF-8, with or without a byte order mark, or UTF-16
+    with one); a file of another kind (an image, an npz, text that is not JSON) is a one-line error
+    saying what it is, as is a key given twice in one object or an integer no float can hold."""
     if len(content) > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
     fix = "pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json"
+    # UTF-8 with a byte order mark (Notepad's) or UTF-16 with one (PowerShell 5's `>`), as a manifest is read
+    encoding = "utf-16" if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     try:
-        return loads_json(content.decode("utf-8"), name, "camera file", fix)
+        return loads_json(content.decode(encoding), name, "camera file", fix, parse_int=_json_integer(name), object_pairs_hook=_json_object(name))
     except UnicodeDecodeError:
         what = describe_head(content[:16])
         raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
     except json.JSONDecodeError as exc:
-        raise Gen3cInputError(f"{name} is not valid JSON ({exc}): {fix}") from None
+        if exc.doc.lstrip()[:1] in ("{", "[", ""):
+            raise Gen3cInputError(f"{name} is not valid JSON ({exc}): {fix}") from None
+        # text that never was JSON (a CSV, KITTI's poses.txt): JSON's parser's words would not say so
+        first = exc.doc.lstrip().splitlines()[0].strip()
+        kitti = "; a KITTI poses.txt (12 numbers a line) becomes a gen3c cameras JSON as docs/cameras.md, 'gen3c cameras JSON', shows"
+        raise Gen3cInputError(f"{name} is text, not valid JSON (its first line: {quoted(first, 60)}): {fix}{kitti if _numbers_line(first, 12) else ''}") from None
+
+
+def _numbers_line(line: str, count: int) -> bool:
+    """Whether ``line`` is ``count`` numbers apart by spaces."""
+    words = line.split()
+    try:
+        return len(words) == count and all(math.isfinite(float(word)) for word in words)
+    except ValueError:
+        return False
+
+
+#: The largest integer a float64 holds (±1.8e308, 309 digits): a camera file's numbers are read as floats.
+_FLOAT_MAX = int(sys.float_info.max)
+
+
+def _json_integer(name: str) -> Callable[[str], int]:
+    """json's ``parse_int`` for a camera file: an integer no float can hold (a 400-digit one was
+    OverflowError once converted, one of 5000 digits Python's own ValueError) is one line."""
+
+    def parse(text: str) -> int:
+        digits = len(text.lstrip("-"))
+        value = int(text) if digits <= len(str(_FLOAT_MAX)) else None  # (int() of 4300 digits and more is refused)
+        if value is None or abs(value) > _FLOAT_MAX:
+            shown = text if len(text) <= 12 else f"{text[:4]}…{text[-3:]}"
+            raise Gen3cInputError(f"{name} holds the integer {shown} ({digits} digits), beyond any floating-point number: check that number")
+        return value
+
+    return parse
+
+
+def _json_object(name: str) -> Callable[[list[tuple[str, Any]]], dict]:
+    """json's ``object_pairs_hook`` for a camera file: a key given twice in one object is refused
+    (a JSON reader keeps its last value and drops the first without a word)."""
+
+    def build(pairs: list[tuple[str, Any]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            seen: dict[str, Any] = {}
+            for key, value in pairs:
+                if key in seen:
+                    raise Gen3cInputError(
+                        f"{name} gives {key[:40]!r} twice in one object ({_show(seen[key])}, then {_show(value)}): "
+                        "a JSON reader keeps the last and drops the first; keep one"
+                    )
+                seen[key] = value
+        return obj
+
+    return build
 
 
 def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bool = True) -> Cameras:
@@ -265,8 +336,17 @@ def _label(where: str, key: str) -> str:
     return f"{where}.{key}" if where else f"'{key}'"
 
 
+def _holds_bool(value: Any) -> bool:
+    """Whether a JSON value (nested lists) holds true or false anywhere."""
+    if isinstance(value, list):
+        return any(isinstance(v, bool) for v in value) or any(_holds_bool(v) for v in value if isinstance(v, list))
+    return isinstance(value, bool)
+
+
 def _matrix(value: Any, rows: int, cols: int, what: str) -> torch.Tensor:
     try:
+        if _holds_bool(value):  # (torch reads true and false as 1 and 0; every other number of a file refuses them)
+            raise TypeError
         t = torch.tensor(value, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
         raise Gen3cInputError(f"{what} must be a {rows}×{cols} matrix of numbers, got {_show(value)}") from None
