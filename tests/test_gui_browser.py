@@ -264,16 +264,21 @@ def test_page_loads_inputs_generates_and_plays(tmp_path, monkeypatch):
 
             # A keyframe from the current view switches to the keyframe path; delete it, back to the preset.
             page.get_by_role("tab", name="Camera path").click()
+            # Each press waits for the page to show what the press before changed, its last change in
+            # the panel: until then the panel moves (a folder goes or comes, the keyframe list or the
+            # status line changes length), and a press whose mouse-up lands after the button has moved
+            # is lost, though Playwright reports it done (once in CI, the Delete press).
             page.get_by_role("button", name="Add from current view").click()
-            # (and selected: the state holds the keyframe a moment before the page's controls name it,
-            # and a Delete pressed in between, under load, found none selected)
             _wait(lambda: len(app.state.keyframes) == 1 and app.state.path_mode == "keyframes" and app.keyframe_pick.value != "—",
                   "one keyframe, selected")  # fmt: skip
+            page.get_by_text("One keyframe: the camera holds still").wait_for()  # the list, after the Preset folder went
             page.get_by_role("button", name="Delete", exact=True).click()
-            _wait(lambda: not app.state.keyframes, "no keyframe", app=app)  # (it failed once in CI: what the page said is kept)
+            _wait(lambda: not app.state.keyframes, "no keyframe", app=app)
+            page.get_by_text("the keyframe path is empty").wait_for()  # the status line, after the list emptied
             _field(page, "Path").click()
             page.get_by_role("option", name="Preset").click()
             _wait(lambda: app.state.path_mode == "preset", "the preset path")
+            page.get_by_text("the keyframe path is empty").wait_for(state="hidden")  # the status line, after the Preset folder came
 
             # Download the camera path.
             with page.expect_download() as download:
