@@ -25,11 +25,11 @@ from gen3c.training.distill import (
     check_halving,
     denoised,
     distill_stages,
-    note_long_samples,
     euler_step,
     halving_target,
     make_conditioning,
     network_output,
+    note_long_samples,
     sampler_sigmas,
     stage_loss,
 )
