@@ -1221,6 +1221,30 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
 
 
 @pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        ("c.yaml", "train:\n  lr: 1e-4\n", r"^config '.*c\.yaml' is not valid TOML \(.*line 1.*\): gen3c train reads TOML, not YAML: write it as TOML"),
+        ("c.json", '{"train": {"lr": 1e-4}}\n', r"^config '.*c\.json' is not valid TOML \(.*\): gen3c train reads TOML, not JSON"),
+        ("c.toml", "[train\nlr = 1e-4\n", r"^config '.*c\.toml' is not valid TOML \(.*line 1, column 7\)\): fix that line; .*default\.toml shows every key$"),
+    ],
+)
+def test_a_config_that_is_no_toml_says_how_to_fix_it(tmp_path, name, text, match):
+    """A TOML syntax error, or a YAML or JSON config, said only where TOML's reader stopped; now also the fix."""
+    from gen3c.errors import Gen3cInputError
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(Gen3cInputError, match=match) as caught:
+        load_config(tmp_path / name)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_config_with_a_byte_order_mark_is_read(tmp_path):
+    """A config saved with a UTF-8 byte-order mark (Windows editors) was "not valid TOML (Invalid statement (at line 1, column 1))"."""
+    (tmp_path / "c.toml").write_text("\ufeff[train]\nlr = 3e-4\n", encoding="utf-8")
+    assert load_config(tmp_path / "c.toml").train.lr == 3e-4
+
+
+@pytest.mark.parametrize(
     "case", ["vipe_as_sample", "sample_as_vipe", "upper_case_sample_as_vipe", "parent_folder", "parent_of_upper_case_sample", "empty_folder", "pickled_pt", "missing_checkpoint", "bad_transformer", "transformer_list", "distill_teacher", "hub_id",
              "batch_over_videos", "batch_over_procedural", "tokenizer_batch", "distill_batch"]
 )
