@@ -112,6 +112,10 @@ def test_karras_grids_nest_and_other_chains_are_refused(pipe):
         check_halving(33, [17, 8])
     with pytest.raises(Gen3cInputError, match="do not halve 35"):
         check_halving(35, [17])
+    check_halving(16385, [8193, 4097])  # finer than progressive distillation's 8192-step teachers
+    for steps in (16387, 10**20):  # 10**20 passed, then failed in numpy's grid with a traceback
+        with pytest.raises(Gen3cInputError, match=rf"distill.teacher_steps = {steps} must be at most 16385: .* float32 rounding"):
+            check_halving(steps, [])
 
 
 def test_stage_labels_say_what_each_stage_does(teacher_checkpoint):
