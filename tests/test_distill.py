@@ -14,7 +14,7 @@ from child_env import child_env
 from typer.testing import CliRunner
 
 from gen3c.cli import app
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.models import configs
 from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines.gen3c import condition_channels, condition_indicator
@@ -24,10 +24,12 @@ from gen3c.training.distill import (
     Stage,
     check_halving,
     denoised,
+    distill_stages,
     euler_step,
     halving_target,
     make_conditioning,
     network_output,
+    note_long_samples,
     sampler_sigmas,
     stage_loss,
 )
@@ -110,6 +112,41 @@ def test_karras_grids_nest_and_other_chains_are_refused(pipe):
         check_halving(33, [17, 8])
     with pytest.raises(Gen3cInputError, match="do not halve 35"):
         check_halving(35, [17])
+    check_halving(16385, [8193, 4097])  # finer than progressive distillation's 8192-step teachers
+    for steps in (16387, 10**20):  # 10**20 passed, then failed in numpy's grid with a traceback
+        with pytest.raises(Gen3cInputError, match=rf"distill.teacher_steps = {steps} must be at most 16385: .* float32 rounding"):
+            check_halving(steps, [])
+
+
+def test_stage_labels_say_what_each_stage_does(teacher_checkpoint):
+    """The guidance stage's bar read "Stage 0: 5→5 steps", as if it did nothing; it now says it folds
+    guidance's two forwards into one, and a halving stage says it halves (with a guided teacher: so)."""
+    labels = [s.label for s in distill_stages(config_from_dict(distill_config(teacher_checkpoint)).distill, 2)]
+    assert labels == ["guidance, 5 steps × 2 forwards → × 1", "halving, 5→3 steps"]
+    direct = config_from_dict(distill_config(teacher_checkpoint, distill={"guidance_stage": False})).distill
+    assert [s.label for s in distill_stages(direct, 2)] == ["halving, 5→3 steps (guided teacher)"]
+
+
+def test_students_of_many_steps_are_said_in_a_note_before_the_run(teacher_checkpoint):
+    """distill.teacher_steps = 10000 passed without a word; a training step costs the same on any
+    grid, but each sample video of its student took 10,000 forwards and the student sampled with
+    10,000 steps: said up front, naming the key and how to skip the samples."""
+
+    def notes(**distill_and_log):
+        log = distill_and_log.pop("log", {})
+        config = config_from_dict(distill_config(teacher_checkpoint, distill=distill_and_log, log=log))
+        with collect_notes() as said:
+            note_long_samples(config)
+        return said
+
+    (said,) = notes(teacher_steps=10000, student_steps=[], log={"sample_every": 0})
+    assert said.startswith("distill.teacher_steps = 10000: the students sample with up to 10000 steps")
+    assert "take up to 10000 DiT forwards each (log.sample_every = -1 makes none)" in said
+    assert "the student it writes samples with 10000 steps" in said
+    (said,) = notes(teacher_steps=257, student_steps=[129, 65], log={"sample_every": 5})  # the last student: GEN3C's cost
+    assert "every log.sample_every steps) take up to 257 DiT forwards" in said and "it writes" not in said
+    assert notes(teacher_steps=257, student_steps=[129, 65]) == []  # no samples (-1), the last student short
+    assert notes(teacher_steps=33, student_steps=[17, 9, 5], log={"sample_every": 0}) == []  # the shipped recipe
 
 
 def test_guidance_target_in_closed_form(pipe):
@@ -313,10 +350,10 @@ def test_distill_resume_across_a_stage_matches_an_uninterrupted_run(tmp_path, di
     first = train(config, tmp_path / "split", stop_after=3, progress=progress)  # ends inside the second stage
     assert first.steps == 3 and first.exported is None and (tmp_path / "split" / "stages" / "0_guidance_5steps").is_dir()
     # Each bar's total is what the invocation runs (before: 2 for the second stage, which ran 1 step).
-    assert bars == [["Stage 0: 5→5 steps", 2, 2], ["Stage 1: 5→3 steps", 1, 1]]
+    assert bars == [["Stage 0: guidance, 5 steps × 2 forwards → × 1", 2, 2], ["Stage 1: halving, 5→3 steps", 1, 1]]
     bars.clear()
     second = train(config, tmp_path / "split", resume="auto", progress=progress)
-    assert second.steps == 4 and bars == [["Stage 1: 5→3 steps", 1, 1]]
+    assert second.steps == 4 and bars == [["Stage 1: halving, 5→3 steps", 1, 1]]
     whole = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
     torch.testing.assert_close(torch.tensor(first.losses + second.losses), torch.tensor(whole), rtol=1e-5, atol=1e-7)
     a = load_file(out / "model" / "transformer" / "diffusion_pytorch_model.safetensors")
@@ -802,7 +839,7 @@ def test_a_run_stopped_in_a_later_stage_resumes_from_the_checkpoint_of_the_stage
 
     bars = []
     resumed = train(config, out, resume="auto", progress=lambda label, total: bars.append([label, total]) or (lambda n=1: None))
-    assert resumed.steps == 4 and bars == [["Stage 1: 5→3 steps", 2]]  # stage 0 is not trained again
+    assert resumed.steps == 4 and bars == [["Stage 1: halving, 5→3 steps", 2]]  # stage 0 is not trained again
     whole = [json.loads(line)["loss"] for line in (whole_out / "losses.jsonl").read_text().splitlines()]
     rows = [json.loads(line)["loss"] for line in (out / "losses.jsonl").read_text().splitlines()]
     torch.testing.assert_close(torch.tensor(rows), torch.tensor(whole), rtol=1e-5, atol=1e-7)
@@ -979,7 +1016,7 @@ def test_a_run_stopped_between_a_stages_student_and_its_checkpoint_does_not_trai
     resumed = train(config, out, resume="auto", echo=said.append, progress=lambda label, total: bars.append([label, total]) or (lambda n=1: None))
     assert said[0] == (f"--resume: stage 0 had ended at step 2 (its student {str(out / 'stages' / '0_guidance_5steps')!r}) before the run "
                        "was stopped: checkpoints/step_0000002 is written now, and the run goes on from there")  # fmt: skip
-    assert resumed.steps == 4 and bars == [["Stage 1: 5→3 steps", 2]]  # stage 0 is not trained again
+    assert resumed.steps == 4 and bars == [["Stage 1: halving, 5→3 steps", 2]]  # stage 0 is not trained again
     rows = [json.loads(line) for line in (out / "losses.jsonl").read_text().splitlines()]
     whole = [json.loads(line) for line in (whole_out / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]

@@ -597,6 +597,40 @@ def test_shipped_configs_load():
     assert default.to_dict() == config_from_dict({}).to_dict()  # the commented example states every default
 
 
+@pytest.mark.parametrize(
+    ("sections", "said"),
+    [
+        ({"train": {"lr": 1}}, "train.lr = 1 is far above what AdamW trains a DiT with (1e-5 to 1e-3): each step moves every weight by about 1,"),
+        ({"train": {"lr": 10}}, "train.lr = 10 is far above"),
+        ({"train": {"lr": 1e-12}}, "train.lr = 1e-12 over 1000 steps (run.max_steps) moves no weight by more than about 1e-09"),
+        ({"tokenizer": {"lr": 0.5}}, "tokenizer.lr = 0.5 is far above what AdamW trains a tokenizer with (1e-4 to 5e-3)"),
+        ({"model": {"checkpoint": "tiny"}, "train": {"mode": "distill", "lr": 1e-9}, "distill": {"stage_max_steps": [100, 10, 10, 10]}},
+         "train.lr = 1e-09 over 100 steps (the longest of distill.stage_max_steps)"),
+    ],
+)
+def test_an_implausible_learning_rate_is_said_in_a_note(sections, said):
+    """train.lr = 1 (or 10, or 1e-12) was taken without a word: AdamW moves each weight by about lr
+    a step, so 1 destroys a DiT at the first step and 1e-12 trains nothing. Now a note (the run goes on)."""
+    from gen3c.errors import collect_notes
+    from gen3c.training.loop import note_learning_rates
+
+    with collect_notes() as notes:
+        note_learning_rates(config_from_dict(sections))
+    assert len(notes) == 1 and notes[0].startswith(said), notes
+
+
+def test_the_shipped_configs_learning_rates_get_no_note():
+    from gen3c.errors import collect_notes
+    from gen3c.training.config import shipped_config_names
+    from gen3c.training.loop import note_learning_rates
+
+    with collect_notes() as notes:
+        for name in shipped_config_names():
+            note_learning_rates(load_config(shipped_config(f"{name}.toml")))
+        note_learning_rates(config_from_dict({"model": {"checkpoint": "tiny"}, "train": {"mode": "lora", "lr": 5e-2}}))  # a fast LoRA test's
+    assert notes == []
+
+
 def test_the_tokenizer_stage_shows_the_latent_statistics_clips(tmp_path, sample_dir):
     """A from-scratch run made up to 16 clips for its tokenizer's latent statistics after the
     tokenizer's bar ended, with no bar of its own: minutes without a sign of life at 7B sizes."""
@@ -1184,6 +1218,30 @@ def test_bad_config_values_are_refused_in_one_line(tmp_path, toml, match):
     with pytest.raises(Gen3cInputError, match=match) as caught:
         load_config(path)
     assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "match"),
+    [
+        ("c.yaml", "train:\n  lr: 1e-4\n", r"^config '.*c\.yaml' is not valid TOML \(.*line 1.*\): gen3c train reads TOML, not YAML: write it as TOML"),
+        ("c.json", '{"train": {"lr": 1e-4}}\n', r"^config '.*c\.json' is not valid TOML \(.*\): gen3c train reads TOML, not JSON"),
+        ("c.toml", "[train\nlr = 1e-4\n", r"^config '.*c\.toml' is not valid TOML \(.*line 1, column 7\)\): fix that line; .*default\.toml shows every key$"),
+    ],
+)
+def test_a_config_that_is_no_toml_says_how_to_fix_it(tmp_path, name, text, match):
+    """A TOML syntax error, or a YAML or JSON config, said only where TOML's reader stopped; now also the fix."""
+    from gen3c.errors import Gen3cInputError
+
+    (tmp_path / name).write_text(text)
+    with pytest.raises(Gen3cInputError, match=match) as caught:
+        load_config(tmp_path / name)
+    assert "\n" not in str(caught.value)
+
+
+def test_a_config_with_a_byte_order_mark_is_read(tmp_path):
+    """A config saved with a UTF-8 byte-order mark (Windows editors) was "not valid TOML (Invalid statement (at line 1, column 1))"."""
+    (tmp_path / "c.toml").write_text("\ufeff[train]\nlr = 3e-4\n", encoding="utf-8")
+    assert load_config(tmp_path / "c.toml").train.lr == 3e-4
 
 
 @pytest.mark.parametrize(

@@ -420,7 +420,7 @@ def load_config(path: str | os.PathLike) -> Config:
         base = Path.cwd()  # a shipped config by name: to the working directory (the package's folder holds none of the user's)
     refuse_special_file(path, "config")
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # (an editor's byte-order mark was "Invalid statement" at line 1)
     except OSError as exc:
         names = shipped_config_names()
         # A bare name that is no file: a shipped config's name mistyped (`gen3c train defualt`).
@@ -433,7 +433,10 @@ def load_config(path: str | os.PathLike) -> Config:
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise Gen3cInputError(f"config {str(path)!r} is not valid TOML ({exc})") from None
+        other = {".yaml": "YAML", ".yml": "YAML", ".json": "JSON"}.get(path.suffix.lower())
+        fix = (f"gen3c train reads TOML, not {other}: write it as TOML ([section] headers, key = value)" if other
+               else "fix that line")
+        raise Gen3cInputError(f"config {str(path)!r} is not valid TOML ({exc}): {fix}; {shipped_config('default.toml')} shows every key") from None
     return config_from_dict(data, source=f"config {str(path)!r}", base=base)
 
 

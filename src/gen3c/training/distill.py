@@ -52,10 +52,26 @@ def sampler_sigmas(scheduler, num_steps: int) -> Tensor:
     return grid.sigmas.float().clone()
 
 
+#: The finest teacher grid: the float32 arithmetic of a halving target divides the gap of two grid
+#: points' states by the gap of their σ, and its rounding error grows as about the square of the
+#: steps (measured against float64 on a toy teacher: a mean squared error of 2e-5 at 10,001 steps,
+#: 6e-5 extrapolated at 16,385, ~1e-3 at 65,537 — the size of the losses a halving stage trains down
+#: to, 5e-4 and up). 2^14 + 1 nests down to 2 steps and is finer than progressive distillation's
+#: 8192-step teachers.
+MAX_TEACHER_STEPS = 2**14 + 1
+
+
 def check_halving(teacher_steps: int, student_steps: list[int], source: str = "config") -> None:
-    """Refuse a chain of step counts whose Karras grids do not nest (each N: (previous − 1) = 2·(N − 1))."""
+    """Refuse a chain of step counts whose Karras grids do not nest (each N: (previous − 1) = 2·(N − 1)),
+    or a teacher grid finer than :data:`MAX_TEACHER_STEPS`."""
     if teacher_steps < 2:
         raise Gen3cInputError(f"{source}: distill.teacher_steps = {teacher_steps} must be at least 2")
+    if teacher_steps > MAX_TEACHER_STEPS:
+        raise Gen3cInputError(
+            f"{source}: distill.teacher_steps = {teacher_steps} must be at most {MAX_TEACHER_STEPS}: on a finer grid the float32 "
+            "rounding of the halving targets nears the losses they teach, and every student video takes its steps in DiT forwards "
+            f"(GEN3C samples {configs.NUM_STEPS})"
+        )
     previous = teacher_steps
     for n in student_steps:
         if n < 1 or previous - 1 != 2 * (n - 1):
@@ -108,6 +124,32 @@ def note_other_clips(data, info: dict, checkpoint: str) -> None:
         )
 
 
+def note_long_samples(config) -> None:
+    """Say (a note) where the students sample with more DiT forwards than GEN3C's own sampler
+    (35 steps × 2 forwards): a large ``distill.teacher_steps`` does not make a training step dearer
+    (one grid point per clip, whatever the grid), but every sample video of a stage's student takes
+    its steps in forwards (a 7B's 10,000 take hours each), and the student written last samples with
+    its steps by default."""
+    from gen3c.errors import note
+
+    stages = distill_stages(config.distill, config.run.max_steps)
+    bound = 2 * configs.NUM_STEPS
+    longest, last = max(s.student_steps for s in stages), stages[-1].student_steps
+    if longest <= bound:
+        return
+    costs = []
+    if config.log.sample_every >= 0:
+        when = "at each stage's end" + (", every log.sample_every steps" if config.log.sample_every > 0 else "")
+        costs.append(f"its sample videos ({when}) take up to {longest} DiT forwards each (log.sample_every = -1 makes none)")
+    if last > bound:
+        costs.append(f"the student it writes samples with {last} steps unless --num_steps says otherwise")
+    if costs:
+        note(
+            f"distill.teacher_steps = {config.distill.teacher_steps}: the students sample with up to {longest} steps, more DiT forwards "
+            f"than GEN3C's sampler ({configs.NUM_STEPS} steps × 2): {'; '.join(costs)}; a training step costs the same on any grid"
+        )
+
+
 @dataclass(frozen=True)
 class Stage:
     """One distillation stage.
@@ -135,6 +177,14 @@ class Stage:
         if self.kind == "guidance":
             return f"{self.index}_guidance_{self.student_steps}steps"
         return f"{self.index}_{self.teacher_steps}to{self.student_steps}steps"
+
+    @property
+    def label(self) -> str:
+        """What the stage does, in a few words (its progress bar and loss lines): the guidance stage
+        folds guidance's two forwards into one on the same grid; a halving stage halves the steps."""
+        if self.kind == "guidance":
+            return f"guidance, {self.student_steps} steps × 2 forwards → × 1"
+        return f"halving, {self.teacher_steps}→{self.student_steps} steps" + (" (guided teacher)" if self.teacher_guidance else "")
 
     def describe(self) -> str:
         teacher = f"{self.teacher_steps} steps × " + ("2 forwards" if self.teacher_guidance else "1 forward")

@@ -47,9 +47,17 @@ from torch import Tensor
 from gen3c.errors import Gen3cInputError, counted
 from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
+from gen3c.parallel import is_main_process
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
-from gen3c.training.distill import Stage, check_teacher, distill_stages, note_other_clips, stage_loss
+from gen3c.training.distill import (
+    Stage,
+    check_teacher,
+    distill_stages,
+    note_long_samples,
+    note_other_clips,
+    stage_loss,
+)
 from gen3c.training.ema import ema_weights
 from gen3c.training.loop import (
     EXPORTS,
@@ -625,6 +633,8 @@ def distill(
             other = changed_teacher_checkpoint(resumed, teacher_checkpoint, m.checkpoint)
         if other is not None:
             raise Gen3cInputError(other)
+    if is_main_process():  # (after the refusals: a run refused says only why)
+        note_long_samples(config)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     device = accelerator.device
@@ -769,7 +779,7 @@ def distill(
         if todo == 0 and echo is not None and main:
             echo(f"stage {stage.index}: {counted(state.stage_step, 'step')} done, {budget_of(config, stage)}: "
                  "nothing left to train, the stage ends")  # fmt: skip
-        label = f"Stage {stage.index}: {stage.teacher_steps}→{stage.student_steps} steps"
+        label = f"Stage {stage.index}: {stage.label}"
         advance = progress(label, todo) if progress is not None and main and todo else None
         elapsed, stage_started = state.stage_seconds, time.monotonic()
         out_of_time = bool(budget) and elapsed >= budget
@@ -791,7 +801,7 @@ def distill(
                 log("distill/lr", lr, state.step)
                 if echo is not None and main and time.monotonic() - last_echo >= 10:
                     last_echo = time.monotonic()
-                    echo(f"stage {stage.index} ({stage.teacher_steps}→{stage.student_steps} steps) step {state.stage_step}: loss {step_loss:.4f}")
+                    echo(f"stage {stage.index} ({stage.label}) step {state.stage_step}: loss {step_loss:.4f}")
             if sample_clip is not None and config.log.sample_every > 0 and state.step % config.log.sample_every == 0:
                 with ema_weights(ema, params):  # a preview of the stage's student
                     _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)

@@ -170,6 +170,38 @@ def note_workers(config: Config) -> None:
              f"with {cpus} or fewer; lower it")  # fmt: skip
 
 
+#: AdamW learning rates from this on move every weight by about as much as a DiT's weights are in size
+#: (~0.02 to 0.1) each step: the loss diverges. DiTs train at 1e-5 to 1e-3 (the shipped configs' tokenizers: up to 2e-3).
+IMPLAUSIBLE_LR = 0.1
+#: Below this much in all (lr × steps), AdamW moves no weight by more than the bfloat16 resolution of a
+#: weight of 0.02 (8e-5): the run trains nothing visible.
+NEGLIGIBLE_TRAVEL = 1e-5
+
+
+def note_learning_rates(config: Config) -> None:
+    """Note a learning rate no AdamW run of a DiT (or of the tokenizer) can use: so large that each
+    step moves every weight by more than its size (``train.lr = 1``), or so small that the whole
+    run moves none visibly (``train.lr = 1e-12``). A note, not a refusal: the value is the user's
+    to try (diffusers-style trainers take any), and a number cannot know every model."""
+    if not is_main_process():
+        return
+    if config.train.mode == "distill":
+        steps = max(config.distill.stage_max_steps or [config.run.max_steps])
+    else:
+        steps = config.run.max_steps
+    count = "the longest of distill.stage_max_steps" if config.train.mode == "distill" and config.distill.stage_max_steps else "run.max_steps"
+    rates = [("train.lr", config.train.lr, steps, count, "a DiT", "1e-5 to 1e-3")]
+    if not config.model.checkpoint and not config.model.tokenizer:  # the tokenizer trains first
+        rates.append(("tokenizer.lr", config.tokenizer.lr, config.tokenizer.steps, "tokenizer.steps", "a tokenizer", "1e-4 to 5e-3"))
+    for key, lr, steps, count, what, usual in rates:
+        if lr >= IMPLAUSIBLE_LR:
+            note(f"{key} = {lr:g} is far above what AdamW trains {what} with ({usual}): each step moves every weight by about "
+                 f"{lr:g}, more than the weights are in size, and the loss will diverge; lower it")  # fmt: skip
+        elif lr * steps < NEGLIGIBLE_TRAVEL:
+            note(f"{key} = {lr:g} over {steps} steps ({count}) moves no weight by more than about {lr * steps:.0e} (AdamW moves a "
+                 f"weight by about lr a step): nothing visible trains; AdamW trains {what} at {usual}")  # fmt: skip
+
+
 def _accelerator(config: Config, out: Path):
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState, GradientState
@@ -990,6 +1022,7 @@ def train(
                 kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
                 echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
             note_workers(config)  # after the refusals: a run refused says only why
+            note_learning_rates(config)
             with warnings.catch_warnings():  # (said once by note_workers, naming the setting)
                 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
                 return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
