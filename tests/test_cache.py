@@ -560,6 +560,115 @@ def test_a_box_in_front_of_a_wall_disoccludes_exactly_what_the_parallax_uncovers
     assert row == [1] * 6 + [0] * 2 + [1] * 6 + [0] * 6 + [1] * 19 + [0] * 2
 
 
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_camera_moved_towards_a_plane_scales_it_about_the_principal_point_by_z_over_z_minus_t(splat):
+    # Plane at z = 4, camera moved t = 2 forward: a point at pixel offset d from the principal
+    # point (23, 16) lands at offset d·z/(z−t) = 2d, so target pixels at even offsets (odd u, even
+    # v) show source pixel cx + (u − cx)/2, the others stay empty; every depth is z − t = 2.
+    H, W, z, t = 33, 47, 4.0, 2.0
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), torch.full((H, W), z), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[2, 3] = -t
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    u, v = torch.arange(W), torch.arange(H)
+    lit = ((u % 2 == 1)[None, :] & (v % 2 == 0)[:, None])
+    assert torch.equal(out.masks[0, 0, 0] > 0, lit)
+    source = _ramp(H, W)[:, 16 + (v[::2] - 16) // 2][:, :, 23 + (u[1::2] - 23) // 2]
+    torch.testing.assert_close(out.colors[0, 0][:, lit].view(3, len(v[::2]), len(u[1::2])), source, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.depths[0, 0, 0][lit], torch.full((int(lit.sum()),), z - t), atol=1e-5, rtol=0)
+    assert (out.colors[0, 0][:, ~lit] == -1).all() and (out.depths[0, 0, 0][~lit] == 0).all()
+
+
+def test_a_camera_moved_away_from_a_plane_shrinks_it_by_z_over_z_minus_t():
+    # t = −4: scale 4/8 = ½ about (23, 16), depth 8. Source columns 0 … 46 land on 11.5 … 34.5, so
+    # the bilinear splat lights columns 11 … 35 and rows 8 … 24; inside, each target pixel gets
+    # source pixel cx + 2(u − cx) at weight 1 and its neighbours symmetrically, so a colour linear
+    # in the pixel comes out as that source pixel's.
+    H, W = 33, 47
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    cache = Cache3D(filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), torch.full((H, W), 4.0), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[2, 3] = 4.0
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    lit = torch.zeros(H, W, dtype=torch.bool)
+    lit[8:25, 11:36] = True
+    assert torch.equal(out.masks[0, 0, 0] > 0, lit)
+    torch.testing.assert_close(out.depths[0, 0, 0][lit], torch.full((int(lit.sum()),), 8.0), atol=1e-5, rtol=0)
+    u, v = torch.arange(12, 35), torch.arange(9, 24)
+    source = _ramp(H, W)[:, 16 + 2 * (v - 16)][:, :, 23 + 2 * (u - 23)]
+    torch.testing.assert_close(out.colors[0, 0, :, 9:24, 12:35], source, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_camera_rolled_about_its_optical_axis_rotates_the_image(splat):
+    # Rolled 90° (w2c rotation (x, y, z) → (−y, x, z)), square pixels, principal point at the
+    # centre of a square image: source pixel (u, v) lands on (30 − v, u), whatever its depth,
+    # which it keeps. Every target pixel is lit: target (row r, column c) shows source (30 − c, r).
+    S = 31
+    K = make_intrinsics(40.0, 40.0, 15.0, 15.0)
+    depth = 2.0 + torch.rand(S, S, generator=torch.Generator().manual_seed(0))
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(_ramp(S, S), depth, K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[:3, :3] = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    out = cache.render(Cameras(w2c[None], K[None], S, S))
+    assert out.masks.all()
+    r, c = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    torch.testing.assert_close(out.colors[0, 0], _ramp(S, S)[:, S - 1 - c, r], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.depths[0, 0, 0], depth[S - 1 - c, r], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_rendered_point_has_its_depth_in_the_new_camera(splat):
+    # Sparse points (every 5th pixel) of a plane at z = 4, a camera turned 5° and moved
+    # (0.3, −0.2, 0.5): each lands where K (R X + t) says, with depth (R X + t)_z — the plane's
+    # depth in the new camera along that point's ray. The z-buffer lights the nearest pixel, the
+    # bilinear splat the pixel up-left of the point (and others).
+    H, W = 41, 57
+    K = make_intrinsics(50.0, 50.0, 28.0, 20.0)
+    a = math.radians(5.0)
+    w2c = torch.eye(4)
+    w2c[:3, :3] = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    w2c[:3, 3] = torch.tensor([0.3, -0.2, 0.5])
+    mask = torch.zeros(H, W, dtype=torch.bool)
+    mask[2::5, 2::5] = True
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    view = cache.add_view(_ramp(H, W), torch.full((H, W), 4.0), K, torch.eye(4), mask)
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    cam = view.points[0][mask].double() @ w2c[:3, :3].double().T + w2c[:3, 3].double()
+    u, v = K[0, 0] * cam[:, 0] / cam[:, 2] + K[0, 2], K[1, 1] * cam[:, 1] / cam[:, 2] + K[1, 2]
+    if splat == "zbuffer":
+        tu, tv = torch.floor(u + 0.5).long(), torch.floor(v + 0.5).long()
+    else:
+        tu, tv = torch.floor(u).long(), torch.floor(v).long()
+    inside = (tu >= 0) & (tu < W) & (tv >= 0) & (tv < H)
+    assert inside.sum() > 60
+    assert (out.masks[0, 0, 0, tv[inside], tu[inside]] == 1).all()
+    torch.testing.assert_close(out.depths[0, 0, 0, tv[inside], tu[inside]].double(), cam[inside, 2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_camera_with_other_intrinsics_and_image_size_renders_through_its_own(splat):
+    # From the source pose, fx' = 2 fx with cx' = 2 cx and an image twice as wide (fy, cy and the
+    # height kept): source pixel (u, v) lands on (2u, v), so even columns show the source's and
+    # odd ones stay empty, at the plane's depth.
+    H, W = 33, 47
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), torch.full((H, W), 4.0), K, torch.eye(4))
+    wide = make_intrinsics(80.0, 40.0, 46.0, 16.0)
+    out = cache.render(Cameras(torch.eye(4)[None], wide[None], H, 2 * W))
+    assert out.colors.shape == (1, 1, 3, H, 2 * W)
+    lit = torch.zeros(H, 2 * W, dtype=torch.bool)
+    lit[:, 0 : 2 * W - 1 : 2] = True
+    assert torch.equal(out.masks[0, 0, 0] > 0, lit)
+    torch.testing.assert_close(out.colors[0, 0][:, lit].view(3, H, W), _ramp(H, W), atol=1e-6, rtol=0)
+    assert (out.depths[0, 0, 0][lit] - 4.0).abs().max() < 1e-5 and (out.colors[0, 0][:, ~lit] == -1).all()
+
+
 def test_the_fixed_point_sum_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
     # 300 000 points in a 61 × 83 image (so CPU kernels split the work), splatted on 1 and on 2
     # threads, and shuffled: the int64 sums are the same bits.
