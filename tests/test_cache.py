@@ -1264,3 +1264,37 @@ def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():
     assert torch.equal(view.points, expected) and view.points[0, 0, 1].tolist() == [50.0, 0.0, 100.0]
     assert view.valid[0].tolist() == [[True, True], [True, False]]
     assert torch.equal(view.colors[0], torch.linspace(-1, 1, 12).reshape(3, 2, 2).permute(1, 2, 0))
+
+
+def test_add_view_refuses_empty_views_and_mixed_devices():
+    # Before: an image of 0 frames went in and every render was an IndexError, one of 0 columns
+    # torch's reshape error, and a depth or mask on another device torch's "is not on the expected device".
+    from gen3c.errors import Gen3cInputError
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    mistakes = [
+        ((image[None, :, :, :0], depth[None, :, :0], K[None], w2c[None]), r"^add_view image has shape \(1, 3, 32, 0\): pass at least one frame of at least 1×1 pixels$"),
+        ((image[None][:0], depth[None][:0], K[None][:0], w2c[None][:0]), r"^add_view image has shape \(0, 3, 32, 48\): pass at least one frame"),
+        ((image, depth.to("meta"), K, w2c), r"^add_view depth is on meta and image on cpu: pass all on one device \(depth.to\(image.device\)\)$"),
+        ((image, depth, K, w2c, torch.ones(32, 48, dtype=torch.bool, device="meta")), r"^add_view mask is on meta and image on cpu"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            Cache3D().add_view(*args)
+
+
+def test_add_view_lets_in_the_pixels_whose_mask_is_above_0_as_the_readers_and_gen3c():
+    # GEN3C draws a point whose mask is > 0 (a fraction too) and never one whose mask is ≤ 0, and
+    # the input readers read masks so (gen3c.io.depth.mask_lets_in). Before: add_view took
+    # mask.bool(), so a mask of −1 or NaN let its pixels in.
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    values = torch.tensor([-1.0, 0.0, 0.25, 1.0, 2.0, math.nan])
+    mask = values[torch.arange(48) % 6].expand(32, 48)
+    expected = mask > 0
+    assert expected.any() and not expected.all()
+    for m in (mask, mask.double(), mask.nan_to_num(0).to(torch.int8)):
+        assert torch.equal(Cache3D(filter_points_threshold=0).add_view(image, depth, K, w2c, m).valid[0], m > 0)
+    uint8 = expected.to(torch.uint8) * 255  # a PNG's 0 / 255
+    assert torch.equal(Cache3D(filter_points_threshold=0).add_view(image, depth, K, w2c, uint8).valid[0], expected)

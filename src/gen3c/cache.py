@@ -719,8 +719,16 @@ def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tens
             raise Gen3cInputError(f"add_view {name} is {describe_value(value)}: pass a tensor (torch.as_tensor(...))")
     if image.ndim not in (3, 4) or image.shape[-3] != 3:
         raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass (3, H, W) or (F, 3, H, W) colours in [-1, 1]")
+    # No frame or no pixel: torch's reshape error at once (an empty image), or a view that every
+    # later render failed on with an IndexError (no frame).
+    if 0 in image.shape:
+        raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass at least one frame of at least 1×1 pixels")
     if not image.dtype.is_floating_point:
         raise Gen3cInputError(f"add_view image is {image.dtype}: pass float colours in [-1, 1] (uint8: image / 127.5 - 1)")
+    # Mixed devices were torch's "Tensor on device meta is not on the expected device cpu!".
+    for name, value in given.items():
+        if value.device != image.device:
+            raise Gen3cInputError(f"add_view {name} is on {value.device} and image on {image.device}: pass all on one device ({name}.to(image.device))")
     outside = outside_unit_range(image, "image")
     if outside is not None:
         span, hint = outside
@@ -823,11 +831,16 @@ class Cache3D:
                 GEN3C's 100 for a source view (see the class), its :data:`GENERATED_MAX_DEPTH` for a
                 frame it generated (``cache_3d.py``'s ``update_cache``).
             K: (F, 3, 3) or (3, 3); w2c: (F, 4, 4) or (4, 4).
-            mask: optional (F, H, W) or (H, W) bool, False for pixels to leave out (e.g. sky).
+            mask: optional (F, H, W) or (H, W) bool, False for pixels to leave out (e.g. sky); of
+                another dtype, pixels > 0 are let in (a fraction too, as GEN3C splats them and the
+                input readers read masks), ≤ 0 and NaN left out.
         Returns:
             The new :class:`CacheView` (now buffer 0).
         """
         _check_view(image, depth, K, w2c, mask)
+        # The cache holds constants: an image or depth that required grad (a network's output
+        # outside torch.no_grad()) made every render torch's autograd error.
+        image, depth, K, w2c = (value.detach() for value in (image, depth, K, w2c))
         if image.ndim == 3:
             image, depth, K, w2c = image[None], depth[None], K[None], w2c[None]
             mask = None if mask is None else mask[None]
@@ -835,7 +848,8 @@ class Cache3D:
         edge = ~reliable_depth_mask(depth, 0.05)
         kept = depth > 0
         if mask is not None:
-            kept &= mask.bool()
+            # As gen3c.io.depth.mask_lets_in: ``bool()`` let in −1 and NaN, which GEN3C never draws.
+            kept &= mask > 0
         valid = kept
         # GEN3C filters only below 1 (a GEN3C user turns it off with 1); 0, which in GEN3C drops
         # every point, keeps them all here.
@@ -954,6 +968,7 @@ class Cache3D:
             )
         return BufferRenders(colors=colors, masks=masks, depths=depths, views=indices)
 
+    @torch.no_grad()  # as warp_planar; the curtain test writes into the render too
     def render_view(
         self,
         view: CacheView,
