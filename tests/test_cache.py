@@ -1298,3 +1298,15 @@ def test_add_view_lets_in_the_pixels_whose_mask_is_above_0_as_the_readers_and_ge
         assert torch.equal(Cache3D(filter_points_threshold=0).add_view(image, depth, K, w2c, m).valid[0], m > 0)
     uint8 = expected.to(torch.uint8) * 255  # a PNG's 0 / 255
     assert torch.equal(Cache3D(filter_points_threshold=0).add_view(image, depth, K, w2c, uint8).valid[0], expected)
+
+
+def test_reliable_depth_mask_refuses_thresholds_that_mark_nothing_and_takes_empty_maps():
+    # Before: a threshold of NaN or ≤ 0 marked every pixel unreliable without a word (the ratio is
+    # ≥ 0), a string was torch's TypeError, and an empty map torch's "cannot reshape tensor of 0 elements".
+    from gen3c.errors import Gen3cInputError
+
+    for threshold in (math.nan, 0.0, -1, "0.05"):
+        with pytest.raises(Gen3cInputError, match=rf"^reliable_depth_mask threshold {threshold!r} must be a number > 0 \(GEN3C: 0.05; no filter: depth > 0\)$"):
+            reliable_depth_mask(torch.ones(10, 10), threshold=threshold)
+    empty = reliable_depth_mask(torch.ones(2, 0, 5))
+    assert empty.shape == (2, 0, 5) and empty.dtype == torch.bool

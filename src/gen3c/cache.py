@@ -59,7 +59,12 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
     # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
     if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1 or window % 2 == 0:
         raise Gen3cInputError(f"reliable_depth_mask window {window!r} must be an odd whole number ≥ 1 (GEN3C: 5)")
+    # NaN or a threshold ≤ 0 marked every pixel unreliable without a word (the ratio is ≥ 0).
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold < math.inf:
+        raise Gen3cInputError(f"reliable_depth_mask threshold {threshold!r} must be a number > 0 (GEN3C: 0.05; no filter: depth > 0)")
     shape = depth.shape
+    if depth.numel() == 0:  # was torch's "cannot reshape tensor of 0 elements"
+        return torch.zeros(shape, dtype=torch.bool, device=depth.device)
     d = depth.reshape(-1, 1, *shape[-2:]).float()
     pad = window // 2
     # As GEN3C's ``reliable_depth_mask_range_batch``: max and min over the window's pixels in the
