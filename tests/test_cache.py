@@ -1300,6 +1300,63 @@ def test_add_view_lets_in_the_pixels_whose_mask_is_above_0_as_the_readers_and_ge
     assert torch.equal(Cache3D(filter_points_threshold=0).add_view(image, depth, K, w2c, uint8).valid[0], expected)
 
 
+def test_a_view_or_camera_that_requires_grad_renders_as_constants():
+    # Before: an image or depth that required grad (a network's output outside torch.no_grad())
+    # went into the cache and every render was torch's "functions with out=... arguments don't
+    # support automatic differentiation"; forward_warp the same.
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    image, depth = _ramp(33, 47).requires_grad_(), torch.full((33, 47), 4.0, requires_grad=True)
+    cache = Cache3D()
+    view = cache.add_view(image, depth, K.requires_grad_(), torch.eye(4))
+    assert not any(t.requires_grad for t in (view.points, view.colors, view.w2c, view.K))
+    expected = Cache3D()
+    expected.add_view(image.detach(), depth.detach(), K.detach(), torch.eye(4))
+    camera = Cameras(EYE, K.detach()[None], 33, 47)
+    assert torch.equal(cache.render(camera).colors, expected.render(camera).colors)
+    pts = torch.tensor([_point_at(2.0, 1.0, 2.0)], requires_grad=True)
+    out = forward_warp(pts, torch.ones(1, 3, requires_grad=True), EYE, K5[None].requires_grad_(), 5, 6)
+    assert out.mask[0, 0, 1, 2] == 1 and not out.color.requires_grad
+
+
+def test_forward_warp_refuses_poses_that_are_not_rigid_and_mixed_devices():
+    # Before: a scaled pose, or a transposed (column-major) one, rendered points in no camera's
+    # frame without a word (add_view and Cameras refuse both); an argument on another device was
+    # torch's ".item() cannot be called on meta tensors" from inside the splat.
+    from gen3c.errors import Gen3cInputError
+
+    pts, cols = torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3)
+    moved = torch.eye(4)
+    moved[0, 3] = 0.5
+    mistakes = [
+        ((pts, cols, 2 * EYE, K5[None]), r"^forward_warp w2c are not rigid: the 3×3 block must be a rotation"),
+        ((pts, cols, moved.T[None], K5[None]), r"^forward_warp w2c must have \[0, 0, 0, 1\] as their last row: .* looks transposed"),
+        ((pts.to("meta"), cols, EYE, K5[None]), r"^forward_warp points are on meta and w2c on cpu: pass all four on the device to render on \(points.to\(w2c.device\)\)$"),
+        ((pts, cols.to("meta"), EYE, K5[None]), r"^forward_warp colors are on meta and w2c on cpu"),
+        ((pts, cols, EYE, K5[None].to("meta")), r"^forward_warp K are on meta and w2c on cpu"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            forward_warp(*args, 5, 6)
+
+
+def test_forward_warp_refuses_images_past_the_machines_memory_before_allocating(monkeypatch):
+    # Before: a 200 000 × 200 000 render was torch's "DefaultCPUAllocator: can't allocate memory:
+    # you tried to allocate 800016000080 bytes" and a traceback (or, fitting on paper only, the
+    # process killed as it filled), where Cache3D.render refuses with the memory named.
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+
+    pts, cols = torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3)
+    # Colour (3), mask and depth of the result, and the accumulator's 5 rows with a 1-pixel border.
+    need = 5 * 4 * (64 * 64 + 66 * 66)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+    with pytest.raises(Gen3cMemoryError, match=r"^forward_warp into 1 camera of 64×64 needs 0\.0 GB of CPU memory for the render and its splat; "
+                       r"this machine has 0\.0 GB with swap: render fewer cameras at once or a smaller image$"):
+        forward_warp(pts, cols, EYE, make_intrinsics(32.0, 32.0, 31.5, 31.5)[None], 64, 64)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
+    assert forward_warp(pts, cols, EYE, make_intrinsics(32.0, 32.0, 31.5, 31.5)[None], 64, 64).mask.any()
+
+
 def test_reliable_depth_mask_refuses_thresholds_that_mark_nothing_and_takes_empty_maps():
     # Before: a threshold of NaN or ≤ 0 marked every pixel unreliable without a word (the ratio is
     # ≥ 0), a string was torch's TypeError, and an empty map torch's "cannot reshape tensor of 0 elements".

@@ -127,7 +127,8 @@ def forward_warp(
         fill_value: colour of invalid pixels (−1 is black in [−1, 1] images).
         depth: also render the (weighted) depth; ``False`` skips it, a fifth less work.
     Returns:
-        :class:`WarpResult`.
+        :class:`WarpResult` (float32, on ``w2c``'s device, where all inputs must be). The splat is
+        not differentiable: inputs that require grad are taken as constants.
 
     Example:
         >>> pts = torch.tensor([[0.0, 0.0, 2.0]])
@@ -138,7 +139,7 @@ def forward_warp(
     """
     if mode not in SPLAT_MODES:
         raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
-    _check_warp_inputs(points, colors, w2c, K, height, width)
+    _check_warp_inputs(points, colors, w2c, K, height, width, mode)
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
     if points.ndim == 2:
         clouds = [(points.T.float().contiguous(), colors.T.float().contiguous())]
@@ -147,7 +148,7 @@ def forward_warp(
     return warp_planar(clouds, w2c, K, height, width, mode, fill_value, depth=depth)
 
 
-def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, height: int, width: int) -> None:
+def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, height: int, width: int, mode: str) -> None:
     """:func:`forward_warp`'s arguments checked up front, each mistake in one line."""
     for name, value in (("points", points), ("colors", colors), ("w2c", w2c), ("K", K)):
         if not isinstance(value, Tensor):
@@ -162,11 +163,18 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
         )
     if points.ndim == 3 and len(points) != len(w2c):
         raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
+    # Mixed devices were torch's "Tensor on device meta is not on the expected device" or
+    # ".item() cannot be called on meta tensors" from inside the splat.
+    for name, value in (("points", points), ("colors", colors), ("K", K)):
+        if value.device != w2c.device:
+            raise Gen3cInputError(
+                f"forward_warp {name} are on {value.device} and w2c on {w2c.device}: pass all four on the device to render on ({name}.to(w2c.device))"
+            )
     # NaN in a camera dropped every point and returned an empty render without a word; a zero
-    # image size divided by zero in the splat's slot arithmetic.
+    # image size divided by zero in the splat's slot arithmetic; a scaled or sheared pose (or a
+    # camera-to-world one with a bad last row) rendered points in no camera's frame, silently.
     validate_intrinsics(K, "forward_warp K")
-    if not bool(torch.isfinite(w2c).all()):
-        raise Gen3cInputError("forward_warp w2c contain NaN or infinite values: pass finite world-to-camera poses")
+    validate_poses(w2c, "forward_warp w2c")
     # A point at infinite depth on a camera's axis landed in the image and made its 4 pixels NaN
     # (or their depth infinite); a NaN colour spread the same way.
     for name, value in (("points", points), ("colors", colors)):
@@ -178,8 +186,17 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
     for name, size in (("height", height), ("width", width)):
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise Gen3cInputError(f"forward_warp {name} {size!r} must be the image size in pixels, a whole number ≥ 1")
+    # An image too large for the machine was torch's allocator error ("you tried to allocate
+    # 800016000080 bytes") and a traceback, or the process killed by the system as it filled.
+    if w2c.device.type == "cpu":
+        B, C, border = len(w2c), colors.shape[-1], 1 if mode == "bilinear" else 0
+        # The result (colour, mask, depth) and the splat's accumulator (with its border), float32.
+        need = B * (C + 2) * 4 * (height * width + (height + 2 * border) * (width + 2 * border))
+        what = f"forward_warp into {counted(B, 'camera')} of {height}×{width} needs {need / 2**30:.1f} GB of CPU memory for the render and its splat"
+        _check_cpu_memory(need, what, "render fewer cameras at once or a smaller image", stacklevel=4)
 
 
+@torch.no_grad()  # the splat writes into buffers (out=): inputs that require grad were torch's autograd error
 def warp_planar(
     clouds: list[tuple[Tensor, Tensor]],
     w2c: Tensor,
@@ -625,24 +642,32 @@ def _check_render_memory(frames: int, buffers: int, height: int, width: int, dep
     """Refuse renders returned to the CPU that cannot fit in its memory, before allocating them:
     past RAM and swap that was torch's allocator error and a traceback, and renders that fit only
     on paper got the process killed by the system as they filled; note renders past the memory free now."""
-    from gen3c.dependencies import installed
-    from gen3c.environment import meminfo
-    from gen3c.models.memory import HostMemory
-
-    # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
-    if device.type != "cpu" or (meminfo() is None and not installed("psutil")):
+    if device.type != "cpu":
         return
     need = frames * buffers * (5 if depth else 4) * height * width * 4  # float32 colour (3), mask, depth
-    memory = HostMemory.now()
     what = (
         f"rendering the 3D cache into {frames} frames of {height}×{width} ({counted(buffers, 'buffer')}) needs "
         f"{need / 2**30:.1f} GB of CPU memory for the renders"
     )
     fix = "render fewer frames at once (gen3c generate --chunk_frames; in Python Cache3D.render(cameras[a:b])) or at a lower --resolution"
+    _check_cpu_memory(need, what, fix, stacklevel=5)
+
+
+def _check_cpu_memory(need: int, what: str, fix: str, stacklevel: int) -> None:
+    """Raise :class:`Gen3cMemoryError` ("``what``; this machine has …: ``fix``") when ``need``
+    bytes exceed the CPU's memory with swap, note it when they exceed the memory free now."""
+    from gen3c.dependencies import installed
+    from gen3c.environment import meminfo
+    from gen3c.models.memory import HostMemory
+
+    # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
+    if meminfo() is None and not installed("psutil"):
+        return
+    memory = HostMemory.now()
     if need > memory.total:
         raise Gen3cMemoryError(f"{what}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
     if need > memory.available:
-        note(f"{what} and {memory.available / 2**30:.1f} GB are free now: the system may stop the run unless other programs give memory back; else {fix}", stacklevel=4)
+        note(f"{what} and {memory.available / 2**30:.1f} GB are free now: the system may stop the run unless other programs give memory back; else {fix}", stacklevel=stacklevel)
 
 
 @dataclass
