@@ -16,6 +16,7 @@ from gen3c.cache import (
     SelectingCache3D,
     SplatWorkspace,
     foreground_curtain_depth,
+    foreground_curtain_mask,
     forward_warp,
     reliable_depth_mask,
     warp_planar,
@@ -1367,3 +1368,26 @@ def test_reliable_depth_mask_refuses_thresholds_that_mark_nothing_and_takes_empt
             reliable_depth_mask(torch.ones(10, 10), threshold=threshold)
     empty = reliable_depth_mask(torch.ones(2, 0, 5))
     assert empty.shape == (2, 0, 5) and empty.dtype == torch.bool
+
+
+def test_the_foreground_curtain_refuses_batched_cameras_and_views():
+    # Before: a (1, 4, 4) pose or (1, 3, 3) K was sliced as if unbatched and gave a curtain from
+    # no camera without a word; a batched warped depth was torch's "too many values to unpack".
+    from gen3c.errors import Gen3cInputError
+
+    points, edge = torch.ones(16, 20, 3), torch.zeros(16, 20, dtype=torch.bool)
+    K = make_intrinsics(20.0, 20.0, 10.0, 8.0)
+    good = (points, edge, torch.eye(4), K)
+    for i, bad, match in (
+        (2, EYE, r"^foreground_curtain_depth w2c has shape \(1, 4, 4\): pass one view's points \(H, W, 3\), .* \(a batch: one call per view\)$"),
+        (3, K[None], r"^foreground_curtain_depth K has shape \(1, 3, 3\)"),
+        (0, points[None], r"^foreground_curtain_depth points_world has shape \(1, 16, 20, 3\)"),
+        (1, edge[:8], r"^foreground_curtain_depth edge has shape \(8, 20\)"),
+    ):
+        args = list(good)
+        args[i] = bad
+        with pytest.raises(Gen3cInputError, match=match):
+            foreground_curtain_depth(*args, 16, 20)
+    with pytest.raises(Gen3cInputError, match=r"^foreground_curtain_mask warped_depth must be one \(H, W\) depth map, got shape \(1, 16, 20\)"):
+        foreground_curtain_mask(torch.ones(1, 16, 20), *good)
+    assert foreground_curtain_mask(torch.ones(16, 20), *good).all()  # no edge: no curtain

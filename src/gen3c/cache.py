@@ -541,6 +541,7 @@ def foreground_curtain_depth(
     Returns:
         (height, width) hit depth, +inf where the ray misses the curtain.
     """
+    _check_curtain_inputs("foreground_curtain_depth", points_world, edge, w2c, K)
     device = points_world.device
     hit = torch.full((height * width,), math.inf, device=device)
     s = downsample
@@ -601,6 +602,22 @@ def foreground_curtain_depth(
     return hit.view(height, width)
 
 
+def _check_curtain_inputs(function: str, points_world: Tensor, edge: Tensor, w2c: Tensor, K: Tensor) -> None:
+    """One source view and one target camera, unbatched: a (1, 4, 4) pose or (1, H, W, 3) points
+    were sliced as if unbatched and gave a wrong curtain without a word."""
+    for name, value, shape in (("points_world", points_world, "(H, W, 3)"), ("edge", edge, "(H, W)"), ("w2c", w2c, "(4, 4)"), ("K", K, "(3, 3)")):
+        if not isinstance(value, Tensor):
+            raise Gen3cInputError(f"{function} {name} is {describe_value(value)}: pass a {shape} tensor")
+    H, W = points_world.shape[:2] if points_world.ndim == 3 else (-1, -1)
+    expected = {"points_world": (H, W, 3), "edge": (H, W), "w2c": (4, 4), "K": (3, 3)}
+    for name, value in (("points_world", points_world), ("edge", edge), ("w2c", w2c), ("K", K)):
+        if tuple(value.shape) != expected[name]:
+            raise Gen3cInputError(
+                f"{function} {name} has shape {tuple(value.shape)}: pass one view's points (H, W, 3), its edge (H, W) and one camera's "
+                "w2c (4, 4) and K (3, 3) (a batch: one call per view)"
+            )
+
+
 def foreground_curtain_mask(
     warped_depth: Tensor,
     points_world: Tensor,
@@ -618,6 +635,10 @@ def foreground_curtain_mask(
     Returns:
         (H, W) bool keep-mask.
     """
+    if not isinstance(warped_depth, Tensor) or warped_depth.ndim != 2:
+        got = f"shape {tuple(warped_depth.shape)}" if isinstance(warped_depth, Tensor) else describe_value(warped_depth)
+        raise Gen3cInputError(f"foreground_curtain_mask warped_depth must be one (H, W) depth map, got {got}: pass one target view at a time")
+    _check_curtain_inputs("foreground_curtain_mask", points_world, edge, w2c, K)
     H, W = warped_depth.shape
     hit = foreground_curtain_depth(points_world, edge, w2c, K, H, W)
     return ~(warped_depth > hit + tolerance)
