@@ -1370,6 +1370,34 @@ def test_reliable_depth_mask_refuses_thresholds_that_mark_nothing_and_takes_empt
     assert empty.shape == (2, 0, 5) and empty.dtype == torch.bool
 
 
+def test_selecting_cache_and_add_view_refuse_what_a_render_cannot_take():
+    # Before: a SelectingCache3D with more views than it selects scored them before checking its
+    # arguments (cameras as a tensor: AttributeError; chunk_size=0: range()'s ValueError); an
+    # add_view max_depth of NaN or ≤ 0 dropped every point (the render then blamed depth ≤ 0 or
+    # the filter) and inf made them render as NaN; Cache3D settings as strings were TypeErrors.
+    from gen3c.errors import Gen3cInputError
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    cache = SelectingCache3D(select=1)
+    for _ in range(2):
+        cache.add_view(image, depth, K, w2c)
+    with pytest.raises(Gen3cInputError, match=r"^cameras is a torch tensor of shape \(1, 4, 4\): pass gen3c.cameras.Cameras"):
+        cache.render(w2c[None])
+    camera = Cameras(EYE, K[None], 32, 48)
+    with pytest.raises(Gen3cInputError, match="^chunk_size 0 must be a whole number ≥ 1"):
+        cache.render(camera, chunk_size=0)
+    with pytest.raises(Gen3cInputError, match="^chunk_size 0 must be a whole number ≥ 1"):
+        cache.overlap_scores(camera, chunk_size=0)
+    for max_depth in (math.nan, 0.0, -1.0, math.inf, "100"):
+        with pytest.raises(Gen3cInputError, match=rf"^add_view max_depth {max_depth!r} must be a finite depth > 0 \(GEN3C: 100 for a source view, 10000 for a generated frame\)$"):
+            Cache3D().add_view(image, depth, K, w2c, max_depth=max_depth)
+    with pytest.raises(Gen3cInputError, match="^filter_points_threshold '0.05' must be ≥ 0"):
+        Cache3D(filter_points_threshold="0.05")
+    with pytest.raises(Gen3cInputError, match="^foreground_tolerance '0.02' must be a finite distance ≥ 0"):
+        Cache3D(foreground_tolerance="0.02")
+
+
 def test_the_foreground_curtain_refuses_batched_cameras_and_views():
     # Before: a (1, 4, 4) pose or (1, 3, 3) K was sliced as if unbatched and gave a curtain from
     # no camera without a word; a batched warped depth was torch's "too many values to unpack".

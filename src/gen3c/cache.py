@@ -827,11 +827,11 @@ class Cache3D:
             raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
         if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
             raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
-        if not 0 <= filter_points_threshold < math.inf:
+        if not isinstance(filter_points_threshold, numbers.Real) or not 0 <= filter_points_threshold < math.inf:
             raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
         # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
         # value hid points in front of the curtain too.
-        if not 0 <= foreground_tolerance < math.inf:
+        if not isinstance(foreground_tolerance, numbers.Real) or not 0 <= foreground_tolerance < math.inf:
             raise Gen3cInputError(f"foreground_tolerance {foreground_tolerance!r} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold
@@ -889,6 +889,12 @@ class Cache3D:
             The new :class:`CacheView` (now buffer 0).
         """
         _check_view(image, depth, K, w2c, mask)
+        # NaN, 0 or less dropped every point (the render then blamed depth ≤ 0 or the filter); inf
+        # put NaN and infinite depth on points that rendered as NaN.
+        if isinstance(max_depth, bool) or not isinstance(max_depth, numbers.Real) or not 0 < max_depth < math.inf:
+            raise Gen3cInputError(
+                f"add_view max_depth {max_depth!r} must be a finite depth > 0 (GEN3C: {CACHE_MAX_DEPTH:g} for a source view, {GENERATED_MAX_DEPTH:g} for a generated frame)"
+            )
         # The cache holds constants: an image or depth that required grad (a network's output
         # outside torch.no_grad()) made every render torch's autograd error.
         image, depth, K, w2c = (value.detach() for value in (image, depth, K, w2c))
@@ -965,15 +971,7 @@ class Cache3D:
         output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
-        if not self.views:
-            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
-        if not isinstance(cameras, Cameras):
-            raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
-        # A negative offset indexed a 4D view's frames from the end (another frame, silently).
-        if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
-            raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
+        self._check_render(cameras, frame_offset, chunk_size)
         indices = tuple(indices)
         if not indices:  # was an IndexError from views[0]
             raise Gen3cInputError("render_views got no views to render: pass the indices of one or more of the cache's views")
@@ -1065,6 +1063,18 @@ class Cache3D:
             out = WarpResult(out.color, out.mask, None)
         return out
 
+    def _check_render(self, cameras: Cameras, frame_offset: int, chunk_size: int) -> None:
+        """Refuse a render the cache cannot make (no view) or arguments it cannot take, in one line."""
+        if not self.views:
+            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
+        if not isinstance(cameras, Cameras):
+            raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
+        # A negative offset indexed a 4D view's frames from the end (another frame, silently).
+        if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
+            raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
+
     def _check_buffer(self, buffer: object) -> None:
         """Refuse a buffer index that names no view of the cache, in one line."""
         if isinstance(buffer, bool) or not isinstance(buffer, numbers.Integral) or not -len(self.views) <= buffer < len(self.views):
@@ -1128,6 +1138,8 @@ class SelectingCache3D(Cache3D):
     ) -> Tensor:
         """(N,) number of target pixels each view covers, summed over ``cameras`` (splatted on
         ``device``, default the cache's)."""
+        # Ran before render_views' checks: a tensor for cameras was an AttributeError, chunk_size=0 range()'s ValueError.
+        self._check_render(cameras, frame_offset, chunk_size)
         scores = torch.zeros(len(self.views), dtype=torch.float64)
         device = self.views[0].points.device if device is None else _concrete(device)
         w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)
