@@ -16,6 +16,7 @@ from gen3c.cache import (
     SelectingCache3D,
     SplatWorkspace,
     foreground_curtain_depth,
+    foreground_curtain_mask,
     forward_warp,
     reliable_depth_mask,
     warp_planar,
@@ -558,6 +559,115 @@ def test_a_box_in_front_of_a_wall_disoccludes_exactly_what_the_parallax_uncovers
     row = (filtered.render(camera).masks[0, 0, 0, 12] > 0).int().tolist()
     # wall 0..7 → −2..5, box 12..17 → 8..13, wall 22..40 → 20..38.
     assert row == [1] * 6 + [0] * 2 + [1] * 6 + [0] * 6 + [1] * 19 + [0] * 2
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_camera_moved_towards_a_plane_scales_it_about_the_principal_point_by_z_over_z_minus_t(splat):
+    # Plane at z = 4, camera moved t = 2 forward: a point at pixel offset d from the principal
+    # point (23, 16) lands at offset d·z/(z−t) = 2d, so target pixels at even offsets (odd u, even
+    # v) show source pixel cx + (u − cx)/2, the others stay empty; every depth is z − t = 2.
+    H, W, z, t = 33, 47, 4.0, 2.0
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), torch.full((H, W), z), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[2, 3] = -t
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    u, v = torch.arange(W), torch.arange(H)
+    lit = ((u % 2 == 1)[None, :] & (v % 2 == 0)[:, None])
+    assert torch.equal(out.masks[0, 0, 0] > 0, lit)
+    source = _ramp(H, W)[:, 16 + (v[::2] - 16) // 2][:, :, 23 + (u[1::2] - 23) // 2]
+    torch.testing.assert_close(out.colors[0, 0][:, lit].view(3, len(v[::2]), len(u[1::2])), source, atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.depths[0, 0, 0][lit], torch.full((int(lit.sum()),), z - t), atol=1e-5, rtol=0)
+    assert (out.colors[0, 0][:, ~lit] == -1).all() and (out.depths[0, 0, 0][~lit] == 0).all()
+
+
+def test_a_camera_moved_away_from_a_plane_shrinks_it_by_z_over_z_minus_t():
+    # t = −4: scale 4/8 = ½ about (23, 16), depth 8. Source columns 0 … 46 land on 11.5 … 34.5, so
+    # the bilinear splat lights columns 11 … 35 and rows 8 … 24; inside, each target pixel gets
+    # source pixel cx + 2(u − cx) at weight 1 and its neighbours symmetrically, so a colour linear
+    # in the pixel comes out as that source pixel's.
+    H, W = 33, 47
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    cache = Cache3D(filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), torch.full((H, W), 4.0), K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[2, 3] = 4.0
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    lit = torch.zeros(H, W, dtype=torch.bool)
+    lit[8:25, 11:36] = True
+    assert torch.equal(out.masks[0, 0, 0] > 0, lit)
+    torch.testing.assert_close(out.depths[0, 0, 0][lit], torch.full((int(lit.sum()),), 8.0), atol=1e-5, rtol=0)
+    u, v = torch.arange(12, 35), torch.arange(9, 24)
+    source = _ramp(H, W)[:, 16 + 2 * (v - 16)][:, :, 23 + 2 * (u - 23)]
+    torch.testing.assert_close(out.colors[0, 0, :, 9:24, 12:35], source, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_camera_rolled_about_its_optical_axis_rotates_the_image(splat):
+    # Rolled 90° (w2c rotation (x, y, z) → (−y, x, z)), square pixels, principal point at the
+    # centre of a square image: source pixel (u, v) lands on (30 − v, u), whatever its depth,
+    # which it keeps. Every target pixel is lit: target (row r, column c) shows source (30 − c, r).
+    S = 31
+    K = make_intrinsics(40.0, 40.0, 15.0, 15.0)
+    depth = 2.0 + torch.rand(S, S, generator=torch.Generator().manual_seed(0))
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(_ramp(S, S), depth, K, torch.eye(4))
+    w2c = torch.eye(4)
+    w2c[:3, :3] = torch.tensor([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    out = cache.render(Cameras(w2c[None], K[None], S, S))
+    assert out.masks.all()
+    r, c = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+    torch.testing.assert_close(out.colors[0, 0], _ramp(S, S)[:, S - 1 - c, r], atol=1e-6, rtol=0)
+    torch.testing.assert_close(out.depths[0, 0, 0], depth[S - 1 - c, r], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_rendered_point_has_its_depth_in_the_new_camera(splat):
+    # Sparse points (every 5th pixel) of a plane at z = 4, a camera turned 5° and moved
+    # (0.3, −0.2, 0.5): each lands where K (R X + t) says, with depth (R X + t)_z — the plane's
+    # depth in the new camera along that point's ray. The z-buffer lights the nearest pixel, the
+    # bilinear splat the pixel up-left of the point (and others).
+    H, W = 41, 57
+    K = make_intrinsics(50.0, 50.0, 28.0, 20.0)
+    a = math.radians(5.0)
+    w2c = torch.eye(4)
+    w2c[:3, :3] = torch.tensor([[math.cos(a), 0, math.sin(a)], [0, 1, 0], [-math.sin(a), 0, math.cos(a)]])
+    w2c[:3, 3] = torch.tensor([0.3, -0.2, 0.5])
+    mask = torch.zeros(H, W, dtype=torch.bool)
+    mask[2::5, 2::5] = True
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    view = cache.add_view(_ramp(H, W), torch.full((H, W), 4.0), K, torch.eye(4), mask)
+    out = cache.render(Cameras(w2c[None], K[None], H, W))
+    cam = view.points[0][mask].double() @ w2c[:3, :3].double().T + w2c[:3, 3].double()
+    u, v = K[0, 0] * cam[:, 0] / cam[:, 2] + K[0, 2], K[1, 1] * cam[:, 1] / cam[:, 2] + K[1, 2]
+    if splat == "zbuffer":
+        tu, tv = torch.floor(u + 0.5).long(), torch.floor(v + 0.5).long()
+    else:
+        tu, tv = torch.floor(u).long(), torch.floor(v).long()
+    inside = (tu >= 0) & (tu < W) & (tv >= 0) & (tv < H)
+    assert inside.sum() > 60
+    assert (out.masks[0, 0, 0, tv[inside], tu[inside]] == 1).all()
+    torch.testing.assert_close(out.depths[0, 0, 0, tv[inside], tu[inside]].double(), cam[inside, 2], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("splat", ["bilinear", "zbuffer"])
+def test_a_camera_with_other_intrinsics_and_image_size_renders_through_its_own(splat):
+    # From the source pose, fx' = 2 fx with cx' = 2 cx and an image twice as wide (fy, cy and the
+    # height kept): source pixel (u, v) lands on (2u, v), so even columns show the source's and
+    # odd ones stay empty, at the plane's depth.
+    H, W = 33, 47
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    cache = Cache3D(splat=splat, filter_points_threshold=0)
+    cache.add_view(_ramp(H, W), torch.full((H, W), 4.0), K, torch.eye(4))
+    wide = make_intrinsics(80.0, 40.0, 46.0, 16.0)
+    out = cache.render(Cameras(torch.eye(4)[None], wide[None], H, 2 * W))
+    assert out.colors.shape == (1, 1, 3, H, 2 * W)
+    lit = torch.zeros(H, 2 * W, dtype=torch.bool)
+    lit[:, 0 : 2 * W - 1 : 2] = True
+    assert torch.equal(out.masks[0, 0, 0] > 0, lit)
+    torch.testing.assert_close(out.colors[0, 0][:, lit].view(3, H, W), _ramp(H, W), atol=1e-6, rtol=0)
+    assert (out.depths[0, 0, 0][lit] - 4.0).abs().max() < 1e-5 and (out.colors[0, 0][:, ~lit] == -1).all()
 
 
 def test_the_fixed_point_sum_gives_the_same_bits_on_any_number_of_threads(monkeypatch):
@@ -1155,3 +1265,157 @@ def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():
     assert torch.equal(view.points, expected) and view.points[0, 0, 1].tolist() == [50.0, 0.0, 100.0]
     assert view.valid[0].tolist() == [[True, True], [True, False]]
     assert torch.equal(view.colors[0], torch.linspace(-1, 1, 12).reshape(3, 2, 2).permute(1, 2, 0))
+
+
+def test_add_view_refuses_empty_views_and_mixed_devices():
+    # Before: an image of 0 frames went in and every render was an IndexError, one of 0 columns
+    # torch's reshape error, and a depth or mask on another device torch's "is not on the expected device".
+    from gen3c.errors import Gen3cInputError
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    mistakes = [
+        ((image[None, :, :, :0], depth[None, :, :0], K[None], w2c[None]), r"^add_view image has shape \(1, 3, 32, 0\): pass at least one frame of at least 1×1 pixels$"),
+        ((image[None][:0], depth[None][:0], K[None][:0], w2c[None][:0]), r"^add_view image has shape \(0, 3, 32, 48\): pass at least one frame"),
+        ((image, depth.to("meta"), K, w2c), r"^add_view depth is on meta and image on cpu: pass all on one device \(depth.to\(image.device\)\)$"),
+        ((image, depth, K, w2c, torch.ones(32, 48, dtype=torch.bool, device="meta")), r"^add_view mask is on meta and image on cpu"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            Cache3D().add_view(*args)
+
+
+def test_add_view_lets_in_the_pixels_whose_mask_is_above_0_as_the_readers_and_gen3c():
+    # GEN3C draws a point whose mask is > 0 (a fraction too) and never one whose mask is ≤ 0, and
+    # the input readers read masks so (gen3c.io.depth.mask_lets_in). Before: add_view took
+    # mask.bool(), so a mask of −1 or NaN let its pixels in.
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    values = torch.tensor([-1.0, 0.0, 0.25, 1.0, 2.0, math.nan])
+    mask = values[torch.arange(48) % 6].expand(32, 48)
+    expected = mask > 0
+    assert expected.any() and not expected.all()
+    for m in (mask, mask.double(), mask.nan_to_num(0).to(torch.int8)):
+        assert torch.equal(Cache3D(filter_points_threshold=0).add_view(image, depth, K, w2c, m).valid[0], m > 0)
+    uint8 = expected.to(torch.uint8) * 255  # a PNG's 0 / 255
+    assert torch.equal(Cache3D(filter_points_threshold=0).add_view(image, depth, K, w2c, uint8).valid[0], expected)
+
+
+def test_a_view_or_camera_that_requires_grad_renders_as_constants():
+    # Before: an image or depth that required grad (a network's output outside torch.no_grad())
+    # went into the cache and every render was torch's "functions with out=... arguments don't
+    # support automatic differentiation"; forward_warp the same.
+    K = make_intrinsics(40.0, 40.0, 23.0, 16.0)
+    image, depth = _ramp(33, 47).requires_grad_(), torch.full((33, 47), 4.0, requires_grad=True)
+    cache = Cache3D()
+    view = cache.add_view(image, depth, K.requires_grad_(), torch.eye(4))
+    assert not any(t.requires_grad for t in (view.points, view.colors, view.w2c, view.K))
+    expected = Cache3D()
+    expected.add_view(image.detach(), depth.detach(), K.detach(), torch.eye(4))
+    camera = Cameras(EYE, K.detach()[None], 33, 47)
+    assert torch.equal(cache.render(camera).colors, expected.render(camera).colors)
+    pts = torch.tensor([_point_at(2.0, 1.0, 2.0)], requires_grad=True)
+    out = forward_warp(pts, torch.ones(1, 3, requires_grad=True), EYE, K5[None].requires_grad_(), 5, 6)
+    assert out.mask[0, 0, 1, 2] == 1 and not out.color.requires_grad
+
+
+def test_forward_warp_refuses_poses_that_are_not_rigid_and_mixed_devices():
+    # Before: a scaled pose, or a transposed (column-major) one, rendered points in no camera's
+    # frame without a word (add_view and Cameras refuse both); an argument on another device was
+    # torch's ".item() cannot be called on meta tensors" from inside the splat.
+    from gen3c.errors import Gen3cInputError
+
+    pts, cols = torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3)
+    moved = torch.eye(4)
+    moved[0, 3] = 0.5
+    mistakes = [
+        ((pts, cols, 2 * EYE, K5[None]), r"^forward_warp w2c are not rigid: the 3×3 block must be a rotation"),
+        ((pts, cols, moved.T[None], K5[None]), r"^forward_warp w2c must have \[0, 0, 0, 1\] as their last row: .* looks transposed"),
+        ((pts.to("meta"), cols, EYE, K5[None]), r"^forward_warp points are on meta and w2c on cpu: pass all four on the device to render on \(points.to\(w2c.device\)\)$"),
+        ((pts, cols.to("meta"), EYE, K5[None]), r"^forward_warp colors are on meta and w2c on cpu"),
+        ((pts, cols, EYE, K5[None].to("meta")), r"^forward_warp K are on meta and w2c on cpu"),
+    ]
+    for args, match in mistakes:
+        with pytest.raises(Gen3cInputError, match=match):
+            forward_warp(*args, 5, 6)
+
+
+def test_forward_warp_refuses_images_past_the_machines_memory_before_allocating(monkeypatch):
+    # Before: a 200 000 × 200 000 render was torch's "DefaultCPUAllocator: can't allocate memory:
+    # you tried to allocate 800016000080 bytes" and a traceback (or, fitting on paper only, the
+    # process killed as it filled), where Cache3D.render refuses with the memory named.
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+
+    pts, cols = torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3)
+    # Colour (3), mask and depth of the result, and the accumulator's 5 rows with a 1-pixel border.
+    need = 5 * 4 * (64 * 64 + 66 * 66)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+    with pytest.raises(Gen3cMemoryError, match=r"^forward_warp into 1 camera of 64×64 needs 0\.0 GB of CPU memory for the render and its splat; "
+                       r"this machine has 0\.0 GB with swap: render fewer cameras at once or a smaller image$"):
+        forward_warp(pts, cols, EYE, make_intrinsics(32.0, 32.0, 31.5, 31.5)[None], 64, 64)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
+    assert forward_warp(pts, cols, EYE, make_intrinsics(32.0, 32.0, 31.5, 31.5)[None], 64, 64).mask.any()
+
+
+def test_reliable_depth_mask_refuses_thresholds_that_mark_nothing_and_takes_empty_maps():
+    # Before: a threshold of NaN or ≤ 0 marked every pixel unreliable without a word (the ratio is
+    # ≥ 0), a string was torch's TypeError, and an empty map torch's "cannot reshape tensor of 0 elements".
+    from gen3c.errors import Gen3cInputError
+
+    for threshold in (math.nan, 0.0, -1, "0.05"):
+        with pytest.raises(Gen3cInputError, match=rf"^reliable_depth_mask threshold {threshold!r} must be a number > 0 \(GEN3C: 0.05; no filter: depth > 0\)$"):
+            reliable_depth_mask(torch.ones(10, 10), threshold=threshold)
+    empty = reliable_depth_mask(torch.ones(2, 0, 5))
+    assert empty.shape == (2, 0, 5) and empty.dtype == torch.bool
+
+
+def test_selecting_cache_and_add_view_refuse_what_a_render_cannot_take():
+    # Before: a SelectingCache3D with more views than it selects scored them before checking its
+    # arguments (cameras as a tensor: AttributeError; chunk_size=0: range()'s ValueError); an
+    # add_view max_depth of NaN or ≤ 0 dropped every point (the render then blamed depth ≤ 0 or
+    # the filter) and inf made them render as NaN; Cache3D settings as strings were TypeErrors.
+    from gen3c.errors import Gen3cInputError
+
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    image, depth, w2c = torch.zeros(3, 32, 48), torch.ones(32, 48), torch.eye(4)
+    cache = SelectingCache3D(select=1)
+    for _ in range(2):
+        cache.add_view(image, depth, K, w2c)
+    with pytest.raises(Gen3cInputError, match=r"^cameras is a torch tensor of shape \(1, 4, 4\): pass gen3c.cameras.Cameras"):
+        cache.render(w2c[None])
+    camera = Cameras(EYE, K[None], 32, 48)
+    with pytest.raises(Gen3cInputError, match="^chunk_size 0 must be a whole number ≥ 1"):
+        cache.render(camera, chunk_size=0)
+    with pytest.raises(Gen3cInputError, match="^chunk_size 0 must be a whole number ≥ 1"):
+        cache.overlap_scores(camera, chunk_size=0)
+    for max_depth in (math.nan, 0.0, -1.0, math.inf, "100"):
+        with pytest.raises(Gen3cInputError, match=rf"^add_view max_depth {max_depth!r} must be a finite depth > 0 \(GEN3C: 100 for a source view, 10000 for a generated frame\)$"):
+            Cache3D().add_view(image, depth, K, w2c, max_depth=max_depth)
+    with pytest.raises(Gen3cInputError, match="^filter_points_threshold '0.05' must be ≥ 0"):
+        Cache3D(filter_points_threshold="0.05")
+    with pytest.raises(Gen3cInputError, match="^foreground_tolerance '0.02' must be a finite distance ≥ 0"):
+        Cache3D(foreground_tolerance="0.02")
+
+
+def test_the_foreground_curtain_refuses_batched_cameras_and_views():
+    # Before: a (1, 4, 4) pose or (1, 3, 3) K was sliced as if unbatched and gave a curtain from
+    # no camera without a word; a batched warped depth was torch's "too many values to unpack".
+    from gen3c.errors import Gen3cInputError
+
+    points, edge = torch.ones(16, 20, 3), torch.zeros(16, 20, dtype=torch.bool)
+    K = make_intrinsics(20.0, 20.0, 10.0, 8.0)
+    good = (points, edge, torch.eye(4), K)
+    for i, bad, match in (
+        (2, EYE, r"^foreground_curtain_depth w2c has shape \(1, 4, 4\): pass one view's points \(H, W, 3\), .* \(a batch: one call per view\)$"),
+        (3, K[None], r"^foreground_curtain_depth K has shape \(1, 3, 3\)"),
+        (0, points[None], r"^foreground_curtain_depth points_world has shape \(1, 16, 20, 3\)"),
+        (1, edge[:8], r"^foreground_curtain_depth edge has shape \(8, 20\)"),
+    ):
+        args = list(good)
+        args[i] = bad
+        with pytest.raises(Gen3cInputError, match=match):
+            foreground_curtain_depth(*args, 16, 20)
+    with pytest.raises(Gen3cInputError, match=r"^foreground_curtain_mask warped_depth must be one \(H, W\) depth map, got shape \(1, 16, 20\)"):
+        foreground_curtain_mask(torch.ones(1, 16, 20), *good)
+    assert foreground_curtain_mask(torch.ones(16, 20), *good).all()  # no edge: no curtain

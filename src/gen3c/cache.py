@@ -59,7 +59,12 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
     # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
     if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1 or window % 2 == 0:
         raise Gen3cInputError(f"reliable_depth_mask window {window!r} must be an odd whole number ≥ 1 (GEN3C: 5)")
+    # NaN or a threshold ≤ 0 marked every pixel unreliable without a word (the ratio is ≥ 0).
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold < math.inf:
+        raise Gen3cInputError(f"reliable_depth_mask threshold {threshold!r} must be a number > 0 (GEN3C: 0.05; no filter: depth > 0)")
     shape = depth.shape
+    if depth.numel() == 0:  # was torch's "cannot reshape tensor of 0 elements"
+        return torch.zeros(shape, dtype=torch.bool, device=depth.device)
     d = depth.reshape(-1, 1, *shape[-2:]).float()
     pad = window // 2
     # As GEN3C's ``reliable_depth_mask_range_batch``: max and min over the window's pixels in the
@@ -122,7 +127,8 @@ def forward_warp(
         fill_value: colour of invalid pixels (−1 is black in [−1, 1] images).
         depth: also render the (weighted) depth; ``False`` skips it, a fifth less work.
     Returns:
-        :class:`WarpResult`.
+        :class:`WarpResult` (float32, on ``w2c``'s device, where all inputs must be). The splat is
+        not differentiable: inputs that require grad are taken as constants.
 
     Example:
         >>> pts = torch.tensor([[0.0, 0.0, 2.0]])
@@ -133,7 +139,7 @@ def forward_warp(
     """
     if mode not in SPLAT_MODES:
         raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
-    _check_warp_inputs(points, colors, w2c, K, height, width)
+    _check_warp_inputs(points, colors, w2c, K, height, width, mode)
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
     if points.ndim == 2:
         clouds = [(points.T.float().contiguous(), colors.T.float().contiguous())]
@@ -142,7 +148,7 @@ def forward_warp(
     return warp_planar(clouds, w2c, K, height, width, mode, fill_value, depth=depth)
 
 
-def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, height: int, width: int) -> None:
+def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, height: int, width: int, mode: str) -> None:
     """:func:`forward_warp`'s arguments checked up front, each mistake in one line."""
     for name, value in (("points", points), ("colors", colors), ("w2c", w2c), ("K", K)):
         if not isinstance(value, Tensor):
@@ -157,11 +163,18 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
         )
     if points.ndim == 3 and len(points) != len(w2c):
         raise Gen3cInputError(f"forward_warp has {len(points)} point clouds for {len(w2c)} cameras: pass one cloud (N, 3) or one per camera")
+    # Mixed devices were torch's "Tensor on device meta is not on the expected device" or
+    # ".item() cannot be called on meta tensors" from inside the splat.
+    for name, value in (("points", points), ("colors", colors), ("K", K)):
+        if value.device != w2c.device:
+            raise Gen3cInputError(
+                f"forward_warp {name} are on {value.device} and w2c on {w2c.device}: pass all four on the device to render on ({name}.to(w2c.device))"
+            )
     # NaN in a camera dropped every point and returned an empty render without a word; a zero
-    # image size divided by zero in the splat's slot arithmetic.
+    # image size divided by zero in the splat's slot arithmetic; a scaled or sheared pose (or a
+    # camera-to-world one with a bad last row) rendered points in no camera's frame, silently.
     validate_intrinsics(K, "forward_warp K")
-    if not bool(torch.isfinite(w2c).all()):
-        raise Gen3cInputError("forward_warp w2c contain NaN or infinite values: pass finite world-to-camera poses")
+    validate_poses(w2c, "forward_warp w2c")
     # A point at infinite depth on a camera's axis landed in the image and made its 4 pixels NaN
     # (or their depth infinite); a NaN colour spread the same way.
     for name, value in (("points", points), ("colors", colors)):
@@ -173,8 +186,17 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
     for name, size in (("height", height), ("width", width)):
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
             raise Gen3cInputError(f"forward_warp {name} {size!r} must be the image size in pixels, a whole number ≥ 1")
+    # An image too large for the machine was torch's allocator error ("you tried to allocate
+    # 800016000080 bytes") and a traceback, or the process killed by the system as it filled.
+    if w2c.device.type == "cpu":
+        B, C, border = len(w2c), colors.shape[-1], 1 if mode == "bilinear" else 0
+        # The result (colour, mask, depth) and the splat's accumulator (with its border), float32.
+        need = B * (C + 2) * 4 * (height * width + (height + 2 * border) * (width + 2 * border))
+        what = f"forward_warp into {counted(B, 'camera')} of {height}×{width} needs {need / 2**30:.1f} GB of CPU memory for the render and its splat"
+        _check_cpu_memory(need, what, "render fewer cameras at once or a smaller image", stacklevel=4)
 
 
+@torch.no_grad()  # the splat writes into buffers (out=): inputs that require grad were torch's autograd error
 def warp_planar(
     clouds: list[tuple[Tensor, Tensor]],
     w2c: Tensor,
@@ -519,6 +541,7 @@ def foreground_curtain_depth(
     Returns:
         (height, width) hit depth, +inf where the ray misses the curtain.
     """
+    _check_curtain_inputs("foreground_curtain_depth", points_world, edge, w2c, K)
     device = points_world.device
     hit = torch.full((height * width,), math.inf, device=device)
     s = downsample
@@ -579,6 +602,22 @@ def foreground_curtain_depth(
     return hit.view(height, width)
 
 
+def _check_curtain_inputs(function: str, points_world: Tensor, edge: Tensor, w2c: Tensor, K: Tensor) -> None:
+    """One source view and one target camera, unbatched: a (1, 4, 4) pose or (1, H, W, 3) points
+    were sliced as if unbatched and gave a wrong curtain without a word."""
+    for name, value, shape in (("points_world", points_world, "(H, W, 3)"), ("edge", edge, "(H, W)"), ("w2c", w2c, "(4, 4)"), ("K", K, "(3, 3)")):
+        if not isinstance(value, Tensor):
+            raise Gen3cInputError(f"{function} {name} is {describe_value(value)}: pass a {shape} tensor")
+    H, W = points_world.shape[:2] if points_world.ndim == 3 else (-1, -1)
+    expected = {"points_world": (H, W, 3), "edge": (H, W), "w2c": (4, 4), "K": (3, 3)}
+    for name, value in (("points_world", points_world), ("edge", edge), ("w2c", w2c), ("K", K)):
+        if tuple(value.shape) != expected[name]:
+            raise Gen3cInputError(
+                f"{function} {name} has shape {tuple(value.shape)}: pass one view's points (H, W, 3), its edge (H, W) and one camera's "
+                "w2c (4, 4) and K (3, 3) (a batch: one call per view)"
+            )
+
+
 def foreground_curtain_mask(
     warped_depth: Tensor,
     points_world: Tensor,
@@ -596,6 +635,10 @@ def foreground_curtain_mask(
     Returns:
         (H, W) bool keep-mask.
     """
+    if not isinstance(warped_depth, Tensor) or warped_depth.ndim != 2:
+        got = f"shape {tuple(warped_depth.shape)}" if isinstance(warped_depth, Tensor) else describe_value(warped_depth)
+        raise Gen3cInputError(f"foreground_curtain_mask warped_depth must be one (H, W) depth map, got {got}: pass one target view at a time")
+    _check_curtain_inputs("foreground_curtain_mask", points_world, edge, w2c, K)
     H, W = warped_depth.shape
     hit = foreground_curtain_depth(points_world, edge, w2c, K, H, W)
     return ~(warped_depth > hit + tolerance)
@@ -620,24 +663,32 @@ def _check_render_memory(frames: int, buffers: int, height: int, width: int, dep
     """Refuse renders returned to the CPU that cannot fit in its memory, before allocating them:
     past RAM and swap that was torch's allocator error and a traceback, and renders that fit only
     on paper got the process killed by the system as they filled; note renders past the memory free now."""
-    from gen3c.dependencies import installed
-    from gen3c.environment import meminfo
-    from gen3c.models.memory import HostMemory
-
-    # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
-    if device.type != "cpu" or (meminfo() is None and not installed("psutil")):
+    if device.type != "cpu":
         return
     need = frames * buffers * (5 if depth else 4) * height * width * 4  # float32 colour (3), mask, depth
-    memory = HostMemory.now()
     what = (
         f"rendering the 3D cache into {frames} frames of {height}×{width} ({counted(buffers, 'buffer')}) needs "
         f"{need / 2**30:.1f} GB of CPU memory for the renders"
     )
     fix = "render fewer frames at once (gen3c generate --chunk_frames; in Python Cache3D.render(cameras[a:b])) or at a lower --resolution"
+    _check_cpu_memory(need, what, fix, stacklevel=5)
+
+
+def _check_cpu_memory(need: int, what: str, fix: str, stacklevel: int) -> None:
+    """Raise :class:`Gen3cMemoryError` ("``what``; this machine has …: ``fix``") when ``need``
+    bytes exceed the CPU's memory with swap, note it when they exceed the memory free now."""
+    from gen3c.dependencies import installed
+    from gen3c.environment import meminfo
+    from gen3c.models.memory import HostMemory
+
+    # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
+    if meminfo() is None and not installed("psutil"):
+        return
+    memory = HostMemory.now()
     if need > memory.total:
         raise Gen3cMemoryError(f"{what}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
     if need > memory.available:
-        note(f"{what} and {memory.available / 2**30:.1f} GB are free now: the system may stop the run unless other programs give memory back; else {fix}", stacklevel=4)
+        note(f"{what} and {memory.available / 2**30:.1f} GB are free now: the system may stop the run unless other programs give memory back; else {fix}", stacklevel=stacklevel)
 
 
 @dataclass
@@ -719,8 +770,16 @@ def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tens
             raise Gen3cInputError(f"add_view {name} is {describe_value(value)}: pass a tensor (torch.as_tensor(...))")
     if image.ndim not in (3, 4) or image.shape[-3] != 3:
         raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass (3, H, W) or (F, 3, H, W) colours in [-1, 1]")
+    # No frame or no pixel: torch's reshape error at once (an empty image), or a view that every
+    # later render failed on with an IndexError (no frame).
+    if 0 in image.shape:
+        raise Gen3cInputError(f"add_view image has shape {tuple(image.shape)}: pass at least one frame of at least 1×1 pixels")
     if not image.dtype.is_floating_point:
         raise Gen3cInputError(f"add_view image is {image.dtype}: pass float colours in [-1, 1] (uint8: image / 127.5 - 1)")
+    # Mixed devices were torch's "Tensor on device meta is not on the expected device cpu!".
+    for name, value in given.items():
+        if value.device != image.device:
+            raise Gen3cInputError(f"add_view {name} is on {value.device} and image on {image.device}: pass all on one device ({name}.to(image.device))")
     outside = outside_unit_range(image, "image")
     if outside is not None:
         span, hint = outside
@@ -768,11 +827,11 @@ class Cache3D:
             raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
         if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
             raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
-        if not 0 <= filter_points_threshold < math.inf:
+        if not isinstance(filter_points_threshold, numbers.Real) or not 0 <= filter_points_threshold < math.inf:
             raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
         # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
         # value hid points in front of the curtain too.
-        if not 0 <= foreground_tolerance < math.inf:
+        if not isinstance(foreground_tolerance, numbers.Real) or not 0 <= foreground_tolerance < math.inf:
             raise Gen3cInputError(f"foreground_tolerance {foreground_tolerance!r} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold
@@ -823,11 +882,22 @@ class Cache3D:
                 GEN3C's 100 for a source view (see the class), its :data:`GENERATED_MAX_DEPTH` for a
                 frame it generated (``cache_3d.py``'s ``update_cache``).
             K: (F, 3, 3) or (3, 3); w2c: (F, 4, 4) or (4, 4).
-            mask: optional (F, H, W) or (H, W) bool, False for pixels to leave out (e.g. sky).
+            mask: optional (F, H, W) or (H, W) bool, False for pixels to leave out (e.g. sky); of
+                another dtype, pixels > 0 are let in (a fraction too, as GEN3C splats them and the
+                input readers read masks), ≤ 0 and NaN left out.
         Returns:
             The new :class:`CacheView` (now buffer 0).
         """
         _check_view(image, depth, K, w2c, mask)
+        # NaN, 0 or less dropped every point (the render then blamed depth ≤ 0 or the filter); inf
+        # put NaN and infinite depth on points that rendered as NaN.
+        if isinstance(max_depth, bool) or not isinstance(max_depth, numbers.Real) or not 0 < max_depth < math.inf:
+            raise Gen3cInputError(
+                f"add_view max_depth {max_depth!r} must be a finite depth > 0 (GEN3C: {CACHE_MAX_DEPTH:g} for a source view, {GENERATED_MAX_DEPTH:g} for a generated frame)"
+            )
+        # The cache holds constants: an image or depth that required grad (a network's output
+        # outside torch.no_grad()) made every render torch's autograd error.
+        image, depth, K, w2c = (value.detach() for value in (image, depth, K, w2c))
         if image.ndim == 3:
             image, depth, K, w2c = image[None], depth[None], K[None], w2c[None]
             mask = None if mask is None else mask[None]
@@ -835,7 +905,8 @@ class Cache3D:
         edge = ~reliable_depth_mask(depth, 0.05)
         kept = depth > 0
         if mask is not None:
-            kept &= mask.bool()
+            # As gen3c.io.depth.mask_lets_in: ``bool()`` let in −1 and NaN, which GEN3C never draws.
+            kept &= mask > 0
         valid = kept
         # GEN3C filters only below 1 (a GEN3C user turns it off with 1); 0, which in GEN3C drops
         # every point, keeps them all here.
@@ -900,15 +971,7 @@ class Cache3D:
         output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
-        if not self.views:
-            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
-        if not isinstance(cameras, Cameras):
-            raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
-        # A negative offset indexed a 4D view's frames from the end (another frame, silently).
-        if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
-            raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
+        self._check_render(cameras, frame_offset, chunk_size)
         indices = tuple(indices)
         if not indices:  # was an IndexError from views[0]
             raise Gen3cInputError("render_views got no views to render: pass the indices of one or more of the cache's views")
@@ -954,6 +1017,7 @@ class Cache3D:
             )
         return BufferRenders(colors=colors, masks=masks, depths=depths, views=indices)
 
+    @torch.no_grad()  # as warp_planar; the curtain test writes into the render too
     def render_view(
         self,
         view: CacheView,
@@ -998,6 +1062,18 @@ class Cache3D:
         if not depth:
             out = WarpResult(out.color, out.mask, None)
         return out
+
+    def _check_render(self, cameras: Cameras, frame_offset: int, chunk_size: int) -> None:
+        """Refuse a render the cache cannot make (no view) or arguments it cannot take, in one line."""
+        if not self.views:
+            raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
+        if not isinstance(cameras, Cameras):
+            raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
+        # A negative offset indexed a 4D view's frames from the end (another frame, silently).
+        if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
+            raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
 
     def _check_buffer(self, buffer: object) -> None:
         """Refuse a buffer index that names no view of the cache, in one line."""
@@ -1062,6 +1138,8 @@ class SelectingCache3D(Cache3D):
     ) -> Tensor:
         """(N,) number of target pixels each view covers, summed over ``cameras`` (splatted on
         ``device``, default the cache's)."""
+        # Ran before render_views' checks: a tensor for cameras was an AttributeError, chunk_size=0 range()'s ValueError.
+        self._check_render(cameras, frame_offset, chunk_size)
         scores = torch.zeros(len(self.views), dtype=torch.float64)
         device = self.views[0].points.device if device is None else _concrete(device)
         w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)
