@@ -772,3 +772,46 @@ def test_gen3c_generator_runs_chunked_through_the_same_pipeline(box_scene, tmp_p
     request.num_video_frames = 30
     with pytest.raises(Gen3cInputError, match=r"16·N\+1 frames \(17, 33, 49, …\)"):
         run_request(request)
+
+
+def test_a_long_run_names_the_frames_of_each_chunk_that_see_none_of_the_cache_by_their_place_in_the_video():
+    """Frames 12…24 of a 25-frame run in chunks of 9 stand 1e6 units aside: they were made from
+    nothing without a word (the render's own note, on chunk 3 alone, sent the user after the pose
+    convention of cameras whose first chunks saw the scene). Now chunks 2 and 3 name their frames,
+    as the video counts them (chunk 3's first frame, chunk 2's last, once), and nothing else says it."""
+    from gen3c.errors import collect_notes, record_notes
+
+    image, depth = plane_view()
+    cache = Cache3D()
+    cache.add_view(image, depth, K, torch.eye(4))
+    eyes = torch.stack([torch.tensor([0.02 * i + (1e6 if i >= 12 else 0.0), 0.0, 0.0]) for i in range(25)])
+    cams = Cameras(look_at(eyes, eyes + torch.tensor([0.0, 0.0, 1.0])), K, H, W)
+    with collect_notes() as notes, record_notes():
+        generate_video(cache, cams, Recorder(9), first_frame=image)
+    fix = ("the model fills them from nothing; check the camera path's scale (--movement_distance; a camera file's translations are "
+           "in the depth's units, metres for metric depth) and that it faces the scene")  # fmt: skip
+    assert [n for n in notes if "cache" in n and "not added" not in n] == [
+        f"frames 12–16 of 25 see none of the 3D cache (under 0.1% of their pixels): {fix}",
+        f"frames 17–24 of 25 see none of the 3D cache (under 0.1% of their pixels): {fix}",
+    ]
+    with collect_notes() as notes, record_notes():  # a path that sees the scene throughout: not a word
+        generate_video(cache, slide(25), Recorder(9), first_frame=image)
+    assert notes == []
+
+
+def test_unseen_frames_are_those_under_a_thousandth_of_their_pixels_in_every_buffer():
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.camera_video import note_unseen_frames
+
+    masks = torch.zeros(8, 2, 1, 40, 50)  # 2000 pixels: 2 seen are a thousandth
+    masks[0] = 1
+    masks[1, 0, 0, 0, :2] = 1  # a thousandth in one buffer: seen
+    masks[2, :, 0, 0, :1] = 1  # half of one in each: not
+    masks[5, 1, 0, :10] = 1
+    with collect_notes() as notes:
+        note_unseen_frames(masks, 40, 121)
+        note_unseen_frames(masks[:1], 0, 1)  # every frame seen: nothing
+        note_unseen_frames(masks[3:5], 0, 121)  # nothing seen at all: the render said so (Cache3D.render_views)
+        note_unseen_frames(masks[2:4], 60, 121, skip_first=True)  # a later chunk's first frame is the last chunk's
+    assert [n.split(" (under")[0] for n in notes] == ["frames 42–44, 46–47 of 121 see none of the 3D cache", "frame 61 of 121 sees none of the 3D cache"]
+    assert "pixels): the model fills it from nothing" in notes[1]

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+import torch
 from child_env import child_env
 from rich.console import Console
 from typer.testing import CliRunner
@@ -504,3 +505,37 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(tmp_path):
     finally:
         os.close(write)
     assert done.returncode == 141 and done.stderr == "", done.stderr
+
+
+UNSEEN = "see none of the 3D cache (under 0.1% of their pixels): the model fills them from nothing; check the camera path's scale"
+
+
+def test_frames_that_see_none_of_the_cache_are_noted_once_naming_them(box_scene, tmp_path):
+    """A camera file whose frames 4…8 stand 1e8 units off (a path in millimetres for a scene in
+    metres, say) ran to a video the model invented from nothing, without a word. The run now
+    names those frames, once (it is in the run record too); a path that sees the scene says
+    nothing, and a preset that turns round past its look-at point keeps its own note alone."""
+    from gen3c.cameras import Cameras, intrinsics_from_fov
+    from gen3c.io.camera_files import save_cameras
+
+    w2c = torch.eye(4).repeat(9, 1, 1)
+    w2c[4:, 0, 3] = -1e8
+    save_cameras(tmp_path / "far.json", Cameras(w2c, intrinsics_from_fov(60, 96, 160), 96, 160))
+    res = invoke(*generate_args(box_scene, tmp_path / "far", "--camera_file", tmp_path / "far.json"))
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert said.count(f"note: frames 4–8 of 9 {UNSEEN}") == 1 and said.count("none of the 3D cache") == 1, res.output
+    run = json.loads((tmp_path / "far" / "output_run.json").read_text())
+    assert [n for n in run["notes"] if "none of the 3D cache" in n] == [  # (in a manifest row's words, as the record says its notes)
+        f"frames 4–8 of 9 {UNSEEN} (movement_distance; a camera file's translations are in the depth's units, metres for metric depth) "
+        "and that it faces the scene"
+    ]
+    w2c[4:, 0, 3] = -0.05  # a step aside: every frame sees the scene
+    save_cameras(tmp_path / "near.json", Cameras(w2c, intrinsics_from_fov(60, 96, 160), 96, 160))
+    for name, extra in (("near", ("--camera_file", tmp_path / "near.json")), ("preset", ("--num_video_frames", 17))):
+        res = invoke(*generate_args(box_scene, tmp_path / name, *extra))
+        assert res.exit_code == 0 and "none of the 3D cache" not in res.output, res.output
+    # frames 6…16 turn round and see nothing: said once, by the preset's note
+    res = invoke(*generate_args(box_scene, tmp_path / "turned", "--num_video_frames", 17, "--trajectory", "zoom_in", "--movement_distance", 3))
+    said = " ".join(res.output.split())
+    assert res.exit_code == 0 and "turns the camera round: frames 6…16 look away" in said and "none of the 3D cache" not in said, res.output

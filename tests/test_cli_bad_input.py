@@ -945,6 +945,22 @@ def test_colmap_files_other_than_cameras_txt_as_intrinsics(name, text, match, fi
     assert not out.exists()
 
 
+def test_intrinsics_json_of_a_huge_integer_a_repeated_key_or_a_byte_order_mark(files, tmp_path):
+    """``--intrinsics K.json`` of a 400-digit integer was an OverflowError (a traceback, "gen3c
+    bug"), one of a key given twice kept the last value without a word, one saved with a UTF-8
+    byte order mark (Notepad's) was refused as "cannot be read (Unexpected UTF-8 BOM …)"."""
+    out = tmp_path / "out"
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--output_folder", out, "--intrinsics"]
+    (tmp_path / "huge.json").write_text('{"fx": 1' + "0" * 399 + ', "fy": 100, "cx": 79.5, "cy": 47.5}')
+    refused([*argv, tmp_path / "huge.json"], r"^error: --intrinsics file '.*huge\.json' holds the integer 1000…000 \(400 digits\), beyond any floating-point number", out)
+    (tmp_path / "twice.json").write_text('{"fx": 100, "fy": 100, "cx": 79.5, "cy": 47.5, "cy": 40}')
+    refused([*argv, tmp_path / "twice.json"], r"^error: --intrinsics file '.*twice\.json' gives 'cy' twice in one object \(47\.5, then 40\)", out)
+    (tmp_path / "bom.json").write_bytes(b"\xef\xbb\xbf" + b'{"fx": 100, "fy": 100, "cx": 79.5, "cy": 47.5}')
+    res = runner.invoke(app, [str(a) for a in [*argv, tmp_path / "bom.json"]])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "image_depth.json").read_text())["intrinsics"][0] == [100.0, 0.0, 79.5]
+
+
 def test_intrinsics_named_by_a_home_folder_of_no_user(files, tmp_path):
     """'~nouser/K.txt' was "neither 'fx,fy,cx,cy' nor an existing file", as every other reader says who is missing."""
     out = tmp_path / "out"

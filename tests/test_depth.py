@@ -436,6 +436,26 @@ def test_an_intrinsics_json_nested_thousands_deep_is_one_line(tmp_path):
         parse_intrinsics(str(tmp_path / "K.json"), (480, 640), name="--intrinsics")
 
 
+def test_an_intrinsics_json_is_decoded_and_parsed_as_a_camera_file_is(tmp_path):
+    """An intrinsics JSON with a UTF-8 byte order mark (Notepad's) was refused as "cannot be read
+    (Unexpected UTF-8 BOM …)", a UTF-16 one (PowerShell 5's) as "cannot be read ('utf-8' codec …)";
+    a 400-digit integer was an OverflowError (a gen3c bug, not one line); a key given twice kept
+    its last value without a word. A camera file's JSON is read so (gen3c.io.camera_files)."""
+    camera = '{"fx": 500, "fy": 510, "cx": 320, "cy": 240}'
+    for name, data in (("bom8.json", b"\xef\xbb\xbf" + camera.encode()), ("bom16.json", camera.encode("utf-16"))):
+        (tmp_path / name).write_bytes(data)
+        assert torch.equal(parse_intrinsics(str(tmp_path / name), (480, 640)), make_intrinsics(500.0, 510.0, 320.0, 240.0)), name
+    (tmp_path / "huge.json").write_text('{"fx": 5' + "0" * 400 + ', "fy": 510, "cx": 320, "cy": 240}')
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*huge\.json' holds the integer 5000…000 \(401 digits\), beyond any floating-point number: check that number$"):
+        parse_intrinsics(str(tmp_path / "huge.json"), (480, 640))
+    (tmp_path / "twice.json").write_text('{"fx": 500, "fy": 510, "cx": 320, "cy": 240, "fx": 520}')
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*twice\.json' gives 'fx' twice in one object \(500, then 520\): a JSON reader keeps the last"):
+        parse_intrinsics(str(tmp_path / "twice.json"), (480, 640))
+    (tmp_path / "bad.json").write_bytes(b"\xef\xbb\xbf{fx: 500}")  # not JSON after its mark: still worded as before
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*bad\.json' cannot be read \(Expecting property name .*\): write 'fx fy cx cy' or a 3×3 matrix$"):
+        parse_intrinsics(str(tmp_path / "bad.json"), (480, 640))
+
+
 def test_parse_intrinsics(tmp_path):
     expected = make_intrinsics(500.0, 510.0, 320.0, 240.0)
     (tmp_path / "k.json").write_text(json.dumps({"fx": 500, "fy": 510, "cx": 320, "cy": 240}))

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.constants import SPLAT_MODES
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note, noted
 from gen3c.io.images import outside_unit_range
 from gen3c.summary import dataclass_repr
 
@@ -737,6 +737,12 @@ class CacheView:
         return self.points[f], self.colors[f], self.valid[f]
 
 
+#: The words of the note on a run's frames that see none of the cache
+#: (:func:`gen3c.pipelines.camera_video.note_unseen_frames`): once said in a run, a later render
+#: that sees nothing at all (:meth:`Cache3D.render_views`) does not add its own note on the cameras.
+UNSEEN_FRAMES = "none of the 3D cache"
+
+
 @dataclass
 class BufferRenders:
     """The cache rendered into T target cameras, one buffer per source view.
@@ -1007,8 +1013,9 @@ class Cache3D:
                 "masked out, or was dropped by the depth-edge filter (--filter_points_threshold 0 keeps every point)",
                 stacklevel=3,
             )
-        elif T and not bool(masks.any()):
-            # Not an error (a path may turn away from the scene), but mostly a convention mix-up.
+        elif T and not bool(masks.any()) and not noted(UNSEEN_FRAMES):
+            # Not an error (a path may turn away from the scene), but mostly a convention mix-up;
+            # not said in a run whose earlier frames saw the cache and were noted when they no longer did.
             note(
                 f"no point of the cache lands in {'the camera' if T == 1 else f'any of the {T} cameras'}: check that {'its pose is' if T == 1 else 'their poses are'} OpenCV world-to-camera "
                 "in the cache's world (a camera-to-world or an OpenGL pose looks away from the scene: "

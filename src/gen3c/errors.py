@@ -252,6 +252,13 @@ def note(message: str, stacklevel: int = 1) -> None:
         warnings.warn(said, UserWarning, stacklevel=stacklevel + 1)
 
 
+def noted(words: str) -> bool:
+    """Whether a note holding ``words`` was said already inside the innermost :func:`record_notes`
+    (a run's): a later check of the same cause stays silent. False outside any record."""
+    records = _NOTE_RECORDS.get()
+    return bool(records) and any(words in message for message in records[-1])
+
+
 @contextlib.contextmanager
 def spelled_notes(spell: Callable[[str], str]) -> Iterator[None]:
     """Say the :func:`note` calls made in this thread inside the block as ``spell`` rewrites them:

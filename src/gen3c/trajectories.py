@@ -161,6 +161,11 @@ def _renamed_distance(function: str, movement_distance: float, distance: float |
     return distance
 
 
+#: The words of the note on a preset path that passes the point it looks at: the note on frames
+#: that see none of the cache (:func:`gen3c.pipelines.camera_video.generate_video`) is not said beside it.
+TURNED_ROUND = "GEN3C's look-at turns the camera round"
+
+
 @_keyword_worded
 def preset_offset_matrices(
     trajectory: str,
@@ -199,7 +204,7 @@ def preset_offset_matrices(
         i = int(past.nonzero()[0, 0])
         note(
             f"the {trajectory} path with --camera_rotation {camera_rotation} and --movement_distance {distance:g} passes the point it "
-            f"looks at in frame {i} of {num_frames}, where GEN3C's look-at turns the camera round: frames {i}…{num_frames - 1} look "
+            f"looks at in frame {i} of {num_frames}, where {TURNED_ROUND}: frames {i}…{num_frames - 1} look "
             "away from the scene and show nothing of it; pass a --movement_distance below 1 to stay in front of that point, "
             "or --camera_rotation no_rotation to go on facing the scene",
             stacklevel=3,

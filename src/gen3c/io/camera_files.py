@@ -183,10 +183,8 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
     if len(content) > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
     fix = "pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json"
-    # UTF-8 with a byte order mark (Notepad's) or UTF-16 with one (PowerShell 5's `>`), as a manifest is read
-    encoding = "utf-16" if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
     try:
-        return loads_json(content.decode(encoding), name, "camera file", fix, parse_int=_json_integer(name), object_pairs_hook=_json_object(name))
+        return loads_json(json_text(content), name, "camera file", fix, **json_hooks(name))
     except UnicodeDecodeError:
         what = describe_head(content[:16])
         raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
@@ -197,6 +195,24 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         first = exc.doc.lstrip().splitlines()[0].strip()
         kitti = "; a KITTI poses.txt (12 numbers a line) becomes a gen3c cameras JSON as docs/cameras.md, 'gen3c cameras JSON', shows"
         raise Gen3cInputError(f"{name} is text, not valid JSON (its first line: {quoted(first, 60)}): {fix}{kitti if _numbers_line(first, 12) else ''}") from None
+
+
+def json_text(content: bytes) -> str:
+    """A JSON file's bytes as text: UTF-8 with a byte order mark (Notepad's) or without, or UTF-16
+    with one (PowerShell 5's ``>``), as a manifest is read.
+
+    Raises:
+        UnicodeDecodeError: bytes of neither.
+    """
+    encoding = "utf-16" if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
+    return content.decode(encoding)
+
+
+def json_hooks(name: str) -> dict[str, Callable]:
+    """``json.loads``'s keyword arguments for a camera's JSON (a camera file, an ``--intrinsics``
+    file) named ``name`` in its refusals: an integer no float can hold and a key given twice in
+    one object are each a one-line :class:`Gen3cInputError`."""
+    return {"parse_int": _json_integer(name), "object_pairs_hook": _json_object(name)}
 
 
 def _numbers_line(line: str, count: int) -> bool:

@@ -241,7 +241,11 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                     "pass the camera's own file or 'fx,fy,cx,cy'"
                 )
         if suffix == ".json":
-            data = loads_json(p.read_text(), f"{name} file {str(p)!r}", "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix")
+            # Decoded and parsed as a camera file is (a byte order mark, an integer no float holds, a key given twice)
+            from gen3c.io.camera_files import json_hooks, json_text
+
+            where = f"{name} file {str(p)!r}"
+            data = loads_json(json_text(p.read_bytes()), where, "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix", **json_hooks(where))
             if _is_camera_file(data):  # a camera file's one camera, read by the camera files' reader
                 from gen3c.io.camera_files import camera_file_intrinsics
 

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cache import BufferRenders, Cache3D
+from gen3c.cache import UNSEEN_FRAMES, BufferRenders, Cache3D
 from gen3c.cameras import (
     Cameras,
     check_intrinsics_fit,
@@ -43,7 +43,15 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import GEN3C_CHUNK_FRAMES, MAX_FRAMES
-from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, note, raise_if_interrupted, spelled
+from gen3c.errors import (
+    Gen3cInputError,
+    complex_refusal,
+    describe_value,
+    note,
+    noted,
+    raise_if_interrupted,
+    spelled,
+)
 from gen3c.io.atomic import (
     atomic_path,
     check_output_targets,
@@ -66,7 +74,7 @@ from gen3c.pipelines.autoregressive import (
 )
 from gen3c.progress import ProgressFactory
 from gen3c.summary import dataclass_repr
-from gen3c.trajectories import DEPTH_KINDS, _center_depth_for, _preset_trajectory
+from gen3c.trajectories import DEPTH_KINDS, TURNED_ROUND, _center_depth_for, _preset_trajectory
 
 if TYPE_CHECKING:
     import PIL.Image
@@ -550,6 +558,7 @@ def generate_video(
             device=getattr(generator, "render_device", None),
             output_device=getattr(generator, "render_output_device", None),
         )
+        note_unseen_frames(buffers.masks, start, T, skip_first=k > 0)
         told = {"chunk": k} if takes_chunk else {}
         frames = generator.generate(
             chunk_cache, cams, condition, buffers=buffers, progress=progress(stage[1], len(cams)) if progress else None, **told
@@ -574,6 +583,46 @@ def generate_video(
         chunks=chunks,
         last_frame=condition,
         plan=plan,
+    )
+
+
+#: The share of a frame's pixels that the 3D cache must reach in at least one buffer for the frame
+#: to count as seeing it (a few stray splats of a far-off cache are no guide to the model).
+UNSEEN_SHARE = 1e-3
+
+
+def note_unseen_frames(masks: Tensor, start: int, num_frames: int, skip_first: bool = False) -> None:
+    """Note the frames whose buffer masks (``masks``: (T, NB, 1, H, W), a chunk's renders, its
+    first frame frame ``start`` of ``num_frames``) reach under :data:`UNSEEN_SHARE` of their
+    pixels in every buffer: the model invents them from nothing (a camera path far too long for
+    the cache's scale, or turned away from the scene). One note, naming the frames; ``skip_first``
+    leaves out a later chunk's first frame (the previous chunk's last, noted with it). Silent where
+    the render already said that no camera sees the cache (:meth:`gen3c.cache.Cache3D.render_views`,
+    which is silent after this note in a run) and where the preset path's note said it turns the
+    camera round (:data:`gen3c.trajectories.TURNED_ROUND`)."""
+    if masks.numel() == 0 or noted(TURNED_ROUND):
+        return
+    if not bool(masks.any()) and not noted(UNSEEN_FRAMES):  # the render said that no camera sees the cache
+        return
+    T, _, _, H, W = masks.shape
+    seen = masks.sum(dim=(2, 3, 4)).amax(dim=1).tolist()  # pixels of the best buffer, per frame (one small copy)
+    first = 1 if skip_first else 0
+    unseen = [start + i for i in range(first, T) if seen[i] < UNSEEN_SHARE * H * W]
+    if not unseen:
+        return
+    runs: list[list[int]] = []
+    for i in unseen:
+        if runs and runs[-1][1] == i - 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    shown = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs[:4]) + (", …" if len(runs) > 4 else "")
+    one = len(unseen) == 1
+    note(
+        f"{'frame' if one else 'frames'} {shown} of {num_frames} {'sees' if one else 'see'} {UNSEEN_FRAMES} (under {UNSEEN_SHARE:.1%} of "
+        f"{'its' if one else 'their'} pixels): the model fills {'it' if one else 'them'} from nothing; check the camera path's scale "
+        "(--movement_distance; a camera file's translations are in the depth's units, metres for metric depth) and that it faces the scene",
+        stacklevel=3,
     )
 
 
