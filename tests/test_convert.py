@@ -336,6 +336,24 @@ def test_mismatched_keys_are_errors(tmp_path, change, message):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("stored", [torch.int64, torch.complex64, "int key"])
+def test_weights_that_are_no_floats_and_keys_that_are_no_names_are_reported(tmp_path, stored):
+    """A DiT weight stored as integers was cast to bfloat16 silently (a complex one lost its
+    imaginary part with only a torch warning); a key that is no string (a pickle can hold any)
+    was a TypeError traceback from sorting the keys. Now each is an ERROR line of the report."""
+    parts = tiny_components(seed=4, with_text_encoder=True)
+    weight = "net.x_embedder.proj.1.weight"
+    shape = parts["transformer"].state_dict()["patch_embed.proj.weight"].shape
+    extra = {1: torch.zeros(2)} if stored == "int key" else {weight: torch.ones(shape, dtype=stored)}
+    write_official_checkpoint(tmp_path / "src", parts, extra_dit=extra)
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match="does not match GEN3C's layout"):
+        convert_checkpoint(tmp_path / "src", tmp_path / "out", **{**TINY, "log": lines.append})
+    told = "ERROR unexpected key 1 " if stored == "int key" else f"ERROR unexpected key {weight} (stored as {str(stored)[6:]}, not floating point)"
+    assert told in "\n".join(lines)
+    assert not (tmp_path / "out").exists()
+
+
 def test_key_tables_reject_strangers():
     assert dit_key("net.blocks.block0.blocks.2.block.attn.to_q.0.weight") is None  # the MLP has no attention
     assert dit_key("blocks.block0.blocks.0.adaLN_modulation.1.weight") is None  # outside net.
@@ -416,6 +434,35 @@ def test_an_output_that_cannot_be_made_is_refused_before_the_weights_are_read(co
     with pytest.raises(Gen3cInputError, match=r"output folder '.*file/out' cannot be created: '.*file' is a file"):
         convert_checkpoint(root, tmp_path / "file" / "out", **{**TINY, "log": lines.append})
     assert lines == []  # nothing was read
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_an_output_that_is_a_link_to_nothing_is_refused_before_the_weights_are_read(converted, tmp_path, link):
+    """OUT a symbolic link to nothing: a dangling one failed after the whole conversion, when the
+    checkpoint was put in place (NotADirectoryError traceback); one that points at itself was a
+    RuntimeError traceback ('Symlink loop')."""
+    _, root, _, _ = converted
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / ("gone" if link == "dangling" else "out"))
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match=r"^output folder '.*out' is a symbolic link to '.*', which does not exist or loops: remove the link") as err:
+        convert_checkpoint(root, out, **{**TINY, "log": lines.append})
+    assert lines == [] and "\n" not in str(err.value)  # nothing was read
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("stats", [(torch.zeros(10), torch.ones(10)), (torch.zeros(32), torch.ones(48)), (torch.zeros(0), torch.ones(0))], ids=["not-per-channel", "unequal", "empty"])
+def test_latent_statistics_of_the_wrong_size_are_one_line(converted, tmp_path, stats):
+    """A mean_std.pt whose tensors do not split into the tokenizer's latent channels was a
+    RuntimeError traceback ("shape '[16, -1]' is invalid for input of size 10")."""
+    import shutil
+
+    _, root, _, _ = converted
+    shutil.copytree(root, tmp_path / "src")
+    torch.save(stats, tmp_path / "src" / TOKENIZER_DIR / "mean_std.pt")
+    with pytest.raises(Gen3cModelError, match=r"mean_std.pt holds \d+ means and \d+ standard deviations, not the same whole number of values for each of the tokenizer's 16 latent channels: download it again"):
+        convert_checkpoint(tmp_path / "src", tmp_path / "out", **TINY)
+    assert not (tmp_path / "out").exists()
 
 
 def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_place(converted, tmp_path, monkeypatch):

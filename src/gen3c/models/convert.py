@@ -263,7 +263,10 @@ def map_state_dict(
     report = ComponentReport(name, source)
     out: dict[str, Tensor] = {}
     origin: dict[str, str] = {}
-    for key in sorted(state):
+    for key in sorted(state, key=str):
+        if not isinstance(key, str):  # (a pickle may hold any key)
+            report.unexpected.append(repr(key))
+            continue
         reason = next((why for pattern, why in drops if re.search(pattern, key)), None)
         if reason is not None:
             report.dropped.append((key, reason))
@@ -275,6 +278,9 @@ def map_state_dict(
             continue
         if new in origin:
             report.unexpected.append(f"{key} (maps to {new}, already filled by {origin[new]})")
+            continue
+        if not value.is_floating_point():  # (every weight is: an int would be cast to a float silently, a complex's imaginary part dropped)
+            report.unexpected.append(f"{key} (stored as {str(value.dtype).removeprefix('torch.')}, not floating point)")
             continue
         if tuple(value.shape) != tuple(expected[new]):
             report.mismatched.append((key, tuple(value.shape), tuple(expected[new])))
@@ -507,6 +513,12 @@ def _latent_statistics(
         raise Gen3cModelError(f"{path} should hold (mean, std) tensors: download it again")
     C = config["latent_channels"]
     n = latent_frames or (configs.CHUNK_FRAMES - 1) // config["temporal_compression_ratio"] + 1
+    sizes = [t.numel() for t in obj]
+    if sizes[0] != sizes[1] or sizes[0] == 0 or sizes[0] % C:
+        raise Gen3cModelError(
+            f"{path} holds {sizes[0]} means and {sizes[1]} standard deviations, not the same whole number of "
+            f"values for each of the tokenizer's {C} latent channels: download it again"
+        )
     # As GEN3C's tokenizer wrapper: view as (channels, frames), keep one chunk's latent frames.
     mean, std = (t.float().reshape(C, -1)[:, :n] for t in obj)
     if not torch.isfinite(mean).all() or not torch.isfinite(std).all() or (std <= 0).any():
@@ -592,8 +604,13 @@ def _right_folder(src: Path) -> str | None:
 
 
 def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
-    """Refuse an output folder that is a file, is not empty (unless ``overwrite``), or holds one of
-    the ``sources`` being converted (``overwrite`` would delete them)."""
+    """Refuse an output folder that is a file, a symbolic link to nothing, is not empty (unless
+    ``overwrite``), or holds one of the ``sources`` being converted (``overwrite`` would delete them)."""
+    if out.is_symlink() and not out.exists():  # (dangling or looping: found only when the output was put in place)
+        raise Gen3cModelError(
+            f"output folder {str(out)!r} is a symbolic link to {os.readlink(out)!r}, which does not exist or loops: "
+            "remove the link or choose another folder"
+        )
     if out.exists() and not out.is_dir():
         raise Gen3cModelError(f"output folder {str(out)!r} is a file, not a folder: choose a folder path")
     for source in sources:
