@@ -165,6 +165,31 @@ def test_weights_that_do_not_fit_the_config_name_file_and_key(copy, edit, messag
     assert "\n" not in str(info.value) and "transformer" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "config, text, message",
+    [
+        ("transformer/config.json", "[1]", r"transformer/config.json is unreadable \(a JSON list, not an object\)"),
+        ("vae/config.json", '"vae"', r"vae/config.json is unreadable \(a JSON str, not an object\)"),
+        ("scheduler/scheduler_config.json", "[]", r"scheduler/scheduler_config.json is unreadable \(a JSON list, not an object\)"),
+        ("scheduler/scheduler_config.json", "sigma_max", r"scheduler/scheduler_config.json does not describe a EDMEulerScheduler \(unsupported operand"),
+    ],
+    ids=["transformer-list", "vae-string", "scheduler-list", "scheduler-value"],
+)
+def test_a_config_that_is_no_json_object_or_holds_a_wrong_value_is_one_line(copy, config, text, message):
+    """transformer/config.json holding a JSON list was an AttributeError traceback ('list' object
+    has no attribute 'get'); scheduler_config.json holding one made diffusers look the folder up on
+    the hub ("We couldn't connect to 'https://huggingface.co'"); a scheduler setting of the wrong
+    type ("sigma_max": "big") was a TypeError traceback from inside diffusers."""
+    path = copy / config
+    if text == "sigma_max":
+        path.write_text(json.dumps({**json.loads(path.read_text()), "sigma_max": "big"}))
+    else:
+        path.write_text(text)
+    with pytest.raises(Gen3cModelError, match=rf"^checkpoint '.*ckpt': {message}.*: convert again$") as info:
+        load_pipeline(copy, dtype="float32")
+    assert "\n" not in str(info.value)
+
+
 def test_truncated_weights_are_a_clear_error(copy):
     data = (copy / DIT).read_bytes()
     (copy / DIT).write_bytes(data[: len(data) // 2])
