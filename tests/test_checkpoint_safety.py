@@ -190,6 +190,39 @@ def test_a_config_that_is_no_json_object_or_holds_a_wrong_value_is_one_line(copy
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize("denied", [DIT, "transformer/config.json", "model_index.json"])
+def test_a_file_this_user_may_not_read_says_so_and_how_to_fix_it(copy, monkeypatch, denied):
+    """A checkpoint file without read permission for this user (another user's conversion with a
+    strict umask): the weights said "is not a readable safetensors file (No such file or directory:
+    …): download or convert it again" (safetensors' words for EACCES), a config "is unreadable
+    ([Errno 13] Permission denied …): convert again"; converting again is no fix. (Simulated: the
+    tests run as root, whom permissions do not stop.)"""
+    import builtins
+    import io
+
+    import safetensors
+
+    path = str(copy / denied)
+    real_open, real_safe_open = io.open, safetensors.safe_open
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file) == path:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(file, *args, **kwargs)
+
+    def guarded_safe_open(file, *args, **kwargs):
+        if str(file) == path:  # what safetensors says of a file it may not open
+            raise safetensors.SafetensorError(f"No such file or directory: {path}")
+        return real_safe_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(safetensors, "safe_open", guarded_safe_open)
+    with pytest.raises(Gen3cModelError) as info:
+        load_pipeline(copy, dtype="float32")
+    assert str(info.value) == f"{path} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
+
+
 def test_truncated_weights_are_a_clear_error(copy):
     data = (copy / DIT).read_bytes()
     (copy / DIT).write_bytes(data[: len(data) // 2])

@@ -161,6 +161,8 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
     """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks (but the
     components in ``skip``, passed to ``from_pretrained`` as objects): a file, GEN3C's original
     layout, no ``model_index.json``, a component's missing files. Reads no weights (milliseconds)."""
+    from gen3c.models.verify import unreadable_file
+
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise Gen3cModelError(f"checkpoint {str(root)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
@@ -184,6 +186,8 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         declared = json.loads(index.read_text())
         if not isinstance(declared, dict):
             raise ValueError(f"a JSON {type(declared).__name__}, not an object")
+    except PermissionError as exc:
+        raise unreadable_file(index, exc) from None
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"checkpoint {str(root)!r}: model_index.json is unreadable ({first_line(exc)}): convert again"
@@ -224,6 +228,8 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
             read = json.loads((root / config).read_text())
             if not isinstance(read, dict):
                 raise ValueError(f"a JSON {type(read).__name__}, not an object")
+        except PermissionError as exc:
+            raise unreadable_file(root / config, exc) from None
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
                 f"checkpoint {str(root)!r}: {config.as_posix()} is unreadable ({first_line(exc)}): convert again"
