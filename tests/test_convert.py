@@ -309,6 +309,29 @@ def test_converted_pipeline_reproduces_the_hand_built_one(converted):
     assert torch.allclose(c, d, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_convert_load_save_load_round_trips(converted, tmp_path, dtype):
+    """A converted checkpoint loaded, saved with save_pretrained and loaded again gives the same
+    tensors (values and dtypes) and the same configs, for every component."""
+    from gen3c.pipelines.loading import load_pipeline
+
+    out = converted[2]
+    first = load_pipeline(out, dtype=dtype, load_text_encoder=True)
+    first.save_pretrained(tmp_path / "saved")
+    second = load_pipeline(tmp_path / "saved", dtype=dtype, load_text_encoder=True)
+    for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
+        a, b = getattr(first, name).state_dict(), getattr(second, name).state_dict()
+        assert a.keys() == b.keys(), name
+        assert all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a), name
+    for name in ("transformer", "vae", "scheduler"):
+        a, b = dict(getattr(first, name).config), dict(getattr(second, name).config)
+        a.pop("_name_or_path", None), b.pop("_name_or_path", None)
+        assert a == b, name
+    indexes = [json.loads((folder / "model_index.json").read_text()) for folder in (out, tmp_path / "saved")]
+    components = [{k: v for k, v in index.items() if not k.startswith("_")} for index in indexes]  # (not _name_or_path)
+    assert components[0] == components[1]
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -388,6 +411,32 @@ def test_a_file_that_is_no_torch_file_is_to_fetch_again_not_to_trust(tmp_path, t
         load_torch_file(path, trust_checkpoint=trust)
     assert str(caught.value).startswith(f"{path} is not a readable torch file (") and str(caught.value).endswith("): download it again")
     assert "trust" not in str(caught.value)
+
+
+def test_a_source_file_this_user_may_not_read_says_so_not_to_fetch_it_again(converted, monkeypatch):
+    """model.pt or encoder.jit without read permission for this user said "is not a readable torch
+    file ([Errno 13] Permission denied …): download it again" (resp. "damaged or another kind of
+    file"); fetching 30 GB again is no fix. (Simulated: the tests run as root.)"""
+    import builtins
+    import io
+
+    from gen3c.models.convert import read_torchscript_tensors
+
+    root = converted[1]
+    dit, jit = root / DIT_FILE, root / TOKENIZER_DIR / "encoder.jit"
+    real_open = io.open
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file) in (str(dit), str(jit)):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    for path, read in ((dit, load_torch_file), (jit, read_torchscript_tensors)):
+        with pytest.raises(Gen3cModelError) as info:
+            read(path)
+        assert str(info.value) == f"{path} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
 
 
 def test_missing_parts_name_what_and_where(tmp_path):

@@ -52,7 +52,7 @@ from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
 from gen3c.io.paths import nearest_existing
 from gen3c.library_output import libraries_quiet
 from gen3c.models import configs
-from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
+from gen3c.models.verify import CHECKSUMS_FILE, unreadable_file, write_checksums
 
 DIT_FILE = Path("Gen3C-Cosmos-7B") / "model.pt"
 TOKENIZER_DIR = Path("Cosmos-Tokenize1-CV8x8x8-720p")
@@ -324,6 +324,8 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
 
 
 def _unreadable(path: Path, exc: BaseException) -> Gen3cModelError:
+    if isinstance(exc, PermissionError):  # (fetching it again is no fix)
+        return unreadable_file(path, exc)
     return Gen3cModelError(f"{path} is not a readable torch file ({first_line(exc)}): download it again")
 
 
@@ -404,6 +406,8 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
             f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
             "or if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (loads it with torch.jit.load)"
         ) from None
+    except PermissionError as exc:
+        raise unreadable_file(path, exc) from None
     except (zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, OSError) as exc:  # (a damaged member: BadZipFile, bad CRC)
         # Damaged, cut short or no archive at all: torch.jit.load could not read it either, so --trust_checkpoint is no way out.
         raise Gen3cModelError(
