@@ -514,6 +514,26 @@ def test_latent_statistics_of_the_wrong_size_are_one_line(converted, tmp_path, s
     assert not (tmp_path / "out").exists()
 
 
+def test_overwrite_replaces_a_checkpoint_but_never_deletes_a_folder_that_is_none(converted, tmp_path):
+    """--overwrite replaced OUT whatever it was: `gen3c convert SRC ~ --overwrite` (or a mistyped
+    OUT) deleted every file the folder held. Now only a gen3c checkpoint (model_index.json) is
+    replaced; an empty folder is written into as before."""
+    import shutil
+
+    _, root, out, _ = converted
+    home = tmp_path / "home"
+    (home / "thesis").mkdir(parents=True)
+    (home / "thesis" / "draft.tex").write_text("years of work")
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match=r"^output folder '.*home' is not a gen3c checkpoint \(no model_index.json\), and overwrite would delete all it holds: pick a new folder"):
+        convert_checkpoint(root, home, overwrite=True, **{**TINY, "log": lines.append})
+    assert (home / "thesis" / "draft.tex").read_text() == "years of work" and lines == []
+    shutil.copytree(out, tmp_path / "old_ckpt")
+    (tmp_path / "old_ckpt" / "stale.txt").write_text("x")
+    convert_checkpoint(root, tmp_path / "old_ckpt", overwrite=True, **TINY)
+    assert not (tmp_path / "old_ckpt" / "stale.txt").exists() and (tmp_path / "old_ckpt" / "model_index.json").is_file()
+
+
 def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_place(converted, tmp_path, monkeypatch):
     """--overwrite deleted the old checkpoint before the new one went into place: a failure or
     Ctrl-C in between left neither."""

@@ -555,7 +555,8 @@ def convert_checkpoint(
             float32, as GEN3C runs T5.
         keep_text_encoder: False leaves T5 out of the output (then only the cached prompts work).
         trust_checkpoint: allow full unpickling of ``.pt`` files that need it.
-        overwrite: replace an existing ``out_dir``.
+        overwrite: replace an existing ``out_dir`` that is a gen3c checkpoint (one holding anything
+            else is refused, never deleted).
         log: receives the key-by-key report and progress lines (None: silent).
 
     Returns:
@@ -625,6 +626,12 @@ def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise Gen3cModelError(
             f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
+        )
+    if overwrite and out.exists() and any(out.iterdir()) and not (out / "model_index.json").is_file():
+        # (overwrite deletes the whole folder: a mistyped OUT, a home folder, a project's folder)
+        raise Gen3cModelError(
+            f"output folder {str(out)!r} is not a gen3c checkpoint (no model_index.json), and overwrite would delete all it holds: "
+            "pick a new folder, or empty that one yourself"
         )
     check_writable_place(out, "output folder", beside=True)  # before the minutes of reading and converting
 
