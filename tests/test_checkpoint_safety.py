@@ -223,6 +223,22 @@ def test_a_file_this_user_may_not_read_says_so_and_how_to_fix_it(copy, monkeypat
     assert str(info.value) == f"{path} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
 
 
+@pytest.mark.parametrize(
+    "component, entry",
+    [("transformer", ["diffusers", "UNet2DConditionModel"]), ("vae", [None, None]), ("scheduler", None)],
+    ids=["another-class", "none", "not-a-pair"],
+)
+def test_a_model_index_declaring_another_model_is_one_line(copy, component, entry):
+    """model_index.json naming another model's class for a component (a Stable Diffusion index
+    copied in), or none: diffusers' own error came through cut short after 120 characters
+    ("At the moment it is not possible to define the number of attention heads via ...")."""
+    index = copy / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), component: entry}))
+    with pytest.raises(Gen3cModelError, match=rf"^checkpoint '.*ckpt': model_index.json declares {component} as .*, gen3c loads .*, so it is not a gen3c checkpoint: ") as info:
+        load_pipeline(copy, dtype="float32")
+    assert "\n" not in str(info.value)
+
+
 def test_truncated_weights_are_a_clear_error(copy):
     data = (copy / DIT).read_bytes()
     (copy / DIT).write_bytes(data[: len(data) // 2])

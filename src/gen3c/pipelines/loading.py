@@ -161,7 +161,7 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
     """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks (but the
     components in ``skip``, passed to ``from_pretrained`` as objects): a file, GEN3C's original
     layout, no ``model_index.json``, a component's missing files. Reads no weights (milliseconds)."""
-    from gen3c.models.verify import unreadable_file
+    from gen3c.models.verify import CHECKED_COMPONENTS, unreadable_file
 
     root = Path(path)
     if root.exists() and not root.is_dir():
@@ -220,6 +220,17 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         raise Gen3cModelError(
             f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
         )
+    for name in REQUIRED_COMPONENTS:  # another model's classes (or none) declared: diffusers' error came through, cut short
+        if name in skip:
+            continue
+        entry, wanted = declared[name], CHECKED_COMPONENTS.get(name)
+        named = isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry)
+        if not named or (wanted is not None and entry != ["diffusers", wanted]):
+            needs = json.dumps(["diffusers", wanted]) if wanted else "a diffusers scheduler"
+            raise Gen3cModelError(
+                f"checkpoint {str(root)!r}: model_index.json declares {name} as {json.dumps(entry)[:80]}, gen3c loads {needs}, "
+                f"so it is not a gen3c checkpoint: {WEIGHTS_HELP}"
+            )
     for name in REQUIRED_COMPONENTS:  # a config that is no JSON object: an AttributeError traceback, or diffusers looking it up on the hub
         if name in skip:
             continue
