@@ -165,6 +165,80 @@ def test_weights_that_do_not_fit_the_config_name_file_and_key(copy, edit, messag
     assert "\n" not in str(info.value) and "transformer" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "config, text, message",
+    [
+        ("transformer/config.json", "[1]", r"transformer/config.json is unreadable \(a JSON list, not an object\)"),
+        ("vae/config.json", '"vae"', r"vae/config.json is unreadable \(a JSON str, not an object\)"),
+        ("scheduler/scheduler_config.json", "[]", r"scheduler/scheduler_config.json is unreadable \(a JSON list, not an object\)"),
+        ("scheduler/scheduler_config.json", "sigma_max", r"scheduler/scheduler_config.json does not describe a EDMEulerScheduler \(unsupported operand"),
+    ],
+    ids=["transformer-list", "vae-string", "scheduler-list", "scheduler-value"],
+)
+def test_a_config_that_is_no_json_object_or_holds_a_wrong_value_is_one_line(copy, config, text, message):
+    """transformer/config.json holding a JSON list was an AttributeError traceback ('list' object
+    has no attribute 'get'); scheduler_config.json holding one made diffusers look the folder up on
+    the hub ("We couldn't connect to 'https://huggingface.co'"); a scheduler setting of the wrong
+    type ("sigma_max": "big") was a TypeError traceback from inside diffusers."""
+    path = copy / config
+    if text == "sigma_max":
+        path.write_text(json.dumps({**json.loads(path.read_text()), "sigma_max": "big"}))
+    else:
+        path.write_text(text)
+    with pytest.raises(Gen3cModelError, match=rf"^checkpoint '.*ckpt': {message}.*: convert again$") as info:
+        load_pipeline(copy, dtype="float32")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("denied", [DIT, "transformer/config.json", "model_index.json"])
+def test_a_file_this_user_may_not_read_says_so_and_how_to_fix_it(copy, monkeypatch, denied):
+    """A checkpoint file without read permission for this user (another user's conversion with a
+    strict umask): the weights said "is not a readable safetensors file (No such file or directory:
+    …): download or convert it again" (safetensors' words for EACCES), a config "is unreadable
+    ([Errno 13] Permission denied …): convert again"; converting again is no fix. (Simulated: the
+    tests run as root, whom permissions do not stop.)"""
+    import builtins
+    import io
+
+    import safetensors
+
+    path = str(copy / denied)
+    real_open, real_safe_open = io.open, safetensors.safe_open
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file) == path:
+            raise PermissionError(13, "Permission denied", path)
+        return real_open(file, *args, **kwargs)
+
+    def guarded_safe_open(file, *args, **kwargs):
+        if str(file) == path:  # what safetensors says of a file it may not open
+            raise safetensors.SafetensorError(f"No such file or directory: {path}")
+        return real_safe_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    monkeypatch.setattr(safetensors, "safe_open", guarded_safe_open)
+    with pytest.raises(Gen3cModelError) as info:
+        load_pipeline(copy, dtype="float32")
+    assert str(info.value) == f"{path} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
+
+
+@pytest.mark.parametrize(
+    "component, entry",
+    [("transformer", ["diffusers", "UNet2DConditionModel"]), ("vae", [None, None]), ("scheduler", None)],
+    ids=["another-class", "none", "not-a-pair"],
+)
+def test_a_model_index_declaring_another_model_is_one_line(copy, component, entry):
+    """model_index.json naming another model's class for a component (a Stable Diffusion index
+    copied in), or none: diffusers' own error came through cut short after 120 characters
+    ("At the moment it is not possible to define the number of attention heads via ...")."""
+    index = copy / "model_index.json"
+    index.write_text(json.dumps({**json.loads(index.read_text()), component: entry}))
+    with pytest.raises(Gen3cModelError, match=rf"^checkpoint '.*ckpt': model_index.json declares {component} as .*, gen3c loads .*, so it is not a gen3c checkpoint: ") as info:
+        load_pipeline(copy, dtype="float32")
+    assert "\n" not in str(info.value)
+
+
 def test_truncated_weights_are_a_clear_error(copy):
     data = (copy / DIT).read_bytes()
     (copy / DIT).write_bytes(data[: len(data) // 2])

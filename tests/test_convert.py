@@ -309,6 +309,29 @@ def test_converted_pipeline_reproduces_the_hand_built_one(converted):
     assert torch.allclose(c, d, atol=1e-4)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_convert_load_save_load_round_trips(converted, tmp_path, dtype):
+    """A converted checkpoint loaded, saved with save_pretrained and loaded again gives the same
+    tensors (values and dtypes) and the same configs, for every component."""
+    from gen3c.pipelines.loading import load_pipeline
+
+    out = converted[2]
+    first = load_pipeline(out, dtype=dtype, load_text_encoder=True)
+    first.save_pretrained(tmp_path / "saved")
+    second = load_pipeline(tmp_path / "saved", dtype=dtype, load_text_encoder=True)
+    for name in ("transformer", "vae", "text_encoder", "prompt_cache"):
+        a, b = getattr(first, name).state_dict(), getattr(second, name).state_dict()
+        assert a.keys() == b.keys(), name
+        assert all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a), name
+    for name in ("transformer", "vae", "scheduler"):
+        a, b = dict(getattr(first, name).config), dict(getattr(second, name).config)
+        a.pop("_name_or_path", None), b.pop("_name_or_path", None)
+        assert a == b, name
+    indexes = [json.loads((folder / "model_index.json").read_text()) for folder in (out, tmp_path / "saved")]
+    components = [{k: v for k, v in index.items() if not k.startswith("_")} for index in indexes]  # (not _name_or_path)
+    assert components[0] == components[1]
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -333,6 +356,24 @@ def test_mismatched_keys_are_errors(tmp_path, change, message):
     with pytest.raises(Gen3cModelError, match="does not match GEN3C's layout"):
         convert_checkpoint(tmp_path / "src", tmp_path / "out", **{**TINY, "log": lines.append})
     assert message in "\n".join(lines)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("stored", [torch.int64, torch.complex64, "int key"])
+def test_weights_that_are_no_floats_and_keys_that_are_no_names_are_reported(tmp_path, stored):
+    """A DiT weight stored as integers was cast to bfloat16 silently (a complex one lost its
+    imaginary part with only a torch warning); a key that is no string (a pickle can hold any)
+    was a TypeError traceback from sorting the keys. Now each is an ERROR line of the report."""
+    parts = tiny_components(seed=4, with_text_encoder=True)
+    weight = "net.x_embedder.proj.1.weight"
+    shape = parts["transformer"].state_dict()["patch_embed.proj.weight"].shape
+    extra = {1: torch.zeros(2)} if stored == "int key" else {weight: torch.ones(shape, dtype=stored)}
+    write_official_checkpoint(tmp_path / "src", parts, extra_dit=extra)
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match="does not match GEN3C's layout"):
+        convert_checkpoint(tmp_path / "src", tmp_path / "out", **{**TINY, "log": lines.append})
+    told = "ERROR unexpected key 1 " if stored == "int key" else f"ERROR unexpected key {weight} (stored as {str(stored)[6:]}, not floating point)"
+    assert told in "\n".join(lines)
     assert not (tmp_path / "out").exists()
 
 
@@ -370,6 +411,32 @@ def test_a_file_that_is_no_torch_file_is_to_fetch_again_not_to_trust(tmp_path, t
         load_torch_file(path, trust_checkpoint=trust)
     assert str(caught.value).startswith(f"{path} is not a readable torch file (") and str(caught.value).endswith("): download it again")
     assert "trust" not in str(caught.value)
+
+
+def test_a_source_file_this_user_may_not_read_says_so_not_to_fetch_it_again(converted, monkeypatch):
+    """model.pt or encoder.jit without read permission for this user said "is not a readable torch
+    file ([Errno 13] Permission denied …): download it again" (resp. "damaged or another kind of
+    file"); fetching 30 GB again is no fix. (Simulated: the tests run as root.)"""
+    import builtins
+    import io
+
+    from gen3c.models.convert import read_torchscript_tensors
+
+    root = converted[1]
+    dit, jit = root / DIT_FILE, root / TOKENIZER_DIR / "encoder.jit"
+    real_open = io.open
+
+    def guarded_open(file, *args, **kwargs):
+        if str(file) in (str(dit), str(jit)):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", guarded_open)
+    monkeypatch.setattr(builtins, "open", guarded_open)
+    for path, read in ((dit, load_torch_file), (jit, read_torchscript_tensors)):
+        with pytest.raises(Gen3cModelError) as info:
+            read(path)
+        assert str(info.value) == f"{path} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
 
 
 def test_missing_parts_name_what_and_where(tmp_path):
@@ -416,6 +483,55 @@ def test_an_output_that_cannot_be_made_is_refused_before_the_weights_are_read(co
     with pytest.raises(Gen3cInputError, match=r"output folder '.*file/out' cannot be created: '.*file' is a file"):
         convert_checkpoint(root, tmp_path / "file" / "out", **{**TINY, "log": lines.append})
     assert lines == []  # nothing was read
+
+
+@pytest.mark.parametrize("link", ["dangling", "loop"])
+def test_an_output_that_is_a_link_to_nothing_is_refused_before_the_weights_are_read(converted, tmp_path, link):
+    """OUT a symbolic link to nothing: a dangling one failed after the whole conversion, when the
+    checkpoint was put in place (NotADirectoryError traceback); one that points at itself was a
+    RuntimeError traceback ('Symlink loop')."""
+    _, root, _, _ = converted
+    out = tmp_path / "out"
+    out.symlink_to(tmp_path / ("gone" if link == "dangling" else "out"))
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match=r"^output folder '.*out' is a symbolic link to '.*', which does not exist or loops: remove the link") as err:
+        convert_checkpoint(root, out, **{**TINY, "log": lines.append})
+    assert lines == [] and "\n" not in str(err.value)  # nothing was read
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.parametrize("stats", [(torch.zeros(10), torch.ones(10)), (torch.zeros(32), torch.ones(48)), (torch.zeros(0), torch.ones(0))], ids=["not-per-channel", "unequal", "empty"])
+def test_latent_statistics_of_the_wrong_size_are_one_line(converted, tmp_path, stats):
+    """A mean_std.pt whose tensors do not split into the tokenizer's latent channels was a
+    RuntimeError traceback ("shape '[16, -1]' is invalid for input of size 10")."""
+    import shutil
+
+    _, root, _, _ = converted
+    shutil.copytree(root, tmp_path / "src")
+    torch.save(stats, tmp_path / "src" / TOKENIZER_DIR / "mean_std.pt")
+    with pytest.raises(Gen3cModelError, match=r"mean_std.pt holds \d+ means and \d+ standard deviations, not the same whole number of values for each of the tokenizer's 16 latent channels: download it again"):
+        convert_checkpoint(tmp_path / "src", tmp_path / "out", **TINY)
+    assert not (tmp_path / "out").exists()
+
+
+def test_overwrite_replaces_a_checkpoint_but_never_deletes_a_folder_that_is_none(converted, tmp_path):
+    """--overwrite replaced OUT whatever it was: `gen3c convert SRC ~ --overwrite` (or a mistyped
+    OUT) deleted every file the folder held. Now only a gen3c checkpoint (model_index.json) is
+    replaced; an empty folder is written into as before."""
+    import shutil
+
+    _, root, out, _ = converted
+    home = tmp_path / "home"
+    (home / "thesis").mkdir(parents=True)
+    (home / "thesis" / "draft.tex").write_text("years of work")
+    lines: list[str] = []
+    with pytest.raises(Gen3cModelError, match=r"^output folder '.*home' is not a gen3c checkpoint \(no model_index.json\), and overwrite would delete all it holds: pick a new folder"):
+        convert_checkpoint(root, home, overwrite=True, **{**TINY, "log": lines.append})
+    assert (home / "thesis" / "draft.tex").read_text() == "years of work" and lines == []
+    shutil.copytree(out, tmp_path / "old_ckpt")
+    (tmp_path / "old_ckpt" / "stale.txt").write_text("x")
+    convert_checkpoint(root, tmp_path / "old_ckpt", overwrite=True, **TINY)
+    assert not (tmp_path / "old_ckpt" / "stale.txt").exists() and (tmp_path / "old_ckpt" / "model_index.json").is_file()
 
 
 def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_place(converted, tmp_path, monkeypatch):

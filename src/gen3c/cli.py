@@ -992,7 +992,7 @@ def convert(
             help="Allow full unpickling of .pt files that need it and torch.jit.load of the .jit files (both can run code from the file).",
         ),
     ] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it exists.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUT if it is a gen3c checkpoint (a folder holding anything else is never deleted).")] = False,
     no_text_encoder: Annotated[
         bool,
         typer.Option("--no_text_encoder", help="Leave T5 out of OUT (saves ~10 GB); only the empty prompt and GEN3C's negative prompt then work."),

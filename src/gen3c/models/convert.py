@@ -52,7 +52,7 @@ from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
 from gen3c.io.paths import nearest_existing
 from gen3c.library_output import libraries_quiet
 from gen3c.models import configs
-from gen3c.models.verify import CHECKSUMS_FILE, write_checksums
+from gen3c.models.verify import CHECKSUMS_FILE, unreadable_file, write_checksums
 
 DIT_FILE = Path("Gen3C-Cosmos-7B") / "model.pt"
 TOKENIZER_DIR = Path("Cosmos-Tokenize1-CV8x8x8-720p")
@@ -263,7 +263,10 @@ def map_state_dict(
     report = ComponentReport(name, source)
     out: dict[str, Tensor] = {}
     origin: dict[str, str] = {}
-    for key in sorted(state):
+    for key in sorted(state, key=str):
+        if not isinstance(key, str):  # (a pickle may hold any key)
+            report.unexpected.append(repr(key))
+            continue
         reason = next((why for pattern, why in drops if re.search(pattern, key)), None)
         if reason is not None:
             report.dropped.append((key, reason))
@@ -275,6 +278,9 @@ def map_state_dict(
             continue
         if new in origin:
             report.unexpected.append(f"{key} (maps to {new}, already filled by {origin[new]})")
+            continue
+        if not value.is_floating_point():  # (every weight is: an int would be cast to a float silently, a complex's imaginary part dropped)
+            report.unexpected.append(f"{key} (stored as {str(value.dtype).removeprefix('torch.')}, not floating point)")
             continue
         if tuple(value.shape) != tuple(expected[new]):
             report.mismatched.append((key, tuple(value.shape), tuple(expected[new])))
@@ -318,6 +324,8 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
 
 
 def _unreadable(path: Path, exc: BaseException) -> Gen3cModelError:
+    if isinstance(exc, PermissionError):  # (fetching it again is no fix)
+        return unreadable_file(path, exc)
     return Gen3cModelError(f"{path} is not a readable torch file ({first_line(exc)}): download it again")
 
 
@@ -398,6 +406,8 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
             f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
             "or if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (loads it with torch.jit.load)"
         ) from None
+    except PermissionError as exc:
+        raise unreadable_file(path, exc) from None
     except (zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, OSError) as exc:  # (a damaged member: BadZipFile, bad CRC)
         # Damaged, cut short or no archive at all: torch.jit.load could not read it either, so --trust_checkpoint is no way out.
         raise Gen3cModelError(
@@ -507,6 +517,12 @@ def _latent_statistics(
         raise Gen3cModelError(f"{path} should hold (mean, std) tensors: download it again")
     C = config["latent_channels"]
     n = latent_frames or (configs.CHUNK_FRAMES - 1) // config["temporal_compression_ratio"] + 1
+    sizes = [t.numel() for t in obj]
+    if sizes[0] != sizes[1] or sizes[0] == 0 or sizes[0] % C:
+        raise Gen3cModelError(
+            f"{path} holds {sizes[0]} means and {sizes[1]} standard deviations, not the same whole number of "
+            f"values for each of the tokenizer's {C} latent channels: download it again"
+        )
     # As GEN3C's tokenizer wrapper: view as (channels, frames), keep one chunk's latent frames.
     mean, std = (t.float().reshape(C, -1)[:, :n] for t in obj)
     if not torch.isfinite(mean).all() or not torch.isfinite(std).all() or (std <= 0).any():
@@ -539,7 +555,8 @@ def convert_checkpoint(
             float32, as GEN3C runs T5.
         keep_text_encoder: False leaves T5 out of the output (then only the cached prompts work).
         trust_checkpoint: allow full unpickling of ``.pt`` files that need it.
-        overwrite: replace an existing ``out_dir``.
+        overwrite: replace an existing ``out_dir`` that is a gen3c checkpoint (one holding anything
+            else is refused, never deleted).
         log: receives the key-by-key report and progress lines (None: silent).
 
     Returns:
@@ -592,8 +609,13 @@ def _right_folder(src: Path) -> str | None:
 
 
 def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
-    """Refuse an output folder that is a file, is not empty (unless ``overwrite``), or holds one of
-    the ``sources`` being converted (``overwrite`` would delete them)."""
+    """Refuse an output folder that is a file, a symbolic link to nothing, is not empty (unless
+    ``overwrite``), or holds one of the ``sources`` being converted (``overwrite`` would delete them)."""
+    if out.is_symlink() and not out.exists():  # (dangling or looping: found only when the output was put in place)
+        raise Gen3cModelError(
+            f"output folder {str(out)!r} is a symbolic link to {os.readlink(out)!r}, which does not exist or loops: "
+            "remove the link or choose another folder"
+        )
     if out.exists() and not out.is_dir():
         raise Gen3cModelError(f"output folder {str(out)!r} is a file, not a folder: choose a folder path")
     for source in sources:
@@ -604,6 +626,12 @@ def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise Gen3cModelError(
             f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
+        )
+    if overwrite and out.exists() and any(out.iterdir()) and not (out / "model_index.json").is_file():
+        # (overwrite deletes the whole folder: a mistyped OUT, a home folder, a project's folder)
+        raise Gen3cModelError(
+            f"output folder {str(out)!r} is not a gen3c checkpoint (no model_index.json), and overwrite would delete all it holds: "
+            "pick a new folder, or empty that one yourself"
         )
     check_writable_place(out, "output folder", beside=True)  # before the minutes of reading and converting
 

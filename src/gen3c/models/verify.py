@@ -140,10 +140,21 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
     return len(files)
 
 
+def unreadable_file(path: Path, exc: PermissionError) -> Gen3cModelError:
+    """The one line for a checkpoint file this user may not read (converting it again is no fix)."""
+    return Gen3cModelError(f"{path} cannot be read ({exc.strerror or exc}): make it readable to this user (chmod a+r) or run as its owner")
+
+
 def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
     """``{key: (dtype, shape)}`` from a safetensors file's header (no tensor data is read)."""
     from safetensors import SafetensorError, safe_open
 
+    try:
+        open(path, "rb").close()  # the system's reason: safetensors says "No such file or directory" of a file this user may not read
+    except PermissionError as exc:
+        raise unreadable_file(path, exc) from None
+    except OSError:
+        pass  # (safetensors names it below)
     try:
         with safe_open(str(path), framework="pt") as fh:
             out = {}

@@ -161,6 +161,8 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
     """Raise :class:`Gen3cModelError` naming what a local converted checkpoint lacks (but the
     components in ``skip``, passed to ``from_pretrained`` as objects): a file, GEN3C's original
     layout, no ``model_index.json``, a component's missing files. Reads no weights (milliseconds)."""
+    from gen3c.models.verify import CHECKED_COMPONENTS, unreadable_file
+
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise Gen3cModelError(f"checkpoint {str(root)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
@@ -184,6 +186,8 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         declared = json.loads(index.read_text())
         if not isinstance(declared, dict):
             raise ValueError(f"a JSON {type(declared).__name__}, not an object")
+    except PermissionError as exc:
+        raise unreadable_file(index, exc) from None
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
             f"checkpoint {str(root)!r}: model_index.json is unreadable ({first_line(exc)}): convert again"
@@ -216,6 +220,31 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         raise Gen3cModelError(
             f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
         )
+    for name in REQUIRED_COMPONENTS:  # another model's classes (or none) declared: diffusers' error came through, cut short
+        if name in skip:
+            continue
+        entry, wanted = declared[name], CHECKED_COMPONENTS.get(name)
+        named = isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, str) for v in entry)
+        if not named or (wanted is not None and entry != ["diffusers", wanted]):
+            needs = json.dumps(["diffusers", wanted]) if wanted else "a diffusers scheduler"
+            raise Gen3cModelError(
+                f"checkpoint {str(root)!r}: model_index.json declares {name} as {json.dumps(entry)[:80]}, gen3c loads {needs}, "
+                f"so it is not a gen3c checkpoint: {WEIGHTS_HELP}"
+            )
+    for name in REQUIRED_COMPONENTS:  # a config that is no JSON object: an AttributeError traceback, or diffusers looking it up on the hub
+        if name in skip:
+            continue
+        config = Path(name) / ("scheduler_config.json" if name == "scheduler" else "config.json")
+        try:
+            read = json.loads((root / config).read_text())
+            if not isinstance(read, dict):
+                raise ValueError(f"a JSON {type(read).__name__}, not an object")
+        except PermissionError as exc:
+            raise unreadable_file(root / config, exc) from None
+        except (OSError, ValueError) as exc:
+            raise Gen3cModelError(
+                f"checkpoint {str(root)!r}: {config.as_posix()} is unreadable ({first_line(exc)}): convert again"
+            ) from None
 
 
 def check_local_checkpoint(checkpoint: str | os.PathLike) -> None:
@@ -248,6 +277,8 @@ def check_checkpoint(
     found = checkpoint_configs(folder)
     if found is not None and "transformer" not in skip:  # (an unreadable config: verify_weights says so)
         configs.check_model_channels(found[0], f"checkpoint {str(folder)!r}", WEIGHTS_HELP)
+    if "scheduler" not in skip:
+        _check_scheduler(folder)
     sizes = verify.verify_weights(folder, skip)
     copied = sum(size.loaded_bytes(dtype) for size in sizes.values() if size.copied_on_load(dtype))
     if copied:  # a cast copies the weights into memory; as stored they are read from the file
@@ -258,6 +289,23 @@ def check_checkpoint(
         )  # fmt: skip
     if verify_checksums:
         verify.verify_checksums(folder)
+
+
+def _check_scheduler(folder: Path) -> None:
+    """Refuse, in one line, a scheduler config with values its diffusers scheduler cannot be built
+    from (``"sigma_max": "big"`` was a TypeError traceback from inside diffusers)."""
+    import diffusers
+
+    declared = json.loads((folder / "model_index.json").read_text()).get("scheduler")
+    name = declared[1] if isinstance(declared, list) and len(declared) == 2 and declared[0] == "diffusers" else None
+    cls = getattr(diffusers, name, None) if isinstance(name, str) else None
+    if not (isinstance(cls, type) and issubclass(cls, diffusers.SchedulerMixin)):
+        return  # (diffusers' load names what it cannot load)
+    path = folder / "scheduler" / "scheduler_config.json"
+    try:
+        cls.from_config(cls.load_config(str(path.parent)))
+    except Exception as exc:  # any malformed value: the library's many error types
+        raise Gen3cModelError(f"checkpoint {str(folder)!r}: scheduler/scheduler_config.json does not describe a {name} ({first_line(exc, 120)}): convert again") from None
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
