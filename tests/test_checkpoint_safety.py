@@ -171,7 +171,7 @@ def test_weights_that_do_not_fit_the_config_name_file_and_key(copy, edit, messag
         ("transformer/config.json", "[1]", r"transformer/config.json is unreadable \(a JSON list, not an object\)"),
         ("vae/config.json", '"vae"', r"vae/config.json is unreadable \(a JSON str, not an object\)"),
         ("scheduler/scheduler_config.json", "[]", r"scheduler/scheduler_config.json is unreadable \(a JSON list, not an object\)"),
-        ("scheduler/scheduler_config.json", "sigma_max", r"scheduler/scheduler_config.json does not describe a EDMEulerScheduler \(unsupported operand"),
+        ("scheduler/scheduler_config.json", "sigma_max", r"scheduler/scheduler_config.json does not describe an EDMEulerScheduler \(unsupported operand"),
     ],
     ids=["transformer-list", "vae-string", "scheduler-list", "scheduler-value"],
 )

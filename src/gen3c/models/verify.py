@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted, with_article
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.hashing import sha256_file
 from gen3c.io.paths import is_dir, reader_path
@@ -188,7 +188,7 @@ def expected_tensors(folder: Path, class_name: str) -> dict[str, tuple[str, tupl
         with init_empty_weights():
             model = cls.from_config(config)
     except Exception as exc:  # any malformed config: the library's many error types
-        raise Gen3cModelError(f"{folder / 'config.json'} does not describe a {class_name} ({first_line(exc, 120)}): convert again") from None
+        raise Gen3cModelError(f"{folder / 'config.json'} does not describe {with_article(class_name)} ({first_line(exc, 120)}): convert again") from None
     return {k: (_TORCH_DTYPES.get(str(v.dtype).removeprefix("torch."), str(v.dtype)), tuple(v.shape)) for k, v in model.state_dict().items()}
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, spelled
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, spelled, with_article
 from gen3c.models import configs
 from gen3c.models.context_parallel import (
     check_context_parallel_attention,
@@ -305,7 +305,7 @@ def _check_scheduler(folder: Path) -> None:
     try:
         cls.from_config(cls.load_config(str(path.parent)))
     except Exception as exc:  # any malformed value: the library's many error types
-        raise Gen3cModelError(f"checkpoint {str(folder)!r}: scheduler/scheduler_config.json does not describe a {name} ({first_line(exc, 120)}): convert again") from None
+        raise Gen3cModelError(f"checkpoint {str(folder)!r}: scheduler/scheduler_config.json does not describe {with_article(name)} ({first_line(exc, 120)}): convert again") from None
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
