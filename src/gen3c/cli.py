@@ -772,7 +772,8 @@ NumGpusOpt = Annotated[
 
 
 #: The gen3c generator's flags, by parameter name: the commands that run a generator
-#: (generate, gui, eval) declare them and pass them on through :func:`_generator_options`.
+#: (generate, gui, eval) declare them (most through :func:`_takes_shared_generator_flags`) and
+#: pass them on through :func:`_generator_options`.
 GEN3C_FLAGS = (
     "checkpoint_dir", "model", "cache_dir", "lora", "guidance", "num_steps", "prompt", "negative_prompt", "noise_aug_strength",
     "offload_diffusion_transformer", "offload_tokenizer", "offload_text_encoder_model", "offload_prompt_upsampler",
