@@ -192,3 +192,23 @@ def test_help_shows_flags_without_a_value_placeholder():
     assert re.search(r"--compile\s+--no_compile\s+gen3c generator: torch.compile", generate)
     assert re.search(r"--resume\s+Continue an interrupted", generate)
     assert re.search(r"--seed\s+<int>\s+Random seed", generate)
+
+
+def test_generate_gui_and_eval_take_the_gen3c_flags_alike(tmp_path):
+    """The commands that run a generator take the gen3c generator's flags (GEN3C_FLAGS; --num_gpus
+    generate's only) as one declaration: the same option names, default and help in each, and a
+    path flag among them refused empty in each, as a flag a command declares itself is."""
+    from gen3c.cli import GEN3C_FLAGS
+
+    root = typer.main.get_command(app)
+    options = {}
+    for name in ("generate", "gui", "eval"):
+        params = {p.name: p for p in root.commands[name].params}
+        flags = [f for f in GEN3C_FLAGS if name == "generate" or f != "num_gpus"]
+        assert set(flags) <= set(params), (name, sorted(set(flags) - set(params)))
+        options[name] = {f: (params[f].opts, params[f].secondary_opts, params[f].default, params[f].help) for f in flags}
+    assert options["gui"] == options["eval"] == {f: o for f, o in options["generate"].items() if f != "num_gpus"}
+    for name in ("generate", "gui", "eval"):
+        for flag in ("--cache_dir", "--lora"):
+            res = invoke(name, flag, "")
+            assert res.exit_code == 2 and f"error: {flag} is empty (an unset shell variable?)" in one_line(res.output), (name, res.output)

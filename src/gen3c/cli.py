@@ -772,7 +772,8 @@ NumGpusOpt = Annotated[
 
 
 #: The gen3c generator's flags, by parameter name: the commands that run a generator
-#: (generate, gui, eval) declare them and pass them on through :func:`_generator_options`.
+#: (generate, gui, eval) declare them (most through :func:`_takes_shared_generator_flags`) and
+#: pass them on through :func:`_generator_options`.
 GEN3C_FLAGS = (
     "checkpoint_dir", "model", "cache_dir", "lora", "guidance", "num_steps", "prompt", "negative_prompt", "noise_aug_strength",
     "offload_diffusion_transformer", "offload_tokenizer", "offload_text_encoder_model", "offload_prompt_upsampler",
@@ -783,9 +784,63 @@ GEN3C_FLAGS = (
 )  # fmt: skip
 
 
+def _shared_generator_flags(
+    checkpoint_dir: CheckpointOpt = None,
+    cache_dir: WeightsCacheOpt = None,
+    guidance: GuidanceOpt = None,
+    num_steps: StepsOpt = None,
+    prompt: PromptOpt = "",
+    negative_prompt: NegPromptOpt = None,
+    noise_aug_strength: NoiseAugOpt = 0.0,
+    offload_diffusion_transformer: OffloadDitOpt = False,
+    offload_tokenizer: OffloadTokOpt = False,
+    offload_text_encoder_model: OffloadT5Opt = False,
+    offload_prompt_upsampler: OffloadUpsamplerOpt = False,
+    offload_guardrail_models: OffloadGuardOpt = False,
+    disable_guardrail: DisableGuardOpt = False,
+    disable_prompt_encoder: DisablePromptEncOpt = False,
+    disable_prompt_upsampler: DisableUpsamplerOpt = False,
+    memory_mode: MemoryModeOpt = "resident",
+    fp8: Fp8Opt = False,
+    low_memory: LowMemoryOpt = False,
+    max_gpu_memory: MaxGpuMemoryOpt = None,
+    speed: SpeedOpt = "exact",
+    sampler: SamplerOpt = None,
+    guidance_every: GuidanceEveryOpt = None,
+    guidance_batch: GuidanceBatchOpt = None,
+    step_cache: StepCacheOpt = None,
+    compile: CompileOpt = None,
+    attention_backend: AttentionOpt = None,
+    fp8_matmul: Fp8MatmulOpt = None,
+) -> None:
+    """The gen3c generator's flags that every command running a generator (generate, gui, eval)
+    takes alike, declared once: :func:`_takes_shared_generator_flags` gives them to a command.
+    (Never called: its parameters are the declaration.)"""
+
+
+def _takes_shared_generator_flags(before: str) -> Callable[[Callable], Callable]:
+    """Give a command the flags of :func:`_shared_generator_flags`, standing before its parameter
+    ``before`` in its options (and so in its --help); the command receives them through its
+    ``**generator_flags``."""
+    import inspect
+
+    shared = list(inspect.signature(_shared_generator_flags, eval_str=True).parameters.values())
+
+    def declare(command: Callable) -> Callable:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
+        at = [p.name for p in own].index(before)
+        params = [*own[:at], *shared, *own[at:]]
+        command.__signature__ = inspect.Signature(params, return_annotation=None)
+        # What typer and the checks of typed paths and choices read (typing.get_type_hints).
+        command.__annotations__ = {**{p.name: p.annotation for p in params}, "return": None}
+        return command
+
+    return declare
+
+
 def _generator_options(generator: GeneratorName, params: dict) -> dict:
     """A request's ``generator_options``: the gen3c generator's flags among a command's ``params``
-    (its ``locals()``) when it is the generator chosen.
+    (its ``locals()`` and its ``**generator_flags``) when it is the generator chosen.
 
     A gen3c-only flag changed from its default while another generator runs is an error, not a
     silent no-op.
@@ -807,6 +862,7 @@ def _generator_options(generator: GeneratorName, params: dict) -> dict:
 
 @app.command()
 @user_errors
+@_takes_shared_generator_flags(before="num_gpus")
 def generate(
     input_image_path: Annotated[
         Path | None,
@@ -871,33 +927,6 @@ def generate(
     splat: SplatOpt = Splat.bilinear,
     seed: SeedOpt = 1,
     fps: FpsOpt = None,
-    checkpoint_dir: CheckpointOpt = None,
-    cache_dir: WeightsCacheOpt = None,
-    guidance: GuidanceOpt = None,
-    num_steps: StepsOpt = None,
-    prompt: PromptOpt = "",
-    negative_prompt: NegPromptOpt = None,
-    noise_aug_strength: NoiseAugOpt = 0.0,
-    offload_diffusion_transformer: OffloadDitOpt = False,
-    offload_tokenizer: OffloadTokOpt = False,
-    offload_text_encoder_model: OffloadT5Opt = False,
-    offload_prompt_upsampler: OffloadUpsamplerOpt = False,
-    offload_guardrail_models: OffloadGuardOpt = False,
-    disable_guardrail: DisableGuardOpt = False,
-    disable_prompt_encoder: DisablePromptEncOpt = False,
-    disable_prompt_upsampler: DisableUpsamplerOpt = False,
-    memory_mode: MemoryModeOpt = "resident",
-    fp8: Fp8Opt = False,
-    low_memory: LowMemoryOpt = False,
-    max_gpu_memory: MaxGpuMemoryOpt = None,
-    speed: SpeedOpt = "exact",
-    sampler: SamplerOpt = None,
-    guidance_every: GuidanceEveryOpt = None,
-    guidance_batch: GuidanceBatchOpt = None,
-    step_cache: StepCacheOpt = None,
-    compile: CompileOpt = None,
-    attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = None,
     num_gpus: NumGpusOpt = 1,
     verify_checksums: VerifyOpt = False,
     chunk_frames: Annotated[
@@ -915,6 +944,7 @@ def generate(
     model: ModelOpt = None,
     lora: LoraOpt = None,
     resume: ResumeOpt = False,
+    **generator_flags,
 ) -> None:
     """Generate a camera-controlled video from an image, a video with depth and cameras, or multi-view key frames.
 
@@ -940,7 +970,7 @@ def generate(
         foreground_masking=foreground_masking, splat=splat.value, resolution=resolution, resize_mode=resize_mode.value,
         generator=generator.value, seed=seed, video_save_folder=str(video_save_folder), video_save_name=video_save_name,
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
-        generator_options=_generator_options(generator, locals()),
+        generator_options=_generator_options(generator, {**locals(), **generator_flags}),
     )  # fmt: skip
     check_unused_settings(request)
     check_request(request)  # the first check run_request makes, before torch is imported
@@ -1267,6 +1297,7 @@ def _environment_tables(found: dict) -> list:
 
 @app.command()
 @user_errors
+@_takes_shared_generator_flags(before="verify_checksums")
 def gui(
     host: Annotated[
         str,
@@ -1288,36 +1319,10 @@ def gui(
     fps: Annotated[
         float | None, typer.Option("--fps", help="Frame rate of the written video (default: a video input's own, else 24 as GEN3C).")
     ] = None,
-    checkpoint_dir: CheckpointOpt = None,
-    cache_dir: WeightsCacheOpt = None,
-    guidance: GuidanceOpt = None,
-    num_steps: StepsOpt = None,
-    prompt: PromptOpt = "",
-    negative_prompt: NegPromptOpt = None,
-    noise_aug_strength: NoiseAugOpt = 0.0,
-    offload_diffusion_transformer: OffloadDitOpt = False,
-    offload_tokenizer: OffloadTokOpt = False,
-    offload_text_encoder_model: OffloadT5Opt = False,
-    offload_prompt_upsampler: OffloadUpsamplerOpt = False,
-    offload_guardrail_models: OffloadGuardOpt = False,
-    disable_guardrail: DisableGuardOpt = False,
-    disable_prompt_encoder: DisablePromptEncOpt = False,
-    disable_prompt_upsampler: DisableUpsamplerOpt = False,
-    memory_mode: MemoryModeOpt = "resident",
-    fp8: Fp8Opt = False,
-    low_memory: LowMemoryOpt = False,
-    max_gpu_memory: MaxGpuMemoryOpt = None,
-    speed: SpeedOpt = "exact",
-    sampler: SamplerOpt = None,
-    guidance_every: GuidanceEveryOpt = None,
-    guidance_batch: GuidanceBatchOpt = None,
-    step_cache: StepCacheOpt = None,
-    compile: CompileOpt = None,
-    attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = None,
     verify_checksums: VerifyOpt = False,
     model: ModelOpt = None,
     lora: LoraOpt = None,
+    **generator_flags,
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
     from gen3c.errors import collect_notes
@@ -1342,7 +1347,7 @@ def gui(
         generator=generator.value, resolution=resolution, resize_mode=resize_mode.value, num_video_frames=num_video_frames,
         depth_estimator=depth_estimator, filter_points_threshold=filter_points_threshold, foreground_masking=foreground_masking, splat=splat.value,
         seed=seed, fps=fps,
-        generator_options=_generator_options(generator, locals()),
+        generator_options=_generator_options(generator, {**locals(), **generator_flags}),
     )  # fmt: skip
     check_unused_settings(request)  # e.g. --seed for the preview, which draws no random numbers
     check_request(request)
@@ -1672,6 +1677,7 @@ def batch(
         raise typer.Exit(code=1)
 @app.command("eval")
 @user_errors
+@_takes_shared_generator_flags(before="verify_checksums")
 def eval_command(
     output_folder: Annotated[Path, typer.Option("--output_folder", help="Folder for report.md, results.json, plots and contact sheets.")] = Path(
         "eval_report"
@@ -1702,33 +1708,6 @@ def eval_command(
     contact_frames: Annotated[int, typer.Option("--contact_frames", help="Frames per row of each contact sheet.")] = 5,
     no_plots: Annotated[bool, typer.Option("--no_plots", help="Skip the matplotlib plots (markdown, JSON and contact sheets only).")] = False,
     seed: SeedOpt = 1,
-    checkpoint_dir: CheckpointOpt = None,
-    cache_dir: WeightsCacheOpt = None,
-    guidance: GuidanceOpt = None,
-    num_steps: StepsOpt = None,
-    prompt: PromptOpt = "",
-    negative_prompt: NegPromptOpt = None,
-    noise_aug_strength: NoiseAugOpt = 0.0,
-    offload_diffusion_transformer: OffloadDitOpt = False,
-    offload_tokenizer: OffloadTokOpt = False,
-    offload_text_encoder_model: OffloadT5Opt = False,
-    offload_prompt_upsampler: OffloadUpsamplerOpt = False,
-    offload_guardrail_models: OffloadGuardOpt = False,
-    disable_guardrail: DisableGuardOpt = False,
-    disable_prompt_encoder: DisablePromptEncOpt = False,
-    disable_prompt_upsampler: DisableUpsamplerOpt = False,
-    memory_mode: MemoryModeOpt = "resident",
-    fp8: Fp8Opt = False,
-    speed: SpeedOpt = "exact",
-    sampler: SamplerOpt = None,
-    guidance_every: GuidanceEveryOpt = None,
-    guidance_batch: GuidanceBatchOpt = None,
-    step_cache: StepCacheOpt = None,
-    compile: CompileOpt = None,
-    attention_backend: AttentionOpt = None,
-    fp8_matmul: Fp8MatmulOpt = None,
-    low_memory: LowMemoryOpt = False,
-    max_gpu_memory: MaxGpuMemoryOpt = None,
     verify_checksums: VerifyOpt = False,
     model: ModelOpt = None,
     lora: LoraOpt = None,
@@ -1749,6 +1728,7 @@ def eval_command(
             "may add cases (those they leave out must hold no finished case).",
         ),
     ] = False,
+    **generator_flags,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
     from gen3c.evaluation.report import check_output_names, summary_table
@@ -1758,7 +1738,7 @@ def eval_command(
 
     # Notes while checking and loading the models too (--max_gpu_memory's choice, …): one line each, as generate prints them.
     with console_warnings():
-        options = _generator_options(generator, locals())
+        options = _generator_options(generator, {**locals(), **generator_flags})
         if generator == GeneratorName.preview and seed != 1:
             raise Gen3cInputError("--seed applies to --generator gen3c only (the preview and baselines are deterministic); drop it")
         settings = dict(

@@ -26,6 +26,7 @@ import operator
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -33,7 +34,7 @@ from torch import Tensor
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
 from gen3c.errors import Gen3cInputError, Gen3cModelError, note
 from gen3c.io.depth import median_scene_depth
-from gen3c.io.images import resize_nearest
+from gen3c.io.images import image_to_uint8, resize_nearest
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS
 
@@ -214,6 +215,14 @@ def estimate_size(size: Any) -> tuple[int, int]:
     if len(sides) != 2 or min(sides) <= 0:
         raise Gen3cInputError(f"depth estimate size {size!r} must be (H, W), two whole numbers > 0, e.g. (704, 1280)")
     return (sides[0], sides[1])
+
+
+def estimator_input(image: Any, size: Any) -> tuple[np.ndarray, tuple[int, int] | None]:
+    """An estimator's ``estimate(image, size)`` arguments checked, the size first: the image as
+    an (H, W, 3) uint8 array (:func:`~gen3c.io.images.image_to_uint8`) and the size as (H, W),
+    or None for the image's own (:func:`estimate_size`)."""
+    size = None if size is None else estimate_size(size)
+    return image_to_uint8(image), size
 
 
 def resize_depth(depth: Tensor, size: tuple[int, int]) -> Tensor:

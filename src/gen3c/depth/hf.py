@@ -38,7 +38,7 @@ from gen3c.depth.base import (
     DEFAULT_FOV_DEGREES,
     DepthEstimate,
     camera_for,
-    estimate_size,
+    estimator_input,
     note_half_on_cpu,
     refuse_non_finite,
     user_focal,
@@ -46,7 +46,6 @@ from gen3c.depth.base import (
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES, HUB_ID
 from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
-from gen3c.io.images import image_to_uint8
 from gen3c.io.paths import exists, is_dir, is_file
 
 #: ``model_type`` → family handled here.
@@ -256,8 +255,7 @@ class TransformersDepthEstimator:
         fov: float | None = None,
     ) -> DepthEstimate:
         """Depth at the image's size (or ``size``, by a plain resize) with intrinsics (module docstring)."""
-        size = None if size is None else estimate_size(size)
-        rgb = image_to_uint8(image)
+        rgb, size = estimator_input(image, size)
         H, W = rgb.shape[:2]
         outputs, flipped = self._forward(rgb)
         if self.model_type == "depth_pro":

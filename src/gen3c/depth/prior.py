@@ -20,9 +20,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.depth.base import DepthEstimate, camera_for, estimate_size
+from gen3c.depth.base import DepthEstimate, camera_for, estimator_input
 from gen3c.depth.names import PRIOR_NAME
-from gen3c.io.images import image_to_uint8
 
 
 def prior_notice(reason: str) -> str:
@@ -67,8 +66,7 @@ class GeometricPriorEstimator:
         intrinsics: Tensor | None = None,
         fov: float | None = None,
     ) -> DepthEstimate:
-        size = None if size is None else estimate_size(size)
-        rgb = image_to_uint8(image)
+        rgb, size = estimator_input(image, size)
         H, W = rgb.shape[:2]
         K, source = camera_for(H, W, intrinsics, fov)
         depth = ground_and_wall_depth(H, W, K, self.near, self.far)

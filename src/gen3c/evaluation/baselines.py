@@ -15,6 +15,7 @@ exactly like the preview and the GEN3C model:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 import cv2
@@ -28,16 +29,11 @@ from gen3c.io.depth import median_scene_depth
 from gen3c.pipelines.preview import composite_buffers
 
 
-def _require_first_frame(first_frame: Tensor | None, name: str) -> Tensor:
-    if first_frame is None:
-        raise ValueError(f"the {name} baseline needs the source image as first_frame")
-    return first_frame
+class _SourceImageBaseline(ABC):
+    """A baseline made from the source image (``first_frame``, which it requires) and the target
+    cameras: a generator whose frames come from :meth:`_frames`."""
 
-
-class StillGenerator:
-    """Every frame is the source image."""
-
-    name = "still"
+    name: str
 
     def generate(
         self,
@@ -49,11 +45,26 @@ class StillGenerator:
         progress: Callable[[int], None] | None = None,
         chunk: int = 0,
     ) -> Tensor:
-        """Returns (T, 3, H, W): ``first_frame`` (3, H, W) repeated."""
-        frame = _require_first_frame(first_frame, self.name).float().cpu()
+        """Returns (T, 3, H, W) in [−1, 1]."""
+        if first_frame is None:
+            raise ValueError(f"the {self.name} baseline needs the source image as first_frame")
+        return self._frames(first_frame.float().cpu(), cache, cameras, progress)
+
+    @abstractmethod
+    def _frames(self, image: Tensor, cache: Cache3D, cameras: Cameras, progress: Callable[[int], None] | None) -> Tensor:
+        """(T, 3, H, W) from the source ``image`` (3, H, W), float on the CPU."""
+
+
+class StillGenerator(_SourceImageBaseline):
+    """Every frame is the source image."""
+
+    name = "still"
+
+    def _frames(self, image: Tensor, cache: Cache3D, cameras: Cameras, progress: Callable[[int], None] | None) -> Tensor:
+        """(T, 3, H, W): the source ``image`` (3, H, W) repeated."""
         if progress is not None:
             progress(len(cameras))
-        return frame[None].repeat(len(cameras), 1, 1, 1)
+        return image[None].repeat(len(cameras), 1, 1, 1)
 
 
 def plane_homography(K_src: Tensor, w2c_src: Tensor, K_dst: Tensor, w2c_dst: Tensor, plane_depth: float) -> Tensor:
@@ -73,7 +84,7 @@ def plane_homography(K_src: Tensor, w2c_src: Tensor, K_dst: Tensor, w2c_dst: Ten
     return H / H[2, 2]
 
 
-class HomographyGenerator:
+class HomographyGenerator(_SourceImageBaseline):
     """The source image warped into each target camera by :func:`plane_homography` at the
     source view's median depth, over all its pixels with depth, whatever the cache's edge filter
     keeps (the cache is read only for the source camera and that depth).
@@ -81,18 +92,8 @@ class HomographyGenerator:
 
     name = "homography"
 
-    def generate(
-        self,
-        cache: Cache3D,
-        cameras: Cameras,
-        first_frame: Tensor | None = None,
-        *,
-        buffers: BufferRenders | None = None,
-        progress: Callable[[int], None] | None = None,
-        chunk: int = 0,
-    ) -> Tensor:
-        """Returns (T, 3, H, W) in [−1, 1]."""
-        image = _require_first_frame(first_frame, self.name).float().cpu()
+    def _frames(self, image: Tensor, cache: Cache3D, cameras: Cameras, progress: Callable[[int], None] | None) -> Tensor:
+        """(T, 3, H, W): the source ``image`` (3, H, W) warped into each camera."""
         source = cache.views[-1]  # the oldest view: the source image
         w2c_src, K_src = source.w2c[0].cpu(), source.K[0].cpu()
         # Every source pixel with depth, the edge filter's (``filtered``) too: the source view's median
