@@ -149,7 +149,7 @@ def test_a_utf16_manifest_with_its_byte_order_mark_is_read(tmp_path):
     (tmp_path / "m.csv").write_bytes("name,fov\r\na,60\r\n".encode("utf-16"))
     assert [(job.name, job.line, job.settings) for job in load_manifest(tmp_path / "m.csv")] == [("a", 2, {"fov": 60.0})]
     (tmp_path / "m.csv").write_bytes("name,fov\na,60\n".encode("cp1252") + b"\xe9\n")  # no mark, not UTF-8: still refused
-    with pytest.raises(Gen3cInputError, match="cannot be read .*: write it as UTF-8 text"):
+    with pytest.raises(Gen3cInputError, match=r"^manifest '.*m\.csv' is not UTF-8 text \(line 3 holds the byte 0xe9\): save it as UTF-8$"):
         load_manifest(tmp_path / "m.csv")
 
 

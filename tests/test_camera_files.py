@@ -564,6 +564,17 @@ def test_a_camera_file_saved_with_a_byte_order_mark_reads(tmp_path, encoding):
     assert cams.centers[0].tolist() == [0.5, 0.0, 0.0] and cams.K[0].tolist() == SHARED_K
 
 
+def test_a_camera_file_of_no_text_says_so_in_one_line(tmp_path):
+    """A camera file in a Windows code page (é as 0xe9) was called "JSON text, not a camera file":
+    it is one, in the wrong encoding. UTF-32 with its mark and CRLF line ends read."""
+    text = json.dumps(gen3c_file(frames=[{"c2w": moved(0.5)}], K=SHARED_K), indent=1).replace("\n", "\r\n")
+    (tmp_path / "c.json").write_bytes(text.encode("utf-32"))
+    assert load_camera_file(tmp_path / "c.json").centers[0].tolist() == [0.5, 0.0, 0.0]
+    (tmp_path / "c.json").write_bytes(text.replace('"opencv"', '"opencv", "note": "caméra"', 1).encode("cp1252"))
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*c\.json' is not UTF-8 text \(line \d+ holds the byte 0xe9\): save it as UTF-8$"):
+        load_camera_file(tmp_path / "c.json")
+
+
 @pytest.mark.parametrize("digits", [400, 5000])
 @pytest.mark.parametrize("key", ["w2c", "fps", "width"])
 def test_an_integer_beyond_any_float_is_one_line(tmp_path, key, digits):

@@ -303,7 +303,7 @@ def test_eval_settings_refused_before_the_benchmark(args, match, tmp_path):
 @pytest.mark.parametrize(
     "case, match",
     [
-        ("png_config", r"config '.*c\.toml' is not UTF-8 text: pass a TOML file"),
+        ("png_config", r"config '.*c\.toml' is a PNG image, not a TOML file: pass a training config; .*default\.toml shows every key"),
         ("nan_setting", r"config '.*c\.toml': train\.lr = nan must be finite"),
         ("inf_in_a_list", r"data\.movement_distance = \[0\.1, inf\] must be finite"),
         ("stop_after_0", r"--stop_after 0 must be 1 or more"),

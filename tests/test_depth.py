@@ -543,6 +543,32 @@ def test_a_video_or_image_given_as_intrinsics_is_named_from_its_first_bytes(tmp_
     assert torch.equal(parse_intrinsics(str(tmp_path / "K.json"), (704, 1280)), make_intrinsics(500.0, 500.0, 640.0, 352.0))
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("kind", ["numbers", "colmap"])
+def test_an_intrinsics_text_file_as_windows_tools_save_it_reads(tmp_path, kind, encoding):
+    """A .txt of 4 numbers or a COLMAP cameras.txt saved with a byte order mark (Notepad's UTF-8)
+    was "must hold 4 numbers …" (the mark glued to its first word), one in UTF-16 (PowerShell 5's
+    `>`) "cannot be read ('utf-8' codec …)"; CRLF line ends and tabs read as ever."""
+    text = {"numbers": "# K of the photo\r\n500 510\t320 240\r\n", "colmap": "1 PINHOLE 640 480 500 510 320.5 240.5\r\n# end\r\n"}[kind]
+    path = tmp_path / ("cameras.txt" if kind == "colmap" else "K.txt")
+    path.write_bytes((b"\xfe\xff" if encoding == "utf-16-be" else b"") + text.encode(encoding))
+    assert torch.equal(parse_intrinsics(str(path), (480, 640)), make_intrinsics(500.0, 510.0, 320.0, 240.0))
+
+
+def test_an_intrinsics_file_of_no_text_is_one_line_saying_what_it_is(tmp_path):
+    """A text file in a Windows code page (é as 0xe9) or bytes of no known format were "cannot be
+    read ('utf-8' codec can't decode byte … in position …)": Python's words, not what to do."""
+    (tmp_path / "K.txt").write_bytes("# caméra\n500 510 320 240\n".encode("cp1252"))
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*K\.txt' is not UTF-8 text \(line 1 holds the byte 0xe9\): save it as UTF-8$"):
+        parse_intrinsics(str(tmp_path / "K.txt"), (480, 640))
+    (tmp_path / "cameras.txt").write_bytes("# Caméra\n# \n1 PINHOLE 640 480 500 510 320 240\n# é\n".encode("cp1252"))
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*cameras\.txt' is not UTF-8 text \(line 1 holds the byte 0xe9\): save it as UTF-8$"):
+        parse_intrinsics(str(tmp_path / "cameras.txt"), (480, 640))
+    (tmp_path / "K.json").write_bytes(b"\x01\x02\xfe\xfe\x00" * 20)
+    with pytest.raises(Gen3cInputError, match=r"^--intrinsics file '.*K\.json' is of an unknown binary format, not a camera: pass 'fx,fy,cx,cy' or a \.txt"):
+        parse_intrinsics(str(tmp_path / "K.json"), (480, 640))
+
+
 def test_parse_intrinsics_takes_a_scannet_4x4_and_refuses_one_not_padded_with_the_identity(tmp_path):
     # Before: 16 numbers were refused as "must hold 4 numbers 'fx,fy,cx,cy' or a 3×3 matrix".
     (tmp_path / "intrinsic_color.txt").write_text(  # as ScanNet writes it
@@ -1072,6 +1098,21 @@ def test_a_depth_record_without_its_mask_reads_as_before_and_a_broken_one_is_ref
     paths["json"].write_text(json.dumps(info))
     old = load_user_depth(paths["npy"], (20, 32))
     assert old.kind == "relative" and old.mask.all() and median_depth(old) > median_depth(est)  # the far fill counts, as it did
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_depth_record_edited_and_saved_by_a_windows_editor_is_still_read(tmp_path, encoding):
+    """A depth file's JSON record re-saved with a byte order mark and CRLF line ends (Notepad) was
+    not read at all, without a word: its depth then loaded as of no recorded kind, camera or mask."""
+    from gen3c.depth.export import save_depth_outputs
+
+    est = SkyEstimator().estimate(torch.rand(3, 20, 32))
+    paths = save_depth_outputs(est, torch.rand(3, 20, 32), tmp_path, "scene")
+    text = json.dumps(json.loads(paths["json"].read_text()), indent=2).replace("\n", "\r\n")
+    paths["json"].write_bytes(text.encode(encoding))
+    with pytest.warns(UserWarning, match=r"leaves out 256 pixels \(40%\) the estimator did not trust, as recorded in scene_depth\.json"):
+        back = load_user_depth(paths["npy"], (20, 32), mask_invalid=True)
+    assert back.kind == "relative" and torch.equal(back.mask, est.mask)
 
 
 def test_invalid_depth_is_noted_once_and_truly(tmp_path, monkeypatch):

@@ -593,6 +593,19 @@ def test_a_text_file_cut_inside_a_character_by_its_head_is_still_text(tmp_path):
     assert describe_head(b"\x00\xfe\xff\x01garbage") == "of an unknown binary format"
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be", "utf-32"])
+def test_a_text_file_with_a_byte_order_mark_is_text_by_its_head(tmp_path, encoding):
+    """A JSON saved by PowerShell 5's `>` (UTF-16) given as a depth .npz was "of an unknown binary
+    format", one saved by Notepad (UTF-8 with its mark) "text", not JSON text."""
+    from gen3c.io.formats import describe_head, require_numpy_file
+
+    text = '{"depth": [[1.5, 2.0]]}\r\n'
+    (tmp_path / "depth.npz").write_bytes((b"\xfe\xff" if encoding == "utf-16-be" else b"") + text.encode(encoding))
+    with pytest.raises(Gen3cInputError, match=r"is JSON text, not a NumPy \.npz file"):
+        require_numpy_file(tmp_path / "depth.npz", "depth file")
+    assert describe_head("# K\n500 510 320 240\n".encode(encoding)[:9]) == "text"  # (cut inside a character)
+
+
 def test_an_animation_is_read_as_its_first_frame_with_a_note(tmp_path):
     """An animated GIF or WebP, a multi-page TIFF: the first frame, and a note that says so (before:
     silently, so a clip passed as a GIF ran as a still photo)."""

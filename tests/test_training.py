@@ -1238,10 +1238,19 @@ def test_a_config_that_is_no_toml_says_how_to_fix_it(tmp_path, name, text, match
     assert "\n" not in str(caught.value)
 
 
-def test_a_config_with_a_byte_order_mark_is_read(tmp_path):
-    """A config saved with a UTF-8 byte-order mark (Windows editors) was "not valid TOML (Invalid statement (at line 1, column 1))"."""
-    (tmp_path / "c.toml").write_text("\ufeff[train]\nlr = 3e-4\n", encoding="utf-8")
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-be"])
+def test_a_config_with_a_byte_order_mark_is_read(tmp_path, encoding):
+    """A config saved with a UTF-8 byte-order mark (Windows editors) was "not valid TOML (Invalid
+    statement (at line 1, column 1))", one in UTF-16 (PowerShell 5's `>`) "is not UTF-8 text"; one
+    in a Windows code page was "not UTF-8 text", now with the line to mend."""
+    from gen3c.errors import Gen3cInputError
+
+    text = "[train]\r\nlr = 3e-4\r\n"
+    (tmp_path / "c.toml").write_bytes((b"\xfe\xff" if encoding == "utf-16-be" else b"") + text.encode(encoding))
     assert load_config(tmp_path / "c.toml").train.lr == 3e-4
+    (tmp_path / "c.toml").write_bytes(b"[train]\r\n# lr for the caf\xe9 scenes\r\nlr = 3e-4\r\n")
+    with pytest.raises(Gen3cInputError, match=r"^config '.*c\.toml' is not UTF-8 text \(line 2 holds the byte 0xe9\): save it as UTF-8$"):
+        load_config(tmp_path / "c.toml")
 
 
 @pytest.mark.parametrize(

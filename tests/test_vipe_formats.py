@@ -131,6 +131,23 @@ def test_runs_gen3c_cannot_use_are_refused_with_the_fix(case, match, tmp_path):
     assert "\n" not in message and str(root) in message
 
 
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16"])
+def test_a_camera_txt_saved_again_by_a_windows_editor_is_read(tmp_path, encoding):
+    """ViPE's ``<clip>_camera.txt`` saved again with a byte order mark and CRLF line ends (Notepad;
+    UTF-16: PowerShell 5's `>`) was "cannot be read ('ascii' codec can't decode …)"; a non-pinhole
+    camera in it is still told, and bytes of no text are one line naming the file."""
+    root = write_release(tmp_path / "vipe")
+    camera = root / "intrinsics" / "cat_camera.txt"
+    camera.write_bytes("".join(f"{i}: PINHOLE\r\n" for i in range(T)).encode(encoding))
+    assert read_vipe(root, (H, W)).K.shape == (T, 3, 3)
+    camera.write_bytes("0: PINHOLE\r\n1: MEI\r\n".encode(encoding))
+    with pytest.raises(Gen3cInputError, match=r"has ViPE's MEI wide-angle camera \(the wide_angle preset\) \(intrinsics/cat_camera\.txt line 2\)"):
+        read_vipe(root, (H, W))
+    camera.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(40))
+    with pytest.raises(Gen3cInputError, match=r"^ViPE directory '.*' intrinsics/cat_camera\.txt is a PNG image, not text: re-run 'vipe infer'$"):
+        read_vipe(root, (H, W))
+
+
 def test_a_pinhole_camera_file_with_the_wrong_number_of_values_is_still_refused(tmp_path):
     """The camera file says PINHOLE but the npz holds 5 values a frame: the shape is the error."""
     root = write_release(tmp_path / "vipe", intrinsics=np.ones((T, 5), np.float32))

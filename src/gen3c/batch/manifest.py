@@ -10,7 +10,6 @@ before any job runs: a typo in row 900 is reported at once, not after hours of w
 
 from __future__ import annotations
 
-import codecs
 import csv
 import dataclasses
 import difflib
@@ -27,6 +26,7 @@ from gen3c.errors import Gen3cInputError, describe_value, note, quoted, spelled_
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import loads_json
 from gen3c.io.paths import exists, refuse_special_file
+from gen3c.io.text import user_text
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.options import GENERATOR_OPTIONS as GEN3C_OPTION_NAMES
 from gen3c.pipelines.options import refuse_gen3c_only, refuse_unknown_options
@@ -142,15 +142,14 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     refuse_special_file(p, "manifest")
     try:
         data = p.read_bytes()
-        # UTF-16 with its byte order mark: what PowerShell 5's `>` and Notepad's "Unicode" write
-        encoding = "utf-16" if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
-        text = data.decode(encoding).replace("\r\n", "\n").replace("\r", "\n")  # (as read_text's universal newlines)
     except FileNotFoundError:
         raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
     except IsADirectoryError:
         raise Gen3cInputError(f"manifest {str(p)!r} is a folder: pass the manifest file in it") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
+    # (a byte order mark, UTF-16 as PowerShell 5's `>` writes it, CRLF line ends: gen3c.io.text)
+    text = user_text(data, f"manifest {str(p)!r}", "pass a .jsonl or .csv manifest (one job per line or row)", "a manifest")
     problems: list[tuple[int, str]] = []  # (line, message) of every mistake found
     rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "record": _record_rows}[kind](text, p, problems)
     if not rows and not problems:

@@ -31,6 +31,7 @@ from gen3c.depth.base import DEPTH_KINDS, INTRINSICS_SOURCES, DepthEstimate, cam
 from gen3c.errors import Gen3cInputError, note
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth, median_scene_depth
 from gen3c.io.intrinsics import parse_intrinsics, recorded_size
+from gen3c.io.text import decode_text
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def depth_record(path: str | os.PathLike, depth_size: tuple[int, int]) -> DepthR
     if p.suffix.lower() != ".npy" or not sidecar.is_file():
         return None
     try:
-        data = json.loads(sidecar.read_text())
+        data = json.loads(decode_text(sidecar.read_bytes()))  # (a hand-edited record as any JSON a user saves)
         K = torch.tensor(data["intrinsics"], dtype=torch.float32)
         # an unknown source (a hand-edited record) is read as records without one are
         known = data.get("intrinsics_from") if data.get("intrinsics_from") in INTRINSICS_SOURCES else "model"

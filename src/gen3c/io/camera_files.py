@@ -36,7 +36,6 @@ more than ½ px (:data:`MAX_DISTORTION_SHIFT`). COLMAP's ``cameras.txt`` gives a
 
 from __future__ import annotations
 
-import codecs
 import json
 import math
 import os
@@ -69,9 +68,10 @@ from gen3c.cameras import (
 from gen3c.constants import MAX_FRAMES
 from gen3c.errors import Gen3cInputError, describe_value, quoted
 from gen3c.io.atomic import write_text_atomic
-from gen3c.io.formats import describe_head, loads_json
+from gen3c.io.formats import loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
 from gen3c.io.paths import reader_path, writer_path
+from gen3c.io.text import user_text
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, KeyframePath, check_fps
 
 FORMAT_NAME = "gen3c-cameras"
@@ -184,10 +184,7 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
     fix = "pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json"
     try:
-        return loads_json(json_text(content), name, "camera file", fix, **json_hooks(name))
-    except UnicodeDecodeError:
-        what = describe_head(content[:16])
-        raise Gen3cInputError(f"{name} is {what}, not a camera file: pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json") from None
+        return loads_json(user_text(content, name, fix, "a camera file"), name, "camera file", fix, **json_hooks(name))
     except json.JSONDecodeError as exc:
         if exc.doc.lstrip()[:1] in ("{", "[", ""):
             raise Gen3cInputError(f"{name} is not valid JSON ({exc}): {fix}") from None
@@ -195,17 +192,6 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         first = exc.doc.lstrip().splitlines()[0].strip()
         kitti = "; a KITTI poses.txt (12 numbers a line) becomes a gen3c cameras JSON as docs/cameras.md, 'gen3c cameras JSON', shows"
         raise Gen3cInputError(f"{name} is text, not valid JSON (its first line: {quoted(first, 60)}): {fix}{kitti if _numbers_line(first, 12) else ''}") from None
-
-
-def json_text(content: bytes) -> str:
-    """A JSON file's bytes as text: UTF-8 with a byte order mark (Notepad's) or without, or UTF-16
-    with one (PowerShell 5's ``>``), as a manifest is read.
-
-    Raises:
-        UnicodeDecodeError: bytes of neither.
-    """
-    encoding = "utf-16" if content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) else "utf-8-sig"
-    return content.decode(encoding)
 
 
 def json_hooks(name: str) -> dict[str, Callable]:

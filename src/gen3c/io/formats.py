@@ -3,13 +3,13 @@ saved as ``depth.npz``) gets an error that says what it is, not what a parser ma
 
 from __future__ import annotations
 
-import codecs
 import json
 import os
 from pathlib import Path
 from typing import Any
 
 from gen3c.errors import Gen3cInputError
+from gen3c.io.text import decode_head
 
 NPY_MAGIC = b"\x93NUMPY"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # an archive with members; an empty one
@@ -76,7 +76,7 @@ def describe_head(head: bytes) -> str:
     if head[4:8] == b"ftyp":  # ISO media: its brands tell a still image (HEIF, AVIF) from a video
         return _iso_media_kind(head)
     try:  # (a character cut at the head's end is no binary: the incremental decoder waits for its rest)
-        text = codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        text = decode_head(head)  # (UTF-8, or UTF-16 / UTF-32 after their byte order mark: gen3c.io.text)
     except UnicodeDecodeError:
         return "of an unknown binary format"
     return "JSON text" if text.lstrip()[:1] in ("{", "[") else "text"

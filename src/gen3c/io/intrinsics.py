@@ -30,6 +30,7 @@ from gen3c.errors import Gen3cInputError, note, quoted
 from gen3c.io.formats import describe_head, file_head, loads_json, require_numpy_file
 from gen3c.io.npz import read_npy_header
 from gen3c.io.paths import expand_home, refuse_special_file
+from gen3c.io.text import decode_head, user_text
 
 
 def parse_intrinsics(
@@ -219,7 +220,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 )
             if what not in ("text", "JSON text", "of an unknown binary format"):
                 raise Gen3cInputError(
-                    f"{name} file {str(p)!r} is {what}, not a camera: pass 'fx,fy,cx,cy' or a .txt, .json or .npy file of {_NUMBERS}"
+                    f"{name} file {str(p)!r} is {what}, not a camera: {_PASS}"
                 )
             # Read whole, every word a Python string: a COLMAP points3D.txt picked by mistake (72 MB
             # took 1.4 GB) is refused by its size. A camera file's JSON may hold thousands of frames.
@@ -242,10 +243,11 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 )
         if suffix == ".json":
             # Decoded and parsed as a camera file is (a byte order mark, an integer no float holds, a key given twice)
-            from gen3c.io.camera_files import json_hooks, json_text
+            from gen3c.io.camera_files import json_hooks
 
             where = f"{name} file {str(p)!r}"
-            data = loads_json(json_text(p.read_bytes()), where, "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix", **json_hooks(where))
+            text = user_text(p.read_bytes(), where, _PASS, "a camera")
+            data = loads_json(text, where, "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix", **json_hooks(where))
             if _is_camera_file(data):  # a camera file's one camera, read by the camera files' reader
                 from gen3c.io.camera_files import camera_file_intrinsics
 
@@ -275,12 +277,14 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
         elif colmap:
             from gen3c.io.camera_files import colmap_camera_intrinsics
 
-            K, made_for = colmap_camera_intrinsics(p.read_text(), f"{name} file {str(p)!r}")
+            where = f"{name} file {str(p)!r}"
+            K, made_for = colmap_camera_intrinsics(user_text(p.read_bytes(), where, "pass COLMAP's cameras.txt", "a camera"), where)
             return K.float(), made_for, f"{name} {str(p)!r}"
         else:
             # Numbers apart by blanks, commas or semicolons (as "fx,fy,cx,cy" is written), a matrix
             # in brackets as numpy prints it and Python writes a list, after "#" comment lines.
-            lines = [line for line in p.read_text().splitlines() if not line.lstrip().startswith("#")]
+            text = user_text(p.read_bytes(), f"{name} file {str(p)!r}", _PASS, "a camera")
+            lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
             values = re.split(r"[\s,;\[\]]+", " ".join(lines))
     except Gen3cInputError:
         raise
@@ -312,9 +316,11 @@ def _colmap_other_file(p: Path) -> str | None:
 
 
 def _text_head(p: Path) -> str:
-    """The first lines of a text file (its first 4 KiB: a COLMAP cameras.txt's comments and first camera)."""
+    """The first lines of a text file (its first 4 KiB: a COLMAP cameras.txt's comments and first
+    camera), decoded as the whole file is (:func:`gen3c.io.text.decode_text`; a byte no text holds
+    replaced)."""
     with open(p, "rb") as fh:
-        return fh.read(4096).decode("utf-8", errors="replace")
+        return decode_head(fh.read(4096), errors="replace")
 
 
 #: The largest intrinsics text file read (4 to 16 numbers, with comments, are far less); a JSON
@@ -336,6 +342,8 @@ def _is_camera_file(data: Any) -> bool:
 
 #: What an intrinsics spec or file must hold, for the refusals.
 _NUMBERS = "4 numbers 'fx,fy,cx,cy', a 3×3 matrix or a 4×4 one padded with [0, 0, 0, 1] (ScanNet's), in pixels of the input image"
+#: What to pass instead of a file that holds no camera.
+_PASS = f"pass 'fx,fy,cx,cy' or a .txt, .json or .npy file of {_NUMBERS}"
 
 
 def _from_values(values: list[Any], name: str, what: str) -> Tensor:

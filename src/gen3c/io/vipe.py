@@ -55,6 +55,7 @@ from gen3c.io.frames import (
 )
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.paths import exists, is_dir, is_file
+from gen3c.io.text import user_text
 from gen3c.io.video import H264_SUFFIXES, iter_video_frames, probe_video, turned_hint
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
@@ -306,9 +307,10 @@ def _camera_models(root: Path, rel: str) -> dict[str, str]:
     """The camera models ViPE's ``<clip>_camera.txt`` names, each with where it is first named."""
     name = f"ViPE directory {str(root)!r} {rel}"
     try:
-        text = (root / rel).read_text(encoding="ascii")
-    except (OSError, UnicodeDecodeError) as exc:
+        content = (root / rel).read_bytes()
+    except OSError as exc:
         raise Gen3cInputError(f"{name} cannot be read ({exc}): re-run 'vipe infer'") from None
+    text = user_text(content, name, "re-run 'vipe infer'")
     models: dict[str, str] = {}
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():

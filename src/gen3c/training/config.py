@@ -24,6 +24,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.paths import exists, refuse_special_file
+from gen3c.io.text import user_text
 from gen3c.models import configs
 
 #: First seed of procedural training scenes: far above the small held-out seed lists of
@@ -420,7 +421,7 @@ def load_config(path: str | os.PathLike) -> Config:
         base = Path.cwd()  # a shipped config by name: to the working directory (the package's folder holds none of the user's)
     refuse_special_file(path, "config")
     try:
-        text = path.read_text(encoding="utf-8-sig")  # (an editor's byte-order mark was "Invalid statement" at line 1)
+        content = path.read_bytes()
     except OSError as exc:
         names = shipped_config_names()
         # A bare name that is no file: a shipped config's name mistyped (`gen3c train defualt`).
@@ -428,8 +429,8 @@ def load_config(path: str | os.PathLike) -> Config:
         fix = (f"did you mean the shipped config {close[0]!r}? (or pass a TOML file; the files to copy are in {shipped_config('')})" if close
                else f"pass a TOML file, or a shipped config by name ({', '.join(names)}; the files to copy are in {shipped_config('')})")  # fmt: skip
         raise Gen3cInputError(f"config {str(path)!r} cannot be read ({exc.strerror}): {fix}") from None
-    except UnicodeDecodeError:
-        raise Gen3cInputError(f"config {str(path)!r} is not UTF-8 text: pass a TOML file") from None
+    # (an editor's byte-order mark was "Invalid statement" at line 1; UTF-16, PowerShell 5's `>`: gen3c.io.text)
+    text = user_text(content, f"config {str(path)!r}", f"pass a training config; {shipped_config('default.toml')} shows every key", "a TOML file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
