@@ -178,6 +178,12 @@ def _rezip(path, members):
         ("depth_zip_of_its_folder", r"depth/walk\.zip holds its frames in a folder \(walk/00000\.exr, …\), not at its top level as ViPE writes them: zip the files without their folder \(zip -j walk\.zip walk/\*\.exr\)$"),
         ("mask_zip_unknown_method", r"mask/walk\.zip 00002\.png cannot be read \(.*compression.*\): the zip is damaged"),
         ("depth_zip_cut_short", r"depth/walk\.zip is not a readable zip file \(File is not a zip file\): it is cut short or damaged, copy it again or re-run 'vipe infer'$"),
+        # Before: "has no .mp4 in rgb/, only walk.mp4: … rename it rgb/walk.mp4", the name it has.
+        ("video_a_folder", r"has a folder rgb/walk\.mp4/ where ViPE writes the clip's video: put the video file rgb/walk\.mp4 there$"),
+        # Before: "lacks pose/walk.npz", which is there, as a folder.
+        ("pose_a_folder", r"lacks pose/walk\.npz \(a folder, not a file\) for clip 'walk': re-run 'vipe infer'$"),
+        # Before: frame 3 read from 00003.exr, the 3.exr beside it unsaid (now both are read by number).
+        ("exr_twice", r"depth/walk\.zip holds 00003\.exr and 3\.exr, two files of frame 3: keep one, named 00003\.exr as ViPE names it$"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
@@ -229,6 +235,15 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         else:
             members["00002.exr"] = exr_bytes(np.full_like(depth[2], np.nan))
         _rezip(root / "depth" / "walk.zip", members)
+    elif case == "video_a_folder":  # a sync tool or an unpacked archive made the video a folder
+        (root / "rgb" / "walk.mp4").unlink()
+        (root / "rgb" / "walk.mp4").mkdir()
+    elif case == "pose_a_folder":
+        pose.unlink()
+        pose.mkdir()
+    elif case == "exr_twice":
+        with zipfile.ZipFile(root / "depth" / "walk.zip", "a") as z:
+            z.writestr("3.exr", exr_bytes(depth[3] * 2))
     elif case == "mp4_garbage":
         (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
     elif case == "pickled_npz":
@@ -243,6 +258,22 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)
+
+
+def test_a_depth_zip_whose_files_are_numbered_otherwise_is_read_by_their_numbers(vipe_dir, tmp_path, clip):
+    """A depth or mask zip made again by hand (0.exr … or 000000.exr …, not ViPE's 00000.exr) was
+    refused as "has no 00000.exr (frame 0); it holds 10 of the video's 10 frames": each file is
+    now the frame its number names, as ViPE's own 5 digits are."""
+    root = _copy_vipe(vipe_dir, tmp_path / "v")
+    expected = read_vipe(vipe_dir, (64, 128), start=2, num_frames=4)
+    for sub, suffix in (("depth", ".exr"), ("mask", ".png")):
+        with zipfile.ZipFile(vipe_dir / sub / "walk.zip") as z:
+            members = {name: z.read(name) for name in z.namelist()}
+        digits = {"depth": "{}", "mask": "{:06d}"}[sub]
+        _rezip(root / sub / "walk.zip", {digits.format(int(name[: -len(suffix)])) + suffix: data for name, data in members.items()})
+    stack = read_vipe(root, (64, 128), start=2, num_frames=4)
+    assert torch.equal(stack.depth, expected.depth) and torch.equal(stack.instance_ids, expected.instance_ids)
+    assert stack.frame_indices == [2, 3, 4, 5]
 
 
 def test_sample_directory_round_trip(sample_dir, clip):
@@ -486,6 +517,8 @@ class Opaque:
         ("intrinsics_of_another_size", r"camera.npz intrinsics \(frame 7\) \(fx=.*principal point outside the 128×72"),
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
         ("start_past_end", "--vipe_starting_frame_idx 12 is outside"),
+        # Before: "holds uint16 values: expected floats", without the conversion.
+        ("millimetre_depth", r"depth\.npz 'depth' holds uint16 values, not float z-depth: save it as floats in the poses' units \(integer millimetres: depth\.astype\(np\.float32\) / 1000 for metres\)$"),
         # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
         ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
     ],
@@ -528,6 +561,8 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
     elif case == "start_past_end":
         start = 12
+    elif case == "millimetre_depth":  # a depth camera's 16-bit millimetres
+        np.savez(folder / "depth.npz", depth=(depth * 1000).astype(np.uint16))
     elif case == "truncated_camera":  # a copy cut short: the zip's directory at its end is missing
         data = (folder / "camera.npz").read_bytes()
         (folder / "camera.npz").write_bytes(data[: len(data) // 2])
@@ -608,6 +643,14 @@ def test_multiview_npz_round_trip(tmp_path, clip):
         ({"K_key_frames": "times 4"}, r"K_key_frames \(frame 0\) .*principal point outside the 128×72"),
         ({"Ks_all": "normalised"}, r"Ks_all \(frame 0\) .*look normalised"),
         ({"mask_key_frames": np.array([pickle.dumps(1)] * 3, dtype=object)}, "never unpickled"),
+        # Before: "holds uint16 values: expected floats", without the conversion (nor for 8-bit colours
+        # and channels-last images, "expected (*, 3, *, *)").
+        ({"depth_key_frames": np.full((3, 1, H, W), 3000, np.uint16)},
+         r"depth_key_frames holds uint16 values, not float z-depth: save it as floats in the poses' units \(integer millimetres: depth\.astype\(np\.float32\) / 1000 for metres\)$"),
+        ({"images_key_frames": np.zeros((3, 3, H, W), np.uint8)},
+         r"images_key_frames holds uint8 values: GEN3C's are floats in \[−1, 1\]; save images / 127\.5 - 1 \(for 0 … 255\)$"),
+        ({"images_key_frames": np.zeros((3, H, W, 3), np.float32)},
+         r"images_key_frames has shape \(3, 72, 128, 3\), \(N, H, W, 3\): GEN3C's are \(N, 3, H, W\); save images\.transpose\(0, 3, 1, 2\)$"),
     ],
 )
 def test_multiview_bad_input(override, match, tmp_path, clip):
@@ -639,6 +682,20 @@ def test_multiview_bad_input(override, match, tmp_path, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_multiview(path, (64, 128))
     assert "\n" not in str(err.value)
+
+
+def test_multiview_key_views_in_0_1_are_noted_as_the_pt_samples_are(tmp_path, clip):
+    """Key views saved in [0, 1] (torchvision's) were read silently as [−1, 1]: every colour washed
+    out to mid-grey and above. As for the legacy .pt sample, a note now says how to save them."""
+    rgb, depth, ids, w2c, K = clip
+    keys = [0, 5]
+    path = write_multiview(tmp_path / "mv.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c,
+                           overrides={"images_key_frames": rgb[keys].transpose(0, 3, 1, 2).astype(np.float32) / 255.0})  # fmt: skip
+    with pytest.warns(UserWarning, match=r"images_key_frames has no value below 0, so its darkest pixel is mid-grey in \[−1, 1\]: if it holds \[0, 1\] colours, save images \* 2 - 1$"):
+        read_multiview(path, (64, 128))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # [−1, 1] views: no note
+        read_multiview(write_multiview(tmp_path / "ok.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c), (64, 128))
 
 
 def test_instance_ids_are_kept_in_the_narrowest_type_that_holds_them():

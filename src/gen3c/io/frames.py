@@ -272,6 +272,17 @@ def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") ->
     return array
 
 
+def check_depth_array(array: np.ndarray, name: str, shape: tuple) -> np.ndarray:
+    """:func:`check_array` for z-depth, which must be floats: integer depth (a depth camera's
+    millimetres, 16-bit PNG depth saved as is) is refused with the conversion to save instead."""
+    if array.dtype.kind in "iub":
+        raise Gen3cInputError(
+            f"{name} holds {array.dtype} values, not float z-depth: save it as floats in the poses' units "
+            "(integer millimetres: depth.astype(np.float32) / 1000 for metres)"
+        )
+    return check_array(array, name, shape)
+
+
 def float32_array(array: np.ndarray, copy: bool = True) -> np.ndarray:
     """``array`` as a float32 copy (``copy=False``: ``array`` itself where it is float32 already,
     for an array the caller owns). Magnitudes beyond float32's range (~3.4e38) become ±inf

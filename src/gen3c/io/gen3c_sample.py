@@ -37,6 +37,7 @@ from gen3c.io.frames import (
     FrameStack,
     check_array,
     check_decoded,
+    check_depth_array,
     check_frame_size,
     float32_array,
     frame_range,
@@ -141,7 +142,7 @@ def _read_dir(
         mask = mask_npz.frames("mask").squeeze_channel()
         w2c = load_npz_array(files["camera.npz"], "w2c")
         K = load_npz_array(files["camera.npz"], "intrinsics")
-        check_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
+        check_depth_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
         check_array(mask, f"{name} mask.npz 'mask'", ("T", "H", "W"), kinds="fbiu")  # as multiview's mask_key_frames
         check_array(w2c, f"{name} camera.npz 'w2c'", ("T", 4, 4))
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))

@@ -82,7 +82,8 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
     p = Path(path)
     if p.suffix.lower() == ".mp4":
         if not is_file(p):
-            raise Gen3cInputError(f"ViPE video {quoted(p, 200)} does not exist: check --vipe_path")
+            why = "is a folder, not a video" if is_dir(p) else "does not exist"
+            raise Gen3cInputError(f"ViPE video {quoted(p, 200)} {why}: check --vipe_path")
         if p.parent.name != "rgb":
             raise Gen3cInputError(
                 f"--vipe_path {str(p)!r} is an mp4 outside a ViPE rgb/ folder: pass the ViPE output directory"
@@ -109,7 +110,12 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
         )
     clips = sorted(clip_videos(root))
     if not clips:
-        others = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() in H264_SUFFIXES)
+        folders = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() == ".mp4" and f.is_dir())
+        if folders:  # a copy that made the video a folder (an unpacked archive, a sync tool's conflict)
+            raise Gen3cInputError(
+                f"{name} has a folder rgb/{folders[0]}/ where ViPE writes the clip's video: put the video file rgb/{folders[0]} there"
+            )
+        others = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() in H264_SUFFIXES and f.is_file())
         if others:  # ViPE writes .mp4 only: another container here was put there by hand (gen3c reads it by its content)
             raise Gen3cInputError(
                 f"{name} has no .mp4 in rgb/, only {_listing(others)}: ViPE names its videos rgb/<clip>.mp4; "
@@ -190,7 +196,7 @@ def read_vipe(
         "pose": root / "pose" / f"{clip}.npz",
         "intrinsics": root / "intrinsics" / f"{clip}.npz",
     }
-    missing = [str(f.relative_to(root)) for f in files.values() if not f.is_file()]
+    missing = [str(f.relative_to(root)) + (" (a folder, not a file)" if f.is_dir() else "") for f in files.values() if not f.is_file()]
     if missing:
         raise Gen3cInputError(
             f"ViPE directory {str(root)!r} lacks {', '.join(missing)} for clip {clip!r}: re-run 'vipe infer'"
@@ -365,15 +371,25 @@ class _ZipFrames:
         except ZIP_READ_ERRORS as exc:
             raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)}): it is cut short or damaged, copy it again or re-run 'vipe infer'") from None
         members = set(self.archive.namelist())
-        indices = sorted(
-            int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()
-        )
+        # Each frame's file by its number: ViPE writes 00012.exr, a zip made by hand may say 12.exr
+        # or 000012.exr (read alike); two files of one frame are refused, as which to read is unknown.
+        self.members: dict[int, str] = {}
+        for m in sorted(members):
+            stem = m[: -len(suffix)]
+            if m.endswith(suffix) and stem.isascii() and stem.isdigit():
+                other = self.members.setdefault(int(stem), m)
+                if other != m:
+                    self.archive.close()
+                    raise Gen3cInputError(
+                        f"{self.name} holds {other} and {m}, two files of frame {int(stem)}: keep one, named {int(stem):05d}{suffix} as ViPE names it"
+                    )
+        indices = sorted(self.members)
         if indices and indices[-1] >= total:
             self.archive.close()
             raise Gen3cInputError(
                 f"{self.name} has frames up to {indices[-1]} but the video has {total} frames: frame counts disagree (files of different clips?)"
             )
-        absent = next((f for f in needed if f"{f:05d}{suffix}" not in members), None)
+        absent = next((f for f in needed if f not in self.members), None)
         # None at the top level but some under a folder: a zip of the folder (zip -r, a file manager's "Compress").
         nested = [] if indices else sorted(
             m for m in members
@@ -399,7 +415,7 @@ class _ZipFrames:
 
     def read(self, frame: int, size: tuple[int, int]) -> np.ndarray:
         """Frame ``frame``'s (H, W) array, which must be of the video's ``size``."""
-        member = f"{frame:05d}{self.suffix}"
+        member = self.members[frame]
         try:
             array = self.decode(self.archive.read(member))
         except Gen3cInputError as exc:
