@@ -184,6 +184,13 @@ def _rezip(path, members):
         ("pose_a_folder", r"lacks pose/walk\.npz \(a folder, not a file\) for clip 'walk': re-run 'vipe infer'$"),
         # Before: frame 3 read from 00003.exr, the 3.exr beside it unsaid (now both are read by number).
         ("exr_twice", r"depth/walk\.zip holds 00003\.exr and 3\.exr, two files of frame 3: keep one, named 00003\.exr as ViPE names it$"),
+        # Before: "has poses for frames up to 8 but the video has 10 frames", of indices counted from −1.
+        ("pose_inds_negative", r"pose/walk\.npz 'inds' lists frame -1: frame indices start at 0 \(saved counting from another frame\?\); re-run 'vipe infer'$"),
+        # Links whose targets stayed on another machine. Before: "has no depth/walk.zip: ViPE ran
+        # without depth (pipeline.post.depth_align_model=null) …", "has no video in rgb/", "lacks pose/walk.npz".
+        ("depth_link_dangling", r"has no readable depth/walk\.zip \(a link to '/gone/walk\.zip', which does not exist here: copy what it points to, not the link\)$"),
+        ("video_link_dangling", r"has no video in rgb/: rgb/walk\.mp4 \(a link to '/gone/walk\.mp4', which does not exist here: copy what it points to, not the link\)$"),
+        ("pose_link_dangling", r"lacks pose/walk\.npz \(a link to '/gone/walk\.npz', which does not exist here: copy what it points to, not the link\) for clip 'walk'"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
@@ -244,6 +251,13 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     elif case == "exr_twice":
         with zipfile.ZipFile(root / "depth" / "walk.zip", "a") as z:
             z.writestr("3.exr", exr_bytes(depth[3] * 2))
+    elif case == "pose_inds_negative":
+        data = np.load(pose)
+        np.savez(pose, data=data["data"], inds=data["inds"] - 1)
+    elif case.endswith("_link_dangling"):
+        file = {"depth": root / "depth" / "walk.zip", "video": root / "rgb" / "walk.mp4", "pose": pose}[case.split("_")[0]]
+        file.unlink()
+        file.symlink_to(f"/gone/{file.name}")
     elif case == "mp4_garbage":
         (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
     elif case == "pickled_npz":
@@ -518,6 +532,8 @@ class Opaque:
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
         ("start_past_end", "--vipe_starting_frame_idx 12 is outside"),
         # Before: "holds uint16 values: expected floats", without the conversion.
+        # Before: "lacks depth.npz", which is there, as a link to another machine's file.
+        ("depth_link_dangling", r"lacks depth\.npz \(a link to '/gone/depth\.npz', which does not exist here: copy what it points to, not the link\): a GEN3C sample holds"),
         ("millimetre_depth", r"depth\.npz 'depth' holds uint16 values, not float z-depth: save it as floats in the poses' units \(integer millimetres: depth\.astype\(np\.float32\) / 1000 for metres\)$"),
         # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
         ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
@@ -561,6 +577,9 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
     elif case == "start_past_end":
         start = 12
+    elif case == "depth_link_dangling":
+        (folder / "depth.npz").unlink()
+        (folder / "depth.npz").symlink_to("/gone/depth.npz")
     elif case == "millimetre_depth":  # a depth camera's 16-bit millimetres
         np.savez(folder / "depth.npz", depth=(depth * 1000).astype(np.uint16))
     elif case == "truncated_camera":  # a copy cut short: the zip's directory at its end is missing

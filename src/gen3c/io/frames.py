@@ -13,7 +13,9 @@ the pipeline converts one chunk of frames at a time.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -256,6 +258,14 @@ class FrameFitter:
 # --------------------------------------------------------------------------------------------
 # Checks shared by the readers (each raises a one-line Gen3cInputError)
 # --------------------------------------------------------------------------------------------
+
+
+def absent_note(path: Path) -> str:
+    """Why ``path``, where a reader wants a file, holds none, for its refusal: a link whose target
+    is gone (a folder copied from another machine with its symbolic links), a folder, or ""."""
+    if path.is_symlink() and not path.exists():
+        return f" (a link to {os.readlink(path)!r}, which does not exist here: copy what it points to, not the link)"
+    return " (a folder, not a file)" if path.is_dir() else ""
 
 
 def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") -> np.ndarray:

@@ -35,6 +35,7 @@ from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
+    absent_note,
     check_array,
     check_decoded,
     check_depth_array,
@@ -93,7 +94,7 @@ def check_sample_dir(folder: str | os.PathLike) -> None:
     """Raise :class:`Gen3cInputError` when the directory ``folder`` lacks a GEN3C sample's files
     (naming a ViPE result given here as one)."""
     folder = Path(folder)
-    missing = [f for f in SAMPLE_FILES if not sample_file(folder, f).is_file()]
+    missing = [f + absent_note(sample_file(folder, f)) for f in SAMPLE_FILES if not sample_file(folder, f).is_file()]
     if missing:
         from gen3c.io.vipe import is_vipe
 

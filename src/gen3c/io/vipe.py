@@ -47,6 +47,7 @@ from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
+    absent_note,
     check_array,
     check_decoded,
     check_frame_size,
@@ -99,7 +100,7 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
             why = "is a file, not a folder" if exists(root) else "does not exist"
             raise Gen3cInputError(f"ViPE directory {quoted(root, 200)} {why}: pass the folder given to 'vipe infer --output'")
     name = f"ViPE directory {str(root)!r}"
-    missing = [f"{d}/" for d in VIPE_FOLDERS if not (root / d).is_dir()]
+    missing = [f"{d}/" + absent_note(root / d) for d in VIPE_FOLDERS if not (root / d).is_dir()]
     if missing:
         from gen3c.io.gen3c_sample import SAMPLE_FILES, sample_file
 
@@ -110,6 +111,9 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
         )
     clips = sorted(clip_videos(root))
     if not clips:
+        links = sorted(f for f in (root / "rgb").iterdir() if f.suffix.lower() == ".mp4" and f.is_symlink() and not f.exists())
+        if links:
+            raise Gen3cInputError(f"{name} has no video in rgb/: rgb/{links[0].name}" + absent_note(links[0]))
         folders = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() == ".mp4" and f.is_dir())
         if folders:  # a copy that made the video a folder (an unpacked archive, a sync tool's conflict)
             raise Gen3cInputError(
@@ -196,7 +200,7 @@ def read_vipe(
         "pose": root / "pose" / f"{clip}.npz",
         "intrinsics": root / "intrinsics" / f"{clip}.npz",
     }
-    missing = [str(f.relative_to(root)) + (" (a folder, not a file)" if f.is_dir() else "") for f in files.values() if not f.is_file()]
+    missing = [str(f.relative_to(root)) + absent_note(f) for f in files.values() if not f.is_file()]
     if missing:
         raise Gen3cInputError(
             f"ViPE directory {str(root)!r} lacks {', '.join(missing)} for clip {clip!r}: re-run 'vipe infer'"
@@ -266,7 +270,11 @@ def _select_rows(
         data = np.stack([data[:, 0, 0], data[:, 1, 1], data[:, 0, 2], data[:, 1, 2]], axis=1)
     check_array(data, f"{name} 'data'", ("N", *item_shape), kinds="fi")
     check_array(inds, f"{name} 'inds'", (len(data),), kinds="iu")
-    if len(inds) and (int(inds.min()) < 0 or int(inds.max()) >= total):
+    if len(inds) and int(inds.min()) < 0:
+        raise Gen3cInputError(
+            f"{name} 'inds' lists frame {int(inds.min())}: frame indices start at 0 (saved counting from another frame?); re-run 'vipe infer'"
+        )
+    if len(inds) and int(inds.max()) >= total:
         raise Gen3cInputError(
             f"{name} has {what} for frames up to {int(inds.max())} but the video has {total} frames: frame counts disagree (files of different clips?)"
         )
@@ -335,6 +343,8 @@ def _depth_zip(root: Path, clip: str) -> Path:
     if path.is_file():
         return path
     name = f"ViPE directory {str(root)!r}"
+    if path.is_symlink() and not path.exists():  # not a run without depth: a copy of links
+        raise Gen3cInputError(f"{name} has no readable depth/{clip}.zip" + absent_note(path))
     # Other files of this clip's name; a zip is another clip's depth (clips "a" and "a.b").
     found = sorted(p for p in (root / "depth").glob(f"{glob.escape(clip)}.*") if p.suffix != ".zip")
     if (root / "depth" / clip).is_dir():
