@@ -185,6 +185,8 @@ def _rezip(path, members):
         # Before: frame 3 read from 00003.exr, the 3.exr beside it unsaid (now both are read by number).
         ("exr_twice", r"depth/walk\.zip holds 00003\.exr and 3\.exr, two files of frame 3: keep one, named 00003\.exr as ViPE names it$"),
         # Before: "has poses for frames up to 8 but the video has 10 frames", of indices counted from −1.
+        # Before: "has no 00000.exr (frame 0); it holds 0 of the video's 10 frames", not what it holds.
+        ("depth_zip_of_npy", r"depth/walk\.zip has no 00000\.exr \(frame 0\); it holds 0 of the video's 10 frames \(its files: 00000\.npy, 00001\.npy, 00002\.npy, … \(10 in all\)\): ViPE writes one \{frame:05d\}\.exr a frame$"),
         ("pose_inds_negative", r"pose/walk\.npz 'inds' lists frame -1: frame indices start at 0 \(saved counting from another frame\?\); re-run 'vipe infer'$"),
         # Links whose targets stayed on another machine. Before: "has no depth/walk.zip: ViPE ran
         # without depth (pipeline.post.depth_align_model=null) …", "has no video in rgb/", "lacks pose/walk.npz".
@@ -251,6 +253,8 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     elif case == "exr_twice":
         with zipfile.ZipFile(root / "depth" / "walk.zip", "a") as z:
             z.writestr("3.exr", exr_bytes(depth[3] * 2))
+    elif case == "depth_zip_of_npy":  # depth saved by another tool
+        _rezip(root / "depth" / "walk.zip", {f"{i:05d}.npy": depth[i].tobytes() for i in range(T)})
     elif case == "pose_inds_negative":
         data = np.load(pose)
         np.savez(pose, data=data["data"], inds=data["inds"] - 1)

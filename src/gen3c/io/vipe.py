@@ -413,8 +413,12 @@ class _ZipFrames:
             )
         if absent is not None:
             self.archive.close()
+            held = ""
+            if not indices:  # files of another kind (depth saved as .npy or .png by another tool), or none
+                files = sorted(m for m in members if not m.endswith("/"))
+                held = f" (its files: {_listing(files, 3)}): ViPE writes one {{frame:05d}}{suffix} a frame" if files else " (it is empty)"
             raise Gen3cInputError(
-                f"{self.name} has no {absent:05d}{suffix} (frame {absent}); it holds {len(indices)} of the video's {total} frames"
+                f"{self.name} has no {absent:05d}{suffix} (frame {absent}); it holds {len(indices)} of the video's {total} frames{held}"
             )
 
     def __enter__(self) -> _ZipFrames:
