@@ -139,6 +139,22 @@ def test_a_vipe_clip_whose_suffix_is_upper_case_is_read(tmp_path, clip):
     )
 
 
+def test_a_vipe_directory_named_like_a_video_is_read_as_a_directory(tmp_path, vipe_dir):
+    """'vipe infer walk.mp4 --output out/walk.mp4' makes a directory named walk.mp4, which was
+    taken for the clip's video: "ViPE video '…/walk.mp4' does not exist: check --vipe_path"."""
+    from gen3c.io.gen3c_sample import check_sample_dir
+
+    root = _copy_vipe(vipe_dir, tmp_path / "walk.mp4")
+    assert resolve_vipe(root) == (root, "walk")
+    assert len(read_vipe(root, (64, 128), num_frames=2)) == 2
+    with pytest.raises(Gen3cInputError, match=r"is a ViPE result \(rgb/, pose/\), not a GEN3C sample: pass it as --vipe_path$"):
+        check_sample_dir(root)
+    (root / "rgb" / "walk.mp4").unlink()
+    (root / "rgb" / "walk.mp4").mkdir()  # the clip's video a folder: named so, where it said "does not exist"
+    with pytest.raises(Gen3cInputError, match=r"^ViPE video '.*rgb/walk\.mp4' is a folder, not a video: check --vipe_path$"):
+        read_vipe(root / "rgb" / "walk.mp4", (64, 128))
+
+
 def _copy_vipe(src, dst):
     import shutil
 

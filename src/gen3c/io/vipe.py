@@ -74,14 +74,20 @@ _NOT_PINHOLE = {
 def is_vipe(path: str | os.PathLike) -> bool:
     """True for a directory with ``rgb/`` and ``pose/`` or an mp4 inside such a ``rgb/``."""
     p = Path(path)
-    root = p.parent.parent if p.suffix.lower() == ".mp4" else p
+    root = p.parent.parent if _names_video(p) else p
     return is_dir(root / "rgb") and is_dir(root / "pose")
+
+
+def _names_video(p: Path) -> bool:
+    """Whether ``--vipe_path p`` names a clip's video (``rgb/<clip>.mp4``), not a ViPE directory:
+    by its suffix, unless it is a ViPE directory itself (``--output walk.mp4`` names one so)."""
+    return p.suffix.lower() == ".mp4" and not (is_dir(p / "rgb") and is_dir(p / "pose"))
 
 
 def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path, str]:
     """The ViPE root and clip name that ``path`` (the root or ``rgb/<clip>.mp4``) and ``clip`` name."""
     p = Path(path)
-    if p.suffix.lower() == ".mp4":
+    if _names_video(p):
         if not is_file(p):
             why = "is a folder, not a video" if is_dir(p) else "does not exist"
             raise Gen3cInputError(f"ViPE video {quoted(p, 200)} {why}: check --vipe_path")
