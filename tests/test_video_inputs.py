@@ -179,7 +179,9 @@ def _rezip(path, members):
         ("pose_repeated_frame", r"pose/walk\.npz 'inds' lists frame 2 more than once \(1 repeats in all\): each frame needs one row; re-run 'vipe infer'$"),
         ("non_rigid", r"not rigid \(frame 1\)"),
         ("non_rigid_after_start", r"not rigid \(frame 5\)"),  # the file's frame, not the 4th read from frame 2
-        ("bad_intrinsics", "focal length"),
+        # Before: "intrinsics have a focal length ≤ 0", no frame named (a pose's error names it).
+        ("bad_intrinsics", r"intrinsics/walk\.npz intrinsics \(frame 0\) have a focal length ≤ 0: fx and fy must be positive pixels$"),
+        ("nan_intrinsics_after_start", r"intrinsics/walk\.npz intrinsics \(frame 4\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
         ("intrinsics_of_another_size", r"intrinsics \(frame 3\) \(fx=.*principal point outside the 128×72"),
         ("exr_garbage", "00001.exr.*OpenEXR"),
         ("exr_no_z", "no channel 'Z'"),
@@ -215,7 +217,7 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     root = _copy_vipe(vipe_dir, tmp_path / "v")
     depth = clip[1]
     pose = root / "pose" / "walk.npz"
-    start = 1 if case == "depth_all_nan_after_start" else 2 if case == "non_rigid_after_start" else 0
+    start = 1 if case == "depth_all_nan_after_start" else 2 if case in ("non_rigid_after_start", "nan_intrinsics_after_start") else 0
     if case == "no_depth_folder":
         import shutil
 
@@ -241,6 +243,11 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr = dict(np.load(root / "intrinsics" / "walk.npz"))
         intr["data"] = intr["data"].copy()
         intr["data"][3:] *= 4
+        np.savez(root / "intrinsics" / "walk.npz", **intr)
+    elif case == "nan_intrinsics_after_start":  # the file's frame, read from frame 2
+        intr = dict(np.load(root / "intrinsics" / "walk.npz"))
+        intr["data"] = intr["data"].copy()
+        intr["data"][4, 2] = np.nan
         np.savez(root / "intrinsics" / "walk.npz", **intr)
     elif case == "bad_intrinsics":
         intr = dict(np.load(root / "intrinsics" / "walk.npz"))
@@ -553,6 +560,7 @@ class Opaque:
         ("start_past_end", "--vipe_starting_frame_idx 12 is outside"),
         # Before: "holds uint16 values: expected floats", without the conversion.
         # Before: "lacks depth.npz", which is there, as a link to another machine's file.
+        ("nan_intrinsics_after_start", r"camera\.npz intrinsics \(frame 5\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
         ("depth_link_dangling", r"lacks depth\.npz \(a link to '/gone/depth\.npz', which does not exist here: copy what it points to, not the link\): a GEN3C sample holds"),
         ("millimetre_depth", r"depth\.npz 'depth' holds uint16 values, not float z-depth: save it as floats in the poses' units \(integer millimetres: depth\.astype\(np\.float32\) / 1000 for metres\)$"),
         # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
@@ -597,6 +605,11 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
     elif case == "start_past_end":
         start = 12
+    elif case == "nan_intrinsics_after_start":
+        cam = dict(np.load(folder / "camera.npz"))
+        cam["intrinsics"][5, 0, 0] = np.nan
+        np.savez(folder / "camera.npz", **cam)
+        start = 3
     elif case == "depth_link_dangling":
         (folder / "depth.npz").unlink()
         (folder / "depth.npz").symlink_to("/gone/depth.npz")
@@ -677,7 +690,8 @@ def test_multiview_npz_round_trip(tmp_path, clip):
             {"depth_key_frames": np.ones((2, 1, H, W), np.float32)},
             r"depth_key_frames has shape \(2, 72, 128\)",
         ),
-        ({"K_key_frames": np.zeros((3, 3, 3), np.float32)}, "focal length"),
+        ({"K_key_frames": np.zeros((3, 3, 3), np.float32)}, r"K_key_frames \(frame 0\) have a focal length ≤ 0"),
+        ({"Ks_all": "nan in frame 6"}, r"Ks_all \(frame 6\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
         ({"Ks_all": np.ones((4, 3, 3), np.float32)}, r"Ks_all has shape \(4, 3, 3\)"),
         ({"K_key_frames": "times 4"}, r"K_key_frames \(frame 0\) .*principal point outside the 128×72"),
         ({"Ks_all": "normalised"}, r"Ks_all \(frame 0\) .*look normalised"),
@@ -697,6 +711,10 @@ def test_multiview_bad_input(override, match, tmp_path, clip):
     keys = [0, 5, 9]
     if isinstance(override.get("K_key_frames"), str):  # of the key frames at 4× their size
         override = {"K_key_frames": K[keys].numpy() * np.array([[4.0], [4.0], [1.0]], np.float32)}
+    elif isinstance(override.get("Ks_all"), str) and override["Ks_all"] == "nan in frame 6":
+        Ks = K.numpy().copy()
+        Ks[6, 1, 2] = np.nan
+        override = {"Ks_all": Ks}
     elif isinstance(override.get("Ks_all"), str):
         override = {"Ks_all": K.numpy() / np.array([[W], [H], [1.0]], np.float32)}
     if "mask_key_frames" in override:  # object arrays need allow_pickle when saving

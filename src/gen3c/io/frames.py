@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics
+from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics, validate_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.images import RESIZE_MODES, resize_image, resize_nearest
 
@@ -266,6 +266,18 @@ def absent_note(path: Path) -> str:
     if path.is_symlink() and not path.exists():
         return f" (a link to {os.readlink(path)!r}, which does not exist here: copy what it points to, not the link)"
     return " (a folder, not a file)" if path.is_dir() else ""
+
+
+def validate_intrinsics_frames(K: Tensor, name: str, frame_offset: int = 0) -> Tensor:
+    """:func:`gen3c.cameras.validate_intrinsics` of a (T, 3, 3) stack read from a file, whose
+    refusal (NaN, a focal length ≤ 0, a bad last row) names the first bad frame, counted from
+    ``frame_offset`` (the index of ``K[0]`` in the file), as :func:`check_intrinsics_fit`'s do."""
+    try:
+        return validate_intrinsics(K, name)
+    except Gen3cInputError:
+        for i in range(len(K) if K.ndim == 3 and len(K) > 1 else 0):  # on the way to an error: the frame to name
+            validate_intrinsics(K[i], f"{name} (frame {frame_offset + i})")
+        raise
 
 
 def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") -> np.ndarray:

@@ -43,6 +43,7 @@ from gen3c.io.frames import (
     float32_array,
     frame_range,
     images_to_uint8,
+    validate_intrinsics_frames,
 )
 from gen3c.io.npz import NpzReader, load_npz_array
 from gen3c.io.video import iter_video_frames, probe_video, turned_hint
@@ -184,9 +185,8 @@ def _read_dir(
                         f"{name} {rgb} is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
                         + turned_hint(size, depth.shape[1:], mp4)
                     )
-                K_t = check_intrinsics_fit(
-                    torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start
-                )
+                K_t = validate_intrinsics_frames(torch.from_numpy(float32_array(K[start:stop])), f"{name} camera.npz intrinsics", start)
+                K_t = check_intrinsics_fit(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
                 note_scaled_intrinsics(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
             depth_t, valid = fill_invalid_depth(
                 torch.from_numpy(float32_array(depth_f))[None],
@@ -250,7 +250,8 @@ def _read_pt(
         )
     stop = frame_range(start, num_frames, T, name)
     w2c_t = validate_poses(w2c[start:stop].float(), f"{name} w2c", frame_offset=start)
-    K_t = check_intrinsics_fit(K[start:stop].float(), *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
+    K_t = validate_intrinsics_frames(K[start:stop].float(), f"{name} intrinsics", start)
+    K_t = check_intrinsics_fit(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
     note_scaled_intrinsics(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
     fitter = FrameFitter(stop - start, resolution, resize_mode)
     tally = InvalidDepthTally()

@@ -33,6 +33,7 @@ from gen3c.io.frames import (
     fit_intrinsics,
     float32_array,
     images_to_uint8,
+    validate_intrinsics_frames,
 )
 from gen3c.io.npz import NpzReader
 from gen3c.io.paths import is_dir, is_file, refuse_special_file
@@ -113,9 +114,11 @@ def read_multiview(
         else:
             K_all = np.broadcast_to(K[-1], (len(w2c_all), 3, 3))
         key_w2c = validate_poses(torch.from_numpy(float32_array(w2c)), f"{name} w2cs_key_frames")
-        key_K = check_intrinsics_fit(torch.from_numpy(float32_array(K)), H, W, f"{name} K_key_frames")
+        key_K = validate_intrinsics_frames(torch.from_numpy(float32_array(K)), f"{name} K_key_frames")
+        key_K = check_intrinsics_fit(key_K, H, W, f"{name} K_key_frames")
         path_w2c = validate_poses(torch.from_numpy(float32_array(w2c_all)), f"{name} w2cs_all")
-        path_K = check_intrinsics_fit(torch.from_numpy(float32_array(K_all)), H, W, f"{name} Ks_all")
+        path_K = validate_intrinsics_frames(torch.from_numpy(float32_array(K_all)), f"{name} Ks_all")
+        path_K = check_intrinsics_fit(path_K, H, W, f"{name} Ks_all")
         resized = "the key views before they were resized"
         note_scaled_intrinsics(key_K, H, W, f"{name} K_key_frames", resized=resized)
         if "Ks_all" in cameras:  # (else they are the last key view's, noted above)

@@ -38,7 +38,6 @@ from gen3c.cameras import (
     check_intrinsics_fit,
     invert_pose,
     note_scaled_intrinsics,
-    validate_intrinsics,
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError, quoted
@@ -53,6 +52,7 @@ from gen3c.io.frames import (
     check_frame_size,
     float32_array,
     frame_range,
+    validate_intrinsics_frames,
 )
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.paths import exists, is_dir, is_file
@@ -227,7 +227,7 @@ def read_vipe(
     K = torch.zeros(len(needed), 3, 3)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = (torch.from_numpy(intr[:, i]) for i in range(4))
     K[:, 2, 2] = 1.0
-    K = validate_intrinsics(K, f"ViPE {rel['intrinsics']} intrinsics")
+    K = validate_intrinsics_frames(K, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
 
     depth_name = f"ViPE {rel['depth']}"
     mask_zip = root / "mask" / f"{clip}.zip"
