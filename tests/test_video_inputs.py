@@ -139,6 +139,22 @@ def test_a_vipe_clip_whose_suffix_is_upper_case_is_read(tmp_path, clip):
     )
 
 
+def test_a_vipe_directory_named_like_a_video_is_read_as_a_directory(tmp_path, vipe_dir):
+    """'vipe infer walk.mp4 --output out/walk.mp4' makes a directory named walk.mp4, which was
+    taken for the clip's video: "ViPE video '…/walk.mp4' does not exist: check --vipe_path"."""
+    from gen3c.io.gen3c_sample import check_sample_dir
+
+    root = _copy_vipe(vipe_dir, tmp_path / "walk.mp4")
+    assert resolve_vipe(root) == (root, "walk")
+    assert len(read_vipe(root, (64, 128), num_frames=2)) == 2
+    with pytest.raises(Gen3cInputError, match=r"is a ViPE result \(rgb/, pose/\), not a GEN3C sample: pass it as --vipe_path$"):
+        check_sample_dir(root)
+    (root / "rgb" / "walk.mp4").unlink()
+    (root / "rgb" / "walk.mp4").mkdir()  # the clip's video a folder: named so, where it said "does not exist"
+    with pytest.raises(Gen3cInputError, match=r"^ViPE video '.*rgb/walk\.mp4' is a folder, not a video: check --vipe_path$"):
+        read_vipe(root / "rgb" / "walk.mp4", (64, 128))
+
+
 def _copy_vipe(src, dst):
     import shutil
 
@@ -163,7 +179,9 @@ def _rezip(path, members):
         ("pose_repeated_frame", r"pose/walk\.npz 'inds' lists frame 2 more than once \(1 repeats in all\): each frame needs one row; re-run 'vipe infer'$"),
         ("non_rigid", r"not rigid \(frame 1\)"),
         ("non_rigid_after_start", r"not rigid \(frame 5\)"),  # the file's frame, not the 4th read from frame 2
-        ("bad_intrinsics", "focal length"),
+        # Before: "intrinsics have a focal length ≤ 0", no frame named (a pose's error names it).
+        ("bad_intrinsics", r"intrinsics/walk\.npz intrinsics \(frame 0\) have a focal length ≤ 0: fx and fy must be positive pixels$"),
+        ("nan_intrinsics_after_start", r"intrinsics/walk\.npz intrinsics \(frame 4\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
         ("intrinsics_of_another_size", r"intrinsics \(frame 3\) \(fx=.*principal point outside the 128×72"),
         ("exr_garbage", "00001.exr.*OpenEXR"),
         ("exr_no_z", "no channel 'Z'"),
@@ -178,13 +196,28 @@ def _rezip(path, members):
         ("depth_zip_of_its_folder", r"depth/walk\.zip holds its frames in a folder \(walk/00000\.exr, …\), not at its top level as ViPE writes them: zip the files without their folder \(zip -j walk\.zip walk/\*\.exr\)$"),
         ("mask_zip_unknown_method", r"mask/walk\.zip 00002\.png cannot be read \(.*compression.*\): the zip is damaged"),
         ("depth_zip_cut_short", r"depth/walk\.zip is not a readable zip file \(File is not a zip file\): it is cut short or damaged, copy it again or re-run 'vipe infer'$"),
+        # Before: "has no .mp4 in rgb/, only walk.mp4: … rename it rgb/walk.mp4", the name it has.
+        ("video_a_folder", r"has a folder rgb/walk\.mp4/ where ViPE writes the clip's video: put the video file rgb/walk\.mp4 there$"),
+        # Before: "lacks pose/walk.npz", which is there, as a folder.
+        ("pose_a_folder", r"lacks pose/walk\.npz \(a folder, not a file\) for clip 'walk': re-run 'vipe infer'$"),
+        # Before: frame 3 read from 00003.exr, the 3.exr beside it unsaid (now both are read by number).
+        ("exr_twice", r"depth/walk\.zip holds 00003\.exr and 3\.exr, two files of frame 3: keep one, named 00003\.exr as ViPE names it$"),
+        # Before: "has poses for frames up to 8 but the video has 10 frames", of indices counted from −1.
+        # Before: "has no 00000.exr (frame 0); it holds 0 of the video's 10 frames", not what it holds.
+        ("depth_zip_of_npy", r"depth/walk\.zip has no 00000\.exr \(frame 0\); it holds 0 of the video's 10 frames \(its files: 00000\.npy, 00001\.npy, 00002\.npy, … \(10 in all\)\): ViPE writes one \{frame:05d\}\.exr a frame$"),
+        ("pose_inds_negative", r"pose/walk\.npz 'inds' lists frame -1: frame indices start at 0 \(saved counting from another frame\?\); re-run 'vipe infer'$"),
+        # Links whose targets stayed on another machine. Before: "has no depth/walk.zip: ViPE ran
+        # without depth (pipeline.post.depth_align_model=null) …", "has no video in rgb/", "lacks pose/walk.npz".
+        ("depth_link_dangling", r"has no readable depth/walk\.zip \(a link to '/gone/walk\.zip', which does not exist here: copy what it points to, not the link\)$"),
+        ("video_link_dangling", r"has no video in rgb/: rgb/walk\.mp4 \(a link to '/gone/walk\.mp4', which does not exist here: copy what it points to, not the link\)$"),
+        ("pose_link_dangling", r"lacks pose/walk\.npz \(a link to '/gone/walk\.npz', which does not exist here: copy what it points to, not the link\) for clip 'walk'"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     root = _copy_vipe(vipe_dir, tmp_path / "v")
     depth = clip[1]
     pose = root / "pose" / "walk.npz"
-    start = 1 if case == "depth_all_nan_after_start" else 2 if case == "non_rigid_after_start" else 0
+    start = 1 if case == "depth_all_nan_after_start" else 2 if case in ("non_rigid_after_start", "nan_intrinsics_after_start") else 0
     if case == "no_depth_folder":
         import shutil
 
@@ -211,6 +244,11 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][3:] *= 4
         np.savez(root / "intrinsics" / "walk.npz", **intr)
+    elif case == "nan_intrinsics_after_start":  # the file's frame, read from frame 2
+        intr = dict(np.load(root / "intrinsics" / "walk.npz"))
+        intr["data"] = intr["data"].copy()
+        intr["data"][4, 2] = np.nan
+        np.savez(root / "intrinsics" / "walk.npz", **intr)
     elif case == "bad_intrinsics":
         intr = dict(np.load(root / "intrinsics" / "walk.npz"))
         intr["data"] = intr["data"].copy()
@@ -229,6 +267,24 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         else:
             members["00002.exr"] = exr_bytes(np.full_like(depth[2], np.nan))
         _rezip(root / "depth" / "walk.zip", members)
+    elif case == "video_a_folder":  # a sync tool or an unpacked archive made the video a folder
+        (root / "rgb" / "walk.mp4").unlink()
+        (root / "rgb" / "walk.mp4").mkdir()
+    elif case == "pose_a_folder":
+        pose.unlink()
+        pose.mkdir()
+    elif case == "exr_twice":
+        with zipfile.ZipFile(root / "depth" / "walk.zip", "a") as z:
+            z.writestr("3.exr", exr_bytes(depth[3] * 2))
+    elif case == "depth_zip_of_npy":  # depth saved by another tool
+        _rezip(root / "depth" / "walk.zip", {f"{i:05d}.npy": depth[i].tobytes() for i in range(T)})
+    elif case == "pose_inds_negative":
+        data = np.load(pose)
+        np.savez(pose, data=data["data"], inds=data["inds"] - 1)
+    elif case.endswith("_link_dangling"):
+        file = {"depth": root / "depth" / "walk.zip", "video": root / "rgb" / "walk.mp4", "pose": pose}[case.split("_")[0]]
+        file.unlink()
+        file.symlink_to(f"/gone/{file.name}")
     elif case == "mp4_garbage":
         (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
     elif case == "pickled_npz":
@@ -243,6 +299,22 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)
+
+
+def test_a_depth_zip_whose_files_are_numbered_otherwise_is_read_by_their_numbers(vipe_dir, tmp_path, clip):
+    """A depth or mask zip made again by hand (0.exr … or 000000.exr …, not ViPE's 00000.exr) was
+    refused as "has no 00000.exr (frame 0); it holds 10 of the video's 10 frames": each file is
+    now the frame its number names, as ViPE's own 5 digits are."""
+    root = _copy_vipe(vipe_dir, tmp_path / "v")
+    expected = read_vipe(vipe_dir, (64, 128), start=2, num_frames=4)
+    for sub, suffix in (("depth", ".exr"), ("mask", ".png")):
+        with zipfile.ZipFile(vipe_dir / sub / "walk.zip") as z:
+            members = {name: z.read(name) for name in z.namelist()}
+        digits = {"depth": "{}", "mask": "{:06d}"}[sub]
+        _rezip(root / sub / "walk.zip", {digits.format(int(name[: -len(suffix)])) + suffix: data for name, data in members.items()})
+    stack = read_vipe(root, (64, 128), start=2, num_frames=4)
+    assert torch.equal(stack.depth, expected.depth) and torch.equal(stack.instance_ids, expected.instance_ids)
+    assert stack.frame_indices == [2, 3, 4, 5]
 
 
 def test_sample_directory_round_trip(sample_dir, clip):
@@ -486,6 +558,11 @@ class Opaque:
         ("intrinsics_of_another_size", r"camera.npz intrinsics \(frame 7\) \(fx=.*principal point outside the 128×72"),
         ("size_mismatch", "rgb.mp4 is 72×128 but depth.npz is 36×64"),
         ("start_past_end", "--vipe_starting_frame_idx 12 is outside"),
+        # Before: "holds uint16 values: expected floats", without the conversion.
+        # Before: "lacks depth.npz", which is there, as a link to another machine's file.
+        ("nan_intrinsics_after_start", r"camera\.npz intrinsics \(frame 5\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
+        ("depth_link_dangling", r"lacks depth\.npz \(a link to '/gone/depth\.npz', which does not exist here: copy what it points to, not the link\): a GEN3C sample holds"),
+        ("millimetre_depth", r"depth\.npz 'depth' holds uint16 values, not float z-depth: save it as floats in the poses' units \(integer millimetres: depth\.astype\(np\.float32\) / 1000 for metres\)$"),
         # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
         ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
     ],
@@ -528,6 +605,16 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "mask.npz", mask=depth[:, ::2, ::2] > 0)
     elif case == "start_past_end":
         start = 12
+    elif case == "nan_intrinsics_after_start":
+        cam = dict(np.load(folder / "camera.npz"))
+        cam["intrinsics"][5, 0, 0] = np.nan
+        np.savez(folder / "camera.npz", **cam)
+        start = 3
+    elif case == "depth_link_dangling":
+        (folder / "depth.npz").unlink()
+        (folder / "depth.npz").symlink_to("/gone/depth.npz")
+    elif case == "millimetre_depth":  # a depth camera's 16-bit millimetres
+        np.savez(folder / "depth.npz", depth=(depth * 1000).astype(np.uint16))
     elif case == "truncated_camera":  # a copy cut short: the zip's directory at its end is missing
         data = (folder / "camera.npz").read_bytes()
         (folder / "camera.npz").write_bytes(data[: len(data) // 2])
@@ -603,11 +690,20 @@ def test_multiview_npz_round_trip(tmp_path, clip):
             {"depth_key_frames": np.ones((2, 1, H, W), np.float32)},
             r"depth_key_frames has shape \(2, 72, 128\)",
         ),
-        ({"K_key_frames": np.zeros((3, 3, 3), np.float32)}, "focal length"),
+        ({"K_key_frames": np.zeros((3, 3, 3), np.float32)}, r"K_key_frames \(frame 0\) have a focal length ≤ 0"),
+        ({"Ks_all": "nan in frame 6"}, r"Ks_all \(frame 6\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
         ({"Ks_all": np.ones((4, 3, 3), np.float32)}, r"Ks_all has shape \(4, 3, 3\)"),
         ({"K_key_frames": "times 4"}, r"K_key_frames \(frame 0\) .*principal point outside the 128×72"),
         ({"Ks_all": "normalised"}, r"Ks_all \(frame 0\) .*look normalised"),
         ({"mask_key_frames": np.array([pickle.dumps(1)] * 3, dtype=object)}, "never unpickled"),
+        # Before: "holds uint16 values: expected floats", without the conversion (nor for 8-bit colours
+        # and channels-last images, "expected (*, 3, *, *)").
+        ({"depth_key_frames": np.full((3, 1, H, W), 3000, np.uint16)},
+         r"depth_key_frames holds uint16 values, not float z-depth: save it as floats in the poses' units \(integer millimetres: depth\.astype\(np\.float32\) / 1000 for metres\)$"),
+        ({"images_key_frames": np.zeros((3, 3, H, W), np.uint8)},
+         r"images_key_frames holds uint8 values: GEN3C's are floats in \[−1, 1\]; save images / 127\.5 - 1 \(for 0 … 255\)$"),
+        ({"images_key_frames": np.zeros((3, H, W, 3), np.float32)},
+         r"images_key_frames has shape \(3, 72, 128, 3\), \(N, H, W, 3\): GEN3C's are \(N, 3, H, W\); save images\.transpose\(0, 3, 1, 2\)$"),
     ],
 )
 def test_multiview_bad_input(override, match, tmp_path, clip):
@@ -615,6 +711,10 @@ def test_multiview_bad_input(override, match, tmp_path, clip):
     keys = [0, 5, 9]
     if isinstance(override.get("K_key_frames"), str):  # of the key frames at 4× their size
         override = {"K_key_frames": K[keys].numpy() * np.array([[4.0], [4.0], [1.0]], np.float32)}
+    elif isinstance(override.get("Ks_all"), str) and override["Ks_all"] == "nan in frame 6":
+        Ks = K.numpy().copy()
+        Ks[6, 1, 2] = np.nan
+        override = {"Ks_all": Ks}
     elif isinstance(override.get("Ks_all"), str):
         override = {"Ks_all": K.numpy() / np.array([[W], [H], [1.0]], np.float32)}
     if "mask_key_frames" in override:  # object arrays need allow_pickle when saving
@@ -639,6 +739,20 @@ def test_multiview_bad_input(override, match, tmp_path, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_multiview(path, (64, 128))
     assert "\n" not in str(err.value)
+
+
+def test_multiview_key_views_in_0_1_are_noted_as_the_pt_samples_are(tmp_path, clip):
+    """Key views saved in [0, 1] (torchvision's) were read silently as [−1, 1]: every colour washed
+    out to mid-grey and above. As for the legacy .pt sample, a note now says how to save them."""
+    rgb, depth, ids, w2c, K = clip
+    keys = [0, 5]
+    path = write_multiview(tmp_path / "mv.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c,
+                           overrides={"images_key_frames": rgb[keys].transpose(0, 3, 1, 2).astype(np.float32) / 255.0})  # fmt: skip
+    with pytest.warns(UserWarning, match=r"images_key_frames has no value below 0, so its darkest pixel is mid-grey in \[−1, 1\]: if it holds \[0, 1\] colours, save images \* 2 - 1$"):
+        read_multiview(path, (64, 128))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # [−1, 1] views: no note
+        read_multiview(write_multiview(tmp_path / "ok.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c), (64, 128))
 
 
 def test_instance_ids_are_kept_in_the_narrowest_type_that_holds_them():
@@ -1009,3 +1123,45 @@ def test_streamed_reading_equals_reading_the_whole_clip_first(long_inputs, kind,
         a, b = getattr(got, field), getattr(want, field)
         assert (a is None and b is None) or (a.dtype == b.dtype and torch.equal(a, b)), field
     assert notes == expected_notes and bool(notes) == bool({3, 6, 9} & set(want.frame_indices if kind != "multiview" else range(0, LONG, 3)))
+
+
+@pytest.mark.parametrize("kind", ["sample", "vipe"])
+def test_a_static_scene_rerendered_along_its_own_cameras_reproduces_its_frames(tmp_path, kind):
+    """Closed form: a video of a static procedural scene (gen3c.scenes) with its exact depth and
+    cameras, written as a sample directory or a ViPE result at 144×256 and read at 64×128 (a
+    resize and a crop, intrinsics adjusted), rendered by the pipeline's 4D cache along the same
+    cameras, gives back the frames as read and the scene ray-cast at those cameras."""
+    from gen3c.cache import reliable_depth_mask
+    from gen3c.pipelines.autoregressive import VideoCache
+    from gen3c.scenes import make_scene, source_camera
+    from gen3c.scenes import render as render_scene
+    from gen3c.trajectories import preset_trajectory
+
+    h, w, n = 144, 256, 6
+    scene = make_scene("room", seed=0)
+    src = source_camera(h, w)
+    cams = preset_trajectory("left", "center_facing", n, src.w2c[0], src.K[0], h, w)
+    truth = render_scene(scene, cams)
+    rgb = ((truth.rgb + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    depth = truth.depth.numpy()
+    assert np.isfinite(depth).all()  # a closed room: every pixel has depth
+    if kind == "sample":
+        stack = read_sample(write_sample(tmp_path / "s", rgb, depth, depth > 0, cams.w2c, cams.K), (64, 128))
+    else:
+        stack = read_vipe(write_vipe(tmp_path / "v", "room", rgb, depth, cams.w2c, cams.K), (64, 128))
+    assert len(stack) == n and torch.allclose(stack.w2c, cams.w2c, atol=1e-5)
+    work = Cameras(stack.w2c, stack.K, 64, 128)
+    cache, offset = VideoCache(stack).cache_for_chunk(0, 0, work, None, None, "")
+    assert offset == 0
+    out = cache.render(work)
+    seen = out.masks[:, 0, 0] > 0
+    # Every point kept lands on its own pixel (GEN3C's edge filter drops the floor's steep rows at this size).
+    assert torch.equal(seen, stack.valid & reliable_depth_mask(stack.depth)) and seen.float().mean() > 0.5
+    rendered = ((out.colors[:, 0] + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+    as_read = stack.images.permute(0, 2, 3, 1).numpy()
+    assert psnr(rendered[seen.numpy()], as_read[seen.numpy()]) >= 45.0  # exact but for float rounding
+    at_work = render_scene(scene, work)  # the scene at the adjusted cameras: resize and crop agree with K
+    truth_work = ((at_work.rgb + 1) * 127.5).permute(0, 2, 3, 1).numpy()
+    assert psnr(rendered[seen.numpy()], truth_work[seen.numpy()]) >= 26.0  # H.264 and an antialiased resize
+    rel = (out.depths[:, 0, 0] - at_work.depth).abs() / at_work.depth
+    assert rel[seen].median() < 0.01

@@ -13,13 +13,15 @@ the pipeline converts one chunk of frames at a time.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics
+from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics, validate_intrinsics
 from gen3c.errors import Gen3cInputError
 from gen3c.io.images import RESIZE_MODES, resize_image, resize_nearest
 
@@ -258,6 +260,26 @@ class FrameFitter:
 # --------------------------------------------------------------------------------------------
 
 
+def absent_note(path: Path) -> str:
+    """Why ``path``, where a reader wants a file, holds none, for its refusal: a link whose target
+    is gone (a folder copied from another machine with its symbolic links), a folder, or ""."""
+    if path.is_symlink() and not path.exists():
+        return f" (a link to {os.readlink(path)!r}, which does not exist here: copy what it points to, not the link)"
+    return " (a folder, not a file)" if path.is_dir() else ""
+
+
+def validate_intrinsics_frames(K: Tensor, name: str, frame_offset: int = 0) -> Tensor:
+    """:func:`gen3c.cameras.validate_intrinsics` of a (T, 3, 3) stack read from a file, whose
+    refusal (NaN, a focal length ≤ 0, a bad last row) names the first bad frame, counted from
+    ``frame_offset`` (the index of ``K[0]`` in the file), as :func:`check_intrinsics_fit`'s do."""
+    try:
+        return validate_intrinsics(K, name)
+    except Gen3cInputError:
+        for i in range(len(K) if K.ndim == 3 and len(K) > 1 else 0):  # on the way to an error: the frame to name
+            validate_intrinsics(K[i], f"{name} (frame {frame_offset + i})")
+        raise
+
+
 def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") -> np.ndarray:
     """Check an array's dtype kind and shape; ``None`` or a name ("T") in ``shape`` matches any
     size (the message shows the name, or ``*`` for None)."""
@@ -270,6 +292,17 @@ def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") ->
         expected = "(" + ", ".join("*" if d is None else str(d) for d in shape) + ")"
         raise Gen3cInputError(f"{name} has shape {tuple(array.shape)}: expected {expected}")
     return array
+
+
+def check_depth_array(array: np.ndarray, name: str, shape: tuple) -> np.ndarray:
+    """:func:`check_array` for z-depth, which must be floats: integer depth (a depth camera's
+    millimetres, 16-bit PNG depth saved as is) is refused with the conversion to save instead."""
+    if array.dtype.kind in "iub":
+        raise Gen3cInputError(
+            f"{name} holds {array.dtype} values, not float z-depth: save it as floats in the poses' units "
+            "(integer millimetres: depth.astype(np.float32) / 1000 for metres)"
+        )
+    return check_array(array, name, shape)
 
 
 def float32_array(array: np.ndarray, copy: bool = True) -> np.ndarray:

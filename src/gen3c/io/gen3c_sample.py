@@ -35,12 +35,15 @@ from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
+    absent_note,
     check_array,
     check_decoded,
+    check_depth_array,
     check_frame_size,
     float32_array,
     frame_range,
     images_to_uint8,
+    validate_intrinsics_frames,
 )
 from gen3c.io.npz import NpzReader, load_npz_array
 from gen3c.io.video import iter_video_frames, probe_video, turned_hint
@@ -92,7 +95,7 @@ def check_sample_dir(folder: str | os.PathLike) -> None:
     """Raise :class:`Gen3cInputError` when the directory ``folder`` lacks a GEN3C sample's files
     (naming a ViPE result given here as one)."""
     folder = Path(folder)
-    missing = [f for f in SAMPLE_FILES if not sample_file(folder, f).is_file()]
+    missing = [f + absent_note(sample_file(folder, f)) for f in SAMPLE_FILES if not sample_file(folder, f).is_file()]
     if missing:
         from gen3c.io.vipe import is_vipe
 
@@ -141,7 +144,7 @@ def _read_dir(
         mask = mask_npz.frames("mask").squeeze_channel()
         w2c = load_npz_array(files["camera.npz"], "w2c")
         K = load_npz_array(files["camera.npz"], "intrinsics")
-        check_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
+        check_depth_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
         check_array(mask, f"{name} mask.npz 'mask'", ("T", "H", "W"), kinds="fbiu")  # as multiview's mask_key_frames
         check_array(w2c, f"{name} camera.npz 'w2c'", ("T", 4, 4))
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
@@ -182,9 +185,8 @@ def _read_dir(
                         f"{name} {rgb} is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
                         + turned_hint(size, depth.shape[1:], mp4)
                     )
-                K_t = check_intrinsics_fit(
-                    torch.from_numpy(float32_array(K[start:stop])), *size, f"{name} camera.npz intrinsics", frame_offset=start
-                )
+                K_t = validate_intrinsics_frames(torch.from_numpy(float32_array(K[start:stop])), f"{name} camera.npz intrinsics", start)
+                K_t = check_intrinsics_fit(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
                 note_scaled_intrinsics(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
             depth_t, valid = fill_invalid_depth(
                 torch.from_numpy(float32_array(depth_f))[None],
@@ -248,7 +250,8 @@ def _read_pt(
         )
     stop = frame_range(start, num_frames, T, name)
     w2c_t = validate_poses(w2c[start:stop].float(), f"{name} w2c", frame_offset=start)
-    K_t = check_intrinsics_fit(K[start:stop].float(), *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
+    K_t = validate_intrinsics_frames(K[start:stop].float(), f"{name} intrinsics", start)
+    K_t = check_intrinsics_fit(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
     note_scaled_intrinsics(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
     fitter = FrameFitter(stop - start, resolution, resize_mode)
     tally = InvalidDepthTally()

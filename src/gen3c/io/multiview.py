@@ -13,6 +13,7 @@ One ``.npz`` (GEN3C's ``gen3c_multiview.py --npz_path``) with::
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,16 +22,18 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, note_scaled_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError, quoted
+from gen3c.errors import Gen3cInputError, note, quoted
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
     check_array,
+    check_depth_array,
     fit_intrinsics,
     float32_array,
     images_to_uint8,
+    validate_intrinsics_frames,
 )
 from gen3c.io.npz import NpzReader
 from gen3c.io.paths import is_dir, is_file, refuse_special_file
@@ -84,13 +87,22 @@ def read_multiview(
                 f"{name} lacks {', '.join(missing)}: GEN3C's multi-view input holds {', '.join(MULTIVIEW_KEYS)} (+ optional Ks_all)"
             )
         # The key views are read one at a time below; the cameras whole.
-        images = check_array(npz.frames("images_key_frames"), f"{name} images_key_frames", (None, 3, None, None))
+        images = npz.frames("images_key_frames")
+        if images.dtype.kind in "iub":  # 8-bit colours saved as they are
+            raise Gen3cInputError(
+                f"{name} images_key_frames holds {images.dtype} values: GEN3C's are floats in [−1, 1]; save images / 127.5 - 1 (for 0 … 255)"
+            )
+        if images.ndim == 4 and images.shape[-1] == 3 and images.shape[1] != 3:
+            raise Gen3cInputError(
+                f"{name} images_key_frames has shape {tuple(images.shape)}, (N, H, W, 3): GEN3C's are (N, 3, H, W); save images.transpose(0, 3, 1, 2)"
+            )
+        images = check_array(images, f"{name} images_key_frames", (None, 3, None, None))
         depth_frames, mask_frames = npz.frames("depth_key_frames"), npz.frames("mask_key_frames")
         cameras = {k: npz.load(k) for k in ("K_key_frames", "w2cs_key_frames", "w2cs_all", "Ks_all") if k in npz.files}
         N, _, H, W = images.shape
         if N == 0:
             raise Gen3cInputError(f"{name} has no key views: images_key_frames is empty")
-        depth = check_array(depth_frames.squeeze_channel(), f"{name} depth_key_frames", (N, H, W), "f")
+        depth = check_depth_array(depth_frames.squeeze_channel(), f"{name} depth_key_frames", (N, H, W))
         mask = check_array(mask_frames.squeeze_channel(), f"{name} mask_key_frames", (N, H, W), "fbiu")
         K = check_array(cameras["K_key_frames"], f"{name} K_key_frames", (N, 3, 3))
         w2c = check_array(cameras["w2cs_key_frames"], f"{name} w2cs_key_frames", (N, 4, 4))
@@ -102,9 +114,11 @@ def read_multiview(
         else:
             K_all = np.broadcast_to(K[-1], (len(w2c_all), 3, 3))
         key_w2c = validate_poses(torch.from_numpy(float32_array(w2c)), f"{name} w2cs_key_frames")
-        key_K = check_intrinsics_fit(torch.from_numpy(float32_array(K)), H, W, f"{name} K_key_frames")
+        key_K = validate_intrinsics_frames(torch.from_numpy(float32_array(K)), f"{name} K_key_frames")
+        key_K = check_intrinsics_fit(key_K, H, W, f"{name} K_key_frames")
         path_w2c = validate_poses(torch.from_numpy(float32_array(w2c_all)), f"{name} w2cs_all")
-        path_K = check_intrinsics_fit(torch.from_numpy(float32_array(K_all)), H, W, f"{name} Ks_all")
+        path_K = validate_intrinsics_frames(torch.from_numpy(float32_array(K_all)), f"{name} Ks_all")
+        path_K = check_intrinsics_fit(path_K, H, W, f"{name} Ks_all")
         resized = "the key views before they were resized"
         note_scaled_intrinsics(key_K, H, W, f"{name} K_key_frames", resized=resized)
         if "Ks_all" in cameras:  # (else they are the last key view's, noted above)
@@ -112,6 +126,7 @@ def read_multiview(
         trajectory = Cameras(path_w2c, fit_intrinsics(path_K, (H, W), resolution, resize_mode), *resolution)
         fitter = FrameFitter(N, resolution, resize_mode)
         tally = InvalidDepthTally()
+        lo, hi = math.inf, -math.inf
         for i, (image, depth_i, mask_i) in enumerate(zip(images.frames(), depth.frames(), mask.frames(), strict=True)):
             image_t = torch.from_numpy(float32_array(image))
             if not torch.isfinite(image_t).all() or image_t.min() < -1.01 or image_t.max() > 1.01:
@@ -119,6 +134,7 @@ def read_multiview(
                 raise Gen3cInputError(
                     f"{name} images_key_frames must be finite and in [−1, 1], got values in [{lo:.3g}, {hi:.3g}] (key view {i})"
                 )
+            lo, hi = min(lo, float(image_t.min())), max(hi, float(image_t.max()))
             depth_t, valid = fill_invalid_depth(
                 torch.from_numpy(float32_array(depth_i))[None],
                 f"{name} depth_key_frames",
@@ -130,6 +146,12 @@ def read_multiview(
             )
             fitter.add(images_to_uint8(image_t), depth_t[0], valid[0])
     tally.note(f"{name} depth_key_frames", mask_invalid_depth, stacklevel=2)
+    if lo >= 0 and hi > lo:  # [0, 1] colours (torchvision's): read as [−1, 1], black is mid-grey
+        note(
+            f"{name} images_key_frames has no value below 0, so its darkest pixel is mid-grey in [−1, 1]: "
+            "if it holds [0, 1] colours, save images * 2 - 1",
+            stacklevel=2,
+        )
     keys = fitter.stack(key_w2c, key_K)
     check_depth_conventions(
         keys.depth, keys.valid, keys.K, keys.w2c, poses_name=f"{name} w2cs_key_frames", depth_name=f"{name} depth_key_frames",

@@ -38,7 +38,6 @@ from gen3c.cameras import (
     check_intrinsics_fit,
     invert_pose,
     note_scaled_intrinsics,
-    validate_intrinsics,
     validate_poses,
 )
 from gen3c.errors import Gen3cInputError, quoted
@@ -47,11 +46,13 @@ from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
+    absent_note,
     check_array,
     check_decoded,
     check_frame_size,
     float32_array,
     frame_range,
+    validate_intrinsics_frames,
 )
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.paths import exists, is_dir, is_file
@@ -74,16 +75,23 @@ _NOT_PINHOLE = {
 def is_vipe(path: str | os.PathLike) -> bool:
     """True for a directory with ``rgb/`` and ``pose/`` or an mp4 inside such a ``rgb/``."""
     p = Path(path)
-    root = p.parent.parent if p.suffix.lower() == ".mp4" else p
+    root = p.parent.parent if _names_video(p) else p
     return is_dir(root / "rgb") and is_dir(root / "pose")
+
+
+def _names_video(p: Path) -> bool:
+    """Whether ``--vipe_path p`` names a clip's video (``rgb/<clip>.mp4``), not a ViPE directory:
+    by its suffix, unless it is a ViPE directory itself (``--output walk.mp4`` names one so)."""
+    return p.suffix.lower() == ".mp4" and not (is_dir(p / "rgb") and is_dir(p / "pose"))
 
 
 def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path, str]:
     """The ViPE root and clip name that ``path`` (the root or ``rgb/<clip>.mp4``) and ``clip`` name."""
     p = Path(path)
-    if p.suffix.lower() == ".mp4":
+    if _names_video(p):
         if not is_file(p):
-            raise Gen3cInputError(f"ViPE video {quoted(p, 200)} does not exist: check --vipe_path")
+            why = "is a folder, not a video" if is_dir(p) else "does not exist"
+            raise Gen3cInputError(f"ViPE video {quoted(p, 200)} {why}: check --vipe_path")
         if p.parent.name != "rgb":
             raise Gen3cInputError(
                 f"--vipe_path {str(p)!r} is an mp4 outside a ViPE rgb/ folder: pass the ViPE output directory"
@@ -99,7 +107,7 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
             why = "is a file, not a folder" if exists(root) else "does not exist"
             raise Gen3cInputError(f"ViPE directory {quoted(root, 200)} {why}: pass the folder given to 'vipe infer --output'")
     name = f"ViPE directory {str(root)!r}"
-    missing = [f"{d}/" for d in VIPE_FOLDERS if not (root / d).is_dir()]
+    missing = [f"{d}/" + absent_note(root / d) for d in VIPE_FOLDERS if not (root / d).is_dir()]
     if missing:
         from gen3c.io.gen3c_sample import SAMPLE_FILES, sample_file
 
@@ -110,7 +118,15 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
         )
     clips = sorted(clip_videos(root))
     if not clips:
-        others = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() in H264_SUFFIXES)
+        links = sorted(f for f in (root / "rgb").iterdir() if f.suffix.lower() == ".mp4" and f.is_symlink() and not f.exists())
+        if links:
+            raise Gen3cInputError(f"{name} has no video in rgb/: rgb/{links[0].name}" + absent_note(links[0]))
+        folders = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() == ".mp4" and f.is_dir())
+        if folders:  # a copy that made the video a folder (an unpacked archive, a sync tool's conflict)
+            raise Gen3cInputError(
+                f"{name} has a folder rgb/{folders[0]}/ where ViPE writes the clip's video: put the video file rgb/{folders[0]} there"
+            )
+        others = sorted(f.name for f in (root / "rgb").iterdir() if f.suffix.lower() in H264_SUFFIXES and f.is_file())
         if others:  # ViPE writes .mp4 only: another container here was put there by hand (gen3c reads it by its content)
             raise Gen3cInputError(
                 f"{name} has no .mp4 in rgb/, only {_listing(others)}: ViPE names its videos rgb/<clip>.mp4; "
@@ -191,7 +207,7 @@ def read_vipe(
         "pose": root / "pose" / f"{clip}.npz",
         "intrinsics": root / "intrinsics" / f"{clip}.npz",
     }
-    missing = [str(f.relative_to(root)) for f in files.values() if not f.is_file()]
+    missing = [str(f.relative_to(root)) + absent_note(f) for f in files.values() if not f.is_file()]
     if missing:
         raise Gen3cInputError(
             f"ViPE directory {str(root)!r} lacks {', '.join(missing)} for clip {clip!r}: re-run 'vipe infer'"
@@ -212,7 +228,7 @@ def read_vipe(
     K = torch.zeros(len(needed), 3, 3)
     K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = (torch.from_numpy(intr[:, i]) for i in range(4))
     K[:, 2, 2] = 1.0
-    K = validate_intrinsics(K, f"ViPE {rel['intrinsics']} intrinsics")
+    K = validate_intrinsics_frames(K, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
 
     depth_name = f"ViPE {rel['depth']}"
     mask_zip = root / "mask" / f"{clip}.zip"
@@ -261,7 +277,11 @@ def _select_rows(
         data = np.stack([data[:, 0, 0], data[:, 1, 1], data[:, 0, 2], data[:, 1, 2]], axis=1)
     check_array(data, f"{name} 'data'", ("N", *item_shape), kinds="fi")
     check_array(inds, f"{name} 'inds'", (len(data),), kinds="iu")
-    if len(inds) and (int(inds.min()) < 0 or int(inds.max()) >= total):
+    if len(inds) and int(inds.min()) < 0:
+        raise Gen3cInputError(
+            f"{name} 'inds' lists frame {int(inds.min())}: frame indices start at 0 (saved counting from another frame?); re-run 'vipe infer'"
+        )
+    if len(inds) and int(inds.max()) >= total:
         raise Gen3cInputError(
             f"{name} has {what} for frames up to {int(inds.max())} but the video has {total} frames: frame counts disagree (files of different clips?)"
         )
@@ -331,6 +351,8 @@ def _depth_zip(root: Path, clip: str) -> Path:
     if path.is_file():
         return path
     name = f"ViPE directory {str(root)!r}"
+    if path.is_symlink() and not path.exists():  # not a run without depth: a copy of links
+        raise Gen3cInputError(f"{name} has no readable depth/{clip}.zip" + absent_note(path))
     # Other files of this clip's name; a zip is another clip's depth (clips "a" and "a.b").
     found = sorted(p for p in (root / "depth").glob(f"{glob.escape(clip)}.*") if p.suffix != ".zip")
     if (root / "depth" / clip).is_dir():
@@ -367,15 +389,25 @@ class _ZipFrames:
         except ZIP_READ_ERRORS as exc:
             raise Gen3cInputError(f"{self.name} is not a readable zip file ({damage(exc)}): it is cut short or damaged, copy it again or re-run 'vipe infer'") from None
         members = set(self.archive.namelist())
-        indices = sorted(
-            int(m[: -len(suffix)]) for m in members if m.endswith(suffix) and m[: -len(suffix)].isdigit()
-        )
+        # Each frame's file by its number: ViPE writes 00012.exr, a zip made by hand may say 12.exr
+        # or 000012.exr (read alike); two files of one frame are refused, as which to read is unknown.
+        self.members: dict[int, str] = {}
+        for m in sorted(members):
+            stem = m[: -len(suffix)]
+            if m.endswith(suffix) and stem.isascii() and stem.isdigit():
+                other = self.members.setdefault(int(stem), m)
+                if other != m:
+                    self.archive.close()
+                    raise Gen3cInputError(
+                        f"{self.name} holds {other} and {m}, two files of frame {int(stem)}: keep one, named {int(stem):05d}{suffix} as ViPE names it"
+                    )
+        indices = sorted(self.members)
         if indices and indices[-1] >= total:
             self.archive.close()
             raise Gen3cInputError(
                 f"{self.name} has frames up to {indices[-1]} but the video has {total} frames: frame counts disagree (files of different clips?)"
             )
-        absent = next((f for f in needed if f"{f:05d}{suffix}" not in members), None)
+        absent = next((f for f in needed if f not in self.members), None)
         # None at the top level but some under a folder: a zip of the folder (zip -r, a file manager's "Compress").
         nested = [] if indices else sorted(
             m for m in members
@@ -389,8 +421,12 @@ class _ZipFrames:
             )
         if absent is not None:
             self.archive.close()
+            held = ""
+            if not indices:  # files of another kind (depth saved as .npy or .png by another tool), or none
+                files = sorted(m for m in members if not m.endswith("/"))
+                held = f" (its files: {_listing(files, 3)}): ViPE writes one {{frame:05d}}{suffix} a frame" if files else " (it is empty)"
             raise Gen3cInputError(
-                f"{self.name} has no {absent:05d}{suffix} (frame {absent}); it holds {len(indices)} of the video's {total} frames"
+                f"{self.name} has no {absent:05d}{suffix} (frame {absent}); it holds {len(indices)} of the video's {total} frames{held}"
             )
 
     def __enter__(self) -> _ZipFrames:
@@ -401,7 +437,7 @@ class _ZipFrames:
 
     def read(self, frame: int, size: tuple[int, int]) -> np.ndarray:
         """Frame ``frame``'s (H, W) array, which must be of the video's ``size``."""
-        member = f"{frame:05d}{self.suffix}"
+        member = self.members[frame]
         try:
             array = self.decode(self.archive.read(member))
         except Gen3cInputError as exc:
