@@ -1419,3 +1419,15 @@ def test_the_foreground_curtain_refuses_batched_cameras_and_views():
     with pytest.raises(Gen3cInputError, match=r"^foreground_curtain_mask warped_depth must be one \(H, W\) depth map, got shape \(1, 16, 20\)"):
         foreground_curtain_mask(torch.ones(1, 16, 20), *good)
     assert foreground_curtain_mask(torch.ones(16, 20), *good).all()  # no edge: no curtain
+
+
+@pytest.mark.parametrize("setting", ["filter_points_threshold", "foreground_tolerance"])
+def test_a_cache_setting_of_true_or_false_is_no_number(setting):
+    """Cache3D(filter_points_threshold=True) was taken as 1 (every point kept without a word),
+    foreground_tolerance=False as 0: a bool is refused as every other number gen3c checks refuses it
+    (reliable_depth_mask's threshold, add_view's max_depth)."""
+    from gen3c.errors import Gen3cInputError
+
+    for value in (True, False):
+        with pytest.raises(Gen3cInputError, match=f"^{setting} {value!r} must be"):
+            Cache3D(**{setting: value})

@@ -169,11 +169,12 @@ def test_weights_that_do_not_fit_the_config_name_file_and_key(copy, edit, messag
     "config, text, message",
     [
         ("transformer/config.json", "[1]", r"transformer/config.json is unreadable \(a JSON list, not an object\)"),
-        ("vae/config.json", '"vae"', r"vae/config.json is unreadable \(a JSON str, not an object\)"),
+        ("vae/config.json", '"vae"', r"vae/config.json is unreadable \(a JSON string, not an object\)"),
+        ("vae/config.json", "null", r"vae/config.json is unreadable \(a JSON null, not an object\)"),
         ("scheduler/scheduler_config.json", "[]", r"scheduler/scheduler_config.json is unreadable \(a JSON list, not an object\)"),
         ("scheduler/scheduler_config.json", "sigma_max", r"scheduler/scheduler_config.json does not describe an EDMEulerScheduler \(unsupported operand"),
     ],
-    ids=["transformer-list", "vae-string", "scheduler-list", "scheduler-value"],
+    ids=["transformer-list", "vae-string", "vae-null", "scheduler-list", "scheduler-value"],
 )
 def test_a_config_that_is_no_json_object_or_holds_a_wrong_value_is_one_line(copy, config, text, message):
     """transformer/config.json holding a JSON list was an AttributeError traceback ('list' object

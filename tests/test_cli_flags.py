@@ -212,3 +212,32 @@ def test_generate_gui_and_eval_take_the_gen3c_flags_alike(tmp_path):
         for flag in ("--cache_dir", "--lora"):
             res = invoke(name, flag, "")
             assert res.exit_code == 2 and f"error: {flag} is empty (an unset shell variable?)" in one_line(res.output), (name, res.output)
+
+
+def test_the_commands_taking_the_shared_flags_are_called_from_python_as_they_declare(capsys):
+    """generate, gui and eval called from Python (as a wrapper script or a test may) take their
+    arguments as their signature declares them: a misspelt keyword is Python's TypeError (said by
+    the command's catch-all, exit code 1), as it was when each command listed the gen3c flags
+    itself, not swallowed by ``**generator_flags`` while the command ran on; a flag left out
+    reaches the command as its declared default."""
+    import inspect
+
+    from gen3c import cli
+
+    for command in (cli.generate, cli.gui, cli.eval_command):
+        with pytest.raises(typer.Exit) as stopped:
+            command(no_such_flag=1)
+        assert stopped.value.exit_code == 1, command
+        assert "unexpected keyword argument 'no_such_flag'" in capsys.readouterr().err, command
+        assert "generator_flags" not in inspect.signature(command).parameters
+    seen = {}
+
+    def options(generator, params):
+        seen.update(params)
+        raise Gen3cInputError("stop here")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cli, "_generator_options", options)
+        with pytest.raises(typer.Exit):
+            cli.eval_command()
+    assert seen["memory_mode"] == "resident" and seen["fp8"] is False and seen["checkpoint_dir"] is None

@@ -534,6 +534,24 @@ def test_overwrite_replaces_a_checkpoint_but_never_deletes_a_folder_that_is_none
     assert not (tmp_path / "old_ckpt" / "stale.txt").exists() and (tmp_path / "old_ckpt" / "model_index.json").is_file()
 
 
+def test_overwrite_never_deletes_another_pipelines_checkpoint(converted, tmp_path):
+    """A folder with a model_index.json counted as a gen3c checkpoint: --overwrite deleted a Stable
+    Diffusion checkpoint (or any diffusers pipeline's) given as OUT. Only a Gen3cPipeline's is
+    replaced."""
+    _, root, _, _ = converted
+    other = tmp_path / "sd15"
+    (other / "unet").mkdir(parents=True)
+    (other / "unet" / "diffusion_pytorch_model.safetensors").write_bytes(b"weights")
+    (other / "model_index.json").write_text('{"_class_name": "StableDiffusionPipeline", "unet": ["diffusers", "UNet2DConditionModel"]}')
+    with pytest.raises(Gen3cModelError, match=r"^output folder '.*sd15' is not a gen3c checkpoint \(its model_index.json declares the pipeline "
+                       r"'StableDiffusionPipeline', not 'Gen3cPipeline'\), and overwrite would delete all it holds: pick a new folder"):
+        convert_checkpoint(root, other, overwrite=True, **{**TINY, "log": None})
+    (other / "model_index.json").write_text("[]")
+    with pytest.raises(Gen3cModelError, match=r"\(its model_index.json names no pipeline \(_class_name\)\)"):
+        convert_checkpoint(root, other, overwrite=True, **{**TINY, "log": None})
+    assert (other / "unet" / "diffusion_pytorch_model.safetensors").read_bytes() == b"weights"
+
+
 def test_overwrite_keeps_the_old_checkpoint_when_the_new_one_cannot_be_put_in_place(converted, tmp_path, monkeypatch):
     """--overwrite deleted the old checkpoint before the new one went into place: a failure or
     Ctrl-C in between left neither."""

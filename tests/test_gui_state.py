@@ -1030,3 +1030,14 @@ def test_a_run_s_name_is_not_one_left_by_an_earlier_run_whose_video_is_gone(tmp_
     (outputs / "gui_002_buffer.mp4").write_bytes(b"")
     (outputs / "gui_0030.mp4").write_bytes(b"")  # another name
     assert state.next_output_name() == "gui_003"
+
+
+def test_an_imported_path_of_more_cameras_than_a_run_may_ask_for_is_refused_before_they_are_read(state):
+    """The GUI's import read every camera of a 100,001-camera path (or stopped at the first one
+    it could not read) before its length, the run's, was refused; it is refused first, naming the
+    path's key, as ``--camera_file`` refuses it."""
+    from gen3c.errors import Gen3cInputError
+
+    data = {"render_height": 48, "render_width": 64, "camera_path": [{}] * 100_001}  # (entries left empty: none is read)
+    with pytest.raises(Gen3cInputError, match=r"^camera file: 'camera_path' has 100001 entries, one a frame: more than the 100000 frames"):
+        state.import_camera_path(json.dumps(data))

@@ -368,6 +368,33 @@ def test_a_stalled_fetch_says_for_how_long_nothing_came(tmp_path, monkeypatch):
     assert lines and all(re.fullmatch(r"fetching a/b: 3\.0 kB of 10\.0 kB \(30 %\), nothing new for \d+ s", line) for line in lines), lines
 
 
+def test_a_progress_line_that_cannot_be_said_ends_the_lines_and_a_bug_in_them_is_not_hidden(tmp_path, monkeypatch):
+    """A log that can no longer be written (stderr closed: ValueError) ends the progress lines
+    quietly, the fetch going on; an error of another kind is a bug of the lines, and its traceback
+    shows (threading's excepthook), not swallowed with the rest."""
+    import io
+    import threading
+
+    monkeypatch.setattr(sys, "stderr", io.StringIO())  # not a terminal
+    monkeypatch.setattr(weights, "PROGRESS_EVERY", 0.05)
+    seen: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
+
+    def closed(_line: str) -> None:
+        raise ValueError("I/O operation on closed file.")
+
+    with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, closed).downloading("model.pt", 10_000):
+        time.sleep(0.3)
+    assert seen == []
+
+    def buggy(_line: str) -> None:
+        raise TypeError("unsupported format string")
+
+    with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, buggy).downloading("model.pt", 10_000):
+        time.sleep(0.3)
+    assert [type(e) for e in seen] == [TypeError] and not progress_threads()
+
+
 def test_a_file_whose_blob_the_hub_cache_holds_is_not_counted_as_a_fetch(hub, official, tmp_path):
     """The hub cache holds model.pt's blob but no link to it at the revision the hub now lists
     (the repository got a commit since another program fetched it): the run said "fetching …

@@ -833,11 +833,11 @@ class Cache3D:
             raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
         if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
             raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
-        if not isinstance(filter_points_threshold, numbers.Real) or not 0 <= filter_points_threshold < math.inf:
+        if isinstance(filter_points_threshold, bool) or not isinstance(filter_points_threshold, numbers.Real) or not 0 <= filter_points_threshold < math.inf:
             raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
         # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
         # value hid points in front of the curtain too.
-        if not isinstance(foreground_tolerance, numbers.Real) or not 0 <= foreground_tolerance < math.inf:
+        if isinstance(foreground_tolerance, bool) or not isinstance(foreground_tolerance, numbers.Real) or not 0 <= foreground_tolerance < math.inf:
             raise Gen3cInputError(f"foreground_tolerance {foreground_tolerance!r} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold

@@ -820,8 +820,9 @@ def _shared_generator_flags(
 
 def _takes_shared_generator_flags(before: str) -> Callable[[Callable], Callable]:
     """Give a command the flags of :func:`_shared_generator_flags`, standing before its parameter
-    ``before`` in its options (and so in its --help); the command receives them through its
-    ``**generator_flags``."""
+    ``before`` in its options (and so in its --help); the command receives them, each given or at
+    its default, through its ``**generator_flags``. Called from Python, the command takes its
+    arguments as that signature says (a misspelt keyword is a TypeError, not one more flag)."""
     import inspect
 
     shared = list(inspect.signature(_shared_generator_flags, eval_str=True).parameters.values())
@@ -830,10 +831,19 @@ def _takes_shared_generator_flags(before: str) -> Callable[[Callable], Callable]
         own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind != p.VAR_KEYWORD]
         at = [p.name for p in own].index(before)
         params = [*own[:at], *shared, *own[at:]]
-        command.__signature__ = inspect.Signature(params, return_annotation=None)
-        # What typer and the checks of typed paths and choices read (typing.get_type_hints).
+        signature = inspect.Signature(params, return_annotation=None)
+        # What typer and the checks of typed paths and choices read (typing.get_type_hints, of the
+        # command itself: inspect.unwrap).
         command.__annotations__ = {**{p.name: p.annotation for p in params}, "return": None}
-        return command
+
+        @functools.wraps(command)
+        def declared(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return command(**bound.arguments)
+
+        declared.__signature__ = signature
+        return declared
 
     return declare
 

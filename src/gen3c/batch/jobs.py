@@ -27,6 +27,7 @@ from gen3c.batch.manifest import OUTPUT_FILES, Job
 from gen3c.errors import Gen3cInputError, collect_notes, first_line, spelled_notes
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
+from gen3c.io.formats import json_kind
 from gen3c.io.hashing import sha256_file
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool, lora_digest
 from gen3c.pipelines.spelling import row_spelling
@@ -87,7 +88,7 @@ def read_status(folder: str | Path, name: str) -> dict[str, Any] | None:
     except (OSError, ValueError) as exc:
         why = f"not JSON ({exc.msg})" if isinstance(exc, json.JSONDecodeError) else first_line(exc)
         return {UNREADABLE: why}
-    return data if isinstance(data, dict) else {UNREADABLE: f"a JSON {type(data).__name__}, not an object"}
+    return data if isinstance(data, dict) else {UNREADABLE: f"{json_kind(data)}, not an object"}
 
 
 def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dict[str, Any]:

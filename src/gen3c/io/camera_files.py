@@ -154,7 +154,6 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
     except OSError as exc:  # a name too long, no permission, an I/O error
         raise Gen3cInputError(f"{name} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     data = parse_camera_json(content, name)
-    _check_run_length(data, name)
     cameras = cameras_from_dict(data, name)
     return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))
 
@@ -179,12 +178,13 @@ def load_camera_file(path: str | os.PathLike) -> Cameras:
 def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
     """The JSON value of a camera file's bytes (UTF-8, with or without a byte order mark, or UTF-16
     with one); a file of another kind (an image, an npz, text that is not JSON) is a one-line error
-    saying what it is, as is a key given twice in one object or an integer no float can hold."""
+    saying what it is, as is a key given twice in one object, an integer no float can hold, or more
+    cameras than a run may ask for (refused before they are read: :func:`_check_run_length`)."""
     if len(content) > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
     fix = "pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json"
     try:
-        return loads_json(user_text(content, name, fix, "a camera file"), name, "camera file", fix, **json_hooks(name))
+        data = loads_json(user_text(content, name, fix, "a camera file"), name, "camera file", fix, **json_hooks(name))
     except json.JSONDecodeError as exc:
         if exc.doc.lstrip()[:1] in ("{", "[", ""):
             raise Gen3cInputError(f"{name} is not valid JSON ({exc}): {fix}") from None
@@ -192,6 +192,8 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
         first = exc.doc.lstrip().splitlines()[0].strip()
         kitti = "; a KITTI poses.txt (12 numbers a line) becomes a gen3c cameras JSON as docs/cameras.md, 'gen3c cameras JSON', shows"
         raise Gen3cInputError(f"{name} is text, not valid JSON (its first line: {quoted(first, 60)}): {fix}{kitti if _numbers_line(first, 12) else ''}") from None
+    _check_run_length(data, name)  # (the GUI's import too: its path's length becomes the run's)
+    return data
 
 
 def json_hooks(name: str) -> dict[str, Callable]:

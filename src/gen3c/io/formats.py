@@ -60,6 +60,16 @@ def loads_json(text: str | bytes, name: str, kind: str, fix: str, **kwargs: Any)
         raise Gen3cInputError(f"{name} nests its JSON lists or objects thousands deep, as no {kind} does: {fix}") from None
 
 
+#: JSON's own names of what ``json.loads`` returns, by the Python type it returns.
+_JSON_KINDS = {"dict": "object", "list": "list", "str": "string", "bool": "boolean", "int": "number", "float": "number", "NoneType": "null"}
+
+
+def json_kind(value: Any) -> str:
+    """What a parsed JSON value is, in JSON's words after "a JSON": "a JSON list", "a JSON string",
+    "a JSON null" (not Python's "a JSON str", "a JSON NoneType")."""
+    return f"a JSON {_JSON_KINDS.get(type(value).__name__, type(value).__name__)}"
+
+
 def file_head(path: str | os.PathLike) -> bytes:
     """The first bytes of the file at ``path``, enough for :func:`describe_head`."""
     with open(path, "rb") as fh:

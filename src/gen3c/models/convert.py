@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import pickle
 import re
@@ -47,7 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full
+from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full, quoted
 from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
 from gen3c.io.paths import nearest_existing
 from gen3c.library_output import libraries_quiet
@@ -55,6 +56,8 @@ from gen3c.models import configs
 from gen3c.models.verify import CHECKSUMS_FILE, unreadable_file, write_checksums
 
 DIT_FILE = Path("Gen3C-Cosmos-7B") / "model.pt"
+#: The ``_class_name`` of a gen3c checkpoint's model_index.json.
+PIPELINE_CLASS = "Gen3cPipeline"
 TOKENIZER_DIR = Path("Cosmos-Tokenize1-CV8x8x8-720p")
 T5_DIR = Path("google-t5") / "t5-11b"
 HUB_SOURCES = "nvidia/Gen3C-Cosmos-7B, nvidia/Cosmos-Tokenize1-CV8x8x8-720p and google-t5/t5-11b"
@@ -627,13 +630,33 @@ def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
         raise Gen3cModelError(
             f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
         )
-    if overwrite and out.exists() and any(out.iterdir()) and not (out / "model_index.json").is_file():
-        # (overwrite deletes the whole folder: a mistyped OUT, a home folder, a project's folder)
+    not_ours = _not_a_gen3c_checkpoint(out) if overwrite and out.exists() and any(out.iterdir()) else None
+    if not_ours is not None:
+        # (overwrite deletes the whole folder: a mistyped OUT, a home folder, a project's folder,
+        # another diffusers model's checkpoint)
         raise Gen3cModelError(
-            f"output folder {str(out)!r} is not a gen3c checkpoint (no model_index.json), and overwrite would delete all it holds: "
+            f"output folder {str(out)!r} is not a gen3c checkpoint ({not_ours}), and overwrite would delete all it holds: "
             "pick a new folder, or empty that one yourself"
         )
     check_writable_place(out, "output folder", beside=True)  # before the minutes of reading and converting
+
+
+def _not_a_gen3c_checkpoint(out: Path) -> str | None:
+    """Why the folder ``out`` is not a gen3c checkpoint (which ``overwrite`` may replace), or None:
+    no ``model_index.json``, or one of another pipeline (a Stable Diffusion checkpoint's)."""
+    index = out / "model_index.json"
+    if not index.is_file():
+        return "no model_index.json"
+    try:
+        declared = json.loads(index.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"its model_index.json is unreadable: {first_line(exc, 80)}"
+    name = declared.get("_class_name") if isinstance(declared, dict) else None
+    if name is None:
+        return "its model_index.json names no pipeline (_class_name)"
+    if name != PIPELINE_CLASS:
+        return f"its model_index.json declares the pipeline {quoted(name, 60)}, not {PIPELINE_CLASS!r}"
+    return None
 
 
 def convert_components(
@@ -833,11 +856,9 @@ def _prompt_cache(text_encoder, tokenizer):
 
 
 def _write_model_index(folder: Path, components: dict[str, list]) -> None:
-    import json
-
     import diffusers
 
-    index = {"_class_name": "Gen3cPipeline", "_diffusers_version": diffusers.__version__, **components}
+    index = {"_class_name": PIPELINE_CLASS, "_diffusers_version": diffusers.__version__, **components}
     (folder / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError, quoted
+from gen3c.io.formats import json_kind
 
 #: Packaged model names → folder under gen3c/assets.
 PACKAGED_MODELS = {"tiny": "tiny_model", "tiny_fast": "tiny_fast_model"}  # tiny_fast: tiny's 5-step distilled student
@@ -127,7 +128,7 @@ def _checked_info(info: Any, folder: str) -> dict[str, Any]:
     it is no JSON object or a setting a run reads has a value of another kind (it was a ValueError
     traceback where the run converted it)."""
     if not isinstance(info, dict):
-        raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME} is unreadable (a JSON {type(info).__name__}, not an object): train or copy it again")
+        raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME} is unreadable ({json_kind(info)}, not an object): train or copy it again")
     for key, (fits, what) in _INFO_FIELDS.items():
         if key in info and not fits(info[key]):
             raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME}'s {key!r} must be {what}, got {json.dumps(info[key])[:40]}: fix or remove it")

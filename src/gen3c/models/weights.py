@@ -961,8 +961,8 @@ class _FetchProgress:
                 elif speed > 0:
                     line += f", {format_bytes(int(speed))}/s, ~{_duration((total - done) / speed)} left"
                 self.say(line)
-        except Exception:  # a line not said (stderr closed, a file renamed mid-count), never the fetch stopped
-            return
+        except (OSError, ValueError):  # a line not said (stderr closed or its pipe gone), never the fetch stopped
+            return  # (another error is a bug of these lines: the thread's traceback shows it, the fetch goes on)
 
 
 def _stderr_is_terminal() -> bool:

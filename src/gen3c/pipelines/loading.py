@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, spelled, with_article
+from gen3c.io.formats import json_kind
 from gen3c.models import configs
 from gen3c.models.context_parallel import (
     check_context_parallel_attention,
@@ -185,7 +186,7 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
     try:
         declared = json.loads(index.read_text())
         if not isinstance(declared, dict):
-            raise ValueError(f"a JSON {type(declared).__name__}, not an object")
+            raise ValueError(f"{json_kind(declared)}, not an object")
     except PermissionError as exc:
         raise unreadable_file(index, exc) from None
     except (OSError, ValueError) as exc:
@@ -238,7 +239,7 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         try:
             read = json.loads((root / config).read_text())
             if not isinstance(read, dict):
-                raise ValueError(f"a JSON {type(read).__name__}, not an object")
+                raise ValueError(f"{json_kind(read)}, not an object")
         except PermissionError as exc:
             raise unreadable_file(root / config, exc) from None
         except (OSError, ValueError) as exc:
