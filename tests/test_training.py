@@ -876,6 +876,34 @@ def test_a_lora_save_stopped_midway_leaves_the_previous_adapter_whole(tmp_path, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lora"]
 
 
+def test_a_damaged_lora_record_is_refused_not_taken_as_absent(tmp_path):
+    """lora_base_checkpoint returned None for a gen3c_lora.json it could not read, as for none at
+    all: `gen3c generate --lora` then skipped the check of the base model the adapter was trained
+    on. A record that is there but damaged (cut short, a list, a link whose target is gone) is
+    now refused in one line naming it; no record, or one naming no base, is still None."""
+    from gen3c.errors import Gen3cModelError
+    from gen3c.training import lora
+
+    folder = tmp_path / "lora"
+    folder.mkdir()
+    (folder / lora.WEIGHTS_NAME).write_bytes(b"")
+    record = folder / lora.META_NAME
+    assert lora.lora_base_checkpoint(folder) is None  # an adapter made elsewhere: no record
+    record.write_text('{"rank": 4}')
+    assert lora.lora_base_checkpoint(folder / lora.WEIGHTS_NAME) is None
+    record.write_text('{"rank": 4, "base_checkpoint": "tiny"}')
+    assert lora.lora_base_checkpoint(folder) == "tiny"
+    for content, why in (('{"rank": 4, "base_che', r"cannot be read \(Unterminated string"), ("[1, 2]", "holds list, not the JSON object")):
+        record.write_text(content)
+        with pytest.raises(Gen3cModelError, match=rf"^LoRA record '{re.escape(str(record))}' {why}.*: copy the adapter folder again") as info:
+            lora.lora_base_checkpoint(folder)
+        assert "\n" not in str(info.value)
+    record.unlink()
+    record.symlink_to(tmp_path / "gone.json")
+    with pytest.raises(Gen3cModelError, match=r"cannot be read \(a link to .*gone\.json', which does not exist here\)"):
+        lora.lora_base_checkpoint(folder)
+
+
 def test_a_fine_tuned_distilled_student_keeps_its_sampling_defaults_and_scheduler(tmp_path, sample_dir):
     """A full fine-tune of a distilled student exported a model/ without the student's num_steps and
     guidance, so `gen3c generate` on it sampled 35 steps with guidance, twice the forwards per step;

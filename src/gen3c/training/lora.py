@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gen3c.errors import Gen3cModelError, quoted
+from gen3c.errors import Gen3cModelError, first_line, quoted
 from gen3c.io.atomic import replace_folder, write_text_atomic
 from gen3c.io.hashing import sha256_file
 from gen3c.io.paths import is_dir, refuse_special_file
@@ -137,13 +137,26 @@ def lora_sha256(path: str | os.PathLike) -> str:
 
 def lora_base_checkpoint(path: str | os.PathLike) -> str | None:
     """The base checkpoint ``gen3c_lora.json`` beside the adapter names (None where there is no
-    such record)."""
+    such record, as for an adapter made elsewhere, or it names none).
+
+    Raises:
+        Gen3cModelError: a record that is there but cannot be read or is not a JSON object (cut
+            short, damaged, a link whose target is gone): the base it names is what a run is
+            checked against, so it is not taken as absent.
+    """
     path = Path(path).expanduser()
-    try:
-        info = json.loads(((path if path.is_dir() else path.parent) / META_NAME).read_text())
-    except (OSError, ValueError):
+    record = (path if path.is_dir() else path.parent) / META_NAME
+    if not record.exists() and not record.is_symlink():
         return None
-    base = info.get("base_checkpoint") if isinstance(info, dict) else None
+    fix = "copy the adapter folder again (or delete the record to load the adapter unchecked)"
+    try:
+        info = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        why = f"a link to {os.readlink(record)!r}, which does not exist here" if record.is_symlink() and not record.exists() else first_line(exc, 120)
+        raise Gen3cModelError(f"LoRA record {str(record)!r} cannot be read ({why}): {fix}") from None
+    if not isinstance(info, dict):
+        raise Gen3cModelError(f"LoRA record {str(record)!r} holds {type(info).__name__}, not the JSON object gen3c writes: {fix}")
+    base = info.get("base_checkpoint")
     return str(base) if base else None
 
 
