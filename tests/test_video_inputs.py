@@ -210,7 +210,13 @@ def _rezip(path, members):
         # without depth (pipeline.post.depth_align_model=null) …", "has no video in rgb/", "lacks pose/walk.npz".
         ("depth_link_dangling", r"has no readable depth/walk\.zip \(a link to '/gone/walk\.zip', which does not exist here: copy what it points to, not the link\)$"),
         ("video_link_dangling", r"has no video in rgb/: rgb/walk\.mp4 \(a link to '/gone/walk\.mp4', which does not exist here: copy what it points to, not the link\)$"),
-        ("pose_link_dangling", r"lacks pose/walk\.npz \(a link to '/gone/walk\.npz', which does not exist here: copy what it points to, not the link\) for clip 'walk'"),
+        # Before: "… not the link) for clip 'walk': re-run 'vipe infer'", which makes no file the link points to.
+        ("pose_link_dangling", r"lacks pose/walk\.npz \(a link to '/gone/walk\.npz', which does not exist here: copy what it points to, not the link\) for clip 'walk'$"),
+        # A link gone and a file never written: each its own fix.
+        ("pose_link_dangling_intrinsics_absent", r"lacks pose/walk\.npz \(a link to .*not the link\), intrinsics/walk\.npz for clip 'walk': re-run 'vipe infer' for intrinsics/walk\.npz$"),
+        # One camera for every frame. Before: "'data' has shape (3, 3): expected (N, 4)", no fix.
+        ("intrinsics_one_matrix", r"intrinsics/walk\.npz 'data' has shape \(3, 3\), one camera: ViPE keeps fx, fy, cx, cy a frame, listed by 'inds': save np\.tile\(\[K\[0, 0\], K\[1, 1\], K\[0, 2\], K\[1, 2\]\], \(N, 1\)\) with inds=np\.arange\(N\) for the video's N frames$"),
+        ("intrinsics_one_row", r"intrinsics/walk\.npz 'data' has shape \(4,\), one camera: .* save np\.tile\(data, \(N, 1\)\) with inds=np\.arange\(N\)"),
     ],
 )
 def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
@@ -281,10 +287,16 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     elif case == "pose_inds_negative":
         data = np.load(pose)
         np.savez(pose, data=data["data"], inds=data["inds"] - 1)
-    elif case.endswith("_link_dangling"):
+    elif "_link_dangling" in case:
         file = {"depth": root / "depth" / "walk.zip", "video": root / "rgb" / "walk.mp4", "pose": pose}[case.split("_")[0]]
         file.unlink()
         file.symlink_to(f"/gone/{file.name}")
+        if case.endswith("_intrinsics_absent"):
+            (root / "intrinsics" / "walk.npz").unlink()
+    elif case in ("intrinsics_one_matrix", "intrinsics_one_row"):
+        intr = np.load(root / "intrinsics" / "walk.npz")["data"][0]
+        one = np.array([[intr[0], 0, intr[2]], [0, intr[1], intr[3]], [0, 0, 1]], np.float32) if case == "intrinsics_one_matrix" else intr
+        np.savez(root / "intrinsics" / "walk.npz", data=one, inds=np.arange(len(one)))
     elif case == "mp4_garbage":
         (root / "rgb" / "walk.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x01" * 300)
     elif case == "pickled_npz":
@@ -299,6 +311,17 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_vipe(root, (64, 128), start=start)
     assert "\n" not in str(err.value)
+
+
+def test_vipe_poses_of_three_rows_are_completed(vipe_dir, tmp_path):
+    """ViPE poses saved as (N, 3, 4) [R | t] were refused ("'data' has shape (10, 3, 4): expected
+    (N, 4, 4)"): the row they lack is the constant [0 0 0 1] of every rigid pose, so they are read
+    as the (N, 4, 4) they are the top of."""
+    root = _copy_vipe(vipe_dir, tmp_path / "v")
+    pose = root / "pose" / "walk.npz"
+    data = np.load(pose)
+    np.savez(pose, data=data["data"][:, :3, :], inds=data["inds"])
+    assert torch.equal(read_vipe(root, (64, 128), num_frames=4).w2c, read_vipe(vipe_dir, (64, 128), num_frames=4).w2c)
 
 
 def test_a_depth_zip_whose_files_are_numbered_otherwise_is_read_by_their_numbers(vipe_dir, tmp_path, clip):
@@ -621,6 +644,27 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_sample(folder, (64, 128), start=start)
     assert "\n" not in str(err.value)
+
+
+def test_a_samples_one_shared_intrinsics_matrix_is_each_frames(tmp_path, sample_dir):
+    """camera.npz 'intrinsics' of shape (3, 3), one lens for the whole video, was refused ("has
+    shape (3, 3): expected (T, 3, 3)"), with no fix: it is each frame's K, unambiguously, and read
+    as such, to the frame counts' check and the intrinsics' own."""
+    import shutil
+
+    folder = shutil.copytree(sample_dir, tmp_path / "s")
+    cam = dict(np.load(folder / "camera.npz"))
+    np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=cam["intrinsics"][0])
+    stack, expected = read_sample(folder, (64, 128), start=2, num_frames=3), read_sample(sample_dir, (64, 128), start=2, num_frames=3)
+    assert torch.equal(stack.K, expected.K[:1].expand(3, 3, 3)) and torch.equal(stack.w2c, expected.w2c)
+    bad = cam["intrinsics"][0].copy()
+    bad[0, 0] = -1
+    np.savez(folder / "camera.npz", w2c=cam["w2c"][:9], intrinsics=bad)
+    with pytest.raises(Gen3cInputError, match=r"frame counts that disagree \(rgb\.mp4 10, depth\.npz 10, mask\.npz 10, camera\.npz w2c 9\)"):
+        read_sample(folder, (64, 128))
+    np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=bad)
+    with pytest.raises(Gen3cInputError, match=r"camera\.npz intrinsics \(frame 0\) have a focal length ≤ 0"):
+        read_sample(folder, (64, 128))
 
 
 def test_intrinsics_of_the_video_before_it_was_resized_are_noted(tmp_path, sample_dir, vipe_dir):

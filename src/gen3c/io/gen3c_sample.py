@@ -147,6 +147,9 @@ def _read_dir(
         check_depth_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
         check_array(mask, f"{name} mask.npz 'mask'", ("T", "H", "W"), kinds="fbiu")  # as multiview's mask_key_frames
         check_array(w2c, f"{name} camera.npz 'w2c'", ("T", 4, 4))
+        shared_K = K.shape == (3, 3)
+        if shared_K:  # one camera for every frame (a fixed lens): each frame's K
+            K = K[None].repeat(len(w2c), axis=0)
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
         video = probe_video(mp4, "sample video")
         total = video.frames
@@ -155,7 +158,7 @@ def _read_dir(
             "depth.npz": len(depth),
             "mask.npz": len(mask),
             "camera.npz w2c": len(w2c),
-            "camera.npz intrinsics": len(K),
+            **({} if shared_K else {"camera.npz intrinsics": len(K)}),
         }
         if len(set(counts.values())) != 1:
             listed = ", ".join(f"{k} {v}" for k, v in counts.items())

@@ -207,11 +207,13 @@ def read_vipe(
         "pose": root / "pose" / f"{clip}.npz",
         "intrinsics": root / "intrinsics" / f"{clip}.npz",
     }
-    missing = [str(f.relative_to(root)) + absent_note(f) for f in files.values() if not f.is_file()]
-    if missing:
-        raise Gen3cInputError(
-            f"ViPE directory {str(root)!r} lacks {', '.join(missing)} for clip {clip!r}: re-run 'vipe infer'"
-        )
+    lacking = [f for f in files.values() if not f.is_file()]
+    if lacking:
+        # A link whose target is gone has its fix in its note (copy the target); the rest, ViPE's run.
+        unwritten = [str(f.relative_to(root)) for f in lacking if not (f.is_symlink() and not f.exists())]
+        rerun = "" if not unwritten else ": re-run 'vipe infer'" if len(unwritten) == len(lacking) else f": re-run 'vipe infer' for {', '.join(unwritten)}"
+        listed = ", ".join(str(f.relative_to(root)) + absent_note(f) for f in lacking)
+        raise Gen3cInputError(f"ViPE directory {str(root)!r} lacks {listed} for clip {clip!r}{rerun}")
     rel = {key: str(f.relative_to(root)) for key, f in files.items()}
     intr_data, intr_inds = _load_rows(files["intrinsics"], rel["intrinsics"])
     _check_pinhole(root, clip, intr_data)
@@ -273,6 +275,15 @@ def _select_rows(
     name = f"ViPE {rel}"
     if data.ndim == 2 and data.shape[1] == 16 and item_shape == (4, 4):
         data = data.reshape(-1, 4, 4)
+    if data.ndim == 3 and data.shape[1:] == (3, 4) and item_shape == (4, 4) and data.dtype.kind in "fi":
+        # [R | t], the rows a rigid 4×4 is made of above its constant [0 0 0 1]: completed with that row.
+        data = np.concatenate([data, np.broadcast_to(np.array([0, 0, 0, 1], data.dtype), (len(data), 1, 4))], axis=1)
+    if data.shape in ((3, 3), (4,)) and item_shape == (4,):  # one camera for all frames, where ViPE keeps a row per frame
+        raise Gen3cInputError(
+            f"{name} 'data' has shape {data.shape}, one camera: ViPE keeps fx, fy, cx, cy a frame, listed by 'inds': save "
+            + ("np.tile([K[0, 0], K[1, 1], K[0, 2], K[1, 2]], (N, 1))" if data.shape == (3, 3) else "np.tile(data, (N, 1))")
+            + " with inds=np.arange(N) for the video's N frames"
+        )
     if data.ndim == 3 and data.shape[1:] == (3, 3) and item_shape == (4,):  # 3×3 matrices → fx, fy, cx, cy
         data = np.stack([data[:, 0, 0], data[:, 1, 1], data[:, 0, 2], data[:, 1, 2]], axis=1)
     check_array(data, f"{name} 'data'", ("N", *item_shape), kinds="fi")
