@@ -722,6 +722,24 @@ def test_a_teacher_without_a_prompt_cache_is_refused_naming_the_config_key(tmp_p
     assert not (tmp_path / "run").exists()
 
 
+def test_a_refused_distillation_says_no_note_before_its_refusal(tmp_path, monkeypatch):
+    """The notes of data.num_workers and train.lr came before distillation's own checks, so a run
+    then refused (here: a teacher without a prompt cache) printed them above its one line."""
+    import os
+
+    pipe = tiny_pipeline(seed=0)
+    pipe.register_modules(prompt_cache=None)
+    teacher = tmp_path / "teacher"
+    pipe.save_pretrained(teacher)
+    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    config = config_from_dict(distill_config(teacher, data={"num_workers": 2, "cache_clips": False}, train={"lr": 5.0}))
+    with collect_notes() as notes, pytest.raises(Gen3cInputError, match="has no prompt cache"):
+        train(config, tmp_path / "run")
+    assert notes == []
+
+
 @pytest.mark.slow
 def test_a_teacher_without_the_negative_prompt_is_refused_where_guidance_needs_it(tmp_path):
     """A teacher whose prompt cache lacked GEN3C's negative prompt was guided with the empty prompt

@@ -614,8 +614,9 @@ def test_an_implausible_learning_rate_is_said_in_a_note(sections, said):
     from gen3c.errors import collect_notes
     from gen3c.training.loop import note_learning_rates
 
+    config = config_from_dict(sections)
     with collect_notes() as notes:
-        note_learning_rates(config_from_dict(sections))
+        note_learning_rates(config, tokenizer_trains=not config.model.checkpoint)
     assert len(notes) == 1 and notes[0].startswith(said), notes
 
 
@@ -626,8 +627,9 @@ def test_the_shipped_configs_learning_rates_get_no_note():
 
     with collect_notes() as notes:
         for name in shipped_config_names():
-            note_learning_rates(load_config(shipped_config(f"{name}.toml")))
-        note_learning_rates(config_from_dict({"model": {"checkpoint": "tiny"}, "train": {"mode": "lora", "lr": 5e-2}}))  # a fast LoRA test's
+            config = load_config(shipped_config(f"{name}.toml"))
+            note_learning_rates(config, tokenizer_trains=not config.model.checkpoint and not config.model.tokenizer)
+        note_learning_rates(config_from_dict({"model": {"checkpoint": "tiny"}, "train": {"mode": "lora", "lr": 5e-2}}), tokenizer_trains=False)  # a fast LoRA test's
     assert notes == []
 
 
@@ -1654,18 +1656,45 @@ def test_more_workers_than_cpus_is_one_note_naming_the_setting(tmp_path, monkeyp
 
     import gen3c.training.loop as loop
 
+    class Ran(Exception):
+        pass
+
     def run(*args, **kwargs):  # as torch's DataLoader warns when its iterator starts
         warnings.warn("This DataLoader will create 3 worker processes in total. Our suggested max number of worker in current system is 2, …", stacklevel=2)
-        return "ran"
+        raise Ran
 
-    monkeypatch.setattr(loop, "_train", run)
+    monkeypatch.setattr(loop, "_start_run", run)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    with warnings.catch_warnings(record=True) as said:
+    with warnings.catch_warnings(record=True) as said, pytest.raises(Ran):
         warnings.simplefilter("always")
-        assert train(config_from_dict(tiny_config(tmp_path, data={"num_workers": 3})), tmp_path / "run") == "ran"
+        train(config_from_dict(tiny_config(tmp_path, data={"num_workers": 3})), tmp_path / "run")
     assert [str(w.message) for w in said] == [
         "data.num_workers = 3 is more than the 2 CPUs this process may use: clips are made more slowly than with 2 or fewer; lower it"]
+
+
+def test_a_resumed_run_notes_no_learning_rate_of_a_tokenizer_it_trained_already(tmp_path, monkeypatch):
+    """A from-scratch run resumed with its tokenizer/ trained still got the note of tokenizer.lr,
+    a setting it no longer uses; a fresh run, which trains its tokenizer, still gets it."""
+    import gen3c.training.loop as loop
+    from gen3c.errors import collect_notes
+    from gen3c.training.tokenizer import build_tokenizer
+
+    class Started(Exception):
+        pass
+
+    def start(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(loop, "_start_run", start)
+    config = config_from_dict(tiny_config(tmp_path, tokenizer={"lr": 0.5}))
+    with collect_notes() as notes, pytest.raises(Started):
+        train(config, tmp_path / "fresh")
+    assert len(notes) == 1 and notes[0].startswith("tokenizer.lr = 0.5 is far above"), notes
+    build_tokenizer(config.tokenizer.config).save_pretrained(tmp_path / "run" / "tokenizer")  # as the tokenizer stage leaves it
+    with collect_notes() as notes, pytest.raises(Started):
+        train(config, tmp_path / "run", resume="auto")
+    assert notes == []
 
 
 def test_ctrl_c_of_gen3c_train_says_what_is_kept_wherever_it_stops(tmp_path, monkeypatch):

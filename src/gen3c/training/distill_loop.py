@@ -86,6 +86,7 @@ from gen3c.training.loop import (
     folder_megabytes,
     load_base_pipeline,
     lr_factor,
+    note_settings,
     prompt_embedding,
     recorded_config,
     same_folders,
@@ -633,7 +634,8 @@ def distill(
             other = changed_teacher_checkpoint(resumed, teacher_checkpoint, m.checkpoint)
         if other is not None:
             raise Gen3cInputError(other)
-    if is_main_process():  # (after the refusals: a run refused says only why)
+    note_settings(config, tokenizer_trains=False)  # (after the refusals: a run refused says only why; the teacher's tokenizer)
+    if is_main_process():
         note_long_samples(config)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process

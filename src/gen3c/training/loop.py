@@ -178,11 +178,20 @@ IMPLAUSIBLE_LR = 0.1
 NEGLIGIBLE_TRAVEL = 1e-5
 
 
-def note_learning_rates(config: Config) -> None:
-    """Note a learning rate no AdamW run of a DiT (or of the tokenizer) can use: so large that each
-    step moves every weight by more than its size (``train.lr = 1``), or so small that the whole
-    run moves none visibly (``train.lr = 1e-12``). A note, not a refusal: the value is the user's
-    to try (diffusers-style trainers take any), and a number cannot know every model."""
+def note_settings(config: Config, tokenizer_trains: bool) -> None:
+    """:func:`note_workers` and :func:`note_learning_rates`: what a run (fine-tune, LoRA, from
+    scratch or distillation) notes once its own refusals are behind it, before it starts, so a
+    run refused says only why."""
+    note_workers(config)
+    note_learning_rates(config, tokenizer_trains)
+
+
+def note_learning_rates(config: Config, tokenizer_trains: bool) -> None:
+    """Note a learning rate no AdamW run of a DiT (or of the tokenizer, where ``tokenizer_trains``:
+    not one a resumed run already trained) can use: so large that each step moves every weight by
+    more than its size (``train.lr = 1``), or so small that the whole run moves none visibly
+    (``train.lr = 1e-12``). A note, not a refusal: the value is the user's to try (diffusers-style
+    trainers take any), and a number cannot know every model."""
     if not is_main_process():
         return
     if config.train.mode == "distill":
@@ -191,7 +200,7 @@ def note_learning_rates(config: Config) -> None:
         steps = config.run.max_steps
     count = "the longest of distill.stage_max_steps" if config.train.mode == "distill" and config.distill.stage_max_steps else "run.max_steps"
     rates = [("train.lr", config.train.lr, steps, count, "a DiT", "1e-5 to 1e-3")]
-    if not config.model.checkpoint and not config.model.tokenizer:  # the tokenizer trains first
+    if tokenizer_trains:  # the tokenizer trains first
         rates.append(("tokenizer.lr", config.tokenizer.lr, config.tokenizer.steps, "tokenizer.steps", "a tokenizer", "1e-4 to 5e-3"))
     for key, lr, steps, count, what, usual in rates:
         if lr >= IMPLAUSIBLE_LR:
@@ -1021,9 +1030,7 @@ def train(
             if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
                 kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
                 echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
-            note_workers(config)  # after the refusals: a run refused says only why
-            note_learning_rates(config)
-            with warnings.catch_warnings():  # (said once by note_workers, naming the setting)
+            with warnings.catch_warnings():  # (said once by note_workers, naming the setting; each run's note_settings)
                 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
                 return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (gen3c.errors.Terminated): say what is kept
@@ -1147,6 +1154,7 @@ def _train(
     lora_mode = config.train.mode == "lora"
     if lora_mode:
         lora_mod.target_modules(transformer, config.lora.targets)
+    note_settings(config, tokenizer_trains)  # after the refusals: a run refused says only why
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
     main = accelerator.is_main_process
     if config.data.cache_clips:
