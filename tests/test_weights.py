@@ -324,6 +324,33 @@ def test_a_fetch_logged_to_a_file_says_how_far_it_got_until_it_ends(hub, officia
     assert not progress_threads()
 
 
+def test_the_progress_of_a_fetch_counts_no_partial_file_of_another_blob(hub, official, tmp_path, monkeypatch):
+    """The progress lines added every blobs/*.incomplete of the repository to what was done: another
+    process's partial file of another blob (or a stale one) made the fetch read 100 % from its
+    first line. Only the partial file of the blob being fetched (named by its sha256) counts now."""
+    import fcntl
+    import hashlib
+
+    slow_fetch(hub, official, monkeypatch, stderr_is_a_terminal=False, seconds=1.0)
+    data = official[1][DIT]["model.pt"]
+    folder = tmp_path / "hub" / f"models--{DIT.replace('/', '--')}"
+    (folder / "blobs").mkdir(parents=True)
+    (folder / ".." / ".locks" / folder.name).mkdir(parents=True)
+    other = "f" * 64
+    assert other != hashlib.sha256(data).hexdigest()
+    partial = folder / "blobs" / f"{other}.0badf00d.incomplete"
+    partial.write_bytes(b"x" * len(data))  # as large as model.pt: every line said 100 %
+    lock = tmp_path / "hub" / ".locks" / folder.name / f"{other}.lock"
+    lock.write_bytes(b"")
+    with open(lock, "rb") as held:  # another process fetching that blob: its partial file is kept
+        fcntl.flock(held, fcntl.LOCK_EX)
+        lines: list[str] = []
+        prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    percents = [int(m[4]) for m in map(PROGRESS.fullmatch, lines) if m]
+    assert len(percents) >= 3 and percents[0] < 50 and percents == sorted(percents), lines
+    assert partial.stat().st_size == len(data)
+
+
 def test_a_failed_fetch_says_no_progress_after_it_fails(hub, official, tmp_path, monkeypatch):
     """The progress lines stop with the fetch: none after gen3c's error, none left to come."""
     from types import SimpleNamespace
@@ -361,9 +388,10 @@ def test_a_stalled_fetch_says_for_how_long_nothing_came(tmp_path, monkeypatch):
     blobs = tmp_path / "models--a--b" / "blobs"
     blobs.mkdir(parents=True)
     (blobs / "0123abcd.incomplete").write_bytes(b"x" * 3000)  # written so far, and no more
+    (blobs / "4567ef01.0badf00d.incomplete").write_bytes(b"x" * 9000)  # another file's: not counted
     lines: list[str] = []
     progress = weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, lines.append)
-    with progress.downloading("model.pt", 10_000):
+    with progress.downloading("model.pt", 10_000, "0123abcd"):
         time.sleep(0.4)
     assert lines and all(re.fullmatch(r"fetching a/b: 3\.0 kB of 10\.0 kB \(30 %\), nothing new for \d+ s", line) for line in lines), lines
 
@@ -383,14 +411,14 @@ def test_a_progress_line_that_cannot_be_said_ends_the_lines_and_a_bug_in_them_is
     def closed(_line: str) -> None:
         raise ValueError("I/O operation on closed file.")
 
-    with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, closed).downloading("model.pt", 10_000):
+    with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, closed).downloading("model.pt", 10_000, "0123abcd"):
         time.sleep(0.3)
     assert seen == []
 
     def buggy(_line: str) -> None:
         raise TypeError("unsupported format string")
 
-    with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, buggy).downloading("model.pt", 10_000):
+    with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, buggy).downloading("model.pt", 10_000, "0123abcd"):
         time.sleep(0.3)
     assert [type(e) for e in seen] == [TypeError] and not progress_threads()
 

@@ -876,7 +876,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                 try:
                     # Its bars stay (the fetch's progress); its "Error while downloading … Trying to resume
                     # download…" lines do not: it resumes by itself, and a fetch that fails is gen3c's one line.
-                    with libraries_quiet(("huggingface_hub",)), progress.downloading(name, size):
+                    with libraries_quiet(("huggingface_hub",)), progress.downloading(name, size, sha256):
                         path = Path(hf_hub_download(
                             repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
                         ))  # fmt: skip
@@ -912,21 +912,28 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
 class _FetchProgress:
     """Where stderr is not a terminal, one line every :data:`PROGRESS_EVERY` seconds while a file of
     a repository downloads, saying how much of the repository's fetch is done ("fetching REPO: 3.2 GB
-    of 14.5 GB (22 %), 48.0 MB/s, ~4 min left"): the files finished, plus the partial files
-    huggingface_hub is writing (``blobs/*.incomplete``). Tells a slow fetch from a stalled one in a
-    log; on a terminal huggingface_hub's bars do."""
+    of 14.5 GB (22 %), 48.0 MB/s, ~4 min left"): the files finished, plus the partial file
+    huggingface_hub is writing for the file being fetched (``blobs/<blob>.incomplete``, or
+    ``blobs/<blob>.<8 hex>.incomplete`` from huggingface_hub 1.18; ``<blob>`` the file's etag, the
+    sha256 the hub lists for an LFS file). Partial files of other blobs (another process's fetch,
+    a stale one) are not counted. A file the hub keeps in git, not LFS, has no sha256 here: its
+    partial file goes uncounted, which the hub's limit of 10 MB for such files keeps small. Tells a
+    slow fetch from a stalled one in a log; on a terminal huggingface_hub's bars do."""
 
     def __init__(self, repo_id: str, hub_cache: Path, sizes: dict[str, int], say: Log) -> None:
         self.repo_id, self.say = repo_id, say
         self.blobs = hub_cache / f"models--{repo_id.replace('/', '--')}" / "blobs"
         self.sizes = dict(sizes)  # the files to fetch: name -> bytes
         self.finished: set[str] = set()
+        self.current: tuple[str, str | None] | None = None  # the file being fetched, and its blob (sha256) where known
 
     @contextlib.contextmanager
-    def downloading(self, name: str, size: int) -> Iterator[None]:
-        """Lines while the block fetches ``name``; none once it ends, also by an error."""
+    def downloading(self, name: str, size: int, blob: str | None) -> Iterator[None]:
+        """Lines while the block fetches ``name`` (its partial file found by ``blob``, the hub's
+        sha256 of an LFS file; None: not counted); none once it ends, also by an error."""
         self.sizes.setdefault(name, size)  # (a file already fetched that is fetched again counts too)
         self.finished.discard(name)
+        self.current = (name, blob)
         stop = threading.Event()
         thread = None if _stderr_is_terminal() else threading.Thread(target=self._tell, args=(stop,), name="gen3c-fetch-progress", daemon=True)
         if thread is not None:
@@ -937,10 +944,17 @@ class _FetchProgress:
             stop.set()
             if thread is not None:
                 thread.join()
+            self.current = None
         self.finished.add(name)
 
     def _done(self) -> int:
-        return sum(self.sizes[n] for n in self.finished) + sum(_size(p) for p in self.blobs.glob("*.incomplete"))
+        done = sum(self.sizes[n] for n in self.finished)
+        if self.current is not None and self.current[1]:
+            name, blob = self.current
+            partial = [*self.blobs.glob(f"{blob}.incomplete"), *self.blobs.glob(f"{blob}.*.incomplete")]
+            # (the largest: a second process fetching the same blob writes its own copy of it)
+            done += min(max((_size(p) for p in partial), default=0), self.sizes[name])
+        return done
 
     def _tell(self, stop: threading.Event) -> None:
         try:
@@ -949,7 +963,6 @@ class _FetchProgress:
             while not stop.wait(PROGRESS_EVERY):
                 done, now = self._done(), time.monotonic()
                 total = sum(self.sizes.values())
-                done = min(done, total) if total else done  # (a partial file of another process's fetch counted)
                 line = f"fetching {self.repo_id}: {format_bytes(done)} of {format_bytes(total)}"
                 if total:
                     line += f" ({100 * done // total} %)"
