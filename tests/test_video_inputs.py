@@ -313,6 +313,24 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
     assert "\n" not in str(err.value)
 
 
+def test_a_vipe_mask_zip_that_is_a_dead_link_is_noted_and_read_without_instance_ids(vipe_dir, tmp_path):
+    """mask/<clip>.zip, optional and not used for the cache, as a link whose target is gone (a folder
+    copied with its links) was skipped without a word: instance_ids None as if ViPE wrote none."""
+    root = _copy_vipe(vipe_dir, tmp_path / "v")
+    mask = root / "mask" / "walk.zip"
+    mask.unlink()
+    mask.symlink_to("/gone/walk.zip")
+    with pytest.warns(UserWarning) as caught:
+        stack = read_vipe(root, (64, 128), num_frames=2)
+    assert stack.instance_ids is None and [str(w.message) for w in caught] == [
+        f"ViPE directory {str(root)!r} mask/walk.zip (a link to '/gone/walk.zip', which does not exist here: copy what it points to, "
+        "not the link): read without its instance ids (FrameStack.instance_ids is None)"]
+    mask.unlink()  # no mask zip at all (ViPE run with init.instance=null): nothing to say
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_vipe(root, (64, 128), num_frames=2).instance_ids is None
+
+
 def test_vipe_poses_of_three_rows_are_completed(vipe_dir, tmp_path):
     """ViPE poses saved as (N, 3, 4) [R | t] were refused ("'data' has shape (10, 3, 4): expected
     (N, 4, 4)"): the row they lack is the constant [0 0 0 1] of every rigid pose, so they are read

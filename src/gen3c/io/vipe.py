@@ -40,7 +40,7 @@ from gen3c.cameras import (
     note_scaled_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, quoted
+from gen3c.errors import Gen3cInputError, note, quoted
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
@@ -239,6 +239,12 @@ def read_vipe(
     with contextlib.ExitStack() as open_files:
         depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr, files["rgb"]))
         masks = None
+        if mask_zip.is_symlink() and not mask_zip.exists():  # optional and not used for the cache: a note, not a refusal
+            note(
+                f"ViPE directory {str(root)!r} mask/{clip}.zip{absent_note(mask_zip)}: "
+                "read without its instance ids (FrameStack.instance_ids is None)",
+                stacklevel=2,
+            )
         if mask_zip.is_file():
             masks = open_files.enter_context(_ZipFrames(mask_zip, f"mask/{clip}.zip", needed, total, ".png", _decode_png, files["rgb"]))
         rgb = iter_video_frames(files["rgb"], "ViPE video", start, len(needed), video)
