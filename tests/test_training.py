@@ -895,7 +895,7 @@ def test_a_damaged_lora_record_is_refused_not_taken_as_absent(tmp_path):
     assert lora.lora_base_checkpoint(folder / lora.WEIGHTS_NAME) is None
     record.write_text('{"rank": 4, "base_checkpoint": "tiny"}')
     assert lora.lora_base_checkpoint(folder) == "tiny"
-    for content, why in (('{"rank": 4, "base_che', r"cannot be read \(Unterminated string"), ("[1, 2]", "holds list, not the JSON object")):
+    for content, why in (('{"rank": 4, "base_che', r"cannot be read \(Unterminated string"), ("[1, 2]", "holds a JSON list, not the JSON object")):
         record.write_text(content)
         with pytest.raises(Gen3cModelError, match=rf"^LoRA record '{re.escape(str(record))}' {why}.*: copy the adapter folder again") as info:
             lora.lora_base_checkpoint(folder)

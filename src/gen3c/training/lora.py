@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from gen3c.errors import Gen3cModelError, first_line, quoted
 from gen3c.io.atomic import replace_folder, write_text_atomic
+from gen3c.io.formats import json_kind
 from gen3c.io.hashing import sha256_file
 from gen3c.io.paths import is_dir, refuse_special_file
 
@@ -155,7 +156,7 @@ def lora_base_checkpoint(path: str | os.PathLike) -> str | None:
         why = f"a link to {os.readlink(record)!r}, which does not exist here" if record.is_symlink() and not record.exists() else first_line(exc, 120)
         raise Gen3cModelError(f"LoRA record {str(record)!r} cannot be read ({why}): {fix}") from None
     if not isinstance(info, dict):
-        raise Gen3cModelError(f"LoRA record {str(record)!r} holds {type(info).__name__}, not the JSON object gen3c writes: {fix}")
+        raise Gen3cModelError(f"LoRA record {str(record)!r} holds {json_kind(info)}, not the JSON object gen3c writes: {fix}")
     base = info.get("base_checkpoint")
     return str(base) if base else None
 
