@@ -791,8 +791,8 @@ def test_a_long_run_names_the_frames_of_each_chunk_that_see_none_of_the_cache_by
     fix = ("the model fills them from nothing; check the camera path's scale (--movement_distance; a camera file's translations are "
            "in the depth's units, metres for metric depth) and that it faces the scene")  # fmt: skip
     assert [n for n in notes if "cache" in n and "not added" not in n] == [
-        f"frames 12–16 of 25 see none of the 3D cache (under 0.1% of their pixels): {fix}",
-        f"frames 17–24 of 25 see none of the 3D cache (under 0.1% of their pixels): {fix}",
+        f"frames 12…16 of 25 see none of the 3D cache (under 0.1% of their pixels): {fix}",
+        f"frames 17…24 of 25 see none of the 3D cache (under 0.1% of their pixels): {fix}",
     ]
     with collect_notes() as notes, record_notes():  # a path that sees the scene throughout: not a word
         generate_video(cache, slide(25), Recorder(9), first_frame=image)
@@ -813,5 +813,5 @@ def test_unseen_frames_are_those_under_a_thousandth_of_their_pixels_in_every_buf
         note_unseen_frames(masks[:1], 0, 1)  # every frame seen: nothing
         note_unseen_frames(masks[3:5], 0, 121)  # nothing seen at all: the render said so (Cache3D.render_views)
         note_unseen_frames(masks[2:4], 60, 121, skip_first=True)  # a later chunk's first frame is the last chunk's
-    assert [n.split(" (under")[0] for n in notes] == ["frames 42–44, 46–47 of 121 see none of the 3D cache", "frame 61 of 121 sees none of the 3D cache"]
+    assert [n.split(" (under")[0] for n in notes] == ["frames 42…44, 46…47 of 121 see none of the 3D cache", "frame 61 of 121 sees none of the 3D cache"]
     assert "pixels): the model fills it from nothing" in notes[1]

@@ -524,10 +524,10 @@ def test_frames_that_see_none_of_the_cache_are_noted_once_naming_them(box_scene,
     res = invoke(*generate_args(box_scene, tmp_path / "far", "--camera_file", tmp_path / "far.json"))
     assert res.exit_code == 0, res.output
     said = " ".join(res.output.split())
-    assert said.count(f"note: frames 4–8 of 9 {UNSEEN}") == 1 and said.count("none of the 3D cache") == 1, res.output
+    assert said.count(f"note: frames 4…8 of 9 {UNSEEN}") == 1 and said.count("none of the 3D cache") == 1, res.output
     run = json.loads((tmp_path / "far" / "output_run.json").read_text())
     assert [n for n in run["notes"] if "none of the 3D cache" in n] == [  # (in a manifest row's words, as the record says its notes)
-        f"frames 4–8 of 9 {UNSEEN} (movement_distance; a camera file's translations are in the depth's units, metres for metric depth) "
+        f"frames 4…8 of 9 {UNSEEN} (movement_distance; a camera file's translations are in the depth's units, metres for metric depth) "
         "and that it faces the scene"
     ]
     w2c[4:, 0, 3] = -0.05  # a step aside: every frame sees the scene

@@ -722,20 +722,28 @@ def test_a_teacher_without_a_prompt_cache_is_refused_naming_the_config_key(tmp_p
     assert not (tmp_path / "run").exists()
 
 
-def test_a_refused_distillation_says_no_note_before_its_refusal(tmp_path, monkeypatch):
+@pytest.mark.parametrize("refusal", ["no_prompt_cache", "no_negative_prompt"])
+def test_a_refused_distillation_says_no_note_before_its_refusal(refusal, tmp_path, monkeypatch):
     """The notes of data.num_workers and train.lr came before distillation's own checks, so a run
-    then refused (here: a teacher without a prompt cache) printed them above its one line."""
+    then refused (a teacher without a prompt cache, or without the negative prompt guidance needs)
+    printed them above its one line; so did the note of clips of another size or chunk than the
+    teacher's gen3c_model.json states."""
     import os
 
+    from gen3c.models.prompt_cache import PromptEmbeddingCache
+
     pipe = tiny_pipeline(seed=0)
-    pipe.register_modules(prompt_cache=None)
+    cache = None if refusal == "no_prompt_cache" else PromptEmbeddingCache.from_embeddings({"": pipe.prompt_cache.lookup("")[0]})
+    pipe.register_modules(prompt_cache=cache)
     teacher = tmp_path / "teacher"
     pipe.save_pretrained(teacher)
-    (teacher / "gen3c_model.json").write_text(json.dumps({"chunk_frames": 9, "resolution": [H, W], "dtype": "float32"}))
+    info = {"chunk_frames": 17, "resolution": [2 * H, 2 * W], "dtype": "float32"}  # not the clips' 9 frames of H × W
+    (teacher / "gen3c_model.json").write_text(json.dumps(info))
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     config = config_from_dict(distill_config(teacher, data={"num_workers": 2, "cache_clips": False}, train={"lr": 5.0}))
-    with collect_notes() as notes, pytest.raises(Gen3cInputError, match="has no prompt cache"):
+    match = "has no prompt cache" if refusal == "no_prompt_cache" else "lacks GEN3C's negative prompt"
+    with collect_notes() as notes, pytest.raises(Gen3cInputError, match=match):
         train(config, tmp_path / "run")
     assert notes == []
 

@@ -591,7 +591,7 @@ class Opaque:
         ("missing_depth", "lacks depth.npz"),
         ("count_mismatch", r"frame counts that disagree \(rgb.mp4 10, depth.npz 9"),
         ("wrong_key", "no key 'depth'"),
-        ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 4\): expected \(T, 4, 4\)$"),  # it said (*, 4, 4)
+        ("wrong_shape", r"camera.npz 'w2c' has shape \(10, 3, 3\): expected \(T, 4, 4\)$"),  # it said (*, 4, 4)
         ("inf_frame", r"depth.npz has no valid pixel \(frame 4\)"),
         ("inf_frame_after_start", r"depth.npz has no valid pixel \(frame 4\)"),  # the file's frame, read from frame 3
         ("non_rigid_after_start", r"camera.npz w2c are not rigid \(frame 6\)"),
@@ -622,7 +622,7 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "depth.npz", z=depth.astype(np.float16))
     elif case == "wrong_shape":
         cam = dict(np.load(folder / "camera.npz"))
-        np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3], intrinsics=cam["intrinsics"])
+        np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3, :3], intrinsics=cam["intrinsics"])  # rotations alone
     elif case in ("inf_frame", "inf_frame_after_start"):
         bad = depth.copy()
         bad[4] = np.inf
@@ -662,6 +662,22 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
     with pytest.raises(Gen3cInputError, match=match) as err:
         read_sample(folder, (64, 128), start=start)
     assert "\n" not in str(err.value)
+
+
+def test_a_samples_poses_of_three_rows_are_completed(tmp_path, sample_dir):
+    """camera.npz 'w2c' saved as (T, 3, 4) [R | t] was refused ("has shape (10, 3, 4): expected
+    (T, 4, 4)"), while ViPE's poses and --camera_file read 3×4: the row they lack is the constant
+    [0 0 0 1] of every rigid pose, so they are read as the (T, 4, 4) they are the top of."""
+    import shutil
+
+    folder = shutil.copytree(sample_dir, tmp_path / "s")
+    cam = dict(np.load(folder / "camera.npz"))
+    np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3], intrinsics=cam["intrinsics"])
+    stack, expected = read_sample(folder, (64, 128), start=2, num_frames=3), read_sample(sample_dir, (64, 128), start=2, num_frames=3)
+    assert torch.equal(stack.w2c, expected.w2c) and torch.equal(stack.K, expected.K)
+    np.savez(folder / "camera.npz", w2c=cam["w2c"][:9, :3], intrinsics=cam["intrinsics"])
+    with pytest.raises(Gen3cInputError, match=r"frame counts that disagree \(rgb\.mp4 10, depth\.npz 10, mask\.npz 10, camera\.npz w2c 9, "):
+        read_sample(folder, (64, 128))
 
 
 def test_a_samples_one_shared_intrinsics_matrix_is_each_frames(tmp_path, sample_dir):

@@ -294,6 +294,16 @@ def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") ->
     return array
 
 
+def complete_pose_rows(array: np.ndarray) -> np.ndarray:
+    """Poses saved as (N, 3, 4) ``[R | t]``, the rows of a rigid 4×4 above its constant
+    ``[0 0 0 1]``, completed with that row to (N, 4, 4); any other array as it is (its reader's
+    shape and dtype checks then say what is wrong with it)."""
+    if array.ndim == 3 and array.shape[1:] == (3, 4) and array.dtype.kind in "fi":
+        last = np.broadcast_to(np.array([0, 0, 0, 1], array.dtype), (len(array), 1, 4))
+        return np.concatenate([array, last], axis=1)
+    return array
+
+
 def check_depth_array(array: np.ndarray, name: str, shape: tuple) -> np.ndarray:
     """:func:`check_array` for z-depth, which must be floats: integer depth (a depth camera's
     millimetres, 16-bit PNG depth saved as is) is refused with the conversion to save instead."""

@@ -9,6 +9,8 @@ A sample directory holds::
                  of the .pt sample and the multi-view npz too: see mask_lets_in)
     camera.npz   keys "w2c": (T, 4, 4) and "intrinsics": (T, 3, 3) float32,
                  OpenCV world-to-camera poses, intrinsics in pixels of the stored frames
+                 (w2c may be (T, 3, 4), [R | t], completed with [0 0 0 1]; intrinsics one
+                 (3, 3), every frame's)
 
 The legacy form is one ``.pt`` file with the same five tensors (image (T, 3, H, W) in [−1, 1],
 depth (T, 1, H, W), mask (T, 1, H, W), w2c, intrinsics). It is a pickle: it is loaded with
@@ -40,6 +42,7 @@ from gen3c.io.frames import (
     check_decoded,
     check_depth_array,
     check_frame_size,
+    complete_pose_rows,
     float32_array,
     frame_range,
     images_to_uint8,
@@ -142,7 +145,7 @@ def _read_dir(
     with NpzReader(files["depth.npz"]) as depth_npz, NpzReader(files["mask.npz"]) as mask_npz:
         depth = depth_npz.frames("depth").squeeze_channel()  # (T, 1, H, W), as the .pt holds them, too
         mask = mask_npz.frames("mask").squeeze_channel()
-        w2c = load_npz_array(files["camera.npz"], "w2c")
+        w2c = complete_pose_rows(load_npz_array(files["camera.npz"], "w2c"))  # (T, 3, 4) [R | t] → (T, 4, 4)
         K = load_npz_array(files["camera.npz"], "intrinsics")
         check_depth_array(depth, f"{name} depth.npz 'depth'", ("T", "H", "W"))
         check_array(mask, f"{name} mask.npz 'mask'", ("T", "H", "W"), kinds="fbiu")  # as multiview's mask_key_frames

@@ -50,6 +50,7 @@ from gen3c.io.frames import (
     check_array,
     check_decoded,
     check_frame_size,
+    complete_pose_rows,
     float32_array,
     frame_range,
     validate_intrinsics_frames,
@@ -281,9 +282,8 @@ def _select_rows(
     name = f"ViPE {rel}"
     if data.ndim == 2 and data.shape[1] == 16 and item_shape == (4, 4):
         data = data.reshape(-1, 4, 4)
-    if data.ndim == 3 and data.shape[1:] == (3, 4) and item_shape == (4, 4) and data.dtype.kind in "fi":
-        # [R | t], the rows a rigid 4×4 is made of above its constant [0 0 0 1]: completed with that row.
-        data = np.concatenate([data, np.broadcast_to(np.array([0, 0, 0, 1], data.dtype), (len(data), 1, 4))], axis=1)
+    if item_shape == (4, 4):
+        data = complete_pose_rows(data)  # (N, 3, 4) [R | t] → (N, 4, 4)
     if data.shape in ((3, 3), (4,)) and item_shape == (4,):  # one camera for all frames, where ViPE keeps a row per frame
         raise Gen3cInputError(
             f"{name} 'data' has shape {data.shape}, one camera: ViPE keeps fx, fy, cx, cy a frame, listed by 'inds': save "

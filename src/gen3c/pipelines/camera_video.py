@@ -616,7 +616,7 @@ def note_unseen_frames(masks: Tensor, start: int, num_frames: int, skip_first: b
             runs[-1][1] = i
         else:
             runs.append([i, i])
-    shown = ", ".join(f"{a}" if a == b else f"{a}–{b}" for a, b in runs[:4]) + (", …" if len(runs) > 4 else "")
+    shown = ", ".join(f"{a}" if a == b else f"{a}…{b}" for a, b in runs[:4]) + (", …" if len(runs) > 4 else "")
     one = len(unseen) == 1
     note(
         f"{'frame' if one else 'frames'} {shown} of {num_frames} {'sees' if one else 'see'} {UNSEEN_FRAMES} (under {UNSEEN_SHARE:.1%} of "

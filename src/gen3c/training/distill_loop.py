@@ -599,7 +599,6 @@ def distill(
     student, scheduler, prompt_cache = pipe.transformer, pipe.scheduler, pipe.prompt_cache
     check_clips_fit(config, student, pipe.vae)
     check_teacher(config.distill, pipe.model_info, m.checkpoint)
-    note_other_clips(config.data, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
         raise Gen3cInputError(f"model.checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
@@ -634,7 +633,9 @@ def distill(
             other = changed_teacher_checkpoint(resumed, teacher_checkpoint, m.checkpoint)
         if other is not None:
             raise Gen3cInputError(other)
-    note_settings(config, tokenizer_trains=False)  # (after the refusals: a run refused says only why; the teacher's tokenizer)
+    # (after the refusals: a run refused says only why)
+    note_other_clips(config.data, pipe.model_info, m.checkpoint)
+    note_settings(config, tokenizer_trains=False)  # (the teacher's tokenizer)
     if is_main_process():
         note_long_samples(config)
     out, accelerator, writer, log = _start_run(config, out, resume, echo)
