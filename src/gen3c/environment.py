@@ -30,6 +30,12 @@ from typing import Any
 NO_GPU = "no CUDA GPU: the preview generator and the shipped small models run on the CPU"
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may use: its affinity, as taskset or a cluster's scheduler (SLURM's
+    ``--cpus-per-task``) sets it, where the system tells it; else the machine's count."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """This machine as gen3c sees it, as JSON-ready data (keys: ``gen3c``, ``python``, ``platform``,
     ``cpu_threads``, ``ram``, ``torch``, ``gpus``, ``extras``, ``devices``, ``weights_cache``).

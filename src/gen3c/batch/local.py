@@ -96,8 +96,9 @@ def worker_threads(workers: int) -> int:
     its own count over them)."""
     import torch
 
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, min(torch.get_num_threads(), usable // workers))
+    from gen3c.environment import usable_cpus
+
+    return max(1, min(torch.get_num_threads(), usable_cpus() // workers))
 
 
 def run_processes(

@@ -163,7 +163,9 @@ def note_workers(config: Config) -> None:
     """Note a ``data.num_workers`` beyond the CPUs this process may use (a shipped config's 14 on
     a small machine): said once, naming the setting, where torch warns at every loader in its
     own words (:func:`train` leaves those unsaid)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    from gen3c.environment import usable_cpus
+
+    cpus = usable_cpus()
     workers = config.data.num_workers
     if workers > cpus and is_main_process():
         note(f"data.num_workers = {workers} is more than the {cpus} CPUs this process may use: clips are made more slowly than "
