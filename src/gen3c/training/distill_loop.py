@@ -280,17 +280,32 @@ def recorded_teacher(checkpoint: Path) -> dict | None:
     """The teacher ``checkpoint`` records (:data:`TEACHER_RECORD`); None where it records none
     (stage 0, the run's end, a checkpoint of an older version) or where it cannot be read (its
     history's ``losses.jsonl`` then finds the teacher, as for an older version)."""
+    record = _teacher_record(checkpoint)
+    return record if record is not None and isinstance(record.get("stage"), str) else None
+
+
+def _teacher_record(checkpoint: Path) -> dict | None:
+    """``checkpoint``'s :data:`TEACHER_RECORD` where it can be read and lists files by sha256, else None."""
     try:
         record = json.loads((checkpoint / TEACHER_RECORD).read_text())
     except (OSError, ValueError):
         return None
-    ok = isinstance(record, dict) and isinstance(record.get("stage"), str) and isinstance(record.get("sha256"), dict)
-    return record if ok else None
+    return record if isinstance(record, dict) and isinstance(record.get("sha256"), dict) else None
+
+
+def _first_changed(folder: Path, sha256: dict[str, str]) -> tuple[Path, bool] | None:
+    """The first file of ``sha256`` (name → digest) in ``folder`` that is missing (True) or holds
+    other bytes (False), or None where all are as recorded."""
+    for name, digest in sha256.items():
+        path = folder / name
+        if not path.is_file() or _sha256(path) != digest:
+            return path, not path.is_file()
+    return None
 
 
 def _same_student(folder: Path, record: dict) -> bool:
     """Whether ``folder`` (a ``transformer/``) holds the files of ``record`` with their sha256."""
-    return bool(record["sha256"]) and all((folder / n).is_file() and _sha256(folder / n) == d for n, d in record["sha256"].items())
+    return bool(record["sha256"]) and _first_changed(folder, record["sha256"]) is None
 
 
 def _other_teacher(out: Path, run: Path, checkpoint: Path | None, stages: list[Stage], index: int) -> str | None:
@@ -336,23 +351,16 @@ def changed_teacher_checkpoint(checkpoint: Path, teacher: str | os.PathLike, key
     other weights now than its :data:`TEACHER_RECORD` records (re-converted, or a run's ``model/``
     written again): the stage's steps so far learnt the teacher as it was. None where they are
     the same, or the checkpoint records none (a hub id, a checkpoint of an older version)."""
-    try:
-        record = json.loads((checkpoint / TEACHER_RECORD).read_text())
-    except (OSError, ValueError):
+    record = _teacher_record(checkpoint)
+    changed = None if record is None or "checkpoint" not in record else _first_changed(Path(teacher).expanduser() / "transformer", record["sha256"])
+    if changed is None:
         return None
-    if not isinstance(record, dict) or "checkpoint" not in record or not isinstance(record.get("sha256"), dict):
-        return None
-    folder = Path(teacher).expanduser() / "transformer"
-    for name, digest in record["sha256"].items():
-        path = folder / name
-        problem = "is missing" if not path.is_file() else "has other weights" if _sha256(path) != digest else None
-        if problem is not None:
-            return (
-                f"--resume: checkpoint {str(checkpoint)!r} trains stage 0 against the teacher model.checkpoint = {key!r} as it was "
-                f"then ({TEACHER_RECORD} records its weights by sha256), and {str(path)!r} {problem} now: restore the teacher as it "
-                "was, or distil the new one in a new --out without --resume (the steps so far learnt the old one)"
-            )
-    return None
+    path, missing = changed
+    return (
+        f"--resume: checkpoint {str(checkpoint)!r} trains stage 0 against the teacher model.checkpoint = {key!r} as it was "
+        f"then ({TEACHER_RECORD} records its weights by sha256), and {str(path)!r} {'is missing' if missing else 'has other weights'} "
+        "now: restore the teacher as it was, or distil the new one in a new --out without --resume (the steps so far learnt the old one)"
+    )
 
 
 def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
@@ -366,15 +374,15 @@ def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
 
     if not _same_student(folder, record):  # set aside by a rewind of the run (another run's: take_finished_stages copies it later)
         folder = next((p / "transformer" for p in set_aside_students(run, record["stage"]) if _same_student(p / "transformer", record)), folder)
-    for name, digest in record["sha256"].items():
-        path = folder / name
-        problem = "is missing" if not path.is_file() else "has changed since (its sha256 is not the one recorded)" if _sha256(path) != digest else None
-        if problem is not None:
-            raise Gen3cInputError(
-                f"--resume: checkpoint {str(checkpoint)!r} holds no copy of the student's weights, which are {str(path)!r} (the student "
-                f"of stage {record['stage']}), and that file {problem}: restore the stage's student as it was written, or resume from "
-                "an earlier checkpoint"
-            )
+    changed = _first_changed(folder, record["sha256"])
+    if changed is not None:
+        path, missing = changed
+        problem = "is missing" if missing else "has changed since (its sha256 is not the one recorded)"
+        raise Gen3cInputError(
+            f"--resume: checkpoint {str(checkpoint)!r} holds no copy of the student's weights, which are {str(path)!r} (the student "
+            f"of stage {record['stage']}), and that file {problem}: restore the stage's student as it was written, or resume from "
+            "an earlier checkpoint"
+        )
     tensors: dict[str, Tensor] = {}
     for name in record["sha256"]:
         tensors.update(load_file(folder / name))
