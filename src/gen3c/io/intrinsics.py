@@ -204,6 +204,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             raise Gen3cInputError(f"{name} {quoted(text, 200)} is neither 'fx,fy,cx,cy' nor an existing file: check it")
         return _from_values(values, name, text), None, f"{name} {text!r}"
     made_for, colmap = None, False
+    where = f"{name} file {str(p)!r}"  # (the file, in its refusals)
     suffix = p.suffix.lower()
     try:
         if suffix != ".npy":
@@ -212,15 +213,15 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             head = file_head(p)
             what = describe_head(head)
             if what == "a NumPy .npy array":  # np.save's output renamed: a camera, read by its suffix
-                raise Gen3cInputError(f"{name} file {str(p)!r} is a NumPy .npy array under another suffix: rename it to end in .npy")
+                raise Gen3cInputError(f"{where} is a NumPy .npy array under another suffix: rename it to end in .npy")
             if suffix == ".bin" and (what == "of an unknown binary format" or b"\x00" in head):  # (NULs decode as UTF-8)
                 raise Gen3cInputError(
-                    f"{name} file {str(p)!r} is binary, not text (COLMAP's cameras.bin?): convert it with "
+                    f"{where} is binary, not text (COLMAP's cameras.bin?): convert it with "
                     "colmap model_converter --output_type TXT and pass the cameras.txt it writes"
                 )
             if what not in ("text", "JSON text", "of an unknown binary format"):
                 raise Gen3cInputError(
-                    f"{name} file {str(p)!r} is {what}, not a camera: {_PASS}"
+                    f"{where} is {what}, not a camera: {_PASS}"
                 )
             # Read whole, every word a Python string: a COLMAP points3D.txt picked by mistake (72 MB
             # took 1.4 GB) is refused by its size. A camera file's JSON may hold thousands of frames.
@@ -233,30 +234,29 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             colmap = suffix != ".json" and is_colmap_cameras(_text_head(p))
             other = None if colmap or suffix == ".json" else _colmap_other_file(p)
             if other is not None:
-                raise Gen3cInputError(f"{name} file {str(p)!r} is {other}, not a camera: pass the cameras.txt beside it")
+                raise Gen3cInputError(f"{where} is {other}, not a camera: pass the cameras.txt beside it")
             limit = MAX_CAMERA_FILE_BYTES if suffix == ".json" or colmap else MAX_INTRINSICS_TEXT_BYTES
             if p.stat().st_size > limit:
                 most, kind = (f"{limit >> 20} MiB", "a camera file") if limit == MAX_CAMERA_FILE_BYTES else (f"{limit >> 10} KiB", "an intrinsics file")
                 raise Gen3cInputError(
-                    f"{name} file {str(p)!r} is {p.stat().st_size / 1e6:.3g} MB, more than {kind} holds ({most} at most): "
+                    f"{where} is {p.stat().st_size / 1e6:.3g} MB, more than {kind} holds ({most} at most): "
                     "pass the camera's own file or 'fx,fy,cx,cy'"
                 )
         if suffix == ".json":
             # Decoded and parsed as a camera file is (a byte order mark, an integer no float holds, a key given twice)
             from gen3c.io.camera_files import json_hooks
 
-            where = f"{name} file {str(p)!r}"
             text = user_text(p.read_bytes(), where, _PASS, "a camera")
             data = loads_json(text, where, "intrinsics file", "write 'fx fy cx cy' or a 3×3 matrix", **json_hooks(where))
             if _is_camera_file(data):  # a camera file's one camera, read by the camera files' reader
                 from gen3c.io.camera_files import camera_file_intrinsics
 
-                K, made_for = camera_file_intrinsics(data, f"{name} file {str(p)!r}")
+                K, made_for = camera_file_intrinsics(data, where)
                 return K, made_for, f"{name} {str(p)!r}"
             try:
                 made_for = recorded_size(data)
             except ValueError as exc:
-                raise Gen3cInputError(f"{name} file {str(p)!r} {exc}") from None
+                raise Gen3cInputError(f"{where} {exc}") from None
             if isinstance(data, dict) and all(k in data for k in ("fx", "fy", "cx", "cy")):
                 values = [data[k] for k in ("fx", "fy", "cx", "cy")]
             elif isinstance(data, dict) and ("K" in data or "intrinsics" in data):
@@ -264,32 +264,31 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             elif isinstance(data, list):
                 values = np.asarray(data, dtype=np.float64).reshape(-1).tolist()
             else:
-                raise Gen3cInputError(f"{name} file {str(p)!r} needs keys fx, fy, cx, cy or a 3×3 'K' (or nerfstudio's fl_x, fl_y, cx, cy, w, h)")
+                raise Gen3cInputError(f"{where} needs keys fx, fy, cx, cy or a 3×3 'K' (or nerfstudio's fl_x, fl_y, cx, cy, w, h)")
         elif suffix == ".npy":
-            require_numpy_file(p, f"{name} file {str(p)!r}")
+            require_numpy_file(p, where)
             # Its size from its header first: a depth map or video given here by mistake would be
             # read whole and made a list of Python floats (~30 bytes each) only to be refused.
             with open(p, "rb") as fp:
                 header = read_npy_header(fp)
             if header is not None and math.prod(header[0]) not in (4, 9, 16):
-                raise Gen3cInputError(f"{name} file {str(p)!r} holds a {tuple(header[0])} array: it must hold {_NUMBERS}")
+                raise Gen3cInputError(f"{where} holds a {tuple(header[0])} array: it must hold {_NUMBERS}")
             values = np.load(p, allow_pickle=False).astype(np.float64).reshape(-1).tolist()
         elif colmap:
             from gen3c.io.camera_files import colmap_camera_intrinsics
 
-            where = f"{name} file {str(p)!r}"
             K, made_for = colmap_camera_intrinsics(user_text(p.read_bytes(), where, "pass COLMAP's cameras.txt", "a camera"), where)
             return K.float(), made_for, f"{name} {str(p)!r}"
         else:
             # Numbers apart by blanks, commas or semicolons (as "fx,fy,cx,cy" is written), a matrix
             # in brackets as numpy prints it and Python writes a list, after "#" comment lines.
-            text = user_text(p.read_bytes(), f"{name} file {str(p)!r}", _PASS, "a camera")
+            text = user_text(p.read_bytes(), where, _PASS, "a camera")
             lines = [line for line in text.splitlines() if not line.lstrip().startswith("#")]
             values = re.split(r"[\s,;\[\]]+", " ".join(lines))
     except Gen3cInputError:
         raise
     except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: an empty .npy
-        raise Gen3cInputError(f"{name} file {str(p)!r} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
+        raise Gen3cInputError(f"{where} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
     return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
 
 
