@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib import metadata
 
 import numpy as np
 import pytest
@@ -163,6 +164,14 @@ def test_entry_point_help_lists_gen3c_flags():
                  "--movement_distance", "--num_video_frames", "--save_buffer", "--foreground_masking", "--seed",
                  "--depth_path", "--intrinsics", "--fov", "--generator", "--resolution", "--camera_file"):  # fmt: skip
         assert flag in out
+
+
+def test_version_flag_prints_the_installed_version_and_runs_no_command():
+    from gen3c import __version__
+
+    done = subprocess.run([sys.executable, "-m", "gen3c", "--version", "demo"], capture_output=True, text=True)
+    assert (done.returncode, done.stdout, done.stderr) == (0, f"gen3c {__version__}\n", "")
+    assert __version__ == metadata.version("gen3c")
 
 
 def test_idle_threads_sleep_unless_the_user_says_how_they_wait():

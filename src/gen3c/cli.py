@@ -183,6 +183,23 @@ app = _Typer(
 console = Console(stderr=True)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from gen3c import __version__
+
+        print(f"gen3c {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _gen3c(
+    version: Annotated[
+        bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print gen3c's version and exit (`gen3c env` shows the rest).")
+    ] = False,
+) -> None:
+    """GEN3C: camera-controlled video generation guided by a 3D cache."""
+
+
 class Trajectory(str, Enum):
     left = "left"
     right = "right"
