@@ -714,6 +714,29 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command,
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("words, command, param", PATH_PARAMETERS, ids=[f"{' '.join(w)} {p.name}" for w, _, p in PATH_PARAMETERS])
+def test_a_url_given_as_a_path_is_said_to_be_one(words, command, param, tmp_path, monkeypatch):
+    """`--input_image_path https://host/a.png` was "input image 'https:/host/a.png' does not exist":
+    typer had made the URL a local path, one slash gone."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    url = "https://example.com/photos/a b.png"
+    argv = list(words)
+    for other in command.params:
+        if other.param_type_name == "argument":
+            argv.append(url if other is param else "all")
+    what = re.escape(param.opts[-1]) if param.param_type_name == "option" else param.name.upper()
+    if param.param_type_name == "option":
+        argv += [f"{param.opts[-1]}={url}"]
+    refused(argv, rf"^error: {what} {re.escape(repr(url))} is a URL: gen3c reads local files; download it first and give its path$")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_windows_drive_is_not_taken_for_a_url(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    refused(["generate", "--input_image_path", "C://photos/a.png"], r"^error: input image 'C:/photos/a.png' does not exist: check the path$")
+
+
 @pytest.mark.parametrize(
     "argv, match",
     [

@@ -11,6 +11,7 @@ import functools
 import gc
 import json
 import os
+import re
 import sys
 import time
 import warnings
@@ -121,15 +122,30 @@ def _path_parameters(callback: Callable) -> frozenset[str]:
 
 def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
     """Refuse a path given as an empty string, as an unset shell variable gives it (``--cache_dir
-    "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there."""
+    "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there. And
+    one given as a URL: typer makes ``https://host/a.png`` the local path ``https:/host/a.png``,
+    which "does not exist"."""
     given, _, _ = command.make_parser(ctx).parse_args(args=list(args))  # the words as typed, before typer converts them (the parser empties its list)
     if given.get("help"):
         return
     for param in command.params:
-        if param.name in _path_parameters(command.callback) and given.get(param.name) == "":
+        value = given.get(param.name)
+        if param.name in _path_parameters(command.callback) and (value == "" or _is_url(value)):
             # The option as typed (--npz_path is --multiview_npz's other name).
             typed = next((word.split("=", 1)[0] for word in args if word.split("=", 1)[0] in param.opts), None)
-            user_errors(_empty_path)(param, typed)
+            if value == "":
+                user_errors(_empty_path)(param, typed)
+            user_errors(_url_path)(param, typed, value)
+
+
+def _is_url(value: object) -> bool:
+    # (a scheme of two letters or more: "C://x" is a Windows drive)
+    return isinstance(value, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", value) is not None
+
+
+def _url_path(param, typed: str | None, value: str) -> None:
+    what = param.name.upper() if param.param_type_name == "argument" else typed or param.opts[0]
+    raise Gen3cInputError(f"{what} {quoted(value, 200)} is a URL: gen3c reads local files; download it first and give its path")
 
 
 def _expand_home_paths(command, ctx, args: list[str]) -> None:
