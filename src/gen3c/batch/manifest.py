@@ -339,7 +339,8 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
             problems.append((line, f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
             continue
         if not isinstance(row, dict):
-            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings, got {type(row).__name__}"))
+            got = "null" if row is None else "true or false" if isinstance(row, bool) else {list: "a list", str: "text"}.get(type(row), "a number")
+            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings ({{\"name\": …, …}}), got {got}"))
             continue
         rows.append((line, row))
     return rows
