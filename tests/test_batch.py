@@ -274,6 +274,20 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # Names differing only in their Unicode form (é, or e and a combining accent) write one file on macOS.
         ('{"name": "caf\\u00e9"}\n{"name": "cafe\\u0301"}\n', ".jsonl",
          "line 2: name 'cafe.' writes cafe..mp4, which job 'caf.' .line 1. writes too .as caf..mp4, in another Unicode form: one file on macOS."),
+        # Names Windows takes for no file (an output folder is meant to be copied anywhere): written here, lost there.
+        # A line of JSON that is no object, named in JSON's words (it said "got NoneType").
+        ('null\n', ".jsonl", 'line 1 must be a JSON object of settings .{"name": …, …}., got null$'),
+        ('{"name": "a"}\n["a.png"]\n', ".jsonl", "line 2 must be a JSON object of settings .*, got a list$"),
+        ('"a.png"\n', ".jsonl", "line 1 must be a JSON object of settings .*, got text$"),
+        ('7\n', ".jsonl", "line 1 must be a JSON object of settings .*, got a number$"),
+        ('true\n', ".jsonl", "line 1 must be a JSON object of settings .*, got true or false$"),
+        ('{"name": "a"}\n{"name": "take:1"}\n', ".jsonl",
+         "line 2: name 'take:1' holds ':', which Windows takes in no file name .< > : \" .* rename it .outputs are meant to be copied to any system.$"),
+        ("name\nwhat?\n", ".csv", "line 2: name 'what.' holds '.', which Windows takes in no file name"),
+        ('{"name": "a\\\\b"}\n', ".jsonl", "line 1: name 'a.*b' holds '.*', which Windows takes in no file name"),
+        ('{"name": "con"}\n', ".jsonl", "line 1: name 'con' is a device name on Windows .CON, PRN, AUX, NUL, COM1…9, LPT1…9., which no file there can have: rename it"),
+        ('{"name": "Nul.v2"}\n', ".jsonl", "line 1: name 'Nul.v2' starts with 'Nul', a device name on Windows"),
+        ('{"name": "COM1"}\n', ".jsonl", "line 1: name 'COM1' is a device name on Windows"),
         ('{"name": "a"}\n{"name": "b", "fov": 50, "trajectory": "up", "fov": 60}\n', ".jsonl", "line 2: 'fov' appears twice in the row: keep one"),
         ("name,fov,fov\na,50,60\n", ".csv", "line 1: column 'fov' appears twice"),
         # A spreadsheet's export with ';' (Excel in many locales) or tabs: one column, taken for a mistyped setting before.
@@ -297,6 +311,15 @@ def test_manifest_mistakes_name_the_line(tmp_path, text, suffix, message):
     path.write_text(text)
     with pytest.raises(Gen3cInputError, match=message.replace("(", r"\(")):
         load_manifest(path)
+
+
+def test_a_run_records_name_is_taken_as_its_run_wrote_it_even_where_windows_would_refuse_it(tmp_path):
+    """A manifest's names must suit Windows too (test_manifest_mistakes_name_the_line); a run
+    record's name is the one gen3c generate already wrote here, so running it again keeps it."""
+    record = {"video_save_name": "take:1", "video_save_folder": str(tmp_path), "outputs": {"video": "take:1.mp4"}, "input_image_path": "a.png"}
+    (tmp_path / "take:1_run.json").write_text(json.dumps(record))
+    [job] = load_manifest(tmp_path / "take:1_run.json")
+    assert job.name == "take:1"
 
 
 def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_unset(tmp_path):

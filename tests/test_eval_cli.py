@@ -13,6 +13,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from gen3c.cli import app
+from gen3c.errors import Gen3cInputError
 from gen3c.evaluation.suite import METHOD_NAMES
 
 runner = CliRunner()
@@ -1188,3 +1189,62 @@ def test_the_camera_error_bars_say_the_share_of_frames_whose_pose_failed(tmp_pat
     expected = ["ground_truth\n(25.0 % of poses failed)", "still\n(25.0 % of poses failed)"]
     assert drawn["Camera error (recovered poses)"] == drawn["Camera centre error (recovered poses)"] == expected
     assert drawn["Reprojection warp error"] == ["ground_truth", "still"]  # (no pose in it)
+
+
+class _Waiting:
+    """The still image, its first video made only once ``go`` is set (an eval still going)."""
+
+    name = "waiting"
+
+    def __init__(self):
+        import threading
+
+        from gen3c.evaluation.baselines import StillGenerator
+
+        self.started, self.go, self.still = threading.Event(), threading.Event(), StillGenerator()
+
+    def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
+        self.started.set()
+        assert self.go.wait(60)
+        return self.still.generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
+
+
+def _no_model_loads(*args, **kwargs):
+    raise AssertionError("a model loaded")
+
+
+def test_a_second_eval_into_a_folder_one_is_writing_is_refused_in_one_line(tmp_path, monkeypatch):
+    """Two evals into one --output_folder at once both ran every case, each then replacing the
+    other's report files (and partial reports) as it finished; now the second is refused in one
+    line while the first runs (from Python, and from the CLI before any model loads), and the
+    first writes its whole report. The folder's lock is the operating system's: a killed eval
+    leaves none, and one after the first has ended runs."""
+    import threading
+
+    from gen3c.evaluation.run import make_config, run_eval
+
+    config = make_config(scenes="room", presets="left", resolution="32x48", num_frames=3)
+    waiting, outcome = _Waiting(), {}
+
+    def first():
+        outcome["result"] = run_eval(config, tmp_path, methods=["still"], generator=waiting, plots=False)
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    try:
+        assert waiting.started.wait(60)
+        busy = f"--output_folder {str(tmp_path)!r} is being written by another eval (or training run) still going: wait for it to end, or choose another --output_folder"
+        with pytest.raises(Gen3cInputError) as refused:
+            run_eval(config, tmp_path, methods=["still"], plots=False)
+        assert str(refused.value) == busy
+        monkeypatch.setattr("gen3c.pipelines.request.make_generator", _no_model_loads)
+        res = invoke("eval", "--scenes", "room", "--presets", "left", "--resolution", "64x112", "--generator", "gen3c",
+                     "--model", "tiny", "--output_folder", tmp_path, "--no_plots")  # fmt: skip
+        assert res.exit_code == 2 and res.output.replace("\n", " ").strip() == f"error: {busy}", res.output
+    finally:
+        waiting.go.set()
+        thread.join(60)
+    result, paths = outcome["result"]
+    assert [c.case.name for c in result.cases] == ["room-left"] and set(result.cases[0].scores) == {"ground_truth", "still", "waiting"}
+    assert json.loads(paths["results"].read_text())["complete"] is True
+    run_eval(config, tmp_path, methods=["still"], plots=False)  # the first has ended: the folder is free

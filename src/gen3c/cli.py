@@ -1774,8 +1774,10 @@ def eval_command(
     **generator_flags,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
+    from contextlib import ExitStack
+
     from gen3c.evaluation.report import check_output_names, summary_table
-    from gen3c.evaluation.run import make_config, parse_list, run_eval
+    from gen3c.evaluation.run import make_config, parse_list, report_folder_held, run_eval
     from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.pipelines.request import GenerationRequest, make_generator
 
@@ -1821,8 +1823,9 @@ def eval_command(
         compared = {}
         loading: dict[str, float] = {}  # row → seconds to load its model (reported apart from the time per video)
         # An unusable folder is refused before any model loads; one made here goes again if the run fails before writing to it.
-        with removed_if_left_empty(output_folder):
+        with removed_if_left_empty(output_folder), ExitStack() as held:
             ensure_writable_dir(output_folder, "--output_folder")
+            held.enter_context(report_folder_held(output_folder))  # a second eval into it refused before any model loads
             check_output_names(output_folder)
             if resume:  # a partial run with other settings refused before any model loads (its rows after)
                 from gen3c.evaluation.resume import fingerprint, read_partial

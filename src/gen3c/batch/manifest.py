@@ -166,6 +166,8 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
             # (a record's paths are hashed as they are: its base is the current folder, not where it lies)
             job = make_job(row, line, index, base, str(p), relocatable=kind != "record")
             job = dataclasses.replace(job, manifest=str(p.resolve()))
+            if kind != "record":  # (a record's name is the one its run wrote here)
+                _refuse_unportable_name(job.name, f"manifest {str(p)!r} line {line}")
             if job.settings.get("trust_checkpoint") and not trust_checkpoint:
                 raise Gen3cInputError(
                     f"manifest {str(p)!r} line {line}: trust_checkpoint lets a legacy .pt input be unpickled, which can run code, "
@@ -337,7 +339,8 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
             problems.append((line, f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
             continue
         if not isinstance(row, dict):
-            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings, got {type(row).__name__}"))
+            got = "null" if row is None else "true or false" if isinstance(row, bool) else {list: "a list", str: "text"}.get(type(row), "a number")
+            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings ({{\"name\": …, …}}), got {got}"))
             continue
         rows.append((line, row))
     return rows
@@ -621,6 +624,33 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
     hashed_before = _relative_paths(settings, base, INPUT_FIELDS, ("lora",)) if relocatable else settings  # (version 2)
     return Job(name=name, line=line, settings=settings, request_hash=digest(HASH_VERSION, hashed),
                earlier_hashes=(digest(2, hashed_before), digest(1, settings)))  # fmt: skip
+
+
+#: Characters Windows takes in no file name (besides control characters, refused for every system).
+WINDOWS_FORBIDDEN = '<>:"\\|?*'
+#: Windows' device names: no file there can be one of them, with any extension (CON.mp4 is CON).
+WINDOWS_DEVICES = ("CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in "123456789\u00b9\u00b2\u00b3"),
+                   *(f"LPT{n}" for n in "123456789\u00b9\u00b2\u00b3"))  # fmt: skip
+
+
+def _refuse_unportable_name(name: str, where: str) -> None:
+    """Refuse a job name whose files Windows cannot hold, though this system can: a batch's
+    output folder is meant to be copied anywhere (a share, a laptop), and such a job's files
+    would be lost or renamed there. A name holding one of ``<>:"\\|?*`` (``\\`` is a folder on
+    Windows), or whose part before its first dot is a device name (``con``, ``nul.v2``, ``COM1``)."""
+    bad = next((c for c in name if c in WINDOWS_FORBIDDEN), None)
+    if bad is not None:
+        raise Gen3cInputError(
+            f"{where}: name {name[:40]!r} holds {bad!r}, which Windows takes in no file name ({' '.join(WINDOWS_FORBIDDEN)}): "
+            "rename it (outputs are meant to be copied to any system)"
+        )
+    stem = name.split(".")[0].rstrip(" ")
+    if stem.upper() in WINDOWS_DEVICES:
+        what = "is" if stem == name else f"starts with {stem!r},"
+        raise Gen3cInputError(
+            f"{where}: name {name[:40]!r} {what} a device name on Windows (CON, PRN, AUX, NUL, COM1…9, LPT1…9), which no file "
+            "there can have: rename it (outputs are meant to be copied to any system)"
+        )
 
 
 def _relative_paths(

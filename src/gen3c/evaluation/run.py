@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from gen3c.io.atomic import (
     publish,
     remove_abandoned_staging,
     signals_deferred,
+    try_flock,
 )
 from gen3c.io.resolution import parse_resolution
 from gen3c.progress import ProgressFactory
@@ -82,6 +84,35 @@ def make_config(
     config = replace(config, **changes)
     config.check()
     return config
+
+
+#: The report folders this thread holds (:func:`report_folder_held`), by their real path (``.folders``).
+_HELD = threading.local()
+
+
+@contextlib.contextmanager
+def report_folder_held(folder: str | Path):
+    """Hold ``folder``'s lock (the operating system's ``flock``, released however the process
+    ends) while a ``gen3c eval`` writes its report there: a second eval into the same folder while
+    one runs is refused in one line, instead of both running every case and their reports (and
+    partial reports) replacing each other's files. Taken again in this thread (the CLI holds it
+    while its models load, then :func:`run_eval`), it is already held. Where the file system cannot
+    lock (some network file systems), the run goes on unlocked."""
+    key = os.path.realpath(folder)
+    held = _HELD.__dict__.setdefault("folders", set())
+    if key in held:
+        yield
+        return
+    busy = Gen3cInputError(
+        f"--output_folder {str(folder)!r} is being written by another eval (or training run) still going: "
+        "wait for it to end, or choose another --output_folder"
+    )
+    with try_flock(folder, held=busy):
+        held.add(key)
+        try:
+            yield
+        finally:
+            held.discard(key)
 
 
 def _publish_files(files: list[Path], staging: Path, folder: Path) -> None:
@@ -198,6 +229,15 @@ def run_eval(
     config.check()
     rows = select_methods(methods, generator, compared)
     folder = ensure_writable_dir(folder, "--output_folder")
+    with report_folder_held(folder):
+        return _run_eval(config, folder, rows, load_seconds, plots, progress, resume)
+
+
+def _run_eval(
+    config: BenchmarkConfig, folder: Path, rows: list, load_seconds: dict[str, float] | None, plots: bool,
+    progress: ProgressFactory | None, resume: bool,
+) -> tuple[BenchmarkResult, dict]:
+    """:func:`run_eval` in its folder, held."""
     check_output_names(folder)  # else the finished report could not go into place
     current = fingerprint(config, rows)
     reused = load_partial(folder, current, config) if resume else []  # (refused before any work)
