@@ -24,7 +24,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError, describe_value, note, quoted, spelled_notes
 from gen3c.io.atomic import check_output_name
-from gen3c.io.formats import loads_json
+from gen3c.io.formats import json_kind, loads_json
 from gen3c.io.paths import exists, refuse_special_file
 from gen3c.io.text import user_text
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
@@ -339,8 +339,7 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
             problems.append((line, f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
             continue
         if not isinstance(row, dict):
-            got = "null" if row is None else "true or false" if isinstance(row, bool) else {list: "a list", str: "text"}.get(type(row), "a number")
-            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings ({{\"name\": …, …}}), got {got}"))
+            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings ({{\"name\": …, …}}), not {json_kind(row)}"))
             continue
         rows.append((line, row))
     return rows
