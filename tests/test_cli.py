@@ -404,11 +404,15 @@ def test_bad_input_is_one_line_exit_2_no_output(case, match, box_scene, bad_file
 
 
 def test_mask_invalid_depth_needs_depth_from_a_file(box_scene, tmp_path):
-    """An estimator's depth has no NaN/inf pixels: --mask_invalid_depth there would do nothing."""
+    """An estimator's depth has no NaN/inf pixels: --mask_invalid_depth there would do nothing. The
+    refusal says how to leave its sky out, as docs/depth.md does ("export it first"); before, it said
+    only "drop it"."""
     image, _, _, _ = box_scene
     res = invoke("generate", "--input_image_path", image, "--depth_estimator", "prior", "--mask_invalid_depth",
                  "--resolution", "96x160", "--num_video_frames", 5, "--video_save_folder", tmp_path)  # fmt: skip
     assert res.exit_code == 2 and "--mask_invalid_depth applies to depth given with the input" in res.output, res.output
+    assert "export the depth first with gen3c depth and pass its NAME_depth.npy as --depth_path" in res.output, res.output
+    assert len(res.output.strip().splitlines()) == 1
     assert not any(tmp_path.iterdir())
 
 

@@ -891,6 +891,35 @@ pipe(image, anything=1)                      # not gen3c's: pipe is no import
     assert "low_memroy" in wrong[0] and "degrees" in wrong[1] and "too many positional" in wrong[2] and "num_gpu" in wrong[3]
 
 
+def test_the_progress_line_python_md_quotes_is_one_a_gen3c_run_prints(monkeypatch):
+    """docs/python.md's example of the plain progress line is one a GEN3C-7B run writes to a log:
+    the "Generating (gen3c)" bar counts the video's frames (121), advancing them over GEN3C's 35
+    steps as the generator does. Before, it quoted "12/35 (34%)", a total no gen3c video has."""
+    import io
+
+    from rich.console import Console
+
+    import gen3c.progress
+    from gen3c.constants import GEN3C_CHUNK_FRAMES
+    from gen3c.models.configs import NUM_STEPS
+
+    text = " ".join((ROOT / "docs" / "python.md").read_text().split())
+    (quoted,) = re.findall(r'\("(Generating \(gen3c\): [^"]+)"', text)
+    done, total, h, m, s = map(int, re.match(r"Generating \(gen3c\): (\d+)/(\d+) \(\d+%\), (\d+):(\d+):(\d+) elapsed", quoted).groups())
+    assert total == GEN3C_CHUNK_FRAMES, quoted
+    steps = [k for k in range(1, NUM_STEPS) if total * k // NUM_STEPS == done]  # the counts the bar passes through
+    assert steps, f"{done}/{total} is no count of the bar after a whole step"
+    elapsed, now = 3600 * h + 60 * m + s, [0.0]
+    monkeypatch.setattr(gen3c.progress, "_clock", lambda: now[0])
+    stream = io.StringIO()
+    with gen3c.progress.progress_bars(Console(file=stream, width=80)) as progress:
+        advance = progress("Generating (gen3c)", total)
+        for step in range(NUM_STEPS):  # as Gen3cGenerator.generate's callback advances it
+            now[0] = elapsed * (step + 1) / steps[0]
+            advance(total * (step + 1) // NUM_STEPS - total * step // NUM_STEPS)
+    assert quoted in stream.getvalue().splitlines(), stream.getvalue()
+
+
 @pytest.mark.slow
 def test_python_one_call_per_video_runs(tmp_path, monkeypatch, capsys):
     """docs/python.md, "One call per video": three paths from one load of the 5-step model, and

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 ProgressFactory = Callable[[str, int], Callable[[int], None]]
 
 #: Where the output is no terminal, a stage prints a line as it starts, then at most one every
-#: this many seconds as it advances, and one as it ends ("Generating (gen3c): 12/35 (34%),
-#: 0:02:01 elapsed, ETA 0:03:54"); a live bar would be printed only once the run ends.
+#: this many seconds as it advances, and one as it ends ("Generating (gen3c): 41/121 (33%),
+#: 0:02:01 elapsed, ETA 0:03:56"); a live bar would be printed only once the run ends.
 LINE_SECONDS = 30.0
 _clock = time.monotonic
 

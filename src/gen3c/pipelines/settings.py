@@ -387,7 +387,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None) 
     if request.mask_invalid_depth and not video and not has_depth(request):
         raise Gen3cInputError(
             f"{prefix}--mask_invalid_depth applies to depth given with the input (--depth_path, a video or multi-view input); "
-            "an estimator's depth has no NaN/inf pixels: drop it"
+            "an estimator's depth has no NaN/inf pixels: drop it, or export the depth first with gen3c depth and pass "
+            "its NAME_depth.npy as --depth_path to leave the pixels its mask does not trust (the sky) out"
         )
 
 
