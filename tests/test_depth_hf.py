@@ -173,8 +173,24 @@ def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
         load_depth_estimator(str(tmp_path / "bert"))
     folder = tmp_path / "no_weights"
     transformers.DepthAnythingConfig(backbone_config={**DINO, "out_indices": [1, 2, 3, 4]}).save_pretrained(folder)
-    with pytest.raises(Gen3cModelError, match="cannot load depth model"):
+    with pytest.raises(Gen3cModelError, match=r"^depth model '.*no_weights' lacks preprocessor_config\.json and its weights \(model\.safetensors\)"):
         load_depth_estimator(str(folder))
+
+
+def test_a_folder_missing_a_file_names_it(tmp_path):
+    """A save_pretrained folder without its preprocessor_config.json or its weights: transformers'
+    error, cut at 160 characters, ended mid-sentence ("... make sure you don't have )")."""
+    folder = Path(dpt(tmp_path))
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(Gen3cModelError, match=rf"^depth model '{folder}' lacks preprocessor_config\.json: save the model and its image processor into the folder with save_pretrained, or download it again$"):
+        load_depth_estimator(str(folder))
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(Gen3cModelError, match=r"lacks preprocessor_config\.json and its weights \(model\.safetensors\): "):
+        load_depth_estimator(str(folder))
+    weights_only = Path(dpt(tmp_path / "weights_only"))
+    (weights_only / "config.json").unlink()
+    with pytest.raises(Gen3cModelError, match=r"with config\.json: it holds model\.safetensors but no config\.json; save the model into it with save_pretrained"):
+        load_depth_estimator(str(weights_only))
 
 
 def test_a_file_of_a_model_folder_names_the_folder(tmp_path):

@@ -210,9 +210,21 @@ def _all_weights_loaded(name_or_path: str, model: Any, info: dict[str, Any]) -> 
     )
 
 
+#: What a ``save_pretrained`` folder holds: its weights in one of these files (or shards of them).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
 def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
     reason = first_line(exc, 160)
     if exists(name_or_path):  # guarded: False for a name too long for the file system
+        folder = Path(name_or_path).expanduser()
+        lacks = [file for file in ("config.json", "preprocessor_config.json") if not is_file(folder / file)]
+        lacks += [] if any(is_file(folder / file) for file in WEIGHT_FILES) else ["its weights (model.safetensors)"]
+        if lacks:  # transformers' own words for it are long, cut short mid-sentence here
+            return Gen3cModelError(
+                f"depth model {quoted(name_or_path)} lacks {' and '.join(lacks)}: save the model and its image processor "
+                "into the folder with save_pretrained, or download it again"
+            )
         fix = "check that the folder holds config.json, preprocessor_config.json and the weights (save_pretrained layout)"
     else:
         fix = "check the hub id and the network, or pass a local folder"
