@@ -1,6 +1,7 @@
 """transformers depth models behind gen3c's interface, on tiny random configs saved to disk."""
 
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -172,8 +173,24 @@ def test_unsupported_or_broken_models_are_clear_errors(tmp_path):
         load_depth_estimator(str(tmp_path / "bert"))
     folder = tmp_path / "no_weights"
     transformers.DepthAnythingConfig(backbone_config={**DINO, "out_indices": [1, 2, 3, 4]}).save_pretrained(folder)
-    with pytest.raises(Gen3cModelError, match="cannot load depth model"):
+    with pytest.raises(Gen3cModelError, match=r"^depth model '.*no_weights' lacks preprocessor_config\.json and its weights \(model\.safetensors\)"):
         load_depth_estimator(str(folder))
+
+
+def test_a_folder_missing_a_file_names_it(tmp_path):
+    """A save_pretrained folder without its preprocessor_config.json or its weights: transformers'
+    error, cut at 160 characters, ended mid-sentence ("... make sure you don't have )")."""
+    folder = Path(dpt(tmp_path))
+    (folder / "preprocessor_config.json").unlink()
+    with pytest.raises(Gen3cModelError, match=rf"^depth model '{folder}' lacks preprocessor_config\.json: save the model and its image processor into the folder with save_pretrained, or download it again$"):
+        load_depth_estimator(str(folder))
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(Gen3cModelError, match=r"lacks preprocessor_config\.json and its weights \(model\.safetensors\): "):
+        load_depth_estimator(str(folder))
+    weights_only = Path(dpt(tmp_path / "weights_only"))
+    (weights_only / "config.json").unlink()
+    with pytest.raises(Gen3cModelError, match=r"with config\.json: it holds model\.safetensors but no config\.json; save the model into it with save_pretrained"):
+        load_depth_estimator(str(weights_only))
 
 
 def test_a_file_of_a_model_folder_names_the_folder(tmp_path):
@@ -243,6 +260,45 @@ def test_a_model_with_nan_weights_is_refused(tmp_path):
     estimator = load_depth_estimator(path)
     with pytest.raises(Gen3cModelError, match=r"^depth model dpt:.* returned NaN/inf at \d+ of \d+ pixels: its weights are damaged \(download them again\)$"):
         estimator.estimate(image())
+
+
+def _drop_weights(folder, drop):
+    """Rewrite ``folder``'s model.safetensors without the weights whose names ``drop`` accepts."""
+    from safetensors.torch import load_file, save_file
+
+    weights = Path(folder) / "model.safetensors"
+    kept = {k: v for k, v in load_file(weights).items() if not drop(k)}
+    save_file(kept, weights, metadata={"format": "pt"})
+    return kept
+
+
+def test_weights_of_another_model_are_refused_not_made_random(tmp_path):
+    """A DPT config.json beside Depth Anything's weights (or weights that lack the head) loaded:
+    transformers filled every weight it did not find with random values, in a warning gen3c keeps
+    quiet from disk, and the estimator returned made-up depth with no error."""
+    folder = Path(dpt(tmp_path))
+    other = Path(depth_anything(tmp_path, "relative"))
+    (folder / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes())
+    lacks = r"lacks \d+ of the \d+ weights of its DPTForDepthEstimation \(e\.g\. '[^']+'\), which would be random, its depth made up: "
+    with pytest.raises(Gen3cModelError, match=rf"^depth model '{folder}' {lacks}its folder's weights are another model's or incomplete; "):
+        load_depth_estimator(str(folder))
+    headless = Path(dpt(tmp_path / "headless"))
+    _drop_weights(headless, lambda k: k.startswith("head."))
+    with pytest.raises(Gen3cModelError, match=r"lacks \d+ of the \d+ weights of its DPTForDepthEstimation \(e\.g\. 'head\."):
+        load_depth_estimator(str(headless))
+
+
+def test_a_checkpoint_without_the_unused_fusion_residual_loads(tmp_path):
+    """The first fusion layer's residual_layer1 never runs (it gets no residual); checkpoints
+    converted from the original DPT (Intel/dpt-hybrid-midas) lack it and still load, with the
+    same depth as the full checkpoint."""
+    original = dpt(tmp_path)
+    full = load_depth_estimator(original).estimate(image())
+    folder = tmp_path / "converted"
+    shutil.copytree(original, folder)
+    kept = _drop_weights(folder, lambda k: k.startswith("neck.fusion_stage.layers.0.residual_layer1."))
+    assert not any("layers.0.residual_layer1" in k for k in kept)
+    assert torch.equal(load_depth_estimator(str(folder)).estimate(image()).depth, full.depth)
 
 
 def test_an_image_its_processor_cannot_size_is_one_line(tmp_path):

@@ -212,6 +212,20 @@ def test_a_photo_of_another_aspect_ratio_keeps_square_pixels(checkpoint_path):
     assert est.moge_input_size((3000, 4000), (3000, 4000)) == (831, 1109)
 
 
+def test_a_cinema_frame_is_not_squeezed_to_16_9(checkpoint_path):
+    """A 1.85:1 frame is 4.1 % wider than 16:9: stretched to MoGe's 16:9 as GEN3C does (the 5 %
+    tolerance let it), MoGe rebuilt a scene squeezed by as much and its camera came back with
+    fx = (74/128)/(40/72) fy = 1.04 fy. Seen at its own aspect ratio its camera is square; 704×1280
+    (2.27 % off, GEN3C's working size and frames) still gets GEN3C's plain resize."""
+    est = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(72, 128))
+    K = est.estimate(torch.rand(3, 40, 74)).intrinsics
+    assert (K[0, 0] / K[1, 1]).item() == pytest.approx(1.0, rel=1e-6)
+    assert est.moge_input_size((40, 74), (40, 74)) == (round(math.sqrt(72 * 128 * 40 / 74)), round(math.sqrt(72 * 128 * 74 / 40)))
+    est.inference_size = (720, 1280)
+    assert est.moge_input_size((704, 1280), (704, 1280)) == (720, 1280)
+    assert est.moge_input_size((692, 1280), (692, 1280)) != (720, 1280)  # 1.85:1
+
+
 def synthetic_point_map(focal: float, shift: float, height: int = 48, width: int = 80, scale: float = 1.0) -> torch.Tensor:
     """A camera with focal ``focal`` (half diagonals) seeing a slanted, bumpy surface; z shifted by −shift."""
     uv = normalized_view_plane_uv(width, height, dtype=torch.float64)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +158,10 @@ def _load_cached_or_download(transformers: Any, name_or_path: str, dtype: torch.
     try:
         with libraries_quiet(("transformers",)) if local else contextlib.nullcontext():
             processor = transformers.AutoImageProcessor.from_pretrained(name_or_path, **options)
-            return processor, transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, **options)
+            loaded = transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, output_loading_info=True, **options)
+        return processor, _all_weights_loaded(name_or_path, *loaded)
+    except Gen3cModelError:
+        raise
     except Exception as exc:
         if not options.get("local_files_only"):
             raise _load_error(name_or_path, exc) from None
@@ -171,14 +175,56 @@ def _load_cached_or_download(transformers: Any, name_or_path: str, dtype: torch.
         )
     try:
         processor = transformers.AutoImageProcessor.from_pretrained(name_or_path)
-        return processor, transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype)
+        loaded = transformers.AutoModelForDepthEstimation.from_pretrained(name_or_path, dtype=dtype, output_loading_info=True)
     except Exception as exc:
         raise _load_error(name_or_path, exc) from None
+    return processor, _all_weights_loaded(name_or_path, *loaded)
+
+
+#: Weights a model may lack without harm: the first fusion layer of DPT, Depth Anything, ZoeDepth
+#: and Depth Pro is never given a residual, so its ``residual_layer1`` never runs (checkpoints
+#: converted from the original DPT, Intel/dpt-hybrid-midas, leave it out); BatchNorm's counter.
+UNUSED_WEIGHTS = re.compile(r"fusion_stage\.(layers|intermediate)\.0\.residual_layer1\.|(^|\.)num_batches_tracked$")
+
+
+def _all_weights_loaded(name_or_path: str, model: Any, info: dict[str, Any]) -> Any:
+    """``model`` as ``from_pretrained(output_loading_info=True)`` gave it, once every weight it
+    uses was in the checkpoint (:data:`UNUSED_WEIGHTS` aside).
+
+    transformers fills a weight the checkpoint lacks with random values and goes on (a warning in
+    its log, which gen3c keeps quiet loading from disk): weights of another model in the folder
+    (a DPT config.json beside Depth Anything's weights) gave random depth with no error.
+
+    Raises:
+        Gen3cModelError: one line naming the model, how many weights it lacks and one of them.
+    """
+    missing = sorted(key for key in info.get("missing_keys") or () if not UNUSED_WEIGHTS.search(key))
+    if not missing:
+        return model
+    total = len(model.state_dict())
+    where = "its folder's weights" if exists(name_or_path) else "its download"
+    raise Gen3cModelError(
+        f"depth model {quoted(name_or_path)} lacks {len(missing)} of the {total} weights of its {type(model).__name__} "
+        f"(e.g. {missing[0]!r}), which would be random, its depth made up: {where} are another model's or incomplete; "
+        "save it again with save_pretrained, or download it again"
+    )
+
+
+#: What a ``save_pretrained`` folder holds: its weights in one of these files (or shards of them).
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
 
 
 def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
     reason = first_line(exc, 160)
     if exists(name_or_path):  # guarded: False for a name too long for the file system
+        folder = Path(name_or_path).expanduser()
+        lacks = [file for file in ("config.json", "preprocessor_config.json") if not is_file(folder / file)]
+        lacks += [] if any(is_file(folder / file) for file in WEIGHT_FILES) else ["its weights (model.safetensors)"]
+        if lacks:  # transformers' own words for it are long, cut short mid-sentence here
+            return Gen3cModelError(
+                f"depth model {quoted(name_or_path)} lacks {' and '.join(lacks)}: save the model and its image processor "
+                "into the folder with save_pretrained, or download it again"
+            )
         fix = "check that the folder holds config.json, preprocessor_config.json and the weights (save_pretrained layout)"
     else:
         fix = "check the hub id and the network, or pass a local folder"

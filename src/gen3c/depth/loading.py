@@ -59,7 +59,7 @@ def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: 
     if is_moge_name(name):
         return MoGeEstimator(name, device=device, dtype=dtype, **options)
     p = expand_home(name, "depth estimator")  # guarded: a name too long for the file system is none of these
-    from gen3c.depth.hf import TransformersDepthEstimator, not_a_depth_model
+    from gen3c.depth.hf import WEIGHT_FILES, TransformersDepthEstimator, not_a_depth_model
 
     refusal = not_a_depth_model(name)  # a diffusers folder, said as such before transformers loads
     if refusal is not None:
@@ -68,6 +68,8 @@ def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: 
         fix = "check the path"
         if not is_dir(p) and is_file(p.parent / "config.json"):  # a file of a transformers model's folder
             fix = f"pass its folder {quoted(str(p.parent))}, which holds the model's config.json"
+        elif is_dir(p) and (weights := [f for f in WEIGHT_FILES if is_file(p / f)]):  # a transformers model saved in part
+            fix = f"it holds {weights[0]} but no config.json; save the model into it with save_pretrained, or download it again"
         raise Gen3cModelError(f"depth estimator {quoted(name)} is neither a MoGe model.pt nor a transformers folder with config.json: {fix}")
     return TransformersDepthEstimator(name, device=device, dtype=dtype, **options)
 

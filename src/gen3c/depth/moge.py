@@ -61,8 +61,10 @@ GEN3C_MOGE_SIZE = (720, 1280)
 #: GEN3C's working resolution (H, W).
 GEN3C_WORKING_SIZE = (704, 1280)
 #: How far (a share) an image's aspect ratio may be from :data:`GEN3C_MOGE_SIZE`'s and still be
-#: stretched to it, as GEN3C does: 704×1280 (GEN3C's working size, 2.2 % off) is, 4:3 is not.
-GEN3C_STRETCH_TOLERANCE = 0.05
+#: stretched to it, as GEN3C does: 704×1280 (GEN3C's working size and frames, 2.27 % off) is;
+#: 1.85:1 (4.1 % off) and 4:3 are not, as the stretch squeezes the scene MoGe rebuilds by as much
+#: (fx ≠ fy by as much in its camera).
+GEN3C_STRETCH_TOLERANCE = 0.025
 GEN3C_INVALID_DEPTH = 1000.0
 GEN3C_MAX_DEPTH = 1e4
 
