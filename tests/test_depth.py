@@ -716,7 +716,7 @@ def test_fov_is_horizontal_closed_form():
 def test_normalised_or_wrong_size_intrinsics_are_refused(tmp_path):
     """MoGe-style normalised intrinsics, or pixels of another image size, used to pass and give a
     ~170° camera (or one looking past the image's edge)."""
-    with pytest.raises(Gen3cInputError, match=r"look normalised.*fx, cx × 64 and fy, cy × 48"):
+    with pytest.raises(Gen3cInputError, match=r"look normalised .*the 64×48 \(W×H\) image, i\.e\. fx, cx × 64 and fy, cy × 48"):
         parse_intrinsics("0.8,1.4,0.5,0.5", (48, 64))
     with pytest.raises(Gen3cInputError, match="principal point outside the 64×48"):
         parse_intrinsics("500,500,640,360", (48, 64))

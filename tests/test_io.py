@@ -1447,6 +1447,12 @@ def test_a_depth_file_error_names_the_file_once_and_a_renamed_png_says_what_it_i
     Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "rgb.png")
     with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*rgb\.png' is a PNG of mode RGB, a picture of depth, not its values \(depth PNGs are single-channel 16-bit\): pass the depth values \(\.npy, or a single-channel 16-bit PNG\)$"):
         load_user_depth(tmp_path / "rgb.png", (12, 16), fov=60)
+    Image.fromarray(np.zeros((12, 16, 3), np.uint8)).save(tmp_path / "photo.png", format="JPEG")  # (was "is a PNG of mode RGB")
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*photo\.png' is a JPEG of mode RGB, a picture of depth, not its values "):
+        load_user_depth(tmp_path / "photo.png", (12, 16), fov=60)
+    Image.fromarray(np.zeros((12, 16), np.uint8)).save(tmp_path / "grey.png", format="JPEG")
+    with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*grey\.png' is an 8-bit grey JPEG, a picture of depth "):
+        load_user_depth(tmp_path / "grey.png", (12, 16), fov=60)
     np.save(tmp_path / "d.npy", np.ones((12, 16), np.float32))
     (tmp_path / "d.npy").rename(tmp_path / "d.png")
     with pytest.raises(Gen3cInputError, match=r"^depth file '[^']*d\.png' is a NumPy \.npy array, not a PNG: give the file its real suffix \(\.npy, "):

@@ -296,7 +296,7 @@ def check_intrinsics_fit(K: Tensor, height: int, width: int, name: str = "intrin
     far_corner = (cx >= width - CORNER_PIXELS) & (cy >= height - CORNER_PIXELS) & ~outside & checked
     near_corner = (cx <= CORNER_PIXELS) & (cy <= CORNER_PIXELS) & ~outside & ~normalised & checked
     for bad, problem in (
-        (normalised, "look normalised (fractions of the image size): pass pixels of the {w}×{h} image, i.e. fx, cx × {w} and fy, cy × {h}"),
+        (normalised, "look normalised (fractions of the image size): pass pixels of the {w}×{h} (W×H) image, i.e. fx, cx × {w} and fy, cy × {h}"),
         (outside, "put the principal point outside the {w}×{h} (W×H) image: pass intrinsics in pixels of this image "
                   "(these look made for another size)"),
         (far_corner, "put the principal point at the bottom-right corner of the {w}×{h} (W×H) image: these look made for an image "

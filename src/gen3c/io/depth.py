@@ -211,7 +211,8 @@ def _read_depth_image(p: Path, name: str) -> np.ndarray:
             beside = p.with_suffix(".npy")
             held = "single-channel 16-bit" if kind == "PNG" else "single-channel 32-bit float or 16-bit"
             fix = f"pass {str(beside)!r} beside it" if beside.is_file() else f"pass the depth values (.npy, or a {held} {kind})"
-            what = f"an 8-bit grey {kind}, a picture of depth (256 levels hold no metric depth)" if im.mode == "L" else f"a {kind} of mode {im.mode}, a picture of depth"
+            actual = im.format or kind  # (a JPEG named .png is said to be one)
+            what = f"an 8-bit grey {actual}, a picture of depth (256 levels hold no metric depth)" if im.mode == "L" else f"a {actual} of mode {im.mode}, a picture of depth"
             raise Gen3cInputError(f"{name} {str(p)!r} is {what}, not its values (depth {kind}s are {held}): {fix}")
         # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
         return np.array(exif_upright(im), dtype=np.float32 if im.mode == "F" else np.int32)  # a copy: writable
