@@ -172,6 +172,27 @@ def test_sampler_error_falls_with_its_order(sampler, order):
     assert all(abs(r - order) < 0.35 for r in rates), (errors, rates)
 
 
+def test_dpm_solver_runs_too_short_for_its_second_order_say_they_sample_as_euler():
+    """DPM-Solver++(2M)'s first step and its last (to σ 0) are first order, which is Euler's step
+    in GEN3C's parametrisation: --sampler dpmpp_2m with 1 or 2 steps gave Euler's video (to float
+    rounding) without a word; now a note says so. 3 steps take one second-order step: no note."""
+    conditions = gaussian_conditions()
+    for steps in (1, 2, 3):
+        euler = sample(gaussian_pipeline(GaussianDenoiser(offset=0.2), "euler"), conditions, steps=steps)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dpm = sample(gaussian_pipeline(GaussianDenoiser(offset=0.2), "dpmpp_2m"), conditions, steps=steps)
+        said = [str(w.message) for w in caught if "--sampler" in str(w.message)]
+        if steps <= 2:
+            torch.testing.assert_close(dpm, euler, atol=1e-4, rtol=1e-4)  # (float32 rounding)
+            assert said == [
+                f"--sampler dpmpp_2m: a run of {steps} step{'s' if steps > 1 else ''} samples as euler does (its first step and its last, "
+                "to σ 0, are first order, which is Euler's step): sample 3 steps or more, or pass --sampler euler"
+            ]
+        else:
+            assert float((dpm - euler).abs().max()) > 1e-3 and said == []
+
+
 def test_a_dpm_solver_of_another_algorithm_is_not_taken_for_dpmpp_2m():
     """A checkpoint's EDMDPMSolverMultistepScheduler of order 2 that is another sampler (the SDE
     variant, or second order to the end) is not named "dpmpp_2m", so configure_sampling replaces

@@ -84,7 +84,7 @@ from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
 from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, holds_text_encoder, is_official_repo, prompts_of
 from gen3c.parallel import broadcast_from_main, is_main_process
-from gen3c.schedulers import sampler_name
+from gen3c.schedulers import note_first_order_run, sampler_name
 from gen3c.summary import dataclass_repr
 
 #: ``output_type`` values of :meth:`Gen3cPipeline.__call__` (see :class:`Gen3cPipelineOutput`).
@@ -874,6 +874,7 @@ class Gen3cPipeline(DiffusionPipeline):
         shape = tuple(image_latent.shape)
         scheduler.set_timesteps(num_steps, device=device)
         scheduler.set_begin_index(0)
+        note_first_order_run(scheduler, num_steps, stacklevel=3)
         timesteps, sigmas = scheduler.timesteps, scheduler.sigmas
 
         noise, aug_noise = self.prepare_noise(shape, device, seed=seed, generator=generator, chunk=chunk)
