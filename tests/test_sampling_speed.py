@@ -105,6 +105,20 @@ def test_guidance_every_runs_the_unconditional_branch_on_every_kth_step(pipe, co
     assert torch.equal(sample(pipe, conditions, guidance_every=1), sample(pipe, conditions))
 
 
+def test_guidance_every_on_a_run_of_one_step_says_it_changes_nothing(pipe, conditions):
+    """One step runs both branches at step 0 whatever guidance_every is: guidance_every 3 with
+    num_steps 1 gave guidance_every 1's video without a word; now a note says so."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reused = sample(pipe, conditions, steps=1, guidance_every=3)
+        sample(pipe, conditions, steps=2, guidance_every=3)  # step 1 reuses step 0's direction: no note
+    assert torch.equal(reused, sample(pipe, conditions, steps=1))
+    assert [str(w.message) for w in caught if "guidance_every" in str(w.message)] == [
+        "--guidance_every 3: a run of 1 step runs both branches at its one step, as 1 does: it changes nothing; "
+        "sample more steps, or drop --guidance_every"
+    ]
+
+
 # -- a DiT with a closed-form answer ---------------------------------------------------------
 
 

@@ -65,6 +65,7 @@ from gen3c.errors import (
     Gen3cModelError,
     describe_value,
     first_line,
+    note,
     spelled,
 )
 from gen3c.io.images import on_cosmos_uint8_grid
@@ -875,6 +876,12 @@ class Gen3cPipeline(DiffusionPipeline):
         scheduler.set_timesteps(num_steps, device=device)
         scheduler.set_begin_index(0)
         note_first_order_run(scheduler, num_steps, stacklevel=3)
+        if guidance != 0 and guidance_every > 1 and num_steps == 1:
+            note(
+                f"--guidance_every {guidance_every}: a run of 1 step runs both branches at its one step, as 1 does: it changes "
+                "nothing; sample more steps, or drop --guidance_every",
+                stacklevel=3,
+            )
         timesteps, sigmas = scheduler.timesteps, scheduler.sigmas
 
         noise, aug_noise = self.prepare_noise(shape, device, seed=seed, generator=generator, chunk=chunk)
