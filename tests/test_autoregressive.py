@@ -815,3 +815,27 @@ def test_unseen_frames_are_those_under_a_thousandth_of_their_pixels_in_every_buf
         note_unseen_frames(masks[2:4], 60, 121, skip_first=True)  # a later chunk's first frame is the last chunk's
     assert [n.split(" (under")[0] for n in notes] == ["frames 42…44, 46…47 of 121 see none of the 3D cache", "frame 61 of 121 sees none of the 3D cache"]
     assert "pixels): the model fills it from nothing" in notes[1]
+
+
+def test_a_camera_file_the_generator_cannot_follow_is_named_first_not_a_frame_count_it_refuses_next(tmp_path):
+    """A 20-camera file with --num_video_frames 17 for the tiny gen3c model (chunks of 17) was
+    told "pass --num_video_frames 20 or a file with 17 cameras"; 20 frames are then refused in
+    turn ("pass a camera file of 16·N+1 cameras"). Now the file's count is refused at once."""
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.pipelines.request import GenerationRequest, check_frame_count
+
+    def request(cameras, frames):
+        w2c = torch.eye(4).repeat(cameras, 1, 1)
+        w2c[:, 0, 3] = torch.linspace(0, 0.1, cameras)
+        path = tmp_path / f"cams{cameras}.json"
+        save_cameras(path, Cameras(w2c, make_intrinsics(50.0, 50.0, 56.0, 32.0), 64, 112))
+        return GenerationRequest(input_image_path="x.png", generator="gen3c", generator_options={"model": "tiny"}, camera_file=str(path), num_video_frames=frames)
+
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*cams20\.json' has 20 cameras, a count the gen3c generator cannot make .*\(17, 33, 49, …\)$"):
+        check_frame_count(request(20, 17))
+    # a file the generator can follow, with another count asked for: that count is what to change
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*cams33\.json' has 33 cameras but 17 frames were asked for: pass --num_video_frames 33 "):
+        check_frame_count(request(33, 17))
+    check_frame_count(request(33, 33))
+    with pytest.raises(Gen3cInputError, match=r"has 20 cameras, a count the gen3c generator cannot make"):
+        check_frame_count(request(20, 20))

@@ -46,6 +46,16 @@ def test_preview_fills_every_hole_and_keeps_frame_zero(box_scene):
     assert torch.allclose(frames[-1][:, seen], result.buffers.colors[-1, 0][:, seen], atol=1e-5)
 
 
+def test_frame_zero_is_the_source_image_where_the_cache_leaves_cracks_too(room_sample):
+    """A round object's depth edge leaves a jagged hole in the cache's render of the source
+    camera; the crack closing filled its notches with their neighbours' mean, so frame 0 showed
+    those blends (379 pixels off by up to 0.74 at the ball's rim here) instead of the image."""
+    src = prepare_source(*room_sample, (96, 160))
+    cams = preset_cameras(src, "left", "center_facing", 3, 0.3)
+    frames = generate_video(build_cache([src]), cams, PreviewGenerator(), first_frame=src.image).frames
+    assert torch.allclose(frames[0], src.image, atol=1e-5)
+
+
 def test_preview_fill_is_temporally_steady(box_scene):
     # A camera standing still must give identical frames: the fill of frame t is rendered
     # from the fill cloud in frame t + 1, not inpainted anew.

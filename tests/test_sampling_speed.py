@@ -105,6 +105,20 @@ def test_guidance_every_runs_the_unconditional_branch_on_every_kth_step(pipe, co
     assert torch.equal(sample(pipe, conditions, guidance_every=1), sample(pipe, conditions))
 
 
+def test_guidance_every_on_a_run_of_one_step_says_it_changes_nothing(pipe, conditions):
+    """One step runs both branches at step 0 whatever guidance_every is: guidance_every 3 with
+    num_steps 1 gave guidance_every 1's video without a word; now a note says so."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        reused = sample(pipe, conditions, steps=1, guidance_every=3)
+        sample(pipe, conditions, steps=2, guidance_every=3)  # step 1 reuses step 0's direction: no note
+    assert torch.equal(reused, sample(pipe, conditions, steps=1))
+    assert [str(w.message) for w in caught if "guidance_every" in str(w.message)] == [
+        "--guidance_every 3: a run of 1 step runs both branches at its one step, as 1 does: it changes nothing; "
+        "sample more steps, or drop --guidance_every"
+    ]
+
+
 # -- a DiT with a closed-form answer ---------------------------------------------------------
 
 
@@ -170,6 +184,27 @@ def test_sampler_error_falls_with_its_order(sampler, order):
     # halving the step size divides the error by 2^order (GEN3C's 35 Euler steps: ~0.09 here)
     rates = [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
     assert all(abs(r - order) < 0.35 for r in rates), (errors, rates)
+
+
+def test_dpm_solver_runs_too_short_for_its_second_order_say_they_sample_as_euler():
+    """DPM-Solver++(2M)'s first step and its last (to σ 0) are first order, which is Euler's step
+    in GEN3C's parametrisation: --sampler dpmpp_2m with 1 or 2 steps gave Euler's video (to float
+    rounding) without a word; now a note says so. 3 steps take one second-order step: no note."""
+    conditions = gaussian_conditions()
+    for steps in (1, 2, 3):
+        euler = sample(gaussian_pipeline(GaussianDenoiser(offset=0.2), "euler"), conditions, steps=steps)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            dpm = sample(gaussian_pipeline(GaussianDenoiser(offset=0.2), "dpmpp_2m"), conditions, steps=steps)
+        said = [str(w.message) for w in caught if "--sampler" in str(w.message)]
+        if steps <= 2:
+            torch.testing.assert_close(dpm, euler, atol=1e-4, rtol=1e-4)  # (float32 rounding)
+            assert said == [
+                f"--sampler dpmpp_2m: a run of {steps} step{'s' if steps > 1 else ''} samples as euler does (its first step and its last, "
+                "to σ 0, are first order, which is Euler's step): sample 3 steps or more, or pass --sampler euler"
+            ]
+        else:
+            assert float((dpm - euler).abs().max()) > 1e-3 and said == []
 
 
 def test_a_dpm_solver_of_another_algorithm_is_not_taken_for_dpmpp_2m():

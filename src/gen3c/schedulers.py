@@ -10,7 +10,8 @@ replacement — an ``F`` whose ``D`` is the clean image latent — means the sam
   per step);
 - ``dpmpp_2m`` — ``EDMDPMSolverMultistepScheduler`` with ``solver_order=2``, ``dpmsolver++``:
   DPM-Solver++(2M) (Lu et al. 2022), second order from the previous step's denoised estimate,
-  still one evaluation per step; the last step is first order (to σ 0). Approximate: it
+  still one evaluation per step; the first and the last step (to σ 0) are first order, which
+  is Euler's step, so 1 or 2 steps sample as ``euler`` does (a note says so). Approximate: it
   follows the same probability-flow ODE as Euler, with a smaller error per step, so fewer steps
   reach a given accuracy.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, note
 from gen3c.models import configs
 
 #: Sampler name → (diffusers scheduler class name, its kwargs).
@@ -65,3 +66,19 @@ def sampler_name(scheduler: Any) -> str:
         if cls == cls_name and all(getattr(scheduler.config, key, None) == value for key, value in solver.items()):
             return name
     return cls_name
+
+
+def note_first_order_run(scheduler: Any, num_steps: int, stacklevel: int = 2) -> None:
+    """Note a run of a multistep sampler too short for any step above first order: DPM-Solver++(2M)'s
+    first step has no previous estimate and its last (to σ 0) is first order, and its first-order
+    step is Euler's in GEN3C's parametrisation (``x ← σ'/σ·x + (1 − σ'/σ)·D`` both), so 1 or 2
+    steps sample exactly as ``euler`` does (to float rounding)."""
+    name, order = sampler_name(scheduler), getattr(scheduler.config, "solver_order", 1)
+    if name not in SAMPLERS or name == "euler" or order < 2 or num_steps > order:
+        return
+    note(
+        f"--sampler {name}: a run of {num_steps} step{'s' if num_steps > 1 else ''} samples as euler does "
+        f"(its first step and its last, to σ 0, are first order, which is Euler's step): sample {order + 1} steps or more, "
+        "or pass --sampler euler",
+        stacklevel=stacklevel + 1,
+    )

@@ -65,6 +65,7 @@ from gen3c.errors import (
     Gen3cModelError,
     describe_value,
     first_line,
+    note,
     spelled,
 )
 from gen3c.io.images import on_cosmos_uint8_grid
@@ -84,7 +85,7 @@ from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
 from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, holds_text_encoder, is_official_repo, prompts_of
 from gen3c.parallel import broadcast_from_main, is_main_process
-from gen3c.schedulers import sampler_name
+from gen3c.schedulers import note_first_order_run, sampler_name
 from gen3c.summary import dataclass_repr
 
 #: ``output_type`` values of :meth:`Gen3cPipeline.__call__` (see :class:`Gen3cPipelineOutput`).
@@ -874,6 +875,13 @@ class Gen3cPipeline(DiffusionPipeline):
         shape = tuple(image_latent.shape)
         scheduler.set_timesteps(num_steps, device=device)
         scheduler.set_begin_index(0)
+        note_first_order_run(scheduler, num_steps, stacklevel=3)
+        if guidance != 0 and guidance_every > 1 and num_steps == 1:
+            note(
+                f"--guidance_every {guidance_every}: a run of 1 step runs both branches at its one step, as 1 does: it changes "
+                "nothing; sample more steps, or drop --guidance_every",
+                stacklevel=3,
+            )
         timesteps, sigmas = scheduler.timesteps, scheduler.sigmas
 
         noise, aug_noise = self.prepare_noise(shape, device, seed=seed, generator=generator, chunk=chunk)

@@ -391,6 +391,7 @@ class PreviewGenerator:
         frames = torch.empty(T, 3, H, W)
         for t in range(T):
             c, m, d = color[t].cpu(), mask[t].cpu(), depth[t].cpu()
+            seen = m  # what the cache itself shows, before any put-back surface, fill or closed crack
             if video:  # a 4D view's put-back surfaces of the frame that target frame t renders, first
                 points, colors = filtered_smooth_points(cache, frame=t)
                 if len(points):
@@ -403,10 +404,12 @@ class PreviewGenerator:
                 fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach))
             holes = ~m
             if t == 0 and first_frame is not None:
-                # Frame 0 shows the conditioning image (as in GEN3C). Its depth-edge pixels, which
-                # the cache left out, blend foreground and background colours: they must not
-                # seed the fill cloud, or the object's colour would ghost into disocclusions.
-                c = torch.where(holes, first_frame.cpu().float(), c)
+                # Frame 0 shows the conditioning image (as in GEN3C) wherever the cache leaves a
+                # hole, cracks closed above included: their neighbours' mean is not the image's
+                # pixel. Its depth-edge pixels, which the cache left out, blend foreground and
+                # background colours: they must not seed the fill cloud, or the object's colour
+                # would ghost into disocclusions.
+                c = torch.where(seen, c, first_frame.cpu().float())
             elif holes.any():
                 c, d = self._fill(c, d, holes, reach)
                 # A frame that shows nothing (camera turned away) is filled from nothing: a flat

@@ -880,12 +880,16 @@ def lora_digest(path: str | os.PathLike, digests: dict[str, str] | None = None) 
 def check_frame_count(request: GenerationRequest) -> None:
     """Refuse frame counts the named generator cannot make (its chunk: :func:`fixed_chunk_frames`),
     and a camera file of another count, before anything is loaded."""
+    fixed = fixed_chunk_frames(request)
     if request.camera_file is not None:
         from gen3c.io.camera_files import check_camera_count
 
+        count = len(request.read_camera_file().cameras)
+        if fixed is not None and count != request.num_video_frames:
+            # a file the generator cannot follow at any --num_video_frames: that first, not a count it refuses next
+            check_chunked_frame_count(count, fixed, f"the {request.generator} generator", str(request.camera_file))
         # before the input is read: its notes (a short video's frozen tail) would offer a count the file refuses
-        check_camera_count(len(request.read_camera_file().cameras), request.num_video_frames, f"camera file {str(request.camera_file)!r}")
-    fixed = fixed_chunk_frames(request)
+        check_camera_count(count, request.num_video_frames, f"camera file {str(request.camera_file)!r}")
     if fixed is not None:
         # the count is the file's (by default, or given alike): the fix is another file
         camera_file = None if request.camera_file is None else str(request.camera_file)
