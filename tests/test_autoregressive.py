@@ -839,3 +839,6 @@ def test_a_camera_file_the_generator_cannot_follow_is_named_first_not_a_frame_co
     check_frame_count(request(33, 33))
     with pytest.raises(Gen3cInputError, match=r"has 20 cameras, a count the gen3c generator cannot make"):
         check_frame_count(request(20, 20))
+    # a file it can follow, with a count it cannot make asked for: no file of that count is offered (it would be refused)
+    with pytest.raises(Gen3cInputError, match=r"^camera file '.*cams33\.json' has 33 cameras but 20 frames were asked for: pass --num_video_frames 33$"):
+        check_frame_count(request(33, 20))

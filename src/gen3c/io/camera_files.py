@@ -1094,12 +1094,13 @@ def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float =
     write_text_atomic(target, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
 
 
-def check_camera_count(count: int, num_frames: int, name: str = "camera file") -> None:
-    """Refuse a camera file of ``count`` cameras for a run of ``num_frames`` frames (one camera a frame)."""
+def check_camera_count(count: int, num_frames: int, name: str = "camera file", other_file: bool = True) -> None:
+    """Refuse a camera file of ``count`` cameras for a run of ``num_frames`` frames (one camera a
+    frame). ``other_file``: offer a file of ``num_frames`` cameras too (not where the generator
+    cannot make that many frames)."""
     if count != num_frames:
-        raise Gen3cInputError(
-            f"{name} has {count} cameras but {num_frames} frames were asked for: pass --num_video_frames {count} or a file with {num_frames} cameras"
-        )
+        also = f" or a file with {num_frames} cameras" if other_file else ""
+        raise Gen3cInputError(f"{name} has {count} cameras but {num_frames} frames were asked for: pass --num_video_frames {count}{also}")
 
 
 def fit_cameras(

@@ -61,6 +61,12 @@ def valid_frame_counts(chunk_frames: int, shown: int = 3) -> str:
     return ", ".join(str(1 + (chunk_frames - 1) * n) for n in range(1, shown + 1)) + ", …"
 
 
+def makes_frame_count(num_frames: int, chunk_frames: int) -> bool:
+    """Whether a generator making ``chunk_frames`` (2 or more) per call, chunks overlapping by
+    one frame, can make ``num_frames``: ``(chunk−1)·N + 1``."""
+    return num_frames >= chunk_frames and (num_frames - 1) % (chunk_frames - 1) == 0
+
+
 def check_chunked_frame_count(
     num_frames: int, chunk_frames: int, who: str, camera_file: str | None = None, setting: str = "--num_video_frames"
 ) -> None:
@@ -73,7 +79,7 @@ def check_chunked_frame_count(
             f"{who} has chunk_frames {chunk_frames!r}: chunks overlap by one frame, so a generator that makes a fixed number "
             "of frames per call must make a whole number, 2 or more"
         )
-    if num_frames < chunk_frames or (num_frames - 1) % (chunk_frames - 1):
+    if not makes_frame_count(num_frames, chunk_frames):
         if camera_file is not None:
             raise Gen3cInputError(
                 f"camera file {camera_file!r} has {num_frames} cameras, a count {who} cannot make ({chunk_frames} frames per chunk "

@@ -51,6 +51,7 @@ from gen3c.pipelines.autoregressive import (
     GrowingCache,
     VideoCache,
     check_chunked_frame_count,
+    makes_frame_count,
     plan_chunks,
 )
 from gen3c.pipelines.camera_video import (
@@ -885,11 +886,13 @@ def check_frame_count(request: GenerationRequest) -> None:
         from gen3c.io.camera_files import check_camera_count
 
         count = len(request.read_camera_file().cameras)
+        other_file = True  # offer a file of --num_video_frames cameras: not where the generator cannot make that many frames
         if fixed is not None and count != request.num_video_frames:
             # a file the generator cannot follow at any --num_video_frames: that first, not a count it refuses next
             check_chunked_frame_count(count, fixed, f"the {request.generator} generator", str(request.camera_file))
+            other_file = makes_frame_count(request.num_video_frames, fixed)
         # before the input is read: its notes (a short video's frozen tail) would offer a count the file refuses
-        check_camera_count(count, request.num_video_frames, f"camera file {str(request.camera_file)!r}")
+        check_camera_count(count, request.num_video_frames, f"camera file {str(request.camera_file)!r}", other_file)
     if fixed is not None:
         # the count is the file's (by default, or given alike): the fix is another file
         camera_file = None if request.camera_file is None else str(request.camera_file)
