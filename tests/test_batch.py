@@ -274,13 +274,13 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # Names differing only in their Unicode form (é, or e and a combining accent) write one file on macOS.
         ('{"name": "caf\\u00e9"}\n{"name": "cafe\\u0301"}\n', ".jsonl",
          "line 2: name 'cafe.' writes cafe..mp4, which job 'caf.' .line 1. writes too .as caf..mp4, in another Unicode form: one file on macOS."),
-        # Names Windows takes for no file (an output folder is meant to be copied anywhere): written here, lost there.
         # A line of JSON that is no object, named in JSON's words (it said "got NoneType").
         ('null\n', ".jsonl", 'line 1 must be a JSON object of settings .{"name": …, …}., not a JSON null$'),
         ('{"name": "a"}\n["a.png"]\n', ".jsonl", "line 2 must be a JSON object of settings .*, not a JSON list$"),
         ('"a.png"\n', ".jsonl", "line 1 must be a JSON object of settings .*, not a JSON string$"),
         ('7\n', ".jsonl", "line 1 must be a JSON object of settings .*, not a JSON number$"),
         ('true\n', ".jsonl", "line 1 must be a JSON object of settings .*, not a JSON boolean$"),
+        # Names Windows takes for no file (an output folder is meant to be copied anywhere): written here, lost there.
         ('{"name": "a"}\n{"name": "take:1"}\n', ".jsonl",
          "line 2: name 'take:1' holds ':', which Windows takes in no file name .< > : \" .* rename it .outputs are meant to be copied to any system.$"),
         ("name\nwhat?\n", ".csv", "line 2: name 'what.' holds '.', which Windows takes in no file name"),
