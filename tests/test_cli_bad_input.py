@@ -732,6 +732,15 @@ def test_a_url_given_as_a_path_is_said_to_be_one(words, command, param, tmp_path
     assert not any(tmp_path.iterdir())
 
 
+def test_a_file_url_is_told_its_path(tmp_path, monkeypatch):
+    """A local file's URL (copied from a browser's address bar) was told to be downloaded first;
+    its path is the fix."""
+    monkeypatch.chdir(tmp_path)
+    refused(["generate", "--input_image_path", "file:///home/me/my%20photo.png"],
+            r"^error: --input_image_path 'file:///home/me/my%20photo\.png' is a file's URL: give its path, '/home/me/my photo\.png'$")  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_windows_drive_is_not_taken_for_a_url(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     refused(["generate", "--input_image_path", "C://photos/a.png"], r"^error: input image 'C:/photos/a.png' does not exist: check the path$")

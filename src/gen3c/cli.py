@@ -145,6 +145,12 @@ def _is_url(value: object) -> bool:
 
 def _url_path(param, typed: str | None, value: str) -> None:
     what = param.name.upper() if param.param_type_name == "argument" else typed or param.opts[0]
+    if value[:7].lower() == "file://":  # a local file's URL (a browser's address bar): its path is the fix
+        from urllib.parse import urlsplit
+        from urllib.request import url2pathname
+
+        path = url2pathname(urlsplit(value).path)
+        raise Gen3cInputError(f"{what} {quoted(value, 200)} is a file's URL: give its path, {quoted(path, 200)}")
     raise Gen3cInputError(f"{what} {quoted(value, 200)} is a URL: gen3c reads local files; download it first and give its path")
 
 
