@@ -1233,7 +1233,7 @@ def test_a_second_eval_into_a_folder_one_is_writing_is_refused_in_one_line(tmp_p
     thread.start()
     try:
         assert waiting.started.wait(60)
-        busy = f"--output_folder {str(tmp_path)!r} is being written by another eval (or training run) still going: wait for it to end, or choose another --output_folder"
+        busy = f"--output_folder {str(tmp_path)!r} is being written by another `gen3c eval` or `gen3c train` still going: wait for it to end, or choose another --output_folder"
         with pytest.raises(Gen3cInputError) as refused:
             run_eval(config, tmp_path, methods=["still"], plots=False)
         assert str(refused.value) == busy

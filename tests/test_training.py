@@ -241,7 +241,7 @@ def test_a_resume_into_a_folder_another_run_still_holds_is_refused_before_it_wri
     lower = replace(config, train=replace(config.train, lr=5e-4))
     with try_flock(out) as free:  # what the running invocation holds
         assert free
-        with pytest.raises(Gen3cInputError, match=r"^--out '.*run' is held by another `gen3c train` still going .*: wait for it to end, or choose another --out$"):
+        with pytest.raises(Gen3cInputError, match=r"^--out '.*run' is held by another `gen3c train` or `gen3c eval` still going .*: wait for it to end, or choose another --out$"):
             train(lower, out, resume="auto")
     assert contents() == before
     shutil.rmtree(swap.parent)
@@ -261,7 +261,7 @@ def test_a_run_into_a_held_folder_is_refused_before_it_reads_its_clips(tmp_path,
     out.mkdir()
     with try_flock(out) as free:
         assert free
-        with pytest.raises(Gen3cInputError, match=r"^--out '.*held' is held by another `gen3c train` still going"):
+        with pytest.raises(Gen3cInputError, match=r"^--out '.*held' is held by another `gen3c train` or `gen3c eval` still going"):
             train(config, out)
     assert list(out.iterdir()) == []
     with pytest.raises(Gen3cInputError, match="no_clips"):  # free: the clips are read, and refused

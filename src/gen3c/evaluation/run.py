@@ -104,7 +104,7 @@ def report_folder_held(folder: str | Path):
         yield
         return
     busy = Gen3cInputError(
-        f"--output_folder {str(folder)!r} is being written by another eval (or training run) still going: "
+        f"--output_folder {str(folder)!r} is being written by another `gen3c eval` or `gen3c train` still going: "
         "wait for it to end, or choose another --output_folder"
     )
     with try_flock(folder, held=busy):

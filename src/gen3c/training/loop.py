@@ -1069,7 +1069,7 @@ def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
     made = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     ensure_writable_dir(out, "training output folder")
     busy = Gen3cInputError(
-        f"--out {str(out)!r} is held by another `gen3c train` still going (a --resume of a run not yet ended?): "
+        f"--out {str(out)!r} is held by another `gen3c train` or `gen3c eval` still going (a --resume of a run not yet ended?): "
         "wait for it to end, or choose another --out"
     )
     held.enter_context(try_flock(out, held=busy))
