@@ -1,16 +1,19 @@
 """Per-frame depth against its cameras (gen3c.io.conventions): camera-to-world poses and inverse
 depth saved where world-to-camera poses and z-depth belong are refused; consistent inputs, and
-inputs whose readings cannot be told apart, pass. Closed-form scene: the inside of a box room."""
+inputs whose readings cannot be told apart, pass. Where the depth cannot tell the poses from their
+inverses (a sideways slide), the frames' colours do. Closed-form scene: the inside of a box room,
+painted with waves of colour; and gen3c.scenes' presets."""
 
 import numpy as np
 import pytest
 import torch
 from layouts import write_multiview, write_sample, write_vipe
 
-from gen3c.cameras import invert_pose, look_at, make_intrinsics, pixel_grid
+from gen3c.cameras import Cameras, invert_pose, look_at, make_intrinsics, pixel_grid
 from gen3c.errors import Gen3cInputError
 from gen3c.io.conventions import check_depth_conventions, frame_pairs
 from gen3c.io.depth import FAR_DEPTH
+from gen3c.io.frames import images_to_uint8
 from gen3c.io.gen3c_sample import read_sample
 from gen3c.io.multiview import read_multiview
 from gen3c.io.vipe import read_vipe
@@ -45,9 +48,26 @@ def walk():
     return cameras([[0.1 * i, 0.0, 0.15 * i] for i in range(T)], [[2.5, 0.5, 5.0]] * T)
 
 
-def check(depth, w2c, K, valid=None):
+def painted(w2c, K, depth):
+    """(T, 3, H, W) uint8 colours of the room's walls where the cameras see them: waves of colour
+    over the world's x, y and z, so a wall point has one colour from every camera."""
+    rays = pixel_grid(H, W, dtype=torch.float64) @ torch.linalg.inv(K.double()).transpose(-1, -2)[:, None]
+    c2w = invert_pose(w2c.double())
+    x, y, z = ((rays * depth.double()[..., None]) @ c2w[:, None, :3, :3].transpose(-1, -2) + c2w[:, None, None, :3, 3]).unbind(-1)
+    rgb = torch.stack([torch.sin(7 * x + 3 * y), torch.sin(5 * z - 4 * y), torch.sin(6 * (x + z))], 1)
+    return (128 + 90 * rgb).round().to(torch.uint8)
+
+
+def check(depth, w2c, K, valid=None, images=None):
     valid = torch.ones_like(depth, dtype=torch.bool) if valid is None else valid
-    check_depth_conventions(depth, valid, K, w2c, poses_name="POSES", depth_name="DEPTH", poses_fix="FIX POSES", depth_fix="FIX DEPTH")
+    check_depth_conventions(
+        depth, valid, K, w2c, poses_name="POSES", depth_name="DEPTH", poses_fix="FIX POSES", depth_fix="FIX DEPTH", images=images
+    )
+
+
+def slide(down=0.0):
+    """Sideways (or, with ``down``, down too) past the room's far wall, looking straight ahead."""
+    return cameras([[0.06 * i, down * i, 0.0] for i in range(T)], [[0.06 * i, down * i, 5.0] for i in range(T)])
 
 
 MOTIONS = {
@@ -72,7 +92,8 @@ def test_a_consistent_scene_passes_and_each_mistake_is_refused_naming_the_file(m
 
 def test_a_static_camera_and_a_turn_inside_a_sphere_pass_either_way():
     """Where the cameras' motion explains nothing, nothing is said: a camera that never moves, and
-    a pure rotation whose scene is at one distance from it (every frame's depth is the same)."""
+    a pure rotation whose scene is at one distance from it (every frame's depth is the same),
+    unless its colours tell."""
     w2c, K = cameras([[0.3, 0.0, 0.0]] * T, [[0.3, 0.3, 5.0]] * T)
     depth = room_depth(w2c, K)
     for d, poses in ((depth, w2c), (depth, invert_pose(w2c)), (1.0 / depth, w2c)):
@@ -82,6 +103,10 @@ def test_a_static_camera_and_a_turn_inside_a_sphere_pass_either_way():
     sphere = (2.0 / rays.norm(dim=-1)).expand(T, H, W)  # z-depth of a sphere of radius 2 about the camera
     for d, poses in ((sphere, w2c), (sphere, invert_pose(w2c)), (1.0 / sphere, w2c)):
         check(d, poses, K)
+    images = painted(w2c, K, sphere)  # a textured sphere: its colours turn the other way
+    check(sphere, w2c, K, images=images)
+    with pytest.raises(Gen3cInputError, match=BY_COLOUR):
+        check(sphere, invert_pose(w2c), K, images=images)
 
 
 def test_invalid_pixels_are_left_out_and_a_single_frame_is_not_checked():
@@ -100,6 +125,76 @@ def test_invalid_pixels_are_left_out_and_a_single_frame_is_not_checked():
     assert frame_pairs(1) == [] and frame_pairs(2) == [(0, 1), (1, 0)]
 
 
+BY_COLOUR = r"^POSES look camera-to-world \(.* textured pixels land a median \d+ brightness levels .*, \d with the poses inverted; .*\): FIX POSES$"
+
+
+@pytest.mark.parametrize("down", [0.0, 0.03])
+def test_a_sideways_slide_with_swapped_poses_is_refused_by_its_colours(down):
+    """Sliding past the far wall and the floor, every pixel sees the same depth in each frame with
+    the poses as given or inverted: the depth cannot tell them apart. A pixel's colour can."""
+    w2c, K = slide(down)
+    depth = room_depth(w2c, K)
+    images = painted(w2c, K, depth)
+    check(depth, invert_pose(w2c), K)  # the depth alone: no difference
+    check(depth, w2c, K, images=images)
+    with pytest.raises(Gen3cInputError, match=BY_COLOUR):
+        check(depth, invert_pose(w2c), K, images=images)
+    # A change of exposure from frame to frame is no misfit.
+    brighter = (images.int() + 4 * torch.arange(T)[:, None, None, None] - 16).clamp(0, 255).to(torch.uint8)
+    check(depth, w2c, K, images=brighter)
+    with pytest.raises(Gen3cInputError, match=BY_COLOUR):
+        check(depth, invert_pose(w2c), K, images=brighter)
+
+
+def test_colours_that_cannot_tell_the_poses_apart_say_nothing():
+    """No refusal where the colours fit both readings alike or none: a flat colour, frames of
+    noise, a textured scene under heavy noise, a camera that does not move; nor for a forward walk
+    whose depth tells its poses (as given, correct) from their inverses."""
+    w2c, K = slide()
+    depth = room_depth(w2c, K)
+    noise = torch.Generator().manual_seed(0)
+    flat = torch.full((T, 3, H, W), 90, dtype=torch.uint8)
+    static = torch.randint(0, 256, (T, 3, H, W), generator=noise, dtype=torch.uint8)  # a new picture each frame
+    noisy = (painted(w2c, K, depth) + 40 * torch.randn(T, 3, H, W, generator=noise)).clamp(0, 255).to(torch.uint8)
+    for images in (flat, static):
+        for poses in (w2c, invert_pose(w2c)):
+            check(depth, poses, K, images=images)
+    check(depth, w2c, K, images=noisy)
+    still, K = cameras([[0.3, 0.0, 0.0]] * T, [[0.3, 0.3, 5.0]] * T)
+    depth = room_depth(still, K)
+    for poses in (still, invert_pose(still)):
+        check(depth, poses, K, images=painted(still, K, depth))
+    w2c, K = walk()
+    depth = room_depth(w2c, K)
+    check(depth, w2c, K, images=painted(w2c, K, depth))
+
+
+PRESET_MOTIONS = {  # (eye, target) of frame i: sideways, down, forward, forward and sideways, a pan while sliding
+    "slide": lambda i: ([0.05 * i, 0.0, 0.0], [0.05 * i, 0.0, 5.0]),
+    "down": lambda i: ([0.0, 0.04 * i, 0.0], [0.0, 0.04 * i, 5.0]),
+    "forward": lambda i: ([0.0, 0.0, 0.1 * i], [0.0, 0.0, 5.0 + 0.1 * i]),
+    "diagonal": lambda i: ([0.04 * i, 0.0, 0.06 * i], [0.04 * i, 0.0, 5.0 + 0.06 * i]),
+    "pan": lambda i: ([0.03 * i, 0.0, 0.0], [1.0 - 0.1 * i, 0.0, 5.0]),
+}
+
+
+@pytest.mark.parametrize("preset", ["room", "corridor", "street", "objects"])
+def test_rendered_scenes_pass_as_given_and_a_swapped_slide_past_objects_is_refused(preset):
+    from gen3c.scenes import make_scene, render, source_camera
+
+    K = source_camera(H, W).K.expand(T, 3, 3)
+    for seed in (0, 1):
+        scene = make_scene(preset, seed=seed)
+        for motion in PRESET_MOTIONS.values():
+            w2c = look_at(*(torch.tensor(v) for v in zip(*(motion(i) for i in range(T)), strict=True)))
+            out = render(scene, Cameras(w2c, K, H, W))
+            depth = torch.where(out.mask, out.depth, torch.full_like(out.depth, FAR_DEPTH))
+            check(depth, w2c, K, out.mask, images_to_uint8(out.rgb))
+            if preset == "objects" and motion is PRESET_MOTIONS["slide"]:
+                with pytest.raises(Gen3cInputError, match=BY_COLOUR):
+                    check(depth, invert_pose(w2c), K, out.mask, images_to_uint8(out.rgb))
+
+
 def _rgb(n):
     return np.full((n, H, W, 3), 128, np.uint8)
 
@@ -114,6 +209,18 @@ def test_a_sample_directory_with_camera_to_world_poses_or_disparity_is_refused(t
     disparity = write_sample(tmp_path / "disp", _rgb(T), 1.0 / depth, depth > 0, w2c, K)
     with pytest.raises(Gen3cInputError, match=r"disp' depth.npz looks like inverse depth \(disparity\) .*: save z-depth"):
         read_sample(disparity, (H, W))
+
+
+def test_a_sample_directory_sliding_sideways_with_camera_to_world_poses_is_refused(tmp_path):
+    """Its depth fits both; its (compressed) video's colours tell them apart."""
+    w2c, K = slide()
+    depth = room_depth(w2c, K)
+    rgb = painted(w2c, K, depth).permute(0, 2, 3, 1).numpy()
+    depth = depth.numpy()
+    read_sample(write_sample(tmp_path / "ok", rgb, depth, depth > 0, w2c, K), (H, W))
+    c2w = write_sample(tmp_path / "c2w", rgb, depth, depth > 0, invert_pose(w2c), K)
+    with pytest.raises(Gen3cInputError, match=r"c2w' camera.npz w2c look camera-to-world \(.* brightness levels .*\): save each matrix's inverse"):
+        read_sample(c2w, (H, W))
 
 
 def test_a_vipe_clip_with_world_to_camera_poses_is_refused(tmp_path):
@@ -133,6 +240,14 @@ def test_multiview_key_frames_with_camera_to_world_poses_are_refused(tmp_path):
     c2w = invert_pose(w2c)
     with pytest.raises(Gen3cInputError, match=r"c2w.npz' w2cs_key_frames look camera-to-world .* \(and in w2cs_all"):
         read_multiview(write_multiview(tmp_path / "c2w.npz", _rgb(T), depth, depth > 0, K, c2w, c2w), (H, W))
+    w2c, K = slide()  # the depth fits both: told by the key frames' colours
+    depth = room_depth(w2c, K)
+    rgb = painted(w2c, K, depth).permute(0, 2, 3, 1).numpy()
+    depth = depth.numpy()
+    read_multiview(write_multiview(tmp_path / "slide.npz", rgb, depth, depth > 0, K, w2c, w2c), (H, W))
+    c2w = invert_pose(w2c)
+    with pytest.raises(Gen3cInputError, match=r"slide_c2w.npz' w2cs_key_frames look camera-to-world \(.* brightness levels"):
+        read_multiview(write_multiview(tmp_path / "slide_c2w.npz", rgb, depth, depth > 0, K, c2w, c2w), (H, W))
 
 
 def test_the_cli_refuses_a_camera_to_world_sample_in_one_line_and_writes_nothing(tmp_path):

@@ -6,10 +6,23 @@ both show: carried into another frame with the cameras, frame A's depth must lan
 :func:`check_depth_conventions` measures that for four readings — poses as given or inverted,
 depth as given or its inverse — each at the depth scale that fits it best (depth up to scale:
 its units need not be the poses'), and refuses the input when another reading fits far better
-than the one as given, and far better than no motion at all. Where the readings cannot be told
-apart (a static camera, a pure rotation of a scene at one distance, a flat wall faced straight
-on) all of them fit and nothing is said; so it is for depth too noisy to tell them apart.
-Up to 9 frame pairs and 512 pixels each: a fraction of a second for a 720p clip.
+than the one as given, and far better than no motion at all.
+
+Depth cannot tell the poses from their inverses where the scene looks the same from where the
+inverted cameras would be: a camera sliding sideways past a wall or along a floor, walking down
+a corridor or turning inside a sphere sees the same depth at each pixel either way. The frames'
+colours do: carried with the right poses, a pixel of a textured surface lands on its own colour
+in the other frame, and with the wrong ones beside it. Where the depth fits the inverted poses
+about as well as the poses as given (and images come with it), :func:`colour_errors` compares
+the brightness (luma: videos keep it sharp, where they halve and blur colour) that the most
+textured half of the sampled pixels lands on, for both, each at the depth scale that fits it
+best among those the depth allows; the input is refused when the inverted poses fit far better
+than those as given, and than no motion at all.
+
+Where neither tells the readings apart (a static camera; a pure rotation of a scene at one
+distance, or a flat wall faced straight on, of one colour) all of them fit and nothing is said;
+so it is for depth or colours too noisy to tell them apart. Up to 9 frame pairs and 512 pixels
+each: a fraction of a second for a 720p clip.
 """
 
 from __future__ import annotations
@@ -38,6 +51,13 @@ STILL_MARGIN = 2.0
 #: Frame gaps of the pairs compared, from a few frames spread over the clip.
 GAPS = (1, 4, 16)
 ANCHORS = 3
+#: Colours (:func:`colour_errors`): a reading's error is the median over the landed pixels of
+#: all pairs of |luma there − luma here| in 0…255 levels, less the pair's median difference (a
+#: change of exposure is no misfit); COLOUR_CAP where fewer than MIN_OVERLAP of them land.
+#: Refused when the poses as given are off by MIN_COLOUR levels or more and their inverses fit
+#: MARGIN times better (and STILL_MARGIN times better than no motion).
+MIN_COLOUR = 2.0
+COLOUR_CAP = 255.0
 
 
 def frame_pairs(count: int) -> list[tuple[int, int]]:
@@ -63,21 +83,11 @@ def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: 
         depth: (T, H, W) z-depth; valid: (T, H, W) bool; K: (T, 3, 3); w2c: (T, 4, 4) as given.
         pairs: the frame pairs (default :func:`frame_pairs`).
     """
-    pairs = frame_pairs(len(depth)) if pairs is None else pairs
-    generator = torch.Generator().manual_seed(0)
-    kept, picks = [], []
-    for a, b in pairs:
-        pick = _sample_pixels(depth, valid, a, generator)
-        if pick is not None:
-            kept.append((a, b))
-            picks.append(pick)
-    if not kept:
+    sampled = _sample_pairs(depth, valid, K, pairs)
+    if sampled is None:
         return dict.fromkeys(((False, False), (True, False), (False, True), (True, True), "still"), math.nan)
-    a, b = (torch.tensor(frames) for frames in zip(*kept, strict=True))
-    pick = torch.stack(picks)  # (P, N, 2) rows and columns in frame a
+    a, b, pick, rays, here = sampled
     K = K.double()
-    rays = torch.stack([pick[..., 1], pick[..., 0], torch.ones_like(pick[..., 0])], -1).double() @ torch.linalg.inv(K[a]).transpose(-1, -2)
-    here = depth[a[:, None], pick[..., 0], pick[..., 1]].double()
     # Motionless: each pixel against the same pixel of frame b (the same for depth and 1 / depth).
     there, seen = _depth_at(depth, valid, b[:, None].expand_as(pick[..., 0]), pick[..., 0], pick[..., 1])
     still = torch.where(seen, (here.log() - there.log()).abs(), torch.nan).nanmedian(-1).values.nan_to_num(CAP)
@@ -93,6 +103,27 @@ def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: 
             target = (depth, valid, inverse_depth)
             errors[(inverted, inverse_depth)] = _best_scale_error(target, K[b], b, carried, centre)
     return errors
+
+
+def _sample_pairs(depth: Tensor, valid: Tensor, K: Tensor, pairs: list[tuple[int, int]] | None) -> tuple[Tensor, ...] | None:
+    """The P frame pairs with a pixel of depth in their first frame, and its sampled pixels:
+    ``(a, b, pick, rays, here)`` — the pairs' frames (P,) and (P,), the pixels (P, N, 2) (rows
+    and columns in frame a), their rays (P, N, 3) at z = 1 and their depth (P, N), float64;
+    None where no pair has one. The same pixels on every call (a fixed seed)."""
+    pairs = frame_pairs(len(depth)) if pairs is None else pairs
+    generator = torch.Generator().manual_seed(0)
+    kept, picks = [], []
+    for a, b in pairs:
+        pick = _sample_pixels(depth, valid, a, generator)
+        if pick is not None:
+            kept.append((a, b))
+            picks.append(pick)
+    if not kept:
+        return None
+    a, b = (torch.tensor(frames) for frames in zip(*kept, strict=True))
+    pick = torch.stack(picks)
+    rays = torch.stack([pick[..., 1], pick[..., 0], torch.ones_like(pick[..., 0])], -1).double() @ torch.linalg.inv(K.double()[a]).transpose(-1, -2)
+    return a, b, pick, rays, depth[a[:, None], pick[..., 0], pick[..., 1]].double()
 
 
 def _sample_pixels(depth: Tensor, valid: Tensor, frame: int, generator: torch.Generator) -> Tensor | None:
@@ -138,13 +169,28 @@ def _pair_errors(
 
     ``rotated``: (P, N, 3) the points of frame a (at scale 1) turned into camera b's axes;
     ``shift``: (P, 1, 3) camera b's translation from camera a; ``K``: (P, 3, 3) of frame b."""
-    H, W = depth.shape[-2:]
+    z, uv, inside = _project(K, rotated, shift, scales, depth.shape[-2:])
+    return _depth_errors(depth, valid, inverse_depth, b, z, uv, inside, scales)
+
+
+def _project(K: Tensor, rotated: Tensor, shift: Tensor, scales: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
+    """The points (:func:`_pair_errors`) at each scale in camera b: their depth z (S, P, N),
+    pixel (S, P, N, 2) (column, row) and whether they land in the ``size`` (H, W) frame,
+    in front of the camera."""
+    H, W = size
     cam = scales[:, None, None, None] * rotated + shift  # (S, P, N, 3): depth × s, the poses as they are
     z = cam[..., 2]
     uv = (cam[..., :2] / z.clamp(min=1e-12)[..., None]) @ K[:, :2, :2].transpose(-1, -2) + K[:, None, :2, 2]
     col, row = uv[..., 0].round(), uv[..., 1].round()
-    inside = (z > 0) & (col >= 0) & (col <= W - 1) & (row >= 0) & (row <= H - 1)
-    r, c = row.clamp(0, H - 1).long(), col.clamp(0, W - 1).long()
+    return z, uv, (z > 0) & (col >= 0) & (col <= W - 1) & (row >= 0) & (row <= H - 1)
+
+
+def _depth_errors(
+    depth: Tensor, valid: Tensor, inverse_depth: bool, b: Tensor, z: Tensor, uv: Tensor, inside: Tensor, scales: Tensor
+) -> Tensor:
+    """(S, P) errors of the projected points (:func:`_project`) against the depth there."""
+    H, W = depth.shape[-2:]
+    r, c = uv[..., 1].round().clamp(0, H - 1).long(), uv[..., 0].round().clamp(0, W - 1).long()
     values, ok = _depth_at(depth, valid, b[:, None].expand_as(r), r, c)
     seen = inside & ok
     there = scales[:, None, None] * (1.0 / values if inverse_depth else values)
@@ -152,6 +198,118 @@ def _pair_errors(
     median = torch.where(seen, error, torch.nan).nanmedian(-1).values.nan_to_num(CAP)
     overlap = seen.double().mean(-1)
     return torch.where(overlap >= MIN_OVERLAP, median.clamp(max=CAP), torch.full_like(median, CAP))
+
+
+def colour_errors(
+    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, within: float, pairs: list[tuple[int, int]] | None = None
+) -> dict:
+    """The colour error (:data:`MIN_COLOUR`) of the poses as given (by False) and inverted (by
+    True), each at the depth scale that makes it least among those at which the depth (as given)
+    lands no more than ``within`` off (:func:`reading_errors`' error; inf where none does), and by
+    ``"still"`` that of no motion at all; NaN where no pair has a valid pixel. The pixels: the
+    half of :func:`reading_errors`' own with the most contrast in each pair. Scales: whole
+    octaves within 2¹² of the depth's (the nearest pixel's luma), then eighths of an octave
+    around the best (luma interpolated between pixels).
+
+    Args:
+        images: (T, 3, H, W) uint8 RGB of the frames; the rest as :func:`reading_errors` takes them.
+    """
+    if images.shape != (*depth.shape[:1], 3, *depth.shape[1:]):
+        raise ValueError(f"colour_errors: images {tuple(images.shape)} do not match depth {tuple(depth.shape)}")
+    sampled = _sample_pairs(depth, valid, K, pairs)
+    if sampled is None:
+        return {False: math.nan, True: math.nan, "still": math.nan}
+    a, b, pick, rays, here = sampled
+    K = K.double()
+    row, col = pick[..., 0], pick[..., 1]
+    # The most textured half of each pair's pixels: those of a flat colour fit any poses.
+    textured = _contrast(images, a, row, col).topk(max(pick.shape[1] // 2, 1), dim=-1).indices  # (P, M)
+    row, col = row.gather(1, textured), col.gather(1, textured)
+    source = _pixels(images, a[:, None], row, col)  # (P, M)
+    still = _pixels(images, b[:, None], row, col) - source
+    errors: dict = {"still": float(_colour_error(still[None], torch.ones_like(still[None], dtype=torch.bool))[0])}
+    points = rays * here[..., None]
+    for inverted in (False, True):
+        poses = invert_pose(w2c.double()) if inverted else w2c.double()
+        rel = poses[b] @ invert_pose(poses[a])
+        carried = (images, depth, valid, K[b], b, source, textured, within, points @ rel[:, :3, :3].transpose(-1, -2), rel[:, None, :3, 3])
+        coarse = torch.arange(-12, 13, dtype=torch.float64)
+        depth_error, colour = _fits(*carried, coarse, smooth=False)
+        best = coarse[int(colour.argmin() if colour.isfinite().any() else depth_error.argmin())]
+        errors[inverted] = float(_fits(*carried, best + torch.arange(-7, 8, dtype=torch.float64) / 8, smooth=True)[1].min())
+    return errors
+
+
+def _fits(
+    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, b: Tensor, source: Tensor, textured: Tensor, within: float,
+    rotated: Tensor, shift: Tensor, exponents: Tensor, *, smooth: bool,
+) -> tuple[Tensor, Tensor]:
+    """(S,) depth errors (mean over pairs) of the points (:func:`_pair_errors`) at scales
+    2 ** exponents (S,), and colour errors of their ``textured`` ones (P, M) against their luma
+    ``source`` (P, M) in frame a: inf where the depth error is above ``within``. Luma taken at
+    the nearest pixel, or interpolated with ``smooth``."""
+    scales = 2.0**exponents
+    z, uv, inside = _project(K, rotated, shift, scales, depth.shape[-2:])
+    depth_error = _depth_errors(depth, valid, False, b, z, uv, inside, scales).mean(-1)
+    colour = torch.full_like(depth_error, torch.inf)
+    keep = (depth_error <= within).nonzero()[:, 0]
+    if len(keep):
+        uv = uv[keep].take_along_dim(textured[None, :, :, None], dim=2)
+        inside = inside[keep].take_along_dim(textured[None], dim=2)
+        colour[keep] = _colour_error(_colours_at(images, b, uv, smooth) - source, inside)
+    return depth_error, colour
+
+
+def _contrast(images: Tensor, frame: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """(P, N) contrast at the pixels (P, N) of the pairs' ``frame`` (P,): the luma differences
+    (:func:`_pixels`) across them, left to right and top to bottom (clamped to the frame)."""
+    H, W = images.shape[-2:]
+    f = frame[:, None]
+
+    def across(r0: Tensor, c0: Tensor, r1: Tensor, c1: Tensor) -> Tensor:
+        return (_pixels(images, f, r1, c1) - _pixels(images, f, r0, c0)).abs()
+
+    left, right, up, down = (col - 1).clamp(min=0), (col + 1).clamp(max=W - 1), (row - 1).clamp(min=0), (row + 1).clamp(max=H - 1)
+    return across(row, left, row, right) + across(up, col, down, col)
+
+
+def _colours_at(images: Tensor, frame: Tensor, uv: Tensor, smooth: bool) -> Tensor:
+    """(S, P, N) float64 luma (:func:`_pixels`) of the P pairs' ``frame`` (P,) at pixels ``uv``
+    (S, P, N, 2) (clamped to the frame): the nearest pixel's, or with ``smooth`` interpolated
+    between the four pixels around."""
+    H, W = images.shape[-2:]
+    if not smooth:
+        return _pixels(images, frame[None, :, None], uv[..., 1].round().clamp(0, H - 1).long(), uv[..., 0].round().clamp(0, W - 1).long())
+    u, v = uv[..., 0].clamp(0, W - 1), uv[..., 1].clamp(0, H - 1)
+    c0, r0 = u.floor().clamp(0, max(W - 2, 0)), v.floor().clamp(0, max(H - 2, 0))
+    fu, fv = (u - c0).clamp(0, 1), (v - r0).clamp(0, 1)
+    c0, r0 = c0.long(), r0.long()
+    c1, r1 = (c0 + 1).clamp(max=W - 1), (r0 + 1).clamp(max=H - 1)
+    f = frame[None, :, None]
+
+    def at(r: Tensor, c: Tensor) -> Tensor:
+        return _pixels(images, f, r, c)
+
+    return (at(r0, c0) * (1 - fu) + at(r0, c1) * fu) * (1 - fv) + (at(r1, c0) * (1 - fu) + at(r1, c1) * fu) * fv
+
+
+def _pixels(images: Tensor, frame: Tensor, row: Tensor, col: Tensor) -> Tensor:
+    """(...) float64 luma (0.299 R + 0.587 G + 0.114 B) of ``images`` (T, 3, H, W) at frames, rows
+    and columns that broadcast to (...): videos keep it at full resolution, where their colour is
+    halved (4:2:0) and blurred. Gathered by flat index, not by indexing around the colour axis
+    (slower)."""
+    H, W = images.shape[-2:]
+    at = (frame * (3 * H * W) + row * W + col)[..., None] + torch.arange(3) * (H * W)
+    return images.reshape(-1)[at].double() @ torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64)
+
+
+def _colour_error(difference: Tensor, inside: Tensor) -> Tensor:
+    """(S,) errors (:data:`MIN_COLOUR`) of luma differences (S, P, N) where ``inside`` (S, P, N):
+    less each pair's median difference, the median over all pairs' pixels."""
+    difference = torch.where(inside, difference, torch.nan)
+    error = (difference - difference.nanmedian(2, keepdim=True).values).abs()
+    median = error.flatten(1).nanmedian(-1).values.nan_to_num(COLOUR_CAP)
+    return torch.where(inside.flatten(1).double().mean(-1) >= MIN_OVERLAP, median, COLOUR_CAP)
 
 
 def check_depth_conventions(
@@ -165,6 +323,7 @@ def check_depth_conventions(
     poses_fix: str,
     depth_fix: str,
     inverted_is: str = "camera-to-world",
+    images: Tensor | None = None,
 ) -> None:
     """Refuse per-frame depth and poses that fit each other only in another convention.
 
@@ -174,17 +333,41 @@ def check_depth_conventions(
         poses_fix, depth_fix: what fixes each (e.g. "save their inverses as w2c").
         inverted_is: what the poses are when their inverses fit: "camera-to-world" where the
             file holds world-to-camera ones, "world-to-camera" where it holds the other.
+        images: (T, 3, H, W) uint8 RGB of the frames, to tell the poses from their inverses
+            where the depth cannot (:func:`colour_errors`); None: by the depth alone.
 
     Raises:
         Gen3cInputError: in one line naming the file and the fix, when a reading other than the
             one as given fits :data:`MARGIN` times better (and :data:`STILL_MARGIN` times better
-            than no motion) and the one as given is off by :data:`MIN_ERROR` or more.
+            than no motion) and the one as given is off by :data:`MIN_ERROR` or more; or, where
+            the depth fits the inverted poses within :data:`MIN_ERROR` of those as given, when
+            the colours fit the inverted poses so (those as given off by :data:`MIN_COLOUR`
+            levels or more).
     """
     if len(depth) < 2:
         return
     errors = reading_errors(depth, valid, K, w2c)
     given, still = errors.pop((False, False)), errors.pop("still")
-    if math.isnan(given) or given < MIN_ERROR:
+    if math.isnan(given):
+        return
+    _refuse_by_depth(errors, given, still, poses_name, depth_name, poses_fix, depth_fix, inverted_is)
+    if images is None or errors[(True, False)] > given + MIN_ERROR:  # the depth says the poses as given fit better
+        return
+    colours = colour_errors(images, depth, valid, K, w2c, min(given, errors[(True, False)]) + MIN_ERROR)
+    as_given, inverted = colours[False], colours[True]
+    if math.isfinite(as_given) and as_given >= MIN_COLOUR and inverted * MARGIN <= as_given and inverted * STILL_MARGIN <= colours["still"]:
+        raise Gen3cInputError(
+            f"{poses_name} look {inverted_is} (carried into other frames, textured pixels land a median {as_given:.0f} brightness "
+            f"levels of 255 off their own, {inverted:.0f} with the poses inverted; the depth fits both): {poses_fix}"
+        )
+
+
+def _refuse_by_depth(
+    errors: dict, given: float, still: float, poses_name: str, depth_name: str, poses_fix: str, depth_fix: str, inverted_is: str
+) -> None:
+    """Refuse (:func:`check_depth_conventions`) by the depth's ``errors`` (:func:`reading_errors`,
+    less the reading as given, ``given``, and no motion, ``still``)."""
+    if given < MIN_ERROR:
         return
     (inverted, inverse_depth), best = min(errors.items(), key=lambda item: item[1])
     # Another reading must fit far better, and by the cameras' motion: not only at a depth scale

@@ -287,7 +287,7 @@ def _check_conventions(stack: FrameStack, poses_name: str, depth_name: str) -> N
     """Refuse camera-to-world poses or inverse depth saved where GEN3C's sample holds world-to-camera
     poses and z-depth (:func:`gen3c.io.conventions.check_depth_conventions`)."""
     check_depth_conventions(
-        stack.depth, stack.valid, stack.K, stack.w2c, poses_name=poses_name, depth_name=depth_name,
+        stack.depth, stack.valid, stack.K, stack.w2c, poses_name=poses_name, depth_name=depth_name, images=stack.images,
         poses_fix="save each matrix's inverse (np.linalg.inv) as w2c, OpenCV world-to-camera",
         depth_fix="save z-depth (1 / disparity, in the poses' units) as depth",
     )  # fmt: skip

@@ -154,7 +154,7 @@ def read_multiview(
         )
     keys = fitter.stack(key_w2c, key_K)
     check_depth_conventions(
-        keys.depth, keys.valid, keys.K, keys.w2c, poses_name=f"{name} w2cs_key_frames", depth_name=f"{name} depth_key_frames",
+        keys.depth, keys.valid, keys.K, keys.w2c, poses_name=f"{name} w2cs_key_frames", depth_name=f"{name} depth_key_frames", images=keys.images,
         poses_fix="save each matrix's inverse (np.linalg.inv), OpenCV world-to-camera, in w2cs_key_frames (and in w2cs_all, if it holds camera-to-world ones too)",
         depth_fix="save z-depth (1 / disparity, in the poses' units) as depth_key_frames",
     )  # fmt: skip

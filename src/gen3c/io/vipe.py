@@ -263,7 +263,7 @@ def read_vipe(
     tally.note(depth_name, mask_invalid_depth, stacklevel=2)
     stack = fitter.stack(w2c.float(), K, fps=video.fps, frame_indices=needed, depth_kind="metric")
     check_depth_conventions(
-        stack.depth, stack.valid, stack.K, stack.w2c, poses_name=f"ViPE {rel['pose']} poses", depth_name=depth_name,
+        stack.depth, stack.valid, stack.K, stack.w2c, poses_name=f"ViPE {rel['pose']} poses", depth_name=depth_name, images=stack.images,
         poses_fix="ViPE writes camera-to-world poses: save each matrix's inverse (np.linalg.inv)", inverted_is="world-to-camera",
         depth_fix="ViPE writes z-depth: save 1 / disparity, in the poses' units, as channel Z",
     )  # fmt: skip
