@@ -1258,6 +1258,33 @@ def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeyp
     assert " ".join(res.output.split()) == f"nothing to remove: nothing is cached (converted weights go to {tmp_path / 'cache'})"
 
 
+def test_the_cache_folder_is_found_as_the_help_says(tmp_path, monkeypatch):
+    """--cache_dir, else $GEN3C_CACHE_DIR, else $XDG_CACHE_HOME/gen3c, else ~/.cache/gen3c; the
+    help left $XDG_CACHE_HOME out, so a user who had set it looked in ~/.cache/gen3c."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(weights.CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def said(*args: str) -> str:
+        res = CliRunner().invoke(app, ["cache", "list", *args])
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.replace("│", " ").split())
+
+    assert said() == f"nothing cached (converted weights go to {tmp_path / 'home' / '.cache' / 'gen3c'})"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert said() == f"nothing cached (converted weights go to {tmp_path / 'xdg' / 'gen3c'})"
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "env"))
+    assert said() == f"nothing cached (converted weights go to {tmp_path / 'env'})"
+    assert said("--cache_dir", str(tmp_path / "given")) == f"nothing cached (converted weights go to {tmp_path / 'given'})"
+    assert "default $GEN3C_CACHE_DIR, else $XDG_CACHE_HOME/gen3c, else ~/.cache/gen3c" in said("--help")
+
+
 def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
     """A repository folder of a shared hub cache that another user owns: `cache remove` ended in a
     PermissionError traceback, half-way through the names given."""

@@ -565,8 +565,8 @@ WeightsCacheOpt = Annotated[
     Path | None,
     typer.Option(
         "--cache_dir",
-        help="Folder of gen3c's converted GEN3C weights (default $GEN3C_CACHE_DIR, else ~/.cache/gen3c); downloads go to "
-        "the Hugging Face cache (HF_HOME).",
+        help="Folder of gen3c's converted GEN3C weights (default $GEN3C_CACHE_DIR, else $XDG_CACHE_HOME/gen3c, else "
+        "~/.cache/gen3c); downloads go to the Hugging Face cache (HF_HOME).",
     ),
 ]
 GuidanceOpt = Annotated[
@@ -1191,7 +1191,7 @@ def cache_remove(
         typer.Option("--yes", help="Delete hub repositories without asking (their folders in the Hugging Face cache are shared with other programs)."),
     ] = False,
 ) -> None:
-    """Delete cached weights; the next run fetches or converts again what it needs. A hub repository goes whole from the Hugging Face cache, for every program that uses it: gen3c asks first (--yes: no question)."""
+    """Delete cached weights; the next run fetches or converts again what it needs. A hub repository goes whole from the Hugging Face cache, for every program that uses it: gen3c asks first (--yes: no question). What a running gen3c process reads is refused, naming that process."""
     from gen3c.models import weights
 
     def confirm(shared) -> bool:
