@@ -1562,6 +1562,27 @@ def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
     assert (mine / "model_index.json").exists() and (backup / "model_index.json").exists()
 
 
+def test_removing_all_where_only_a_folder_gen3c_did_not_make_is_left_says_so(tmp_path, monkeypatch):
+    """`gen3c cache remove all` beside a folder gen3c did not make (which `cache list` shows, and
+    "all" leaves alone) said "nothing is cached"."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    mine = weights.converted_dir(tmp_path / "cache")
+    mine.mkdir(parents=True)
+    (mine / "model_index.json").write_text("{}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"nothing to remove: {mine} was not made by gen3c and is left alone (move or delete it yourself if you mean to); "
+        "nothing else is cached"
+    )
+    assert (mine / "model_index.json").exists()
+
+
 # -- the Python entry points -------------------------------------------------------------------
 
 

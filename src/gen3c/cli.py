@@ -1215,7 +1215,13 @@ def cache_remove(
         return
     if not removed:  # not "freed 0.0 kB"
         if "all" in names:
-            said = f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
+            foreign = [str(item.path) for item in weights.cached_items(cache_dir) if item.kind == "converted"]  # (what "all" leaves)
+            said = (
+                f"{' and '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not made by gen3c and {'is' if len(foreign) == 1 else 'are'} "
+                "left alone (move or delete it yourself if you mean to); nothing else is cached"
+                if foreign
+                else f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
+            )
         else:  # (named, then gone once another process's removal or conversion let this one in)
             said = f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} removed by another process meanwhile"
         console.print(f"nothing to remove: {escape(said)}", highlight=False, soft_wrap=True)
