@@ -1481,7 +1481,7 @@ def test_a_run_that_starts_while_its_checkpoint_is_being_removed_prepares_it_aga
         shutil.rmtree(aside)
         os.close(fd)
 
-    timer = threading.Timer(0.5, the_removal_ends)
+    timer = threading.Timer(1.0, the_removal_ends)
     timer.start()
     again = prepare(hub, official, tmp_path, prompts=())
     timer.join()
