@@ -62,6 +62,20 @@ def hub(official):
     server.stop()
 
 
+def let_go_of_what_this_process_reads() -> None:
+    """Release the holds this process took on what it prepared (weights.hold_for_reading), as its end does."""
+    with weights._READING_GUARD:
+        for fd in weights._READING.values():
+            os.close(fd)
+        weights._READING.clear()
+
+
+@pytest.fixture(autouse=True)
+def _holds_end_with_the_test():
+    yield
+    let_go_of_what_this_process_reads()
+
+
 def prepare(hub, official, folder: Path, **kwargs) -> weights.PreparedWeights:
     kwargs.setdefault("log", None)
     return weights.prepare_weights(
@@ -1244,6 +1258,33 @@ def test_removing_all_of_an_empty_cache_says_nothing_was_there(tmp_path, monkeyp
     assert " ".join(res.output.split()) == f"nothing to remove: nothing is cached (converted weights go to {tmp_path / 'cache'})"
 
 
+def test_the_cache_folder_is_found_as_the_help_says(tmp_path, monkeypatch):
+    """--cache_dir, else $GEN3C_CACHE_DIR, else $XDG_CACHE_HOME/gen3c, else ~/.cache/gen3c; the
+    help left $XDG_CACHE_HOME out, so a user who had set it looked in ~/.cache/gen3c."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv(weights.CACHE_ENV, raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+
+    def said(*args: str) -> str:
+        res = CliRunner().invoke(app, ["cache", "list", *args])
+        assert res.exit_code == 0, res.output
+        return " ".join(res.output.replace("│", " ").split())
+
+    assert said() == f"nothing cached (converted weights go to {tmp_path / 'home' / '.cache' / 'gen3c'})"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert said() == f"nothing cached (converted weights go to {tmp_path / 'xdg' / 'gen3c'})"
+    monkeypatch.setenv(weights.CACHE_ENV, str(tmp_path / "env"))
+    assert said() == f"nothing cached (converted weights go to {tmp_path / 'env'})"
+    assert said("--cache_dir", str(tmp_path / "given")) == f"nothing cached (converted weights go to {tmp_path / 'given'})"
+    assert "default $GEN3C_CACHE_DIR, else $XDG_CACHE_HOME/gen3c, else ~/.cache/gen3c" in said("--help")
+
+
 def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_path, monkeypatch):
     """A repository folder of a shared hub cache that another user owns: `cache remove` ended in a
     PermissionError traceback, half-way through the names given."""
@@ -1302,6 +1343,150 @@ def test_removing_while_another_process_prepares_says_it_waits(hub, official, tm
     timer.join()
     assert [item.name for item in removed] == ["Gen3C-Cosmos-7B-v1"]
     assert "waiting for another gen3c process" in capfd.readouterr().err
+
+
+@contextlib.contextmanager
+def another_process_reads(hub, official, tmp_path, prompts=("a prompt outside the prompt cache",), reads: str | None = None):
+    """A second Python process that prepared the weights in tmp_path's caches (as a run does before
+    it loads them; ``reads``: that instead) and keeps running inside the block; yields it."""
+    reads = reads or (
+        "weights.prepare_weights(weights=official, cache_dir=sys.argv[1], hub_cache_dir=sys.argv[2], endpoint=sys.argv[3],\n"
+        "                        prompts=tuple(sys.argv[4:]), log=None)\n"
+    )
+    script = (
+        "import json, os, sys\n"
+        "from hub_server import tiny_official\n"
+        "from gen3c.models import weights\n"
+        "official = tiny_official(json.loads(os.environ['GEN3C_TEST_MD5']))\n"
+        f"{reads}"
+        "print('ready', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    env = child_env(TESTS, GEN3C_TEST_MD5=json.dumps(served_md5(official[1])))
+    args = [tmp_path / "cache", tmp_path / "hub", hub.url, *prompts]
+    child = subprocess.Popen([sys.executable, "-c", script, *map(str, args)], env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        assert child.stdout.readline() == "ready\n", child.communicate()[1]
+        yield child
+    finally:
+        child.stdin.close()
+        child.wait(timeout=60)
+
+
+def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, official, tmp_path, monkeypatch):
+    """`gen3c cache remove` deleted the converted checkpoint (or T5's hub repository) while another
+    gen3c process was loading it, or had loaded it and would read T5 from the hub cache at its
+    first prompt, or keeps the model and adds what later prompts need (the GUI, a batch): that run
+    then failed half-way. Now the removal is refused in one line naming the process, and nothing
+    is removed; once that process ends, the same removal goes through."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepared = prepare(hub, official, tmp_path)  # (this process holds them too: its own removal lets go of its hold)
+    t5_folder = tmp_path / "hub" / "models--google-t5--t5-11b"
+    monkeypatch.setattr(weights, "OFFICIAL", official[2])
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    with another_process_reads(hub, official, tmp_path) as run:
+        held = f"in use by process {run.pid} (python -c "
+        listed = {item.name: item.detail for item in weights.cached_items(**kwargs)}
+        assert held in listed["Gen3C-Cosmos-7B-v1"] and held in listed[T5], listed
+        assert held not in listed[DIT]  # (read only while converting, under the cache's lock)
+        for name, folder in (("Gen3C-Cosmos-7B-v1", prepared.checkpoint), (T5, t5_folder)):
+            with pytest.raises(Gen3cModelError) as err:
+                weights.remove_cached([TOKENIZER, name], **kwargs, confirm=lambda items: pytest.fail("asked before refusing"))
+            assert re.fullmatch(
+                rf"{re.escape(name)} is in use by process {run.pid} \(python -c .*\), which loaded it or reads from it "
+                rf"\({re.escape(str(folder))}\): let that run end, or stop it, then run `gen3c cache remove {re.escape(name)}` again; "
+                "nothing was removed",
+                str(err.value),
+            ), str(err.value)
+        res = CliRunner().invoke(app, ["cache", "remove", "all", "--yes", "--cache_dir", str(tmp_path / "cache")])
+        assert res.exit_code == 2 and len(error_lines_of(res.output)) == 1 and held in res.output, res.output
+        assert prepared.checkpoint.is_dir() and t5_folder.is_dir() and (tmp_path / "hub" / "models--nvidia--Gen3C-Cosmos-7B").is_dir()
+    removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1", T5], **kwargs)
+    assert [item.name for item in removed] == ["Gen3C-Cosmos-7B-v1", T5] and not prepared.checkpoint.exists() and not t5_folder.exists()
+
+
+def test_a_cached_folder_linked_from_another_disk_goes_with_what_it_names(hub, official, tmp_path):
+    """A converted checkpoint moved to another disk and linked back into the cache: `gen3c cache
+    remove` said it freed its size but deleted nothing, leaving the link behind as a leftover
+    that no later run could delete either. A hub repository so linked was refused as "Cannot call
+    rmtree on a symbolic link: fix the permissions"."""
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    disk = tmp_path / "other_disk"
+    disk.mkdir()
+    tokenizer = tmp_path / "hub" / "models--nvidia--Cosmos-Tokenize1-CV8x8x8-720p"
+    for link in (prepared.checkpoint, tokenizer):
+        os.replace(link, disk / link.name)
+        link.symlink_to(disk / link.name, target_is_directory=True)
+    listed = {item.name: item.size for item in weights.cached_items(**kwargs)}
+    assert listed["Gen3C-Cosmos-7B-v1"] > 100_000 and listed[TOKENIZER] > 100_000
+    removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1", TOKENIZER], **kwargs)
+    assert {item.name: item.size for item in removed} == {name: listed[name] for name in ("Gen3C-Cosmos-7B-v1", TOKENIZER)}
+    assert list(disk.iterdir()) == [] and not os.path.lexists(prepared.checkpoint) and not os.path.lexists(tokenizer)
+    assert leftovers(tmp_path) == [] and [item.name for item in weights.cached_items(**kwargs)] == [DIT]
+
+
+def test_a_hub_repository_with_no_file_fetched_whole_says_so(official, tmp_path):
+    """A first fetch stopped before any file was whole was listed as "revisions ; 5.0 kB of
+    unfinished downloads…"."""
+    folder = tmp_path / "hub" / "models--google-t5--t5-11b"
+    (folder / "blobs").mkdir(parents=True)
+    (folder / "blobs" / "0123abcd.incomplete").write_bytes(b"x" * 5000)
+    (folder / "refs").mkdir()
+    (folder / "refs" / "main").write_text("8d49864ffd5d74e7509e87fd61b0df9e90064581")
+    [item] = weights.cached_items(tmp_path / "cache", tmp_path / "hub", official[2])
+    assert item.name == T5 and item.size == 5040
+    assert item.detail.startswith("no file fetched whole yet; 5.0 kB of unfinished downloads left by stopped runs"), item.detail
+
+
+def test_a_run_given_the_cached_checkpoint_by_its_path_holds_it_too(hub, official, tmp_path):
+    """`gen3c generate --checkpoint_dir ~/.cache/gen3c/Gen3C-Cosmos-7B-v1` (or from_pretrained of
+    that path) read the cache's folder without gen3c knowing it for its own: `gen3c cache remove`
+    deleted it under that run."""
+    kwargs = {"cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "hub", "weights": official[2]}
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    loads = f"from gen3c.pipelines.gen3c import Gen3cPipeline\nGen3cPipeline.from_pretrained({str(prepared.checkpoint)!r})\n"
+    with another_process_reads(hub, official, tmp_path, reads=loads) as run:
+        with pytest.raises(Gen3cModelError, match=f"Gen3C-Cosmos-7B-v1 is in use by process {run.pid} "):
+            weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
+    assert [item.name for item in weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)] == ["Gen3C-Cosmos-7B-v1"]
+
+
+def error_lines_of(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def test_a_run_that_starts_while_its_checkpoint_is_being_removed_prepares_it_again(hub, official, tmp_path):
+    """A run that found the converted checkpoint whole just as `gen3c cache remove` in another
+    process deleted it went on to load a folder that was gone. Now it waits for the removal, then
+    converts again."""
+    import fcntl
+    import shutil
+    import threading
+
+    prepared = prepare(hub, official, tmp_path, prompts=())
+    let_go_of_what_this_process_reads()  # (as a fresh process)
+    fd = os.open(prepared.checkpoint, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as `gen3c cache remove` holds it while deleting it
+
+    def the_removal_ends():
+        aside = tmp_path / "cache" / (weights.TEMP_PREFIX + "removed-0123456789ab")
+        os.replace(prepared.checkpoint, aside)
+        shutil.rmtree(aside)
+        os.close(fd)
+
+    timer = threading.Timer(1.0, the_removal_ends)
+    timer.start()
+    again = prepare(hub, official, tmp_path, prompts=())
+    timer.join()
+    assert again.checkpoint == prepared.checkpoint and again.converted
+    assert weights.read_manifest(again.checkpoint)[1] is None
 
 
 @contextlib.contextmanager
@@ -1375,6 +1560,27 @@ def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
         weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
     assert weights.remove_cached(["all"], **kwargs) == []
     assert (mine / "model_index.json").exists() and (backup / "model_index.json").exists()
+
+
+def test_removing_all_where_only_a_folder_gen3c_did_not_make_is_left_says_so(tmp_path, monkeypatch):
+    """`gen3c cache remove all` beside a folder gen3c did not make (which `cache list` shows, and
+    "all" leaves alone) said "nothing is cached"."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    mine = weights.converted_dir(tmp_path / "cache")
+    mine.mkdir(parents=True)
+    (mine / "model_index.json").write_text("{}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"nothing to remove: {mine} was not made by gen3c and is left alone (move or delete it yourself if you mean to); "
+        "nothing else is cached"
+    )
+    assert (mine / "model_index.json").exists()
 
 
 # -- the Python entry points -------------------------------------------------------------------

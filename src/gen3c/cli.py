@@ -571,8 +571,8 @@ WeightsCacheOpt = Annotated[
     Path | None,
     typer.Option(
         "--cache_dir",
-        help="Folder of gen3c's converted GEN3C weights (default $GEN3C_CACHE_DIR, else ~/.cache/gen3c); downloads go to "
-        "the Hugging Face cache (HF_HOME).",
+        help="Folder of gen3c's converted GEN3C weights (default $GEN3C_CACHE_DIR, else $XDG_CACHE_HOME/gen3c, else "
+        "~/.cache/gen3c); downloads go to the Hugging Face cache (HF_HOME).",
     ),
 ]
 GuidanceOpt = Annotated[
@@ -1197,7 +1197,7 @@ def cache_remove(
         typer.Option("--yes", help="Delete hub repositories without asking (their folders in the Hugging Face cache are shared with other programs)."),
     ] = False,
 ) -> None:
-    """Delete cached weights; the next run fetches or converts again what it needs. A hub repository goes whole from the Hugging Face cache, for every program that uses it: gen3c asks first (--yes: no question)."""
+    """Delete cached weights; the next run fetches or converts again what it needs. A hub repository goes whole from the Hugging Face cache, for every program that uses it: gen3c asks first (--yes: no question). What a running gen3c process reads is refused, naming that process."""
     from gen3c.models import weights
 
     def confirm(shared) -> bool:
@@ -1221,7 +1221,13 @@ def cache_remove(
         return
     if not removed:  # not "freed 0.0 kB"
         if "all" in names:
-            said = f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
+            foreign = [str(item.path) for item in weights.cached_items(cache_dir) if item.kind == "converted"]  # (what "all" leaves)
+            said = (
+                f"{' and '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not made by gen3c and {'is' if len(foreign) == 1 else 'are'} "
+                "left alone (move or delete it yourself if you mean to); nothing else is cached"
+                if foreign
+                else f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
+            )
         else:  # (named, then gone once another process's removal or conversion let this one in)
             said = f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} removed by another process meanwhile"
         console.print(f"nothing to remove: {escape(said)}", highlight=False, soft_wrap=True)

@@ -28,7 +28,10 @@ once, and kept in a versioned cache folder.
    temporary folder, which the next run removes and redoes.
 
 One process prepares at a time (a lock file in CACHE, taken only when something must be written:
-reusing a finished conversion needs no write access); others wait for it, then reuse. Within a
+reusing a finished conversion needs no write access); others wait for it, then reuse. A process
+that prepared weights holds what it reads (the checkpoint, T5's hub repository) with a shared
+lock until it ends, so ``gen3c cache remove`` refuses to delete them under it
+(:func:`hold_for_reading`). Within a
 run huggingface_hub continues a dropped connection from the last byte (HTTP Range); files
 already complete are kept. A file a stopped run left half-way is fetched again from its start
 (huggingface_hub from :data:`HUB_NO_RESUME_VERSION`; before it, over HTTP, the next fetch
@@ -271,6 +274,28 @@ def prepare_weights(
     weights = weights or OFFICIAL
     say = log or (lambda _line: None)
     prompts = tuple(dict.fromkeys(prompts))
+    for _attempt in range(3):
+        prepared = _prepare_weights(weights, prompts, text_encoder, cache_dir, hub_cache_dir, endpoint, dry_run, say)
+        if dry_run or _held_for_reading(prepared):
+            return prepared
+        # (`gen3c cache remove` in another process deleted it between the check and the hold: made again)
+    raise Gen3cModelError(
+        f"{prepared.checkpoint} was removed three times while this run was about to read it (`gen3c cache remove` in "
+        "another process?): run again once those removals end"
+    )
+
+
+def _prepare_weights(
+    weights: OfficialWeights,
+    prompts: tuple[str, ...],
+    text_encoder: bool,
+    cache_dir: str | os.PathLike | None,
+    hub_cache_dir: str | os.PathLike | None,
+    endpoint: str | None,
+    dry_run: bool,
+    say: Log,
+) -> PreparedWeights:
+    """:func:`prepare_weights` once, without the hold of what it returns."""
     root = weights_cache_dir(cache_dir)
     from gen3c.io.atomic import check_writable_place, ensure_writable_dir
 
@@ -300,6 +325,153 @@ def prepare_weights(
         prepared = _prepare(weights, prompts, text_encoder, root, hub_cache_dir, endpoint, say, dry_run=False, write=True)
         assert prepared is not None
         return prepared
+
+
+#: The cache folders this process reads from (a converted checkpoint, T5's hub repository): real
+#: path → the open folder, on which the process holds a shared ``flock`` until it ends.
+_READING: dict[str, int] = {}
+_READING_GUARD = threading.Lock()
+
+
+def _held_for_reading(prepared: PreparedWeights) -> bool:
+    """Hold what ``prepared`` names for reading (:func:`hold_for_reading`): its checkpoint, and
+    the hub repository of its T5 (loaded when a prompt is first encoded). False when one of them
+    was removed meanwhile."""
+    folders = [prepared.checkpoint]
+    if prepared.text_encoder is not None:  # (HUB/models--ORG--NAME/snapshots/REVISION: the repository goes whole)
+        folders.append(prepared.text_encoder.parent.parent)
+    return all(hold_for_reading(folder) for folder in folders)
+
+
+def hold_for_reading(folder: str | os.PathLike) -> bool:
+    """Hold a shared lock (``flock``) on ``folder`` for the rest of this process, released however
+    it ends: `gen3c cache remove` refuses to delete the folder meanwhile, naming this process
+    (:func:`remove_cached`). A run loads its checkpoint, then reads T5 from the hub cache when a
+    prompt is first encoded, and a kept model (the GUI, a batch) adds what later prompts need: a
+    folder deleted under it failed those reads half-way. Waits only while a removal of ``folder``
+    is under way; False when ``folder`` is gone, or was replaced, once the lock is held (removed
+    meanwhile: the caller prepares it again). Where the file system cannot lock, it is not held."""
+    try:
+        import fcntl
+    except ImportError:  # (no flock: nothing held, nothing refused)
+        return True
+    key = os.path.realpath(folder)
+    with _READING_GUARD:
+        fd = _READING.get(key)
+        if fd is not None:
+            if _same_folder(fd, key):
+                return True
+            os.close(fd)  # (replaced since: the prompt cache was added to the checkpoint)
+            del _READING[key]
+        try:
+            fd = os.open(key, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # (held exclusively only by a removal deleting it now)
+        except OSError:  # (ENOLCK, EOPNOTSUPP: some network file systems)
+            os.close(fd)
+            return True
+        if not _same_folder(fd, key):
+            os.close(fd)
+            return False
+        _READING[key] = fd
+        return True
+
+
+def _same_folder(fd: int, path: str | os.stat_result) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), path if isinstance(path, os.stat_result) else os.stat(path))
+    except OSError:
+        return False
+
+
+def _own_holds(folder: Path) -> list[str]:
+    """The keys of :data:`_READING` that hold ``folder`` (by what they hold, not by its path: the
+    folder may have been moved, or linked, since); call under the guard."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return []
+    return [key for key, fd in _READING.items() if _same_folder(fd, st)]
+
+
+def _let_go(folder: Path) -> None:
+    """Release this process's own hold on ``folder`` (:func:`hold_for_reading`): it removes the folder itself."""
+    with _READING_GUARD:
+        for key in _own_holds(folder):
+            os.close(_READING.pop(key))
+
+
+def _lock_holders(path: Path) -> list[int]:
+    """The processes other than this one that hold a ``flock`` on ``path``, as Linux's
+    ``/proc/locks`` lists them (empty elsewhere, or where it cannot be told)."""
+    try:
+        st = os.stat(path)
+        lines = Path("/proc/locks").read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return []
+    exact, inode_only = [], []
+    for line in lines:
+        parts = line.split()
+        if len(parts) < 6 or parts[1] != "FLOCK" or not parts[4].isdigit():  # ("->" lines: processes waiting)
+            continue
+        try:
+            major, minor, inode = parts[5].split(":")
+            same_device = (int(major, 16), int(minor, 16)) == (os.major(st.st_dev), os.minor(st.st_dev))
+            if int(inode) != st.st_ino:
+                continue
+        except ValueError:
+            continue
+        pid = int(parts[4])
+        if pid not in (0, os.getpid()):
+            (exact if same_device else inode_only).append(pid)
+    return sorted(set(exact or inode_only))
+
+
+def _process_words(pid: int) -> str:
+    """``process PID (COMMAND LINE…)``, the command line shortened; just ``process PID`` where it cannot be read."""
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        argv = []
+    words = [os.path.basename(a) if i < 2 and os.sep in a else a for i, a in enumerate(argv)]  # (the interpreter, the script)
+    line = " ".join(" ".join(words).split())  # (one line, whatever the arguments hold)
+    if len(line) > 70:
+        line = line[:69] + "…"
+    return f"process {pid} ({line})" if line else f"process {pid}"
+
+
+def _reader_of(folder: Path) -> str | None:
+    """Who holds ``folder`` for reading (:func:`hold_for_reading`) in another process: its words
+    (:func:`_process_words`, or "another process" where Linux cannot name it); None when none
+    does, or it cannot be told."""
+    holders = None
+    with _READING_GUARD:
+        mine = bool(_own_holds(folder))
+    if mine:  # (this process's own shared lock stands in the way of the probe: only Linux tells of others)
+        holders = _lock_holders(folder)
+        if not holders:
+            return None
+    else:
+        busy = RuntimeError()
+        try:
+            with try_flock(folder, missing=True, held=busy):
+                return None
+        except RuntimeError as exc:
+            if exc is not busy:
+                raise
+    holders = holders or _lock_holders(folder)
+    return ", ".join(_process_words(pid) for pid in holders[:2]) if holders else "another process"
+
+
+def _in_use(item: CachedItem, who: str) -> Gen3cModelError:
+    return Gen3cModelError(
+        f"{item.name} is in use by {who}, which loaded it or reads from it ({item.path}): let that run end, or stop it, "
+        f"then run `gen3c cache remove {item.name}` again; nothing was removed"
+    )
 
 
 def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_encoder: bool, root: Path) -> str | None:
@@ -522,13 +694,30 @@ def _delete_at_once(folder: Path, root: Path, what: str) -> None:
     deletion interrupted half-way leaves only a temporary folder, which the next run removes)."""
     aside = _temporary(root, what)
     os.replace(folder, aside)
-    shutil.rmtree(aside, ignore_errors=True)
+    _delete_folder(aside, ignore_errors=True)
+
+
+def _delete_folder(path: Path, ignore_errors: bool = False) -> None:
+    """``shutil.rmtree``, and for a symbolic link to a folder (a cached folder moved to another disk
+    and linked back) the folder it names, then the link: rmtree refused the link (or, ignoring
+    errors, left it and everything it named, though `gen3c cache remove` said it freed that size)."""
+    if not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+        return
+    target = path.resolve()
+    if target.is_dir() and not path.parent.resolve().is_relative_to(target):  # (never the folder holding the link)
+        shutil.rmtree(target, ignore_errors=ignore_errors)
+    try:
+        path.unlink()
+    except OSError:
+        if not ignore_errors:
+            raise
 
 
 def _remove_leftovers(root: Path) -> None:
     """Temporary folders of a conversion that was killed (only ever written under the lock)."""
     for path in root.glob(TEMP_PREFIX + "*"):
-        shutil.rmtree(path, ignore_errors=True)
+        _delete_folder(path, ignore_errors=True)
 
 
 def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) -> dict | None:
@@ -1354,7 +1543,7 @@ def cached_items(
         folder = hub_cache / f"models--{repo.repo_id.replace('/', '--')}"
         if folder.is_dir():
             revisions = sorted(p.name[:7] for p in (folder / "snapshots").glob("*")) if (folder / "snapshots").is_dir() else []
-            detail = "revisions " + ", ".join(revisions)
+            detail = "revisions " + ", ".join(revisions) if revisions else "no file fetched whole yet"
             partial = _partial_downloads(folder, hub_cache)
             for state, what in (
                 ("running", "being fetched now"),
@@ -1365,6 +1554,10 @@ def cached_items(
                 if partial[state]:
                     detail += f"; {format_bytes(sum(_size(p) for p in partial[state]))} {what}"
             items.append(CachedItem(repo.repo_id, "download", folder, _folder_bytes(folder), detail))
+    for item in items:
+        who = None if item.kind == "leftover" or (item.kind == "converted" and not made_by_gen3c(item.path)) else _reader_of(item.path)
+        if who:
+            item.detail += f"; in use by {who}"
     return items
 
 
@@ -1377,9 +1570,11 @@ def remove_cached(
 ) -> list[CachedItem]:
     """Delete the cached items named (as :func:`cached_items` names them, or "all"); returns what
     was deleted. Raises :class:`Gen3cModelError` for a name that is not cached, a folder in the
-    cache that gen3c did not make (which "all" leaves alone), or a hub repository a download is
-    being written into. While another process prepares weights in the cache, it waits for that one
-    (saying so on stderr).
+    cache that gen3c did not make (which "all" leaves alone), a hub repository a download is
+    being written into, or a folder another process holds for reading (:func:`hold_for_reading`:
+    a run that loaded it or reads from it, named where Linux tells which), before anything is
+    deleted. While another process prepares weights in the cache, it waits for that one (saying
+    so on stderr).
 
     A hub repository goes whole: its folder in huggingface_hub's cache, shared with every program
     that uses the repository (transformers, diffusers, other projects), which fetch it again
@@ -1411,6 +1606,12 @@ def remove_cached(
                 f"a download into {item.path} is running (or its lock cannot be checked): wait for it to end, then remove "
                 f"{item.name}; nothing was removed"
             )
+    for item in chosen:  # (before asking: a removal refused anyway asks nothing)
+        if item.kind != "leftover":
+            _let_go(item.path)  # (this process's own hold: it asks for the removal itself)
+            who = _reader_of(item.path)
+            if who:
+                raise _in_use(item, who)
     if shared and confirm is not None and not confirm(shared):
         return []
     from gen3c.io.atomic import check_writable_place, ensure_writable_dir
@@ -1430,20 +1631,31 @@ def remove_cached(
     with _locked(record_root, _to_stderr):  # (a conversion in another process can take minutes: said, not a silent wait)
         record = _Record(record_root, hub_cache, also=root)
         chosen = [item for item in chosen if item.path.exists()]  # (another process may have removed it while this one waited)
-        for done, item in enumerate(chosen):
-            try:
-                if item.kind == "converted":
-                    _delete_at_once(item.path, root, "removed-")
-                elif item.kind == "leftover":  # (under the lock: no run is writing it)
-                    shutil.rmtree(item.path, ignore_errors=True)
-                else:
-                    record.forget(item.name)
-                    shutil.rmtree(item.path)
-            except OSError as exc:  # (a folder of a shared hub cache that another user owns, say)
-                where = f" {exc.filename}" if exc.filename else ""
-                gone = f"; {', '.join(i.name for i in chosen[:done])} removed" if done else ""
-                raise Gen3cModelError(
-                    f"{item.name} could not be deleted ({exc.strerror or exc}:{where}){gone}: fix the permissions of {item.path}, "
-                    f"then run `gen3c cache remove {item.name}` again"
-                ) from None
+        with contextlib.ExitStack() as held:
+            for item in chosen:  # each held exclusively until it is deleted: a run about to read it waits, then prepares it again
+                if item.kind != "leftover":
+                    _let_go(item.path)
+                    busy = RuntimeError()
+                    try:
+                        held.enter_context(try_flock(item.path, missing=True, held=busy))
+                    except RuntimeError as exc:
+                        if exc is not busy:
+                            raise
+                        raise _in_use(item, _reader_of(item.path) or "another process") from None
+            for done, item in enumerate(chosen):
+                try:
+                    if item.kind == "converted":
+                        _delete_at_once(item.path, root, "removed-")
+                    elif item.kind == "leftover":  # (under the lock: no run is writing it)
+                        _delete_folder(item.path, ignore_errors=True)
+                    else:
+                        record.forget(item.name)
+                        _delete_folder(item.path)
+                except OSError as exc:  # (a folder of a shared hub cache that another user owns, say)
+                    where = f" {exc.filename}" if exc.filename else ""
+                    gone = f"; {', '.join(i.name for i in chosen[:done])} removed" if done else ""
+                    raise Gen3cModelError(
+                        f"{item.name} could not be deleted ({exc.strerror or exc}:{where}){gone}: fix the permissions of {item.path}, "
+                        f"then run `gen3c cache remove {item.name}` again"
+                    ) from None
     return chosen

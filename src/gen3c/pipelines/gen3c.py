@@ -248,6 +248,7 @@ class Gen3cPipeline(DiffusionPipeline):
                 raise Gen3cInputError(f"from_pretrained({OFFICIAL_REPO!r}) takes {', '.join(sorted(allowed))}, not {', '.join(unknown)}")
             return load_official_pipeline(**kwargs)
         from gen3c.models.packaged import checkpoint_info
+        from gen3c.models.weights import hold_for_reading, made_by_gen3c
         from gen3c.pipelines.loading import (
             HUB_OPTIONS,
             check_checkpoint,
@@ -270,6 +271,8 @@ class Gen3cPipeline(DiffusionPipeline):
         hub_options = {key: kwargs.pop(key) for key in HUB_OPTIONS if key in kwargs}
         passed = [name for name in inspect.signature(cls.__init__).parameters if name != "self" and name in kwargs]
         folder = checkpoint_folder(source, skip=passed, **hub_options)
+        if not from_hub and made_by_gen3c(folder):  # gen3c's cache, named by its path: not removed while this process runs
+            hold_for_reading(folder)
         check_checkpoint(folder, torch.float32 if dtype is None else dtype, verify_checksums=verify_checksums, skip=passed)
         try:
             # The folder is local by now: diffusers must not look a broken model_index.json entry up online.
