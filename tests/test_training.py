@@ -730,6 +730,29 @@ def test_a_vipe_output_of_several_clips_gives_the_windows_of_each(tmp_path, monk
     torch.testing.assert_close(clips.stacks[2].image(0, 9), clips.stacks[0].image(1, 10).flip(0))  # c's first window: a's last, reversed
 
 
+def test_hidden_files_in_a_vipe_outputs_rgb_folder_are_no_clips(tmp_path, monkeypatch):
+    """Before: a copy from a Mac (rgb/._a.mp4, its AppleDouble metadata) was refused as clip '._a'
+    lacking pose/._a.npz, and beside one clip made it 'holds 2 clips: choose one with --vipe_clip'."""
+    from layouts import scene, write_vipe
+
+    from gen3c.io import vipe
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(vipe, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a clip; tests/test_conventions.py)
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    one = write_vipe(tmp_path / "one", "a", rgb, depth, w2c, K)
+    two = write_vipe(tmp_path / "two", "a", rgb, depth, w2c, K)
+    write_vipe(two, "b", rgb, depth, w2c, K)
+    for root in (one, two):
+        (root / "rgb" / "._a.mp4").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+        (root / "rgb" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(one), str(two)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 1}}).data  # fmt: skip
+    clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]  # one's clip, then two's a and b
+    assert vipe.resolve_vipe(one) == (one, "a")
+
+
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     from gen3c.io.video import read_video
     from gen3c.models.packaged import packaged_model_dir, packaged_model_info

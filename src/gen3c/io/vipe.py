@@ -147,10 +147,11 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
 
 def clip_videos(root: Path) -> dict[str, Path]:
     """The clips of a ViPE result by name: the ``.mp4`` files of ``root/rgb``, the suffix in any case
-    (``walk.MP4``, as cameras and Windows copies name it; is_vipe and resolve_vipe take it too)."""
+    (``walk.MP4``, as cameras and Windows copies name it; is_vipe and resolve_vipe take it too).
+    Hidden files are none: ``._walk.mp4`` is the AppleDouble metadata macOS writes beside a copy."""
     videos: dict[str, Path] = {}
     for f in sorted((root / "rgb").iterdir(), key=lambda f: (f.name.lower(), f.suffix != ".mp4")):  # walk.mp4 before walk.MP4
-        if f.suffix.lower() == ".mp4" and f.is_file():
+        if f.suffix.lower() == ".mp4" and not f.name.startswith(".") and f.is_file():
             videos.setdefault(f.stem, f)
     return videos
 
