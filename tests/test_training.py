@@ -727,7 +727,7 @@ def test_a_vipe_output_of_several_clips_gives_the_windows_of_each(tmp_path, monk
     with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*vipe' clip 'b' has 5 frames, fewer than data\.num_frames = 9"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 1), (2, 0), (2, 1)]  # clips a and c, in name order; b gives none
-    torch.testing.assert_close(clips.stacks[2].image(0, 9), clips.stacks[0].image(1, 10).flip(0))  # c's first window: a's last, reversed
+    torch.testing.assert_close(clips.window(2, 0).image(0, 9), clips.window(0, 1).image(0, 9).flip(0))  # c's first window: a's last, reversed
 
 
 def test_hidden_files_in_a_vipe_outputs_rgb_folder_are_no_clips(tmp_path, monkeypatch):
@@ -751,6 +751,34 @@ def test_hidden_files_in_a_vipe_outputs_rgb_folder_are_no_clips(tmp_path, monkey
     clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]  # one's clip, then two's a and b
     assert vipe.resolve_vipe(one) == (one, "a")
+
+
+def test_videos_past_the_memory_budget_are_read_again_per_clip_giving_the_same_clips(sample_dir, tmp_path, monkeypatch):
+    """Before: every video of data.paths stayed in memory whole at the training size (8 bytes a pixel
+    a frame, in every process: 200 samples of 121 frames at 704×1280 were 170 GB each), so a real
+    data set ran out of memory before the first step."""
+    import pickle
+
+    from layouts import scene, write_vipe
+
+    from gen3c.io import gen3c_sample, vipe
+    from gen3c.training import data
+
+    for module in (gen3c_sample, vipe):  # (2 s a read; tests/test_conventions.py)
+        monkeypatch.setattr(module, "check_depth_conventions", lambda *args, **kwargs: None)
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    root = write_vipe(tmp_path / "vipe", "a", rgb, depth, w2c, K)
+    write_vipe(root, "c", rgb[::-1].copy(), depth[::-1].copy(), w2c.flip(0), K.flip(0))
+    configs = [config_from_dict({"data": {"kind": kind, "paths": [str(path)], "resolution": [H, W], "num_frames": 9, "clip_stride": 1,
+                                          "source_frames": 2}}).data for kind, path in (("sample", sample_dir), ("vipe", root))]  # fmt: skip
+    resident = [data.make_dataset(cfg) for cfg in configs]
+    monkeypatch.setattr(data, "RESIDENT_BYTES", 0, raising=False)
+    read_again = [data.make_dataset(cfg) for cfg in configs]
+    for kept, again in zip(resident, read_again, strict=True):
+        assert len(pickle.dumps(again)) < 9 * H * W * 8 < len(pickle.dumps(kept))  # less than one clip's frames (each DataLoader worker's copy too)
+        assert again.windows == kept.windows and len(kept) == 4
+        for i in range(len(kept)):
+            assert all(torch.equal(kept[i][key], again[i][key]) for key in ("video", "buffer_colors", "buffer_masks"))
 
 
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
