@@ -753,6 +753,31 @@ def test_hidden_files_in_a_vipe_outputs_rgb_folder_are_no_clips(tmp_path, monkey
     assert vipe.resolve_vipe(one) == (one, "a")
 
 
+def test_a_vipe_output_of_many_clips_is_listed_once_not_once_per_clip(tmp_path, monkeypatch):
+    """Before: reading each clip listed rgb/ twice (its name checked, its video found), so a folder
+    of N clips cost 2·N listings of N files: 100,000 clips, hours before the first step."""
+    from layouts import scene, write_vipe
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import vipe
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(vipe, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a clip; tests/test_conventions.py)
+    rgb, depth, _, w2c, K = scene(n=9, h=72, w=128)
+    root = tmp_path / "vipe"
+    for name in ("a", "b", "c"):
+        write_vipe(root, name, rgb, depth, w2c, K)
+    listings = []
+    listed = vipe.clip_videos
+    monkeypatch.setattr(vipe, "clip_videos", lambda folder: listings.append(folder) or listed(folder))
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(root)], "resolution": [H, W], "num_frames": 9}}).data
+    clips = make_dataset(cfg)
+    assert clips.sources == [(str(root), "a"), (str(root), "b"), (str(root), "c")] and listings == [root]
+    # A clip that is not there is still named with those that are (the listing, then).
+    with pytest.raises(Gen3cInputError, match=r"has no clip 'd': its clips are a, b, c$"):
+        vipe.read_vipe(root, (H, W), clip="d")
+
+
 def test_videos_past_the_memory_budget_are_read_again_per_clip_giving_the_same_clips(sample_dir, tmp_path, monkeypatch):
     """Before: every video of data.paths stayed in memory whole at the training size (8 bytes a pixel
     a frame, in every process: 200 samples of 121 frames at 704×1280 were 170 GB each), so a real
