@@ -596,7 +596,9 @@ _LIGHT: tuple[RGB, ...] = ((0.95, 0.93, 0.88), (0.90, 0.95, 0.97), (0.97, 0.92, 
 
 def source_camera(height: int = 704, width: int = 1280, fov_degrees: float = DEFAULT_FOV_DEGREES) -> Cameras:
     """The presets' source camera: at the origin looking down +z (identity w2c), principal
-    point at the image centre, square pixels, ``fov_degrees`` horizontal field of view."""
+    point at (W / 2, H / 2) as GEN3C puts it (:func:`~gen3c.cameras.intrinsics_from_fov`: half a
+    pixel right of and below the centre (W − 1) / 2, (H − 1) / 2 of integer pixel centres), square
+    pixels, ``fov_degrees`` horizontal field of view."""
     return Cameras(torch.eye(4)[None], intrinsics_from_fov(fov_degrees, height, width), height, width)
 
 
