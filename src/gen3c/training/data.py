@@ -109,7 +109,7 @@ RESIDENT_BYTES = 2 << 30
 
 
 def _stack_bytes(stack: FrameStack) -> int:
-    return stack.images.numel() + stack.depth.numel() * stack.depth.element_size() + stack.valid.numel()
+    return sum(part.numel() * part.element_size() for part in (stack.images, stack.depth, stack.valid))
 
 
 class VideoClips(Dataset):
@@ -141,6 +141,7 @@ class VideoClips(Dataset):
                 names.append(f"data.paths[{i}] {path!r}" + (f" clip {clip!r}" if clip is not None else ""))
                 self.sources.append((path, clip))
                 self.lengths.append(len(stack))
+                stack.instance_ids = None  # (ViPE's: training does not use them)
                 keep = len(stack) >= config.num_frames and resident + _stack_bytes(stack) <= RESIDENT_BYTES
                 resident += _stack_bytes(stack) if keep else 0
                 self.stacks.append(stack if keep else None)
