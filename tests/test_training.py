@@ -1959,6 +1959,25 @@ def test_a_video_too_short_for_a_clip_is_named_beside_those_that_give_clips(samp
     assert clips.windows == [(0, 0), (0, 2)]
 
 
+def test_a_data_path_whose_accents_are_spelled_otherwise_on_disk_is_read_with_a_note(sample_dir, tmp_path, monkeypatch):
+    """Before: 'sample '…/vidéo' does not exist' for a folder that ls shows with that very name: copied
+    from a Mac, its é is e + a combining accent (NFD) where the config typed on Linux has one code point."""
+    import unicodedata
+
+    from gen3c.io import gen3c_sample
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a video; tests/test_conventions.py)
+    on_disk = tmp_path / unicodedata.normalize("NFD", "vidéos") / unicodedata.normalize("NFD", "clip_é")
+    shutil.copytree(sample_dir, on_disk)
+    typed = str(tmp_path / "vidéos" / "clip_é")
+    assert typed == unicodedata.normalize("NFC", typed) and not Path(typed).exists()
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [typed], "resolution": [H, W], "num_frames": 9, "clip_stride": 2}}).data
+    with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*' is read as '.*', its name on disk: the same letters in other Unicode"):
+        clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 2)] and clips.sources == [(str(on_disk), None)]
+
+
 def test_a_sample_listed_twice_in_data_paths_is_named_in_a_note(sample_dir, tmp_path, monkeypatch):
     """Before: its clips were trained twice as often without a word (a line pasted twice, or a symlink to it)."""
     from gen3c.io import gen3c_sample

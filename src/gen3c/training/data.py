@@ -26,6 +26,7 @@ import functools
 import os
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -127,6 +128,11 @@ class VideoClips(Dataset):
         names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
         first_of: dict[str, int] = {}
         for i, path in enumerate(config.paths):
+            found = _spelled_on_disk(os.path.expanduser(path))
+            if found is not None:
+                note(f"data.paths[{i}] {path!r} is read as {found!r}, its name on disk: the same letters in other Unicode code points "
+                     "(as macOS writes accents); copy the name from disk into the config to silence this")  # fmt: skip
+                path = found
             same = first_of.setdefault(os.path.realpath(os.path.expanduser(path)), i)
             if same != i:  # (a deliberate weighting is allowed; a pasted line twice is the likelier cause)
                 note(f"data.paths[{i}] {path!r} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
@@ -198,12 +204,34 @@ class VideoClips(Dataset):
         return make_clip(stack.image(s, s + T), views, cameras, c)
 
 
+def _spelled_on_disk(path: str) -> str | None:
+    """``path`` as spelled on disk where it is not there as written but is in another Unicode
+    normalisation (``é`` as one code point, or as ``e`` + a combining accent: a config typed on
+    Linux naming a folder copied from a Mac); None where it is there or nothing matches it alone."""
+    import unicodedata
+
+    if os.path.lexists(path) or path.isascii():
+        return None
+    key = functools.partial(unicodedata.normalize, "NFC")
+    given = Path(path)
+    current = Path(given.anchor) if given.is_absolute() else Path()
+    for part in given.parts[1:] if given.is_absolute() else given.parts:
+        if not (current / part).exists():
+            try:
+                matches = [entry for entry in os.listdir(current) if key(entry) == key(part)]
+            except OSError:
+                return None
+            if len(matches) != 1:
+                return None
+            part = matches[0]
+        current = current / part
+    return str(current) if os.path.lexists(current) else None
+
+
 def _vipe_clips(path: str) -> list[str | None]:
     """The clips to read of the ``data.paths`` entry ``path`` (``kind = "vipe"``): every clip of a
     ViPE output that holds several (one `vipe infer` run over a folder of videos), by name; else
     ``[None]``, the one clip its reader finds (or refuses)."""
-    from pathlib import Path
-
     from gen3c.io.vipe import clip_videos
 
     root = Path(path).expanduser()
@@ -232,16 +260,12 @@ def _is_layout(folder, kind: str) -> bool:
 
 def _other_layout(path: str, kind: str) -> str | None:
     """The other layout (``sample`` or ``vipe``) the folder ``path`` is of, if any."""
-    from pathlib import Path
-
     folder = Path(path).expanduser()
     return next((other for other in _LAYOUTS if other != kind and _is_layout(folder, other)), None)
 
 
 def _layout_hint(path: str, kind: str) -> str:
     """How to fix a ``data.paths`` entry that is not of ``kind``'s layout, when it holds such folders."""
-    from pathlib import Path
-
     folder = Path(path).expanduser()
     if not folder.is_dir():
         return ""
