@@ -806,6 +806,22 @@ def test_videos_past_the_memory_budget_are_read_again_per_clip_giving_the_same_c
             assert all(torch.equal(kept[i][key], again[i][key]) for key in ("video", "buffer_colors", "buffer_masks"))
 
 
+def test_a_video_read_again_that_changed_since_the_run_started_is_named_by_its_data_path(sample_dir, tmp_path, monkeypatch):
+    """Before: the reader's own line (sample video … cannot be read) from inside a training step,
+    not saying it is one of data.paths that changed after the run had read it whole."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; tests/test_conventions.py)
+    monkeypatch.setattr(data, "RESIDENT_BYTES", 0)
+    folder = shutil.copytree(sample_dir, tmp_path / "sample")
+    clips = data.make_dataset(config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9}}).data)
+    (folder / "rgb.mp4").write_bytes(b"not a video")
+    with pytest.raises(Gen3cInputError, match=r"^data\.paths entry '.*sample' changed since the run read it at its start: sample video .*rgb\.mp4' cannot be read"):
+        clips[0]
+
+
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     from gen3c.io.video import read_video
     from gen3c.models.packaged import packaged_model_dir, packaged_model_info

@@ -186,8 +186,13 @@ class VideoClips(Dataset):
                               stack.frame_indices[start : start + T], stack.depth_kind)  # fmt: skip
         path, clip = self.sources[v]
         extra = {} if clip is None else {"clip": clip}
-        with collect_notes():
-            return self._reader()(path, tuple(self.config.resolution), start=start, num_frames=T, **extra)
+        try:
+            with collect_notes():
+                return self._reader()(path, tuple(self.config.resolution), start=start, num_frames=T, **extra)
+        except Gen3cInputError as exc:  # it was read whole as the run started: changed on disk since
+            name = f"data.paths entry {path!r}" + (f" clip {clip!r}" if clip is not None else "")
+            raise Gen3cInputError(f"{name} changed since the run read it at its start: {exc}; put it back as it was, "
+                                  "or start the run again (--resume auto) to read the data anew") from None  # fmt: skip
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         c = self.config
