@@ -211,6 +211,36 @@ def test_palettes_and_light_a_scene_cannot_render_are_refused_in_one_line(make, 
         make()
 
 
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [  # before: accepted, then infinite or NaN depth everywhere, or rgb outside [−1, 1], without a word
+        (lambda: Sphere((0.0, 0.0, 3.0), math.inf, Checker()), r"^Sphere radius must be > 0 and finite, got inf"),
+        (lambda: Sphere((0.0, math.nan, 3.0), 1.0, Checker()), r"^Sphere center \(0.0, nan, 3.0\) must be three finite numbers"),
+        (lambda: Plane((0.0, 0.0, math.inf), (0.0, 0.0, -1.0), Checker()), r"^Plane point .* must be three finite numbers"),
+        (lambda: Plane((0.0, 0.0, 3.0), (0.0, 0.0, math.nan), Checker()), r"^Plane normal .* must be three finite numbers"),
+        (lambda: Box((0.0, 0.0, 3.0), (0.5, 0.5, math.inf), Checker()), r"^Box half_size .* must be three finite numbers"),
+        (lambda: Checker(size=math.inf), r"^Checker size must be > 0 and finite"),
+        (lambda: Checker(noise=2.0), r"^Checker noise 2.0 must be in \[0, 1\]"),
+        (lambda: Checker(colors=((2.0, 0.0, 0.0), (0.0, 0.0, 0.0))), r"^Checker colors .* must be 2 RGB triples in \[0, 1\]"),
+        (lambda: Scene([], sky=((0.5, 0.5, math.nan), (0.5, 0.5, 0.5))), r"^Scene sky .* must be 2 RGB triples in \[0, 1\]"),
+        (lambda: Stripes(direction=(0.0, 0.0, 0.0)), r"^Stripes direction \(0.0, 0.0, 0.0\) must be .*, not \(0, 0, 0\)$"),
+        # before: a TypeError, IndexError or torch size mismatch, from here or from inside render
+        (lambda: Sphere((0.0, 0.0, 3.0), "1", Checker()), r"^Sphere radius must be > 0 and finite, got '1'"),
+        (lambda: Sphere((0.0, 3.0), 1.0, Checker()), r"^Sphere center \(0.0, 3.0\) must be three finite numbers \(x, y, z\)$"),
+        (lambda: Sphere((0.0, 0.0, 3.0), 1.0, None), r"^Sphere texture is NoneType 'None': pass a texture"),
+        (lambda: Plane((0.0, 0.0, 3.0), (0.0, 1.0), Checker()), r"^Plane normal \(0.0, 1.0\) must be three finite numbers"),
+        (lambda: Box((0.0, 0.0, 3.0), (0.5, 0.5, 0.5), Checker(), ((1, 0, 0), (0, 1, 0))), r"^Box rotation .* must be a 3×3 rotation matrix"),
+        (lambda: Box((0.0, 0.0, 3.0), (0.5, 0.5, 0.5), Checker(), ((2, 0, 0), (0, 1, 0), (0, 0, 1))), r"^Box rotation .* must be a 3×3 rotation"),
+        (lambda: Gradient(length=math.nan), r"^Gradient length nan must be a finite number"),
+        (lambda: Noise(octaves=0), r"^Noise octaves 0 must be a whole number ≥ 1$"),
+    ],
+)
+def test_primitive_and_texture_parameters_a_render_cannot_use_are_refused_in_one_line(make, match):
+    with pytest.raises(Gen3cInputError, match=match) as caught:
+        make()
+    assert "\n" not in str(caught.value)
+
+
 def test_a_scene_seed_is_any_whole_number_and_nothing_else():
     """A numpy integer (a seed from np.arange) made a TypeError in random.Random; it is its int's scene."""
     cams = source_camera(8, 16)

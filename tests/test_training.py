@@ -727,7 +727,99 @@ def test_a_vipe_output_of_several_clips_gives_the_windows_of_each(tmp_path, monk
     with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*vipe' clip 'b' has 5 frames, fewer than data\.num_frames = 9"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 1), (2, 0), (2, 1)]  # clips a and c, in name order; b gives none
-    torch.testing.assert_close(clips.stacks[2].image(0, 9), clips.stacks[0].image(1, 10).flip(0))  # c's first window: a's last, reversed
+    torch.testing.assert_close(clips.window(2, 0).image(0, 9), clips.window(0, 1).image(0, 9).flip(0))  # c's first window: a's last, reversed
+
+
+def test_hidden_files_in_a_vipe_outputs_rgb_folder_are_no_clips(tmp_path, monkeypatch):
+    """Before: a copy from a Mac (rgb/._a.mp4, its AppleDouble metadata) was refused as clip '._a'
+    lacking pose/._a.npz, and beside one clip made it 'holds 2 clips: choose one with --vipe_clip'."""
+    from layouts import scene, write_vipe
+
+    from gen3c.io import vipe
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(vipe, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a clip; tests/test_conventions.py)
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    one = write_vipe(tmp_path / "one", "a", rgb, depth, w2c, K)
+    two = write_vipe(tmp_path / "two", "a", rgb, depth, w2c, K)
+    write_vipe(two, "b", rgb, depth, w2c, K)
+    for root in (one, two):
+        (root / "rgb" / "._a.mp4").write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+        (root / "rgb" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(one), str(two)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 1}}).data  # fmt: skip
+    clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]  # one's clip, then two's a and b
+    assert vipe.resolve_vipe(one) == (one, "a")
+
+
+def test_a_vipe_output_of_many_clips_is_listed_once_not_once_per_clip(tmp_path, monkeypatch):
+    """Before: reading each clip listed rgb/ twice (its name checked, its video found), so a folder
+    of N clips cost 2·N listings of N files: 100,000 clips, hours before the first step."""
+    from layouts import scene, write_vipe
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import vipe
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(vipe, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a clip; tests/test_conventions.py)
+    rgb, depth, _, w2c, K = scene(n=9, h=72, w=128)
+    root = tmp_path / "vipe"
+    for name in ("a", "b", "c"):
+        write_vipe(root, name, rgb, depth, w2c, K)
+    listings = []
+    listed = vipe.clip_videos
+    monkeypatch.setattr(vipe, "clip_videos", lambda folder: listings.append(folder) or listed(folder))
+    cfg = config_from_dict({"data": {"kind": "vipe", "paths": [str(root)], "resolution": [H, W], "num_frames": 9}}).data
+    clips = make_dataset(cfg)
+    assert clips.sources == [(str(root), "a"), (str(root), "b"), (str(root), "c")] and listings == [root]
+    # A clip that is not there is still named with those that are (the listing, then).
+    with pytest.raises(Gen3cInputError, match=r"has no clip 'd': its clips are a, b, c$"):
+        vipe.read_vipe(root, (H, W), clip="d")
+
+
+def test_videos_past_the_memory_budget_are_read_again_per_clip_giving_the_same_clips(sample_dir, tmp_path, monkeypatch):
+    """Before: every video of data.paths stayed in memory whole at the training size (8 bytes a pixel
+    a frame, in every process: 200 samples of 121 frames at 704×1280 were 170 GB each), so a real
+    data set ran out of memory before the first step."""
+    import pickle
+
+    from layouts import scene, write_vipe
+
+    from gen3c.io import gen3c_sample, vipe
+    from gen3c.training import data
+
+    for module in (gen3c_sample, vipe):  # (2 s a read; tests/test_conventions.py)
+        monkeypatch.setattr(module, "check_depth_conventions", lambda *args, **kwargs: None)
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    root = write_vipe(tmp_path / "vipe", "a", rgb, depth, w2c, K)
+    write_vipe(root, "c", rgb[::-1].copy(), depth[::-1].copy(), w2c.flip(0), K.flip(0))
+    configs = [config_from_dict({"data": {"kind": kind, "paths": [str(path)], "resolution": [H, W], "num_frames": 9, "clip_stride": 1,
+                                          "source_frames": 2}}).data for kind, path in (("sample", sample_dir), ("vipe", root))]  # fmt: skip
+    resident = [data.make_dataset(cfg) for cfg in configs]
+    monkeypatch.setattr(data, "RESIDENT_BYTES", 0, raising=False)
+    read_again = [data.make_dataset(cfg) for cfg in configs]
+    for kept, again in zip(resident, read_again, strict=True):
+        assert len(pickle.dumps(again)) < 9 * H * W * 8 < len(pickle.dumps(kept))  # less than one clip's frames (each DataLoader worker's copy too)
+        assert again.windows == kept.windows and len(kept) == 4
+        for i in range(len(kept)):
+            assert all(torch.equal(kept[i][key], again[i][key]) for key in ("video", "buffer_colors", "buffer_masks"))
+
+
+def test_a_video_read_again_that_changed_since_the_run_started_is_named_by_its_data_path(sample_dir, tmp_path, monkeypatch):
+    """Before: the reader's own line (sample video … cannot be read) from inside a training step,
+    not saying it is one of data.paths that changed after the run had read it whole."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; tests/test_conventions.py)
+    monkeypatch.setattr(data, "RESIDENT_BYTES", 0)
+    folder = shutil.copytree(sample_dir, tmp_path / "sample")
+    clips = data.make_dataset(config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9}}).data)
+    (folder / "rgb.mp4").write_bytes(b"not a video")
+    with pytest.raises(Gen3cInputError, match=r"^data\.paths entry '.*sample' changed since the run read it at its start: sample video .*rgb\.mp4' cannot be read"):
+        clips[0]
 
 
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
@@ -1881,6 +1973,25 @@ def test_a_video_too_short_for_a_clip_is_named_beside_those_that_give_clips(samp
     with pytest.warns(UserWarning, match=r"^data\.paths\[1\] '.*short' has 5 frames, fewer than data\.num_frames = 9: no clip is cut from it$"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 2)]
+
+
+def test_a_data_path_whose_accents_are_spelled_otherwise_on_disk_is_read_with_a_note(sample_dir, tmp_path, monkeypatch):
+    """Before: 'sample '…/vidéo' does not exist' for a folder that ls shows with that very name: copied
+    from a Mac, its é is e + a combining accent (NFD) where the config typed on Linux has one code point."""
+    import unicodedata
+
+    from gen3c.io import gen3c_sample
+    from gen3c.training.data import make_dataset
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a video; tests/test_conventions.py)
+    on_disk = tmp_path / unicodedata.normalize("NFD", "vidéos") / unicodedata.normalize("NFD", "clip_é")
+    shutil.copytree(sample_dir, on_disk)
+    typed = str(tmp_path / "vidéos" / "clip_é")
+    assert typed == unicodedata.normalize("NFC", typed) and not Path(typed).exists()
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [typed], "resolution": [H, W], "num_frames": 9, "clip_stride": 2}}).data
+    with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*' is read as '.*', its name on disk: the same letters in other Unicode"):
+        clips = make_dataset(cfg)
+    assert clips.windows == [(0, 0), (0, 2)] and clips.sources == [(str(on_disk), None)]
 
 
 def test_a_sample_listed_twice_in_data_paths_is_named_in_a_note(sample_dir, tmp_path, monkeypatch):

@@ -49,21 +49,42 @@ IDENTITY3: Mat3 = ((1.0, 0.0, 0.0), (0.0, 1.0, 0.0), (0.0, 0.0, 1.0))
 _EPS = 1e-4
 
 
+def _is_real(value) -> bool:
+    return isinstance(value, numbers.Real) and math.isfinite(value)
+
+
 def _check_positive(owner: str, name: str, *values: float) -> None:
-    """Refuse a zero or negative size: it would divide by zero or draw nothing, far from here."""
-    if not all(v > 0 for v in values):
+    """Refuse a size that is zero, negative, not finite or no number: it would divide by zero, draw
+    nothing or everything, or fail far from here (an infinite sphere has infinite depth everywhere)."""
+    if not all(_is_real(v) and v > 0 for v in values):
         shown = values[0] if len(values) == 1 else values
-        raise Gen3cInputError(f"{owner} {name} must be > 0, got {shown}: give it a positive size")
+        raise Gen3cInputError(f"{owner} {name} must be > 0 and finite, got {shown!r}: give it a positive size")
+
+
+def _check_vector(owner: str, name: str, value, nonzero: bool = False) -> None:
+    """Refuse a point or direction that is not three finite numbers (or, with ``nonzero``, the zero
+    vector): it was a size mismatch in :func:`render`, or NaN and infinite depths without a word."""
+    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3 and all(map(_is_real, value))
+    if not ok or (nonzero and not any(value)):
+        what = "three finite numbers (x, y, z)" + (", not (0, 0, 0)" if nonzero else "")
+        raise Gen3cInputError(f"{owner} {name} {value!r} must be {what}")
+
+
+def _check_texture(owner: str, texture) -> None:
+    if not callable(texture):  # was "'NoneType' object is not callable" from inside render
+        raise Gen3cInputError(f"{owner} texture is {describe_value(texture)}: pass a texture, Checker(), Stripes(), Noise() or Gradient()")
 
 
 def _check_colors(owner: str, colors: Sequence[RGB], exactly: int | None = None, name: str = "colors") -> None:
     """Refuse a palette a texture cannot index: no colour (or not ``exactly`` colours), or
     colours that are not RGB triples; it would fail far from here, in :func:`render`."""
     try:
-        shape = np.asarray(colors, dtype=np.float64).shape
+        array = np.asarray(colors, dtype=np.float64)
     except (TypeError, ValueError):  # ragged, or not numbers
-        shape = ()
-    count = shape[0] if len(shape) == 2 and shape[1] == 3 else None
+        array = np.zeros(())
+    count = array.shape[0] if array.ndim == 2 and array.shape[1] == 3 else None
+    if count is not None and not ((array >= 0) & (array <= 1)).all():  # (NaN too) colours would leave rgb's [−1, 1]
+        count = None
     if count is None or count == 0 or (exactly is not None and count != exactly):
         want = "one or more" if exactly is None else str(exactly)
         raise Gen3cInputError(f"{owner} {name} {colors!r} must be {want} RGB triples in [0, 1], e.g. ((0.9, 0.2, 0.2), (0.2, 0.5, 0.9))")
@@ -145,6 +166,8 @@ class Checker:
     def __post_init__(self) -> None:
         _check_positive("Checker", "size", self.size)
         _check_colors("Checker", self.colors, exactly=2)
+        if not (_is_real(self.noise) and 0 <= self.noise <= 1):  # darkening by more than the colour leaves [0, 1]
+            raise Gen3cInputError(f"Checker noise {self.noise!r} must be in [0, 1] (the share value noise may darken a square)")
 
     def __call__(self, p: Tensor) -> Tensor:
         # A tiny offset keeps faces lying exactly on a cell boundary off the parity seam.
@@ -166,6 +189,7 @@ class Stripes:
 
     def __post_init__(self) -> None:
         _check_positive("Stripes", "period", self.period)
+        _check_vector("Stripes", "direction", self.direction, nonzero=True)
         _check_colors("Stripes", self.colors)
 
     def __call__(self, p: Tensor) -> Tensor:
@@ -186,6 +210,8 @@ class Noise:
     def __post_init__(self) -> None:
         _check_positive("Noise", "scale", self.scale)
         _check_colors("Noise", self.colors)
+        if not isinstance(self.octaves, numbers.Integral) or self.octaves < 1:  # 0 octaves: 0 / 0, an IndexError in render
+            raise Gen3cInputError(f"Noise octaves {self.octaves!r} must be a whole number ≥ 1")
 
     def __call__(self, p: Tensor) -> Tensor:
         return _palette_lerp(value_noise(p / self.scale, self.seed, self.octaves), self.colors)
@@ -202,8 +228,11 @@ class Gradient:
     colors: tuple[RGB, ...] = ((0.9, 0.6, 0.3), (0.3, 0.4, 0.8))
 
     def __post_init__(self) -> None:
-        if self.length == 0:  # a negative length runs the ramp backwards
-            raise Gen3cInputError("Gradient length must not be 0: give the ramp's extent along its direction")
+        if not _is_real(self.length) or self.length == 0:  # a negative length runs the ramp backwards
+            raise Gen3cInputError(f"Gradient length {self.length!r} must be a finite number, not 0: give the ramp's extent along its direction")
+        if not _is_real(self.start):
+            raise Gen3cInputError(f"Gradient start {self.start!r} must be a finite number: where the ramp begins along its direction")
+        _check_vector("Gradient", "direction", self.direction, nonzero=True)
         _check_colors("Gradient", self.colors)
 
     def __call__(self, p: Tensor) -> Tensor:
@@ -247,10 +276,14 @@ class Plane:
     half_extent: tuple[float, float] | None = None
 
     def __post_init__(self) -> None:
+        _check_vector("Plane", "point", self.point)
+        _check_vector("Plane", "normal", self.normal)
         n = math.hypot(*self.normal)
         if n == 0:
             raise Gen3cInputError(f"Plane normal {self.normal} is the zero vector: give the plane's facing direction")
+        _check_texture("Plane", self.texture)
         if self.u_axis is not None:
+            _check_vector("Plane", "u_axis", self.u_axis)
             # The part of u_axis across the normal spans the plane; along the normal it spans nothing.
             along = sum(a * b for a, b in zip(self.u_axis, self.normal, strict=True)) / n
             if math.hypot(*self.u_axis) ** 2 - along**2 < 1e-12 * max(1.0, math.hypot(*self.u_axis) ** 2):
@@ -258,6 +291,8 @@ class Plane:
                     f"Plane u_axis {self.u_axis} lies along its normal {self.normal}: give a direction within the plane"
                 )
         if self.half_extent is not None:
+            if not isinstance(self.half_extent, Sequence) or len(self.half_extent) != 2:
+                raise Gen3cInputError(f"Plane half_extent {self.half_extent!r} must be two half sizes (along u_axis, across it), or None for an infinite plane")
             _check_positive("Plane", "half_extent", *self.half_extent)
 
     def _frame(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -301,7 +336,17 @@ class Box:
     rotation: Mat3 = IDENTITY3
 
     def __post_init__(self) -> None:
+        _check_vector("Box", "center", self.center)
+        _check_vector("Box", "half_size", self.half_size)
         _check_positive("Box", "half_size", *self.half_size)
+        _check_texture("Box", self.texture)
+        try:
+            R = np.asarray(self.rotation, dtype=np.float64)
+        except (TypeError, ValueError):
+            R = np.zeros(())
+        # Rows of a rotation: anything else skews the box's faces away from its normals (or was a size mismatch in render).
+        if R.shape != (3, 3) or not np.isfinite(R).all() or not np.allclose(R @ R.T, np.eye(3), atol=1e-6):
+            raise Gen3cInputError(f"Box rotation {self.rotation!r} must be a 3×3 rotation matrix (rows): use rotation_matrix(yaw, pitch, roll)")
 
     def _to_local(self, x: Tensor, like: Tensor) -> Tensor:
         R = _vec(self.rotation, like)
@@ -337,7 +382,9 @@ class Sphere:
     texture: Texture
 
     def __post_init__(self) -> None:
+        _check_vector("Sphere", "center", self.center)
         _check_positive("Sphere", "radius", self.radius)
+        _check_texture("Sphere", self.texture)
 
     def intersect(self, o: Tensor, d: Tensor) -> Tensor:
         oc = o - _vec(self.center, d)
@@ -549,7 +596,9 @@ _LIGHT: tuple[RGB, ...] = ((0.95, 0.93, 0.88), (0.90, 0.95, 0.97), (0.97, 0.92, 
 
 def source_camera(height: int = 704, width: int = 1280, fov_degrees: float = DEFAULT_FOV_DEGREES) -> Cameras:
     """The presets' source camera: at the origin looking down +z (identity w2c), principal
-    point at the image centre, square pixels, ``fov_degrees`` horizontal field of view."""
+    point at (W / 2, H / 2) as GEN3C puts it (:func:`~gen3c.cameras.intrinsics_from_fov`: half a
+    pixel right of and below the centre (W − 1) / 2, (H − 1) / 2 of integer pixel centres), square
+    pixels, ``fov_degrees`` horizontal field of view."""
     return Cameras(torch.eye(4)[None], intrinsics_from_fov(fov_degrees, height, width), height, width)
 
 

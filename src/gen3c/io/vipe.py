@@ -117,7 +117,7 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
         raise Gen3cInputError(
             f"{name} lacks {', '.join(missing)}: 'vipe infer' writes rgb/, pose/, intrinsics/, depth/ (a ViPE dataset download needs --rgb --depth)"
         )
-    clips = sorted(clip_videos(root))
+    clips = [clip] if _named_video(root, clip) else sorted(clip_videos(root))
     if not clips:
         links = sorted(f for f in (root / "rgb").iterdir() if f.suffix.lower() == ".mp4" and f.is_symlink() and not f.exists())
         if links:
@@ -147,17 +147,27 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
 
 def clip_videos(root: Path) -> dict[str, Path]:
     """The clips of a ViPE result by name: the ``.mp4`` files of ``root/rgb``, the suffix in any case
-    (``walk.MP4``, as cameras and Windows copies name it; is_vipe and resolve_vipe take it too)."""
+    (``walk.MP4``, as cameras and Windows copies name it; is_vipe and resolve_vipe take it too).
+    Hidden files are none: ``._walk.mp4`` is the AppleDouble metadata macOS writes beside a copy."""
     videos: dict[str, Path] = {}
     for f in sorted((root / "rgb").iterdir(), key=lambda f: (f.name.lower(), f.suffix != ".mp4")):  # walk.mp4 before walk.MP4
-        if f.suffix.lower() == ".mp4" and f.is_file():
+        if f.suffix.lower() == ".mp4" and not f.name.startswith(".") and f.is_file():
             videos.setdefault(f.stem, f)
     return videos
 
 
+def _named_video(root: Path, clip: str | None) -> Path | None:
+    """``rgb/<clip>.mp4`` where that file is there, the video :func:`clip_videos` gives ``clip``,
+    found without listing ``rgb/`` (a folder of 100,000 clips took seconds per clip, twice a read)."""
+    if clip is None or clip.startswith(".") or "/" in clip or "\\" in clip:
+        return None
+    path = root / "rgb" / f"{clip}.mp4"
+    return path if path.is_file() else None
+
+
 def clip_video(root: Path, clip: str) -> Path:
     """The video of ``clip`` in ``root/rgb`` (:func:`clip_videos`); ``rgb/<clip>.mp4`` where there is none."""
-    return clip_videos(root).get(clip, root / "rgb" / f"{clip}.mp4")
+    return _named_video(root, clip) or clip_videos(root).get(clip, root / "rgb" / f"{clip}.mp4")
 
 
 def clip_files(root: Path, clip: str) -> list[Path]:

@@ -9,7 +9,9 @@ Sources:
   mode and distance drawn from ``i``), so the same index is always the same clip.
 - :class:`VideoClips` — GEN3C sample directories or ViPE outputs (per-frame RGB, depth, w2c,
   K, read by :mod:`gen3c.io.gen3c_sample` / :mod:`gen3c.io.vipe`), cut into windows of
-  ``num_frames`` frames every ``clip_stride`` frames.
+  ``num_frames`` frames every ``clip_stride`` frames. Every video is read whole once (and refused
+  then); up to :data:`RESIDENT_BYTES` of their frames stay in memory, the others' windows are read
+  again when a clip needs them (the same frames).
 
 A clip is a dict of tensors (batched by the default collate):
 
@@ -24,13 +26,14 @@ import functools
 import os
 import random
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, collect_notes, note
 from gen3c.io.frames import FrameStack
 from gen3c.pipelines.camera_video import SourceView, build_cache, preset_cameras
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
@@ -99,42 +102,65 @@ def _view(image: Tensor, depth: Tensor, hit: Tensor, K: Tensor, w2c: Tensor) -> 
     return SourceView(image=image.float(), depth=depth, K=K.float(), w2c=w2c.float(), valid=valid, depth_kind="metric")
 
 
+#: Bytes of video frames (at the training resolution: 8 a pixel, colour, depth and validity) a
+#: :class:`VideoClips` keeps in memory, per process; the windows of the videos beyond are read
+#: again as clips need them. (Whole, 200 GEN3C samples of 121 frames at 704×1280 were 170 GB in every
+#: process of a run.)
+RESIDENT_BYTES = 2 << 30
+
+
+def _stack_bytes(stack: FrameStack) -> int:
+    return sum(part.numel() * part.element_size() for part in (stack.images, stack.depth, stack.valid))
+
+
 class VideoClips(Dataset):
     """Windows of ``num_frames`` frames of GEN3C sample directories or ViPE outputs."""
 
     def __init__(self, config: DataConfig) -> None:
-        from gen3c.io.gen3c_sample import read_sample
-        from gen3c.io.vipe import read_vipe
-
         self.config = config
         size = tuple(config.resolution)
-        # gen3c train has no way to grant unpickling: a legacy .pt's refusal says to convert it.
-        read = functools.partial(read_sample, grant_trust=None) if config.kind == "sample" else read_vipe
-        self.stacks: list[FrameStack] = []
+        read = self._reader()
+        # The videos' frames, in memory up to RESIDENT_BYTES (None: read as clips need them), and lengths.
+        self.stacks: list[FrameStack | None] = []
+        self.lengths: list[int] = []
+        self.sources: list[tuple[str, str | None]] = []  # each video's data.paths entry and ViPE clip
+        resident = 0
         names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
         first_of: dict[str, int] = {}
         for i, path in enumerate(config.paths):
+            found = _spelled_on_disk(os.path.expanduser(path))
+            if found is not None:
+                note(f"data.paths[{i}] {path!r} is read as {found!r}, its name on disk: the same letters in other Unicode code points "
+                     "(as macOS writes accents); copy the name from disk into the config to silence this")  # fmt: skip
+                path = found
             same = first_of.setdefault(os.path.realpath(os.path.expanduser(path)), i)
             if same != i:  # (a deliberate weighting is allowed; a pasted line twice is the likelier cause)
                 note(f"data.paths[{i}] {path!r} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
             for clip in _vipe_clips(path) if config.kind == "vipe" else [None]:
                 try:
-                    self.stacks.append(read(path, size) if clip is None else read(path, size, clip=clip))
+                    stack = read(path, size) if clip is None else read(path, size, clip=clip)
                 except Gen3cInputError as exc:
                     other = _other_layout(path, config.kind)
                     if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
                         raise Gen3cInputError(f'data.paths[{i}] {path!r} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
                     raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
                 names.append(f"data.paths[{i}] {path!r}" + (f" clip {clip!r}" if clip is not None else ""))
+                self.sources.append((path, clip))
+                self.lengths.append(len(stack))
+                stack.instance_ids = None  # (ViPE's: training does not use them)
+                keep = len(stack) >= config.num_frames and resident + _stack_bytes(stack) <= RESIDENT_BYTES
+                resident += _stack_bytes(stack) if keep else 0
+                self.stacks.append(stack if keep else None)
+                del stack  # (a video not kept is freed before the next is read)
         self.windows: list[tuple[int, int]] = []
-        for v, stack in enumerate(self.stacks):
-            starts = range(0, len(stack) - config.num_frames + 1, max(1, config.clip_stride))
+        for v, length in enumerate(self.lengths):
+            starts = range(0, length - config.num_frames + 1, max(1, config.clip_stride))
             self.windows += [(v, s) for s in starts]
-        for v, stack in enumerate(self.stacks):  # (none at all is refused below)
-            if self.windows and len(stack) < config.num_frames:
-                note(f"{names[v]} has {len(stack)} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
+        for v, length in enumerate(self.lengths):  # (none at all is refused below)
+            if self.windows and length < config.num_frames:
+                note(f"{names[v]} has {length} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
         if not self.windows:
-            longest = max(len(s) for s in self.stacks)
+            longest = max(self.lengths)
             raise Gen3cInputError(
                 f"data.paths hold no clip of data.num_frames = {config.num_frames} frames (the longest video has {longest}): "
                 "lower num_frames or add longer videos"
@@ -143,10 +169,35 @@ class VideoClips(Dataset):
     def __len__(self) -> int:
         return len(self.windows)
 
+    def _reader(self) -> Callable[..., FrameStack]:
+        from gen3c.io.gen3c_sample import read_sample
+        from gen3c.io.vipe import read_vipe
+
+        # gen3c train has no way to grant unpickling: a legacy .pt's refusal says to convert it.
+        return functools.partial(read_sample, grant_trust=None) if self.config.kind == "sample" else read_vipe
+
+    def window(self, v: int, start: int) -> FrameStack:
+        """Frames ``start`` … ``start + num_frames − 1`` of video ``v``: a slice of those in memory,
+        else read again (its notes were said when it was first read)."""
+        T, stack = self.config.num_frames, self.stacks[v]
+        if stack is not None:
+            return FrameStack(stack.images[start : start + T], stack.depth[start : start + T], stack.valid[start : start + T],
+                              stack.w2c[start : start + T], stack.K[start : start + T], stack.fps,
+                              stack.frame_indices[start : start + T], stack.depth_kind)  # fmt: skip
+        path, clip = self.sources[v]
+        extra = {} if clip is None else {"clip": clip}
+        try:
+            with collect_notes():
+                return self._reader()(path, tuple(self.config.resolution), start=start, num_frames=T, **extra)
+        except Gen3cInputError as exc:  # it was read whole as the run started: changed on disk since
+            name = f"data.paths entry {path!r}" + (f" clip {clip!r}" if clip is not None else "")
+            raise Gen3cInputError(f"{name} changed since the run read it at its start: {exc}; put it back as it was, "
+                                  "or start the run again (--resume auto) to read the data anew") from None  # fmt: skip
+
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         c = self.config
         v, s = self.windows[index % len(self.windows)]
-        stack = self.stacks[v]
+        stack, s = self.window(v, s), 0
         T = c.num_frames
         H, W = stack.size
         cameras = Cameras(stack.w2c[s : s + T], stack.K[s : s + T], H, W)
@@ -158,12 +209,34 @@ class VideoClips(Dataset):
         return make_clip(stack.image(s, s + T), views, cameras, c)
 
 
+def _spelled_on_disk(path: str) -> str | None:
+    """``path`` as spelled on disk where it is not there as written but is in another Unicode
+    normalisation (``é`` as one code point, or as ``e`` + a combining accent: a config typed on
+    Linux naming a folder copied from a Mac); None where it is there or nothing matches it alone."""
+    import unicodedata
+
+    if os.path.lexists(path) or path.isascii():
+        return None
+    key = functools.partial(unicodedata.normalize, "NFC")
+    given = Path(path)
+    current = Path(given.anchor) if given.is_absolute() else Path()
+    for part in given.parts[1:] if given.is_absolute() else given.parts:
+        if not (current / part).exists():
+            try:
+                matches = [entry for entry in os.listdir(current) if key(entry) == key(part)]
+            except OSError:
+                return None
+            if len(matches) != 1:
+                return None
+            part = matches[0]
+        current = current / part
+    return str(current) if os.path.lexists(current) else None
+
+
 def _vipe_clips(path: str) -> list[str | None]:
     """The clips to read of the ``data.paths`` entry ``path`` (``kind = "vipe"``): every clip of a
     ViPE output that holds several (one `vipe infer` run over a folder of videos), by name; else
     ``[None]``, the one clip its reader finds (or refuses)."""
-    from pathlib import Path
-
     from gen3c.io.vipe import clip_videos
 
     root = Path(path).expanduser()
@@ -192,16 +265,12 @@ def _is_layout(folder, kind: str) -> bool:
 
 def _other_layout(path: str, kind: str) -> str | None:
     """The other layout (``sample`` or ``vipe``) the folder ``path`` is of, if any."""
-    from pathlib import Path
-
     folder = Path(path).expanduser()
     return next((other for other in _LAYOUTS if other != kind and _is_layout(folder, other)), None)
 
 
 def _layout_hint(path: str, kind: str) -> str:
     """How to fix a ``data.paths`` entry that is not of ``kind``'s layout, when it holds such folders."""
-    from pathlib import Path
-
     folder = Path(path).expanduser()
     if not folder.is_dir():
         return ""
