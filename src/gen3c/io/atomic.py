@@ -58,6 +58,28 @@ def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:
     return Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): {fix}")
 
 
+#: What to do about an output that the system refused to write or flush, by the error's cause.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space in {folder} (or write elsewhere) and run again",
+    errno.EDQUOT: "the disk quota for {folder} is used up: free some space or write elsewhere, and run again",
+    errno.EIO: "the disk reported a write error: check the disk of {folder}, or write elsewhere, and run again",
+    errno.EROFS: "{folder} is on a read-only file system: write elsewhere",
+    errno.EACCES: "check the permissions of {folder} and run again",
+    errno.EPERM: "check the permissions of {folder} and run again",
+    errno.ENOENT: "the folder {folder} was removed while the outputs were written: run again",
+}
+
+
+def write_failure(what: str, folder: str | os.PathLike, exc: BaseException) -> Gen3cInputError | None:
+    """The one-line refusal of outputs (``what``, e.g. ``"video 'out/a.mp4'"``) that the system
+    would not write or flush into ``folder`` (a full disk, a quota, a write error, a folder made
+    read-only or removed meanwhile), naming the cause and what to do; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ADVICE:
+        return None
+    advice = _WRITE_ADVICE[exc.errno].format(folder=repr(str(folder)))
+    return Gen3cInputError(f"{what} could not be written ({exc.strerror or os.strerror(exc.errno)}): {advice}")
+
+
 def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInputError:
     """The refusal of ``what`` at ``path``, a name the system refuses to look at: too long (an
     OSError), with a NUL character (a ValueError)."""

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, counted, first_line
-from gen3c.io.atomic import atomic_path
+from gen3c.io.atomic import atomic_path, write_failure
 from gen3c.io.images import outside_unit_range, to_uint8
 from gen3c.io.paths import reader_path, writer_path
 from gen3c.trajectories import check_fps
@@ -237,7 +237,15 @@ class VideoWriter:
             raise
         finally:
             self._tmp = None
-        return stack.__exit__(exc_type, exc, tb)  # renames on success, removes on error
+        if exc_type is not None:
+            return stack.__exit__(exc_type, exc, tb)  # removes the temporary file
+        try:
+            return stack.__exit__(None, None, None)  # flushes it to the disk and renames it
+        except OSError as failed:  # a flush the disk refused (full, a write error): nothing published
+            refusal = write_failure(f"video {str(self.path)!r}", self.path.parent, failed)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     def _encoder_error(self, what: str) -> Gen3cInputError:
         """One line: ``what`` went wrong, with the output's own name where ffmpeg named its

@@ -58,6 +58,7 @@ from gen3c.io.atomic import (
     check_video_name,
     ensure_writable_dir,
     signals_deferred,
+    write_failure,
 )
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import median_scene_depth
@@ -873,14 +874,21 @@ class OutputWriter:
         check_output_targets(companions.values(), OTHER_NAME)
         paths = {**self.paths, **companions}
         tmp = {key: self._stack.enter_context(atomic_path(path)) for key, path in companions.items()}
-        save_cameras(tmp["cameras"], cameras, self.fps)
-        if point_cloud is not None:
-            write_ply(tmp["point_cloud"], *point_cloud)
-        if metadata is not None:
-            record = {**metadata, "outputs": {key: path.name for key, path in paths.items()}}
-            tmp["run"].write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+        try:
+            save_cameras(tmp["cameras"], cameras, self.fps)
+            if point_cloud is not None:
+                write_ply(tmp["point_cloud"], *point_cloud)
+            if metadata is not None:
+                record = {**metadata, "outputs": {key: path.name for key, path in paths.items()}}
+                tmp["run"].write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+        except OSError as exc:  # a full disk, say: one line (the with-block removes every temporary file)
+            raise self._write_failure(exc) from None
         self._written = paths
         return paths
+
+    def _write_failure(self, exc: OSError) -> BaseException:
+        """The one-line refusal of outputs the system would not write (:func:`write_failure`), else ``exc``."""
+        return write_failure(f"the outputs {self.name!r}", self.folder, exc) or exc
 
     def _finish_videos(self) -> None:
         for video in (self._video, self._masks):
@@ -909,7 +917,10 @@ class OutputWriter:
         # moments: the folder holds the earlier set or this one, never a mix.
         with signals_deferred():
             earlier = earlier_outputs(self.folder, self.name) if exc_type is None else set()
-            suppressed = stack.__exit__(exc_type, exc, tb)  # renames on success, removes on an error
+            try:
+                suppressed = stack.__exit__(exc_type, exc, tb)  # renames on success, removes on an error
+            except OSError as failed:  # a flush the disk refused before a rename
+                raise self._write_failure(failed) from None
             for key in earlier - set(self._written or self.paths):
                 stale = self._path(key)
                 if not stale.is_dir():
