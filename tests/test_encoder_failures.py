@@ -402,3 +402,34 @@ def test_a_full_disk_while_the_outputs_are_written_is_one_line_and_keeps_the_ear
         last = res.output.strip().splitlines()[-1]
         assert re.fullmatch(r"error: the outputs 'demo' could not be written \(No space left on device\): free some space in '.*/out' \(or write elsewhere\) and run again", last), last
     assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier and json.loads(earlier["demo_run.json"])["outputs"]
+
+
+def test_a_run_killed_outright_leaves_temporary_files_that_the_next_run_of_its_name_removes(tmp_path):
+    """kill -9 (or the out-of-memory killer) while a video is written leaves its hidden
+    ``.NAME.….part.mp4``, which stayed for good: a plain run of the same name did not remove it.
+    Now the next run removes those of a process that is gone; those of a process still running
+    (another run of the name), of other names, or without a process in their name stay."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.io.atomic import _host
+
+    script = (
+        "import os, signal, numpy as np\n"
+        "from gen3c.io.video import VideoWriter\n"
+        f"with VideoWriter({str(tmp_path / 'demo.mp4')!r}, fps=24) as w:\n"
+        "    w.write(np.zeros((2, 16, 16, 3), np.uint8))\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = tmp_path.glob(".demo.*.part.mp4")
+    (tmp_path / ".demo_run.999999999@other-host-k1ll3d.part.json").write_text("{}")  # another machine's
+    running = tmp_path / f".demo_cameras.{os.getpid()}@{_host()}-running.part.json"  # a run still going
+    kept = [running.name, ".demo_run.999999999@other-host-k1ll3d.part.json", ".demo.abc123.part.mp4", f".demo2.{left.name.split('.')[2]}.part.mp4"]
+    for name in kept:
+        (tmp_path / name).write_text("{}")
+    res = CliRunner().invoke(app, ["demo", "--num_video_frames", "3", "--resolution", f"{H}x{W}", "--video_save_folder", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert not left.exists() and all((tmp_path / name).exists() for name in kept)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["demo.mp4", "demo_cameras.json", "demo_run.json"]

@@ -172,8 +172,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     check_output_targets([target], "choose another output name")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    try:  # (named after this process, so a later run can tell one a killed run left: remove_abandoned_parts)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.{os.getpid()}@{_host()}-", suffix=f".part{target.suffix}", dir=target.parent)
     except OSError as exc:  # a missing or read-only folder, a name too long for the file system
         raise _cannot_write(target, exc) from None
     os.close(fd)
@@ -240,6 +240,27 @@ def remove_stale_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
         own = re.compile(rf"\.{re.escape(target.stem)}\.[^.]+\.part{re.escape(target.suffix)}")
         for part in Path(folder).glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
             if own.fullmatch(part.name):
+                with contextlib.suppress(OSError):
+                    part.unlink()
+                    removed += 1
+    return removed
+
+
+def remove_abandoned_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
+    """Delete the temporary files :func:`atomic_path` made for the outputs ``names`` in ``folder``
+    whose process is gone (``kill -9``, the out-of-memory killer, a power cut): a run that is
+    killed so never removes them, and a video's can be large. Those of a process still running
+    (another run of the same name into the same folder), of another machine (a shared file
+    system) or without a process in their name (an older gen3c's) are kept; returns how many went."""
+    import re
+
+    removed = 0
+    for name in names:
+        target = Path(name)
+        own = re.compile(rf"\.{re.escape(target.stem)}\.(\d+)@([A-Za-z0-9-]*)-[^.-]+\.part{re.escape(target.suffix)}")
+        for part in Path(folder).glob(f".*.part{target.suffix}"):
+            match = own.fullmatch(part.name)
+            if match and match[2] == _host() and not _process_alive(int(match[1])) and not part.is_dir():
                 with contextlib.suppress(OSError):
                     part.unlink()
                     removed += 1

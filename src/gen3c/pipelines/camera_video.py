@@ -57,6 +57,7 @@ from gen3c.io.atomic import (
     check_output_targets,
     check_video_name,
     ensure_writable_dir,
+    remove_abandoned_parts,
     signals_deferred,
     write_failure,
 )
@@ -787,7 +788,9 @@ class OutputWriter:
     (a point cloud, when given) and ``{name}_run.json`` (the settings, when given, and the files
     written). The set replaces an earlier run's of the same name: the earlier files this run does
     not write (its buffer masks, say, when this run has no ``save_buffer``) are removed, so none is
-    left beside a video it does not belong to (:func:`earlier_outputs`)::
+    left beside a video it does not belong to (:func:`earlier_outputs`). The temporary files of
+    this name that a run killed outright left (kill -9, the out-of-memory killer) are removed as
+    the writer starts (:func:`~gen3c.io.atomic.remove_abandoned_parts`)::
 
         with OutputWriter("outputs", "my_video", save_buffer=True, num_buffers=2) as out:
             result = generate_video(cache, cameras, generator, first_frame, sink=out)
@@ -825,6 +828,8 @@ class OutputWriter:
         return self.folder / OUTPUT_FILES[key].format(self.name)
 
     def __enter__(self) -> OutputWriter:
+        # (a run of this name killed with kill -9 or by the out-of-memory killer left its files half-written)
+        remove_abandoned_parts(self.folder, [pattern.format(self.name) for pattern in OUTPUT_FILES.values()])
         self._stack = contextlib.ExitStack()
         self._video = self._stack.enter_context(VideoWriter(self.paths["video"], self.fps))
         self._masks = self._stack.enter_context(VideoWriter(self.paths["buffer_masks"], self.fps)) if self.save_buffer else None
