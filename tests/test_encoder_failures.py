@@ -357,12 +357,13 @@ def test_an_environment_without_imageio_ffmpeg_is_one_line_and_leaves_no_video(t
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("where", ["run record", "cameras", "point cloud", "flush before the renames", "standalone video's flush"])
+@pytest.mark.parametrize("where", ["run record", "cameras", "point cloud", "flush before the renames", "the video's flush", "standalone video's flush"])
 def test_a_full_disk_while_the_outputs_are_written_is_one_line_and_keeps_the_earlier_set(tmp_path, monkeypatch, where):
     """The disk filling up while a companion file is written (NAME_run.json, NAME_cameras.json,
     NAME.ply) or when the finished files are flushed before their renames was a traceback and
-    "unexpected OSError … a bug in gen3c"; now one line naming the cause and the folder (exit code
-    2), the earlier run's set untouched and no temporary file left."""
+    "unexpected OSError … a bug in gen3c" (the video's flush failing after the companions had been
+    renamed into place, a mix of two runs' files); now one line naming the cause and the folder
+    (exit code 2), the earlier run's set untouched and no temporary file left."""
     import builtins
     import errno
     import json
@@ -392,12 +393,18 @@ def test_a_full_disk_while_the_outputs_are_written_is_one_line_and_keeps_the_ear
         monkeypatch.setattr(builtins, "open", lambda f, mode="r", *a, **k: full() if "w" in mode and ".demo." in str(f) else real_open(f, mode, *a, **k))
     else:  # NFS and thin-provisioned disks say so only when the file is flushed
         real_fsync = atomic._fsync
-        monkeypatch.setattr(atomic, "_fsync", lambda path, before_rename=False: full() if before_rename else real_fsync(path, before_rename))
+        video_only = where == "the video's flush"
+
+        def fsync(path, before_rename=False):
+            failing = before_rename and (not video_only or path.name.endswith(".part.mp4"))
+            return full() if failing else real_fsync(path, before_rename)
+
+        monkeypatch.setattr(atomic, "_fsync", fsync)
     if where == "standalone video's flush":
         with pytest.raises(Gen3cInputError, match=r"^video '.*/out/demo\.mp4' could not be written \(No space left on device\): free some space in '.*/out'"):
             write_video(out / "demo.mp4", torch.zeros(2, 3, 16, 16))
     else:
-        res = CliRunner().invoke(app, args)
+        res = CliRunner().invoke(app, [*args, "--trajectory", "right"])  # (other cameras: a mix would show)
         assert res.exit_code == 2 and "Traceback" not in res.output, res.output
         last = res.output.strip().splitlines()[-1]
         assert re.fullmatch(r"error: the outputs 'demo' could not be written \(No space left on device\): free some space in '.*/out' \(or write elsewhere\) and run again", last), last

@@ -57,6 +57,7 @@ from gen3c.io.atomic import (
     check_output_targets,
     check_video_name,
     ensure_writable_dir,
+    flush_files,
     remove_abandoned_parts,
     signals_deferred,
     write_failure,
@@ -823,6 +824,7 @@ class OutputWriter:
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
         self._written: dict[str, Path] | None = None
+        self._companion_tmp: dict[str, Path] = {}
 
     def _path(self, key: str) -> Path:
         return self.folder / OUTPUT_FILES[key].format(self.name)
@@ -878,7 +880,7 @@ class OutputWriter:
         companions = self._companions(point_cloud is not None, metadata is not None)
         check_output_targets(companions.values(), OTHER_NAME)
         paths = {**self.paths, **companions}
-        tmp = {key: self._stack.enter_context(atomic_path(path)) for key, path in companions.items()}
+        tmp = self._companion_tmp = {key: self._stack.enter_context(atomic_path(path)) for key, path in companions.items()}
         try:
             save_cameras(tmp["cameras"], cameras, self.fps)
             if point_cloud is not None:
@@ -914,8 +916,13 @@ class OutputWriter:
             try:
                 raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
                 self._finish_videos()  # (without finish(): the videos alone)
-            except BaseException:
+                # Every file on the disk before the first rename: a flush the disk refuses (full,
+                # a write error) publishes none of them, rather than the files renamed before it.
+                flush_files([w._tmp for w in (self._video, self._masks) if w is not None] + list(self._companion_tmp.values()))
+            except BaseException as failed:
                 stack.__exit__(*sys.exc_info())  # removes every temporary file
+                if isinstance(failed, OSError):
+                    raise self._write_failure(failed) from None
                 raise
         # The set as one unit: its files renamed into place one after the other and the earlier
         # run's files that this run did not write removed, with Ctrl-C held back for those few
