@@ -355,3 +355,88 @@ def test_an_environment_without_imageio_ffmpeg_is_one_line_and_leaves_no_video(t
         writer.write(torch.zeros(2, 3, H, W))
     assert "\n" not in str(info.value) and str(out) in str(info.value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["run record", "cameras", "point cloud", "flush before the renames", "the video's flush", "standalone video's flush"])
+def test_a_full_disk_while_the_outputs_are_written_is_one_line_and_keeps_the_earlier_set(tmp_path, monkeypatch, where):
+    """The disk filling up while a companion file is written (NAME_run.json, NAME_cameras.json,
+    NAME.ply) or when the finished files are flushed before their renames was a traceback and
+    "unexpected OSError … a bug in gen3c" (the video's flush failing after the companions had been
+    renamed into place, a mix of two runs' files); now one line naming the cause and the folder
+    (exit code 2), the earlier run's set untouched and no temporary file left."""
+    import builtins
+    import errno
+    import json
+
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.io import atomic
+
+    out = tmp_path / "out"
+    args = ["demo", "--num_video_frames", "3", "--resolution", f"{H}x{W}", "--video_save_folder", str(out), "--save_point_cloud"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert sorted(earlier) == ["demo.mp4", "demo.ply", "demo_cameras.json", "demo_run.json"]
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    if where == "run record":
+        real = Path.write_text
+        monkeypatch.setattr(Path, "write_text", lambda self, *a, **k: full() if "demo_run" in self.name else real(self, *a, **k))
+    elif where == "cameras":
+        real_bytes = Path.write_bytes
+        monkeypatch.setattr(Path, "write_bytes", lambda self, *a, **k: full() if "demo_cameras" in self.name else real_bytes(self, *a, **k))
+    elif where == "point cloud":
+        real_open = builtins.open
+        monkeypatch.setattr(builtins, "open", lambda f, mode="r", *a, **k: full() if "w" in mode and ".demo." in str(f) else real_open(f, mode, *a, **k))
+    else:  # NFS and thin-provisioned disks say so only when the file is flushed
+        real_fsync = atomic._fsync
+        video_only = where == "the video's flush"
+
+        def fsync(path, before_rename=False):
+            failing = before_rename and (not video_only or path.name.endswith(".part.mp4"))
+            return full() if failing else real_fsync(path, before_rename)
+
+        monkeypatch.setattr(atomic, "_fsync", fsync)
+    if where == "standalone video's flush":
+        with pytest.raises(Gen3cInputError, match=r"^video '.*/out/demo\.mp4' could not be written \(No space left on device\): free some space in '.*/out'"):
+            write_video(out / "demo.mp4", torch.zeros(2, 3, 16, 16))
+    else:
+        res = CliRunner().invoke(app, [*args, "--trajectory", "right"])  # (other cameras: a mix would show)
+        assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+        last = res.output.strip().splitlines()[-1]
+        assert re.fullmatch(r"error: the outputs 'demo' could not be written \(No space left on device\): free some space in '.*/out' \(or write elsewhere\) and run again", last), last
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier and json.loads(earlier["demo_run.json"])["outputs"]
+
+
+def test_a_run_killed_outright_leaves_temporary_files_that_the_next_run_of_its_name_removes(tmp_path):
+    """kill -9 (or the out-of-memory killer) while a video is written leaves its hidden
+    ``.NAME.….part.mp4``, which stayed for good: a plain run of the same name did not remove it.
+    Now the next run removes those of a process that is gone; those of a process still running
+    (another run of the name), of other names, or without a process in their name stay."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.io.atomic import _host
+
+    script = (
+        "import os, signal, numpy as np\n"
+        "from gen3c.io.video import VideoWriter\n"
+        f"with VideoWriter({str(tmp_path / 'demo.mp4')!r}, fps=24) as w:\n"
+        "    w.write(np.zeros((2, 16, 16, 3), np.uint8))\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", script], env=child_env(), capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    (left,) = tmp_path.glob(".demo.*.part.mp4")
+    (tmp_path / ".demo_run.999999999@other-host-k1ll3d.part.json").write_text("{}")  # another machine's
+    running = tmp_path / f".demo_cameras.{os.getpid()}@{_host()}-running.part.json"  # a run still going
+    kept = [running.name, ".demo_run.999999999@other-host-k1ll3d.part.json", ".demo.abc123.part.mp4", f".demo2.{left.name.split('.')[2]}.part.mp4"]
+    for name in kept:
+        (tmp_path / name).write_text("{}")
+    res = CliRunner().invoke(app, ["demo", "--num_video_frames", "3", "--resolution", f"{H}x{W}", "--video_save_folder", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert not left.exists() and all((tmp_path / name).exists() for name in kept)
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["demo.mp4", "demo_cameras.json", "demo_run.json"]

@@ -6,6 +6,7 @@ import os
 import re
 import warnings
 import zipfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -848,20 +849,49 @@ def test_video_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["v.mp4"]
 
 
-def test_a_written_video_names_the_colour_matrix_and_range_it_was_encoded_with(tmp_path):
+def test_a_written_video_names_the_colour_matrix_range_primaries_and_transfer_it_was_encoded_with(tmp_path):
     """Untagged, players guess the matrix by the size (BT.709 from 720p on: GEN3C's 704×1280 red
-    was shown as (255, 22, 0), its green as (0, 215, 0)); the file names the BT.601 limited range
-    ffmpeg converts with, and reads back as written."""
+    was shown as (255, 22, 0), its green as (0, 215, 0)), and colour-managed ones (QuickTime,
+    Safari) guess the primaries and transfer too: the file names BT.709 limited range for all four
+    (was the BT.601 matrix alone, primaries and transfer unknown), encodes with that matrix, and
+    reads back as written."""
     import av
 
     frames = np.zeros((2, 32, 48, 3), np.uint8)
     frames[:, :, :16], frames[:, :, 16:32], frames[:, :, 32:] = (255, 0, 0), (0, 255, 0), (30, 60, 200)
-    path = write_video(tmp_path / "v.mp4", frames)
-    with av.open(str(path)) as container:
-        frame = next(container.decode(video=0))
-    assert (int(frame.colorspace), int(frame.color_range)) == (6, 1)  # AVCOL_SPC_SMPTE170M, AVCOL_RANGE_MPEG
-    back = read_video(path)[0][:, :, [8, 24, 40]]
-    assert np.abs(back.astype(int) - frames[:, :, [8, 24, 40]]).max() <= 3
+    for name in ("v.mp4", "v.mkv"):
+        path = write_video(tmp_path / name, frames)
+        with av.open(str(path)) as container:
+            frame = next(container.decode(video=0))
+            luma = np.frombuffer(bytes(frame.planes[0]), np.uint8).reshape(32, -1)[16, [8, 24, 40]]
+        # AVCOL_SPC_BT709, AVCOL_RANGE_MPEG, AVCOL_PRI_BT709, AVCOL_TRC_BT709
+        tags = (int(frame.colorspace), int(frame.color_range), int(frame.color_primaries), int(frame.color_trc))
+        assert tags == (1, 1, 1, 1), (name, tags)
+        # BT.709's luma of pure red and green in limited range, 16 + 219 · (0.2126, 0.7152) (BT.601's: 81, 145)
+        assert abs(int(luma[0]) - 63) <= 1 and abs(int(luma[1]) - 173) <= 1, (name, luma)
+        back = read_video(path)[0][:, :, [8, 24, 40]]
+        assert np.abs(back.astype(int) - frames[:, :, [8, 24, 40]]).max() <= 3
+
+
+def test_a_written_mp4_has_its_index_before_its_frames(tmp_path):
+    """``+faststart``: the ``moov`` box (the index) comes before ``mdat`` (the frames), so a browser
+    or a player reading over the network plays it as it arrives; it was written at the end, after
+    every frame. Its frames and rate are those written."""
+    import av
+
+    for name in ("v.mp4", "v.mov", "v.m4v"):
+        path = write_video(tmp_path / name, np.zeros((5, 16, 32, 3), np.uint8), fps=30000 / 1001)
+        data = path.read_bytes()
+        assert 0 <= data.find(b"moov") < data.find(b"mdat"), name
+        assert count_video_frames(path) == 5
+        with av.open(str(path)) as container:
+            assert container.streams.video[0].average_rate == Fraction(30000, 1001)
+    with VideoWriter(tmp_path / "s.mp4", fps=24) as writer:  # streamed chunk by chunk alike
+        for _ in range(3):
+            writer.write(np.zeros((2, 16, 32, 3), np.uint8))
+    data = (tmp_path / "s.mp4").read_bytes()
+    assert 0 <= data.find(b"moov") < data.find(b"mdat") and count_video_frames(tmp_path / "s.mp4") == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.mp4", "v.m4v", "v.mov", "v.mp4"]  # no temporary file left
 
 
 def test_streaming_video_writer_appends_chunks_and_renames_at_the_end(tmp_path):

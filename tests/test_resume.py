@@ -3,6 +3,7 @@ Ctrl-C or an error makes the very video an uninterrupted run makes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -225,7 +226,7 @@ def test_a_damaged_kept_frame_is_named_in_one_line(box_scene, tmp_path):
     cut = chunk / "video_00003.png"
     data = cut.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(Gen3cInputError, match=rf"^--resume: {re.escape(str(cut))} is unreadable: delete .*output\.partial to start over$"):
+    with pytest.raises(Gen3cInputError, match=rf"^--resume: {re.escape(str(cut))} is unreadable: delete {re.escape(str(chunk))} and --resume makes it again, or delete .*output\.partial to start over$"):
         run_request(request, resume=True)
     cut.write_bytes(data)
     for frame in chunk.glob("video_*.png"):  # the whole chunk of another size: chunk 0 sets the size
@@ -234,6 +235,41 @@ def test_a_damaged_kept_frame_is_named_in_one_line(box_scene, tmp_path):
         run_request(request, resume=True)
     assert len(list(partial_dir(tmp_path, "output").glob("chunk_*"))) == 2
     assert not (tmp_path / "output.mp4").exists()
+
+
+@pytest.mark.parametrize("damage", ["a frame cut short", "a frame missing", "its state cut short"])
+def test_a_damaged_kept_chunk_is_deleted_alone_as_the_error_says_and_the_run_resumes(box_scene, tmp_path, damage):
+    """A damaged kept chunk said "delete output.partial to start over", the chunks before it (each
+    minutes of diffusion with the gen3c model) lost with it; now it names the chunk to delete
+    alone, and --resume then makes it and the chunks after it again, to the uninterrupted run's
+    video; the cause is the system's words, the path said once."""
+    import re
+
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(2))
+    kept = partial_dir(tmp_path / "b", "output")
+    damaged = kept / ("chunk_0001" if damage == "its state cut short" else "chunk_0000")
+    after = "" if damaged.name == "chunk_0001" else " with the chunk after it"
+    if damage == "a frame cut short":
+        frame = damaged / "video_00002.png"
+        frame.write_bytes(frame.read_bytes()[:40])
+        what = rf"{re.escape(str(frame))} is unreadable"
+    elif damage == "a frame missing":
+        (damaged / "buffer_masks_00002.png").unlink()
+        what = rf"{re.escape(str(damaged))} holds \d+ buffer_masks frames, not \d+"
+    else:
+        state = damaged / "state.safetensors"
+        state.write_bytes(state.read_bytes()[:100])
+        what = rf"{re.escape(str(state))} is unreadable \([^/]*\)"
+    advice = rf"delete {re.escape(str(damaged))} and --resume makes it again{after}, or delete {re.escape(str(kept))} to start over"
+    with pytest.raises(Gen3cInputError, match=rf"^--resume: {what}: {advice}$"):
+        run_request(request, resume=True)
+    shutil.rmtree(damaged)
+    with pytest.warns(UserWarning) if after else contextlib.nullcontext():
+        resumed = run_request(request, resume=True)
+    assert resumed.paths["video"].read_bytes() == whole.paths["video"].read_bytes() and not kept.exists()
 
 
 def test_a_file_named_as_a_kept_chunk_is_one_line_and_left_alone(box_scene, tmp_path):

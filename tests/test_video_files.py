@@ -189,6 +189,7 @@ def starts_mid_stream(video, tmp_path) -> None:
         ("cut before its index", r"(has no streams: it holds no frames, or|cannot be read \(.*\): it) is truncated"),
         ("cut in its frames", r"is truncated: its index lists 5 frames but the file holds [0-4] whole: copy or export it again"),
         ("cut in its last frame", r"is truncated: its index lists 5 frames but the file holds 4 whole: copy or export it again"),
+        ("cut in its first frame", r"is truncated: its index lists 5 frames but the file holds 0 whole: copy or export it again"),
         ("turned 45°", r"is shown with a rotation of 45.0°: re-encode it upright \(ffmpeg -i IN OUT applies it\)"),
         ("mirrored", r"is shown with a mirrored display matrix: re-encode it upright"),
         ("a PNG renamed .mp4", r"is a PNG image, not a video \(renamed\?\): pass a video file; a single picture is an image input"),
@@ -209,8 +210,11 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
         ffmpeg("-f", "lavfi", "-i", "sine=d=0.2", "-c:a", "aac", video)
     elif case == "no frames":
         ffmpeg("-f", "lavfi", "-i", f"color=s={W}x{H}:d=1", "-c:v", "libx264", "-frames:v", "0", video)
-    elif case == "cut before its index":  # ffmpeg writes the index last
-        video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    elif case == "cut before its index":  # ffmpeg writes the index last, unless told +faststart (as gen3c's writer is)
+        ffmpeg("-i", folder / "rgb.mp4", "-c", "copy", tmp_path / "last.mp4")
+        data = (tmp_path / "last.mp4").read_bytes()
+        assert data.find(b"mdat") < data.find(b"moov")
+        video.write_bytes(data[: len(data) // 2])
     elif case == "a PNG renamed .mp4":  # read as a 1-frame video at 25 fps before
         shutil.copy(encode(tmp_path / "still.png", pattern()[:1]), video)
     elif case == "starts mid-stream":  # its first frame, a keyframe, left out: 1 frame of 4 was dropped unseen
@@ -222,7 +226,8 @@ def test_videos_gen3c_cannot_use_are_refused_in_one_line(tmp_path, case, match):
     else:  # the index first (-movflags +faststart, as for streaming), the frames cut short
         ffmpeg("-i", folder / "rgb.mp4", "-c", "copy", "-movflags", "+faststart", tmp_path / "fast.mp4")
         data = (tmp_path / "fast.mp4").read_bytes()
-        video.write_bytes(data[: len(data) * 2 // 3 if case == "cut in its frames" else len(data) - 1])
+        keep = {"cut in its frames": len(data) * 2 // 3, "cut in its first frame": data.find(b"mdat") + 200}.get(case, len(data) - 1)
+        video.write_bytes(data[:keep])  # (a first frame cut short loses its keyframe flag: not read as a mid-stream start)
     with pytest.raises(Gen3cInputError, match=match):
         read_sample(folder, (H, W))
     res = CliRunner().invoke(app, ["generate", "--input_image_path", str(folder), "--resolution", f"{H}x{W}",

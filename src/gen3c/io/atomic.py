@@ -58,6 +58,28 @@ def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:
     return Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): {fix}")
 
 
+#: What to do about an output that the system refused to write or flush, by the error's cause.
+_WRITE_ADVICE = {
+    errno.ENOSPC: "free some space in {folder} (or write elsewhere) and run again",
+    errno.EDQUOT: "the disk quota for {folder} is used up: free some space or write elsewhere, and run again",
+    errno.EIO: "the disk reported a write error: check the disk of {folder}, or write elsewhere, and run again",
+    errno.EROFS: "{folder} is on a read-only file system: write elsewhere",
+    errno.EACCES: "check the permissions of {folder} and run again",
+    errno.EPERM: "check the permissions of {folder} and run again",
+    errno.ENOENT: "the folder {folder} was removed while the outputs were written: run again",
+}
+
+
+def write_failure(what: str, folder: str | os.PathLike, exc: BaseException) -> Gen3cInputError | None:
+    """The one-line refusal of outputs (``what``, e.g. ``"video 'out/a.mp4'"``) that the system
+    would not write or flush into ``folder`` (a full disk, a quota, a write error, a folder made
+    read-only or removed meanwhile), naming the cause and what to do; None for any other error."""
+    if not isinstance(exc, OSError) or exc.errno not in _WRITE_ADVICE:
+        return None
+    advice = _WRITE_ADVICE[exc.errno].format(folder=repr(str(folder)))
+    return Gen3cInputError(f"{what} could not be written ({exc.strerror or os.strerror(exc.errno)}): {advice}")
+
+
 def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInputError:
     """The refusal of ``what`` at ``path``, a name the system refuses to look at: too long (an
     OSError), with a NUL character (a ValueError)."""
@@ -150,8 +172,8 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     """
     target = Path(target)
     check_output_targets([target], "choose another output name")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".part{target.suffix}", dir=target.parent)
+    try:  # (named after this process, so a later run can tell one a killed run left: remove_abandoned_parts)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.{os.getpid()}@{_host()}-", suffix=f".part{target.suffix}", dir=target.parent)
     except OSError as exc:  # a missing or read-only folder, a name too long for the file system
         raise _cannot_write(target, exc) from None
     os.close(fd)
@@ -218,6 +240,27 @@ def remove_stale_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
         own = re.compile(rf"\.{re.escape(target.stem)}\.[^.]+\.part{re.escape(target.suffix)}")
         for part in Path(folder).glob(f".{glob.escape(target.stem)}.*.part{target.suffix}"):
             if own.fullmatch(part.name):
+                with contextlib.suppress(OSError):
+                    part.unlink()
+                    removed += 1
+    return removed
+
+
+def remove_abandoned_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
+    """Delete the temporary files :func:`atomic_path` made for the outputs ``names`` in ``folder``
+    whose process is gone (``kill -9``, the out-of-memory killer, a power cut): a run that is
+    killed so never removes them, and a video's can be large. Those of a process still running
+    (another run of the same name into the same folder), of another machine (a shared file
+    system) or without a process in their name (an older gen3c's) are kept; returns how many went."""
+    import re
+
+    removed = 0
+    for name in names:
+        target = Path(name)
+        own = re.compile(rf"\.{re.escape(target.stem)}\.(\d+)@([A-Za-z0-9-]*)-[^.-]+\.part{re.escape(target.suffix)}")
+        for part in Path(folder).glob(f".*.part{target.suffix}"):
+            match = own.fullmatch(part.name)
+            if match and match[2] == _host() and not _process_alive(int(match[1])) and not part.is_dir():
                 with contextlib.suppress(OSError):
                     part.unlink()
                     removed += 1
@@ -342,6 +385,14 @@ def _fsync(path: Path, before_rename: bool = False) -> None:
             raise
     finally:
         os.close(fd)
+
+
+def flush_files(paths: Iterable[str | os.PathLike]) -> None:
+    """Flush files to the disk ahead of publishing them together (:func:`publish` flushes each
+    again, then at no cost): the ``OSError`` of one whose bytes did not reach the disk (a full
+    disk, a write error) comes before any of them is renamed into place."""
+    for path in paths:
+        _fsync(Path(path), before_rename=True)
 
 
 def replace_folder(finished: str | os.PathLike, target: str | os.PathLike) -> None:

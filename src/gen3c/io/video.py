@@ -21,7 +21,7 @@ from torch import Tensor
 
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, counted, first_line
-from gen3c.io.atomic import atomic_path
+from gen3c.io.atomic import atomic_path, write_failure
 from gen3c.io.images import outside_unit_range, to_uint8
 from gen3c.io.paths import reader_path, writer_path
 from gen3c.trajectories import check_fps
@@ -29,6 +29,10 @@ from gen3c.trajectories import check_fps
 DEFAULT_FPS = 24
 #: The file types ffmpeg writes H.264 into (a .gif or .webm takes other codecs; no suffix, no type).
 H264_SUFFIXES = (".mp4", ".m4v", ".mov", ".mkv")
+#: Those of them in the mp4 family, whose index (``moov``) gen3c writes before the frames
+#: (``+faststart``): a browser or a player reading over the network starts playing at once,
+#: rather than after fetching the whole file to find the index at its end.
+_MP4_SUFFIXES = (".mp4", ".m4v", ".mov")
 
 
 def _check_range(frames: Tensor) -> None:
@@ -46,9 +50,19 @@ def _check_quality(quality: object) -> float:
     return float(quality)
 
 
+#: ffmpeg's filters from RGB to H.264's yuv420p: the BT.709 matrix in limited range, and the frames
+#: tagged BT.709 throughout (matrix, primaries, transfer), which the encoder writes into the file
+#: (its own -color_primaries / -color_trc options alone are overridden by the untagged frames).
+_TO_BT709 = (
+    "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p,"
+    "setparams=colorspace=bt709:color_primaries=bt709:color_trc=bt709:range=tv"
+)
+
+
 class VideoWriter:
-    """Append frames to an H.264 mp4 (yuv420p, plays everywhere; BT.601 limited range, which the
-    file names, so players do not take it for BT.709) chunk by chunk.
+    """Append frames to an H.264 mp4 (yuv420p, plays everywhere; BT.709 limited range, which the
+    file names, with BT.709 primaries and transfer, so players do not guess; its index first,
+    so browsers play it while it downloads) chunk by chunk.
 
     The file is written beside ``path`` under a temporary name and renamed onto ``path`` only
     when the writer closes without an error, so memory stays flat however long the video is and
@@ -119,15 +133,18 @@ class VideoWriter:
     def _start_encoder(self, height: int, width: int) -> subprocess.Popen:
         """imageio-ffmpeg's ffmpeg, started to encode the (H, W, 3) uint8 frames written to its
         stdin, with imageio-ffmpeg's ``write_frames`` settings (quality q as x264's crf
-        ``int((1 - q / 10) * 51)``, fps as a rational)."""
+        ``int((1 - q / 10) * 51)``, fps as a rational), converted and tagged as BT.709
+        (:data:`_TO_BT709`), an mp4's index before its frames."""
         imageio_ffmpeg = require("imageio_ffmpeg", f"writing video {str(self.path)!r}")
         fps = Fraction(self.fps).limit_denominator()
         crf = int((1 - self.quality / 10) * 51)
         cmd = [
             imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error",
             "-f", "rawvideo", "-vcodec", "rawvideo", "-s", f"{width}x{height}", "-pix_fmt", "rgb24", "-r", str(fps), "-i", "-",
-            "-an", "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-colorspace", "smpte170m", "-color_range", "tv",
-            "-crf", str(crf), "-preset", "fast", str(self._tmp),
+            "-an", "-vcodec", "libx264", "-vf", _TO_BT709, "-pix_fmt", "yuv420p",
+            "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv",
+            "-crf", str(crf), "-preset", "fast",
+            *(["-movflags", "+faststart"] if self.path.suffix.lower() in _MP4_SUFFIXES else []), str(self._tmp),
         ]  # fmt: skip
         # Its own process group (Ctrl-C in a terminal reaches gen3c, which stops it), set by
         # subprocess itself: imageio-ffmpeg's write_frames does that with a preexec_fn, which runs
@@ -220,7 +237,15 @@ class VideoWriter:
             raise
         finally:
             self._tmp = None
-        return stack.__exit__(exc_type, exc, tb)  # renames on success, removes on error
+        if exc_type is not None:
+            return stack.__exit__(exc_type, exc, tb)  # removes the temporary file
+        try:
+            return stack.__exit__(None, None, None)  # flushes it to the disk and renames it
+        except OSError as failed:  # a flush the disk refused (full, a write error): nothing published
+            refusal = write_failure(f"video {str(self.path)!r}", self.path.parent, failed)
+            if refusal is None:
+                raise
+            raise refusal from None
 
     def _encoder_error(self, what: str) -> Gen3cInputError:
         """One line: ``what`` went wrong, with the output's own name where ffmpeg named its
@@ -268,7 +293,7 @@ class _FirstError(threading.Thread):
 
 
 def write_video(path: str | os.PathLike, frames: Tensor | np.ndarray, fps: float = DEFAULT_FPS, quality: float = 8) -> Path:
-    """Encode frames as an H.264 mp4 (yuv420p, plays everywhere; BT.601 limited range, named in the file), atomically.
+    """Encode frames as an H.264 mp4 (yuv420p, plays everywhere; BT.709 limited range, named in the file), atomically.
 
     A file already at ``path`` is replaced once the new video is complete (never half-overwritten).
 
@@ -328,7 +353,7 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
-                if stored == 0 and not packet.is_keyframe:
+                if stored == 0 and not packet.is_keyframe and not packet.is_corrupt:  # (one cut short has lost its flag)
                     _refuse_open_start(container, stream, p, name)
                 stored += 1
                 cut += packet.is_corrupt

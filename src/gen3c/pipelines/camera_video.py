@@ -57,7 +57,10 @@ from gen3c.io.atomic import (
     check_output_targets,
     check_video_name,
     ensure_writable_dir,
+    flush_files,
+    remove_abandoned_parts,
     signals_deferred,
+    write_failure,
 )
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import median_scene_depth
@@ -786,7 +789,9 @@ class OutputWriter:
     (a point cloud, when given) and ``{name}_run.json`` (the settings, when given, and the files
     written). The set replaces an earlier run's of the same name: the earlier files this run does
     not write (its buffer masks, say, when this run has no ``save_buffer``) are removed, so none is
-    left beside a video it does not belong to (:func:`earlier_outputs`)::
+    left beside a video it does not belong to (:func:`earlier_outputs`). The temporary files of
+    this name that a run killed outright left (kill -9, the out-of-memory killer) are removed as
+    the writer starts (:func:`~gen3c.io.atomic.remove_abandoned_parts`)::
 
         with OutputWriter("outputs", "my_video", save_buffer=True, num_buffers=2) as out:
             result = generate_video(cache, cameras, generator, first_frame, sink=out)
@@ -819,11 +824,14 @@ class OutputWriter:
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
         self._written: dict[str, Path] | None = None
+        self._companion_tmp: dict[str, Path] = {}
 
     def _path(self, key: str) -> Path:
         return self.folder / OUTPUT_FILES[key].format(self.name)
 
     def __enter__(self) -> OutputWriter:
+        # (a run of this name killed with kill -9 or by the out-of-memory killer left its files half-written)
+        remove_abandoned_parts(self.folder, [pattern.format(self.name) for pattern in OUTPUT_FILES.values()])
         self._stack = contextlib.ExitStack()
         self._video = self._stack.enter_context(VideoWriter(self.paths["video"], self.fps))
         self._masks = self._stack.enter_context(VideoWriter(self.paths["buffer_masks"], self.fps)) if self.save_buffer else None
@@ -872,15 +880,22 @@ class OutputWriter:
         companions = self._companions(point_cloud is not None, metadata is not None)
         check_output_targets(companions.values(), OTHER_NAME)
         paths = {**self.paths, **companions}
-        tmp = {key: self._stack.enter_context(atomic_path(path)) for key, path in companions.items()}
-        save_cameras(tmp["cameras"], cameras, self.fps)
-        if point_cloud is not None:
-            write_ply(tmp["point_cloud"], *point_cloud)
-        if metadata is not None:
-            record = {**metadata, "outputs": {key: path.name for key, path in paths.items()}}
-            tmp["run"].write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+        tmp = self._companion_tmp = {key: self._stack.enter_context(atomic_path(path)) for key, path in companions.items()}
+        try:
+            save_cameras(tmp["cameras"], cameras, self.fps)
+            if point_cloud is not None:
+                write_ply(tmp["point_cloud"], *point_cloud)
+            if metadata is not None:
+                record = {**metadata, "outputs": {key: path.name for key, path in paths.items()}}
+                tmp["run"].write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+        except OSError as exc:  # a full disk, say: one line (the with-block removes every temporary file)
+            raise self._write_failure(exc) from None
         self._written = paths
         return paths
+
+    def _write_failure(self, exc: OSError) -> BaseException:
+        """The one-line refusal of outputs the system would not write (:func:`write_failure`), else ``exc``."""
+        return write_failure(f"the outputs {self.name!r}", self.folder, exc) or exc
 
     def _finish_videos(self) -> None:
         for video in (self._video, self._masks):
@@ -901,15 +916,23 @@ class OutputWriter:
             try:
                 raise_if_interrupted()  # a Ctrl-C that Python dropped in a finalizer publishes nothing
                 self._finish_videos()  # (without finish(): the videos alone)
-            except BaseException:
+                # Every file on the disk before the first rename: a flush the disk refuses (full,
+                # a write error) publishes none of them, rather than the files renamed before it.
+                flush_files([w._tmp for w in (self._video, self._masks) if w is not None] + list(self._companion_tmp.values()))
+            except BaseException as failed:
                 stack.__exit__(*sys.exc_info())  # removes every temporary file
+                if isinstance(failed, OSError):
+                    raise self._write_failure(failed) from None
                 raise
         # The set as one unit: its files renamed into place one after the other and the earlier
         # run's files that this run did not write removed, with Ctrl-C held back for those few
         # moments: the folder holds the earlier set or this one, never a mix.
         with signals_deferred():
             earlier = earlier_outputs(self.folder, self.name) if exc_type is None else set()
-            suppressed = stack.__exit__(exc_type, exc, tb)  # renames on success, removes on an error
+            try:
+                suppressed = stack.__exit__(exc_type, exc, tb)  # renames on success, removes on an error
+            except OSError as failed:  # a flush the disk refused before a rename
+                raise self._write_failure(failed) from None
             for key in earlier - set(self._written or self.paths):
                 stale = self._path(key)
                 if not stale.is_dir():

@@ -374,10 +374,11 @@ class PartialRun:
         try:
             tensors = load_file(str(path))
         except (OSError, SafetensorError) as exc:
-            raise Gen3cInputError(f"--resume: {path} is unreadable ({exc}): delete {self.path} to start over") from None
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
+            raise Gen3cInputError(f"--resume: {path} is unreadable ({why}): {self._redo(path.parent)}") from None
         state = {k.removeprefix("plan."): v for k, v in tensors.items() if k.startswith("plan.")}
         if "last_frame" not in tensors:
-            raise Gen3cInputError(f"--resume: {path} has no last frame: delete {self.path} to start over")
+            raise Gen3cInputError(f"--resume: {path} has no last frame: {self._redo(path.parent)}")
         return tensors["last_frame"], state
 
     def load_frames(
@@ -392,7 +393,7 @@ class PartialRun:
             files = sorted(folder.glob(f"{key}_*.png"))
             if len(files) != expected:
                 raise Gen3cInputError(
-                    f"--resume: {folder} holds {len(files)} {key} frames, not {expected}: delete {self.path} to start over"
+                    f"--resume: {folder} holds {len(files)} {key} frames, not {expected}: {self._redo(folder)}"
                 )
             with ThreadPoolExecutor(_THREADS) as pool:
                 frames = list(pool.map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files))
@@ -401,9 +402,16 @@ class PartialRun:
             bad = next((f for f, frame in zip(files, frames, strict=True) if frame is None or frame.shape != size), None)
             if bad is not None:  # (a damaged file, or one swapped for another image)
                 what = "unreadable" if cv2.imread(str(bad), cv2.IMREAD_COLOR) is None else "not the size of the run's other frames"
-                raise Gen3cInputError(f"--resume: {bad} is {what}: delete {self.path} to start over")
+                raise Gen3cInputError(f"--resume: {bad} is {what}: {self._redo(folder)}")
             arrays[key] = np.stack([f[..., ::-1] for f in frames])
         return arrays
+
+    def _redo(self, chunk: Path) -> str:
+        """What to do about the damaged kept ``chunk``: delete it alone, which --resume makes again
+        with the chunks after it (those before it are kept), or the whole folder."""
+        later = self.finished - 1 - int(chunk.name.removeprefix("chunk_"))
+        after = " with the chunk after it" if later == 1 else f" with the {later} chunks after it" if later else ""
+        return f"delete {chunk} and --resume makes it again{after}, or delete {self.path} to start over"
 
     def recount(self) -> int:
         """Set ``finished`` from the chunk folders on disk and return it: an interrupt can land
