@@ -1475,16 +1475,31 @@ def test_a_run_that_starts_while_its_checkpoint_is_being_removed_prepares_it_aga
     fd = os.open(prepared.checkpoint, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # as `gen3c cache remove` holds it while deleting it
 
+    # The removal ends once the run, having found the checkpoint whole, asks for its shared lock
+    # (a handshake, not a timer: a slow machine's reuse check must not find the folder gone already).
+    asks, flock = threading.Event(), fcntl.flock
+
+    def flock_telling(fd_, operation):
+        if operation == fcntl.LOCK_SH:
+            asks.set()
+        return flock(fd_, operation)
+
     def the_removal_ends():
+        asks.wait(timeout=60)
         aside = tmp_path / "cache" / (weights.TEMP_PREFIX + "removed-0123456789ab")
         os.replace(prepared.checkpoint, aside)
         shutil.rmtree(aside)
         os.close(fd)
 
-    timer = threading.Timer(1.0, the_removal_ends)
-    timer.start()
-    again = prepare(hub, official, tmp_path, prompts=())
-    timer.join()
+    remover = threading.Thread(target=the_removal_ends)
+    remover.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fcntl, "flock", flock_telling)
+            again = prepare(hub, official, tmp_path, prompts=())
+    finally:
+        remover.join()
+    assert asks.is_set()  # (the run found the folder whole, then waited for the removal)
     assert again.checkpoint == prepared.checkpoint and again.converted
     assert weights.read_manifest(again.checkpoint)[1] is None
 
