@@ -2143,3 +2143,14 @@ def test_a_fetch_that_fails_says_gen3cs_line_not_the_hubs_retries(hub, official,
     lines = capfd.readouterr().err.splitlines()
     assert all(line.startswith("fetching ") for line in lines) and len(lines) == 1, lines  # gen3c's
     assert (hub_logger.level, hub_utils.are_progress_bars_disabled()) == (level, bars_off)  # the user's settings again
+
+
+def test_a_t5_repository_removed_each_time_a_run_would_read_it_is_the_one_named(hub, official, tmp_path, monkeypatch):
+    """When `gen3c cache remove` in other processes kept deleting T5's hub repository as a run was
+    about to hold it, the run's refusal named the converted checkpoint, which was there all along."""
+    t5_folder = tmp_path / "hub" / "models--google-t5--t5-11b"
+    hold = weights.hold_for_reading
+    monkeypatch.setattr(weights, "hold_for_reading", lambda folder: Path(folder) != t5_folder and hold(folder))
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the prompt cache",))
+    assert str(err.value).startswith(f"{t5_folder} was removed three times while this run was about to read it"), str(err.value)

@@ -276,11 +276,12 @@ def prepare_weights(
     prompts = tuple(dict.fromkeys(prompts))
     for _attempt in range(3):
         prepared = _prepare_weights(weights, prompts, text_encoder, cache_dir, hub_cache_dir, endpoint, dry_run, say)
-        if dry_run or _held_for_reading(prepared):
+        gone = None if dry_run else _not_held_for_reading(prepared)
+        if gone is None:
             return prepared
         # (`gen3c cache remove` in another process deleted it between the check and the hold: made again)
     raise Gen3cModelError(
-        f"{prepared.checkpoint} was removed three times while this run was about to read it (`gen3c cache remove` in "
+        f"{gone} was removed three times while this run was about to read it (`gen3c cache remove` in "
         "another process?): run again once those removals end"
     )
 
@@ -333,14 +334,14 @@ _READING: dict[str, int] = {}
 _READING_GUARD = threading.Lock()
 
 
-def _held_for_reading(prepared: PreparedWeights) -> bool:
+def _not_held_for_reading(prepared: PreparedWeights) -> Path | None:
     """Hold what ``prepared`` names for reading (:func:`hold_for_reading`): its checkpoint, and
-    the hub repository of its T5 (loaded when a prompt is first encoded). False when one of them
-    was removed meanwhile."""
+    the hub repository of its T5 (loaded when a prompt is first encoded). The first of them that
+    was removed meanwhile; None when all are held."""
     folders = [prepared.checkpoint]
     if prepared.text_encoder is not None:  # (HUB/models--ORG--NAME/snapshots/REVISION: the repository goes whole)
         folders.append(prepared.text_encoder.parent.parent)
-    return all(hold_for_reading(folder) for folder in folders)
+    return next((folder for folder in folders if not hold_for_reading(folder)), None)
 
 
 def hold_for_reading(folder: str | os.PathLike) -> bool:
