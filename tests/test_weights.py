@@ -1391,7 +1391,8 @@ def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, officia
     monkeypatch.setattr(weights, "OFFICIAL", official[2])
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with another_process_reads(hub, official, tmp_path) as run:
-        held = f"in use by process {run.pid} (python -c "
+        python = os.path.basename(sys.executable)  # (python3, python3.12 … as the run was started)
+        held = f"in use by process {run.pid} ({python} -c "
         listed = {item.name: item.detail for item in weights.cached_items(**kwargs)}
         assert held in listed["Gen3C-Cosmos-7B-v1"] and held in listed[T5], listed
         assert held not in listed[DIT]  # (read only while converting, under the cache's lock)
@@ -1399,7 +1400,7 @@ def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, officia
             with pytest.raises(Gen3cModelError) as err:
                 weights.remove_cached([TOKENIZER, name], **kwargs, confirm=lambda items: pytest.fail("asked before refusing"))
             assert re.fullmatch(
-                rf"{re.escape(name)} is in use by process {run.pid} \(python -c .*\), which loaded it or reads from it "
+                rf"{re.escape(name)} is in use by process {run.pid} \({re.escape(python)} -c .*\), which loaded it or reads from it "
                 rf"\({re.escape(str(folder))}\): let that run end, or stop it, then run `gen3c cache remove {re.escape(name)}` again; "
                 "nothing was removed",
                 str(err.value),
