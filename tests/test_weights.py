@@ -1507,25 +1507,37 @@ def test_a_run_that_starts_while_its_checkpoint_is_being_removed_prepares_it_aga
 
 @contextlib.contextmanager
 def another_process_removes(checkpoint: Path, cache: Path):
-    """Inside the block another process holds the weights cache's lock and, after 0.5 s, removes
-    ``checkpoint`` and lets go: what a second `gen3c cache remove` does meanwhile."""
+    """Inside the block another process holds the weights cache's lock and, once this one says it
+    waits for it (a handshake, not a timer: on a loaded machine this one may reach the lock late,
+    after the folder went, and test nothing), removes ``checkpoint`` and lets go: what a second
+    `gen3c cache remove` does meanwhile."""
     import fcntl
     import shutil
     import threading
 
     fd = os.open(cache / weights.LOCK_FILE, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    waits, say = threading.Event(), weights._to_stderr
+
+    def saying_it_waits(line: str) -> None:
+        say(line)
+        if line.startswith("waiting for another gen3c process"):
+            waits.set()
 
     def the_other_removes():
+        waits.wait(timeout=60)
         shutil.rmtree(checkpoint)
         os.close(fd)
 
-    timer = threading.Timer(0.5, the_other_removes)
-    timer.start()
+    other = threading.Thread(target=the_other_removes)
+    other.start()
     try:
-        yield
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(weights, "_to_stderr", saying_it_waits)
+            yield
     finally:
-        timer.join()
+        other.join()
+    assert waits.is_set()  # (this process waited for the other's removal)
 
 
 def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, official, tmp_path):
