@@ -2167,3 +2167,43 @@ def test_a_t5_repository_removed_each_time_a_run_would_read_it_is_the_one_named(
     with pytest.raises(Gen3cModelError) as err:
         prepare(hub, official, tmp_path, prompts=("a prompt outside the prompt cache",))
     assert str(err.value).startswith(f"{t5_folder} was removed three times while this run was about to read it"), str(err.value)
+
+
+def test_a_thread_waiting_for_a_removal_does_not_stop_the_other_threads_holds(tmp_path):
+    """hold_for_reading waited for a removal under weights' process-wide guard: while one thread
+    waited for `gen3c cache remove` in another process to delete its folder, every other thread of
+    the process that held a folder (a load), listed the cache or removed something waited too —
+    this process's own removal of a second folder for good (it waited on the guard, the waiting
+    thread on that removal's lock)."""
+    import fcntl
+    import threading
+
+    being_removed, other = tmp_path / "being_removed", tmp_path / "other"
+    being_removed.mkdir()
+    other.mkdir()
+    fd = os.open(being_removed, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as `gen3c cache remove` holds it while deleting it
+    asks, flock, results = threading.Event(), fcntl.flock, {}
+
+    def flock_telling(fd_, operation):
+        if operation == fcntl.LOCK_SH:
+            asks.set()
+        return flock(fd_, operation)
+
+    def hold(folder: Path) -> None:
+        results[folder] = weights.hold_for_reading(folder)
+
+    waiting = threading.Thread(target=hold, args=(being_removed,))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fcntl, "flock", flock_telling)
+            waiting.start()
+            assert asks.wait(timeout=60)
+        meanwhile = threading.Thread(target=hold, args=(other,))
+        meanwhile.start()
+        meanwhile.join(timeout=30)
+        assert not meanwhile.is_alive() and results == {other: True}
+    finally:
+        os.close(fd)  # (the removal ends, having deleted nothing)
+        waiting.join()
+    assert results == {other: True, being_removed: True}

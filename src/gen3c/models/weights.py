@@ -364,22 +364,31 @@ def hold_for_reading(folder: str | os.PathLike) -> bool:
                 return True
             os.close(fd)  # (replaced since: the prompt cache was added to the checkpoint)
             del _READING[key]
-        try:
-            fd = os.open(key, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # (held exclusively only by a removal deleting it now)
-        except OSError:  # (ENOLCK, EOPNOTSUPP: some network file systems)
-            os.close(fd)
-            return True
-        if not _same_folder(fd, key):
-            os.close(fd)
-            return False
-        _READING[key] = fd
+    try:
+        fd = os.open(key, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
         return True
+    try:
+        # (held exclusively only by a removal deleting it now; waited for outside the guard, so
+        # this process's other threads go on meanwhile, its own removals included)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:  # (ENOLCK, EOPNOTSUPP: some network file systems)
+        os.close(fd)
+        return True
+    if not _same_folder(fd, key):
+        os.close(fd)
+        return False
+    with _READING_GUARD:
+        held = _READING.get(key)
+        if held is not None and _same_folder(held, key):  # (another thread held it meanwhile)
+            os.close(fd)
+            return True
+        if held is not None:
+            os.close(held)
+        _READING[key] = fd
+    return True
 
 
 def _same_folder(fd: int, path: str | os.stat_result) -> bool:
