@@ -241,6 +241,26 @@ def test_primitive_and_texture_parameters_a_render_cannot_use_are_refused_in_one
     assert "\n" not in str(caught.value)
 
 
+def test_points_and_directions_given_as_arrays_render_as_tuples_do():
+    """A NumPy array or tensor for a centre, size, normal or direction (np.array([0, 0, 3])) was
+    refused as not "three finite numbers (x, y, z)" by the parameter checks (they took only
+    tuples and lists), though it renders as the tuple does."""
+    as_tuples = _scene(
+        Plane((0.0, 0.0, 6.0), (0.0, 0.0, -1.0), Stripes(direction=(1.0, 0.0, 0.0)), half_extent=(3.0, 2.0)),
+        Sphere((0.0, 0.0, 3.0), 0.5, Checker()),
+        Box((0.6, 0.0, 4.0), (0.2, 0.3, 0.2), Noise()),
+    )
+    as_arrays = _scene(
+        Plane(np.array([0.0, 0.0, 6.0]), torch.tensor([0.0, 0.0, -1.0]), Stripes(direction=np.array([1.0, 0.0, 0.0])), half_extent=np.array([3.0, 2.0])),
+        Sphere(torch.tensor([0.0, 0.0, 3.0]), 0.5, Checker()),
+        Box(np.array([0.6, 0.0, 4.0]), np.array([0.2, 0.3, 0.2]), Noise()),
+    )
+    expected, got = render(as_tuples, _camera()), render(as_arrays, _camera())
+    assert torch.equal(got.rgb, expected.rgb) and torch.equal(got.depth, expected.depth)
+    with pytest.raises(Gen3cInputError, match=r"^Sphere center array\(\[ *0\., +nan, +3\.\]\) must be three finite numbers"):
+        Sphere(np.array([0.0, np.nan, 3.0]), 0.5, Checker())
+
+
 def test_a_scene_seed_is_any_whole_number_and_nothing_else():
     """A numpy integer (a seed from np.arange) made a TypeError in random.Random; it is its int's scene."""
     cams = source_camera(8, 16)

@@ -1391,7 +1391,8 @@ def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, officia
     monkeypatch.setattr(weights, "OFFICIAL", official[2])
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
     with another_process_reads(hub, official, tmp_path) as run:
-        held = f"in use by process {run.pid} (python -c "
+        python = os.path.basename(sys.executable)  # (python3, python3.12 … as the run was started)
+        held = f"in use by process {run.pid} ({python} -c "
         listed = {item.name: item.detail for item in weights.cached_items(**kwargs)}
         assert held in listed["Gen3C-Cosmos-7B-v1"] and held in listed[T5], listed
         assert held not in listed[DIT]  # (read only while converting, under the cache's lock)
@@ -1399,7 +1400,7 @@ def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, officia
             with pytest.raises(Gen3cModelError) as err:
                 weights.remove_cached([TOKENIZER, name], **kwargs, confirm=lambda items: pytest.fail("asked before refusing"))
             assert re.fullmatch(
-                rf"{re.escape(name)} is in use by process {run.pid} \(python -c .*\), which loaded it or reads from it "
+                rf"{re.escape(name)} is in use by process {run.pid} \({re.escape(python)} -c .*\), which loaded it or reads from it "
                 rf"\({re.escape(str(folder))}\): let that run end, or stop it, then run `gen3c cache remove {re.escape(name)}` again; "
                 "nothing was removed",
                 str(err.value),
@@ -1475,41 +1476,68 @@ def test_a_run_that_starts_while_its_checkpoint_is_being_removed_prepares_it_aga
     fd = os.open(prepared.checkpoint, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_EX)  # as `gen3c cache remove` holds it while deleting it
 
+    # The removal ends once the run, having found the checkpoint whole, asks for its shared lock
+    # (a handshake, not a timer: a slow machine's reuse check must not find the folder gone already).
+    asks, flock = threading.Event(), fcntl.flock
+
+    def flock_telling(fd_, operation):
+        if operation == fcntl.LOCK_SH:
+            asks.set()
+        return flock(fd_, operation)
+
     def the_removal_ends():
+        asks.wait(timeout=60)
         aside = tmp_path / "cache" / (weights.TEMP_PREFIX + "removed-0123456789ab")
         os.replace(prepared.checkpoint, aside)
         shutil.rmtree(aside)
         os.close(fd)
 
-    timer = threading.Timer(1.0, the_removal_ends)
-    timer.start()
-    again = prepare(hub, official, tmp_path, prompts=())
-    timer.join()
+    remover = threading.Thread(target=the_removal_ends)
+    remover.start()
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fcntl, "flock", flock_telling)
+            again = prepare(hub, official, tmp_path, prompts=())
+    finally:
+        remover.join()
+    assert asks.is_set()  # (the run found the folder whole, then waited for the removal)
     assert again.checkpoint == prepared.checkpoint and again.converted
     assert weights.read_manifest(again.checkpoint)[1] is None
 
 
 @contextlib.contextmanager
 def another_process_removes(checkpoint: Path, cache: Path):
-    """Inside the block another process holds the weights cache's lock and, after 0.5 s, removes
-    ``checkpoint`` and lets go: what a second `gen3c cache remove` does meanwhile."""
+    """Inside the block another process holds the weights cache's lock and, once this one says it
+    waits for it (a handshake, not a timer: on a loaded machine this one may reach the lock late,
+    after the folder went, and test nothing), removes ``checkpoint`` and lets go: what a second
+    `gen3c cache remove` does meanwhile."""
     import fcntl
     import shutil
     import threading
 
     fd = os.open(cache / weights.LOCK_FILE, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)
+    waits, say = threading.Event(), weights._to_stderr
+
+    def saying_it_waits(line: str) -> None:
+        say(line)
+        if line.startswith("waiting for another gen3c process"):
+            waits.set()
 
     def the_other_removes():
+        waits.wait(timeout=60)
         shutil.rmtree(checkpoint)
         os.close(fd)
 
-    timer = threading.Timer(0.5, the_other_removes)
-    timer.start()
+    other = threading.Thread(target=the_other_removes)
+    other.start()
     try:
-        yield
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(weights, "_to_stderr", saying_it_waits)
+            yield
     finally:
-        timer.join()
+        other.join()
+    assert waits.is_set()  # (this process waited for the other's removal)
 
 
 def test_removing_what_another_process_removed_meanwhile_is_no_traceback(hub, official, tmp_path):
@@ -2128,3 +2156,54 @@ def test_a_fetch_that_fails_says_gen3cs_line_not_the_hubs_retries(hub, official,
     lines = capfd.readouterr().err.splitlines()
     assert all(line.startswith("fetching ") for line in lines) and len(lines) == 1, lines  # gen3c's
     assert (hub_logger.level, hub_utils.are_progress_bars_disabled()) == (level, bars_off)  # the user's settings again
+
+
+def test_a_t5_repository_removed_each_time_a_run_would_read_it_is_the_one_named(hub, official, tmp_path, monkeypatch):
+    """When `gen3c cache remove` in other processes kept deleting T5's hub repository as a run was
+    about to hold it, the run's refusal named the converted checkpoint, which was there all along."""
+    t5_folder = tmp_path / "hub" / "models--google-t5--t5-11b"
+    hold = weights.hold_for_reading
+    monkeypatch.setattr(weights, "hold_for_reading", lambda folder: Path(folder) != t5_folder and hold(folder))
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, prompts=("a prompt outside the prompt cache",))
+    assert str(err.value).startswith(f"{t5_folder} was removed three times while this run was about to read it"), str(err.value)
+
+
+def test_a_thread_waiting_for_a_removal_does_not_stop_the_other_threads_holds(tmp_path):
+    """hold_for_reading waited for a removal under weights' process-wide guard: while one thread
+    waited for `gen3c cache remove` in another process to delete its folder, every other thread of
+    the process that held a folder (a load), listed the cache or removed something waited too —
+    this process's own removal of a second folder for good (it waited on the guard, the waiting
+    thread on that removal's lock)."""
+    import fcntl
+    import threading
+
+    being_removed, other = tmp_path / "being_removed", tmp_path / "other"
+    being_removed.mkdir()
+    other.mkdir()
+    fd = os.open(being_removed, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as `gen3c cache remove` holds it while deleting it
+    asks, flock, results = threading.Event(), fcntl.flock, {}
+
+    def flock_telling(fd_, operation):
+        if operation == fcntl.LOCK_SH:
+            asks.set()
+        return flock(fd_, operation)
+
+    def hold(folder: Path) -> None:
+        results[folder] = weights.hold_for_reading(folder)
+
+    waiting = threading.Thread(target=hold, args=(being_removed,))
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(fcntl, "flock", flock_telling)
+            waiting.start()
+            assert asks.wait(timeout=60)
+        meanwhile = threading.Thread(target=hold, args=(other,))
+        meanwhile.start()
+        meanwhile.join(timeout=30)
+        assert not meanwhile.is_alive() and results == {other: True}
+    finally:
+        os.close(fd)  # (the removal ends, having deleted nothing)
+        waiting.join()
+    assert results == {other: True, being_removed: True}

@@ -64,10 +64,17 @@ def _check_positive(owner: str, name: str, *values: float) -> None:
 def _check_vector(owner: str, name: str, value, nonzero: bool = False) -> None:
     """Refuse a point or direction that is not three finite numbers (or, with ``nonzero``, the zero
     vector): it was a size mismatch in :func:`render`, or NaN and infinite depths without a word."""
-    ok = isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 3 and all(map(_is_real, value))
-    if not ok or (nonzero and not any(value)):
+    items = _as_items(value)
+    ok = isinstance(items, Sequence) and not isinstance(items, str) and len(items) == 3 and all(map(_is_real, items))
+    if not ok or (nonzero and not any(items)):
         what = "three finite numbers (x, y, z)" + (", not (0, 0, 0)" if nonzero else "")
         raise Gen3cInputError(f"{owner} {name} {value!r} must be {what}")
+
+
+def _as_items(value):
+    """A NumPy array's or tensor's numbers as a list (``np.array([0, 0, 5])`` is a point as
+    ``(0, 0, 5)`` is, though no ``Sequence``); anything else as it is."""
+    return value.tolist() if isinstance(value, (np.ndarray, Tensor)) else value
 
 
 def _check_texture(owner: str, texture) -> None:
@@ -291,7 +298,7 @@ class Plane:
                     f"Plane u_axis {self.u_axis} lies along its normal {self.normal}: give a direction within the plane"
                 )
         if self.half_extent is not None:
-            if not isinstance(self.half_extent, Sequence) or len(self.half_extent) != 2:
+            if not isinstance(_as_items(self.half_extent), Sequence) or len(self.half_extent) != 2:
                 raise Gen3cInputError(f"Plane half_extent {self.half_extent!r} must be two half sizes (along u_axis, across it), or None for an infinite plane")
             _check_positive("Plane", "half_extent", *self.half_extent)
 

@@ -276,11 +276,12 @@ def prepare_weights(
     prompts = tuple(dict.fromkeys(prompts))
     for _attempt in range(3):
         prepared = _prepare_weights(weights, prompts, text_encoder, cache_dir, hub_cache_dir, endpoint, dry_run, say)
-        if dry_run or _held_for_reading(prepared):
+        gone = None if dry_run else _not_held_for_reading(prepared)
+        if gone is None:
             return prepared
         # (`gen3c cache remove` in another process deleted it between the check and the hold: made again)
     raise Gen3cModelError(
-        f"{prepared.checkpoint} was removed three times while this run was about to read it (`gen3c cache remove` in "
+        f"{gone} was removed three times while this run was about to read it (`gen3c cache remove` in "
         "another process?): run again once those removals end"
     )
 
@@ -333,14 +334,14 @@ _READING: dict[str, int] = {}
 _READING_GUARD = threading.Lock()
 
 
-def _held_for_reading(prepared: PreparedWeights) -> bool:
+def _not_held_for_reading(prepared: PreparedWeights) -> Path | None:
     """Hold what ``prepared`` names for reading (:func:`hold_for_reading`): its checkpoint, and
-    the hub repository of its T5 (loaded when a prompt is first encoded). False when one of them
-    was removed meanwhile."""
+    the hub repository of its T5 (loaded when a prompt is first encoded). The first of them that
+    was removed meanwhile; None when all are held."""
     folders = [prepared.checkpoint]
     if prepared.text_encoder is not None:  # (HUB/models--ORG--NAME/snapshots/REVISION: the repository goes whole)
         folders.append(prepared.text_encoder.parent.parent)
-    return all(hold_for_reading(folder) for folder in folders)
+    return next((folder for folder in folders if not hold_for_reading(folder)), None)
 
 
 def hold_for_reading(folder: str | os.PathLike) -> bool:
@@ -363,22 +364,31 @@ def hold_for_reading(folder: str | os.PathLike) -> bool:
                 return True
             os.close(fd)  # (replaced since: the prompt cache was added to the checkpoint)
             del _READING[key]
-        try:
-            fd = os.open(key, os.O_RDONLY)
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return True
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH)  # (held exclusively only by a removal deleting it now)
-        except OSError:  # (ENOLCK, EOPNOTSUPP: some network file systems)
-            os.close(fd)
-            return True
-        if not _same_folder(fd, key):
-            os.close(fd)
-            return False
-        _READING[key] = fd
+    try:
+        fd = os.open(key, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    except OSError:
         return True
+    try:
+        # (held exclusively only by a removal deleting it now; waited for outside the guard, so
+        # this process's other threads go on meanwhile, its own removals included)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:  # (ENOLCK, EOPNOTSUPP: some network file systems)
+        os.close(fd)
+        return True
+    if not _same_folder(fd, key):
+        os.close(fd)
+        return False
+    with _READING_GUARD:
+        held = _READING.get(key)
+        if held is not None and _same_folder(held, key):  # (another thread held it meanwhile)
+            os.close(fd)
+            return True
+        if held is not None:
+            os.close(held)
+        _READING[key] = fd
+    return True
 
 
 def _same_folder(fd: int, path: str | os.stat_result) -> bool:
