@@ -1765,6 +1765,41 @@ def test_more_workers_than_cpus_is_one_note_naming_the_setting(tmp_path, monkeyp
         "data.num_workers = 3 is more than the 2 CPUs this process may use: clips are made more slowly than with 2 or fewer; lower it"]
 
 
+def test_a_clip_refused_in_a_dataloader_worker_is_its_own_line(tmp_path, monkeypatch):
+    """data.num_workers = 1 and a clip refused as it is made (a video changed on disk): the CLI
+    said torch's "Caught Gen3cInputError in DataLoader worker process 0. Original Traceback …"
+    over many lines; now the worker's own line and exit code 2, and its type through train()."""
+    from torch.utils.data import Dataset, get_worker_info
+
+    import gen3c.training.data as data
+    from gen3c.errors import Gen3cModelError
+
+    said = "data.paths[0] 'v' changed since the run read it at its start: run again"
+
+    class Refusing(Dataset):
+        def __init__(self, dataset):
+            self.dataset = dataset
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, index):
+            if get_worker_info() is not None:  # only where a worker makes the clip
+                raise Gen3cModelError(said)
+            return self.dataset[index]
+
+    made = data.make_dataset
+    monkeypatch.setattr(data, "make_dataset", lambda config: Refusing(made(config)))
+    path = _write_toml(tiny_config(tmp_path, data={"num_workers": 1}), tmp_path / "tiny.toml")
+    res = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2, res.output
+    assert res.output.strip().splitlines()[-1] == f"error: {said}", res.output
+    assert "Traceback" not in res.output and "worker process" not in res.output
+    with pytest.raises(Gen3cModelError) as caught:
+        train(config_from_dict(tiny_config(tmp_path, data={"num_workers": 1})), tmp_path / "api")
+    assert str(caught.value) == said
+
+
 def test_a_resumed_run_notes_no_learning_rate_of_a_tokenizer_it_trained_already(tmp_path, monkeypatch):
     """A from-scratch run resumed with its tokenizer/ trained still got the note of tokenizer.lr,
     a setting it no longer uses; a fresh run, which trains its tokenizer, still gets it."""

@@ -313,6 +313,28 @@ def _to_uint8(x: Tensor) -> Tensor:
     return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
 
+def raised_in_worker(exc: Gen3cInputError) -> Gen3cInputError | None:
+    """The error a DataLoader worker raised, with its own one-line message, when ``exc`` is
+    torch's copy of it in the main process (of the same type, its message "Caught X in
+    DataLoader worker process N." then the worker's whole traceback); None for any other error.
+    Notes the worker's error carried are notes of the one returned."""
+    text = str(exc)
+    kind = type(exc)
+    if not text.startswith(f"Caught {kind.__name__} in DataLoader worker process "):
+        return None
+    # The traceback's last lines: "module.Name: message", then the error's notes (one a line).
+    name = kind.__qualname__ if kind.__module__ in ("__main__", "builtins") else f"{kind.__module__}.{kind.__qualname__}"
+    head = f"\n{name}: "
+    at = text.rfind(head)
+    if at < 0:
+        return None
+    message, *notes = text[at + len(head) :].rstrip("\n").split("\n")
+    original = kind(message)
+    for line in notes:
+        original.add_note(line)
+    return original
+
+
 def make_dataset(config: DataConfig) -> Dataset:
     """The clip dataset ``config.kind`` names, its folders read (and refused) now and its clips made
     on demand (a run then wraps it in :class:`CachedClips` when ``config.cache_clips``)."""

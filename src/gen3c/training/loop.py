@@ -1043,8 +1043,17 @@ def train(
             except KeyboardInterrupt:  # pressed again while it was made: made again
                 continue
         raise exc from None
+    except Gen3cInputError as exc:
+        from gen3c.training.data import raised_in_worker
+
+        # A clip's refusal in a DataLoader worker (data.num_workers > 0): its own line, not torch's
+        # "Caught Gen3cInputError in DataLoader worker process 0" and the worker's traceback.
+        original = raised_in_worker(exc)
+        if original is None:
+            raise
+        raise original from None
     except Exception as exc:
-        if isinstance(exc, Gen3cInputError) or not is_disk_full(exc):
+        if not is_disk_full(exc):
             raise
         # A checkpoint, export or log write ran out of space (safetensors' writer says so in a
         # SafetensorError, no OSError): each is written under a temporary name, so what is kept is
