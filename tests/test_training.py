@@ -822,6 +822,31 @@ def test_a_video_read_again_that_changed_since_the_run_started_is_named_by_its_d
         clips[0]
 
 
+def test_a_window_refused_of_a_video_that_did_not_change_is_not_called_changed(sample_dir, tmp_path, monkeypatch):
+    """A window read again refused for what the video was all along (its depth conventions,
+    checked on the window's frames, here) was said to have "changed since the run read it at its
+    start"; now the reader's own line, naming the data.paths entry."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; tests/test_conventions.py)
+    monkeypatch.setattr(data, "RESIDENT_BYTES", 0)
+    folder = shutil.copytree(sample_dir, tmp_path / "sample")
+    clips = data.make_dataset(config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9}}).data)
+
+    def refuse(*args, **kwargs):
+        raise Gen3cInputError("sample depth looks like disparity in frames 0-8: convert it to z-depth")
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", refuse)
+    with pytest.raises(Gen3cInputError) as caught:
+        clips[0]
+    assert str(caught.value) == f"data.paths entry {str(folder)!r}: sample depth looks like disparity in frames 0-8: convert it to z-depth"
+    (folder / "camera.npz").write_bytes((folder / "camera.npz").read_bytes() + b"\0")  # now it did change
+    with pytest.raises(Gen3cInputError, match=r"^data\.paths entry '.*sample' changed since the run read it at its start: "):
+        clips[0]
+
+
 def test_packaged_tiny_model_runs_on_the_cpu(tmp_path, box_scene):
     from gen3c.io.video import read_video
     from gen3c.models.packaged import packaged_model_dir, packaged_model_info

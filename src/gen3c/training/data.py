@@ -124,6 +124,9 @@ class VideoClips(Dataset):
         self.stacks: list[FrameStack | None] = []
         self.lengths: list[int] = []
         self.sources: list[tuple[str, str | None]] = []  # each video's data.paths entry and ViPE clip
+        # The files of each video read again per clip (None: kept in memory) as they were when read
+        # whole: a window's refusal says "changed" only when they differ now.
+        self.read_state: list[tuple | None] = []
         resident = 0
         names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
         first_of: dict[str, int] = {}
@@ -151,6 +154,7 @@ class VideoClips(Dataset):
                 keep = len(stack) >= config.num_frames and resident + _stack_bytes(stack) <= RESIDENT_BYTES
                 resident += _stack_bytes(stack) if keep else 0
                 self.stacks.append(stack if keep else None)
+                self.read_state.append(None if keep else _files_state(config.kind, path, clip))
                 del stack  # (a video not kept is freed before the next is read)
         self.windows: list[tuple[int, int]] = []
         for v, length in enumerate(self.lengths):
@@ -189,8 +193,10 @@ class VideoClips(Dataset):
         try:
             with collect_notes():
                 return self._reader()(path, tuple(self.config.resolution), start=start, num_frames=T, **extra)
-        except Gen3cInputError as exc:  # it was read whole as the run started: changed on disk since
+        except Gen3cInputError as exc:  # it was read whole as the run started
             name = f"data.paths entry {path!r}" + (f" clip {clip!r}" if clip is not None else "")
+            if _files_state(self.config.kind, path, clip) == self.read_state[v]:  # refused for what it was all along
+                raise Gen3cInputError(f"{name}: {exc}") from None
             raise Gen3cInputError(f"{name} changed since the run read it at its start: {exc}; put it back as it was, "
                                   "or start the run again (--resume auto) to read the data anew") from None  # fmt: skip
 
@@ -207,6 +213,36 @@ class VideoClips(Dataset):
             for f in picks
         ]  # fmt: skip
         return make_clip(stack.image(s, s + T), views, cameras, c)
+
+
+def _files_state(kind: str, path: str, clip: str | None) -> tuple:
+    """Size, modification time and inode of each file the reader of ``kind`` reads for ``path`` (and
+    ViPE ``clip``), None for one that is not there: a sample folder's files (in any letter case)
+    or its ``.pt``, a ViPE clip's files."""
+    from gen3c.io.gen3c_sample import SAMPLE_FILES
+    from gen3c.io.vipe import clip_files, resolve_vipe
+
+    where = Path(os.path.expanduser(path))
+    if kind == "vipe":
+        try:
+            files = clip_files(*resolve_vipe(where, clip))
+        except (Gen3cInputError, OSError) as exc:  # (its reader says why)
+            return (str(where), clip, type(exc).__name__, str(exc))
+    elif where.is_dir():
+        try:
+            files = sorted(f for f in where.iterdir() if f.name.lower() in SAMPLE_FILES)
+        except OSError as exc:
+            return (str(where), type(exc).__name__, str(exc))
+    else:
+        files = [where]
+    state = []
+    for f in files:
+        try:
+            st = f.stat()
+            state.append((str(f), st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            state.append((str(f), None))
+    return tuple(state)
 
 
 def _spelled_on_disk(path: str) -> str | None:
