@@ -1611,6 +1611,43 @@ def test_removing_all_where_only_a_folder_gen3c_did_not_make_is_left_says_so(tmp
     assert (mine / "model_index.json").exists()
 
 
+def test_removing_all_calls_only_a_folder_without_a_manifest_not_made_by_gen3c(tmp_path, monkeypatch):
+    """`gen3c cache remove all` that removed nothing (what it chose was gone once it had the lock)
+    beside a converted folder another gen3c process finished meanwhile called that one "not made by
+    gen3c and left alone" too, though it has its manifest and the next removal deletes it."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    cache = tmp_path / "cache"
+    made = weights.converted_dir(cache)
+
+    def converted_meanwhile(*args, **kwargs):
+        made.mkdir(parents=True)
+        (made / weights.MANIFEST_FILE).write_text("{}")
+        return []
+
+    monkeypatch.setattr(weights, "remove_cached", converted_meanwhile)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(cache)])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"nothing to remove: {made.name} was cached by another process meanwhile (run `gen3c cache remove all` again to delete it)"
+    )
+    foreign = cache / made.name.replace("-v", "-v9")  # another format version's folder, without a manifest
+    foreign.mkdir()
+    (foreign / "model_index.json").write_text("{}")
+    (made / weights.MANIFEST_FILE).unlink()
+    made.rmdir()
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(cache)])
+    assert res.exit_code == 0, res.output
+    assert " ".join(res.output.split()) == (
+        f"nothing to remove: {foreign} was not made by gen3c and is left alone (move or delete it yourself if you mean to); "
+        f"{made.name} was cached by another process meanwhile (run `gen3c cache remove all` again to delete it)"
+    )
+
+
 # -- the Python entry points -------------------------------------------------------------------
 
 

@@ -1221,13 +1221,21 @@ def cache_remove(
         return
     if not removed:  # not "freed 0.0 kB"
         if "all" in names:
-            foreign = [str(item.path) for item in weights.cached_items(cache_dir) if item.kind == "converted"]  # (what "all" leaves)
-            said = (
-                f"{' and '.join(foreign)} {'was' if len(foreign) == 1 else 'were'} not made by gen3c and {'is' if len(foreign) == 1 else 'are'} "
-                "left alone (move or delete it yourself if you mean to); nothing else is cached"
-                if foreign
-                else f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
-            )
+            left = weights.cached_items(cache_dir)
+            foreign = [item for item in left if item.kind == "converted" and not weights.made_by_gen3c(item.path)]  # (what "all" leaves)
+            # Anything else there now came after this removal looked (a conversion that ended as it waited for the lock).
+            since = [item.name for item in left if item not in foreign]
+            parts = []
+            if foreign:
+                one = len(foreign) == 1
+                parts.append(f"{' and '.join(str(item.path) for item in foreign)} {'was' if one else 'were'} not made by gen3c and "
+                             f"{'is' if one else 'are'} left alone (move or delete it yourself if you mean to)")  # fmt: skip
+            if since:
+                one = len(since) == 1
+                parts.append(f"{', '.join(since)} {'was' if one else 'were'} cached by another process meanwhile (run `gen3c cache remove all` again to delete {'it' if one else 'them'})")
+            elif foreign:
+                parts.append("nothing else is cached")
+            said = "; ".join(parts) or f"nothing is cached (converted weights go to {weights.weights_cache_dir(cache_dir)})"
         else:  # (named, then gone once another process's removal or conversion let this one in)
             said = f"{', '.join(names)} {'was' if len(names) == 1 else 'were'} removed by another process meanwhile"
         console.print(f"nothing to remove: {escape(said)}", highlight=False, soft_wrap=True)
