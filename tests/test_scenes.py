@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from importlib import resources
 
 import numpy as np
@@ -255,7 +256,10 @@ def test_points_and_directions_given_as_arrays_render_as_tuples_do():
         Sphere(torch.tensor([0.0, 0.0, 3.0]), 0.5, Checker()),
         Box(np.array([0.6, 0.0, 4.0]), np.array([0.2, 0.3, 0.2]), Noise()),
     )
-    expected, got = render(as_tuples, _camera()), render(as_arrays, _camera())
+    expected = render(as_tuples, _camera())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (torch.tensor(a tensor) warned "To copy construct from a tensor…")
+        got = render(as_arrays, _camera())
     assert torch.equal(got.rgb, expected.rgb) and torch.equal(got.depth, expected.depth)
     with pytest.raises(Gen3cInputError, match=r"^Sphere center array\(\[ *0\., +nan, +3\.\]\) must be three finite numbers"):
         Sphere(np.array([0.0, np.nan, 3.0]), 0.5, Checker())

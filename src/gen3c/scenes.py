@@ -200,7 +200,7 @@ class Stripes:
         _check_colors("Stripes", self.colors)
 
     def __call__(self, p: Tensor) -> Tensor:
-        d = torch.tensor(self.direction, dtype=p.dtype, device=p.device)
+        d = _vec(self.direction, p)
         band = ((p @ d) / self.period).floor().long() % len(self.colors)
         return _colors(self.colors, p)[band]
 
@@ -243,7 +243,7 @@ class Gradient:
         _check_colors("Gradient", self.colors)
 
     def __call__(self, p: Tensor) -> Tensor:
-        d = torch.tensor(self.direction, dtype=p.dtype, device=p.device)
+        d = _vec(self.direction, p)
         return _palette_lerp((p @ d - self.start) / self.length, self.colors)
 
 
@@ -256,7 +256,8 @@ Texture = Callable[[Tensor], Tensor]
 
 
 def _vec(v: Sequence[float], like: Tensor) -> Tensor:
-    return torch.tensor(v, dtype=like.dtype, device=like.device)
+    # (as_tensor: a tensor given as a point is copied without torch's "copy construct" warning)
+    return torch.as_tensor(v, dtype=like.dtype, device=like.device)
 
 
 def rotation_matrix(yaw: float = 0.0, pitch: float = 0.0, roll: float = 0.0) -> Mat3:
