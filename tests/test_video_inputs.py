@@ -525,6 +525,22 @@ def test_legacy_pt_weights_only_and_trust(tmp_path, clip):
 
 
 
+def test_a_pt_samples_poses_of_three_rows_are_completed(tmp_path, clip):
+    """A .pt sample's w2c saved as (T, 3, 4) [R | t] was refused ("w2c has shape (3, 3, 4)"), while a
+    sample directory's camera.npz and ViPE's poses of that shape were completed with [0 0 0 1]: now
+    the .pt's are too; a w2c of another shape is still refused."""
+    rgb, depth, ids, w2c, K = clip
+    image = torch.from_numpy(rgb[:3]).permute(0, 3, 1, 2).float() / 127.5 - 1
+    rest = (torch.from_numpy(depth[:3])[:, None], torch.ones(3, 1, H, W))
+    torch.save((image, *rest, w2c[:3], K[:3]), tmp_path / "full.pt")
+    torch.save((image, *rest, w2c[:3, :3].clone(), K[:3]), tmp_path / "rows.pt")
+    assert torch.equal(read_sample(tmp_path / "rows.pt", (64, 128)).w2c, read_sample(tmp_path / "full.pt", (64, 128)).w2c)
+    for bad in (w2c[:3, :2].clone(), w2c[:3, :3, :3].clone(), w2c[:2, :3].clone()):
+        torch.save((image, *rest, bad, K[:3]), tmp_path / "bad.pt")
+        with pytest.raises(Gen3cInputError, match=rf"bad\.pt' w2c has shape \({bad.shape[0]}, {bad.shape[1]}, {bad.shape[2]}\): expected .*\(T, 4, 4\) or \(T, 3, 4\)"):
+            read_sample(tmp_path / "bad.pt", (64, 128))
+
+
 def test_a_pt_sample_that_is_no_torch_file_says_what_it_is(tmp_path, clip):
     """Before: an HTML page or a .npy saved as .pt was said to hold "Python objects that only full
     unpickling can load", with the advice to trust it; trusting it then failed anyway."""

@@ -13,7 +13,7 @@ A sample directory holds::
                  (3, 3), every frame's)
 
 The legacy form is one ``.pt`` file with the same five tensors (image (T, 3, H, W) in [−1, 1],
-depth (T, 1, H, W), mask (T, 1, H, W), w2c, intrinsics). It is a pickle: it is loaded with
+depth (T, 1, H, W), mask (T, 1, H, W), w2c (T, 4, 4) or (T, 3, 4), intrinsics (T, 3, 3)). It is a pickle: it is loaded with
 ``torch.load(weights_only=True)`` only; a file that needs full unpickling (which can run code)
 is refused unless the caller passes ``trust_checkpoint=True`` (``gen3c generate --trust_checkpoint``;
 ``gen3c train`` never grants it).
@@ -235,21 +235,23 @@ def _read_pt(
         )
     image, depth, mask, w2c, K = (t.detach().cpu() for t in data)
     T = image.shape[0] if image.ndim == 4 else -1
-    for what, t, shape in (
-        ("image", image, (T, 3)),
-        ("depth", depth, (T, 1)),
-        ("mask", mask, (T, 1)),
-        ("w2c", w2c, (T, 4, 4)),
-        ("intrinsics", K, (T, 3, 3)),
+    for what, t, shapes in (
+        ("image", image, [(T, 3)]),
+        ("depth", depth, [(T, 1)]),
+        ("mask", mask, [(T, 1)]),
+        ("w2c", w2c, [(T, 4, 4), (T, 3, 4)]),
+        ("intrinsics", K, [(T, 3, 3)]),
     ):
         if (
             T < 1
             or t.ndim != (4 if what in ("image", "depth", "mask") else 3)
-            or tuple(t.shape[: len(shape)]) != shape
+            or all(tuple(t.shape[: len(shape)]) != shape for shape in shapes)
         ):
             raise Gen3cInputError(
-                f"{name} {what} has shape {tuple(t.shape)}: expected (T, 3, H, W), (T, 1, H, W) ×2, (T, 4, 4), (T, 3, 3)"
+                f"{name} {what} has shape {tuple(t.shape)}: "
+                "expected (T, 3, H, W), (T, 1, H, W) ×2, (T, 4, 4) or (T, 3, 4), (T, 3, 3)"
             )
+    w2c = torch.from_numpy(complete_pose_rows(w2c.float().numpy()))  # (T, 3, 4) [R | t] → (T, 4, 4)
     if depth.shape[-2:] != image.shape[-2:] or mask.shape[-2:] != image.shape[-2:]:
         raise Gen3cInputError(
             f"{name} image, depth and mask sizes differ: {tuple(image.shape)}, {tuple(depth.shape)}, {tuple(mask.shape)}"
