@@ -285,7 +285,8 @@ def benchmark_flags() -> set[str]:
 #: Flags of other programs the docs show, and the program that must stand right before them.
 OTHER_PROGRAMS = {"--nproc_per_node": "torchrun", "--standalone": "torchrun", "--head": "ray start", "--address": "ray start",
                   "--port": "ray start", "--output": "vipe infer", "--logdir": "tensorboard", "--hypothesis-show-statistics": "pytest",
-                  "--rgb": "download_dataset.py", "--depth": "download_dataset.py", "--force-reinstall": "pip install"}  # fmt: skip
+                  "--rgb": "download_dataset.py", "--depth": "download_dataset.py", "--force-reinstall": "pip install",
+                  "--shm-size": "docker run"}  # fmt: skip
 FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")
 
 

@@ -1825,6 +1825,42 @@ def test_a_clip_refused_in_a_dataloader_worker_is_its_own_line(tmp_path, monkeyp
     assert str(caught.value) == said
 
 
+@pytest.mark.parametrize("raised", [
+    "unable to write to file </torch_4242_2661379403_0>: No space left on device (28)",
+    "DataLoader worker (pid 4242) is killed by signal: Bus error. It is possible that dataloader's workers are out of "
+    "shared memory. Please try to raise your shared memory limit.",
+], ids=["no space in /dev/shm", "SIGBUS"])  # fmt: skip
+def test_shared_memory_the_workers_fill_is_one_line_naming_num_workers_and_shm_size(raised, tmp_path, monkeypatch):
+    """Docker's 64 MB /dev/shm fills as DataLoader workers pass clips: torch's RuntimeError (in a
+    worker, wrapped as "Caught RuntimeError in DataLoader worker process 0 …") was the CLI's
+    catch-all with its traceback, "an unexpected RuntimeError … a bug in gen3c"."""
+    from torch.utils.data import Dataset, get_worker_info
+
+    import gen3c.training.data as data
+
+    class FullShm(Dataset):
+        def __init__(self, dataset):
+            self.dataset = dataset
+
+        def __len__(self):
+            return len(self.dataset)
+
+        def __getitem__(self, index):
+            if get_worker_info() is not None:
+                raise RuntimeError(raised)
+            return self.dataset[index]
+
+    made = data.make_dataset
+    monkeypatch.setattr(data, "make_dataset", lambda config: FullShm(made(config)))
+    path = _write_toml(tiny_config(tmp_path, data={"num_workers": 1}), tmp_path / "tiny.toml")
+    res = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2, res.output
+    last = res.output.strip().splitlines()[-1]
+    assert re.fullmatch(r"error: the data loader's workers ran out of shared memory \(/dev/shm\) passing clips to the run \((No space left on device|a worker was killed by SIGBUS)\): "
+                        r"set data\.num_workers lower \(0 passes none\), or give the machine or container more \(docker run --shm-size 8g\); the run stopped.*", last), res.output  # fmt: skip
+    assert "Traceback" not in res.output
+
+
 def test_a_resumed_run_notes_no_learning_rate_of_a_tokenizer_it_trained_already(tmp_path, monkeypatch):
     """A from-scratch run resumed with its tokenizer/ trained still got the note of tokenizer.lr,
     a setting it no longer uses; a fresh run, which trains its tokenizer, still gets it."""

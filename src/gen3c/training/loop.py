@@ -28,6 +28,7 @@ changed, :func:`record_changes`), ``logs/`` (TensorBoard), ``samples/``,
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -1053,6 +1054,12 @@ def train(
             raise
         raise original from None
     except Exception as exc:
+        if _shared_memory_full(exc):
+            raise Gen3cInputError(
+                f"the data loader's workers ran out of shared memory (/dev/shm) passing clips to the run ({_shared_memory_words(exc)}): "
+                "set data.num_workers lower (0 passes none), or give the machine or container more (docker run --shm-size 8g); "
+                f"the run {stopped_message(config, Path(out))}"
+            ) from None
         if not is_disk_full(exc):
             raise
         # A checkpoint, export or log write ran out of space (safetensors' writer says so in a
@@ -1062,6 +1069,22 @@ def train(
         raise Gen3cInputError(
             f"the disk filled up while the run was {where} ({disk_full_reason(exc)}): free some space there; the run {stopped_message(config, Path(out))}"
         ) from None
+
+
+def _shared_memory_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is torch's word that the DataLoader's workers found shared memory full: a
+    clip's tensors written into ``/dev/shm`` ("unable to write to file </torch_…>: No space left on
+    device (28)", in a worker, as torch's copy "Caught RuntimeError in DataLoader worker …"), or a
+    worker killed by SIGBUS there ("… out of shared memory"). Docker's default /dev/shm is 64 MB."""
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        ("unable to write to file </torch_" in text and f"({errno.ENOSPC})" in text) or "out of shared memory" in text
+    )
+
+
+def _shared_memory_words(exc: BaseException) -> str:
+    text = str(exc)
+    return "No space left on device" if f"({errno.ENOSPC})" in text and "</torch_" in text else "a worker was killed by SIGBUS"
 
 
 def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
