@@ -25,7 +25,7 @@ from gen3c.pipelines.request import (
     run_request,
 )
 from gen3c.pipelines.spelling import row_spelling
-from gen3c.trajectories import interpolate_keyframes
+from gen3c.trajectories import DEFAULT_SMOOTHNESS, interpolate_keyframes
 
 F64 = torch.float64
 
@@ -181,6 +181,36 @@ def test_keyframes_of_a_one_frame_video_are_a_clear_error(state):
         state.cameras()
     state.update(num_video_frames=2)
     assert torch.allclose(state.cameras().w2c[1].double(), poses[1], atol=1e-5)
+
+
+def test_a_reorder_to_a_position_that_is_no_whole_number_keeps_the_keyframe(state):
+    """reorder_keyframe popped the keyframe before inserting it at its new position: a position
+    such as 1.0 or "1" raised a TypeError there, and the keyframe was gone from the path."""
+    ids = [state.add_keyframe(p).id for p in orbit_w2c(3)]
+    for position in (1.0, "1", None, float("nan")):
+        with pytest.raises(Gen3cInputError, match=r"^keyframe position .* must be a whole number \(0 is the first\)$"):
+            state.reorder_keyframe(ids[0], position)
+        assert [kf.id for kf in state.keyframes] == ids
+    state.reorder_keyframe(ids[0], np.int64(2))  # a numpy integer is a whole number
+    assert [kf.id for kf in state.keyframes] == [ids[1], ids[2], ids[0]]
+
+
+@pytest.mark.parametrize("value", ["0.2", None, True, b"1"])
+def test_a_keyframe_time_or_smoothness_that_is_no_number_is_one_line(state, value):
+    """A keyframe time or smoothness that is no number (another client's text, None) was a
+    TypeError from np.isfinite or a comparison: the page's "internal error"."""
+    first = state.add_keyframe(orbit_w2c(2)[0])
+    with pytest.raises(Gen3cInputError, match=r"^keyframe time .* is not a number: enter one$"):
+        state.set_keyframe_time(first.id, value)
+    if value is not None:  # (None: no time given, the keyframe goes after the last)
+        with pytest.raises(Gen3cInputError, match=r"^keyframe time .* is not a number: enter one$"):
+            state.add_keyframe(orbit_w2c(2)[1], value)  # even timing on: checked all the same
+        state.set_auto_time(False)
+        with pytest.raises(Gen3cInputError, match=r"^keyframe time .* is not a number: enter one$"):
+            state.add_keyframe(orbit_w2c(2)[1], value)
+    with pytest.raises(Gen3cInputError, match=r"^smoothness .* is not a number: enter one$"):
+        state.set_smoothness(value)
+    assert [(kf.id, kf.time) for kf in state.keyframes] == [(first.id, 0.0)] and state.smoothness == DEFAULT_SMOOTHNESS
 
 
 # -- camera files -----------------------------------------------------------------------------

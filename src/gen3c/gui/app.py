@@ -109,6 +109,7 @@ SETTING_CONTROLS = {
     "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
     "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
     "seed": "seed", "prompt": "prompt", "noise_aug_strength": "noise_aug", "save_buffer": "save_buffer", "keyframe_time": "keyframe_time",
+    "smoothness": "smoothness",
 }  # fmt: skip
 
 
@@ -719,7 +720,11 @@ class Gen3cApp:
         self._draw_path()
 
     def _on_smoothness(self, event) -> None:
-        self.state.set_smoothness(float(event.target.value))
+        try:
+            self.state.set_smoothness(_control_number(event.target.value, "smoothness"))
+        except Gen3cInputError:
+            self._sync_controls()  # the slider shows the smoothness kept, not the refused value
+            raise
         self._draw_path()
 
     def _on_gizmo(self, keyframe_id: int, event) -> None:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import re
 import shutil
 import threading
@@ -154,6 +155,13 @@ def page_run_note(note: str, camera_file: str | None, path_mode: str) -> str:
     note = subject + note[len(prefix):]
     head, jump, _ = note.partition(_JUMP)
     return head + KEYFRAME_JUMP_FIX if jump and path_mode == "keyframes" else note
+
+
+def _check_number(value: Any, what: str) -> None:
+    """Refuse a ``value`` for ``what`` that is no real number (text, None or a bool from another
+    client) in one line, before a comparison or ``float()`` raises a TypeError on it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Gen3cInputError(f"{what} {describe_value(value)} is not a number: enter one")
 
 
 def _safe_name(name: str) -> str:
@@ -489,6 +497,8 @@ class GuiState:
             time = self.keyframes[-1].time + 1.0 if self.keyframes else 0.0
         elif not self.auto_time:  # (even timing gives it its time)
             self._check_time(time)
+        else:
+            _check_number(time, "keyframe time")
         kf = Keyframe(self._next_id, torch.as_tensor(w2c, dtype=torch.float64).clone(), float(time))
         self._next_id += 1
         self.keyframes.append(kf)
@@ -539,7 +549,9 @@ class GuiState:
         """Move a keyframe to position ``new_index`` of the path. Times stay with the positions
         (the path still visits its times in order); only the order of the poses changes."""
         i = self.keyframe_index(keyframe_id)
-        new_index = max(0, min(len(self.keyframes) - 1, new_index))
+        if isinstance(new_index, bool) or not isinstance(new_index, numbers.Integral):  # checked before the keyframe leaves its place
+            raise Gen3cInputError(f"keyframe position {describe_value(new_index)} must be a whole number (0 is the first)")
+        new_index = max(0, min(len(self.keyframes) - 1, int(new_index)))
         times = [kf.time for kf in self.keyframes]
         self.keyframes.insert(new_index, self.keyframes.pop(i))
         for kf, t in zip(self.keyframes, times, strict=True):
@@ -555,6 +567,7 @@ class GuiState:
     def _check_time(self, time: float, keyframe_id: int | None = None) -> None:
         """Refuse a keyframe time that is no number of seconds ≥ 0, or another keyframe's (than
         ``keyframe_id``'s): the spline needs its times strictly increasing."""
+        _check_number(time, "keyframe time")
         if not np.isfinite(time) or time < 0:
             raise Gen3cInputError(f"keyframe time {time} must be a number of seconds ≥ 0")
         others = [kf.time for kf in self.keyframes if kf.id != keyframe_id]
@@ -567,6 +580,7 @@ class GuiState:
             self._retime()
 
     def set_smoothness(self, value: float) -> None:
+        _check_number(value, "smoothness")
         if not 0.0 <= value <= 1.0:
             raise Gen3cInputError(f"smoothness {value} must be between 0 and 1")
         self.smoothness = float(value)
