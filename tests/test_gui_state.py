@@ -884,6 +884,29 @@ def test_video_input_errors_are_the_clis(tmp_path, video_inputs, box_scene):
     assert state.source is None and state.request.input_image_path is None  # nothing half-loaded
 
 
+@pytest.mark.parametrize("start", [float("nan"), "x", 2.5, None, True])
+def test_a_video_start_frame_that_is_no_whole_number_is_one_line(tmp_path, video_inputs, start):
+    """load_video int()-ed its start frame: NaN or text was a ValueError (the page's "internal
+    error"), 2.5 was read as frame 2 and True as frame 1 without a word."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    with pytest.raises(Gen3cInputError, match=r"^--vipe_starting_frame_idx .* is not a whole number: enter one$"):
+        state.load_video(str(video_inputs["sample"]), start=start)
+    assert state.source is None
+    state.load_video(str(video_inputs["sample"]), start=np.int64(0))  # a numpy integer is one
+
+
+def test_even_timing_set_from_text_is_refused_not_read_as_on(state):
+    """set_auto_time bool()-ed its value: "false" (another client's text) turned even timing on,
+    respacing keyframes the user had timed."""
+    ids = [state.add_keyframe(p).id for p in orbit_w2c(3)]
+    state.set_keyframe_time(ids[1], 0.1)
+    with pytest.raises(Gen3cInputError, match=r"^even timing must be on or off \(True or False\), got str 'false'$"):
+        state.set_auto_time("false")
+    assert not state.auto_time and [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.1, 0.5])
+    state.set_auto_time(np.bool_(True))
+    assert state.auto_time and [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
+
+
 def test_a_video_input_path_with_a_tilde_or_a_typo_is_told_as_the_path_it_is(tmp_path, video_inputs, monkeypatch):
     """The Input path box takes "~/…" as a shell (and the image box) does, ViPE results included;
     a path that names nothing is said to name nothing, not to be "not a video input"."""

@@ -252,6 +252,8 @@ class GuiState:
             fields = {"vipe_path": text}
         else:
             fields = {"input_image_path": text}
+        if isinstance(start, bool) or not isinstance(start, numbers.Integral):  # (int() would fail on NaN or text, or cut 2.5 to 2)
+            raise Gen3cInputError(f"--vipe_starting_frame_idx {describe_value(start)} is not a whole number: enter one")
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
         if kind == "image":
@@ -575,6 +577,8 @@ class GuiState:
             raise Gen3cInputError(f"another keyframe is already at {time:g} s: give each keyframe its own time")
 
     def set_auto_time(self, enabled: bool) -> None:
+        if not isinstance(enabled, (bool, np.bool_)):  # bool("false") would be True
+            raise Gen3cInputError(f"even timing must be on or off (True or False), got {describe_value(enabled)}")
         self.auto_time = bool(enabled)
         if self.auto_time:
             self._retime()
