@@ -531,6 +531,10 @@ def test_frame_render_shows_the_cache(state):
     assert panel.shape == (96, 320, 3) and panel.dtype.name == "uint8"
     with pytest.raises(Gen3cInputError, match="outside"):
         state.render_frame(13)
+    for index in (1.5, True, "1"):  # were a TypeError, and True a message on an internal frame_offset
+        with pytest.raises(Gen3cInputError, match=r"^frame .* is not a whole number: pick a frame of the path \(0 is the first\)$"):
+            state.render_frame(index)
+    assert torch.equal(state.render_frame(np.int64(12))[1], last)
     points, colors = state.display_points(max_points=1000)
     assert points.shape == (1000, 3) and colors.shape == (1000, 3)
 

@@ -665,6 +665,8 @@ class GuiState:
         """The cache rendered into frame ``index`` of the path as a run renders it (a video's
         frame ``index``; the key views that see it best): colour (3, H, W) in [−1, 1] and mask
         (1, H, W) in {0, 1}, of buffer 0."""
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise Gen3cInputError(f"frame {describe_value(index)} is not a whole number: pick a frame of the path (0 is the first)")
         cams = self.cameras()
         if not 0 <= index < len(cams):
             raise Gen3cInputError(f"frame {index} is outside the path's {len(cams)} frames")
