@@ -1056,6 +1056,9 @@ def test_buffer_noise_is_checked_as_gen3c_generate_checks_it(tmp_path, video_inp
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(Gen3cInputError, match=r"--noise_aug_strength \S+ is impossible: pass a finite number ≥ 0"):
             state.set_noise_aug_strength(bad)
+    for bad in (None, "0.5", True):  # None was a KeyError (dropped as unset by the options' check)
+        with pytest.raises(Gen3cInputError, match=r"^--noise_aug_strength .* is not a number: enter one$"):
+            state.set_noise_aug_strength(bad)
     state.set_noise_aug_strength(1)
     assert state.request.generator_options["noise_aug_strength"] == 1.0 and state.takes_noise_aug
     state.set_noise_aug_strength(0.0)

@@ -464,6 +464,7 @@ class GuiState:
     def set_noise_aug_strength(self, strength: float) -> None:
         """Set the gen3c generator's ``noise_aug_strength`` as ``gen3c generate`` checks it: a
         finite number ≥ 0, and 0 for a loaded video or multi-view input."""
+        _check_number(strength, "--noise_aug_strength")  # (None was dropped as unset, then a KeyError)
         check_gen3c_only(dataclasses.replace(self.request, generator_options={"noise_aug_strength": strength}))
         strength = check_generator_options({"noise_aug_strength": strength})["noise_aug_strength"]
         if self.source is not None:
