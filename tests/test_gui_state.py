@@ -4,6 +4,7 @@ one-job-at-a-time runner (the keyframe spline itself: tests/test_trajectories.py
 import dataclasses
 import io
 import json
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -193,6 +194,22 @@ def test_a_reorder_to_a_position_that_is_no_whole_number_keeps_the_keyframe(stat
         assert [kf.id for kf in state.keyframes] == ids
     state.reorder_keyframe(ids[0], np.int64(2))  # a numpy integer is a whole number
     assert [kf.id for kf in state.keyframes] == [ids[1], ids[2], ids[0]]
+
+
+def test_a_keyframe_pose_that_is_no_matrix_or_too_large_is_one_line_naming_the_keyframe(state):
+    """A pose given as text or None was a TypeError from torch; one whose translation float32
+    cannot hold (1e300) was taken, then the path failed with "Cameras.w2c contain NaN or infinite
+    values (frame 1)", naming no keyframe."""
+    first = state.add_keyframe(orbit_w2c(2)[0])
+    huge = torch.eye(4, dtype=F64)
+    huge[0, 3] = 1e300
+    for pose, words in (("x", "is no 4×4 matrix of numbers"), (None, "is no 4×4 matrix of numbers"), (huge, "holds 1e+300, beyond float32's")):
+        for action in (state.add_keyframe, lambda p: state.move_keyframe(first.id, p)):
+            with pytest.raises(Gen3cInputError, match=r"^keyframe pose .*" + re.escape(words)):
+                action(pose)
+    assert len(state.keyframes) == 1 and torch.equal(state.keyframes[0].w2c, orbit_w2c(2)[0])
+    state.move_keyframe(first.id, torch.eye(4).tolist())  # a nested list of numbers is a pose
+    assert torch.equal(state.keyframes[0].w2c, torch.eye(4, dtype=F64))
 
 
 @pytest.mark.parametrize("value", ["0.2", None, True, b"1"])

@@ -164,6 +164,21 @@ def _check_number(value: Any, what: str) -> None:
         raise Gen3cInputError(f"{what} {describe_value(value)} is not a number: enter one")
 
 
+def _keyframe_pose(w2c: Any) -> Tensor:
+    """A keyframe's pose as a float64 (4, 4) copy, checked as a rigid transform whose numbers
+    float32 (what cameras are rendered in) holds: one larger became inf in the path, refused
+    later as "Cameras.w2c contain NaN or infinite values" naming no keyframe."""
+    try:
+        pose = torch.as_tensor(w2c, dtype=torch.float64).clone()
+    except (TypeError, ValueError, RuntimeError):  # text, None, a ragged list
+        raise Gen3cInputError(f"keyframe pose {describe_value(w2c)} is no 4×4 matrix of numbers") from None
+    validate_poses(pose, "keyframe pose")
+    largest = float(pose.abs().max())
+    if largest > torch.finfo(torch.float32).max:
+        raise Gen3cInputError(f"keyframe pose holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: move it nearer the scene")
+    return pose
+
+
 def _safe_name(name: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "upload"
     return stem[-100:]
@@ -495,14 +510,14 @@ class GuiState:
     def add_keyframe(self, w2c: Tensor, time: float | None = None) -> Keyframe:
         """Append a keyframe (OpenCV w2c). Without a time, and with auto timing off, it goes one
         second after the last keyframe."""
-        validate_poses(torch.as_tensor(w2c, dtype=torch.float64), "keyframe pose")
+        w2c = _keyframe_pose(w2c)
         if time is None:
             time = self.keyframes[-1].time + 1.0 if self.keyframes else 0.0
         elif not self.auto_time:  # (even timing gives it its time)
             self._check_time(time)
         else:
             _check_number(time, "keyframe time")
-        kf = Keyframe(self._next_id, torch.as_tensor(w2c, dtype=torch.float64).clone(), float(time))
+        kf = Keyframe(self._next_id, w2c, float(time))
         self._next_id += 1
         self.keyframes.append(kf)
         if self.auto_time:
@@ -540,8 +555,8 @@ class GuiState:
 
     def move_keyframe(self, keyframe_id: int, w2c: Tensor) -> None:
         """Give a keyframe a new pose (e.g. dragged with its gizmo)."""
-        validate_poses(torch.as_tensor(w2c, dtype=torch.float64), "keyframe pose")
-        self.keyframes[self.keyframe_index(keyframe_id)].w2c = torch.as_tensor(w2c, dtype=torch.float64).clone()
+        w2c = _keyframe_pose(w2c)
+        self.keyframes[self.keyframe_index(keyframe_id)].w2c = w2c
 
     def delete_keyframe(self, keyframe_id: int) -> None:
         del self.keyframes[self.keyframe_index(keyframe_id)]
