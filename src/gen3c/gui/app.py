@@ -117,6 +117,15 @@ SETTING_CONTROLS = {
 NUMBER_SETTINGS = {"num_video_frames": True, "seed": True, "fps": False, "filter_points_threshold": False, "movement_distance": False}
 
 
+def _keyframe_id(label) -> int:
+    """The keyframe id of a "Keyframe" dropdown choice (``#3 at 0.50 s``); one no list offers
+    (another client's text) is one line, not a ValueError from int()."""
+    match = re.fullmatch(r"#(\d+) at .*", label) if isinstance(label, str) else None
+    if match is None:
+        raise Gen3cInputError(f'"Keyframe" {quoted(str(label))} is no keyframe of the list: pick one')
+    return int(match[1])
+
+
 def _control_number(value, key: str, whole: bool = False) -> int | float:
     """A number control's value for setting ``key`` (a CLI name, which the page words as its
     control). viser's page sends nothing for an emptied number field and casts what it receives to
@@ -677,7 +686,7 @@ class Gen3cApp:
         label = self.keyframe_pick.value
         if not self.state.keyframes or label == "—":
             raise Gen3cInputError("no keyframe selected: add one with 'Add from current view'")
-        return int(label.split(" ")[0].lstrip("#"))
+        return _keyframe_id(label)
 
     def _on_keyframe_time(self, event) -> None:
         if not self.state.keyframes:
@@ -1346,7 +1355,7 @@ class Gen3cApp:
     def _sync_keyframe_fields(self) -> None:
         if not self.state.keyframes or self.keyframe_pick.value == "—":
             return
-        kid = int(self.keyframe_pick.value.split(" ")[0].lstrip("#"))
+        kid = _keyframe_id(self.keyframe_pick.value)
         kf = self.state.keyframes[self.state.keyframe_index(kid)]
         self._sync.on = True
         try:
