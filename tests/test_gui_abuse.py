@@ -1152,6 +1152,33 @@ def test_an_emptied_keyframe_time_is_one_line_naming_its_field(gui):
     assert gui.state.keyframes[1].time == pytest.approx(8 / 24) and gui.keyframe_time.value == pytest.approx(8 / 24, abs=1e-3)
 
 
+def test_an_emptied_or_refused_smoothness_is_one_line_naming_the_slider(gui):
+    """The "Smoothness" slider's value was float()-ed in its callback: None from the page was an
+    "internal error: TypeError", and a refused value (NaN) stayed on the slider."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.smoothness.value = 0.25
+    for value, words in ((None, "&quot;Smoothness&quot; is empty: enter a number"), (float("nan"), "smoothness nan must be between 0 and 1")):
+        if value is not None:  # (viser's float() of None would refuse it before the callback)
+            gui.smoothness._impl.value = value  # as a value from the page is stored
+        handler(gui, gui._on_smoothness)(SimpleNamespace(target=SimpleNamespace(value=value), client=None))
+        assert words in gui.status.content and "internal error" not in gui.status.content, gui.status.content
+        assert gui.state.smoothness == 0.25 and gui.smoothness.value == 0.25
+
+
+def test_a_keyframe_choice_no_list_offers_is_one_line_naming_the_dropdown(gui):
+    """The "Keyframe" dropdown's choice was parsed with int(): a value no list offers (another
+    client's text) was "internal error: ValueError" on picking it and on Delete/Earlier/Later."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gui._sync_controls()
+    gui.keyframe_pick._impl.value = "#x at 0 s"  # as a value from the page is stored
+    handler(gui, lambda _: gui._sync_keyframe_fields())(SimpleNamespace(client=None))
+    assert "&quot;Keyframe&quot; &#x27;#x at 0 s&#x27; is no keyframe of the list: pick one" in gui.status.content, gui.status.content
+    handler(gui, gui._on_keyframe_action)(SimpleNamespace(target=SimpleNamespace(value="Delete"), client=None))
+    assert "is no keyframe of the list" in gui.status.content and "internal error" not in gui.status.content, gui.status.content
+    assert len(gui.state.keyframes) == 1
+
+
 def test_typing_a_prompt_reads_no_lora_record(tmp_path, monkeypatch):
     """Each key typed in the prompt ran every request check, which reads a LoRA's record
     (gen3c_lora.json) from disk when one is set; a prompt changes nothing those checks look at."""

@@ -4,6 +4,7 @@ one-job-at-a-time runner (the keyframe spline itself: tests/test_trajectories.py
 import dataclasses
 import io
 import json
+import re
 import threading
 import warnings
 from pathlib import Path
@@ -25,7 +26,7 @@ from gen3c.pipelines.request import (
     run_request,
 )
 from gen3c.pipelines.spelling import row_spelling
-from gen3c.trajectories import interpolate_keyframes
+from gen3c.trajectories import DEFAULT_SMOOTHNESS, interpolate_keyframes
 
 F64 = torch.float64
 
@@ -181,6 +182,52 @@ def test_keyframes_of_a_one_frame_video_are_a_clear_error(state):
         state.cameras()
     state.update(num_video_frames=2)
     assert torch.allclose(state.cameras().w2c[1].double(), poses[1], atol=1e-5)
+
+
+def test_a_reorder_to_a_position_that_is_no_whole_number_keeps_the_keyframe(state):
+    """reorder_keyframe popped the keyframe before inserting it at its new position: a position
+    such as 1.0 or "1" raised a TypeError there, and the keyframe was gone from the path."""
+    ids = [state.add_keyframe(p).id for p in orbit_w2c(3)]
+    for position in (1.0, "1", None, float("nan")):
+        with pytest.raises(Gen3cInputError, match=r"^keyframe position .* must be a whole number \(0 is the first\)$"):
+            state.reorder_keyframe(ids[0], position)
+        assert [kf.id for kf in state.keyframes] == ids
+    state.reorder_keyframe(ids[0], np.int64(2))  # a numpy integer is a whole number
+    assert [kf.id for kf in state.keyframes] == [ids[1], ids[2], ids[0]]
+
+
+def test_a_keyframe_pose_that_is_no_matrix_or_too_large_is_one_line_naming_the_keyframe(state):
+    """A pose given as text or None was a TypeError from torch; one whose translation float32
+    cannot hold (1e300) was taken, then the path failed with "Cameras.w2c contain NaN or infinite
+    values (frame 1)", naming no keyframe."""
+    first = state.add_keyframe(orbit_w2c(2)[0])
+    huge = torch.eye(4, dtype=F64)
+    huge[0, 3] = 1e300
+    for pose, words in (("x", "is no 4×4 matrix of numbers"), (None, "is no 4×4 matrix of numbers"), (huge, "holds 1e+300, beyond float32's")):
+        for action in (state.add_keyframe, lambda p: state.move_keyframe(first.id, p)):
+            with pytest.raises(Gen3cInputError, match=r"^keyframe pose .*" + re.escape(words)):
+                action(pose)
+    assert len(state.keyframes) == 1 and torch.equal(state.keyframes[0].w2c, orbit_w2c(2)[0])
+    state.move_keyframe(first.id, torch.eye(4).tolist())  # a nested list of numbers is a pose
+    assert torch.equal(state.keyframes[0].w2c, torch.eye(4, dtype=F64))
+
+
+@pytest.mark.parametrize("value", ["0.2", None, True, b"1"])
+def test_a_keyframe_time_or_smoothness_that_is_no_number_is_one_line(state, value):
+    """A keyframe time or smoothness that is no number (another client's text, None) was a
+    TypeError from np.isfinite or a comparison: the page's "internal error"."""
+    first = state.add_keyframe(orbit_w2c(2)[0])
+    with pytest.raises(Gen3cInputError, match=r"^keyframe time .* is not a number: enter one$"):
+        state.set_keyframe_time(first.id, value)
+    if value is not None:  # (None: no time given, the keyframe goes after the last)
+        with pytest.raises(Gen3cInputError, match=r"^keyframe time .* is not a number: enter one$"):
+            state.add_keyframe(orbit_w2c(2)[1], value)  # even timing on: checked all the same
+        state.set_auto_time(False)
+        with pytest.raises(Gen3cInputError, match=r"^keyframe time .* is not a number: enter one$"):
+            state.add_keyframe(orbit_w2c(2)[1], value)
+    with pytest.raises(Gen3cInputError, match=r"^smoothness .* is not a number: enter one$"):
+        state.set_smoothness(value)
+    assert [(kf.id, kf.time) for kf in state.keyframes] == [(first.id, 0.0)] and state.smoothness == DEFAULT_SMOOTHNESS
 
 
 # -- camera files -----------------------------------------------------------------------------
@@ -501,6 +548,10 @@ def test_frame_render_shows_the_cache(state):
     assert panel.shape == (96, 320, 3) and panel.dtype.name == "uint8"
     with pytest.raises(Gen3cInputError, match="outside"):
         state.render_frame(13)
+    for index in (1.5, True, "1"):  # were a TypeError, and True a message on an internal frame_offset
+        with pytest.raises(Gen3cInputError, match=r"^frame .* is not a whole number: pick a frame of the path \(0 is the first\)$"):
+            state.render_frame(index)
+    assert torch.equal(state.render_frame(np.int64(12))[1], last)
     points, colors = state.display_points(max_points=1000)
     assert points.shape == (1000, 3) and colors.shape == (1000, 3)
 
@@ -854,6 +905,29 @@ def test_video_input_errors_are_the_clis(tmp_path, video_inputs, box_scene):
     assert state.source is None and state.request.input_image_path is None  # nothing half-loaded
 
 
+@pytest.mark.parametrize("start", [float("nan"), "x", 2.5, None, True])
+def test_a_video_start_frame_that_is_no_whole_number_is_one_line(tmp_path, video_inputs, start):
+    """load_video int()-ed its start frame: NaN or text was a ValueError (the page's "internal
+    error"), 2.5 was read as frame 2 and True as frame 1 without a word."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    with pytest.raises(Gen3cInputError, match=r"^--vipe_starting_frame_idx .* is not a whole number: enter one$"):
+        state.load_video(str(video_inputs["sample"]), start=start)
+    assert state.source is None
+    state.load_video(str(video_inputs["sample"]), start=np.int64(0))  # a numpy integer is one
+
+
+def test_even_timing_set_from_text_is_refused_not_read_as_on(state):
+    """set_auto_time bool()-ed its value: "false" (another client's text) turned even timing on,
+    respacing keyframes the user had timed."""
+    ids = [state.add_keyframe(p).id for p in orbit_w2c(3)]
+    state.set_keyframe_time(ids[1], 0.1)
+    with pytest.raises(Gen3cInputError, match=r"^even timing must be on or off \(True or False\), got str 'false'$"):
+        state.set_auto_time("false")
+    assert not state.auto_time and [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.1, 0.5])
+    state.set_auto_time(np.bool_(True))
+    assert state.auto_time and [kf.time for kf in state.keyframes] == pytest.approx([0.0, 0.25, 0.5])
+
+
 def test_a_video_input_path_with_a_tilde_or_a_typo_is_told_as_the_path_it_is(tmp_path, video_inputs, monkeypatch):
     """The Input path box takes "~/…" as a shell (and the image box) does, ViPE results included;
     a path that names nothing is said to name nothing, not to be "not a video input"."""
@@ -998,6 +1072,9 @@ def test_buffer_noise_is_checked_as_gen3c_generate_checks_it(tmp_path, video_inp
     state = GuiState(tmp_path / "gen3c", GenerationRequest(generator="gen3c", resolution="48x80", num_video_frames=9))
     for bad in (-0.1, float("nan"), float("inf")):
         with pytest.raises(Gen3cInputError, match=r"--noise_aug_strength \S+ is impossible: pass a finite number ≥ 0"):
+            state.set_noise_aug_strength(bad)
+    for bad in (None, "0.5", True):  # None was a KeyError (dropped as unset by the options' check)
+        with pytest.raises(Gen3cInputError, match=r"^--noise_aug_strength .* is not a number: enter one$"):
             state.set_noise_aug_strength(bad)
     state.set_noise_aug_strength(1)
     assert state.request.generator_options["noise_aug_strength"] == 1.0 and state.takes_noise_aug

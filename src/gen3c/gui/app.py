@@ -109,11 +109,21 @@ SETTING_CONTROLS = {
     "foreground_masking": "foreground", "splat": "splat", "num_video_frames": "num_frames", "fps": "fps",
     "trajectory": "trajectory", "camera_rotation": "rotation", "movement_distance": "distance", "trajectory_scale": "scale",
     "seed": "seed", "prompt": "prompt", "noise_aug_strength": "noise_aug", "save_buffer": "save_buffer", "keyframe_time": "keyframe_time",
+    "smoothness": "smoothness",
 }  # fmt: skip
 
 
 #: The number settings the page's controls set (by CLI name) → whether they are whole numbers.
 NUMBER_SETTINGS = {"num_video_frames": True, "seed": True, "fps": False, "filter_points_threshold": False, "movement_distance": False}
+
+
+def _keyframe_id(label) -> int:
+    """The keyframe id of a "Keyframe" dropdown choice (``#3 at 0.50 s``); one no list offers
+    (another client's text) is one line, not a ValueError from int()."""
+    match = re.fullmatch(r"#(\d+) at .*", label) if isinstance(label, str) else None
+    if match is None:
+        raise Gen3cInputError(f'"Keyframe" {quoted(str(label))} is no keyframe of the list: pick one')
+    return int(match[1])
 
 
 def _control_number(value, key: str, whole: bool = False) -> int | float:
@@ -676,7 +686,7 @@ class Gen3cApp:
         label = self.keyframe_pick.value
         if not self.state.keyframes or label == "—":
             raise Gen3cInputError("no keyframe selected: add one with 'Add from current view'")
-        return int(label.split(" ")[0].lstrip("#"))
+        return _keyframe_id(label)
 
     def _on_keyframe_time(self, event) -> None:
         if not self.state.keyframes:
@@ -719,7 +729,11 @@ class Gen3cApp:
         self._draw_path()
 
     def _on_smoothness(self, event) -> None:
-        self.state.set_smoothness(float(event.target.value))
+        try:
+            self.state.set_smoothness(_control_number(event.target.value, "smoothness"))
+        except Gen3cInputError:
+            self._sync_controls()  # the slider shows the smoothness kept, not the refused value
+            raise
         self._draw_path()
 
     def _on_gizmo(self, keyframe_id: int, event) -> None:
@@ -1341,7 +1355,7 @@ class Gen3cApp:
     def _sync_keyframe_fields(self) -> None:
         if not self.state.keyframes or self.keyframe_pick.value == "—":
             return
-        kid = int(self.keyframe_pick.value.split(" ")[0].lstrip("#"))
+        kid = _keyframe_id(self.keyframe_pick.value)
         kf = self.state.keyframes[self.state.keyframe_index(kid)]
         self._sync.on = True
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import re
 import shutil
 import threading
@@ -156,6 +157,28 @@ def page_run_note(note: str, camera_file: str | None, path_mode: str) -> str:
     return head + KEYFRAME_JUMP_FIX if jump and path_mode == "keyframes" else note
 
 
+def _check_number(value: Any, what: str) -> None:
+    """Refuse a ``value`` for ``what`` that is no real number (text, None or a bool from another
+    client) in one line, before a comparison or ``float()`` raises a TypeError on it."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Gen3cInputError(f"{what} {describe_value(value)} is not a number: enter one")
+
+
+def _keyframe_pose(w2c: Any) -> Tensor:
+    """A keyframe's pose as a float64 (4, 4) copy, checked as a rigid transform whose numbers
+    float32 (what cameras are rendered in) holds: one larger became inf in the path, refused
+    later as "Cameras.w2c contain NaN or infinite values" naming no keyframe."""
+    try:
+        pose = torch.as_tensor(w2c, dtype=torch.float64).clone()
+    except (TypeError, ValueError, RuntimeError):  # text, None, a ragged list
+        raise Gen3cInputError(f"keyframe pose {describe_value(w2c)} is no 4×4 matrix of numbers") from None
+    validate_poses(pose, "keyframe pose")
+    largest = float(pose.abs().max())
+    if largest > torch.finfo(torch.float32).max:
+        raise Gen3cInputError(f"keyframe pose holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: move it nearer the scene")
+    return pose
+
+
 def _safe_name(name: str) -> str:
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "upload"
     return stem[-100:]
@@ -244,6 +267,8 @@ class GuiState:
             fields = {"vipe_path": text}
         else:
             fields = {"input_image_path": text}
+        if isinstance(start, bool) or not isinstance(start, numbers.Integral):  # (int() would fail on NaN or text, or cut 2.5 to 2)
+            raise Gen3cInputError(f"--vipe_starting_frame_idx {describe_value(start)} is not a whole number: enter one")
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
         if kind == "image":
@@ -454,6 +479,7 @@ class GuiState:
     def set_noise_aug_strength(self, strength: float) -> None:
         """Set the gen3c generator's ``noise_aug_strength`` as ``gen3c generate`` checks it: a
         finite number ≥ 0, and 0 for a loaded video or multi-view input."""
+        _check_number(strength, "--noise_aug_strength")  # (None was dropped as unset, then a KeyError)
         check_gen3c_only(dataclasses.replace(self.request, generator_options={"noise_aug_strength": strength}))
         strength = check_generator_options({"noise_aug_strength": strength})["noise_aug_strength"]
         if self.source is not None:
@@ -484,12 +510,14 @@ class GuiState:
     def add_keyframe(self, w2c: Tensor, time: float | None = None) -> Keyframe:
         """Append a keyframe (OpenCV w2c). Without a time, and with auto timing off, it goes one
         second after the last keyframe."""
-        validate_poses(torch.as_tensor(w2c, dtype=torch.float64), "keyframe pose")
+        w2c = _keyframe_pose(w2c)
         if time is None:
             time = self.keyframes[-1].time + 1.0 if self.keyframes else 0.0
         elif not self.auto_time:  # (even timing gives it its time)
             self._check_time(time)
-        kf = Keyframe(self._next_id, torch.as_tensor(w2c, dtype=torch.float64).clone(), float(time))
+        else:
+            _check_number(time, "keyframe time")
+        kf = Keyframe(self._next_id, w2c, float(time))
         self._next_id += 1
         self.keyframes.append(kf)
         if self.auto_time:
@@ -527,8 +555,8 @@ class GuiState:
 
     def move_keyframe(self, keyframe_id: int, w2c: Tensor) -> None:
         """Give a keyframe a new pose (e.g. dragged with its gizmo)."""
-        validate_poses(torch.as_tensor(w2c, dtype=torch.float64), "keyframe pose")
-        self.keyframes[self.keyframe_index(keyframe_id)].w2c = torch.as_tensor(w2c, dtype=torch.float64).clone()
+        w2c = _keyframe_pose(w2c)
+        self.keyframes[self.keyframe_index(keyframe_id)].w2c = w2c
 
     def delete_keyframe(self, keyframe_id: int) -> None:
         del self.keyframes[self.keyframe_index(keyframe_id)]
@@ -539,7 +567,9 @@ class GuiState:
         """Move a keyframe to position ``new_index`` of the path. Times stay with the positions
         (the path still visits its times in order); only the order of the poses changes."""
         i = self.keyframe_index(keyframe_id)
-        new_index = max(0, min(len(self.keyframes) - 1, new_index))
+        if isinstance(new_index, bool) or not isinstance(new_index, numbers.Integral):  # checked before the keyframe leaves its place
+            raise Gen3cInputError(f"keyframe position {describe_value(new_index)} must be a whole number (0 is the first)")
+        new_index = max(0, min(len(self.keyframes) - 1, int(new_index)))
         times = [kf.time for kf in self.keyframes]
         self.keyframes.insert(new_index, self.keyframes.pop(i))
         for kf, t in zip(self.keyframes, times, strict=True):
@@ -555,6 +585,7 @@ class GuiState:
     def _check_time(self, time: float, keyframe_id: int | None = None) -> None:
         """Refuse a keyframe time that is no number of seconds ≥ 0, or another keyframe's (than
         ``keyframe_id``'s): the spline needs its times strictly increasing."""
+        _check_number(time, "keyframe time")
         if not np.isfinite(time) or time < 0:
             raise Gen3cInputError(f"keyframe time {time} must be a number of seconds ≥ 0")
         others = [kf.time for kf in self.keyframes if kf.id != keyframe_id]
@@ -562,11 +593,14 @@ class GuiState:
             raise Gen3cInputError(f"another keyframe is already at {time:g} s: give each keyframe its own time")
 
     def set_auto_time(self, enabled: bool) -> None:
+        if not isinstance(enabled, (bool, np.bool_)):  # bool("false") would be True
+            raise Gen3cInputError(f"even timing must be on or off (True or False), got {describe_value(enabled)}")
         self.auto_time = bool(enabled)
         if self.auto_time:
             self._retime()
 
     def set_smoothness(self, value: float) -> None:
+        _check_number(value, "smoothness")
         if not 0.0 <= value <= 1.0:
             raise Gen3cInputError(f"smoothness {value} must be between 0 and 1")
         self.smoothness = float(value)
@@ -647,6 +681,8 @@ class GuiState:
         """The cache rendered into frame ``index`` of the path as a run renders it (a video's
         frame ``index``; the key views that see it best): colour (3, H, W) in [−1, 1] and mask
         (1, H, W) in {0, 1}, of buffer 0."""
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise Gen3cInputError(f"frame {describe_value(index)} is not a whole number: pick a frame of the path (0 is the first)")
         cams = self.cameras()
         if not 0 <= index < len(cams):
             raise Gen3cInputError(f"frame {index} is outside the path's {len(cams)} frames")
