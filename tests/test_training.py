@@ -1790,18 +1790,14 @@ def test_more_workers_than_cpus_is_one_note_naming_the_setting(tmp_path, monkeyp
         "data.num_workers = 3 is more than the 2 CPUs this process may use: clips are made more slowly than with 2 or fewer; lower it"]
 
 
-def test_a_clip_refused_in_a_dataloader_worker_is_its_own_line(tmp_path, monkeypatch):
-    """data.num_workers = 1 and a clip refused as it is made (a video changed on disk): the CLI
-    said torch's "Caught Gen3cInputError in DataLoader worker process 0. Original Traceback …"
-    over many lines; now the worker's own line and exit code 2, and its type through train()."""
+def _clips_raise_in_workers(monkeypatch, error: Exception) -> None:
+    """gen3c.training.data.make_dataset's datasets raise ``error`` for every clip a DataLoader
+    worker makes (data.num_workers > 0); clips made in the main process are as they were."""
     from torch.utils.data import Dataset, get_worker_info
 
     import gen3c.training.data as data
-    from gen3c.errors import Gen3cModelError
 
-    said = "data.paths[0] 'v' changed since the run read it at its start: run again"
-
-    class Refusing(Dataset):
+    class RaisingInWorkers(Dataset):
         def __init__(self, dataset):
             self.dataset = dataset
 
@@ -1809,12 +1805,22 @@ def test_a_clip_refused_in_a_dataloader_worker_is_its_own_line(tmp_path, monkeyp
             return len(self.dataset)
 
         def __getitem__(self, index):
-            if get_worker_info() is not None:  # only where a worker makes the clip
-                raise Gen3cModelError(said)
+            if get_worker_info() is not None:
+                raise error
             return self.dataset[index]
 
     made = data.make_dataset
-    monkeypatch.setattr(data, "make_dataset", lambda config: Refusing(made(config)))
+    monkeypatch.setattr(data, "make_dataset", lambda config: RaisingInWorkers(made(config)))
+
+
+def test_a_clip_refused_in_a_dataloader_worker_is_its_own_line(tmp_path, monkeypatch):
+    """data.num_workers = 1 and a clip refused as it is made (a video changed on disk): the CLI
+    said torch's "Caught Gen3cInputError in DataLoader worker process 0. Original Traceback …"
+    over many lines; now the worker's own line and exit code 2, and its type through train()."""
+    from gen3c.errors import Gen3cModelError
+
+    said = "data.paths[0] 'v' changed since the run read it at its start: run again"
+    _clips_raise_in_workers(monkeypatch, Gen3cModelError(said))
     path = _write_toml(tiny_config(tmp_path, data={"num_workers": 1}), tmp_path / "tiny.toml")
     res = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "run")])
     assert res.exit_code == 2, res.output
@@ -1834,24 +1840,7 @@ def test_shared_memory_the_workers_fill_is_one_line_naming_num_workers_and_shm_s
     """Docker's 64 MB /dev/shm fills as DataLoader workers pass clips: torch's RuntimeError (in a
     worker, wrapped as "Caught RuntimeError in DataLoader worker process 0 …") was the CLI's
     catch-all with its traceback, "an unexpected RuntimeError … a bug in gen3c"."""
-    from torch.utils.data import Dataset, get_worker_info
-
-    import gen3c.training.data as data
-
-    class FullShm(Dataset):
-        def __init__(self, dataset):
-            self.dataset = dataset
-
-        def __len__(self):
-            return len(self.dataset)
-
-        def __getitem__(self, index):
-            if get_worker_info() is not None:
-                raise RuntimeError(raised)
-            return self.dataset[index]
-
-    made = data.make_dataset
-    monkeypatch.setattr(data, "make_dataset", lambda config: FullShm(made(config)))
+    _clips_raise_in_workers(monkeypatch, RuntimeError(raised))
     path = _write_toml(tiny_config(tmp_path, data={"num_workers": 1}), tmp_path / "tiny.toml")
     res = runner.invoke(app, ["train", str(path), "--out", str(tmp_path / "run")])
     assert res.exit_code == 2, res.output
