@@ -952,6 +952,26 @@ def test_decoding_from_a_late_frame_gives_the_frames_of_decoding_from_the_first(
     assert np.array_equal(read_video(path, start=9, max_frames=3)[0], np.stack(every[9:12]))
 
 
+def test_an_npz_read_frame_by_frame_is_closed_with_its_reader_when_reading_stopped_half_way(tmp_path):
+    """A sample or multi-view reader refusing a frame (a mask that lets no pixel in) left its frame
+    reader suspended: the member it held kept the .npz file open past the reader's close, until
+    the collector found it (a ResourceWarning 'unclosed file …depth.npz' in whatever ran then)."""
+    from gen3c.io.npz import NpzReader
+
+    def open_here(path):
+        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve()) for fd in os.listdir("/proc/self/fd"))
+
+    np.savez(tmp_path / "s.npz", depth=np.zeros((6, 5, 7), np.float32))
+    np.savez_compressed(tmp_path / "c.npz", depth=np.zeros((6, 5, 7), np.float32))
+    for path in (tmp_path / "s.npz", tmp_path / "c.npz"):
+        with NpzReader(path) as npz:
+            reading = npz.frames("depth").frames()
+            next(reading)  # read one frame, then stop (as a refusal of that frame does)
+            assert open_here(path) == 1
+        assert open_here(path) == 0, path.name
+        assert list(reading) == []  # (finished: its member is closed)
+
+
 def test_npz_arrays_are_read_one_frame_at_a_time(tmp_path):
     from gen3c.io.npz import NpzReader, load_npz_array
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import tokenize
+import weakref
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -56,6 +57,7 @@ class NpzReader:
             raise Gen3cInputError(f"{self.name} is not a readable .npz file ({damage(exc)}): {SAVE_AGAIN}") from None
         # numpy.load's naming: a member "x.npy" is the array "x".
         self._members = {m.removesuffix(".npy"): m for m in self._zip.namelist()}
+        self._reading: weakref.WeakSet = weakref.WeakSet()  # the frame readers (generators) not yet finished
 
     @property
     def files(self) -> list[str]:
@@ -69,6 +71,10 @@ class NpzReader:
         self.close()
 
     def close(self) -> None:
+        # A frame reader left half-way (its reader refused a frame) holds its member open, and with
+        # it the file, past the zip's close: closed here, not when the collector finds it.
+        for reading in list(self._reading):
+            reading.close()
         self._zip.close()
 
     def _member(self, key: str) -> str:
@@ -162,7 +168,11 @@ class NpzFrames:
         Raises:
             Gen3cInputError: the member ends early or is damaged.
         """
-        stop = len(self) if stop is None else stop
+        reading = self._frames(start, len(self) if stop is None else stop)
+        self._reader._reading.add(reading)
+        return reading
+
+    def _frames(self, start: int, stop: int) -> Iterator[np.ndarray]:
         if self._array is not None:
             for i in range(start, stop):
                 yield self._array[i].reshape(self.shape[1:])
