@@ -466,15 +466,24 @@ def _reader_of(folder: Path) -> str | None:
         if not holders:
             return None
     else:
-        busy = RuntimeError()
-        try:
-            with try_flock(folder, missing=True, held=busy):
+        with contextlib.ExitStack() as probe:
+            if _lock_if_free(folder, probe):
                 return None
-        except RuntimeError as exc:
-            if exc is not busy:
-                raise
     holders = holders or _lock_holders(folder)
     return ", ".join(_process_words(pid) for pid in holders[:2]) if holders else "another process"
+
+
+def _lock_if_free(folder: Path, held: contextlib.ExitStack) -> bool:
+    """Take ``folder``'s exclusive ``flock`` into ``held`` (kept until it closes); False when another
+    process holds it (a lock that cannot be taken otherwise, or a folder gone, counts as taken)."""
+    busy = RuntimeError()
+    try:
+        held.enter_context(try_flock(folder, missing=True, held=busy))
+    except RuntimeError as exc:
+        if exc is not busy:
+            raise
+        return False
+    return True
 
 
 def _in_use(item: CachedItem, who: str) -> Gen3cModelError:
@@ -1645,13 +1654,8 @@ def remove_cached(
             for item in chosen:  # each held exclusively until it is deleted: a run about to read it waits, then prepares it again
                 if item.kind != "leftover":
                     _let_go(item.path)
-                    busy = RuntimeError()
-                    try:
-                        held.enter_context(try_flock(item.path, missing=True, held=busy))
-                    except RuntimeError as exc:
-                        if exc is not busy:
-                            raise
-                        raise _in_use(item, _reader_of(item.path) or "another process") from None
+                    if not _lock_if_free(item.path, held):
+                        raise _in_use(item, _reader_of(item.path) or "another process")
             for done, item in enumerate(chosen):
                 try:
                     if item.kind == "converted":
