@@ -17,6 +17,7 @@ not a test.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -125,10 +126,18 @@ def main(argv: list[str] | None = None) -> None:
                 rows.append((f"GEMM fp8 row-wise {S}×4096 · 4096×{n_out}{label}", s, flop / s / 1e12))
         except RuntimeError as exc:
             rows.append((f"GEMM fp8: {str(exc).splitlines()[0][:60]}", float("nan"), float("nan")))
-    print(f"\n| {'kernel':<58} | {'ms':>8} | {'TFLOP/s':>8} |")
-    print(f"|{'-' * 60}|{'-' * 10}|{'-' * 10}|")
+    print(format_table(rows))
+
+
+def format_table(rows: list[tuple[str, float, float]]) -> str:
+    """A Markdown table of (label, seconds, TFLOP/s) rows; a row that was not timed (NaN: a
+    kernel missing, or an error-only row) leaves its numbers blank."""
+    width = max(len("kernel"), *(len(name) for name, _, _ in rows))
+    lines = [f"\n| {'kernel':<{width}} | {'ms':>8} | {'TFLOP/s':>8} |", f"|{'-' * (width + 2)}|{'-' * 10}|{'-' * 10}|"]
     for name, s, tflops in rows:
-        print(f"| {name:<58} | {s * 1e3:>8.2f} | {tflops:>8.0f} |")
+        ms, rate = ("", "") if math.isnan(s) else (f"{s * 1e3:.2f}", f"{tflops:.0f}")
+        lines.append(f"| {name:<{width}} | {ms:>8} | {rate:>8} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,16 @@ def test_argument_mistakes_fail_while_parsing(capsys):
     assert benchmark_module("bench_video").parse_args(["--extrapolate", "none"]).extrapolate == set()
 
 
+def test_bench_attention_table_fits_its_longest_label_and_leaves_untimed_rows_blank():
+    table = benchmark_module("bench_attention").format_table(
+        [("SDPA cuDNN", 0.07912, 657.4), ("gen3c cudnn_fp8 without key centring, rel. L2 error 6.57e-02", math.nan, math.nan)]
+    )
+    lines = table.strip().splitlines()
+    assert len({len(line) for line in lines}) == 1  # every row as wide as the header: the columns line up
+    assert lines[2].split("|")[2:4] == ["    79.12 ", "      657 "]
+    assert lines[3].split("|")[2:4] == [" " * 10, " " * 10] and "nan" not in table
+
+
 def test_bench_speed_psnr_is_against_the_stock_row_wherever_it_comes(tmp_path):
     speed = benchmark_module("bench_speed")
     speed.main(["--tiny", "--device", "cpu", "--iters", "1", "--rows", "eager_sdpa,stock", "--json", str(tmp_path / "s.json")])
