@@ -1109,6 +1109,18 @@ def test_a_run_s_name_is_not_one_left_by_an_earlier_run_whose_video_is_gone(tmp_
     assert state.next_output_name() == "gui_003"
 
 
+def test_a_run_s_name_is_none_the_outputs_folder_holds_in_another_case(tmp_path):
+    """On macOS and Windows GUI_001.mp4 is gui_001.mp4: with a GUI_001 run's files (or its
+    GUI_002_run.json, a folder copied from Linux) in the outputs folder, the next run was named
+    gui_001 and replaced them."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    outputs = state.work_dir / "outputs"
+    outputs.mkdir()
+    (outputs / "GUI_001.mp4").write_bytes(b"")
+    (outputs / "Gui_002_run.json").write_text("{}")
+    assert state.next_output_name() == "gui_003"
+
+
 def test_an_imported_path_of_more_cameras_than_a_run_may_ask_for_is_refused_before_they_are_read(state):
     """The GUI's import read every camera of a 100,001-camera path (or stopped at the first one
     it could not read) before its length, the run's, was refused; it is refused first, naming the

@@ -740,9 +740,13 @@ class GuiState:
 
     def next_output_name(self) -> str:
         """The first ``gui_NNN`` no file in the outputs folder is named by (``NAME.mp4``,
-        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name."""
+        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name. Names are
+        compared as macOS and Windows take them (:func:`~gen3c.io.paths.one_file_key`): there
+        ``GUI_003.mp4`` is ``gui_003.mp4``, and a folder made on Linux may be copied there."""
+        from gen3c.io.paths import one_file_key
+
         folder = Path(self.request.video_save_folder)
-        names = (re.match(r"gui_\d+(?=[._]|$)", p.name) for p in folder.glob("gui_*")) if folder.is_dir() else ()
+        names = (re.match(r"gui_[0-9]+(?=[._]|$)", one_file_key(p.name)) for p in folder.iterdir()) if folder.is_dir() else ()
         taken = {m[0] for m in names if m}
         k = 1
         while f"gui_{k:03d}" in taken:
