@@ -226,7 +226,7 @@ def check_no_input_replaced(jobs: list[Job], writing: list[Job], folder: Path) -
                     same_folder[parent] = False
             if same_folder[parent]:
                 other, file = hit
-                also = "" if file == path.name else f" (as {file}: one file on macOS and Windows)"
+                also = "" if file == path.name else f" ({one_file_note(path.name, file)})"
                 raise Gen3cInputError(
                     f"manifest {job.manifest!r} line {job.line}: {key} {str(value)!r} is a file that job {other.name!r} "
                     f"(line {other.line}) writes{also} into the output folder, replacing it: pass another --output_folder, "
