@@ -470,6 +470,20 @@ def test_uploads_stay_in_the_work_folder(tmp_path):
         state.save_upload("a.png", b"0" * (MAX_UPLOAD_BYTES + 1), "image")
 
 
+def test_an_upload_named_in_another_script_keeps_its_suffix_and_loads(tmp_path, box_scene):
+    """An upload's name kept only ASCII letters: 深度.npy was stored as "npy", which loading refused
+    as "depth file '…/uploads/npy' has an unsupported format" (its suffix, gone, told its format);
+    café.png became caf_.png."""
+    image_path, depth_path, _, depth = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    image = state.save_upload("写真.png", image_path.read_bytes(), "image")
+    depth_file = state.save_upload("深度.npy", depth_path.read_bytes(), "depth file")
+    state.load_files(str(image), str(depth_file), fov=60)
+    assert state.request.depth_path == str(depth_file) and state.source.median_depth() == pytest.approx(float(depth.median()))
+    assert (image.name, depth_file.name) == ("upload.png", "upload.npy")
+    assert state.save_upload("café.png", image_path.read_bytes(), "image").name == "cafe.png"
+
+
 def test_another_upload_of_the_same_name_keeps_the_first_file(tmp_path, box_scene, room_sample):
     """Two photos both called photo.png: the second overwrote the first, so the input loaded from
     it (read again on a resolution change), and the run records naming it, had another image, and

@@ -28,6 +28,7 @@ import re
 import shutil
 import threading
 import traceback
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +181,18 @@ def _keyframe_pose(w2c: Any) -> Tensor:
 
 
 def _safe_name(name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "upload"
-    return stem[-100:]
+    """An uploaded file's ``name`` as the uploads folder keeps it: its last part (no folder), in
+    ASCII letters, digits and ``._-`` (accents dropped, café → cafe; other characters → ``_``), at
+    most 100 characters, with its suffix, which tells a depth file's format: ``深度.npy`` was kept
+    as ``npy``, which the depth reader refused as "an unsupported format". A name left with no
+    letter or digit before its suffix is ``upload``."""
+    plain = unicodedata.normalize("NFKD", Path(name).name).encode("ascii", "ignore").decode("ascii")
+    stem, dot, suffix = plain.rpartition(".")
+    if not (dot and re.fullmatch(r"[A-Za-z0-9]{1,10}", suffix)):  # no suffix (a folder's, a dotfile's tail is none)
+        stem, suffix = plain, ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+    suffix = f".{suffix}" if suffix else ""
+    return stem[: 100 - len(suffix)] + suffix
 
 
 # --------------------------------------------------------------------------------------------
