@@ -310,6 +310,18 @@ def test_depth_output_names(name, blocker, match, files, tmp_path):
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])
 
 
+def test_a_depth_output_the_folder_holds_in_another_spelling_is_refused_on_such_a_file_system(files, tmp_path, case_insensitive_folders):
+    """On macOS and Windows `gen3c depth photo.png --name room` wrote room_depth.png over the
+    Room_depth.png of an earlier export there."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Room_depth.png").write_bytes(b"earlier")
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", "room"]
+    refused(argv, rf"^error: output '.*/room_depth\.png' would replace 'Room_depth\.png' there, the same file to this file system \(it {CASE}\): "
+                  r"pass another --name or --output_folder, or spell the name as that file's is, to replace it$")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["Room_depth.png"] and (out / "Room_depth.png").read_bytes() == b"earlier"
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

@@ -37,9 +37,8 @@ def check_video_name(name: str, what: str) -> None:
 
 
 def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
-    """Refuse to start writing outputs when one of their ``paths`` is taken by a folder, or by a
-    file spelled otherwise (:func:`check_output_spelling`); a file there of the name as spelled
-    is replaced. ``hint`` says how to choose other names, e.g. "pass another --name"."""
+    """Refuse to start writing outputs when one of their ``paths`` is taken by a folder (a file
+    there is replaced); ``hint`` says how to choose other names, e.g. "pass another --name"."""
     for path in map(Path, paths):
         try:
             taken = path.is_dir()
@@ -47,22 +46,21 @@ def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
             raise _cannot_write(path, exc) from None
         if taken:
             raise Gen3cInputError(f"output {str(path)!r} is a folder: move it away, or {hint}")
-        check_output_spelling(path, hint)
 
 
-def check_output_spelling(path: str | os.PathLike, hint: str) -> None:
-    """Refuse an output ``path`` that the file system takes for an entry of its folder spelled
-    otherwise (:func:`~gen3c.io.paths.other_spelling`: on macOS and Windows ``demo.mp4`` is the
-    ``Demo.mp4`` there): writing it would replace another run's file, or a file of the user's,
-    under a name they did not ask for. ``hint`` as :func:`check_output_targets`'."""
-    path = Path(path)
-    other = other_spelling(path)
-    if other is not None:
-        differs = "ignores case, as macOS and Windows do" if other.casefold() == path.name.casefold() else "ignores how accented letters are encoded in Unicode, as macOS does"
-        raise Gen3cInputError(
-            f"output {str(path)!r} would replace {other!r} there, the same file to this file system (it {differs}): "
-            f"{hint}, or spell the name as that file's is, to replace it"
-        )
+def check_output_spelling(paths: Iterable[str | os.PathLike], hint: str) -> None:
+    """Refuse outputs named by the user (a run's, ``gen3c depth``'s) where the file system takes one
+    of their ``paths`` for an entry of its folder spelled otherwise (:func:`~gen3c.io.paths.other_spelling`:
+    on macOS and Windows ``demo.mp4`` is the ``Demo.mp4`` there): writing it would replace another
+    run's file, or the user's, under a name they did not ask for. ``hint`` as :func:`check_output_targets`'."""
+    for path in map(Path, paths):
+        other = other_spelling(path)
+        if other is not None:
+            differs = "ignores case, as macOS and Windows do" if other.casefold() == path.name.casefold() else "ignores how accented letters are encoded in Unicode, as macOS does"
+            raise Gen3cInputError(
+                f"output {str(path)!r} would replace {other!r} there, the same file to this file system (it {differs}): "
+                f"{hint}, or spell the name as that file's is, to replace it"
+            )
 
 
 def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:

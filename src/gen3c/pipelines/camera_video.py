@@ -759,16 +759,18 @@ OUTPUT_FILES = {
 
 
 def check_output_files(folder: str | Path, name: str, *, save_buffer: bool, point_cloud: bool) -> None:
-    """Refuse a run named ``name`` whose files (:data:`OUTPUT_FILES`; its buffer masks with
-    ``save_buffer``, its point cloud with ``point_cloud``) or kept chunks' folder (a long run's
-    ``NAME.partial``) ``folder`` holds as a folder, or under another spelling that this file system
-    takes for the same name (macOS and Windows: ``Demo.mp4`` for ``demo.mp4``), which the run
-    would replace (:func:`~gen3c.io.atomic.check_output_targets`)."""
+    """Refuse a run named ``name`` where a file it writes into ``folder`` (:data:`OUTPUT_FILES`: its
+    buffer masks with ``save_buffer``, its point cloud with ``point_cloud``) is a folder there
+    (:func:`~gen3c.io.atomic.check_output_targets`), or where ``folder`` holds one of them, or a
+    long run's kept chunks' folder ``NAME.partial``, under another spelling that this file system
+    takes for the same name (macOS and Windows: ``Demo.mp4`` for ``demo.mp4``), which the run would
+    replace (:func:`~gen3c.io.atomic.check_output_spelling`)."""
     from gen3c.pipelines.resume import partial_dir
 
     keys = ["video", "cameras", "run", *(["buffer_masks"] if save_buffer else []), *(["point_cloud"] if point_cloud else [])]
-    check_output_targets([Path(folder) / OUTPUT_FILES[key].format(name) for key in keys], OTHER_NAME)
-    check_output_spelling(partial_dir(folder, name), OTHER_NAME)
+    files = [Path(folder) / OUTPUT_FILES[key].format(name) for key in keys]
+    check_output_targets(files, OTHER_NAME)
+    check_output_spelling([*files, partial_dir(folder, name)], OTHER_NAME)
 
 
 def earlier_outputs(folder: str | Path, name: str) -> set[str]:
