@@ -50,16 +50,19 @@ def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
 
 def check_output_spelling(paths: Iterable[str | os.PathLike], hint: str) -> None:
     """Refuse outputs named by the user (a run's, ``gen3c depth``'s) where the file system takes one
-    of their ``paths`` for an entry of its folder spelled otherwise (:func:`~gen3c.io.paths.other_spelling`:
+    of their ``paths`` for an entry of its folder spelled in another case (:func:`~gen3c.io.paths.other_spelling`:
     on macOS and Windows ``demo.mp4`` is the ``Demo.mp4`` there): writing it would replace another
-    run's file, or the user's, under a name they did not ask for. ``hint`` as :func:`check_output_targets`'."""
+    run's file, or the user's, under a name they did not ask for. An entry that differs only in its
+    Unicode form is the same name, written as it was asked for (HFS+ lists ``café`` with é as e and
+    a combining accent however it was typed), and is replaced. ``hint`` as :func:`check_output_targets`'."""
+    import unicodedata
+
     for path in map(Path, paths):
         other = other_spelling(path)
-        if other is not None:
-            differs = "ignores case, as macOS and Windows do" if other.casefold() == path.name.casefold() else "ignores how accented letters are encoded in Unicode, as macOS does"
+        if other is not None and unicodedata.normalize("NFC", other) != unicodedata.normalize("NFC", path.name):
             raise Gen3cInputError(
-                f"output {str(path)!r} would replace {other!r} there, the same file to this file system (it {differs}): "
-                f"{hint}, or spell the name as that file's is, to replace it"
+                f"output {str(path)!r} would replace {other!r} there, the same file to this file system (it ignores case, "
+                f"as macOS and Windows do): {hint}, or spell the name as that file's is, to replace it"
             )
 
 
