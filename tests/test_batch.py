@@ -951,6 +951,27 @@ def test_a_job_whose_output_would_replace_an_input_file_is_refused_before_anythi
         "done": 1, "skipped": 1, "failed": 0, "failed_earlier": 0, "not_run": 0}  # fmt: skip
 
 
+def test_an_input_that_is_a_job_s_output_in_another_unicode_form_is_said_to_be_one_file_on_macos(box_scene, tmp_path):
+    """An input kept as cafe + combining accent + _cameras.json in the output folder, which job
+    "café" (é one character) writes on macOS, was said to be "one file on macOS and Windows":
+    Windows tells the two forms apart, as batch's check of two jobs' names says."""
+    from gen3c.cameras import Cameras
+    from gen3c.io.camera_files import save_cameras
+
+    out = tmp_path / "out"
+    out.mkdir()
+    mine = out / "cafe\u0301_cameras.json"
+    save_cameras(mine, Cameras(torch.eye(4).expand(9, 4, 4), [[60.0, 0, 56], [0, 60.0, 32], [0, 0, 1]], 64, 112))
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "replay", camera_file=str(mine)), box_row(box_scene, "caf\u00e9")])
+    with pytest.raises(Gen3cInputError) as refused:
+        run_batch(manifest, out)
+    assert str(refused.value) == (
+        f"manifest {str(manifest)!r} line 1: camera_file {str(mine)!r} is a file that job 'caf\u00e9' (line 2) writes "
+        "(as caf\u00e9_cameras.json, in another Unicode form: one file on macOS) into the output folder, replacing it: "
+        "pass another --output_folder, or move that file"
+    )
+
+
 def test_second_batch_on_the_same_folder_is_refused(box_scene, tmp_path):
     manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "a")])
     (tmp_path / "out").mkdir()

@@ -231,6 +231,73 @@ def test_generate_output_names_refused_before_anything_is_made(case, match, file
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else []), sorted(out.rglob("*"))
 
 
+@pytest.fixture()
+def case_insensitive_folders(monkeypatch):
+    """Every folder as macOS and Windows have them: a name finds the entry whose name differs from
+    it only in case or Unicode form (gen3c.io.paths' probe; Linux's file systems cannot be made so)."""
+    import os
+
+    from gen3c.io import paths
+
+    def found(path):
+        try:
+            return any(paths.one_file_key(name) == paths.one_file_key(path.name) for name in os.listdir(path.parent))
+        except OSError:
+            return False
+
+    monkeypatch.setattr(paths, "_found_as_spelled", found)
+
+
+CASE = "ignores case, as macOS and Windows do"
+
+
+@pytest.mark.parametrize(
+    "name, taken, mine",
+    [
+        ("demo", "Demo.mp4", "demo.mp4"),  # another run's video
+        ("demo", "DEMO_run.json", "demo_run.json"),  # another run's record
+        ("Café", "cafe\u0301.mp4", "Café.mp4"),  # another case (and é as e and a combining accent)
+        ("demo", "Demo.partial", "demo.partial"),  # a long run's kept chunks
+    ],
+)
+def test_an_output_the_folder_holds_in_another_spelling_is_refused_on_such_a_file_system(name, taken, mine, files, tmp_path, case_insensitive_folders):
+    """On macOS and Windows --video_save_name demo wrote demo.mp4 over the Demo.mp4 there (another
+    run's, left with its record beside a video it did not make), its record over DEMO_run.json; a
+    demo.partial was Demo.partial, whose chunks a --resume took for its own. Now one line, before
+    the input is read, and the file is kept."""
+    out = tmp_path / "out"
+    out.mkdir()
+    if taken.endswith(".partial"):
+        (out / taken).mkdir()
+    else:
+        (out / taken).write_bytes(b"earlier")
+    refused(generate(files, out, **{"--video_save_name": name}),
+            rf"^error: output '.*/{re.escape(mine)}' would replace '{re.escape(taken)}' there, the same file to this file system \(it {CASE}\): "
+            r"pass another --video_save_name or --video_save_folder, or spell the name as that file's is, to replace it$")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == [taken]
+    assert (out / taken).is_dir() if taken.endswith(".partial") else (out / taken).read_bytes() == b"earlier"
+
+
+def test_an_output_of_another_case_is_two_files_where_the_file_system_tells_case(files, tmp_path):
+    """Linux: demo.mp4 beside Demo.mp4 is another file, written as before."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Demo.mp4").write_bytes(b"earlier")
+    res = runner.invoke(app, [str(a) for a in generate(files, out, **{"--video_save_name": "demo"})])
+    assert res.exit_code == 0, res.output
+    assert (out / "Demo.mp4").read_bytes() == b"earlier" and (out / "demo.mp4").stat().st_size > 1000
+
+
+def test_an_output_in_another_unicode_form_is_the_same_name_and_is_replaced(files, tmp_path, case_insensitive_folders):
+    """HFS+ lists café.mp4 with é as e and a combining accent however it was typed: a run of that
+    name again replaces it, as any run of a name used before does, rather than being refused."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cafe\u0301.mp4").write_bytes(b"earlier")
+    res = runner.invoke(app, [str(a) for a in generate(files, out, **{"--video_save_name": "caf\u00e9"})])
+    assert res.exit_code == 0, res.output
+
+
 @pytest.mark.parametrize(
     "name, blocker, match",
     [
@@ -250,6 +317,18 @@ def test_depth_output_names(name, blocker, match, files, tmp_path):
     argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out]
     refused(argv + ([] if name is None else ["--name", name]), match)
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])
+
+
+def test_a_depth_output_the_folder_holds_in_another_spelling_is_refused_on_such_a_file_system(files, tmp_path, case_insensitive_folders):
+    """On macOS and Windows `gen3c depth photo.png --name room` wrote room_depth.png over the
+    Room_depth.png of an earlier export there."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "Room_depth.png").write_bytes(b"earlier")
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", "room"]
+    refused(argv, rf"^error: output '.*/room_depth\.png' would replace 'Room_depth\.png' there, the same file to this file system \(it {CASE}\): "
+                  r"pass another --name or --output_folder, or spell the name as that file's is, to replace it$")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["Room_depth.png"] and (out / "Room_depth.png").read_bytes() == b"earlier"
 
 
 @pytest.mark.parametrize(

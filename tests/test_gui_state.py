@@ -470,6 +470,20 @@ def test_uploads_stay_in_the_work_folder(tmp_path):
         state.save_upload("a.png", b"0" * (MAX_UPLOAD_BYTES + 1), "image")
 
 
+def test_an_upload_named_in_another_script_keeps_its_suffix_and_loads(tmp_path, box_scene):
+    """An upload's name kept only ASCII letters: 深度.npy was stored as "npy", which loading refused
+    as "depth file '…/uploads/npy' has an unsupported format" (its suffix, gone, told its format);
+    café.png became caf_.png."""
+    image_path, depth_path, _, depth = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    image = state.save_upload("写真.png", image_path.read_bytes(), "image")
+    depth_file = state.save_upload("深度.npy", depth_path.read_bytes(), "depth file")
+    state.load_files(str(image), str(depth_file), fov=60)
+    assert state.request.depth_path == str(depth_file) and state.source.median_depth() == pytest.approx(float(depth.median()))
+    assert (image.name, depth_file.name) == ("upload.png", "upload.npy")
+    assert state.save_upload("café.png", image_path.read_bytes(), "image").name == "cafe.png"
+
+
 def test_another_upload_of_the_same_name_keeps_the_first_file(tmp_path, box_scene, room_sample):
     """Two photos both called photo.png: the second overwrote the first, so the input loaded from
     it (read again on a resolution change), and the run records naming it, had another image, and
@@ -1106,6 +1120,18 @@ def test_a_run_s_name_is_not_one_left_by_an_earlier_run_whose_video_is_gone(tmp_
     (outputs / "gui_001_run.json").write_text("{}")
     (outputs / "gui_002_buffer.mp4").write_bytes(b"")
     (outputs / "gui_0030.mp4").write_bytes(b"")  # another name
+    assert state.next_output_name() == "gui_003"
+
+
+def test_a_run_s_name_is_none_the_outputs_folder_holds_in_another_case(tmp_path):
+    """On macOS and Windows GUI_001.mp4 is gui_001.mp4: with a GUI_001 run's files (or its
+    GUI_002_run.json, a folder copied from Linux) in the outputs folder, the next run was named
+    gui_001 and replaced them."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    outputs = state.work_dir / "outputs"
+    outputs.mkdir()
+    (outputs / "GUI_001.mp4").write_bytes(b"")
+    (outputs / "Gui_002_run.json").write_text("{}")
     assert state.next_output_name() == "gui_003"
 
 

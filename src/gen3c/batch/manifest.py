@@ -17,7 +17,6 @@ import hashlib
 import io
 import json
 import os
-import unicodedata
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from gen3c.errors import Gen3cInputError, describe_value, note, quoted, spelled_notes
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import json_kind, loads_json
-from gen3c.io.paths import exists, refuse_special_file
+from gen3c.io.paths import exists, one_file_key, one_file_note, refuse_special_file
 from gen3c.io.text import user_text
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.options import GENERATOR_OPTIONS as GEN3C_OPTION_NAMES
@@ -188,15 +187,10 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
         seen[job.name] = line
         clash = None
         for pattern in OUTPUT_FILES:  # "a_buffer_masks".mp4 is also job "a"'s buffer video
-            other = files.setdefault(_one_file_key(pattern.format(job.name)), job)
+            other = files.setdefault(one_file_key(pattern.format(job.name)), job)
             if other is not job and clash is None:
                 theirs, mine = pattern.format(other.name), pattern.format(job.name)
-                if theirs == mine:
-                    also = ""
-                elif theirs.casefold() == mine.casefold():
-                    also = f" (as {theirs}: one file on macOS and Windows)"
-                else:  # the same letters, one of them written as a letter and a combining accent
-                    also = f" (as {theirs}, in another Unicode form: one file on macOS)"
+                also = "" if theirs == mine else f" ({one_file_note(mine, theirs)})"
                 clash = (f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
                          f"{other.name!r} (line {other.line}) writes too{also}: rename one of them")  # fmt: skip
         if clash:
@@ -212,16 +206,16 @@ def check_no_input_replaced(jobs: list[Job], writing: list[Job], folder: Path) -
     """Refuse a batch in which a job of ``writing`` (those that run) would write one of its
     outputs over an input file a job of ``jobs`` names: an input kept in the output folder under
     a job's output name (``shot_cameras.json`` of job ``shot``) was replaced, and lost. Names are
-    compared as :func:`_one_file_key` does (one file on macOS and Windows)."""
+    compared as :func:`~gen3c.io.paths.one_file_key` does (one file on macOS and Windows)."""
     writes: dict[str, tuple[Job, str]] = {}  # an output file's key → the job writing it, the file's name
     for job in writing:
         for pattern in OUTPUT_FILES:
-            writes.setdefault(_one_file_key(pattern.format(job.name)), (job, pattern.format(job.name)))
+            writes.setdefault(one_file_key(pattern.format(job.name)), (job, pattern.format(job.name)))
     same_folder: dict[str, bool] = {}  # an input's folder → whether it is the output folder
     for job in jobs:
         for key, value in _path_settings(job):
             path = Path(os.path.abspath(Path(value).expanduser()))  # (a record's relative paths start here)
-            hit = writes.get(_one_file_key(path.name))
+            hit = writes.get(one_file_key(path.name))
             if hit is None or not path.is_file():
                 continue
             parent = str(path.parent)
@@ -232,19 +226,12 @@ def check_no_input_replaced(jobs: list[Job], writing: list[Job], folder: Path) -
                     same_folder[parent] = False
             if same_folder[parent]:
                 other, file = hit
-                also = "" if file == path.name else f" (as {file}: one file on macOS and Windows)"
+                also = "" if file == path.name else f" ({one_file_note(path.name, file)})"
                 raise Gen3cInputError(
                     f"manifest {job.manifest!r} line {job.line}: {key} {str(value)!r} is a file that job {other.name!r} "
                     f"(line {other.line}) writes{also} into the output folder, replacing it: pass another --output_folder, "
                     "or move that file"
                 )
-
-
-def _one_file_key(name: str) -> str:
-    """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
-    and Windows: A.mp4 is a.mp4) and in one Unicode normal form (macOS: "café" with é as one
-    character or as e and a combining accent)."""
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 #: At most this many mistakes are listed in one message (then how many more there are).

@@ -17,6 +17,7 @@ from gen3c.depth.base import DepthEstimate, median_depth
 from gen3c.io.atomic import (
     atomic_paths,
     check_output_name,
+    check_output_spelling,
     check_output_targets,
     ensure_writable_dir,
 )
@@ -79,6 +80,7 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
         "json": out / f"{name}_depth.json",
     }
     check_output_targets(paths.values(), "pass another --name or --output_folder")
+    check_output_spelling(paths.values(), "pass another --name or --output_folder")  # (macOS, Windows: Room_depth.png for room_depth.png)
     buffer = io.BytesIO()
     np.save(buffer, estimate.depth.cpu().numpy().astype(np.float32))
     keep = estimate.mask & torch.isfinite(estimate.depth) & (estimate.depth > 0)

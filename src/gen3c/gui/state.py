@@ -28,6 +28,7 @@ import re
 import shutil
 import threading
 import traceback
+import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,8 +181,18 @@ def _keyframe_pose(w2c: Any) -> Tensor:
 
 
 def _safe_name(name: str) -> str:
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name).strip("._") or "upload"
-    return stem[-100:]
+    """An uploaded file's ``name`` as the uploads folder keeps it: its last part (no folder), in
+    ASCII letters, digits and ``._-`` (accents dropped, café → cafe; other characters → ``_``), at
+    most 100 characters, with its suffix, which tells a depth file's format: ``深度.npy`` was kept
+    as ``npy``, which the depth reader refused as "an unsupported format". A name left with no
+    letter or digit before its suffix is ``upload``."""
+    plain = unicodedata.normalize("NFKD", Path(name).name).encode("ascii", "ignore").decode("ascii")
+    stem, dot, suffix = plain.rpartition(".")
+    if not (dot and re.fullmatch(r"[A-Za-z0-9]{1,10}", suffix)):  # no suffix (a folder's, a dotfile's tail is none)
+        stem, suffix = plain, ""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+    suffix = f".{suffix}" if suffix else ""
+    return stem[: 100 - len(suffix)] + suffix
 
 
 # --------------------------------------------------------------------------------------------
@@ -740,9 +751,13 @@ class GuiState:
 
     def next_output_name(self) -> str:
         """The first ``gui_NNN`` no file in the outputs folder is named by (``NAME.mp4``,
-        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name."""
+        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name. Names are
+        compared as macOS and Windows take them (:func:`~gen3c.io.paths.one_file_key`): there
+        ``GUI_003.mp4`` is ``gui_003.mp4``, and a folder made on Linux may be copied there."""
+        from gen3c.io.paths import one_file_key
+
         folder = Path(self.request.video_save_folder)
-        names = (re.match(r"gui_\d+(?=[._]|$)", p.name) for p in folder.glob("gui_*")) if folder.is_dir() else ()
+        names = (re.match(r"gui_[0-9]+(?=[._]|$)", one_file_key(p.name)) for p in folder.iterdir()) if folder.is_dir() else ()
         taken = {m[0] for m in names if m}
         k = 1
         while f"gui_{k:03d}" in taken:

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, quoted, raise_if_interrupted
-from gen3c.io.paths import nearest_existing
+from gen3c.io.paths import nearest_existing, other_spelling
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
 #: (``_buffer_masks.mp4``) and its temporary name (``.NAME….part.mp4``) take up to 32 more.
@@ -46,6 +46,24 @@ def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
             raise _cannot_write(path, exc) from None
         if taken:
             raise Gen3cInputError(f"output {str(path)!r} is a folder: move it away, or {hint}")
+
+
+def check_output_spelling(paths: Iterable[str | os.PathLike], hint: str) -> None:
+    """Refuse outputs named by the user (a run's, ``gen3c depth``'s) where the file system takes one
+    of their ``paths`` for an entry of its folder spelled in another case (:func:`~gen3c.io.paths.other_spelling`:
+    on macOS and Windows ``demo.mp4`` is the ``Demo.mp4`` there): writing it would replace another
+    run's file, or the user's, under a name they did not ask for. An entry that differs only in its
+    Unicode form is the same name, written as it was asked for (HFS+ lists ``café`` with é as e and
+    a combining accent however it was typed), and is replaced. ``hint`` as :func:`check_output_targets`'."""
+    import unicodedata
+
+    for path in map(Path, paths):
+        other = other_spelling(path)
+        if other is not None and unicodedata.normalize("NFC", other) != unicodedata.normalize("NFC", path.name):
+            raise Gen3cInputError(
+                f"output {str(path)!r} would replace {other!r} there, the same file to this file system (it ignores case, "
+                f"as macOS and Windows do): {hint}, or spell the name as that file's is, to replace it"
+            )
 
 
 def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:

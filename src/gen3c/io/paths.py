@@ -3,12 +3,15 @@ can only be a path (:func:`looks_like_path`), the path with its ``~`` expanded
 (:func:`expand_home`; a file reader's or writer's argument checked too: :func:`reader_path`,
 :func:`writer_path`), and whether it is a folder or a file where the text is one no file can
 have (:func:`is_dir`, :func:`is_file`: a name too long for the file system, a NUL byte); where a
-path not made yet would be created (:func:`nearest_existing`)."""
+path not made yet would be created (:func:`nearest_existing`); the names that macOS and Windows
+take for one file (:func:`one_file_key`), and the file a folder holds under another spelling of
+a name (:func:`other_spelling`)."""
 
 from __future__ import annotations
 
 import os
 import stat
+import unicodedata
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, describe_value, quoted
@@ -128,6 +131,48 @@ def is_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def one_file_key(name: str) -> str:
+    """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
+    and Windows: A.mp4 is a.mp4) and in one Unicode normal form (macOS: "café" with é as one
+    character or as e and a combining accent). Two names of one key are one file there."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+
+
+def one_file_note(mine: str, theirs: str) -> str:
+    """Why ``mine`` and ``theirs`` (of one :func:`one_file_key`, spelled differently) are one file,
+    in words: "as THEIRS: one file on macOS and Windows" (they differ in case) or "as THEIRS, in
+    another Unicode form: one file on macOS" (the same letters, one written as a letter and a
+    combining accent)."""
+    if mine.casefold() == theirs.casefold():
+        return f"as {theirs}: one file on macOS and Windows"
+    return f"as {theirs}, in another Unicode form: one file on macOS"
+
+
+def _found_as_spelled(path: Path) -> bool:
+    """Whether the file system finds an entry at ``path``, under whatever spelling it takes for
+    ``path``'s name (a case-insensitive one finds ``Demo.mp4`` at ``demo.mp4``)."""
+    return os.path.lexists(path)
+
+
+def other_spelling(path: str | os.PathLike) -> str | None:
+    """The name of the entry of ``path``'s folder that the file system takes ``path`` for though it
+    is spelled otherwise: on macOS and Windows (case-insensitive, and on macOS blind to Unicode
+    forms) ``out/demo.mp4`` is the ``Demo.mp4`` already there, which writing ``demo.mp4`` replaces.
+    None where the folder holds ``path`` as spelled, or nothing under that name (a case-sensitive
+    system: ``Demo.mp4`` and ``demo.mp4`` are two files), or cannot be listed."""
+    path = Path(path)
+    try:
+        if not _found_as_spelled(path):  # (one stat: the common case, a new name, lists nothing)
+            return None
+        names = os.listdir(path.parent)
+    except (OSError, ValueError):
+        return None
+    if path.name in names:
+        return None
+    key = one_file_key(path.name)
+    return next((name for name in names if one_file_key(name) == key), None)
+
+
 __all__ = [
     "CHECKPOINT_SUFFIXES",
     "exists",
@@ -135,6 +180,9 @@ __all__ = [
     "is_dir",
     "is_file",
     "looks_like_path",
+    "one_file_key",
+    "one_file_note",
+    "other_spelling",
     "reader_path",
     "refuse_special_file",
     "special_file",

@@ -54,6 +54,7 @@ from gen3c.errors import (
 )
 from gen3c.io.atomic import (
     atomic_path,
+    check_output_spelling,
     check_output_targets,
     check_video_name,
     ensure_writable_dir,
@@ -757,6 +758,21 @@ OUTPUT_FILES = {
 }
 
 
+def check_output_files(folder: str | Path, name: str, *, save_buffer: bool, point_cloud: bool) -> None:
+    """Refuse a run named ``name`` where a file it writes into ``folder`` (:data:`OUTPUT_FILES`: its
+    buffer masks with ``save_buffer``, its point cloud with ``point_cloud``) is a folder there
+    (:func:`~gen3c.io.atomic.check_output_targets`), or where ``folder`` holds one of them, or a
+    long run's kept chunks' folder ``NAME.partial``, under another spelling that this file system
+    takes for the same name (macOS and Windows: ``Demo.mp4`` for ``demo.mp4``), which the run would
+    replace (:func:`~gen3c.io.atomic.check_output_spelling`)."""
+    from gen3c.pipelines.resume import partial_dir
+
+    keys = ["video", "cameras", "run", *(["buffer_masks"] if save_buffer else []), *(["point_cloud"] if point_cloud else [])]
+    files = [Path(folder) / OUTPUT_FILES[key].format(name) for key in keys]
+    check_output_targets(files, OTHER_NAME)
+    check_output_spelling([*files, partial_dir(folder, name)], OTHER_NAME)
+
+
 def earlier_outputs(folder: str | Path, name: str) -> set[str]:
     """The keys of :data:`OUTPUT_FILES` that an earlier run named ``name`` wrote into ``folder``,
     as its ``NAME_run.json`` lists them (``outputs``); a record from before gen3c listed them
@@ -820,7 +836,7 @@ class OutputWriter:
         if save_buffer:
             self.paths["buffer_masks"] = self._path("buffer_masks")
         # Refused before any frame is made (and :meth:`finish` checks before writing any).
-        check_output_targets([*self.paths.values(), *self._companions(point_cloud, metadata=True).values()], OTHER_NAME)
+        check_output_files(self.folder, name, save_buffer=save_buffer, point_cloud=point_cloud)
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
         self._written: dict[str, Path] | None = None

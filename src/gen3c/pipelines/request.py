@@ -61,6 +61,7 @@ from gen3c.pipelines.camera_video import (
     _preset_cameras,  # worded for the command line, as the route's refusals are
     build_cache,
     check_num_frames,
+    check_output_files,
     generate_video,
     prepare_source,
     resolve_chunk_frames,
@@ -1212,6 +1213,9 @@ def _run_request(
     main = is_main_process()
     if main:
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
+        # Outputs the folder holds as a folder, or spelled otherwise (macOS, Windows: Demo.mp4 for
+        # demo.mp4): refused now, not once the model has loaded (the writer checks them again).
+        check_output_files(request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, point_cloud=request.save_point_cloud)
     else:
         progress = None  # one set of bars, rank 0's (the model's loading too: gen3c.generate under torchrun)
     # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
