@@ -315,3 +315,21 @@ def test_gpus_takes_no_other_threads_warning_for_cudas(monkeypatch):
         warnings.simplefilter("always")
         assert environment._gpus() == []
     assert [str(w.message) for w in shown] == ["another thread's"]
+
+
+def test_gpus_takes_no_collectors_or_imports_warning_for_cudas(monkeypatch):
+    """torch says why CUDA does not start in a UserWarning. A ResourceWarning the garbage collector
+    raised while torch looked (a file another part of the program left open, collected then), or
+    an import's DeprecationWarning, was said as that reason: "GPUs: unknown (CUDA does not start:
+    unclosed file <…>)" on a machine without CUDA. Now that machine's GPUs are none."""
+    import warnings
+
+    def no_cuda():
+        warnings.warn("unclosed file <_io.FileIO name='/tmp/walk.npz' mode='rb' closefd=True>", ResourceWarning, stacklevel=1)
+        warnings.warn("pkg_resources is deprecated as an API", DeprecationWarning, stacklevel=1)
+        return False
+
+    monkeypatch.setattr(torch.cuda, "is_available", no_cuda)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert environment._gpus() == []
