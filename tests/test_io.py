@@ -1732,6 +1732,35 @@ def test_an_images_note_holds_only_warnings_of_its_own_read(tmp_path, monkeypatc
     assert [str(w.message) for w in shown] == ["another thread's"]
 
 
+def test_a_warning_raised_in_pillows_code_that_is_not_pillows_own_is_no_note_of_damage(tmp_path, monkeypatch):
+    """A ResourceWarning the garbage collector raised while Pillow's code ran (a file another part
+    of the program left open, collected then: the warning names the code that ran) was said as the
+    image's damage: "input image '…' may be damaged (Pillow, reading it: unclosed file <…>)". So
+    was a DeprecationWarning raised there. Pillow's own (UserWarnings) still are; the others go on
+    as they came."""
+    import gen3c.io.images
+    from gen3c.errors import collect_notes
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    in_pillow = os.path.join(os.sep, "site-packages", "PIL", "Image.py")
+    real_frame_count = gen3c.io.images._frame_count
+    unclosed, deprecated = "unclosed file <_io.FileIO name='/tmp/walk.npz' mode='rb' closefd=True>", "Image.Image.getdata is deprecated"
+
+    def reading(im):
+        warnings.warn_explicit(unclosed, ResourceWarning, in_pillow, 1)
+        warnings.warn_explicit(deprecated, DeprecationWarning, in_pillow, 2)
+        warnings.warn_explicit("Corrupt EXIF data", UserWarning, in_pillow, 3)  # Pillow's own
+        return real_frame_count(im)
+
+    monkeypatch.setattr(gen3c.io.images, "_frame_count", reading)
+    with warnings.catch_warnings(record=True) as shown, collect_notes() as notes:
+        warnings.simplefilter("always")
+        load_image(tmp_path / "a.png")
+    assert notes == [f"input image {str(tmp_path / 'a.png')!r} may be damaged (Pillow, reading it: Corrupt EXIF data): re-export it if it looks wrong"]
+    assert [(w.category, str(w.message)) for w in shown if str(w.message) in (unclosed, deprecated)] == [
+        (ResourceWarning, unclosed), (DeprecationWarning, deprecated)]  # fmt: skip
+
+
 def test_reads_in_two_threads_leave_the_warning_filters_as_they_found_them(tmp_path, monkeypatch):
     """Two reads whose warnings.catch_warnings overlapped (the first ends while the second is in
     its block) left the first's filters ("always") and its recorder in place for good: every later
