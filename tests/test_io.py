@@ -381,6 +381,23 @@ def test_depth_png_is_read_upright_like_its_photo(tmp_path):
         conform_depth(torch.ones(10, 12), (12, 10))
 
 
+def test_a_depth_npz_refused_as_damaged_leaves_no_file_open(tmp_path):
+    """An .npz depth file that is no readable zip (cut short, or garbage after a zip's first bytes)
+    was refused with the file left open: numpy's np.load, which opened it, left it in the refusal's
+    traceback, closed only with the refusal (where that is in a reference cycle, by the collector,
+    with a ResourceWarning "unclosed file …" in whatever runs then). gen3c opens the file itself
+    now, and closes it as it refuses it."""
+    for name, data in (("garbage.npz", b"PK\x03\x04garbage"), ("cut.npz", None)):
+        if data is None:  # a real archive cut short: its central directory is gone
+            np.savez(tmp_path / "whole.npz", depth=np.ones((4, 5), np.float32))
+            data = (tmp_path / "whole.npz").read_bytes()[:-30]
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(Gen3cInputError, match=rf"^depth file '.*{name}' is corrupt or truncated \(File is not a zip file\): re-export it$") as err:
+            load_depth(tmp_path / name)
+        assert open_here(tmp_path / name) == 0, name  # with the refusal still held (a caller that keeps it to show it)
+        del err
+
+
 def test_depth_errors(tmp_path):
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(Gen3cInputError, match="never unpickled"):
@@ -952,14 +969,16 @@ def test_decoding_from_a_late_frame_gives_the_frames_of_decoding_from_the_first(
     assert np.array_equal(read_video(path, start=9, max_frames=3)[0], np.stack(every[9:12]))
 
 
+def open_here(path: Path) -> int:
+    """How many of this process's file descriptors are open on ``path``."""
+    return sum(os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve()) for fd in os.listdir("/proc/self/fd"))
+
+
 def test_an_npz_read_frame_by_frame_is_closed_with_its_reader_when_reading_stopped_half_way(tmp_path):
     """A sample or multi-view reader refusing a frame (a mask that lets no pixel in) left its frame
     reader suspended: the member it held kept the .npz file open past the reader's close, until
     the collector found it (a ResourceWarning 'unclosed file …depth.npz' in whatever ran then)."""
     from gen3c.io.npz import NpzReader
-
-    def open_here(path):
-        return sum(os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve()) for fd in os.listdir("/proc/self/fd"))
 
     np.savez(tmp_path / "s.npz", depth=np.zeros((6, 5, 7), np.float32))
     np.savez_compressed(tmp_path / "c.npz", depth=np.zeros((6, 5, 7), np.float32))
