@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -198,7 +199,7 @@ def test_without_gen3c_metadata_extras_are_unknown(monkeypatch):
 
     from gen3c.cli import _environment_tables
 
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(*_environment_tables(found))
     assert "extras: unknown (gen3c is not installed: pip install -e .)" in console.export_text()
 
@@ -259,7 +260,7 @@ def test_table_renders_a_gpu_and_probes_that_failed():
             "cuda:1": {"attention": unknown, "fp8_matmuls": unknown, "gen3c_7b": unknown},
         },
     }
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(*_environment_tables(found))
     out = console.export_text()
     assert "cuda:0: NVIDIA H100" in out and "compute capability 9.0, 79.1 GB, 78.5 GB free" in out

@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,7 +94,7 @@ def test_eval_runs_without_psutil(tmp_path, monkeypatch):
     res = invoke(*TINY, "--no_plots", "--output_folder", tmp_path)
     assert res.exit_code == 0, res.output
     assert (tmp_path / "report.md").is_file()
-    fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.rstrip().endswith("kB")}
+    fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines() if line.endswith("kB")}
     memory = HostMemory.now()
     assert memory.total == fields["MemTotal"] + fields["SwapTotal"] and 0 < memory.available <= fields["MemTotal"]
 

@@ -536,7 +536,8 @@ def test_an_image_in_memory_gets_the_size_limits_of_an_image_file(box_scene, tmp
     with pytest.raises(Gen3cInputError, match=r"^input image '.*image.png' is 160×96 = 0 MP, above the 0 MP limit: downscale it first$"):
         gen3c.generate(image_path, video_save_folder=tmp_path / "file", **kw)
     with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\) image is 160×96 = 0 MP, above the 0 MP limit: downscale it first$"):
-        gen3c.generate(Image.open(image_path), video_save_folder=tmp_path / "memory", **kw)
+        with Image.open(image_path) as opened:
+            gen3c.generate(opened, video_save_folder=tmp_path / "memory", **kw)
     assert not any(tmp_path.glob("*/*.mp4"))
 
 

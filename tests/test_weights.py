@@ -1399,6 +1399,8 @@ def another_process_reads(hub, official, tmp_path, prompts=("a prompt outside th
     finally:
         child.stdin.close()
         child.wait(timeout=60)
+        child.stdout.close()  # (closed here, not by the collector: its ResourceWarning lands in a later test)
+        child.stderr.close()
 
 
 def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, official, tmp_path, monkeypatch):
