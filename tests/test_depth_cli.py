@@ -46,7 +46,8 @@ def test_depth_command_writes_png_npy_ply_json(box_scene, tmp_path):
     assert info["kind"] == "relative" and info["source"] == "prior" and info["intrinsics_from"] == "user"
     from PIL import Image
 
-    assert Image.open(tmp_path / "image_depth.png").size == (160, 96)
+    with Image.open(tmp_path / "image_depth.png") as picture:
+        assert picture.size == (160, 96)
 
 
 def test_the_depth_picture_given_as_depth_names_the_npy_beside_it(box_scene, tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import os
 import shutil
@@ -198,7 +199,7 @@ def test_without_gen3c_metadata_extras_are_unknown(monkeypatch):
 
     from gen3c.cli import _environment_tables
 
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(*_environment_tables(found))
     assert "extras: unknown (gen3c is not installed: pip install -e .)" in console.export_text()
 
@@ -259,7 +260,7 @@ def test_table_renders_a_gpu_and_probes_that_failed():
             "cuda:1": {"attention": unknown, "fp8_matmuls": unknown, "gen3c_7b": unknown},
         },
     }
-    console = Console(width=200, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(*_environment_tables(found))
     out = console.export_text()
     assert "cuda:0: NVIDIA H100" in out and "compute capability 9.0, 79.1 GB, 78.5 GB free" in out
@@ -314,4 +315,22 @@ def test_gpus_takes_no_other_threads_warning_for_cudas(monkeypatch):
     with warnings.catch_warnings(record=True) as shown:
         warnings.simplefilter("always")
         assert environment._gpus() == []
-    assert [str(w.message) for w in shown] == ["another thread's"]
+    assert [str(w.message) for w in shown if issubclass(w.category, UserWarning)] == ["another thread's"]
+
+
+def test_gpus_takes_no_collectors_or_imports_warning_for_cudas(monkeypatch):
+    """torch says why CUDA does not start in a UserWarning. A ResourceWarning the garbage collector
+    raised while torch looked (a file another part of the program left open, collected then), or
+    an import's DeprecationWarning, was said as that reason: "GPUs: unknown (CUDA does not start:
+    unclosed file <…>)" on a machine without CUDA. Now that machine's GPUs are none."""
+    import warnings
+
+    def no_cuda():
+        warnings.warn("unclosed file <_io.FileIO name='/tmp/walk.npz' mode='rb' closefd=True>", ResourceWarning, stacklevel=1)
+        warnings.warn("pkg_resources is deprecated as an API", DeprecationWarning, stacklevel=1)
+        return False
+
+    monkeypatch.setattr(torch.cuda, "is_available", no_cuda)
+    monkeypatch.setattr(torch.version, "cuda", None)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert environment._gpus() == []

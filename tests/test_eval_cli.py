@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,7 +94,7 @@ def test_eval_runs_without_psutil(tmp_path, monkeypatch):
     res = invoke(*TINY, "--no_plots", "--output_folder", tmp_path)
     assert res.exit_code == 0, res.output
     assert (tmp_path / "report.md").is_file()
-    fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in open("/proc/meminfo") if line.rstrip().endswith("kB")}
+    fields = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in Path("/proc/meminfo").read_text().splitlines() if line.endswith("kB")}
     memory = HostMemory.now()
     assert memory.total == fields["MemTotal"] + fields["SwapTotal"] and 0 < memory.available <= fields["MemTotal"]
 
@@ -853,41 +854,45 @@ def test_a_report_name_taken_by_something_else_is_refused_before_the_benchmark(t
     assert sorted(p.name for p in tmp_path.iterdir()) == [blocker]
 
 class _WarmingUp:
-    """A generator whose first video costs 0.5 s more, as a model's first call does (allocations,
-    kernel selection, compilation); every later one is the still image, at once."""
+    """A generator whose first video takes 3 s, as a model's first call costs more (allocations,
+    kernel selection, compilation), and every later one 1 s: seconds of ``clock``, the benchmark's
+    clock in the test (the machine's own time would make the numbers what a loaded machine makes
+    them). Its videos are the still image."""
 
     name = "warming"
 
-    def __init__(self):
+    def __init__(self, clock):
         from gen3c.evaluation.baselines import StillGenerator
 
-        self.calls, self.still = 0, StillGenerator()
+        self.calls, self.still, self.clock = 0, StillGenerator(), clock
 
     def generate(self, cache, cameras, first_frame=None, *, buffers=None, progress=None, chunk=0):
-        import time
-
         self.calls += 1
-        if self.calls == 1:
-            time.sleep(0.5)
+        self.clock.now += 3.0 if self.calls == 1 else 1.0
         return self.still.generate(cache, cameras, first_frame, buffers=buffers, progress=progress)
 
 
-def test_the_report_keeps_warm_up_and_loading_out_of_seconds_per_video(tmp_path):
+def test_the_report_keeps_warm_up_and_loading_out_of_seconds_per_video(tmp_path, monkeypatch):
     """s/video is the mean over the cases after the first; the first video (warm-up included) and
     the model's loading are reported apart (the first call's warm-up made s/video noisy)."""
+    from types import SimpleNamespace
+
+    import gen3c.evaluation.suite as suite
     from gen3c.evaluation.run import run_eval
     from gen3c.evaluation.suite import BenchmarkConfig
 
+    clock = SimpleNamespace(now=0.0)  # the benchmark's clock: only the generator moves it
+    monkeypatch.setattr(suite, "time", SimpleNamespace(perf_counter=lambda: clock.now))
     config = BenchmarkConfig(scenes=("room",), presets=("left", "right", "up"), resolution=(32, 48), num_frames=3)
-    result, paths = run_eval(config, tmp_path, methods=["still"], generator=_WarmingUp(), plots=False, load_seconds={"warming": 12.5})
+    result, paths = run_eval(config, tmp_path, methods=["still"], generator=_WarmingUp(clock), plots=False, load_seconds={"warming": 12.5})
     saved = json.loads(paths["results"].read_text())
     row = saved["summary"]["warming"]
-    assert row["first_seconds"] >= 0.5 and row["seconds"] < 0.25
+    assert row["first_seconds"] == 3.0 and row["seconds"] == 1.0
     assert saved["load_seconds"] == {"warming": 12.5} and [len(c["seconds"]) for c in saved["cases"]] == [2, 2, 2]
     report = paths["report"].read_text()
     assert "| s/video | 1st video s |" in report and "Model loading" in report and "`warming` 12.5 s" in report
     line = next(r for r in report.splitlines() if r.startswith("| `warming` |"))
-    assert float(line.split("|")[-3]) < 0.25 and float(line.split("|")[-2]) >= 0.5
+    assert line.split("|")[-3:-1] == [" 1.00 ", " 3.00 "]
     # One case: no video after the first, so no s/video (—), the first one's time only.
     one = BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(32, 48), num_frames=3)
     _, paths = run_eval(one, tmp_path / "one", methods=["still"], plots=False)

@@ -4,6 +4,7 @@ valid result or a one-line Gen3cInputError — never another exception, never a 
 import json
 import os
 import string
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -238,15 +239,17 @@ def mutate(path, change) -> None:
         data = path.read_bytes()
         path.write_bytes(data[: int(len(data) * change[1])])
     elif kind == "array" and path.suffix == ".npz":
-        try:
-            with np.load(path, allow_pickle=False) as data:
+        try:  # (opened here: np.load leaves a file it opened itself open when the zip is broken)
+            with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 content = {k: data[k] for k in data.files}
         except Exception:  # an earlier mutation already broke it
             return
         if not content:
             return
         keys = sorted(content)
-        content[keys[hash(change[1]) % len(keys)] if change[1][:1] in "abcde" else change[1] or "x"] = change[2]
+        # The key replaced, chosen by crc32: hash() of a str differs from process to process
+        # (PYTHONHASHSEED), which made the fixed draw mutate another key in each run.
+        content[keys[zlib.crc32(change[1].encode()) % len(keys)] if change[1][:1] in "abcde" else change[1] or "x"] = change[2]
         np.savez(path, **content)
 
 

@@ -624,20 +624,24 @@ def test_a_run_whose_end_was_shown_is_no_longer_running(state, monkeypatch):
     refused as "already running" while the worker thread had yet to exit."""
     import time
 
-    class SlowToExit(threading.Thread):  # (a busy machine: the thread exits a while after its work)
+    leave = threading.Event()
+
+    class SlowToExit(threading.Thread):  # (a busy machine: the job's thread exits a while after its work)
         def run(self):
             super().run()
-            time.sleep(1.0)
+            if self.name == "gen3c-gui-job":
+                leave.wait(60)  # here until the test has started run b: alive all along
 
     monkeypatch.setattr(threading, "Thread", SlowToExit)
     runner, results, shown = JobRunner(), [], threading.Event()
     runner.start(state.build_request("a"), state.source, lambda *a: None, lambda result: (results.append(result), shown.set()))
     assert shown.wait(30)
-    deadline = time.monotonic() + 0.5  # (on_done has returned an instant after it set the event)
+    deadline = time.monotonic() + 30  # (on_done has returned an instant after it set the event)
     while runner.running and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not runner.running
     runner.start(state.build_request("b"), state.source, lambda *a: None, results.append)
+    leave.set()
     assert runner.wait(30) and [r.output.paths["video"].name for r in results] == ["a.mp4", "b.mp4"]
 
 
@@ -832,7 +836,7 @@ def test_notes_are_collected_per_thread():
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             note("from another thread")
-        others.extend(str(w.message) for w in caught)
+        others.extend(str(w.message) for w in caught if issubclass(w.category, UserWarning))
 
     with collect_notes() as outer:
         note("a")

@@ -98,7 +98,8 @@ def test_depth_of_a_large_photo_is_written_at_the_limit_with_its_camera_scaled(t
     h, w = large_image_size((96, 160))
     assert (h, w) == (84, 140)
     assert np.load(tmp_path / "out" / "p_depth.npy").shape == (h, w)
-    assert Image.open(tmp_path / "out" / "p_mask.png").size == Image.open(tmp_path / "out" / "p_depth.png").size == (w, h)
+    with Image.open(tmp_path / "out" / "p_mask.png") as mask, Image.open(tmp_path / "out" / "p_depth.png") as picture:
+        assert mask.size == picture.size == (w, h)
     info = json.loads((tmp_path / "out" / "p_depth.json").read_text())
     assert (info["height"], info["width"]) == (h, w)
     K = torch.tensor([[150.0, 0, 80], [0, 140, 48], [0, 0, 1]])

@@ -64,7 +64,7 @@ def write_release(root, clip="cat", *, with_mask=True, camera="PINHOLE", depth=T
 def test_release_layout_reads_back_exactly(layout, tmp_path):
     _, depth, c2w, w2c, _, K, ids = closed_form_clip()
     root = write_release(tmp_path / "vipe", with_mask=layout != "static_vda", camera=None if layout == "no_camera_file" else "PINHOLE")
-    stored = np.load(root / "pose" / "cat.npz")
+    stored = dict(np.load(root / "pose" / "cat.npz"))
     assert stored["data"].dtype == np.float32 and stored["inds"].dtype == np.int64  # as ViPE's np.savez
     stack = read_vipe(root, (H, W), start=1)
     assert stack.frame_indices == [1, 2, 3] and stack.size == (H, W) and stack.depth_kind == "metric"

@@ -317,6 +317,17 @@ def progress_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name == "gen3c-fetch-progress"]
 
 
+def wait_until(condition, seconds: float = 60.0) -> bool:
+    """Whether ``condition()`` came true within ``seconds`` (polled): a thread's effect awaited on a
+    loaded machine without guessing how long it takes."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_a_fetch_logged_to_a_file_says_how_far_it_got_until_it_ends(hub, official, tmp_path, monkeypatch):
     """With stderr not a terminal (a log file, CI, nohup), where huggingface_hub draws no bars, a
     fetch said "fetching REPO (rev): files (size)" and then nothing until it ended, minutes later
@@ -380,10 +391,8 @@ def test_a_failed_fetch_says_no_progress_after_it_fails(hub, official, tmp_path,
     lines: list[str] = []
     with pytest.raises(Gen3cModelError, match="answered HTTP 503"):
         prepare(hub, official, tmp_path, prompts=(), log=lines.append)
-    said = list(lines)
-    assert any(PROGRESS.fullmatch(line) for line in said), said
-    time.sleep(0.5)
-    assert lines == said and not progress_threads()
+    assert any(PROGRESS.fullmatch(line) for line in lines), lines
+    assert not progress_threads()  # (joined as the fetch failed: no line can come after it)
 
 
 def test_a_fetch_on_a_terminal_leaves_progress_to_the_hubs_bars(hub, official, tmp_path, monkeypatch):
@@ -406,8 +415,8 @@ def test_a_stalled_fetch_says_for_how_long_nothing_came(tmp_path, monkeypatch):
     lines: list[str] = []
     progress = weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, lines.append)
     with progress.downloading("model.pt", 10_000, "0123abcd"):
-        time.sleep(0.4)
-    assert lines and all(re.fullmatch(r"fetching a/b: 3\.0 kB of 10\.0 kB \(30 %\), nothing new for \d+ s", line) for line in lines), lines
+        assert wait_until(lambda: len(lines) >= 3), lines
+    assert all(re.fullmatch(r"fetching a/b: 3\.0 kB of 10\.0 kB \(30 %\), nothing new for \d+ s", line) for line in lines), lines
 
 
 def test_a_progress_line_that_cannot_be_said_ends_the_lines_and_a_bug_in_them_is_not_hidden(tmp_path, monkeypatch):
@@ -422,18 +431,21 @@ def test_a_progress_line_that_cannot_be_said_ends_the_lines_and_a_bug_in_them_is
     seen: list[BaseException] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: seen.append(args.exc_value))
 
-    def closed(_line: str) -> None:
+    tried: list[str] = []
+
+    def closed(line: str) -> None:
+        tried.append(line)
         raise ValueError("I/O operation on closed file.")
 
     with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, closed).downloading("model.pt", 10_000, "0123abcd"):
-        time.sleep(0.3)
-    assert seen == []
+        assert wait_until(lambda: not progress_threads())  # the lines ended at the first that failed, the fetch going on
+    assert seen == [] and len(tried) == 1
 
     def buggy(_line: str) -> None:
         raise TypeError("unsupported format string")
 
     with weights._FetchProgress("a/b", tmp_path, {"model.pt": 10_000}, buggy).downloading("model.pt", 10_000, "0123abcd"):
-        time.sleep(0.3)
+        assert wait_until(lambda: seen)
     assert [type(e) for e in seen] == [TypeError] and not progress_threads()
 
 
@@ -1326,7 +1338,7 @@ def test_what_a_stopped_conversion_left_is_listed_and_removed_by_cache_remove_al
     assert weights.cached_items(**kwargs) == [] and not leftovers(tmp_path)
 
 
-def test_removing_while_another_process_prepares_says_it_waits(hub, official, tmp_path, capfd):
+def test_removing_while_another_process_prepares_says_it_waits(hub, official, tmp_path, capfd, monkeypatch):
     """`gen3c cache remove` waited for a conversion in another process (minutes for the 7B DiT)
     without a word, as if it hung."""
     import fcntl
@@ -1337,10 +1349,25 @@ def test_removing_while_another_process_prepares_says_it_waits(hub, official, tm
     capfd.readouterr()
     fd = os.open(tmp_path / "cache" / weights.LOCK_FILE, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # as a preparing process holds it
-    timer = threading.Timer(0.5, os.close, [fd])
-    timer.start()
+    # Released once the removal says it waits (not after a guessed time, which a slow machine could
+    # outlast before the removal reached the lock), or after a minute, where it never says so.
+    waiting, to_stderr = threading.Event(), weights._to_stderr
+
+    def say(line: str) -> None:
+        to_stderr(line)
+        if line.startswith("waiting for another gen3c process"):
+            waiting.set()
+
+    def release() -> None:
+        waiting.wait(60)
+        os.close(fd)
+
+    monkeypatch.setattr(weights, "_to_stderr", say)
+    releaser = threading.Thread(target=release)
+    releaser.start()
     removed = weights.remove_cached(["Gen3C-Cosmos-7B-v1"], **kwargs)
-    timer.join()
+    releaser.join()
+    assert waiting.is_set()
     assert [item.name for item in removed] == ["Gen3C-Cosmos-7B-v1"]
     assert "waiting for another gen3c process" in capfd.readouterr().err
 
@@ -1372,6 +1399,8 @@ def another_process_reads(hub, official, tmp_path, prompts=("a prompt outside th
     finally:
         child.stdin.close()
         child.wait(timeout=60)
+        child.stdout.close()  # (closed here, not by the collector: its ResourceWarning lands in a later test)
+        child.stderr.close()
 
 
 def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, official, tmp_path, monkeypatch):

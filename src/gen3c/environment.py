@@ -132,10 +132,13 @@ def _gpus() -> list[dict[str, Any] | str] | str:
 
     with caught_warnings() as caught:  # (this thread's only: another's is not CUDA's reason)
         available = torch.cuda.is_available()
+    # torch says why CUDA does not start in a UserWarning; a ResourceWarning the collector raised
+    # meanwhile ("unclosed file …") or an import's DeprecationWarning is no reason of CUDA's.
+    reasons = [w for w in caught if issubclass(w.category, UserWarning)]
     if not available:
         hidden = os.environ.get("CUDA_VISIBLE_DEVICES")
-        if caught:
-            return f"unknown (CUDA does not start: {first_line(caught[0].message)})"
+        if reasons:
+            return f"unknown (CUDA does not start: {first_line(reasons[0].message)})"
         if torch.version.cuda is not None and hidden is not None and hidden.strip() in ("", "-1"):
             return f"unknown (CUDA_VISIBLE_DEVICES={hidden!r} hides every GPU)"
         return []

@@ -64,7 +64,9 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
                 _check_npy_shape(fp, label)
             array = np.load(p, allow_pickle=False)
         elif suffix == ".npz":
-            with np.load(p, allow_pickle=False) as data:
+            # Opened here, not by np.load: the file np.load opens itself stays open in its error's
+            # traceback when the archive is no readable zip, past this refusal.
+            with open(p, "rb") as fh, np.load(fh, allow_pickle=False) as data:
                 keys = list(data.keys())
                 if "depth" not in keys and len(keys) != 1:
                     raise Gen3cInputError(f"{label} holds arrays {keys} but none named 'depth': save the depth under the key 'depth'")

@@ -120,12 +120,17 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
 def say_pillow_warnings(caught: list[warnings.WarningMessage], what: str) -> None:
     """The warnings of reading ``what`` (:func:`~gen3c.errors.caught_warnings`) said: Pillow's own
     (a TIFF's "Tag data larger than file", "Corrupt EXIF data"), which name no file or image, as
-    one note that does; others as they came."""
-    pillow = list(dict.fromkeys(first_line(w.message) for w in caught if f"{os.sep}PIL{os.sep}" in w.filename))
+    one note that does; others as they came.
+
+    Pillow's own are its UserWarnings raised in its code. A warning of another category raised
+    there is not the image's damage: a ResourceWarning the collector raised while Pillow's code ran
+    (an "unclosed file" another part of the program left), a DeprecationWarning."""
+    damage = [w for w in caught if issubclass(w.category, UserWarning) and f"{os.sep}PIL{os.sep}" in w.filename]
+    pillow = list(dict.fromkeys(first_line(w.message) for w in damage))
     if pillow:
         note(f"{what} may be damaged (Pillow, reading it: {'; '.join(pillow)[:200]}): re-export it if it looks wrong")
     for w in caught:
-        if f"{os.sep}PIL{os.sep}" not in w.filename:  # not Pillow's: as it came
+        if w not in damage:  # not Pillow's: as it came
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
