@@ -1179,6 +1179,11 @@ def test_ply_mistakes_are_one_line_errors(tmp_path):
         ((pts, cols[:2]), "has 5 points but 2 colours"),
         ((pts.numpy(), cols), r"points is a numpy array of shape \(5, 3\): pass an"),
         ((torch.randn(5, 4), cols), r"points is a torch tensor of shape \(5, 4\): pass an \(N, 3\) tensor"),
+        # Before: clamped as [-1, 1] values, a white (or, NaN, black) cloud written without a word.
+        ((pts, cols * 255), r"write_ply colors span \[\d.*, 2\d\d\]: pass floats in \[-1, 1\] or uint8 0–255 \(0–255 values: pass colors / 127.5 - 1\)$"),
+        ((pts, torch.full((5, 3), float("nan"))), r"write_ply colors span \[nan, nan\]: pass floats in \[-1, 1\] or uint8 0–255$"),
+        ((pts, torch.full((5, 3), 200)), r"write_ply colors are int64: pass uint8 0–255 \(colors.to\(torch.uint8\)\) or floats in \[-1, 1\]$"),
+        ((pts.to("meta"), cols), r"write_ply points is a meta tensor, which holds no values"),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
             write_ply(tmp_path / "p.ply", *args)
