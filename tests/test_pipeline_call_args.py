@@ -48,6 +48,13 @@ def test_seed_path_gives_the_videos_it_gave_before_generator_existed(pipe):
     assert torch.equal(latents(pipe, num_steps=2), latents(pipe, num_steps=2, seed=1))  # no seed: 1, as before
 
 
+def test_a_numpy_seed_gives_the_video_of_the_same_int(pipe):
+    """``for seed in np.arange(4): pipe(…, seed=seed)``: check_inputs took numpy's integers, but the
+    noise stream's torch.Generator.manual_seed then raised "TypeError: an integer is required"."""
+    assert torch.equal(latents(pipe, num_steps=1, seed=np.int64(5)), latents(pipe, num_steps=1, seed=5))
+    assert torch.equal(latents(pipe, num_steps=1, seed=np.uint32(7), noise_aug_strength=0.5), latents(pipe, num_steps=1, seed=7, noise_aug_strength=0.5))
+
+
 def test_generator_fixes_the_video_and_draws_all_the_noise(pipe):
     a = latents(pipe, num_steps=2, generator=torch.Generator().manual_seed(3))
     b = latents(pipe, num_steps=2, generator=torch.Generator().manual_seed(3))

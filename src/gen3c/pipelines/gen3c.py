@@ -1087,6 +1087,7 @@ class Gen3cPipeline(DiffusionPipeline):
             noise_aug_strength=noise_aug_strength,
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
+        seed = None if seed is None else int(seed)  # numpy's integers (np.arange's): torch's manual_seed takes only int
         # 2. Encode the prompts (T5, where the cache lacks them, staged once for both)
         negative = None
         if guidance != 0:
