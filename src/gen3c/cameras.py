@@ -54,6 +54,20 @@ def _floating(tensor: Tensor) -> Tensor:
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
 
 
+def _check_batches(function: str, *arguments: tuple[str, Tensor | None, int]) -> None:
+    """Refuse (name, tensor, trailing dims) arguments whose leading ``*B`` dims do not broadcast
+    together (a tensor None is left out): 3 depth maps with 2 cameras were torch's "The size of
+    tensor a (2) must match the size of tensor b (3) at non-singleton dimension 0"."""
+    given = [(name, tuple(t.shape[: t.ndim - dims])) for name, t, dims in arguments if t is not None]
+    try:
+        torch.broadcast_shapes(*(batch for _, batch in given))
+    except RuntimeError:
+        shapes = ", ".join(f"{name} {batch}" for name, batch in given)
+        raise Gen3cInputError(
+            f"{function}'s batch dimensions do not pair up ({shapes}): pass one per item, or leave one out (a (3, 3) K serves every item)"
+        ) from None
+
+
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
     if not isinstance(tensor, Tensor):
         raise Gen3cInputError(f"{name} is {describe_value(tensor)}: pass a tensor (torch.as_tensor({name}))")
@@ -660,8 +674,12 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
         depth: (*B, H, W) z-depth.
         K: (*B, 3, 3) intrinsics in pixels (:func:`validate_intrinsics`: finite, fx, fy > 0).
         w2c: (*B, 4, 4) or None (points stay in camera space).
+
+        The ``*B`` of the three broadcast together (one K for a batch of depth maps); K and w2c
+        are moved to ``depth``'s device.
     Returns:
-        (*B, H, W, 3) points, in the common dtype of the inputs (integers only: float32).
+        (*B, H, W, 3) points, in the common dtype of the inputs (integers only: float32), on
+        ``depth``'s device.
     """
     _check_last_dims("K", K, (3, 3))
     # A zero focal length made K⁻¹ torch's singular-matrix error, a negative one mirrored the points.
@@ -670,10 +688,13 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
         raise Gen3cInputError(f"depth must be a (*B, H, W) tensor, got {_describe(depth)}")
     if w2c is not None:
         _check_last_dims("w2c", w2c, (4, 4))
+    _check_batches("unproject_depth", ("depth", depth, 2), ("K", K, 2), ("w2c", w2c, 2))
     dtype = torch.promote_types(depth.dtype, K.dtype if w2c is None else torch.promote_types(K.dtype, w2c.dtype))
     dtype = torch.promote_types(dtype, torch.float32)  # all-integer inputs: K⁻¹ needs a float
-    depth, K = depth.to(dtype), K.to(dtype)
-    w2c = None if w2c is None else w2c.to(dtype)
+    # K and w2c join depth's device (K built on the CPU, depth on a GPU was torch's "Expected all
+    # tensors to be on the same device"), as Cameras keeps K on its poses' device.
+    depth, K = depth.to(dtype), K.to(depth.device, dtype)
+    w2c = None if w2c is None else w2c.to(depth.device, dtype)
     H, W = depth.shape[-2:]
     rays = pixel_grid(H, W, device=depth.device, dtype=depth.dtype) @ torch.linalg.inv(K).transpose(-1, -2)[..., None, :, :]
     points = rays * depth[..., None]
@@ -690,18 +711,22 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
         points: (*B, N, 3) world points.
         K: (*B, 3, 3).
         w2c: (*B, 4, 4).
+
+        The ``*B`` of the three broadcast together (one point set into T cameras); K and w2c
+        are moved to ``points``' device.
     Returns:
         ``(uv, z)``: (*B, N, 2) pixel coordinates and (*B, N) z-depth in the camera. Points with
         z ≤ 0 get meaningless uv; callers mask them with ``z > 0``. Both in the common dtype of
-        the inputs.
+        the inputs, on ``points``' device.
     """
     _check_last_dims("points", points, (3,))
     _check_last_dims("K", K, (3, 3))
     _check_last_dims("w2c", w2c, (4, 4))
     if points.ndim < 2:
         raise Gen3cInputError(f"points must be (*B, N, 3), got {tuple(points.shape)}: one point is points[None]")
+    _check_batches("project_points", ("points", points, 2), ("K", K, 2), ("w2c", w2c, 2))
     dtype = torch.promote_types(points.dtype, torch.promote_types(K.dtype, w2c.dtype))
-    points, K, w2c = points.to(dtype), K.to(dtype), w2c.to(dtype)
+    points, K, w2c = points.to(dtype), K.to(points.device, dtype), w2c.to(points.device, dtype)  # (on points' device: as unproject_depth)
     P = K @ w2c[..., :3, :]  # (*B, 3, 4)
     cam = points @ P[..., :3].transpose(-1, -2) + P[..., None, :, 3]
     z = cam[..., 2]
