@@ -601,6 +601,11 @@ def test_cameras_index_in_range_and_iterate_once_through():
     for index in (3, -4):
         with pytest.raises(Gen3cInputError, match=rf"camera {index} is out of range for 3 cameras: pass 0 … 2"):
             cams[index]
+    # numpy's index arrays and masks pick cameras as tensors do (before: TypeError "only integer
+    # scalar arrays can be converted to a scalar index"); numpy's integers pick one camera.
+    assert cams[np.array([0, 2])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
+    assert cams[np.array([True, False, True])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
+    assert cams[np.int64(1)].w2c[:, 0, 3].tolist() == [1.0]
 
 
 def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
