@@ -416,6 +416,22 @@ def outside_unit_range(values: Tensor, var: str) -> tuple[str, str] | None:
     return f"[{lo:.3g}, {hi:.3g}]", f" (0–255 values: pass {var} / 127.5 - 1)" if hi > 2 else ""
 
 
+def note_unit_range(values: Tensor, name: str, var: str = "image", stacklevel: int = 1) -> None:
+    """Note float colours (an image, renders) with no value below 0 as likely [0, 1] ones, which
+    read as [−1, 1] come out washed out (black is mid-grey); a flat tensor says nothing. Only where
+    the values came in from the user as floats: a bright photo read from a file is [−1, 1] for sure.
+    ``stacklevel`` counts from the caller, as :func:`gen3c.errors.note` does."""
+    lo, hi = (float(v) for v in torch.aminmax(values.detach())) if values.numel() else (0.0, 0.0)
+    if lo >= 0 and hi > lo:
+        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
+        # of an image whose darkest pixel would be mid-grey in [-1, 1].
+        note(
+            f"{name} has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
+            f"(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass {var} * 2 - 1",
+            stacklevel=stacklevel + 1,
+        )
+
+
 def as_image(image: Any, name: str = "image") -> Tensor:
     """An image handed over in Python → (3, H, W) float32 in [−1, 1], the library's convention.
 

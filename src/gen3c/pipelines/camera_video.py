@@ -257,21 +257,15 @@ def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str, note_u
         Gen3cInputError: another type, shape, size or range, in one line naming ``name``.
     """
     from gen3c.io.images import as_image, check_image_size, stated_size
+    from gen3c.io.images import note_unit_range as note_if_unit_range
 
     size = stated_size(image)
     if size is not None:  # else as_image refuses it
         check_image_size(*size, name)
     float_tensor = note_unit_range and isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, name)
-    lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
-    if lo >= 0 and hi > lo:
-        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
-        # of an image whose darkest pixel would be mid-grey in [-1, 1] (a flat one, a placeholder, says nothing).
-        note(
-            f"{name} has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
-            "(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass image * 2 - 1",
-            stacklevel=3,
-        )
+    if float_tensor:
+        note_if_unit_range(image, name, stacklevel=3)
     return image
 
 
