@@ -1283,6 +1283,29 @@ def test_masked_and_complex_cameras_and_valid_masks_are_refused_or_taken_as_a_ma
     assert torch.equal(prepare_source(image, depth, K, (32, 48), valid=valid.astype(np.uint8)).valid, taken.valid)
 
 
+def test_meta_cameras_and_source_tensors_are_one_line():
+    """A meta tensor (shapes, no values) as a camera matrix or a depth was torch's "Tensor.item()
+    cannot be called on meta tensors" (Cameras, prepare_source K, a keyframe path) or "Cannot copy
+    out of meta tensor; no data!" (prepare_source depth); an image's was one line already."""
+    from gen3c.cameras import Cameras
+    from gen3c.trajectories import KeyframePath
+
+    image, depth = np.zeros((32, 48, 3), np.uint8), torch.ones(32, 48)
+    K, pose = intrinsics_from_fov(60, 32, 48), torch.eye(4)
+    meta = " is a meta tensor, which holds no values: pass one on the CPU or a GPU$"
+    for change, match in (({"depth": depth.to("meta")}, "depth"), ({"K": K.to("meta")}, "K"), ({"w2c": pose.to("meta")}, "w2c"),
+                          ({"valid": torch.ones(32, 48, dtype=torch.bool, device="meta")}, "valid")):  # fmt: skip
+        args = {"depth": depth, "K": K, **change}
+        with pytest.raises(Gen3cInputError, match=f"^prepare_source {match}{meta}"):
+            prepare_source(image, args.pop("depth"), args.pop("K"), (32, 48), **args)
+    with pytest.raises(Gen3cInputError, match="^Cameras.w2c" + meta):
+        Cameras(pose[None].to("meta"), K, 32, 48)
+    with pytest.raises(Gen3cInputError, match="^Cameras.K" + meta):
+        Cameras(pose[None], K.to("meta"), 32, 48)
+    with pytest.raises(Gen3cInputError, match="^keyframe poses" + meta):
+        KeyframePath(pose.repeat(2, 1, 1).to("meta"), times=[0.0, 1.0], num_frames=3, fps=2).cameras(K, 32, 48)
+
+
 def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line():
     """Before: a ragged nested list (K of rows of different lengths) raised numpy's ValueError
     ("setting an array element with a sequence"), and an array of objects, strings or dates was

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, note
+from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, meta_refusal, note
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -784,6 +784,8 @@ def _as_real(value: object, name: str) -> Tensor:
         tensor = None
     if tensor is not None and tensor.is_complex():
         raise Gen3cInputError(complex_refusal(name, tensor.dtype))
+    if tensor is not None and tensor.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors" in validate_poses
+        raise Gen3cInputError(meta_refusal(name))
     if tensor is None or tensor.dtype == torch.bool:
         raise Gen3cInputError(f"{name} is {_describe(value) if tensor is None else tensor.dtype}: pass real numbers (a tensor or an array)")
     return tensor

@@ -19,7 +19,15 @@ from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
-from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, describe_value, first_line, note
+from gen3c.errors import (
+    Gen3cInputError,
+    caught_warnings,
+    complex_refusal,
+    describe_value,
+    first_line,
+    meta_refusal,
+    note,
+)
 from gen3c.io.paths import reader_path, refuse_special_file, writer_path
 
 # Larger images are refused before decoding: a small file can claim gigapixels
@@ -329,7 +337,7 @@ def plain_tensor(values: Tensor, name: str) -> Tensor:
         Gen3cInputError: naming ``name``, what the tensor is and the fix.
     """
     if values.is_meta:
-        raise Gen3cInputError(f"{name} is a meta tensor, which holds no values: pass one on the CPU or a GPU")
+        raise Gen3cInputError(meta_refusal(name))
     if values.is_quantized or values.layout != torch.strided:
         kind, fix = ("quantized", "tensor.dequantize()") if values.is_quantized else (str(values.layout).removeprefix("torch."), "tensor.to_dense()")
         raise Gen3cInputError(f"{name} is a {kind} tensor: pass {fix}")

@@ -47,6 +47,7 @@ from gen3c.errors import (
     Gen3cInputError,
     complex_refusal,
     describe_value,
+    meta_refusal,
     note,
     noted,
     raise_if_interrupted,
@@ -306,8 +307,12 @@ def _is_positive_int(value: object) -> bool:
 
 
 def _as_tensor(value, name: str) -> Tensor:
-    """A tensor, numpy array or nested list as a tensor; anything else is refused in one line."""
+    """A tensor, numpy array or nested list as a tensor; anything else (and a meta tensor, which
+    holds no values: torch's "Cannot copy out of meta tensor" or "Tensor.item() cannot be called on
+    meta tensors" further on) is refused in one line."""
     if isinstance(value, Tensor):
+        if value.is_meta:
+            raise Gen3cInputError(meta_refusal(name))
         return value
     if isinstance(value, (np.ndarray, list, tuple)):
         try:
