@@ -671,10 +671,11 @@ def test_a_setting_of_the_wrong_type_is_named_with_what_was_given_not_its_repr(t
     type and shape (length), in one line. Before: a cut-off repr with its escaped newlines,
     "setting 'intrinsics' must be str, got ndarray '[[1. 0. 0.]\\n [0. 1. 0.]\\n [0. 0. 1.]]'"."""
     mistakes = [
-        ({"intrinsics": np.eye(3)}, r"gen3c.generate\(\): setting 'intrinsics' must be str, got a numpy array of shape \(3, 3\)$"),
+        ({"intrinsics": np.ones((2, 3))}, r"gen3c.generate\(\): setting 'intrinsics' has shape \(2, 3\): pass one \(3, 3\) K in pixels of the input image, the four numbers \(fx, fy, cx, cy\), or the text 'fx,fy,cx,cy'$"),
         ({"seed": np.ones(3)}, r"setting 'seed' must be int, got a numpy array of shape \(3,\)$"),
         ({"trajectory": torch.ones(2, 3)}, r"setting 'trajectory' must be str, got a torch tensor of shape \(2, 3\)$"),
-        ({"resolution": [32, 48]}, r"setting 'resolution' must be str, got a list of 2 items$"),
+        ({"resolution": [32, 48, 3]}, r"setting 'resolution' is a list of 3 items: pass \(H, W\), two whole numbers, e.g. \(704, 1280\), or 'HxW'$"),
+        ({"fov": torch.ones(3)}, r"setting 'fov' must be float, got a torch tensor of shape \(3,\)$"),
         ({"seed": 2.5}, r"setting 'seed' must be int, got float '2.5'$"),  # a number or string: its value, as before
     ]
     for setting, match in mistakes:
@@ -709,6 +710,42 @@ def test_torch_dtypes_and_devices_are_taken_as_their_names_and_recorded_as_them(
         with pytest.raises(Gen3cInputError, match=rf"^gen3c.generate\(\): setting 'dtype' is {dtype}: pass torch.bfloat16, torch.float16, torch.float32 or its name$"):
             gen3c.generate(image_path, dtype=dtype, **common)
     assert len(taken) == 2
+
+
+def test_intrinsics_and_resolution_in_memory_forms_are_taken_as_their_text(box_scene, tmp_path, monkeypatch):
+    """intrinsics= a (3, 3) K (tensor, array, nested list) or (fx, fy, cx, cy), and resolution=
+    (H, W) as prepare_source takes it, run as "fx,fy,cx,cy" and "HxW" do, recorded as that text
+    (a float32 K exactly). Before: "setting 'intrinsics' must be str, got a torch tensor of shape
+    (3, 3)", "setting 'resolution' must be str, got a tuple of 2 items"."""
+    import json
+
+    from gen3c.pipelines import request as request_module
+
+    image_path, depth_path, _, _ = box_scene
+    taken = []
+    monkeypatch.setattr(request_module, "run_request", lambda request, **kwargs: taken.append(request))
+    K = intrinsics_from_fov(60, 32, 48)  # float32: fx = 41.56921… is no short decimal
+    text = ",".join(repr(float(v)) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    common = {"depth": depth_path, "video_save_folder": tmp_path, "generator": "preview"}
+    for intrinsics in (K, K.numpy(), K.tolist(), [K[0, 0], K[1, 1], K[0, 2], K[1, 2]], text):
+        gen3c.generate(image_path, intrinsics=intrinsics, resolution=(32, 48), **common)
+    gen3c.generate(image_path, intrinsics=text, resolution="32x48", **common)
+    assert {(r.intrinsics, r.resolution) for r in taken} == {(text, "32x48")}
+    assert len({json.dumps(request_module.run_record(r)) for r in taken}) == 1
+    assert torch.equal(parse_intrinsics_text(text), K)  # the text reads back as the K given
+    skewed = K.clone()
+    skewed[0, 1] = 0.5
+    for bad, match in ((skewed, r"has skew \(K\[0, 1\] = 0.5, K\[1, 0\] = 0\): gen3c's cameras have none"),
+                       (K.T, r"must have \[0, 0, 1\] as their last row: they have it as their last column"),
+                       (K[None], r"has shape \(1, 3, 3\): pass one \(3, 3\) K")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): setting 'intrinsics' " + match):
+            gen3c.generate(image_path, intrinsics=bad, **common)
+    assert len(taken) == 6
+
+
+def parse_intrinsics_text(text: str) -> torch.Tensor:
+    fx, fy, cx, cy = (float(v) for v in text.split(","))
+    return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def test_a_dtype_name_no_model_runs_in_is_refused_before_the_model_loads(box_scene, tmp_path, monkeypatch):
