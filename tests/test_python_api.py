@@ -221,6 +221,16 @@ def test_frame_count_refusals_of_generate_video_and_the_gen3c_generator_name_the
         gen.generate(None, None, torch.zeros(3, 16, 16), buffers=buffers)
     assert str(refused.value) == ("a gen3c chunk has 17 frames, not 12: pass 17 cameras (or buffers of 17 frames); a longer path "
                                   "(33, 49, … cameras) goes to generate_video, which makes it chunk by chunk")  # fmt: skip
+    # Its first_frame is named as its call names it (before: the pipeline's "image must be a (3, H, W) tensor").
+    buffers = SimpleNamespace(colors=torch.zeros(17, 1, 3, 16, 16), masks=torch.zeros(17, 1, 1, 16, 16))
+    for first_frame, message in (
+        (torch.zeros(1, 3, 16, 16), "first_frame is (1, 3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
+        (np.zeros((3, 16, 16)), "first_frame is a numpy array of shape (3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
+        (torch.full((3, 16, 16), 200, dtype=torch.uint8), "first_frame holds uint8 values in [200, 200]: pass floats in [-1, 1] (the prepared source's image; a uint8 image as image / 127.5 - 1)"),
+    ):  # fmt: skip
+        with pytest.raises(Gen3cInputError) as refused:
+            gen.generate(None, None, first_frame, buffers=buffers)
+        assert str(refused.value) == message
 
 
 def test_save_outputs_refuses_a_name_ending_in_mp4(scene, tmp_path):

@@ -645,9 +645,15 @@ def _check_video_inputs(cache: object, cameras: object, generator: object, first
     if isinstance(generator, type) or not callable(getattr(generator, "generate", None)):
         what = f"the class {generator.__name__}, not an instance" if isinstance(generator, type) else describe_value(generator)
         raise Gen3cInputError(f"generator is {what}: pass an object with generate(), e.g. PreviewGenerator()")
-    if first_frame is None:
-        return
-    size = (cameras.height, cameras.width)
+    if first_frame is not None:
+        check_first_frame(first_frame, cameras.height, cameras.width)
+
+
+def check_first_frame(first_frame: object, height: int, width: int) -> None:
+    """A first frame for cameras of ``height`` × ``width``: a (3, H, W) float tensor in [−1, 1]
+    (:func:`generate_video`'s and a generator's ``generate()``'s ``first_frame``), else one line
+    naming it."""
+    size = (height, width)
     if not isinstance(first_frame, Tensor) or tuple(first_frame.shape) != (3, *size):
         shape = tuple(first_frame.shape) if isinstance(first_frame, Tensor) else describe_value(first_frame)
         raise Gen3cInputError(

@@ -1417,6 +1417,14 @@ class Gen3cGenerator:
             raise Gen3cInputError(
                 "the gen3c generator needs the first frame (the source image) to condition on"
             )
+        # Named as this call names it (the pipeline's refusal said "image must be a (3, H, W) tensor"),
+        # before the cache is rendered for it.
+        from gen3c.pipelines.camera_video import check_first_frame
+
+        given = getattr(buffers, "colors", None)
+        size = tuple(given.shape[-2:]) if isinstance(given, Tensor) else (getattr(cameras, "height", None), getattr(cameras, "width", None))
+        if None not in size:  # (no Cameras: cache.render refuses them)
+            check_first_frame(first_frame, *size)
         if buffers is None:
             spelling = nullcontext() if self.message_spelling is None else spelled(self.message_spelling)
             with spelling, self.pipeline._out_of_memory_as_error("rendering 3D cache"):  # (the progress stage's name: camera_video)
