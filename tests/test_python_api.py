@@ -158,6 +158,32 @@ def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):
             prepare_source(*args, SIZE)
 
 
+def test_intrinsics_made_with_height_and_width_swapped_are_noted_once(box_scene, tmp_path, recwarn):
+    """intrinsics_from_fov(60, *pil_image.size) (PIL's size is (W, H)) put a 96×160 image's principal
+    point at (48, 80), far from its centre yet inside it: the video was made from that camera without
+    a word. prepare_source notes it; a run whose --intrinsics reader said it already (a turned
+    photo's calibration) says it once; the image's own camera says nothing."""
+    image_path, depth_path, image, depth = box_scene
+    pil = Image.open(image_path)
+    swapped = intrinsics_from_fov(60, *pil.size)
+    recwarn.clear()
+    prepare_source(pil, depth, swapped, SIZE)
+    assert [str(w.message) for w in recwarn.list] == [
+        "prepare_source K (cx=48, cy=80) put the principal point at the centre of a 96×160 image, not of this 160×96 one: made with "
+        "height and width swapped (PIL's image.size is (W, H); intrinsics_from_fov takes (fov, H, W))? then pass this image's, "
+        "e.g. intrinsics_from_fov(fov, 96, 160)"
+    ]  # fmt: skip
+    assert {w.filename for w in recwarn.list} == {__file__}  # said at the call
+    recwarn.clear()
+    prepare_source(pil, depth, intrinsics_from_fov(60, pil.height, pil.width), SIZE)
+    assert not recwarn.list
+    spec = ",".join(f"{float(v):g}" for v in (swapped[0, 0], swapped[1, 1], swapped[0, 2], swapped[1, 2]))
+    gen3c.generate(image_path, depth=depth_path, intrinsics=spec, generator="preview", num_video_frames=3, resolution="32x48",
+                   video_save_folder=tmp_path, progress=False)  # fmt: skip
+    said = [str(w.message) for w in recwarn.list if "put the principal point at the centre of a 96×160 image" in str(w.message)]
+    assert len(said) == 1 and "made for the photo turned a quarter" in said[0], said
+
+
 def test_prepare_source_checks_pose_and_resolution(scene):
     with pytest.raises(Gen3cInputError, match="w2c must be 4×4"):
         prepare_source(*scene, SIZE, w2c=torch.eye(4)[:3])  # before: kept as given, failing later

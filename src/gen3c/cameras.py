@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, meta_refusal, note
+from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, meta_refusal, note, noted
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -355,6 +355,47 @@ def note_scaled_intrinsics(
             f"then scale fx, fy, cx, cy by {1 / s:.4g}",
             stacklevel=2,
         )
+
+
+#: How far fx / fy may be from 1 for a camera's pixels to count as square (a calibration's are
+#: within a few tenths of a percent; ``gen3c depth --resolution`` of a turned shape, 4:3 to 3:4, gives 1.78).
+SQUARE_PIXELS = 0.01
+#: How near (as a share of each side) a principal point must be to the centre of the image turned
+#: a quarter for :func:`centred_for_turned`, as :func:`note_scaled_intrinsics` takes a centre.
+TURNED_CENTRE = 0.02
+
+
+def centred_for_turned(K: Tensor, height: int, width: int) -> bool:
+    """Whether (3, 3) intrinsics of square pixels put the principal point at the centre of the
+    ``height`` × ``width`` image turned a quarter (of ``width`` × ``height`` pixels): a camera made
+    for the other orientation (a turned photo's calibration, or ``intrinsics_from_fov(fov, *pil.size)``,
+    PIL's size being (W, H)), which passes :func:`check_intrinsics_fit`. Never for a near-square
+    image, whose two centres are too close to tell apart."""
+    if abs(height / width - 1) <= 0.1:
+        return False
+    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    if abs(fx / fy - 1) > SQUARE_PIXELS:
+        return False
+    # the centre of n pixels is (n − 1) / 2; the turned image's is ((H − 1) / 2, (W − 1) / 2)
+    return abs(2 * cx + 1 - height) <= TURNED_CENTRE * height and abs(2 * cy + 1 - width) <= TURNED_CENTRE * width
+
+
+def note_swapped_intrinsics(K: Tensor, height: int, width: int, name: str = "intrinsics") -> None:
+    """Note (3, 3) intrinsics in memory made for the image with height and width swapped
+    (:func:`centred_for_turned`): ``intrinsics_from_fov(60, *pil_image.size)`` gave a camera whose
+    principal point sat far from the centre, and the video was made from it without a word. A note,
+    not a refusal, as for a camera file: a crop can put a camera's centre there. Silent where a
+    reader noted the same camera already (its file's, :mod:`gen3c.io.intrinsics`)."""
+    if not centred_for_turned(K, height, width):
+        return
+    said = f"put the principal point at the centre of a {height}×{width} image, not of this {width}×{height} one"
+    if noted(said):
+        return
+    note(
+        f"{name} (cx={float(K[0, 2]):g}, cy={float(K[1, 2]):g}) {said}: made with height and width swapped (PIL's image.size "
+        f"is (W, H); intrinsics_from_fov takes (fov, H, W))? then pass this image's, e.g. intrinsics_from_fov(fov, {height}, {width})",
+        stacklevel=3,
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from gen3c.cameras import (
     Cameras,
     check_intrinsics_fit,
     check_unmasked,
+    note_swapped_intrinsics,
     resize_crop_intrinsics,
     resize_intrinsics,
     validate_poses,
@@ -207,6 +208,7 @@ def prepare_source(
     if K.shape != (3, 3):
         raise Gen3cInputError(f"prepare_source K has shape {tuple(K.shape)}: pass one (3, 3) matrix in pixels of the image")
     K = check_intrinsics_fit(K, *size, "prepare_source K")
+    note_swapped_intrinsics(K, *size, "prepare_source K")
     if w2c is not None:
         w2c = validate_poses(_camera_matrix(w2c, "prepare_source w2c"), "prepare_source w2c")
         if w2c.shape != (4, 4):
