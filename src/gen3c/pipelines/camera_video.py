@@ -342,14 +342,41 @@ def build_cache(
     foreground_masking: bool = False,
     splat: str = "bilinear",
     max_buffers: int = 2,
+    check_conventions: bool = True,
 ) -> Cache3D:
-    """A :class:`Cache3D` holding ``views`` (the last one ends up as buffer 0, newest first)."""
+    """A :class:`Cache3D` holding ``views`` (the last one ends up as buffer 0, newest first).
+
+    Views of one size with depth are checked against each other's poses, as a multi-view file's
+    key views are (:func:`gen3c.io.conventions.check_depth_conventions`): camera-to-world poses
+    given as ``prepare_source(w2c=…)``, or disparity as depth, are refused in one line.
+    ``check_conventions=False`` skips it, for views read from files that were checked there.
+    """
     if not isinstance(views, (list, tuple)) or not all(isinstance(v, SourceView) for v in views):
         raise Gen3cInputError(f"build_cache takes a list of SourceView (prepare_source), got {describe_value(views)}: pass [source]")
+    if check_conventions and len(views) > 1 and len({v.size for v in views}) == 1:
+        _check_view_conventions(views)
     cache = Cache3D(max_buffers, filter_points_threshold, foreground_masking, splat)
     for view in views:
         cache.add_view(view.image, view.depth, view.K, view.w2c, view.valid)
     return cache
+
+
+def _check_view_conventions(views: list[SourceView] | tuple[SourceView, ...]) -> None:
+    """:func:`build_cache`'s check of several views of one size: their depth carried into one
+    another with their poses, as given and inverted (a camera-to-world pose passed as
+    ``prepare_source(w2c=c2w)`` built a cache of points in no camera's frame without a word)."""
+    from gen3c.io.conventions import check_depth_conventions
+    from gen3c.io.frames import images_to_uint8
+
+    depth = torch.stack([v.depth.float().cpu() for v in views])
+    valid = torch.stack([(v.depth > 0 if v.valid is None else v.valid).cpu() for v in views])
+    check_depth_conventions(
+        depth, valid, torch.stack([v.K.float().cpu() for v in views]), torch.stack([v.w2c.float().cpu() for v in views]),
+        poses_name="build_cache views' poses (prepare_source w2c=)", depth_name="build_cache views' depth",
+        poses_fix="pass each view's world-to-camera pose: invert_pose(c2w), or opengl_to_opencv(c2w) for an OpenGL / nerfstudio one",
+        depth_fix="pass z-depth (1 / disparity, in the poses' units) to prepare_source",
+        images=images_to_uint8(torch.stack([v.image.cpu() for v in views])),
+    )  # fmt: skip
 
 
 def preset_cameras(
