@@ -1100,6 +1100,7 @@ def test_write_video_names_the_frames_as_given(tmp_path):
         (torch.full((5, 3, 32, 48), float("nan")), r"frames span \[nan, nan\]"),
         (torch.zeros(0, 3, 32, 48), "no frames were given; a video needs at least one"),  # before: a plain ValueError
         (np.zeros((0, 32, 48, 3), np.uint8), "no frames were given"),
+        (torch.zeros(5, 3, 32, 48, device="meta"), r"^video frames is a meta tensor, which holds no values"),  # before: torch's "Tensor.item() cannot be called on meta tensors"
     ]
     for frames, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):
