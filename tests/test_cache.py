@@ -1004,6 +1004,9 @@ def test_add_view_refuses_values_a_view_cannot_have():
         ((image.clone().fill_(float("nan")), depth, K, w2c), r"image values span \[nan, nan\]"),
         ((image, depth, K, torch.zeros(4, 4)), "add_view w2c is not rigid"),
         ((image, depth, K / 40.0, w2c), r"add_view K must have \[0, 0, 1\] as their last row"),
+        # Normalised intrinsics (MoGe's) were lifted into a speck of the scene; K of an image twice the size into a quarter of it.
+        ((image, depth, make_intrinsics(40 / 48, 40 / 32, 0.5, 0.5), w2c), r"^add_view K \(fx=0.833333, fy=1.25, cx=0.5, cy=0.5\) look normalised"),
+        ((image[None], depth[None], make_intrinsics(80.0, 80.0, 48.0, 32.0)[None], w2c[None]), r"^add_view K \(fx=80, fy=80, cx=48, cy=32\) put the principal point at the bottom-right corner"),
     ]
     for args, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):

@@ -537,6 +537,31 @@ def test_unproject_depth_refuses_singular_or_mirrored_intrinsics_and_takes_integ
     assert torch.equal(points[1, 2], torch.tensor([1.0, 0.0, 2.0]))
 
 
+def test_unproject_and_project_pair_batches_or_name_them_and_move_k_to_the_tensors_device():
+    """A batch of 3 depth maps with 2 cameras was torch's "The size of tensor a (2) must match the
+    size of tensor b (3) at non-singleton dimension 0"; K built on the CPU (intrinsics_from_fov)
+    with depth on another device was torch's "Expected all tensors to be on the same device"."""
+    K = make_intrinsics(10.0, 10.0, 1.5, 1.0)
+    w2c = torch.stack([random_pose(1), random_pose(2)]).float()
+    depth = 1.0 + torch.rand(3, 3, 4)
+    with pytest.raises(Gen3cInputError, match=r"^unproject_depth's batch dimensions do not pair up \(depth \(3,\), K \(2,\)\): pass one per item"):
+        unproject_depth(depth, K.expand(2, 3, 3))
+    with pytest.raises(Gen3cInputError, match=r"^unproject_depth's batch dimensions do not pair up \(depth \(3,\), K \(\), w2c \(2,\)\)"):
+        unproject_depth(depth, K, w2c)
+    with pytest.raises(Gen3cInputError, match=r"^project_points's batch dimensions do not pair up \(points \(3,\), K \(\), w2c \(2,\)\)"):
+        project_points(torch.rand(3, 5, 3), K, w2c)
+    # Batches that broadcast: one K for every map, one point set into each camera.
+    points = unproject_depth(depth[:2], K, w2c)
+    assert points.shape == (2, 3, 4, 3) and torch.allclose(points[1], unproject_depth(depth[1], K, w2c[1]))
+    uv, z = project_points(points[0].reshape(-1, 3), K, w2c)
+    assert uv.shape == (2, 12, 2) and torch.allclose(z[0], depth[0].reshape(-1), atol=1e-5)
+    # K and w2c on the CPU, depth and points elsewhere ("meta" stands for a GPU): computed there.
+    on_meta = unproject_depth(depth[:2].to("meta"), K, w2c)
+    assert on_meta.device.type == "meta" and on_meta.shape == (2, 3, 4, 3)
+    uv, z = project_points(torch.rand(5, 3, device="meta"), K, w2c)
+    assert uv.device.type == "meta" and uv.shape == (2, 5, 2) and z.shape == (2, 5)
+
+
 def test_look_at_refuses_non_finite_coordinates():
     # Before: a NaN eye passed the degenerate-direction check (NaN ≤ x is False) and gave an all-NaN pose.
     nan = torch.tensor([math.nan, 0.0, 0.0])
@@ -576,6 +601,11 @@ def test_cameras_index_in_range_and_iterate_once_through():
     for index in (3, -4):
         with pytest.raises(Gen3cInputError, match=rf"camera {index} is out of range for 3 cameras: pass 0 … 2"):
             cams[index]
+    # numpy's index arrays and masks pick cameras as tensors do (before: TypeError "only integer
+    # scalar arrays can be converted to a scalar index"); numpy's integers pick one camera.
+    assert cams[np.array([0, 2])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
+    assert cams[np.array([True, False, True])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
+    assert cams[np.int64(1)].w2c[:, 0, 3].tolist() == [1.0]
 
 
 def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():

@@ -250,6 +250,26 @@ def test_multiview_key_frames_with_camera_to_world_poses_are_refused(tmp_path):
         read_multiview(write_multiview(tmp_path / "slide_c2w.npz", rgb, depth, depth > 0, K, c2w, c2w), (H, W))
 
 
+def test_views_built_into_a_cache_in_memory_with_camera_to_world_poses_are_refused():
+    """prepare_source(…, w2c=c2w) for two views and build_cache([a, b]) built a cache of points in
+    no camera's frame without a word (a multi-view file's key views were checked, the same views in
+    memory were not); now refused, by the depth or, sliding sideways, by the colours. World-to-camera
+    views pass, and check_conventions=False (training's views, checked where they were read) skips it."""
+    from gen3c.pipelines.camera_video import build_cache, prepare_source
+
+    for motion, by in ((walk, r"one frame's depth carried into another"), (slide, "carried into other frames, textured pixels land")):
+        w2c, K = motion()
+        depth = room_depth(w2c, K)
+        images = painted(w2c, K, depth).float() / 127.5 - 1
+        given, c2w = ([prepare_source(images[k], depth[k], K[k], (H, W), w2c=poses[k]) for k in (0, 3)] for poses in (w2c, invert_pose(w2c)))
+        assert len(build_cache(given).views) == 2
+        with pytest.raises(Gen3cInputError, match=(
+            rf"^build_cache views' poses \(prepare_source w2c=\) look camera-to-world \({by} .*\): pass each view's world-to-camera pose: "
+            r"invert_pose\(c2w\), or opengl_to_opencv\(c2w\) for an OpenGL / nerfstudio one$")):  # fmt: skip
+            build_cache(c2w)
+        assert len(build_cache(c2w, check_conventions=False).views) == 2
+
+
 def test_the_cli_refuses_a_camera_to_world_sample_in_one_line_and_writes_nothing(tmp_path):
     from typer.testing import CliRunner
 

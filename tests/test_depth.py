@@ -72,6 +72,13 @@ def test_median_depth_uses_trusted_pixels():
     assert median_depth(make_estimate(depth, torch.zeros_like(mask))) == 3.0  # empty mask: all positive pixels
     with pytest.raises(Gen3cInputError, match="no finite positive"):
         median_depth(make_estimate(torch.zeros(2, 2)))
+    # A depth map is no estimate (before: AttributeError "'Tensor' object has no attribute 'depth'").
+    for value in (depth, depth.numpy()):
+        with pytest.raises(Gen3cInputError, match=r"^median_depth takes a DepthEstimate \(an estimator's \.estimate\(image\)\), got a .* of shape \(1, 6\): for a depth map, gen3c\.io\.depth\.median_scene_depth\(torch\.as_tensor\(depth\)\)$"):
+            median_depth(value)
+    from gen3c.io.depth import median_scene_depth
+
+    assert median_scene_depth(torch.as_tensor(depth.numpy())) == 3.0  # the fix it names works (no mask: every positive pixel)
 
 
 def test_median_depth_leaves_the_far_fill_out_as_a_run_does(tmp_path):

@@ -1119,6 +1119,7 @@ def test_write_video_names_the_frames_as_given(tmp_path):
         (torch.full((5, 3, 32, 48), float("nan")), r"frames span \[nan, nan\]"),
         (torch.zeros(0, 3, 32, 48), "no frames were given; a video needs at least one"),  # before: a plain ValueError
         (np.zeros((0, 32, 48, 3), np.uint8), "no frames were given"),
+        (torch.zeros(5, 3, 32, 48, device="meta"), r"^video frames is a meta tensor, which holds no values"),  # before: torch's "Tensor.item() cannot be called on meta tensors"
     ]
     for frames, match in mistakes:
         with pytest.raises(Gen3cInputError, match=match):
@@ -1198,6 +1199,11 @@ def test_ply_mistakes_are_one_line_errors(tmp_path):
         ((pts, cols[:2]), "has 5 points but 2 colours"),
         ((pts.numpy(), cols), r"points is a numpy array of shape \(5, 3\): pass an"),
         ((torch.randn(5, 4), cols), r"points is a torch tensor of shape \(5, 4\): pass an \(N, 3\) tensor"),
+        # Before: clamped as [-1, 1] values, a white (or, NaN, black) cloud written without a word.
+        ((pts, cols * 255), r"write_ply colors span \[\d.*, 2\d\d\]: pass floats in \[-1, 1\] or uint8 0–255 \(0–255 values: pass colors / 127.5 - 1\)$"),
+        ((pts, torch.full((5, 3), float("nan"))), r"write_ply colors span \[nan, nan\]: pass floats in \[-1, 1\] or uint8 0–255$"),
+        ((pts, torch.full((5, 3), 200)), r"write_ply colors are int64: pass uint8 0–255 \(colors.to\(torch.uint8\)\) or floats in \[-1, 1\]$"),
+        ((pts.to("meta"), cols), r"write_ply points is a meta tensor, which holds no values"),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
             write_ply(tmp_path / "p.ply", *args)
@@ -1423,6 +1429,34 @@ def test_to_uint8_equals_the_whole_video_formula():
             got = to_uint8(frames.to(dtype))
             assert got.dtype == np.uint8 and np.array_equal(got, whole(frames.to(dtype)))
     assert to_uint8(torch.tensor([[[-1.0]], [[0.0]], [[1.0]]])).tolist() == [[[0, 128, 255]]]
+
+
+def test_to_uint8_refuses_frames_it_would_garble_in_one_line():
+    """Channels-last frames were torch's "The size of tensor a (3) must match the size of tensor b
+    (5)", a numpy array an AttributeError, and a uint8 tensor or 0–255 floats an all-white picture
+    (clipped at 1). A generator's slight overshoot past ±1 is still clipped."""
+    frames = torch.linspace(-1, 1, 2 * 3 * 4 * 6).reshape(2, 3, 4, 6)
+    for bad, message in (
+        (frames.permute(0, 2, 3, 1), r"to_uint8 image has shape \(2, 4, 6, 3\): pass \(\*B, 3, H, W\) RGB in \[-1, 1\]: it looks channels-last \(…, H, W, 3\), pass image.movedim\(-1, -3\)"),
+        (frames[:, :1], r"to_uint8 image has shape \(2, 1, 4, 6\): pass \(\*B, 3, H, W\) RGB in \[-1, 1\]$"),
+        (frames.numpy(), r"to_uint8 image is a numpy array of shape \(2, 3, 4, 6\): pass a \(\*B, 3, H, W\) float tensor"),
+        (torch.full((3, 4, 6), 200, dtype=torch.uint8), r"to_uint8 image is \(3, 4, 6\) uint8: .* it is 8-bit already: image.movedim\(-3, -1\).numpy\(\) is the array"),
+        ((frames + 1) * 127.5, r"to_uint8 image reaches 255: it holds 0–255 colours, not \[-1, 1\]; pass image / 127.5 - 1"),
+        (frames.to("meta"), r"to_uint8 image is a meta tensor, which holds no values"),
+    ):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=message):
+            to_uint8(bad)
+    assert to_uint8(torch.tensor([-1.05, 0.0, 1.05])[:, None, None]).tolist() == [[[0, 128, 255]]]
+
+
+def test_save_image_writes_a_uint8_tensor_or_array_as_its_pixels(tmp_path):
+    """save_image checked a uint8 (3, H, W) tensor as an image but wrote it as [-1, 1] floats: a
+    white PNG; an (H, W, 3) uint8 array, accepted by the check, was an AttributeError."""
+    pixels = torch.arange(3 * 4 * 6, dtype=torch.uint8).reshape(3, 4, 6) * 3
+    save_image(tmp_path / "tensor.png", pixels)
+    save_image(tmp_path / "array.png", pixels.permute(1, 2, 0).numpy())
+    for name in ("tensor.png", "array.png"):
+        assert np.array_equal(np.asarray(Image.open(tmp_path / name)), pixels.permute(1, 2, 0).numpy()), name
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")

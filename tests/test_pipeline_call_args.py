@@ -48,6 +48,38 @@ def test_seed_path_gives_the_videos_it_gave_before_generator_existed(pipe):
     assert torch.equal(latents(pipe, num_steps=2), latents(pipe, num_steps=2, seed=1))  # no seed: 1, as before
 
 
+def test_a_numpy_seed_gives_the_video_of_the_same_int(pipe):
+    """``for seed in np.arange(4): pipe(…, seed=seed)``: check_inputs took numpy's integers, but the
+    noise stream's torch.Generator.manual_seed then raised "TypeError: an integer is required"."""
+    assert torch.equal(latents(pipe, num_steps=1, seed=np.int64(5)), latents(pipe, num_steps=1, seed=5))
+    assert torch.equal(latents(pipe, num_steps=1, seed=np.uint32(7), noise_aug_strength=0.5), latents(pipe, num_steps=1, seed=7, noise_aug_strength=0.5))
+
+
+def test_colours_in_0_1_are_noted_as_washed_out(pipe, recwarn):
+    """diffusers' and torchvision's [0, 1] images pass the [-1, 1] range check: the video came out
+    washed out (black as mid-grey) without a word. Each such argument is now noted with its fix;
+    [-1, 1] inputs, or note_unit_range=False (a bright photo known to be [-1, 1]), say nothing."""
+    image, colors, masks = inputs()
+    latents_of = {}
+    for flag in ({}, {"note_unit_range": False}):  # by default, noted
+        recwarn.clear()
+        latents_of[bool(flag)] = pipe((image + 1) / 2, (colors + 1) / 2, masks, num_steps=1, output_type="latent", **flag).frames
+        said = [str(w.message) for w in recwarn.list if w.category is UserWarning]
+        if not flag:
+            assert said == [
+                f"{name} has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
+                f"(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass {name} * 2 - 1"
+                for name in ("image", "buffer_colors")
+            ]  # fmt: skip
+            assert {w.filename for w in recwarn.list} == {__file__}  # said at the call
+        else:
+            assert not said
+    assert torch.equal(latents_of[False], latents_of[True])  # a note, not a change
+    recwarn.clear()
+    latents(pipe, num_steps=1)
+    assert not [w for w in recwarn.list if w.category is UserWarning]
+
+
 def test_generator_fixes_the_video_and_draws_all_the_noise(pipe):
     a = latents(pipe, num_steps=2, generator=torch.Generator().manual_seed(3))
     b = latents(pipe, num_steps=2, generator=torch.Generator().manual_seed(3))

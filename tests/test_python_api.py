@@ -158,6 +158,32 @@ def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):
             prepare_source(*args, SIZE)
 
 
+def test_intrinsics_made_with_height_and_width_swapped_are_noted_once(box_scene, tmp_path, recwarn):
+    """intrinsics_from_fov(60, *pil_image.size) (PIL's size is (W, H)) put a 96×160 image's principal
+    point at (48, 80), far from its centre yet inside it: the video was made from that camera without
+    a word. prepare_source notes it; a run whose --intrinsics reader said it already (a turned
+    photo's calibration) says it once; the image's own camera says nothing."""
+    image_path, depth_path, image, depth = box_scene
+    pil = Image.open(image_path)
+    swapped = intrinsics_from_fov(60, *pil.size)
+    recwarn.clear()
+    prepare_source(pil, depth, swapped, SIZE)
+    assert [str(w.message) for w in recwarn.list] == [
+        "prepare_source K (cx=48, cy=80) put the principal point at the centre of a 96×160 image, not of this 160×96 one: made with "
+        "height and width swapped (PIL's image.size is (W, H); intrinsics_from_fov takes (fov, H, W))? then pass this image's, "
+        "e.g. intrinsics_from_fov(fov, 96, 160)"
+    ]  # fmt: skip
+    assert {w.filename for w in recwarn.list} == {__file__}  # said at the call
+    recwarn.clear()
+    prepare_source(pil, depth, intrinsics_from_fov(60, pil.height, pil.width), SIZE)
+    assert not recwarn.list
+    spec = ",".join(f"{float(v):g}" for v in (swapped[0, 0], swapped[1, 1], swapped[0, 2], swapped[1, 2]))
+    gen3c.generate(image_path, depth=depth_path, intrinsics=spec, generator="preview", num_video_frames=3, resolution="32x48",
+                   video_save_folder=tmp_path, progress=False)  # fmt: skip
+    said = [str(w.message) for w in recwarn.list if "put the principal point at the centre of a 96×160 image" in str(w.message)]
+    assert len(said) == 1 and "made for the photo turned a quarter" in said[0], said
+
+
 def test_prepare_source_checks_pose_and_resolution(scene):
     with pytest.raises(Gen3cInputError, match="w2c must be 4×4"):
         prepare_source(*scene, SIZE, w2c=torch.eye(4)[:3])  # before: kept as given, failing later
@@ -221,6 +247,16 @@ def test_frame_count_refusals_of_generate_video_and_the_gen3c_generator_name_the
         gen.generate(None, None, torch.zeros(3, 16, 16), buffers=buffers)
     assert str(refused.value) == ("a gen3c chunk has 17 frames, not 12: pass 17 cameras (or buffers of 17 frames); a longer path "
                                   "(33, 49, … cameras) goes to generate_video, which makes it chunk by chunk")  # fmt: skip
+    # Its first_frame is named as its call names it (before: the pipeline's "image must be a (3, H, W) tensor").
+    buffers = SimpleNamespace(colors=torch.zeros(17, 1, 3, 16, 16), masks=torch.zeros(17, 1, 1, 16, 16))
+    for first_frame, message in (
+        (torch.zeros(1, 3, 16, 16), "first_frame is (1, 3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
+        (np.zeros((3, 16, 16)), "first_frame is a numpy array of shape (3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
+        (torch.full((3, 16, 16), 200, dtype=torch.uint8), "first_frame holds uint8 values in [200, 200]: pass floats in [-1, 1] (the prepared source's image; a uint8 image as image / 127.5 - 1)"),
+    ):  # fmt: skip
+        with pytest.raises(Gen3cInputError) as refused:
+            gen.generate(None, None, first_frame, buffers=buffers)
+        assert str(refused.value) == message
 
 
 def test_save_outputs_refuses_a_name_ending_in_mp4(scene, tmp_path):
@@ -673,10 +709,11 @@ def test_a_setting_of_the_wrong_type_is_named_with_what_was_given_not_its_repr(t
     type and shape (length), in one line. Before: a cut-off repr with its escaped newlines,
     "setting 'intrinsics' must be str, got ndarray '[[1. 0. 0.]\\n [0. 1. 0.]\\n [0. 0. 1.]]'"."""
     mistakes = [
-        ({"intrinsics": np.eye(3)}, r"gen3c.generate\(\): setting 'intrinsics' must be str, got a numpy array of shape \(3, 3\)$"),
+        ({"intrinsics": np.ones((2, 3))}, r"gen3c.generate\(\): setting 'intrinsics' has shape \(2, 3\): pass one \(3, 3\) K in pixels of the input image, the four numbers \(fx, fy, cx, cy\), or the text 'fx,fy,cx,cy'$"),
         ({"seed": np.ones(3)}, r"setting 'seed' must be int, got a numpy array of shape \(3,\)$"),
         ({"trajectory": torch.ones(2, 3)}, r"setting 'trajectory' must be str, got a torch tensor of shape \(2, 3\)$"),
-        ({"resolution": [32, 48]}, r"setting 'resolution' must be str, got a list of 2 items$"),
+        ({"resolution": [32, 48, 3]}, r"setting 'resolution' is a list of 3 items: pass \(H, W\), two whole numbers, e.g. \(704, 1280\), or 'HxW'$"),
+        ({"fov": torch.ones(3)}, r"setting 'fov' must be float, got a torch tensor of shape \(3,\)$"),
         ({"seed": 2.5}, r"setting 'seed' must be int, got float '2.5'$"),  # a number or string: its value, as before
     ]
     for setting, match in mistakes:
@@ -711,6 +748,42 @@ def test_torch_dtypes_and_devices_are_taken_as_their_names_and_recorded_as_them(
         with pytest.raises(Gen3cInputError, match=rf"^gen3c.generate\(\): setting 'dtype' is {dtype}: pass torch.bfloat16, torch.float16, torch.float32 or its name$"):
             gen3c.generate(image_path, dtype=dtype, **common)
     assert len(taken) == 2
+
+
+def test_intrinsics_and_resolution_in_memory_forms_are_taken_as_their_text(box_scene, tmp_path, monkeypatch):
+    """intrinsics= a (3, 3) K (tensor, array, nested list) or (fx, fy, cx, cy), and resolution=
+    (H, W) as prepare_source takes it, run as "fx,fy,cx,cy" and "HxW" do, recorded as that text
+    (a float32 K exactly). Before: "setting 'intrinsics' must be str, got a torch tensor of shape
+    (3, 3)", "setting 'resolution' must be str, got a tuple of 2 items"."""
+    import json
+
+    from gen3c.pipelines import request as request_module
+
+    image_path, depth_path, _, _ = box_scene
+    taken = []
+    monkeypatch.setattr(request_module, "run_request", lambda request, **kwargs: taken.append(request))
+    K = intrinsics_from_fov(60, 32, 48)  # float32: fx = 41.56921… is no short decimal
+    text = ",".join(repr(float(v)) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    common = {"depth": depth_path, "video_save_folder": tmp_path, "generator": "preview"}
+    for intrinsics in (K, K.numpy(), K.tolist(), [K[0, 0], K[1, 1], K[0, 2], K[1, 2]], text):
+        gen3c.generate(image_path, intrinsics=intrinsics, resolution=(32, 48), **common)
+    gen3c.generate(image_path, intrinsics=text, resolution="32x48", **common)
+    assert {(r.intrinsics, r.resolution) for r in taken} == {(text, "32x48")}
+    assert len({json.dumps(request_module.run_record(r)) for r in taken}) == 1
+    assert torch.equal(parse_intrinsics_text(text), K)  # the text reads back as the K given
+    skewed = K.clone()
+    skewed[0, 1] = 0.5
+    for bad, match in ((skewed, r"has skew \(K\[0, 1\] = 0.5, K\[1, 0\] = 0\): gen3c's cameras have none"),
+                       (K.T, r"must have \[0, 0, 1\] as their last row: they have it as their last column"),
+                       (K[None], r"has shape \(1, 3, 3\): pass one \(3, 3\) K")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): setting 'intrinsics' " + match):
+            gen3c.generate(image_path, intrinsics=bad, **common)
+    assert len(taken) == 6
+
+
+def parse_intrinsics_text(text: str) -> torch.Tensor:
+    fx, fy, cx, cy = (float(v) for v in text.split(","))
+    return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
 
 
 def test_a_dtype_name_no_model_runs_in_is_refused_before_the_model_loads(box_scene, tmp_path, monkeypatch):
@@ -1283,6 +1356,29 @@ def test_masked_and_complex_cameras_and_valid_masks_are_refused_or_taken_as_a_ma
     taken = prepare_source(image, depth, K, (32, 48), valid=valid)
     assert not taken.valid[:, :10].any() and bool(taken.valid[:, 10:].all())
     assert torch.equal(prepare_source(image, depth, K, (32, 48), valid=valid.astype(np.uint8)).valid, taken.valid)
+
+
+def test_meta_cameras_and_source_tensors_are_one_line():
+    """A meta tensor (shapes, no values) as a camera matrix or a depth was torch's "Tensor.item()
+    cannot be called on meta tensors" (Cameras, prepare_source K, a keyframe path) or "Cannot copy
+    out of meta tensor; no data!" (prepare_source depth); an image's was one line already."""
+    from gen3c.cameras import Cameras
+    from gen3c.trajectories import KeyframePath
+
+    image, depth = np.zeros((32, 48, 3), np.uint8), torch.ones(32, 48)
+    K, pose = intrinsics_from_fov(60, 32, 48), torch.eye(4)
+    meta = " is a meta tensor, which holds no values: pass one on the CPU or a GPU$"
+    for change, match in (({"depth": depth.to("meta")}, "depth"), ({"K": K.to("meta")}, "K"), ({"w2c": pose.to("meta")}, "w2c"),
+                          ({"valid": torch.ones(32, 48, dtype=torch.bool, device="meta")}, "valid")):  # fmt: skip
+        args = {"depth": depth, "K": K, **change}
+        with pytest.raises(Gen3cInputError, match=f"^prepare_source {match}{meta}"):
+            prepare_source(image, args.pop("depth"), args.pop("K"), (32, 48), **args)
+    with pytest.raises(Gen3cInputError, match="^Cameras.w2c" + meta):
+        Cameras(pose[None].to("meta"), K, 32, 48)
+    with pytest.raises(Gen3cInputError, match="^Cameras.K" + meta):
+        Cameras(pose[None], K.to("meta"), 32, 48)
+    with pytest.raises(Gen3cInputError, match="^keyframe poses" + meta):
+        KeyframePath(pose.repeat(2, 1, 1).to("meta"), times=[0.0, 1.0], num_frames=3, fps=2).cameras(K, 32, 48)
 
 
 def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line():

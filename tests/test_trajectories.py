@@ -122,6 +122,12 @@ def test_video_mode_per_frame_sources():
     W[:, 0, 3] = torch.tensor([0.0, 1.0, 2.0])
     cams = preset_trajectory("left", "no_rotation", 3, W, K, 352, 640)
     assert torch.allclose(cams.w2c[2, 0, 3], torch.tensor(2.0 + 2 * 0.3 / 3))
+    # A stack of one source pose, or of another length, names the argument and its two forms
+    # (before: "source camera poses have shape (1, 4, 4): expected (4, 4) or (3, 4, 4) for 3 frames").
+    with pytest.raises(Gen3cInputError, match=r"^preset_trajectory source_w2c has shape \(1, 4, 4\): pass one \(4, 4\) source pose \(shared by every frame, source_w2c\[0\]\) or one per frame, \(3, 4, 4\) for 3 frames$"):
+        preset_trajectory("left", "no_rotation", 3, W[:1], K, 352, 640)
+    with pytest.raises(Gen3cInputError, match=r"^preset_trajectory source_w2c has shape \(2, 4, 4\): pass one \(4, 4\) source pose \(shared by every frame\) or one per frame"):
+        preset_trajectory("left", "no_rotation", 3, W[:2], K, 352, 640)
 
 
 def test_center_depth_modes():

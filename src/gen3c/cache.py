@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cameras import Cameras, unproject_depth, validate_intrinsics, validate_poses
+from gen3c.cameras import Cameras, check_intrinsics_fit, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.constants import SPLAT_MODES
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note, noted
 from gen3c.io.images import outside_unit_range
@@ -797,7 +797,9 @@ def _check_view(image: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, mask: Tens
             raise Gen3cInputError(
                 f"add_view {name} has shape {tuple(value.shape)} for an image of shape {tuple(image.shape)}: pass {expected[name]}"
             )
-    validate_intrinsics(K, "add_view K")
+    # Fit to the image, as Cameras' and prepare_source's K are: normalised intrinsics (MoGe's) passed
+    # validate_intrinsics alone and lifted the view into a speck the renders never showed.
+    check_intrinsics_fit(K, H, W, "add_view K")
     validate_poses(w2c, "add_view w2c")
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, note
+from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, meta_refusal, note, noted
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -52,6 +52,20 @@ def _real_number(value: object) -> float | None:
 def _floating(tensor: Tensor) -> Tensor:
     """``tensor`` in a floating dtype (integers: float32), so a fractional scale or shift is not truncated."""
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
+
+
+def _check_batches(function: str, *arguments: tuple[str, Tensor | None, int]) -> None:
+    """Refuse (name, tensor, trailing dims) arguments whose leading ``*B`` dims do not broadcast
+    together (a tensor None is left out): 3 depth maps with 2 cameras were torch's "The size of
+    tensor a (2) must match the size of tensor b (3) at non-singleton dimension 0"."""
+    given = [(name, tuple(t.shape[: t.ndim - dims])) for name, t, dims in arguments if t is not None]
+    try:
+        torch.broadcast_shapes(*(batch for _, batch in given))
+    except RuntimeError:
+        shapes = ", ".join(f"{name} {batch}" for name, batch in given)
+        raise Gen3cInputError(
+            f"{function}'s batch dimensions do not pair up ({shapes}): pass one per item, or leave one out (a (3, 3) K serves every item)"
+        ) from None
 
 
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
@@ -341,6 +355,47 @@ def note_scaled_intrinsics(
             f"then scale fx, fy, cx, cy by {1 / s:.4g}",
             stacklevel=2,
         )
+
+
+#: How far fx / fy may be from 1 for a camera's pixels to count as square (a calibration's are
+#: within a few tenths of a percent; ``gen3c depth --resolution`` of a turned shape, 4:3 to 3:4, gives 1.78).
+SQUARE_PIXELS = 0.01
+#: How near (as a share of each side) a principal point must be to the centre of the image turned
+#: a quarter for :func:`centred_for_turned`, as :func:`note_scaled_intrinsics` takes a centre.
+TURNED_CENTRE = 0.02
+
+
+def centred_for_turned(K: Tensor, height: int, width: int) -> bool:
+    """Whether (3, 3) intrinsics of square pixels put the principal point at the centre of the
+    ``height`` × ``width`` image turned a quarter (of ``width`` × ``height`` pixels): a camera made
+    for the other orientation (a turned photo's calibration, or ``intrinsics_from_fov(fov, *pil.size)``,
+    PIL's size being (W, H)), which passes :func:`check_intrinsics_fit`. Never for a near-square
+    image, whose two centres are too close to tell apart."""
+    if abs(height / width - 1) <= 0.1:
+        return False
+    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
+    if abs(fx / fy - 1) > SQUARE_PIXELS:
+        return False
+    # the centre of n pixels is (n − 1) / 2; the turned image's is ((H − 1) / 2, (W − 1) / 2)
+    return abs(2 * cx + 1 - height) <= TURNED_CENTRE * height and abs(2 * cy + 1 - width) <= TURNED_CENTRE * width
+
+
+def note_swapped_intrinsics(K: Tensor, height: int, width: int, name: str = "intrinsics") -> None:
+    """Note (3, 3) intrinsics in memory made for the image with height and width swapped
+    (:func:`centred_for_turned`): ``intrinsics_from_fov(60, *pil_image.size)`` gave a camera whose
+    principal point sat far from the centre, and the video was made from it without a word. A note,
+    not a refusal, as for a camera file: a crop can put a camera's centre there. Silent where a
+    reader noted the same camera already (its file's, :mod:`gen3c.io.intrinsics`)."""
+    if not centred_for_turned(K, height, width):
+        return
+    said = f"put the principal point at the centre of a {height}×{width} image, not of this {width}×{height} one"
+    if noted(said):
+        return
+    note(
+        f"{name} (cx={float(K[0, 2]):g}, cy={float(K[1, 2]):g}) {said}: made with height and width swapped (PIL's image.size "
+        f"is (W, H); intrinsics_from_fov takes (fov, H, W))? then pass this image's, e.g. intrinsics_from_fov(fov, {height}, {width})",
+        stacklevel=3,
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -660,8 +715,12 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
         depth: (*B, H, W) z-depth.
         K: (*B, 3, 3) intrinsics in pixels (:func:`validate_intrinsics`: finite, fx, fy > 0).
         w2c: (*B, 4, 4) or None (points stay in camera space).
+
+        The ``*B`` of the three broadcast together (one K for a batch of depth maps); K and w2c
+        are moved to ``depth``'s device.
     Returns:
-        (*B, H, W, 3) points, in the common dtype of the inputs (integers only: float32).
+        (*B, H, W, 3) points, in the common dtype of the inputs (integers only: float32), on
+        ``depth``'s device.
     """
     _check_last_dims("K", K, (3, 3))
     # A zero focal length made K⁻¹ torch's singular-matrix error, a negative one mirrored the points.
@@ -670,10 +729,13 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
         raise Gen3cInputError(f"depth must be a (*B, H, W) tensor, got {_describe(depth)}")
     if w2c is not None:
         _check_last_dims("w2c", w2c, (4, 4))
+    _check_batches("unproject_depth", ("depth", depth, 2), ("K", K, 2), ("w2c", w2c, 2))
     dtype = torch.promote_types(depth.dtype, K.dtype if w2c is None else torch.promote_types(K.dtype, w2c.dtype))
     dtype = torch.promote_types(dtype, torch.float32)  # all-integer inputs: K⁻¹ needs a float
-    depth, K = depth.to(dtype), K.to(dtype)
-    w2c = None if w2c is None else w2c.to(dtype)
+    # K and w2c join depth's device (K built on the CPU, depth on a GPU was torch's "Expected all
+    # tensors to be on the same device"), as Cameras keeps K on its poses' device.
+    depth, K = depth.to(dtype), K.to(depth.device, dtype)
+    w2c = None if w2c is None else w2c.to(depth.device, dtype)
     H, W = depth.shape[-2:]
     rays = pixel_grid(H, W, device=depth.device, dtype=depth.dtype) @ torch.linalg.inv(K).transpose(-1, -2)[..., None, :, :]
     points = rays * depth[..., None]
@@ -690,18 +752,22 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
         points: (*B, N, 3) world points.
         K: (*B, 3, 3).
         w2c: (*B, 4, 4).
+
+        The ``*B`` of the three broadcast together (one point set into T cameras); K and w2c
+        are moved to ``points``' device.
     Returns:
         ``(uv, z)``: (*B, N, 2) pixel coordinates and (*B, N) z-depth in the camera. Points with
         z ≤ 0 get meaningless uv; callers mask them with ``z > 0``. Both in the common dtype of
-        the inputs.
+        the inputs, on ``points``' device.
     """
     _check_last_dims("points", points, (3,))
     _check_last_dims("K", K, (3, 3))
     _check_last_dims("w2c", w2c, (4, 4))
     if points.ndim < 2:
         raise Gen3cInputError(f"points must be (*B, N, 3), got {tuple(points.shape)}: one point is points[None]")
+    _check_batches("project_points", ("points", points, 2), ("K", K, 2), ("w2c", w2c, 2))
     dtype = torch.promote_types(points.dtype, torch.promote_types(K.dtype, w2c.dtype))
-    points, K, w2c = points.to(dtype), K.to(dtype), w2c.to(dtype)
+    points, K, w2c = points.to(dtype), K.to(points.device, dtype), w2c.to(points.device, dtype)  # (on points' device: as unproject_depth)
     P = K @ w2c[..., :3, :]  # (*B, 3, 4)
     cam = points @ P[..., :3].transpose(-1, -2) + P[..., None, :, 3]
     z = cam[..., 2]
@@ -759,6 +825,8 @@ def _as_real(value: object, name: str) -> Tensor:
         tensor = None
     if tensor is not None and tensor.is_complex():
         raise Gen3cInputError(complex_refusal(name, tensor.dtype))
+    if tensor is not None and tensor.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors" in validate_poses
+        raise Gen3cInputError(meta_refusal(name))
     if tensor is None or tensor.dtype == torch.bool:
         raise Gen3cInputError(f"{name} is {_describe(value) if tensor is None else tensor.dtype}: pass real numbers (a tensor or an array)")
     return tensor
@@ -829,6 +897,8 @@ class Cameras:
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, index) -> Cameras:
+        if isinstance(index, np.ndarray) and index.ndim:  # np.arange(0, N, 2), a bool mask: was "only integer scalar arrays …"
+            index = torch.as_tensor(index)
         if not isinstance(index, (slice, Tensor, list, tuple)):
             index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
             # Past the end the slice below was an empty stack, and `for camera in cameras` never ended.

@@ -223,6 +223,12 @@ def complex_refusal(name: str, dtype: object) -> str:
     return f"{name} holds {str(dtype).removeprefix('torch.')} values: pass real numbers (its .real, where the imaginary part is 0)"
 
 
+def meta_refusal(name: str) -> str:
+    """The one line that refuses a meta tensor (shapes only, no values: ``torch.device("meta")``,
+    a model built empty) as ``name``."""
+    return f"{name} is a meta tensor, which holds no values: pass one on the CPU or a GPU"
+
+
 # Per thread (and per asyncio task): a new thread starts with no collector, so notes of a
 # generation running in another thread never land among those of an input being read here.
 _NOTE_SINK: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("gen3c_note_sink", default=None)

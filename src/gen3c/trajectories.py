@@ -244,7 +244,8 @@ def preset_trajectory(
     W0 = validate_poses(as_float32(source_w2c, "source_w2c"), "source_w2c").to(torch.float64)
     if W0.shape not in ((4, 4), (num_frames, 4, 4)):
         raise Gen3cInputError(
-            f"source camera poses have shape {tuple(W0.shape)}: expected (4, 4) or ({num_frames}, 4, 4) for {num_frames} frames"
+            f"preset_trajectory source_w2c has shape {tuple(W0.shape)}: pass one (4, 4) source pose (shared by every frame"
+            f"{', source_w2c[0]' if W0.shape == (1, 4, 4) else ''}) or one per frame, ({num_frames}, 4, 4) for {num_frames} frames"
         )
     w2c = (A.to(W0.device) @ W0).to(torch.float32)  # A is built on the CPU, W₀ may be on a GPU
     if not torch.isfinite(w2c).all():  # e.g. a distance so large that the path overflows float32

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
-from gen3c.errors import Gen3cInputError, Gen3cModelError, note
+from gen3c.errors import Gen3cInputError, Gen3cModelError, describe_value, note
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import image_to_uint8, resize_nearest
 from gen3c.summary import dataclass_repr
@@ -151,8 +151,14 @@ def median_depth(estimate: DepthEstimate) -> float:
     Falls back to all positive pixels short of the far fill when the mask holds none.
 
     Raises:
-        Gen3cInputError: no pixel has a finite positive depth short of the far fill.
+        Gen3cInputError: ``estimate`` is no DepthEstimate (a depth map: an AttributeError before),
+            or no pixel has a finite positive depth short of the far fill.
     """
+    if not isinstance(estimate, DepthEstimate):
+        raise Gen3cInputError(
+            f"median_depth takes a DepthEstimate (an estimator's .estimate(image)), got {describe_value(estimate)}: "
+            "for a depth map, gen3c.io.depth.median_scene_depth(torch.as_tensor(depth))"
+        )
     median = median_scene_depth(estimate.depth, estimate.mask)
     if median is None:
         median = median_scene_depth(estimate.depth)

@@ -19,7 +19,15 @@ from torch import Tensor
 
 from gen3c.cameras import resize_crop_plan
 from gen3c.constants import RESIZE_MODES
-from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, describe_value, first_line, note
+from gen3c.errors import (
+    Gen3cInputError,
+    caught_warnings,
+    complex_refusal,
+    describe_value,
+    first_line,
+    meta_refusal,
+    note,
+)
 from gen3c.io.paths import reader_path, refuse_special_file, writer_path
 
 # Larger images are refused before decoding: a small file can claim gigapixels
@@ -334,7 +342,7 @@ def plain_tensor(values: Tensor, name: str) -> Tensor:
         Gen3cInputError: naming ``name``, what the tensor is and the fix.
     """
     if values.is_meta:
-        raise Gen3cInputError(f"{name} is a meta tensor, which holds no values: pass one on the CPU or a GPU")
+        raise Gen3cInputError(meta_refusal(name))
     if values.is_quantized or values.layout != torch.strided:
         kind, fix = ("quantized", "tensor.dequantize()") if values.is_quantized else (str(values.layout).removeprefix("torch."), "tensor.to_dense()")
         raise Gen3cInputError(f"{name} is a {kind} tensor: pass {fix}")
@@ -419,6 +427,22 @@ def outside_unit_range(values: Tensor, var: str) -> tuple[str, str] | None:
     if -1 - 1e-3 <= lo and hi <= 1 + 1e-3:  # also False for NaN
         return None
     return f"[{lo:.3g}, {hi:.3g}]", f" (0–255 values: pass {var} / 127.5 - 1)" if hi > 2 else ""
+
+
+def note_unit_range(values: Tensor, name: str, var: str = "image", stacklevel: int = 1) -> None:
+    """Note float colours (an image, renders) with no value below 0 as likely [0, 1] ones, which
+    read as [−1, 1] come out washed out (black is mid-grey); a flat tensor says nothing. Only where
+    the values came in from the user as floats: a bright photo read from a file is [−1, 1] for sure.
+    ``stacklevel`` counts from the caller, as :func:`gen3c.errors.note` does."""
+    lo, hi = (float(v) for v in torch.aminmax(values.detach())) if values.numel() else (0.0, 0.0)
+    if lo >= 0 and hi > lo:
+        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
+        # of an image whose darkest pixel would be mid-grey in [-1, 1].
+        note(
+            f"{name} has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
+            f"(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass {var} * 2 - 1",
+            stacklevel=stacklevel + 1,
+        )
 
 
 def as_image(image: Any, name: str = "image") -> Tensor:
@@ -653,9 +677,16 @@ def _nearest_sources(source: int, target: int, device: torch.device) -> Tensor:
     return F.interpolate(index, size=target, mode="nearest")[0, 0].long()
 
 
-def to_uint8(image: Tensor) -> np.ndarray:
-    """(*B, 3, H, W) in [−1, 1] → (*B, H, W, 3) uint8."""
-    image = image.detach()
+def to_uint8(image: Tensor, name: str = "to_uint8 image") -> np.ndarray:
+    """(*B, 3, H, W) float in [−1, 1] → (*B, H, W, 3) uint8; values a little past ±1 (a
+    generator's overshoot) are clipped.
+
+    Raises:
+        Gen3cInputError: ``image`` is no float tensor, not channels-first RGB, holds no values
+            (meta), or holds 0–255 colours (all of them would be clipped to white).
+    """
+    _check_float_frames(image, name)
+    image = plain_tensor(image, name)
     out = torch.empty((*image.shape[:-3], *image.shape[-2:], 3), dtype=torch.uint8)
     # Frame by frame through one float scratch: whole-video temporaries (1.3 GB for 121 frames
     # at 704×1280) cost more in page faults than the arithmetic (5× on a 2-core CPU).
@@ -664,6 +695,28 @@ def to_uint8(image: Tensor) -> np.ndarray:
         scratch.copy_(frame).clamp_(-1, 1).add_(1.0).mul_(127.5).round_()
         target.copy_(scratch.movedim(0, -1))
     return out.numpy()
+
+
+def _check_float_frames(image: object, name: str) -> None:
+    """:func:`to_uint8`'s input check. A (T, H, W, 3) tensor was torch's "The size of tensor a (3)
+    must match the size of tensor b …", a numpy array an AttributeError, and a uint8 tensor or
+    0–255 floats came out all white (clipped at 1)."""
+    if not isinstance(image, Tensor):
+        raise Gen3cInputError(f"{name} is {describe_value(image)}: pass a (*B, 3, H, W) float tensor in [-1, 1] (torch.as_tensor(array))")
+    shape = tuple(image.shape)
+    if not image.dtype.is_floating_point:
+        fix = "it is 8-bit already: image.movedim(-3, -1).numpy() is the array" if image.dtype == torch.uint8 else "pass floats in [-1, 1]"
+        raise Gen3cInputError(f"{name} is {shape} {str(image.dtype).removeprefix('torch.')}: to_uint8 takes floats in [-1, 1]; {fix}")
+    if image.ndim < 3 or shape[-3] != 3:
+        last = image.ndim >= 3 and shape[-1] == 3
+        hint = ": it looks channels-last (…, H, W, 3), pass image.movedim(-1, -3)" if last else ""
+        raise Gen3cInputError(f"{name} has shape {shape}: pass (*B, 3, H, W) RGB in [-1, 1]{hint}")
+    if image.is_meta or not image.numel():
+        return  # (plain_tensor refuses a meta tensor; an empty one has no values to check)
+    values = plain_tensor(image, name)
+    hi = float((values.float() if values.element_size() == 1 else values).amax())  # (float8 has no amax of its own)
+    if hi > 2:  # (a little past 1 is a generator's overshoot, clipped as before)
+        raise Gen3cInputError(f"{name} reaches {hi:.4g}: it holds 0–255 colours, not [-1, 1]; pass image / 127.5 - 1")
 
 
 def on_cosmos_uint8_grid(video: Tensor) -> Tensor:
@@ -679,12 +732,16 @@ def on_cosmos_uint8_grid(video: Tensor) -> Tensor:
     return levels.float() / 127.5 - 1.0
 
 
-def save_image(path: str | os.PathLike, image: Tensor) -> None:
-    """Write (3, H, W) in [−1, 1] as PNG atomically; a leading ``~`` in ``path`` is the home folder."""
+def save_image(path: str | os.PathLike, image: Any) -> None:
+    """Write an image as PNG atomically: (3, H, W) in [−1, 1], or any form :func:`as_image`
+    takes (a uint8 tensor, a PIL image, an (H, W, 3) uint8 array); a leading ``~`` in ``path``
+    is the home folder."""
     from gen3c.io.atomic import atomic_path
 
     target = writer_path(path, "save_image path", "the image")
-    as_image(image, "save_image image")  # one (3, H, W) image in [-1, 1], else a one-line error
+    # The converted image is written: a uint8 tensor, checked but then written as it came, was
+    # clipped as [-1, 1] floats (a white PNG), and an (H, W, 3) array an AttributeError.
+    image = as_image(image, "save_image image")
 
     with atomic_path(target) as tmp:
         Image.fromarray(to_uint8(image)).save(tmp, format="PNG")

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import (
+    SQUARE_PIXELS,
+    centred_for_turned,
     check_intrinsics_fit,
     intrinsics_from_fov,
     make_intrinsics,
@@ -90,11 +92,6 @@ def parse_intrinsics(
     return K
 
 
-#: How far fx / fy may be from 1 for a camera's pixels to count as square (a calibration's are
-#: within a few tenths of a percent; ``gen3c depth --resolution`` of a turned shape, 4:3 to 3:4, gives 1.78).
-SQUARE_PIXELS = 0.01
-
-
 def _refuse_turned_camera(K: Tensor, made_for: tuple[int, int], size: tuple[int, int], what: str) -> None:
     """Refuse a camera of square pixels made for ``size`` turned a quarter (a landscape calibration
     for a phone photo read upright by its EXIF orientation): scaled per axis to it, as a resize, its
@@ -110,23 +107,13 @@ def _refuse_turned_camera(K: Tensor, made_for: tuple[int, int], size: tuple[int,
     )
 
 
-#: How near (as a share of each side) a principal point must be to the centre of the image turned
-#: a quarter for :func:`_note_turned_camera`, as :func:`gen3c.cameras.note_scaled_intrinsics` takes a centre.
-TURNED_CENTRE = 0.02
-
-
 def _note_turned_camera(K: Tensor, height: int, width: int, what: str) -> None:
     """Note a camera of square pixels, given without its size, whose principal point is the centre
     of the image turned a quarter (a 4032×3024 calibration, cx, cy = 2016, 1512, for the photo read
     upright, 3024×4032): inside the image, it passes :func:`gen3c.cameras.check_intrinsics_fit`.
     A note, not a refusal: a crop of a larger image can put a camera's centre there."""
-    if abs(height / width - 1) <= 0.1:  # near square: the two centres are too close to tell apart
-        return
-    fx, fy, cx, cy = (float(K[i, j]) for i, j in ((0, 0), (1, 1), (0, 2), (1, 2)))
-    if abs(fx / fy - 1) > SQUARE_PIXELS:
-        return
-    # the centre of n pixels is (n − 1) / 2; the turned image's is ((H − 1) / 2, (W − 1) / 2)
-    if abs(2 * cx + 1 - height) <= TURNED_CENTRE * height and abs(2 * cy + 1 - width) <= TURNED_CENTRE * width:
+    if centred_for_turned(K, height, width):
+        cx, cy = float(K[0, 2]), float(K[1, 2])
         note(
             f"{what} (cx={cx:g}, cy={cy:g}) put the principal point at the centre of a {height}×{width} image, not of this {width}×{height} "
             f"one: made for the photo turned a quarter (as stored, read upright by its EXIF orientation)? then {_upright_camera(K, (width, height))}",

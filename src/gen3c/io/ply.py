@@ -12,6 +12,7 @@ from torch import Tensor
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, describe_value
 from gen3c.io.atomic import atomic_path
+from gen3c.io.images import outside_unit_range, plain_tensor
 from gen3c.io.paths import reader_path, writer_path
 
 
@@ -28,11 +29,21 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
             raise Gen3cInputError(f"write_ply {name} is {describe_value(value)}: pass an (N, 3) tensor")
     if len(points) != len(colors):
         raise Gen3cInputError(f"write_ply has {len(points)} points but {len(colors)} colours: pass one colour per point")
-    pts = points.detach().float().cpu().numpy()
+    points, colors = plain_tensor(points, "write_ply points"), plain_tensor(colors, "write_ply colors")
+    # Other integers and 0–255 floats were clamped as [-1, 1] values: a white cloud; NaN a black one.
+    if colors.dtype != torch.uint8 and not colors.dtype.is_floating_point:
+        raise Gen3cInputError(
+            f"write_ply colors are {str(colors.dtype).removeprefix('torch.')}: pass uint8 0–255 (colors.to(torch.uint8)) or floats in [-1, 1]"
+        )
+    outside = None if colors.dtype == torch.uint8 else outside_unit_range(colors, "colors")
+    if outside is not None:
+        span, hint = outside
+        raise Gen3cInputError(f"write_ply colors span {span}: pass floats in [-1, 1] or uint8 0–255{hint}")
+    pts = points.float().cpu().numpy()
     if colors.dtype == torch.uint8:
-        rgb = colors.detach().cpu().numpy()
+        rgb = colors.cpu().numpy()
     else:
-        rgb = ((colors.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+        rgb = ((colors.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
     vertex = np.empty(len(pts), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
     vertex["x"], vertex["y"], vertex["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]

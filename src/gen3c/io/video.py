@@ -22,7 +22,7 @@ from torch import Tensor
 from gen3c.dependencies import require
 from gen3c.errors import Gen3cInputError, counted, first_line
 from gen3c.io.atomic import atomic_path, write_failure
-from gen3c.io.images import outside_unit_range, to_uint8
+from gen3c.io.images import outside_unit_range, plain_tensor, to_uint8
 from gen3c.io.paths import reader_path, writer_path
 from gen3c.trajectories import check_fps
 
@@ -110,6 +110,8 @@ class VideoWriter:
         given = tuple(frames.shape) if hasattr(frames, "shape") else type(frames).__name__
         if isinstance(frames, Tensor) and frames.dtype.is_floating_point and (frames.ndim != 4 or frames.shape[1] != 3):
             raise Gen3cInputError(f"video frames have shape {given}: pass (T, 3, H, W) floats in [-1, 1] or (T, H, W, 3) uint8")
+        if isinstance(frames, Tensor):  # (a meta tensor was torch's "Tensor.item() cannot be called on meta tensors")
+            frames = plain_tensor(frames, "video frames")
         if isinstance(frames, Tensor) and frames.dtype.is_floating_point and frames.numel():
             _check_range(frames)
         array = to_uint8(frames) if isinstance(frames, Tensor) and frames.dtype.is_floating_point else np.asarray(frames)

@@ -38,6 +38,7 @@ from gen3c.cameras import (
     Cameras,
     check_intrinsics_fit,
     check_unmasked,
+    note_swapped_intrinsics,
     resize_crop_intrinsics,
     resize_intrinsics,
     validate_poses,
@@ -47,6 +48,7 @@ from gen3c.errors import (
     Gen3cInputError,
     complex_refusal,
     describe_value,
+    meta_refusal,
     note,
     noted,
     raise_if_interrupted,
@@ -207,6 +209,7 @@ def prepare_source(
     if K.shape != (3, 3):
         raise Gen3cInputError(f"prepare_source K has shape {tuple(K.shape)}: pass one (3, 3) matrix in pixels of the image")
     K = check_intrinsics_fit(K, *size, "prepare_source K")
+    note_swapped_intrinsics(K, *size, "prepare_source K")
     if w2c is not None:
         w2c = validate_poses(_camera_matrix(w2c, "prepare_source w2c"), "prepare_source w2c")
         if w2c.shape != (4, 4):
@@ -258,21 +261,15 @@ def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str, note_u
         Gen3cInputError: another type, shape, size or range, in one line naming ``name``.
     """
     from gen3c.io.images import as_image, check_image_size, stated_size
+    from gen3c.io.images import note_unit_range as note_if_unit_range
 
     size = stated_size(image)
     if size is not None:  # else as_image refuses it
         check_image_size(*size, name)
     float_tensor = note_unit_range and isinstance(image, Tensor) and image.dtype.is_floating_point
     image = as_image(image, name)
-    lo, hi = (float(v) for v in torch.aminmax(image)) if float_tensor else (-1.0, 1.0)
-    if lo >= 0 and hi > lo:
-        # [0, 1] is what torchvision, kornia and the depth estimators take: the likelier reading
-        # of an image whose darkest pixel would be mid-grey in [-1, 1] (a flat one, a placeholder, says nothing).
-        note(
-            f"{name} has no value below 0, so its darkest pixel is mid-grey in [-1, 1]: if it holds [0, 1] colours "
-            "(torchvision's to_tensor, kornia, gen3c.depth.image_to_tensor), pass image * 2 - 1",
-            stacklevel=3,
-        )
+    if float_tensor:
+        note_if_unit_range(image, name, stacklevel=3)
     return image
 
 
@@ -313,8 +310,12 @@ def _is_positive_int(value: object) -> bool:
 
 
 def _as_tensor(value, name: str) -> Tensor:
-    """A tensor, numpy array or nested list as a tensor; anything else is refused in one line."""
+    """A tensor, numpy array or nested list as a tensor; anything else (and a meta tensor, which
+    holds no values: torch's "Cannot copy out of meta tensor" or "Tensor.item() cannot be called on
+    meta tensors" further on) is refused in one line."""
     if isinstance(value, Tensor):
+        if value.is_meta:
+            raise Gen3cInputError(meta_refusal(name))
         return value
     if isinstance(value, (np.ndarray, list, tuple)):
         try:
@@ -342,14 +343,41 @@ def build_cache(
     foreground_masking: bool = False,
     splat: str = "bilinear",
     max_buffers: int = 2,
+    check_conventions: bool = True,
 ) -> Cache3D:
-    """A :class:`Cache3D` holding ``views`` (the last one ends up as buffer 0, newest first)."""
+    """A :class:`Cache3D` holding ``views`` (the last one ends up as buffer 0, newest first).
+
+    Views of one size with depth are checked against each other's poses, as a multi-view file's
+    key views are (:func:`gen3c.io.conventions.check_depth_conventions`): camera-to-world poses
+    given as ``prepare_source(w2c=…)``, or disparity as depth, are refused in one line.
+    ``check_conventions=False`` skips it, for views read from files that were checked there.
+    """
     if not isinstance(views, (list, tuple)) or not all(isinstance(v, SourceView) for v in views):
         raise Gen3cInputError(f"build_cache takes a list of SourceView (prepare_source), got {describe_value(views)}: pass [source]")
+    if check_conventions and len(views) > 1 and len({v.size for v in views}) == 1:
+        _check_view_conventions(views)
     cache = Cache3D(max_buffers, filter_points_threshold, foreground_masking, splat)
     for view in views:
         cache.add_view(view.image, view.depth, view.K, view.w2c, view.valid)
     return cache
+
+
+def _check_view_conventions(views: list[SourceView] | tuple[SourceView, ...]) -> None:
+    """:func:`build_cache`'s check of several views of one size: their depth carried into one
+    another with their poses, as given and inverted (a camera-to-world pose passed as
+    ``prepare_source(w2c=c2w)`` built a cache of points in no camera's frame without a word)."""
+    from gen3c.io.conventions import check_depth_conventions
+    from gen3c.io.frames import images_to_uint8
+
+    depth = torch.stack([v.depth.float().cpu() for v in views])
+    valid = torch.stack([(v.depth > 0 if v.valid is None else v.valid).cpu() for v in views])
+    check_depth_conventions(
+        depth, valid, torch.stack([v.K.float().cpu() for v in views]), torch.stack([v.w2c.float().cpu() for v in views]),
+        poses_name="build_cache views' poses (prepare_source w2c=)", depth_name="build_cache views' depth",
+        poses_fix="pass each view's world-to-camera pose: invert_pose(c2w), or opengl_to_opencv(c2w) for an OpenGL / nerfstudio one",
+        depth_fix="pass z-depth (1 / disparity, in the poses' units) to prepare_source",
+        images=images_to_uint8(torch.stack([v.image.cpu() for v in views])),
+    )  # fmt: skip
 
 
 def preset_cameras(
@@ -647,9 +675,15 @@ def _check_video_inputs(cache: object, cameras: object, generator: object, first
     if isinstance(generator, type) or not callable(getattr(generator, "generate", None)):
         what = f"the class {generator.__name__}, not an instance" if isinstance(generator, type) else describe_value(generator)
         raise Gen3cInputError(f"generator is {what}: pass an object with generate(), e.g. PreviewGenerator()")
-    if first_frame is None:
-        return
-    size = (cameras.height, cameras.width)
+    if first_frame is not None:
+        check_first_frame(first_frame, cameras.height, cameras.width)
+
+
+def check_first_frame(first_frame: object, height: int, width: int) -> None:
+    """A first frame for cameras of ``height`` × ``width``: a (3, H, W) float tensor in [−1, 1]
+    (:func:`generate_video`'s and a generator's ``generate()``'s ``first_frame``), else one line
+    naming it."""
+    size = (height, width)
     if not isinstance(first_frame, Tensor) or tuple(first_frame.shape) != (3, *size):
         shape = tuple(first_frame.shape) if isinstance(first_frame, Tensor) else describe_value(first_frame)
         raise Gen3cInputError(

@@ -68,6 +68,7 @@ from gen3c.errors import (
     note,
     spelled,
 )
+from gen3c.io.images import note_unit_range as note_if_unit_range
 from gen3c.io.images import on_cosmos_uint8_grid
 from gen3c.models import configs
 from gen3c.models.choices import check_step_cache_guidance
@@ -515,9 +516,11 @@ class Gen3cPipeline(DiffusionPipeline):
 
     def check_inputs(
         self, image: Tensor, buffer_colors: Tensor, buffer_masks: Tensor, guidance: float, num_steps: int,
-        guidance_every: int = 1, seed: int | None = 1,
+        guidance_every: int = 1, seed: int | None = 1, note_unit_range: bool = False,
     ) -> None:
-        """Raise :class:`Gen3cInputError` for inputs the model cannot take (``seed`` None: a generator draws the noise)."""
+        """Raise :class:`Gen3cInputError` for inputs the model cannot take (``seed`` None: a generator
+        draws the noise); with ``note_unit_range``, note an image or buffer colours with no value
+        below 0 as likely [0, 1] ones (:func:`gen3c.io.images.note_unit_range`)."""
         if not isinstance(image, Tensor) or image.ndim != 3 or image.shape[0] != 3:
             raise Gen3cInputError(f"image must be a (3, H, W) tensor in [-1, 1], got {_describe(image)}")
         if not isinstance(buffer_colors, Tensor) or buffer_colors.ndim != 5 or buffer_colors.shape[2] != 3:
@@ -566,6 +569,8 @@ class Gen3cPipeline(DiffusionPipeline):
                 raise Gen3cInputError(
                     f"{name} must lie in [{lo:g}, 1], got values in [{vmin:.3g}, {vmax:.3g}]: rescale it"
                 )
+            if note_unit_range and name != "buffer_masks":  # [0, 1] colours (diffusers' images) pass the range check washed out
+                note_if_unit_range(value, name, var=name, stacklevel=4)  # (check_inputs, __call__, no_grad's wrapper)
         if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
             raise Gen3cInputError(f"guidance must be a finite number, got {guidance!r}")
         for name, value, meaning in (("num_steps", num_steps, ""), ("guidance_every", guidance_every, " (1: every step)")):
@@ -1025,6 +1030,7 @@ class Gen3cPipeline(DiffusionPipeline):
         callback_on_step_end_tensor_inputs: Sequence[str] = ("latents",),
         chunk: int = 0,
         noise_aug_strength: float = 0.0,
+        note_unit_range: bool = True,
     ) -> Gen3cPipelineOutput | tuple:
         """Generate a video.
 
@@ -1072,6 +1078,10 @@ class Gen3cPipeline(DiffusionPipeline):
                 for buffer b of NB, so with two buffers the newest (a long video's last generated
                 frame) is noised and the older one is not; one buffer is never noised
                 (:func:`encode_buffers`, :meth:`buffer_noise_generator`).
+            note_unit_range: note an ``image`` or ``buffer_colors`` with no value below 0: [0, 1]
+                colours (diffusers' and torchvision's) pass the range check but come out washed
+                out, black as mid-grey. False where they are known to be [−1, 1] (a bright photo
+                read from a file, the cache's renders of it).
 
         Returns:
             :class:`Gen3cPipelineOutput` (or ``(frames,)`` with ``return_dict=False``), on the CPU.
@@ -1086,7 +1096,8 @@ class Gen3cPipeline(DiffusionPipeline):
             fps=fps, condition_augment_sigma=condition_augment_sigma, max_sequence_length=max_sequence_length,
             noise_aug_strength=noise_aug_strength,
         )
-        self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed)
+        self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed, note_unit_range)
+        seed = None if seed is None else int(seed)  # numpy's integers (np.arange's): torch's manual_seed takes only int
         # 2. Encode the prompts (T5, where the cache lacks them, staged once for both)
         negative = None
         if guidance != 0:
@@ -1406,6 +1417,14 @@ class Gen3cGenerator:
             raise Gen3cInputError(
                 "the gen3c generator needs the first frame (the source image) to condition on"
             )
+        # Named as this call names it (the pipeline's refusal said "image must be a (3, H, W) tensor"),
+        # before the cache is rendered for it.
+        from gen3c.pipelines.camera_video import check_first_frame
+
+        given = getattr(buffers, "colors", None)
+        size = tuple(given.shape[-2:]) if isinstance(given, Tensor) else (getattr(cameras, "height", None), getattr(cameras, "width", None))
+        if None not in size:  # (no Cameras: cache.render refuses them)
+            check_first_frame(first_frame, *size)
         if buffers is None:
             spelling = nullcontext() if self.message_spelling is None else spelled(self.message_spelling)
             with spelling, self.pipeline._out_of_memory_as_error("rendering 3D cache"):  # (the progress stage's name: camera_video)
@@ -1438,6 +1457,7 @@ class Gen3cGenerator:
                     negative_prompt=self.negative_prompt, guidance=self.guidance, num_steps=self.num_steps, seed=self.seed,
                     guidance_every=self.guidance_every, guidance_batch=self.guidance_batch, callback=callback, chunk=chunk,
                     fps=self.fps, noise_aug_strength=self.noise_aug_strength,
+                    note_unit_range=False,  # the source's image, checked (and noted) where it came in, and its renders
                 )  # fmt: skip
         finally:
             self.pipeline.set_progress_bar_config(**config)

@@ -1358,7 +1358,9 @@ def generate(
             and the gen3c generator's (``checkpoint_dir``, ``guidance``, ``num_steps``,
             ``prompt``, ``low_memory``, ``max_gpu_memory``, …). Where a flag takes a path, a
             dtype or a device, the Python object does too (``pathlib.Path``, ``dtype=torch.float16``,
-            ``device=torch.device("cuda", 1)``), recorded as its text ("float16", "cuda:1").
+            ``device=torch.device("cuda", 1)``), recorded as its text ("float16", "cuda:1"); so
+            do ``intrinsics=`` a (3, 3) K in pixels of the image or (fx, fy, cx, cy), and
+            ``resolution=(H, W)`` ("fx,fy,cx,cy", "HxW").
 
     Returns:
         :class:`RunOutput`: ``paths["video"]`` (the mp4 written), ``result.frames`` ((T, 3, H, W) in
@@ -1422,9 +1424,19 @@ GENERATE_POOL = GeneratorPool()
 def _setting_text(key: str, value: Any, where: str) -> Any:
     """A Python object that stands for a setting's text, as that text, so the run record stays
     JSON and is the string form's: a path as str, a torch dtype for ``dtype`` by its name
-    (torch.float16: "float16"), a torch device for ``device`` as its text ("cuda:1")."""
+    (torch.float16: "float16"), a torch device for ``device`` as its text ("cuda:1"), an (H, W)
+    pair for ``resolution`` as "HxW" (prepare_source's form), and a (3, 3) K or (fx, fy, cx, cy)
+    for ``intrinsics`` as "fx,fy,cx,cy" (:func:`_intrinsics_text`)."""
     if isinstance(value, os.PathLike):
         return str(value)
+    # Each was "setting 'resolution' must be str, got a tuple of 2 items", though prepare_source takes
+    # resolution=(H, W), and a K in memory had to be spelt out as text.
+    if key == "resolution" and isinstance(value, (tuple, list)):
+        if len(value) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
+            raise Gen3cInputError(f"{where}: setting 'resolution' is {describe_value(value)}: pass (H, W), two whole numbers, e.g. (704, 1280), or 'HxW'")
+        return f"{int(value[0])}x{int(value[1])}"
+    if key == "intrinsics" and value is not None and not isinstance(value, str):
+        return _intrinsics_text(value, where)
     if key == "dtype" and isinstance(value, torch.dtype):
         name = configs.dtype_name(value)
         if name is None:
@@ -1433,6 +1445,28 @@ def _setting_text(key: str, value: Any, where: str) -> Any:
     if key == "device" and isinstance(value, torch.device):
         return str(value)
     return value
+
+
+def _intrinsics_text(value: Any, where: str) -> str:
+    """``intrinsics=`` given as a (3, 3) pinhole K in pixels of the input image (a tensor, an array,
+    nested lists) or as the four numbers (fx, fy, cx, cy): the "fx,fy,cx,cy" text ``--intrinsics``
+    takes, each number exactly (``repr``: a float32 K reads back as itself). A K with skew, or
+    of another shape, is refused: ``--intrinsics`` has no skew."""
+    from gen3c.cameras import as_float64, validate_intrinsics
+
+    name = f"{where}: setting 'intrinsics'"
+    numbers_ = as_float64(value, name)
+    if numbers_.shape == (3, 3):
+        K = validate_intrinsics(numbers_, name)
+        if K[0, 1] != 0 or K[1, 0] != 0:
+            raise Gen3cInputError(f"{name} has skew (K[0, 1] = {float(K[0, 1]):g}, K[1, 0] = {float(K[1, 0]):g}): gen3c's cameras have none, pass a K with zeros there")
+        numbers_ = K[[0, 1, 0, 1], [0, 1, 2, 2]]
+    elif numbers_.shape != (4,):
+        raise Gen3cInputError(
+            f"{name} has shape {tuple(numbers_.shape)}: pass one (3, 3) K in pixels of the input image, the four numbers (fx, fy, cx, cy), "
+            "or the text 'fx,fy,cx,cy'"
+        )
+    return ",".join(repr(float(v)) for v in numbers_)
 
 
 def _check_setting_names(options: dict[str, Any], known: set[str], generator: str) -> None:

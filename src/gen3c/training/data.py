@@ -46,7 +46,8 @@ def make_clip(
 ) -> dict[str, Tensor]:
     """A training clip: ``frames`` (T, 3, H, W) in [−1, 1] and the renders of the cache of ``views``
     (oldest first; the last ends up as buffer 0) into ``cameras`` (T)."""
-    cache = build_cache(views, config.filter_points_threshold, config.foreground_masking)
+    # (views from checked clips or procedural scenes: no convention check per training clip)
+    cache = build_cache(views, config.filter_points_threshold, config.foreground_masking, check_conventions=False)
     buffers = cache.render(cameras, depth=False)
     return {
         "video": frames.permute(1, 0, 2, 3).contiguous().float(),
