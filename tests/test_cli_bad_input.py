@@ -352,6 +352,31 @@ def test_a_depth_output_the_folder_holds_in_another_spelling_is_refused_on_such_
 
 
 @pytest.mark.parametrize(
+    "taken, match",
+    [
+        ("Room_depth.png", rf"output '.*/room_depth\.png' would replace 'Room_depth\.png' there, the same file to this file system \(it {CASE}\)"),
+        ("room_points.ply/", r"output '.*/room_points\.ply' is a folder: move it away, or pass another --name or --output_folder$"),
+    ],
+)
+def test_depth_outputs_the_folder_cannot_take_are_refused_before_the_estimator_loads(taken, match, files, tmp_path, case_insensitive_folders, monkeypatch):
+    """`gen3c depth --name room` beside an earlier export's Room_depth.png (macOS, Windows), or with
+    a folder at room_points.ply, loaded the estimator and estimated the depth (a download and
+    minutes for MoGe on a CPU) before it was refused. Now before the estimator loads."""
+    import gen3c.depth
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the depth estimator was loaded")
+
+    monkeypatch.setattr(gen3c.depth, "load_depth_estimator", no_loading)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / taken).mkdir() if taken.endswith("/") else (out / taken).write_bytes(b"earlier")
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", "room"]
+    refused(argv, match)
+    assert sorted(p.name for p in out.iterdir()) == [taken.rstrip("/")]
+
+
+@pytest.mark.parametrize(
     "args, match",
     [
         (["--gpus_per_job", "nan"], r"--gpus_per_job nan is impossible: pass a number of 0 or more"),
