@@ -298,6 +298,26 @@ def test_an_output_in_another_unicode_form_is_the_same_name_and_is_replaced(file
     assert res.exit_code == 0, res.output
 
 
+def test_a_name_used_before_lists_no_folder_where_the_file_system_tells_case(tmp_path, monkeypatch):
+    """Linux: a run under a name used before listed its output folder for every file it writes, in
+    the run's check and again in its writer, to find another spelling that Linux cannot have
+    (0.5 s for 100,000 files in a batch's folder). It looks the name up in the other case: not found,
+    the folder is not listed. Where the folder ignores case, the other spelling is still found."""
+    import os
+
+    from gen3c.io import paths
+
+    (tmp_path / "demo.mp4").write_bytes(b"earlier")
+    (tmp_path / "Other.mp4").write_bytes(b"earlier")
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda folder=".": listed.append(folder) or real_listdir(folder))
+    assert [paths.other_spelling(tmp_path / name) for name in ("demo.mp4", "other.mp4", "new.mp4")] == [None, None, None]
+    assert listed == []
+    monkeypatch.setattr(paths, "_found_as_spelled", lambda path: any(paths.one_file_key(name) == paths.one_file_key(path.name) for name in real_listdir(path.parent)))
+    assert [paths.other_spelling(tmp_path / name) for name in ("demo.mp4", "other.mp4", "new.mp4")] == [None, "Other.mp4", None]
+
+
 @pytest.mark.parametrize(
     "name, blocker, match",
     [
@@ -329,6 +349,31 @@ def test_a_depth_output_the_folder_holds_in_another_spelling_is_refused_on_such_
     refused(argv, rf"^error: output '.*/room_depth\.png' would replace 'Room_depth\.png' there, the same file to this file system \(it {CASE}\): "
                   r"pass another --name or --output_folder, or spell the name as that file's is, to replace it$")  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == ["Room_depth.png"] and (out / "Room_depth.png").read_bytes() == b"earlier"
+
+
+@pytest.mark.parametrize(
+    "taken, match",
+    [
+        ("Room_depth.png", rf"output '.*/room_depth\.png' would replace 'Room_depth\.png' there, the same file to this file system \(it {CASE}\)"),
+        ("room_points.ply/", r"output '.*/room_points\.ply' is a folder: move it away, or pass another --name or --output_folder$"),
+    ],
+)
+def test_depth_outputs_the_folder_cannot_take_are_refused_before_the_estimator_loads(taken, match, files, tmp_path, case_insensitive_folders, monkeypatch):
+    """`gen3c depth --name room` beside an earlier export's Room_depth.png (macOS, Windows), or with
+    a folder at room_points.ply, loaded the estimator and estimated the depth (a download and
+    minutes for MoGe on a CPU) before it was refused. Now before the estimator loads."""
+    import gen3c.depth
+
+    def no_loading(*args, **kwargs):
+        raise AssertionError("the depth estimator was loaded")
+
+    monkeypatch.setattr(gen3c.depth, "load_depth_estimator", no_loading)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / taken).mkdir() if taken.endswith("/") else (out / taken).write_bytes(b"earlier")
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", "room"]
+    refused(argv, match)
+    assert sorted(p.name for p in out.iterdir()) == [taken.rstrip("/")]
 
 
 @pytest.mark.parametrize(

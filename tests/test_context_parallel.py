@@ -527,8 +527,11 @@ def test_a_mistyped_flag_under_torchrun_is_said_once(tmp_path):
 RANK_0_FIRST_SCRIPT = """\
 import os, sys, time
 import typer
+import gen3c.cli as cli
 from gen3c.cli import user_errors
 from gen3c.errors import Gen3cInputError, exit_command_line
+
+cli.RANK_0_ERROR_WAIT = 60.0  # (10 s in a real run) the wait a rank stopped by torchrun used to take
 
 @user_errors
 def generate():
@@ -539,19 +542,27 @@ def generate():
 """ + AS_THE_COMMAND_LINE_ENDS
 
 
+#: Seconds within which a launch must end once a rank has failed, in the tests below: generous for
+#: a loaded machine (it takes 1-3 s), well short of what the bugs took, a rank SIGKILLed by torchrun
+#: 30 s after its SIGTERM, or one waiting 60 s (RANK_0_FIRST_SCRIPT's RANK_0_ERROR_WAIT).
+LEAVES_WITHIN = 25.0
+
+
 def test_a_rank_stopped_by_torchrun_after_rank_0_failed_leaves_in_seconds(tmp_path):
     """Rank 0 meets the mistake first and exits; torchrun's SIGTERM then reached rank 1 as a
-    Terminated, which waited the 10 s given to rank 0 to say a mistake: every such run ended 10 s
-    after its error was printed. Now 2 s; rank 0 alone says the mistake."""
+    Terminated, which waited the 10 s given to rank 0 to say a mistake (RANK_0_ERROR_WAIT, 60 s
+    here): every such run ended 10 s after its error was printed. Now 2 s; rank 0 alone says the
+    mistake."""
     import time
 
     script, stamp = tmp_path / "first.py", tmp_path / "rank0_failed_at"
     script.write_text(RANK_0_FIRST_SCRIPT)
-    done = torchrun(2, script, stamp, timeout=60)
+    done = torchrun(2, script, stamp, timeout=120)
     ended = time.time()
     printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
     assert printed == ["error: --num_video_frames 7 is not possible"], done.stderr[-2000:]
-    assert ended - float(stamp.read_text()) < 7, ended - float(stamp.read_text())
+    assert "SIGKILL" not in done.stderr, done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < LEAVES_WITHIN, ended - float(stamp.read_text())
 
 
 JOIN_SCRIPT = """\
@@ -584,7 +595,8 @@ def test_a_rank_waiting_to_join_for_a_rank_that_failed_stops_when_torchrun_says(
     ended = time.time()
     printed = [s for s in done.stdout.splitlines() + done.stderr.splitlines() if "error:" in s or "terminated" in s]
     assert printed == ["rank 1: error: --input_image_path x.png cannot be read on this rank", "terminated: no partial output was kept"], done.stderr[-2000:]
-    assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())
+    assert "SIGKILL" not in done.stderr, done.stderr[-2000:]
+    assert ended - float(stamp.read_text()) < LEAVES_WITHIN, ended - float(stamp.read_text())
 
 
 LAST_WRITE_SCRIPT = """\
@@ -615,7 +627,7 @@ def test_a_rank_done_and_waiting_at_exit_leaves_when_rank_0_fails_writing(tmp_pa
     done = torchrun(2, script, stamp, timeout=90)
     ended = time.time()
     assert done.returncode != 0 and "SIGKILL" not in done.stderr, done.stderr[-2000:]
-    assert ended - float(stamp.read_text()) < 10, ended - float(stamp.read_text())
+    assert ended - float(stamp.read_text()) < LEAVES_WITHIN, ended - float(stamp.read_text())
 
 
 def test_more_ranks_on_a_host_than_its_gpus_are_refused_before_joining(monkeypatch):

@@ -1317,7 +1317,6 @@ def test_an_atomic_output_whose_bytes_did_not_reach_the_disk_is_not_published(tm
 
 def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
     import signal
-    import time
 
     import gen3c.errors
     from gen3c.errors import Terminated, terminate_like_ctrl_c
@@ -1331,8 +1330,7 @@ def test_signals_deferred_holds_ctrl_c_and_sigterm_back_until_the_block_ends():
             finished = []
             with pytest.raises(raised):
                 with signals_deferred():
-                    os.kill(os.getpid(), sig)
-                    time.sleep(0.05)  # long enough for the signal to be handled here
+                    signal.raise_signal(sig)  # handled before it returns (os.kill's may come a moment later)
                     finished.append(sig)
             assert finished == [sig]
         assert signal.getsignal(signal.SIGINT) is handler

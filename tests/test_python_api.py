@@ -464,17 +464,20 @@ def test_run_request_refuses_a_setting_its_run_would_ignore(box_scene, tmp_path,
     assert not (tmp_path / "out").exists()
 
 
-def in_memory_forms(box_scene):
-    """The box scene's image and depth in each in-memory form ``generate`` takes, as (image, depth)."""
+def in_memory_forms(box_scene, *names: str):
+    """The box scene's image and depth in each in-memory form ``generate`` takes (those ``names``,
+    or all), as (image, depth). The PIL image is made only when asked for: Image.open reads the
+    file when the pixels are first needed, and one never used leaves the file open."""
     image_path, depth_path, _, _ = box_scene
     rgb, depth = np.array(Image.open(image_path).convert("RGB")), np.load(depth_path)
     chw = torch.from_numpy(rgb).permute(2, 0, 1)
-    return {
-        "PIL": (Image.open(image_path), depth),
-        "numpy": (rgb, depth.astype(np.float64)),
-        "uint8 tensor": (chw, torch.from_numpy(depth)),
-        "float tensor": (chw.float() / 127.5 - 1, torch.from_numpy(depth)),
+    forms = {
+        "PIL": lambda: (Image.open(image_path), depth),
+        "numpy": lambda: (rgb, depth.astype(np.float64)),
+        "uint8 tensor": lambda: (chw, torch.from_numpy(depth)),
+        "float tensor": lambda: (chw.float() / 127.5 - 1, torch.from_numpy(depth)),
     }
+    return {name: make() for name, make in forms.items() if not names or name in names}
 
 
 def test_an_image_in_memory_makes_what_its_png_makes(box_scene, tmp_path):
@@ -518,7 +521,7 @@ def test_an_image_and_its_depth_mix_files_and_memory(box_scene, tmp_path):
     image_path, depth_path, _, _ = box_scene
     common = {"fov": 60, "resolution": "32x48", "num_video_frames": 5, "trajectory": "right", "generator": "preview", "progress": False}
     files = gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "file", **common)
-    rgb, depth_array = in_memory_forms(box_scene)["numpy"]
+    rgb, depth_array = in_memory_forms(box_scene, "numpy")["numpy"]
     sha256 = {path: hashlib.sha256(path.read_bytes()).hexdigest() for path in (image_path, depth_path)}
     for image, depth, in_memory, on_disk, path in [
         (rgb, depth_path, "input_image_path", "depth_path", depth_path),
@@ -916,7 +919,7 @@ def test_an_image_in_memory_makes_what_its_png_makes_with_the_small_model(box_sc
     image_path, depth_path, _, _ = box_scene
     common = {"fov": 60, "resolution": "32x48", "model": "tiny", "num_steps": 2, "progress": False}
     files = gen3c.generate(image_path, depth=depth_path, video_save_folder=tmp_path / "file", **common)
-    image, depth = in_memory_forms(box_scene)["PIL"]
+    image, depth = in_memory_forms(box_scene, "PIL")["PIL"]
     memory = gen3c.generate(image, depth=depth, video_save_folder=tmp_path / "memory", **common)
     assert memory.result.frames.shape == (17, 3, *SIZE)
     assert torch.equal(memory.result.frames, files.result.frames)

@@ -1485,7 +1485,7 @@ def depth(
     from gen3c.cameras import resize_intrinsics
     from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
-    from gen3c.depth.export import save_depth_outputs
+    from gen3c.depth.export import check_depth_outputs, save_depth_outputs
     from gen3c.errors import note
     from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
     from gen3c.io.images import LARGE_IMAGE_PIXELS, load_image, read_photo
@@ -1517,9 +1517,11 @@ def depth(
                     f"{str(image_path)!r} is {w0}×{h0} ({h0 * w0 / 1e6:.0f} MP): its depth is written at {w}×{h}, the aspect ratio kept "
                     f"(at most {LARGE_IMAGE_PIXELS // 1_000_000} MP; --full_size for the photo's own size)"
                 )
-        # An unusable folder is refused before the model loads; one made here goes again if the run fails.
+        # An unusable folder, or outputs it cannot take (a folder at a file's name, a file of another
+        # case there), are refused before the model loads; a folder made here goes again if the run fails.
         with removed_if_left_empty(output_folder):
             ensure_writable_dir(output_folder, "--output_folder")
+            check_depth_outputs(output_folder, name)
             started = time.perf_counter()
             # A spinner while the model loads and runs: MoGe on a CPU is a wait of many seconds.
             with console.status(f"loading the depth estimator {escape(depth_estimator)}…") as status:

@@ -52,6 +52,24 @@ def depth_to_color(depth: Tensor, mask: Tensor | None = None) -> np.ndarray:
     return out
 
 
+#: The files ``gen3c depth`` writes for a ``--name``, by key.
+DEPTH_FILES = {"png": "{}_depth.png", "npy": "{}_depth.npy", "mask": "{}_mask.png", "ply": "{}_points.ply", "json": "{}_depth.json"}
+
+#: How to get past an output name that cannot be written.
+OTHER_DEPTH_NAME = "pass another --name or --output_folder"
+
+
+def check_depth_outputs(folder: str | os.PathLike, name: str) -> dict[str, Path]:
+    """The paths of :data:`DEPTH_FILES` for ``name`` in ``folder``, refused where one is a folder
+    there, or where the folder holds one in another case, one file to this file system (macOS,
+    Windows: ``Room_depth.png`` for ``room_depth.png``). ``gen3c depth`` calls it before its
+    estimator loads, and :func:`save_depth_outputs` before it writes."""
+    paths = {key: Path(folder) / pattern.format(name) for key, pattern in DEPTH_FILES.items()}
+    check_output_targets(paths.values(), OTHER_DEPTH_NAME)
+    check_output_spelling(paths.values(), OTHER_DEPTH_NAME)
+    return paths
+
+
 def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike, name: str) -> dict[str, Path]:
     """Write ``NAME_depth.png`` (false colour), ``NAME_depth.npy`` (float32 z-depth),
     ``NAME_mask.png`` (8-bit, 255 where the estimator trusts the depth, 0 where it does not, e.g.
@@ -72,15 +90,7 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
     rgb = image_to_tensor(image)
     if tuple(rgb.shape[-2:]) != (H, W):
         rgb = torch.nn.functional.interpolate(rgb[None], size=(H, W), mode="bilinear", align_corners=False, antialias=True)[0]
-    paths = {
-        "png": out / f"{name}_depth.png",
-        "npy": out / f"{name}_depth.npy",
-        "mask": out / f"{name}_mask.png",
-        "ply": out / f"{name}_points.ply",
-        "json": out / f"{name}_depth.json",
-    }
-    check_output_targets(paths.values(), "pass another --name or --output_folder")
-    check_output_spelling(paths.values(), "pass another --name or --output_folder")  # (macOS, Windows: Room_depth.png for room_depth.png)
+    paths = check_depth_outputs(out, name)
     buffer = io.BytesIO()
     np.save(buffer, estimate.depth.cpu().numpy().astype(np.float32))
     keep = estimate.mask & torch.isfinite(estimate.depth) & (estimate.depth > 0)

@@ -159,11 +159,20 @@ def other_spelling(path: str | os.PathLike) -> str | None:
     is spelled otherwise: on macOS and Windows (case-insensitive, and on macOS blind to Unicode
     forms) ``out/demo.mp4`` is the ``Demo.mp4`` already there, which writing ``demo.mp4`` replaces.
     None where the folder holds ``path`` as spelled, or nothing under that name (a case-sensitive
-    system: ``Demo.mp4`` and ``demo.mp4`` are two files), or cannot be listed."""
+    system: ``Demo.mp4`` and ``demo.mp4`` are two files), or cannot be listed.
+
+    The folder is listed only where the file system finds ``path`` under its ASCII letters' other
+    case too (it ignores case): on Linux a name used before (a run's outputs made again) costs two
+    lookups, not a listing of an output folder that may hold many thousands of files. (Where the
+    file system tells case but not Unicode forms, APFS's case-sensitive volumes, an entry spelled
+    in another Unicode form only is not looked for: it is the same name.)"""
     path = Path(path)
+    swapped = "".join(c.swapcase() if c.isascii() else c for c in path.name)
     try:
-        if not _found_as_spelled(path):  # (one stat: the common case, a new name, lists nothing)
+        if not _found_as_spelled(path):  # (one lookup: the common case, a new name, lists nothing)
             return None
+        if swapped != path.name and not _found_as_spelled(path.with_name(swapped)):
+            return None  # this folder tells case: what was found is ``path`` itself
         names = os.listdir(path.parent)
     except (OSError, ValueError):
         return None

@@ -821,11 +821,20 @@ def earlier_outputs(folder: str | Path, name: str) -> set[str]:
         return set()
     listed = record.get("outputs")
     if isinstance(listed, dict):
-        return {key for key, file in listed.items() if key in OUTPUT_FILES and file == OUTPUT_FILES[key].format(name)}
-    if record.get("video_save_name") != name or not isinstance(record.get("save_buffer"), bool):
+        return {key for key, file in listed.items() if key in OUTPUT_FILES and _one_name(file, OUTPUT_FILES[key].format(name))}
+    if not _one_name(record.get("video_save_name"), name) or not isinstance(record.get("save_buffer"), bool):
         return set()
     return {"video", "cameras", "run"} | {key for key, flag in (("buffer_masks", "save_buffer"), ("point_cloud", "save_point_cloud"))
                                         if record.get(flag) is True}  # fmt: skip
+
+
+def _one_name(recorded: object, name: str) -> bool:
+    """Whether a run record's ``recorded`` name is ``name``, in the same Unicode form or another
+    (café with é as one character, or as e and a combining accent): one name, which macOS's file
+    systems find under either, and which a run replaces (:func:`~gen3c.io.atomic.check_output_spelling`)."""
+    import unicodedata
+
+    return isinstance(recorded, str) and unicodedata.normalize("NFC", recorded) == unicodedata.normalize("NFC", name)
 
 
 class OutputWriter:
