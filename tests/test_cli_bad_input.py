@@ -82,15 +82,17 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
 @pytest.mark.parametrize(
     "case, match",
     [
-        ("long_image", r"input image '.*n{300}\.png' cannot be read \(File name too long\): check the path"),
-        ("long_sample", r"'.*n{300}\.pt' cannot be read \(File name too long\): check the path"),
+        ("long_image", r"input image '/tmp/[^'…]{45}…n{145}\.png' cannot be read \(File name too long\): check the path"),
+        # 5000 characters in 25 folders: the line as long (the image reader quoted every path whole)
+        ("deep_image", r"^error: input image '/tmp/[^'…]{45}…d{139}/photo\.png' cannot be read \(File name too long\): check the path and the file's permissions$"),
+        ("long_sample", r"'/tmp/[^'…]{45}…n{146}\.pt' cannot be read \(File name too long\): check the path"),
         ("unknown_user", r"--input_image_path '~nouser_gen3c/x\.png' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', "
                          r"no user on this machine: write the path out in full"),
-        ("long_vipe", r"ViPE directory '.*n{100}n*…' does not exist: pass the folder given to 'vipe infer --output'$"),
-        ("long_vipe_video", r"ViPE video '.*n{100}n*…' does not exist: check --vipe_path$"),
-        ("long_multiview", r"multi-view npz '.*n{100}n*…' does not exist: check --multiview_npz$"),
-        ("long_depth", r"^error: depth file '.*n{100}n*…' cannot be read \(File name too long\): check the path$"),
-        ("long_checkpoint", r"^error: checkpoint '.*n{100}n*…' does not exist: pass a converted checkpoint folder or a hub id; "),
+        ("long_vipe", r"ViPE directory '/tmp/[^'…]{45}…n{149}' does not exist: pass the folder given to 'vipe infer --output'$"),
+        ("long_vipe_video", r"ViPE video '/tmp/[^'…]{45}…n{139}/rgb/a\.mp4' does not exist: check --vipe_path$"),
+        ("long_multiview", r"multi-view npz '/tmp/[^'…]{45}…n{149}' does not exist: check --multiview_npz$"),
+        ("long_depth", r"^error: depth file '/tmp/[^'…]{45}…n{145}\.npy' cannot be read \(File name too long\): check the path$"),
+        ("long_checkpoint", r"^error: checkpoint '/tmp/[^'…]{45}…n{149}' does not exist: pass a converted checkpoint folder or a hub id; "),
         # refused before the depth is estimated (minutes; here MoGe's weights, not on this machine, were named first)
         ("missing_checkpoint", r"^error: checkpoint '.*nope' does not exist: pass a converted checkpoint folder or a hub id; "),
     ],
@@ -98,10 +100,12 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
 def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path):
     """A 300-character name raised OSError "File name too long" from the settings' frame-rate
     default (is the input a sample folder?), from the ViPE and multi-view readers' checks and where
-    a checkpoint folder is looked for; a quoted ~user of no user was called missing."""
+    a checkpoint folder is looked for; a quoted ~user of no user was called missing. A path over
+    200 characters is quoted by its start and its end, which names the file."""
     out = tmp_path / "out"
     long = tmp_path / ("n" * 300)
     inputs = {"long_image": {"--input_image_path": tmp_path / ("n" * 300 + ".png")}, "long_sample": {"--input_image_path": tmp_path / ("n" * 300 + ".pt")},
+              "deep_image": {"--input_image_path": tmp_path.joinpath(*["d" * 200] * 25, "photo.png")},
               "unknown_user": {"--input_image_path": "~nouser_gen3c/x.png"}, "long_vipe": {"--vipe_path": long},
               "long_vipe_video": {"--vipe_path": long / "rgb" / "a.mp4"}, "long_multiview": {"--multiview_npz": long},
               "long_checkpoint": {"--generator": "gen3c", "--checkpoint_dir": long, "--num_video_frames": "121"},
@@ -195,7 +199,7 @@ def test_a_path_no_reader_checked_first_is_one_line(files, tmp_path, monkeypatch
         raise OSError(errno.ENAMETOOLONG, "File name too long", str(tmp_path / ("n" * 300)))
 
     monkeypatch.setattr(request, "run_request", unchecked)
-    refused(generate(files, tmp_path / "out"), r"^error: path '.*n{100}n*…' cannot be used \(File name too long\): check the paths given$")
+    refused(generate(files, tmp_path / "out"), r"^error: path '/tmp/[^'…]{45}…n{149}' cannot be used \(File name too long\): check the paths given$")
 
 
 LONG = "n" * 201

@@ -95,3 +95,16 @@ def test_the_gen3c_pipeline_names_its_arguments_as_describe_value_says():
         with pytest.raises(Gen3cInputError) as refused:
             call()
         assert str(refused.value) == message
+
+
+def test_a_path_is_quoted_whole_up_to_its_limit_then_by_its_start_and_its_end():
+    from pathlib import Path
+
+    from gen3c.errors import quoted_path
+
+    assert quoted_path(Path("/data/shots/take_07.png")) == "'/data/shots/take_07.png'"  # as {str(path)!r} quoted it
+    assert quoted_path(b"/data/x.png") == "'/data/x.png'" and quoted_path(None) == "'None'"
+    long = "/home/me/" + "a" * 300 + "/shots/take_07.png"
+    assert quoted_path(long) == f"'/home/me/{'a' * 41}…{'a' * 131}/shots/take_07.png'"
+    assert len(quoted_path(long)) == 202 and len(quoted_path(long, 60)) == 62
+    assert quoted_path(long, 60) == f"'/home/me/{'a' * 6}…{'a' * 26}/shots/take_07.png'"

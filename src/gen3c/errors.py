@@ -198,12 +198,25 @@ def quoted(value: object, limit: int = 100) -> str:
     return repr(text if len(text) <= limit else f"{text[:limit]}…")
 
 
+def quoted_path(path: object, limit: int = 200) -> str:
+    """A path quoted as a one-line error names a file: whole where it has at most ``limit``
+    characters, else its start and its end around "…" (``'/home/me/…/shots/take_07.png'``), so
+    that the line stays short and still shows what finds the file, its name and the folders just
+    above it (a 5000-character path made a 5000-character line). ``path``: a str, bytes or
+    path-like; anything else is quoted as its text."""
+    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    if len(text) <= limit:
+        return repr(text)
+    head = limit // 4  # (where the path starts: which disk or home folder)
+    return repr(f"{text[:head]}…{text[len(text) - (limit - head - 1):]}")
+
+
 def unusable_path_error(exc: BaseException) -> Gen3cInputError | None:
     """A path the user gave that no file can have (a name too long for the file system, a loop of
     symbolic links), met where a reader did not check for it first, as one line naming the path;
     None for any other error."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ELOOP) and exc.filename is not None:
-        return Gen3cInputError(f"path {quoted(os.fsdecode(exc.filename), 200)} cannot be used ({exc.strerror}): check the paths given")
+        return Gen3cInputError(f"path {quoted_path(os.fsdecode(exc.filename))} cannot be used ({exc.strerror}): check the paths given")
     return None
 
 

@@ -35,7 +35,7 @@ from gen3c.batch.jobs import (
     status_path,
 )
 from gen3c.batch.manifest import Job, check_no_input_replaced, load_manifest
-from gen3c.errors import Gen3cInputError, first_few, note
+from gen3c.errors import Gen3cInputError, first_few, note, quoted_path
 from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
 from gen3c.pipelines.request import GeneratorPool
 from gen3c.progress import ProgressFactory
@@ -229,13 +229,13 @@ def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None
     default = (" (the default, outputs/<manifest name>, is one folder for manifests of one file name)"
                if any(Path(other).name == Path(jobs[0].manifest).name for other in theirs) else "")  # fmt: skip
     if len(theirs) == 1:
-        held = f"job{'s' if several else ''} {first_few(names)} of another manifest, {next(iter(theirs))!r},"
+        held = f"job{'s' if several else ''} {first_few(names)} of another manifest, {quoted_path(next(iter(theirs)))},"
     else:  # every other manifest named (the first 3), not only the first
-        each = [f"{first_few(mine)} of {other!r}" for other, mine in list(theirs.items())[:3]]
+        each = [f"{first_few(mine)} of {quoted_path(other)}" for other, mine in list(theirs.items())[:3]]
         more = f"; and jobs of {len(theirs) - 3} more" if len(theirs) > 3 else ""
         held = f"jobs of {len(theirs)} other manifests: {'; '.join(each)}{more},"
     raise Gen3cInputError(
-        f"{str(folder)!r} holds the outputs of {held} which this manifest's jobs of those names would overwrite: pass another "
+        f"{quoted_path(folder)} holds the outputs of {held} which this manifest's jobs of those names would overwrite: pass another "
         f"--output_folder{default}, or delete {whose} {files} there to replace {'their' if several else 'its'} outputs"
     )
 
@@ -378,10 +378,10 @@ def batch_lock(folder: Path):
         except BlockingIOError:
             fh.seek(0)
             raise Gen3cInputError(
-                f"another gen3c batch (pid {fh.read().strip() or '?'}) is writing into {str(folder)!r}: wait for it or choose another --output_folder"
+                f"another gen3c batch (pid {fh.read().strip() or '?'}) is writing into {quoted_path(folder)}: wait for it or choose another --output_folder"
             ) from None
         except OSError as exc:  # a file system without flock (Lustre mounted without it, NFS without a lock daemon)
-            note(f"{str(folder)!r} cannot be locked ({exc.strerror or exc}), so a second gen3c batch writing into it "
+            note(f"{quoted_path(folder)} cannot be locked ({exc.strerror or exc}), so a second gen3c batch writing into it "
                  "at the same time would not be refused: run one batch at a time into this --output_folder")  # fmt: skip
             yield
             return

@@ -39,6 +39,7 @@ from gen3c.errors import (
     counted,
     first_line,
     quoted,
+    quoted_path,
     record_notes,
 )
 from gen3c.gui.state import (
@@ -752,7 +753,7 @@ class Gen3cApp:
 
     def _on_import(self, event) -> None:
         file = event.target.value
-        self.state.import_camera_path(file.content, f"camera file {file.name!r}")
+        self.state.import_camera_path(file.content, f"camera file {quoted_path(file.name)}")
         self._sync_controls()
         self._draw_keyframes()
         if self.state.source is not None:

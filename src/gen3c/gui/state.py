@@ -49,6 +49,7 @@ from gen3c.errors import (
     first_line,
     is_disk_full,
     quoted,
+    quoted_path,
     record_notes,
     unusable_path_error,
 )
@@ -149,7 +150,7 @@ def page_run_note(note: str, camera_file: str | None, path_mode: str) -> str:
     (``camera_file``, which the user never chose) named as what made it (``path_mode``), and a
     keyframe path's jump onto it fixed with the page's "Add input camera" rather than by editing
     the file. Other notes are returned as they are."""
-    prefix = f"camera file {str(camera_file)!r}"
+    prefix = f"camera file {quoted_path(camera_file)}"
     subject = PATH_SUBJECTS.get(path_mode)
     if camera_file is None or subject is None or not note.startswith(prefix):
         return note
@@ -254,7 +255,7 @@ class GuiState:
         # The kind of the path alone: the page always sends a FOV, which a video input refuses, and
         # may hold a buffer noise, which one refuses too.
         if input_kind(dataclasses.replace(self._with_input(input_image_path=image_path), generator_options={})) != "image":
-            raise Gen3cInputError(f"{image_path!r} is a folder or .pt file, not an image: load it as a video input below")
+            raise Gen3cInputError(f"{quoted_path(image_path)} is a folder or .pt file, not an image: load it as a video input below")
         request = self._with_input(input_image_path=image_path, depth_path=depth_path or None, fov=fov,
                                    intrinsics=intrinsics or None, **depth_options)  # fmt: skip
         return self._load(request, "image", Path(image_path).name)
@@ -271,7 +272,7 @@ class GuiState:
             raise Gen3cInputError("no video input: give the path of a sample directory, a ViPE result or a multi-view .npz")
         where = expand_home(text, "video input")  # "~/…" as the request reads it (and a shell)
         if not exists(where):  # (or a name no file can have: too long, a NUL byte)
-            raise Gen3cInputError(f"video input {quoted(text)} does not exist: check the path")
+            raise Gen3cInputError(f"video input {quoted_path(text, 100)} does not exist: check the path")
         if text.lower().endswith(".npz"):
             fields = {"multiview_npz": text}
         elif is_vipe(where):
@@ -283,7 +284,7 @@ class GuiState:
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
         if kind == "image":
-            raise Gen3cInputError(f"{quoted(text)} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
+            raise Gen3cInputError(f"{quoted_path(text, 100)} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
     def load_demo(self) -> SourceView:
@@ -382,10 +383,10 @@ class GuiState:
         next free name (``photo_2.png``): the input loaded from the first, and the runs' records
         naming it, keep their file (the same file uploaded again keeps its name)."""
         if len(content) == 0:
-            raise Gen3cInputError(f"uploaded {kind} {name!r} is empty (0 bytes): choose another file")
+            raise Gen3cInputError(f"uploaded {kind} {quoted_path(name)} is empty (0 bytes): choose another file")
         if len(content) > MAX_UPLOAD_BYTES:
             raise Gen3cInputError(
-                f"uploaded {kind} {name!r} is {len(content) / 2**20:.0f} MiB, above the {MAX_UPLOAD_BYTES >> 20} MiB upload limit: pass a path on the server instead"
+                f"uploaded {kind} {quoted_path(name)} is {len(content) / 2**20:.0f} MiB, above the {MAX_UPLOAD_BYTES >> 20} MiB upload limit: pass a path on the server instead"
             )
         folder = self._work_folder("uploads", "keeps uploads")
         path = first = folder / _safe_name(name)
@@ -404,7 +405,7 @@ class GuiState:
         folder = self.work_dir / name
         if folder.is_symlink() and not folder.exists() or folder.exists() and not folder.is_dir():
             what = "a file" if folder.exists() else "a link to nothing"
-            raise Gen3cInputError(f"{quoted(str(folder), 200)} is {what}, where the GUI {does}: move or remove it")
+            raise Gen3cInputError(f"{quoted_path(str(folder))} is {what}, where the GUI {does}: move or remove it")
         return ensure_writable_dir(folder, f"the GUI's {name} folder") if make else folder
 
     def require_source(self) -> SourceView:

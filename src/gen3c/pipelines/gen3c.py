@@ -66,6 +66,7 @@ from gen3c.errors import (
     describe_value,
     first_line,
     note,
+    quoted_path,
     spelled,
 )
 from gen3c.io.images import on_cosmos_uint8_grid
@@ -280,10 +281,10 @@ class Gen3cPipeline(DiffusionPipeline):
         except (OSError, ValueError) as exc:
             if not folder.exists():  # checked, then gone: another process's `gen3c cache remove` (the checkpoint is fine)
                 raise Gen3cModelError(
-                    f"checkpoint {str(folder)!r} was removed while it was loading, by another process (`gen3c cache remove`?): "
+                    f"checkpoint {quoted_path(folder)} was removed while it was loading, by another process (`gen3c cache remove`?): "
                     "run again (GEN3C's own weights are then fetched or converted again)"
                 ) from None
-            raise Gen3cModelError(f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}") from None
+            raise Gen3cModelError(f"could not load checkpoint {quoted_path(source)} ({first_line(exc, 120)}): {WEIGHTS_HELP}") from None
         info = checkpoint_info(str(folder))
         pipe.model_info = dict(info)
         pipe.sampling_defaults = {key: info[key] for key in ("num_steps", "guidance") if key in info}
@@ -315,7 +316,7 @@ class Gen3cPipeline(DiffusionPipeline):
 
         target = Path(os.path.abspath(writer_path(save_directory, "save_pretrained folder", "the checkpoint")))
         if target.exists() and not target.is_dir():
-            raise Gen3cInputError(f"save_pretrained: {str(target)!r} is a file: pass a folder to save the checkpoint into")
+            raise Gen3cInputError(f"save_pretrained: {quoted_path(target)} is a file: pass a folder to save the checkpoint into")
         merge = target.is_dir()
         if not merge:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -753,7 +754,7 @@ class Gen3cPipeline(DiffusionPipeline):
                 )
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
-                f"checkpoint {source!r} has no loadable T5 text encoder for {what} {prompt[:40]!r} ({first_line(exc)}): "
+                f"checkpoint {quoted_path(source)} has no loadable T5 text encoder for {what} {prompt[:40]!r} ({first_line(exc)}): "
                 f"use {cached}, or {WEIGHTS_HELP}"
             ) from None
         self.text_encoder.eval()
