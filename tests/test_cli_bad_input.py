@@ -235,23 +235,6 @@ def test_generate_output_names_refused_before_anything_is_made(case, match, file
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else []), sorted(out.rglob("*"))
 
 
-@pytest.fixture()
-def case_insensitive_folders(monkeypatch):
-    """Every folder as macOS and Windows have them: a name finds the entry whose name differs from
-    it only in case or Unicode form (gen3c.io.paths' probe; Linux's file systems cannot be made so)."""
-    import os
-
-    from gen3c.io import paths
-
-    def found(path):
-        try:
-            return any(paths.one_file_key(name) == paths.one_file_key(path.name) for name in os.listdir(path.parent))
-        except OSError:
-            return False
-
-    monkeypatch.setattr(paths, "_found_as_spelled", found)
-
-
 CASE = "ignores case, as macOS and Windows do"
 
 

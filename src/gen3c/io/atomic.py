@@ -55,15 +55,25 @@ def check_output_spelling(paths: Iterable[str | os.PathLike], hint: str) -> None
     run's file, or the user's, under a name they did not ask for. An entry that differs only in its
     Unicode form is the same name, written as it was asked for (HFS+ lists ``café`` with é as e and
     a combining accent however it was typed), and is replaced. ``hint`` as :func:`check_output_targets`'."""
-    import unicodedata
-
     for path in map(Path, paths):
-        other = other_spelling(path)
-        if other is not None and unicodedata.normalize("NFC", other) != unicodedata.normalize("NFC", path.name):
+        other = replaced_spelling(path)
+        if other is not None:
             raise Gen3cInputError(
                 f"output {quoted_path(path)} would replace {other!r} there, the same file to this file system (it ignores case, "
                 f"as macOS and Windows do): {hint}, or spell the name as that file's is, to replace it"
             )
+
+
+def replaced_spelling(path: str | os.PathLike) -> str | None:
+    """The name of the entry of ``path``'s folder that writing ``path`` would replace though it is
+    spelled in another case (:func:`~gen3c.io.paths.other_spelling`, on a file system that ignores
+    case); None where there is none, or it differs only in its Unicode form (the same name)."""
+    import unicodedata
+
+    other = other_spelling(path)
+    if other is None or unicodedata.normalize("NFC", other) == unicodedata.normalize("NFC", Path(path).name):
+        return None
+    return other
 
 
 def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:
