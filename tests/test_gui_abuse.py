@@ -464,7 +464,7 @@ def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monk
         assert "cancelled" in app.status.content
         loaded.set()
         app._loader.join(30)
-        assert not app.jobs.running and not (app.state.work_dir / "outputs").exists()
+        assert not app.jobs.running and not any((app.state.work_dir / "outputs").iterdir())  # (nor the name it held, gui_001.running)
         assert not any((app.state.work_dir / "paths").iterdir())  # the called-off run's path file is no run's
         assert app._generator is not None and not app.generate.disabled and app.cancel.disabled
         loader = app._loader
@@ -1717,3 +1717,16 @@ def test_what_the_generator_s_load_notes_is_shown_with_the_next_run(tmp_path, mo
             assert said == (run == 1), app.status.content
     finally:
         app.stop()
+
+
+def test_a_run_holds_its_name_in_the_outputs_folder_until_it_ends(gui):
+    """Another `gen3c gui` on the same work folder named its next run as this one's while it ran
+    (its outputs come as it ends); outputs/gui_001.running holds the name until then."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.generator.entered.wait(30)
+    outputs = gui.state.work_dir / "outputs"
+    assert (outputs / "gui_001.running").is_file() and GuiState(gui.state.work_dir).next_output_name() == "gui_002"
+    gui.generator.gate.set()
+    assert gui.jobs.wait(60) and "Generated **gui_001.mp4**" in gui.status.content, gui.status.content
+    assert not list(outputs.glob("*.running")) and (outputs / "gui_001.mp4").is_file()

@@ -1144,3 +1144,31 @@ def test_an_imported_path_of_more_cameras_than_a_run_may_ask_for_is_refused_befo
     data = {"render_height": 48, "render_width": 64, "camera_path": [{}] * 100_001}  # (entries left empty: none is read)
     with pytest.raises(Gen3cInputError, match=r"^camera file: 'camera_path' has 100001 entries, one a frame: more than the 100000 frames"):
         state.import_camera_path(json.dumps(data))
+
+
+def test_two_guis_on_one_work_folder_name_their_runs_apart(tmp_path, room_sample, monkeypatch):
+    """Two `gen3c gui` sharing a work folder both named their next run gui_001 (a run writes its
+    outputs as it ends: until then the folder held nothing of it) and the later run replaced the
+    earlier's files. A run's name is held by outputs/NAME.running, made exclusively, until it ends."""
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    first, second = (GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=5)) for _ in range(2))
+    for state in (first, second):
+        state.load_sample(*room_sample)
+    outputs = tmp_path / "work" / "outputs"
+    a, b = first.build_request(), second.build_request()
+    assert (a.video_save_name, b.video_save_name) == ("gui_001", "gui_002")
+    assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.running", "gui_002.running"]
+    first.release_output_name("gui_001")  # (its run wrote nothing: the number is free again)
+    second.release_output_name("gui_002")
+    # Both servers list the folder before either holds a name: the second finds gui_001 made and takes the next.
+    listed_first = iter(["gui_001"])
+    listing = second.next_output_name
+    monkeypatch.setattr(second, "next_output_name", lambda: next(listed_first, None) or listing())
+    c, d = first.build_request(), second.build_request()
+    assert (c.video_save_name, d.video_save_name) == ("gui_001", "gui_002")
+    run_request(c, source=first.run_source, generator=PreviewGenerator())
+    first.release_output_name("gui_001")
+    second.release_output_name("gui_002")
+    assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.mp4", "gui_001_cameras.json", "gui_001_run.json"]
+    assert first.build_request().video_save_name == "gui_002"  # the run's outputs hold its name

@@ -944,13 +944,14 @@ class Gen3cApp:
 
     def _on_generate(self, _event) -> None:
         self.jobs.check_idle()
-        request = self.state.build_request()
+        request = self.state.build_request()  # (its name held until the run ends, or released here where it does not start)
         started = False
         try:
             started = self._start_run(request)
         finally:
             if not started:  # (refused, or waiting for the generator: the press that starts it writes it again)
                 self.state.discard_path_file(request.camera_file)
+                self.state.release_output_name(request.video_save_name)
 
     def _start_run(self, request: GenerationRequest) -> bool:
         """Start the run of ``request`` (:meth:`GuiState.build_request`'s); False where it waits

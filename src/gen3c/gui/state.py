@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+import os
 import re
 import shutil
+import socket
 import threading
 import traceback
 import unicodedata
@@ -97,6 +99,14 @@ PRESET_CHOICES = {"trajectory": PRESETS, "camera_rotation": ROTATION_MODES, "tra
 GRANT_TRUST = "run it with `gen3c generate --trust_checkpoint`"
 #: Uploads larger than this are refused (an image, a depth map or a camera file).
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+#: The file ``outputs/NAME.running`` holds a run's name while it runs: made exclusively (a second
+#: ``gen3c gui`` on the same work folder, which sees no output of the run yet, takes the next number).
+RUNNING_SUFFIX = ".running"
+
+
+def running_marker(folder: str | Path, name: str) -> Path:
+    """The file that holds the run name ``name`` in the outputs ``folder`` while its run runs."""
+    return Path(folder) / f"{name}{RUNNING_SUFFIX}"
 
 
 class GenerationCancelled(Exception):
@@ -752,9 +762,10 @@ class GuiState:
 
     def next_output_name(self) -> str:
         """The first ``gui_NNN`` no file in the outputs folder is named by (``NAME.mp4``,
-        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name. Names are
-        compared as macOS and Windows take them (:func:`~gen3c.io.paths.one_file_key`): there
-        ``GUI_003.mp4`` is ``gui_003.mp4``, and a folder made on Linux may be copied there."""
+        ``NAME_run.json``, ``NAME.partial``, a running run's ``NAME.running``, …): a run replaces
+        the files of its name. Names are compared as macOS and Windows take them
+        (:func:`~gen3c.io.paths.one_file_key`): there ``GUI_003.mp4`` is ``gui_003.mp4``, and a
+        folder made on Linux may be copied there. :meth:`reserve_output_name` takes it."""
         from gen3c.io.paths import one_file_key
 
         folder = Path(self.request.video_save_folder)
@@ -765,14 +776,51 @@ class GuiState:
             k += 1
         return f"gui_{k:03d}"
 
+    def reserve_output_name(self) -> str:
+        """The next free ``gui_NNN`` (:meth:`next_output_name`), held for a run by creating
+        ``outputs/NAME.running`` exclusively until :meth:`release_output_name`: two ``gen3c gui``
+        sharing a work folder both found the same free number (a run's outputs are written as it
+        ends) and replaced each other's outputs; the one that finds the file made takes the next."""
+        folder = self._work_folder("outputs", "writes its videos")
+        for _ in range(1000):  # (each try another number: only as many as other servers reserve meanwhile)
+            name = self.next_output_name()
+            try:
+                fd = os.open(running_marker(folder, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise Gen3cInputError(f"the GUI's outputs folder {quoted_path(folder)} cannot be written ({exc.strerror or exc}): fix its permissions or free space on its disk") from None
+            with os.fdopen(fd, "w") as fh:  # (who holds it, for whoever lists the folder)
+                fh.write(f"a gen3c gui run, {socket.gethostname()} pid {os.getpid()}\n")
+            return name
+        raise Gen3cInputError(f"no free run name in {quoted_path(folder)}: another program keeps creating gui_NNN files there")
+
+    def release_output_name(self, name: str) -> None:
+        """End :meth:`reserve_output_name`'s hold on ``name`` where its run does not start (a
+        :class:`JobRunner` ends it as the run ends): a run that wrote its outputs keeps the name by
+        them, one that wrote none frees it."""
+        running_marker(self.work_dir / "outputs", name).unlink(missing_ok=True)
+
     def build_request(self, name: str | None = None) -> GenerationRequest:
         """The request for a run of the current settings and path. Custom paths are written to
         ``work_dir/paths`` (keyframes as the downloadable camera_path.json, an imported path as a
         gen3c cameras file) and passed as ``camera_file``, so the run reads them exactly like
-        ``gen3c generate --camera_file``."""
+        ``gen3c generate --camera_file``. Without ``name`` the run is named by
+        :meth:`reserve_output_name`, whose hold :class:`JobRunner` ends as the run ends, or the
+        caller (:meth:`release_output_name`) where it does not start it."""
         self.require_source()
         self._work_folder("outputs", "writes its videos", make=False)  # (the run would name it --video_save_folder, no control of the page)
-        name = name or self.next_output_name()
+        if name is not None:
+            return self._request_named(name)
+        name = self.reserve_output_name()
+        try:
+            return self._request_named(name)
+        except BaseException:
+            self.release_output_name(name)
+            raise
+
+    def _request_named(self, name: str) -> GenerationRequest:
+        """:meth:`build_request`'s request, its outputs named ``name``."""
         request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"), camera_file=None)
         # The page's Frames sets the count of any path (the run's own check would name the path
         # file written below, which the user did not choose): checked here, before it is written.
@@ -904,6 +952,8 @@ class JobRunner:
                 result.notes = notes
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
+                # Its outputs hold its name now, or it wrote none: the next run may take it.
+                running_marker(request.video_save_folder, request.video_save_name).unlink(missing_ok=True)
                 try:
                     on_done(result)
                 finally:
