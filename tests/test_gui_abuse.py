@@ -1730,3 +1730,29 @@ def test_a_run_holds_its_name_in_the_outputs_folder_until_it_ends(gui):
     gui.generator.gate.set()
     assert gui.jobs.wait(60) and "Generated **gui_001.mp4**" in gui.status.content, gui.status.content
     assert not list(outputs.glob("*.running")) and (outputs / "gui_001.mp4").is_file()
+
+
+NO_POSE = "no pose (a NaN, an infinite number or a zero rotation): drag it again"
+
+
+@pytest.mark.parametrize(
+    "wxyz, position, said",
+    [([np.nan, 0, 0, 0], [0.5, 0, 0], f"#{{id}}'s gizmo sent rotation (nan, 0, 0, 0) and position (0.5, 0, 0), {NO_POSE}"),
+     ([0, 0, 0, 0], [0.5, 0, 0], f"#{{id}}'s gizmo sent rotation (0, 0, 0, 0) and position (0.5, 0, 0), {NO_POSE}"),
+     ([1, 0, 0, 0], [np.inf, 0, 0], f"#{{id}}'s gizmo sent rotation (1, 0, 0, 0) and position (inf, 0, 0), {NO_POSE}"),
+     ("up", [0, 0, 0], "#{id}'s gizmo sent no pose (a rotation w, x, y, z and a position x, y, z): drag it again"),
+     ([1, 0, 0, 0], [1e300, 0, 0], "#{id}'s pose holds 1e+300, beyond float32's ±3.4e+38, the precision cameras are rendered in: move it nearer the scene")],
+)  # fmt: skip
+def test_a_gizmo_pose_that_is_no_pose_is_one_line_naming_its_keyframe(gui, wxyz, position, said):
+    """A NaN gizmo pose from another client than the page was refused in the library's words,
+    "quaternion_to_matrix q has a zero, NaN or infinite quaternion: pass (w, x, y, z) of a
+    rotation, e.g. (1, 0, 0, 0)", naming no keyframe (a position beyond float32: "keyframe pose
+    holds …"). The keyframe keeps its pose, which its gizmo shows again."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    second = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gizmo = SimpleNamespace(wxyz=wxyz, position=position)
+    handler(gui, gui._on_gizmo, second.id)(SimpleNamespace(client=None, target=gizmo, phase="end"))
+    assert gui.status.content == f"<span style='color:#c92a2a'>**Error:** {html.escape('keyframe ' + said.format(id=second.id))}</span>"
+    assert second.w2c.equal(torch.eye(4, dtype=torch.float64))
+    assert np.array_equal(gizmo.wxyz, [1, 0, 0, 0]) and np.array_equal(gizmo.position, [0, 0, 0])

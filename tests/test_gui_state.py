@@ -199,13 +199,13 @@ def test_a_reorder_to_a_position_that_is_no_whole_number_keeps_the_keyframe(stat
 def test_a_keyframe_pose_that_is_no_matrix_or_too_large_is_one_line_naming_the_keyframe(state):
     """A pose given as text or None was a TypeError from torch; one whose translation float32
     cannot hold (1e300) was taken, then the path failed with "Cameras.w2c contain NaN or infinite
-    values (frame 1)", naming no keyframe."""
+    values (frame 1)", naming no keyframe. A keyframe moved so is named ("keyframe pose" before)."""
     first = state.add_keyframe(orbit_w2c(2)[0])
     huge = torch.eye(4, dtype=F64)
     huge[0, 3] = 1e300
     for pose, words in (("x", "is no 4×4 matrix of numbers"), (None, "is no 4×4 matrix of numbers"), (huge, "holds 1e+300, beyond float32's")):
-        for action in (state.add_keyframe, lambda p: state.move_keyframe(first.id, p)):
-            with pytest.raises(Gen3cInputError, match=r"^keyframe pose .*" + re.escape(words)):
+        for action, subject in ((state.add_keyframe, "keyframe pose"), (lambda p: state.move_keyframe(first.id, p), f"keyframe #{first.id}'s pose")):
+            with pytest.raises(Gen3cInputError, match=rf"^{subject} .*" + re.escape(words)):
                 action(pose)
     assert len(state.keyframes) == 1 and torch.equal(state.keyframes[0].w2c, orbit_w2c(2)[0])
     state.move_keyframe(first.id, torch.eye(4).tolist())  # a nested list of numbers is a pose

@@ -160,6 +160,22 @@ def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return matrix_to_quaternion(c2w[:3, :3]).numpy(), c2w[:3, 3].numpy()
 
 
+def _gizmo_pose(keyframe_id: int, wxyz, position) -> torch.Tensor:
+    """The w2c of keyframe ``keyframe_id``'s gizmo as a client sent it (rotation ``wxyz``,
+    ``position``); one that is no pose, as another client than the page may send (NaN, infinite,
+    a zero rotation, not 4 and 3 numbers), is one line naming the keyframe (the library's
+    "quaternion_to_matrix q has …" named none)."""
+    try:
+        q = np.asarray(wxyz, dtype=np.float64).reshape(4)
+        t = np.asarray(position, dtype=np.float64).reshape(3)
+    except (TypeError, ValueError):
+        raise Gen3cInputError(f"keyframe #{keyframe_id}'s gizmo sent no pose (a rotation w, x, y, z and a position x, y, z): drag it again") from None
+    if not (np.isfinite(q).all() and np.isfinite(t).all()) or float(np.linalg.norm(q)) < 1e-12:
+        shown = f"rotation ({', '.join(f'{v:g}' for v in q)}) and position ({', '.join(f'{v:g}' for v in t)})"
+        raise Gen3cInputError(f"keyframe #{keyframe_id}'s gizmo sent {shown}, no pose (a NaN, an infinite number or a zero rotation): drag it again")
+    return _wxyz_position_to_w2c(q, t)
+
+
 def _wxyz_position_to_w2c(wxyz, position) -> torch.Tensor:
     c2w = torch.eye(4, dtype=torch.float64)
     c2w[:3, :3] = quaternion_to_matrix(torch.as_tensor(np.asarray(wxyz), dtype=torch.float64))
@@ -738,7 +754,13 @@ class Gen3cApp:
         self._draw_path()
 
     def _on_gizmo(self, keyframe_id: int, event) -> None:
-        self.state.move_keyframe(keyframe_id, _wxyz_position_to_w2c(event.target.wxyz, event.target.position))
+        try:
+            self.state.move_keyframe(keyframe_id, _gizmo_pose(keyframe_id, event.target.wxyz, event.target.position))
+        except Gen3cInputError:
+            kept = next((kf for kf in self.state.keyframes if kf.id == keyframe_id), None)
+            if kept is not None:  # the gizmo shows the pose the keyframe kept, not the refused one
+                event.target.wxyz, event.target.position = _pose_to_wxyz_position(kept.w2c)
+            raise
         for nodes in self._keyframe_nodes.values():  # the other viewers' copies follow the drag
             node = nodes.get(keyframe_id)
             if node is not None and node is not event.target:

@@ -176,18 +176,19 @@ def _check_number(value: Any, what: str) -> None:
         raise Gen3cInputError(f"{what} {describe_value(value)} is not a number: enter one")
 
 
-def _keyframe_pose(w2c: Any) -> Tensor:
+def _keyframe_pose(w2c: Any, name: str = "keyframe pose") -> Tensor:
     """A keyframe's pose as a float64 (4, 4) copy, checked as a rigid transform whose numbers
     float32 (what cameras are rendered in) holds: one larger became inf in the path, refused
-    later as "Cameras.w2c contain NaN or infinite values" naming no keyframe."""
+    later as "Cameras.w2c contain NaN or infinite values" naming no keyframe. ``name``: the pose
+    in refusals ("keyframe #3's pose", where it is a keyframe's already)."""
     try:
         pose = torch.as_tensor(w2c, dtype=torch.float64).clone()
     except (TypeError, ValueError, RuntimeError):  # text, None, a ragged list
-        raise Gen3cInputError(f"keyframe pose {describe_value(w2c)} is no 4×4 matrix of numbers") from None
-    validate_poses(pose, "keyframe pose")
+        raise Gen3cInputError(f"{name} {describe_value(w2c)} is no 4×4 matrix of numbers") from None
+    validate_poses(pose, name)
     largest = float(pose.abs().max())
     if largest > torch.finfo(torch.float32).max:
-        raise Gen3cInputError(f"keyframe pose holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: move it nearer the scene")
+        raise Gen3cInputError(f"{name} holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: move it nearer the scene")
     return pose
 
 
@@ -577,8 +578,8 @@ class GuiState:
 
     def move_keyframe(self, keyframe_id: int, w2c: Tensor) -> None:
         """Give a keyframe a new pose (e.g. dragged with its gizmo)."""
-        w2c = _keyframe_pose(w2c)
-        self.keyframes[self.keyframe_index(keyframe_id)].w2c = w2c
+        keyframe = self.keyframes[self.keyframe_index(keyframe_id)]
+        keyframe.w2c = _keyframe_pose(w2c, f"keyframe #{keyframe_id}'s pose")
 
     def delete_keyframe(self, keyframe_id: int) -> None:
         del self.keyframes[self.keyframe_index(keyframe_id)]
