@@ -118,7 +118,7 @@ def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts
     state.set_keyframe_time(later[0], 0.3)  # times by hand: the input's camera goes at 0 s
     state.delete_keyframe(source.id)
     assert state.add_source_keyframe().time == 0.0 and state.keyframes[0].w2c.equal(state.source.w2c.double())
-    with pytest.raises(Gen3cInputError, match="already at 0 s"):
+    with pytest.raises(Gen3cInputError, match="the path already starts at the input's camera"):
         state.add_source_keyframe()
 
 
@@ -1172,3 +1172,23 @@ def test_two_guis_on_one_work_folder_name_their_runs_apart(tmp_path, room_sample
     second.release_output_name("gui_002")
     assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.mp4", "gui_001_cameras.json", "gui_001_run.json"]
     assert first.build_request().video_save_name == "gui_002"  # the run's outputs hold its name
+
+
+@pytest.mark.parametrize("auto_time", [True, False])
+def test_add_input_camera_pressed_twice_is_refused_with_either_timing(state, auto_time):
+    """With even timing a second "Add input camera" added a second keyframe at the input's camera
+    (the camera held still for the path's first step); with times by hand the same press was
+    refused, as another keyframe already at 0 s. Now refused with either, saying why."""
+    later = [state.add_keyframe(p).id for p in orbit_w2c(3)[1:]]
+    if not auto_time:
+        state.set_keyframe_time(later[0], 0.25)  # times by hand from here on
+    first = state.add_source_keyframe()
+    with pytest.raises(Gen3cInputError, match=rf"^the path already starts at the input's camera \(keyframe #{first.id} at 0\.00 s\): "
+                                              r"another keyframe there would only hold the camera still$"):  # fmt: skip
+        state.add_source_keyframe()
+    assert [kf.id for kf in state.keyframes] == [first.id, *later]
+    if not auto_time:  # another keyframe at 0 s is a time clash, as before
+        state.delete_keyframe(first.id)
+        state.set_keyframe_time(later[0], 0.0)
+        with pytest.raises(Gen3cInputError, match=r"^another keyframe is already at 0 s: give it a later time, or turn on even timing"):
+            state.add_source_keyframe()

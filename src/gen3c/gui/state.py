@@ -554,9 +554,18 @@ class GuiState:
         frame is that view's image (GEN3C conditions on it), so a path starting elsewhere jumps
         after it, and a view in the page can come near that camera but not onto it."""
         source = self.require_source()
+        pose = _keyframe_pose(source.w2c)
+        # A second press: the camera would hold still at the start (with even timing, for a whole
+        # step), where manual timing refused it as a time clash. Refused in both, saying so.
+        if self.keyframes and torch.allclose(self.keyframes[0].w2c, pose, rtol=0.0, atol=1e-6):
+            first = self.keyframes[0]
+            raise Gen3cInputError(
+                f"the path already starts at the input's camera (keyframe #{first.id} at {first.time:.2f} s): another keyframe "
+                "there would only hold the camera still"
+            )
         if not self.auto_time and any(kf.time < 1e-6 for kf in self.keyframes):
             raise Gen3cInputError("another keyframe is already at 0 s: give it a later time, or turn on even timing, to start the path at the input's camera")
-        kf = self.add_keyframe(source.w2c, 0.0)
+        kf = self.add_keyframe(pose, 0.0)
         self.reorder_keyframe(kf.id, 0)  # (sorted first already without even timing)
         return kf
 
