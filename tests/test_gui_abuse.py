@@ -1756,3 +1756,21 @@ def test_a_gizmo_pose_that_is_no_pose_is_one_line_naming_its_keyframe(gui, wxyz,
     assert gui.status.content == f"<span style='color:#c92a2a'>**Error:** {html.escape('keyframe ' + said.format(id=second.id))}</span>"
     assert second.w2c.equal(torch.eye(4, dtype=torch.float64))
     assert np.array_equal(gizmo.wxyz, [1, 0, 0, 0]) and np.array_equal(gizmo.position, [0, 0, 0])
+
+
+def test_a_run_out_of_memory_whose_fix_is_a_smaller_resolution_says_to_pick_one(gui, monkeypatch):
+    """Rendering the cache out of GPU memory said 'pass a smaller "Resolution"' (the command line's
+    words), where the page says "pick" for its dropdown everywhere else, without saying where it is."""
+    from gen3c.cache import Cache3D
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    monkeypatch.setattr(Cache3D, "render", no_memory)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    assert gui.status.content == (
+        "<span style='color:#c92a2a'>**Error:** the GPU ran out of memory while rendering 3D cache: close other programs on the GPU, "
+        "or pick a smaller &quot;Resolution&quot; (Input → 3D cache)</span>"
+    ), gui.status.content

@@ -515,6 +515,7 @@ class Gen3cApp:
         """``text`` (a library message) with the settings it names by CLI flag (``--movement_distance``)
         or by field (``movement_distance 1e40``) named by the page's control ("Distance")."""
         labels = {key: f'"{getattr(self, attr).label}"' for key, attr in SETTING_CONTROLS.items()}
+        text = text.replace("pass a smaller --resolution", "pick a smaller --resolution")  # (a dropdown: picked, as elsewhere on the page)
         text = re.sub(r"(?<![\w-])--([a-z]\w*)", lambda m: labels.get(m[1], m[0]), text)
         # A field name alone, where it has an underscore (a plain word such as "fps" may be just a word).
         return re.sub(r"(?<![\w/.'\"-])([a-z]+_\w+)\b(?![/.'\"])", lambda m: labels.get(m[1], m[0]), text)
@@ -1080,8 +1081,8 @@ class Gen3cApp:
         line): the flags its fix names (``--low_memory``, ``--max_gpu_memory``) set how the model
         loads, which no control of the page sets: they are given to ``gen3c gui`` when it starts.
         A run's other fix, the page's own, is a smaller size."""
-        if all(flag in SETTING_CONTROLS for flag in re.findall(r"(?<![\w-])--([a-z]\w*)", text)):
-            return text
+        if all(flag in SETTING_CONTROLS for flag in re.findall(r"(?<![\w-])--([a-z]\w*)", text)):  # a fix the page sets: where
+            return text.replace("pass a smaller --resolution", "pick a smaller --resolution (Input → 3D cache)")
         text += " (flags of gen3c gui: start it again with one)"
         return text if at_load else f'{text}, or pick a smaller "{self.resolution.label}" (Input → 3D cache)'
 
