@@ -2060,3 +2060,14 @@ def test_a_job_whose_kept_chunks_the_folder_holds_in_another_case_is_refused(box
     with pytest.raises(Gen3cInputError, match=r"line 1: job 'room' would write room\.partial over 'Room\.partial' in "):
         run_batch(manifest, out)
     assert sorted(p.name for p in out.iterdir() if p.name != ".gen3c_batch.lock") == ["Room.partial"]
+
+
+@pytest.mark.parametrize("key", ["speed", "model", "attention_backend", "sampler", "step_cache"])
+def test_a_rows_huge_value_is_quoted_short(tmp_path, key):
+    """A 5000-character speed, model, attention_backend or sampler (a cell pasted wrong) was quoted
+    whole: the manifest's one-line refusal ran to 5000 characters."""
+    (tmp_path / "a.png").write_bytes(b"")
+    row = {"name": "a", "input_image_path": "a.png", "fov": 60, "generator": "gen3c", key: "x" * 5000}
+    with pytest.raises(Gen3cInputError, match=rf"line 1: .*{key} 'x{{40,80}}…'") as refused:
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [row]))
+    assert len(str(refused.value)) < 400, str(refused.value)

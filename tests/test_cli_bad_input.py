@@ -1064,3 +1064,30 @@ def test_intrinsics_named_by_a_home_folder_of_no_user(files, tmp_path):
     out = tmp_path / "out"
     argv = ["depth", files["image"], "--depth_estimator", "prior", "--intrinsics", "~nouser_gen3c/K.txt", "--output_folder", out]
     refused(argv, r"^error: --intrinsics '~nouser_gen3c/K\.txt' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine", out)
+
+
+HUGE = "x" * 3000
+CUT = "'" + "x" * 40 + "…'"
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--resolution", HUGE], rf"^error: --resolution {CUT} is not of the form HEIGHTxWIDTH, e.g\. 704x1280$"),
+        (["--trajectory", HUGE], rf"^error: --trajectory {CUT} is unknown: pick one of left, right, "),
+        (["--camera_rotation", HUGE], rf"^error: --camera_rotation {CUT} is unknown: pick one of "),
+        (["--generator", "gen3c", "--step_cache", HUGE], rf"^error: --step_cache {CUT}: unknown kind {CUT}; use none, "),
+        (["--save_buffer", HUGE], r"^error: Got unexpected extra argument\(s\) \(x{39}…x{38}\) \(see `gen3c generate --help`\)$"),
+    ],
+)  # fmt: skip
+def test_a_huge_value_is_quoted_short_in_the_error_line(argv, match, files, tmp_path):
+    """A 3000-character value of a choice or a --resolution (a paste gone wrong) was quoted whole:
+    a 3000-character error line. It is cut to its first 40 characters (a stray argument click
+    names, to its start and its end)."""
+    line = refused(generate(files, tmp_path / "out", **dict(zip(argv[::2], argv[1::2], strict=True))), match)
+    assert len(line) < 400
+
+
+def test_a_huge_eval_scene_is_quoted_short(tmp_path):
+    line = refused(["eval", "--scenes", HUGE, "--output_folder", tmp_path / "e"], rf"^error: unknown scene {CUT} in --scenes: choose from ")
+    assert len(line) < 300

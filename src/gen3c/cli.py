@@ -112,8 +112,10 @@ def _usage_error_line(exc, command, ctx, args: list[str] | None) -> str:
         if isinstance(value, str) and value not in choices:
             close = difflib.get_close_matches(value, choices, n=1)
             fix = f"did you mean {close[0]!r}? (one of {', '.join(choices)})" if close else f"pick one of {', '.join(choices)}"
-            return f"{param.opts[0]} {value!r} is unknown: {fix}"
+            return f"{param.opts[0]} {quoted(value, 40)} is unknown: {fix}"
     message = " ".join(exc.format_message().split()).rstrip(".")  # click's, on one line
+    # A value it quotes, cut to its start and its end: "unexpected extra argument(s) (…)" quoted a stray one whole.
+    message = re.sub(r"\S{81,}", lambda m: f"{m[0][:40]}…{m[0][-39:]}", message)
     return f"{message} ({see})"
 
 

@@ -183,6 +183,17 @@ def describe_value(value: object, limit: int = 40) -> str:
     return f"{type(value).__name__} {text!r}" if plain else with_article(type(value).__name__)
 
 
+def shown_value(value: object, limit: int = 80) -> str:
+    """What a one-line error shows it got, as Python writes it: ``value``'s repr where that is one
+    line of at most ``limit`` characters (a number, a name, a short tuple), a longer text cut
+    (:func:`quoted`), anything else as :func:`describe_value` says it (an array by its shape: its
+    repr runs over lines and quotes a whole array)."""
+    text = repr(value)
+    if len(text) <= limit and "\n" not in text:
+        return text
+    return quoted(value, limit) if isinstance(value, str) else describe_value(value)
+
+
 def with_article(noun: str) -> str:
     """``noun`` after "a" or "an" as it is said: "an object", "an Image", "a tuple"; "a UUID",
     "a UserDict" (a "you" sound)."""

@@ -197,7 +197,7 @@ def check_listen_address(host: str, port: int) -> None:
             sock.bind(address)
     except (OSError, UnicodeError) as exc:  # an unknown name, an address of another machine
         reason = getattr(exc, "strerror", None) or first_line(exc)
-        raise Gen3cInputError(f"--host {host!r} cannot be listened on here ({reason}): {fix}") from None
+        raise Gen3cInputError(f"--host {quoted(host, 100)} cannot be listened on here ({reason}): {fix}") from None
 
 
 class Gen3cApp:

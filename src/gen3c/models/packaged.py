@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, quoted_path
+from gen3c.errors import Gen3cInputError, Gen3cModelError, quoted_path, shown_value
 from gen3c.io.formats import json_kind
 
 #: Packaged model names → folder under gen3c/assets.
@@ -27,7 +27,7 @@ def packaged_model_dir(name: str) -> Path:
     """The folder of the packaged model ``name``."""
     if name not in PACKAGED_MODELS:
         raise Gen3cInputError(
-            f"unknown --model {name!r}: the package ships {', '.join(PACKAGED_MODELS)}; "
+            f"unknown --model {shown_value(name)}: the package ships {', '.join(PACKAGED_MODELS)}; "
             "pass a checkpoint folder (e.g. OUT/model of `gen3c train`) with --checkpoint_dir instead"
         )
     folder = Path(str(resources.files("gen3c") / "assets" / PACKAGED_MODELS[name]))

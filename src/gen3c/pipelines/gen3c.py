@@ -67,6 +67,7 @@ from gen3c.errors import (
     first_line,
     note,
     quoted_path,
+    shown_value,
     spelled,
 )
 from gen3c.io.images import on_cosmos_uint8_grid
@@ -568,16 +569,16 @@ class Gen3cPipeline(DiffusionPipeline):
                     f"{name} must lie in [{lo:g}, 1], got values in [{vmin:.3g}, {vmax:.3g}]: rescale it"
                 )
         if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
-            raise Gen3cInputError(f"guidance must be a finite number, got {guidance!r}")
+            raise Gen3cInputError(f"guidance must be a finite number, got {shown_value(guidance)}")
         for name, value, meaning in (("num_steps", num_steps, ""), ("guidance_every", guidance_every, " (1: every step)")):
             whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
             if isinstance(value, bool) or not whole or value < 1:
-                raise Gen3cInputError(f"{name} must be a positive whole number{meaning}, got {value!r}")
+                raise Gen3cInputError(f"{name} must be a positive whole number{meaning}, got {shown_value(value)}")
         # numpy's RandomState draws GEN3C's condition-augmentation noise: it takes 0 … 2³² − 1.
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= configs.MAX_SEED
         ):
-            raise Gen3cInputError(f"seed must be a whole number from 0 to {configs.MAX_SEED}, got {seed!r}")
+            raise Gen3cInputError(f"seed must be a whole number from 0 to {configs.MAX_SEED}, got {shown_value(seed)}")
         device = self._execution_device
         if device.type == "cpu" and self.vae.dtype in (torch.bfloat16, torch.float16):
             # PyTorch has no CPU kernel for the tokenizer's 3D average pooling in half precision.
@@ -617,10 +618,10 @@ class Gen3cPipeline(DiffusionPipeline):
                                       ("noise_aug_strength", noise_aug_strength, None, "≥ 0 (GEN3C: 0)")):  # fmt: skip
             number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             if not number or (value <= lo if lo is not None else value < 0):
-                raise Gen3cInputError(f"{name} must be a finite number {what}, got {value!r}")
+                raise Gen3cInputError(f"{name} must be a finite number {what}, got {shown_value(value)}")
         if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, numbers.Integral) or max_sequence_length < 1:
             raise Gen3cInputError(
-                f"max_sequence_length must be a whole number of T5 tokens ≥ 1 (GEN3C: {configs.MAX_SEQUENCE_LENGTH}), got {max_sequence_length!r}"
+                f"max_sequence_length must be a whole number of T5 tokens ≥ 1 (GEN3C: {configs.MAX_SEQUENCE_LENGTH}), got {shown_value(max_sequence_length)}"
             )
         if seed is not None and generator is not None:
             raise Gen3cInputError(
@@ -633,7 +634,7 @@ class Gen3cPipeline(DiffusionPipeline):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise Gen3cInputError(f"generator must be a torch.Generator, got {describe_value(generator)}: pass torch.Generator().manual_seed(n), or seed=n")
         if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 0:
-            raise Gen3cInputError(f"chunk must be a whole number from 0 (the first chunk of a video), got {chunk!r}")
+            raise Gen3cInputError(f"chunk must be a whole number from 0 (the first chunk of a video), got {shown_value(chunk)}")
         if chunk and generator is not None:
             raise Gen3cInputError(
                 f"chunk={chunk} picks a draw of seed=N's noise stream, but a generator was given: a generator continues its own "
@@ -645,7 +646,7 @@ class Gen3cPipeline(DiffusionPipeline):
         names = callback_on_step_end_tensor_inputs
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
             raise Gen3cInputError(
-                f"callback_on_step_end_tensor_inputs must be a list of names from {self._callback_tensor_inputs}, got {names!r}"
+                f"callback_on_step_end_tensor_inputs must be a list of names from {self._callback_tensor_inputs}, got {shown_value(names)}"
             )
         unknown = [n for n in names if n not in self._callback_tensor_inputs]
         if unknown:
@@ -653,7 +654,7 @@ class Gen3cPipeline(DiffusionPipeline):
                 f"callback_on_step_end_tensor_inputs: {unknown} cannot be passed to the callback; choose from {self._callback_tensor_inputs}"
             )
         if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
-            raise Gen3cInputError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
+            raise Gen3cInputError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {shown_value(output_type)}")
 
     # -- 2. prompts --------------------------------------------------------------------
 

@@ -292,7 +292,7 @@ def check_config(config: Config, source: str = "config") -> None:
     for (section, key), choices in _CHOICES.items():
         value = getattr(getattr(config, section), key)
         if value not in choices:
-            raise Gen3cInputError(f"{source}: {section}.{key} = {value!r}: choose one of {', '.join(choices)}")
+            raise Gen3cInputError(f"{source}: {section}.{key} = {_shown(value)}: choose one of {', '.join(choices)}")
     d = config.data
     if len(d.resolution) != 2 or any(v <= 0 or v % 16 for v in d.resolution):
         raise Gen3cInputError(f"{source}: data.resolution = {d.resolution} must be [H, W], both positive multiples of 16")
