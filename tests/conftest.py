@@ -13,6 +13,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
+@pytest.fixture()
+def case_insensitive_folders(monkeypatch):
+    """Every folder as macOS and Windows have them: a name finds the entry whose name differs from
+    it only in case or Unicode form (gen3c.io.paths' probe; Linux's file systems cannot be made so)."""
+    from gen3c.io import paths
+
+    def found(path):
+        try:
+            return any(paths.one_file_key(name) == paths.one_file_key(path.name) for name in os.listdir(path.parent))
+        except OSError:
+            return False
+
+    monkeypatch.setattr(paths, "_found_as_spelled", found)
+
+
 @pytest.fixture(scope="session")
 def box_scene(tmp_path_factory):
     """A user image + depth on disk: a textured near box (depth 2) in front of a far wall (4).

@@ -389,9 +389,9 @@ def test_path_or_name_settings_follow_one_rule_of_what_is_a_path(tmp_path):
         load_manifest(write_manifest(folder / "m.jsonl", [missing]), check_inputs=True)
     # A name no file system takes (OSError "File name too long" before) names no file either.
     long = {"name": "a", "input_image_path": "x" * 5000}
-    with pytest.raises(Gen3cInputError, match=r"line 1: input_image_path '.*x{10}…' does not exist: fix the path") as refused:
+    with pytest.raises(Gen3cInputError, match=r"line 1: input_image_path '/tmp/[^'…]{45}…x{149}' does not exist: fix the path") as refused:
         load_manifest(write_manifest(folder / "l.jsonl", [long]), check_inputs=True)
-    assert "x" * 100 not in str(refused.value)  # the path's first 100 characters, not all 5000
+    assert "x" * 150 not in str(refused.value)  # the path's start and its last 149 characters, not all 5000
 
 def test_an_empty_path_setting_is_refused_naming_its_line_and_field(tmp_path):
     """An empty path in a JSONL row named nothing: "" checkpoint_dir / lora / cache_dir ran as if
@@ -2023,3 +2023,51 @@ def test_a_null_setting_that_has_a_default_says_to_leave_it_out(tmp_path):
 
     with pytest.raises(Gen3cInputError, match=r"^row 3: setting 'trajectory' is null \(None\): give it a value, or leave it out for its default$"):
         GenerationRequest.from_dict({"input_image_path": "x.png", "trajectory": None}, "row 3")
+
+
+def test_a_job_whose_files_the_folder_holds_in_another_case_is_refused_before_its_status_is_read(box_scene, tmp_path, case_insensitive_folders):
+    """On macOS and Windows job "room" after an earlier batch's job "Room" in the same folder read
+    Room_status.json as its own status (a finished Room could pass for it) and wrote its own over
+    it, its run refused by then; now the batch is refused before any status is read, nothing written."""
+    out = tmp_path / "out"
+    assert run_batch(write_manifest(tmp_path / "a.jsonl", [box_row(box_scene, "Room")]), out).counts["done"] == 1
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".gen3c_batch.lock"}
+    manifest = write_manifest(tmp_path / "b.jsonl", [box_row(box_scene, "kitchen"), box_row(box_scene, "room", trajectory="right")])
+    with pytest.raises(Gen3cInputError) as refused:
+        run_batch(manifest, out)
+    assert str(refused.value) == (
+        f"manifest {str(manifest)!r} line 2: job 'room' would write room.mp4 over 'Room.mp4' in {str(out)!r}, the same file to this "
+        "file system (it ignores case, as macOS and Windows do): rename the job or pass another --output_folder, or spell its name "
+        "as that file's is, to replace it"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.name != ".gen3c_batch.lock"} == before
+
+
+def test_a_job_of_another_case_is_another_job_where_the_file_system_tells_case(box_scene, tmp_path):
+    """Linux: job "room" beside an earlier "Room" writes its own files, as before."""
+    out = tmp_path / "out"
+    run_batch(write_manifest(tmp_path / "a.jsonl", [box_row(box_scene, "Room")]), out)
+    assert run_batch(write_manifest(tmp_path / "b.jsonl", [box_row(box_scene, "room", trajectory="right")]), out).counts["done"] == 1
+    assert status(out, "Room")["name"] == "Room" and status(out, "room")["name"] == "room"
+
+
+def test_a_job_whose_kept_chunks_the_folder_holds_in_another_case_is_refused(box_scene, tmp_path, case_insensitive_folders):
+    """Room.partial (a stopped long job's kept chunks) is room.partial on macOS and Windows: job
+    "room" would take them for its own, or remove the chunk left unfinished in it."""
+    out = tmp_path / "out"
+    (out / "Room.partial").mkdir(parents=True)
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "room")])
+    with pytest.raises(Gen3cInputError, match=r"line 1: job 'room' would write room\.partial over 'Room\.partial' in "):
+        run_batch(manifest, out)
+    assert sorted(p.name for p in out.iterdir() if p.name != ".gen3c_batch.lock") == ["Room.partial"]
+
+
+@pytest.mark.parametrize("key", ["speed", "model", "attention_backend", "sampler", "step_cache"])
+def test_a_rows_huge_value_is_quoted_short(tmp_path, key):
+    """A 5000-character speed, model, attention_backend or sampler (a cell pasted wrong) was quoted
+    whole: the manifest's one-line refusal ran to 5000 characters."""
+    (tmp_path / "a.png").write_bytes(b"")
+    row = {"name": "a", "input_image_path": "a.png", "fov": 60, "generator": "gen3c", key: "x" * 5000}
+    with pytest.raises(Gen3cInputError, match=rf"line 1: .*{key} 'x{{40,80}}…'") as refused:
+        load_manifest(write_manifest(tmp_path / "m.jsonl", [row]))
+    assert len(str(refused.value)) < 400, str(refused.value)

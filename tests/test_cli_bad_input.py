@@ -82,15 +82,17 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
 @pytest.mark.parametrize(
     "case, match",
     [
-        ("long_image", r"input image '.*n{300}\.png' cannot be read \(File name too long\): check the path"),
-        ("long_sample", r"'.*n{300}\.pt' cannot be read \(File name too long\): check the path"),
+        ("long_image", r"input image '/tmp/[^'…]{45}…n{145}\.png' cannot be read \(File name too long\): check the path"),
+        # 5000 characters in 25 folders: the line as long (the image reader quoted every path whole)
+        ("deep_image", r"^error: input image '/tmp/[^'…]{45}…d{139}/photo\.png' cannot be read \(File name too long\): check the path and the file's permissions$"),
+        ("long_sample", r"'/tmp/[^'…]{45}…n{146}\.pt' cannot be read \(File name too long\): check the path"),
         ("unknown_user", r"--input_image_path '~nouser_gen3c/x\.png' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', "
                          r"no user on this machine: write the path out in full"),
-        ("long_vipe", r"ViPE directory '.*n{100}n*…' does not exist: pass the folder given to 'vipe infer --output'$"),
-        ("long_vipe_video", r"ViPE video '.*n{100}n*…' does not exist: check --vipe_path$"),
-        ("long_multiview", r"multi-view npz '.*n{100}n*…' does not exist: check --multiview_npz$"),
-        ("long_depth", r"^error: depth file '.*n{100}n*…' cannot be read \(File name too long\): check the path$"),
-        ("long_checkpoint", r"^error: checkpoint '.*n{100}n*…' does not exist: pass a converted checkpoint folder or a hub id; "),
+        ("long_vipe", r"ViPE directory '/tmp/[^'…]{45}…n{149}' does not exist: pass the folder given to 'vipe infer --output'$"),
+        ("long_vipe_video", r"ViPE video '/tmp/[^'…]{45}…n{139}/rgb/a\.mp4' does not exist: check --vipe_path$"),
+        ("long_multiview", r"multi-view npz '/tmp/[^'…]{45}…n{149}' does not exist: check --multiview_npz$"),
+        ("long_depth", r"^error: depth file '/tmp/[^'…]{45}…n{145}\.npy' cannot be read \(File name too long\): check the path$"),
+        ("long_checkpoint", r"^error: checkpoint '/tmp/[^'…]{45}…n{149}' does not exist: pass a converted checkpoint folder or a hub id; "),
         # refused before the depth is estimated (minutes; here MoGe's weights, not on this machine, were named first)
         ("missing_checkpoint", r"^error: checkpoint '.*nope' does not exist: pass a converted checkpoint folder or a hub id; "),
     ],
@@ -98,10 +100,12 @@ def test_a_file_of_another_kind_is_named_for_what_it_is(case, match, files, tmp_
 def test_an_input_path_no_file_can_have_is_one_line(case, match, files, tmp_path):
     """A 300-character name raised OSError "File name too long" from the settings' frame-rate
     default (is the input a sample folder?), from the ViPE and multi-view readers' checks and where
-    a checkpoint folder is looked for; a quoted ~user of no user was called missing."""
+    a checkpoint folder is looked for; a quoted ~user of no user was called missing. A path over
+    200 characters is quoted by its start and its end, which names the file."""
     out = tmp_path / "out"
     long = tmp_path / ("n" * 300)
     inputs = {"long_image": {"--input_image_path": tmp_path / ("n" * 300 + ".png")}, "long_sample": {"--input_image_path": tmp_path / ("n" * 300 + ".pt")},
+              "deep_image": {"--input_image_path": tmp_path.joinpath(*["d" * 200] * 25, "photo.png")},
               "unknown_user": {"--input_image_path": "~nouser_gen3c/x.png"}, "long_vipe": {"--vipe_path": long},
               "long_vipe_video": {"--vipe_path": long / "rgb" / "a.mp4"}, "long_multiview": {"--multiview_npz": long},
               "long_checkpoint": {"--generator": "gen3c", "--checkpoint_dir": long, "--num_video_frames": "121"},
@@ -195,7 +199,7 @@ def test_a_path_no_reader_checked_first_is_one_line(files, tmp_path, monkeypatch
         raise OSError(errno.ENAMETOOLONG, "File name too long", str(tmp_path / ("n" * 300)))
 
     monkeypatch.setattr(request, "run_request", unchecked)
-    refused(generate(files, tmp_path / "out"), r"^error: path '.*n{100}n*…' cannot be used \(File name too long\): check the paths given$")
+    refused(generate(files, tmp_path / "out"), r"^error: path '/tmp/[^'…]{45}…n{149}' cannot be used \(File name too long\): check the paths given$")
 
 
 LONG = "n" * 201
@@ -229,23 +233,6 @@ def test_generate_output_names_refused_before_anything_is_made(case, match, file
     refused(argv, match)
     # Only the blocking folder is there: no video, no cameras, no temporary file.
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else []), sorted(out.rglob("*"))
-
-
-@pytest.fixture()
-def case_insensitive_folders(monkeypatch):
-    """Every folder as macOS and Windows have them: a name finds the entry whose name differs from
-    it only in case or Unicode form (gen3c.io.paths' probe; Linux's file systems cannot be made so)."""
-    import os
-
-    from gen3c.io import paths
-
-    def found(path):
-        try:
-            return any(paths.one_file_key(name) == paths.one_file_key(path.name) for name in os.listdir(path.parent))
-        except OSError:
-            return False
-
-    monkeypatch.setattr(paths, "_found_as_spelled", found)
 
 
 CASE = "ignores case, as macOS and Windows do"
@@ -1122,3 +1109,30 @@ def test_intrinsics_named_by_a_home_folder_of_no_user(files, tmp_path):
     out = tmp_path / "out"
     argv = ["depth", files["image"], "--depth_estimator", "prior", "--intrinsics", "~nouser_gen3c/K.txt", "--output_folder", out]
     refused(argv, r"^error: --intrinsics '~nouser_gen3c/K\.txt' starts with ~nouser_gen3c, the home folder of 'nouser_gen3c', no user on this machine", out)
+
+
+HUGE = "x" * 3000
+CUT = "'" + "x" * 40 + "…'"
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["--resolution", HUGE], rf"^error: --resolution {CUT} is not of the form HEIGHTxWIDTH, e.g\. 704x1280$"),
+        (["--trajectory", HUGE], rf"^error: --trajectory {CUT} is unknown: pick one of left, right, "),
+        (["--camera_rotation", HUGE], rf"^error: --camera_rotation {CUT} is unknown: pick one of "),
+        (["--generator", "gen3c", "--step_cache", HUGE], rf"^error: --step_cache {CUT}: unknown kind {CUT}; use none, "),
+        (["--save_buffer", HUGE], r"^error: Got unexpected extra argument\(s\) \(x{39}…x{38}\) \(see `gen3c generate --help`\)$"),
+    ],
+)  # fmt: skip
+def test_a_huge_value_is_quoted_short_in_the_error_line(argv, match, files, tmp_path):
+    """A 3000-character value of a choice or a --resolution (a paste gone wrong) was quoted whole:
+    a 3000-character error line. It is cut to its first 40 characters (a stray argument click
+    names, to its start and its end)."""
+    line = refused(generate(files, tmp_path / "out", **dict(zip(argv[::2], argv[1::2], strict=True))), match)
+    assert len(line) < 400
+
+
+def test_a_huge_eval_scene_is_quoted_short(tmp_path):
+    line = refused(["eval", "--scenes", HUGE, "--output_folder", tmp_path / "e"], rf"^error: unknown scene {CUT} in --scenes: choose from ")
+    assert len(line) < 300

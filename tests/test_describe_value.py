@@ -95,3 +95,52 @@ def test_the_gen3c_pipeline_names_its_arguments_as_describe_value_says():
         with pytest.raises(Gen3cInputError) as refused:
             call()
         assert str(refused.value) == message
+
+
+def test_a_path_is_quoted_whole_up_to_its_limit_then_by_its_start_and_its_end():
+    from pathlib import Path
+
+    from gen3c.errors import quoted_path
+
+    assert quoted_path(Path("/data/shots/take_07.png")) == "'/data/shots/take_07.png'"  # as {str(path)!r} quoted it
+    assert quoted_path(b"/data/x.png") == "'/data/x.png'" and quoted_path(None) == "'None'"
+    long = "/home/me/" + "a" * 300 + "/shots/take_07.png"
+    assert quoted_path(long) == f"'/home/me/{'a' * 41}…{'a' * 131}/shots/take_07.png'"
+    assert len(quoted_path(long)) == 202 and len(quoted_path(long, 60)) == 62
+    assert quoted_path(long, 60) == f"'/home/me/{'a' * 6}…{'a' * 26}/shots/take_07.png'"
+
+
+def test_a_value_is_shown_as_python_writes_it_where_that_is_one_short_line():
+    from gen3c.errors import shown_value
+
+    assert [shown_value(v) for v in (5, 2.5, "left", (0, 0, 0), None)] == ["5", "2.5", "'left'", "(0, 0, 0)", "None"]  # as {value!r}
+    assert shown_value("x" * 100) == "'" + "x" * 80 + "…'"
+    assert shown_value(np.arange(3000.0)) == "a numpy array of shape (3000,)" and shown_value(list(range(100))) == "a list of 100 items"
+    assert shown_value(torch.zeros(2, 2)) == "a torch tensor of shape (2, 2)"  # (its repr runs over two lines)
+
+
+def test_refusals_of_huge_values_stay_one_short_line():
+    """An array, a tensor or a long text passed where a number or a name goes was quoted whole in
+    the refusal: every number of a (3000,) array (a line of 20,000 characters, or several lines)."""
+    import pytest
+
+    from gen3c.cache import Cache3D
+    from gen3c.errors import Gen3cInputError
+    from gen3c.pipelines.presets import speed_name
+    from gen3c.scenes import Checker, Sphere, make_scene
+    from gen3c.trajectories import preset_offsets
+
+    big, text = np.arange(3000.0), "x" * 3000
+    refusals = {
+        "Sphere center a numpy array of shape (3000,) must be three finite numbers (x, y, z)": lambda: Sphere(big, 1.0, Checker()),
+        "Sphere radius must be > 0 and finite, got a torch tensor of shape (30, 100): give it a positive size":
+            lambda: Sphere((0.0, 0.0, 3.0), torch.zeros(30, 100), Checker()),
+        f"unknown scene '{'x' * 40}…': choose one of room, corridor, street, objects": lambda: make_scene(text),
+        f"--speed '{'x' * 80}…' is unknown: use one of ": lambda: speed_name(text),
+        "max_buffers a numpy array of shape (3000,) must be a whole number ≥ 1 (GEN3C keeps 2)": lambda: Cache3D(max_buffers=big),
+        f"unknown trajectory '{'x' * 80}…': choose one of ": lambda: preset_offsets(text, 5, 0.3),
+    }  # fmt: skip
+    for said, refuse in refusals.items():
+        with pytest.raises(Gen3cInputError) as refused:
+            refuse()
+        assert str(refused.value).startswith(said) and len(str(refused.value)) < 300, str(refused.value)

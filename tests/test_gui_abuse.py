@@ -464,7 +464,7 @@ def test_a_run_waiting_for_the_generator_to_load_can_be_cancelled(tmp_path, monk
         assert "cancelled" in app.status.content
         loaded.set()
         app._loader.join(30)
-        assert not app.jobs.running and not (app.state.work_dir / "outputs").exists()
+        assert not app.jobs.running and not any((app.state.work_dir / "outputs").iterdir())  # (nor the name it held, gui_001.running)
         assert not any((app.state.work_dir / "paths").iterdir())  # the called-off run's path file is no run's
         assert app._generator is not None and not app.generate.disabled and app.cancel.disabled
         loader = app._loader
@@ -1717,3 +1717,60 @@ def test_what_the_generator_s_load_notes_is_shown_with_the_next_run(tmp_path, mo
             assert said == (run == 1), app.status.content
     finally:
         app.stop()
+
+
+def test_a_run_holds_its_name_in_the_outputs_folder_until_it_ends(gui):
+    """Another `gen3c gui` on the same work folder named its next run as this one's while it ran
+    (its outputs come as it ends); outputs/gui_001.running holds the name until then."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.generator.entered.wait(30)
+    outputs = gui.state.work_dir / "outputs"
+    assert (outputs / "gui_001.running").is_file() and GuiState(gui.state.work_dir).next_output_name() == "gui_002"
+    gui.generator.gate.set()
+    assert gui.jobs.wait(60) and "Generated **gui_001.mp4**" in gui.status.content, gui.status.content
+    assert not list(outputs.glob("*.running")) and (outputs / "gui_001.mp4").is_file()
+
+
+NO_POSE = "no pose (a NaN, an infinite number or a zero rotation): drag it again"
+
+
+@pytest.mark.parametrize(
+    "wxyz, position, said",
+    [([np.nan, 0, 0, 0], [0.5, 0, 0], f"#{{id}}'s gizmo sent rotation (nan, 0, 0, 0) and position (0.5, 0, 0), {NO_POSE}"),
+     ([0, 0, 0, 0], [0.5, 0, 0], f"#{{id}}'s gizmo sent rotation (0, 0, 0, 0) and position (0.5, 0, 0), {NO_POSE}"),
+     ([1, 0, 0, 0], [np.inf, 0, 0], f"#{{id}}'s gizmo sent rotation (1, 0, 0, 0) and position (inf, 0, 0), {NO_POSE}"),
+     ("up", [0, 0, 0], "#{id}'s gizmo sent no pose (a rotation w, x, y, z and a position x, y, z): drag it again"),
+     ([1, 0, 0, 0], [1e300, 0, 0], "#{id}'s pose holds 1e+300, beyond float32's ±3.4e+38, the precision cameras are rendered in: move it nearer the scene")],
+)  # fmt: skip
+def test_a_gizmo_pose_that_is_no_pose_is_one_line_naming_its_keyframe(gui, wxyz, position, said):
+    """A NaN gizmo pose from another client than the page was refused in the library's words,
+    "quaternion_to_matrix q has a zero, NaN or infinite quaternion: pass (w, x, y, z) of a
+    rotation, e.g. (1, 0, 0, 0)", naming no keyframe (a position beyond float32: "keyframe pose
+    holds …"). The keyframe keeps its pose, which its gizmo shows again."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    second = gui.state.add_keyframe(torch.eye(4, dtype=torch.float64))
+    gizmo = SimpleNamespace(wxyz=wxyz, position=position)
+    handler(gui, gui._on_gizmo, second.id)(SimpleNamespace(client=None, target=gizmo, phase="end"))
+    assert gui.status.content == f"<span style='color:#c92a2a'>**Error:** {html.escape('keyframe ' + said.format(id=second.id))}</span>"
+    assert second.w2c.equal(torch.eye(4, dtype=torch.float64))
+    assert np.array_equal(gizmo.wxyz, [1, 0, 0, 0]) and np.array_equal(gizmo.position, [0, 0, 0])
+
+
+def test_a_run_out_of_memory_whose_fix_is_a_smaller_resolution_says_to_pick_one(gui, monkeypatch):
+    """Rendering the cache out of GPU memory said 'pass a smaller "Resolution"' (the command line's
+    words), where the page says "pick" for its dropdown everywhere else, without saying where it is."""
+    from gen3c.cache import Cache3D
+
+    def no_memory(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    monkeypatch.setattr(Cache3D, "render", no_memory)
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    assert gui.status.content == (
+        "<span style='color:#c92a2a'>**Error:** the GPU ran out of memory while rendering 3D cache: close other programs on the GPU, "
+        "or pick a smaller &quot;Resolution&quot; (Input → 3D cache)</span>"
+    ), gui.status.content

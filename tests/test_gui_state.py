@@ -118,7 +118,7 @@ def test_a_keyframe_at_the_input_s_camera_starts_the_path_where_the_video_starts
     state.set_keyframe_time(later[0], 0.3)  # times by hand: the input's camera goes at 0 s
     state.delete_keyframe(source.id)
     assert state.add_source_keyframe().time == 0.0 and state.keyframes[0].w2c.equal(state.source.w2c.double())
-    with pytest.raises(Gen3cInputError, match="already at 0 s"):
+    with pytest.raises(Gen3cInputError, match="the path already starts at the input's camera"):
         state.add_source_keyframe()
 
 
@@ -199,13 +199,13 @@ def test_a_reorder_to_a_position_that_is_no_whole_number_keeps_the_keyframe(stat
 def test_a_keyframe_pose_that_is_no_matrix_or_too_large_is_one_line_naming_the_keyframe(state):
     """A pose given as text or None was a TypeError from torch; one whose translation float32
     cannot hold (1e300) was taken, then the path failed with "Cameras.w2c contain NaN or infinite
-    values (frame 1)", naming no keyframe."""
+    values (frame 1)", naming no keyframe. A keyframe moved so is named ("keyframe pose" before)."""
     first = state.add_keyframe(orbit_w2c(2)[0])
     huge = torch.eye(4, dtype=F64)
     huge[0, 3] = 1e300
     for pose, words in (("x", "is no 4×4 matrix of numbers"), (None, "is no 4×4 matrix of numbers"), (huge, "holds 1e+300, beyond float32's")):
-        for action in (state.add_keyframe, lambda p: state.move_keyframe(first.id, p)):
-            with pytest.raises(Gen3cInputError, match=r"^keyframe pose .*" + re.escape(words)):
+        for action, subject in ((state.add_keyframe, "keyframe pose"), (lambda p: state.move_keyframe(first.id, p), f"keyframe #{first.id}'s pose")):
+            with pytest.raises(Gen3cInputError, match=rf"^{subject} .*" + re.escape(words)):
                 action(pose)
     assert len(state.keyframes) == 1 and torch.equal(state.keyframes[0].w2c, orbit_w2c(2)[0])
     state.move_keyframe(first.id, torch.eye(4).tolist())  # a nested list of numbers is a pose
@@ -1148,3 +1148,51 @@ def test_an_imported_path_of_more_cameras_than_a_run_may_ask_for_is_refused_befo
     data = {"render_height": 48, "render_width": 64, "camera_path": [{}] * 100_001}  # (entries left empty: none is read)
     with pytest.raises(Gen3cInputError, match=r"^camera file: 'camera_path' has 100001 entries, one a frame: more than the 100000 frames"):
         state.import_camera_path(json.dumps(data))
+
+
+def test_two_guis_on_one_work_folder_name_their_runs_apart(tmp_path, room_sample, monkeypatch):
+    """Two `gen3c gui` sharing a work folder both named their next run gui_001 (a run writes its
+    outputs as it ends: until then the folder held nothing of it) and the later run replaced the
+    earlier's files. A run's name is held by outputs/NAME.running, made exclusively, until it ends."""
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    first, second = (GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=5)) for _ in range(2))
+    for state in (first, second):
+        state.load_sample(*room_sample)
+    outputs = tmp_path / "work" / "outputs"
+    a, b = first.build_request(), second.build_request()
+    assert (a.video_save_name, b.video_save_name) == ("gui_001", "gui_002")
+    assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.running", "gui_002.running"]
+    first.release_output_name("gui_001")  # (its run wrote nothing: the number is free again)
+    second.release_output_name("gui_002")
+    # Both servers list the folder before either holds a name: the second finds gui_001 made and takes the next.
+    listed_first = iter(["gui_001"])
+    listing = second.next_output_name
+    monkeypatch.setattr(second, "next_output_name", lambda: next(listed_first, None) or listing())
+    c, d = first.build_request(), second.build_request()
+    assert (c.video_save_name, d.video_save_name) == ("gui_001", "gui_002")
+    run_request(c, source=first.run_source, generator=PreviewGenerator())
+    first.release_output_name("gui_001")
+    second.release_output_name("gui_002")
+    assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.mp4", "gui_001_cameras.json", "gui_001_run.json"]
+    assert first.build_request().video_save_name == "gui_002"  # the run's outputs hold its name
+
+
+@pytest.mark.parametrize("auto_time", [True, False])
+def test_add_input_camera_pressed_twice_is_refused_with_either_timing(state, auto_time):
+    """With even timing a second "Add input camera" added a second keyframe at the input's camera
+    (the camera held still for the path's first step); with times by hand the same press was
+    refused, as another keyframe already at 0 s. Now refused with either, saying why."""
+    later = [state.add_keyframe(p).id for p in orbit_w2c(3)[1:]]
+    if not auto_time:
+        state.set_keyframe_time(later[0], 0.25)  # times by hand from here on
+    first = state.add_source_keyframe()
+    with pytest.raises(Gen3cInputError, match=rf"^the path already starts at the input's camera \(keyframe #{first.id} at 0\.00 s\): "
+                                              r"another keyframe there would only hold the camera still$"):  # fmt: skip
+        state.add_source_keyframe()
+    assert [kf.id for kf in state.keyframes] == [first.id, *later]
+    if not auto_time:  # another keyframe at 0 s is a time clash, as before
+        state.delete_keyframe(first.id)
+        state.set_keyframe_time(later[0], 0.0)
+        with pytest.raises(Gen3cInputError, match=r"^another keyframe is already at 0 s: give it a later time, or turn on even timing"):
+            state.add_source_keyframe()

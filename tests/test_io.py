@@ -1625,7 +1625,7 @@ def test_an_output_folder_whose_name_the_system_refuses_is_one_line(tmp_path):
     from gen3c.io.atomic import check_writable_place
 
     long = tmp_path / ("x" * 300) / "out"
-    too_long = r" '.*x…' cannot be used \(File name too long\): choose a shorter name$"
+    too_long = r" '/tmp/[^'…]{45}…x{145}x*(/out)?' cannot be used \(File name too long\): choose a shorter name$"
     with pytest.raises(Gen3cInputError, match=r"^output folder" + too_long):
         ensure_writable_dir(tmp_path / ("x" * 300))
     with pytest.raises(Gen3cInputError, match=r"^training output folder" + too_long):
@@ -2087,3 +2087,31 @@ def test_write_report_writes_into_a_folder_starting_with_tilde_in_the_home_folde
     assert os.listdir(here) == [] and sorted(os.listdir(home / "eval")) == ["report.md", "results.json"]
     with pytest.raises(Gen3cInputError, match=r"^write_report folder is int '123': pass the path to write the report to \(a str or a pathlib\.Path\)$"):
         write_report(result, 123, plots=False)
+
+
+def _load_config(path):
+    from gen3c.training.config import load_config
+
+    return load_config(path)
+
+
+def _load_manifest(path):
+    from gen3c.batch.manifest import load_manifest
+
+    return load_manifest(path)
+
+
+@pytest.mark.parametrize(
+    "read, name",
+    [(load_image, "photo.png"), (load_depth, "depth.npy"), (read_video, "clip.mp4"), (read_ply, "cloud.ply"),
+     (read_camera_file, "cameras.json"), (_load_config, "train.toml"), (_load_manifest, "jobs.jsonl")],
+)  # fmt: skip
+def test_a_long_path_is_quoted_by_its_start_and_its_end(tmp_path, read, name):
+    """A 1000-character path was quoted whole (a 1000-character error line, in the CLI too), or by
+    its first 200 characters, which left out the file's name; it is quoted by its first 50
+    characters and its last 149, the file and the folders above it."""
+    path = str(tmp_path.joinpath(*["d" * 200] * 5, name))
+    with pytest.raises(Gen3cInputError) as refused:
+        read(path)
+    message = str(refused.value)
+    assert f"'{path[:50]}…{path[-149:]}'" in message and len(message) < 500, message

@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, unproject_depth, validate_intrinsics, validate_poses
 from gen3c.constants import SPLAT_MODES
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note, noted
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note, noted, shown_value
 from gen3c.io.images import outside_unit_range
 from gen3c.summary import dataclass_repr
 
@@ -58,10 +58,10 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
         raise Gen3cInputError(f"reliable_depth_mask depth must be a (*B, H, W) tensor, got {got}")
     # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
     if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1 or window % 2 == 0:
-        raise Gen3cInputError(f"reliable_depth_mask window {window!r} must be an odd whole number ≥ 1 (GEN3C: 5)")
+        raise Gen3cInputError(f"reliable_depth_mask window {shown_value(window)} must be an odd whole number ≥ 1 (GEN3C: 5)")
     # NaN or a threshold ≤ 0 marked every pixel unreliable without a word (the ratio is ≥ 0).
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold < math.inf:
-        raise Gen3cInputError(f"reliable_depth_mask threshold {threshold!r} must be a number > 0 (GEN3C: 0.05; no filter: depth > 0)")
+        raise Gen3cInputError(f"reliable_depth_mask threshold {shown_value(threshold)} must be a number > 0 (GEN3C: 0.05; no filter: depth > 0)")
     shape = depth.shape
     if depth.numel() == 0:  # was torch's "cannot reshape tensor of 0 elements"
         return torch.zeros(shape, dtype=torch.bool, device=depth.device)
@@ -138,7 +138,7 @@ def forward_warp(
         (1.0, 2.0)
     """
     if mode not in SPLAT_MODES:
-        raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {mode!r}")
+        raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {shown_value(mode)}")
     _check_warp_inputs(points, colors, w2c, K, height, width, mode)
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
     if points.ndim == 2:
@@ -185,7 +185,7 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
             )
     for name, size in (("height", height), ("width", width)):
         if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise Gen3cInputError(f"forward_warp {name} {size!r} must be the image size in pixels, a whole number ≥ 1")
+            raise Gen3cInputError(f"forward_warp {name} {shown_value(size)} must be the image size in pixels, a whole number ≥ 1")
     # An image too large for the machine was torch's allocator error ("you tried to allocate
     # 800016000080 bytes") and a traceback, or the process killed by the system as it filled.
     if w2c.device.type == "cpu":
@@ -832,15 +832,15 @@ class Cache3D:
         foreground_tolerance: float = 0.02,
     ) -> None:
         if splat not in SPLAT_MODES:
-            raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {splat!r}")
+            raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {shown_value(splat)}")
         if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
-            raise Gen3cInputError(f"max_buffers {max_buffers!r} must be a whole number ≥ 1 (GEN3C keeps 2)")
+            raise Gen3cInputError(f"max_buffers {shown_value(max_buffers)} must be a whole number ≥ 1 (GEN3C keeps 2)")
         if isinstance(filter_points_threshold, bool) or not isinstance(filter_points_threshold, numbers.Real) or not 0 <= filter_points_threshold < math.inf:
-            raise Gen3cInputError(f"filter_points_threshold {filter_points_threshold!r} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
+            raise Gen3cInputError(f"filter_points_threshold {shown_value(filter_points_threshold)} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
         # NaN turned foreground masking off without a word (no depth is > hit + NaN), a negative
         # value hid points in front of the curtain too.
         if isinstance(foreground_tolerance, bool) or not isinstance(foreground_tolerance, numbers.Real) or not 0 <= foreground_tolerance < math.inf:
-            raise Gen3cInputError(f"foreground_tolerance {foreground_tolerance!r} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
+            raise Gen3cInputError(f"foreground_tolerance {shown_value(foreground_tolerance)} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
         self.max_buffers = max_buffers
         self.filter_points_threshold = filter_points_threshold
         self.foreground_masking = foreground_masking
@@ -901,7 +901,7 @@ class Cache3D:
         # put NaN and infinite depth on points that rendered as NaN.
         if isinstance(max_depth, bool) or not isinstance(max_depth, numbers.Real) or not 0 < max_depth < math.inf:
             raise Gen3cInputError(
-                f"add_view max_depth {max_depth!r} must be a finite depth > 0 (GEN3C: {CACHE_MAX_DEPTH:g} for a source view, {GENERATED_MAX_DEPTH:g} for a generated frame)"
+                f"add_view max_depth {shown_value(max_depth)} must be a finite depth > 0 (GEN3C: {CACHE_MAX_DEPTH:g} for a source view, {GENERATED_MAX_DEPTH:g} for a generated frame)"
             )
         # The cache holds constants: an image or depth that required grad (a network's output
         # outside torch.no_grad()) made every render torch's autograd error.
@@ -1079,15 +1079,15 @@ class Cache3D:
         if not isinstance(cameras, Cameras):
             raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-            raise Gen3cInputError(f"chunk_size {chunk_size!r} must be a whole number ≥ 1 (target frames splatted together)")
+            raise Gen3cInputError(f"chunk_size {shown_value(chunk_size)} must be a whole number ≥ 1 (target frames splatted together)")
         # A negative offset indexed a 4D view's frames from the end (another frame, silently).
         if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
-            raise Gen3cInputError(f"frame_offset {frame_offset!r} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
+            raise Gen3cInputError(f"frame_offset {shown_value(frame_offset)} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
 
     def _check_buffer(self, buffer: object) -> None:
         """Refuse a buffer index that names no view of the cache, in one line."""
         if isinstance(buffer, bool) or not isinstance(buffer, numbers.Integral) or not -len(self.views) <= buffer < len(self.views):
-            raise Gen3cInputError(f"buffer {buffer!r} is not one of the cache's {len(self.views)} views: pass 0 … {len(self.views) - 1}")
+            raise Gen3cInputError(f"buffer {shown_value(buffer)} is not one of the cache's {len(self.views)} views: pass 0 … {len(self.views) - 1}")
 
     def point_cloud(self, buffer: int | None = None, frame: int = 0) -> tuple[Tensor, Tensor]:
         """Valid points (N, 3) and colours (N, 3) in [−1, 1], of one buffer or of all, at ``frame``
@@ -1099,7 +1099,7 @@ class Cache3D:
         views = self.views if buffer is None else [self.views[buffer]]
         frames = min((v.num_frames for v in views if v.num_frames > 1), default=math.inf)
         if isinstance(frame, bool) or not isinstance(frame, numbers.Integral) or not 0 <= frame < frames:
-            raise Gen3cInputError(f"frame {frame!r} is not a frame of the cache's {frames}-frame views: pass 0 … {frames - 1}")
+            raise Gen3cInputError(f"frame {shown_value(frame)} is not a frame of the cache's {frames}-frame views: pass 0 … {frames - 1}")
         pts, cols = [], []
         for view in views:
             p, c, v = view.frame(frame)
@@ -1125,11 +1125,11 @@ class SelectingCache3D(Cache3D):
         kwargs.setdefault("max_buffers", MAX_SELECTABLE_VIEWS)
         super().__init__(**kwargs)
         if isinstance(select, bool) or not isinstance(select, int) or select < 1:
-            raise Gen3cInputError(f"select must be a whole number ≥ 1 (views per render; GEN3C: 2), got {select!r}")
+            raise Gen3cInputError(f"select must be a whole number ≥ 1 (views per render; GEN3C: 2), got {shown_value(select)}")
         # NaN or a value past 1 meant "never" without saying so, 0 or less "always".
         if near_full_threshold is not None and not 0 < near_full_threshold <= 1:
             raise Gen3cInputError(
-                f"near_full_threshold {near_full_threshold!r} must be a fraction of the frame in (0, 1] (GEN3C: 0.9), or None to keep every view"
+                f"near_full_threshold {shown_value(near_full_threshold)} must be a fraction of the frame in (0, 1] (GEN3C: 0.9), or None to keep every view"
             )
         self.select = select
         self.near_full_threshold = near_full_threshold

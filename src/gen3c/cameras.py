@@ -28,7 +28,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, complex_refusal, describe_value, meta_refusal, note, noted
+from gen3c.errors import (
+    Gen3cInputError,
+    complex_refusal,
+    describe_value,
+    meta_refusal,
+    note,
+    noted,
+    shown_value,
+)
 
 # Flipping y and z turns an OpenCV camera frame into an OpenGL one and back.
 _CV_GL_FLIP = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64))
@@ -103,7 +111,7 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
     if not 0 < size < math.inf:  # 0 gave a focal length of 0, a negative size a negative one
-        raise Gen3cInputError(f"a field of view spans {size!r} pixels: pass the image's width or height, a positive number")
+        raise Gen3cInputError(f"a field of view spans {shown_value(size)} pixels: pass the image's width or height, a positive number")
     if fov_degrees <= math.pi:  # a lens this long is rare; a field of view in radians is not
         note(
             f"field of view {fov_degrees:g}° is narrower than a long telephoto lens's: if it is in radians, pass "
@@ -120,7 +128,7 @@ def fov_from_focal(focal: float, size: int) -> float:
         name, value = ("focal", focal) if pixels is None else ("size", size)
         raise Gen3cInputError(f"fov_from_focal {name} is {describe_value(value)}: pass a positive focal length and image size in pixels")
     if not (math.isfinite(pixels) and pixels > 0 and span > 0):
-        raise Gen3cInputError(f"focal length {focal!r} px over {size!r} px has no field of view: pass a positive focal length and image size in pixels")
+        raise Gen3cInputError(f"focal length {shown_value(focal)} px over {shown_value(size)} px has no field of view: pass a positive focal length and image size in pixels")
     return math.degrees(2.0 * math.atan(0.5 * span / pixels))
 
 
@@ -133,7 +141,7 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str =
         height, width: image size in pixels.
     """
     if axis not in ("horizontal", "vertical"):
-        raise Gen3cInputError(f"intrinsics_from_fov axis {axis!r} is unknown: pass 'horizontal' (the fov spans the width) or 'vertical'")
+        raise Gen3cInputError(f"intrinsics_from_fov axis {shown_value(axis)} is unknown: pass 'horizontal' (the fov spans the width) or 'vertical'")
     size = width if axis == "horizontal" else height
     f = focal_from_fov(fov_degrees, size)
     _check_sizes((height, width))  # the side the fov does not span too: a negative one gave a K off the image

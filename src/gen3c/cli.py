@@ -26,7 +26,15 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup
 
-from gen3c.errors import Gen3cInputError, Terminated, counted, exit_command_line, quoted, unusable_path_error
+from gen3c.errors import (
+    Gen3cInputError,
+    Terminated,
+    counted,
+    exit_command_line,
+    quoted,
+    quoted_path,
+    unusable_path_error,
+)
 from gen3c.progress import progress_bars
 
 
@@ -104,8 +112,10 @@ def _usage_error_line(exc, command, ctx, args: list[str] | None) -> str:
         if isinstance(value, str) and value not in choices:
             close = difflib.get_close_matches(value, choices, n=1)
             fix = f"did you mean {close[0]!r}? (one of {', '.join(choices)})" if close else f"pick one of {', '.join(choices)}"
-            return f"{param.opts[0]} {value!r} is unknown: {fix}"
+            return f"{param.opts[0]} {quoted(value, 40)} is unknown: {fix}"
     message = " ".join(exc.format_message().split()).rstrip(".")  # click's, on one line
+    # A value it quotes, cut to its start and its end: "unexpected extra argument(s) (…)" quoted a stray one whole.
+    message = re.sub(r"\S{81,}", lambda m: f"{m[0][:40]}…{m[0][-39:]}", message)
     return f"{message} ({see})"
 
 
@@ -150,7 +160,7 @@ def _url_path(param, typed: str | None, value: str) -> None:
         from urllib.request import url2pathname
 
         path = url2pathname(urlsplit(value).path)
-        raise Gen3cInputError(f"{what} {quoted(value, 200)} is a file's URL: give its path, {quoted(path, 200)}")
+        raise Gen3cInputError(f"{what} {quoted(value, 200)} is a file's URL: give its path, {quoted_path(path)}")
     raise Gen3cInputError(f"{what} {quoted(value, 200)} is a URL: gen3c reads local files; download it first and give its path")
 
 
@@ -1088,7 +1098,7 @@ def convert(
             path.resolve().exists()
         except (OSError, RuntimeError) as exc:  # (OSError: a name too long)
             why = exc.strerror if isinstance(exc, OSError) else "a loop of symbolic links"
-            raise Gen3cInputError(f"{what} {quoted(path, 200)} cannot be used ({why}): check the path") from None
+            raise Gen3cInputError(f"{what} {quoted_path(path)} cannot be used ({why}): check the path") from None
     convert_checkpoint(src, out, trust_checkpoint=trust_checkpoint, overwrite=overwrite, keep_text_encoder=not no_text_encoder)
     console.print(f"[green]wrote[/] {escape(str(out))} (report: {escape(str(out / 'conversion_report.txt'))})", highlight=False, soft_wrap=True)
 
@@ -1440,7 +1450,7 @@ def _check_gui_work_dir(work_dir: Path) -> None:
 
     kind = special_file(work_dir)
     if kind is not None:  # (ensure_writable_dir calls a pipe a file)
-        raise Gen3cInputError(f"--work_dir {quoted(str(work_dir), 200)} is {kind}, not a folder: choose a folder path")
+        raise Gen3cInputError(f"--work_dir {quoted_path(str(work_dir))} is {kind}, not a folder: choose a folder path")
     ensure_writable_dir(work_dir, "--work_dir")
 
 
@@ -1514,7 +1524,7 @@ def depth(
             if size is None:
                 (h0, w0), (h, w) = stored, image.shape[-2:]
                 note(
-                    f"{str(image_path)!r} is {w0}×{h0} ({h0 * w0 / 1e6:.0f} MP): its depth is written at {w}×{h}, the aspect ratio kept "
+                    f"{quoted_path(image_path)} is {w0}×{h0} ({h0 * w0 / 1e6:.0f} MP): its depth is written at {w}×{h}, the aspect ratio kept "
                     f"(at most {LARGE_IMAGE_PIXELS // 1_000_000} MP; --full_size for the photo's own size)"
                 )
         # An unusable folder, or outputs it cannot take (a folder at a file's name, a file of another
@@ -1599,7 +1609,7 @@ def train(
             said = said.__context__  # (a second Ctrl-C as the first unwound: the first's message)
         if said is not None:
             raise type(exc)(str(said)) from None
-        raise type(exc)(f"stopped before training began: nothing was written to --out {str(out)!r}; run the same command again") from None
+        raise type(exc)(f"stopped before training began: nothing was written to --out {quoted_path(out)}; run the same command again") from None
     if main:
         last = f", loss {result.losses[-1]:.4f}" if result.losses else ""
         ranks = f" on {result.processes} processes ({result.parallel})" if result.processes > 1 else ""

@@ -183,6 +183,17 @@ def describe_value(value: object, limit: int = 40) -> str:
     return f"{type(value).__name__} {text!r}" if plain else with_article(type(value).__name__)
 
 
+def shown_value(value: object, limit: int = 80) -> str:
+    """What a one-line error shows it got, as Python writes it: ``value``'s repr where that is one
+    line of at most ``limit`` characters (a number, a name, a short tuple), a longer text cut
+    (:func:`quoted`), anything else as :func:`describe_value` says it (an array by its shape: its
+    repr runs over lines and quotes a whole array)."""
+    text = repr(value)
+    if len(text) <= limit and "\n" not in text:
+        return text
+    return quoted(value, limit) if isinstance(value, str) else describe_value(value)
+
+
 def with_article(noun: str) -> str:
     """``noun`` after "a" or "an" as it is said: "an object", "an Image", "a tuple"; "a UUID",
     "a UserDict" (a "you" sound)."""
@@ -198,12 +209,25 @@ def quoted(value: object, limit: int = 100) -> str:
     return repr(text if len(text) <= limit else f"{text[:limit]}…")
 
 
+def quoted_path(path: object, limit: int = 200) -> str:
+    """A path quoted as a one-line error names a file: whole where it has at most ``limit``
+    characters, else its start and its end around "…" (``'/home/me/…/shots/take_07.png'``), so
+    that the line stays short and still shows what finds the file, its name and the folders just
+    above it (a 5000-character path made a 5000-character line). ``path``: a str, bytes or
+    path-like; anything else is quoted as its text."""
+    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    if len(text) <= limit:
+        return repr(text)
+    head = limit // 4  # (where the path starts: which disk or home folder)
+    return repr(f"{text[:head]}…{text[len(text) - (limit - head - 1):]}")
+
+
 def unusable_path_error(exc: BaseException) -> Gen3cInputError | None:
     """A path the user gave that no file can have (a name too long for the file system, a loop of
     symbolic links), met where a reader did not check for it first, as one line naming the path;
     None for any other error."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENAMETOOLONG, errno.ELOOP) and exc.filename is not None:
-        return Gen3cInputError(f"path {quoted(os.fsdecode(exc.filename), 200)} cannot be used ({exc.strerror}): check the paths given")
+        return Gen3cInputError(f"path {quoted_path(os.fsdecode(exc.filename))} cannot be used ({exc.strerror}): check the paths given")
     return None
 
 

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import Cameras, intrinsics_from_fov, invert_pose, make_intrinsics
-from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.errors import Gen3cInputError, describe_value, quoted, shown_value
 
 RGB = tuple[float, float, float]
 Vec3 = tuple[float, float, float]
@@ -58,7 +58,7 @@ def _check_positive(owner: str, name: str, *values: float) -> None:
     nothing or everything, or fail far from here (an infinite sphere has infinite depth everywhere)."""
     if not all(_is_real(v) and v > 0 for v in values):
         shown = values[0] if len(values) == 1 else values
-        raise Gen3cInputError(f"{owner} {name} must be > 0 and finite, got {shown!r}: give it a positive size")
+        raise Gen3cInputError(f"{owner} {name} must be > 0 and finite, got {shown_value(shown)}: give it a positive size")
 
 
 def _check_vector(owner: str, name: str, value, nonzero: bool = False) -> None:
@@ -68,7 +68,7 @@ def _check_vector(owner: str, name: str, value, nonzero: bool = False) -> None:
     ok = isinstance(items, Sequence) and not isinstance(items, str) and len(items) == 3 and all(map(_is_real, items))
     if not ok or (nonzero and not any(items)):
         what = "three finite numbers (x, y, z)" + (", not (0, 0, 0)" if nonzero else "")
-        raise Gen3cInputError(f"{owner} {name} {value!r} must be {what}")
+        raise Gen3cInputError(f"{owner} {name} {shown_value(value)} must be {what}")
 
 
 def _as_items(value):
@@ -94,7 +94,7 @@ def _check_colors(owner: str, colors: Sequence[RGB], exactly: int | None = None,
         count = None
     if count is None or count == 0 or (exactly is not None and count != exactly):
         want = "one or more" if exactly is None else str(exactly)
-        raise Gen3cInputError(f"{owner} {name} {colors!r} must be {want} RGB triples in [0, 1], e.g. ((0.9, 0.2, 0.2), (0.2, 0.5, 0.9))")
+        raise Gen3cInputError(f"{owner} {name} {shown_value(colors)} must be {want} RGB triples in [0, 1], e.g. ((0.9, 0.2, 0.2), (0.2, 0.5, 0.9))")
 
 # --------------------------------------------------------------------------------------------
 # Textures: functions of local 3D coordinates (N, 3) → albedo (N, 3) in [0, 1]
@@ -883,7 +883,7 @@ def make_scene(name: str, seed: int = 0) -> Scene:
       z = 8 (nearest depth 1.3–2.7); every pixel hits.
     """
     if not isinstance(name, str) or name not in SCENE_PRESETS:
-        raise Gen3cInputError(f"unknown scene {name!r}: choose one of {', '.join(SCENE_PRESETS)}")
+        raise Gen3cInputError(f"unknown scene {quoted(name, 40)}: choose one of {', '.join(SCENE_PRESETS)}")
     if not isinstance(seed, numbers.Integral):  # random.Random takes no numpy integer
         raise Gen3cInputError(f"make_scene seed {seed!r} must be a whole number")
     return SCENE_PRESETS[name](_Rand(int(seed)))

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, note, shown_value
 from gen3c.models import configs
 
 #: Sampler name → (diffusers scheduler class name, its kwargs).
@@ -45,7 +45,7 @@ def make_scheduler(name: str, base_config: dict[str, Any] | None = None):
     import diffusers
 
     if name not in SAMPLERS:
-        raise Gen3cInputError(f"unknown sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+        raise Gen3cInputError(f"unknown sampler {shown_value(name)}: use one of {', '.join(SAMPLERS)}")
     cls_name, kwargs = SAMPLERS[name]
     cls = getattr(diffusers, cls_name)
     kwargs = dict(kwargs)

@@ -43,7 +43,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE, MAX_FRAMES
-from gen3c.errors import Gen3cInputError, note, spelled
+from gen3c.errors import Gen3cInputError, note, shown_value, spelled
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
@@ -56,14 +56,14 @@ T = TypeVar("T")
 
 def check_preset(trajectory: str, camera_rotation: str) -> None:
     if trajectory not in PRESETS:
-        raise Gen3cInputError(f"unknown trajectory {trajectory!r}: choose one of {', '.join(PRESETS)} or pass a camera file")
+        raise Gen3cInputError(f"unknown trajectory {shown_value(trajectory)}: choose one of {', '.join(PRESETS)} or pass a camera file")
     if camera_rotation not in ROTATION_MODES:
-        raise Gen3cInputError(f"unknown camera_rotation {camera_rotation!r}: choose one of {', '.join(ROTATION_MODES)}")
+        raise Gen3cInputError(f"unknown camera_rotation {shown_value(camera_rotation)}: choose one of {', '.join(ROTATION_MODES)}")
 
 
 def _check_num_frames(num_frames: object) -> int:
     if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
-        raise Gen3cInputError(f"num_frames must be a whole number ≥ 1, got {num_frames!r}")
+        raise Gen3cInputError(f"num_frames must be a whole number ≥ 1, got {shown_value(num_frames)}")
     if num_frames > MAX_FRAMES:  # was torch's "can't allocate memory" for the path's frame times
         raise Gen3cInputError(f"num_frames {num_frames} is more than a run may ask for: pass a count between 1 and {MAX_FRAMES}")
     return int(num_frames)
@@ -101,11 +101,11 @@ def preset_offsets(trajectory: str, num_frames: int, distance: float, center_dep
         (n, 3) float64 offsets.
     """
     if trajectory not in PRESETS:
-        raise Gen3cInputError(f"unknown trajectory {trajectory!r}: choose one of {', '.join(PRESETS)}")
+        raise Gen3cInputError(f"unknown trajectory {shown_value(trajectory)}: choose one of {', '.join(PRESETS)}")
     _check_num_frames(num_frames)
     distance, center_depth = (_finite(v, name) for name, v in (("movement distance", distance), ("centre depth", center_depth)))
     if center_depth <= 0:
-        raise Gen3cInputError(f"the centre depth {center_depth!r} must be > 0: it is the look-at depth in front of the camera (GEN3C: 1)")
+        raise Gen3cInputError(f"the centre depth {shown_value(center_depth)} must be > 0: it is the look-at depth in front of the camera (GEN3C: 1)")
     n = int(num_frames)
     i = torch.arange(n, dtype=torch.float64)
     p = torch.zeros(n, 3, dtype=torch.float64)
@@ -273,9 +273,9 @@ def center_depth_for(trajectory_scale: str, median_depth: float | None, depth_ki
         Gen3cInputError: the path is to be scaled by the median depth and there is none.
     """
     if trajectory_scale not in TRAJECTORY_SCALES:
-        raise Gen3cInputError(f"unknown trajectory_scale {trajectory_scale!r}: choose one of {', '.join(TRAJECTORY_SCALES)}")
+        raise Gen3cInputError(f"unknown trajectory_scale {shown_value(trajectory_scale)}: choose one of {', '.join(TRAJECTORY_SCALES)}")
     if depth_kind not in DEPTH_KINDS:
-        raise Gen3cInputError(f"unknown depth_kind {depth_kind!r}: choose one of {', '.join(DEPTH_KINDS)}")
+        raise Gen3cInputError(f"unknown depth_kind {shown_value(depth_kind)}: choose one of {', '.join(DEPTH_KINDS)}")
     mode = trajectory_scale
     if mode == "auto":
         mode = "gen3c" if depth_kind == "relative" else "median_depth"

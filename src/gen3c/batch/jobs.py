@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gen3c.batch.manifest import OUTPUT_FILES, Job
-from gen3c.errors import Gen3cInputError, collect_notes, first_line, spelled_notes
+from gen3c.errors import Gen3cInputError, collect_notes, first_line, quoted_path, spelled_notes
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import json_kind
@@ -107,7 +107,7 @@ def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dic
 
 def cannot_write(path: Path, exc: OSError) -> BatchStopped:
     return BatchStopped(
-        f"gen3c batch stopped: cannot write {str(path)!r} ({exc.strerror or exc}): free space on that disk or fix "
+        f"gen3c batch stopped: cannot write {quoted_path(path)} ({exc.strerror or exc}): free space on that disk or fix "
         "the folder's permissions, then run the same command again"
     )
 

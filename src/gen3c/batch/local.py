@@ -26,7 +26,7 @@ from pathlib import Path
 
 from gen3c.batch.jobs import BatchStopped, GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
-from gen3c.errors import Gen3cInputError, terminate_like_ctrl_c
+from gen3c.errors import Gen3cInputError, quoted_path, terminate_like_ctrl_c
 
 #: Seconds the workers of an interrupted batch get to end by themselves before it sends them SIGTERM.
 STOP_GRACE_S = 2.0
@@ -49,7 +49,7 @@ def _unguarded_script_error(workers: int) -> Gen3cInputError:
 
     script = getattr(sys.modules["__main__"], "__file__", None) or "the calling script"
     return Gen3cInputError(
-        f"run_batch(workers={workers}) runs at the top level of {script!r}, which every worker process runs again as it starts "
+        f"run_batch(workers={workers}) runs at the top level of {quoted_path(script)}, which every worker process runs again as it starts "
         '(multiprocessing\'s spawn): call it under `if __name__ == "__main__":` (or use one worker, or `gen3c batch`)'
     )
 

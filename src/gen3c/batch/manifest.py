@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value, note, quoted, spelled_notes
+from gen3c.errors import Gen3cInputError, describe_value, note, quoted_path, spelled_notes
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import json_kind, loads_json
 from gen3c.io.paths import exists, one_file_key, one_file_note, refuse_special_file
@@ -137,23 +137,23 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     p = Path(path)
     kind = MANIFEST_FORMATS.get(p.suffix.lower())
     if kind is None:
-        raise Gen3cInputError(f"manifest {str(p)!r} must end in .jsonl or .csv (one job per line or row), or be a run record NAME_run.json")
+        raise Gen3cInputError(f"manifest {quoted_path(p)} must end in .jsonl or .csv (one job per line or row), or be a run record NAME_run.json")
     refuse_special_file(p, "manifest")
     try:
         data = p.read_bytes()
     except FileNotFoundError:
-        raise Gen3cInputError(f"manifest {str(p)!r} does not exist: check the path") from None
+        raise Gen3cInputError(f"manifest {quoted_path(p)} does not exist: check the path") from None
     except IsADirectoryError:
-        raise Gen3cInputError(f"manifest {str(p)!r} is a folder: pass the manifest file in it") from None
+        raise Gen3cInputError(f"manifest {quoted_path(p)} is a folder: pass the manifest file in it") from None
     except OSError as exc:
-        raise Gen3cInputError(f"manifest {str(p)!r} cannot be read ({exc}): write it as UTF-8 text") from None
+        raise Gen3cInputError(f"manifest {quoted_path(p)} cannot be read ({exc}): write it as UTF-8 text") from None
     # (a byte order mark, UTF-16 as PowerShell 5's `>` writes it, CRLF line ends: gen3c.io.text)
-    text = user_text(data, f"manifest {str(p)!r}", "pass a .jsonl or .csv manifest (one job per line or row)", "a manifest")
+    text = user_text(data, f"manifest {quoted_path(p)}", "pass a .jsonl or .csv manifest (one job per line or row)", "a manifest")
     problems: list[tuple[int, str]] = []  # (line, message) of every mistake found
     rows = {"jsonl": _jsonl_rows, "csv": _csv_rows, "record": _record_rows}[kind](text, p, problems)
     if not rows and not problems:
         raise Gen3cInputError(
-            f"manifest {str(p)!r} lists no jobs: add one JSON object per line (or CSV rows under a header)"
+            f"manifest {quoted_path(p)} lists no jobs: add one JSON object per line (or CSV rows under a header)"
         )
     # A record's paths are absolute; one written before they were names them as typed where the run started.
     base = Path.cwd() if kind == "record" else p.resolve().parent
@@ -166,23 +166,23 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
             job = make_job(row, line, index, base, str(p), relocatable=kind != "record")
             job = dataclasses.replace(job, manifest=str(p.resolve()))
             if kind != "record":  # (a record's name is the one its run wrote here)
-                _refuse_unportable_name(job.name, f"manifest {str(p)!r} line {line}")
+                _refuse_unportable_name(job.name, f"manifest {quoted_path(p)} line {line}")
             if job.settings.get("trust_checkpoint") and not trust_checkpoint:
                 raise Gen3cInputError(
-                    f"manifest {str(p)!r} line {line}: trust_checkpoint lets a legacy .pt input be unpickled, which can run code, "
+                    f"manifest {quoted_path(p)} line {line}: trust_checkpoint lets a legacy .pt input be unpickled, which can run code, "
                     "and a manifest cannot grant that itself: if you trust this row's inputs, pass --trust_checkpoint to gen3c batch"
                 )
             if check_inputs:
-                check_job_inputs(job, f"manifest {str(p)!r} line {line}", "the current folder" if kind == "record" else "the manifest's folder")
+                check_job_inputs(job, f"manifest {quoted_path(p)} line {line}", "the current folder" if kind == "record" else "the manifest's folder")
         except Gen3cInputError as exc:
             problems.append((line, str(exc)))
             continue
         except OSError as exc:  # checking a path no file can have (a name too long for the file system)
-            shown = quoted(exc.filename if exc.filename is not None else "", 60)
-            problems.append((line, f"manifest {str(p)!r} line {line}: path {shown} cannot be used ({exc.strerror or exc}): fix it"))
+            shown = quoted_path(exc.filename if exc.filename is not None else "", 60)
+            problems.append((line, f"manifest {quoted_path(p)} line {line}: path {shown} cannot be used ({exc.strerror or exc}): fix it"))
             continue
         if job.name in seen:
-            problems.append((line, f"manifest {str(p)!r} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"))
+            problems.append((line, f"manifest {quoted_path(p)} line {line}: name {job.name!r} is already used on line {seen[job.name]}: names must be unique"))
             continue
         seen[job.name] = line
         clash = None
@@ -191,7 +191,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
             if other is not job and clash is None:
                 theirs, mine = pattern.format(other.name), pattern.format(job.name)
                 also = "" if theirs == mine else f" ({one_file_note(mine, theirs)})"
-                clash = (f"manifest {str(p)!r} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
+                clash = (f"manifest {quoted_path(p)} line {line}: name {job.name!r} writes {pattern.format(job.name)}, which job "
                          f"{other.name!r} (line {other.line}) writes too{also}: rename one of them")  # fmt: skip
         if clash:
             problems.append((line, clash))
@@ -228,7 +228,7 @@ def check_no_input_replaced(jobs: list[Job], writing: list[Job], folder: Path) -
                 other, file = hit
                 also = "" if file == path.name else f" ({one_file_note(path.name, file)})"
                 raise Gen3cInputError(
-                    f"manifest {job.manifest!r} line {job.line}: {key} {str(value)!r} is a file that job {other.name!r} "
+                    f"manifest {quoted_path(job.manifest)} line {job.line}: {key} {quoted_path(value)} is a file that job {other.name!r} "
                     f"(line {other.line}) writes{also} into the output folder, replacing it: pass another --output_folder, "
                     "or move that file"
                 )
@@ -244,10 +244,10 @@ def _all_problems(problems: list[tuple[int, str]], p: Path) -> str:
     problems = sorted(problems, key=lambda item: item[0])
     if len(problems) == 1:
         return problems[0][1]
-    prefix = f"manifest {str(p)!r} "
+    prefix = f"manifest {quoted_path(p)} "
     listed = [message.removeprefix(prefix) for _, message in problems[:MAX_LISTED_PROBLEMS]]
     more = len(problems) - len(listed)
-    return (f"manifest {str(p)!r} has {len(problems)} mistakes, so no job ran: " + "; ".join(listed)
+    return (f"manifest {quoted_path(p)} has {len(problems)} mistakes, so no job ran: " + "; ".join(listed)
             + (f"; … and {more} more" if more else ""))  # fmt: skip
 
 
@@ -264,13 +264,13 @@ def check_job_inputs(job: Job, where: str, base: str = "the manifest's folder") 
         if key in PATH_FIELDS or not may_name_no_path(key, value):
             if key != "cache_dir" and not exists(value):  # a cache folder is made when needed
                 raise Gen3cInputError(
-                    f"{where}: {key} {quoted(value)} does not exist: fix the path (a relative one starts at {base})"
+                    f"{where}: {key} {quoted_path(value)} does not exist: fix the path (a relative one starts at {base})"
                 )
         elif not Path(value).expanduser().is_absolute() and _taken_from_here(key, value):
             # Not beside the manifest (resolve_paths would have taken it), so kept as a name or hub
             # id; yet the run would read this file or folder of the current folder instead.
             raise Gen3cInputError(
-                f"{where}: {key} {quoted(value)} is not in the manifest's folder, but is in the current folder ({str(Path.cwd())!r}), "
+                f"{where}: {key} {quoted_path(value)} is not in the manifest's folder, but is in the current folder ({quoted_path(Path.cwd())}), "
                 "which a manifest's relative paths do not start from: give its path from the manifest's folder, or an absolute one"
             )
     try:
@@ -314,19 +314,19 @@ def _jsonl_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tup
         if not stripped or stripped.startswith("#"):  # blank lines and comments
             continue
         try:
-            row = loads_json(stripped, f"manifest {str(p)!r} line {line}", "row of settings", "write one flat object per line",
+            row = loads_json(stripped, f"manifest {quoted_path(p)} line {line}", "row of settings", "write one flat object per line",
                              object_pairs_hook=_once_each)  # fmt: skip
         except Gen3cInputError as exc:
             problems.append((line, str(exc)))
             continue
         except _RepeatedKey as exc:  # json keeps the last silently; a CSV's repeated column is refused too
-            problems.append((line, f"manifest {str(p)!r} line {line}: {exc.args[0]!r} appears twice in the row: keep one"))
+            problems.append((line, f"manifest {quoted_path(p)} line {line}: {exc.args[0]!r} appears twice in the row: keep one"))
             continue
         except json.JSONDecodeError as exc:
-            problems.append((line, f"manifest {str(p)!r} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
+            problems.append((line, f"manifest {quoted_path(p)} line {line} is not JSON ({exc.msg} at column {exc.colno}): write one object per line"))
             continue
         if not isinstance(row, dict):
-            problems.append((line, f"manifest {str(p)!r} line {line} must be a JSON object of settings ({{\"name\": …, …}}), not {json_kind(row)}"))
+            problems.append((line, f"manifest {quoted_path(p)} line {line} must be a JSON object of settings ({{\"name\": …, …}}), not {json_kind(row)}"))
             continue
         rows.append((line, row))
     return rows
@@ -351,30 +351,30 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
     the job it records: its settings under its name (``video_save_name``), without the folder it
     wrote to (the batch's) and what the run found and wrote (:data:`RECORD_KEYS`)."""
     try:
-        record = loads_json(text, f"run record {str(p)!r}", "run record", "pass the NAME_run.json that gen3c wrote")
+        record = loads_json(text, f"run record {quoted_path(p)}", "run record", "pass the NAME_run.json that gen3c wrote")
     except json.JSONDecodeError as exc:
-        raise Gen3cInputError(f"manifest {str(p)!r} is not JSON ({exc.msg} at line {exc.lineno}): pass a run record NAME_run.json") from None
+        raise Gen3cInputError(f"manifest {quoted_path(p)} is not JSON ({exc.msg} at line {exc.lineno}): pass a run record NAME_run.json") from None
     if not isinstance(record, dict) or not isinstance(record.get("outputs"), dict) or "video_save_name" not in record:
         if isinstance(record, dict) and ("camera_path" in record or isinstance(record.get("frames"), list)):
             # NAME_cameras.json, a camera_path.json or transforms.json: a path to replay, not a run to repeat
             raise Gen3cInputError(
-                f"manifest {str(p)!r} is a camera file, not a run record: replay it with gen3c generate --camera_file {str(p)!r}, "
+                f"manifest {quoted_path(p)} is a camera file, not a run record: replay it with gen3c generate --camera_file {quoted_path(p)}, "
                 "or pass the run's NAME_run.json"
             )
         if isinstance(record, list):  # jobs as one JSON array
             raise Gen3cInputError(
-                f"manifest {str(p)!r} is a JSON list: a manifest of jobs is JSONL, one JSON object per line, in a .jsonl file "
+                f"manifest {quoted_path(p)} is a JSON list: a manifest of jobs is JSONL, one JSON object per line, in a .jsonl file "
                 "(or pass a run record NAME_run.json)"
             )
         raise Gen3cInputError(
-            f"manifest {str(p)!r} is no run record (a NAME_run.json that gen3c generate, demo or the GUI writes, listing its outputs): "
+            f"manifest {quoted_path(p)} is no run record (a NAME_run.json that gen3c generate, demo or the GUI writes, listing its outputs): "
             "pass one, or a .jsonl / .csv manifest"
         )
     in_memory = record.get("in_memory_inputs")
     if in_memory:
         what = ", ".join(map(str, in_memory)) if isinstance(in_memory, dict) else "its inputs"
         raise Gen3cInputError(
-            f"run record {str(p)!r} cannot be run again: its inputs ({what}) were in memory (gen3c.generate() with arrays), "
+            f"run record {quoted_path(p)} cannot be run again: its inputs ({what}) were in memory (gen3c.generate() with arrays), "
             "not files: save them to files and pass their paths"
         )
     row = {"name": record["video_save_name"]}
@@ -386,7 +386,7 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
         now = input_digests(row)
         for key in sorted(set(recorded) & set(now)):
             if recorded[key] != now[key] and not counted_before(key, row[key], recorded[key]):
-                note(f"run record {str(p)!r}: {key} {str(row[key])!r} changed since that run (its sha256 is not the recorded one): "
+                note(f"run record {quoted_path(p)}: {key} {quoted_path(row[key])} changed since that run (its sha256 is not the recorded one): "
                      "the job reads it as it is now, so its video may differ")  # fmt: skip
     return [(1, row)]
 
@@ -401,18 +401,18 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
     if not reader.fieldnames:
         if above:  # comments only
             return []
-        raise Gen3cInputError(f"manifest {str(p)!r} has no header row: start the CSV with the setting names")
+        raise Gen3cInputError(f"manifest {quoted_path(p)} has no header row: start the CSV with the setting names")
     header = [key.strip() for key in reader.fieldnames]
     for key in header:  # no setting name holds one: a spreadsheet's export with another separator (Excel's ';' in many locales)
         sep = next((sep for sep in (";", "\t") if sep in key), None)
         if sep:
             raise Gen3cInputError(
-                f"manifest {str(p)!r} line {above + 1}: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
+                f"manifest {quoted_path(p)} line {above + 1}: header cell {key[:40]!r} holds {sep!r}: a CSV manifest's cells are separated by commas; "
                 "save it with ',' as the separator"
             )
     twice = sorted({key for key in header if key and header.count(key) > 1})
     if twice:  # DictReader would keep only the last of them
-        raise Gen3cInputError(f"manifest {str(p)!r} line {above + 1}: column {twice[0]!r} appears twice in the header: keep one")
+        raise Gen3cInputError(f"manifest {quoted_path(p)} line {above + 1}: column {twice[0]!r} appears twice in the header: keep one")
     # Columns with an empty header cell, keyed by their index: a spreadsheet's export of empty columns
     # past the table (",," ending every line); their cells must be empty.
     unnamed = [index for index, key in enumerate(header) if not key]
@@ -425,17 +425,17 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
         if lines[line - 1].lstrip().startswith("#"):  # a row commented out (its cells may be any number)
             continue
         if any(cell.strip() for cell in record.pop(None, None) or ()):  # (empty cells past the header end hold nothing)
-            problems.append((line, f"manifest {str(p)!r} line {line} has more cells than the header: quote cells holding commas"))
+            problems.append((line, f"manifest {quoted_path(p)} line {line} has more cells than the header: quote cells holding commas"))
             continue
         stray = next((index for index in unnamed if (record.get(index) or "").strip()), None)
         if stray is not None:
-            problems.append((line, f"manifest {str(p)!r} line {line}: cell {record[stray].strip()[:40]!r} is in column {stray + 1}, "
+            problems.append((line, f"manifest {quoted_path(p)} line {line}: cell {record[stray].strip()[:40]!r} is in column {stray + 1}, "
                                    "whose header cell is empty: write its setting's name in the header, or delete the cell"))  # fmt: skip
             continue
         for index in unnamed:
             record.pop(index, None)
         if any(value is None for value in record.values()) and any(record.values()):
-            problems.append((line, f"manifest {str(p)!r} line {line} has fewer cells than the header: leave a cell empty (,,) for a default"))
+            problems.append((line, f"manifest {quoted_path(p)} line {line} has fewer cells than the header: leave a cell empty (,,) for a default"))
             continue
         # Spaces around a cell (", left") are layout, not part of a path or a preset name.
         try:
@@ -451,7 +451,7 @@ def _csv_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tuple
 def _csv_value(key: str, text: str, p: Path, line: int) -> Any:
     """A CSV cell as the type its setting takes (CSV cells are all text)."""
     kind = _setting_type(key)
-    where = f"manifest {str(p)!r} line {line}: {key!r}"
+    where = f"manifest {quoted_path(p)} line {line}: {key!r}"
     try:
         if kind == "int":
             try:
@@ -511,7 +511,7 @@ def make_job(
     names the row's keys (:func:`row_spelling`), and so does a note. ``relocatable``: hash its
     paths inside ``base`` relative to it (:func:`_relative_paths`), so a folder moved with
     its manifest, inputs and outputs keeps its jobs."""
-    where = f"manifest {manifest!r} line {line}"
+    where = f"manifest {quoted_path(manifest)} line {line}"
     try:
         with spelled_notes(row_spelling):
             return _make_job(row, line, index, base, where, relocatable)

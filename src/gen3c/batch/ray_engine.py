@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gen3c.batch.jobs import GeneratorPool, JobOutcome, lost_job, run_job
 from gen3c.batch.manifest import Job
-from gen3c.errors import Gen3cInputError, first_few, first_line, note
+from gen3c.errors import Gen3cInputError, first_few, first_line, note, quoted_path
 
 
 class BatchActor:
@@ -190,5 +190,5 @@ def _remove_cut_short(ray, in_flight: dict, folder: Path) -> None:
     if left:
         shown = first_few(left)
         note(f"the Ray worker{'s' if len(left) > 1 else ''} of job{'s' if len(left) > 1 else ''} {shown} did not end within "
-             f"{STOP_GRACE_S:g} s, so {'their' if len(left) > 1 else 'its'} temporary files stay in {str(folder)!r} until the "
+             f"{STOP_GRACE_S:g} s, so {'their' if len(left) > 1 else 'its'} temporary files stay in {quoted_path(folder)} until the "
              "next gen3c batch into that folder removes them as it starts")  # fmt: skip

@@ -18,6 +18,7 @@ import csv
 import io
 import math
 import os
+import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -34,10 +35,12 @@ from gen3c.batch.jobs import (
     remove_cut_short,
     status_path,
 )
-from gen3c.batch.manifest import Job, check_no_input_replaced, load_manifest
-from gen3c.errors import Gen3cInputError, first_few, note
-from gen3c.io.atomic import ensure_writable_dir, write_text_atomic
+from gen3c.batch.manifest import OUTPUT_FILES, Job, check_no_input_replaced, load_manifest
+from gen3c.errors import Gen3cInputError, first_few, note, quoted_path
+from gen3c.io.atomic import ensure_writable_dir, replaced_spelling, write_text_atomic
+from gen3c.io.paths import one_file_key
 from gen3c.pipelines.request import GeneratorPool
+from gen3c.pipelines.resume import partial_dir
 from gen3c.progress import ProgressFactory
 
 SUMMARY_NAME = "batch_summary.csv"
@@ -113,6 +116,7 @@ def run_batch(
         output_folder or default_output_folder(manifest), "--output_folder"
     ).resolve()
     with batch_lock(folder):
+        _check_no_file_spelled_otherwise(jobs, folder)  # (before a status is read: it would be another's)
         # 2. Plan: skip verified jobs, hold back earlier failures unless asked to retry them
         outcomes: dict[str, JobOutcome] = {}
         to_run: list[Job] = []
@@ -193,6 +197,33 @@ def run_batch(
     return summary
 
 
+def _check_no_file_spelled_otherwise(jobs: list[Job], folder: Path) -> None:
+    """Refuse a batch of which a job's file (``NAME.mp4``, ``NAME_status.json``, …) is, to this file
+    system, one the folder holds under another spelling (:func:`~gen3c.io.atomic.replaced_spelling`):
+    on macOS and Windows job ``room`` after an earlier batch's job ``Room`` read ``Room_status.json``
+    as its own status (a finished ``Room`` could pass for it, a ``running`` one had the chunks of
+    ``Room.partial`` removed) and wrote its own over it. The folder is listed once; only a name
+    found in it in another spelling is asked of the file system."""
+    held: dict[str, set[str]] = {}  # one_file_key → the names of that key the folder holds, in NFC
+    try:
+        for entry in os.listdir(folder):
+            held.setdefault(one_file_key(entry), set()).add(unicodedata.normalize("NFC", entry))
+    except OSError:
+        return
+    for job in jobs:
+        for mine in (*(pattern.format(job.name) for pattern in OUTPUT_FILES), partial_dir(folder, job.name).name):  # (its kept chunks too)
+            names = held.get(one_file_key(mine), ())
+            if not names or unicodedata.normalize("NFC", mine) in names:  # none, or its own (as spelled)
+                continue
+            other = replaced_spelling(folder / mine)
+            if other is not None:
+                raise Gen3cInputError(
+                    f"manifest {quoted_path(job.manifest)} line {job.line}: job {job.name!r} would write {mine} over {other!r} in "
+                    f"{quoted_path(folder)}, the same file to this file system (it ignores case, as macOS and Windows do): rename "
+                    "the job or pass another --output_folder, or spell its name as that file's is, to replace it"
+                )
+
+
 def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None], folder: Path, digests: dict[str, str]) -> None:
     """Refuse to run jobs over the outputs of another manifest's jobs of the same names: two
     manifests of one file name share the default folder (``outputs/<manifest name>``), and their
@@ -229,13 +260,13 @@ def _check_not_another_manifests(jobs: list[Job], planned: dict[str, dict | None
     default = (" (the default, outputs/<manifest name>, is one folder for manifests of one file name)"
                if any(Path(other).name == Path(jobs[0].manifest).name for other in theirs) else "")  # fmt: skip
     if len(theirs) == 1:
-        held = f"job{'s' if several else ''} {first_few(names)} of another manifest, {next(iter(theirs))!r},"
+        held = f"job{'s' if several else ''} {first_few(names)} of another manifest, {quoted_path(next(iter(theirs)))},"
     else:  # every other manifest named (the first 3), not only the first
-        each = [f"{first_few(mine)} of {other!r}" for other, mine in list(theirs.items())[:3]]
+        each = [f"{first_few(mine)} of {quoted_path(other)}" for other, mine in list(theirs.items())[:3]]
         more = f"; and jobs of {len(theirs) - 3} more" if len(theirs) > 3 else ""
         held = f"jobs of {len(theirs)} other manifests: {'; '.join(each)}{more},"
     raise Gen3cInputError(
-        f"{str(folder)!r} holds the outputs of {held} which this manifest's jobs of those names would overwrite: pass another "
+        f"{quoted_path(folder)} holds the outputs of {held} which this manifest's jobs of those names would overwrite: pass another "
         f"--output_folder{default}, or delete {whose} {files} there to replace {'their' if several else 'its'} outputs"
     )
 
@@ -378,10 +409,10 @@ def batch_lock(folder: Path):
         except BlockingIOError:
             fh.seek(0)
             raise Gen3cInputError(
-                f"another gen3c batch (pid {fh.read().strip() or '?'}) is writing into {str(folder)!r}: wait for it or choose another --output_folder"
+                f"another gen3c batch (pid {fh.read().strip() or '?'}) is writing into {quoted_path(folder)}: wait for it or choose another --output_folder"
             ) from None
         except OSError as exc:  # a file system without flock (Lustre mounted without it, NFS without a lock daemon)
-            note(f"{str(folder)!r} cannot be locked ({exc.strerror or exc}), so a second gen3c batch writing into it "
+            note(f"{quoted_path(folder)} cannot be locked ({exc.strerror or exc}), so a second gen3c batch writing into it "
                  "at the same time would not be refused: run one batch at a time into this --output_folder")  # fmt: skip
             yield
             return

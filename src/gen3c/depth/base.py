@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
-from gen3c.errors import Gen3cInputError, Gen3cModelError, describe_value, note
+from gen3c.errors import Gen3cInputError, Gen3cModelError, describe_value, note, shown_value
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import image_to_uint8, resize_nearest
 from gen3c.summary import dataclass_repr
@@ -219,7 +219,7 @@ def estimate_size(size: Any) -> tuple[int, int]:
             except TypeError:
                 sides.append(-1)
     if len(sides) != 2 or min(sides) <= 0:
-        raise Gen3cInputError(f"depth estimate size {size!r} must be (H, W), two whole numbers > 0, e.g. (704, 1280)")
+        raise Gen3cInputError(f"depth estimate size {shown_value(size)} must be (H, W), two whole numbers > 0, e.g. (704, 1280)")
     return (sides[0], sides[1])
 
 

@@ -46,7 +46,7 @@ from gen3c.depth.base import (
 )
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES, HUB_ID
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted_path
 from gen3c.io.paths import exists, is_dir, is_file
 
 #: ``model_type`` → family handled here.
@@ -73,7 +73,7 @@ def _hub_options(name_or_path: str) -> dict[str, Any]:
     reason = hub_offline_reason()
     if reason is not None:
         raise Gen3cModelError(
-            f"depth model {quoted(name_or_path)} is not in the local Hugging Face cache and {reason}: download it on a machine with internet (save_pretrained folder) and pass its path"
+            f"depth model {quoted_path(name_or_path)} is not in the local Hugging Face cache and {reason}: download it on a machine with internet (save_pretrained folder) and pass its path"
         )
     return {}
 
@@ -120,7 +120,7 @@ def not_a_depth_model(name: str) -> Gen3cModelError | None:
         what = f"a diffusers {config['_class_name']} folder (its config.json has _class_name, no model_type)"
     else:
         what = "a folder whose config.json has no model_type"
-    return Gen3cModelError(f"depth estimator {quoted(name)} is {what}, not a transformers depth model: --depth_estimator takes {ESTIMATOR_CHOICES}")
+    return Gen3cModelError(f"depth estimator {quoted_path(name)} is {what}, not a transformers depth model: --depth_estimator takes {ESTIMATOR_CHOICES}")
 
 
 def _cached_snapshot(name: str) -> Path | None:
@@ -169,7 +169,7 @@ def _load_cached_or_download(transformers: Any, name_or_path: str, dtype: torch.
     reason = hub_offline_reason()
     if reason is not None:
         raise Gen3cModelError(
-            f"depth model {quoted(name_or_path)} is only partly in the local Hugging Face cache ({type(cached_error).__name__}: "
+            f"depth model {quoted_path(name_or_path)} is only partly in the local Hugging Face cache ({type(cached_error).__name__}: "
             f"{first_line(cached_error, 120)}) and {reason}: run once with the hub reachable to finish the download, "
             "or download it on a machine with internet (save_pretrained folder) and pass its path"
         )
@@ -204,7 +204,7 @@ def _all_weights_loaded(name_or_path: str, model: Any, info: dict[str, Any]) -> 
     total = len(model.state_dict())
     where = "its folder's weights" if exists(name_or_path) else "its download"
     raise Gen3cModelError(
-        f"depth model {quoted(name_or_path)} lacks {len(missing)} of the {total} weights of its {type(model).__name__} "
+        f"depth model {quoted_path(name_or_path)} lacks {len(missing)} of the {total} weights of its {type(model).__name__} "
         f"(e.g. {missing[0]!r}), which would be random, its depth made up: {where} are another model's or incomplete; "
         "save it again with save_pretrained, or download it again"
     )
@@ -222,13 +222,13 @@ def _load_error(name_or_path: str, exc: Exception) -> Gen3cModelError:
         lacks += [] if any(is_file(folder / file) for file in WEIGHT_FILES) else ["its weights (model.safetensors)"]
         if lacks:  # transformers' own words for it are long, cut short mid-sentence here
             return Gen3cModelError(
-                f"depth model {quoted(name_or_path)} lacks {' and '.join(lacks)}: save the model and its image processor "
+                f"depth model {quoted_path(name_or_path)} lacks {' and '.join(lacks)}: save the model and its image processor "
                 "into the folder with save_pretrained, or download it again"
             )
         fix = "check that the folder holds config.json, preprocessor_config.json and the weights (save_pretrained layout)"
     else:
         fix = "check the hub id and the network, or pass a local folder"
-    return Gen3cModelError(f"cannot load depth model {quoted(name_or_path)} ({type(exc).__name__}: {reason}): {fix}")
+    return Gen3cModelError(f"cannot load depth model {quoted_path(name_or_path)} ({type(exc).__name__}: {reason}): {fix}")
 
 
 class TransformersDepthEstimator:
@@ -256,7 +256,7 @@ class TransformersDepthEstimator:
         self.model_type = read_model_type(name_or_path, **options)
         if self.model_type not in SUPPORTED_MODEL_TYPES:
             raise Gen3cModelError(
-                f"depth model {quoted(name_or_path)} is a {self.model_type!r} model: supported are MoGe and {', '.join(SUPPORTED_MODEL_TYPES)}"
+                f"depth model {quoted_path(name_or_path)} is a {self.model_type!r} model: supported are MoGe and {', '.join(SUPPORTED_MODEL_TYPES)}"
             )
         self.processor, model = _load_cached_or_download(transformers, name_or_path, dtype, options)
         self.model = model.to(device).eval()

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from urllib.parse import urlparse
 
-from gen3c.errors import Gen3cModelError, first_line, quoted
+from gen3c.errors import Gen3cModelError, first_line, quoted_path
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -40,7 +40,7 @@ def hub_file(repo_id: str, filename: str, what: str) -> Path:
     """
     from gen3c.dependencies import require
 
-    hf_hub_download = require("huggingface_hub", f"downloading {what} {quoted(repo_id)}", extra="depth").hf_hub_download
+    hf_hub_download = require("huggingface_hub", f"downloading {what} {quoted_path(repo_id)}", extra="depth").hf_hub_download
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename, local_files_only=True))
     except Exception:  # not cached: download below
@@ -48,12 +48,12 @@ def hub_file(repo_id: str, filename: str, what: str) -> Path:
     reason = hub_offline_reason()
     if reason is not None:
         raise Gen3cModelError(
-            f"{what} {quoted(repo_id)} is not in the local Hugging Face cache and {reason}: download {filename} on a machine with internet and pass its path"
+            f"{what} {quoted_path(repo_id)} is not in the local Hugging Face cache and {reason}: download {filename} on a machine with internet and pass its path"
         )
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename))
     except Exception as exc:
         text = first_line(exc, 160)
         raise Gen3cModelError(
-            f"could not download {filename} of {what} {quoted(repo_id)} ({type(exc).__name__}: {text}): check the id and the network, or pass a local path"
+            f"could not download {filename} of {what} {quoted_path(repo_id)} ({type(exc).__name__}: {text}): check the id and the network, or pass a local path"
         ) from None

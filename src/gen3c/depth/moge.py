@@ -49,7 +49,14 @@ from gen3c.depth.base import (
 )
 from gen3c.depth.hub import hub_file
 from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
-from gen3c.errors import Gen3cInputError, Gen3cModelError, describe_value, first_line, note, quoted
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cModelError,
+    describe_value,
+    first_line,
+    note,
+    quoted_path,
+)
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
 from gen3c.io.images import image_to_uint8
 from gen3c.io.paths import expand_home, is_dir, is_file, looks_like_path
@@ -786,15 +793,15 @@ def resolve_moge_checkpoint(name_or_path: str) -> Path:
     if is_dir(p):
         if is_file(p / MOGE_CHECKPOINT_NAME):
             return p / MOGE_CHECKPOINT_NAME
-        raise Gen3cModelError(f"MoGe folder {quoted(p)} has no {MOGE_CHECKPOINT_NAME}: download it from huggingface.co/{MOGE_DEFAULT_REPO}")
+        raise Gen3cModelError(f"MoGe folder {quoted_path(p)} has no {MOGE_CHECKPOINT_NAME}: download it from huggingface.co/{MOGE_DEFAULT_REPO}")
     if looks_like_path(name_or_path) or name_or_path.count("/") != 1:  # "checkpoints/model.pt": a file, not a hub id
-        raise Gen3cModelError(f"MoGe checkpoint {quoted(name_or_path)} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
+        raise Gen3cModelError(f"MoGe checkpoint {quoted_path(name_or_path)} does not exist: pass a model.pt file or a hub id like {MOGE_DEFAULT_REPO}")
     return hub_file(name_or_path, MOGE_CHECKPOINT_NAME, "MoGe")
 
 
 def load_checkpoint(path: Path, what: str = "MoGe checkpoint") -> dict[str, Any]:
     """``torch.load(path, weights_only=True)`` with one-line errors; never full unpickling."""
-    name = f"{what} {str(path)!r}"
+    name = f"{what} {quoted_path(path)}"
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -887,7 +894,7 @@ class MoGeEstimator:
         self.use_fp16 = torch.device(device).type == "cuda" if use_fp16 is None else use_fp16
         path = resolve_moge_checkpoint(name_or_path)
         checkpoint = load_checkpoint(path)
-        where = f"MoGe checkpoint {str(path)!r}"
+        where = f"MoGe checkpoint {quoted_path(path)}"
         check_moge_layout(checkpoint, where)  # before either back end reads it
         v2 = is_moge_v2_checkpoint(checkpoint)
         official = _official_moge_class(2 if v2 else 1) if backend in ("auto", "official") or v2 else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 
-from gen3c.errors import Gen3cInputError, quoted
+from gen3c.errors import Gen3cInputError, quoted, quoted_path
 from gen3c.io.paths import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES
 from gen3c.io.paths import exists, looks_like_path
 
@@ -52,7 +52,7 @@ def check_estimator_name(name: str, what: str = "depth estimator") -> None:
     if not name:
         raise Gen3cInputError(f"{what} is empty: {choices}")
     if path:
-        raise Gen3cInputError(f"{what} path {quoted(name, 200)} does not exist: check the path, or {choices}")
+        raise Gen3cInputError(f"{what} path {quoted_path(name)} does not exist: check the path, or {choices}")
     close = difflib.get_close_matches(name.lower(), ESTIMATOR_NAMES, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise Gen3cInputError(f"{what} {quoted(name, 200)} is unknown{hint}: {choices}")

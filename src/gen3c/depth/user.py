@@ -28,7 +28,7 @@ from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, fov_from_focal, resize_intrinsics
 from gen3c.depth.base import DEPTH_KINDS, INTRINSICS_SOURCES, DepthEstimate, camera_for, resize_mask
-from gen3c.errors import Gen3cInputError, note
+from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth, median_scene_depth
 from gen3c.io.intrinsics import parse_intrinsics, recorded_size
 from gen3c.io.text import decode_text
@@ -152,18 +152,18 @@ def _recorded_mask(entry: object, sidecar: Path, size: tuple[int, int]) -> Tenso
     """
     from PIL import Image, UnidentifiedImageError
 
-    fix = f"export the depth again with gen3c depth, or delete the 'mask' entry of {str(sidecar)!r} to read it without one"
+    fix = f"export the depth again with gen3c depth, or delete the 'mask' entry of {quoted_path(sidecar)} to read it without one"
     if not isinstance(entry, str) or not entry or Path(entry).name != entry:
-        raise Gen3cInputError(f"depth record {str(sidecar)!r} names the mask {entry!r}, not a file beside it: {fix}")
+        raise Gen3cInputError(f"depth record {quoted_path(sidecar)} names the mask {quoted_path(entry)}, not a file beside it: {fix}")
     path = sidecar.with_name(entry)
     try:
         with Image.open(path) as im:
             mask = torch.from_numpy(np.asarray(im.convert("L")) > 127)
     except (OSError, UnidentifiedImageError, ValueError) as exc:
-        raise Gen3cInputError(f"mask {str(path)!r} of depth record {sidecar.name} cannot be read ({exc}): {fix}") from None
+        raise Gen3cInputError(f"mask {quoted_path(path)} of depth record {sidecar.name} cannot be read ({exc}): {fix}") from None
     if tuple(mask.shape) != tuple(size):
         raise Gen3cInputError(
-            f"mask {str(path)!r} is {mask.shape[0]}×{mask.shape[1]} but its depth is {size[0]}×{size[1]} (H×W): {fix}"
+            f"mask {quoted_path(path)} is {mask.shape[0]}×{mask.shape[1]} but its depth is {size[0]}×{size[1]} (H×W): {fix}"
         )
     return mask
 
@@ -195,7 +195,7 @@ def load_user_depth(
         camera_estimate: an estimator's output for the same image, whose intrinsics are used
             when the user gives none (else the recorded camera, else the default 60° FOV).
     """
-    name = f"depth file {str(path)!r}"
+    name = f"depth file {quoted_path(path)}"
     if kind is not None and kind not in DEPTH_KINDS:  # before the file is read (it was DepthEstimate's ValueError after)
         raise Gen3cInputError(f"depth kind {kind!r} for {name} is unknown: pass one of {', '.join(DEPTH_KINDS)}, or None for the recorded kind")
     raw = load_depth(path, png_scale)  # names the file itself: "depth file 'PATH'"

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw, ImageFont
 from rich.table import Table
 from torch import Tensor
 
-from gen3c.errors import Gen3cDependencyError, Gen3cInputError, counted
+from gen3c.errors import Gen3cDependencyError, Gen3cInputError, counted, quoted_path
 from gen3c.evaluation.metrics import nanmean
 from gen3c.evaluation.suite import (
     GROUND_TRUTH,
@@ -716,7 +716,7 @@ def check_output_names(folder: str | Path) -> None:
     folder = Path(folder)
     partial = folder / PARTIAL
     if partial.exists() and not partial.is_dir():
-        raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a file named {PARTIAL} where a stopped run keeps its "
+        raise Gen3cInputError(f"--output_folder {quoted_path(folder)} holds a file named {PARTIAL} where a stopped run keeps its "
                               "finished cases: move it away or choose another --output_folder")  # fmt: skip
     _check_names(folder)
     if partial.is_dir():  # (a stopped run's partial report is written there)
@@ -726,12 +726,12 @@ def check_output_names(folder: str | Path) -> None:
 def _check_names(folder: Path) -> None:
     sheets = folder / "contact_sheets"
     if sheets.exists() and not sheets.is_dir():
-        raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a file named contact_sheets where the contact sheets' "
+        raise Gen3cInputError(f"--output_folder {quoted_path(folder)} holds a file named contact_sheets where the contact sheets' "
                               "folder goes: move it away or choose another --output_folder")  # fmt: skip
     for name in _output_names():
         path = folder / name
         if path.exists() and not path.is_file():
-            raise Gen3cInputError(f"--output_folder {str(folder)!r} holds a folder (or other non-file) named {name} where the "
+            raise Gen3cInputError(f"--output_folder {quoted_path(folder)} holds a folder (or other non-file) named {name} where the "
                                   "report writes that file: move it away or choose another --output_folder")  # fmt: skip
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, counted, first_few, first_line, note
+from gen3c.errors import Gen3cInputError, counted, first_few, first_line, note, quoted_path
 from gen3c.evaluation.report import PARTIAL, json_safe, read_results
 from gen3c.evaluation.suite import (
     CONSISTENCY_SCORES,
@@ -198,12 +198,12 @@ def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
     try:
         stored = read_results(path)
     except (OSError, ValueError, RecursionError) as exc:
-        raise Gen3cInputError(f"--resume: {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
+        raise Gen3cInputError(f"--resume: {quoted_path(path)} cannot be read ({first_line(exc)}): {fix}") from None
     if not isinstance(stored, dict) or stored.get("complete") is not False or not isinstance(stored.get("cases"), list):
-        raise Gen3cInputError(f"--resume: {str(path)!r} is not a partial report of gen3c eval: {fix}")
+        raise Gen3cInputError(f"--resume: {quoted_path(path)} is not a partial report of gen3c eval: {fix}")
     if not isinstance(stored.get("fingerprint"), dict):
         raise Gen3cInputError(
-            f"--resume: {str(path)!r} was written by a gen3c that did not record what makes its numbers: "
+            f"--resume: {quoted_path(path)} was written by a gen3c that did not record what makes its numbers: "
             "run without --resume to run every case again"
         )
     changed = difference(stored["fingerprint"], current)
@@ -219,7 +219,7 @@ def read_partial(folder: Path, current: dict[str, Any]) -> dict[str, Any] | None
     if left_out:
         shown = first_few(left_out)
         raise Gen3cInputError(
-            f"--resume: {str(path)!r} holds finished cases this run's --scenes and --presets leave out ({shown}): "
+            f"--resume: {quoted_path(path)} holds finished cases this run's --scenes and --presets leave out ({shown}): "
             "add their scenes and presets, or run without --resume to run every case again"
         )
     return stored
@@ -238,7 +238,7 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
     says so and nothing is reused."""
     stored = read_partial(folder, current)
     if stored is None:
-        note(f"--resume: no partial report in {str(folder / PARTIAL)!r}; running every case")
+        note(f"--resume: no partial report in {quoted_path(folder / PARTIAL)}; running every case")
         return []
     path, fix = folder / PARTIAL / "results.json", "delete it, or run without --resume to run every case again"
     grid = {c.name: c for c in benchmark_cases(config)}
@@ -258,10 +258,10 @@ def load_partial(folder: Path, current: dict[str, Any], config: BenchmarkConfig)
             kept[case.name] = CaseResult(case, scores, _checked_seconds(entry.get("seconds"), current.get("rows", {})),
                                          float(entry["disoccluded_share"]), reused=True)  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
-            raise Gen3cInputError(f"--resume: case {case.name} of {str(path)!r} cannot be read ({first_line(exc)}): {fix}") from None
+            raise Gen3cInputError(f"--resume: case {case.name} of {quoted_path(path)} cannot be read ({first_line(exc)}): {fix}") from None
     if skipped:
         shown = first_few(skipped)
-        note(f"--resume: {counted(len(skipped), 'case')} of {str(path)!r} not reused, run again: {shown}")
+        note(f"--resume: {counted(len(skipped), 'case')} of {quoted_path(path)} not reused, run again: {shown}")
     return [kept[name] for name in grid if name in kept]
 
 

@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, Terminated, first_line, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, Terminated, first_line, quoted_path, raise_if_interrupted
 from gen3c.evaluation.report import (
     PARTIAL,
     check_output_names,
@@ -104,7 +104,7 @@ def report_folder_held(folder: str | Path):
         yield
         return
     busy = Gen3cInputError(
-        f"--output_folder {str(folder)!r} is being written by another `gen3c eval` or `gen3c train` still going: "
+        f"--output_folder {quoted_path(folder)} is being written by another `gen3c eval` or `gen3c train` still going: "
         "wait for it to end, or choose another --output_folder"
     )
     with try_flock(folder, held=busy):
@@ -177,10 +177,10 @@ def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, she
             _publish_files(files, build, folder / PARTIAL)
     except Exception as error:
         return f"the finished cases could not be kept ({type(error).__name__}: {first_line(error)})"
-    earlier = f" (an earlier complete report in {str(folder)!r} is left as it was)" if (folder / "report.md").is_file() else ""
+    earlier = f" (an earlier complete report in {quoted_path(folder)} is left as it was)" if (folder / "report.md").is_file() else ""
     return (
         f"the {counted(len(result.cases), 'finished case')} of {len(cases)} {'is' if len(result.cases) == 1 else 'are'} kept as a partial report in "
-        f"{str(folder / PARTIAL / 'report.md')!r}{earlier}"
+        f"{quoted_path(folder / PARTIAL / 'report.md')}{earlier}"
     )
 
 

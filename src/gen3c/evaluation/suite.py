@@ -26,7 +26,7 @@ from torch import Tensor
 
 from gen3c.cache import reliable_depth_mask
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, quoted
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
 from gen3c.models.memory import HostMemory
@@ -87,10 +87,10 @@ class BenchmarkConfig:
         """Raise :class:`Gen3cInputError` for settings the benchmark cannot run."""
         for scene in self.scenes:
             if scene not in SCENE_PRESETS:
-                raise Gen3cInputError(f"unknown scene {scene!r} in --scenes: choose from {', '.join(SCENES)}")
+                raise Gen3cInputError(f"unknown scene {quoted(scene, 40)} in --scenes: choose from {', '.join(SCENES)}")
         for preset in self.presets:
             if preset not in PRESETS:  # (check_preset's message offers a camera file, which the benchmark takes none of)
-                raise Gen3cInputError(f"unknown preset {preset!r} in --presets: choose from {', '.join(PRESETS)}")
+                raise Gen3cInputError(f"unknown preset {quoted(preset, 40)} in --presets: choose from {', '.join(PRESETS)}")
             check_preset(preset, self.camera_rotation)
         if not self.scenes or not self.presets:
             raise Gen3cInputError("the benchmark needs at least one scene and one preset")
@@ -315,7 +315,7 @@ def select_methods(
         names = list(known)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise Gen3cInputError(f"unknown method {unknown[0]!r} in --methods: choose from {', '.join(known)}")
+        raise Gen3cInputError(f"unknown method {quoted(unknown[0], 40)} in --methods: choose from {', '.join(known)}")
     methods = [known[n] for n in dict.fromkeys(names)]
     default_cache = "over GEN3C's default cache (bilinear splat, edge filter 0.05)"
     if generator is not None:

@@ -39,6 +39,7 @@ from gen3c.errors import (
     counted,
     first_line,
     quoted,
+    quoted_path,
     record_notes,
 )
 from gen3c.gui.state import (
@@ -159,6 +160,22 @@ def _pose_to_wxyz_position(w2c: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return matrix_to_quaternion(c2w[:3, :3]).numpy(), c2w[:3, 3].numpy()
 
 
+def _gizmo_pose(keyframe_id: int, wxyz, position) -> torch.Tensor:
+    """The w2c of keyframe ``keyframe_id``'s gizmo as a client sent it (rotation ``wxyz``,
+    ``position``); one that is no pose, as another client than the page may send (NaN, infinite,
+    a zero rotation, not 4 and 3 numbers), is one line naming the keyframe (the library's
+    "quaternion_to_matrix q has …" named none)."""
+    try:
+        q = np.asarray(wxyz, dtype=np.float64).reshape(4)
+        t = np.asarray(position, dtype=np.float64).reshape(3)
+    except (TypeError, ValueError):
+        raise Gen3cInputError(f"keyframe #{keyframe_id}'s gizmo sent no pose (a rotation w, x, y, z and a position x, y, z): drag it again") from None
+    if not (np.isfinite(q).all() and np.isfinite(t).all()) or float(np.linalg.norm(q)) < 1e-12:
+        shown = f"rotation ({', '.join(f'{v:g}' for v in q)}) and position ({', '.join(f'{v:g}' for v in t)})"
+        raise Gen3cInputError(f"keyframe #{keyframe_id}'s gizmo sent {shown}, no pose (a NaN, an infinite number or a zero rotation): drag it again")
+    return _wxyz_position_to_w2c(q, t)
+
+
 def _wxyz_position_to_w2c(wxyz, position) -> torch.Tensor:
     c2w = torch.eye(4, dtype=torch.float64)
     c2w[:3, :3] = quaternion_to_matrix(torch.as_tensor(np.asarray(wxyz), dtype=torch.float64))
@@ -180,7 +197,7 @@ def check_listen_address(host: str, port: int) -> None:
             sock.bind(address)
     except (OSError, UnicodeError) as exc:  # an unknown name, an address of another machine
         reason = getattr(exc, "strerror", None) or first_line(exc)
-        raise Gen3cInputError(f"--host {host!r} cannot be listened on here ({reason}): {fix}") from None
+        raise Gen3cInputError(f"--host {quoted(host, 100)} cannot be listened on here ({reason}): {fix}") from None
 
 
 class Gen3cApp:
@@ -498,6 +515,7 @@ class Gen3cApp:
         """``text`` (a library message) with the settings it names by CLI flag (``--movement_distance``)
         or by field (``movement_distance 1e40``) named by the page's control ("Distance")."""
         labels = {key: f'"{getattr(self, attr).label}"' for key, attr in SETTING_CONTROLS.items()}
+        text = text.replace("pass a smaller --resolution", "pick a smaller --resolution")  # (a dropdown: picked, as elsewhere on the page)
         text = re.sub(r"(?<![\w-])--([a-z]\w*)", lambda m: labels.get(m[1], m[0]), text)
         # A field name alone, where it has an underscore (a plain word such as "fps" may be just a word).
         return re.sub(r"(?<![\w/.'\"-])([a-z]+_\w+)\b(?![/.'\"])", lambda m: labels.get(m[1], m[0]), text)
@@ -737,7 +755,13 @@ class Gen3cApp:
         self._draw_path()
 
     def _on_gizmo(self, keyframe_id: int, event) -> None:
-        self.state.move_keyframe(keyframe_id, _wxyz_position_to_w2c(event.target.wxyz, event.target.position))
+        try:
+            self.state.move_keyframe(keyframe_id, _gizmo_pose(keyframe_id, event.target.wxyz, event.target.position))
+        except Gen3cInputError:
+            kept = next((kf for kf in self.state.keyframes if kf.id == keyframe_id), None)
+            if kept is not None:  # the gizmo shows the pose the keyframe kept, not the refused one
+                event.target.wxyz, event.target.position = _pose_to_wxyz_position(kept.w2c)
+            raise
         for nodes in self._keyframe_nodes.values():  # the other viewers' copies follow the drag
             node = nodes.get(keyframe_id)
             if node is not None and node is not event.target:
@@ -752,7 +776,7 @@ class Gen3cApp:
 
     def _on_import(self, event) -> None:
         file = event.target.value
-        self.state.import_camera_path(file.content, f"camera file {file.name!r}")
+        self.state.import_camera_path(file.content, f"camera file {quoted_path(file.name)}")
         self._sync_controls()
         self._draw_keyframes()
         if self.state.source is not None:
@@ -943,13 +967,14 @@ class Gen3cApp:
 
     def _on_generate(self, _event) -> None:
         self.jobs.check_idle()
-        request = self.state.build_request()
+        request = self.state.build_request()  # (its name held until the run ends, or released here where it does not start)
         started = False
         try:
             started = self._start_run(request)
         finally:
             if not started:  # (refused, or waiting for the generator: the press that starts it writes it again)
                 self.state.discard_path_file(request.camera_file)
+                self.state.release_output_name(request.video_save_name)
 
     def _start_run(self, request: GenerationRequest) -> bool:
         """Start the run of ``request`` (:meth:`GuiState.build_request`'s); False where it waits
@@ -1056,8 +1081,8 @@ class Gen3cApp:
         line): the flags its fix names (``--low_memory``, ``--max_gpu_memory``) set how the model
         loads, which no control of the page sets: they are given to ``gen3c gui`` when it starts.
         A run's other fix, the page's own, is a smaller size."""
-        if all(flag in SETTING_CONTROLS for flag in re.findall(r"(?<![\w-])--([a-z]\w*)", text)):
-            return text
+        if all(flag in SETTING_CONTROLS for flag in re.findall(r"(?<![\w-])--([a-z]\w*)", text)):  # a fix the page sets: where
+            return text.replace("pass a smaller --resolution", "pick a smaller --resolution (Input → 3D cache)")
         text += " (flags of gen3c gui: start it again with one)"
         return text if at_load else f'{text}, or pick a smaller "{self.resolution.label}" (Input → 3D cache)'
 

@@ -24,8 +24,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+import os
 import re
 import shutil
+import socket
 import threading
 import traceback
 import unicodedata
@@ -49,6 +51,7 @@ from gen3c.errors import (
     first_line,
     is_disk_full,
     quoted,
+    quoted_path,
     record_notes,
     unusable_path_error,
 )
@@ -96,6 +99,14 @@ PRESET_CHOICES = {"trajectory": PRESETS, "camera_rotation": ROTATION_MODES, "tra
 GRANT_TRUST = "run it with `gen3c generate --trust_checkpoint`"
 #: Uploads larger than this are refused (an image, a depth map or a camera file).
 MAX_UPLOAD_BYTES = 256 * 1024 * 1024
+#: The file ``outputs/NAME.running`` holds a run's name while it runs: made exclusively (a second
+#: ``gen3c gui`` on the same work folder, which sees no output of the run yet, takes the next number).
+RUNNING_SUFFIX = ".running"
+
+
+def running_marker(folder: str | Path, name: str) -> Path:
+    """The file that holds the run name ``name`` in the outputs ``folder`` while its run runs."""
+    return Path(folder) / f"{name}{RUNNING_SUFFIX}"
 
 
 class GenerationCancelled(Exception):
@@ -149,7 +160,7 @@ def page_run_note(note: str, camera_file: str | None, path_mode: str) -> str:
     (``camera_file``, which the user never chose) named as what made it (``path_mode``), and a
     keyframe path's jump onto it fixed with the page's "Add input camera" rather than by editing
     the file. Other notes are returned as they are."""
-    prefix = f"camera file {str(camera_file)!r}"
+    prefix = f"camera file {quoted_path(camera_file)}"
     subject = PATH_SUBJECTS.get(path_mode)
     if camera_file is None or subject is None or not note.startswith(prefix):
         return note
@@ -165,18 +176,19 @@ def _check_number(value: Any, what: str) -> None:
         raise Gen3cInputError(f"{what} {describe_value(value)} is not a number: enter one")
 
 
-def _keyframe_pose(w2c: Any) -> Tensor:
+def _keyframe_pose(w2c: Any, name: str = "keyframe pose") -> Tensor:
     """A keyframe's pose as a float64 (4, 4) copy, checked as a rigid transform whose numbers
     float32 (what cameras are rendered in) holds: one larger became inf in the path, refused
-    later as "Cameras.w2c contain NaN or infinite values" naming no keyframe."""
+    later as "Cameras.w2c contain NaN or infinite values" naming no keyframe. ``name``: the pose
+    in refusals ("keyframe #3's pose", where it is a keyframe's already)."""
     try:
         pose = torch.as_tensor(w2c, dtype=torch.float64).clone()
     except (TypeError, ValueError, RuntimeError):  # text, None, a ragged list
-        raise Gen3cInputError(f"keyframe pose {describe_value(w2c)} is no 4×4 matrix of numbers") from None
-    validate_poses(pose, "keyframe pose")
+        raise Gen3cInputError(f"{name} {describe_value(w2c)} is no 4×4 matrix of numbers") from None
+    validate_poses(pose, name)
     largest = float(pose.abs().max())
     if largest > torch.finfo(torch.float32).max:
-        raise Gen3cInputError(f"keyframe pose holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: move it nearer the scene")
+        raise Gen3cInputError(f"{name} holds {largest:g}, beyond float32's ±{torch.finfo(torch.float32).max:.3g}, the precision cameras are rendered in: move it nearer the scene")
     return pose
 
 
@@ -254,7 +266,7 @@ class GuiState:
         # The kind of the path alone: the page always sends a FOV, which a video input refuses, and
         # may hold a buffer noise, which one refuses too.
         if input_kind(dataclasses.replace(self._with_input(input_image_path=image_path), generator_options={})) != "image":
-            raise Gen3cInputError(f"{image_path!r} is a folder or .pt file, not an image: load it as a video input below")
+            raise Gen3cInputError(f"{quoted_path(image_path)} is a folder or .pt file, not an image: load it as a video input below")
         request = self._with_input(input_image_path=image_path, depth_path=depth_path or None, fov=fov,
                                    intrinsics=intrinsics or None, **depth_options)  # fmt: skip
         return self._load(request, "image", Path(image_path).name)
@@ -271,7 +283,7 @@ class GuiState:
             raise Gen3cInputError("no video input: give the path of a sample directory, a ViPE result or a multi-view .npz")
         where = expand_home(text, "video input")  # "~/…" as the request reads it (and a shell)
         if not exists(where):  # (or a name no file can have: too long, a NUL byte)
-            raise Gen3cInputError(f"video input {quoted(text)} does not exist: check the path")
+            raise Gen3cInputError(f"video input {quoted_path(text, 100)} does not exist: check the path")
         if text.lower().endswith(".npz"):
             fields = {"multiview_npz": text}
         elif is_vipe(where):
@@ -283,7 +295,7 @@ class GuiState:
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
         if kind == "image":
-            raise Gen3cInputError(f"{quoted(text)} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
+            raise Gen3cInputError(f"{quoted_path(text, 100)} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
     def load_demo(self) -> SourceView:
@@ -382,10 +394,10 @@ class GuiState:
         next free name (``photo_2.png``): the input loaded from the first, and the runs' records
         naming it, keep their file (the same file uploaded again keeps its name)."""
         if len(content) == 0:
-            raise Gen3cInputError(f"uploaded {kind} {name!r} is empty (0 bytes): choose another file")
+            raise Gen3cInputError(f"uploaded {kind} {quoted_path(name)} is empty (0 bytes): choose another file")
         if len(content) > MAX_UPLOAD_BYTES:
             raise Gen3cInputError(
-                f"uploaded {kind} {name!r} is {len(content) / 2**20:.0f} MiB, above the {MAX_UPLOAD_BYTES >> 20} MiB upload limit: pass a path on the server instead"
+                f"uploaded {kind} {quoted_path(name)} is {len(content) / 2**20:.0f} MiB, above the {MAX_UPLOAD_BYTES >> 20} MiB upload limit: pass a path on the server instead"
             )
         folder = self._work_folder("uploads", "keeps uploads")
         path = first = folder / _safe_name(name)
@@ -404,7 +416,7 @@ class GuiState:
         folder = self.work_dir / name
         if folder.is_symlink() and not folder.exists() or folder.exists() and not folder.is_dir():
             what = "a file" if folder.exists() else "a link to nothing"
-            raise Gen3cInputError(f"{quoted(str(folder), 200)} is {what}, where the GUI {does}: move or remove it")
+            raise Gen3cInputError(f"{quoted_path(str(folder))} is {what}, where the GUI {does}: move or remove it")
         return ensure_writable_dir(folder, f"the GUI's {name} folder") if make else folder
 
     def require_source(self) -> SourceView:
@@ -542,9 +554,18 @@ class GuiState:
         frame is that view's image (GEN3C conditions on it), so a path starting elsewhere jumps
         after it, and a view in the page can come near that camera but not onto it."""
         source = self.require_source()
+        pose = _keyframe_pose(source.w2c)
+        # A second press: the camera would hold still at the start (with even timing, for a whole
+        # step), where manual timing refused it as a time clash. Refused in both, saying so.
+        if self.keyframes and torch.allclose(self.keyframes[0].w2c, pose, rtol=0.0, atol=1e-6):
+            first = self.keyframes[0]
+            raise Gen3cInputError(
+                f"the path already starts at the input's camera (keyframe #{first.id} at {first.time:.2f} s): another keyframe "
+                "there would only hold the camera still"
+            )
         if not self.auto_time and any(kf.time < 1e-6 for kf in self.keyframes):
             raise Gen3cInputError("another keyframe is already at 0 s: give it a later time, or turn on even timing, to start the path at the input's camera")
-        kf = self.add_keyframe(source.w2c, 0.0)
+        kf = self.add_keyframe(pose, 0.0)
         self.reorder_keyframe(kf.id, 0)  # (sorted first already without even timing)
         return kf
 
@@ -566,8 +587,8 @@ class GuiState:
 
     def move_keyframe(self, keyframe_id: int, w2c: Tensor) -> None:
         """Give a keyframe a new pose (e.g. dragged with its gizmo)."""
-        w2c = _keyframe_pose(w2c)
-        self.keyframes[self.keyframe_index(keyframe_id)].w2c = w2c
+        keyframe = self.keyframes[self.keyframe_index(keyframe_id)]
+        keyframe.w2c = _keyframe_pose(w2c, f"keyframe #{keyframe_id}'s pose")
 
     def delete_keyframe(self, keyframe_id: int) -> None:
         del self.keyframes[self.keyframe_index(keyframe_id)]
@@ -751,9 +772,10 @@ class GuiState:
 
     def next_output_name(self) -> str:
         """The first ``gui_NNN`` no file in the outputs folder is named by (``NAME.mp4``,
-        ``NAME_run.json``, ``NAME.partial``, …): a run replaces the files of its name. Names are
-        compared as macOS and Windows take them (:func:`~gen3c.io.paths.one_file_key`): there
-        ``GUI_003.mp4`` is ``gui_003.mp4``, and a folder made on Linux may be copied there."""
+        ``NAME_run.json``, ``NAME.partial``, a running run's ``NAME.running``, …): a run replaces
+        the files of its name. Names are compared as macOS and Windows take them
+        (:func:`~gen3c.io.paths.one_file_key`): there ``GUI_003.mp4`` is ``gui_003.mp4``, and a
+        folder made on Linux may be copied there. :meth:`reserve_output_name` takes it."""
         from gen3c.io.paths import one_file_key
 
         folder = Path(self.request.video_save_folder)
@@ -764,14 +786,51 @@ class GuiState:
             k += 1
         return f"gui_{k:03d}"
 
+    def reserve_output_name(self) -> str:
+        """The next free ``gui_NNN`` (:meth:`next_output_name`), held for a run by creating
+        ``outputs/NAME.running`` exclusively until :meth:`release_output_name`: two ``gen3c gui``
+        sharing a work folder both found the same free number (a run's outputs are written as it
+        ends) and replaced each other's outputs; the one that finds the file made takes the next."""
+        folder = self._work_folder("outputs", "writes its videos")
+        for _ in range(1000):  # (each try another number: only as many as other servers reserve meanwhile)
+            name = self.next_output_name()
+            try:
+                fd = os.open(running_marker(folder, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                continue
+            except OSError as exc:
+                raise Gen3cInputError(f"the GUI's outputs folder {quoted_path(folder)} cannot be written ({exc.strerror or exc}): fix its permissions or free space on its disk") from None
+            with os.fdopen(fd, "w") as fh:  # (who holds it, for whoever lists the folder)
+                fh.write(f"a gen3c gui run, {socket.gethostname()} pid {os.getpid()}\n")
+            return name
+        raise Gen3cInputError(f"no free run name in {quoted_path(folder)}: another program keeps creating gui_NNN files there")
+
+    def release_output_name(self, name: str) -> None:
+        """End :meth:`reserve_output_name`'s hold on ``name`` where its run does not start (a
+        :class:`JobRunner` ends it as the run ends): a run that wrote its outputs keeps the name by
+        them, one that wrote none frees it."""
+        running_marker(self.work_dir / "outputs", name).unlink(missing_ok=True)
+
     def build_request(self, name: str | None = None) -> GenerationRequest:
         """The request for a run of the current settings and path. Custom paths are written to
         ``work_dir/paths`` (keyframes as the downloadable camera_path.json, an imported path as a
         gen3c cameras file) and passed as ``camera_file``, so the run reads them exactly like
-        ``gen3c generate --camera_file``."""
+        ``gen3c generate --camera_file``. Without ``name`` the run is named by
+        :meth:`reserve_output_name`, whose hold :class:`JobRunner` ends as the run ends, or the
+        caller (:meth:`release_output_name`) where it does not start it."""
         self.require_source()
         self._work_folder("outputs", "writes its videos", make=False)  # (the run would name it --video_save_folder, no control of the page)
-        name = name or self.next_output_name()
+        if name is not None:
+            return self._request_named(name)
+        name = self.reserve_output_name()
+        try:
+            return self._request_named(name)
+        except BaseException:
+            self.release_output_name(name)
+            raise
+
+    def _request_named(self, name: str) -> GenerationRequest:
+        """:meth:`build_request`'s request, its outputs named ``name``."""
         request = dataclasses.replace(self.request, video_save_name=name, video_save_folder=str(self.work_dir / "outputs"), camera_file=None)
         # The page's Frames sets the count of any path (the run's own check would name the path
         # file written below, which the user did not choose): checked here, before it is written.
@@ -903,6 +962,8 @@ class JobRunner:
                 result.notes = notes
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
+                # Its outputs hold its name now, or it wrote none: the next run may take it.
+                running_marker(request.video_save_folder, request.video_save_name).unlink(missing_ok=True)
                 try:
                     on_done(result)
                 finally:

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, quoted, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, quoted_path, raise_if_interrupted
 from gen3c.io.paths import nearest_existing, other_spelling
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
@@ -45,7 +45,7 @@ def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
         except OSError as exc:  # a name too long for the file system
             raise _cannot_write(path, exc) from None
         if taken:
-            raise Gen3cInputError(f"output {str(path)!r} is a folder: move it away, or {hint}")
+            raise Gen3cInputError(f"output {quoted_path(path)} is a folder: move it away, or {hint}")
 
 
 def check_output_spelling(paths: Iterable[str | os.PathLike], hint: str) -> None:
@@ -55,25 +55,35 @@ def check_output_spelling(paths: Iterable[str | os.PathLike], hint: str) -> None
     run's file, or the user's, under a name they did not ask for. An entry that differs only in its
     Unicode form is the same name, written as it was asked for (HFS+ lists ``café`` with é as e and
     a combining accent however it was typed), and is replaced. ``hint`` as :func:`check_output_targets`'."""
-    import unicodedata
-
     for path in map(Path, paths):
-        other = other_spelling(path)
-        if other is not None and unicodedata.normalize("NFC", other) != unicodedata.normalize("NFC", path.name):
+        other = replaced_spelling(path)
+        if other is not None:
             raise Gen3cInputError(
-                f"output {str(path)!r} would replace {other!r} there, the same file to this file system (it ignores case, "
+                f"output {quoted_path(path)} would replace {other!r} there, the same file to this file system (it ignores case, "
                 f"as macOS and Windows do): {hint}, or spell the name as that file's is, to replace it"
             )
+
+
+def replaced_spelling(path: str | os.PathLike) -> str | None:
+    """The name of the entry of ``path``'s folder that writing ``path`` would replace though it is
+    spelled in another case (:func:`~gen3c.io.paths.other_spelling`, on a file system that ignores
+    case); None where there is none, or it differs only in its Unicode form (the same name)."""
+    import unicodedata
+
+    other = other_spelling(path)
+    if other is None or unicodedata.normalize("NFC", other) == unicodedata.normalize("NFC", Path(path).name):
+        return None
+    return other
 
 
 def _cannot_write(target: Path, exc: OSError) -> Gen3cInputError:
     """The refusal of an output ``target`` whose file could not be made, with the fix for its cause."""
     fix = {
-        errno.ENOENT: f"create the folder {str(target.parent)!r} first, or choose one that exists",
+        errno.ENOENT: f"create the folder {quoted_path(target.parent)} first, or choose one that exists",
         errno.ENOTDIR: "a part of that path is a file, not a folder: choose a folder",
         errno.ENAMETOOLONG: "choose a shorter name",
     }.get(exc.errno, "choose a writable folder")
-    return Gen3cInputError(f"output {str(target)!r} cannot be written ({exc.strerror}): {fix}")
+    return Gen3cInputError(f"output {quoted_path(target)} cannot be written ({exc.strerror}): {fix}")
 
 
 #: What to do about an output that the system refused to write or flush, by the error's cause.
@@ -102,9 +112,9 @@ def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInp
     """The refusal of ``what`` at ``path``, a name the system refuses to look at: too long (an
     OSError), with a NUL character (a ValueError)."""
     if isinstance(exc, ValueError):
-        return Gen3cInputError(f"{what} {quoted(path)} holds a NUL character, which no path can: remove it")
+        return Gen3cInputError(f"{what} {quoted_path(path)} holds a NUL character, which no path can: remove it")
     fix = "choose a shorter name" if exc.errno == errno.ENAMETOOLONG else "choose another folder"
-    return Gen3cInputError(f"{what} {quoted(path)} cannot be used ({exc.strerror or exc}): {fix}")
+    return Gen3cInputError(f"{what} {quoted_path(path)} cannot be used ({exc.strerror or exc}): {fix}")
 
 
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
@@ -120,10 +130,10 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
     except (OSError, ValueError) as exc:
         raise _unusable_path(path, what, exc) from None
     if taken:
-        raise Gen3cInputError(f"{what} {str(path)!r} is a file, not a folder: choose a folder path")
+        raise Gen3cInputError(f"{what} {quoted_path(path)} is a file, not a folder: choose a folder path")
     if created and path.is_symlink():  # (exists() follows links: a link to nowhere, or a loop of links)
         raise Gen3cInputError(
-            f"{what} {str(path)!r} is a symbolic link to {quoted(os.readlink(path))}, which is no folder (missing, or a loop of links): "
+            f"{what} {quoted_path(path)} is a symbolic link to {quoted_path(os.readlink(path))}, which is no folder (missing, or a loop of links): "
             "make the folder it points to, or choose another path"
         )
     try:
@@ -131,11 +141,11 @@ def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") 
     except ValueError as exc:  # a NUL character
         raise _unusable_path(path, what, exc) from None
     except OSError as exc:
-        raise Gen3cInputError(f"{what} {str(path)!r} cannot be created ({exc.strerror}): choose a writable folder") from None
+        raise Gen3cInputError(f"{what} {quoted_path(path)} cannot be created ({exc.strerror}): choose a writable folder") from None
     if not path.is_dir():
-        raise Gen3cInputError(f"{what} {str(path)!r} is not a folder: choose a folder path")
+        raise Gen3cInputError(f"{what} {quoted_path(path)} is not a folder: choose a folder path")
     if not os.access(path, os.W_OK | os.X_OK):
-        raise Gen3cInputError(f"{what} {str(path)!r} is not writable: choose a writable folder or fix its permissions")
+        raise Gen3cInputError(f"{what} {quoted_path(path)} is not writable: choose a writable folder or fix its permissions")
     for made in created:
         _fsync(made.parent)
     return path
@@ -153,10 +163,10 @@ def check_writable_place(path: str | os.PathLike, what: str, *, beside: bool = F
     except OSError as exc:  # a name too long for the file system
         raise _unusable_path(path, what, exc) from None
     if not place.is_dir():
-        raise Gen3cInputError(f"{what} {str(path)!r} cannot be created: {str(place)!r} is a file: choose a folder path")
+        raise Gen3cInputError(f"{what} {quoted_path(path)} cannot be created: {quoted_path(place)} is a file: choose a folder path")
     if not os.access(place, os.W_OK | os.X_OK):
-        where = "" if place == path else f" ({str(place)!r} is not writable)"
-        raise Gen3cInputError(f"{what} {str(path)!r} cannot be written{where}: choose a writable folder or fix its permissions")
+        where = "" if place == path else f" ({quoted_path(place)} is not writable)"
+        raise Gen3cInputError(f"{what} {quoted_path(path)} cannot be written{where}: choose a writable folder or fix its permissions")
 
 
 @contextlib.contextmanager

@@ -66,7 +66,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import MAX_FRAMES
-from gen3c.errors import Gen3cInputError, describe_value, quoted
+from gen3c.errors import Gen3cInputError, describe_value, quoted, quoted_path
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
@@ -144,7 +144,7 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
     (OpenCV), its frame rate and its bytes."""
     fix = ": for a camera file's JSON already loaded, pass it to cameras_from_dict" if isinstance(path, dict) else ""
     p = reader_path(path, "camera file", "a camera file", fix)
-    name = f"camera file {quoted(p, 200)}"
+    name = f"camera file {quoted_path(p)}"
     try:
         if not p.is_file():
             raise Gen3cInputError(f"{name} does not exist or is not a file: check the path")

@@ -18,7 +18,14 @@ from torch import Tensor
 
 from gen3c.cache import CACHE_MAX_DEPTH
 from gen3c.constants import SCALED_DEPTH_SUFFIXES
-from gen3c.errors import Gen3cInputError, caught_warnings, complex_refusal, describe_value, note, quoted
+from gen3c.errors import (
+    Gen3cInputError,
+    caught_warnings,
+    complex_refusal,
+    describe_value,
+    note,
+    quoted_path,
+)
 from gen3c.io.formats import EXR_MAGIC, require_numpy_file
 from gen3c.io.frames import float32_array
 from gen3c.io.images import check_pixel_limit, plain_tensor, resize_nearest
@@ -46,14 +53,14 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
     try:
         missing = not p.exists()
     except OSError as exc:  # the file system's refusal of the path itself (a name too long)
-        raise Gen3cInputError(f"{name} {quoted(p, 200)} cannot be read ({exc.strerror}): check the path") from None
+        raise Gen3cInputError(f"{name} {quoted_path(p)} cannot be read ({exc.strerror}): check the path") from None
     if missing:
-        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} does not exist: check the path")
     refuse_special_file(p, name)
     if p.is_dir() or p.stat().st_size == 0:
-        raise Gen3cInputError(f"{name} {str(p)!r} is empty or a folder: pass a depth file ({', '.join(DEPTH_SUFFIXES)})")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is empty or a folder: pass a depth file ({', '.join(DEPTH_SUFFIXES)})")
     suffix = p.suffix.lower()
-    label = f"{name} {str(p)!r}"
+    label = f"{name} {quoted_path(p)}"
     try:
         if suffix in (".npy", ".npz"):
             require_numpy_file(p, label)
@@ -86,18 +93,18 @@ def load_depth(path: str | os.PathLike, png_scale: float = DEFAULT_PNG_DEPTH_SCA
         elif suffix == ".exr":
             array = _read_exr(p, name)
         else:
-            raise Gen3cInputError(f"{name} {str(p)!r} has an unsupported format: use one of {', '.join(DEPTH_SUFFIXES)}")
+            raise Gen3cInputError(f"{name} {quoted_path(p)} has an unsupported format: use one of {', '.join(DEPTH_SUFFIXES)}")
     except Gen3cInputError:
         raise
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise Gen3cInputError(f"{name} {str(p)!r} holds Python objects, which are never unpickled: save a plain float array") from None
-        raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc}): save a plain float array") from None
+            raise Gen3cInputError(f"{name} {quoted_path(p)} holds Python objects, which are never unpickled: save a plain float array") from None
+        raise Gen3cInputError(f"{name} {quoted_path(p)} cannot be read ({exc}): save a plain float array") from None
     except ZIP_READ_ERRORS as exc:
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not the file's
-            raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
-        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({damage(exc)}): re-export it") from None
-    return depth_map(array, f"{name} {str(p)!r}", copy=False)  # read just now: its own, not copied again (192 MB at 48 MP)
+            raise Gen3cInputError(f"{name} {quoted_path(p)} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is corrupt or truncated ({damage(exc)}): re-export it") from None
+    return depth_map(array, f"{name} {quoted_path(p)}", copy=False)  # read just now: its own, not copied again (192 MB at 48 MP)
 
 
 def check_png_scale(png_scale: object, name: str) -> None:
@@ -190,21 +197,21 @@ def _read_depth_image(p: Path, name: str) -> np.ndarray:
         for w in caught:  # the others as they came
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except Image.DecompressionBombError as exc:
-        raise bomb_refusal(f"{name} {str(p)!r}", exc) from None
+        raise bomb_refusal(f"{name} {quoted_path(p)}", exc) from None
     except UnidentifiedImageError:  # a renamed file: say what it is, not "cannot identify image file"
         from gen3c.io.formats import PNG_MAGIC, describe_head, file_head
 
         head = file_head(p)
         if kind == "PNG" and head.startswith(PNG_MAGIC):  # a PNG's signature, then a header cut short or garbled
-            raise Gen3cInputError(f"{name} {str(p)!r} is a damaged PNG (its header cannot be read): export or copy it again") from None
+            raise Gen3cInputError(f"{name} {quoted_path(p)} is a damaged PNG (its header cannot be read): export or copy it again") from None
         if kind == "TIFF" and head[:4] in (b"II*\x00", b"MM\x00*"):  # Pillow reads float TIFFs of 32 bits, one channel, only
             raise Gen3cInputError(
-                f"{name} {str(p)!r} is a TIFF that cannot be read (64- or 16-bit floats, several channels, or damaged?): "
+                f"{name} {quoted_path(p)} is a TIFF that cannot be read (64- or 16-bit floats, several channels, or damaged?): "
                 "save the depth as a single-channel 32-bit float TIFF or a .npy"
             ) from None
-        raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not a {kind}: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is {describe_head(head)}, not a {kind}: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
     with im:
-        check_pixel_limit(*im.size, f"{name} {str(p)!r}")
+        check_pixel_limit(*im.size, f"{name} {quoted_path(p)}")
         if im.mode not in ("I;16", "I;16B", "I;16L", "I") and not (kind == "TIFF" and im.mode == "F"):
             # A colour image is a picture of depth (gen3c depth's false-colour NAME_depth.png), whose
             # colours are no depth values: the depth itself is the .npy written beside it. So is an
@@ -212,10 +219,10 @@ def _read_depth_image(p: Path, name: str) -> np.ndarray:
             # bright): its 256 levels × png_scale (0 to 0.255 at the default) are no metric depth.
             beside = p.with_suffix(".npy")
             held = "single-channel 16-bit" if kind == "PNG" else "single-channel 32-bit float or 16-bit"
-            fix = f"pass {str(beside)!r} beside it" if beside.is_file() else f"pass the depth values (.npy, or a {held} {kind})"
+            fix = f"pass {quoted_path(beside)} beside it" if beside.is_file() else f"pass the depth values (.npy, or a {held} {kind})"
             actual = im.format or kind  # (a JPEG named .png is said to be one)
             what = f"an 8-bit grey {actual}, a picture of depth (256 levels hold no metric depth)" if im.mode == "L" else f"a {actual} of mode {im.mode}, a picture of depth"
-            raise Gen3cInputError(f"{name} {str(p)!r} is {what}, not its values (depth {kind}s are {held}): {fix}")
+            raise Gen3cInputError(f"{name} {quoted_path(p)} is {what}, not its values (depth {kind}s are {held}): {fix}")
         # Upright, as the photo it belongs to is read (gen3c.io.images.load_image applies EXIF too).
         return np.array(exif_upright(im), dtype=np.float32 if im.mode == "F" else np.int32)  # a copy: writable
 
@@ -223,7 +230,7 @@ def _read_depth_image(p: Path, name: str) -> np.ndarray:
 def _read_exr(p: Path, name: str) -> np.ndarray:
     from gen3c.dependencies import require
 
-    OpenEXR = require("OpenEXR", f"reading {name} {str(p)!r}")
+    OpenEXR = require("OpenEXR", f"reading {name} {quoted_path(p)}")
     try:
         with OpenEXR.File(str(p)) as f:
             channels = {key: np.asarray(ch.pixels) for key, ch in f.channels().items()}  # (not copied: the one used is, to float32)
@@ -233,12 +240,12 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
         try:
             head = file_head(p)
         except OSError as err:  # the system's refusal (no permission, an I/O error): not the file's content
-            raise Gen3cInputError(f"{name} {str(p)!r} cannot be read ({err.strerror or err}): check the path and the file's permissions") from None
+            raise Gen3cInputError(f"{name} {quoted_path(p)} cannot be read ({err.strerror or err}): check the path and the file's permissions") from None
         if not head.startswith(EXR_MAGIC):  # a renamed file: say what it is, as for a PNG or an npy
-            raise Gen3cInputError(f"{name} {str(p)!r} is {describe_head(head)}, not an OpenEXR file: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
-        raise Gen3cInputError(f"{name} {str(p)!r} is a damaged OpenEXR file, cut short or corrupt ({exc}): export or copy it again") from None
+            raise Gen3cInputError(f"{name} {quoted_path(p)} is {describe_head(head)}, not an OpenEXR file: give the file its real suffix ({', '.join(DEPTH_SUFFIXES)})") from None
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is a damaged OpenEXR file, cut short or corrupt ({exc}): export or copy it again") from None
     if not channels:
-        raise Gen3cInputError(f"{name} {str(p)!r} has no channels: write the depth into channel Z")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} has no channels: write the depth into channel Z")
     # Depth by name first, wherever it sits: Blender's multi-layer files hold "ViewLayer.Depth.Z"
     # beside the colour layer "ViewLayer.Combined" (R, G, B, A), which must not be read as depth,
     # nor must the Z of its other passes ("ViewLayer.Normal.Z", "ViewLayer.Mist.Z", "….Position.Z").
@@ -247,7 +254,7 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
     if key is None and len(channels) > 1:
         shown = ", ".join(list(channels)[:6]) + (", …" if len(channels) > 6 else "")
         raise Gen3cInputError(
-            f"{name} {str(p)!r} has no depth channel (it has {shown}): write the depth into channel Z (Blender: enable the Z pass, ViewLayer.Depth.Z)"
+            f"{name} {quoted_path(p)} has no depth channel (it has {shown}): write the depth into channel Z (Blender: enable the Z pass, ViewLayer.Depth.Z)"
         )
     pixels = channels[key or next(iter(channels))].astype(np.float32)
     return pixels[..., 0] if pixels.ndim == 3 else pixels

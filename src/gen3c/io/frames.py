@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics, validate_intrinsics
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted_path
 from gen3c.io.images import RESIZE_MODES, resize_image, resize_nearest
 
 # GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (``gen3c_dynamic.py``).
@@ -264,7 +264,7 @@ def absent_note(path: Path) -> str:
     """Why ``path``, where a reader wants a file, holds none, for its refusal: a link whose target
     is gone (a folder copied from another machine with its symbolic links), a folder, or ""."""
     if path.is_symlink() and not path.exists():
-        return f" (a link to {os.readlink(path)!r}, which does not exist here: copy what it points to, not the link)"
+        return f" (a link to {quoted_path(os.readlink(path))}, which does not exist here: copy what it points to, not the link)"
     return " (a folder, not a file)" if path.is_dir() else ""
 
 

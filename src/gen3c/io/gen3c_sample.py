@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError, describe_value, first_line, note
+from gen3c.errors import Gen3cInputError, describe_value, first_line, note, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
@@ -86,11 +86,11 @@ def read_sample(
     if p.is_dir():
         return _read_dir(p, resolution, start, num_frames, resize_mode, mask_invalid_depth)
     if p.is_file() and p.name.lower() in SAMPLE_FILES:
-        raise Gen3cInputError(f"sample {str(p)!r} is one file of a GEN3C sample: pass its folder, {str(p.parent)!r}")
+        raise Gen3cInputError(f"sample {quoted_path(p)} is one file of a GEN3C sample: pass its folder, {quoted_path(p.parent)}")
     if p.is_file():
-        raise Gen3cInputError(f"sample {str(p)!r} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
+        raise Gen3cInputError(f"sample {quoted_path(p)} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
     raise Gen3cInputError(
-        f"sample {str(p)!r} does not exist: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file"
+        f"sample {quoted_path(p)} does not exist: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file"
     )
 
 
@@ -102,7 +102,7 @@ def check_sample_dir(folder: str | os.PathLike) -> None:
     if missing:
         from gen3c.io.vipe import is_vipe
 
-        name = f"sample directory {str(folder)!r}"
+        name = f"sample directory {quoted_path(folder)}"
         if is_vipe(folder):
             raise Gen3cInputError(f"{name} is a ViPE result (rgb/, pose/), not a GEN3C sample: pass it as --vipe_path")
         raise Gen3cInputError(f"{name} lacks {', '.join(missing)}: a GEN3C sample holds {', '.join(SAMPLE_FILES)}")
@@ -127,7 +127,7 @@ def sample_file(folder: str | os.PathLike, name: str) -> Path:
         return exact
     if len(found) > 1:
         raise Gen3cInputError(
-            f"sample directory {str(folder)!r} holds {' and '.join(f.name for f in found)}, none named {name}: "
+            f"sample directory {quoted_path(folder)} holds {' and '.join(f.name for f in found)}, none named {name}: "
             f"keep the one that belongs to the sample, renamed {name}"
         )
     return found[0] if found else exact
@@ -138,7 +138,7 @@ def _read_dir(
 ) -> FrameStack:
     """Decode the frames used from ``rgb.mp4``, ``depth.npz`` and ``mask.npz`` one at a time, each
     brought to the working resolution as it comes (the npz arrays are read frame by frame too)."""
-    name = f"sample directory {str(folder)!r}"
+    name = f"sample directory {quoted_path(folder)}"
     check_sample_dir(folder)
     files = {f: sample_file(folder, f) for f in SAMPLE_FILES}
     mp4, rgb = files["rgb.mp4"], files["rgb.mp4"].name  # rgb.mp4, or rgb.MP4
@@ -223,7 +223,7 @@ def _read_pt(
 ) -> FrameStack:
     """The legacy ``.pt`` sample, memory-mapped where torch can (a file saved by torch ≥ 1.6), so
     that only the frames used are read; each is brought to the working resolution in turn."""
-    name = f"sample {str(path)!r}"
+    name = f"sample {quoted_path(path)}"
     data = _load_pt(path, name, trust_checkpoint, grant_trust)
     if (
         not isinstance(data, (tuple, list))

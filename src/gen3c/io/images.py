@@ -27,6 +27,7 @@ from gen3c.errors import (
     first_line,
     meta_refusal,
     note,
+    quoted_path,
 )
 from gen3c.io.paths import reader_path, refuse_special_file, writer_path
 
@@ -71,12 +72,12 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
     except OSError as exc:  # the file system's refusal of the path itself (a name too long)
         raise Gen3cInputError(_unreadable(name, p, exc)) from None
     if missing:
-        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} does not exist: check the path")
     if folder:
-        raise Gen3cInputError(f"{name} {str(p)!r} is a folder: pass an image file (PNG, JPEG, WebP, …)")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is a folder: pass an image file (PNG, JPEG, WebP, …)")
     refuse_special_file(p, name)
     if empty:
-        raise Gen3cInputError(f"{name} {str(p)!r} is empty (0 bytes): pass a valid image file")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is empty (0 bytes): pass a valid image file")
     heif_opener = _heif_registered  # as PIL opens the file (another thread registering it meanwhile makes no photo "damaged")
     try:
         # Every warning of this read kept, to be said after it (below); PIL warns from 89 MP, below
@@ -85,41 +86,41 @@ def load_image(path: str | os.PathLike, name: str = "input image", *, size_for: 
             with _opened(p) as im:
                 target = None  # the size a JPEG decoded reduced is brought to
                 if im.width * im.height > MAX_IMAGE_PIXELS and im.format in ("JPEG", "MPO"):
-                    target = _draft_within_limit(im, size_for, f"{name} {str(p)!r}")
-                check_image_size(*im.size, f"{name} {str(p)!r}")  # (a JPEG: as it will be decoded)
+                    target = _draft_within_limit(im, size_for, f"{name} {quoted_path(p)}")
+                check_image_size(*im.size, f"{name} {quoted_path(p)}")  # (a JPEG: as it will be decoded)
                 im.load()
                 # One reading for a file and a PIL image in memory: 16-bit grey scaled, float (mode F)
                 # as [0, 1], 32-bit integers refused; PIL's own RGB conversion clips them.
-                array = image_to_uint8(im, f"{name} {str(p)!r}")
+                array = image_to_uint8(im, f"{name} {quoted_path(p)}")
                 frames = _frame_count(im)
     except Gen3cInputError:
         raise
     except Image.DecompressionBombError as exc:  # over twice PIL's limit (179 MP), refused before its size is known
-        raise bomb_refusal(f"{name} {str(p)!r}", exc) from None
+        raise bomb_refusal(f"{name} {quoted_path(p)}", exc) from None
     except UnidentifiedImageError:
         from gen3c.io.formats import describe_head, file_head
 
         what = describe_head(file_head(p))
         decodable = (what == "a HEIC/HEIF image" and heif_opener) or (what == "an AVIF image" and _pil_reads_avif())
         if what in DECODABLE_HEADS or decodable:  # cut short before its size: not another format
-            raise Gen3cInputError(f"{name} {str(p)!r} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
+            raise Gen3cInputError(f"{name} {quoted_path(p)} is {what} that cannot be decoded (corrupt or truncated): re-export the image") from None
         known = "" if what.startswith("of an unknown") else f" ({what})"
         hint = ""
         if what == "a HEIC/HEIF image" and not heif_opener:  # PIL reads HEIF through pillow-heif's opener only
-            _register_heif(f"reading {name} {str(p)!r}, a HEIC/HEIF photo (or convert it to JPEG)")
+            _register_heif(f"reading {name} {quoted_path(p)}, a HEIC/HEIF photo (or convert it to JPEG)")
             return load_image(path, name, size_for=size_for)
         if "video" in what:
             hint = " (a video goes in as its GEN3C sample directory or with --vipe_path)"
         elif p.suffix.lower() == ".npz":
             hint = " (multi-view key frames go in with --multiview_npz, a depth map with --depth_path)"
-        raise Gen3cInputError(f"{name} {str(p)!r} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{hint}") from None
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is not a readable image{known}: use PNG, JPEG, WebP, BMP or TIFF{hint}") from None
     except (OSError, SyntaxError, ValueError) as exc:
         if isinstance(exc, OSError) and exc.errno is not None:  # the system's (no permission, an I/O error), not PIL's
             raise Gen3cInputError(_unreadable(name, p, exc)) from None
-        raise Gen3cInputError(f"{name} {str(p)!r} is corrupt or truncated ({first_line(exc)}): re-export the image") from None
-    say_pillow_warnings(caught, f"{name} {str(p)!r}")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} is corrupt or truncated ({first_line(exc)}): re-export the image") from None
+    say_pillow_warnings(caught, f"{name} {quoted_path(p)}")
     if frames != 1:
-        note(f"{name} {str(p)!r} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
+        note(f"{name} {quoted_path(p)} holds {frames} frames (an animation or a multi-page file): gen3c uses the first, as a still image")
     if size_for is not None:
         array = _shrink_uint8(array, target or size_for(array.shape[:2]))
     return torch.from_numpy(array).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
@@ -305,7 +306,7 @@ def bomb_refusal(what: str, exc: Exception) -> Gen3cInputError:
 
 
 def _unreadable(name: str, p: Path, exc: OSError) -> str:
-    return f"{name} {str(p)!r} cannot be read ({exc.strerror or exc}): check the path and the file's permissions"
+    return f"{name} {quoted_path(p)} cannot be read ({exc.strerror or exc}): check the path and the file's permissions"
 
 
 def check_image_size(width: int, height: int, name: str) -> None:

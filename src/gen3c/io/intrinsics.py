@@ -28,7 +28,7 @@ from gen3c.cameras import (
     resize_intrinsics,
     validate_intrinsics,
 )
-from gen3c.errors import Gen3cInputError, note, quoted
+from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.formats import describe_head, file_head, loads_json, require_numpy_file
 from gen3c.io.npz import read_npy_header
 from gen3c.io.paths import expand_home, refuse_special_file
@@ -188,10 +188,10 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
         if values is None:
             refuse_special_file(text, f"{name} file")
             expand_home(text, name)  # ~user of no user: said so
-            raise Gen3cInputError(f"{name} {quoted(text, 200)} is neither 'fx,fy,cx,cy' nor an existing file: check it")
-        return _from_values(values, name, text), None, f"{name} {text!r}"
+            raise Gen3cInputError(f"{name} {quoted_path(text)} is neither 'fx,fy,cx,cy' nor an existing file: check it")
+        return _from_values(values, name, text), None, f"{name} {quoted_path(text)}"
     made_for, colmap = None, False
-    where = f"{name} file {str(p)!r}"  # (the file, in its refusals)
+    where = f"{name} file {quoted_path(p)}"  # (the file, in its refusals)
     suffix = p.suffix.lower()
     try:
         if suffix != ".npy":
@@ -239,7 +239,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
                 from gen3c.io.camera_files import camera_file_intrinsics
 
                 K, made_for = camera_file_intrinsics(data, where)
-                return K, made_for, f"{name} {str(p)!r}"
+                return K, made_for, f"{name} {quoted_path(p)}"
             try:
                 made_for = recorded_size(data)
             except ValueError as exc:
@@ -265,7 +265,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
             from gen3c.io.camera_files import colmap_camera_intrinsics
 
             K, made_for = colmap_camera_intrinsics(user_text(p.read_bytes(), where, "pass COLMAP's cameras.txt", "a camera"), where)
-            return K.float(), made_for, f"{name} {str(p)!r}"
+            return K.float(), made_for, f"{name} {quoted_path(p)}"
         else:
             # Numbers apart by blanks, commas or semicolons (as "fx,fy,cx,cy" is written), a matrix
             # in brackets as numpy prints it and Python writes a list, after "#" comment lines.
@@ -276,7 +276,7 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
         raise
     except (OSError, ValueError, TypeError, EOFError) as exc:  # EOFError: an empty .npy
         raise Gen3cInputError(f"{where} cannot be read ({exc}): write 'fx fy cx cy' or a 3×3 matrix") from None
-    return _from_values(values, name, str(p)), made_for, f"{name} {str(p)!r}"
+    return _from_values(values, name, str(p)), made_for, f"{name} {quoted_path(p)}"
 
 
 #: The first line COLMAP writes atop the files of its text model that hold no camera, and the

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, note_scaled_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError, note, quoted
+from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.frames import (
@@ -75,7 +75,7 @@ def read_multiview(
             bad depth, non-rigid poses, bad intrinsics.
     """
     p = Path(path)
-    name = f"multi-view npz {quoted(p, 200)}"
+    name = f"multi-view npz {quoted_path(p)}"
     refuse_special_file(p, "multi-view npz")
     if not is_file(p):
         why = "is a folder: pass the .npz file in it" if is_dir(p) else "does not exist: check --multiview_npz"

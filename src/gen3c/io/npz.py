@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted_path
 from gen3c.io.formats import require_numpy_file
 
 #: What reading a damaged zip member raises: OSError, BadZipFile (a bad header or CRC), EOFError
@@ -49,7 +49,7 @@ class NpzReader:
 
     def __init__(self, path: str | os.PathLike, name: str | None = None) -> None:
         self.path = Path(path)
-        self.name = name or f"{str(self.path)!r}"
+        self.name = name or quoted_path(self.path)
         require_numpy_file(self.path, self.name, archive=True)
         try:
             self._zip = zipfile.ZipFile(self.path)

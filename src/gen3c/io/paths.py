@@ -14,7 +14,7 @@ import stat
 import unicodedata
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, describe_value, quoted
+from gen3c.errors import Gen3cInputError, describe_value, quoted_path
 
 #: A name ending so is a checkpoint file (``model.pt``), never a hub id.
 CHECKPOINT_SUFFIXES = (".pt", ".pth")
@@ -42,7 +42,7 @@ def expand_home(value: str | os.PathLike, what: str = "path") -> Path:
         text = os.fspath(value)
         user = str(text)[1:].replace("\\", "/").split("/", 1)[0]
         whose = f"the home folder of {user!r}, no user on this machine" if user else "the home folder, which this machine does not define (no HOME)"
-        raise Gen3cInputError(f"{what} {quoted(text, 200)} starts with ~{user}, {whose}: write the path out in full") from None
+        raise Gen3cInputError(f"{what} {quoted_path(text)} starts with ~{user}, {whose}: write the path out in full") from None
 
 
 def reader_path(value: object, name: str, kind: str, fix: str = "") -> Path:
@@ -112,7 +112,7 @@ def refuse_special_file(path: str | os.PathLike, what: str) -> None:
     (:func:`special_file`): a reader that opened a pipe would wait for ever."""
     kind = special_file(path)
     if kind is not None:
-        raise Gen3cInputError(f"{what} {quoted(os.fspath(path), 200)} is {kind}, not a file: write its contents to a file and pass that")
+        raise Gen3cInputError(f"{what} {quoted_path(os.fspath(path))} is {kind}, not a file: write its contents to a file and pass that")
 
 
 def nearest_existing(path: Path) -> Path:

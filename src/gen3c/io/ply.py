@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.errors import Gen3cInputError, describe_value, quoted_path
 from gen3c.io.atomic import atomic_path
 from gen3c.io.images import outside_unit_range, plain_tensor
 from gen3c.io.paths import reader_path, writer_path
@@ -47,7 +47,7 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     vertex = np.empty(len(pts), dtype=[("x", "f4"), ("y", "f4"), ("z", "f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1")])
     vertex["x"], vertex["y"], vertex["z"] = pts[:, 0], pts[:, 1], pts[:, 2]
     vertex["red"], vertex["green"], vertex["blue"] = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    plyfile = require("plyfile", f"writing the point cloud {str(target)!r}")
+    plyfile = require("plyfile", f"writing the point cloud {quoted_path(target)}")
 
     with atomic_path(target) as tmp:
         plyfile.PlyData([plyfile.PlyElement.describe(vertex, "vertex")], text=False).write(str(tmp))
@@ -64,19 +64,19 @@ def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor]:
             colours out of their type's range.
     """
     p = reader_path(path, "point cloud", "a PLY point cloud")
-    PlyData = require("plyfile", f"reading the point cloud {str(p)!r}").PlyData
+    PlyData = require("plyfile", f"reading the point cloud {quoted_path(p)}").PlyData
     if not p.is_file():
-        raise Gen3cInputError(f"point cloud {str(p)!r} does not exist or is not a file: check the path")
+        raise Gen3cInputError(f"point cloud {quoted_path(p)} does not exist or is not a file: check the path")
     try:
         ply = PlyData.read(str(p))
     except Exception as exc:  # plyfile raises several kinds (PlyHeaderParseError, UnicodeDecodeError, …) for files that are no PLY
-        raise Gen3cInputError(f"point cloud {str(p)!r} is not a readable PLY file ({type(exc).__name__}): pass a PLY point cloud") from None
+        raise Gen3cInputError(f"point cloud {quoted_path(p)} is not a readable PLY file ({type(exc).__name__}): pass a PLY point cloud") from None
     try:
         v = ply["vertex"].data
         points = np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32)
         colors = np.stack([v["red"], v["green"], v["blue"]], axis=1)
     except (KeyError, ValueError) as exc:  # plyfile: a missing element or property
-        raise Gen3cInputError(f"point cloud {str(p)!r} has no coloured vertices (x, y, z, red, green, blue; missing {exc}): pass a coloured point cloud") from None
+        raise Gen3cInputError(f"point cloud {quoted_path(p)} has no coloured vertices (x, y, z, red, green, blue; missing {exc}): pass a coloured point cloud") from None
     return torch.from_numpy(points), torch.from_numpy(_colors_uint8(colors, p))
 
 
@@ -89,6 +89,6 @@ def _colors_uint8(colors: np.ndarray, p: Path) -> np.ndarray:
     values = colors.astype(np.float64)
     if len(values) and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= top):
         raise Gen3cInputError(
-            f"point cloud {str(p)!r} has {kind} colours outside [0, {top:g}] (from {values.min():g} to {values.max():g}): write red, green, blue as 0–255 uchar"
+            f"point cloud {quoted_path(p)} has {kind} colours outside [0, {top:g}] (from {values.min():g} to {values.max():g}): write red, green, blue as 0–255 uchar"
         )
     return (values * (255 / top)).round().astype(np.uint8)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted
 
 #: The sizes :func:`parse_resolution` takes: (height, width) at least and at most, and their stride.
 MIN_SIZE, MAX_SIZE, STRIDE = (16, 16), (4320, 7680), 8
@@ -23,17 +23,17 @@ def parse_resolution(text: str, model_check: Callable[[int, int], None] | None =
     try:
         h, w = (int(v) for v in text.lower().replace("×", "x").split("x"))
     except ValueError:
-        raise Gen3cInputError(f"--resolution {text!r} is not of the form HEIGHTxWIDTH, e.g. 704x1280") from None
+        raise Gen3cInputError(f"--resolution {quoted(text, 40)} is not of the form HEIGHTxWIDTH, e.g. 704x1280") from None
     if model_check is not None:
         model_check(h, w)
     fits = f"pass --resolution {fitting_sizes(h, w, STRIDE, MAX_SIZE, MIN_SIZE)}"
     if not (MIN_SIZE[0] <= h <= MAX_SIZE[0] and MIN_SIZE[1] <= w <= MAX_SIZE[1]):
         raise Gen3cInputError(
-            f"--resolution {text!r} is out of range: the height must be {MIN_SIZE[0]} … {MAX_SIZE[0]} and the width "
+            f"--resolution {quoted(text, 40)} is out of range: the height must be {MIN_SIZE[0]} … {MAX_SIZE[0]} and the width "
             f"{MIN_SIZE[1]} … {MAX_SIZE[1]}, multiples of {STRIDE}: {fits}"
         )
     if h % STRIDE or w % STRIDE:
-        raise Gen3cInputError(f"--resolution {text!r}: the height and width must be multiples of {STRIDE} (the tokenizer's stride): {fits}")
+        raise Gen3cInputError(f"--resolution {quoted(text, 40)}: the height and width must be multiples of {STRIDE} (the tokenizer's stride): {fits}")
     return h, w
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, counted, first_line
+from gen3c.errors import Gen3cInputError, counted, first_line, quoted_path
 from gen3c.io.atomic import atomic_path, write_failure
 from gen3c.io.images import outside_unit_range, plain_tensor, to_uint8
 from gen3c.io.paths import reader_path, writer_path
@@ -85,7 +85,7 @@ class VideoWriter:
         self.path = writer_path(path, "VideoWriter path", "the video")
         if self.path.suffix.lower() not in H264_SUFFIXES:  # else ffmpeg refuses once frames are encoded, "check the free space"
             raise Gen3cInputError(
-                f"video {str(self.path)!r} does not end in .mp4: gen3c writes H.264, which goes in {', '.join(H264_SUFFIXES)} files; pass a name ending in .mp4"
+                f"video {quoted_path(self.path)} does not end in .mp4: gen3c writes H.264, which goes in {', '.join(H264_SUFFIXES)} files; pass a name ending in .mp4"
             )
         self.fps = check_fps(fps)  # (imageio-ffmpeg would write fps=0 at 16 fps)
         self.quality = _check_quality(quality)
@@ -137,7 +137,7 @@ class VideoWriter:
         stdin, with imageio-ffmpeg's ``write_frames`` settings (quality q as x264's crf
         ``int((1 - q / 10) * 51)``, fps as a rational), converted and tagged as BT.709
         (:data:`_TO_BT709`), an mp4's index before its frames."""
-        imageio_ffmpeg = require("imageio_ffmpeg", f"writing video {str(self.path)!r}")
+        imageio_ffmpeg = require("imageio_ffmpeg", f"writing video {quoted_path(self.path)}")
         fps = Fraction(self.fps).limit_denominator()
         crf = int((1 - self.quality / 10) * 51)
         cmd = [
@@ -178,7 +178,7 @@ class VideoWriter:
             if encoder.returncode:
                 raise self._encoder_error(self._exit_report(encoder))
         if self.frames_written == 0:
-            raise Gen3cInputError(f"video {str(self.path)!r}: no frames were given; a video needs at least one")
+            raise Gen3cInputError(f"video {quoted_path(self.path)}: no frames were given; a video needs at least one")
         # A second line of defence: an encoder that ended well yet wrote too few frames.
         try:
             encoded = count_video_frames(self._tmp)
@@ -244,7 +244,7 @@ class VideoWriter:
         try:
             return stack.__exit__(None, None, None)  # flushes it to the disk and renames it
         except OSError as failed:  # a flush the disk refused (full, a write error): nothing published
-            refusal = write_failure(f"video {str(self.path)!r}", self.path.parent, failed)
+            refusal = write_failure(f"video {quoted_path(self.path)}", self.path.parent, failed)
             if refusal is None:
                 raise
             raise refusal from None
@@ -260,7 +260,7 @@ class VideoWriter:
             advice = "something killed ffmpeg (out of memory?): run again"
         else:
             advice = next((text for cause, text in _ENCODER_ADVICE if cause in what), "check the free space in {folder} and run again")
-        return Gen3cInputError(f"video {str(self.path)!r} could not be written: {what}; {advice.format(folder=folder)}")
+        return Gen3cInputError(f"video {quoted_path(self.path)} could not be written: {what}; {advice.format(folder=folder)}")
 
 
 # ffmpeg's first error line ends with the C library's text of the cause; what to do about each.
@@ -337,9 +337,9 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
     """Count a video's frames and find where decoding may start, from its packets (no decoding).
     A leading ``~`` in ``path`` is the home folder, as on the command line."""
     p = reader_path(path, name, "a video file")
-    av = require("av", f"reading {name} {str(p)!r}")
+    av = require("av", f"reading {name} {quoted_path(p)}")
     if not p.is_file():
-        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} does not exist: check the path")
     pts: list[int | None] = []
     keys: list[int] = []
     stored = 0  # packets in the file, those an edit list hides included
@@ -368,20 +368,20 @@ def probe_video(path: str | os.PathLike, name: str = "video") -> VideoIndex:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
         raise Gen3cInputError(
-            f"{name} {str(p)!r} cannot be read ({exc}): it is truncated, damaged or not a video; copy or export it again as H.264 mp4"
+            f"{name} {quoted_path(p)} cannot be read ({exc}): it is truncated, damaged or not a video; copy or export it again as H.264 mp4"
         ) from None
     if stored < listed or cut:  # the index was written, the frames' data is cut short
         raise Gen3cInputError(
-            f"{name} {str(p)!r} is truncated: its index lists {max(listed, stored)} frames but the file holds {stored - cut} whole: copy or export it again"
+            f"{name} {quoted_path(p)} is truncated: its index lists {max(listed, stored)} frames but the file holds {stored - cut} whole: copy or export it again"
         )
     missing = _matroska_bytes_missing(p) if matroska else 0
     if missing:  # Matroska/WebM lists no frame count: its header's size of the whole tells
         raise Gen3cInputError(
-            f"{name} {str(p)!r} is truncated: it ends {counted(missing, 'byte')} before the end its header gives "
+            f"{name} {quoted_path(p)} is truncated: it ends {counted(missing, 'byte')} before the end its header gives "
             f"(it holds {counted(stored - cut, 'whole frame')}): copy or export it again"
         )
     if not pts:
-        raise Gen3cInputError(f"{name} {str(p)!r} has no frames: export the video again with its frames")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} has no frames: export the video again with its frames")
     if None in pts or len(set(pts)) != len(pts):  # no order to find frames by: decode from the start
         return VideoIndex(len(pts), fps)
     ordered = sorted(pts)
@@ -403,7 +403,7 @@ def _refuse_open_start(container, stream, path: Path, name: str) -> None:
         before = None
     what = f"its first keyframe is frame {before} (from 0), the frames before it" if before else "it has no keyframe, its frames"
     raise Gen3cInputError(
-        f"{name} {str(path)!r} starts mid-stream (a recording cut between keyframes): {what} refer to frames that are not "
+        f"{name} {quoted_path(path)} starts mid-stream (a recording cut between keyframes): {what} refer to frames that are not "
         f"in the file; re-encode it, which drops them (ffmpeg -i IN -c:v libx264 OUT), and make its depth for what is left"
     )
 
@@ -493,9 +493,9 @@ def iter_video_frames(
     frame). The frame numbers are those of decoding from the first frame.
     """
     p = reader_path(path, name, "a video file")
-    av = require("av", f"reading {name} {str(p)!r}")
+    av = require("av", f"reading {name} {quoted_path(p)}")
     if not p.is_file():
-        raise Gen3cInputError(f"{name} {str(p)!r} does not exist: check the path")
+        raise Gen3cInputError(f"{name} {quoted_path(p)} does not exist: check the path")
     # Our own converter, not frame.to_ndarray(format=...): PyAV 19 (Python ≥ 3.12) keeps that one in
     # a thread-local with swscale's worker threads, and a fork with a preexec_fn in another thread
     # of the process (imageio-ffmpeg's readers and writers) frees it in the child, which then waits
@@ -509,7 +509,7 @@ def iter_video_frames(
     except Gen3cInputError:
         raise
     except (av.error.FFmpegError, OSError, ValueError) as exc:
-        raise Gen3cInputError(f"{name} {str(p)!r} cannot be decoded ({exc}): re-encode it as H.264 mp4") from None
+        raise Gen3cInputError(f"{name} {quoted_path(p)} cannot be decoded ({exc}): re-encode it as H.264 mp4") from None
 
 
 # A frame's colour matrix tag (libavutil's AVColorSpace) → the name of swscale's matrix in PyAV's
@@ -568,16 +568,16 @@ def _video_stream(container, path: Path, name: str):
     if fmt == "image2" or fmt.endswith("_pipe"):  # ffmpeg's single-image readers (png_pipe, jpeg_pipe, …)
         kind = "an image" if fmt == "image2" else f"a {fmt.removesuffix('_pipe').upper()} image"
         raise Gen3cInputError(
-            f"{name} {str(path)!r} is {kind}, not a video (renamed?): pass a video file; "
+            f"{name} {quoted_path(path)} is {kind}, not a video (renamed?): pass a video file; "
             f"a single picture is an image input (gen3c generate --input_image_path IMAGE)"
         )
     if not container.streams.video:
         if not container.streams:  # a 0-frame export, or an mp4 cut short before its index (written last)
             raise Gen3cInputError(
-                f"{name} {str(path)!r} has no streams: it holds no frames, or it is truncated or damaged; export or copy it again"
+                f"{name} {quoted_path(path)} has no streams: it holds no frames, or it is truncated or damaged; export or copy it again"
             )
         kinds = sorted({s.type for s in container.streams})
-        raise Gen3cInputError(f"{name} {str(path)!r} has no video stream (only {', '.join(kinds)}): pass a video file")
+        raise Gen3cInputError(f"{name} {quoted_path(path)} has no video stream (only {', '.join(kinds)}): pass a video file")
     return container.streams.video[0]
 
 
@@ -593,7 +593,7 @@ def _check_square_pixels(stream, path: Path, name: str) -> None:
     where = "" if sar == said else f" in its video stream, {said.numerator}:{said.denominator} in its container"
     h, w = stream.height, stream.width
     raise Gen3cInputError(
-        f"{name} {str(path)!r} has non-square pixels (sample aspect ratio {sar.numerator}:{sar.denominator}{where}: "
+        f"{name} {quoted_path(path)} has non-square pixels (sample aspect ratio {sar.numerator}:{sar.denominator}{where}: "
         f"stored {w}×{h}, shown {round(w * sar)}×{h}): re-encode it with square pixels at the size its depth "
         f"and intrinsics were made for (ffmpeg -i IN -vf scale=iw*sar:ih,setsar=1 OUT)"
     )
@@ -615,7 +615,7 @@ def _display_turns(frame, path: Path, name: str) -> int:
     if turns is None or abs(angle - 90 * turns) > 0.5:
         what = f"a rotation of {angle:.1f}°" if np.isfinite(angle) else "a mirrored display matrix"
         raise Gen3cInputError(
-            f"{name} {str(path)!r} is shown with {what}: re-encode it upright (ffmpeg -i IN OUT applies it)"
+            f"{name} {quoted_path(path)} is shown with {what}: re-encode it upright (ffmpeg -i IN OUT applies it)"
         )
     return turns % 4
 
@@ -688,7 +688,7 @@ def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | N
     index = probe_video(path, name)
     frames = list(iter_video_frames(path, name, start, max_frames, index))
     if not frames:
-        raise Gen3cInputError(f"{name} {str(path)!r} has no frames from index {start}")
+        raise Gen3cInputError(f"{name} {quoted_path(path)} has no frames from index {start}")
     return np.stack(frames), index.fps
 
 

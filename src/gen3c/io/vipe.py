@@ -40,7 +40,7 @@ from gen3c.cameras import (
     note_scaled_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, note, quoted
+from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.frames import (
@@ -92,22 +92,22 @@ def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path
     if _names_video(p):
         if not is_file(p):
             why = "is a folder, not a video" if is_dir(p) else "does not exist"
-            raise Gen3cInputError(f"ViPE video {quoted(p, 200)} {why}: check --vipe_path")
+            raise Gen3cInputError(f"ViPE video {quoted_path(p)} {why}: check --vipe_path")
         if p.parent.name != "rgb":
             raise Gen3cInputError(
-                f"--vipe_path {str(p)!r} is an mp4 outside a ViPE rgb/ folder: pass the ViPE output directory"
+                f"--vipe_path {quoted_path(p)} is an mp4 outside a ViPE rgb/ folder: pass the ViPE output directory"
             )
         if clip is not None and clip != p.stem:
             raise Gen3cInputError(
-                f"--vipe_clip {clip!r} contradicts --vipe_path {str(p)!r}: pass one of them"
+                f"--vipe_clip {clip!r} contradicts --vipe_path {quoted_path(p)}: pass one of them"
             )
         root, clip = p.parent.parent, p.stem
     else:
         root = p
         if not is_dir(root):
             why = "is a file, not a folder" if exists(root) else "does not exist"
-            raise Gen3cInputError(f"ViPE directory {quoted(root, 200)} {why}: pass the folder given to 'vipe infer --output'")
-    name = f"ViPE directory {str(root)!r}"
+            raise Gen3cInputError(f"ViPE directory {quoted_path(root)} {why}: pass the folder given to 'vipe infer --output'")
+    name = f"ViPE directory {quoted_path(root)}"
     missing = [f"{d}/" + absent_note(root / d) for d in VIPE_FOLDERS if not (root / d).is_dir()]
     if missing:
         from gen3c.io.gen3c_sample import SAMPLE_FILES, sample_file
@@ -224,7 +224,7 @@ def read_vipe(
         unwritten = [str(f.relative_to(root)) for f in lacking if not (f.is_symlink() and not f.exists())]
         rerun = "" if not unwritten else ": re-run 'vipe infer'" if len(unwritten) == len(lacking) else f": re-run 'vipe infer' for {', '.join(unwritten)}"
         listed = ", ".join(str(f.relative_to(root)) + absent_note(f) for f in lacking)
-        raise Gen3cInputError(f"ViPE directory {str(root)!r} lacks {listed} for clip {clip!r}{rerun}")
+        raise Gen3cInputError(f"ViPE directory {quoted_path(root)} lacks {listed} for clip {clip!r}{rerun}")
     rel = {key: str(f.relative_to(root)) for key, f in files.items()}
     intr_data, intr_inds = _load_rows(files["intrinsics"], rel["intrinsics"])
     _check_pinhole(root, clip, intr_data)
@@ -252,7 +252,7 @@ def read_vipe(
         masks = None
         if mask_zip.is_symlink() and not mask_zip.exists():  # optional and not used for the cache: a note, not a refusal
             note(
-                f"ViPE directory {str(root)!r} mask/{clip}.zip{absent_note(mask_zip)}: "
+                f"ViPE directory {quoted_path(root)} mask/{clip}.zip{absent_note(mask_zip)}: "
                 "read without its instance ids (FrameStack.instance_ids is None)",
                 stacklevel=2,
             )
@@ -346,13 +346,13 @@ def _check_pinhole(root: Path, clip: str, intrinsics: np.ndarray) -> None:
     if other:
         why, fix = _NOT_PINHOLE[other[0]]
         raise Gen3cInputError(
-            f"ViPE directory {str(root)!r} clip {clip!r} has {why} ({models[other[0]]}), but gen3c renders pinhole cameras only: {fix}"
+            f"ViPE directory {quoted_path(root)} clip {clip!r} has {why} ({models[other[0]]}), but gen3c renders pinhole cameras only: {fix}"
         )
 
 
 def _camera_models(root: Path, rel: str) -> dict[str, str]:
     """The camera models ViPE's ``<clip>_camera.txt`` names, each with where it is first named."""
-    name = f"ViPE directory {str(root)!r} {rel}"
+    name = f"ViPE directory {quoted_path(root)} {rel}"
     try:
         content = (root / rel).read_bytes()
     except OSError as exc:
@@ -377,7 +377,7 @@ def _depth_zip(root: Path, clip: str) -> Path:
     path = root / "depth" / f"{clip}.zip"
     if path.is_file():
         return path
-    name = f"ViPE directory {str(root)!r}"
+    name = f"ViPE directory {quoted_path(root)}"
     if path.is_symlink() and not path.exists():  # not a run without depth: a copy of links
         raise Gen3cInputError(f"{name} has no readable depth/{clip}.zip" + absent_note(path))
     # Other files of this clip's name; a zip is another clip's depth (clips "a" and "a.b").

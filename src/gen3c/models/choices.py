@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted, shown_value
 
 #: The memory modes of the gen3c pipeline (:func:`gen3c.models.memory.memory_plan`).
 MEMORY_MODES = ("resident", "model_offload", "group_offload")
@@ -63,7 +63,7 @@ class StepCacheSpec:
         kind, _, number = text.strip().lower().partition(":")
         if kind not in STEP_CACHE_KINDS:
             raise Gen3cInputError(
-                f"--step_cache {text!r}: unknown kind {kind!r}; use none, {', '.join(k + '[:' + STEP_CACHE_KINDS[k][0].upper() + ']' for k in STEP_CACHE_KINDS)}"
+                f"--step_cache {quoted(text, 40)}: unknown kind {quoted(kind, 40)}; use none, {', '.join(k + '[:' + STEP_CACHE_KINDS[k][0].upper() + ']' for k in STEP_CACHE_KINDS)}"
             )
         what, default = STEP_CACHE_KINDS[kind]
         try:
@@ -71,11 +71,11 @@ class StepCacheSpec:
         except ValueError:
             value = math.nan
         if not math.isfinite(value):
-            raise Gen3cInputError(f"--step_cache {text!r}: the {what} after ':' must be a finite number (default {default:g})")
+            raise Gen3cInputError(f"--step_cache {quoted(text, 40)}: the {what} after ':' must be a finite number (default {default:g})")
         if what == "interval" and (value != int(value) or value < 2):
-            raise Gen3cInputError(f"--step_cache {text!r}: the interval must be a whole number ≥ 2 (1 caches nothing)")
+            raise Gen3cInputError(f"--step_cache {quoted(text, 40)}: the interval must be a whole number ≥ 2 (1 caches nothing)")
         if what == "threshold" and not 0 < value < 10:
-            raise Gen3cInputError(f"--step_cache {text!r}: the threshold must be above 0 and below 10 (default {default:g})")
+            raise Gen3cInputError(f"--step_cache {quoted(text, 40)}: the threshold must be above 0 and below 10 (default {default:g})")
         return cls(kind, value)
 
     def __str__(self) -> str:
@@ -102,7 +102,7 @@ def check_attention_backend(backend: str) -> None:
     if backend not in diffusers_names:
         public = [name for name in diffusers_names if not name.startswith("_") and not name.endswith("_hub")]
         raise Gen3cInputError(
-            f"--attention_backend {backend!r} is unknown: use {', '.join((*AUTO_ORDER, *KERNELS))}, or a diffusers "
+            f"--attention_backend {shown_value(backend)} is unknown: use {', '.join((*AUTO_ORDER, *KERNELS))}, or a diffusers "
             f"attention backend ({', '.join(public[:6])}, …)"
         )
 

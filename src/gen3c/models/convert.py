@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full, quoted
+from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full, quoted, quoted_path
 from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
 from gen3c.io.paths import nearest_existing
 from gen3c.library_output import libraries_quiet
@@ -569,11 +569,11 @@ def convert_checkpoint(
     src = Path(official_dir).expanduser()
     if not src.is_dir():
         why = "is a file, not a folder" if src.exists() else "does not exist"
-        raise Gen3cModelError(f"checkpoint folder {str(src)!r} {why}: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})")
+        raise Gen3cModelError(f"checkpoint folder {quoted_path(src)} {why}: pass the folder holding Gen3C-Cosmos-7B/ ({HUB_SOURCES})")
     _check_out_dir(Path(out_dir).expanduser(), overwrite, [src])
     hint = None if (src / DIT_FILE).exists() else _right_folder(src)
     if hint:
-        raise Gen3cModelError(f"checkpoint folder {str(src)!r} is not GEN3C's checkpoints folder: {hint}")
+        raise Gen3cModelError(f"checkpoint folder {quoted_path(src)} is not GEN3C's checkpoints folder: {hint}")
     return convert_components(
         _require(src / DIT_FILE, "the GEN3C DiT (Gen3C-Cosmos-7B/model.pt)"),
         _require(src / TOKENIZER_DIR, "the Cosmos tokenizer folder (Cosmos-Tokenize1-CV8x8x8-720p/)"),
@@ -616,26 +616,26 @@ def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
     ``overwrite``), or holds one of the ``sources`` being converted (``overwrite`` would delete them)."""
     if out.is_symlink() and not out.exists():  # (dangling or looping: found only when the output was put in place)
         raise Gen3cModelError(
-            f"output folder {str(out)!r} is a symbolic link to {os.readlink(out)!r}, which does not exist or loops: "
+            f"output folder {quoted_path(out)} is a symbolic link to {quoted_path(os.readlink(out))}, which does not exist or loops: "
             "remove the link or choose another folder"
         )
     if out.exists() and not out.is_dir():
-        raise Gen3cModelError(f"output folder {str(out)!r} is a file, not a folder: choose a folder path")
+        raise Gen3cModelError(f"output folder {quoted_path(out)} is a file, not a folder: choose a folder path")
     for source in sources:
         if out.resolve() == source.resolve() or out.resolve() in source.resolve().parents:
             raise Gen3cModelError(
-                f"output folder {str(out)!r} holds the checkpoint being converted ({source}): choose a folder outside it"
+                f"output folder {quoted_path(out)} holds the checkpoint being converted ({source}): choose a folder outside it"
             )
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise Gen3cModelError(
-            f"output folder {str(out)!r} exists and is not empty: pick a new folder or pass overwrite"
+            f"output folder {quoted_path(out)} exists and is not empty: pick a new folder or pass overwrite"
         )
     not_ours = _not_a_gen3c_checkpoint(out) if overwrite and out.exists() and any(out.iterdir()) else None
     if not_ours is not None:
         # (overwrite deletes the whole folder: a mistyped OUT, a home folder, a project's folder,
         # another diffusers model's checkpoint)
         raise Gen3cModelError(
-            f"output folder {str(out)!r} is not a gen3c checkpoint ({not_ours}), and overwrite would delete all it holds: "
+            f"output folder {quoted_path(out)} is not a gen3c checkpoint ({not_ours}), and overwrite would delete all it holds: "
             "pick a new folder, or empty that one yourself"
         )
     check_writable_place(out, "output folder", beside=True)  # before the minutes of reading and converting

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, quoted
+from gen3c.errors import Gen3cInputError, Gen3cModelError, quoted_path, shown_value
 from gen3c.io.formats import json_kind
 
 #: Packaged model names → folder under gen3c/assets.
@@ -27,7 +27,7 @@ def packaged_model_dir(name: str) -> Path:
     """The folder of the packaged model ``name``."""
     if name not in PACKAGED_MODELS:
         raise Gen3cInputError(
-            f"unknown --model {name!r}: the package ships {', '.join(PACKAGED_MODELS)}; "
+            f"unknown --model {shown_value(name)}: the package ships {', '.join(PACKAGED_MODELS)}; "
             "pass a checkpoint folder (e.g. OUT/model of `gen3c train`) with --checkpoint_dir instead"
         )
     folder = Path(str(resources.files("gen3c") / "assets" / PACKAGED_MODELS[name]))
@@ -59,7 +59,7 @@ def check_checkpoint_path(source: str) -> None:
     if names_a_path(source) and not exists(source) and source not in PACKAGED_MODELS:
         from gen3c.models.weights import WEIGHTS_HELP
 
-        raise Gen3cModelError(f"checkpoint {quoted(source, 200)} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
+        raise Gen3cModelError(f"checkpoint {quoted_path(source)} does not exist: pass a converted checkpoint folder or a hub id; {WEIGHTS_HELP}")
 
 
 def is_hub_id(checkpoint: str | os.PathLike) -> bool:
@@ -102,7 +102,7 @@ def checkpoint_info(folder: str | None) -> dict[str, Any]:
     try:
         info = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME} is unreadable ({exc}): train or copy it again") from None
+        raise Gen3cModelError(f"checkpoint {quoted_path(folder)}: {META_NAME} is unreadable ({exc}): train or copy it again") from None
     return _checked_info(info, folder)
 
 
@@ -128,10 +128,10 @@ def _checked_info(info: Any, folder: str) -> dict[str, Any]:
     it is no JSON object or a setting a run reads has a value of another kind (it was a ValueError
     traceback where the run converted it)."""
     if not isinstance(info, dict):
-        raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME} is unreadable ({json_kind(info)}, not an object): train or copy it again")
+        raise Gen3cModelError(f"checkpoint {quoted_path(folder)}: {META_NAME} is unreadable ({json_kind(info)}, not an object): train or copy it again")
     for key, (fits, what) in _INFO_FIELDS.items():
         if key in info and not fits(info[key]):
-            raise Gen3cModelError(f"checkpoint {folder!r}: {META_NAME}'s {key!r} must be {what}, got {json.dumps(info[key])[:40]}: fix or remove it")
+            raise Gen3cModelError(f"checkpoint {quoted_path(folder)}: {META_NAME}'s {key!r} must be {what}, got {json.dumps(info[key])[:40]}: fix or remove it")
     return info
 
 
@@ -158,7 +158,7 @@ def model_resolution(options: dict[str, Any]) -> tuple[int, int] | None:
         return None
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         where = options.get("model") or options.get("checkpoint_dir")
-        raise Gen3cModelError(f"model {where!r}: {META_NAME}'s 'resolution' must be [height, width] in pixels, got {str(size)[:40]}: fix or remove it")
+        raise Gen3cModelError(f"model {quoted_path(where)}: {META_NAME}'s 'resolution' must be [height, width] in pixels, got {str(size)[:40]}: fix or remove it")
     return int(size[0]), int(size[1])
 
 
@@ -194,4 +194,4 @@ def _hub_info(source: str) -> dict[str, Any]:
     try:
         return json.loads(Path(cached).read_text())
     except (OSError, ValueError) as exc:
-        raise Gen3cModelError(f"checkpoint {source!r}: {META_NAME} is unreadable ({exc}): upload it again") from None
+        raise Gen3cModelError(f"checkpoint {quoted_path(source)}: {META_NAME} is unreadable ({exc}): upload it again") from None

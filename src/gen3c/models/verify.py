@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 import torch
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted, with_article
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted_path, with_article
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.hashing import sha256_file
 from gen3c.io.paths import is_dir, reader_path
@@ -59,7 +59,7 @@ def write_checksums(folder: str | os.PathLike) -> Path:
     """
     root = reader_path(folder, "write_checksums folder", "the checkpoint folder")
     if not is_dir(root):  # (was FileNotFoundError on writing checksums.json, after an empty listing)
-        raise Gen3cInputError(f"write_checksums folder {quoted(root, 200)} is no folder (missing, or a file): pass the checkpoint folder")
+        raise Gen3cInputError(f"write_checksums folder {quoted_path(root)} is no folder (missing, or a file): pass the checkpoint folder")
     files = {name: sha256_file(root / name) for name in covered_files(root)}
     path = root / CHECKSUMS_FILE
     # Replaced whole (temp file + rename): a write cut short (a full disk) left half a manifest.
@@ -105,7 +105,7 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
     path = root / CHECKSUMS_FILE
     if not path.is_file():
         raise Gen3cModelError(
-            f"checkpoint {str(root)!r} has no {CHECKSUMS_FILE}: convert it again with `gen3c convert` (which writes one), "
+            f"checkpoint {quoted_path(root)} has no {CHECKSUMS_FILE}: convert it again with `gen3c convert` (which writes one), "
             "or leave out --verify_checksums"
         )
     try:
@@ -121,11 +121,11 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
             raise Gen3cModelError(f"{path} lists {name[:80]!r}, which is outside the checkpoint: convert the checkpoint again")
     unlisted = [name for name in covered_files(root) if name not in files]
     if unlisted:
-        raise Gen3cModelError(f"checkpoint {str(root)!r}: {unlisted[0]} is not in {CHECKSUMS_FILE}: it was added after conversion")
+        raise Gen3cModelError(f"checkpoint {quoted_path(root)}: {unlisted[0]} is not in {CHECKSUMS_FILE}: it was added after conversion")
     for name, expected in sorted(files.items()):
         file = root / name
         if not file.is_file():
-            raise Gen3cModelError(f"checkpoint {str(root)!r} lacks {name}, listed in {CHECKSUMS_FILE}: download or convert it again")
+            raise Gen3cModelError(f"checkpoint {quoted_path(root)} lacks {name}, listed in {CHECKSUMS_FILE}: download or convert it again")
         got = sha256_file(file, progress)
         if got != expected.lower():
             from gen3c.models.weights import made_by_gen3c
@@ -134,7 +134,7 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
             fix = (f"remove it with `gen3c cache remove {root.name}` and the next run converts it again"
                    if made_by_gen3c(root) else "convert or download it again")  # fmt: skip
             raise Gen3cModelError(
-                f"checkpoint {str(root)!r}: {name} does not match its sha256 in {CHECKSUMS_FILE} (sha256 {got[:16]}…, "
+                f"checkpoint {quoted_path(root)}: {name} does not match its sha256 in {CHECKSUMS_FILE} (sha256 {got[:16]}…, "
                 f"listed {expected[:16]}…): it is corrupt or was changed: {fix}"
             )
     return len(files)
@@ -234,10 +234,10 @@ def verify_weights(root: str | os.PathLike, skip: Collection[str] = ()) -> dict[
         stored: dict[str, tuple[str, tuple[int, ...], Path]] = {}
         for file in _weight_files(folder):
             if not file.is_file():
-                raise Gen3cModelError(f"checkpoint {str(root)!r} lacks {component}/{file.name}: convert it again")
+                raise Gen3cModelError(f"checkpoint {quoted_path(root)} lacks {component}/{file.name}: convert it again")
             for key, (dtype, shape) in safetensors_header(file).items():
                 stored[key] = (dtype, shape, file)
-        where = f"checkpoint {str(root)!r}: {component}"
+        where = f"checkpoint {quoted_path(root)}: {component}"
         missing = sorted(set(expected) - set(stored))
         if missing:
             raise Gen3cModelError(

@@ -56,7 +56,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, disk_full_reason, first_line, is_disk_full
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cModelError,
+    disk_full_reason,
+    first_line,
+    is_disk_full,
+    quoted_path,
+)
 from gen3c.io.atomic import try_flock
 from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import nearest_existing
@@ -210,7 +217,7 @@ def weights_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "gen3c"
     root = root.absolute()
     if root.exists() and not root.is_dir():
-        raise Gen3cInputError(f"the folder of converted weights (--cache_dir / {CACHE_ENV}) {str(root)!r} is a file: choose a folder")
+        raise Gen3cInputError(f"the folder of converted weights (--cache_dir / {CACHE_ENV}) {quoted_path(root)} is a file: choose a folder")
     return root
 
 

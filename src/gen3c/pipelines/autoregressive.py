@@ -25,7 +25,7 @@ from torch import Tensor
 
 from gen3c.cache import GENERATED_MAX_DEPTH, Cache3D, SelectingCache3D
 from gen3c.cameras import Cameras, pixel_grid
-from gen3c.errors import Gen3cInputError, describe_value, note
+from gen3c.errors import Gen3cInputError, describe_value, note, quoted_path
 from gen3c.io.frames import FrameStack
 from gen3c.progress import ProgressFactory
 
@@ -82,7 +82,7 @@ def check_chunked_frame_count(
     if not makes_frame_count(num_frames, chunk_frames):
         if camera_file is not None:
             raise Gen3cInputError(
-                f"camera file {camera_file!r} has {num_frames} cameras, a count {who} cannot make ({chunk_frames} frames per chunk "
+                f"camera file {quoted_path(camera_file)} has {num_frames} cameras, a count {who} cannot make ({chunk_frames} frames per chunk "
                 f"with one frame of overlap): pass a camera file of {chunk_frames - 1}·N+1 cameras ({valid_frame_counts(chunk_frames)})"
             )
         raise Gen3cInputError(

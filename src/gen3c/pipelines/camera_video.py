@@ -52,6 +52,7 @@ from gen3c.errors import (
     note,
     noted,
     raise_if_interrupted,
+    shown_value,
     spelled,
 )
 from gen3c.io.atomic import (
@@ -215,10 +216,10 @@ def prepare_source(
         if w2c.shape != (4, 4):
             raise Gen3cInputError(f"prepare_source w2c has shape {tuple(w2c.shape)}: pass one (4, 4) world-to-camera pose")
     if not (isinstance(resolution, (tuple, list)) and len(resolution) == 2 and all(_is_positive_int(v) for v in resolution)):
-        raise Gen3cInputError(f"prepare_source resolution {resolution!r} must be (H, W), two positive whole numbers, e.g. (704, 1280)")
+        raise Gen3cInputError(f"prepare_source resolution {shown_value(resolution)} must be (H, W), two positive whole numbers, e.g. (704, 1280)")
     resolution = tuple(int(v) for v in resolution)
     if depth_kind not in DEPTH_KINDS:
-        raise Gen3cInputError(f"prepare_source depth_kind {depth_kind!r} is unknown: pass one of {', '.join(DEPTH_KINDS)}")
+        raise Gen3cInputError(f"prepare_source depth_kind {shown_value(depth_kind)} is unknown: pass one of {', '.join(DEPTH_KINDS)}")
     depth = depth.to(image.device).float()
     if valid is not None:
         if isinstance(valid, np.ma.MaskedArray):  # masked pixels are invalid, as a masked depth's are
@@ -566,7 +567,7 @@ def generate_video(
     chunks = plan_chunks(T, chunk)
     if isinstance(start_chunk, bool) or not isinstance(start_chunk, numbers.Integral) or not 0 <= start_chunk <= len(chunks):
         raise Gen3cInputError(
-            f"start_chunk {start_chunk!r} does not fit a run of {len(chunks)} chunk{'s' if len(chunks) > 1 else ''}: pass the "
+            f"start_chunk {shown_value(start_chunk)} does not fit a run of {len(chunks)} chunk{'s' if len(chunks) > 1 else ''}: pass the "
             f"index of the first chunk to make, 0 to {len(chunks) - 1} ({len(chunks)}: all are made)"
         )
     keep = sink is None if keep is None else keep

@@ -66,6 +66,8 @@ from gen3c.errors import (
     describe_value,
     first_line,
     note,
+    quoted_path,
+    shown_value,
     spelled,
 )
 from gen3c.io.images import note_unit_range as note_if_unit_range
@@ -281,10 +283,10 @@ class Gen3cPipeline(DiffusionPipeline):
         except (OSError, ValueError) as exc:
             if not folder.exists():  # checked, then gone: another process's `gen3c cache remove` (the checkpoint is fine)
                 raise Gen3cModelError(
-                    f"checkpoint {str(folder)!r} was removed while it was loading, by another process (`gen3c cache remove`?): "
+                    f"checkpoint {quoted_path(folder)} was removed while it was loading, by another process (`gen3c cache remove`?): "
                     "run again (GEN3C's own weights are then fetched or converted again)"
                 ) from None
-            raise Gen3cModelError(f"could not load checkpoint {source!r} ({first_line(exc, 120)}): {WEIGHTS_HELP}") from None
+            raise Gen3cModelError(f"could not load checkpoint {quoted_path(source)} ({first_line(exc, 120)}): {WEIGHTS_HELP}") from None
         info = checkpoint_info(str(folder))
         pipe.model_info = dict(info)
         pipe.sampling_defaults = {key: info[key] for key in ("num_steps", "guidance") if key in info}
@@ -316,7 +318,7 @@ class Gen3cPipeline(DiffusionPipeline):
 
         target = Path(os.path.abspath(writer_path(save_directory, "save_pretrained folder", "the checkpoint")))
         if target.exists() and not target.is_dir():
-            raise Gen3cInputError(f"save_pretrained: {str(target)!r} is a file: pass a folder to save the checkpoint into")
+            raise Gen3cInputError(f"save_pretrained: {quoted_path(target)} is a file: pass a folder to save the checkpoint into")
         merge = target.is_dir()
         if not merge:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -572,16 +574,16 @@ class Gen3cPipeline(DiffusionPipeline):
             if note_unit_range and name != "buffer_masks":  # [0, 1] colours (diffusers' images) pass the range check washed out
                 note_if_unit_range(value, name, var=name, stacklevel=4)  # (check_inputs, __call__, no_grad's wrapper)
         if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
-            raise Gen3cInputError(f"guidance must be a finite number, got {guidance!r}")
+            raise Gen3cInputError(f"guidance must be a finite number, got {shown_value(guidance)}")
         for name, value, meaning in (("num_steps", num_steps, ""), ("guidance_every", guidance_every, " (1: every step)")):
             whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
             if isinstance(value, bool) or not whole or value < 1:
-                raise Gen3cInputError(f"{name} must be a positive whole number{meaning}, got {value!r}")
+                raise Gen3cInputError(f"{name} must be a positive whole number{meaning}, got {shown_value(value)}")
         # numpy's RandomState draws GEN3C's condition-augmentation noise: it takes 0 … 2³² − 1.
         if seed is not None and (
             isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= configs.MAX_SEED
         ):
-            raise Gen3cInputError(f"seed must be a whole number from 0 to {configs.MAX_SEED}, got {seed!r}")
+            raise Gen3cInputError(f"seed must be a whole number from 0 to {configs.MAX_SEED}, got {shown_value(seed)}")
         device = self._execution_device
         if device.type == "cpu" and self.vae.dtype in (torch.bfloat16, torch.float16):
             # PyTorch has no CPU kernel for the tokenizer's 3D average pooling in half precision.
@@ -621,10 +623,10 @@ class Gen3cPipeline(DiffusionPipeline):
                                       ("noise_aug_strength", noise_aug_strength, None, "≥ 0 (GEN3C: 0)")):  # fmt: skip
             number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             if not number or (value <= lo if lo is not None else value < 0):
-                raise Gen3cInputError(f"{name} must be a finite number {what}, got {value!r}")
+                raise Gen3cInputError(f"{name} must be a finite number {what}, got {shown_value(value)}")
         if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, numbers.Integral) or max_sequence_length < 1:
             raise Gen3cInputError(
-                f"max_sequence_length must be a whole number of T5 tokens ≥ 1 (GEN3C: {configs.MAX_SEQUENCE_LENGTH}), got {max_sequence_length!r}"
+                f"max_sequence_length must be a whole number of T5 tokens ≥ 1 (GEN3C: {configs.MAX_SEQUENCE_LENGTH}), got {shown_value(max_sequence_length)}"
             )
         if seed is not None and generator is not None:
             raise Gen3cInputError(
@@ -637,7 +639,7 @@ class Gen3cPipeline(DiffusionPipeline):
         if generator is not None and not isinstance(generator, torch.Generator):
             raise Gen3cInputError(f"generator must be a torch.Generator, got {describe_value(generator)}: pass torch.Generator().manual_seed(n), or seed=n")
         if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 0:
-            raise Gen3cInputError(f"chunk must be a whole number from 0 (the first chunk of a video), got {chunk!r}")
+            raise Gen3cInputError(f"chunk must be a whole number from 0 (the first chunk of a video), got {shown_value(chunk)}")
         if chunk and generator is not None:
             raise Gen3cInputError(
                 f"chunk={chunk} picks a draw of seed=N's noise stream, but a generator was given: a generator continues its own "
@@ -649,7 +651,7 @@ class Gen3cPipeline(DiffusionPipeline):
         names = callback_on_step_end_tensor_inputs
         if not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names):
             raise Gen3cInputError(
-                f"callback_on_step_end_tensor_inputs must be a list of names from {self._callback_tensor_inputs}, got {names!r}"
+                f"callback_on_step_end_tensor_inputs must be a list of names from {self._callback_tensor_inputs}, got {shown_value(names)}"
             )
         unknown = [n for n in names if n not in self._callback_tensor_inputs]
         if unknown:
@@ -657,7 +659,7 @@ class Gen3cPipeline(DiffusionPipeline):
                 f"callback_on_step_end_tensor_inputs: {unknown} cannot be passed to the callback; choose from {self._callback_tensor_inputs}"
             )
         if not isinstance(output_type, str) or output_type not in OUTPUT_TYPES:
-            raise Gen3cInputError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {output_type!r}")
+            raise Gen3cInputError(f"output_type must be one of {', '.join(map(repr, OUTPUT_TYPES))}, got {shown_value(output_type)}")
 
     # -- 2. prompts --------------------------------------------------------------------
 
@@ -758,7 +760,7 @@ class Gen3cPipeline(DiffusionPipeline):
                 )
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
-                f"checkpoint {source!r} has no loadable T5 text encoder for {what} {prompt[:40]!r} ({first_line(exc)}): "
+                f"checkpoint {quoted_path(source)} has no loadable T5 text encoder for {what} {prompt[:40]!r} ({first_line(exc)}): "
                 f"use {cached}, or {WEIGHTS_HELP}"
             ) from None
         self.text_encoder.eval()

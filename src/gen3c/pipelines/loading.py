@@ -29,7 +29,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, spelled, with_article
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cModelError,
+    first_line,
+    note,
+    quoted_path,
+    spelled,
+    with_article,
+)
 from gen3c.io.formats import json_kind
 from gen3c.models import configs
 from gen3c.models.context_parallel import (
@@ -129,7 +137,7 @@ def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> 
         RevisionNotFoundError,
     )
 
-    where = f"checkpoint {source!r} is no local folder"
+    where = f"checkpoint {quoted_path(source)} is no local folder"
     if isinstance(exc, GatedRepoError):
         return Gen3cModelError(
             f"{where}, and its hub repository is gated: accept its terms at {constants.ENDPOINT}/{source} while logged in, "
@@ -166,22 +174,22 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
 
     root = Path(path)
     if root.exists() and not root.is_dir():
-        raise Gen3cModelError(f"checkpoint {str(root)!r} is a file: pass the checkpoint's folder (the one holding model_index.json)")
+        raise Gen3cModelError(f"checkpoint {quoted_path(root)} is a file: pass the checkpoint's folder (the one holding model_index.json)")
     if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
         # Gen3C-Cosmos-7B/ itself (model.pt inside): `gen3c convert` reads the folder above it,
         # which also holds the tokenizer and T5.
         above = Path(os.path.abspath(root)).parent
         source = above if (root / "model.pt").is_file() and root.name == "Gen3C-Cosmos-7B" else root
         raise Gen3cModelError(
-            f"checkpoint {str(root)!r} is GEN3C's original layout, not a converted one: "
+            f"checkpoint {quoted_path(root)} is GEN3C's original layout, not a converted one: "
             f"run `gen3c convert {source} OUT_DIR` and pass OUT_DIR"
         )
     index = root / "model_index.json"
     if not index.is_file():
         if (root / "model" / "model_index.json").is_file():  # `gen3c train --out OUT` given as OUT
-            raise Gen3cModelError(f"checkpoint {str(root)!r} has no model_index.json: it holds a training run: pass its model, {str(root / 'model')!r}")
+            raise Gen3cModelError(f"checkpoint {quoted_path(root)} has no model_index.json: it holds a training run: pass its model, {quoted_path(root / 'model')}")
         raise Gen3cModelError(
-            f"checkpoint {str(root)!r} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}"
+            f"checkpoint {quoted_path(root)} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}"
         )
     try:
         declared = json.loads(index.read_text())
@@ -191,7 +199,7 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         raise unreadable_file(index, exc) from None
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
-            f"checkpoint {str(root)!r}: model_index.json is unreadable ({first_line(exc)}): convert again"
+            f"checkpoint {quoted_path(root)}: model_index.json is unreadable ({first_line(exc)}): convert again"
         ) from None
     missing = []
     for name in REQUIRED_COMPONENTS:
@@ -219,7 +227,7 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
             missing += [f"{name}/{s}" for s in sorted(shards) if not (folder / s).is_file()]
     if missing:
         raise Gen3cModelError(
-            f"checkpoint {str(root)!r} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
+            f"checkpoint {quoted_path(root)} is incomplete, missing {', '.join(missing)}: {WEIGHTS_HELP}"
         )
     for name in REQUIRED_COMPONENTS:  # another model's classes (or none) declared: diffusers' error came through, cut short
         if name in skip:
@@ -229,7 +237,7 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         if not named or (wanted is not None and entry != ["diffusers", wanted]):
             needs = json.dumps(["diffusers", wanted]) if wanted else "a diffusers scheduler"
             raise Gen3cModelError(
-                f"checkpoint {str(root)!r}: model_index.json declares {name} as {json.dumps(entry)[:80]}, gen3c loads {needs}, "
+                f"checkpoint {quoted_path(root)}: model_index.json declares {name} as {json.dumps(entry)[:80]}, gen3c loads {needs}, "
                 f"so it is not a gen3c checkpoint: {WEIGHTS_HELP}"
             )
     for name in REQUIRED_COMPONENTS:  # a config that is no JSON object: an AttributeError traceback, or diffusers looking it up on the hub
@@ -244,7 +252,7 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
             raise unreadable_file(root / config, exc) from None
         except (OSError, ValueError) as exc:
             raise Gen3cModelError(
-                f"checkpoint {str(root)!r}: {config.as_posix()} is unreadable ({first_line(exc)}): convert again"
+                f"checkpoint {quoted_path(root)}: {config.as_posix()} is unreadable ({first_line(exc)}): convert again"
             ) from None
 
 
@@ -277,14 +285,14 @@ def check_checkpoint(
     check_checkpoint_dir(folder, skip)
     found = checkpoint_configs(folder)
     if found is not None and "transformer" not in skip:  # (an unreadable config: verify_weights says so)
-        configs.check_model_channels(found[0], f"checkpoint {str(folder)!r}", WEIGHTS_HELP)
+        configs.check_model_channels(found[0], f"checkpoint {quoted_path(folder)}", WEIGHTS_HELP)
     if "scheduler" not in skip:
         _check_scheduler(folder)
     sizes = verify.verify_weights(folder, skip)
     copied = sum(size.loaded_bytes(dtype) for size in sizes.values() if size.copied_on_load(dtype))
     if copied:  # a cast copies the weights into memory; as stored they are read from the file
         check_host_memory(
-            copied, f"checkpoint {str(folder)!r} in {str(dtype).removeprefix('torch.')}",
+            copied, f"checkpoint {quoted_path(folder)} in {str(dtype).removeprefix('torch.')}",
             "run it where it computes in the dtype it is stored in (GEN3C-7B: bfloat16 on a CUDA GPU), "
             "or run the small model (--model tiny) or the preview generator on this machine",
         )  # fmt: skip
@@ -306,7 +314,7 @@ def _check_scheduler(folder: Path) -> None:
     try:
         cls.from_config(cls.load_config(str(path.parent)))
     except Exception as exc:  # any malformed value: the library's many error types
-        raise Gen3cModelError(f"checkpoint {str(folder)!r}: scheduler/scheduler_config.json does not describe {with_article(name)} ({first_line(exc, 120)}): convert again") from None
+        raise Gen3cModelError(f"checkpoint {quoted_path(folder)}: scheduler/scheduler_config.json does not describe {with_article(name)} ({first_line(exc, 120)}): convert again") from None
 
 
 def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -320,7 +328,7 @@ def resolve_dtype(dtype: torch.dtype | str) -> torch.dtype:
 
 
 def refuse_checksums_of_hub(source: str) -> None:
-    raise Gen3cInputError(f"--verify_checksums checks a local checkpoint folder; {source!r} is not one (hub downloads are checked by the hub)")
+    raise Gen3cInputError(f"--verify_checksums checks a local checkpoint folder; {quoted_path(source)} is not one (hub downloads are checked by the hub)")
 
 
 def load_pipeline(
@@ -796,7 +804,7 @@ def _check_model_settings_unchanged(generator: Gen3cGenerator, options: dict[str
     if named and model_source(checked) != generator.loaded_with.get("model_source"):
         key = named[0]
         raise Gen3cInputError(
-            f"configure: {key} {checked[key]!r} names another model than {generator.loaded_with.get('model_source')!r}, which the "
+            f"configure: {key} {quoted_path(checked[key])} names another model than {quoted_path(generator.loaded_with.get('model_source'))}, which the "
             f"generator was loaded from, and configure changes only per-run settings: load a new generator with load_generator"
         )
     for key, value in checked.items():

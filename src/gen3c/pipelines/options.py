@@ -19,7 +19,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value, note
+from gen3c.errors import Gen3cInputError, describe_value, note, quoted_path
 from gen3c.models import configs
 from gen3c.models.choices import (
     FP8_MATMULS_WITH_LORA,
@@ -64,7 +64,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
             from gen3c.models.weights import WEIGHTS_HELP
 
             named = request.generator_options.get("model") or request.generator_options.get("checkpoint_dir")
-            configs.check_model_channels(found[0], "GEN3C's model" if named is None else f"checkpoint {str(named)!r}", WEIGHTS_HELP)
+            configs.check_model_channels(found[0], "GEN3C's model" if named is None else f"checkpoint {quoted_path(named)}", WEIGHTS_HELP)
         check_resolution(request.resolution, found)
         if request.chunk_frames is not None:
             from gen3c.models.packaged import model_chunk_frames
@@ -124,7 +124,7 @@ def refuse_prompts_without_text_encoder(options: dict[str, Any]) -> None:
             which = "prompt" if prompt == (options.get("prompt") or "") else "negative_prompt"
             keep = "leave out --prompt" if which == "prompt" else "leave out --negative_prompt (GEN3C's default negative prompt is cached)"
             raise Gen3cInputError(
-                f"--{which} {prompt[:40]!r}: {named} {str(options.get('model') or options['checkpoint_dir'])!r} has no T5 text encoder, "
+                f"--{which} {prompt[:40]!r}: {named} {quoted_path(options.get('model') or options['checkpoint_dir'])} has no T5 text encoder, "
                 f"so it encodes only the prompts its prompt cache holds (the empty prompt, GEN3C's default negative prompt): "
                 f"{keep}, or run a model with T5 (GEN3C's own: leave out {named})"
             )
@@ -422,7 +422,7 @@ def check_model_split(configs: tuple[dict, dict], num_gpus: int, chunk_frames: i
     if packaged is not None:  # its chunk is fixed by its gen3c_model.json, so no other --chunk_frames helps
         label = f"the shipped {packaged} model"
     else:
-        label = "GEN3C's model" if checkpoint is None else f"checkpoint {str(checkpoint)!r}"
+        label = "GEN3C's model" if checkpoint is None else f"checkpoint {quoted_path(checkpoint)}"
     check_token_split(dit.get("num_attention_heads", 32), num_gpus, latent, f"{label} (its {chunk_frames}-frame chunks have {latent} latent frames)")
 
 

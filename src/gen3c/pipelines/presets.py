@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.errors import Gen3cInputError, describe_value, shown_value
 from gen3c.models import configs
 from gen3c.models.choices import StepCacheSpec, check_attention_backend, check_step_cache_guidance
 from gen3c.schedulers import SAMPLERS
@@ -52,7 +52,7 @@ class SpeedPreset:
                 what = " or ".join({type(None): "None", numbers.Integral: "a whole number"}.get(kind, kind.__name__) for kind in kinds)
                 raise Gen3cInputError(f"speed setting {name} must be {what}, got {describe_value(value)}")
         if self.sampler not in SAMPLERS:
-            raise Gen3cInputError(f"--sampler {self.sampler!r} is unknown: use one of {', '.join(SAMPLERS)}")
+            raise Gen3cInputError(f"--sampler {shown_value(self.sampler)} is unknown: use one of {', '.join(SAMPLERS)}")
         if int(self.num_steps) != self.num_steps or self.num_steps < 1:
             raise Gen3cInputError(f"--num_steps {self.num_steps} must be a whole number ≥ 1 (GEN3C: 35)")
         if int(self.guidance_every) != self.guidance_every or self.guidance_every < 1:
@@ -90,7 +90,7 @@ def speed_name(speed: str | None) -> str:
     """
     name = "exact" if speed is None else str(speed).strip().lower()
     if name not in SPEED_PRESETS:
-        raise Gen3cInputError(f"--speed {speed!r} is unknown: use one of {', '.join(SPEED_PRESETS)}")
+        raise Gen3cInputError(f"--speed {shown_value(speed)} is unknown: use one of {', '.join(SPEED_PRESETS)}")
     return name
 
 

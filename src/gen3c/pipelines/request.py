@@ -38,7 +38,7 @@ from gen3c.errors import (
     counted,
     describe_value,
     note,
-    quoted,
+    quoted_path,
     record_notes,
     spelled,
 )
@@ -240,7 +240,7 @@ def load_source(request: GenerationRequest) -> SourceView:
         raw, name, record = memory_depth(request), "gen3c.generate() depth", request.in_memory.depth_record
     else:
         raw = load_depth(request.depth_path, request.png_depth_scale)
-        name = f"depth file {str(request.depth_path)!r}"
+        name = f"depth file {quoted_path(request.depth_path)}"
         # `gen3c depth` records the kind and camera of the depth it writes: read back, the run it
         # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
         record = depth_record(request.depth_path, tuple(raw.shape))
@@ -296,7 +296,7 @@ def estimate_source(request: GenerationRequest, image: torch.Tensor, K: torch.Te
             raise
         if not falls_back_to_prior(request.depth_estimator):  # asked for by name: no made-up depth stands in for it
             raise Gen3cModelError(
-                f"{exc} (--depth_estimator {quoted(request.depth_estimator)} was asked for by name, so the preview does not fall back "
+                f"{exc} (--depth_estimator {quoted_path(request.depth_estimator)} was asked for by name, so the preview does not fall back "
                 "to the geometric prior: leave it out for that)"
             ) from None
         note(prior_notice(str(exc)), stacklevel=2)
@@ -479,7 +479,7 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
         cameras = video_cameras(request, data)
     what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the input video's first frame")
     if request.camera_file is not None:
-        file = f"camera file {str(request.camera_file)!r}"
+        file = f"camera file {quoted_path(request.camera_file)}"
         identity = " (w2c = identity)" if kind == "image" else ""
         _note_first_camera_away_from_source(
             cameras, first_view(kind, data), what, path=file, path_K=file, onto="the file's path",
@@ -490,7 +490,7 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
         # GEN3C's gen3c_multiview.py seeds frame 0 with the first key view's image and renders w2cs_all[0]
         # for it, so a path that starts elsewhere jumps after frame 0 there too. Without Ks_all every camera
         # has the last key view's K (GEN3C's default): intrinsics are compared only where Ks_all gives others.
-        npz = f"multi-view npz {str(request.multiview_npz)!r}"
+        npz = f"multi-view npz {quoted_path(request.multiview_npz)}"
         _note_first_camera_away_from_source(
             cameras, first_view(kind, data), what, path=f"{npz} w2cs_all", path_K=f"{npz} Ks_all", onto="w2cs_all's path",
             fix="start w2cs_all at w2cs_key_frames[0], or put first the key view it starts at",
@@ -628,7 +628,7 @@ def _multiview_cameras(request: GenerationRequest, mv) -> Cameras:
     most = cameras if fixed is None else (cameras - 1) // (fixed - 1) * (fixed - 1) + 1
     if most > T:  # GEN3C's default 121 of a 361-camera path (GEN3C's own example) dropped the rest silently
         note(
-            f"multi-view npz {str(request.multiview_npz)!r} has {cameras} cameras in w2cs_all; the first {T} are rendered "
+            f"multi-view npz {quoted_path(request.multiview_npz)} has {cameras} cameras in w2cs_all; the first {T} are rendered "
             f"(--num_video_frames {T}): pass --num_video_frames {most} to render {'all of them' if most == cameras else f'the first {most}'}",
             stacklevel=3,
         )
@@ -642,7 +642,7 @@ def _too_few_cameras(request: GenerationRequest, cameras: int) -> str:
     T = request.num_video_frames
     fixed = fixed_chunk_frames(request)  # (None: the preview, any count)
     default = f" (the default: {'the model' if fixed else 'GEN3C'}'s chunk)" if T == (fixed or GEN3C_CHUNK_FRAMES) else ""
-    what = f"multi-view npz {str(request.multiview_npz)!r} has {cameras} cameras in w2cs_all but --num_video_frames is {T}{default}"
+    what = f"multi-view npz {quoted_path(request.multiview_npz)} has {cameras} cameras in w2cs_all but --num_video_frames is {T}{default}"
     if fixed is None:
         fix = f"pass --num_video_frames {cameras}"
     elif cameras >= fixed:
@@ -658,7 +658,7 @@ def _file_cameras(request: GenerationRequest, H: int, W: int, kind: str) -> Came
 
     cams = request.read_camera_file().cameras
     fit = intrinsics_fit(kind, request.resize_mode)
-    return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {str(request.camera_file)!r}", fit=fit)
+    return fit_cameras(cams, request.num_video_frames, H, W, name=f"camera file {quoted_path(request.camera_file)}", fit=fit)
 
 
 def intrinsics_fit(kind: str, resize_mode: str):
@@ -893,7 +893,7 @@ def check_frame_count(request: GenerationRequest) -> None:
             check_chunked_frame_count(count, fixed, f"the {request.generator} generator", str(request.camera_file))
             other_file = makes_frame_count(request.num_video_frames, fixed)
         # before the input is read: its notes (a short video's frozen tail) would offer a count the file refuses
-        check_camera_count(count, request.num_video_frames, f"camera file {str(request.camera_file)!r}", other_file)
+        check_camera_count(count, request.num_video_frames, f"camera file {quoted_path(request.camera_file)}", other_file)
     if fixed is not None:
         # the count is the file's (by default, or given alike): the fix is another file
         camera_file = None if request.camera_file is None else str(request.camera_file)

@@ -53,7 +53,16 @@ import torch
 from torch import Tensor
 
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR
-from gen3c.errors import Gen3cInputError, counted, disk_full_reason, first_line, is_disk_full, note, quoted
+from gen3c.errors import (
+    Gen3cInputError,
+    counted,
+    disk_full_reason,
+    first_line,
+    is_disk_full,
+    note,
+    quoted,
+    quoted_path,
+)
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.hashing import update_from_file
@@ -469,7 +478,7 @@ def not_a_run_folder(path: Path) -> str:
         return "its run.json is not one gen3c writes"
     stray = [n for n in sorted(names) if n != "run.json" and not n.startswith((".chunk_", ".run."))
              and not (_CHUNK.match(n) and (path / n).is_dir())]  # fmt: skip
-    return f"it holds {quoted(stray[0])}, which gen3c does not write there" if stray else ""
+    return f"it holds {quoted_path(stray[0])}, which gen3c does not write there" if stray else ""
 
 
 def remove_unheld(path: Path) -> bool:

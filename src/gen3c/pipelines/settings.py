@@ -27,7 +27,7 @@ from gen3c.constants import (
     SPLAT_MODES,
 )
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, check_estimator_name
-from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.errors import Gen3cInputError, describe_value, quoted_path
 from gen3c.io.atomic import check_video_name
 from gen3c.io.paths import expand_home, is_dir, looks_like_path
 from gen3c.models import configs
@@ -346,7 +346,7 @@ def check_lora_base(request: GenerationRequest) -> None:
     if info.get("chunk_frames", GEN3C_CHUNK_FRAMES) != GEN3C_CHUNK_FRAMES:  # not GEN3C-7B (nor a fine-tune of it)
         flag = f"--model {base}" if base in PACKAGED_MODELS else f"--checkpoint_dir {base}"
         raise Gen3cInputError(
-            f"--lora {str(options['lora'])!r} was trained on {base!r}, not GEN3C-7B "
+            f"--lora {quoted_path(options['lora'])} was trained on {base!r}, not GEN3C-7B "
             f"({f'what --checkpoint_dir {OFFICIAL_REPO} runs' if official else 'what runs without a model named'}): pass {flag}"
         )
 

@@ -40,4 +40,6 @@ def run_training(config_path: str | os.PathLike, out: str | os.PathLike, *, resu
 
 def ended_message(result) -> str:
     """What a Ctrl-C after a run's last step (its outputs written) says."""
-    return f"stopped as the run ended, after its last step: {str(result.exported or result.checkpoint)!r} is written"
+    from gen3c.errors import quoted_path
+
+    return f"stopped as the run ended, after its last step: {quoted_path(result.exported or result.checkpoint)} is written"

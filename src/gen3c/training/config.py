@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.errors import Gen3cInputError, describe_value, quoted_path
 from gen3c.io.paths import exists, refuse_special_file
 from gen3c.io.text import user_text
 from gen3c.models import configs
@@ -292,7 +292,7 @@ def check_config(config: Config, source: str = "config") -> None:
     for (section, key), choices in _CHOICES.items():
         value = getattr(getattr(config, section), key)
         if value not in choices:
-            raise Gen3cInputError(f"{source}: {section}.{key} = {value!r}: choose one of {', '.join(choices)}")
+            raise Gen3cInputError(f"{source}: {section}.{key} = {_shown(value)}: choose one of {', '.join(choices)}")
     d = config.data
     if len(d.resolution) != 2 or any(v <= 0 or v % 16 for v in d.resolution):
         raise Gen3cInputError(f"{source}: data.resolution = {d.resolution} must be [H, W], both positive multiples of 16")
@@ -428,17 +428,17 @@ def load_config(path: str | os.PathLike) -> Config:
         close = difflib.get_close_matches(path.stem, names, n=1) if path.name == str(path) and not exists(path) else []
         fix = (f"did you mean the shipped config {close[0]!r}? (or pass a TOML file; the files to copy are in {shipped_config('')})" if close
                else f"pass a TOML file, or a shipped config by name ({', '.join(names)}; the files to copy are in {shipped_config('')})")  # fmt: skip
-        raise Gen3cInputError(f"config {str(path)!r} cannot be read ({exc.strerror}): {fix}") from None
+        raise Gen3cInputError(f"config {quoted_path(path)} cannot be read ({exc.strerror}): {fix}") from None
     # (an editor's byte-order mark was "Invalid statement" at line 1; UTF-16, PowerShell 5's `>`: gen3c.io.text)
-    text = user_text(content, f"config {str(path)!r}", f"pass a training config; {shipped_config('default.toml')} shows every key", "a TOML file")
+    text = user_text(content, f"config {quoted_path(path)}", f"pass a training config; {shipped_config('default.toml')} shows every key", "a TOML file")
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         other = {".yaml": "YAML", ".yml": "YAML", ".json": "JSON"}.get(path.suffix.lower())
         fix = (f"gen3c train reads TOML, not {other}: write it as TOML ([section] headers, key = value)" if other
                else "fix that line")
-        raise Gen3cInputError(f"config {str(path)!r} is not valid TOML ({exc}): {fix}; {shipped_config('default.toml')} shows every key") from None
-    return config_from_dict(data, source=f"config {str(path)!r}", base=base)
+        raise Gen3cInputError(f"config {quoted_path(path)} is not valid TOML ({exc}): {fix}; {shipped_config('default.toml')} shows every key") from None
+    return config_from_dict(data, source=f"config {quoted_path(path)}", base=base)
 
 
 def shipped_config(name: str) -> Path:

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, collect_notes, note
+from gen3c.errors import Gen3cInputError, collect_notes, note, quoted_path
 from gen3c.io.frames import FrameStack
 from gen3c.pipelines.camera_video import SourceView, build_cache, preset_cameras
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
@@ -134,21 +134,21 @@ class VideoClips(Dataset):
         for i, path in enumerate(config.paths):
             found = _spelled_on_disk(os.path.expanduser(path))
             if found is not None:
-                note(f"data.paths[{i}] {path!r} is read as {found!r}, its name on disk: the same letters in other Unicode code points "
+                note(f"data.paths[{i}] {quoted_path(path)} is read as {quoted_path(found)}, its name on disk: the same letters in other Unicode code points "
                      "(as macOS writes accents); copy the name from disk into the config to silence this")  # fmt: skip
                 path = found
             same = first_of.setdefault(os.path.realpath(os.path.expanduser(path)), i)
             if same != i:  # (a deliberate weighting is allowed; a pasted line twice is the likelier cause)
-                note(f"data.paths[{i}] {path!r} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
+                note(f"data.paths[{i}] {quoted_path(path)} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
             for clip in _vipe_clips(path) if config.kind == "vipe" else [None]:
                 try:
                     stack = read(path, size) if clip is None else read(path, size, clip=clip)
                 except Gen3cInputError as exc:
                     other = _other_layout(path, config.kind)
                     if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
-                        raise Gen3cInputError(f'data.paths[{i}] {path!r} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
+                        raise Gen3cInputError(f'data.paths[{i}] {quoted_path(path)} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
                     raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
-                names.append(f"data.paths[{i}] {path!r}" + (f" clip {clip!r}" if clip is not None else ""))
+                names.append(f"data.paths[{i}] {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else ""))
                 self.sources.append((path, clip))
                 self.lengths.append(len(stack))
                 stack.instance_ids = None  # (ViPE's: training does not use them)
@@ -195,7 +195,7 @@ class VideoClips(Dataset):
             with collect_notes():
                 return self._reader()(path, tuple(self.config.resolution), start=start, num_frames=T, **extra)
         except Gen3cInputError as exc:  # it was read whole as the run started
-            name = f"data.paths entry {path!r}" + (f" clip {clip!r}" if clip is not None else "")
+            name = f"data.paths entry {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else "")
             if _files_state(self.config.kind, path, clip) == self.read_state[v]:  # refused for what it was all along
                 raise Gen3cInputError(f"{name}: {exc}") from None
             raise Gen3cInputError(f"{name} changed since the run read it at its start: {exc}; put it back as it was, "

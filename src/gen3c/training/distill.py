@@ -38,7 +38,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, quoted_path
 from gen3c.models import configs
 from gen3c.pipelines.gen3c import condition_channels, condition_indicator
 from gen3c.training.objective import loss_weight
@@ -91,7 +91,7 @@ def check_teacher(distill, info: dict, checkpoint: str) -> None:
     if "distilled" not in info and "distill_stage" not in info:
         return
     n = int(info["num_steps"])
-    student = f"model.checkpoint {checkpoint!r} is a distilled student ({n} steps, guidance absorbed)"
+    student = f"model.checkpoint {quoted_path(checkpoint)} is a distilled student ({n} steps, guidance absorbed)"
     if distill.guidance != 0:
         raise Gen3cInputError(
             f"distill.guidance = {distill.guidance:g}: {student}, which samples without guidance: "
@@ -118,7 +118,7 @@ def note_other_clips(data, info: dict, checkpoint: str) -> None:
     ]  # fmt: skip
     if others:
         note(
-            f"{' and '.join(others)} (model.checkpoint {checkpoint!r}, its gen3c_model.json): the student learns what the teacher "
+            f"{' and '.join(others)} (model.checkpoint {quoted_path(checkpoint)}, its gen3c_model.json): the student learns what the teacher "
             "makes at a size it was not trained for, and is written as a model of the clips' size; set them to the teacher's "
             "to distil the model as it samples"
         )

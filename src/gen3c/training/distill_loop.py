@@ -44,7 +44,7 @@ import torch
 from accelerate.utils import DistributedType
 from torch import Tensor
 
-from gen3c.errors import Gen3cInputError, counted
+from gen3c.errors import Gen3cInputError, counted, quoted_path
 from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
 from gen3c.parallel import is_main_process
@@ -149,7 +149,7 @@ def take_finished_stages(
         sources.add(str(source.parent))
     if copied and echo is not None:  # (from superseded/stages/ too, where a rewind set one aside)
         echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in copied)}) are copied from "
-             f"{' and '.join(repr(s) for s in sorted(sources))} into {str(out / 'stages')!r}")  # fmt: skip
+             f"{' and '.join(repr(s) for s in sorted(sources))} into {quoted_path(out / 'stages')}")  # fmt: skip
     return copied
 
 
@@ -170,11 +170,11 @@ def _missing_teacher(out: Path, run: Path, stages: list[Stage], index: int, chec
         return None
     if run.resolve() != out.resolve():
         return (
-            f"--resume: {str(named)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete "
-            f"in the run the checkpoint comes from: restore it there (or in {str(folder)!r}), or start over without --resume"
+            f"--resume: {quoted_path(named)}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete "
+            f"in the run the checkpoint comes from: restore it there (or in {quoted_path(folder)}), or start over without --resume"
         )
     return (
-        f"--resume: {str(folder)!r}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete: "
+        f"--resume: {quoted_path(folder)}, the student of stage {index - 1} that teaches stage {index}, is missing or incomplete: "
         "restore it, or start over in a new --out without --resume"
     )
 
@@ -237,8 +237,8 @@ def restore_history_students(
         restored.append(target)
     if restored and echo is not None:
         echo(f"--resume: the students of the finished stages ({', '.join(p.name for p in restored)}) of checkpoint "
-             f"{checkpoint.name}'s history are moved back from {str(out / 'checkpoints' / 'superseded' / 'stages')!r} into "
-             f"{str(out / 'stages')!r}" + (f"; those of the history it leaves are set aside as {', '.join(p.name for p in displaced)}" if displaced else ""))  # fmt: skip
+             f"{checkpoint.name}'s history are moved back from {quoted_path(out / 'checkpoints' / 'superseded' / 'stages')} into "
+             f"{quoted_path(out / 'stages')}" + (f"; those of the history it leaves are set aside as {', '.join(p.name for p in displaced)}" if displaced else ""))  # fmt: skip
     return restored
 
 
@@ -327,9 +327,9 @@ def _other_teacher(out: Path, run: Path, checkpoint: Path | None, stages: list[S
     if not holds_student(named):
         return None  # (missing: _missing_teacher says so)
     return (
-        f"--resume: checkpoint {str(checkpoint)!r} trains stage {index} against the student of stage {index - 1} its "
-        f"{TEACHER_RECORD} records (by sha256), and {str(named)!r} is another (written by another history of the run), nor did "
-        f"a rewind set it aside in {str(run / 'checkpoints' / 'superseded' / 'stages')!r}: restore that student there, or resume "
+        f"--resume: checkpoint {quoted_path(checkpoint)} trains stage {index} against the student of stage {index - 1} its "
+        f"{TEACHER_RECORD} records (by sha256), and {quoted_path(named)} is another (written by another history of the run), nor did "
+        f"a rewind set it aside in {quoted_path(run / 'checkpoints' / 'superseded' / 'stages')}: restore that student there, or resume "
         "from a checkpoint of the stage's present history (or start over without --resume)"
     )
 
@@ -357,8 +357,8 @@ def changed_teacher_checkpoint(checkpoint: Path, teacher: str | os.PathLike, key
         return None
     path, missing = changed
     return (
-        f"--resume: checkpoint {str(checkpoint)!r} trains stage 0 against the teacher model.checkpoint = {key!r} as it was "
-        f"then ({TEACHER_RECORD} records its weights by sha256), and {str(path)!r} {'is missing' if missing else 'has other weights'} "
+        f"--resume: checkpoint {quoted_path(checkpoint)} trains stage 0 against the teacher model.checkpoint = {key!r} as it was "
+        f"then ({TEACHER_RECORD} records its weights by sha256), and {quoted_path(path)} {'is missing' if missing else 'has other weights'} "
         "now: restore the teacher as it was, or distil the new one in a new --out without --resume (the steps so far learnt the old one)"
     )
 
@@ -379,7 +379,7 @@ def read_student_reference(checkpoint: Path) -> tuple[str, dict[str, Tensor]]:
         path, missing = changed
         problem = "is missing" if missing else "has changed since (its sha256 is not the one recorded)"
         raise Gen3cInputError(
-            f"--resume: checkpoint {str(checkpoint)!r} holds no copy of the student's weights, which are {str(path)!r} (the student "
+            f"--resume: checkpoint {quoted_path(checkpoint)} holds no copy of the student's weights, which are {quoted_path(path)} (the student "
             f"of stage {record['stage']}), and that file {problem}: restore the stage's student as it was written, or resume from "
             "an earlier checkpoint"
         )
@@ -492,7 +492,7 @@ def check_finished_budgets(config: Config, stages: list[Stage], checkpoint: Path
         rest = f"change only the entries from stage {finished} on" if finished < len(stages) else "every stage is finished"
         raise Gen3cInputError(
             f"--resume: distill.stage_max_steps[{s.index}] = {s.max_steps} changes stage {s.name}, which the checkpoint "
-            f"{str(checkpoint)!r} has finished with {old[s.index]} (its student is written and taught the stages after it; it is "
+            f"{quoted_path(checkpoint)} has finished with {old[s.index]} (its student is written and taught the stages after it; it is "
             f"not trained again): keep {old[s.index]} ({rest}), or start over in a new --out"
         )
 
@@ -608,13 +608,13 @@ def distill(
     check_clips_fit(config, student, pipe.vae)
     check_teacher(config.distill, pipe.model_info, m.checkpoint)
     if prompt_cache is None:
-        raise Gen3cInputError(f"model.checkpoint {m.checkpoint!r} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
+        raise Gen3cInputError(f"model.checkpoint {quoted_path(m.checkpoint)} has no prompt cache (prompt_cache/): convert it again with `gen3c convert`")
     text = prompt_embedding(prompt_cache, "", m.max_sequence_length)
     negative_text = text  # unused without guidance: only the guided teacher has an unconditional branch
     if config.distill.guidance:
         if prompt_cache.lookup(configs.DEFAULT_NEGATIVE_PROMPT) is None:  # (the empty prompt there would teach another guidance)
             raise Gen3cInputError(
-                f"the teacher's prompt cache {str(Path(teacher_checkpoint) / 'prompt_cache')!r} lacks GEN3C's negative prompt, the "
+                f"the teacher's prompt cache {quoted_path(Path(teacher_checkpoint) / 'prompt_cache')} lacks GEN3C's negative prompt, the "
                 f"unconditional branch of distill.guidance = {config.distill.guidance:g}: convert the checkpoint again with "
                 "`gen3c convert` (it caches the empty and the negative prompt)"
             )
@@ -736,7 +736,7 @@ def distill(
             _log_sample(accelerator.unwrap_model(model), vae, prompt_cache, sample_clip, config, out, state.step, writer,
                         stage.student_steps, scheduler=scheduler)  # fmt: skip
         if echo is not None and main:
-            echo(f"--resume: stage {stage.index} had ended at step {state.step} (its student {str(stage_folder(out, stage))!r}) before the "
+            echo(f"--resume: stage {stage.index} had ended at step {state.step} (its student {quoted_path(stage_folder(out, stage))}) before the "
                  f"run was stopped: checkpoints/{ended_checkpoint.name} is written now, and the run goes on from there")  # fmt: skip
 
     budgets = [f"run.{key} {recorded_run[key]:g} → {getattr(config.run, key):g}" for key in ("max_steps", "max_minutes")
@@ -861,7 +861,7 @@ def distill(
         if main and sample_clip is not None and sampled != state.step:  # (after the checkpoint: minutes at 7B)
             _log_sample(unwrapped, vae, prompt_cache, sample_clip, config, out, state.step, writer, stage.student_steps, scheduler=scheduler)
         if echo is not None and main and state.stage < len(stages):
-            echo(f"stage {stage.index} done: its {stage.student_steps}-step student is {str(stage_folder(out, stage))!r} (a checkpoint "
+            echo(f"stage {stage.index} done: its {stage.student_steps}-step student is {quoted_path(stage_folder(out, stage))} (a checkpoint "
                  f"folder: --checkpoint_dir); checkpoints/{result.checkpoint.name} resumes at stage {state.stage}")  # fmt: skip
         teacher = teacher_of(state.stage)
     result.steps = state.step

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import optional
-from gen3c.errors import Gen3cInputError, disk_full_reason, first_line, is_disk_full, note
+from gen3c.errors import Gen3cInputError, disk_full_reason, first_line, is_disk_full, note, quoted_path
 from gen3c.io.atomic import (
     atomic_paths,
     check_writable_place,
@@ -315,7 +315,7 @@ def record_changes(config: Config, out: Path, resume: str | None, echo: Callable
         if history:
             tmp["changes"].write_text("".join(json.dumps(c) + "\n" for c in history))
     if changed and echo is not None:
-        echo(f"--resume: {describe_changes(changed)}; {str(out / 'config.json')!r} records the new values")
+        echo(f"--resume: {describe_changes(changed)}; {quoted_path(out / 'config.json')} records the new values")
     return history
 
 
@@ -405,7 +405,7 @@ def _components(config: Config, out: Path):
         cache = pipe.prompt_cache
         if cache is None or cache.lookup("") is None:
             raise Gen3cInputError(
-                f"checkpoint {m.checkpoint!r} has no cached empty-prompt embedding (prompt_cache/): convert it again with `gen3c convert`"
+                f"checkpoint {quoted_path(m.checkpoint)} has no cached empty-prompt embedding (prompt_cache/): convert it again with `gen3c convert`"
             )
         kept_meta = {**pipe.sampling_defaults, **{key: pipe.model_info[key] for key in ("dtype",) if key in pipe.model_info}}
         return pipe.transformer, vae, pipe.scheduler, cache, False, kept_meta
@@ -430,7 +430,7 @@ def _components(config: Config, out: Path):
     if m.tokenizer:
         vae = _read_tokenizer(m.tokenizer, "model.tokenizer")
         if vae.config.latents_mean is None:
-            raise Gen3cInputError(f"tokenizer {m.tokenizer!r} has no latents_mean/latents_std: use one written by `gen3c train`")
+            raise Gen3cInputError(f"tokenizer {quoted_path(m.tokenizer)} has no latents_mean/latents_std: use one written by `gen3c train`")
     elif (out / "tokenizer" / "config.json").is_file():
         vae = AutoencoderKLCosmos.from_pretrained(out / "tokenizer")  # a resumed run keeps its tokenizer
     elif config.tokenizer.init:
@@ -461,13 +461,13 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
     if checkpoint not in PACKAGED_MODELS and folder.is_dir() and not (folder / "model_index.json").is_file():
         # The loader's advice is generate's (--checkpoint_dir); say what the folder is instead.
         if (folder / "model" / "model_index.json").is_file():
-            fix = f"it holds a training run: set model.checkpoint to its model, {str(folder / 'model')!r}"
+            fix = f"it holds a training run: set model.checkpoint to its model, {quoted_path(folder / 'model')}"
         elif (folder / LORA_META).is_file():
             fix = "it is a LoRA adapter (`gen3c train` OUT/lora), not a model: set model.checkpoint to the model it adapts"
         else:
             fix = (f"convert GEN3C's weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR, "
                    f"or give a `gen3c train` OUT/model or a packaged model ({', '.join(PACKAGED_MODELS)})")  # fmt: skip
-        raise Gen3cModelError(f"model.checkpoint {checkpoint!r} is not a gen3c checkpoint folder (no model_index.json): {fix}")
+        raise Gen3cModelError(f"model.checkpoint {quoted_path(checkpoint)} is not a gen3c checkpoint folder (no model_index.json): {fix}")
     try:
         return load_pipeline(resolve_checkpoint(checkpoint), dtype=dtype)
     except Gen3cModelError as exc:
@@ -476,7 +476,7 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
         # The loader's advice is generate's (--checkpoint_dir); a training run needs a folder or hub id.
         cause = first_line(exc.__context__ or exc, 120)
         raise Gen3cModelError(
-            f"model.checkpoint {checkpoint!r} is not a folder here and did not load as a hub id ({cause}): convert GEN3C's "
+            f"model.checkpoint {quoted_path(checkpoint)} is not a folder here and did not load as a hub id ({cause}): convert GEN3C's "
             "weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR"
         ) from None
 
@@ -486,7 +486,7 @@ def check_clips_fit(config: Config, transformer, vae) -> None:
     embeddings, or not whole latent patches), before any clip is made: the first step would end
     in a raw tensor-size error, after every clip was made and encoded."""
     d, t = config.data, transformer.config
-    model = f"the model of model.checkpoint {config.model.checkpoint!r}" if config.model.checkpoint else "the DiT of model.transformer"
+    model = f"the model of model.checkpoint {quoted_path(config.model.checkpoint)}" if config.model.checkpoint else "the DiT of model.transformer"
     sc, tc = int(vae.config.spatial_compression_ratio), int(vae.config.temporal_compression_ratio)
     max_h, max_w = (int(v) * sc for v in t.max_size[1:])
     multiple = sc * int(t.patch_size[1])
@@ -507,11 +507,11 @@ def _read_tokenizer(folder: str, key: str):
 
     if not Path(folder).is_dir():  # (diffusers would try the hub, then blame the connection)
         what = "is a file, not a folder" if Path(folder).exists() else "does not exist"
-        raise Gen3cInputError(f"{key} {folder!r} {what}: give an OUT/tokenizer of `gen3c train`, or \"\" to train one")
+        raise Gen3cInputError(f"{key} {quoted_path(folder)} {what}: give an OUT/tokenizer of `gen3c train`, or \"\" to train one")
     try:
         return AutoencoderKLCosmos.from_pretrained(folder)
     except (OSError, ValueError) as exc:
-        raise Gen3cInputError(f"{key} {folder!r} is not a tokenizer folder ({first_line(exc)}): give an OUT/tokenizer of `gen3c train`") from None
+        raise Gen3cInputError(f"{key} {quoted_path(folder)} is not a tokenizer folder ({first_line(exc)}): give an OUT/tokenizer of `gen3c train`") from None
 
 
 def _train_tokenizer(vae, config: Config, out: Path, accelerator, progress, dataset):
@@ -700,17 +700,17 @@ def check_checkpoint(checkpoint: Path) -> None:
     full unpickling, which can run code from the file, so each is read first with
     ``torch.load(weights_only=True)``, which accepts plain values only."""
     if not checkpoint.exists():  # (a mistyped path: not "no custom_checkpoint_0.pkl" in a folder that is not there)
-        raise Gen3cInputError(f"--resume {str(checkpoint)!r} does not exist: pass OUT/checkpoints/step_… or 'auto'")
+        raise Gen3cInputError(f"--resume {quoted_path(checkpoint)} does not exist: pass OUT/checkpoints/step_… or 'auto'")
     if not (checkpoint / "custom_checkpoint_0.pkl").is_file():
         raise Gen3cInputError(
-            f"--resume {str(checkpoint)!r} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl): pass OUT/checkpoints/step_… or 'auto'"
+            f"--resume {quoted_path(checkpoint)} is not a checkpoint of `gen3c train` (no custom_checkpoint_0.pkl): pass OUT/checkpoints/step_… or 'auto'"
         )
     for path in sorted(checkpoint.glob("custom_checkpoint_*.pkl")):
         try:
             torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # an UnpicklingError for anything but plain values, or a damaged file
             raise Gen3cInputError(
-                f"--resume {str(checkpoint)!r}: {path.name} is not the plain step counter `gen3c train` writes "
+                f"--resume {quoted_path(checkpoint)}: {path.name} is not the plain step counter `gen3c train` writes "
                 f"({first_line(exc, 80)}); it is never unpickled: resume from a checkpoint you made"
             ) from None
 
@@ -724,7 +724,7 @@ def load_checkpoint(accelerator, checkpoint: Path) -> None:
         raise
     except (OSError, KeyError, RuntimeError, ValueError) as exc:  # a file missing or damaged
         raise Gen3cInputError(
-            f"--resume: checkpoint {str(checkpoint)!r} is incomplete or damaged ({first_line(exc, 120)}): "
+            f"--resume: checkpoint {quoted_path(checkpoint)} is incomplete or damaged ({first_line(exc, 120)}): "
             "pass an earlier one (--resume OUT/checkpoints/step_…) or delete it"
         ) from None
 
@@ -853,7 +853,7 @@ def set_aside_superseded(
     if echo is not None:
         what = [*(p.name for p in later), f"{len(samples)} sample video(s)" if samples else "", *(p.name for p in exported)]
         echo(f"--resume from step {step}: what later steps made ({', '.join(w for w in what if w)}) is moved to "
-             f"{str(aside)!r}, since those steps run again (delete it to free the space)")  # fmt: skip
+             f"{quoted_path(aside)}, since those steps run again (delete it to free the space)")  # fmt: skip
     return moved
 
 
@@ -921,15 +921,15 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     if resume is None:
         if holds_run:
             raise Gen3cInputError(
-                f"--out {str(out)!r} already holds a training run (checkpoints/, losses.jsonl, tokenizer/): "
+                f"--out {quoted_path(out)} already holds a training run (checkpoints/, losses.jsonl, tokenizer/): "
                 "continue it with --resume auto, or choose a new --out"
             )
         return
     run = out if resume == "auto" else checkpoint_run(Path(resume))
     if holds_run and run.resolve() != out.resolve():  # the two runs' losses and checkpoints would mix
         raise Gen3cInputError(
-            f"--out {str(out)!r} already holds a training run, not the one of --resume {resume!r}: "
-            f"resume {str(run)!r} with --out {str(run)!r}, or pass a new --out to continue it there"
+            f"--out {quoted_path(out)} already holds a training run, not the one of --resume {quoted_path(resume)}: "
+            f"resume {quoted_path(run)} with --out {quoted_path(run)}, or pass a new --out to continue it there"
         )
     stored = run / "config.json"
     if (resume == "auto" and _latest_checkpoint(out) is None and not trained_tokenizer) or not stored.is_file():
@@ -945,7 +945,7 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
                 continue
             if (section, key) not in RESUMABLE_CHANGES and (section, key) not in RECOVERY_CHANGES and old != value:
                 raise Gen3cInputError(
-                    f"--resume: {section}.{key} = {value!r} differs from the run's {old!r} ({str(stored)!r}): "
+                    f"--resume: {section}.{key} = {value!r} differs from the run's {old!r} ({quoted_path(stored)}): "
                     "resume with the run's own config, or start a new --out"
                 )
     _check_warmup_change(config, before.get("train", {}).get("warmup_steps", config.train.warmup_steps), out, resume)
@@ -1026,13 +1026,13 @@ def train(
             elif resume is not None:  # before anything looks for the checkpoint to resume
                 for back in undo_interrupted_swaps(Path(out)):
                     if echo is not None:
-                        echo(f"{str(back)!r} is back where it was: a stopped --resume left it halfway through its move among the checkpoints")
+                        echo(f"{quoted_path(back)} is back where it was: a stopped --resume left it halfway through its move among the checkpoints")
             if resume not in (None, "auto"):
                 check_checkpoint(Path(resume))
             check_run_folder(config, Path(out), resume)
             if resume == "auto" and _latest_checkpoint(Path(out)) is None and echo is not None:
                 kept = " (with the tokenizer/ it trained)" if (Path(out) / "tokenizer").exists() else ""
-                echo(f"--resume auto: {str(out)!r} holds no checkpoint yet: training starts at step 0{kept}")
+                echo(f"--resume auto: {quoted_path(out)} holds no checkpoint yet: training starts at step 0{kept}")
             with warnings.catch_warnings():  # (said once by note_workers, naming the setting; each run's note_settings)
                 warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
                 return run(config, out, resume=resume, stop_after=stop_after, progress=progress, echo=echo)
@@ -1065,7 +1065,7 @@ def train(
         # A checkpoint, export or log write ran out of space (safetensors' writer says so in a
         # SafetensorError, no OSError): each is written under a temporary name, so what is kept is
         # as after a Ctrl-C; the next save removes the partial folder.
-        where = f"writing {str(exc.filename)!r}" if isinstance(exc, OSError) and exc.filename else f"writing into {str(out)!r}"
+        where = f"writing {quoted_path(exc.filename)}" if isinstance(exc, OSError) and exc.filename else f"writing into {quoted_path(out)}"
         raise Gen3cInputError(
             f"the disk filled up while the run was {where} ({disk_full_reason(exc)}): free some space there; the run {stopped_message(config, Path(out))}"
         ) from None
@@ -1101,7 +1101,7 @@ def hold_run_folder(out: Path, held: contextlib.ExitStack) -> None:
     made = [p for p in (out, *out.parents) if not p.exists()]  # deepest first
     ensure_writable_dir(out, "training output folder")
     busy = Gen3cInputError(
-        f"--out {str(out)!r} is held by another `gen3c train` or `gen3c eval` still going (a --resume of a run not yet ended?): "
+        f"--out {quoted_path(out)} is held by another `gen3c train` or `gen3c eval` still going (a --resume of a run not yet ended?): "
         "wait for it to end, or choose another --out"
     )
     held.enter_context(try_flock(out, held=busy))
@@ -1133,7 +1133,7 @@ def check_model_checkpoint(value: str) -> None:
     if value.count("/") == 1 and not value.startswith((".", "/", "~")):
         return  # a hub id: the loader fetches it or says why not
     raise Gen3cInputError(
-        f"model.checkpoint {value!r} does not exist: give a checkpoint folder (`gen3c convert` output or a `gen3c train` "
+        f"model.checkpoint {quoted_path(value)} does not exist: give a checkpoint folder (`gen3c convert` output or a `gen3c train` "
         f"OUT/model), a hub id (owner/name) or a packaged model ({', '.join(PACKAGED_MODELS)})"
     )
 
@@ -1145,9 +1145,9 @@ def stopped_message(config: Config, out: Path) -> str:
     (a folder holding the run's losses wants ``--resume auto``)."""
     latest = _latest_checkpoint(out) if out.is_dir() else None
     if latest is not None:
-        return f"stopped; the newest checkpoint is {str(latest)!r}: continue with --resume auto (the steps after it run again)"
+        return f"stopped; the newest checkpoint is {quoted_path(latest)}: continue with --resume auto (the steps after it run again)"
     if (out / "tokenizer").exists():
-        return f"stopped before the first checkpoint; {str(out / 'tokenizer')!r} is kept: --resume auto trains the DiT from step 0 with it"
+        return f"stopped before the first checkpoint; {quoted_path(out / 'tokenizer')} is kept: --resume auto trains the DiT from step 0 with it"
     if not config.model.checkpoint and not config.model.tokenizer:  # from scratch: the tokenizer stage comes first
         return ("stopped before the tokenizer stage's end (it writes no checkpoint; tokenizer.max_minutes bounds it): "
                 "nothing to resume; the same command starts it again from step 0")  # fmt: skip
@@ -1342,7 +1342,7 @@ def _make_ema(
         # Without the file, a checkpoint that records no EMA was made without one (damaged otherwise: ema.load says so).
         if not (Path(input_dir) / EMA_FILE).is_file() and not recorded_config(Path(input_dir)).get("train", {}).get("ema_decay"):
             raise Gen3cInputError(
-                f"--resume: checkpoint {input_dir!r} holds no {EMA_FILE}: its run trained without train.ema_decay, and an "
+                f"--resume: checkpoint {quoted_path(input_dir)} holds no {EMA_FILE}: its run trained without train.ema_decay, and an "
                 "average cannot start midway: resume with ema_decay = 0 (the run's setting), or start a new --out"
             )
         ema.load(Path(input_dir))

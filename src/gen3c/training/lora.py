@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gen3c.errors import Gen3cModelError, first_line, quoted
+from gen3c.errors import Gen3cModelError, first_line, quoted_path
 from gen3c.io.atomic import replace_folder, write_text_atomic
 from gen3c.io.formats import json_kind
 from gen3c.io.hashing import sha256_file
@@ -117,16 +117,16 @@ def lora_weights_file(path: str | os.PathLike) -> Path:
     try:
         path.is_file()
     except OSError as exc:  # the file system's refusal of the path itself (a name too long)
-        raise Gen3cModelError(f"LoRA {quoted(path, 200)} cannot be read ({exc.strerror}): check --lora") from None
+        raise Gen3cModelError(f"LoRA {quoted_path(path)} cannot be read ({exc.strerror}): check --lora") from None
     if not path.is_file():
         run = path.parent
         if path.name == WEIGHTS_NAME and (run / "lora" / WEIGHTS_NAME).is_file():  # `gen3c train --out OUT` given as OUT
-            raise Gen3cModelError(f"LoRA folder {str(run)!r} has no {WEIGHTS_NAME}: it holds a training run: pass its adapter, {str(run / 'lora')!r}")
+            raise Gen3cModelError(f"LoRA folder {quoted_path(run)} has no {WEIGHTS_NAME}: it holds a training run: pass its adapter, {quoted_path(run / 'lora')}")
         raise Gen3cModelError(
-            f"LoRA {str(path)!r} does not exist: pass a folder written by `gen3c train` (mode lora) or its {WEIGHTS_NAME}"
+            f"LoRA {quoted_path(path)} does not exist: pass a folder written by `gen3c train` (mode lora) or its {WEIGHTS_NAME}"
         )
     if path.suffix != ".safetensors":
-        raise Gen3cModelError(f"LoRA {str(path)!r} is not a .safetensors file: gen3c loads adapters from safetensors only")
+        raise Gen3cModelError(f"LoRA {quoted_path(path)} is not a .safetensors file: gen3c loads adapters from safetensors only")
     return path
 
 
@@ -153,10 +153,10 @@ def lora_base_checkpoint(path: str | os.PathLike) -> str | None:
     try:
         info = json.loads(record.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        why = f"a link to {os.readlink(record)!r}, which does not exist here" if record.is_symlink() and not record.exists() else first_line(exc, 120)
-        raise Gen3cModelError(f"LoRA record {str(record)!r} cannot be read ({why}): {fix}") from None
+        why = f"a link to {quoted_path(os.readlink(record))}, which does not exist here" if record.is_symlink() and not record.exists() else first_line(exc, 120)
+        raise Gen3cModelError(f"LoRA record {quoted_path(record)} cannot be read ({why}): {fix}") from None
     if not isinstance(info, dict):
-        raise Gen3cModelError(f"LoRA record {str(record)!r} holds {json_kind(info)}, not the JSON object gen3c writes: {fix}")
+        raise Gen3cModelError(f"LoRA record {quoted_path(record)} holds {json_kind(info)}, not the JSON object gen3c writes: {fix}")
     base = info.get("base_checkpoint")
     return str(base) if base else None
 
@@ -174,9 +174,9 @@ def load_lora(transformer: nn.Module, path: str | os.PathLike, adapter_name: str
         lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
         # torch's load_state_dict error starts with a header line; the first mismatch says what.
         first = next((line for line in lines if line.startswith(("size mismatch", "Missing key", "Unexpected key"))), lines[0])[:200]
-        raise Gen3cModelError(f"LoRA {str(file)!r} does not fit this model ({first}): use an adapter trained on this checkpoint") from None
+        raise Gen3cModelError(f"LoRA {quoted_path(file)} does not fit this model ({first}): use an adapter trained on this checkpoint") from None
     if adapter_name not in getattr(transformer, "peft_config", {}):
-        raise Gen3cModelError(f"LoRA {str(file)!r} holds no weights for this DiT: use an adapter trained on this checkpoint")
+        raise Gen3cModelError(f"LoRA {quoted_path(file)} holds no weights for this DiT: use an adapter trained on this checkpoint")
     transformer.set_adapters([adapter_name], weights=[scale])
 
 
