@@ -11,8 +11,10 @@ from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_so
 from gen3c.pipelines.preview import (
     GrowingCloud,
     PreviewGenerator,
+    check_extension_fits,
     close_cracks,
     extend_past_frame,
+    extension_bytes,
     fill_holes,
     filtered_smooth_points,
     foreground_near_holes,
@@ -624,3 +626,22 @@ def test_sides_seen_past_frame_hold_every_band_pixel_a_later_camera_sees():
         if len(rows):
             assert v[rows.min(), 0] >= -top and v[rows.max(), 0] <= H - 1 + bottom, trial
             assert u[0, cols.min()] >= -left and u[0, cols.max()] <= W - 1 + right, trial
+
+
+def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatch):
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+
+    # 16 bytes a channel for each pixel of the canvas — 3840, 160, 256 and 1280 pixels of the band's
+    # sides: 20, 30 and 900 pixels and 8 cells of 16, rounded up to whole 16-row cells and 512-column
+    # steps — of the part asked for, and of one pixel in 64 of the whole band.
+    need = extension_bytes(16, 7680, 3840, (3840, 20, 30, 900))
+    assert need == 16 * 4 * ((16 + 3840 + 160) * (7680 + 256 + 1280) + (16 + 3840 + 20) * (7680 + 30 + 900) + (16 + 7680) * (7680 * 2) // 64)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+    gb = f"{need / 2**30:.1f}"
+    with pytest.raises(Gen3cMemoryError, match=rf"^the preview's view past the first frame \(16×7680, extended 3840, 20, 30 and 900 pixels past its top, bottom, left and right, "
+                       rf"as far as the later cameras look\) needs {gb} GB of CPU memory; this machine has {gb} GB with swap: pass a smaller --resolution, "
+                       r"or a camera path that looks less far past the first frame$"):
+        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900))
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
+    check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900))

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, warp_planar
+from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, check_cpu_memory, warp_planar
 from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
 from gen3c.errors import Gen3cInputError, describe_value
 
@@ -317,6 +317,23 @@ def extension_bytes(height: int, width: int, pad: int, sides: tuple[int, int, in
     return 16 * channels * (canvas + asked + whole // 64)
 
 
+def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int]) -> None:
+    """Refuse, before it is made, a view past the frame (:func:`extend_past_frame` of a ``height``
+    × ``width`` frame, ``sides`` of its ``pad``-wide band) that cannot fit in this machine's CPU
+    memory with swap (a process that outgrows them is killed without a word); note one past the
+    memory free now (:func:`~gen3c.cache.check_cpu_memory`).
+
+    Raises:
+        Gen3cMemoryError: naming the frame, how far past it the band reaches, the estimate and what to do.
+    """
+    need = extension_bytes(height, width, pad, sides)
+    what = (
+        f"the preview's view past the first frame ({height}×{width}, extended {', '.join(map(str, sides[:3]))} and {sides[3]} pixels "
+        f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory"
+    )
+    check_cpu_memory(need, what, "pass a smaller --resolution, or a camera path that looks less far past the first frame", stacklevel=5)
+
+
 class _BandPyramid:
     """The Gaussian pyramid of ``values`` extended ``pad`` pixels on every side by its border, as
     far as :func:`extend_past_frame` needs it for ``sides``.
@@ -512,7 +529,8 @@ class PreviewGenerator:
     directions, instead of one thin strip per frame, each a copy of the last (streaks). The band is
     made only as far past each side as the later cameras can see it
     (:func:`sides_seen_past_frame`), so its memory follows where they look, not the image's larger
-    side (a 16 × 7680 strip's took 13.5 GB).
+    side (a 16 × 7680 strip's took 13.5 GB); one that cannot fit is refused before it is made
+    (:func:`check_extension_fits`).
 
     A frame that sees nothing of the cache or the fill cloud (a camera turned away from the
     scene) is mid-grey (0), and that grey is not lifted into the fill cloud.
@@ -629,6 +647,7 @@ class PreviewGenerator:
         if seen_sides is None:
             return torch.empty(0, 3), torch.empty(0, 3)
         top, bottom, left, right = sides = tuple(min(pad, side + 3 * stride // 2 + 1) for side in seen_sides)
+        check_extension_fits(H, W, pad, sides)
         canvas = torch.from_numpy(extend_past_frame(np.ascontiguousarray(values, dtype=np.float32), pad, sides))
         origin = (pad - top, pad - left)  # the canvas's top left in the whole band
         K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()
