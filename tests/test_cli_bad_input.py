@@ -1136,3 +1136,25 @@ def test_a_huge_value_is_quoted_short_in_the_error_line(argv, match, files, tmp_
 def test_a_huge_eval_scene_is_quoted_short(tmp_path):
     line = refused(["eval", "--scenes", HUGE, "--output_folder", tmp_path / "e"], rf"^error: unknown scene {CUT} in --scenes: choose from ")
     assert len(line) < 300
+
+
+def test_a_view_past_the_frame_past_the_machines_memory_is_refused_before_it_is_made(files, tmp_path, monkeypatch):
+    """The preview's band past the first frame is checked against the machine's memory before it
+    is made (its renders, under 2 MB here, fit): one error line, after the progress lines of the
+    stages that ran, naming the frame, how far past it the band reaches, the estimate and the fix;
+    no video written."""
+    from gen3c.models import memory
+
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=4 * 2**20, total=4 * 2**20)))
+    out = tmp_path / "out"
+    res = runner.invoke(app, [str(a) for a in generate(files, out, **{"--resolution": "16x1024"})])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and res.output.splitlines()[-1] == errors[0], res.output
+    assert re.fullmatch(
+        r"error: the preview's view past the first frame \(16×1024, extended \d+, \d+, \d+ and \d+ pixels past its top, bottom, left and right, "
+        r"as far as the later cameras look\) needs 0\.0 GB of CPU memory; this machine has 0\.0 GB with swap: pass a smaller --resolution, "
+        r"or a camera path that looks less far past the first frame",
+        errors[0],
+    ), errors[0]
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))

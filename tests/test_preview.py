@@ -11,12 +11,15 @@ from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_so
 from gen3c.pipelines.preview import (
     GrowingCloud,
     PreviewGenerator,
+    check_extension_fits,
     close_cracks,
     extend_past_frame,
+    extension_bytes,
     fill_holes,
     filtered_smooth_points,
     foreground_near_holes,
     push_pull,
+    sides_seen_past_frame,
     smooth_surface_pixels,
 )
 
@@ -485,3 +488,160 @@ def test_preview_refuses_buffers_it_cannot_merge_in_one_line(box_scene):
         PreviewGenerator().generate(cache, cams, src.image, buffers=cache.render(cams[:2]))
     frames = PreviewGenerator().generate(cache, cams, src.image, buffers=cache.render(cams))
     assert torch.equal(frames, PreviewGenerator().generate(cache, cams, src.image))
+
+
+def textured_strip(H, W):
+    """A wall at depth 4 with a fine texture, seen by an identity camera 60° wide: (image, depth, K)."""
+    yy, xx = torch.meshgrid(torch.arange(H), torch.arange(W), indexing="ij")
+    texture = torch.stack([(xx % 7) / 3.5 - 1, (yy % 3) / 1.5 - 1, (xx // 16 % 2) - 0.5]).float()
+    return texture, torch.full((H, W), 4.0), intrinsics_from_fov(60.0, H, W)
+
+
+def test_the_view_past_a_narrow_strip_takes_memory_for_where_the_cameras_look_not_for_its_width():
+    """The band past the first frame was made margin × the larger side (half of it) wide on every
+    side: for an 8 × 1024 strip, 1032 × 2048 pixels, 34 MB a copy and 272 MB at its peak (a 16 ×
+    7680 strip's took 13.5 GB), where the cameras look a few pixels past it. By hand: sliding
+    0.03 to the right at fx = 887 and depth 4, they see the wall 6.7 pixels past its right side and
+    none past the others; with the seen test's slack (5), the pixels a seen sample keeps around it
+    (6) and 2 to spare, the band reaches 20 pixels past any side. Its extension is filtered over
+    that and margins of 8 cells of 16 pixels (and less than a cell more, rows on the cells' grid):
+    at most 8 + 2 · (20 + 128 + 16) = 336 rows of the 2048 columns (too few to take any out),
+    and it holds at most 5 float32 copies of 4 channels (80 bytes a pixel): 55 MB."""
+    import tracemalloc
+
+    H, W = 8, 1024
+    texture, depth, K = textured_strip(H, W)
+    cams = sliding_cameras(K, H, W, [0.0, 0.01, 0.02, 0.03])
+    cache = build_cache([prepare_source(texture, depth, K, (H, W))])
+    buffers = cache.render(cams)
+    tracemalloc.start()
+    try:
+        frames = PreviewGenerator().generate(cache, cams, texture, buffers=buffers)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 336 * 2048 * 80  # 55 MB
+    assert frames.shape == (4, 3, H, W) and torch.allclose(frames[0], texture, atol=1e-5)
+
+
+def test_the_view_past_a_strip_is_the_whole_bands_where_the_cameras_look():
+    """What the band past the frame shows, made as far as the later cameras look, is what the
+    whole band (margin × the larger side past every side) showed, bit for bit: every frame."""
+    import gen3c.pipelines.preview as preview
+
+    H, W = 16, 640
+    texture, depth, K = textured_strip(H, W)
+    depth = depth + torch.linspace(0, 1, W)  # (a slanted wall: the band's depth varies)
+    src = prepare_source(texture, depth, K, (H, W))
+    cams = preset_cameras(src, "up", "center_facing", 5, 0.3)
+    made = []
+    extend = preview.extend_past_frame
+
+    def spy(values, pad, sides=None):
+        made.append((pad, sides))
+        return extend(values, pad, sides)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(preview, "extend_past_frame", spy)
+        frames = PreviewGenerator().generate(build_cache([src]), cams, src.image)
+        patch.setattr(preview, "sides_seen_past_frame", lambda cameras, depth_range, pad, slack: (pad,) * 4)
+        whole = PreviewGenerator().generate(build_cache([src]), cams, src.image)
+    (pad, sides), (_, every) = made
+    assert pad == 320 and max(sides) < 40 and every == (pad,) * 4  # it looks a little past each side
+    assert torch.equal(frames, whole)
+
+
+@pytest.mark.parametrize(
+    ("shape", "pad", "sides"),
+    [
+        ((40, 60, 4), 700, (12, 0, 30, 700)),  # columns taken out on the left
+        ((40, 60, 4), 700, (700, 3, 9, 0)),  # ... and on the right, rows at the bottom
+        ((8, 70, 1), 750, (20, 40, 25, 7)),  # one channel: steps of 2048 columns, none here
+        ((30, 9, 3), 900, (0, 0, 0, 0)),
+        ((30, 50, 4), 60, (5, 60, 0, 33)),  # a narrow band: nothing taken out
+    ],
+)
+def test_extend_past_frame_over_some_sides_is_the_whole_extension_there_bit_for_bit(shape, pad, sides):
+    rng = np.random.default_rng(sum(shape) + pad)
+    values = (rng.random(shape, np.float32) * 4 - 1).astype(np.float32)
+    top, bottom, left, right = sides
+    H, W, _ = shape
+    whole = extend_past_frame(values, pad)
+    part = extend_past_frame(values, pad, sides)
+    assert part.shape == (H + top + bottom, W + left + right, shape[2])
+    assert np.array_equal(part, whole[pad - top : pad + H + bottom, pad - left : pad + W + right])
+
+
+def test_sides_seen_past_frame_bound_what_the_later_cameras_see():
+    # By hand: a wall at depth 2, fx = 100, 40 × 60 pixels; the second camera, 0.1 to the right,
+    # sees it shifted 100 · 0.1 / 2 = 5 pixels left. It sees pixels u, v of its own in (−s, 60 + s)
+    # × (−s, 40 + s), s the slack (3) and the pixel the bound keeps to spare (1): the first
+    # frame's u in (1, 69), v in (−4, 44) — 10 pixels past its right side (column 59), 4 above, 5
+    # below, none left of it — and one more pixel to spare on each answer.
+    from gen3c.cameras import make_intrinsics
+
+    K = make_intrinsics(100.0, 100.0, 29.5, 19.5)
+    cams = sliding_cameras(K, 40, 60, [0.0, 0.1])
+    assert sides_seen_past_frame(cams, (2.0, 2.0), 30, slack=3) == (5, 6, 0, 11)
+    # A nearer wall moves further (10 pixels at depth 1); the band's width caps it; one camera has no later one.
+    assert sides_seen_past_frame(cams, (1.0, 2.0), 30, slack=3) == (5, 6, 0, 16)
+    assert sides_seen_past_frame(cams, (2.0, 2.0), 10, slack=3) == (5, 6, 0, 10)
+    assert sides_seen_past_frame(cams[:1], (2.0, 2.0), 30, slack=3) is None
+    # A camera turned away sees none of it; depth the bound cannot hold keeps the whole band.
+    away = Cameras(torch.stack([torch.eye(4), torch.diag(torch.tensor([-1.0, 1.0, -1.0, 1.0]))]), K, 40, 60)
+    assert sides_seen_past_frame(away, (2.0, 2.0), 30, slack=3) is None
+    assert sides_seen_past_frame(cams, (0.0, 2.0), 30, slack=3) == (30,) * 4
+    assert sides_seen_past_frame(cams, (1.0, float("inf")), 30, slack=3) == (30,) * 4
+
+
+def test_sides_seen_past_frame_hold_every_band_pixel_a_later_camera_sees():
+    """Brute force over the whole band, at depths across the range: no pixel a later camera
+    sees (the preview's seen test) lies past the sides the bound gives."""
+    from gen3c.cameras import project_points
+
+    torch.manual_seed(0)
+    H, W, pad, slack = 24, 40, 20, 5
+    K = intrinsics_from_fov(60.0, H, W)
+    v, u = torch.meshgrid(torch.arange(-pad, H + pad), torch.arange(-pad, W + pad), indexing="ij")
+    for trial in range(12):
+        eye = torch.randn(4, 3) * 0.3
+        eye[0] = 0
+        target = torch.tensor([0.0, 0.0, 3.0]) + torch.randn(4, 3) * 0.5
+        cams = Cameras(look_at(eye, target), K, H, W)
+        near, far = 1.0 + trial * 0.2, 2.5 + trial * 0.5
+        sides = sides_seen_past_frame(cams, (near, far), pad, slack)
+        seen = torch.zeros(v.shape, dtype=torch.bool)
+        for z in torch.linspace(near, far, 7):
+            cam = torch.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, torch.full(u.shape, float(z))], -1)
+            c2w = torch.linalg.inv(cams.w2c[0])
+            world = cam.reshape(-1, 3) @ c2w[:3, :3].T + c2w[:3, 3]
+            uv, depth = project_points(world[None], cams.K[1:], cams.w2c[1:])
+            inside = (depth > 0) & (uv[..., 0] > -slack) & (uv[..., 0] < W + slack) & (uv[..., 1] > -slack) & (uv[..., 1] < H + slack)
+            seen |= inside.any(0).reshape(v.shape)
+        if sides is None:
+            assert not seen.any(), trial
+            continue
+        top, bottom, left, right = sides
+        rows, cols = seen.any(1).nonzero().flatten(), seen.any(0).nonzero().flatten()
+        if len(rows):
+            assert v[rows.min(), 0] >= -top and v[rows.max(), 0] <= H - 1 + bottom, trial
+            assert u[0, cols.min()] >= -left and u[0, cols.max()] <= W - 1 + right, trial
+
+
+def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatch):
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+
+    # 16 bytes a channel for each pixel of the canvas — 3840, 160, 256 and 1280 pixels of the band's
+    # sides: 20, 30 and 900 pixels and 8 cells of 16, rounded up to whole 16-row cells and 512-column
+    # steps — of the part asked for, and of one pixel in 64 of the whole band.
+    need = extension_bytes(16, 7680, 3840, (3840, 20, 30, 900))
+    assert need == 16 * 4 * ((16 + 3840 + 160) * (7680 + 256 + 1280) + (16 + 3840 + 20) * (7680 + 30 + 900) + (16 + 7680) * (7680 * 2) // 64)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+    gb = f"{need / 2**30:.1f}"
+    with pytest.raises(Gen3cMemoryError, match=rf"^the preview's view past the first frame \(16×7680, extended 3840, 20, 30 and 900 pixels past its top, bottom, left and right, "
+                       rf"as far as the later cameras look\) needs {gb} GB of CPU memory; this machine has {gb} GB with swap: pass a smaller --resolution, "
+                       r"or a camera path that looks less far past the first frame$"):
+        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900))
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
+    check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900))

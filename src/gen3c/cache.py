@@ -193,7 +193,7 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
         # The result (colour, mask, depth) and the splat's accumulator (with its border), float32.
         need = B * (C + 2) * 4 * (height * width + (height + 2 * border) * (width + 2 * border))
         what = f"forward_warp into {counted(B, 'camera')} of {height}×{width} needs {need / 2**30:.1f} GB of CPU memory for the render and its splat"
-        _check_cpu_memory(need, what, "render fewer cameras at once or a smaller image", stacklevel=4)
+        check_cpu_memory(need, what, "render fewer cameras at once or a smaller image", stacklevel=4)
 
 
 @torch.no_grad()  # the splat writes into buffers (out=): inputs that require grad were torch's autograd error
@@ -671,10 +671,10 @@ def _check_render_memory(frames: int, buffers: int, height: int, width: int, dep
         f"{need / 2**30:.1f} GB of CPU memory for the renders"
     )
     fix = "render fewer frames at once (gen3c generate --chunk_frames; in Python Cache3D.render(cameras[a:b])) or at a lower --resolution"
-    _check_cpu_memory(need, what, fix, stacklevel=5)
+    check_cpu_memory(need, what, fix, stacklevel=5)
 
 
-def _check_cpu_memory(need: int, what: str, fix: str, stacklevel: int) -> None:
+def check_cpu_memory(need: int, what: str, fix: str, stacklevel: int) -> None:
     """Raise :class:`Gen3cMemoryError` ("``what``; this machine has …: ``fix``") when ``need``
     bytes exceed the CPU's memory with swap, note it when they exceed the memory free now."""
     from gen3c.dependencies import installed

@@ -10,7 +10,8 @@ It needs no weights and runs in seconds. What the cache does not see is filled t
   so the object's colour does not smear into the hole and trail behind it as a ghost;
 - what the camera sees past the source's frame is extended from the content at the frame's
   border, blurred more with the distance (:func:`extend_past_frame`), in one piece at the first
-  frame rather than one strip per frame, each a copy of the last (streaks).
+  frame rather than one strip per frame, each a copy of the last (streaks), as far past each side
+  as the later cameras look (:func:`sides_seen_past_frame`).
 
 Each filled pixel is lifted into a *fill cloud* at its filled (background) depth, so later
 frames render the same fill from 3D instead of filling anew: the fill moves with the camera and
@@ -19,6 +20,7 @@ does not flicker from frame to frame.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 
@@ -28,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, warp_planar
+from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, check_cpu_memory, warp_planar
 from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
 from gen3c.errors import Gen3cInputError, describe_value
 
@@ -59,9 +61,11 @@ def composite_buffers(buffers: BufferRenders) -> tuple[Tensor, Tensor, Tensor]:
     return color, mask, depth
 
 
-def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor) -> Tensor:
-    """World points (N, 3) of the True pixels of ``pixels`` (H, W) at ``depth`` (N,)."""
+def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, origin: tuple[int, int] = (0, 0)) -> Tensor:
+    """World points (N, 3) of the True pixels of ``pixels`` (H, W) at ``depth`` (N,); ``origin``:
+    the (row, column) of ``pixels``' top left in the image that ``K`` describes."""
     v, u = pixels.nonzero(as_tuple=True)
+    v, u = v + origin[0], u + origin[1]
     x = (u.float() - K[0, 2]) / K[0, 0]
     y = (v.float() - K[1, 2]) / K[1, 1]
     cam = torch.stack([x * depth, y * depth, depth], dim=1)
@@ -248,36 +252,230 @@ def fill_at_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach
     return _push_pull_at(values, sources, holes, depth_channel=3)
 
 
-def extend_past_frame(values: np.ndarray, pad: int) -> np.ndarray:
+# The extension's pyramid levels finer than this one are filtered over the part of the band asked
+# for (and margins); this level and the coarser ones over the whole band, 4^PARTIAL_LEVEL times
+# smaller there.
+PARTIAL_LEVEL = 4
+# OpenCV's pyramid filters run along a row in vector steps (of up to 128 floats) and finish its last
+# pixels one at a time, which can round differently (it does for one channel on an AVX-512 CPU):
+# columns are taken out of the band only in multiples that keep every level's width the same
+# modulo such a step, so that the pixels at the band's right edge are filtered as over the whole
+# band. Rows are all filtered alike.
+_COLUMN_STEP = 128
+
+
+def extend_past_frame(values: np.ndarray, pad: int, sides: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """``values`` (H, W, C) float32 extended by ``pad`` pixels on every side from the nearest
     content, blurred in proportion to the distance from the frame: each border row and column
     continues outwards, its detail fading (a Gaussian of σ ≈ the distance), so the extension is
     smooth in both directions instead of a streak of every border pixel.
 
+    ``sides`` (top, bottom, left, right), each in [0, ``pad``], asks for only that much of it past
+    each side: the pixels are the whole extension's, bit for bit, and the memory taken follows
+    ``sides`` (:func:`extension_bytes`), not ``pad``.
+
     Returns:
-        (H + 2·pad, W + 2·pad, C) with ``values`` in the middle.
+        (top + H + bottom, left + W + right, C) with ``values`` in the middle; without ``sides``,
+        (H + 2·pad, W + 2·pad, C).
     """
-    H, W, C = values.shape
-    canvas = cv2.copyMakeBorder(values, pad, pad, pad, pad, cv2.BORDER_REPLICATE).reshape(H + 2 * pad, W + 2 * pad, C)
-    y, x = np.ogrid[: H + 2 * pad, : W + 2 * pad]
-    outside = np.hypot(np.maximum(np.maximum(pad - y, y - (pad + H - 1)), 0), np.maximum(np.maximum(pad - x, x - (pad + W - 1)), 0))
+    H, W, _ = values.shape
+    sides = (pad,) * 4 if sides is None else tuple(sides)
+    if len(sides) != 4 or not all(0 <= side <= pad for side in sides):
+        raise Gen3cInputError(f"extend_past_frame's sides must be 4 numbers of pixels in [0, pad] = [0, {pad}], got {sides}")
+    top, bottom, left, right = sides
+    band = _BandPyramid(values, pad, sides)
+    rows = slice(band.kept[0] - top, band.kept[0] + H + bottom)  # the part asked for, in the canvas
+    cols = slice(band.kept[2] - left, band.kept[2] + W + right)
+    canvas = band.canvas[rows, cols]
+    y, x = np.ogrid[: canvas.shape[0], : canvas.shape[1]]
+    outside = np.hypot(np.maximum(np.maximum(top - y, y - (top + H - 1)), 0), np.maximum(np.maximum(left - x, x - (left + W - 1)), 0))
     # Level k of a Gaussian pyramid, brought back to full size, is a blur of σ ≈ 2^(k−1): each
     # pixel blends the two levels around log2 of twice its distance.
     position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)
     out = canvas.copy()
-    level, finer = canvas, canvas
+    finer = canvas
     for k in range(1, int(np.ceil(position.max())) + 1):
-        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, C)
-        blurred = level
-        for _ in range(k):
-            blurred = cv2.pyrUp(blurred).reshape(blurred.shape[0] * 2, blurred.shape[1] * 2, C)
-        blurred = blurred[: canvas.shape[0], : canvas.shape[1]]
+        blurred = band.upsampled(k, rows, cols)
         ring = (position > k - 1) & (position <= k)
         weight = (position[ring] - (k - 1))[:, None]
         out[ring] = (1 - weight) * finer[ring] + weight * blurred[ring]
         finer = blurred
-    out[pad : pad + H, pad : pad + W] = values
+    out[top : top + H, left : left + W] = values
     return out
+
+
+def extension_bytes(height: int, width: int, pad: int, sides: tuple[int, int, int, int], channels: int = 4) -> int:
+    """About the most memory :func:`extend_past_frame` of a ``height`` × ``width`` frame with
+    ``channels`` takes, and the band's seen part afterwards (:class:`PreviewGenerator`): 16 bytes
+    a channel (4 float32 copies) for each pixel of the part asked for, of the canvas filtered
+    around it and, for the whole band's coarse levels, of one pixel in 64 (3 copies of level
+    :data:`PARTIAL_LEVEL`, which holds one in 256)."""
+    kept = _BandPyramid.kept_sides(pad, sides, channels)
+    canvas = (height + kept[0] + kept[1]) * (width + kept[2] + kept[3])
+    asked = (height + sides[0] + sides[1]) * (width + sides[2] + sides[3])
+    whole = (height + 2 * pad) * (width + 2 * pad)
+    return 16 * channels * (canvas + asked + whole // 64)
+
+
+def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int]) -> None:
+    """Refuse, before it is made, a view past the frame (:func:`extend_past_frame` of a ``height``
+    × ``width`` frame, ``sides`` of its ``pad``-wide band) that cannot fit in this machine's CPU
+    memory with swap (a process that outgrows them is killed without a word); note one past the
+    memory free now (:func:`~gen3c.cache.check_cpu_memory`).
+
+    Raises:
+        Gen3cMemoryError: naming the frame, how far past it the band reaches, the estimate and what to do.
+    """
+    need = extension_bytes(height, width, pad, sides)
+    what = (
+        f"the preview's view past the first frame ({height}×{width}, extended {', '.join(map(str, sides[:3]))} and {sides[3]} pixels "
+        f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory"
+    )
+    check_cpu_memory(need, what, "pass a smaller --resolution, or a camera path that looks less far past the first frame", stacklevel=5)
+
+
+class _BandPyramid:
+    """The Gaussian pyramid of ``values`` extended ``pad`` pixels on every side by its border, as
+    far as :func:`extend_past_frame` needs it for ``sides``.
+
+    Past a side of the frame the band repeats the frame's border row (column), and so does every
+    level of its pyramid wherever the filters reach no content. A stretch of such rows (columns) is
+    taken out of each side far enough from the frame (the canvas holds :attr:`kept` pixels of each
+    side), and put back on level :data:`PARTIAL_LEVEL` as copies of its neighbour: the finer levels,
+    filtered over the canvas, hold the whole band's pixels (the stretch spans whole cells of that
+    level, and for columns a multiple of :data:`_COLUMN_STEP`); the coarser ones are filtered over
+    the whole band and brought back to full size over the part asked for only."""
+
+    #: Cells of level PARTIAL_LEVEL kept past the part asked for: between it and the stretch taken
+    #: out, what the upsampling reads (3); between the stretch and the band's outer edge, where the
+    #: filters' border handling differs (4); and one to spare (the pixels differ with 5 in all).
+    MARGIN_CELLS = 8
+
+    def __init__(self, values: np.ndarray, pad: int, sides: tuple[int, int, int, int]) -> None:
+        H, W, C = values.shape
+        self.pad, self.size = pad, (H + 2 * pad, W + 2 * pad)  # the whole band's
+        self.kept = self.kept_sides(pad, sides, C)
+        self.removed = [pad - kept for kept in self.kept]
+        top, bottom, left, right = self.kept
+        self.canvas = cv2.copyMakeBorder(values, top, bottom, left, right, cv2.BORDER_REPLICATE).reshape(H + top + bottom, W + left + right, C)
+        self._level, self._index = self.canvas, 0  # the last level made (the finer ones are dropped)
+
+    @classmethod
+    def kept_sides(cls, pad: int, sides: tuple[int, int, int, int], channels: int) -> list[int]:
+        """How much of each side of the band the canvas holds for ``sides``."""
+        cell = 2**PARTIAL_LEVEL
+        columns = cell * _COLUMN_STEP // math.gcd(channels, _COLUMN_STEP)  # each level's width changes by a multiple of the step
+        removed = [max(pad - side - cls.MARGIN_CELLS * cell, 0) // multiple * multiple for side, multiple in zip(sides, (cell, cell, columns, columns), strict=True)]
+        return [pad - r for r in removed]
+
+    def level(self, k: int) -> np.ndarray:
+        """Pyramid level ``k`` (none finer than the last asked for): over the canvas below
+        :data:`PARTIAL_LEVEL`, over the whole band from it."""
+        while self._index < k:
+            finer = self._level
+            level = cv2.pyrDown(finer).reshape((finer.shape[0] + 1) // 2, (finer.shape[1] + 1) // 2, finer.shape[2])
+            self._index += 1
+            self._level = self._put_back(level) if self._index == PARTIAL_LEVEL else level
+        if self._index != k:
+            raise ValueError(f"pyramid level {k} asked for after level {self._index}")  # (a bug: levels come in order)
+        return self._level
+
+    def _put_back(self, level: np.ndarray) -> np.ndarray:
+        """Level :data:`PARTIAL_LEVEL` of the canvas with the stretches taken out of the band put
+        back: copies of the row (column) 4 cells in from each outer edge, inserted there."""
+        cell = 2**PARTIAL_LEVEL
+        for axis in (0, 1):
+            before, after = self.removed[2 * axis : 2 * axis + 2]
+            if not before and not after:
+                continue
+            n = level.shape[axis]
+            whole = -(-self.size[axis] // cell)  # each level holds ceil(n / 2) of the one below
+            index = np.arange(n)
+            copies_before, copies_after = np.full(before // cell, 4), np.full(whole - n - before // cell, n - 5)
+            level = np.take(level, np.concatenate([index[:4], copies_before, index[4 : n - 4], copies_after, index[n - 4 :]]), axis=axis)
+        return level
+
+    def upsampled(self, k: int, rows: slice, cols: slice) -> np.ndarray:
+        """Level ``k`` brought back to full size (each step doubling it, as pyrUp does) over
+        ``rows`` and ``cols`` of the canvas."""
+        blurred = self.level(k)
+        if k < PARTIAL_LEVEL or not any(self.removed):
+            for _ in range(k):
+                blurred = _pyr_up(blurred)
+            return blurred[rows, cols]
+        for _ in range(k - PARTIAL_LEVEL):
+            blurred = _pyr_up(blurred)
+        # On level PARTIAL_LEVEL (the whole band's), the cells of the part asked for and 3 more on
+        # each side, which its upsampling reads; to the end where they reach the band's edge.
+        cell = 2**PARTIAL_LEVEL
+        first, stop = [], []
+        for axis, part in enumerate((rows, cols)):
+            begin, end = part.start + self.removed[2 * axis], part.stop + self.removed[2 * axis]  # in the whole band
+            first.append(max(begin // cell - 3, 0))
+            stop.append(blurred.shape[axis] if end + 3 * cell >= self.size[axis] else -(-end // cell) + 3)
+        blurred = blurred[first[0] : stop[0], first[1] : stop[1]]
+        for _ in range(PARTIAL_LEVEL):
+            blurred = _pyr_up(blurred)
+        top = rows.start + self.removed[0] - first[0] * cell
+        left = cols.start + self.removed[2] - first[1] * cell
+        return blurred[top : top + rows.stop - rows.start, left : left + cols.stop - cols.start]
+
+
+def _pyr_up(level: np.ndarray) -> np.ndarray:
+    return cv2.pyrUp(level).reshape(level.shape[0] * 2, level.shape[1] * 2, level.shape[2])
+
+
+def sides_seen_past_frame(cameras: Cameras, depth_range: tuple[float, float], pad: int, slack: float) -> tuple[int, int, int, int] | None:
+    """How far past each side of the first camera's frame — (top, bottom, left, right), pixels in
+    [0, ``pad``] — a pixel of the band ``pad`` wide around it can be seen by a later camera of
+    ``cameras`` (within ``slack`` pixels of its frame), lifted to any depth in ``depth_range``
+    (z-depth in the first camera); None where no later camera can see any of it.
+
+    The pixels a camera can see this way are the first camera's view of a convex body (its
+    frustum between the two depths, within the band): they lie within the bounding box of its
+    corners' views. The corners are found among the points where three of the body's planes meet,
+    in float64 and with a pixel to spare, so the answer holds for the float32 projections too.
+    """
+    H, W = cameras.height, cameras.width
+    near, far = depth_range
+    if len(cameras) < 2:
+        return None
+    if not 0 < near <= far < math.inf:
+        return (pad,) * 4
+    K = cameras.K.detach().cpu().double()
+    w2c = cameras.w2c.detach().cpu().double()
+    if not (torch.isfinite(K).all() and torch.isfinite(w2c).all()):
+        return (pad,) * 4
+    s = slack + 1.0
+    # Half-spaces a · (x, y, z, 1) ≤ 0 in the first camera's frame, for every later camera t: in
+    # front of it, within its frame and slack (its homogeneous pixel (q0, q1, q2 = depth)) ...
+    P = K[1:] @ (w2c[1:] @ invert_pose(w2c[0]))[:, :3]  # (T − 1, 3, 4)
+    q0, q1, q2 = P[:, 0], P[:, 1], P[:, 2]
+    per_camera = torch.stack([-q2, -q0 - s * q2, q0 - (W + s) * q2, -q1 - s * q2, q1 - (H + s) * q2], dim=1)
+    # ... and, for all of them, between the depths and within the band of the first camera.
+    p = torch.cat([K[0], torch.tensor([[0.0], [0.0], [0.0]], dtype=torch.float64)], dim=1)  # (3, 4): (u·z, v·z, z)
+    z = torch.tensor([0.0, 0.0, 1.0, 0.0], dtype=torch.float64)
+    one = torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=torch.float64)
+    near, far = near * (1 - 1e-5), far * (1 + 1e-5)  # (the band's float32 blends of the frame's depths may round past them)
+    box = torch.stack([
+        -z + near * one, z - far * one,
+        -p[0] - (pad + 1) * p[2], p[0] - (W + pad) * p[2],
+        -p[1] - (pad + 1) * p[2], p[1] - (H + pad) * p[2],
+    ])  # fmt: skip
+    planes = torch.cat([per_camera, box.expand(len(per_camera), -1, -1)], dim=1)  # (T − 1, 11, 4)
+    planes = planes / planes[..., :3].norm(dim=-1, keepdim=True).clamp(min=1e-300)
+    triples = torch.combinations(torch.arange(planes.shape[1]), 3)  # (165, 3)
+    A = planes[:, triples]  # (T − 1, 165, 3, 4)
+    solvable = torch.linalg.det(A[..., :3]).abs() > 1e-12
+    corners = torch.linalg.solve(torch.where(solvable[..., None, None], A[..., :3], torch.eye(3, dtype=torch.float64)), -A[..., 3])
+    inside = solvable & ((torch.einsum("tpk,tck->tcp", planes[..., :3], corners) + planes[:, None, :, 3]) <= 1e-9 * (1 + corners.abs().amax(-1, keepdim=True))).all(-1)
+    if not inside.any():
+        return None
+    pixels = corners[inside] @ K[0].T
+    u, v = pixels[:, 0] / pixels[:, 2], pixels[:, 1] / pixels[:, 2]
+    reach = (-v.min(), v.max() - (H - 1), -u.min(), u.max() - (W - 1))
+    # A pixel to spare, less a thousandth: a corner a rounding error past a pixel's edge does not add one.
+    return tuple(min(pad, max(0, math.ceil(float(r) + 1 - 1e-3))) for r in reach)  # type: ignore[return-value]
 
 
 class GrowingCloud:
@@ -328,7 +526,11 @@ class PreviewGenerator:
     At the first frame, a band ``margin`` wide around the frame is filled too
     (:func:`extend_past_frame`), and the part of it the later cameras see is lifted into the fill
     cloud: what a moving camera sees past the source is then filled in one piece, smooth in both
-    directions, instead of one thin strip per frame, each a copy of the last (streaks).
+    directions, instead of one thin strip per frame, each a copy of the last (streaks). The band is
+    made only as far past each side as the later cameras can see it
+    (:func:`sides_seen_past_frame`), so its memory follows where they look, not the image's larger
+    side (a 16 × 7680 strip's took 13.5 GB); one that cannot fit is refused before it is made
+    (:func:`check_extension_fits`).
 
     A frame that sees nothing of the cache or the fill cloud (a camera turned away from the
     scene) is mid-grey (0), and that grey is not lifted into the fill cloud.
@@ -435,16 +637,25 @@ class PreviewGenerator:
             return torch.empty(0, 3), torch.empty(0, 3)
         color, depth = self._fill(color, depth, ~mask, reach)  # the frame's own holes first
         values = np.concatenate([color.permute(1, 2, 0).numpy(), depth[..., None].numpy()], axis=2)
-        canvas = torch.from_numpy(extend_past_frame(np.ascontiguousarray(values, dtype=np.float32), pad))
-        K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()
-        # Which parts of the band the later cameras see, from every 4th pixel (the band is smooth).
+        # Which parts of the band the later cameras see is judged from every 4th pixel (the band is
+        # smooth); a seen one keeps the pixels up to a stride and a half around it. The band is
+        # made only as far past each side as they can see it (its depth lies between the frame's
+        # least and greatest), those pixels around it and one to spare.
         stride = 4
-        samples = torch.zeros(canvas.shape[:2], dtype=torch.bool)
-        samples[::stride, ::stride] = True
-        samples[pad : pad + H, pad : pad + W] = False
-        points = unproject_pixels(samples, canvas[..., 3][samples], K0, w2c0)
-        seen = torch.zeros(len(points), dtype=torch.bool)
         slack = stride + 1  # a sample stands for the pixels around it
+        seen_sides = sides_seen_past_frame(cameras, (float(depth.min()), float(depth.max())), pad, slack)
+        if seen_sides is None:
+            return torch.empty(0, 3), torch.empty(0, 3)
+        top, bottom, left, right = sides = tuple(min(pad, side + 3 * stride // 2 + 1) for side in seen_sides)
+        check_extension_fits(H, W, pad, sides)
+        canvas = torch.from_numpy(extend_past_frame(np.ascontiguousarray(values, dtype=np.float32), pad, sides))
+        origin = (pad - top, pad - left)  # the canvas's top left in the whole band
+        K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()
+        samples = torch.zeros(canvas.shape[:2], dtype=torch.bool)
+        samples[-origin[0] % stride :: stride, -origin[1] % stride :: stride] = True  # every 4th of the whole band
+        samples[top : top + H, left : left + W] = False
+        points = unproject_pixels(samples, canvas[..., 3][samples], K0, w2c0, origin)
+        seen = torch.zeros(len(points), dtype=torch.bool)
         for start in range(1, len(cameras), 8):  # 8 cameras at a time bound the memory
             cams = cameras[start : start + 8]
             uv, z = project_points(points[None], cams.K.cpu(), cams.w2c.cpu())
@@ -452,10 +663,9 @@ class PreviewGenerator:
             seen |= ((z > 0) & (u > -slack) & (u < W + slack) & (v > -slack) & (v < H + slack)).any(dim=0)
         grid = np.zeros(canvas.shape[:2], np.uint8)
         grid[samples.numpy()] = seen.numpy()
-        # Each seen sample keeps the pixels up to a stride and a half around it.
         band = torch.from_numpy(cv2.dilate(grid, np.ones((3 * stride + 1, 3 * stride + 1), np.uint8)) > 0)
-        band[pad : pad + H, pad : pad + W] = False
-        points = unproject_pixels(band, canvas[..., 3][band], K0, w2c0)
+        band[top : top + H, left : left + W] = False
+        points = unproject_pixels(band, canvas[..., 3][band], K0, w2c0, origin)
         return points, canvas[..., :3][band].clamp(-1, 1)
 
     @staticmethod
