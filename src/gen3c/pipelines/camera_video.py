@@ -349,7 +349,8 @@ def build_cache(
 
     Views of one size with depth are checked against each other's poses, as a multi-view file's
     key views are (:func:`gen3c.io.conventions.check_depth_conventions`): camera-to-world poses
-    given as ``prepare_source(w2c=…)``, or disparity as depth, are refused in one line.
+    given as ``prepare_source(w2c=…)``, or disparity as depth, are refused in one line. Each
+    view's depth may have a scale of its own (estimated photo by photo): only its shape is compared.
     ``check_conventions=False`` skips it, for views read from files that were checked there.
     """
     if not isinstance(views, (list, tuple)) or not all(isinstance(v, SourceView) for v in views):
@@ -377,6 +378,9 @@ def _check_view_conventions(views: list[SourceView] | tuple[SourceView, ...]) ->
         poses_fix="pass each view's world-to-camera pose: invert_pose(c2w), or opengl_to_opencv(c2w) for an OpenGL / nerfstudio one",
         depth_fix="pass z-depth (1 / disparity, in the poses' units) to prepare_source",
         images=images_to_uint8(torch.stack([v.image.cpu() for v in views])),
+        # Each view's depth at its own scale (an estimator's per photo): 10 % more depth in one view
+        # read as the other camera moved back, and correct poses were refused as camera-to-world.
+        per_frame_scale=True,
     )  # fmt: skip
 
 
