@@ -112,7 +112,7 @@ def test_a_bright_photo_is_not_taken_for_a_0_1_tensor_and_a_0_1_tensor_is_noted_
         (lambda i, d, K: (i.permute(1, 2, 0), d, K), r"looks like \(H, W, 3\), pass image.permute\(2, 0, 1\)"),
         (lambda i, d, K: (i[None], d, K), r"pass one \(3, H, W\) RGB image"),
         (lambda i, d, K: (i * 127.5 + 127.5, d, K), r"expected \[-1, 1\] \(0–255 values: pass image / 127.5 - 1\)"),
-        (lambda i, d, K: (i, d[None], K), r"depth is \(1, 96, 160\) but the image is \(96, 160\)"),
+        (lambda i, d, K: (i, d.expand(2, -1, -1), K), r"depth is \(2, 96, 160\) but the image is \(96, 160\)"),
         (lambda i, d, K: (i, d, torch.eye(4)), r"K has shape \(4, 4\): pass one \(3, 3\) matrix"),
         (lambda i, d, K: (i, d, K[None]), r"K has shape \(1, 3, 3\): pass one \(3, 3\)"),
         (lambda i, d, K: (i, d, "60"), "K is str '60'"),
@@ -121,6 +121,17 @@ def test_a_bright_photo_is_not_taken_for_a_0_1_tensor_and_a_0_1_tensor_is_noted_
 def test_prepare_source_refuses_wrong_arguments_in_one_line(scene, change, match):
     with pytest.raises(Gen3cInputError, match=match):
         prepare_source(*change(*scene), SIZE)
+
+
+def test_prepare_source_takes_a_depth_models_1_h_w_output_as_its_h_w_map(scene):
+    """prepare_source refused a (1, H, W) depth ('depth is (1, 96, 160) but the image is (96, 160)'),
+    the shape depth models return, where gen3c.generate(depth=) took the same array; sides of 1 are
+    now dropped, making the source the (H, W) map makes."""
+    image, depth, K = scene
+    want = prepare_source(image, depth, K, SIZE)
+    for form in (depth[None], depth[None, None], depth[..., None], depth[None].numpy()):
+        got = prepare_source(image, form, K, SIZE)
+        assert torch.equal(got.depth, want.depth) and torch.equal(got.valid, want.valid) and torch.equal(got.image, want.image)
 
 
 def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):

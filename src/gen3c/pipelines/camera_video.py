@@ -170,7 +170,7 @@ def prepare_source(
             uint8 array or float array in [0, 1] (:func:`gen3c.io.images.as_image`). A float
             *tensor* is read as [−1, 1]: pass a [0, 1] one (torchvision's ``to_tensor``, kornia)
             as ``image * 2 - 1`` (one with no value below 0 is noted).
-        depth: (h, w) z-depth (tensor or array, any real dtype), metres best (GEN3C's cache clamps
+        depth: (h, w) z-depth (tensor or array, any real dtype; (1, h, w) too), metres best (GEN3C's cache clamps
             at 100; a map with no depth below 1e4, millimetres most likely, is refused); a numpy masked
             array's masked pixels are invalid, as NaN is.
         K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
@@ -276,6 +276,8 @@ def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str, note_u
 def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -> Tensor:
     """:func:`prepare_source`'s depth check: an (h, w) tensor or array of real numbers matching the
     image's ``size`` → a tensor (its dtype kept; values are checked later, as a depth file's are).
+    Sides of 1 are dropped, as ``gen3c.generate(depth=)`` and a depth file drop them: a depth
+    model's (1, h, w) or (1, 1, h, w) output is the (h, w) map.
 
     Raises:
         Gen3cInputError: another type, shape or dtype, in one line naming ``name``.
@@ -285,6 +287,8 @@ def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -
     if isinstance(depth, np.ndarray) and depth.dtype.kind in "fiu":  # a masked array's masked pixels: invalid, as NaN
         depth = masked_as_nan(depth)
     depth = _as_tensor(depth, name)
+    if tuple(depth.shape) != tuple(size) and [n for n in depth.shape if n != 1] == [n for n in size if n != 1]:
+        depth = depth.reshape(size)  # was refused here, where gen3c.generate() took the same array
     if tuple(depth.shape) != tuple(size):
         raise Gen3cInputError(f"{name} is {tuple(depth.shape)} but the image is {tuple(size)}: pass the (H, W) depth of this image")
     if depth.is_complex():
