@@ -607,6 +607,10 @@ def test_cameras_index_in_range_and_iterate_once_through():
     assert cams[np.array([0, 2])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
     assert cams[np.array([True, False, True])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
     assert cams[np.int64(1)].w2c[:, 0, 3].tolist() == [1.0]
+    # Any integer dtype as numpy takes it (before: a uint8 array was torch's mask, "The shape of the
+    # mask [2] … does not match", and uint64 "tensors used as indices must be long, int, byte or bool").
+    for dtype in (np.uint8, np.uint64, np.int16):
+        assert cams[np.array([0, 2], dtype)].w2c[:, 0, 3].tolist() == [0.0, 2.0]
 
 
 def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():

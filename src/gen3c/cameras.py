@@ -904,7 +904,8 @@ class Cameras:
 
     def __getitem__(self, index) -> Cameras:
         if isinstance(index, np.ndarray) and index.ndim:  # np.arange(0, N, 2), a bool mask: was "only integer scalar arrays …"
-            index = torch.as_tensor(index)
+            # (any integer dtype as numpy takes it: torch took uint8 for a mask, refused uint64)
+            index = torch.as_tensor(index.astype(np.int64) if index.dtype.kind in "iu" else index)
         if not isinstance(index, (slice, Tensor, list, tuple)):
             index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
             # Past the end the slice below was an empty stack, and `for camera in cameras` never ended.
