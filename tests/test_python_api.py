@@ -782,6 +782,14 @@ def test_intrinsics_and_resolution_in_memory_forms_are_taken_as_their_text(box_s
     assert {(r.intrinsics, r.resolution) for r in taken} == {(text, "32x48")}
     assert len({json.dumps(request_module.run_record(r)) for r in taken}) == 1
     assert torch.equal(parse_intrinsics_text(text), K)  # the text reads back as the K given
+    # A K with float noise where its zeros are (a product through a rotation): its four numbers, not
+    # "has skew (K[0, 1] = -8.95809e-14 …)".
+    rotation = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    noisy = K.double() @ rotation @ rotation.T
+    assert noisy[0, 1] != 0 and noisy[1, 0] != 0
+    gen3c.generate(image_path, intrinsics=noisy, resolution=(32, 48), **common)
+    assert taken[-1].intrinsics == ",".join(repr(float(v)) for v in (noisy[0, 0], noisy[1, 1], noisy[0, 2], noisy[1, 2]))
+    del taken[-1]
     skewed = K.clone()
     skewed[0, 1] = 0.5
     for bad, match in ((skewed, r"has skew \(K\[0, 1\] = 0.5, K\[1, 0\] = 0\): gen3c's cameras have none"),
