@@ -1129,6 +1129,11 @@ def test_forward_warp_refuses_non_finite_cameras_and_empty_images():
     for height, width in ((0, 0), (5, 2.5)):
         with pytest.raises(Gen3cInputError, match=r"forward_warp (height|width) .* must be the image size in pixels"):
             forward_warp(pts, cols, EYE, K5[None], height, width)
+    # Before: rendered without a word into a speck (normalised K) or the top-left quarter (K of an image twice the size).
+    with pytest.raises(Gen3cInputError, match=r"^forward_warp K \(fx=0.5, fy=0.5, cx=0.5, cy=0.5\) look normalised .*: pass pixels of the 30×20"):
+        forward_warp(pts, cols, EYE, make_intrinsics(0.5, 0.5, 0.5, 0.5)[None], 20, 30)
+    with pytest.raises(Gen3cInputError, match=r"^forward_warp K \(fx=40, fy=40, cx=30, cy=20\) put the principal point at the bottom-right corner"):
+        forward_warp(pts, cols, EYE, make_intrinsics(40.0, 40.0, 30.0, 20.0)[None], 20, 30)
     # An empty cloud is no mistake: every pixel is invalid, at the fill colour.
     empty = forward_warp(torch.zeros(0, 3), torch.zeros(0, 3), EYE, K5[None], 5, 6)
     assert not empty.mask.any() and torch.equal(empty.color, torch.full((1, 3, 5, 6), -1.0))

@@ -9,6 +9,7 @@ import torch
 from gen3c.cameras import (
     Cameras,
     camera_centers,
+    check_intrinsics_fit,
     crop_intrinsics,
     focal_from_fov,
     fov_from_focal,
@@ -606,6 +607,10 @@ def test_cameras_index_in_range_and_iterate_once_through():
     assert cams[np.array([0, 2])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
     assert cams[np.array([True, False, True])].w2c[:, 0, 3].tolist() == [0.0, 2.0]
     assert cams[np.int64(1)].w2c[:, 0, 3].tolist() == [1.0]
+    # Any integer dtype as numpy takes it (before: a uint8 array was torch's mask, "The shape of the
+    # mask [2] … does not match", and uint64 "tensors used as indices must be long, int, byte or bool").
+    for dtype in (np.uint8, np.uint64, np.int16):
+        assert cams[np.array([0, 2], dtype)].w2c[:, 0, 3].tolist() == [0.0, 2.0]
 
 
 def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
@@ -762,3 +767,22 @@ def test_integer_poses_invert_and_convert_in_floating_point():
         assert result.dtype == torch.float32 and torch.equal(result, expected)
     assert torch.equal(opengl_to_opencv(opencv_to_opengl(T)), T.float())
     assert invert_pose(T.double()).dtype == torch.float64  # floating poses keep their dtype
+
+
+def test_look_at_and_the_pose_and_intrinsics_checks_refuse_a_meta_tensor_in_one_line():
+    """A meta tensor (shapes, no values) as look_at's eye or target, or to validate_poses /
+    validate_intrinsics (and so check_intrinsics_fit, unproject_depth's K) was torch's
+    "Tensor.item() cannot be called on meta tensors"; now the one line Cameras gives it."""
+    meta = " is a meta tensor, which holds no values: pass one on the CPU or a GPU$"
+    with pytest.raises(Gen3cInputError, match="^look_at eye" + meta):
+        look_at(torch.zeros(3, device="meta"), torch.ones(3))
+    with pytest.raises(Gen3cInputError, match="^look_at target" + meta):
+        look_at(torch.zeros(3), torch.ones(3, device="meta"))
+    with pytest.raises(Gen3cInputError, match="^source w2c" + meta):
+        validate_poses(torch.eye(4, device="meta"), "source w2c")
+    with pytest.raises(Gen3cInputError, match="^source K" + meta):
+        validate_intrinsics(torch.eye(3, device="meta"), "source K")
+    with pytest.raises(Gen3cInputError, match="^source K" + meta):
+        check_intrinsics_fit(torch.eye(3, device="meta"), 32, 48, "source K")
+    with pytest.raises(Gen3cInputError, match="^K" + meta):
+        unproject_depth(torch.ones(32, 48), torch.eye(3, device="meta"))

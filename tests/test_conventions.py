@@ -253,11 +253,13 @@ def test_multiview_key_frames_with_camera_to_world_poses_are_refused(tmp_path):
 def test_views_built_into_a_cache_in_memory_with_camera_to_world_poses_are_refused():
     """prepare_source(…, w2c=c2w) for two views and build_cache([a, b]) built a cache of points in
     no camera's frame without a word (a multi-view file's key views were checked, the same views in
-    memory were not); now refused, by the depth or, sliding sideways, by the colours. World-to-camera
-    views pass, and check_conventions=False (training's views, checked where they were read) skips it."""
+    memory were not); now refused, by the depth or, where the depth fits both (each view's depth at
+    its own scale: a walk forward; a sideways slide), by the colours. World-to-camera views pass, and
+    check_conventions=False (training's views, checked where they were read) skips it."""
     from gen3c.pipelines.camera_video import build_cache, prepare_source
 
-    for motion, by in ((walk, r"one frame's depth carried into another"), (slide, "carried into other frames, textured pixels land")):
+    by_depth, by_colours = r"one frame's depth carried into another", "carried into other frames, textured pixels land"
+    for motion, by in ((MOTIONS["orbit"], by_depth), (walk, by_colours), (slide, by_colours)):
         w2c, K = motion()
         depth = room_depth(w2c, K)
         images = painted(w2c, K, depth).float() / 127.5 - 1
@@ -268,6 +270,25 @@ def test_views_built_into_a_cache_in_memory_with_camera_to_world_poses_are_refus
             r"invert_pose\(c2w\), or opengl_to_opencv\(c2w\) for an OpenGL / nerfstudio one$")):  # fmt: skip
             build_cache(c2w)
         assert len(build_cache(c2w, check_conventions=False).views) == 2
+
+
+def test_views_in_memory_whose_depth_differs_in_scale_are_not_refused_for_their_poses():
+    """Two views with world-to-camera poses whose depth came one photo at a time (an estimator's:
+    10-20 % apart in scale) were refused by build_cache as camera-to-world poses or disparity (a
+    view's depth 10 % larger fits its camera moved back as well as the true one moved forward);
+    each view's depth is now taken at its own scale. Camera-to-world poses of such views are still
+    refused, by the depth or the colours."""
+    from gen3c.pipelines.camera_video import build_cache, prepare_source
+
+    for motion, scale in ((walk, 1.1), (MOTIONS["turn"], 1.2), (MOTIONS["turn"], 0.9)):
+        w2c, K = motion()
+        depth = room_depth(w2c, K)
+        images = painted(w2c, K, depth).float() / 127.5 - 1
+        depth[1] *= scale
+        given, c2w = ([prepare_source(images[k], depth[k], K[k], (H, W), w2c=poses[k]) for k in (0, 1)] for poses in (w2c, invert_pose(w2c)))
+        assert len(build_cache(given).views) == 2
+        with pytest.raises(Gen3cInputError, match=r"^build_cache views' poses \(prepare_source w2c=\) look camera-to-world \("):
+            build_cache(c2w)
 
 
 def test_the_cli_refuses_a_camera_to_world_sample_in_one_line_and_writes_nothing(tmp_path):

@@ -112,7 +112,7 @@ def test_a_bright_photo_is_not_taken_for_a_0_1_tensor_and_a_0_1_tensor_is_noted_
         (lambda i, d, K: (i.permute(1, 2, 0), d, K), r"looks like \(H, W, 3\), pass image.permute\(2, 0, 1\)"),
         (lambda i, d, K: (i[None], d, K), r"pass one \(3, H, W\) RGB image"),
         (lambda i, d, K: (i * 127.5 + 127.5, d, K), r"expected \[-1, 1\] \(0–255 values: pass image / 127.5 - 1\)"),
-        (lambda i, d, K: (i, d[None], K), r"depth is \(1, 96, 160\) but the image is \(96, 160\)"),
+        (lambda i, d, K: (i, d.expand(2, -1, -1), K), r"depth is \(2, 96, 160\) but the image is \(96, 160\)"),
         (lambda i, d, K: (i, d, torch.eye(4)), r"K has shape \(4, 4\): pass one \(3, 3\) matrix"),
         (lambda i, d, K: (i, d, K[None]), r"K has shape \(1, 3, 3\): pass one \(3, 3\)"),
         (lambda i, d, K: (i, d, "60"), "K is str '60'"),
@@ -121,6 +121,17 @@ def test_a_bright_photo_is_not_taken_for_a_0_1_tensor_and_a_0_1_tensor_is_noted_
 def test_prepare_source_refuses_wrong_arguments_in_one_line(scene, change, match):
     with pytest.raises(Gen3cInputError, match=match):
         prepare_source(*change(*scene), SIZE)
+
+
+def test_prepare_source_takes_a_depth_models_1_h_w_output_as_its_h_w_map(scene):
+    """prepare_source refused a (1, H, W) depth ('depth is (1, 96, 160) but the image is (96, 160)'),
+    the shape depth models return, where gen3c.generate(depth=) took the same array; sides of 1 are
+    now dropped, making the source the (H, W) map makes."""
+    image, depth, K = scene
+    want = prepare_source(image, depth, K, SIZE)
+    for form in (depth[None], depth[None, None], depth[..., None], depth[None].numpy()):
+        got = prepare_source(image, form, K, SIZE)
+        assert torch.equal(got.depth, want.depth) and torch.equal(got.valid, want.valid) and torch.equal(got.image, want.image)
 
 
 def test_depth_in_memory_is_taken_as_the_same_depth_in_a_file(scene, tmp_path):
@@ -774,6 +785,14 @@ def test_intrinsics_and_resolution_in_memory_forms_are_taken_as_their_text(box_s
     assert {(r.intrinsics, r.resolution) for r in taken} == {(text, "32x48")}
     assert len({json.dumps(request_module.run_record(r)) for r in taken}) == 1
     assert torch.equal(parse_intrinsics_text(text), K)  # the text reads back as the K given
+    # A K with float noise where its zeros are (a product through a rotation): its four numbers, not
+    # "has skew (K[0, 1] = -8.95809e-14 …)".
+    rotation = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
+    noisy = K.double() @ rotation @ rotation.T
+    assert noisy[0, 1] != 0 and noisy[1, 0] != 0
+    gen3c.generate(image_path, intrinsics=noisy, resolution=(32, 48), **common)
+    assert taken[-1].intrinsics == ",".join(repr(float(v)) for v in (noisy[0, 0], noisy[1, 1], noisy[0, 2], noisy[1, 2]))
+    del taken[-1]
     skewed = K.clone()
     skewed[0, 1] = 0.5
     for bad, match in ((skewed, r"has skew \(K\[0, 1\] = 0.5, K\[1, 0\] = 0\): gen3c's cameras have none"),

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cameras import Cameras, check_intrinsics_fit, unproject_depth, validate_intrinsics, validate_poses
+from gen3c.cameras import Cameras, check_intrinsics_fit, unproject_depth, validate_poses
 from gen3c.constants import SPLAT_MODES
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note, noted, shown_value
 from gen3c.io.images import outside_unit_range
@@ -123,7 +123,8 @@ def forward_warp(
         points: (N, 3) world points shared by all views, or (B, N, 3) one cloud per view.
         colors: (N, C) or (B, N, C), matching ``points``.
         w2c: (B, 4, 4) target poses.
-        K: (B, 3, 3) target intrinsics for a ``height`` × ``width`` image.
+        K: (B, 3, 3) target intrinsics in pixels of a ``height`` × ``width`` image
+            (:func:`~gen3c.cameras.check_intrinsics_fit`: normalised ones are refused).
         fill_value: colour of invalid pixels (−1 is black in [−1, 1] images).
         depth: also render the (weighted) depth; ``False`` skips it, a fifth less work.
     Returns:
@@ -173,7 +174,12 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
     # NaN in a camera dropped every point and returned an empty render without a word; a zero
     # image size divided by zero in the splat's slot arithmetic; a scaled or sheared pose (or a
     # camera-to-world one with a bad last row) rendered points in no camera's frame, silently.
-    validate_intrinsics(K, "forward_warp K")
+    for name, size in (("height", height), ("width", width)):
+        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+            raise Gen3cInputError(f"forward_warp {name} {shown_value(size)} must be the image size in pixels, a whole number ≥ 1")
+    # Held to the image's size, as add_view's and Cameras' K are: normalised intrinsics (MoGe's
+    # fractions) or a K of an image twice the size rendered the cloud into a speck or a quarter.
+    check_intrinsics_fit(K, height, width, "forward_warp K")
     validate_poses(w2c, "forward_warp w2c")
     # A point at infinite depth on a camera's axis landed in the image and made its 4 pixels NaN
     # (or their depth infinite); a NaN colour spread the same way.
@@ -183,9 +189,6 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
                 f"forward_warp {name} contain NaN or infinite values: pass finite ones (keep = torch.isfinite(points).all(-1) "
                 "selects the finite points)"
             )
-    for name, size in (("height", height), ("width", width)):
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
-            raise Gen3cInputError(f"forward_warp {name} {shown_value(size)} must be the image size in pixels, a whole number ≥ 1")
     # An image too large for the machine was torch's allocator error ("you tried to allocate
     # 800016000080 bytes") and a traceback, or the process killed by the system as it filled.
     if w2c.device.type == "cpu":

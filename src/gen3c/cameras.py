@@ -270,6 +270,8 @@ def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
     """Check that ``K`` (*B, 3, 3) is a finite pinhole matrix with positive focal lengths."""
     if not isinstance(K, Tensor):
         raise Gen3cInputError(f"{name} are {_describe(K)}: pass a tensor (torch.as_tensor(K))")
+    if K.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
+        raise Gen3cInputError(meta_refusal(name))
     if K.shape[-2:] != (3, 3):
         raise Gen3cInputError(f"{name} must be 3×3 matrices, got shape {tuple(K.shape)}")
     if not torch.isfinite(K).all():
@@ -473,6 +475,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
     _check_last_dims("up", up, (3,))
     for name, value in (("eye", eye), ("target", target), ("up", up)):
+        if value.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
+            raise Gen3cInputError(f"look_at {meta_refusal(name)}")
         if value.is_complex():  # was a complex "pose"
             raise Gen3cInputError(f"look_at {complex_refusal(name, value.dtype)}")
         if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
@@ -582,6 +586,8 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
     index of ``w2c[0]`` in its file, for a clip read from a starting frame)."""
     if not isinstance(w2c, Tensor):
         raise Gen3cInputError(f"{name} are {_describe(w2c)}: pass a tensor (torch.as_tensor(w2c))")
+    if w2c.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
+        raise Gen3cInputError(meta_refusal(name))
     if w2c.shape[-2:] != (4, 4):
         raise Gen3cInputError(f"{name} must be 4×4 matrices, got shape {tuple(w2c.shape)}")
 
@@ -906,7 +912,8 @@ class Cameras:
 
     def __getitem__(self, index) -> Cameras:
         if isinstance(index, np.ndarray) and index.ndim:  # np.arange(0, N, 2), a bool mask: was "only integer scalar arrays …"
-            index = torch.as_tensor(index)
+            # (any integer dtype as numpy takes it: torch took uint8 for a mask, refused uint64)
+            index = torch.as_tensor(index.astype(np.int64) if index.dtype.kind in "iu" else index)
         if not isinstance(index, (slice, Tensor, list, tuple)):
             index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
             # Past the end the slice below was an empty stack, and `for camera in cameras` never ended.

@@ -19,6 +19,11 @@ textured half of the sampled pixels lands on, for both, each at the depth scale 
 best among those the depth allows; the input is refused when the inverted poses fit far better
 than those as given, and than no motion at all.
 
+Views whose depth was estimated one by one (a monocular estimator per photo) each come at a
+scale of their own: 10 % more depth in one view fits a camera moved back as well as the true one
+moved forward. ``per_frame_scale`` measures every reading with each pair's depth ratio fitted
+too, so such views are judged by their shape and colours, not their scales.
+
 Where neither tells the readings apart (a static camera; a pure rotation of a scene at one
 distance, or a flat wall faced straight on, of one colour) all of them fit and nothing is said;
 so it is for depth or colours too noisy to tell them apart. Up to 9 frame pairs and 512 pixels
@@ -74,7 +79,9 @@ def frame_pairs(count: int) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: list[tuple[int, int]] | None = None) -> dict:
+def reading_errors(
+    depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: list[tuple[int, int]] | None = None, per_frame_scale: bool = False
+) -> dict:
     """Each reading's error (module docstring), by ``(poses inverted, depth inverted)``, and by
     ``"still"`` that of no motion at all (each pixel against the same pixel); NaN where no pair
     has a valid pixel.
@@ -82,6 +89,8 @@ def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: 
     Args:
         depth: (T, H, W) z-depth; valid: (T, H, W) bool; K: (T, 3, 3); w2c: (T, 4, 4) as given.
         pairs: the frame pairs (default :func:`frame_pairs`).
+        per_frame_scale: each frame's depth may have a scale of its own: each error is taken
+            about the pair's median depth ratio (:func:`_depth_errors`).
     """
     sampled = _sample_pairs(depth, valid, K, pairs)
     if sampled is None:
@@ -90,7 +99,7 @@ def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: 
     K = K.double()
     # Motionless: each pixel against the same pixel of frame b (the same for depth and 1 / depth).
     there, seen = _depth_at(depth, valid, b[:, None].expand_as(pick[..., 0]), pick[..., 0], pick[..., 1])
-    still = torch.where(seen, (here.log() - there.log()).abs(), torch.nan).nanmedian(-1).values.nan_to_num(CAP)
+    still = _about_median(torch.where(seen, here.log() - there.log(), torch.nan), per_frame_scale).abs().nanmedian(-1).values.nan_to_num(CAP)
     errors = {"still": float(torch.where(seen.double().mean(-1) >= MIN_OVERLAP, still.clamp(max=CAP), CAP).mean())}
     typical = float(here.median())
     for inverse_depth in (False, True):
@@ -100,7 +109,7 @@ def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: 
             rel = poses[b] @ invert_pose(poses[a])
             carried = (points @ rel[:, :3, :3].transpose(-1, -2), rel[:, None, :3, 3])
             centre = typical / float(points[..., 2].median())  # scaled, the map's typical value is the depth's
-            target = (depth, valid, inverse_depth)
+            target = (depth, valid, inverse_depth, per_frame_scale)
             errors[(inverted, inverse_depth)] = _best_scale_error(target, K[b], b, carried, centre)
     return errors
 
@@ -162,7 +171,8 @@ def _best_scale_error(target: tuple, K: Tensor, b: Tensor, carried: tuple[Tensor
 
 
 def _pair_errors(
-    depth: Tensor, valid: Tensor, inverse_depth: bool, K: Tensor, b: Tensor, rotated: Tensor, shift: Tensor, scales: Tensor
+    depth: Tensor, valid: Tensor, inverse_depth: bool, per_frame_scale: bool, K: Tensor, b: Tensor, rotated: Tensor, shift: Tensor,
+    scales: Tensor,
 ) -> Tensor:
     """(S, P) errors of the P pairs' sampled points carried into their frame ``b`` at each scale,
     against ``depth`` there (its inverse with ``inverse_depth``).
@@ -170,7 +180,7 @@ def _pair_errors(
     ``rotated``: (P, N, 3) the points of frame a (at scale 1) turned into camera b's axes;
     ``shift``: (P, 1, 3) camera b's translation from camera a; ``K``: (P, 3, 3) of frame b."""
     z, uv, inside = _project(K, rotated, shift, scales, depth.shape[-2:])
-    return _depth_errors(depth, valid, inverse_depth, b, z, uv, inside, scales)
+    return _depth_errors(depth, valid, inverse_depth, b, z, uv, inside, scales, per_frame_scale)
 
 
 def _project(K: Tensor, rotated: Tensor, shift: Tensor, scales: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor, Tensor]:
@@ -186,22 +196,31 @@ def _project(K: Tensor, rotated: Tensor, shift: Tensor, scales: Tensor, size: tu
 
 
 def _depth_errors(
-    depth: Tensor, valid: Tensor, inverse_depth: bool, b: Tensor, z: Tensor, uv: Tensor, inside: Tensor, scales: Tensor
+    depth: Tensor, valid: Tensor, inverse_depth: bool, b: Tensor, z: Tensor, uv: Tensor, inside: Tensor, scales: Tensor,
+    per_frame_scale: bool = False,
 ) -> Tensor:
-    """(S, P) errors of the projected points (:func:`_project`) against the depth there."""
+    """(S, P) errors of the projected points (:func:`_project`) against the depth there; with
+    ``per_frame_scale`` about the pair's median ratio of the two (frame b's depth at its own scale)."""
     H, W = depth.shape[-2:]
     r, c = uv[..., 1].round().clamp(0, H - 1).long(), uv[..., 0].round().clamp(0, W - 1).long()
     values, ok = _depth_at(depth, valid, b[:, None].expand_as(r), r, c)
     seen = inside & ok
     there = scales[:, None, None] * (1.0 / values if inverse_depth else values)
-    error = (z.clamp(min=1e-12).log() - there.log()).abs()
-    median = torch.where(seen, error, torch.nan).nanmedian(-1).values.nan_to_num(CAP)
+    error = _about_median(torch.where(seen, z.clamp(min=1e-12).log() - there.log(), torch.nan), per_frame_scale).abs()
+    median = error.nanmedian(-1).values.nan_to_num(CAP)
     overlap = seen.double().mean(-1)
     return torch.where(overlap >= MIN_OVERLAP, median.clamp(max=CAP), torch.full_like(median, CAP))
 
 
+def _about_median(log_ratio: Tensor, per_frame_scale: bool) -> Tensor:
+    """``log_ratio`` (..., N) (NaN where unseen), less its median over N where ``per_frame_scale``:
+    a depth ratio the whole pair shares is the frames' scales, no misfit."""
+    return log_ratio - log_ratio.nanmedian(-1, keepdim=True).values if per_frame_scale else log_ratio
+
+
 def colour_errors(
-    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, within: float, pairs: list[tuple[int, int]] | None = None
+    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, within: float, pairs: list[tuple[int, int]] | None = None,
+    per_frame_scale: bool = False,
 ) -> dict:
     """The colour error (:data:`MIN_COLOUR`) of the poses as given (by False) and inverted (by
     True), each at the depth scale that makes it least among those at which the depth (as given)
@@ -212,7 +231,8 @@ def colour_errors(
     around the best (luma interpolated between pixels).
 
     Args:
-        images: (T, 3, H, W) uint8 RGB of the frames; the rest as :func:`reading_errors` takes them.
+        images: (T, 3, H, W) uint8 RGB of the frames; the rest (``per_frame_scale`` too, for the
+            depth's error) as :func:`reading_errors` takes them.
     """
     if images.shape != (*depth.shape[:1], 3, *depth.shape[1:]):
         raise ValueError(f"colour_errors: images {tuple(images.shape)} do not match depth {tuple(depth.shape)}")
@@ -234,15 +254,16 @@ def colour_errors(
         rel = poses[b] @ invert_pose(poses[a])
         carried = (images, depth, valid, K[b], b, source, textured, within, points @ rel[:, :3, :3].transpose(-1, -2), rel[:, None, :3, 3])
         coarse = torch.arange(-12, 13, dtype=torch.float64)
-        depth_error, colour = _fits(*carried, coarse, smooth=False)
+        depth_error, colour = _fits(*carried, coarse, smooth=False, per_frame_scale=per_frame_scale)
         best = coarse[int(colour.argmin() if colour.isfinite().any() else depth_error.argmin())]
-        errors[inverted] = float(_fits(*carried, best + torch.arange(-7, 8, dtype=torch.float64) / 8, smooth=True)[1].min())
+        fine = best + torch.arange(-7, 8, dtype=torch.float64) / 8
+        errors[inverted] = float(_fits(*carried, fine, smooth=True, per_frame_scale=per_frame_scale)[1].min())
     return errors
 
 
 def _fits(
     images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, b: Tensor, source: Tensor, textured: Tensor, within: float,
-    rotated: Tensor, shift: Tensor, exponents: Tensor, *, smooth: bool,
+    rotated: Tensor, shift: Tensor, exponents: Tensor, *, smooth: bool, per_frame_scale: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """(S,) depth errors (mean over pairs) of the points (:func:`_pair_errors`) at scales
     2 ** exponents (S,), and colour errors of their ``textured`` ones (P, M) against their luma
@@ -250,7 +271,7 @@ def _fits(
     the nearest pixel, or interpolated with ``smooth``."""
     scales = 2.0**exponents
     z, uv, inside = _project(K, rotated, shift, scales, depth.shape[-2:])
-    depth_error = _depth_errors(depth, valid, False, b, z, uv, inside, scales).mean(-1)
+    depth_error = _depth_errors(depth, valid, False, b, z, uv, inside, scales, per_frame_scale).mean(-1)
     colour = torch.full_like(depth_error, torch.inf)
     keep = (depth_error <= within).nonzero()[:, 0]
     if len(keep):
@@ -324,6 +345,7 @@ def check_depth_conventions(
     depth_fix: str,
     inverted_is: str = "camera-to-world",
     images: Tensor | None = None,
+    per_frame_scale: bool = False,
 ) -> None:
     """Refuse per-frame depth and poses that fit each other only in another convention.
 
@@ -335,6 +357,8 @@ def check_depth_conventions(
             file holds world-to-camera ones, "world-to-camera" where it holds the other.
         images: (T, 3, H, W) uint8 RGB of the frames, to tell the poses from their inverses
             where the depth cannot (:func:`colour_errors`); None: by the depth alone.
+        per_frame_scale: each frame's depth may have a scale of its own (views whose depth was
+            estimated one by one): every error is taken about each pair's depth ratio.
 
     Raises:
         Gen3cInputError: in one line naming the file and the fix, when a reading other than the
@@ -346,14 +370,14 @@ def check_depth_conventions(
     """
     if len(depth) < 2:
         return
-    errors = reading_errors(depth, valid, K, w2c)
+    errors = reading_errors(depth, valid, K, w2c, per_frame_scale=per_frame_scale)
     given, still = errors.pop((False, False)), errors.pop("still")
     if math.isnan(given):
         return
     _refuse_by_depth(errors, given, still, poses_name, depth_name, poses_fix, depth_fix, inverted_is)
     if images is None or errors[(True, False)] > given + MIN_ERROR:  # the depth says the poses as given fit better
         return
-    colours = colour_errors(images, depth, valid, K, w2c, min(given, errors[(True, False)]) + MIN_ERROR)
+    colours = colour_errors(images, depth, valid, K, w2c, min(given, errors[(True, False)]) + MIN_ERROR, per_frame_scale=per_frame_scale)
     as_given, inverted = colours[False], colours[True]
     if math.isfinite(as_given) and as_given >= MIN_COLOUR and inverted * MARGIN <= as_given and inverted * STILL_MARGIN <= colours["still"]:
         raise Gen3cInputError(

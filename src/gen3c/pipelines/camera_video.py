@@ -171,7 +171,7 @@ def prepare_source(
             uint8 array or float array in [0, 1] (:func:`gen3c.io.images.as_image`). A float
             *tensor* is read as [−1, 1]: pass a [0, 1] one (torchvision's ``to_tensor``, kornia)
             as ``image * 2 - 1`` (one with no value below 0 is noted).
-        depth: (h, w) z-depth (tensor or array, any real dtype), metres best (GEN3C's cache clamps
+        depth: (h, w) z-depth (tensor or array, any real dtype; (1, h, w) too), metres best (GEN3C's cache clamps
             at 100; a map with no depth below 1e4, millimetres most likely, is refused); a numpy masked
             array's masked pixels are invalid, as NaN is.
         K: (3, 3) intrinsics in pixels of h × w, OpenCV convention
@@ -277,6 +277,8 @@ def source_image(image: Tensor | np.ndarray | PIL.Image.Image, name: str, note_u
 def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -> Tensor:
     """:func:`prepare_source`'s depth check: an (h, w) tensor or array of real numbers matching the
     image's ``size`` → a tensor (its dtype kept; values are checked later, as a depth file's are).
+    Sides of 1 are dropped, as ``gen3c.generate(depth=)`` and a depth file drop them: a depth
+    model's (1, h, w) or (1, 1, h, w) output is the (h, w) map.
 
     Raises:
         Gen3cInputError: another type, shape or dtype, in one line naming ``name``.
@@ -286,6 +288,8 @@ def source_depth(depth: Tensor | np.ndarray, size: tuple[int, int], name: str) -
     if isinstance(depth, np.ndarray) and depth.dtype.kind in "fiu":  # a masked array's masked pixels: invalid, as NaN
         depth = masked_as_nan(depth)
     depth = _as_tensor(depth, name)
+    if tuple(depth.shape) != tuple(size) and [n for n in depth.shape if n != 1] == [n for n in size if n != 1]:
+        depth = depth.reshape(size)  # was refused here, where gen3c.generate() took the same array
     if tuple(depth.shape) != tuple(size):
         raise Gen3cInputError(f"{name} is {tuple(depth.shape)} but the image is {tuple(size)}: pass the (H, W) depth of this image")
     if depth.is_complex():
@@ -350,7 +354,8 @@ def build_cache(
 
     Views of one size with depth are checked against each other's poses, as a multi-view file's
     key views are (:func:`gen3c.io.conventions.check_depth_conventions`): camera-to-world poses
-    given as ``prepare_source(w2c=…)``, or disparity as depth, are refused in one line.
+    given as ``prepare_source(w2c=…)``, or disparity as depth, are refused in one line. Each
+    view's depth may have a scale of its own (estimated photo by photo): only its shape is compared.
     ``check_conventions=False`` skips it, for views read from files that were checked there.
     """
     if not isinstance(views, (list, tuple)) or not all(isinstance(v, SourceView) for v in views):
@@ -378,6 +383,9 @@ def _check_view_conventions(views: list[SourceView] | tuple[SourceView, ...]) ->
         poses_fix="pass each view's world-to-camera pose: invert_pose(c2w), or opengl_to_opencv(c2w) for an OpenGL / nerfstudio one",
         depth_fix="pass z-depth (1 / disparity, in the poses' units) to prepare_source",
         images=images_to_uint8(torch.stack([v.image.cpu() for v in views])),
+        # Each view's depth at its own scale (an estimator's per photo): 10 % more depth in one view
+        # read as the other camera moved back, and correct poses were refused as camera-to-world.
+        per_frame_scale=True,
     )  # fmt: skip
 
 

@@ -1458,7 +1458,9 @@ def _intrinsics_text(value: Any, where: str) -> str:
     numbers_ = as_float64(value, name)
     if numbers_.shape == (3, 3):
         K = validate_intrinsics(numbers_, name)
-        if K[0, 1] != 0 or K[1, 0] != 0:
+        # Rounding left by a K computed through rotations or float32 (1e-13 of a pixel) is no skew:
+        # it was refused as "has skew (K[0, 1] = -8.95809e-14 …)" where prepare_source took that K.
+        if max(abs(float(K[0, 1])), abs(float(K[1, 0]))) > 1e-6 * max(float(K[0, 0]), float(K[1, 1])):
             raise Gen3cInputError(f"{name} has skew (K[0, 1] = {float(K[0, 1]):g}, K[1, 0] = {float(K[1, 0]):g}): gen3c's cameras have none, pass a K with zeros there")
         numbers_ = K[[0, 1, 0, 1], [0, 1, 2, 2]]
     elif numbers_.shape != (4,):
