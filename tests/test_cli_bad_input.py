@@ -852,6 +852,16 @@ def test_a_file_url_is_told_its_path(tmp_path, monkeypatch):
     assert not any(tmp_path.iterdir())
 
 
+def test_a_long_file_url_is_told_its_whole_path_to_copy(tmp_path, monkeypatch):
+    """The path told for a file URL is the fix, to be copied: one of 300 characters was cut to its
+    start and end around '…', which is no path."""
+    monkeypatch.chdir(tmp_path)
+    folders = "/".join(["a_rather_long_folder_name"] * 11)  # 285 characters
+    refused(["generate", "--input_image_path", f"file:///home/{folders}/my%20photo.png"],
+            rf"^error: --input_image_path 'file:///home/.*…' is a file's URL: give its path, '/home/{folders}/my photo\.png'$")  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
 def test_a_windows_drive_is_not_taken_for_a_url(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     refused(["generate", "--input_image_path", "C://photos/a.png"], r"^error: input image 'C:/photos/a.png' does not exist: check the path$")

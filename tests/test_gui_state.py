@@ -1196,3 +1196,16 @@ def test_add_input_camera_pressed_twice_is_refused_with_either_timing(state, aut
         state.set_keyframe_time(later[0], 0.0)
         with pytest.raises(Gen3cInputError, match=r"^another keyframe is already at 0 s: give it a later time, or turn on even timing"):
             state.add_source_keyframe()
+
+
+def test_a_run_s_name_is_free_in_the_outputs_folder_the_runs_write_to(tmp_path):
+    """A run always writes into work_dir/outputs, but its name was looked for in the settings'
+    video_save_folder: a Python caller that set one (state.update(video_save_folder=…)) had every
+    run named gui_001, each replacing the last's video."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    outputs = state.work_dir / "outputs"
+    outputs.mkdir(parents=True)
+    (outputs / "gui_001.mp4").write_bytes(b"")
+    state.update(video_save_folder=str(tmp_path / "elsewhere"))
+    assert state.next_output_name() == "gui_002"
+    assert state.reserve_output_name() == "gui_002" and (outputs / "gui_002.running").is_file()

@@ -778,7 +778,7 @@ class GuiState:
         folder made on Linux may be copied there. :meth:`reserve_output_name` takes it."""
         from gen3c.io.paths import one_file_key
 
-        folder = Path(self.request.video_save_folder)
+        folder = self.work_dir / "outputs"  # (where every run writes: a request's own video_save_folder is not used)
         names = (re.match(r"gui_[0-9]+(?=[._]|$)", one_file_key(p.name)) for p in folder.iterdir()) if folder.is_dir() else ()
         taken = {m[0] for m in names if m}
         k = 1
