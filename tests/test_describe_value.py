@@ -110,6 +110,16 @@ def test_a_path_is_quoted_whole_up_to_its_limit_then_by_its_start_and_its_end():
     assert quoted_path(long, 60) == f"'/home/me/{'a' * 6}…{'a' * 26}/shots/take_07.png'"
 
 
+def test_a_path_offered_as_the_fix_to_copy_is_quoted_whole():
+    from gen3c.errors import MAX_PATH_CHARS, path_to_copy, quoted_path
+
+    long = "/home/me/" + "a" * 300 + "/shots/take_07.png"
+    assert path_to_copy(long) == repr(long) != quoted_path(long)  # cut to start…end it would be no path
+    assert path_to_copy(b"/data/x.png") == "'/data/x.png'"
+    beyond = "/" + "b" * MAX_PATH_CHARS  # longer than any system takes: only then cut
+    assert path_to_copy(beyond) == quoted_path(beyond) and len(path_to_copy(beyond)) == 202
+
+
 def test_a_value_is_shown_as_python_writes_it_where_that_is_one_short_line():
     from gen3c.errors import shown_value
 

@@ -1540,6 +1540,20 @@ def test_depth_all_beyond_the_far_fill_is_refused_naming_the_unit_and_far_depth_
     assert bool(valid.all()) and depth[0, 0] == 1e10 and scene_depths(depth, valid).tolist() == [2.0] * 144
 
 
+def test_a_depth_picture_in_a_deep_folder_is_told_the_whole_path_of_the_values_beside_it(tmp_path):
+    """The .npy beside an 8-bit depth picture is the fix, to be copied: in a folder path of over
+    200 characters it was cut to its start and end around '…', which is no path."""
+    from gen3c.depth import load_user_depth
+
+    folder = tmp_path.joinpath(*["a_rather_long_folder_name"] * 9)
+    folder.mkdir(parents=True)
+    Image.fromarray(np.zeros((12, 16), np.uint8)).save(folder / "grey.png")
+    np.save(folder / "grey.npy", np.ones((12, 16), np.float32))
+    with pytest.raises(Gen3cInputError, match=r"^depth file '.*….*grey\.png' is an 8-bit grey PNG") as caught:
+        load_user_depth(folder / "grey.png", (12, 16), fov=60)
+    assert f"pass {str(folder / 'grey.npy')!r} beside it" in str(caught.value)
+
+
 def test_a_depth_file_error_names_the_file_once_and_a_renamed_png_says_what_it_is(tmp_path):
     """Before: load_user_depth's errors named the file twice ("depth file 'd.png' 'd.png' is a
     RGB PNG"), and a .npy saved as .png was "corrupt or truncated (cannot identify image file)"."""

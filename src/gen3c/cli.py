@@ -31,6 +31,7 @@ from gen3c.errors import (
     Terminated,
     counted,
     exit_command_line,
+    path_to_copy,
     quoted,
     quoted_path,
     unusable_path_error,
@@ -148,10 +149,6 @@ def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
             user_errors(_url_path)(param, typed, value)
 
 
-#: The longest path Linux takes (PATH_MAX); macOS and Windows take shorter ones.
-MAX_PATH_CHARS = 4096
-
-
 def _is_url(value: object) -> bool:
     # (a scheme of two letters or more: "C://x" is a Windows drive)
     return isinstance(value, str) and re.match(r"[A-Za-z][A-Za-z0-9+.-]+://", value) is not None
@@ -164,9 +161,7 @@ def _url_path(param, typed: str | None, value: str) -> None:
         from urllib.request import url2pathname
 
         path = url2pathname(urlsplit(value).path)
-        # The path is the fix, to be copied: whole, unless longer than any path a system takes (cut, it is no path).
-        shown = repr(path) if len(path) <= MAX_PATH_CHARS else quoted_path(path)
-        raise Gen3cInputError(f"{what} {quoted(value, 200)} is a file's URL: give its path, {shown}")
+        raise Gen3cInputError(f"{what} {quoted(value, 200)} is a file's URL: give its path, {path_to_copy(path)}")
     raise Gen3cInputError(f"{what} {quoted(value, 200)} is a URL: gen3c reads local files; download it first and give its path")
 
 

@@ -222,6 +222,17 @@ def quoted_path(path: object, limit: int = 200) -> str:
     return repr(f"{text[:head]}…{text[len(text) - (limit - head - 1):]}")
 
 
+#: The longest path Linux takes (PATH_MAX); macOS and Windows take shorter ones.
+MAX_PATH_CHARS = 4096
+
+
+def path_to_copy(path: object) -> str:
+    """A path quoted as the fix an error line offers, for the user to copy: whole (cut by
+    :func:`quoted_path`, it would be no path), unless longer than any path a system takes."""
+    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    return repr(text) if len(text) <= MAX_PATH_CHARS else quoted_path(text)
+
+
 def unusable_path_error(exc: BaseException) -> Gen3cInputError | None:
     """A path the user gave that no file can have (a name too long for the file system, a loop of
     symbolic links), met where a reader did not check for it first, as one line naming the path;

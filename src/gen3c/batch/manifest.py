@@ -21,7 +21,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value, note, quoted_path, spelled_notes
+from gen3c.errors import Gen3cInputError, describe_value, note, path_to_copy, quoted_path, spelled_notes
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import json_kind, loads_json
 from gen3c.io.paths import exists, one_file_key, one_file_note, refuse_special_file
@@ -358,7 +358,7 @@ def _record_rows(text: str, p: Path, problems: list[tuple[int, str]]) -> list[tu
         if isinstance(record, dict) and ("camera_path" in record or isinstance(record.get("frames"), list)):
             # NAME_cameras.json, a camera_path.json or transforms.json: a path to replay, not a run to repeat
             raise Gen3cInputError(
-                f"manifest {quoted_path(p)} is a camera file, not a run record: replay it with gen3c generate --camera_file {quoted_path(p)}, "
+                f"manifest {quoted_path(p)} is a camera file, not a run record: replay it with gen3c generate --camera_file {path_to_copy(p)}, "
                 "or pass the run's NAME_run.json"
             )
         if isinstance(record, list):  # jobs as one JSON array

@@ -13,7 +13,7 @@ from gen3c.depth.base import DepthEstimator
 from gen3c.depth.moge import MoGeEstimator, is_moge_name
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, PRIOR_NAME, check_estimator_name
 from gen3c.depth.prior import GeometricPriorEstimator, prior_notice
-from gen3c.errors import Gen3cDependencyError, Gen3cModelError, quoted_path
+from gen3c.errors import Gen3cDependencyError, Gen3cModelError, path_to_copy, quoted_path
 from gen3c.io.paths import exists, expand_home, is_dir, is_file
 
 
@@ -67,7 +67,7 @@ def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: 
     if exists(p) and not (is_dir(p) and is_file(p / "config.json")):
         fix = "check the path"
         if not is_dir(p) and is_file(p.parent / "config.json"):  # a file of a transformers model's folder
-            fix = f"pass its folder {quoted_path(str(p.parent))}, which holds the model's config.json"
+            fix = f"pass its folder {path_to_copy(p.parent)}, which holds the model's config.json"
         elif is_dir(p) and (weights := [f for f in WEIGHT_FILES if is_file(p / f)]):  # a transformers model saved in part
             fix = f"it holds {weights[0]} but no config.json; save the model into it with save_pretrained, or download it again"
         raise Gen3cModelError(f"depth estimator {quoted_path(name)} is neither a MoGe model.pt nor a transformers folder with config.json: {fix}")

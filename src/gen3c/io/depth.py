@@ -24,6 +24,7 @@ from gen3c.errors import (
     complex_refusal,
     describe_value,
     note,
+    path_to_copy,
     quoted_path,
 )
 from gen3c.io.formats import EXR_MAGIC, require_numpy_file
@@ -219,7 +220,7 @@ def _read_depth_image(p: Path, name: str) -> np.ndarray:
             # bright): its 256 levels × png_scale (0 to 0.255 at the default) are no metric depth.
             beside = p.with_suffix(".npy")
             held = "single-channel 16-bit" if kind == "PNG" else "single-channel 32-bit float or 16-bit"
-            fix = f"pass {quoted_path(beside)} beside it" if beside.is_file() else f"pass the depth values (.npy, or a {held} {kind})"
+            fix = f"pass {path_to_copy(beside)} beside it" if beside.is_file() else f"pass the depth values (.npy, or a {held} {kind})"
             actual = im.format or kind  # (a JPEG named .png is said to be one)
             what = f"an 8-bit grey {actual}, a picture of depth (256 levels hold no metric depth)" if im.mode == "L" else f"a {actual} of mode {im.mode}, a picture of depth"
             raise Gen3cInputError(f"{name} {quoted_path(p)} is {what}, not its values (depth {kind}s are {held}): {fix}")

@@ -43,7 +43,15 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import optional
-from gen3c.errors import Gen3cInputError, disk_full_reason, first_line, is_disk_full, note, quoted_path
+from gen3c.errors import (
+    Gen3cInputError,
+    disk_full_reason,
+    first_line,
+    is_disk_full,
+    note,
+    path_to_copy,
+    quoted_path,
+)
 from gen3c.io.atomic import (
     atomic_paths,
     check_writable_place,
@@ -461,7 +469,7 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
     if checkpoint not in PACKAGED_MODELS and folder.is_dir() and not (folder / "model_index.json").is_file():
         # The loader's advice is generate's (--checkpoint_dir); say what the folder is instead.
         if (folder / "model" / "model_index.json").is_file():
-            fix = f"it holds a training run: set model.checkpoint to its model, {quoted_path(folder / 'model')}"
+            fix = f"it holds a training run: set model.checkpoint to its model, {path_to_copy(folder / 'model')}"
         elif (folder / LORA_META).is_file():
             fix = "it is a LoRA adapter (`gen3c train` OUT/lora), not a model: set model.checkpoint to the model it adapts"
         else:
@@ -929,7 +937,7 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     if holds_run and run.resolve() != out.resolve():  # the two runs' losses and checkpoints would mix
         raise Gen3cInputError(
             f"--out {quoted_path(out)} already holds a training run, not the one of --resume {quoted_path(resume)}: "
-            f"resume {quoted_path(run)} with --out {quoted_path(run)}, or pass a new --out to continue it there"
+            f"resume {path_to_copy(run)} with --out {path_to_copy(run)}, or pass a new --out to continue it there"
         )
     stored = run / "config.json"
     if (resume == "auto" and _latest_checkpoint(out) is None and not trained_tokenizer) or not stored.is_file():
