@@ -18,7 +18,6 @@ import csv
 import io
 import math
 import os
-import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -38,7 +37,7 @@ from gen3c.batch.jobs import (
 from gen3c.batch.manifest import OUTPUT_FILES, Job, check_no_input_replaced, load_manifest
 from gen3c.errors import Gen3cInputError, first_few, note, quoted_path
 from gen3c.io.atomic import ensure_writable_dir, replaced_spelling, write_text_atomic
-from gen3c.io.paths import one_file_key
+from gen3c.io.paths import one_file_key, one_form
 from gen3c.pipelines.request import GeneratorPool
 from gen3c.pipelines.resume import partial_dir
 from gen3c.progress import ProgressFactory
@@ -207,13 +206,13 @@ def _check_no_file_spelled_otherwise(jobs: list[Job], folder: Path) -> None:
     held: dict[str, set[str]] = {}  # one_file_key → the names of that key the folder holds, in NFC
     try:
         for entry in os.listdir(folder):
-            held.setdefault(one_file_key(entry), set()).add(unicodedata.normalize("NFC", entry))
+            held.setdefault(one_file_key(entry), set()).add(one_form(entry))
     except OSError:
         return
     for job in jobs:
         for mine in (*(pattern.format(job.name) for pattern in OUTPUT_FILES), partial_dir(folder, job.name).name):  # (its kept chunks too)
             names = held.get(one_file_key(mine), ())
-            if not names or unicodedata.normalize("NFC", mine) in names:  # none, or its own (as spelled)
+            if not names or one_form(mine) in names:  # none, or its own (as spelled)
                 continue
             other = replaced_spelling(folder / mine)
             if other is not None:

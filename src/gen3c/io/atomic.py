@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, quoted_path, raise_if_interrupted
-from gen3c.io.paths import nearest_existing, other_spelling
+from gen3c.io.paths import nearest_existing, one_form, other_spelling
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
 #: (``_buffer_masks.mp4``) and its temporary name (``.NAME….part.mp4``) take up to 32 more.
@@ -68,10 +68,8 @@ def replaced_spelling(path: str | os.PathLike) -> str | None:
     """The name of the entry of ``path``'s folder that writing ``path`` would replace though it is
     spelled in another case (:func:`~gen3c.io.paths.other_spelling`, on a file system that ignores
     case); None where there is none, or it differs only in its Unicode form (the same name)."""
-    import unicodedata
-
     other = other_spelling(path)
-    if other is None or unicodedata.normalize("NFC", other) == unicodedata.normalize("NFC", Path(path).name):
+    if other is None or one_form(other) == one_form(Path(path).name):
         return None
     return other
 

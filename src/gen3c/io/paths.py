@@ -138,6 +138,13 @@ def one_file_key(name: str) -> str:
     return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
+def one_form(name: str) -> str:
+    """``name`` in one Unicode normal form (NFC): "café" written with é as one character and as e
+    and a combining accent is one name (macOS lists it in the second however it was typed), which
+    a run writes and replaces as it was asked for. Case still counts (:func:`one_file_key` not)."""
+    return unicodedata.normalize("NFC", name)
+
+
 def one_file_note(mine: str, theirs: str) -> str:
     """Why ``mine`` and ``theirs`` (of one :func:`one_file_key`, spelled differently) are one file,
     in words: "as THEIRS: one file on macOS and Windows" (they differ in case) or "as THEIRS, in
@@ -190,6 +197,7 @@ __all__ = [
     "is_file",
     "looks_like_path",
     "one_file_key",
+    "one_form",
     "one_file_note",
     "other_spelling",
     "reader_path",

@@ -69,7 +69,7 @@ from gen3c.io.atomic import (
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import resize_image, to_uint8
-from gen3c.io.paths import writer_path
+from gen3c.io.paths import one_form, writer_path
 from gen3c.io.ply import write_ply
 from gen3c.io.video import DEFAULT_FPS, VideoWriter
 from gen3c.pipelines.autoregressive import (
@@ -841,9 +841,7 @@ def _one_name(recorded: object, name: str) -> bool:
     """Whether a run record's ``recorded`` name is ``name``, in the same Unicode form or another
     (café with é as one character, or as e and a combining accent): one name, which macOS's file
     systems find under either, and which a run replaces (:func:`~gen3c.io.atomic.check_output_spelling`)."""
-    import unicodedata
-
-    return isinstance(recorded, str) and unicodedata.normalize("NFC", recorded) == unicodedata.normalize("NFC", name)
+    return isinstance(recorded, str) and one_form(recorded) == one_form(name)
 
 
 class OutputWriter:
