@@ -326,6 +326,47 @@ def test_depth_output_names(name, blocker, match, files, tmp_path):
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])
 
 
+WINDOWS_DEVICE = "a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
+
+
+@pytest.mark.parametrize(
+    "name, problem",
+    [
+        ("nul", f"is {WINDOWS_DEVICE}"),  # nul.mp4 is the null device there: the video written into nothing
+        ("CON.v2", f"starts with 'CON', {WINDOWS_DEVICE}"),
+        ("Com\u00b9", f"is {WINDOWS_DEVICE}"),
+        ("take:1", "holds ':', which Windows takes in no file name (< > : \" \\ | ? *)"),  # a hidden stream of a file 'take'
+        ("why?", "holds '?', which Windows takes in no file name"),
+    ],
+)
+def test_an_output_name_windows_holds_no_file_under_is_refused_there(name, problem, files, tmp_path, monkeypatch):
+    """On Windows `gen3c generate --video_save_name nul` (or gen3c depth --name nul) wrote its
+    video to the null device, where it was lost, and `take:1` into a hidden stream of a file
+    'take': runs that ended as if they had made their outputs. One line now, before anything is
+    read or written (the Windows branch, run here with the platform check patched)."""
+    from gen3c.io import atomic
+
+    monkeypatch.setattr(atomic, "on_windows", lambda: True, raising=False)  # (the code before had no such check)
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--video_save_name": name}), rf"^error: --video_save_name {re.escape(repr(name))} {re.escape(problem)}.*: choose another name$")
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", name]
+    refused(argv, rf"^error: --name {re.escape(repr(name))} {re.escape(problem)}.*: choose another name$")
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_an_output_name_windows_holds_no_file_under_is_kept_elsewhere(files, tmp_path):
+    """On Linux and macOS `take:1` and `nul` are file names like any other, and a run's outputs
+    (unlike a batch's, copied anywhere) stay where they are made: they are written."""
+    from gen3c.io.atomic import check_output_name
+
+    for name in ("take:1", "nul", "CON.v2", "why?"):
+        check_output_name(name, "--video_save_name")
+    out = tmp_path / "out"
+    res = runner.invoke(app, [str(a) for a in generate(files, out, **{"--video_save_name": "take:1"})])
+    assert res.exit_code == 0, res.output
+    assert (out / "take:1.mp4").stat().st_size > 1000
+
+
 def test_a_depth_output_the_folder_holds_in_another_spelling_is_refused_on_such_a_file_system(files, tmp_path, case_insensitive_folders):
     """On macOS and Windows `gen3c depth photo.png --name room` wrote room_depth.png over the
     Room_depth.png of an earlier export there."""

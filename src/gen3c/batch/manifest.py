@@ -24,7 +24,7 @@ from typing import Any
 from gen3c.errors import Gen3cInputError, describe_value, note, path_to_copy, quoted_path, spelled_notes
 from gen3c.io.atomic import check_output_name
 from gen3c.io.formats import json_kind, loads_json
-from gen3c.io.paths import exists, one_file_key, one_file_note, refuse_special_file
+from gen3c.io.paths import exists, one_file_key, one_file_note, refuse_special_file, windows_name_problem
 from gen3c.io.text import user_text
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
 from gen3c.pipelines.options import GENERATOR_OPTIONS as GEN3C_OPTION_NAMES
@@ -612,31 +612,13 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
                earlier_hashes=(digest(2, hashed_before), digest(1, settings)))  # fmt: skip
 
 
-#: Characters Windows takes in no file name (besides control characters, refused for every system).
-WINDOWS_FORBIDDEN = '<>:"\\|?*'
-#: Windows' device names: no file there can be one of them, with any extension (CON.mp4 is CON).
-WINDOWS_DEVICES = ("CON", "PRN", "AUX", "NUL", *(f"COM{n}" for n in "123456789\u00b9\u00b2\u00b3"),
-                   *(f"LPT{n}" for n in "123456789\u00b9\u00b2\u00b3"))  # fmt: skip
-
-
 def _refuse_unportable_name(name: str, where: str) -> None:
-    """Refuse a job name whose files Windows cannot hold, though this system can: a batch's
-    output folder is meant to be copied anywhere (a share, a laptop), and such a job's files
-    would be lost or renamed there. A name holding one of ``<>:"\\|?*`` (``\\`` is a folder on
-    Windows), or whose part before its first dot is a device name (``con``, ``nul.v2``, ``COM1``)."""
-    bad = next((c for c in name if c in WINDOWS_FORBIDDEN), None)
-    if bad is not None:
-        raise Gen3cInputError(
-            f"{where}: name {name[:40]!r} holds {bad!r}, which Windows takes in no file name ({' '.join(WINDOWS_FORBIDDEN)}): "
-            "rename it (outputs are meant to be copied to any system)"
-        )
-    stem = name.split(".")[0].rstrip(" ")
-    if stem.upper() in WINDOWS_DEVICES:
-        what = "is" if stem == name else f"starts with {stem!r},"
-        raise Gen3cInputError(
-            f"{where}: name {name[:40]!r} {what} a device name on Windows (CON, PRN, AUX, NUL, COM1…9, LPT1…9), which no file "
-            "there can have: rename it (outputs are meant to be copied to any system)"
-        )
+    """Refuse a job name whose files Windows cannot hold (:func:`~gen3c.io.paths.windows_name_problem`),
+    though this system can: a batch's output folder is meant to be copied anywhere (a share, a
+    laptop), and such a job's files would be lost or renamed there."""
+    problem = windows_name_problem(name)
+    if problem is not None:
+        raise Gen3cInputError(f"{where}: name {name[:40]!r} {problem}: rename it (outputs are meant to be copied to any system)")
 
 
 def _relative_paths(

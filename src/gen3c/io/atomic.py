@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from gen3c.errors import Gen3cInputError, quoted_path, raise_if_interrupted
-from gen3c.io.paths import nearest_existing, one_form, other_spelling
+from gen3c.io.paths import nearest_existing, on_windows, one_form, other_spelling, windows_name_problem
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
 #: (``_buffer_masks.mp4``) and its temporary name (``.NAME….part.mp4``) take up to 32 more.
@@ -20,7 +20,14 @@ MAX_NAME_BYTES = 200
 
 def check_output_name(name: str, what: str) -> None:
     """Refuse a base name of output files (``what``, e.g. ``--video_save_name``) that is not one
-    plain file name: empty, with a folder, ``.``/``..``, control characters, or too long."""
+    plain file name: empty, with a folder, ``.``/``..``, control characters, or too long; on
+    Windows also one it holds no file under (:func:`~gen3c.io.paths.windows_name_problem`: ``nul``
+    opens the null device, and what is written there is lost; ``a:b`` writes a hidden stream of
+    ``a``). Elsewhere such a name is a file name like any other, kept: a run's outputs are not
+    meant to travel as a batch's are (:mod:`gen3c.batch.manifest` refuses them everywhere)."""
+    problem = windows_name_problem(name) if isinstance(name, str) and on_windows() else None
+    if problem is not None:  # (before the check for folders: Windows takes "a:b" for a drive's path)
+        raise Gen3cInputError(f"{what} {name[:40]!r} {problem}: choose another name")
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
         raise Gen3cInputError(f"{what} {str(name)[:40]!r} must be a plain file name (no folders or control characters)")
     size = len(name.encode("utf-8", "surrogateescape"))

@@ -5,7 +5,7 @@ can only be a path (:func:`looks_like_path`), the path with its ``~`` expanded
 have (:func:`is_dir`, :func:`is_file`: a name too long for the file system, a NUL byte); where a
 path not made yet would be created (:func:`nearest_existing`); the names that macOS and Windows
 take for one file (:func:`one_file_key`), and the file a folder holds under another spelling of
-a name (:func:`other_spelling`)."""
+a name (:func:`other_spelling`); why Windows can hold no file of a name (:func:`windows_name_problem`)."""
 
 from __future__ import annotations
 
@@ -131,6 +131,36 @@ def is_file(path: str | os.PathLike) -> bool:
         return False
 
 
+#: Characters Windows takes in no file name (besides control characters, refused for every system).
+WINDOWS_FORBIDDEN = '<>:"\\|?*'
+#: Windows' device names: no file there can be one of them, with any extension (``CON.mp4`` is CON).
+WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", "CONIN$", "CONOUT$", *(f"{port}{n}" for port in ("COM", "LPT") for n in "123456789\u00b9\u00b2\u00b3")}
+)
+
+
+def on_windows() -> bool:
+    """Whether gen3c runs on Windows, where an output name of :func:`windows_name_problem` is refused."""
+    return os.name == "nt"
+
+
+def windows_name_problem(name: str) -> str | None:
+    """Why Windows can hold no file named ``name``, or ``name`` followed by a suffix (an output's
+    base name: ``NAME.mp4``), in words ("holds ':', which …"); None where it can. ``name`` holds one
+    of ``<>:"\\|?*`` (``:`` names a file's hidden stream there, ``\\`` a folder), or the part of it
+    before its first dot, trailing spaces dropped, is a device name (``con``, ``nul.v2``, ``COM1``):
+    the system's device is opened instead, and what is written to it lost. (A trailing dot or
+    space, which Windows drops, is left alone: gen3c's outputs all end in their suffix.)"""
+    bad = next((c for c in name if c in WINDOWS_FORBIDDEN), None)
+    if bad is not None:
+        return f"holds {bad!r}, which Windows takes in no file name ({' '.join(WINDOWS_FORBIDDEN)})"
+    device = name.split(".")[0].rstrip(" ")
+    if device.upper() not in WINDOWS_DEVICES:
+        return None
+    what = "is" if device == name else f"starts with {device!r},"
+    return f"{what} a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
+
+
 def one_file_key(name: str) -> str:
     """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
     and Windows: A.mp4 is a.mp4) and in one Unicode normal form (macOS: "café" with é as one
@@ -191,11 +221,14 @@ def other_spelling(path: str | os.PathLike) -> str | None:
 
 __all__ = [
     "CHECKPOINT_SUFFIXES",
+    "WINDOWS_DEVICES",
+    "WINDOWS_FORBIDDEN",
     "exists",
     "expand_home",
     "is_dir",
     "is_file",
     "looks_like_path",
+    "on_windows",
     "one_file_key",
     "one_form",
     "one_file_note",
@@ -203,5 +236,6 @@ __all__ = [
     "reader_path",
     "refuse_special_file",
     "special_file",
+    "windows_name_problem",
     "writer_path",
 ]
