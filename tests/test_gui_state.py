@@ -470,6 +470,22 @@ def test_uploads_stay_in_the_work_folder(tmp_path):
         state.save_upload("a.png", b"0" * (MAX_UPLOAD_BYTES + 1), "image")
 
 
+def test_an_upload_named_as_a_windows_device_is_stored_under_a_name_any_system_holds(tmp_path, box_scene):
+    """An upload called con.png or NUL.npy was stored so: on a server running on Windows it was
+    written to the console or the null device and lost (the input then "did not exist"), and a
+    work folder copied there lost it. It is stored as upload_con.png, and loads."""
+    image_path, depth_path, _, _ = box_scene
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    image = state.save_upload("con.png", image_path.read_bytes(), "image")
+    depth_file = state.save_upload("NUL.npy", depth_path.read_bytes(), "depth file")
+    assert (image.name, depth_file.name) == ("upload_con.png", "upload_NUL.npy")
+    state.load_files(str(image), str(depth_file), fov=60)
+    assert state.request.input_image_path == str(image)
+    # COM¹ is COM1 once its accents and marks are dropped; a name that only starts like one is kept.
+    names = [state.save_upload(name, b"data", "file").name for name in ("Com\u00b9.backup.npz", "console.png", "aux_1.png")]
+    assert names == ["upload_Com1.backup.npz", "console.png", "aux_1.png"]
+
+
 def test_an_upload_named_in_another_script_keeps_its_suffix_and_loads(tmp_path, box_scene):
     """An upload's name kept only ASCII letters: 深度.npy was stored as "npy", which loading refused
     as "depth file '…/uploads/npy' has an unsupported format" (its suffix, gone, told its format);

@@ -197,12 +197,18 @@ def _safe_name(name: str) -> str:
     ASCII letters, digits and ``._-`` (accents dropped, café → cafe; other characters → ``_``), at
     most 100 characters, with its suffix, which tells a depth file's format: ``深度.npy`` was kept
     as ``npy``, which the depth reader refused as "an unsupported format". A name left with no
-    letter or digit before its suffix is ``upload``."""
+    letter or digit before its suffix is ``upload``; one Windows takes for a device
+    (:func:`~gen3c.io.paths.windows_name_problem`: ``con.png``, ``NUL.npy``) gets ``upload_`` before
+    it, so the work folder holds no file that is lost when it is copied there, or served from it."""
+    from gen3c.io.paths import windows_name_problem
+
     plain = unicodedata.normalize("NFKD", Path(name).name).encode("ascii", "ignore").decode("ascii")
     stem, dot, suffix = plain.rpartition(".")
     if not (dot and re.fullmatch(r"[A-Za-z0-9]{1,10}", suffix)):  # no suffix (a folder's, a dotfile's tail is none)
         stem, suffix = plain, ""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", stem).strip("._") or "upload"
+    if windows_name_problem(stem) is not None:  # (only a device name is left: the characters are replaced above)
+        stem = f"upload_{stem}"
     suffix = f".{suffix}" if suffix else ""
     return stem[: 100 - len(suffix)] + suffix
 
