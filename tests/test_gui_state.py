@@ -1155,6 +1155,28 @@ def test_a_run_s_name_is_none_the_outputs_folder_holds_in_another_case(tmp_path)
     assert state.next_output_name() == "gui_003"
 
 
+def test_an_outputs_folder_that_cannot_be_listed_is_one_line_naming_it(tmp_path, monkeypatch):
+    """An outputs folder gen3c may write into but not list (mode 0300, an ACL) ended a run's start
+    in a PermissionError traceback from finding the next gui_NNN name."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=9))
+    outputs = state.work_dir / "outputs"
+    outputs.mkdir()
+    real_iterdir = Path.iterdir
+
+    def iterdir(path):
+        if path == outputs:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_iterdir(path)
+
+    monkeypatch.setattr(Path, "iterdir", iterdir)
+    message = (rf"^the GUI's outputs folder '{re.escape(str(outputs))}' cannot be listed \(Permission denied\) to find a free gui_NNN name: "
+               r"give gen3c permission to read it, or start gen3c gui with another --work_dir$")  # fmt: skip
+    for find in (state.next_output_name, state.reserve_output_name):
+        with pytest.raises(Gen3cInputError, match=message):
+            find()
+    assert list(real_iterdir(outputs)) == []
+
+
 def test_an_imported_path_of_more_cameras_than_a_run_may_ask_for_is_refused_before_they_are_read(state):
     """The GUI's import read every camera of a 100,001-camera path (or stopped at the first one
     it could not read) before its length, the run's, was refused; it is refused first, naming the

@@ -785,7 +785,13 @@ class GuiState:
         from gen3c.io.paths import one_file_key
 
         folder = self.work_dir / "outputs"  # (where every run writes: a request's own video_save_folder is not used)
-        names = (re.match(r"gui_[0-9]+(?=[._]|$)", one_file_key(p.name)) for p in folder.iterdir()) if folder.is_dir() else ()
+        try:
+            names = [re.match(r"gui_[0-9]+(?=[._]|$)", one_file_key(p.name)) for p in folder.iterdir()] if folder.is_dir() else []
+        except OSError as exc:  # (a folder that can be written but not read: mode 0300, an ACL)
+            raise Gen3cInputError(
+                f"the GUI's outputs folder {quoted_path(folder)} cannot be listed ({exc.strerror or exc}) to find a free gui_NNN name: "
+                "give gen3c permission to read it, or start gen3c gui with another --work_dir"
+            ) from None
         taken = {m[0] for m in names if m}
         k = 1
         while f"gui_{k:03d}" in taken:
