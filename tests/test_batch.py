@@ -323,6 +323,21 @@ def test_a_run_records_name_is_taken_as_its_run_wrote_it_even_where_windows_woul
     assert job.name == "take:1"
 
 
+def test_names_that_differ_as_sharp_s_and_ss_are_two_jobs(tmp_path):
+    """casefold() makes ß 'ss', but no file system takes straße.mp4 and strasse.mp4 for one file
+    (NTFS, APFS and HFS+ fold a character to one character): two such jobs were refused as writing
+    one file. Names differing in case still are (STRASSE, strasse), and ẞ, ß's capital, is ß."""
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"name": "stra\u00dfe"}\n{"name": "strasse"}\n')
+    assert [job.name for job in load_manifest(path)] == ["stra\u00dfe", "strasse"]
+    path.write_text('{"name": "strasse"}\n{"name": "STRASSE"}\n')
+    with pytest.raises(Gen3cInputError, match="line 2: name 'STRASSE' writes STRASSE.mp4, which job 'strasse' .line 1. writes too"):
+        load_manifest(path)
+    path.write_text('{"name": "stra\u00dfe"}\n{"name": "STRA\u1e9eE"}\n')
+    with pytest.raises(Gen3cInputError, match="line 2: name 'STRA.E' writes STRA.E.mp4, which job 'stra.e' .line 1. writes too"):  # (APFS folds ẞ to ß)
+        load_manifest(path)
+
+
 def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_unset(tmp_path):
     """A preview row's gen3c options are refused as gen3c.generate and the CLI refuse them
     (refuse_gen3c_only), flat or nested, in the manifest's spelling; null is unset there as in a

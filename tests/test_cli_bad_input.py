@@ -306,6 +306,33 @@ def test_a_name_used_before_lists_no_folder_where_the_file_system_tells_case(tmp
 
 
 @pytest.mark.parametrize(
+    "held, mine",
+    [
+        # NTFS keeps the Kelvin sign K apart from k (its upper case is K), which case-folding makes one.
+        (["\u212a.mp4", "k.mp4"], "k.mp4"),
+        # ß is no ss to any file system (each folds a character to one): Straße.mp4 is not STRASSE.mp4.
+        (["Stra\u00dfe.mp4", "strasse.mp4"], "strasse.mp4"),
+    ],
+)
+def test_the_entry_told_as_another_spelling_is_the_file_the_name_opens(held, mine, tmp_path, monkeypatch):
+    """Where a case-insensitive folder held two names of one case-folded key, the first listed was
+    told as the file an output would replace, which could be the other: the one the name opens
+    (the same inode) is told. Here the file system's answer is a hard link under the asked
+    spelling, which the folder's listing leaves out, as macOS and Windows list only the file's own."""
+    import os
+
+    from gen3c.io import paths
+
+    for name in held:
+        (tmp_path / name).write_bytes(name.encode())
+    asked = mine.upper()
+    os.link(tmp_path / mine, tmp_path / asked)
+    real_listdir = os.listdir  # (the folder listed without the asked spelling, the other name first)
+    monkeypatch.setattr(os, "listdir", lambda folder=".": held if Path(folder) == tmp_path else real_listdir(folder))
+    assert paths.other_spelling(tmp_path / asked) == mine
+
+
+@pytest.mark.parametrize(
     "name, blocker, match",
     [
         ("a/b", None, r"--name 'a/b' must be a plain file name"),

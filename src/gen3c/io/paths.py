@@ -161,11 +161,27 @@ def windows_name_problem(name: str) -> str | None:
     return f"{what} a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
 
 
+def _simple_case_fold(text: str) -> str:
+    """``text`` with each character case-folded to one character, as the case-insensitive file
+    systems of macOS and Windows compare names (NTFS's table of upper cases, APFS's and HFS+'s
+    folding: one character for one): ``A`` is ``a`` and ``ẞ`` is ``ß``, but ``ß`` stays ``ß``, not
+    the ``ss`` of ``str.casefold``, and ``ﬁ`` stays ``ﬁ``: ``straße.mp4`` and ``strasse.mp4`` are
+    two files there."""
+    folded = []
+    for c in text:
+        fold = c.casefold()
+        if len(fold) != 1:  # (a folding to several characters, which NTFS, APFS and HFS+ do not make: its lower case, else itself)
+            fold = c.lower() if len(c.lower()) == 1 else c
+        folded.append(fold)
+    return "".join(folded)
+
+
 def one_file_key(name: str) -> str:
     """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
-    and Windows: A.mp4 is a.mp4) and in one Unicode normal form (macOS: "café" with é as one
-    character or as e and a combining accent). Two names of one key are one file there."""
-    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
+    and Windows: A.mp4 is a.mp4; one character for one, so ``ß`` is no ``ss``) and in one Unicode
+    normal form (macOS: "café" with é as one character or as e and a combining accent). Two names
+    of one key are one file there."""
+    return unicodedata.normalize("NFD", _simple_case_fold(unicodedata.normalize("NFD", name)))
 
 
 def one_form(name: str) -> str:
@@ -180,7 +196,7 @@ def one_file_note(mine: str, theirs: str) -> str:
     in words: "as THEIRS: one file on macOS and Windows" (they differ in case) or "as THEIRS, in
     another Unicode form: one file on macOS" (the same letters, one written as a letter and a
     combining accent)."""
-    if mine.casefold() == theirs.casefold():
+    if _simple_case_fold(mine) == _simple_case_fold(theirs):
         return f"as {theirs}: one file on macOS and Windows"
     return f"as {theirs}, in another Unicode form: one file on macOS"
 
@@ -202,7 +218,13 @@ def other_spelling(path: str | os.PathLike) -> str | None:
     case too (it ignores case): on Linux a name used before (a run's outputs made again) costs two
     lookups, not a listing of an output folder that may hold many thousands of files. (Where the
     file system tells case but not Unicode forms, APFS's case-sensitive volumes, an entry spelled
-    in another Unicode form only is not looked for: it is the same name.)"""
+    in another Unicode form only is not looked for: it is the same name.)
+
+    Of the folder's names, the one that is ``path``'s file (the same device and inode) is told:
+    where it holds two of one :func:`one_file_key` (``k.mp4`` and ``K.mp4`` with the Kelvin sign,
+    two files on NTFS, for ``K.mp4``) the first listed was told before, which may be the other. A
+    file system folding beyond the key (a Linux casefold folder takes ß for ss) is still answered
+    by the inode, and one that tells no inode (0) by the first name of the key."""
     path = Path(path)
     swapped = "".join(c.swapcase() if c.isascii() else c for c in path.name)
     try:
@@ -216,7 +238,23 @@ def other_spelling(path: str | os.PathLike) -> str | None:
     if path.name in names:
         return None
     key = one_file_key(path.name)
-    return next((name for name in names if one_file_key(name) == key), None)
+    spelled = [name for name in names if one_file_key(name) == key]
+    mine = _file_id(path)
+    if mine is None:
+        return spelled[0] if spelled else None
+    # (the names of the key first: only a file system folding beyond it has all the folder's stat'ed)
+    rest = (name for name in names if one_file_key(name) != key)
+    return next((name for name in (*spelled, *rest) if _file_id(path.parent / name) == mine), None)
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    """The device and inode of the entry at ``path`` (a link itself, not what it points to); None
+    where there is none, or the file system tells no inode (0: some network and FAT volumes)."""
+    try:
+        info = os.lstat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino) if info.st_ino else None
 
 
 __all__ = [
