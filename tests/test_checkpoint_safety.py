@@ -191,6 +191,26 @@ def test_a_config_that_is_no_json_object_or_holds_a_wrong_value_is_one_line(copy
     assert "\n" not in str(info.value)
 
 
+def test_only_what_a_wrong_scheduler_value_raises_is_called_a_wrong_scheduler_config(copy, monkeypatch):
+    """Every Exception raised as the scheduler was built was called a malformed scheduler_config.json
+    with the advice to convert again: a MemoryError (or an optional package missing, a failing disk)
+    too, which converting again does not fix. Now only what a value of the wrong type or range
+    raises is ("sigma_schedule": "linear", a ValueError, still is); the others go on as themselves."""
+    import diffusers
+
+    path = copy / "scheduler" / "scheduler_config.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "sigma_schedule": "linear"}))
+    with pytest.raises(Gen3cModelError, match=r"scheduler_config\.json does not describe an EDMEulerScheduler \(Wrong value .*: convert again$"):
+        load_pipeline(copy, dtype="float32")
+
+    def exhausted(cls, *args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(diffusers.EDMEulerScheduler, "from_config", classmethod(exhausted))
+    with pytest.raises(MemoryError):
+        load_pipeline(copy, dtype="float32")
+
+
 @pytest.mark.parametrize("denied", [DIT, "transformer/config.json", "model_index.json"])
 def test_a_file_this_user_may_not_read_says_so_and_how_to_fix_it(copy, monkeypatch, denied):
     """A checkpoint file without read permission for this user (another user's conversion with a

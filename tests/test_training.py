@@ -797,13 +797,114 @@ def test_videos_past_the_memory_budget_are_read_again_per_clip_giving_the_same_c
     configs = [config_from_dict({"data": {"kind": kind, "paths": [str(path)], "resolution": [H, W], "num_frames": 9, "clip_stride": 1,
                                           "source_frames": 2}}).data for kind, path in (("sample", sample_dir), ("vipe", root))]  # fmt: skip
     resident = [data.make_dataset(cfg) for cfg in configs]
+    made = [[kept[i] for i in range(len(kept))] for kept in resident]
     monkeypatch.setattr(data, "RESIDENT_BYTES", 0, raising=False)
     read_again = [data.make_dataset(cfg) for cfg in configs]
-    for kept, again in zip(resident, read_again, strict=True):
-        assert len(pickle.dumps(again)) < 9 * H * W * 8 < len(pickle.dumps(kept))  # less than one clip's frames (each DataLoader worker's copy too)
+    for kept, clips, again in zip(resident, made, read_again, strict=True):
         assert again.windows == kept.windows and len(kept) == 4
         for i in range(len(kept)):
-            assert all(torch.equal(kept[i][key], again[i][key]) for key in ("video", "buffer_colors", "buffer_masks"))
+            assert all(torch.equal(clips[i][key], again[i][key]) for key in ("video", "buffer_colors", "buffer_masks"))
+        assert sum(len(stack) for stack in kept.resident.values()) == sum(kept.lengths) and again.resident == {}
+        # Less than one clip's frames in a copy for another process (a spawned DataLoader worker, which reads its own).
+        assert len(pickle.dumps(kept)) < 9 * H * W * 8 and pickle.loads(pickle.dumps(kept)).resident == {}
+
+
+@pytest.mark.parametrize("kind", ["sample", "vipe"])
+def test_the_run_start_reads_no_frame_and_each_rank_reads_the_videos_of_its_own_clips(kind, sample_dir, tmp_path, monkeypatch):
+    """Before: every process read every video whole as the run started (to count its frames and
+    check it): thousands of 121-frame 704×1280 clips were hours of decoding per rank before the
+    first step. Now the start reads the files' headers and cameras, and a clip's frames are read
+    when it is made: each rank of a 2-process run reads the video of its own clip only."""
+    from layouts import scene, write_vipe
+
+    from gen3c.io import gen3c_sample, npz, vipe
+    from gen3c.training import data
+
+    for module in (gen3c_sample, vipe):  # (2 s a read; tests/test_conventions.py)
+        monkeypatch.setattr(module, "check_depth_conventions", lambda *args, **kwargs: None)
+    if kind == "sample":
+        paths = [str(shutil.copytree(sample_dir, tmp_path / name)) for name in ("a", "b", "c")]
+    else:
+        rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+        for name in ("a", "b", "c"):
+            root = write_vipe(tmp_path / "vipe", name, rgb, depth, w2c, K)
+        paths = [str(root)]
+    decoded, depth_read = [], []
+    for module in (gen3c_sample, vipe):
+        frames_of = module.iter_video_frames
+        monkeypatch.setattr(module, "iter_video_frames", lambda path, *a, frames_of=frames_of, **k: decoded.append(Path(path)) or frames_of(path, *a, **k))
+    frames, zip_read = npz.NpzFrames.frames, vipe._ZipFrames.read
+    monkeypatch.setattr(npz.NpzFrames, "frames", lambda self, *a: depth_read.append(self) or frames(self, *a))
+    monkeypatch.setattr(vipe._ZipFrames, "read", lambda self, *a: depth_read.append(self) or zip_read(self, *a))
+    cfg = config_from_dict({"data": {"kind": kind, "paths": paths, "resolution": [H, W], "num_frames": 9}}).data
+    clips = data.make_dataset(cfg)
+    assert len(clips) == 3 and clips.lengths == [12 if kind == "sample" else 10] * 3
+    assert decoded == [] and depth_read == []
+    for rank in (0, 1):  # each process of `torchrun --nproc_per_node 2` makes the clips its sampler gives it
+        ranks_clips = data.make_dataset(cfg)
+        decoded.clear()
+        index = next(iter(data.StepSampler(len(ranks_clips), 1, seed=0, rank=rank, world=2)))
+        ranks_clips[index]
+        video = ranks_clips.windows[index][0]
+        video_file = (Path(paths[video]) / "rgb.mp4") if kind == "sample" else tmp_path / "vipe" / "rgb" / f"{'abc'[video]}.mp4"
+        assert decoded == [video_file], (rank, decoded)
+
+
+def test_a_video_whose_frames_are_refused_is_refused_when_its_first_clip_is_made(sample_dir, tmp_path, monkeypatch):
+    """What only a video's frames tell is checked when a clip first reads them, in one line naming
+    the data.paths entry; before, every video was read whole at the start for it (hours for a real
+    data set). Its notes are said on that first read, once: not again for its other clips."""
+    import warnings
+
+    import numpy as np
+    from layouts import scene, write_sample
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; tests/test_conventions.py)
+    monkeypatch.setattr(data, "RESIDENT_BYTES", 0)  # each clip reads its own frames
+    rgb, depth, _, w2c, K = scene(n=12, h=72, w=128)
+    depth[:, :4] = np.nan  # the top 4 rows (9 · 4 · 128 = 4608 pixels of a clip): said in a note, placed far away
+    holed = write_sample(tmp_path / "holed", rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+    narrow = write_sample(tmp_path / "narrow", rgb, depth[:, :, :96], np.ones_like(depth[:, :, :96], dtype=bool), w2c, K)
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(holed), str(narrow)], "resolution": [H, W], "num_frames": 9,
+                                     "clip_stride": 3}}).data  # fmt: skip
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        clips = data.make_dataset(cfg)
+    assert said == [] and clips.windows == [(0, 0), (0, 3), (1, 0), (1, 3)]
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        clips[0], clips[1]
+    assert len(said) == 1 and re.match(r"sample directory '.*holed' depth\.npz: 4608 pixels .* of NaN/inf depth sit far away", str(said[0].message)), [str(w.message) for w in said]
+    with pytest.raises(Gen3cInputError) as caught:
+        clips[2]
+    assert str(caught.value).startswith(f"data.paths entry {str(narrow)!r}: sample directory {str(narrow)!r} rgb.mp4 is 72×128 but depth.npz is 72×96")
+    assert "\n" not in str(caught.value)
+
+
+def test_a_dataloader_worker_keeps_its_share_of_the_memory_budget(sample_dir, monkeypatch):
+    """Videos are read whole into memory as clips first need them, in the process that makes the
+    clip: data.num_workers workers share RESIDENT_BYTES, so a run holds no more than one budget of frames."""
+    from types import SimpleNamespace
+
+    import torch.utils.data
+
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; tests/test_conventions.py)
+    cfg = config_from_dict({"data": {"kind": "sample", "paths": [str(sample_dir)], "resolution": [H, W], "num_frames": 9}}).data
+    monkeypatch.setattr(data, "RESIDENT_BYTES", 12 * H * W * 8)  # the video's 12 frames, whole
+    alone = data.make_dataset(cfg)
+    alone[0]
+    assert list(alone.resident) == [0]
+    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: SimpleNamespace(num_workers=2, id=0))
+    worker = data.make_dataset(cfg)
+    worker[0]
+    assert worker.resident == {}
 
 
 def test_a_video_read_again_that_changed_since_the_run_started_is_named_by_its_data_path(sample_dir, tmp_path, monkeypatch):

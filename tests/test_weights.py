@@ -376,6 +376,20 @@ def test_the_progress_of_a_fetch_counts_no_partial_file_of_another_blob(hub, off
     assert partial.stat().st_size == len(data)
 
 
+def test_the_progress_of_a_fetch_counts_the_partial_file_of_a_file_kept_in_git(hub, official, tmp_path, monkeypatch):
+    """A file the hub keeps in git, not LFS, has no sha256: its partial file (named by git's blob id)
+    went uncounted, so a slow fetch of one said "0 B of … (0 %), nothing new for N s", as a stalled
+    one does, until it ended. Its blob id finds it now, as an LFS file's sha256 does."""
+    import hub_server
+
+    monkeypatch.setattr(hub_server, "LFS_SUFFIXES", tuple(s for s in hub_server.LFS_SUFFIXES if s != ".pt"))  # model.pt kept in git
+    slow_fetch(hub, official, monkeypatch, stderr_is_a_terminal=False)
+    lines: list[str] = []
+    prepare(hub, official, tmp_path, prompts=(), log=lines.append)
+    percents = [int(m[4]) for m in map(PROGRESS.fullmatch, lines) if m and m[1] == DIT]
+    assert len(set(percents)) >= 3 and percents == sorted(percents), lines
+
+
 def test_a_failed_fetch_says_no_progress_after_it_fails(hub, official, tmp_path, monkeypatch):
     """The progress lines stop with the fetch: none after gen3c's error, none left to come."""
     from types import SimpleNamespace

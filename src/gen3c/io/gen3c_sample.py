@@ -21,13 +21,18 @@ is refused unless the caller passes ``trust_checkpoint=True`` (``gen3c generate 
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import pickle
 import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
+from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
 from gen3c.errors import Gen3cInputError, describe_value, first_line, note, quoted_path
@@ -48,8 +53,8 @@ from gen3c.io.frames import (
     images_to_uint8,
     validate_intrinsics_frames,
 )
-from gen3c.io.npz import NpzReader, load_npz_array
-from gen3c.io.video import iter_video_frames, probe_video, turned_hint
+from gen3c.io.npz import NpzFrames, NpzReader, load_npz_array
+from gen3c.io.video import VideoIndex, iter_video_frames, probe_video, turned_hint
 
 SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
 
@@ -85,11 +90,36 @@ def read_sample(
         return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint, grant_trust)
     if p.is_dir():
         return _read_dir(p, resolution, start, num_frames, resize_mode, mask_invalid_depth)
+    raise _no_sample(p)
+
+
+def sample_length(path: str | os.PathLike, *, trust_checkpoint: bool = False, grant_trust: str | None = "pass trust_checkpoint=True") -> int:
+    """How many frames the GEN3C sample directory (or legacy ``.pt``) ``path`` has, checked as far
+    as that reads no frame: its files, keys, shapes and frame counts, the video's container (one cut
+    short), every frame's pose and intrinsics. What only the frames tell (a frame that does not
+    decode, its size against the depth's, depth values, the poses' and depth's conventions) is
+    checked by :func:`read_sample` as it reads them. Arguments and refusals as :func:`read_sample`'s."""
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".pt":
+        name = f"sample {quoted_path(p)}"
+        image, _, _, w2c, K = _pt_tensors(p, name, trust_checkpoint, grant_trust)
+        _pt_cameras(name, image.shape[-2:], w2c, K, 0, len(image))
+        return len(image)
+    if p.is_dir():
+        with _open_dir(p) as sample:
+            validate_poses(torch.from_numpy(float32_array(sample.w2c)), f"{sample.name} camera.npz w2c")
+            validate_intrinsics_frames(torch.from_numpy(float32_array(sample.K)), f"{sample.name} camera.npz intrinsics")
+            return sample.video.frames
+    raise _no_sample(p)
+
+
+def _no_sample(p: Path) -> Gen3cInputError:
+    """The refusal of ``p``, neither a sample directory nor a ``.pt`` file."""
     if p.is_file() and p.name.lower() in SAMPLE_FILES:
-        raise Gen3cInputError(f"sample {quoted_path(p)} is one file of a GEN3C sample: pass its folder, {quoted_path(p.parent)}")
+        return Gen3cInputError(f"sample {quoted_path(p)} is one file of a GEN3C sample: pass its folder, {quoted_path(p.parent)}")
     if p.is_file():
-        raise Gen3cInputError(f"sample {quoted_path(p)} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
-    raise Gen3cInputError(
+        return Gen3cInputError(f"sample {quoted_path(p)} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
+    return Gen3cInputError(
         f"sample {quoted_path(p)} does not exist: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file"
     )
 
@@ -133,15 +163,28 @@ def sample_file(folder: str | os.PathLike, name: str) -> Path:
     return found[0] if found else exact
 
 
-def _read_dir(
-    folder: Path, resolution: tuple[int, int], start: int, num_frames: int | None, resize_mode: str, mask_invalid_depth: bool
-) -> FrameStack:
-    """Decode the frames used from ``rgb.mp4``, ``depth.npz`` and ``mask.npz`` one at a time, each
-    brought to the working resolution as it comes (the npz arrays are read frame by frame too)."""
+@dataclass
+class _OpenSample:
+    """A sample directory's checked files (:func:`_open_dir`): depth and mask to be read frame by
+    frame, every frame's w2c (T, 4, 4) and intrinsics (T, 3, 3) as saved, the video's index."""
+
+    name: str
+    mp4: Path
+    depth: NpzFrames
+    mask: NpzFrames
+    w2c: np.ndarray
+    K: np.ndarray
+    video: VideoIndex
+
+
+@contextlib.contextmanager
+def _open_dir(folder: Path) -> Iterator[_OpenSample]:
+    """The sample directory ``folder`` with its files checked as far as that reads no frame (its
+    npz files open while in use)."""
     name = f"sample directory {quoted_path(folder)}"
     check_sample_dir(folder)
     files = {f: sample_file(folder, f) for f in SAMPLE_FILES}
-    mp4, rgb = files["rgb.mp4"], files["rgb.mp4"].name  # rgb.mp4, or rgb.MP4
+    rgb = files["rgb.mp4"].name  # rgb.mp4, or rgb.MP4
     with NpzReader(files["depth.npz"]) as depth_npz, NpzReader(files["mask.npz"]) as mask_npz:
         depth = depth_npz.frames("depth").squeeze_channel()  # (T, 1, H, W), as the .pt holds them, too
         mask = mask_npz.frames("mask").squeeze_channel()
@@ -154,10 +197,9 @@ def _read_dir(
         if shared_K:  # one camera for every frame (a fixed lens): each frame's K
             K = K[None].repeat(len(w2c), axis=0)
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
-        video = probe_video(mp4, "sample video")
-        total = video.frames
+        video = probe_video(files["rgb.mp4"], "sample video")
         counts = {
-            rgb: total,
+            rgb: video.frames,
             "depth.npz": len(depth),
             "mask.npz": len(mask),
             "camera.npz w2c": len(w2c),
@@ -172,8 +214,19 @@ def _read_dir(
             raise Gen3cInputError(
                 f"{name} mask.npz is {mask.shape[1]}×{mask.shape[2]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: they must match"
             )
-        stop = frame_range(start, num_frames, total, f"{name} {rgb}")
-        w2c_t = validate_poses(torch.from_numpy(float32_array(w2c[start:stop])), f"{name} camera.npz w2c", frame_offset=start)
+        yield _OpenSample(name, files["rgb.mp4"], depth, mask, w2c, K, video)
+
+
+def _read_dir(
+    folder: Path, resolution: tuple[int, int], start: int, num_frames: int | None, resize_mode: str, mask_invalid_depth: bool
+) -> FrameStack:
+    """Decode the frames used from ``rgb.mp4``, ``depth.npz`` and ``mask.npz`` one at a time, each
+    brought to the working resolution as it comes (the npz arrays are read frame by frame too)."""
+    with _open_dir(folder) as sample:
+        name, mp4, depth, mask, video = sample.name, sample.mp4, sample.depth, sample.mask, sample.video
+        rgb = mp4.name  # rgb.mp4, or rgb.MP4
+        stop = frame_range(start, num_frames, video.frames, f"{name} {rgb}")
+        w2c_t = validate_poses(torch.from_numpy(float32_array(sample.w2c[start:stop])), f"{name} camera.npz w2c", frame_offset=start)
         fitter = FrameFitter(stop - start, resolution, resize_mode)
         tally = InvalidDepthTally()
         frames = zip(
@@ -191,7 +244,7 @@ def _read_dir(
                         f"{name} {rgb} is {size[0]}×{size[1]} but depth.npz is {depth.shape[1]}×{depth.shape[2]}: depth must be per pixel of the frames"
                         + turned_hint(size, depth.shape[1:], mp4)
                     )
-                K_t = validate_intrinsics_frames(torch.from_numpy(float32_array(K[start:stop])), f"{name} camera.npz intrinsics", start)
+                K_t = validate_intrinsics_frames(torch.from_numpy(float32_array(sample.K[start:stop])), f"{name} camera.npz intrinsics", start)
                 K_t = check_intrinsics_fit(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
                 note_scaled_intrinsics(K_t, *size, f"{name} camera.npz intrinsics", frame_offset=start)
             depth_t, valid = fill_invalid_depth(
@@ -224,6 +277,36 @@ def _read_pt(
     """The legacy ``.pt`` sample, memory-mapped where torch can (a file saved by torch ≥ 1.6), so
     that only the frames used are read; each is brought to the working resolution in turn."""
     name = f"sample {quoted_path(path)}"
+    image, depth, mask, w2c, K = _pt_tensors(path, name, trust_checkpoint, grant_trust)
+    stop = frame_range(start, num_frames, len(image), name)
+    w2c_t, K_t = _pt_cameras(name, image.shape[-2:], w2c, K, start, stop)
+    fitter = FrameFitter(stop - start, resolution, resize_mode)
+    tally = InvalidDepthTally()
+    lo, hi = math.inf, -math.inf
+    for frame in range(start, stop):
+        if not torch.isfinite(image[frame]).all() or image[frame].min() < -1.01 or image[frame].max() > 1.01:
+            raise Gen3cInputError(f"{name} image (frame {frame}) must be finite and in [−1, 1]")
+        lo, hi = min(lo, float(image[frame].min())), max(hi, float(image[frame].max()))
+        depth_t, valid = fill_invalid_depth(
+            depth[frame : frame + 1, 0].float(), f"{name} depth", mask_invalid_depth,
+            mask=mask_lets_in(mask[frame : frame + 1, 0]), frame_offset=frame, tally=tally,
+        )  # fmt: skip
+        fitter.add(images_to_uint8(image[frame]), depth_t[0], valid[0])
+    tally.note(f"{name} depth", mask_invalid_depth, stacklevel=2)
+    if lo >= 0 and hi > lo:  # [0, 1] colours (torchvision's): read as [−1, 1], black is mid-grey
+        note(
+            f"{name} image has no value below 0 in frames {start}…{stop - 1}, so its darkest pixel is mid-grey in [−1, 1]: "
+            "if it holds [0, 1] colours, save image * 2 - 1",
+            stacklevel=2,
+        )
+    stack = fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
+    _check_conventions(stack, f"{name} w2c", f"{name} depth")
+    return stack
+
+
+def _pt_tensors(path: Path, name: str, trust_checkpoint: bool, grant_trust: str | None) -> tuple[Tensor, ...]:
+    """The five tensors of the legacy ``.pt`` sample ``path`` (image, depth, mask, w2c (T, 4, 4),
+    intrinsics), their shapes checked, their values not read (memory-mapped where torch can)."""
     data = _load_pt(path, name, trust_checkpoint, grant_trust)
     if (
         not isinstance(data, (tuple, list))
@@ -256,33 +339,16 @@ def _read_pt(
         raise Gen3cInputError(
             f"{name} image, depth and mask sizes differ: {tuple(image.shape)}, {tuple(depth.shape)}, {tuple(mask.shape)}"
         )
-    stop = frame_range(start, num_frames, T, name)
+    return image, depth, mask, w2c, K
+
+
+def _pt_cameras(name: str, size: tuple[int, int], w2c: Tensor, K: Tensor, start: int, stop: int) -> tuple[Tensor, Tensor]:
+    """The checked w2c and intrinsics of frames ``start`` … ``stop − 1`` of a ``.pt`` sample of frames of ``size``."""
     w2c_t = validate_poses(w2c[start:stop].float(), f"{name} w2c", frame_offset=start)
     K_t = validate_intrinsics_frames(K[start:stop].float(), f"{name} intrinsics", start)
-    K_t = check_intrinsics_fit(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
-    note_scaled_intrinsics(K_t, *image.shape[-2:], f"{name} intrinsics", frame_offset=start)
-    fitter = FrameFitter(stop - start, resolution, resize_mode)
-    tally = InvalidDepthTally()
-    lo, hi = math.inf, -math.inf
-    for frame in range(start, stop):
-        if not torch.isfinite(image[frame]).all() or image[frame].min() < -1.01 or image[frame].max() > 1.01:
-            raise Gen3cInputError(f"{name} image (frame {frame}) must be finite and in [−1, 1]")
-        lo, hi = min(lo, float(image[frame].min())), max(hi, float(image[frame].max()))
-        depth_t, valid = fill_invalid_depth(
-            depth[frame : frame + 1, 0].float(), f"{name} depth", mask_invalid_depth,
-            mask=mask_lets_in(mask[frame : frame + 1, 0]), frame_offset=frame, tally=tally,
-        )  # fmt: skip
-        fitter.add(images_to_uint8(image[frame]), depth_t[0], valid[0])
-    tally.note(f"{name} depth", mask_invalid_depth, stacklevel=2)
-    if lo >= 0 and hi > lo:  # [0, 1] colours (torchvision's): read as [−1, 1], black is mid-grey
-        note(
-            f"{name} image has no value below 0 in frames {start}…{stop - 1}, so its darkest pixel is mid-grey in [−1, 1]: "
-            "if it holds [0, 1] colours, save image * 2 - 1",
-            stacklevel=2,
-        )
-    stack = fitter.stack(w2c_t, K_t, frame_indices=list(range(start, stop)))
-    _check_conventions(stack, f"{name} w2c", f"{name} depth")
-    return stack
+    K_t = check_intrinsics_fit(K_t, *size, f"{name} intrinsics", frame_offset=start)
+    note_scaled_intrinsics(K_t, *size, f"{name} intrinsics", frame_offset=start)
+    return w2c_t, K_t
 
 
 def _check_conventions(stack: FrameStack, poses_name: str, depth_name: str) -> None:

@@ -29,10 +29,12 @@ import glob
 import io
 import os
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from gen3c.cameras import (
     check_intrinsics_fit,
@@ -58,7 +60,7 @@ from gen3c.io.frames import (
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.paths import exists, is_dir, is_file
 from gen3c.io.text import user_text
-from gen3c.io.video import H264_SUFFIXES, iter_video_frames, probe_video, turned_hint
+from gen3c.io.video import H264_SUFFIXES, VideoIndex, iter_video_frames, probe_video, turned_hint
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
 VIPE_FOLDERS = ("rgb", "pose", "intrinsics")
@@ -212,36 +214,12 @@ def read_vipe(
             a camera model other than pinhole; counts that disagree; unreadable mp4, npz, EXR or
             PNG; non-rigid poses; bad intrinsics or depth; ``start`` past the end.
     """
-    root, clip = resolve_vipe(path, clip)
-    files = {
-        "rgb": clip_video(root, clip),
-        "pose": root / "pose" / f"{clip}.npz",
-        "intrinsics": root / "intrinsics" / f"{clip}.npz",
-    }
-    lacking = [f for f in files.values() if not f.is_file()]
-    if lacking:
-        # A link whose target is gone has its fix in its note (copy the target); the rest, ViPE's run.
-        unwritten = [str(f.relative_to(root)) for f in lacking if not (f.is_symlink() and not f.exists())]
-        rerun = "" if not unwritten else ": re-run 'vipe infer'" if len(unwritten) == len(lacking) else f": re-run 'vipe infer' for {', '.join(unwritten)}"
-        listed = ", ".join(str(f.relative_to(root)) + absent_note(f) for f in lacking)
-        raise Gen3cInputError(f"ViPE directory {quoted_path(root)} lacks {listed} for clip {clip!r}{rerun}")
-    rel = {key: str(f.relative_to(root)) for key, f in files.items()}
-    intr_data, intr_inds = _load_rows(files["intrinsics"], rel["intrinsics"])
-    _check_pinhole(root, clip, intr_data)
-    files["depth"] = _depth_zip(root, clip)
-    rel["depth"] = f"depth/{clip}.zip"
-    video = probe_video(files["rgb"], "ViPE video")
+    vipe = _open_clip(path, clip)
+    root, clip, files, rel, video = vipe.root, vipe.clip, vipe.files, vipe.rel, vipe.video
     total = video.frames
     stop = frame_range(start, num_frames, total, f"ViPE {rel['rgb']}")
     needed = list(range(start, stop))
-
-    c2w = _select_rows(*_load_rows(files["pose"], rel["pose"]), rel["pose"], needed, total, (4, 4), "poses")
-    w2c = invert_pose(validate_poses(torch.from_numpy(c2w), f"ViPE {rel['pose']} poses (camera-to-world)", frame_offset=start))
-    intr = _select_rows(intr_data, intr_inds, rel["intrinsics"], needed, total, (4,), "intrinsics")
-    K = torch.zeros(len(needed), 3, 3)
-    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = (torch.from_numpy(intr[:, i]) for i in range(4))
-    K[:, 2, 2] = 1.0
-    K = validate_intrinsics_frames(K, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
+    w2c, K = _clip_cameras(vipe, needed)
 
     depth_name = f"ViPE {rel['depth']}"
     mask_zip = root / "mask" / f"{clip}.zip"
@@ -278,6 +256,74 @@ def read_vipe(
         depth_fix="ViPE writes z-depth: save 1 / disparity, in the poses' units, as channel Z",
     )  # fmt: skip
     return stack
+
+
+def vipe_length(path: str | os.PathLike, clip: str | None = None) -> int:
+    """How many frames a ViPE clip has, checked as far as that reads no frame: its files, the
+    video's container (one cut short), its camera model, every frame's pose and intrinsics, and
+    that its depth zip (and instance-id zip, where there is one) holds a file for every frame.
+    What only the frames tell (a frame that does not decode, sizes, depth values, the poses' and
+    depth's conventions) is checked by :func:`read_vipe` as it reads them. Arguments and refusals
+    as :func:`read_vipe`'s."""
+    vipe = _open_clip(path, clip)
+    every = list(range(vipe.video.frames))
+    _clip_cameras(vipe, every)
+    with _ZipFrames(vipe.files["depth"], vipe.rel["depth"], every, vipe.video.frames, ".exr", _decode_exr, vipe.files["rgb"]):
+        pass
+    mask_zip = vipe.root / "mask" / f"{vipe.clip}.zip"
+    if mask_zip.is_file():
+        with _ZipFrames(mask_zip, f"mask/{vipe.clip}.zip", every, vipe.video.frames, ".png", _decode_png, vipe.files["rgb"]):
+            pass
+    return vipe.video.frames
+
+
+@dataclass(frozen=True)
+class _OpenClip:
+    """A ViPE clip's files, checked as far as that reads no frame (:func:`_open_clip`): the video's
+    index, the intrinsics' rows as saved, ``files`` and ``rel`` (their paths inside ``root``) by kind."""
+
+    root: Path
+    clip: str
+    files: dict[str, Path]
+    rel: dict[str, str]
+    video: VideoIndex
+    intrinsics: tuple[np.ndarray, np.ndarray]
+
+
+def _open_clip(path: str | os.PathLike, clip: str | None) -> _OpenClip:
+    """The clip ``clip`` of the ViPE output ``path`` (:func:`resolve_vipe`), its files there, its
+    camera model pinhole and its video's packets whole."""
+    root, clip = resolve_vipe(path, clip)
+    files = {
+        "rgb": clip_video(root, clip),
+        "pose": root / "pose" / f"{clip}.npz",
+        "intrinsics": root / "intrinsics" / f"{clip}.npz",
+    }
+    lacking = [f for f in files.values() if not f.is_file()]
+    if lacking:
+        # A link whose target is gone has its fix in its note (copy the target); the rest, ViPE's run.
+        unwritten = [str(f.relative_to(root)) for f in lacking if not (f.is_symlink() and not f.exists())]
+        rerun = "" if not unwritten else ": re-run 'vipe infer'" if len(unwritten) == len(lacking) else f": re-run 'vipe infer' for {', '.join(unwritten)}"
+        listed = ", ".join(str(f.relative_to(root)) + absent_note(f) for f in lacking)
+        raise Gen3cInputError(f"ViPE directory {quoted_path(root)} lacks {listed} for clip {clip!r}{rerun}")
+    rel = {key: str(f.relative_to(root)) for key, f in files.items()}
+    intrinsics = _load_rows(files["intrinsics"], rel["intrinsics"])
+    _check_pinhole(root, clip, intrinsics[0])
+    files["depth"] = _depth_zip(root, clip)
+    rel["depth"] = f"depth/{clip}.zip"
+    return _OpenClip(root, clip, files, rel, probe_video(files["rgb"], "ViPE video"), intrinsics)
+
+
+def _clip_cameras(vipe: _OpenClip, needed: list[int]) -> tuple[Tensor, Tensor]:
+    """The checked w2c (N, 4, 4) and intrinsics (N, 3, 3) of the frames ``needed`` (consecutive)."""
+    rel, total, start = vipe.rel, vipe.video.frames, needed[0]
+    c2w = _select_rows(*_load_rows(vipe.files["pose"], rel["pose"]), rel["pose"], needed, total, (4, 4), "poses")
+    w2c = invert_pose(validate_poses(torch.from_numpy(c2w), f"ViPE {rel['pose']} poses (camera-to-world)", frame_offset=start))
+    intr = _select_rows(*vipe.intrinsics, rel["intrinsics"], needed, total, (4,), "intrinsics")
+    K = torch.zeros(len(needed), 3, 3)
+    K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2] = (torch.from_numpy(intr[:, i]) for i in range(4))
+    K[:, 2, 2] = 1.0
+    return w2c, validate_intrinsics_frames(K, f"ViPE {rel['intrinsics']} intrinsics", frame_offset=start)
 
 
 def _load_rows(path: Path, rel: str) -> tuple[np.ndarray, np.ndarray]:

@@ -939,6 +939,7 @@ class _RepoPlan:
     repo: HubRepo
     revision: str
     files: dict[str, tuple[int, str | None]]  # name -> (bytes, the hub's sha256 for LFS files)
+    blobs: dict[str, str | None]  # name -> its blob in the hub cache: an LFS file's sha256, another's git blob id
     missing: dict[str, int]  # name -> bytes, not in the hub cache yet
 
 
@@ -1051,20 +1052,20 @@ def _plan(repo: HubRepo, hub_cache: Path, endpoint: str, offline_serves: bool = 
         sibling = listing[name]
         lfs = sibling.lfs
         files[name] = (int(lfs.size if lfs else sibling.size or 0), lfs.sha256 if lfs else None)
+    blob_names = {name: files[name][1] or listing[name].blob_id for name in names}
     # A file whose blob is in the hub cache under another revision (the repository got a commit
     # since) is only linked by huggingface_hub: nothing to fetch, no room to find for it.
     blobs = hub_cache / f"models--{repo.repo_id.replace('/', '--')}" / "blobs"
 
     def stored(name: str) -> bool:
-        blob = files[name][1] or listing[name].blob_id  # (an LFS file's blob is named by its sha256, another by git's blob id)
-        return blob is not None and (blobs / blob).is_file()
+        return blob_names[name] is not None and (blobs / blob_names[name]).is_file()
 
     missing = {
         name: size
         for name, (size, _) in files.items()
         if not isinstance(try_to_load_from_cache(repo.repo_id, name, cache_dir=hub_cache, revision=info.sha), str) and not stored(name)
     }
-    return _RepoPlan(repo, info.sha, files, missing)
+    return _RepoPlan(repo, info.sha, files, blob_names, missing)
 
 
 def _in_hub_cache(repo: HubRepo, hub_cache: Path) -> bool:
@@ -1091,7 +1092,7 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                 try:
                     # Its bars stay (the fetch's progress); its "Error while downloading … Trying to resume
                     # download…" lines do not: it resumes by itself, and a fetch that fails is gen3c's one line.
-                    with libraries_quiet(("huggingface_hub",)), progress.downloading(name, size, sha256):
+                    with libraries_quiet(("huggingface_hub",)), progress.downloading(name, size, plan.blobs[name]):
                         path = Path(hf_hub_download(
                             repo.repo_id, name, revision=plan.revision, cache_dir=hub_cache, endpoint=endpoint, force_download=attempt == 2,
                         ))  # fmt: skip
@@ -1130,10 +1131,9 @@ class _FetchProgress:
     of 14.5 GB (22 %), 48.0 MB/s, ~4 min left"): the files finished, plus the partial file
     huggingface_hub is writing for the file being fetched (``blobs/<blob>.incomplete``, or
     ``blobs/<blob>.<8 hex>.incomplete`` from huggingface_hub 1.18; ``<blob>`` the file's etag, the
-    sha256 the hub lists for an LFS file). Partial files of other blobs (another process's fetch,
-    a stale one) are not counted. A file the hub keeps in git, not LFS, has no sha256 here: its
-    partial file goes uncounted, which the hub's limit of 10 MB for such files keeps small. Tells a
-    slow fetch from a stalled one in a log; on a terminal huggingface_hub's bars do."""
+    sha256 the hub lists for an LFS file, git's blob id for a file the hub keeps in git). Partial
+    files of other blobs (another process's fetch, a stale one) are not counted. Tells a slow fetch
+    from a stalled one in a log; on a terminal huggingface_hub's bars do."""
 
     def __init__(self, repo_id: str, hub_cache: Path, sizes: dict[str, int], say: Log) -> None:
         self.repo_id, self.say = repo_id, say
@@ -1144,8 +1144,8 @@ class _FetchProgress:
 
     @contextlib.contextmanager
     def downloading(self, name: str, size: int, blob: str | None) -> Iterator[None]:
-        """Lines while the block fetches ``name`` (its partial file found by ``blob``, the hub's
-        sha256 of an LFS file; None: not counted); none once it ends, also by an error."""
+        """Lines while the block fetches ``name`` (its partial file found by ``blob``, its name in
+        the hub cache; None: not counted); none once it ends, also by an error."""
         self.sizes.setdefault(name, size)  # (a file already fetched that is fetched again counts too)
         self.finished.discard(name)
         self.current = (name, blob)

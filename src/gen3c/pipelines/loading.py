@@ -313,7 +313,10 @@ def _check_scheduler(folder: Path) -> None:
     path = folder / "scheduler" / "scheduler_config.json"
     try:
         cls.from_config(cls.load_config(str(path.parent)))
-    except Exception as exc:  # any malformed value: the library's many error types
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError, RuntimeError) as exc:
+        # What a value of the wrong type or range raises as diffusers and torch compute with it (the
+        # file is a readable JSON object: check_checkpoint_dir); a MemoryError, an ImportError of an
+        # optional package or a failing disk is no malformed config, and goes on as itself.
         raise Gen3cModelError(f"checkpoint {quoted_path(folder)}: scheduler/scheduler_config.json does not describe {with_article(name)} ({first_line(exc, 120)}): convert again") from None
 
 

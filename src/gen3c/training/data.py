@@ -9,9 +9,9 @@ Sources:
   mode and distance drawn from ``i``), so the same index is always the same clip.
 - :class:`VideoClips` — GEN3C sample directories or ViPE outputs (per-frame RGB, depth, w2c,
   K, read by :mod:`gen3c.io.gen3c_sample` / :mod:`gen3c.io.vipe`), cut into windows of
-  ``num_frames`` frames every ``clip_stride`` frames. Every video is read whole once (and refused
-  then); up to :data:`RESIDENT_BYTES` of their frames stay in memory, the others' windows are read
-  again when a clip needs them (the same frames).
+  ``num_frames`` frames every ``clip_stride`` frames. The run's start checks every video as far as
+  that reads no frame (and refuses it then); a clip's frames are read when it is made: the video
+  whole where it fits in :data:`RESIDENT_BYTES` (then kept for its other clips), else its window.
 
 A clip is a dict of tensors (batched by the default collate):
 
@@ -33,7 +33,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, collect_notes, note, quoted_path
+from gen3c.errors import Gen3cInputError, collect_notes, note, quoted_path, record_notes
 from gen3c.io.frames import FrameStack
 from gen3c.pipelines.camera_video import SourceView, build_cache, preset_cameras
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
@@ -104,10 +104,14 @@ def _view(image: Tensor, depth: Tensor, hit: Tensor, K: Tensor, w2c: Tensor) -> 
 
 
 #: Bytes of video frames (at the training resolution: 8 a pixel, colour, depth and validity) a
-#: :class:`VideoClips` keeps in memory, per process; the windows of the videos beyond are read
-#: again as clips need them. (Whole, 200 GEN3C samples of 121 frames at 704×1280 were 170 GB in every
-#: process of a run.)
+#: :class:`VideoClips` keeps in memory per process, its DataLoader workers sharing one such budget:
+#: a video that fits is read whole when a clip first needs it, and its clips are cut from memory
+#: then; the windows of the others are read as clips need them (the same frames). (Whole, 200 GEN3C
+#: samples of 121 frames at 704×1280 were 170 GB in every process of a run.)
 RESIDENT_BYTES = 2 << 30
+
+#: Bytes a frame of a :class:`~gen3c.io.frames.FrameStack` takes per pixel: colour (3 × uint8), depth (float32), validity (bool).
+_BYTES_A_PIXEL = 8
 
 
 def _stack_bytes(stack: FrameStack) -> int:
@@ -115,48 +119,48 @@ def _stack_bytes(stack: FrameStack) -> int:
 
 
 class VideoClips(Dataset):
-    """Windows of ``num_frames`` frames of GEN3C sample directories or ViPE outputs."""
+    """Windows of ``num_frames`` frames of GEN3C sample directories or ViPE outputs.
+
+    Made, it has checked every video as far as that reads no frame (its files, frame counts,
+    container, cameras: :func:`~gen3c.io.gen3c_sample.sample_length`,
+    :func:`~gen3c.io.vipe.vipe_length`) and cut the windows from their lengths. A clip's frames are
+    read when the clip is made, in the process that makes it, so each process of a multi-process
+    run reads the videos of its own clips only; what only the frames tell is refused then, naming the video.
+    """
 
     def __init__(self, config: DataConfig) -> None:
         self.config = config
-        size = tuple(config.resolution)
-        read = self._reader()
-        # The videos' frames, in memory up to RESIDENT_BYTES (None: read as clips need them), and lengths.
-        self.stacks: list[FrameStack | None] = []
+        length_of = self._length_reader()
         self.lengths: list[int] = []
         self.sources: list[tuple[str, str | None]] = []  # each video's data.paths entry and ViPE clip
-        # The files of each video read again per clip (None: kept in memory) as they were when read
-        # whole: a window's refusal says "changed" only when they differ now.
-        self.read_state: list[tuple | None] = []
-        resident = 0
+        # The files of each video as they were when the run started: a clip's refusal says "changed"
+        # only when they differ now.
+        self.read_state: list[tuple] = []
         names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
         first_of: dict[str, int] = {}
-        for i, path in enumerate(config.paths):
-            found = _spelled_on_disk(os.path.expanduser(path))
-            if found is not None:
-                note(f"data.paths[{i}] {quoted_path(path)} is read as {quoted_path(found)}, its name on disk: the same letters in other Unicode code points "
-                     "(as macOS writes accents); copy the name from disk into the config to silence this")  # fmt: skip
-                path = found
-            same = first_of.setdefault(os.path.realpath(os.path.expanduser(path)), i)
-            if same != i:  # (a deliberate weighting is allowed; a pasted line twice is the likelier cause)
-                note(f"data.paths[{i}] {quoted_path(path)} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
-            for clip in _vipe_clips(path) if config.kind == "vipe" else [None]:
-                try:
-                    stack = read(path, size) if clip is None else read(path, size, clip=clip)
-                except Gen3cInputError as exc:
-                    other = _other_layout(path, config.kind)
-                    if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
-                        raise Gen3cInputError(f'data.paths[{i}] {quoted_path(path)} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
-                    raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
-                names.append(f"data.paths[{i}] {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else ""))
-                self.sources.append((path, clip))
-                self.lengths.append(len(stack))
-                stack.instance_ids = None  # (ViPE's: training does not use them)
-                keep = len(stack) >= config.num_frames and resident + _stack_bytes(stack) <= RESIDENT_BYTES
-                resident += _stack_bytes(stack) if keep else 0
-                self.stacks.append(stack if keep else None)
-                self.read_state.append(None if keep else _files_state(config.kind, path, clip))
-                del stack  # (a video not kept is freed before the next is read)
+        with record_notes() as said:
+            for i, path in enumerate(config.paths):
+                found = _spelled_on_disk(os.path.expanduser(path))
+                if found is not None:
+                    note(f"data.paths[{i}] {quoted_path(path)} is read as {quoted_path(found)}, its name on disk: the same letters in other Unicode code points "
+                         "(as macOS writes accents); copy the name from disk into the config to silence this")  # fmt: skip
+                    path = found
+                same = first_of.setdefault(os.path.realpath(os.path.expanduser(path)), i)
+                if same != i:  # (a deliberate weighting is allowed; a pasted line twice is the likelier cause)
+                    note(f"data.paths[{i}] {quoted_path(path)} is the folder of data.paths[{same}]: its clips are trained twice as often; remove one if that is not meant")
+                for clip in _vipe_clips(path) if config.kind == "vipe" else [None]:
+                    try:
+                        length = length_of(path) if clip is None else length_of(path, clip=clip)
+                    except Gen3cInputError as exc:
+                        other = _other_layout(path, config.kind)
+                        if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
+                            raise Gen3cInputError(f'data.paths[{i}] {quoted_path(path)} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
+                        raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
+                    names.append(f"data.paths[{i}] {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else ""))
+                    self.sources.append((path, clip))
+                    self.lengths.append(length)
+                    self.read_state.append(_files_state(config.kind, path, clip))
+        self.said = set(said)  # the notes said as the run started: a clip's read does not say them again
         self.windows: list[tuple[int, int]] = []
         for v, length in enumerate(self.lengths):
             starts = range(0, length - config.num_frames + 1, max(1, config.clip_stride))
@@ -170,36 +174,83 @@ class VideoClips(Dataset):
                 f"data.paths hold no clip of data.num_frames = {config.num_frames} frames (the longest video has {longest}): "
                 "lower num_frames or add longer videos"
             )
+        self._forget_frames()
+
+    def _forget_frames(self) -> None:
+        """Hold no video's frames (as made, and in a copy sent to another process, which reads its own)."""
+        self.resident: dict[int, FrameStack] = {}  # videos read whole, in memory within RESIDENT_BYTES
+        self.noted: set[int] = set()  # videos whose notes this process has said (its first read of each)
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        del state["resident"], state["noted"]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self._forget_frames()
 
     def __len__(self) -> int:
         return len(self.windows)
+
+    def _length_reader(self) -> Callable[..., int]:
+        from gen3c.io.gen3c_sample import sample_length
+        from gen3c.io.vipe import vipe_length
+
+        # gen3c train has no way to grant unpickling: a legacy .pt's refusal says to convert it.
+        return functools.partial(sample_length, grant_trust=None) if self.config.kind == "sample" else vipe_length
 
     def _reader(self) -> Callable[..., FrameStack]:
         from gen3c.io.gen3c_sample import read_sample
         from gen3c.io.vipe import read_vipe
 
-        # gen3c train has no way to grant unpickling: a legacy .pt's refusal says to convert it.
         return functools.partial(read_sample, grant_trust=None) if self.config.kind == "sample" else read_vipe
 
+    def _fits_in_memory(self, v: int) -> bool:
+        """Whether video ``v`` whole fits beside those in memory, in this process's share of
+        :data:`RESIDENT_BYTES` (a DataLoader worker's: the budget over the number of workers)."""
+        from torch.utils.data import get_worker_info
+
+        worker = get_worker_info()
+        budget = RESIDENT_BYTES // (worker.num_workers if worker is not None else 1)
+        H, W = self.config.resolution
+        held = sum(_stack_bytes(stack) for stack in self.resident.values())
+        return held + self.lengths[v] * H * W * _BYTES_A_PIXEL <= budget
+
     def window(self, v: int, start: int) -> FrameStack:
-        """Frames ``start`` … ``start + num_frames − 1`` of video ``v``: a slice of those in memory,
-        else read again (its notes were said when it was first read)."""
-        T, stack = self.config.num_frames, self.stacks[v]
-        if stack is not None:
-            return FrameStack(stack.images[start : start + T], stack.depth[start : start + T], stack.valid[start : start + T],
-                              stack.w2c[start : start + T], stack.K[start : start + T], stack.fps,
-                              stack.frame_indices[start : start + T], stack.depth_kind)  # fmt: skip
+        """Frames ``start`` … ``start + num_frames − 1`` of video ``v``: a slice of the video in
+        memory, else read (the whole video where it fits in memory, kept for its other clips)."""
+        T = self.config.num_frames
+        if v not in self.resident and self._fits_in_memory(v):
+            self.resident[v] = self._read(v, 0, None)
+        stack = self.resident.get(v)
+        if stack is None:
+            return self._read(v, start, T)
+        return FrameStack(stack.images[start : start + T], stack.depth[start : start + T], stack.valid[start : start + T],
+                          stack.w2c[start : start + T], stack.K[start : start + T], stack.fps,
+                          stack.frame_indices[start : start + T], stack.depth_kind)  # fmt: skip
+
+    def _read(self, v: int, start: int, num_frames: int | None) -> FrameStack:
+        """Frames of video ``v`` from its files, refused in one line naming its data.paths entry.
+        The notes of this process's first read of it are said (those the run's start said aside)."""
         path, clip = self.sources[v]
         extra = {} if clip is None else {"clip": clip}
         try:
-            with collect_notes():
-                return self._reader()(path, tuple(self.config.resolution), start=start, num_frames=T, **extra)
-        except Gen3cInputError as exc:  # it was read whole as the run started
+            with collect_notes() as notes:
+                stack = self._reader()(path, tuple(self.config.resolution), start=start, num_frames=num_frames, **extra)
+        except Gen3cInputError as exc:
             name = f"data.paths entry {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else "")
             if _files_state(self.config.kind, path, clip) == self.read_state[v]:  # refused for what it was all along
                 raise Gen3cInputError(f"{name}: {exc}") from None
             raise Gen3cInputError(f"{name} changed since the run read it at its start: {exc}; put it back as it was, "
                                   "or start the run again (--resume auto) to read the data anew") from None  # fmt: skip
+        stack.instance_ids = None  # (ViPE's: training does not use them)
+        if v not in self.noted:  # (later reads' notes are of other frames of the same video)
+            self.noted.add(v)
+            for message in notes:
+                if message not in self.said:
+                    note(message)
+        return stack
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         c = self.config
