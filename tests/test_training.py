@@ -923,6 +923,35 @@ def test_a_video_read_again_that_changed_since_the_run_started_is_named_by_its_d
         clips[0]
 
 
+@pytest.mark.parametrize("resident", [True, False], ids=["read_whole", "read_per_clip"])
+def test_a_video_cut_shorter_since_the_run_started_is_refused_when_its_clip_is_read(resident, sample_dir, tmp_path, monkeypatch):
+    """The readers give the frames a video has: one re-exported with fewer frames since the run's
+    start (12 frames then, 10 now) gave its later windows fewer frames than data.num_frames, read
+    whole at its first clip or per clip (a 7-frame clip, trained on, or an IndexError from inside a
+    training step). Now it is refused in one line naming the data.paths entry."""
+    import numpy as np
+    from layouts import scene, write_sample
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; tests/test_conventions.py)
+    if not resident:
+        monkeypatch.setattr(data, "RESIDENT_BYTES", 0)
+    folder = shutil.copytree(sample_dir, tmp_path / "sample")
+    clips = data.make_dataset(config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9,
+                                                         "clip_stride": 1}}).data)  # fmt: skip
+    assert clips.windows == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    rgb, depth, _, w2c, K = scene(n=10, h=72, w=128)
+    write_sample(folder, rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+    with pytest.raises(Gen3cInputError) as caught:
+        clips[3]
+    message = r"^data\.paths entry '.*sample' changed since the run read it at its start: it has 10 frames now, 12 then; put it back as it was, or start"
+    assert re.match(message, str(caught.value)) and "\n" not in str(caught.value), str(caught.value)
+    assert clips.resident == {}
+
+
 def test_a_window_refused_of_a_video_that_did_not_change_is_not_called_changed(sample_dir, tmp_path, monkeypatch):
     """A window read again refused for what the video was all along (its depth conventions,
     checked on the window's frames, here) was said to have "changed since the run read it at its

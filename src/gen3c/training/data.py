@@ -222,7 +222,7 @@ class VideoClips(Dataset):
         memory, else read (the whole video where it fits in memory, kept for its other clips)."""
         T = self.config.num_frames
         if v not in self.resident and self._fits_in_memory(v):
-            self.resident[v] = self._read(v, 0, None)
+            self.resident[v] = self._read(v, 0, self.lengths[v])
         stack = self.resident.get(v)
         if stack is None:
             return self._read(v, start, T)
@@ -230,20 +230,24 @@ class VideoClips(Dataset):
                           stack.w2c[start : start + T], stack.K[start : start + T], stack.fps,
                           stack.frame_indices[start : start + T], stack.depth_kind)  # fmt: skip
 
-    def _read(self, v: int, start: int, num_frames: int | None) -> FrameStack:
-        """Frames of video ``v`` from its files, refused in one line naming its data.paths entry.
-        The notes of this process's first read of it are said (those the run's start said aside)."""
+    def _read(self, v: int, start: int, num_frames: int) -> FrameStack:
+        """Frames ``start`` … ``start + num_frames − 1`` of video ``v`` from its files, refused in one
+        line naming its data.paths entry. The notes of this process's first read of it are said
+        (those the run's start said aside)."""
         path, clip = self.sources[v]
         extra = {} if clip is None else {"clip": clip}
+        name = f"data.paths entry {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else "")
+        again = "put it back as it was, or start the run again (--resume auto) to read the data anew"
         try:
             with collect_notes() as notes:
                 stack = self._reader()(path, tuple(self.config.resolution), start=start, num_frames=num_frames, **extra)
         except Gen3cInputError as exc:
-            name = f"data.paths entry {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else "")
             if _files_state(self.config.kind, path, clip) == self.read_state[v]:  # refused for what it was all along
                 raise Gen3cInputError(f"{name}: {exc}") from None
-            raise Gen3cInputError(f"{name} changed since the run read it at its start: {exc}; put it back as it was, "
-                                  "or start the run again (--resume auto) to read the data anew") from None  # fmt: skip
+            raise Gen3cInputError(f"{name} changed since the run read it at its start: {exc}; {again}") from None  # fmt: skip
+        if len(stack) < num_frames:  # (a reader gives the frames there are: a video cut shorter since the start)
+            now = f"it has {start + len(stack)} frames now, {self.lengths[v]} then"
+            raise Gen3cInputError(f"{name} changed since the run read it at its start: {now}; {again}")
         stack.instance_ids = None  # (ViPE's: training does not use them)
         if v not in self.noted:  # (later reads' notes are of other frames of the same video)
             self.noted.add(v)
