@@ -323,19 +323,23 @@ def test_a_run_records_name_is_taken_as_its_run_wrote_it_even_where_windows_woul
     assert job.name == "take:1"
 
 
-def test_names_that_differ_as_sharp_s_and_ss_are_two_jobs(tmp_path):
-    """casefold() makes ß 'ss', but no file system takes straße.mp4 and strasse.mp4 for one file
-    (NTFS, APFS and HFS+ fold a character to one character): two such jobs were refused as writing
-    one file. Names differing in case still are (STRASSE, strasse), and ẞ, ß's capital, is ß."""
+def test_names_that_differ_as_sharp_s_and_ss_write_one_file_on_macos(tmp_path):
+    """macOS's APFS folds case in full, ß to ss (as str.casefold), so straße.mp4 and STRASSE.mp4 are
+    one file there, though two on Windows (its table of upper cases maps a character to one): two
+    such jobs were taken as writing two files, and on a Mac the second wrote over the first's outputs.
+    They are refused as one file on macOS; names differing in case are one file on both."""
     path = tmp_path / "m.jsonl"
-    path.write_text('{"name": "stra\u00dfe"}\n{"name": "strasse"}\n')
-    assert [job.name for job in load_manifest(path)] == ["stra\u00dfe", "strasse"]
+    path.write_text('{"name": "stra\u00dfe"}\n{"name": "STRASSE"}\n')
+    with pytest.raises(Gen3cInputError, match="line 2: name 'STRASSE' writes STRASSE.mp4, which job 'stra.e' .line 1. writes too .as stra.e.mp4: one file on macOS.: rename"):
+        load_manifest(path)
+    path.write_text('{"name": "stra\u00dfe"}\n{"name": "STRA\u1e9eE"}\n')  # ẞ, ß's capital, upper-cases to itself on Windows
+    with pytest.raises(Gen3cInputError, match="line 2: name 'STRA.E' writes STRA.E.mp4, which job 'stra.e' .line 1. writes too .as stra.e.mp4: one file on macOS.: rename"):
+        load_manifest(path)
     path.write_text('{"name": "strasse"}\n{"name": "STRASSE"}\n')
-    with pytest.raises(Gen3cInputError, match="line 2: name 'STRASSE' writes STRASSE.mp4, which job 'strasse' .line 1. writes too"):
+    with pytest.raises(Gen3cInputError, match="line 2: name 'STRASSE' writes STRASSE.mp4, which job 'strasse' .line 1. writes too .as strasse.mp4: one file on macOS and Windows.: rename"):
         load_manifest(path)
-    path.write_text('{"name": "stra\u00dfe"}\n{"name": "STRA\u1e9eE"}\n')
-    with pytest.raises(Gen3cInputError, match="line 2: name 'STRA.E' writes STRA.E.mp4, which job 'stra.e' .line 1. writes too"):  # (APFS folds ẞ to ß)
-        load_manifest(path)
+    path.write_text('{"name": "stra\u00dfe"}\n{"name": "strase"}\n')
+    assert [job.name for job in load_manifest(path)] == ["stra\u00dfe", "strase"]
 
 
 def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_unset(tmp_path):

@@ -310,7 +310,7 @@ def test_a_name_used_before_lists_no_folder_where_the_file_system_tells_case(tmp
     [
         # NTFS keeps the Kelvin sign K apart from k (its upper case is K), which case-folding makes one.
         (["\u212a.mp4", "k.mp4"], "k.mp4"),
-        # ß is no ss to any file system (each folds a character to one): Straße.mp4 is not STRASSE.mp4.
+        # ß is no ss to Windows (it upper-cases a character to one): a folder from there may hold both, one key's names.
         (["Stra\u00dfe.mp4", "strasse.mp4"], "strasse.mp4"),
     ],
 )

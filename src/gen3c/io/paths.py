@@ -161,27 +161,20 @@ def windows_name_problem(name: str) -> str | None:
     return f"{what} a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
 
 
-def _simple_case_fold(text: str) -> str:
-    """``text`` with each character case-folded to one character, as the case-insensitive file
-    systems of macOS and Windows compare names (NTFS's table of upper cases, APFS's and HFS+'s
-    folding: one character for one): ``A`` is ``a`` and ``ẞ`` is ``ß``, but ``ß`` stays ``ß``, not
-    the ``ss`` of ``str.casefold``, and ``ﬁ`` stays ``ﬁ``: ``straße.mp4`` and ``strasse.mp4`` are
-    two files there."""
-    folded = []
-    for c in text:
-        fold = c.casefold()
-        if len(fold) != 1:  # (a folding to several characters, which NTFS, APFS and HFS+ do not make: its lower case, else itself)
-            fold = c.lower() if len(c.lower()) == 1 else c
-        folded.append(fold)
-    return "".join(folded)
+def _windows_case(text: str) -> str:
+    """``text`` with each character in its upper case where that is one character, as Windows
+    compares names (NTFS's table of upper cases maps a character to one): ``a`` is ``A``, but ``ß``
+    (upper case "SS") stays ``ß`` and ``ẞ`` ``ẞ``: ``straße.mp4`` and ``strasse.mp4`` are two files there."""
+    return "".join(upper if len(upper := c.upper()) == 1 else c for c in text)
 
 
 def one_file_key(name: str) -> str:
-    """``name`` as file systems that take two spellings for one file compare it: case-folded (macOS
-    and Windows: A.mp4 is a.mp4; one character for one, so ``ß`` is no ``ss``) and in one Unicode
-    normal form (macOS: "café" with é as one character or as e and a combining accent). Two names
-    of one key are one file there."""
-    return unicodedata.normalize("NFD", _simple_case_fold(unicodedata.normalize("NFD", name)))
+    """``name`` as file systems that take two spellings for one file compare it: case-folded in
+    full (macOS's APFS: A.mp4 is a.mp4, and straße.mp4 is STRASSE.mp4, as ß folds to ss; Windows
+    folds fewer, one character to one) and in one Unicode normal form (macOS: "café" with é as one
+    character or as e and a combining accent). Two names that are one file on macOS or Windows
+    have one key; names of one key may be two files on Windows (ß, ss)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
 
 
 def one_form(name: str) -> str:
@@ -193,11 +186,13 @@ def one_form(name: str) -> str:
 
 def one_file_note(mine: str, theirs: str) -> str:
     """Why ``mine`` and ``theirs`` (of one :func:`one_file_key`, spelled differently) are one file,
-    in words: "as THEIRS: one file on macOS and Windows" (they differ in case) or "as THEIRS, in
-    another Unicode form: one file on macOS" (the same letters, one written as a letter and a
-    combining accent)."""
-    if _simple_case_fold(mine) == _simple_case_fold(theirs):
+    in words: "as THEIRS: one file on macOS and Windows" (they differ in case), "as THEIRS: one
+    file on macOS" (in a case Windows keeps apart: ß and ss), or "as THEIRS, in another Unicode
+    form: one file on macOS" (the same letters, one written as a letter and a combining accent)."""
+    if _windows_case(mine) == _windows_case(theirs):
         return f"as {theirs}: one file on macOS and Windows"
+    if mine.casefold() == theirs.casefold():
+        return f"as {theirs}: one file on macOS"
     return f"as {theirs}, in another Unicode form: one file on macOS"
 
 
