@@ -6,6 +6,7 @@ import json
 import re
 import shutil
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -330,6 +331,28 @@ def test_the_entry_told_as_another_spelling_is_the_file_the_name_opens(held, min
     real_listdir = os.listdir  # (the folder listed without the asked spelling, the other name first)
     monkeypatch.setattr(os, "listdir", lambda folder=".": held if Path(folder) == tmp_path else real_listdir(folder))
     assert paths.other_spelling(tmp_path / asked) == mine
+
+
+def test_a_name_of_another_spelling_is_told_where_the_file_system_numbers_files_by_the_name_looked_up(tmp_path, case_insensitive_folders, monkeypatch):
+    """A case-insensitive network share may number a file by the name it was looked up by (macOS's
+    smbfs without the server's file ids, Linux's cifs with noserverino): demo.mp4 and Demo.mp4, one
+    file, have two inode numbers. Telling the entry by its inode found none, so the Demo.mp4 there
+    was not told and writing demo.mp4 replaced it; and every other name of the folder was stat'ed
+    to look for it (thousands of round trips on a share). The name of the key is told, no other stat'ed."""
+    from gen3c.io import paths
+
+    (tmp_path / "Demo.mp4").write_bytes(b"earlier run")
+    for i in range(50):
+        (tmp_path / f"other_{i}.mp4").write_bytes(b"")
+    looked_up: list[str] = []
+
+    def numbered_by_name(path):
+        looked_up.append(path.name)
+        return (1, zlib.crc32(path.name.encode()) + 1)
+
+    monkeypatch.setattr(paths, "_file_id", numbered_by_name, raising=False)  # (the code before had it too)
+    assert paths.other_spelling(tmp_path / "demo.mp4") == "Demo.mp4"
+    assert looked_up == ["demo.mp4", "Demo.mp4"]
 
 
 @pytest.mark.parametrize(

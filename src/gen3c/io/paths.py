@@ -217,9 +217,11 @@ def other_spelling(path: str | os.PathLike) -> str | None:
 
     Of the folder's names, the one that is ``path``'s file (the same device and inode) is told:
     where it holds two of one :func:`one_file_key` (``k.mp4`` and ``K.mp4`` with the Kelvin sign,
-    two files on NTFS, for ``K.mp4``) the first listed was told before, which may be the other. A
-    file system folding beyond the key (a Linux casefold folder takes ß for ss) is still answered
-    by the inode, and one that tells no inode (0) by the first name of the key."""
+    two files on NTFS, for ``K.mp4``) the first listed was told before, which may be the other.
+    Where no name of the key is the file by its inode (a file system that tells no inode, 0, or
+    numbers a file by the name it was looked up by: some network shares) the first name of the
+    key is told; only where the folder holds no name of the key (a file system folding beyond it)
+    are all its names stat'ed, to find the file's."""
     path = Path(path)
     swapped = "".join(c.swapcase() if c.isascii() else c for c in path.name)
     try:
@@ -235,11 +237,11 @@ def other_spelling(path: str | os.PathLike) -> str | None:
     key = one_file_key(path.name)
     spelled = [name for name in names if one_file_key(name) == key]
     mine = _file_id(path)
-    if mine is None:
-        return spelled[0] if spelled else None
-    # (the names of the key first: only a file system folding beyond it has all the folder's stat'ed)
-    rest = (name for name in names if one_file_key(name) != key)
-    return next((name for name in (*spelled, *rest) if _file_id(path.parent / name) == mine), None)
+    if mine is not None:
+        found = next((name for name in spelled or names if _file_id(path.parent / name) == mine), None)
+        if found is not None or not spelled:
+            return found
+    return spelled[0] if spelled else None
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
