@@ -37,6 +37,7 @@ from gen3c.errors import (
     Gen3cMemoryError,
     counted,
     describe_value,
+    is_whole_number,
     note,
     quoted_path,
     record_notes,
@@ -1432,7 +1433,7 @@ def _setting_text(key: str, value: Any, where: str) -> Any:
     # Each was "setting 'resolution' must be str, got a tuple of 2 items", though prepare_source takes
     # resolution=(H, W), and a K in memory had to be spelt out as text.
     if key == "resolution" and isinstance(value, (tuple, list)):
-        if len(value) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
+        if len(value) != 2 or not all(is_whole_number(v) for v in value):
             raise Gen3cInputError(f"{where}: setting 'resolution' is {describe_value(value)}: pass (H, W), two whole numbers, e.g. (704, 1280), or 'HxW'")
         return f"{int(value[0])}x{int(value[1])}"
     if key == "intrinsics" and value is not None and not isinstance(value, str):
