@@ -32,7 +32,7 @@ def packaged_model_dir(name: str) -> Path:
         )
     folder = Path(str(resources.files("gen3c") / "assets" / PACKAGED_MODELS[name]))
     if not (folder / "model_index.json").is_file():
-        raise Gen3cModelError(f"the packaged model {name!r} is missing from this install ({folder}): reinstall gen3c")
+        raise Gen3cModelError(f"the packaged model {name!r} is missing from this install ({quoted_path(folder)}): reinstall gen3c")
     return folder
 
 

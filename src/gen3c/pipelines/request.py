@@ -1295,7 +1295,7 @@ def _run_request(
             partial.remove()  # nothing finished: nothing worth keeping
         elif partial is not None and isinstance(exc, KeyboardInterrupt):
             raise type(exc)(  # Ctrl-C or SIGTERM (errors.Terminated), as it came
-                f"{partial.finished} of {partial.num_chunks} chunks {'is' if partial.finished == 1 else 'are'} kept in {partial.path}: run the same command with --resume to continue"
+                f"{partial.finished} of {partial.num_chunks} chunks {'is' if partial.finished == 1 else 'are'} kept in {quoted_path(partial.path)}: run the same command with --resume to continue"
             ) from None
         raise
     if partial is not None:
