@@ -1188,7 +1188,7 @@ def test_kept_chunks_are_deleted_only_from_a_folder_gen3c_wrote_and_no_run_holds
         summary = run_batch(manifest, out, retry_failed=True)
         failed, short = summary.outcomes
         assert (failed.state, short.state) == ("failed", "skipped" if i else "done"), failed.error
-        assert re.fullmatch(rf"{re.escape(str(kept))} is where this job keeps its finished chunks, but gen3c did not write it "
+        assert re.fullmatch(rf"{re.escape(repr(str(kept)))} is where this job keeps its finished chunks, but gen3c did not write it "
                             rf"\({why}.*\): move that folder away or delete it, then run the batch again", failed.error)  # fmt: skip
         assert (kept / "notes.txt").read_text() == "mine"
     shutil.rmtree(kept)
@@ -1211,7 +1211,7 @@ def test_interrupted_batch_writes_the_summary_and_says_what_happened(box_scene, 
     def ctrl_c_after_the_first(outcome):
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt, match=r"stopped \(1 done, 2 not run\).*batch_summary.csv lists every job"):
+    with pytest.raises(KeyboardInterrupt, match=r"stopped \(1 done, 2 not run\).*batch_summary.csv' lists every job"):
         run_batch(manifest, tmp_path / "out", on_outcome=ctrl_c_after_the_first)
     assert summary_states(tmp_path / "out") == {"a": "done", "b": "not_run", "c": "not_run"}
     res = runner.invoke(app, ["batch", str(manifest), "--output_folder", str(tmp_path / "out")])
@@ -1525,7 +1525,7 @@ def test_workers_that_keep_dying_stop_the_batch_in_one_line(box_scene, tmp_path,
     assert "Traceback" not in res.output and "error: gen3c batch stopped: its worker processes keep dying" in message, message
     assert ("the last with exit code -9 (SIGKILL: often the out-of-memory killer): find why (memory, the GPU driver), "
             "then rerun with --retry_failed (2 not run); ") in message  # fmt: skip
-    assert message.endswith(f"{tmp_path / 'out' / 'batch_summary.csv'} lists every job")
+    assert message.endswith(f"{str(tmp_path / 'out' / 'batch_summary.csv')!r} lists every job")
     assert summary_states(tmp_path / "out") == {"a": "not_run", "b": "not_run"}
 
 
@@ -1544,7 +1544,7 @@ def test_a_status_file_that_cannot_be_written_stops_the_batch_in_one_line(box_sc
     assert res.exit_code == 1 and isinstance(res.exception, SystemExit) and "Traceback" not in res.output, res.output
     message = " ".join(res.output.split())
     assert (f"error: gen3c batch stopped: cannot write '{out / 'a_status.json'}' (No space left on device): free space on that disk "
-            f"or fix the folder's permissions, then run the same command again (2 not run); {out / 'batch_summary.csv'} lists every job") in message  # fmt: skip
+            f"or fix the folder's permissions, then run the same command again (2 not run); {str(out / 'batch_summary.csv')!r} lists every job") in message  # fmt: skip
     assert summary_states(out) == {"a": "not_run", "b": "not_run"}
 
 

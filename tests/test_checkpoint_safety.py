@@ -241,7 +241,7 @@ def test_a_file_this_user_may_not_read_says_so_and_how_to_fix_it(copy, monkeypat
     monkeypatch.setattr(safetensors, "safe_open", guarded_safe_open)
     with pytest.raises(Gen3cModelError) as info:
         load_pipeline(copy, dtype="float32")
-    assert str(info.value) == f"{path} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
+    assert str(info.value) == f"{str(path)!r} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
 
 
 @pytest.mark.parametrize(
@@ -292,6 +292,22 @@ def test_checksums_catch_changed_files(copy, tamper):
         message = "is malformed"
     with pytest.raises(Gen3cModelError, match=message):
         verify_checksums(copy)
+
+
+def test_a_malformed_checksums_file_in_a_deep_folder_is_named_by_its_start_and_its_end(tmp_path):
+    """The malformed manifest of a checkpoint in a folder of over 200 characters was named raw and
+    whole: a line as long as the path, unquoted. It is now quoted and cut around '…', as every
+    path that names the input."""
+    from gen3c.errors import quoted_path
+
+    checkpoint = tmp_path / ("d" * 220)
+    checkpoint.mkdir()
+    (checkpoint / CHECKSUMS_FILE).write_text("[1, 2")
+    with pytest.raises(Gen3cModelError) as refused:
+        verify_checksums(checkpoint)
+    message = str(refused.value)
+    assert message.startswith(f"{quoted_path(checkpoint / CHECKSUMS_FILE)} is malformed (")
+    assert str(checkpoint) not in message and len(message) < 300, message
 
 
 def test_verify_checksums_flag_on_the_command_line(copy, box_scene, tmp_path):

@@ -766,7 +766,7 @@ def test_a_file_where_a_long_run_keeps_its_chunks(files, tmp_path):
     out.mkdir()
     (out / "output.partial").write_text("mine")
     argv = generate(files, out, **{"--num_video_frames": "9", "--chunk_frames": "5"})
-    refused(argv, r"output\.partial is a file where a long run keeps its finished chunks: move it away")
+    refused(argv, r"output\.partial' is a file where a long run keeps its finished chunks: move it away")
     assert [p.name for p in out.iterdir()] == ["output.partial"] and (out / "output.partial").read_text() == "mine"
 
 

@@ -409,7 +409,7 @@ def test_a_file_that_is_no_torch_file_is_to_fetch_again_not_to_trust(tmp_path, t
     path.write_bytes(b"<html>404 Not Found</html>\n")
     with pytest.raises(Gen3cModelError) as caught:
         load_torch_file(path, trust_checkpoint=trust)
-    assert str(caught.value).startswith(f"{path} is not a readable torch file (") and str(caught.value).endswith("): download it again")
+    assert str(caught.value).startswith(f"{str(path)!r} is not a readable torch file (") and str(caught.value).endswith("): download it again")
     assert "trust" not in str(caught.value)
 
 
@@ -436,7 +436,7 @@ def test_a_source_file_this_user_may_not_read_says_so_not_to_fetch_it_again(conv
     for path, read in ((dit, load_torch_file), (jit, read_torchscript_tensors)):
         with pytest.raises(Gen3cModelError) as info:
             read(path)
-        assert str(info.value) == f"{path} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
+        assert str(info.value) == f"{str(path)!r} cannot be read (Permission denied): make it readable to this user (chmod a+r) or run as its owner"
 
 
 def test_missing_parts_name_what_and_where(tmp_path):
@@ -458,9 +458,9 @@ def test_a_wrong_folder_is_told_apart_and_the_right_one_named(converted, tmp_pat
     outer.mkdir()
     (outer / "checkpoints").symlink_to(root)
     cases = {
-        root / "Gen3C-Cosmos-7B": f"pass {root}",
-        root / T5_DIR: f"pass {root}",
-        outer: f"pass {outer / 'checkpoints'}",
+        root / "Gen3C-Cosmos-7B": f"pass {str(root)!r}",
+        root / T5_DIR: f"pass {str(root)!r}",
+        outer: f"pass {str(outer / 'checkpoints')!r}",
         out: "already a converted gen3c checkpoint",
     }
     for src, told in cases.items():
@@ -509,7 +509,7 @@ def test_latent_statistics_of_the_wrong_size_are_one_line(converted, tmp_path, s
     _, root, _, _ = converted
     shutil.copytree(root, tmp_path / "src")
     torch.save(stats, tmp_path / "src" / TOKENIZER_DIR / "mean_std.pt")
-    with pytest.raises(Gen3cModelError, match=r"mean_std.pt holds \d+ means and \d+ standard deviations, not the same whole number of values for each of the tokenizer's 16 latent channels: download it again"):
+    with pytest.raises(Gen3cModelError, match=r"mean_std.pt' holds \d+ means and \d+ standard deviations, not the same whole number of values for each of the tokenizer's 16 latent channels: download it again"):
         convert_checkpoint(tmp_path / "src", tmp_path / "out", **TINY)
     assert not (tmp_path / "out").exists()
 
@@ -588,7 +588,7 @@ def test_a_disk_too_small_is_refused_before_the_first_byte_and_a_full_one_is_one
     needed = sum(p.stat().st_size for p in out.rglob("*.safetensors"))
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - needed // 2, needed // 2))
-    with pytest.raises(Gen3cModelError, match=r"^not enough free disk space for the converted checkpoint .*ckpt: about .* needed, .* free"):
+    with pytest.raises(Gen3cModelError, match=r"^not enough free disk space for the converted checkpoint .*ckpt': about .* needed, .* free"):
         convert_checkpoint(root, tmp_path / "ckpt", **TINY)
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
@@ -597,7 +597,7 @@ def test_a_disk_too_small_is_refused_before_the_first_byte_and_a_full_one_is_one
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(convert_module, "write_checksums", full)
-    with pytest.raises(Gen3cModelError, match=r"^the disk filled up while writing the converted checkpoint .*ckpt .*No space left") as err:
+    with pytest.raises(Gen3cModelError, match=r"^the disk filled up while writing the converted checkpoint .*ckpt' .*No space left") as err:
         convert_checkpoint(root, tmp_path / "ckpt", **TINY)
     assert "\n" not in str(err.value) and list(tmp_path.iterdir()) == []
 

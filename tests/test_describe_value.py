@@ -97,6 +97,17 @@ def test_the_gen3c_pipeline_names_its_arguments_as_describe_value_says():
         assert str(refused.value) == message
 
 
+def test_a_whole_number_is_an_int_or_a_numpy_integer_and_never_a_bool_or_a_float():
+    import numpy as np
+
+    from gen3c.errors import is_whole_number
+
+    for whole in (0, -3, 10**30, np.int64(7), np.uint8(255), np.int32(-1)):
+        assert is_whole_number(whole), whole
+    for other in (True, False, np.bool_(True), 2.0, np.float32(3), 2.5, "4", b"4", None, 1 + 0j, [1]):
+        assert not is_whole_number(other), other
+
+
 def test_a_path_is_quoted_whole_up_to_its_limit_then_by_its_start_and_its_end():
     from pathlib import Path
 

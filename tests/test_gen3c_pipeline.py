@@ -668,7 +668,7 @@ def test_absent_or_incomplete_weights_say_what_and_where(tmp_path, pipe):
         load_generator(tmp_path / "official")
     # Its Gen3C-Cosmos-7B/ subfolder given: convert reads the folder above (was told to convert the subfolder).
     (tmp_path / "official" / "Gen3C-Cosmos-7B" / "model.pt").write_bytes(b"")
-    with pytest.raises(Gen3cModelError, match=rf"original layout.*`gen3c convert {re.escape(str(tmp_path / 'official'))} OUT_DIR`"):
+    with pytest.raises(Gen3cModelError, match=rf"original layout.*`gen3c convert {re.escape(repr(str(tmp_path / 'official')))} OUT_DIR`"):
         load_generator(tmp_path / "official" / "Gen3C-Cosmos-7B")
     (tmp_path / "empty").mkdir()
     with pytest.raises(Gen3cModelError, match=r"no model_index.json.*nvidia/Gen3C-Cosmos-7B.*gen3c convert"):

@@ -1221,6 +1221,20 @@ def test_a_finished_video_is_shown_by_its_size_and_a_missing_one_is_one_line(gui
     assert "gui_002.mp4 cannot be read (No such file or directory)" in gui.status.content and "internal" not in gui.status.content
 
 
+def test_a_video_that_cannot_be_read_is_told_by_its_whole_path_to_copy(gui):
+    """A finished video the page could not read was told "find it at /…/gui_002.mp4" (and "It was
+    written to …" on Download) with its path raw; the path is the user's way to the file, so it is
+    quoted whole, however deep its folder."""
+    from gen3c.errors import path_to_copy
+
+    gone = gui.state.work_dir / ("d" * 220) / "gui_002.mp4"
+    gui._on_job_done(gui_state.JobResult(output=SimpleNamespace(paths={"video": gone}, seconds=1.0)))
+    shown = html.escape(repr(str(gone)))  # (the page escapes the line)
+    assert path_to_copy(gone) == repr(str(gone)) and f"find it at {shown}" in gui.status.content, gui.status.content
+    handler(gui, gui._on_download_video)(SimpleNamespace(client=SimpleNamespace(send_file_download=pytest.fail, add_notification=lambda *a, **k: None)))
+    assert f"It was written to {shown}" in gui.status.content, gui.status.content
+
+
 def test_a_png_depth_scale_shows_for_a_png_depth_and_scales_what_is_loaded(gui, box_scene, tmp_path):
     """`gen3c generate --png_depth_scale` on the page: shown while the depth path names a 16-bit PNG
     (it scales no other file), read by Load image, in the 3D cache and the run's request, and

@@ -226,12 +226,12 @@ def test_a_damaged_kept_frame_is_named_in_one_line(box_scene, tmp_path):
     cut = chunk / "video_00003.png"
     data = cut.read_bytes()
     cut.write_bytes(data[: len(data) // 2])
-    with pytest.raises(Gen3cInputError, match=rf"^--resume: {re.escape(str(cut))} is unreadable: delete {re.escape(str(chunk))} and --resume makes it again, or delete .*output\.partial to start over$"):
+    with pytest.raises(Gen3cInputError, match=rf"^--resume: {re.escape(repr(str(cut)))} is unreadable: delete {re.escape(repr(str(chunk)))} and --resume makes it again, or delete '.*output\.partial' to start over$"):
         run_request(request, resume=True)
     cut.write_bytes(data)
     for frame in chunk.glob("video_*.png"):  # the whole chunk of another size: chunk 0 sets the size
         cv2.imwrite(str(frame), np.zeros((34, 48, 3), np.uint8))
-    with pytest.raises(Gen3cInputError, match=r"^--resume: .*chunk_0001/video_00000\.png is not the size of the run's other frames"):
+    with pytest.raises(Gen3cInputError, match=r"^--resume: .*chunk_0001/video_00000\.png' is not the size of the run's other frames"):
         run_request(request, resume=True)
     assert len(list(partial_dir(tmp_path, "output").glob("chunk_*"))) == 2
     assert not (tmp_path / "output.mp4").exists()
@@ -255,15 +255,15 @@ def test_a_damaged_kept_chunk_is_deleted_alone_as_the_error_says_and_the_run_res
     if damage == "a frame cut short":
         frame = damaged / "video_00002.png"
         frame.write_bytes(frame.read_bytes()[:40])
-        what = rf"{re.escape(str(frame))} is unreadable"
+        what = rf"{re.escape(repr(str(frame)))} is unreadable"
     elif damage == "a frame missing":
         (damaged / "buffer_masks_00002.png").unlink()
-        what = rf"{re.escape(str(damaged))} holds \d+ buffer_masks frames, not \d+"
+        what = rf"{re.escape(repr(str(damaged)))} holds \d+ buffer_masks frames, not \d+"
     else:
         state = damaged / "state.safetensors"
         state.write_bytes(state.read_bytes()[:100])
-        what = rf"{re.escape(str(state))} is unreadable \([^/]*\)"
-    advice = rf"delete {re.escape(str(damaged))} and --resume makes it again{after}, or delete {re.escape(str(kept))} to start over"
+        what = rf"{re.escape(repr(str(state)))} is unreadable \([^/]*\)"
+    advice = rf"delete {re.escape(repr(str(damaged)))} and --resume makes it again{after}, or delete {re.escape(repr(str(kept)))} to start over"
     with pytest.raises(Gen3cInputError, match=rf"^--resume: {what}: {advice}$"):
         run_request(request, resume=True)
     shutil.rmtree(damaged)
@@ -292,8 +292,8 @@ def test_a_file_named_as_a_kept_chunk_is_one_line_and_left_alone(box_scene, tmp_
         for resume in (True, False):
             with pytest.raises(Gen3cInputError) as refused:
                 run_request(request, resume=resume)
-            assert re.fullmatch(rf"{re.escape(str(path / name))} is where a long run keeps a finished chunk's folder, but it is a file "
-                                rf"gen3c did not write: move it away, or delete {re.escape(str(path))} to start over", str(refused.value))  # fmt: skip
+            assert re.fullmatch(rf"{re.escape(repr(str(path / name)))} is where a long run keeps a finished chunk's folder, but it is a file "
+                                rf"gen3c did not write: move it away, or delete {re.escape(repr(str(path)))} to start over", str(refused.value))  # fmt: skip
         assert (path / name).read_text() == "mine" and not (tmp_path / "output.mp4").exists()
         assert gen3c.pipelines.resume.not_a_run_folder(path) == f"it holds '{name}', which gen3c does not write there"
         assert sorted(p.name for p in path.iterdir()) == sorted({*[c for c in kept if c < name], "run.json", name})
@@ -316,7 +316,7 @@ def test_a_chunk_deleted_by_hand_is_made_again_with_the_chunks_after_it(box_scen
         run_request(request, generator=Interrupting(2))
     kept = partial_dir(tmp_path / "b", "output")
     shutil.rmtree(kept / "chunk_0000")
-    with pytest.warns(UserWarning, match=r"^--resume: .*output\.partial lacks chunk_0000: chunk_0001, which continued it, is made again too$"):
+    with pytest.warns(UserWarning, match=r"^--resume: '.*output\.partial' lacks chunk_0000: chunk_0001, which continued it, is made again too$"):
         resumed = run_request(request, resume=True)
     assert len(resumed.result.chunks) == 3
     for key in ("video", "buffer_masks", "point_cloud", "cameras"):
@@ -371,7 +371,7 @@ def test_a_disk_that_fills_up_as_a_chunk_is_kept_is_one_line_and_the_run_resumes
         monkeypatch.setattr(gen3c.pipelines.resume, "publish", filling)
     finished = 2 if where == "flush" else 1
     kept = partial_dir(tmp_path / "b", "output")
-    message = (rf"^the disk of {re.escape(str(kept))} filled up while chunk 2 was kept \(No space left on device\); {finished} of 3 chunks "
+    message = (rf"^the disk of {re.escape(repr(str(kept)))} filled up while chunk 2 was kept \(No space left on device\); {finished} of 3 chunks "
                rf"{'is' if finished == 1 else 'are'} kept there: free some space, then run the same command with --resume$")  # fmt: skip
     with pytest.raises(Gen3cInputError, match=message):
         run_request(request)
@@ -484,7 +484,7 @@ def test_resume_refuses_another_checkpoint_or_sampler_and_takes_how_it_runs(box_
     request = box_request(box_scene, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         run_request(request, generator=Configured(1))
-    with pytest.raises(Gen3cInputError, match=r"^--resume: .*output\.partial was made with other settings \(num_steps: recorded 35, now 20\): "
+    with pytest.raises(Gen3cInputError, match=r"^--resume: '.*output\.partial' was made with other settings \(num_steps: recorded 35, now 20\): "
                        r"resume with the interrupted run's settings, or delete that folder to start over$"):
         run_request(request, generator=Configured(num_steps=20), resume=True)
     with pytest.raises(Gen3cInputError, match=r"\(checkpoint_checksums_sha256: recorded 'aa', now 'bb'; sampler: recorded 'euler', now 'dpm'\)"):
@@ -541,9 +541,27 @@ def test_chunks_kept_before_chunks_drew_successive_noise_are_not_resumed(box_sce
     record = json.loads((path / "run.json").read_text())
     assert made_by(path, request.to_dict(), request.read_input_contents())
     (path / "run.json").write_text(json.dumps({**record, "format": 3}))
-    with pytest.raises(Gen3cInputError, match=r"--resume: .*output\.partial was written by another gen3c version: delete it to start over"):
+    with pytest.raises(Gen3cInputError, match=r"--resume: '.*output\.partial' was written by another gen3c version: delete it to start over"):
         run_request(request, resume=True)
     assert not made_by(path, request.to_dict(), request.read_input_contents())
+
+
+def test_an_unreadable_run_record_in_a_deep_folder_is_named_cut_and_its_folder_offered_whole(tmp_path):
+    """A run's folder of kept chunks in a folder of over 200 characters was named raw, unquoted,
+    in the refusal and in its fix: the file it names is now quoted and cut around '…', and the
+    folder to delete, the fix to copy, is quoted whole."""
+    from gen3c.errors import path_to_copy, quoted_path
+    from gen3c.pipelines.resume import PartialRun
+
+    folder = tmp_path / ("d" * 220)
+    path = partial_dir(folder, "output")
+    (path / "chunk_0000").mkdir(parents=True)
+    (path / "run.json").write_text("not json{")
+    with pytest.raises(Gen3cInputError) as refused:
+        PartialRun.open(folder, "output", {}, [(0, 9)], resume=True)
+    message = str(refused.value)
+    assert message.startswith(f"--resume: {quoted_path(path / 'run.json')} is unreadable (")
+    assert message.endswith(f": delete {path_to_copy(path)} to start over") and path_to_copy(path) == repr(str(path)), message
 
 
 def test_the_lora_adapter_counts_by_its_contents(tmp_path):
@@ -618,7 +636,7 @@ def test_a_kept_folder_without_a_finished_chunk_gives_way_to_a_changed_run(box_s
 
     for resume in (False, True):
         killed_in_the_first_chunk()
-        with pytest.warns(UserWarning, match=r"output\.partial held no finished chunk of an earlier run of 'output': replaced it, starting from"):
+        with pytest.warns(UserWarning, match=r"output\.partial' held no finished chunk of an earlier run of 'output': replaced it, starting from"):
             out = run_request(dataclasses.replace(request, movement_distance=0.5), resume=resume)
         assert len(out.result.chunks) == 3 and not path.exists()
     killed_in_the_first_chunk()
@@ -759,7 +777,7 @@ def test_resume_from_another_folder_names_the_relative_paths(box_scene, tmp_path
     with pytest.raises(KeyboardInterrupt):
         run_request(request, generator=Interrupting(1))
     monkeypatch.chdir(tmp_path / "b")
-    with pytest.raises(Gen3cInputError, match=r"^--resume: .*output\.partial was made by a run started in another folder, where "
+    with pytest.raises(Gen3cInputError, match=r"^--resume: '.*output\.partial' was made by a run started in another folder, where "
                        r"--input_image_path 'image\.png', --depth_path 'depth\.npy' led to other files: run the command from that folder"):
         run_request(request, resume=True)
     monkeypatch.chdir(tmp_path / "a")
@@ -909,7 +927,7 @@ def test_paths_with_a_home_are_expanded_once_and_an_unknown_home_is_one_line(tmp
 def test_a_run_json_nested_thousands_deep_is_one_line(tmp_path):
     """--resume read a damaged run.json with json's raw RecursionError."""
     (tmp_path / "run.json").write_text("[" * 100_000)
-    with pytest.raises(Gen3cInputError, match=r"^--resume: [^(]*run\.json nests its JSON lists or objects thousands deep, as no run\.json of gen3c does: delete "):
+    with pytest.raises(Gen3cInputError, match=r"^--resume: [^(]*run\.json' nests its JSON lists or objects thousands deep, as no run\.json of gen3c does: delete "):
         gen3c.pipelines.resume._check_record(tmp_path, {})
     assert not gen3c.pipelines.resume.made_by(tmp_path, {})
 
@@ -937,7 +955,7 @@ def test_a_second_resume_of_a_folder_a_run_still_holds_is_refused(box_scene, tmp
             run_request(request, resume=True)
         with pytest.raises(Gen3cInputError) as refused_without_resume:  # (it said "holds 2 finished chunks of an interrupted run: pass --resume")
             run_request(request)
-    assert str(refused.value) == (f"{path} is held by another gen3c run still going (--resume of the same output): wait for it "
+    assert str(refused.value) == (f"{str(path)!r} is held by another gen3c run still going (--resume of the same output): wait for it "
                                   "to end, or pass another --video_save_folder or --video_save_name")  # fmt: skip
     assert str(refused_without_resume.value) == str(refused.value).replace("(--resume of", "(a run of")
     assert (path / ".chunk_0002.x1y2").is_dir() and (path / "chunk_0001").is_dir()
@@ -973,7 +991,7 @@ def test_resume_of_a_folder_written_before_noise_aug_strength_existed(box_scene,
     run_json.write_text(json.dumps(record))
     assert made_by(run_json.parent, request(0.0).to_dict())
     assert not made_by(run_json.parent, request(0.1).to_dict())
-    with pytest.raises(Gen3cInputError, match=r"^--resume: .*output\.partial was made by a different request \(changed: noise_aug_strength\): "
+    with pytest.raises(Gen3cInputError, match=r"^--resume: '.*output\.partial' was made by a different request \(changed: noise_aug_strength\): "
                        r"run the same command as before, or delete that folder to start over$"):
         run_request(request(0.1), generator=Configured(noise_aug_strength=0.1), resume=True)
     out = run_request(request(0.0), generator=Configured(noise_aug_strength=0.0), resume=True)

@@ -511,7 +511,7 @@ def test_an_interrupted_calibration_stores_nothing_and_bad_ratio_files_are_named
     # booleans, NaN, infinities, ratios ≤ 0 and no ratios (before: all but the last taken as ratios)
     for bad in ("[1.0, true]", "[1.0, NaN]", "[1.0, Infinity]", "[1.0, -0.9]", "[1.0, 0]", "[]"):
         (checkpoint / "mag_ratios.json").write_text(f'{{"euler": {{"num_steps": 2, "ratios": {bad}}}}}')
-        with pytest.raises(Gen3cModelError, match=r"mag_ratios.json: the 'euler' MagCache ratios are malformed: delete the file .* positive, finite numbers"):
+        with pytest.raises(Gen3cModelError, match=r"mag_ratios.json': the 'euler' MagCache ratios are malformed: delete the file .* positive, finite numbers"):
             MagRatioStore(checkpoint).load("euler")
     (checkpoint / "mag_ratios.json").write_text("[1, 2")
     with pytest.raises(Gen3cModelError, match="unreadable"):

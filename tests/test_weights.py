@@ -231,7 +231,7 @@ def test_adding_the_prompt_cache_without_hard_links_checks_the_room_for_the_copy
             with pytest.raises(Gen3cModelError) as err:
                 prepare(hub, official, tmp_path, dry_run=dry_run)
         assert str(err.value).startswith(
-            f"not enough free disk space in {tmp_path / 'cache'}: {weights.format_bytes(size + weights.DISK_RESERVE_BYTES)} needed "
+            f"not enough free disk space in {str(tmp_path / 'cache')!r}: {weights.format_bytes(size + weights.DISK_RESERVE_BYTES)} needed "
             f"({weights.format_bytes(size)} to copy {bare.checkpoint.name} (its file system has no hard links) + "
         ), str(err.value)
         assert not weights.read_manifest(bare.checkpoint)[0]["prompt_cache"] and not leftovers(tmp_path)
@@ -531,7 +531,7 @@ def test_a_disk_that_fills_up_during_a_fetch_is_named_not_the_network(hub, offic
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(huggingface_hub.file_download, "http_get", full)
-    with pytest.raises(Gen3cModelError, match=r"^the disk of .*hub filled up while fetching nvidia/.*No space left on device.*HF_HOME") as err:
+    with pytest.raises(Gen3cModelError, match=r"^the disk of .*hub' filled up while fetching nvidia/.*No space left on device.*HF_HOME") as err:
         prepare(hub, official, tmp_path, prompts=())
     assert "network" not in str(err.value) and "\n" not in str(err.value)
     assert not weights.converted_dir(tmp_path / "cache").exists()
@@ -549,7 +549,7 @@ def test_a_hub_cache_that_cannot_be_written_is_named_not_the_network(hub, offici
         raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)), str(tmp_path / "hub" / "models--x"))
 
     monkeypatch.setattr(huggingface_hub.file_download, "http_get", denied)
-    with pytest.raises(Gen3cModelError, match=r"^the hub cache .*hub cannot be written .*nvidia/.*HF_HOME") as err:
+    with pytest.raises(Gen3cModelError, match=r"^the hub cache .*hub' cannot be written .*nvidia/.*HF_HOME") as err:
         prepare(hub, official, tmp_path, prompts=())
     assert "network" not in str(err.value) and "\n" not in str(err.value)
     assert not weights.converted_dir(tmp_path / "cache").exists()
@@ -564,8 +564,8 @@ def test_a_hub_cache_that_is_a_file_is_named_not_the_network(hub, official, tmp_
     for dry_run in (True, False):
         with pytest.raises(Gen3cInputError) as err:
             weights.prepare_weights(weights=official[2], prompts=(), cache_dir=tmp_path / "cache", hub_cache_dir=hub_cache, endpoint=hub.url, dry_run=dry_run, log=None)
-        where = f"lies under {tmp_path / 'afile'}, which is" if under else "is"
-        assert str(err.value) == f"huggingface_hub's cache {hub_cache} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder"
+        where = f"lies under {str(tmp_path / 'afile')!r}, which is" if under else "is"
+        assert str(err.value) == f"huggingface_hub's cache {str(hub_cache)!r} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder"
     assert hub.count("GET", "/resolve/") == 0
 
 
@@ -726,7 +726,7 @@ def test_offline_a_file_touched_since_it_was_checked_is_checked_again_not_called
     prepared = prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",), log=lines.append)
     assert prepared.text_encoder is not None and hub.count() == 0
     assert [line for line in lines if "checking it again" in line] == [
-        f"{T5}/model.safetensors ({prepared.text_encoder / 'model.safetensors'}) changed since gen3c checked it (its modification time): checking it again"
+        f"{T5}/model.safetensors ({str(prepared.text_encoder / 'model.safetensors')!r}) changed since gen3c checked it (its modification time): checking it again"
     ]
     lines.clear()
     prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",), log=lines.append)
@@ -781,7 +781,7 @@ def test_offline_files_another_program_fetched_are_not_called_missing(hub, offic
     with pytest.raises(Gen3cModelError) as err:
         prepare(hub, official, tmp_path, prompts=("a prompt outside the cache",))
     assert str(err.value) == (
-        f"GEN3C's weights are converted in {weights.converted_dir(tmp_path / 'cache')}, but T5 ({T5}), which a prompt outside the "
+        f"GEN3C's weights are converted in {str(weights.converted_dir(tmp_path / 'cache'))!r}, but T5 ({T5}), which a prompt outside the "
         "prompt cache needs, is in the hub cache but not checked by gen3c yet and HF_HUB_OFFLINE=1 forbids checking it: unset "
         "HF_HUB_OFFLINE (a run online checks what the hub cache holds and fetches only what is missing or damaged), or run with "
         "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
@@ -806,7 +806,7 @@ def test_offline_a_moved_hub_cache_is_checked_again_not_called_missing(hub, offi
     kwargs = {"weights": official[2], "cache_dir": tmp_path / "cache", "hub_cache_dir": tmp_path / "moved", "endpoint": hub.url}
     prepared = weights.prepare_weights(prompts=("a prompt outside the cache",), log=lines.append, **kwargs)
     assert prepared.text_encoder is not None and prepared.text_encoder.is_relative_to(tmp_path / "moved") and hub.count() == 0
-    assert f"{T5}/model.safetensors ({prepared.text_encoder / 'model.safetensors'}) was checked by gen3c in another hub cache ({tmp_path / 'hub'}): checking it again" in lines
+    assert f"{T5}/model.safetensors ({str(prepared.text_encoder / 'model.safetensors')!r}) was checked by gen3c in another hub cache ({str(tmp_path / 'hub')!r}): checking it again" in lines
     lines.clear()
     weights.prepare_weights(prompts=("a prompt outside the cache",), log=lines.append, **kwargs)
     assert not lines and hub.count() == 0  # recorded for the new place
@@ -850,7 +850,7 @@ def test_the_disk_check_counts_its_reserve_in_what_it_says_is_needed(tmp_path, m
     with pytest.raises(Gen3cModelError) as err:
         weights._check_disk({tmp_path: (100_000_000, ["100.0 MB to fetch"])})
     assert str(err.value).startswith(
-        f"not enough free disk space in {tmp_path}: 0.4 GB needed (100.0 MB to fetch + 0.3 GB spare), 0.2 GB free: "
+        f"not enough free disk space in {str(tmp_path)!r}: 0.4 GB needed (100.0 MB to fetch + 0.3 GB spare), 0.2 GB free: "
     )
 
 
@@ -914,11 +914,11 @@ def test_a_read_only_cache_that_must_be_written_says_why(hub, official, tmp_path
     refusal = f"the folder of converted weights (--cache_dir / GEN3C_CACHE_DIR) {str(root)!r} is not writable: choose a writable folder or fix its permissions"
     with pytest.raises(Gen3cInputError) as caught:
         prepare(hub, official, tmp_path)
-    assert str(caught.value) == f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it), but {refusal}"
+    assert str(caught.value) == f"{str(target)!r} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it), but {refusal}"
     (target / "vae" / "config.json").unlink()
     with pytest.raises(Gen3cInputError) as caught:
         prepare(hub, official, tmp_path, prompts=())
-    assert str(caught.value) == f"{target} is damaged (vae/config.json is missing) and must be converted again, but {refusal}"
+    assert str(caught.value) == f"{str(target)!r} is damaged (vae/config.json is missing) and must be converted again, but {refusal}"
 
 
 def test_a_read_only_cache_fetches_t5_for_a_new_prompt_and_records_it_in_the_users_folder(hub, official, tmp_path, monkeypatch):
@@ -973,7 +973,7 @@ def test_a_full_disk_while_converting_names_the_cache_folder_in_one_line(hub, of
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "cache" / ".incomplete-0123" / "x"))
 
     monkeypatch.setattr(gen3c.models.convert, "write_checksums", full)
-    pattern = r"^the disk of the folder of converted weights .*cache filled up while converting GEN3C's weights \(No space left on device\).*--cache_dir"
+    pattern = r"^the disk of the folder of converted weights .*cache' filled up while converting GEN3C's weights \(No space left on device\).*--cache_dir"
     with pytest.raises(Gen3cModelError, match=pattern) as err:
         prepare(hub, official, tmp_path, prompts=())
     assert ".incomplete" not in str(err.value) and "\n" not in str(err.value) and not leftovers(tmp_path)
@@ -1015,7 +1015,7 @@ def test_a_full_disk_while_recording_a_download_is_one_line_and_keeps_the_record
     with pytest.raises(Gen3cModelError) as err:
         prepare(hub, official, tmp_path)  # T5 is fetched and recorded now
     assert str(err.value).startswith(
-        f"the disk of the folder of converted weights {tmp_path / 'cache'} filled up while writing downloads.json "
+        f"the disk of the folder of converted weights {str(tmp_path / 'cache')!r} filled up while writing downloads.json "
         "(No space left on device); it was left as it was: free some space"
     ) and "\n" not in str(err.value)
     assert record.read_bytes() == before and sorted(p.name for p in record.parent.iterdir() if p.name.startswith(".downloads")) == []
@@ -1038,7 +1038,7 @@ def test_a_full_disk_under_the_record_kept_for_a_read_only_cache_names_its_own_w
     with pytest.raises(Gen3cModelError) as err:
         record.save()
     assert str(err.value) == (
-        f"the disk of gen3c's own cache folder {tmp_path / 'home' / 'gen3c'} filled up while writing downloads.json (No space "
+        f"the disk of gen3c's own cache folder {str(tmp_path / 'home' / 'gen3c')!r} filled up while writing downloads.json (No space "
         "left on device); it was left as it was: free some space, or choose a folder on a larger disk with XDG_CACHE_HOME, then "
         "run again (the downloads are kept)"
     )
@@ -1064,7 +1064,7 @@ def test_partial_downloads_that_killed_runs_left_are_reported_and_removed_by_the
         detail = {item.name: item.detail for item in weights.cached_items(**kwargs)}[DIT]
         assert "2.0 kB of unfinished downloads left by stopped runs (nothing continues them" in detail
         assert "1.0 kB being fetched now" in detail and "resumes" not in detail
-        with pytest.raises(Gen3cModelError, match=r"a download into .*models--nvidia--Gen3C-Cosmos-7B is running.*nothing was removed"):
+        with pytest.raises(Gen3cModelError, match=r"a download into .*models--nvidia--Gen3C-Cosmos-7B' is running.*nothing was removed"):
             weights.remove_cached([DIT], **kwargs)
         lines: list[str] = []
         prepare(hub, official, tmp_path, prompts=(), log=lines.append)
@@ -1331,7 +1331,7 @@ def test_a_hub_repository_that_cannot_be_deleted_is_one_line(hub, official, tmp_
     with pytest.raises(Gen3cModelError) as err:
         weights.remove_cached([TOKENIZER, DIT], **kwargs)
     assert str(err.value) == (
-        f"{TOKENIZER} could not be deleted (Permission denied: {blob}); {DIT} removed: fix the permissions of {folder}, "
+        f"{TOKENIZER} could not be deleted (Permission denied: {str(blob)!r}); {DIT} removed: fix the permissions of {str(folder)!r}, "
         f"then run `gen3c cache remove {TOKENIZER}` again"
     )
 
@@ -1444,7 +1444,7 @@ def test_removing_what_another_run_reads_is_refused_naming_that_run(hub, officia
                 weights.remove_cached([TOKENIZER, name], **kwargs, confirm=lambda items: pytest.fail("asked before refusing"))
             assert re.fullmatch(
                 rf"{re.escape(name)} is in use by process {run.pid} \({re.escape(python)} -c .*\), which loaded it or reads from it "
-                rf"\({re.escape(str(folder))}\): let that run end, or stop it, then run `gen3c cache remove {re.escape(name)}` again; "
+                rf"\({re.escape(repr(str(folder)))}\): let that run end, or stop it, then run `gen3c cache remove {re.escape(name)}` again; "
                 "nothing was removed",
                 str(err.value),
             ), str(err.value)
@@ -1621,7 +1621,7 @@ def test_a_folder_gen3c_did_not_make_is_never_deleted(hub, official, tmp_path):
     (mine / "model_index.json").write_text("{}")
     backup = cache / "Gen3C-Cosmos-7B-v1-backup"
     shutil.copytree(mine, backup)
-    with pytest.raises(Gen3cModelError, match=r"Gen3C-Cosmos-7B-v1 was not made by gen3c \(it has no gen3c_weights.json\).*--checkpoint_dir"):
+    with pytest.raises(Gen3cModelError, match=r"Gen3C-Cosmos-7B-v1' was not made by gen3c \(it has no gen3c_weights.json\).*--checkpoint_dir"):
         prepare(hub, official, tmp_path)
     assert (mine / "model_index.json").exists() and hub.count() == 0
     kwargs = {"cache_dir": cache, "hub_cache_dir": tmp_path / "hub", "weights": official[2]}

@@ -26,7 +26,16 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, check_intrinsics_fit, unproject_depth, validate_poses
 from gen3c.constants import SPLAT_MODES
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, counted, describe_value, note, noted, shown_value
+from gen3c.errors import (
+    Gen3cInputError,
+    Gen3cMemoryError,
+    counted,
+    describe_value,
+    is_whole_number,
+    note,
+    noted,
+    shown_value,
+)
 from gen3c.io.images import outside_unit_range
 from gen3c.summary import dataclass_repr
 
@@ -57,7 +66,7 @@ def reliable_depth_mask(depth: Tensor, threshold: float = 0.05, window: int = 5)
         got = f"shape {tuple(depth.shape)}" if isinstance(depth, Tensor) else describe_value(depth)
         raise Gen3cInputError(f"reliable_depth_mask depth must be a (*B, H, W) tensor, got {got}")
     # An even window gave a mask one pixel too large (torch's size-mismatch error), 0 torch's kernel-size error.
-    if isinstance(window, bool) or not isinstance(window, numbers.Integral) or window < 1 or window % 2 == 0:
+    if not is_whole_number(window) or window < 1 or window % 2 == 0:
         raise Gen3cInputError(f"reliable_depth_mask window {shown_value(window)} must be an odd whole number ≥ 1 (GEN3C: 5)")
     # NaN or a threshold ≤ 0 marked every pixel unreliable without a word (the ratio is ≥ 0).
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0 < threshold < math.inf:
@@ -175,7 +184,7 @@ def _check_warp_inputs(points: Tensor, colors: Tensor, w2c: Tensor, K: Tensor, h
     # image size divided by zero in the splat's slot arithmetic; a scaled or sheared pose (or a
     # camera-to-world one with a bad last row) rendered points in no camera's frame, silently.
     for name, size in (("height", height), ("width", width)):
-        if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 1:
+        if not is_whole_number(size) or size < 1:
             raise Gen3cInputError(f"forward_warp {name} {shown_value(size)} must be the image size in pixels, a whole number ≥ 1")
     # Held to the image's size, as add_view's and Cameras' K are: normalised intrinsics (MoGe's
     # fractions) or a K of an image twice the size rendered the cloud into a speck or a quarter.
@@ -1084,12 +1093,12 @@ class Cache3D:
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
             raise Gen3cInputError(f"chunk_size {shown_value(chunk_size)} must be a whole number ≥ 1 (target frames splatted together)")
         # A negative offset indexed a 4D view's frames from the end (another frame, silently).
-        if isinstance(frame_offset, bool) or not isinstance(frame_offset, numbers.Integral) or frame_offset < 0:
+        if not is_whole_number(frame_offset) or frame_offset < 0:
             raise Gen3cInputError(f"frame_offset {shown_value(frame_offset)} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
 
     def _check_buffer(self, buffer: object) -> None:
         """Refuse a buffer index that names no view of the cache, in one line."""
-        if isinstance(buffer, bool) or not isinstance(buffer, numbers.Integral) or not -len(self.views) <= buffer < len(self.views):
+        if not is_whole_number(buffer) or not -len(self.views) <= buffer < len(self.views):
             raise Gen3cInputError(f"buffer {shown_value(buffer)} is not one of the cache's {len(self.views)} views: pass 0 … {len(self.views) - 1}")
 
     def point_cloud(self, buffer: int | None = None, frame: int = 0) -> tuple[Tensor, Tensor]:
@@ -1101,7 +1110,7 @@ class Cache3D:
             self._check_buffer(buffer)
         views = self.views if buffer is None else [self.views[buffer]]
         frames = min((v.num_frames for v in views if v.num_frames > 1), default=math.inf)
-        if isinstance(frame, bool) or not isinstance(frame, numbers.Integral) or not 0 <= frame < frames:
+        if not is_whole_number(frame) or not 0 <= frame < frames:
             raise Gen3cInputError(f"frame {shown_value(frame)} is not a frame of the cache's {frames}-frame views: pass 0 … {frames - 1}")
         pts, cols = [], []
         for view in views:

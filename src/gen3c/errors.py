@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import errno
+import numbers
 import os
 import sys
 import threading
@@ -168,8 +169,6 @@ def describe_value(value: object, limit: int = 40) -> str:
     ``float '2.5'``); an array or tensor by its type and shape (``a numpy array of shape (3, 3)``),
     a list, tuple or dict by its length, anything else by its type, and its text where that is one
     short line (``dtype 'torch.float16'``): a repr may run over lines, or quote a whole array."""
-    import numbers
-
     if value is None or isinstance(value, (str, bytes, numbers.Number)):
         return f"{type(value).__name__} {str(value)[:limit]!r}"
     shape = getattr(value, "shape", None)
@@ -181,6 +180,12 @@ def describe_value(value: object, limit: int = 40) -> str:
     text = str(value)
     plain = len(text) <= limit and "\n" not in text and not text.startswith("<")  # not object's "<… at 0x…>"
     return f"{type(value).__name__} {text!r}" if plain else with_article(type(value).__name__)
+
+
+def is_whole_number(value: object) -> bool:
+    """Whether ``value`` is a whole number a setting takes: an int or a numpy integer, not a bool
+    (True is an int to Python, and a count of True is a mistake) nor a float, even a whole one."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def shown_value(value: object, limit: int = 80) -> str:
@@ -209,13 +214,19 @@ def quoted(value: object, limit: int = 100) -> str:
     return repr(text if len(text) <= limit else f"{text[:limit]}…")
 
 
+def _path_text(path: object) -> str:
+    """A str, bytes or path-like path as text (bytes decoded as the file system does); anything
+    else as its text."""
+    return os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+
+
 def quoted_path(path: object, limit: int = 200) -> str:
     """A path quoted as a one-line error names a file: whole where it has at most ``limit``
     characters, else its start and its end around "…" (``'/home/me/…/shots/take_07.png'``), so
     that the line stays short and still shows what finds the file, its name and the folders just
     above it (a 5000-character path made a 5000-character line). ``path``: a str, bytes or
     path-like; anything else is quoted as its text."""
-    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    text = _path_text(path)
     if len(text) <= limit:
         return repr(text)
     head = limit // 4  # (where the path starts: which disk or home folder)
@@ -229,7 +240,7 @@ MAX_PATH_CHARS = 4096
 def path_to_copy(path: object) -> str:
     """A path quoted as the fix an error line offers, for the user to copy: whole (cut by
     :func:`quoted_path`, it would be no path), unless longer than any path a system takes."""
-    text = os.fsdecode(path) if isinstance(path, (str, bytes, os.PathLike)) else str(path)
+    text = _path_text(path)
     return repr(text) if len(text) <= MAX_PATH_CHARS else quoted_path(text)
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import functools
 import inspect
 import math
-import numbers
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE, MAX_FRAMES
-from gen3c.errors import Gen3cInputError, note, shown_value, spelled
+from gen3c.errors import Gen3cInputError, is_whole_number, note, shown_value, spelled
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
@@ -62,7 +61,7 @@ def check_preset(trajectory: str, camera_rotation: str) -> None:
 
 
 def _check_num_frames(num_frames: object) -> int:
-    if isinstance(num_frames, bool) or not isinstance(num_frames, numbers.Integral) or num_frames < 1:
+    if not is_whole_number(num_frames) or num_frames < 1:
         raise Gen3cInputError(f"num_frames must be a whole number ≥ 1, got {shown_value(num_frames)}")
     if num_frames > MAX_FRAMES:  # was torch's "can't allocate memory" for the path's frame times
         raise Gen3cInputError(f"num_frames {num_frames} is more than a run may ask for: pass a count between 1 and {MAX_FRAMES}")

@@ -319,12 +319,12 @@ def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
     why = not_a_run_folder(path)
     if why:
         raise Gen3cInputError(
-            f"{path} is where this job keeps its finished chunks, but gen3c did not write it ({why}): "
+            f"{quoted_path(path)} is where this job keeps its finished chunks, but gen3c did not write it ({why}): "
             "move that folder away or delete it, then run the batch again"
         )
     if not remove_unheld(path):
         raise Gen3cInputError(
-            f"{path} holds chunks of an older version of this job, and a run still going holds that folder (its lock): "
+            f"{quoted_path(path)} holds chunks of an older version of this job, and a run still going holds that folder (its lock): "
             "let that run end (or stop it), then run the batch again (or the folder cannot be locked here: delete it)"
         )
     return False

@@ -191,7 +191,7 @@ def run_batch(
         stopped, fix = (("the batch stopped", ": run the same command again to continue") if isinstance(interrupted, KeyboardInterrupt)
                         else (str(interrupted), ""))  # fmt: skip
         raise type(interrupted)(
-            f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {summary_path} lists every job{fix}"
+            f"{stopped} ({counts}{f'; {cut} cut short while running' if cut else ''}); {quoted_path(summary_path)} lists every job{fix}"
         ) from None
     return summary
 

@@ -16,7 +16,6 @@ never fitted to; a subset of scenes or presets keeps each case's seed, so subset
 from __future__ import annotations
 
 import math
-import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -26,7 +25,7 @@ from torch import Tensor
 
 from gen3c.cache import reliable_depth_mask
 from gen3c.cameras import Cameras
-from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, quoted
+from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, is_whole_number, quoted
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
 from gen3c.models.memory import HostMemory
@@ -108,7 +107,7 @@ class BenchmarkConfig:
         with collect_notes():  # a path onto the point it looks at, refused now, not when its case comes (its notes come then)
             for preset in self.presets:
                 _preset_offset_matrices(preset, self.camera_rotation, self.num_frames, self.movement_distance)
-        if isinstance(self.supersample, bool) or not isinstance(self.supersample, numbers.Integral) or self.supersample < 1:
+        if not is_whole_number(self.supersample) or self.supersample < 1:
             # else render's ValueError (0) or TypeError (2.5) once the first case is rendered
             raise Gen3cInputError(f"supersample {self.supersample!r} must be a whole number ≥ 1 (rays per pixel per axis; 1: none)")
         if self.contact_frames < 1:

@@ -38,6 +38,7 @@ from gen3c.errors import (
     collect_notes,
     counted,
     first_line,
+    path_to_copy,
     quoted,
     quoted_path,
     record_notes,
@@ -1065,7 +1066,7 @@ class Gen3cApp:
             size = video.stat().st_size
             data = video.read_bytes() if size <= MAX_EMBED_BYTES else None
         except OSError as exc:  # e.g. removed meanwhile: one line, not a traceback that ends the worker thread
-            self._error(f"{video.name} was written but cannot be read to play here ({exc.strerror or first_line(exc)}): find it at {video}")
+            self._error(f"{video.name} was written but cannot be read to play here ({exc.strerror or first_line(exc)}): find it at {path_to_copy(video)}")
             return
         if data is None:
             self.video.content = f"<p>{html.escape(video.name)} is {size >> 20} MiB, too large to play here: download it.</p>"
@@ -1094,7 +1095,7 @@ class Gen3cApp:
             try:
                 data = video.read_bytes()
             except OSError as exc:
-                raise Gen3cInputError(f"{video.name} cannot be read ({exc.strerror or first_line(exc)}): was it moved? It was written to {video}") from None
+                raise Gen3cInputError(f"{video.name} cannot be read ({exc.strerror or first_line(exc)}): was it moved? It was written to {path_to_copy(video)}") from None
             event.client.send_file_download(video.name, data, save_immediately=True)
 
     # -- drawing --------------------------------------------------------------------------

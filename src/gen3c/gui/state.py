@@ -50,6 +50,7 @@ from gen3c.errors import (
     disk_full_reason,
     first_line,
     is_disk_full,
+    is_whole_number,
     quoted,
     quoted_path,
     record_notes,
@@ -296,7 +297,7 @@ class GuiState:
             fields = {"vipe_path": text}
         else:
             fields = {"input_image_path": text}
-        if isinstance(start, bool) or not isinstance(start, numbers.Integral):  # (int() would fail on NaN or text, or cut 2.5 to 2)
+        if not is_whole_number(start):  # (int() would fail on NaN or text, or cut 2.5 to 2)
             raise Gen3cInputError(f"--vipe_starting_frame_idx {describe_value(start)} is not a whole number: enter one")
         request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         kind = input_kind(request)
@@ -605,7 +606,7 @@ class GuiState:
         """Move a keyframe to position ``new_index`` of the path. Times stay with the positions
         (the path still visits its times in order); only the order of the poses changes."""
         i = self.keyframe_index(keyframe_id)
-        if isinstance(new_index, bool) or not isinstance(new_index, numbers.Integral):  # checked before the keyframe leaves its place
+        if not is_whole_number(new_index):  # checked before the keyframe leaves its place
             raise Gen3cInputError(f"keyframe position {describe_value(new_index)} must be a whole number (0 is the first)")
         new_index = max(0, min(len(self.keyframes) - 1, int(new_index)))
         times = [kf.time for kf in self.keyframes]
@@ -719,7 +720,7 @@ class GuiState:
         """The cache rendered into frame ``index`` of the path as a run renders it (a video's
         frame ``index``; the key views that see it best): colour (3, H, W) in [−1, 1] and mask
         (1, H, W) in {0, 1}, of buffer 0."""
-        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+        if not is_whole_number(index):
             raise Gen3cInputError(f"frame {describe_value(index)} is not a whole number: pick a frame of the path (0 is the first)")
         cams = self.cameras()
         if not 0 <= index < len(cams):

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, quoted_path, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, path_to_copy, quoted_path, raise_if_interrupted
 from gen3c.io.paths import nearest_existing, on_windows, one_form, other_spelling, windows_name_problem
 
 #: Longest base name of an output, in bytes: file systems allow 255, and an output's suffix
@@ -109,7 +109,7 @@ def write_failure(what: str, folder: str | os.PathLike, exc: BaseException) -> G
     read-only or removed meanwhile), naming the cause and what to do; None for any other error."""
     if not isinstance(exc, OSError) or exc.errno not in _WRITE_ADVICE:
         return None
-    advice = _WRITE_ADVICE[exc.errno].format(folder=repr(str(folder)))
+    advice = _WRITE_ADVICE[exc.errno].format(folder=path_to_copy(folder))
     return Gen3cInputError(f"{what} could not be written ({exc.strerror or os.strerror(exc.errno)}): {advice}")
 
 

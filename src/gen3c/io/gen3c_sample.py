@@ -35,7 +35,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import check_intrinsics_fit, note_scaled_intrinsics, validate_poses
-from gen3c.errors import Gen3cInputError, describe_value, first_line, note, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, first_line, note, path_to_copy, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth, mask_lets_in
 from gen3c.io.formats import PICKLE_MAGIC, ZIP_MAGICS, describe_head, file_head
@@ -116,7 +116,7 @@ def sample_length(path: str | os.PathLike, *, trust_checkpoint: bool = False, gr
 def _no_sample(p: Path) -> Gen3cInputError:
     """The refusal of ``p``, neither a sample directory nor a ``.pt`` file."""
     if p.is_file() and p.name.lower() in SAMPLE_FILES:
-        return Gen3cInputError(f"sample {quoted_path(p)} is one file of a GEN3C sample: pass its folder, {quoted_path(p.parent)}")
+        return Gen3cInputError(f"sample {quoted_path(p)} is one file of a GEN3C sample: pass its folder, {path_to_copy(p.parent)}")
     if p.is_file():
         return Gen3cInputError(f"sample {quoted_path(p)} is a file but not a .pt sample: pass a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
     return Gen3cInputError(

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, counted, first_line, quoted_path
+from gen3c.errors import Gen3cInputError, counted, first_line, path_to_copy, quoted_path
 from gen3c.io.atomic import atomic_path, write_failure
 from gen3c.io.images import outside_unit_range, plain_tensor, to_uint8
 from gen3c.io.paths import reader_path, writer_path
@@ -255,7 +255,7 @@ class VideoWriter:
         says nothing known: a full disk is the usual cause)."""
         if self._tmp is not None:
             what = what.replace(self._tmp.name, self.path.name)
-        folder = repr(str(self.path.parent))
+        folder = path_to_copy(self.path.parent)
         if what.startswith("ffmpeg was killed by"):
             advice = "something killed ffmpeg (out of memory?): run again"
         else:

@@ -48,7 +48,15 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from gen3c.errors import Gen3cModelError, disk_full_reason, first_line, is_disk_full, quoted, quoted_path
+from gen3c.errors import (
+    Gen3cModelError,
+    disk_full_reason,
+    first_line,
+    is_disk_full,
+    path_to_copy,
+    quoted,
+    quoted_path,
+)
 from gen3c.io.atomic import check_writable_place, replace_folder, try_flock
 from gen3c.io.paths import nearest_existing
 from gen3c.library_output import libraries_quiet
@@ -315,7 +323,7 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
             raise _unreadable(path, reason) from None
         if not trust_checkpoint:
             raise Gen3cModelError(
-                f"{path} holds Python objects that only full unpickling can load, which can run code from the file: "
+                f"{quoted_path(path)} holds Python objects that only full unpickling can load, which can run code from the file: "
                 "if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (Python: `convert_checkpoint(..., trust_checkpoint=True)`)"
             ) from None
     except (RuntimeError, EOFError, OSError) as exc:
@@ -329,7 +337,7 @@ def load_torch_file(path: Path, trust_checkpoint: bool = False) -> Any:
 def _unreadable(path: Path, exc: BaseException) -> Gen3cModelError:
     if isinstance(exc, PermissionError):  # (fetching it again is no fix)
         return unreadable_file(path, exc)
-    return Gen3cModelError(f"{path} is not a readable torch file ({first_line(exc)}): download it again")
+    return Gen3cModelError(f"{quoted_path(path)} is not a readable torch file ({first_line(exc)}): download it again")
 
 
 class _ScriptObject:
@@ -406,7 +414,7 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
         return walk(root, "", {})
     except (pickle.UnpicklingError, TypeError) as exc:  # a whole archive holding what only TorchScript's own loader builds
         raise Gen3cModelError(
-            f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
+            f"{quoted_path(path)} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): download it again, "
             "or if you trust it, convert it with `gen3c convert SRC OUT --trust_checkpoint` (loads it with torch.jit.load)"
         ) from None
     except PermissionError as exc:
@@ -414,7 +422,7 @@ def read_torchscript_tensors(path: Path) -> dict[str, Tensor]:
     except (zipfile.BadZipFile, KeyError, ValueError, RuntimeError, EOFError, OSError) as exc:  # (a damaged member: BadZipFile, bad CRC)
         # Damaged, cut short or no archive at all: torch.jit.load could not read it either, so --trust_checkpoint is no way out.
         raise Gen3cModelError(
-            f"{path} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): it is damaged or "
+            f"{quoted_path(path)} is not a TorchScript archive gen3c can read without running it ({first_line(exc)}): it is damaged or "
             "another kind of file: download it again"
         ) from None
 
@@ -437,7 +445,7 @@ def dit_state_dict(obj: Any) -> tuple[dict[str, Any], str]:
 def _require(path: Path, what: str) -> Path:
     if not path.exists():
         raise Gen3cModelError(
-            f"{what} is missing: expected {path}. GEN3C's weights come from {HUB_SOURCES} "
+            f"{what} is missing: expected {quoted_path(path)}. GEN3C's weights come from {HUB_SOURCES} "
             "(GEN3C's scripts/download_gen3c_checkpoints.py --checkpoint_dir CHECKPOINTS puts them in one folder)"
         )
     return path
@@ -479,13 +487,13 @@ def convert_tokenizer(
                 tensors = torch.jit.load(str(path), map_location="cpu").state_dict()
             except (RuntimeError, ValueError) as exc:
                 raise Gen3cModelError(
-                    f"{path} is not a TorchScript archive ({first_line(exc)}): download it again"
+                    f"{quoted_path(path)} is not a TorchScript archive ({first_line(exc)}): download it again"
                 ) from None
         else:
             tensors = read_torchscript_tensors(path)
         for key, value in tensors.items():
             if key in state:
-                raise Gen3cModelError(f"{path}: key {key} also appears in the other tokenizer file")
+                raise Gen3cModelError(f"{quoted_path(path)}: key {key} also appears in the other tokenizer file")
             state[key] = value.detach().clone()
     mean, std = _latent_statistics(
         _require(folder / "mean_std.pt", "the tokenizer's mean_std.pt"),
@@ -517,20 +525,20 @@ def _latent_statistics(
 ) -> tuple[list[float], list[float]]:
     obj = load_torch_file(path, trust_checkpoint)
     if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, Tensor) for t in obj)):
-        raise Gen3cModelError(f"{path} should hold (mean, std) tensors: download it again")
+        raise Gen3cModelError(f"{quoted_path(path)} should hold (mean, std) tensors: download it again")
     C = config["latent_channels"]
     n = latent_frames or (configs.CHUNK_FRAMES - 1) // config["temporal_compression_ratio"] + 1
     sizes = [t.numel() for t in obj]
     if sizes[0] != sizes[1] or sizes[0] == 0 or sizes[0] % C:
         raise Gen3cModelError(
-            f"{path} holds {sizes[0]} means and {sizes[1]} standard deviations, not the same whole number of "
+            f"{quoted_path(path)} holds {sizes[0]} means and {sizes[1]} standard deviations, not the same whole number of "
             f"values for each of the tokenizer's {C} latent channels: download it again"
         )
     # As GEN3C's tokenizer wrapper: view as (channels, frames), keep one chunk's latent frames.
     mean, std = (t.float().reshape(C, -1)[:, :n] for t in obj)
     if not torch.isfinite(mean).all() or not torch.isfinite(std).all() or (std <= 0).any():
         raise Gen3cModelError(
-            f"{path} holds non-finite means or non-positive standard deviations: download it again"
+            f"{quoted_path(path)} holds non-finite means or non-positive standard deviations: download it again"
         )
     return mean.flatten().tolist(), std.flatten().tolist()
 
@@ -598,10 +606,10 @@ def _right_folder(src: Path) -> str | None:
         return "it is already a converted gen3c checkpoint (it has model_index.json): give it to `gen3c generate --checkpoint_dir` as it is"
     for parent in Path(os.path.abspath(src)).parents[:2]:  # Gen3C-Cosmos-7B/, google-t5/t5-11b/, …
         if (parent / DIT_FILE).is_file():
-            return f"it is a part of GEN3C's checkpoints folder {parent}: pass {parent}"
+            return f"it is a part of GEN3C's checkpoints folder {quoted_path(parent)}: pass {path_to_copy(parent)}"
     inside = sorted(p.parent.parent for p in src.glob(f"*/{DIT_FILE.as_posix()}"))
     if inside:
-        return f"it holds GEN3C's checkpoints folder {inside[0]}: pass {inside[0]}"
+        return f"it holds GEN3C's checkpoints folder {quoted_path(inside[0])}: pass {path_to_copy(inside[0])}"
     if any((src / name).is_file() for name in ("model.pt", "encoder.jit", "decoder.jit", "mean_std.pt")):
         return (
             f"it holds one part of GEN3C's weights; `gen3c convert` reads the folder holding all three ({DIT_FILE.parent}/, "
@@ -624,7 +632,7 @@ def _check_out_dir(out: Path, overwrite: bool, sources: list[Path]) -> None:
     for source in sources:
         if out.resolve() == source.resolve() or out.resolve() in source.resolve().parents:
             raise Gen3cModelError(
-                f"output folder {quoted_path(out)} holds the checkpoint being converted ({source}): choose a folder outside it"
+                f"output folder {quoted_path(out)} holds the checkpoint being converted ({quoted_path(source)}): choose a folder outside it"
             )
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise Gen3cModelError(
@@ -711,7 +719,7 @@ def convert_components(
         say(report.format())
         bad = [c.name for c in report.components if not c.ok]
         raise Gen3cModelError(
-            f"the checkpoint ({dit_path}, {tok_dir}/) does not match GEN3C's layout ({', '.join(bad)}: see the report above): "
+            f"the checkpoint ({quoted_path(dit_path)}, {quoted_path(tok_dir)}) does not match GEN3C's layout ({', '.join(bad)}: see the report above): "
             f"check the download ({HUB_SOURCES})"
         )
 
@@ -784,7 +792,7 @@ def convert_components(
         held.close()
         if is_disk_full(exc):  # the disk filled up meanwhile (another process writing)
             raise DiskFullError(
-                f"the disk filled up while writing the converted checkpoint {out} ({first_line(exc, 80)}); nothing was kept: "
+                f"the disk filled up while writing the converted checkpoint {quoted_path(out)} ({first_line(exc, 80)}); nothing was kept: "
                 "free some space or choose a folder on a larger disk, then convert again",
                 disk_full_reason(exc),
             ) from None
@@ -838,7 +846,7 @@ def _check_free_space(out: Path, size: int) -> None:
     free = shutil.disk_usage(nearest_existing(out.parent)).free
     if size + _OUTPUT_SLACK_BYTES > free:
         raise Gen3cModelError(
-            f"not enough free disk space for the converted checkpoint {out}: about {format_bytes(size + _OUTPUT_SLACK_BYTES)} "
+            f"not enough free disk space for the converted checkpoint {quoted_path(out)}: about {format_bytes(size + _OUTPUT_SLACK_BYTES)} "
             f"needed, {format_bytes(free)} free: free some space or choose a folder on a larger disk"
         )
 
@@ -871,7 +879,7 @@ def _load_t5(folder: Path):
             text_encoder = T5EncoderModel.from_pretrained(str(folder), dtype=torch.float32)
     except (OSError, ValueError) as exc:
         raise Gen3cModelError(
-            f"T5 folder {folder} could not be loaded ({first_line(exc)}): download google-t5/t5-11b again"
+            f"T5 folder {quoted_path(folder)} could not be loaded ({first_line(exc)}): download google-t5/t5-11b again"
         ) from None
     return text_encoder.eval(), tokenizer
 

@@ -15,7 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, quoted_path, shown_value
+from gen3c.errors import Gen3cInputError, Gen3cModelError, is_whole_number, quoted_path, shown_value
 from gen3c.io.formats import json_kind
 
 #: Packaged model names → folder under gen3c/assets.
@@ -32,7 +32,7 @@ def packaged_model_dir(name: str) -> Path:
         )
     folder = Path(str(resources.files("gen3c") / "assets" / PACKAGED_MODELS[name]))
     if not (folder / "model_index.json").is_file():
-        raise Gen3cModelError(f"the packaged model {name!r} is missing from this install ({folder}): reinstall gen3c")
+        raise Gen3cModelError(f"the packaged model {name!r} is missing from this install ({quoted_path(folder)}): reinstall gen3c")
     return folder
 
 
@@ -107,7 +107,7 @@ def checkpoint_info(folder: str | None) -> dict[str, Any]:
 
 
 def _whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    return is_whole_number(value) and value >= 1
 
 
 def _finite(value: Any) -> bool:
@@ -156,7 +156,7 @@ def model_resolution(options: dict[str, Any]) -> tuple[int, int] | None:
     size = model_info(options).get("resolution")
     if size is None:
         return None
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+    if not (isinstance(size, list) and len(size) == 2 and all(is_whole_number(v) and v > 0 for v in size)):
         where = options.get("model") or options.get("checkpoint_dir")
         raise Gen3cModelError(f"model {quoted_path(where)}: {META_NAME}'s 'resolution' must be [height, width] in pixels, got {str(size)[:40]}: fix or remove it")
     return int(size[0]), int(size[1])

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note
+from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, note, quoted_path
 from gen3c.models.choices import STEP_CACHE_KINDS as STEP_CACHE_KINDS
 from gen3c.models.choices import StepCacheSpec
 from gen3c.parallel import is_main_process
@@ -245,7 +245,7 @@ class StepCache:
                 where = self.ratio_store.save(calibration.sampler, calibration.num_steps, ratios, calibration.ratios)
             note(
                 f"--step_cache magcache: this run computed every step to measure the model's magnitude ratios "
-                f"({calibration.sampler}, {calibration.num_steps} steps){f'; stored in {where}' if where else ''}; "
+                f"({calibration.sampler}, {calibration.num_steps} steps){f'; stored in {quoted_path(where)}' if where else ''}; "
                 "the next runs skip steps",
                 stacklevel=3,
             )
@@ -389,7 +389,7 @@ class MagRatioStore:
                 ratios = entry.get("ratios") if isinstance(entry, dict) else None
                 if not isinstance(ratios, list) or not ratios or not all(_is_ratio(r) for r in ratios):
                     raise Gen3cModelError(
-                        f"{path}: the {sampler!r} MagCache ratios are malformed: delete the file to measure them again "
+                        f"{quoted_path(path)}: the {sampler!r} MagCache ratios are malformed: delete the file to measure them again "
                         "(they must be a non-empty list of positive, finite numbers)"
                     )
                 return [float(r) for r in ratios]
@@ -419,9 +419,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
-        raise Gen3cModelError(f"{path} is unreadable ({first_line(exc)}): delete it to measure the MagCache ratios again") from None
+        raise Gen3cModelError(f"{quoted_path(path)} is unreadable ({first_line(exc)}): delete it to measure the MagCache ratios again") from None
     if not isinstance(data, dict):
-        raise Gen3cModelError(f"{path} is not a JSON object: delete it to measure the MagCache ratios again")
+        raise Gen3cModelError(f"{quoted_path(path)} is not a JSON object: delete it to measure the MagCache ratios again")
     return data
 
 

@@ -114,11 +114,11 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
         if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
             raise ValueError("expected {'algorithm': 'sha256', 'files': {path: hex digest}}")
     except (OSError, UnicodeDecodeError, ValueError, KeyError) as exc:
-        raise Gen3cModelError(f"{path} is malformed ({first_line(exc, 120)}): convert the checkpoint again") from None
+        raise Gen3cModelError(f"{quoted_path(path)} is malformed ({first_line(exc, 120)}): convert the checkpoint again") from None
     for name in files:
         pure = PurePosixPath(name)
         if pure.is_absolute() or ".." in pure.parts or "\\" in name or "\x00" in name or not name:
-            raise Gen3cModelError(f"{path} lists {name[:80]!r}, which is outside the checkpoint: convert the checkpoint again")
+            raise Gen3cModelError(f"{quoted_path(path)} lists {name[:80]!r}, which is outside the checkpoint: convert the checkpoint again")
     unlisted = [name for name in covered_files(root) if name not in files]
     if unlisted:
         raise Gen3cModelError(f"checkpoint {quoted_path(root)}: {unlisted[0]} is not in {CHECKSUMS_FILE}: it was added after conversion")
@@ -142,7 +142,7 @@ def verify_checksums(folder: str | os.PathLike, progress: Callable[[int], None] 
 
 def unreadable_file(path: Path, exc: PermissionError) -> Gen3cModelError:
     """The one line for a checkpoint file this user may not read (converting it again is no fix)."""
-    return Gen3cModelError(f"{path} cannot be read ({exc.strerror or exc}): make it readable to this user (chmod a+r) or run as its owner")
+    return Gen3cModelError(f"{quoted_path(path)} cannot be read ({exc.strerror or exc}): make it readable to this user (chmod a+r) or run as its owner")
 
 
 def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
@@ -163,7 +163,7 @@ def safetensors_header(path: Path) -> dict[str, tuple[str, tuple[int, ...]]]:
                 out[key] = (str(sl.get_dtype()), tuple(int(n) for n in sl.get_shape()))
             return out
     except (SafetensorError, OSError, ValueError) as exc:
-        raise Gen3cModelError(f"{path} is not a readable safetensors file ({first_line(exc, 120)}): download or convert it again") from None
+        raise Gen3cModelError(f"{quoted_path(path)} is not a readable safetensors file ({first_line(exc, 120)}): download or convert it again") from None
 
 
 def _weight_files(folder: Path) -> list[Path]:
@@ -172,7 +172,7 @@ def _weight_files(folder: Path) -> list[Path]:
         try:
             shards = sorted(set(json.loads(indexes[0].read_text())["weight_map"].values()))
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            raise Gen3cModelError(f"{indexes[0]} is unreadable: convert the checkpoint again") from None
+            raise Gen3cModelError(f"{quoted_path(indexes[0])} is unreadable: convert the checkpoint again") from None
         return [folder / s for s in shards]
     return sorted(folder.glob("*.safetensors"))
 
@@ -188,7 +188,7 @@ def expected_tensors(folder: Path, class_name: str) -> dict[str, tuple[str, tupl
         with init_empty_weights():
             model = cls.from_config(config)
     except Exception as exc:  # any malformed config: the library's many error types
-        raise Gen3cModelError(f"{folder / 'config.json'} does not describe {with_article(class_name)} ({first_line(exc, 120)}): convert again") from None
+        raise Gen3cModelError(f"{quoted_path(folder / 'config.json')} does not describe {with_article(class_name)} ({first_line(exc, 120)}): convert again") from None
     return {k: (_TORCH_DTYPES.get(str(v.dtype).removeprefix("torch."), str(v.dtype)), tuple(v.shape)) for k, v in model.state_dict().items()}
 
 

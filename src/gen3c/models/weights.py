@@ -62,6 +62,7 @@ from gen3c.errors import (
     disk_full_reason,
     first_line,
     is_disk_full,
+    path_to_copy,
     quoted_path,
 )
 from gen3c.io.atomic import try_flock
@@ -495,7 +496,7 @@ def _lock_if_free(folder: Path, held: contextlib.ExitStack) -> bool:
 
 def _in_use(item: CachedItem, who: str) -> Gen3cModelError:
     return Gen3cModelError(
-        f"{item.name} is in use by {who}, which loaded it or reads from it ({item.path}): let that run end, or stop it, "
+        f"{item.name} is in use by {who}, which loaded it or reads from it ({quoted_path(item.path)}): let that run end, or stop it, "
         f"then run `gen3c cache remove {item.name}` again; nothing was removed"
     )
 
@@ -505,12 +506,12 @@ def _what_to_write(weights: OfficialWeights, prompts: tuple[str, ...], text_enco
     no reuse); None when only T5 is to be fetched (into the hub cache) and recorded."""
     target = converted_dir(root, weights)
     if not target.exists():
-        return f"GEN3C's weights are not converted in {root} yet"
+        return f"GEN3C's weights are not converted in {quoted_path(root)} yet"
     manifest, problem = read_manifest(target)
     if problem is not None:
-        return f"{target} is damaged ({problem}) and must be converted again"
+        return f"{quoted_path(target)} is damaged ({problem}) and must be converted again"
     if (prompts or text_encoder) and not manifest.get("prompt_cache"):
-        return f"{target} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it)"
+        return f"{quoted_path(target)} has no prompt cache yet, which this run needs (--disable_prompt_encoder runs without it)"
     return None
 
 
@@ -538,7 +539,7 @@ def _record_elsewhere(
             return ensure_writable_dir(folder, "gen3c's own cache folder")
         why = (
             f"T5 ({weights.text_encoder.repo_id}) must be fetched for a prompt outside the prompt cache and recorded in "
-            f"{root / RECORD_FILE} or {folder / RECORD_FILE}"
+            f"{quoted_path(root / RECORD_FILE)} or {quoted_path(folder / RECORD_FILE)}"
         )
     raise type(refusal)(f"{why}, but {refusal}") from None
 
@@ -579,8 +580,8 @@ def _prepare(
     hub_cache, endpoint = _hub_settings(hub_cache_dir, endpoint)
     existing = nearest_existing(hub_cache.absolute())
     if not existing.is_dir():  # (else huggingface_hub's NotADirectoryError read as "cannot reach the hub")
-        where = "is" if existing == hub_cache.absolute() else f"lies under {existing}, which is"
-        raise Gen3cInputError(f"huggingface_hub's cache {hub_cache} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder")
+        where = "is" if existing == hub_cache.absolute() else f"lies under {quoted_path(existing)}, which is"
+        raise Gen3cInputError(f"huggingface_hub's cache {quoted_path(hub_cache)} (HF_HUB_CACHE, else HF_HOME/hub) {where} a file: point HF_HOME or HF_HUB_CACHE at a folder")
     record = _Record(record_root or root, hub_cache, also=root)
     local = {repo.repo_id: record.local(repo.repo_id) for repo in repos}
     missing = [repo for repo in repos if local[repo.repo_id] is None]
@@ -600,7 +601,7 @@ def _prepare(
                 need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
                 state = "is in the hub cache but not checked by gen3c yet" if there else "is not fetched yet"
                 raise Gen3cModelError(
-                    f"GEN3C's weights are converted in {target}, but T5 ({names}), which {need} needs, "
+                    f"GEN3C's weights are converted in {quoted_path(target)}, but T5 ({names}), which {need} needs, "
                     f"{state} and HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it: {fix}, or run with "
                     "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
                 )
@@ -655,7 +656,7 @@ def _prepare(
         # Named by the folder the user chose, not the temporary one inside it that filled up.
         why = exc.reason if isinstance(exc, DiskFullError) else disk_full_reason(exc)
         raise Gen3cModelError(
-            f"the disk of the folder of converted weights {root} filled up while converting GEN3C's weights ({why}); nothing "
+            f"the disk of the folder of converted weights {quoted_path(root)} filled up while converting GEN3C's weights ({why}); nothing "
             "half-written was kept: free some space, or choose a folder on a larger disk with --cache_dir (GEN3C_CACHE_DIR), "
             "then run again (the downloads are kept)"
         ) from None
@@ -695,7 +696,7 @@ def _flocked(path: Path, say: Log) -> Iterator[None]:
     except ImportError:  # (Windows)
         from gen3c.dependencies import missing_error
 
-        raise missing_error("filelock", f"locking {path.parent}") from None
+        raise missing_error("filelock", f"locking {quoted_path(path.parent)}") from None
     path.parent.mkdir(parents=True, exist_ok=True)  # (as filelock makes it)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -753,7 +754,7 @@ def _usable_manifest(target: Path, root: Path, say: Log, remove: bool = True) ->
         return None
     if not made_by_gen3c(target):
         raise Gen3cModelError(
-            f"{target} was not made by gen3c (it has no {MANIFEST_FILE}), so gen3c leaves it alone: give a converted checkpoint "
+            f"{quoted_path(target)} was not made by gen3c (it has no {MANIFEST_FILE}), so gen3c leaves it alone: give a converted checkpoint "
             "to `gen3c generate` with --checkpoint_dir, or move it away and gen3c fetches and converts GEN3C's weights there"
         )
     manifest, problem = read_manifest(target)
@@ -1099,13 +1100,13 @@ def _fetch(plan: _RepoPlan, hub_cache: Path, endpoint: str, record: _Record, say
                 except Exception as exc:  # the hub's many error types: classified by _hub_error
                     if is_disk_full(exc):  # not the network's fault: a full disk (or quota) under the hub cache
                         raise Gen3cModelError(
-                            f"the disk of {hub_cache} filled up while fetching {repo.repo_id}/{name} ({disk_full_reason(exc)}): "
+                            f"the disk of {quoted_path(hub_cache)} filled up while fetching {repo.repo_id}/{name} ({disk_full_reason(exc)}): "
                             "free some space, or put the hub cache on a larger disk (HF_HOME), then run again (files already fetched are kept)"
                         ) from None
                     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):  # nor is this
-                        where = f": {exc.filename}" if exc.filename else ""
+                        where = f": {quoted_path(exc.filename)}" if exc.filename else ""
                         raise Gen3cModelError(
-                            f"the hub cache {hub_cache} cannot be written ({exc.strerror}{where}) while fetching {repo.repo_id}/{name}: "
+                            f"the hub cache {quoted_path(hub_cache)} cannot be written ({exc.strerror}{where}) while fetching {repo.repo_id}/{name}: "
                             "fix its permissions, or point HF_HOME (or HF_HUB_CACHE) at a writable folder"
                         ) from None
                     raise _hub_error(exc, repo, endpoint, name=name) from None
@@ -1337,8 +1338,8 @@ class _Record:
             path = paths[name] = Path(found)
             if not moved and self.checked(repo.repo_id, revision, name, path):
                 continue
-            what = f"{repo.repo_id}/{name} ({path}) " + (
-                f"was checked by gen3c in another hub cache ({entry.get('hub_cache')})" if moved else "changed since gen3c checked it (its modification time)"
+            what = f"{repo.repo_id}/{name} ({quoted_path(path)}) " + (
+                f"was checked by gen3c in another hub cache ({quoted_path(entry.get('hub_cache'))})" if moved else "changed since gen3c checked it (its modification time)"
             )
             if len(recorded) < 3:  # (recorded before the sha256 was)
                 raise Gen3cModelError(
@@ -1405,13 +1406,13 @@ class _Record:
             what, option = ("gen3c's own cache folder", "XDG_CACHE_HOME") if self.stands_in else ("the folder of converted weights", "--cache_dir (GEN3C_CACHE_DIR)")
             if is_disk_full(cause):
                 raise Gen3cModelError(
-                    f"the disk of {what} {folder} filled up while writing {RECORD_FILE} ({disk_full_reason(cause)}); it was "
+                    f"the disk of {what} {quoted_path(folder)} filled up while writing {RECORD_FILE} ({disk_full_reason(cause)}); it was "
                     f"left as it was: free some space, or choose a folder on a larger disk with {option}, then run again "
                     "(the downloads are kept)"
                 ) from None
             raise Gen3cModelError(
-                f"{self.path} cannot be written ({cause.strerror or cause}); it was left as it was: fix the permissions of "
-                f"{folder}, or choose another folder with {option}, then run again (the downloads are kept)"
+                f"{quoted_path(self.path)} cannot be written ({cause.strerror or cause}); it was left as it was: fix the permissions of "
+                f"{path_to_copy(folder)}, or choose another folder with {option}, then run again (the downloads are kept)"
             ) from None
 
 
@@ -1503,7 +1504,7 @@ def _check_disk(needs: dict[Path, tuple[int, list[str]]]) -> None:
         free = shutil.disk_usage(nearest_existing(folder.resolve())).free
         if size + DISK_RESERVE_BYTES > free:  # (the reserve is in the number said: "1.2 MB needed, 3.1 MB free" read as no reason)
             raise Gen3cModelError(
-                f"not enough free disk space in {folder}: {format_bytes(size + DISK_RESERVE_BYTES)} needed "
+                f"not enough free disk space in {quoted_path(folder)}: {format_bytes(size + DISK_RESERVE_BYTES)} needed "
                 f"({' + '.join(what)} + {format_bytes(DISK_RESERVE_BYTES)} spare), {format_bytes(free)} free: "
                 "free some space, or put the caches on a larger disk (HF_HOME for downloads, --cache_dir / GEN3C_CACHE_DIR for converted weights)"
             )
@@ -1618,7 +1619,7 @@ def remove_cached(
     foreign = [item for item in chosen if item in foreign]  # named: refused; under "all": left alone
     if foreign:
         raise Gen3cModelError(
-            f"{foreign[0].path} was not made by gen3c (it has no {MANIFEST_FILE}), so gen3c does not delete it: "
+            f"{quoted_path(foreign[0].path)} was not made by gen3c (it has no {MANIFEST_FILE}), so gen3c does not delete it: "
             "move or delete it yourself if you mean to; nothing was removed"
         )
     root = weights_cache_dir(cache_dir)
@@ -1629,7 +1630,7 @@ def remove_cached(
     for item in shared:
         if _partial_downloads(item.path, hub_cache)["running"]:
             raise Gen3cModelError(
-                f"a download into {item.path} is running (or its lock cannot be checked): wait for it to end, then remove "
+                f"a download into {quoted_path(item.path)} is running (or its lock cannot be checked): wait for it to end, then remove "
                 f"{item.name}; nothing was removed"
             )
     for item in chosen:  # (before asking: a removal refused anyway asks nothing)
@@ -1673,10 +1674,10 @@ def remove_cached(
                         record.forget(item.name)
                         _delete_folder(item.path)
                 except OSError as exc:  # (a folder of a shared hub cache that another user owns, say)
-                    where = f" {exc.filename}" if exc.filename else ""
+                    where = f" {quoted_path(exc.filename)}" if exc.filename else ""
                     gone = f"; {', '.join(i.name for i in chosen[:done])} removed" if done else ""
                     raise Gen3cModelError(
-                        f"{item.name} could not be deleted ({exc.strerror or exc}:{where}){gone}: fix the permissions of {item.path}, "
+                        f"{item.name} could not be deleted ({exc.strerror or exc}:{where}){gone}: fix the permissions of {path_to_copy(item.path)}, "
                         f"then run `gen3c cache remove {item.name}` again"
                     ) from None
     return chosen

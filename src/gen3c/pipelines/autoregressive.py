@@ -14,7 +14,6 @@ later chunk without its first frame. What the 3D cache does between chunks depen
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -25,7 +24,7 @@ from torch import Tensor
 
 from gen3c.cache import GENERATED_MAX_DEPTH, Cache3D, SelectingCache3D
 from gen3c.cameras import Cameras, pixel_grid
-from gen3c.errors import Gen3cInputError, describe_value, note, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, is_whole_number, note, quoted_path
 from gen3c.io.frames import FrameStack
 from gen3c.progress import ProgressFactory
 
@@ -73,7 +72,7 @@ def check_chunked_frame_count(
     """A generator that makes exactly ``chunk_frames`` per call can make ``(chunk−1)·N + 1`` frames.
     ``camera_file``: the file whose cameras set the count (the fix is then another file);
     ``setting``: what the caller's user gave the count as (``--num_video_frames``)."""
-    if isinstance(chunk_frames, bool) or not isinstance(chunk_frames, numbers.Integral) or chunk_frames < 2:
+    if not is_whole_number(chunk_frames) or chunk_frames < 2:
         # A generator's own chunk_frames (a custom generator's): 1 divided by zero below.
         raise Gen3cInputError(
             f"{who} has chunk_frames {chunk_frames!r}: chunks overlap by one frame, so a generator that makes a fixed number "

@@ -48,6 +48,7 @@ from gen3c.errors import (
     Gen3cInputError,
     complex_refusal,
     describe_value,
+    is_whole_number,
     meta_refusal,
     note,
     noted,
@@ -311,7 +312,7 @@ def _camera_matrix(value, name: str) -> Tensor:
 
 
 def _is_positive_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+    return is_whole_number(value) and value > 0
 
 
 def _as_tensor(value, name: str) -> Tensor:
@@ -437,7 +438,7 @@ def resolve_chunk_frames(num_frames: int, generator: object, requested: int | No
             raise Gen3cInputError(f"--chunk_frames {requested}: the {generator.name} generator makes {fixed} frames per chunk; leave it out")
         return fixed
     if requested is not None:
-        if isinstance(requested, bool) or not isinstance(requested, numbers.Integral):
+        if not is_whole_number(requested):
             raise Gen3cInputError(f"chunk_frames is {describe_value(requested)}: pass a whole number of frames, 2 or more")
         requested = int(requested)
         if requested < 2:
@@ -573,7 +574,7 @@ def generate_video(
         raise
     plan = default_plan(cache) if isinstance(cache, Cache3D) else cache
     chunks = plan_chunks(T, chunk)
-    if isinstance(start_chunk, bool) or not isinstance(start_chunk, numbers.Integral) or not 0 <= start_chunk <= len(chunks):
+    if not is_whole_number(start_chunk) or not 0 <= start_chunk <= len(chunks):
         raise Gen3cInputError(
             f"start_chunk {shown_value(start_chunk)} does not fit a run of {len(chunks)} chunk{'s' if len(chunks) > 1 else ''}: pass the "
             f"index of the first chunk to make, 0 to {len(chunks) - 1} ({len(chunks)}: all are made)"

@@ -65,6 +65,7 @@ from gen3c.errors import (
     Gen3cModelError,
     describe_value,
     first_line,
+    is_whole_number,
     note,
     quoted_path,
     shown_value,
@@ -576,13 +577,11 @@ class Gen3cPipeline(DiffusionPipeline):
         if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance):
             raise Gen3cInputError(f"guidance must be a finite number, got {shown_value(guidance)}")
         for name, value, meaning in (("num_steps", num_steps, ""), ("guidance_every", guidance_every, " (1: every step)")):
-            whole = isinstance(value, numbers.Integral) or (isinstance(value, float) and value.is_integer())
-            if isinstance(value, bool) or not whole or value < 1:
+            whole = is_whole_number(value) or (isinstance(value, float) and value.is_integer())
+            if not whole or value < 1:
                 raise Gen3cInputError(f"{name} must be a positive whole number{meaning}, got {shown_value(value)}")
         # numpy's RandomState draws GEN3C's condition-augmentation noise: it takes 0 … 2³² − 1.
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= configs.MAX_SEED
-        ):
+        if seed is not None and (not is_whole_number(seed) or not 0 <= seed <= configs.MAX_SEED):
             raise Gen3cInputError(f"seed must be a whole number from 0 to {configs.MAX_SEED}, got {shown_value(seed)}")
         device = self._execution_device
         if device.type == "cpu" and self.vae.dtype in (torch.bfloat16, torch.float16):
@@ -624,7 +623,7 @@ class Gen3cPipeline(DiffusionPipeline):
             number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             if not number or (value <= lo if lo is not None else value < 0):
                 raise Gen3cInputError(f"{name} must be a finite number {what}, got {shown_value(value)}")
-        if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, numbers.Integral) or max_sequence_length < 1:
+        if not is_whole_number(max_sequence_length) or max_sequence_length < 1:
             raise Gen3cInputError(
                 f"max_sequence_length must be a whole number of T5 tokens ≥ 1 (GEN3C: {configs.MAX_SEQUENCE_LENGTH}), got {shown_value(max_sequence_length)}"
             )
@@ -638,7 +637,7 @@ class Gen3cPipeline(DiffusionPipeline):
             )
         if generator is not None and not isinstance(generator, torch.Generator):
             raise Gen3cInputError(f"generator must be a torch.Generator, got {describe_value(generator)}: pass torch.Generator().manual_seed(n), or seed=n")
-        if isinstance(chunk, bool) or not isinstance(chunk, numbers.Integral) or chunk < 0:
+        if not is_whole_number(chunk) or chunk < 0:
             raise Gen3cInputError(f"chunk must be a whole number from 0 (the first chunk of a video), got {shown_value(chunk)}")
         if chunk and generator is not None:
             raise Gen3cInputError(

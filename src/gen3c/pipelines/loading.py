@@ -34,6 +34,7 @@ from gen3c.errors import (
     Gen3cModelError,
     first_line,
     note,
+    path_to_copy,
     quoted_path,
     spelled,
     with_article,
@@ -182,12 +183,12 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
         source = above if (root / "model.pt").is_file() and root.name == "Gen3C-Cosmos-7B" else root
         raise Gen3cModelError(
             f"checkpoint {quoted_path(root)} is GEN3C's original layout, not a converted one: "
-            f"run `gen3c convert {source} OUT_DIR` and pass OUT_DIR"
+            f"run `gen3c convert {path_to_copy(source)} OUT_DIR` and pass OUT_DIR"
         )
     index = root / "model_index.json"
     if not index.is_file():
         if (root / "model" / "model_index.json").is_file():  # `gen3c train --out OUT` given as OUT
-            raise Gen3cModelError(f"checkpoint {quoted_path(root)} has no model_index.json: it holds a training run: pass its model, {quoted_path(root / 'model')}")
+            raise Gen3cModelError(f"checkpoint {quoted_path(root)} has no model_index.json: it holds a training run: pass its model, {path_to_copy(root / 'model')}")
         raise Gen3cModelError(
             f"checkpoint {quoted_path(root)} has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}"
         )

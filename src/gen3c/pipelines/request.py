@@ -37,6 +37,7 @@ from gen3c.errors import (
     Gen3cMemoryError,
     counted,
     describe_value,
+    is_whole_number,
     note,
     quoted_path,
     record_notes,
@@ -1294,7 +1295,7 @@ def _run_request(
             partial.remove()  # nothing finished: nothing worth keeping
         elif partial is not None and isinstance(exc, KeyboardInterrupt):
             raise type(exc)(  # Ctrl-C or SIGTERM (errors.Terminated), as it came
-                f"{partial.finished} of {partial.num_chunks} chunks {'is' if partial.finished == 1 else 'are'} kept in {partial.path}: run the same command with --resume to continue"
+                f"{partial.finished} of {partial.num_chunks} chunks {'is' if partial.finished == 1 else 'are'} kept in {quoted_path(partial.path)}: run the same command with --resume to continue"
             ) from None
         raise
     if partial is not None:
@@ -1432,7 +1433,7 @@ def _setting_text(key: str, value: Any, where: str) -> Any:
     # Each was "setting 'resolution' must be str, got a tuple of 2 items", though prepare_source takes
     # resolution=(H, W), and a K in memory had to be spelt out as text.
     if key == "resolution" and isinstance(value, (tuple, list)):
-        if len(value) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_)) for v in value):
+        if len(value) != 2 or not all(is_whole_number(v) for v in value):
             raise Gen3cInputError(f"{where}: setting 'resolution' is {describe_value(value)}: pass (H, W), two whole numbers, e.g. (704, 1280), or 'HxW'")
         return f"{int(value[0])}x{int(value[1])}"
     if key == "intrinsics" and value is not None and not isinstance(value, str):

@@ -60,6 +60,7 @@ from gen3c.errors import (
     first_line,
     is_disk_full,
     note,
+    path_to_copy,
     quoted,
     quoted_path,
 )
@@ -280,10 +281,10 @@ class PartialRun:
         record = run_record(request_dict, chunks, read, generator_settings)
         if path.exists() and not path.is_dir():
             raise Gen3cInputError(
-                f"{path} is a file where a long run keeps its finished chunks: move it away, or pass another --video_save_name"
+                f"{quoted_path(path)} is a file where a long run keeps its finished chunks: move it away, or pass another --video_save_name"
             )
         if _replace_unstarted(path):
-            note(f"{path} held no finished chunk of an earlier run of {name!r}: replaced it, starting from the first chunk", stacklevel=3)
+            note(f"{quoted_path(path)} held no finished chunk of an earlier run of {name!r}: replaced it, starting from the first chunk", stacklevel=3)
         elif path.exists():
             _refuse_chunk_files(path)
             finished = _finished_chunks(path)
@@ -291,7 +292,7 @@ class PartialRun:
                 with try_flock(path, held=_held_by_another_run(path, "a run")):  # its run is still going: not interrupted
                     pass
                 raise Gen3cInputError(
-                    f"{path} holds {finished} finished chunk{'' if finished == 1 else 's'} of an interrupted run of {name!r}: "
+                    f"{quoted_path(path)} holds {finished} finished chunk{'' if finished == 1 else 's'} of an interrupted run of {name!r}: "
                     "pass --resume to continue it, "
                     "or delete that folder to start over"
                 )
@@ -307,7 +308,7 @@ class PartialRun:
                 return partial
             note(f"re-ran from the first chunk: kept chunks were made with other settings ({changed})", stacklevel=3)
         elif resume:
-            note(f"--resume: no unfinished run in {path}; starting from the first chunk", stacklevel=3)
+            note(f"--resume: no unfinished run in {quoted_path(path)}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
         partial = cls(path, 0, len(chunks), record["inputs"])._hold()
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
@@ -370,7 +371,7 @@ class PartialRun:
         then = (f"{self.finished} of {counted(self.num_chunks, 'chunk')} {'is' if self.finished == 1 else 'are'} kept there: free "
                 "some space, then run the same command with --resume" if self.finished else
                 "no chunk was finished: free some space, or pass a --video_save_folder on a larger disk, then run again")  # fmt: skip
-        raise Gen3cInputError(f"the disk of {self.path} filled up while chunk {index + 1} was kept ({disk_full_reason(exc)}); {then}") from None
+        raise Gen3cInputError(f"the disk of {quoted_path(self.path)} filled up while chunk {index + 1} was kept ({disk_full_reason(exc)}); {then}") from None
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -384,10 +385,10 @@ class PartialRun:
             tensors = load_file(str(path))
         except (OSError, SafetensorError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
-            raise Gen3cInputError(f"--resume: {path} is unreadable ({why}): {self._redo(path.parent)}") from None
+            raise Gen3cInputError(f"--resume: {quoted_path(path)} is unreadable ({why}): {self._redo(path.parent)}") from None
         state = {k.removeprefix("plan."): v for k, v in tensors.items() if k.startswith("plan.")}
         if "last_frame" not in tensors:
-            raise Gen3cInputError(f"--resume: {path} has no last frame: {self._redo(path.parent)}")
+            raise Gen3cInputError(f"--resume: {quoted_path(path)} has no last frame: {self._redo(path.parent)}")
         return tensors["last_frame"], state
 
     def load_frames(
@@ -402,7 +403,7 @@ class PartialRun:
             files = sorted(folder.glob(f"{key}_*.png"))
             if len(files) != expected:
                 raise Gen3cInputError(
-                    f"--resume: {folder} holds {len(files)} {key} frames, not {expected}: {self._redo(folder)}"
+                    f"--resume: {quoted_path(folder)} holds {len(files)} {key} frames, not {expected}: {self._redo(folder)}"
                 )
             with ThreadPoolExecutor(_THREADS) as pool:
                 frames = list(pool.map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files))
@@ -411,7 +412,7 @@ class PartialRun:
             bad = next((f for f, frame in zip(files, frames, strict=True) if frame is None or frame.shape != size), None)
             if bad is not None:  # (a damaged file, or one swapped for another image)
                 what = "unreadable" if cv2.imread(str(bad), cv2.IMREAD_COLOR) is None else "not the size of the run's other frames"
-                raise Gen3cInputError(f"--resume: {bad} is {what}: {self._redo(folder)}")
+                raise Gen3cInputError(f"--resume: {quoted_path(bad)} is {what}: {self._redo(folder)}")
             arrays[key] = np.stack([f[..., ::-1] for f in frames])
         return arrays
 
@@ -420,7 +421,7 @@ class PartialRun:
         with the chunks after it (those before it are kept), or the whole folder."""
         later = self.finished - 1 - int(chunk.name.removeprefix("chunk_"))
         after = " with the chunk after it" if later == 1 else f" with the {later} chunks after it" if later else ""
-        return f"delete {chunk} and --resume makes it again{after}, or delete {self.path} to start over"
+        return f"delete {path_to_copy(chunk)} and --resume makes it again{after}, or delete {path_to_copy(self.path)} to start over"
 
     def recount(self) -> int:
         """Set ``finished`` from the chunk folders on disk and return it: an interrupt can land
@@ -444,7 +445,7 @@ class PartialRun:
 def _held_by_another_run(path: Path, this_run: str) -> Gen3cInputError:
     """The refusal of a run (``this_run``: "--resume", "a run") of an output whose kept chunks' folder another run still going holds."""
     return Gen3cInputError(
-        f"{path} is held by another gen3c run still going ({this_run} of the same output): wait for it to end, "
+        f"{quoted_path(path)} is held by another gen3c run still going ({this_run} of the same output): wait for it to end, "
         "or pass another --video_save_folder or --video_save_name"
     )
 
@@ -496,8 +497,8 @@ def _refuse_chunk_files(path: Path) -> None:
     found = sorted(p for p in path.iterdir() if _CHUNK.match(p.name) and not p.is_dir())
     if found:
         raise Gen3cInputError(
-            f"{found[0]} is where a long run keeps a finished chunk's folder, but it is a file gen3c did not write: "
-            f"move it away, or delete {path} to start over"
+            f"{quoted_path(found[0])} is where a long run keeps a finished chunk's folder, but it is a file gen3c did not write: "
+            f"move it away, or delete {path_to_copy(path)} to start over"
         )
 
 
@@ -537,15 +538,15 @@ def made_by(path: Path, request_dict: dict[str, Any], read: dict[str, bytes] | N
 def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     """Refuse a ``run.json`` in ``path`` not made by ``record``'s request on its inputs; returns it."""
     try:
-        stored = loads_json((path / "run.json").read_text(), f"--resume: {path / 'run.json'}", "run.json of gen3c", f"delete {path} to start over")
+        stored = loads_json((path / "run.json").read_text(), f"--resume: {quoted_path(path / 'run.json')}", "run.json of gen3c", f"delete {path_to_copy(path)} to start over")
         if not isinstance(stored, dict):
             raise ValueError("not an object")
     except Gen3cInputError:  # loads_json's (a ValueError too)
         raise
     except (OSError, ValueError) as exc:
-        raise Gen3cInputError(f"--resume: {path / 'run.json'} is unreadable ({exc}): delete {path} to start over") from None
+        raise Gen3cInputError(f"--resume: {quoted_path(path / 'run.json')} is unreadable ({exc}): delete {path_to_copy(path)} to start over") from None
     if stored.get("format") != FORMAT:
-        raise Gen3cInputError(f"--resume: {path} was written by another gen3c version: delete it to start over")
+        raise Gen3cInputError(f"--resume: {quoted_path(path)} was written by another gen3c version: delete it to start over")
     if stored.get("sha256") not in (record["sha256"], request_fingerprint(_without_added_defaults(record["request"]))) and not (
         _moved_with_output(stored.get("request"), record["request"])
     ):
@@ -559,12 +560,12 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
         if not changed and relative:  # the same words, run from another folder: its paths lead elsewhere
             named = ", ".join(f"--{k} {old[k]!r}" for k in relative)
             raise Gen3cInputError(
-                f"--resume: {path} was made by a run started in another folder, where {named} led to other files: "
+                f"--resume: {quoted_path(path)} was made by a run started in another folder, where {named} led to other files: "
                 "run the command from that folder (or give those paths in full), or delete that folder to start over"
             )
         shown = ", ".join(changed[:5]) + (" …" if len(changed) > 5 else "")
         raise Gen3cInputError(
-            f"--resume: {path} was made by a different request (changed: {shown or 'unknown'}): "
+            f"--resume: {quoted_path(path)} was made by a different request (changed: {shown or 'unknown'}): "
             "run the same command as before, or delete that folder to start over"
         )
     stored_inputs = stored.get("inputs") if isinstance(stored.get("inputs"), dict) else {}
@@ -573,7 +574,7 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     if changed:
         named = " and ".join(f"--{field} {record['request'].get(field)!r}" for field in changed)
         raise Gen3cInputError(
-            f"--resume: the contents of {named} changed since the interrupted run in {path} (its chunks show the old "
+            f"--resume: the contents of {named} changed since the interrupted run in {quoted_path(path)} (its chunks show the old "
             "input): resume with the input as it was, or delete that folder to start over"
         )
     return stored
@@ -670,17 +671,17 @@ def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any], ch
     interrupted run (``changed``: :func:`_changed_output`): its chunks would join a video made otherwise."""
     if changed:
         raise Gen3cInputError(
-            f"--resume: {path} was made with other settings ({changed}): resume with the interrupted run's settings, "
+            f"--resume: {quoted_path(path)} was made with other settings ({changed}): resume with the interrupted run's settings, "
             "or delete that folder to start over"
         )
     if "generator_settings" not in stored:
-        note(f"--resume: {path} does not record the generator's settings (an older gen3c wrote it), so a changed checkpoint "
+        note(f"--resume: {quoted_path(path)} does not record the generator's settings (an older gen3c wrote it), so a changed checkpoint "
              "or sampler cannot be told: resuming; delete that folder to start over if they changed", stacklevel=4)  # fmt: skip
         return
     old = stored["generator_settings"] if isinstance(stored["generator_settings"], dict) else {}
     unknown = [key for key in LATER_SETTINGS if key not in old and (record["generator_settings"] or {}).get(key) is not None]
     if unknown:
-        note(f"--resume: {path} does not record the generator's {', '.join(unknown)} (an older gen3c wrote it), so a "
+        note(f"--resume: {quoted_path(path)} does not record the generator's {', '.join(unknown)} (an older gen3c wrote it), so a "
              "LoRA adapter replaced under the same path cannot be told: resuming; delete that folder to start over if it was",
              stacklevel=4)  # fmt: skip
 
@@ -719,7 +720,7 @@ def _remove_chunks_past_a_gap(path: Path, finished: int) -> None:
         return
     for chunk in past:
         shutil.rmtree(chunk)
-    note(f"--resume: {path} lacks chunk_{finished:04d}: {', '.join(p.name for p in past)}, which continued it, "
+    note(f"--resume: {quoted_path(path)} lacks chunk_{finished:04d}: {', '.join(p.name for p in past)}, which continued it, "
          f"{'is' if len(past) == 1 else 'are'} made again too", stacklevel=4)  # fmt: skip
 
 
@@ -768,5 +769,5 @@ def restore(partial: PartialRun, plan) -> Tensor:
     try:
         plan.load_state_dict(state)
     except (ValueError, KeyError, TypeError) as exc:
-        raise Gen3cInputError(f"--resume: the cache state in {partial.path} does not fit this run ({exc}): delete it to start over") from None
+        raise Gen3cInputError(f"--resume: the cache state in {quoted_path(partial.path)} does not fit this run ({exc}): delete it to start over") from None
     return last_frame.to(torch.float32)

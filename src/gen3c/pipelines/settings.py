@@ -27,7 +27,7 @@ from gen3c.constants import (
     SPLAT_MODES,
 )
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, check_estimator_name
-from gen3c.errors import Gen3cInputError, describe_value, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, is_whole_number, quoted_path
 from gen3c.io.atomic import check_video_name
 from gen3c.io.paths import expand_home, is_dir, looks_like_path
 from gen3c.models import configs
@@ -262,8 +262,8 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
             return None
         raise Gen3cInputError(f"{name}: setting {key!r} is null (None): give it a value, or leave it out for its default")
     base = annotation.replace(" | None", "")
-    # numbers.Integral / Real: numpy's scalars too (a notebook's np.int64 frame count).
-    whole = isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+    # is_whole_number / numbers.Real: numpy's scalars too (a notebook's np.int64 frame count).
+    whole = is_whole_number(value)
     ok = {
         "str": isinstance(value, str),
         "int": whole,

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gen3c.errors import Gen3cModelError, first_line, quoted_path
+from gen3c.errors import Gen3cModelError, first_line, path_to_copy, quoted_path
 from gen3c.io.atomic import replace_folder, write_text_atomic
 from gen3c.io.formats import json_kind
 from gen3c.io.hashing import sha256_file
@@ -121,7 +121,7 @@ def lora_weights_file(path: str | os.PathLike) -> Path:
     if not path.is_file():
         run = path.parent
         if path.name == WEIGHTS_NAME and (run / "lora" / WEIGHTS_NAME).is_file():  # `gen3c train --out OUT` given as OUT
-            raise Gen3cModelError(f"LoRA folder {quoted_path(run)} has no {WEIGHTS_NAME}: it holds a training run: pass its adapter, {quoted_path(run / 'lora')}")
+            raise Gen3cModelError(f"LoRA folder {quoted_path(run)} has no {WEIGHTS_NAME}: it holds a training run: pass its adapter, {path_to_copy(run / 'lora')}")
         raise Gen3cModelError(
             f"LoRA {quoted_path(path)} does not exist: pass a folder written by `gen3c train` (mode lora) or its {WEIGHTS_NAME}"
         )
