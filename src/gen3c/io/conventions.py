@@ -33,6 +33,7 @@ each: a fraction of a second for a 720p clip.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -79,23 +80,17 @@ def frame_pairs(count: int) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def reading_errors(
-    depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: list[tuple[int, int]] | None = None, per_frame_scale: bool = False
-) -> dict:
+def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, sample: PairSample, per_frame_scale: bool = False) -> dict:
     """Each reading's error (module docstring), by ``(poses inverted, depth inverted)``, and by
-    ``"still"`` that of no motion at all (each pixel against the same pixel); NaN where no pair
-    has a valid pixel.
+    ``"still"`` that of no motion at all (each pixel against the same pixel).
 
     Args:
         depth: (T, H, W) z-depth; valid: (T, H, W) bool; K: (T, 3, 3); w2c: (T, 4, 4) as given.
-        pairs: the frame pairs (default :func:`frame_pairs`).
+        sample: the frame pairs' pixels (:func:`sample_pairs` of this depth).
         per_frame_scale: each frame's depth may have a scale of its own: each error is taken
             about the pair's median depth ratio (:func:`_depth_errors`).
     """
-    sampled = _sample_pairs(depth, valid, K, pairs)
-    if sampled is None:
-        return dict.fromkeys(((False, False), (True, False), (False, True), (True, True), "still"), math.nan)
-    a, b, pick, rays, here = sampled
+    a, b, pick, rays, here = sample
     K = K.double()
     # Motionless: each pixel against the same pixel of frame b (the same for depth and 1 / depth).
     there, seen = _depth_at(depth, valid, b[:, None].expand_as(pick[..., 0]), pick[..., 0], pick[..., 1])
@@ -114,12 +109,21 @@ def reading_errors(
     return errors
 
 
-def _sample_pairs(depth: Tensor, valid: Tensor, K: Tensor, pairs: list[tuple[int, int]] | None) -> tuple[Tensor, ...] | None:
-    """The P frame pairs with a pixel of depth in their first frame, and its sampled pixels:
-    ``(a, b, pick, rays, here)`` — the pairs' frames (P,) and (P,), the pixels (P, N, 2) (rows
-    and columns in frame a), their rays (P, N, 3) at z = 1 and their depth (P, N), float64;
-    None where no pair has one. The same pixels on every call (a fixed seed)."""
-    pairs = frame_pairs(len(depth)) if pairs is None else pairs
+class PairSample(NamedTuple):
+    """The P frame pairs (:func:`frame_pairs`) with a pixel of depth in their first frame, and N
+    pixels sampled there (:func:`sample_pairs`)."""
+
+    a: Tensor  #: (P,) each pair's first frame
+    b: Tensor  #: (P,) the frame it is carried into
+    pick: Tensor  #: (P, N, 2) the pixels' rows and columns in frame a
+    rays: Tensor  #: (P, N, 3) their rays at z = 1, float64
+    here: Tensor  #: (P, N) their depth, float64
+
+
+def sample_pairs(depth: Tensor, valid: Tensor, K: Tensor) -> PairSample | None:
+    """The pixels every reading and the colours are measured on (:class:`PairSample`); None where
+    no pair has a pixel of depth. The same pixels on every call (a fixed seed)."""
+    pairs = frame_pairs(len(depth))
     generator = torch.Generator().manual_seed(0)
     kept, picks = [], []
     for a, b in pairs:
@@ -132,7 +136,7 @@ def _sample_pairs(depth: Tensor, valid: Tensor, K: Tensor, pairs: list[tuple[int
     a, b = (torch.tensor(frames) for frames in zip(*kept, strict=True))
     pick = torch.stack(picks)
     rays = torch.stack([pick[..., 1], pick[..., 0], torch.ones_like(pick[..., 0])], -1).double() @ torch.linalg.inv(K.double()[a]).transpose(-1, -2)
-    return a, b, pick, rays, depth[a[:, None], pick[..., 0], pick[..., 1]].double()
+    return PairSample(a, b, pick, rays, depth[a[:, None], pick[..., 0], pick[..., 1]].double())
 
 
 def _sample_pixels(depth: Tensor, valid: Tensor, frame: int, generator: torch.Generator) -> Tensor | None:
@@ -219,31 +223,26 @@ def _about_median(log_ratio: Tensor, per_frame_scale: bool) -> Tensor:
 
 
 def colour_errors(
-    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, within: float, pairs: list[tuple[int, int]] | None = None,
+    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, within: float, sample: PairSample, contrast: Tensor,
     per_frame_scale: bool = False,
 ) -> dict:
     """The colour error (:data:`MIN_COLOUR`) of the poses as given (by False) and inverted (by
     True), each at the depth scale that makes it least among those at which the depth (as given)
     lands no more than ``within`` off (:func:`reading_errors`' error; inf where none does), and by
-    ``"still"`` that of no motion at all; NaN where no pair has a valid pixel. The pixels: the
-    half of :func:`reading_errors`' own with the most contrast in each pair. Scales: whole
-    octaves within 2¹² of the depth's (the nearest pixel's luma), then eighths of an octave
-    around the best (luma interpolated between pixels).
+    ``"still"`` that of no motion at all. The pixels: the half of the sample's with the most
+    ``contrast`` (P, N) (:func:`_contrast`) in each pair. Scales: whole octaves within 2¹² of
+    the depth's (the nearest pixel's luma), then eighths of an octave around the best (luma
+    interpolated between pixels).
 
     Args:
         images: (T, 3, H, W) uint8 RGB of the frames; the rest (``per_frame_scale`` too, for the
             depth's error) as :func:`reading_errors` takes them.
     """
-    if images.shape != (*depth.shape[:1], 3, *depth.shape[1:]):
-        raise ValueError(f"colour_errors: images {tuple(images.shape)} do not match depth {tuple(depth.shape)}")
-    sampled = _sample_pairs(depth, valid, K, pairs)
-    if sampled is None:
-        return {False: math.nan, True: math.nan, "still": math.nan}
-    a, b, pick, rays, here = sampled
+    a, b, pick, rays, here = sample
     K = K.double()
     row, col = pick[..., 0], pick[..., 1]
     # The most textured half of each pair's pixels: those of a flat colour fit any poses.
-    textured = _contrast(images, a, row, col).topk(max(pick.shape[1] // 2, 1), dim=-1).indices  # (P, M)
+    textured = contrast.topk(max(pick.shape[1] // 2, 1), dim=-1).indices  # (P, M)
     row, col = row.gather(1, textured), col.gather(1, textured)
     source = _pixels(images, a[:, None], row, col)  # (P, M)
     still = _pixels(images, b[:, None], row, col) - source
@@ -370,14 +369,19 @@ def check_depth_conventions(
     """
     if len(depth) < 2:
         return
-    errors = reading_errors(depth, valid, K, w2c, per_frame_scale=per_frame_scale)
-    given, still = errors.pop((False, False)), errors.pop("still")
-    if math.isnan(given):
+    if images is not None and images.shape != (*depth.shape[:1], 3, *depth.shape[1:]):
+        raise ValueError(f"check_depth_conventions: images {tuple(images.shape)} do not match depth {tuple(depth.shape)}")
+    sample = sample_pairs(depth, valid, K)  # once: every reading and the colours are measured on these pixels
+    if sample is None:
         return
+    errors = reading_errors(depth, valid, K, w2c, sample, per_frame_scale=per_frame_scale)
+    given, still = errors.pop((False, False)), errors.pop("still")
     _refuse_by_depth(errors, given, still, poses_name, depth_name, poses_fix, depth_fix, inverted_is)
     if images is None or errors[(True, False)] > given + MIN_ERROR:  # the depth says the poses as given fit better
         return
-    colours = colour_errors(images, depth, valid, K, w2c, min(given, errors[(True, False)]) + MIN_ERROR, per_frame_scale=per_frame_scale)
+    within = min(given, errors[(True, False)]) + MIN_ERROR
+    contrast = _contrast(images, sample.a, sample.pick[..., 0], sample.pick[..., 1])
+    colours = colour_errors(images, depth, valid, K, w2c, within, sample, contrast, per_frame_scale=per_frame_scale)
     as_given, inverted = colours[False], colours[True]
     if math.isfinite(as_given) and as_given >= MIN_COLOUR and inverted * MARGIN <= as_given and inverted * STILL_MARGIN <= colours["still"]:
         raise Gen3cInputError(
