@@ -58,11 +58,12 @@ def painted(w2c, K, depth):
     return (128 + 90 * rgb).round().to(torch.uint8)
 
 
-def check(depth, w2c, K, valid=None, images=None):
+def check(depth, w2c, K, valid=None, images=None, per_frame_scale=False):
     valid = torch.ones_like(depth, dtype=torch.bool) if valid is None else valid
     check_depth_conventions(
-        depth, valid, K, w2c, poses_name="POSES", depth_name="DEPTH", poses_fix="FIX POSES", depth_fix="FIX DEPTH", images=images
-    )
+        depth, valid, K, w2c, poses_name="POSES", depth_name="DEPTH", poses_fix="FIX POSES", depth_fix="FIX DEPTH", images=images,
+        per_frame_scale=per_frame_scale,
+    )  # fmt: skip
 
 
 def slide(down=0.0):
@@ -144,6 +145,35 @@ def test_a_sideways_slide_with_swapped_poses_is_refused_by_its_colours(down):
     check(depth, w2c, K, images=brighter)
     with pytest.raises(Gen3cInputError, match=BY_COLOUR):
         check(depth, invert_pose(w2c), K, images=brighter)
+
+
+DISPARITY_BY_COLOUR = (
+    r"^DEPTH looks like inverse depth \(disparity\) \(carried into other frames, textured pixels land a median \d+ brightness "
+    r"levels of 255 off their own, \d with the depth read as 1 / depth; the depth fits both\): FIX DEPTH$"
+)
+
+
+def test_disparity_of_views_at_scales_of_their_own_is_refused_by_its_colours():
+    """With each view's depth at a scale of its own (per_frame_scale), disparity saved as depth fits
+    a short walk forward about as well as depth does (each view's disparity some percent off), and
+    passed: the colours tell them, a textured pixel carried with 1 / disparity lands on its own
+    colour. Views built into a cache in memory (build_cache) are refused so too."""
+    from gen3c.pipelines.camera_video import build_cache, prepare_source
+
+    w2c, K = walk()
+    depth = room_depth(w2c, K)
+    images = painted(w2c, K, depth)
+    for frames, scale in (([0, 3], 1.0), ([0, 2, 4], 1.0), ([0, 2, 4], 0.9), ([0, 2, 4], 1.15)):
+        d = depth[frames].clone()
+        d[-1] *= scale
+        check(1.0 / d, w2c[frames], K[frames], per_frame_scale=True)  # the depth alone: no difference
+        check(d, w2c[frames], K[frames], images=images[frames], per_frame_scale=True)
+        with pytest.raises(Gen3cInputError, match=DISPARITY_BY_COLOUR):
+            check(1.0 / d, w2c[frames], K[frames], images=images[frames], per_frame_scale=True)
+    rgb = images.float() / 127.5 - 1
+    views = [prepare_source(rgb[k], 1.0 / depth[k], K[k], (H, W), w2c=w2c[k]) for k in (0, 3)]
+    with pytest.raises(Gen3cInputError, match=r"^build_cache views' depth looks like inverse depth \(disparity\) \(carried into other frames"):
+        build_cache(views)
 
 
 def test_colours_that_cannot_tell_the_poses_apart_say_nothing():
