@@ -24,7 +24,13 @@ mistake at a time, both at once being the depth's alone to tell.
 Views whose depth was estimated one by one (a monocular estimator per photo) each come at a
 scale of their own: 10 % more depth in one view fits a camera moved back as well as the true one
 moved forward. ``per_frame_scale`` measures every reading with each pair's depth ratio fitted
-too, so such views are judged by their shape and colours, not their scales.
+too, so such views are judged by their shape and colours, not their scales. That leaves the
+depth of a walk forward or back little to tell its poses from their inverses by (the parallax
+between near and far, a fraction of the motion): the inverted poses fit with the cameras hardly
+moving and each view's depth some percent off, as near 1 as a real estimate's scale is, so no
+bound on the scales tells them apart; the colours do. Images with no texture (a constant colour)
+tell nothing, and depth estimated from them would be no depth at all: with those, every frame's
+depth is taken at one scale, as without ``per_frame_scale``.
 
 Where neither tells the readings apart (a static camera; a pure rotation of a scene at one
 distance, or a flat wall faced straight on, of one colour) all of them fit and nothing is said;
@@ -66,6 +72,10 @@ ANCHORS = 3
 #: MARGIN times better (and STILL_MARGIN times better than no motion).
 MIN_COLOUR = 2.0
 COLOUR_CAP = 255.0
+#: Images carry texture (``per_frame_scale``) where a tenth or more of the sampled pixels have a
+#: contrast (:func:`_contrast`) of this many levels of 255 or more: a constant colour has none,
+#: one under noise of 2 levels none either (a tenth at 5 levels or more).
+MIN_TEXTURE = 8.0
 
 
 def frame_pairs(count: int) -> list[tuple[int, int]]:
@@ -363,7 +373,8 @@ def check_depth_conventions(
         images: (T, 3, H, W) uint8 RGB of the frames, to tell the readings apart where the
             depth cannot (:func:`colour_errors`); None: by the depth alone.
         per_frame_scale: each frame's depth may have a scale of its own (views whose depth was
-            estimated one by one): every error is taken about each pair's depth ratio.
+            estimated one by one): every error is taken about each pair's depth ratio, where
+            ``images`` carry texture (:data:`MIN_TEXTURE`; module docstring).
 
     Raises:
         Gen3cInputError: in one line naming the file and the fix, when a reading other than the
@@ -380,12 +391,17 @@ def check_depth_conventions(
     if sample is None:
         return
     words = (poses_name, depth_name, poses_fix, depth_fix, inverted_is)
-    errors = reading_errors(depth, valid, K, w2c, sample, per_frame_scale=per_frame_scale)
+    contrast = None if images is None else _contrast(images, sample.a, sample.pick[..., 0], sample.pick[..., 1])
+    # A scale of its own per frame only where the colours can tell what that leaves the depth
+    # unable to (a walk forward from one back); untextured images carry no such depth.
+    own_scales = per_frame_scale and contrast is not None and float(contrast.quantile(0.9)) >= MIN_TEXTURE
+    errors = reading_errors(depth, valid, K, w2c, sample, per_frame_scale=own_scales)
     given, still = errors.pop((False, False)), errors.pop("still")
-    _refuse_by_depth(errors, given, still, words)
+    untextured = per_frame_scale and contrast is not None and not own_scales
+    why_one_scale = "; the images carry no texture, so every frame's depth is taken at one scale" if untextured else ""
+    _refuse_by_depth(errors, given, still, words, why_one_scale)
     if images is None:
         return
-    contrast = _contrast(images, sample.a, sample.pick[..., 0], sample.pick[..., 1])
     # The colours judge one mistake at a time, where the depth fits it within MIN_ERROR of the
     # reading as given, each at the scales where the better of the two lands within MIN_ERROR. Not
     # both at once: where the depth fits every reading, both at once land about as one of them
@@ -394,7 +410,7 @@ def check_depth_conventions(
         if errors[reading] > given + MIN_ERROR:  # the depth says the reading as given fits better
             continue
         within = min(given, errors[reading]) + MIN_ERROR
-        colours = colour_errors(images, depth, valid, K, w2c, within, sample, contrast, [(False, False), reading], per_frame_scale)
+        colours = colour_errors(images, depth, valid, K, w2c, within, sample, contrast, [(False, False), reading], own_scales)
         as_given, other = colours[(False, False)], colours[reading]
         if math.isfinite(as_given) and as_given >= MIN_COLOUR and other * MARGIN <= as_given and other * STILL_MARGIN <= colours["still"]:
             measured = (
@@ -404,9 +420,10 @@ def check_depth_conventions(
             raise _refusal(reading, measured, words)
 
 
-def _refuse_by_depth(errors: dict, given: float, still: float, words: tuple[str, ...]) -> None:
+def _refuse_by_depth(errors: dict, given: float, still: float, words: tuple[str, ...], why_one_scale: str) -> None:
     """Refuse (:func:`check_depth_conventions`) by the depth's ``errors`` (:func:`reading_errors`,
-    less the reading as given, ``given``, and no motion, ``still``)."""
+    less the reading as given, ``given``, and no motion, ``still``); ``why_one_scale`` ends what
+    was measured where a scale of its own per frame was asked for and not taken."""
     if given < MIN_ERROR:
         return
     reading, best = min(errors.items(), key=lambda item: item[1])
@@ -418,7 +435,7 @@ def _refuse_by_depth(errors: dict, given: float, still: float, words: tuple[str,
     raise _refusal(
         reading,
         f"one frame's depth carried into another lands a median {math.exp(given) - 1:.0%} off its depth as given, "
-        f"{math.exp(best) - 1:.0%} read {read}",
+        f"{math.exp(best) - 1:.0%} read {read}{why_one_scale}",
         words,
     )
 
