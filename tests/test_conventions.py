@@ -58,11 +58,12 @@ def painted(w2c, K, depth):
     return (128 + 90 * rgb).round().to(torch.uint8)
 
 
-def check(depth, w2c, K, valid=None, images=None):
+def check(depth, w2c, K, valid=None, images=None, per_frame_scale=False):
     valid = torch.ones_like(depth, dtype=torch.bool) if valid is None else valid
     check_depth_conventions(
-        depth, valid, K, w2c, poses_name="POSES", depth_name="DEPTH", poses_fix="FIX POSES", depth_fix="FIX DEPTH", images=images
-    )
+        depth, valid, K, w2c, poses_name="POSES", depth_name="DEPTH", poses_fix="FIX POSES", depth_fix="FIX DEPTH", images=images,
+        per_frame_scale=per_frame_scale,
+    )  # fmt: skip
 
 
 def slide(down=0.0):
@@ -144,6 +145,34 @@ def test_a_sideways_slide_with_swapped_poses_is_refused_by_its_colours(down):
     check(depth, w2c, K, images=brighter)
     with pytest.raises(Gen3cInputError, match=BY_COLOUR):
         check(depth, invert_pose(w2c), K, images=brighter)
+
+
+DISPARITY_BY_COLOUR = (
+    r"^DEPTH looks like inverse depth \(disparity\) \(carried into other frames, textured pixels land a median \d+ brightness "
+    r"levels of 255 off their own, \d with the depth read as 1 / depth; the depth fits both\): FIX DEPTH$"
+)
+
+
+def test_disparity_of_views_at_scales_of_their_own_is_refused_by_its_colours():
+    """With each view's depth at a scale of its own (per_frame_scale), disparity saved as depth fits
+    a short walk forward about as well as depth does (each view's disparity some percent off), and
+    passed: the colours tell them, a textured pixel carried with 1 / disparity lands on its own
+    colour. Views built into a cache in memory (build_cache) are refused so too."""
+    from gen3c.pipelines.camera_video import build_cache, prepare_source
+
+    w2c, K = walk()
+    depth = room_depth(w2c, K)
+    images = painted(w2c, K, depth)
+    for frames, scale in (([0, 3], 1.0), ([0, 2, 4], 1.0), ([0, 2, 4], 0.9), ([0, 2, 4], 1.15)):
+        d = depth[frames].clone()
+        d[-1] *= scale
+        check(d, w2c[frames], K[frames], images=images[frames], per_frame_scale=True)
+        with pytest.raises(Gen3cInputError, match=DISPARITY_BY_COLOUR):
+            check(1.0 / d, w2c[frames], K[frames], images=images[frames], per_frame_scale=True)
+    rgb = images.float() / 127.5 - 1
+    views = [prepare_source(rgb[k], 1.0 / depth[k], K[k], (H, W), w2c=w2c[k]) for k in (0, 3)]
+    with pytest.raises(Gen3cInputError, match=r"^build_cache views' depth looks like inverse depth \(disparity\) \(carried into other frames"):
+        build_cache(views)
 
 
 def test_colours_that_cannot_tell_the_poses_apart_say_nothing():
@@ -248,6 +277,79 @@ def test_multiview_key_frames_with_camera_to_world_poses_are_refused(tmp_path):
     c2w = invert_pose(w2c)
     with pytest.raises(Gen3cInputError, match=r"slide_c2w.npz' w2cs_key_frames look camera-to-world \(.* brightness levels"):
         read_multiview(write_multiview(tmp_path / "slide_c2w.npz", rgb, depth, depth > 0, K, c2w, c2w), (H, W))
+
+
+def test_multiview_key_views_whose_depth_differs_in_scale_are_read(tmp_path):
+    """Two or three key views with world-to-camera poses whose depth came one photo at a time (an
+    estimator's, 10-15 % apart in scale) were refused as inverse depth or camera-to-world poses (a
+    view's depth 15 % larger fits its camera moved back as well as the true one moved forward);
+    each key view's depth is now taken at its own scale, as build_cache's views are. Camera-to-world
+    poses and disparity of such views are still refused, by the depth or by the colours."""
+    cases = {  # (motion, key views, the view whose depth is off, by how much)
+        "walk, far view deeper": (walk, [0, 1], 1, 1.15),
+        "walk, near view shallower": (walk, [0, 1], 0, 0.9),
+        "turn": (MOTIONS["turn"], [0, 1], 1, 0.9),
+        "walk, three views": (walk, [0, 2, 4], 1, 0.9),
+        "orbit, three views": (MOTIONS["orbit"], [0, 2, 4], 2, 1.15),
+    }
+    for n, (motion, frames, view, scale) in enumerate(cases.values()):
+        w2c, K = motion()
+        depth = room_depth(w2c, K)
+        rgb = painted(w2c, K, depth)[frames].permute(0, 2, 3, 1).numpy()
+        w2c, K, depth = w2c[frames], K[frames], depth[frames].numpy()
+        depth[view] *= scale
+        keys = read_multiview(write_multiview(tmp_path / f"{n}.npz", rgb, depth, depth > 0, K, w2c, w2c), (H, W)).keys
+        assert len(keys.depth) == len(frames)
+        c2w = invert_pose(w2c)
+        with pytest.raises(Gen3cInputError, match=rf"{n}_c2w.npz' w2cs_key_frames look camera-to-world \("):
+            read_multiview(write_multiview(tmp_path / f"{n}_c2w.npz", rgb, depth, depth > 0, K, c2w, c2w), (H, W))
+    for n, motion in enumerate((walk, MOTIONS["orbit"])):  # disparity: by the colours, by the depth
+        w2c, K = motion()
+        depth = room_depth(w2c, K)[[0, 3]]
+        rgb = painted(w2c[[0, 3]], K[[0, 3]], depth).permute(0, 2, 3, 1).numpy()
+        depth[1] *= 0.9
+        disparity = 1.0 / depth.numpy()
+        with pytest.raises(Gen3cInputError, match=rf"disparity{n}.npz' depth_key_frames looks like inverse depth \(disparity\) \("):
+            read_multiview(write_multiview(tmp_path / f"disparity{n}.npz", rgb, disparity, disparity > 0, K[[0, 3]], w2c[[0, 3]], w2c), (H, W))
+
+
+NO_TEXTURE = r"read inverted; the images carry no texture, so every frame's depth is taken at one scale\): "
+
+
+def test_views_of_one_colour_take_their_depth_at_one_scale(tmp_path):
+    """Each view's depth at a scale of its own leaves the depth of a walk forward nothing to tell its
+    poses from their inverses by (the inverted poses fit with the cameras hardly moving); only the
+    colours can, and images of one colour (or of one colour under noise) tell nothing, nor can such
+    images be where per-photo depth came from: their views' depth is taken at one scale, and
+    camera-to-world poses of a walk forward are refused by the depth, saying why. build_cache's
+    views of one colour passed so; a multi-view file's are refused as before. A picture a tenth of
+    which is textured is texture: a view's depth 15 % off passes."""
+    from gen3c.pipelines.camera_video import build_cache, prepare_source
+
+    w2c, K = walk()
+    depth = room_depth(w2c, K)
+    noise = torch.Generator().manual_seed(0)
+    flat = torch.full((T, 3, H, W), 90, dtype=torch.uint8)
+    noisy = (90 + 2 * torch.randn(T, 3, H, W, generator=noise)).round().to(torch.uint8)
+    for images in (flat, noisy):
+        for frames in ([0, 3], [0, 2, 4]):
+            check(depth[frames], w2c[frames], K[frames], images=images[frames], per_frame_scale=True)
+            with pytest.raises(Gen3cInputError, match=r"^POSES look camera-to-world \(.* " + NO_TEXTURE + "FIX POSES$"):
+                check(depth[frames], invert_pose(w2c[frames]), K[frames], images=images[frames], per_frame_scale=True)
+    rgb = flat.float() / 127.5 - 1
+    c2w = [prepare_source(rgb[k], depth[k], K[k], (H, W), w2c=invert_pose(w2c[k])) for k in (0, 3)]
+    with pytest.raises(Gen3cInputError, match=r"^build_cache views' poses \(prepare_source w2c=\) look camera-to-world \(.* " + NO_TEXTURE):
+        build_cache(c2w)
+    frames = [0, 3]
+    flat_rgb, d = flat[frames].permute(0, 2, 3, 1).numpy(), depth[frames].numpy()
+    c2w = invert_pose(w2c[frames])
+    with pytest.raises(Gen3cInputError, match=r"flat.npz' w2cs_key_frames look camera-to-world \(.* " + NO_TEXTURE):
+        read_multiview(write_multiview(tmp_path / "flat.npz", flat_rgb, d, d > 0, K[frames], c2w, c2w), (H, W))
+    patch = flat.clone()
+    patch[..., : W // 10] = painted(w2c, K, depth)[..., : W // 10]  # a tenth of each picture textured
+    scaled = depth[[0, 1]].clone()
+    scaled[1] *= 1.15
+    check(scaled, w2c[[0, 1]], K[[0, 1]], images=patch[[0, 1]], per_frame_scale=True)
 
 
 def test_views_built_into_a_cache_in_memory_with_camera_to_world_poses_are_refused():

@@ -17,12 +17,20 @@ about as well as the poses as given (and images come with it), :func:`colour_err
 the brightness (luma: videos keep it sharp, where they halve and blur colour) that the most
 textured half of the sampled pixels lands on, for both, each at the depth scale that fits it
 best among those the depth allows; the input is refused when the inverted poses fit far better
-than those as given, and than no motion at all.
+than those as given, and than no motion at all. So it is for the depth as given and as 1 / depth
+where the depth fits both (a short walk forward, each view's depth at a scale of its own): one
+mistake at a time, both at once being the depth's alone to tell.
 
 Views whose depth was estimated one by one (a monocular estimator per photo) each come at a
 scale of their own: 10 % more depth in one view fits a camera moved back as well as the true one
 moved forward. ``per_frame_scale`` measures every reading with each pair's depth ratio fitted
-too, so such views are judged by their shape and colours, not their scales.
+too, so such views are judged by their shape and colours, not their scales. That leaves the
+depth of a walk forward or back little to tell its poses from their inverses by (the parallax
+between near and far, a fraction of the motion): the inverted poses fit with the cameras hardly
+moving and each view's depth some percent off, as near 1 as a real estimate's scale is, so no
+bound on the scales tells them apart; the colours do. Images with no texture (a constant colour)
+tell nothing, and depth estimated from them would be no depth at all: with those, every frame's
+depth is taken at one scale, as without ``per_frame_scale``.
 
 Where neither tells the readings apart (a static camera; a pure rotation of a scene at one
 distance, or a flat wall faced straight on, of one colour) all of them fit and nothing is said;
@@ -33,6 +41,7 @@ each: a fraction of a second for a 720p clip.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -63,6 +72,10 @@ ANCHORS = 3
 #: MARGIN times better (and STILL_MARGIN times better than no motion).
 MIN_COLOUR = 2.0
 COLOUR_CAP = 255.0
+#: Images carry texture (``per_frame_scale``) where a tenth or more of the sampled pixels have a
+#: contrast (:func:`_contrast`) of this many levels of 255 or more: a constant colour has none,
+#: one under noise of 2 levels none either (a tenth at 5 levels or more).
+MIN_TEXTURE = 8.0
 
 
 def frame_pairs(count: int) -> list[tuple[int, int]]:
@@ -79,23 +92,17 @@ def frame_pairs(count: int) -> list[tuple[int, int]]:
     return sorted(pairs)
 
 
-def reading_errors(
-    depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, pairs: list[tuple[int, int]] | None = None, per_frame_scale: bool = False
-) -> dict:
+def reading_errors(depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, sample: PairSample, per_frame_scale: bool = False) -> dict:
     """Each reading's error (module docstring), by ``(poses inverted, depth inverted)``, and by
-    ``"still"`` that of no motion at all (each pixel against the same pixel); NaN where no pair
-    has a valid pixel.
+    ``"still"`` that of no motion at all (each pixel against the same pixel).
 
     Args:
         depth: (T, H, W) z-depth; valid: (T, H, W) bool; K: (T, 3, 3); w2c: (T, 4, 4) as given.
-        pairs: the frame pairs (default :func:`frame_pairs`).
+        sample: the frame pairs' pixels (:func:`sample_pairs` of this depth).
         per_frame_scale: each frame's depth may have a scale of its own: each error is taken
             about the pair's median depth ratio (:func:`_depth_errors`).
     """
-    sampled = _sample_pairs(depth, valid, K, pairs)
-    if sampled is None:
-        return dict.fromkeys(((False, False), (True, False), (False, True), (True, True), "still"), math.nan)
-    a, b, pick, rays, here = sampled
+    a, b, pick, rays, here = sample
     K = K.double()
     # Motionless: each pixel against the same pixel of frame b (the same for depth and 1 / depth).
     there, seen = _depth_at(depth, valid, b[:, None].expand_as(pick[..., 0]), pick[..., 0], pick[..., 1])
@@ -114,12 +121,21 @@ def reading_errors(
     return errors
 
 
-def _sample_pairs(depth: Tensor, valid: Tensor, K: Tensor, pairs: list[tuple[int, int]] | None) -> tuple[Tensor, ...] | None:
-    """The P frame pairs with a pixel of depth in their first frame, and its sampled pixels:
-    ``(a, b, pick, rays, here)`` — the pairs' frames (P,) and (P,), the pixels (P, N, 2) (rows
-    and columns in frame a), their rays (P, N, 3) at z = 1 and their depth (P, N), float64;
-    None where no pair has one. The same pixels on every call (a fixed seed)."""
-    pairs = frame_pairs(len(depth)) if pairs is None else pairs
+class PairSample(NamedTuple):
+    """The P frame pairs (:func:`frame_pairs`) with a pixel of depth in their first frame, and N
+    pixels sampled there (:func:`sample_pairs`)."""
+
+    a: Tensor  #: (P,) each pair's first frame
+    b: Tensor  #: (P,) the frame it is carried into
+    pick: Tensor  #: (P, N, 2) the pixels' rows and columns in frame a
+    rays: Tensor  #: (P, N, 3) their rays at z = 1, float64
+    here: Tensor  #: (P, N) their depth, float64
+
+
+def sample_pairs(depth: Tensor, valid: Tensor, K: Tensor) -> PairSample | None:
+    """The pixels every reading and the colours are measured on (:class:`PairSample`); None where
+    no pair has a pixel of depth. The same pixels on every call (a fixed seed)."""
+    pairs = frame_pairs(len(depth))
     generator = torch.Generator().manual_seed(0)
     kept, picks = [], []
     for a, b in pairs:
@@ -132,7 +148,7 @@ def _sample_pairs(depth: Tensor, valid: Tensor, K: Tensor, pairs: list[tuple[int
     a, b = (torch.tensor(frames) for frames in zip(*kept, strict=True))
     pick = torch.stack(picks)
     rays = torch.stack([pick[..., 1], pick[..., 0], torch.ones_like(pick[..., 0])], -1).double() @ torch.linalg.inv(K.double()[a]).transpose(-1, -2)
-    return a, b, pick, rays, depth[a[:, None], pick[..., 0], pick[..., 1]].double()
+    return PairSample(a, b, pick, rays, depth[a[:, None], pick[..., 0], pick[..., 1]].double())
 
 
 def _sample_pixels(depth: Tensor, valid: Tensor, frame: int, generator: torch.Generator) -> Tensor | None:
@@ -219,59 +235,58 @@ def _about_median(log_ratio: Tensor, per_frame_scale: bool) -> Tensor:
 
 
 def colour_errors(
-    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, within: float, pairs: list[tuple[int, int]] | None = None,
-    per_frame_scale: bool = False,
+    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, w2c: Tensor, within: float, sample: PairSample, contrast: Tensor,
+    readings: list[tuple[bool, bool]], per_frame_scale: bool = False,
 ) -> dict:
-    """The colour error (:data:`MIN_COLOUR`) of the poses as given (by False) and inverted (by
-    True), each at the depth scale that makes it least among those at which the depth (as given)
-    lands no more than ``within`` off (:func:`reading_errors`' error; inf where none does), and by
-    ``"still"`` that of no motion at all; NaN where no pair has a valid pixel. The pixels: the
-    half of :func:`reading_errors`' own with the most contrast in each pair. Scales: whole
-    octaves within 2¹² of the depth's (the nearest pixel's luma), then eighths of an octave
-    around the best (luma interpolated between pixels).
+    """The colour error (:data:`MIN_COLOUR`) of each of ``readings`` (``(poses inverted, depth
+    inverted)``, as :func:`reading_errors` keys them), each at the depth scale that makes it
+    least among those at which its depth lands no more than ``within`` off (:func:`reading_errors`'
+    error; inf where none does), and by ``"still"`` that of no motion at all. The pixels: the
+    half of the sample's with the most ``contrast`` (P, N) (:func:`_contrast`) in each pair.
+    Scales: whole octaves within 2¹² of the depth's (the nearest pixel's luma), then eighths of
+    an octave around the best (luma interpolated between pixels).
 
     Args:
         images: (T, 3, H, W) uint8 RGB of the frames; the rest (``per_frame_scale`` too, for the
             depth's error) as :func:`reading_errors` takes them.
     """
-    if images.shape != (*depth.shape[:1], 3, *depth.shape[1:]):
-        raise ValueError(f"colour_errors: images {tuple(images.shape)} do not match depth {tuple(depth.shape)}")
-    sampled = _sample_pairs(depth, valid, K, pairs)
-    if sampled is None:
-        return {False: math.nan, True: math.nan, "still": math.nan}
-    a, b, pick, rays, here = sampled
+    a, b, pick, rays, here = sample
     K = K.double()
     row, col = pick[..., 0], pick[..., 1]
     # The most textured half of each pair's pixels: those of a flat colour fit any poses.
-    textured = _contrast(images, a, row, col).topk(max(pick.shape[1] // 2, 1), dim=-1).indices  # (P, M)
+    textured = contrast.topk(max(pick.shape[1] // 2, 1), dim=-1).indices  # (P, M)
     row, col = row.gather(1, textured), col.gather(1, textured)
     source = _pixels(images, a[:, None], row, col)  # (P, M)
     still = _pixels(images, b[:, None], row, col) - source
     errors: dict = {"still": float(_colour_error(still[None], torch.ones_like(still[None], dtype=torch.bool))[0])}
-    points = rays * here[..., None]
-    for inverted in (False, True):
+    typical = float(here.median())
+    for inverted, inverse_depth in readings:
+        points = rays * (1.0 / here if inverse_depth else here)[..., None]
         poses = invert_pose(w2c.double()) if inverted else w2c.double()
         rel = poses[b] @ invert_pose(poses[a])
-        carried = (images, depth, valid, K[b], b, source, textured, within, points @ rel[:, :3, :3].transpose(-1, -2), rel[:, None, :3, 3])
+        target = (depth, valid, inverse_depth, per_frame_scale)
+        carried = (images, source, textured, within, K[b], b, points @ rel[:, :3, :3].transpose(-1, -2), rel[:, None, :3, 3])
+        centre = 1.0 if not inverse_depth else typical / float(points[..., 2].median())  # as reading_errors centres it
         coarse = torch.arange(-12, 13, dtype=torch.float64)
-        depth_error, colour = _fits(*carried, coarse, smooth=False, per_frame_scale=per_frame_scale)
+        depth_error, colour = _fits(target, *carried, centre * 2.0**coarse, smooth=False)
         best = coarse[int(colour.argmin() if colour.isfinite().any() else depth_error.argmin())]
         fine = best + torch.arange(-7, 8, dtype=torch.float64) / 8
-        errors[inverted] = float(_fits(*carried, fine, smooth=True, per_frame_scale=per_frame_scale)[1].min())
+        errors[(inverted, inverse_depth)] = float(_fits(target, *carried, centre * 2.0**fine, smooth=True)[1].min())
     return errors
 
 
 def _fits(
-    images: Tensor, depth: Tensor, valid: Tensor, K: Tensor, b: Tensor, source: Tensor, textured: Tensor, within: float,
-    rotated: Tensor, shift: Tensor, exponents: Tensor, *, smooth: bool, per_frame_scale: bool = False,
+    target: tuple, images: Tensor, source: Tensor, textured: Tensor, within: float, K: Tensor, b: Tensor, rotated: Tensor,
+    shift: Tensor, scales: Tensor, *, smooth: bool,
 ) -> tuple[Tensor, Tensor]:
-    """(S,) depth errors (mean over pairs) of the points (:func:`_pair_errors`) at scales
-    2 ** exponents (S,), and colour errors of their ``textured`` ones (P, M) against their luma
-    ``source`` (P, M) in frame a: inf where the depth error is above ``within``. Luma taken at
-    the nearest pixel, or interpolated with ``smooth``."""
-    scales = 2.0**exponents
+    """(S,) depth errors (mean over pairs) of the points (:func:`_pair_errors`) at ``scales``
+    (S,) against the ``target`` ``(depth, valid, inverse_depth, per_frame_scale)``, and colour
+    errors of their ``textured`` ones (P, M) against their luma ``source`` (P, M) in frame a: inf
+    where the depth error is above ``within``. Luma taken at the nearest pixel, or interpolated
+    with ``smooth``."""
+    depth, valid, inverse_depth, per_frame_scale = target
     z, uv, inside = _project(K, rotated, shift, scales, depth.shape[-2:])
-    depth_error = _depth_errors(depth, valid, False, b, z, uv, inside, scales, per_frame_scale).mean(-1)
+    depth_error = _depth_errors(depth, valid, inverse_depth, b, z, uv, inside, scales, per_frame_scale).mean(-1)
     colour = torch.full_like(depth_error, torch.inf)
     keep = (depth_error <= within).nonzero()[:, 0]
     if len(keep):
@@ -355,55 +370,84 @@ def check_depth_conventions(
         poses_fix, depth_fix: what fixes each (e.g. "save their inverses as w2c").
         inverted_is: what the poses are when their inverses fit: "camera-to-world" where the
             file holds world-to-camera ones, "world-to-camera" where it holds the other.
-        images: (T, 3, H, W) uint8 RGB of the frames, to tell the poses from their inverses
-            where the depth cannot (:func:`colour_errors`); None: by the depth alone.
+        images: (T, 3, H, W) uint8 RGB of the frames, to tell the readings apart where the
+            depth cannot (:func:`colour_errors`); None: by the depth alone.
         per_frame_scale: each frame's depth may have a scale of its own (views whose depth was
-            estimated one by one): every error is taken about each pair's depth ratio.
+            estimated one by one): every error is taken about each pair's depth ratio, where
+            ``images`` carry texture (:data:`MIN_TEXTURE`; module docstring).
 
     Raises:
         Gen3cInputError: in one line naming the file and the fix, when a reading other than the
             one as given fits :data:`MARGIN` times better (and :data:`STILL_MARGIN` times better
-            than no motion) and the one as given is off by :data:`MIN_ERROR` or more; or, where
-            the depth fits the inverted poses within :data:`MIN_ERROR` of those as given, when
-            the colours fit the inverted poses so (those as given off by :data:`MIN_COLOUR`
-            levels or more).
+            than no motion) and the one as given is off by :data:`MIN_ERROR` or more; or, among
+            the readings whose depth fits within :data:`MIN_ERROR` of the one as given, when
+            the colours fit one so (the one as given off by :data:`MIN_COLOUR` levels or more).
     """
     if len(depth) < 2:
         return
-    errors = reading_errors(depth, valid, K, w2c, per_frame_scale=per_frame_scale)
+    if images is not None and images.shape != (*depth.shape[:1], 3, *depth.shape[1:]):
+        raise ValueError(f"check_depth_conventions: images {tuple(images.shape)} do not match depth {tuple(depth.shape)}")
+    sample = sample_pairs(depth, valid, K)  # once: every reading and the colours are measured on these pixels
+    if sample is None:
+        return
+    words = (poses_name, depth_name, poses_fix, depth_fix, inverted_is)
+    contrast = None if images is None else _contrast(images, sample.a, sample.pick[..., 0], sample.pick[..., 1])
+    # A scale of its own per frame only where the colours can tell what that leaves the depth
+    # unable to (a walk forward from one back); untextured images carry no such depth.
+    own_scales = per_frame_scale and contrast is not None and float(contrast.quantile(0.9)) >= MIN_TEXTURE
+    errors = reading_errors(depth, valid, K, w2c, sample, per_frame_scale=own_scales)
     given, still = errors.pop((False, False)), errors.pop("still")
-    if math.isnan(given):
+    untextured = per_frame_scale and contrast is not None and not own_scales
+    why_one_scale = "; the images carry no texture, so every frame's depth is taken at one scale" if untextured else ""
+    _refuse_by_depth(errors, given, still, words, why_one_scale)
+    if images is None:
         return
-    _refuse_by_depth(errors, given, still, poses_name, depth_name, poses_fix, depth_fix, inverted_is)
-    if images is None or errors[(True, False)] > given + MIN_ERROR:  # the depth says the poses as given fit better
-        return
-    colours = colour_errors(images, depth, valid, K, w2c, min(given, errors[(True, False)]) + MIN_ERROR, per_frame_scale=per_frame_scale)
-    as_given, inverted = colours[False], colours[True]
-    if math.isfinite(as_given) and as_given >= MIN_COLOUR and inverted * MARGIN <= as_given and inverted * STILL_MARGIN <= colours["still"]:
-        raise Gen3cInputError(
-            f"{poses_name} look {inverted_is} (carried into other frames, textured pixels land a median {as_given:.0f} brightness "
-            f"levels of 255 off their own, {inverted:.0f} with the poses inverted; the depth fits both): {poses_fix}"
-        )
+    # The colours judge one mistake at a time, where the depth fits it within MIN_ERROR of the
+    # reading as given, each at the scales where the better of the two lands within MIN_ERROR. Not
+    # both at once: where the depth fits every reading, both at once land about as one of them
+    # does, and the line would name a mistake that is not there.
+    for reading, read in (((True, False), "the poses inverted"), ((False, True), "the depth read as 1 / depth")):
+        if errors[reading] > given + MIN_ERROR:  # the depth says the reading as given fits better
+            continue
+        within = min(given, errors[reading]) + MIN_ERROR
+        colours = colour_errors(images, depth, valid, K, w2c, within, sample, contrast, [(False, False), reading], own_scales)
+        as_given, other = colours[(False, False)], colours[reading]
+        if math.isfinite(as_given) and as_given >= MIN_COLOUR and other * MARGIN <= as_given and other * STILL_MARGIN <= colours["still"]:
+            measured = (
+                f"carried into other frames, textured pixels land a median {as_given:.0f} brightness levels of 255 off their own, "
+                f"{other:.0f} with {read}; the depth fits both"
+            )
+            raise _refusal(reading, measured, words)
 
 
-def _refuse_by_depth(
-    errors: dict, given: float, still: float, poses_name: str, depth_name: str, poses_fix: str, depth_fix: str, inverted_is: str
-) -> None:
+def _refuse_by_depth(errors: dict, given: float, still: float, words: tuple[str, ...], why_one_scale: str) -> None:
     """Refuse (:func:`check_depth_conventions`) by the depth's ``errors`` (:func:`reading_errors`,
-    less the reading as given, ``given``, and no motion, ``still``)."""
+    less the reading as given, ``given``, and no motion, ``still``); ``why_one_scale`` ends what
+    was measured where a scale of its own per frame was asked for and not taken."""
     if given < MIN_ERROR:
         return
-    (inverted, inverse_depth), best = min(errors.items(), key=lambda item: item[1])
+    reading, best = min(errors.items(), key=lambda item: item[1])
     # Another reading must fit far better, and by the cameras' motion: not only at a depth scale
     # so large that the cameras hardly move (depth that changes less than they say it should).
     if not (best * MARGIN <= given and best * STILL_MARGIN <= still):
         return
-    fit = f"one frame's depth carried into another lands a median {math.exp(given) - 1:.0%} off its depth as given, {math.exp(best) - 1:.0%} read"
-    if inverted and inverse_depth:
-        raise Gen3cInputError(
-            f"{poses_name} look {inverted_is} and {depth_name} looks like inverse depth (disparity) ({fit} so): "
-            f"{poses_fix}, and {depth_fix}"
+    read = {(True, False): "inverted", (False, True): "as 1 / depth"}.get(reading, "so")
+    raise _refusal(
+        reading,
+        f"one frame's depth carried into another lands a median {math.exp(given) - 1:.0%} off its depth as given, "
+        f"{math.exp(best) - 1:.0%} read {read}{why_one_scale}",
+        words,
+    )
+
+
+def _refusal(reading: tuple[bool, bool], measured: str, words: tuple[str, ...]) -> Gen3cInputError:
+    """The one line refusing the input for fitting ``reading`` (poses inverted, depth inverted),
+    with what ``measured`` it; ``words``: check_depth_conventions' names and fixes."""
+    poses_name, depth_name, poses_fix, depth_fix, inverted_is = words
+    if reading == (True, True):
+        return Gen3cInputError(
+            f"{poses_name} look {inverted_is} and {depth_name} looks like inverse depth (disparity) ({measured}): {poses_fix}, and {depth_fix}"
         )
-    if inverted:
-        raise Gen3cInputError(f"{poses_name} look {inverted_is} ({fit} inverted): {poses_fix}")
-    raise Gen3cInputError(f"{depth_name} looks like inverse depth (disparity) ({fit} as 1 / depth): {depth_fix}")
+    if reading == (True, False):
+        return Gen3cInputError(f"{poses_name} look {inverted_is} ({measured}): {poses_fix}")
+    return Gen3cInputError(f"{depth_name} looks like inverse depth (disparity) ({measured}): {depth_fix}")

@@ -157,5 +157,8 @@ def read_multiview(
         keys.depth, keys.valid, keys.K, keys.w2c, poses_name=f"{name} w2cs_key_frames", depth_name=f"{name} depth_key_frames", images=keys.images,
         poses_fix="save each matrix's inverse (np.linalg.inv), OpenCV world-to-camera, in w2cs_key_frames (and in w2cs_all, if it holds camera-to-world ones too)",
         depth_fix="save z-depth (1 / disparity, in the poses' units) as depth_key_frames",
+        # Each key view's depth at its own scale (an estimator's per photo): 10 % more depth in one
+        # view read as its camera moved back, and correct poses were refused.
+        per_frame_scale=True,
     )  # fmt: skip
     return MultiViewInput(keys=keys, trajectory=trajectory)
