@@ -9,8 +9,12 @@ from gen3c.cache import Cache3D, forward_warp
 from gen3c.cameras import Cameras, intrinsics_from_fov, look_at
 from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_source, preset_cameras
 from gen3c.pipelines.preview import (
+    TILE_PIXELS,
+    BandExtension,
     GrowingCloud,
     PreviewGenerator,
+    band_tiles,
+    band_window,
     check_extension_fits,
     close_cracks,
     extend_past_frame,
@@ -535,20 +539,93 @@ def test_the_view_past_a_strip_is_the_whole_bands_where_the_cameras_look():
     src = prepare_source(texture, depth, K, (H, W))
     cams = preset_cameras(src, "up", "center_facing", 5, 0.3)
     made = []
-    extend = preview.extend_past_frame
+    init = preview.BandExtension.__init__
 
-    def spy(values, pad, sides=None):
+    def spy(self, values, pad, sides=None):
         made.append((pad, sides))
-        return extend(values, pad, sides)
+        init(self, values, pad, sides)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(preview, "extend_past_frame", spy)
+        patch.setattr(preview.BandExtension, "__init__", spy)
         frames = PreviewGenerator().generate(build_cache([src]), cams, src.image)
         patch.setattr(preview, "sides_seen_past_frame", lambda cameras, depth_range, pad, slack: (pad,) * 4)
         whole = PreviewGenerator().generate(build_cache([src]), cams, src.image)
     (pad, sides), (_, every) = made
     assert pad == 320 and max(sides) < 40 and every == (pad,) * 4  # it looks a little past each side
     assert torch.equal(frames, whole)
+
+
+def whole_band_extension(values, pad):
+    """What extend_past_frame makes, by its definition: the Gaussian pyramid of the whole band (the
+    frame with its border rows and columns repeated ``pad`` pixels past every side), every level
+    brought back to full size, and each pixel blending the two levels around log2 of twice its
+    distance from the frame."""
+    H, W, C = values.shape
+    band = cv2.copyMakeBorder(values, pad, pad, pad, pad, cv2.BORDER_REPLICATE).reshape(H + 2 * pad, W + 2 * pad, C)
+    y, x = np.ogrid[: band.shape[0], : band.shape[1]]
+    outside = np.hypot(np.maximum(np.maximum(pad - y, y - (pad + H - 1)), 0), np.maximum(np.maximum(pad - x, x - (pad + W - 1)), 0))
+    position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)
+    out, finer, level = band.copy(), band, band
+    for k in range(1, int(np.ceil(position.max())) + 1):
+        level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, C)
+        blurred = level
+        for _ in range(k):
+            blurred = cv2.pyrUp(blurred).reshape(blurred.shape[0] * 2, blurred.shape[1] * 2, C)
+        blurred = blurred[: band.shape[0], : band.shape[1]]
+        ring = (position > k - 1) & (position <= k)
+        weight = (position[ring] - (k - 1))[:, None]
+        out[ring] = (1 - weight) * finer[ring] + weight * blurred[ring]
+        finer = blurred
+    return out
+
+
+def test_the_view_past_a_strip_made_a_tile_at_a_time_gives_the_same_video():
+    """A strip whose later camera looks far above it (8 × 1024 of the packaged sample, up: 355 of
+    the band's 512 rows above it) has its band made a tile at a time where its window holds more
+    than TILE_PIXELS: here, with TILE_PIXELS cut to 2^17, in 2 rows of 2 tiles (no split makes
+    parts under 256 rows or 512 columns). Its seen pixels join the fill cloud in the whole band's
+    order, so the video is the one the whole band gives, bit for bit."""
+    import gen3c.pipelines.preview as preview
+    from gen3c.scenes import load_demo_sample
+
+    image, depth, K = load_demo_sample()
+    src = prepare_source(image, depth, K, (8, 1024))
+    cams = preset_cameras(src, "up", "center_facing", 2, 0.3)
+    windows, extended = [], []
+    window, extend = preview.BandExtension.window, preview.PreviewGenerator._extend_past_frame
+
+    def spy_window(self, r0, r1, c0, c1):
+        windows.append((r0, r1, c0, c1))
+        return window(self, r0, r1, c0, c1)
+
+    def spy_extend(self, *args):
+        extended.append(extend(self, *args))
+        return extended[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(preview.BandExtension, "window", spy_window)
+        patch.setattr(preview.PreviewGenerator, "_extend_past_frame", spy_extend)
+        whole = PreviewGenerator().generate(build_cache([src]), cams, src.image)
+        assert len(windows) == 1
+        patch.setattr(preview, "TILE_PIXELS", 2**17)
+        tiled = PreviewGenerator().generate(build_cache([src]), cams, src.image)
+    rows, cols = {w[:2] for w in windows[1:]}, {w[2:] for w in windows[1:]}
+    assert len(windows) == 1 + 4 and len(rows) == len(cols) == 2
+    assert len(extended[0][0]) > 10_000 and all(torch.equal(a, b) for a, b in zip(extended[0], extended[1], strict=True))
+    assert torch.equal(tiled, whole)
+
+
+def test_the_view_past_a_strip_takes_memory_for_a_tile_not_for_the_band():
+    """A 16 × 7680 strip whose later cameras look far above and below it (clockwise) took 10.5 GB
+    for its band (13.5 GB the estimate), and one looking far above it (up) 3.6 GB: the band is made
+    a tile at a time, its largest window within TILE_PIXELS (128 MB a float32 copy of 4 channels),
+    so the estimate stays under 1 GB however far past the frame the cameras look."""
+    for sides in [(3840, 3840, 3840, 1043), (3840, 15, 13, 14), (3840, 3840, 3840, 3840)]:
+        whole = (16 + 2 * 3840) * (7680 + 2 * 3840)
+        tiles = band_tiles(16, 7680, 3840, sides)
+        assert all((w[1] - w[0]) * (w[3] - w[2]) <= TILE_PIXELS for w in (band_window(16, 7680, 4, 3840, tile) for tile in tiles))
+        need = extension_bytes(16, 7680, 3840, sides)
+        assert need <= 16 * 4 * (2 * TILE_PIXELS + whole // 64) and need < 2**30
 
 
 @pytest.mark.parametrize(
@@ -559,17 +636,50 @@ def test_the_view_past_a_strip_is_the_whole_bands_where_the_cameras_look():
         ((8, 70, 1), 750, (20, 40, 25, 7)),  # one channel: steps of 2048 columns, none here
         ((30, 9, 3), 900, (0, 0, 0, 0)),
         ((30, 50, 4), 60, (5, 60, 0, 33)),  # a narrow band: nothing taken out
+        ((12, 40, 4), 300, None),  # the whole band
     ],
 )
 def test_extend_past_frame_over_some_sides_is_the_whole_extension_there_bit_for_bit(shape, pad, sides):
     rng = np.random.default_rng(sum(shape) + pad)
     values = (rng.random(shape, np.float32) * 4 - 1).astype(np.float32)
-    top, bottom, left, right = sides
+    top, bottom, left, right = (pad,) * 4 if sides is None else sides
     H, W, _ = shape
-    whole = extend_past_frame(values, pad)
+    whole = whole_band_extension(values, pad)
     part = extend_past_frame(values, pad, sides)
     assert part.shape == (H + top + bottom, W + left + right, shape[2])
     assert np.array_equal(part, whole[pad - top : pad + H + bottom, pad - left : pad + W + right])
+
+
+@pytest.mark.parametrize(
+    ("shape", "pad", "sides", "most", "grid"),
+    [
+        ((16, 1200, 4), 600, (600, 600, 600, 200), 2**20, (2, 3)),  # a strip looked at far above and below it
+        ((16, 1000, 4), 500, (500, 500, 500, 500), 2**20, (2, 2)),
+        ((300, 16, 4), 600, (600, 10, 600, 600), 2**20, (2, 1)),  # one standing up
+        ((20, 1400, 1), 700, (700, 5, 700, 700), 2**21, (2, 1)),  # one channel: columns on steps of 2048
+    ],
+)
+def test_a_band_made_a_tile_at_a_time_is_the_whole_extension_bit_for_bit(shape, pad, sides, most, grid):
+    """The band is made a tile at a time (each filtered over its window: the tile and margins), so
+    that the memory it takes follows a tile's size; every tile's pixels are the whole band's."""
+    rng = np.random.default_rng(sum(shape) + pad)
+    values = (rng.random(shape, np.float32) * 4 - 1).astype(np.float32)
+    H, W, C = shape
+    top, bottom, left, right = sides
+    tiles = band_tiles(H, W, pad, sides, C, most)
+    rows, cols = sorted({tile[:2] for tile in tiles}), sorted({tile[2:] for tile in tiles})
+    assert (len(rows), len(cols)) == grid and len(tiles) == len(rows) * len(cols)
+    # They cover the part asked for, row by row, left to right, each made over at most `most` pixels.
+    assert rows[0][0] == pad - top and rows[-1][1] == pad + H + bottom and all(a[1] == b[0] for a, b in zip(rows, rows[1:], strict=False))
+    assert cols[0][0] == pad - left and cols[-1][1] == pad + W + right and all(a[1] == b[0] for a, b in zip(cols, cols[1:], strict=False))
+    assert tiles == sorted(tiles)
+    for tile in tiles:
+        r0, r1, c0, c1 = band_window(H, W, C, pad, tile)
+        assert (r1 - r0) * (c1 - c0) <= most
+    whole = whole_band_extension(values, pad)
+    band = BandExtension(values, pad, sides)
+    for r0, r1, c0, c1 in tiles:
+        assert np.array_equal(band.window(r0, r1, c0, c1), whole[r0:r1, c0:c1]), (r0, r1, c0, c1)
 
 
 def test_sides_seen_past_frame_bound_what_the_later_cameras_see():
@@ -632,11 +742,13 @@ def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatc
     from gen3c.errors import Gen3cMemoryError
     from gen3c.models import memory
 
-    # 16 bytes a channel for each pixel of the canvas — 3840, 160, 256 and 1280 pixels of the band's
-    # sides: 20, 30 and 900 pixels and 8 cells of 16, rounded up to whole 16-row cells and 512-column
-    # steps — of the part asked for, and of one pixel in 64 of the whole band.
+    # 16 bytes a channel for each pixel of the largest tile and of its window, and of one pixel in 64
+    # of the whole band. The part asked for, 3876 × 8610 pixels, is made in 3 × 2 tiles of 1292 ×
+    # 4305; the middle row's windows reach 8 cells of 16 rows past their tiles (1568 rows), the
+    # right-hand ones from column 7680 (a 512-column step, 8 cells left of the tile) to the band's
+    # right side, 5120 columns, as 8 cells past the tile come within a step of it.
     need = extension_bytes(16, 7680, 3840, (3840, 20, 30, 900))
-    assert need == 16 * 4 * ((16 + 3840 + 160) * (7680 + 256 + 1280) + (16 + 3840 + 20) * (7680 + 30 + 900) + (16 + 7680) * (7680 * 2) // 64)
+    assert need == 16 * 4 * (1292 * 4305 + 1568 * 5120 + (16 + 7680) * (7680 * 2) // 64)
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
     gb = f"{need / 2**30:.1f}"
     with pytest.raises(Gen3cMemoryError, match=rf"^the preview's view past the first frame \(16×7680, extended 3840, 20, 30 and 900 pixels past its top, bottom, left and right, "

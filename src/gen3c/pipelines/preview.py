@@ -65,7 +65,12 @@ def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, orig
     """World points (N, 3) of the True pixels of ``pixels`` (H, W) at ``depth`` (N,); ``origin``:
     the (row, column) of ``pixels``' top left in the image that ``K`` describes."""
     v, u = pixels.nonzero(as_tuple=True)
-    v, u = v + origin[0], u + origin[1]
+    return unproject_at(v + origin[0], u + origin[1], depth, K, w2c)
+
+
+def unproject_at(v: Tensor, u: Tensor, depth: Tensor, K: Tensor, w2c: Tensor) -> Tensor:
+    """World points (N, 3) of the pixels at rows ``v`` and columns ``u`` (N,) of the image that
+    ``K`` describes, at ``depth`` (N,)."""
     x = (u.float() - K[0, 2]) / K[0, 0]
     y = (v.float() - K[1, 2]) / K[1, 1]
     cam = torch.stack([x * depth, y * depth, depth], dim=1)
@@ -252,16 +257,21 @@ def fill_at_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach
     return _push_pull_at(values, sources, holes, depth_channel=3)
 
 
-# The extension's pyramid levels finer than this one are filtered over the part of the band asked
-# for (and margins); this level and the coarser ones over the whole band, 4^PARTIAL_LEVEL times
+# The extension's pyramid levels finer than this one are filtered over a window of the band (the
+# part made and margins); this level and the coarser ones over the whole band, 4^PARTIAL_LEVEL times
 # smaller there.
 PARTIAL_LEVEL = 4
 # OpenCV's pyramid filters run along a row in vector steps (of up to 128 floats) and finish its last
 # pixels one at a time, which can round differently (it does for one channel on an AVX-512 CPU):
-# columns are taken out of the band only in multiples that keep every level's width the same
-# modulo such a step, so that the pixels at the band's right edge are filtered as over the whole
-# band. Rows are all filtered alike.
+# a window's columns start only at multiples that keep every level's columns on the whole band's
+# steps, and a window's right edge either copies the band's (a multiple from it, in the columns
+# that repeat the frame's last one) or lies far enough right of the part made for those last
+# pixels to stay out of it. Rows are all filtered alike.
 _COLUMN_STEP = 128
+# The most pixels of the band's window (:func:`band_window`) a tile of it is made over: 128 MB a
+# float32 copy of 4 channels. The memory the band takes follows a tile's, not the band's size; a
+# band whose window holds no more is made whole.
+TILE_PIXELS = 1 << 23
 
 
 def extend_past_frame(values: np.ndarray, pad: int, sides: tuple[int, int, int, int] | None = None) -> np.ndarray:
@@ -271,57 +281,111 @@ def extend_past_frame(values: np.ndarray, pad: int, sides: tuple[int, int, int, 
     smooth in both directions instead of a streak of every border pixel.
 
     ``sides`` (top, bottom, left, right), each in [0, ``pad``], asks for only that much of it past
-    each side: the pixels are the whole extension's, bit for bit, and the memory taken follows
-    ``sides`` (:func:`extension_bytes`), not ``pad``.
+    each side. The pixels are the whole extension's, bit for bit, made a tile at a time
+    (:class:`BandExtension`): the memory taken besides the result follows a tile's size, not
+    ``pad``'s.
 
     Returns:
         (top + H + bottom, left + W + right, C) with ``values`` in the middle; without ``sides``,
         (H + 2·pad, W + 2·pad, C).
     """
-    H, W, _ = values.shape
-    sides = (pad,) * 4 if sides is None else tuple(sides)
-    if len(sides) != 4 or not all(0 <= side <= pad for side in sides):
-        raise Gen3cInputError(f"extend_past_frame's sides must be 4 numbers of pixels in [0, pad] = [0, {pad}], got {sides}")
-    top, bottom, left, right = sides
-    band = _BandPyramid(values, pad, sides)
-    rows = slice(band.kept[0] - top, band.kept[0] + H + bottom)  # the part asked for, in the canvas
-    cols = slice(band.kept[2] - left, band.kept[2] + W + right)
-    canvas = band.canvas[rows, cols]
-    y, x = np.ogrid[: canvas.shape[0], : canvas.shape[1]]
-    outside = np.hypot(np.maximum(np.maximum(top - y, y - (top + H - 1)), 0), np.maximum(np.maximum(left - x, x - (left + W - 1)), 0))
-    # Level k of a Gaussian pyramid, brought back to full size, is a blur of σ ≈ 2^(k−1): each
-    # pixel blends the two levels around log2 of twice its distance.
-    position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)
-    out = canvas.copy()
-    finer = canvas
-    for k in range(1, int(np.ceil(position.max())) + 1):
-        blurred = band.upsampled(k, rows, cols)
-        ring = (position > k - 1) & (position <= k)
-        weight = (position[ring] - (k - 1))[:, None]
-        out[ring] = (1 - weight) * finer[ring] + weight * blurred[ring]
-        finer = blurred
-    out[top : top + H, left : left + W] = values
+    band = BandExtension(values, pad, sides)
+    r0, r1, c0, c1 = band.asked
+    out = np.empty((r1 - r0, c1 - c0, values.shape[2]), values.dtype)
+    for top, bottom, left, right in band.tiles():
+        out[top - r0 : bottom - r0, left - c0 : right - c0] = band.window(top, bottom, left, right)
     return out
 
 
+def band_tiles(
+    height: int, width: int, pad: int, sides: tuple[int, int, int, int], channels: int = 4, most: int | None = None
+) -> list[tuple[int, int, int, int]]:
+    """The tiles that make up the part ``sides`` asks for of the band ``pad`` wide around a
+    ``height`` × ``width`` frame of ``channels``: (first row, end row, first column, end column)
+    in the whole band (the frame's top left at (``pad``, ``pad``)), row by row, left to right.
+
+    Each is made over its window (:func:`band_window`), which adds margins: of the even splits of
+    the rows (into parts of 256 or more) and of the columns (512 or more) whose windows hold at
+    most ``most`` pixels each (default :data:`TILE_PIXELS`), the one whose windows hold the fewest
+    pixels in all; where none keeps within ``most``, the one that comes nearest."""
+    most = TILE_PIXELS if most is None else most
+    top, bottom, left, right = sides
+    rows, cols = (pad - top, pad + height + bottom), (pad - left, pad + width + right)
+
+    def splits(axis: int, span: tuple[int, int], least: int) -> list[tuple[list[tuple[int, int]], int, int]]:
+        """Each even split of ``span`` on ``axis`` (into parts of ``least`` or more), with the
+        largest and the total extent of its parts' windows on that axis."""
+        out = []
+        for count in range(1, -(-(span[1] - span[0]) // least) + 1):
+            parts = _even_split(*span, count)
+            windows = [band_window(height, width, channels, pad, (*part, *cols) if axis == 0 else (*rows, *part)) for part in parts]
+            extents = [window[2 * axis + 1] - window[2 * axis] for window in windows]
+            out.append((parts, max(extents), sum(extents)))
+        return out
+
+    _, row_parts, col_parts = min(
+        ((max(r_most * c_most - most, 0), r_total * c_total), r_parts, c_parts)
+        for r_parts, r_most, r_total in splits(0, rows, 256)
+        for c_parts, c_most, c_total in splits(1, cols, 512)
+    )
+    return [(r0, r1, c0, c1) for r0, r1 in row_parts for c0, c1 in col_parts]
+
+
+def _even_split(start: int, stop: int, count: int) -> list[tuple[int, int]]:
+    """``start``:``stop`` in ``count`` parts of about the same size (fewer where they come out even)."""
+    step = -(-(stop - start) // count)
+    return [(first, min(first + step, stop)) for first in range(start, stop, step)]
+
+
+def band_window(height: int, width: int, channels: int, pad: int, part: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+    """The window of the band (rows and columns as in :func:`band_tiles`) whose fine pyramid
+    levels (below :data:`PARTIAL_LEVEL`) hold the whole band's over ``part`` and what upsampling
+    them there reads: ``part`` with margins of :attr:`BandExtension.MARGIN_CELLS` cells, rows on
+    the cells' grid and columns on steps that keep every level's columns on the whole band's
+    vector steps (:data:`_COLUMN_STEP`), each side to the band's edge where it would come within a
+    step of it. Past the frame the band repeats the frame's border rows (columns), so a side cut
+    there looks, to the filters, as the band's own edge does."""
+    r0, r1, c0, c1 = part
+    size = (height + 2 * pad, width + 2 * pad)
+    cell = 2**PARTIAL_LEVEL
+    margin = BandExtension.MARGIN_CELLS * cell
+    columns = cell * _COLUMN_STEP // math.gcd(channels, _COLUMN_STEP)
+    # A right side within or beside the frame's columns is no copy of the band's edge: the pixels
+    # its filters finish one at a time (a vector step of every level filtered over the window) are
+    # kept out of the part too.
+    right = margin if c1 >= pad + width else margin + 2 ** (PARTIAL_LEVEL - 1) * -(-_COLUMN_STEP // channels)
+    return (
+        max(r0 - margin, 0) // cell * cell,
+        size[0] - max(size[0] - r1 - margin, 0) // cell * cell,
+        max(c0 - margin, 0) // columns * columns,
+        size[1] - max(size[1] - c1 - right, 0) // columns * columns,
+    )
+
+
 def extension_bytes(height: int, width: int, pad: int, sides: tuple[int, int, int, int], channels: int = 4) -> int:
-    """About the most memory :func:`extend_past_frame` of a ``height`` × ``width`` frame with
-    ``channels`` takes, and the band's seen part afterwards (:class:`PreviewGenerator`): 16 bytes
-    a channel (4 float32 copies) for each pixel of the part asked for, of the canvas filtered
-    around it and, for the whole band's coarse levels, of one pixel in 64 (3 copies of level
+    """About the most memory the band past a ``height`` × ``width`` frame with ``channels`` takes
+    as :class:`PreviewGenerator` makes it, a tile at a time (:func:`band_tiles`), besides the
+    points it keeps: 16 bytes a channel (4 float32 copies) for each pixel of the largest tile and
+    of its window (:func:`band_window`) — or 8 (a copy and its pyramid) for each pixel of the
+    window around the frame alone, which the coarse levels start from, where that is more — and
+    for the whole band's coarse levels, 16 for one pixel in 64 (copies of level
     :data:`PARTIAL_LEVEL`, which holds one in 256)."""
-    kept = _BandPyramid.kept_sides(pad, sides, channels)
-    canvas = (height + kept[0] + kept[1]) * (width + kept[2] + kept[3])
-    asked = (height + sides[0] + sides[1]) * (width + sides[2] + sides[3])
+
+    def area(part: tuple[int, int, int, int]) -> int:
+        return (part[1] - part[0]) * (part[3] - part[2])
+
+    tiles = band_tiles(height, width, pad, sides, channels)
+    largest = max(area(tile) + area(band_window(height, width, channels, pad, tile)) for tile in tiles)
+    frame = area(band_window(height, width, channels, pad, (pad, pad + height, pad, pad + width)))
     whole = (height + 2 * pad) * (width + 2 * pad)
-    return 16 * channels * (canvas + asked + whole // 64)
+    return 16 * channels * (max(largest, frame // 2) + whole // 64)
 
 
 def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int]) -> None:
-    """Refuse, before it is made, a view past the frame (:func:`extend_past_frame` of a ``height``
-    × ``width`` frame, ``sides`` of its ``pad``-wide band) that cannot fit in this machine's CPU
-    memory with swap (a process that outgrows them is killed without a word); note one past the
-    memory free now (:func:`~gen3c.cache.check_cpu_memory`).
+    """Refuse, before it is made, a view past the frame (the band past a ``height`` × ``width``
+    frame, ``sides`` of its ``pad``-wide band, :func:`extension_bytes`) that cannot fit in this
+    machine's CPU memory with swap (a process that outgrows them is killed without a word); note
+    one past the memory free now (:func:`~gen3c.cache.check_cpu_memory`).
 
     Raises:
         Gen3cMemoryError: naming the frame, how far past it the band reaches, the estimate and what to do.
@@ -334,58 +398,94 @@ def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, in
     check_cpu_memory(need, what, "pass a smaller --resolution, or a camera path that looks less far past the first frame", stacklevel=5)
 
 
-class _BandPyramid:
-    """The Gaussian pyramid of ``values`` extended ``pad`` pixels on every side by its border, as
-    far as :func:`extend_past_frame` needs it for ``sides``.
+class BandExtension:
+    """:func:`extend_past_frame` of ``values`` (H, W, C) over ``sides`` of its ``pad``-wide band,
+    made a window at a time (:meth:`window`), each bit for bit the whole extension's there.
 
     Past a side of the frame the band repeats the frame's border row (column), and so does every
-    level of its pyramid wherever the filters reach no content. A stretch of such rows (columns) is
-    taken out of each side far enough from the frame (the canvas holds :attr:`kept` pixels of each
-    side), and put back on level :data:`PARTIAL_LEVEL` as copies of its neighbour: the finer levels,
-    filtered over the canvas, hold the whole band's pixels (the stretch spans whole cells of that
-    level, and for columns a multiple of :data:`_COLUMN_STEP`); the coarser ones are filtered over
-    the whole band and brought back to full size over the part asked for only."""
+    level of its pyramid wherever the filters reach no content. The coarse levels, from
+    :data:`PARTIAL_LEVEL` on, are the whole band's, made once: level :data:`PARTIAL_LEVEL` from
+    the window around the frame alone (:func:`band_window`), the stretches of such rows and
+    columns beyond it put back as copies of their neighbours (they span whole cells of that level,
+    columns a multiple of :data:`_COLUMN_STEP` too). The finer levels are filtered over each
+    window's own :func:`band_window`, and the coarse ones brought back to full size over the
+    window only.
 
-    #: Cells of level PARTIAL_LEVEL kept past the part asked for: between it and the stretch taken
+    Coordinates are the whole band's, as :func:`band_tiles` gives them: the frame's top left at
+    (``pad``, ``pad``).
+    """
+
+    #: Cells of level PARTIAL_LEVEL kept past the part made: between it and the stretch taken
     #: out, what the upsampling reads (3); between the stretch and the band's outer edge, where the
     #: filters' border handling differs (4); and one to spare (the pixels differ with 5 in all).
     MARGIN_CELLS = 8
 
-    def __init__(self, values: np.ndarray, pad: int, sides: tuple[int, int, int, int]) -> None:
-        H, W, C = values.shape
-        self.pad, self.size = pad, (H + 2 * pad, W + 2 * pad)  # the whole band's
-        self.kept = self.kept_sides(pad, sides, C)
-        self.removed = [pad - kept for kept in self.kept]
-        top, bottom, left, right = self.kept
-        self.canvas = cv2.copyMakeBorder(values, top, bottom, left, right, cv2.BORDER_REPLICATE).reshape(H + top + bottom, W + left + right, C)
-        self._level, self._index = self.canvas, 0  # the last level made (the finer ones are dropped)
+    def __init__(self, values: np.ndarray, pad: int, sides: tuple[int, int, int, int] | None = None) -> None:
+        H, W, _ = values.shape
+        sides = (pad,) * 4 if sides is None else tuple(sides)
+        if len(sides) != 4 or not all(0 <= side <= pad for side in sides):
+            raise Gen3cInputError(f"extend_past_frame's sides must be 4 numbers of pixels in [0, pad] = [0, {pad}], got {sides}")
+        top, bottom, left, right = sides
+        self.values, self.pad, self.sides = values, pad, sides
+        self.size = (H + 2 * pad, W + 2 * pad)
+        #: The part asked for: (first row, end row, first column, end column).
+        self.asked = (pad - top, pad + H + bottom, pad - left, pad + W + right)
+        around_frame = band_window(H, W, values.shape[2], pad, (pad, pad + H, pad, pad + W))
+        level = self._canvas(around_frame)
+        for _ in range(PARTIAL_LEVEL):
+            level = _pyr_down(level)
+        self._coarse = [self._put_back(level, around_frame)]  # levels PARTIAL_LEVEL, PARTIAL_LEVEL + 1, …
+        self._coarse_upsampled: dict[int, np.ndarray] = {}  # each coarser level brought to PARTIAL_LEVEL's size
 
-    @classmethod
-    def kept_sides(cls, pad: int, sides: tuple[int, int, int, int], channels: int) -> list[int]:
-        """How much of each side of the band the canvas holds for ``sides``."""
-        cell = 2**PARTIAL_LEVEL
-        columns = cell * _COLUMN_STEP // math.gcd(channels, _COLUMN_STEP)  # each level's width changes by a multiple of the step
-        removed = [max(pad - side - cls.MARGIN_CELLS * cell, 0) // multiple * multiple for side, multiple in zip(sides, (cell, cell, columns, columns), strict=True)]
-        return [pad - r for r in removed]
+    def tiles(self) -> list[tuple[int, int, int, int]]:
+        """The tiles that make up the part asked for (:func:`band_tiles`)."""
+        H, W, C = self.values.shape
+        return band_tiles(H, W, self.pad, self.sides, C)
 
-    def level(self, k: int) -> np.ndarray:
-        """Pyramid level ``k`` (none finer than the last asked for): over the canvas below
-        :data:`PARTIAL_LEVEL`, over the whole band from it."""
-        while self._index < k:
-            finer = self._level
-            level = cv2.pyrDown(finer).reshape((finer.shape[0] + 1) // 2, (finer.shape[1] + 1) // 2, finer.shape[2])
-            self._index += 1
-            self._level = self._put_back(level) if self._index == PARTIAL_LEVEL else level
-        if self._index != k:
-            raise ValueError(f"pyramid level {k} asked for after level {self._index}")  # (a bug: levels come in order)
-        return self._level
+    def window(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """The extension over rows ``r0``:``r1`` and columns ``c0``:``c1`` of the band:
+        (r1 − r0, c1 − c0, C)."""
+        H, W, C = self.values.shape
+        pad = self.pad
+        around = band_window(H, W, C, pad, (r0, r1, c0, c1))
+        level = self._canvas(around)
+        rows, cols = slice(r0 - around[0], r1 - around[0]), slice(c0 - around[2], c1 - around[2])
+        y, x = np.ogrid[r0:r1, c0:c1]
+        outside = np.hypot(np.maximum(np.maximum(pad - y, y - (pad + H - 1)), 0), np.maximum(np.maximum(pad - x, x - (pad + W - 1)), 0))
+        # Level k of a Gaussian pyramid, brought back to full size, is a blur of σ ≈ 2^(k−1): each
+        # pixel blends the two levels around log2 of twice its distance (the frame, 0, keeps its own).
+        position = np.log2(np.maximum(2 * outside, 1.0)).astype(np.float32)
+        finer = level[rows, cols]
+        out = finer.copy()
+        for k in range(1, int(np.ceil(position.max())) + 1):
+            if k < PARTIAL_LEVEL:
+                level = _pyr_down(level)  # (the finer ones are dropped)
+                blurred = level
+                for _ in range(k):
+                    blurred = _pyr_up(blurred)
+                blurred = blurred[rows, cols]
+            else:
+                blurred = self._coarse_over(k, r0, r1, c0, c1)
+            ring = (position > k - 1) & (position <= k)
+            weight = (position[ring] - (k - 1))[:, None]
+            out[ring] = (1 - weight) * finer[ring] + weight * blurred[ring]
+            finer = blurred
+        return out
 
-    def _put_back(self, level: np.ndarray) -> np.ndarray:
-        """Level :data:`PARTIAL_LEVEL` of the canvas with the stretches taken out of the band put
-        back: copies of the row (column) 4 cells in from each outer edge, inserted there."""
+    def _canvas(self, part: tuple[int, int, int, int]) -> np.ndarray:
+        """The band's pixels over ``part``: the frame's, its border rows and columns repeated past it."""
+        H, W, _ = self.values.shape
+        rows = np.clip(np.arange(part[0], part[1]) - self.pad, 0, H - 1)
+        cols = np.clip(np.arange(part[2], part[3]) - self.pad, 0, W - 1)
+        return self.values[rows[:, None], cols[None, :]]
+
+    def _put_back(self, level: np.ndarray, part: tuple[int, int, int, int]) -> np.ndarray:
+        """Level :data:`PARTIAL_LEVEL` of the band's window ``part`` around the frame with the
+        stretches outside it put back: copies of the row (column) 4 cells in from each of its
+        sides, inserted there."""
         cell = 2**PARTIAL_LEVEL
         for axis in (0, 1):
-            before, after = self.removed[2 * axis : 2 * axis + 2]
+            before, after = part[2 * axis], self.size[axis] - part[2 * axis + 1]
             if not before and not after:
                 continue
             n = level.shape[axis]
@@ -395,30 +495,31 @@ class _BandPyramid:
             level = np.take(level, np.concatenate([index[:4], copies_before, index[4 : n - 4], copies_after, index[n - 4 :]]), axis=axis)
         return level
 
-    def upsampled(self, k: int, rows: slice, cols: slice) -> np.ndarray:
-        """Level ``k`` brought back to full size (each step doubling it, as pyrUp does) over
-        ``rows`` and ``cols`` of the canvas."""
-        blurred = self.level(k)
-        if k < PARTIAL_LEVEL or not any(self.removed):
-            for _ in range(k):
+    def _coarse_over(self, k: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+        """The whole band's level ``k`` ≥ :data:`PARTIAL_LEVEL` brought back to full size over
+        rows ``r0``:``r1`` and columns ``c0``:``c1``."""
+        while len(self._coarse) <= k - PARTIAL_LEVEL:
+            self._coarse.append(_pyr_down(self._coarse[-1]))
+        blurred = self._coarse_upsampled.get(k)
+        if blurred is None:
+            blurred = self._coarse[k - PARTIAL_LEVEL]
+            for _ in range(k - PARTIAL_LEVEL):
                 blurred = _pyr_up(blurred)
-            return blurred[rows, cols]
-        for _ in range(k - PARTIAL_LEVEL):
-            blurred = _pyr_up(blurred)
-        # On level PARTIAL_LEVEL (the whole band's), the cells of the part asked for and 3 more on
-        # each side, which its upsampling reads; to the end where they reach the band's edge.
+            self._coarse_upsampled[k] = blurred  # (every tile reads it)
+        # On level PARTIAL_LEVEL, the cells of the part and 3 more on each side, which its upsampling
+        # reads. (A coarser level brought up is larger than the band past its end, by up to a cell of
+        # that level: brought up whole, a part at the band's end took up to 16 times the part.)
         cell = 2**PARTIAL_LEVEL
-        first, stop = [], []
-        for axis, part in enumerate((rows, cols)):
-            begin, end = part.start + self.removed[2 * axis], part.stop + self.removed[2 * axis]  # in the whole band
-            first.append(max(begin // cell - 3, 0))
-            stop.append(blurred.shape[axis] if end + 3 * cell >= self.size[axis] else -(-end // cell) + 3)
-        blurred = blurred[first[0] : stop[0], first[1] : stop[1]]
+        first = [max(r0 // cell - 3, 0), max(c0 // cell - 3, 0)]
+        blurred = blurred[first[0] : -(-r1 // cell) + 3, first[1] : -(-c1 // cell) + 3]
         for _ in range(PARTIAL_LEVEL):
             blurred = _pyr_up(blurred)
-        top = rows.start + self.removed[0] - first[0] * cell
-        left = cols.start + self.removed[2] - first[1] * cell
-        return blurred[top : top + rows.stop - rows.start, left : left + cols.stop - cols.start]
+        top, left = r0 - first[0] * cell, c0 - first[1] * cell
+        return blurred[top : top + r1 - r0, left : left + c1 - c0]
+
+
+def _pyr_down(level: np.ndarray) -> np.ndarray:
+    return cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, level.shape[2])
 
 
 def _pyr_up(level: np.ndarray) -> np.ndarray:
@@ -528,9 +629,10 @@ class PreviewGenerator:
     cloud: what a moving camera sees past the source is then filled in one piece, smooth in both
     directions, instead of one thin strip per frame, each a copy of the last (streaks). The band is
     made only as far past each side as the later cameras can see it
-    (:func:`sides_seen_past_frame`), so its memory follows where they look, not the image's larger
-    side (a 16 × 7680 strip's took 13.5 GB); one that cannot fit is refused before it is made
-    (:func:`check_extension_fits`).
+    (:func:`sides_seen_past_frame`), and a tile at a time (:class:`BandExtension`), so its memory
+    follows a tile's size, not the image's larger side nor how far they look (a 16 × 7680 strip's
+    took 13.5 GB, then 10.5 GB where the cameras roll); one that cannot fit is refused before it is
+    made (:func:`check_extension_fits`).
 
     A frame that sees nothing of the cache or the fill cloud (a camera turned away from the
     scene) is mid-grey (0), and that grey is not lifted into the fill cloud.
@@ -646,15 +748,45 @@ class PreviewGenerator:
         seen_sides = sides_seen_past_frame(cameras, (float(depth.min()), float(depth.max())), pad, slack)
         if seen_sides is None:
             return torch.empty(0, 3), torch.empty(0, 3)
-        top, bottom, left, right = sides = tuple(min(pad, side + 3 * stride // 2 + 1) for side in seen_sides)
+        sides = tuple(min(pad, side + 3 * stride // 2 + 1) for side in seen_sides)
         check_extension_fits(H, W, pad, sides)
-        canvas = torch.from_numpy(extend_past_frame(np.ascontiguousarray(values, dtype=np.float32), pad, sides))
-        origin = (pad - top, pad - left)  # the canvas's top left in the whole band
-        K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()
+        band = BandExtension(np.ascontiguousarray(values, dtype=np.float32), pad, sides)
+        K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()  # the whole band's camera
+        # A tile at a time, its seen pixels in the order of the whole band's rows (a row of tiles is
+        # merged by position): the fill cloud's points come in the order they always did, so it
+        # renders the same.
+        tiles = band.tiles()
+        points, colors = [], []
+        for rows in dict.fromkeys(tile[:2] for tile in tiles):
+            parts = [self._seen_in_tile(band, tile, cameras, (K0, w2c0), stride, slack) for tile in tiles if tile[:2] == rows]
+            v, u, values_seen = (torch.cat(part) for part in zip(*parts, strict=True))
+            order = torch.from_numpy(np.argsort((v * band.size[1] + u).numpy(), kind="stable"))
+            v, u, values_seen = v[order], u[order], values_seen[order]
+            points.append(unproject_at(v, u, values_seen[:, 3], K0, w2c0))
+            colors.append(values_seen[:, :3].clamp(-1, 1))
+        return torch.cat(points), torch.cat(colors)
+
+    @staticmethod
+    def _seen_in_tile(
+        band: BandExtension, tile: tuple[int, int, int, int], cameras: Cameras, band_camera: tuple[Tensor, Tensor], stride: int, slack: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The pixels of ``tile`` of the band that a later camera of ``cameras`` sees: their rows
+        and columns in the whole band (N,) each, in the tile's row-major order, and their values
+        (N, 4), colour and depth. The band's pixels lift to 3D with ``band_camera`` (K, w2c). Every
+        ``stride``-th pixel of the whole band is tested (within ``slack`` pixels of a later
+        camera's frame), and a seen one keeps the pixels up to a stride and a half around it, so
+        the tile is made with the samples that far around it."""
+        H, W, pad = cameras.height, cameras.width, band.pad
+        spread = 3 * stride // 2
+        r0, r1, c0, c1 = tile
+        a0, a1, b0, b1 = band.asked
+        around = (max(r0 - spread, a0), min(r1 + spread, a1), max(c0 - spread, b0), min(c1 + spread, b1))
+        canvas = torch.from_numpy(band.window(*around))
+        frame = (slice(max(pad - around[0], 0), max(pad + H - around[0], 0)), slice(max(pad - around[2], 0), max(pad + W - around[2], 0)))
         samples = torch.zeros(canvas.shape[:2], dtype=torch.bool)
-        samples[-origin[0] % stride :: stride, -origin[1] % stride :: stride] = True  # every 4th of the whole band
-        samples[top : top + H, left : left + W] = False
-        points = unproject_pixels(samples, canvas[..., 3][samples], K0, w2c0, origin)
+        samples[-around[0] % stride :: stride, -around[2] % stride :: stride] = True  # every 4th of the whole band
+        samples[frame] = False
+        points = unproject_pixels(samples, canvas[..., 3][samples], *band_camera, (around[0], around[2]))
         seen = torch.zeros(len(points), dtype=torch.bool)
         for start in range(1, len(cameras), 8):  # 8 cameras at a time bound the memory
             cams = cameras[start : start + 8]
@@ -663,10 +795,11 @@ class PreviewGenerator:
             seen |= ((z > 0) & (u > -slack) & (u < W + slack) & (v > -slack) & (v < H + slack)).any(dim=0)
         grid = np.zeros(canvas.shape[:2], np.uint8)
         grid[samples.numpy()] = seen.numpy()
-        band = torch.from_numpy(cv2.dilate(grid, np.ones((3 * stride + 1, 3 * stride + 1), np.uint8)) > 0)
-        band[top : top + H, left : left + W] = False
-        points = unproject_pixels(band, canvas[..., 3][band], K0, w2c0, origin)
-        return points, canvas[..., :3][band].clamp(-1, 1)
+        kept = torch.from_numpy(cv2.dilate(grid, np.ones((2 * spread + 1, 2 * spread + 1), np.uint8)) > 0)
+        kept[frame] = False
+        inside = (slice(r0 - around[0], r1 - around[0]), slice(c0 - around[2], c1 - around[2]))
+        v, u = kept[inside].nonzero(as_tuple=True)
+        return v + r0, u + c0, canvas[inside][v, u]
 
     @staticmethod
     def _fill(color: Tensor, depth: Tensor, holes: Tensor, reach: int) -> tuple[Tensor, Tensor]:
