@@ -841,6 +841,30 @@ def test_resize_modes():
         parse_resolution("4400x640")
 
 
+@pytest.mark.parametrize(("shape", "size"), [((5, 352, 640), (16, 1920)), ((2, 4, 90, 60), (120, 16)), ((3, 40, 30), (24, 24)), ((1, 20, 300), (18, 64))])
+def test_a_crop_resize_holds_one_channel_of_the_covering_image_at_a_time_and_gives_its_pixels(monkeypatch, shape, size):
+    """The crop mode resizes the image to cover the target, then crops: a 16 × 7680 strip from the
+    packaged 352 × 640 sample covered it at 4224 × 7680, 649 MB for its 5 channels (image, depth,
+    validity) at once. It now resizes one channel at a time, cropped as it is made: the pixels are
+    those of the whole resize, cropped, bit for bit."""
+    import torch.nn.functional as F
+
+    from gen3c.cameras import resize_crop_plan
+    from gen3c.io import images
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(sum(shape)))
+    (rh, rw), top, left = resize_crop_plan(tuple(shape[-2:]), size)
+    batch = x if x.ndim == 4 else x[None]
+    whole = F.interpolate(batch, size=(rh, rw), mode="bilinear", align_corners=False, antialias=rh < shape[-2] or rw < shape[-1])
+    expected = whole[..., top : top + size[0], left : left + size[1]]
+    made = []
+    resize = images._resize
+    monkeypatch.setattr(images, "_resize", lambda image, to: made.append(resize(image, to)) or made[-1])
+    got = resize_image(x, size, "crop")
+    assert torch.equal(got, expected if x.ndim == 4 else expected[0])
+    assert max(m.numel() for m in made) == batch.shape[0] * rh * rw  # one channel of the covering image
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [("70x100", "--resolution '70x100': the height and width must be multiples of 8 (the tokenizer's stride): pass --resolution '64x96' or '72x104'"),

@@ -645,8 +645,13 @@ def resize_image(image: Tensor, size: tuple[int, int], mode: str = "crop") -> Te
     if mode == "stretch":
         out = _resize(x, size)
     else:
+        # One channel at a time, each cropped as soon as it is made: the image that covers the
+        # target can be far larger than the target (a 16 × 7680 strip's, from 352 × 640, is 4224 ×
+        # 7680: 264 times). Resizing only the part kept rounds differently in places (torch's
+        # kernel, told the scale and a smaller output, came out 1 ulp off); a channel alone does not.
         (rh, rw), top, left = resize_crop_plan(tuple(x.shape[-2:]), size)
-        out = _resize(x, (rh, rw))[..., top : top + size[0], left : left + size[1]]
+        crop = (..., slice(top, top + size[0]), slice(left, left + size[1]))
+        out = torch.cat([_resize(x[:, c : c + 1], (rh, rw))[crop].clone() for c in range(x.shape[1])], dim=1)
     return out[0] if squeeze else out
 
 
