@@ -1239,6 +1239,33 @@ def test_a_huge_eval_scene_is_quoted_short(tmp_path):
     assert len(line) < 300
 
 
+def test_a_preview_whose_renders_fit_and_frames_do_not_is_refused_before_the_renders(files, tmp_path, monkeypatch):
+    """The renders (5 frames of 32×48, one buffer: 150 KB) were the only part of the preview's
+    frames checked against the machine's memory; their merge and the frames (13 bytes a pixel more,
+    250 KB in all) were not. Now the whole is, before the renders are made: one error line, no
+    render, no video written."""
+    from gen3c.cache import Cache3D
+    from gen3c.models import memory
+
+    renders = 5 * 32 * 48 * 20
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=renders + 1000, total=renders + 1000)))
+    rendered = []
+    render = Cache3D.render
+    monkeypatch.setattr(Cache3D, "render", lambda self, *args, **kwargs: rendered.append(1) or render(self, *args, **kwargs))
+    out = tmp_path / "out"
+    res = runner.invoke(app, [str(a) for a in generate(files, out)])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    errors = [line for line in res.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and res.output.splitlines()[-1] == errors[0], res.output
+    assert errors[0] == (
+        "error: the preview of 5 frames of 32×48 (1 buffer) needs 0.0 GB of CPU memory for the renders, their merge and the frames; this "
+        "machine has 0.0 GB with swap: make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., "
+        "chunk_frames=N)) or at a lower --resolution"
+    ), errors[0]
+    assert not rendered
+    assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))
+
+
 def test_a_view_past_the_frame_past_the_machines_memory_is_refused_before_it_is_made(files, tmp_path, monkeypatch):
     """The preview's band past the first frame is checked against the machine's memory before it
     is made (its renders, under 2 MB here, fit): one error line, after the progress lines of the

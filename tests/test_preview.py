@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gen3c.cache import Cache3D, forward_warp
+from gen3c.cache import BufferRenders, Cache3D, forward_warp
 from gen3c.cameras import Cameras, intrinsics_from_fov, look_at
 from gen3c.pipelines.camera_video import build_cache, generate_video, prepare_source, preset_cameras
 from gen3c.pipelines.preview import (
@@ -492,6 +492,45 @@ def test_preview_refuses_buffers_it_cannot_merge_in_one_line(box_scene):
         PreviewGenerator().generate(cache, cams, src.image, buffers=cache.render(cams[:2]))
     frames = PreviewGenerator().generate(cache, cams, src.image, buffers=cache.render(cams))
     assert torch.equal(frames, PreviewGenerator().generate(cache, cams, src.image))
+
+
+def test_renders_their_merge_and_the_frames_past_the_machines_memory_are_refused_before_the_renders():
+    """The renders were checked against the machine's memory (20 bytes a pixel of a buffer), not
+    the preview's merge of them and its frames (13 more a pixel for one buffer): a video whose
+    renders fit and the rest did not was rendered, then allocated until torch's error or the
+    system's kill. Now generate_video asks the preview before the renders are made, and generate
+    before it merges renders it is handed: one line, nothing made."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+    from gen3c.pipelines import preview
+
+    texture, depth, K = textured_strip(64, 48)
+    src = prepare_source(texture, depth, K, (64, 48))
+    cams = sliding_cameras(src.K, 64, 48, [0.0, 0.01, 0.02, 0.03, 0.04])
+    cache = build_cache([src])
+    renders = 5 * 64 * 48 * 20
+    fits_renders = memory.HostMemory(available=renders + 1000, total=renders + 1000)
+    rendered, merged = [], []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: fits_renders))
+        patch.setattr(Cache3D, "render", lambda self, *args, **kwargs: rendered.append(1))
+        patch.setattr(preview, "composite_buffers", lambda buffers: merged.append(1))
+        message = r"^the preview of 5 frames of 64×48 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders, their merge and the frames; this machine has 0\.0 GB with swap: make fewer frames at once \(gen3c generate --chunk_frames; in Python generate_video\(\.\.\., chunk_frames=N\)\) or at a lower --resolution$"
+        with pytest.raises(Gen3cMemoryError, match=message):
+            generate_video(cache, cams, PreviewGenerator(), first_frame=src.image)
+        assert not rendered
+        buffers = BufferRenders(torch.zeros(5, 1, 3, 64, 48), torch.zeros(5, 1, 1, 64, 48), torch.zeros(5, 1, 1, 64, 48))
+        with pytest.raises(Gen3cMemoryError, match=message):
+            PreviewGenerator().generate(cache, cams, src.image, buffers=buffers)
+        assert not merged
+    enough = 5 * 64 * 48 * (20 + 1 + 12) + extension_bytes(64, 48, 32, (32,) * 4)  # and the view past the frame's
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=enough, total=enough)))
+        assert generate_video(cache, cams, PreviewGenerator(), first_frame=src.image).frames.shape == (5, 3, 64, 48)
+    # 12 bytes a pixel for the frames; with the renders on the CPU, 20 a buffer and the merge's (1 for one buffer, 36 for more).
+    assert preview.preview_bytes(10, 1, 64, 48) == 10 * 64 * 48 * (12 + 20 + 1)
+    assert preview.preview_bytes(10, 3, 64, 48) == 10 * 64 * 48 * (12 + 60 + 36)
+    assert preview.preview_bytes(10, 3, 64, 48, renders_on_cpu=False) == 10 * 64 * 48 * 12
 
 
 def textured_strip(H, W):

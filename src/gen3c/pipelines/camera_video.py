@@ -94,7 +94,10 @@ class VideoGenerator(Protocol):
     ``generate`` reads ``buffers.depths`` — when False the cache renders colour and mask only;
     ``render_device`` (default None when absent: where the cache is) is where the cache is
     splatted for this generator, e.g. the GPU it computes on, and ``render_output_device`` (the
-    same default) where it takes the renders."""
+    same default) where it takes the renders. ``check_memory(cameras, buffers, device)``, where
+    present, is asked before each chunk's renders are made (``buffers`` of them into ``cameras``,
+    returned on ``device``): it refuses a chunk whose renders and what ``generate`` makes of them
+    cannot fit."""
 
     name: str
 
@@ -592,13 +595,17 @@ def generate_video(
         cams = cameras[start:stop]
         chunk_cache, offset = plan.cache_for_chunk(k, start, cams, condition if k else None, progress, label)
         stage = _stage_names(label, generator)
+        output_device = getattr(generator, "render_output_device", None)
+        check_memory = getattr(generator, "check_memory", None)
+        if check_memory is not None and chunk_cache.views:  # (an empty cache is refused by its render, in its words)
+            check_memory(cams, num_buffers, chunk_cache.views[0].points.device if output_device is None else output_device)
         buffers = chunk_cache.render(
             cams,
             frame_offset=offset,
             progress=progress(stage[0], len(cams)) if progress else None,
             depth=getattr(generator, "needs_buffer_depth", True),
             device=getattr(generator, "render_device", None),
-            output_device=getattr(generator, "render_output_device", None),
+            output_device=output_device,
         )
         note_unseen_frames(buffers.masks, start, T, skip_first=k > 0)
         told = {"chunk": k} if takes_chunk else {}

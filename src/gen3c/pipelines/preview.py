@@ -32,7 +32,7 @@ from torch import Tensor
 
 from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, check_cpu_memory, warp_planar
 from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
-from gen3c.errors import Gen3cInputError, describe_value
+from gen3c.errors import Gen3cInputError, counted, describe_value
 
 # Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
 REACH = 0.05
@@ -59,6 +59,17 @@ def composite_buffers(buffers: BufferRenders) -> tuple[Tensor, Tensor, Tensor]:
         depth = torch.where(wins, buffers.depths[:, i, 0], depth)
         mask |= valid
     return color, mask, depth
+
+
+def preview_bytes(frames: int, buffers: int, height: int, width: int, renders_on_cpu: bool = True) -> int:
+    """About the most CPU memory :meth:`PreviewGenerator.generate` holds for ``frames`` frames of
+    ``height`` × ``width`` from ``buffers`` buffers, besides the fill cloud and the view past the
+    first frame: 12 bytes a pixel for the frames (float32 colour) and, for renders on the CPU,
+    20 for each buffer's render (float32 colour, mask and depth) and their merge
+    (:func:`composite_buffers`): a byte (the mask) for one buffer, 36 for more (a colour and depth
+    of its own, twice while the next buffer merges, and masks)."""
+    merge = 1 if buffers == 1 else 36
+    return frames * height * width * (12 + (20 * buffers + merge if renders_on_cpu else 0))
 
 
 def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, origin: tuple[int, int] = (0, 0)) -> Tensor:
@@ -685,6 +696,7 @@ class PreviewGenerator:
             raise Gen3cInputError("PreviewGenerator.generate got buffers rendered without depth: pass cache.render(cameras) (depth=True), or leave buffers out")
         elif len(buffers.colors) != len(cameras):
             raise Gen3cInputError(f"PreviewGenerator.generate got buffers of {len(buffers.colors)} frames for {len(cameras)} cameras: pass cache.render(cameras) of these cameras, or leave buffers out")
+        self.check_memory(cameras, buffers.num_buffers, buffers.colors.device)
         color, mask, depth = composite_buffers(buffers)
         T, H, W = len(cameras), cameras.height, cameras.width
         reach = reach_pixels(H, W, self.reach)
@@ -725,6 +737,26 @@ class PreviewGenerator:
             if progress is not None:
                 progress(1)
         return frames
+
+    def check_memory(self, cameras: Cameras, buffers: int, device: torch.device | str = "cpu") -> None:
+        """Refuse, before they are made, ``buffers`` renders into ``cameras`` on ``device`` and
+        what :meth:`generate` makes of them (:func:`preview_bytes`) where they cannot fit in this
+        machine's CPU memory with swap; note them where they fit only past the memory free now
+        (:func:`~gen3c.cache.check_cpu_memory`). :func:`~gen3c.pipelines.camera_video.generate_video`
+        asks before each chunk's renders are made, :meth:`generate` before it merges them.
+
+        Raises:
+            Gen3cMemoryError: naming the frames, the estimate and what to do.
+        """
+        T, H, W = len(cameras), cameras.height, cameras.width
+        on_cpu = torch.device(device).type == "cpu"
+        need = preview_bytes(T, buffers, H, W, on_cpu)
+        what = (
+            f"the preview of {T} frames of {H}×{W} ({counted(buffers, 'buffer')}) needs {need / 2**30:.1f} GB of CPU memory for "
+            f"{'the renders, their merge and ' if on_cpu else ''}the frames"
+        )
+        fix = "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)) or at a lower --resolution"
+        check_cpu_memory(need, what, fix, stacklevel=4)
 
     def _extend_past_frame(
         self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int
