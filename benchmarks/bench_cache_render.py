@@ -9,9 +9,13 @@ GEN3C's outputs (warped colour + validity mask, ``render(..., depth=False)``, wh
 generator conditions on) and with the warped depth as well (the default; the preview generator
 merges buffers by it). The same splatting written in plain numpy (``np.bincount``, one thread,
 colour + mask) runs on the same points and cameras in the same process; the table gives frames/s
-and the speed-up over numpy, and the largest colour difference between the two (they compute the
-same thing). With CUDA, one more pair of rows keeps the cache on the CPU and splats it on the
-GPU, the renders copied back to the CPU four frames at a time: what the gen3c generator does.
+and the speed-up over numpy, and above it how far the two renders are apart: the largest colour
+difference over the pixels both fill, and the pixels one fills and the other leaves empty (they
+compute the same thing, torch in float32 and numpy in float64: a point whose offset from a pixel
+centre is within float32's rounding of the 1e-3 snap reaches one more pixel in one of them, which
+shows filled against empty where that point alone reaches it). With CUDA, one more pair of rows
+keeps the cache on the CPU and splats it on the GPU, the renders copied back to the CPU four
+frames at a time: what the gen3c generator does.
 The GPU splat sums each pixel's contributions in int64 fixed point ("fixed": weights relative to
 the pixel's largest, atomic integer adds, the same bits in any order); two more pairs of rows sum
 them with CUDA's atomic float ``scatter_add_`` (not the same every time; gen3c before 2026-12-05)
@@ -87,6 +91,24 @@ def numpy_bilinear_splat(
     mask = weight > 0
     color = np.where(mask, color / np.where(mask, weight, 1.0), -1.0)
     return color, mask
+
+
+def render_difference(
+    torch_frames: tuple[np.ndarray, np.ndarray], numpy_frames: list[tuple[np.ndarray, np.ndarray]]
+) -> str:
+    """How far the torch renders (colours (T, 3, H, W), masks (T, H, W) bool) are from numpy's
+    (a (color, mask) per frame): the largest colour difference over the pixels both fill, and the
+    pixels one of them fills alone (an empty pixel's colour is the fill value, −1, so one such pixel
+    made the largest difference up to 2 where the colours agree to 1e-3)."""
+    colors, masks = torch_frames
+    largest, alone, pixels = 0.0, 0, 0
+    for i, (np_color, np_mask) in enumerate(numpy_frames):
+        both = masks[i] & np_mask
+        if both.any():
+            largest = max(largest, float(np.abs(colors[i] - np_color)[:, both].max()))
+        alone += int((masks[i] != np_mask).sum())
+        pixels += np_mask.size
+    return f"max colour difference {largest:.2e} where both have a point; {alone:,} of {pixels:,} pixels filled by one only"
 
 
 def _sync(device: str) -> None:
@@ -228,7 +250,10 @@ def main(argv: list[str] | None = None) -> None:
                     if device == "cuda":
                         peak[depth] = max(peak[depth], torch.cuda.max_memory_allocated() - held)
                     if first_torch is None:
-                        first_torch = out.colors[:, 0].float().cpu().numpy()
+                        first_torch = (
+                            out.colors[:, 0].float().cpu().numpy(),
+                            out.masks[:, 0, 0].cpu().numpy() > 0,
+                        )
                     del out
         rows.append((f"{label}, colour + mask", name, args.frames / best[False]))
         rows.append((f"{label}, + depth", name, args.frames / best[True]))
@@ -249,14 +274,13 @@ def main(argv: list[str] | None = None) -> None:
     best_np, np_frames = float("inf"), []
     for _ in range(max(1, args.repeats if n_np <= 8 else 1)):
         t0 = time.perf_counter()
-        frames = [numpy_bilinear_splat(pts, cols, w2cs[i], Ks[i], H, W)[0] for i in range(n_np)]
+        frames = [numpy_bilinear_splat(pts, cols, w2cs[i], Ks[i], H, W) for i in range(n_np)]
         best_np = min(best_np, time.perf_counter() - t0)
         np_frames = frames
     np_fps = n_np / best_np
     rows.append(("numpy (bincount)", "CPU, 1 thread", np_fps))
-    diff = max(float(np.abs(first_torch[i] - np_frames[i]).max()) for i in range(min(n_np, args.frames)))
-
-    print(f"\n{n_points:,} points; numpy vs torch: max colour difference {diff:.2e}\n")
+    difference = render_difference(first_torch, np_frames[: args.frames])
+    print(f"\n{n_points:,} points; numpy vs torch: {difference}\n")
     print(f"| {'implementation':<64} | {'device':<24} | {'frames/s':>9} | {'× numpy':>8} |")
     print(f"|{'-' * 66}|{'-' * 26}|{'-' * 11}|{'-' * 10}|")
     for impl, dev, fps in rows:
