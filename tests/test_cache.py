@@ -1014,6 +1014,36 @@ def test_add_view_refuses_values_a_view_cannot_have():
     Cache3D().add_view(image.fill_(1.0004), depth, K, w2c)  # float error past ±1 is no mistake
 
 
+def test_cache_whole_number_settings_take_numpy_integers_as_python_ints():
+    """max_buffers, select and chunk_size follow gen3c's one rule for whole numbers (numpy integers
+    too, no bool, no float even 2.0), as frame_offset and buffer did. Before: max_buffers=np.int64(3)
+    was refused ("must be a whole number ≥ 1"), so was chunk_size=np.int64(2)."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+
+    cache = Cache3D(max_buffers=np.int64(3))
+    assert type(cache.max_buffers) is int and "max_buffers=3," in repr(cache)
+    assert type(SelectingCache3D(select=np.int32(1)).select) is int
+    for bad in (True, 2.0):
+        with pytest.raises(Gen3cInputError, match=f"^max_buffers {bad!r} must be a whole number ≥ 1"):
+            Cache3D(max_buffers=bad)
+        with pytest.raises(Gen3cInputError, match=f"^select must be a whole number ≥ 1 .* got {bad!r}$"):
+            SelectingCache3D(select=bad)
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    cache.add_view(torch.rand(3, 32, 48) * 2 - 1, torch.full((32, 48), 2.0), K, torch.eye(4))
+    cameras = Cameras(EYE.expand(5, 4, 4), K.expand(5, 3, 3), 32, 48)
+    counts = []
+    got = cache.render(cameras, chunk_size=np.int64(2), frame_offset=np.int64(0), progress=counts.append)
+    expected = cache.render(cameras, chunk_size=2)
+    assert torch.equal(got.colors, expected.colors) and torch.equal(got.masks, expected.masks)
+    assert bool(got.masks.any())
+    assert counts == [2, 2, 1] and {type(n) for n in counts} == {int}  # a progress bar gets Python's ints
+    for bad in (True, 2.0):
+        with pytest.raises(Gen3cInputError, match=f"^chunk_size {bad!r} must be a whole number ≥ 1"):
+            cache.render(cameras, chunk_size=bad)
+
+
 def test_cache_settings_are_checked_and_shown():
     # Before: max_buffers=0 failed at the first add_view (IndexError), chunk_size=0 in range(),
     # a CUDA device without a GPU in torch's driver error; the repr was the default object's.

@@ -109,6 +109,11 @@ def test_launch_checks(monkeypatch):
         check_launch(2)
     with pytest.raises(Gen3cInputError, match="at least 1"):
         check_launch(0)
+    check_launch(np.int64(1))  # gen3c's one rule for whole numbers (errors.is_whole_number); before: refused
+    for bad in (True, 1.0):
+        refusal = f"^--num_gpus must be a whole number of at least 1, got {bad!r}$"
+        with pytest.raises(Gen3cInputError, match=refusal):
+            check_launch(bad)
     monkeypatch.setenv("WORLD_SIZE", "4")
     check_launch(4)
     with pytest.raises(Gen3cInputError, match="torchrun started 4 processes but --num_gpus is 2: pass --num_gpus 4"):

@@ -269,9 +269,19 @@ def test_a_scene_seed_is_any_whole_number_and_nothing_else():
     """A numpy integer (a seed from np.arange) made a TypeError in random.Random; it is its int's scene."""
     cams = source_camera(8, 16)
     assert torch.equal(render(make_scene("room", np.int64(3)), cams).rgb, render(make_scene("room", 3), cams).rgb)
-    for seed in (1.5, "3", None):
+    for seed in (1.5, "3", None, True, 2.0):  # True was taken as the seed 1
         with pytest.raises(Gen3cInputError, match="make_scene seed .* must be a whole number"):
             make_scene("room", seed)
+
+
+def test_scene_whole_number_settings_refuse_bools_and_keep_python_ints():
+    """Noise octaves and render's supersample follow gen3c's one rule for whole numbers
+    (errors.is_whole_number). Before: True was taken as 1 octave, and as supersample 1."""
+    assert type(Noise(octaves=np.int64(2)).octaves) is int  # (frozen: the repr showed np.int64(2))
+    with pytest.raises(Gen3cInputError, match="^Noise octaves True must be a whole number ≥ 1$"):
+        Noise(octaves=True)
+    with pytest.raises(Gen3cInputError, match="^render supersample True must be a whole number ≥ 1"):
+        render(make_scene("room", 0), source_camera(8, 16), supersample=True)
 
 
 def test_nearest_primitive_wins():

@@ -1425,6 +1425,27 @@ def test_a_broken_moviepy_leaves_tensorboard_videos_out_with_a_note(tmp_path, mo
                      "pip install --force-reinstall 'moviepy'"]  # fmt: skip
 
 
+def test_config_whole_numbers_from_python_may_be_numpy_integers_and_are_stored_as_ints():
+    """config_from_dict takes whole numbers by gen3c's one rule (errors.is_whole_number): numpy
+    integers too (a notebook's np.arange), stored as Python ints so config.json can be written;
+    a bool or a float, even 2.0, stays refused. Before: "run.max_steps = int64 '5' must be a whole number"."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.config import config_from_dict
+
+    config = config_from_dict({"run": {"max_steps": np.int64(5)}, "data": {"resolution": [np.int32(32), np.int64(48)]},
+                               "train": {"lr": np.int64(1)}})  # fmt: skip
+    assert (config.run.max_steps, config.data.resolution, config.train.lr) == (5, [32, 48], 1.0)
+    stored = (config.run.max_steps, *config.data.resolution, config.train.lr)
+    assert [type(v) for v in stored] == [int, int, int, float]
+    assert json.loads(config.to_json())["data"]["resolution"] == [32, 48]  # as the run saves it
+    for value in (2.0, np.float64(2.0), True):
+        refusal = r"^config: run\.max_steps = .* must be a whole number \(default 1000\)$"
+        with pytest.raises(Gen3cInputError, match=refusal):
+            config_from_dict({"run": {"max_steps": value}})
+
+
 def test_config_dtypes_from_python_are_taken_as_their_names():
     """model.weights_dtype / export_dtype given torch dtypes (as gen3c.generate takes dtype) are
     their names. Before: "model.weights_dtype = dtype 'torch.bfloat16' must be a string"."""

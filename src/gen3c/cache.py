@@ -845,7 +845,7 @@ class Cache3D:
     ) -> None:
         if splat not in SPLAT_MODES:
             raise Gen3cInputError(f"splat must be one of {SPLAT_MODES}, got {shown_value(splat)}")
-        if isinstance(max_buffers, bool) or not isinstance(max_buffers, int) or max_buffers < 1:
+        if not is_whole_number(max_buffers) or max_buffers < 1:
             raise Gen3cInputError(f"max_buffers {shown_value(max_buffers)} must be a whole number ≥ 1 (GEN3C keeps 2)")
         if isinstance(filter_points_threshold, bool) or not isinstance(filter_points_threshold, numbers.Real) or not 0 <= filter_points_threshold < math.inf:
             raise Gen3cInputError(f"filter_points_threshold {shown_value(filter_points_threshold)} must be ≥ 0 (GEN3C: 0.05; 0, or 1 and above, keeps every point)")
@@ -853,7 +853,7 @@ class Cache3D:
         # value hid points in front of the curtain too.
         if isinstance(foreground_tolerance, bool) or not isinstance(foreground_tolerance, numbers.Real) or not 0 <= foreground_tolerance < math.inf:
             raise Gen3cInputError(f"foreground_tolerance {shown_value(foreground_tolerance)} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
-        self.max_buffers = max_buffers
+        self.max_buffers = int(max_buffers)  # (a numpy integer as Python's: the repr, a state's check)
         self.filter_points_threshold = filter_points_threshold
         self.foreground_masking = foreground_masking
         self.foreground_tolerance = foreground_tolerance
@@ -991,7 +991,7 @@ class Cache3D:
         output_device: torch.device | str | None = None,
     ) -> BufferRenders:
         """Render the views ``indices`` (in that order) into every camera; see :meth:`render`."""
-        self._check_render(cameras, frame_offset, chunk_size)
+        frame_offset, chunk_size = self._check_render(cameras, frame_offset, chunk_size)
         indices = tuple(indices)
         if not indices:  # was an IndexError from views[0]
             raise Gen3cInputError("render_views got no views to render: pass the indices of one or more of the cache's views")
@@ -1084,17 +1084,20 @@ class Cache3D:
             out = WarpResult(out.color, out.mask, None)
         return out
 
-    def _check_render(self, cameras: Cameras, frame_offset: int, chunk_size: int) -> None:
-        """Refuse a render the cache cannot make (no view) or arguments it cannot take, in one line."""
+    def _check_render(self, cameras: Cameras, frame_offset: int, chunk_size: int) -> tuple[int, int]:
+        """Refuse a render the cache cannot make (no view) or arguments it cannot take, in one line;
+        returns ``frame_offset`` and ``chunk_size`` as Python ints (numpy's are taken too, and a
+        progress callback is handed counts made from them)."""
         if not self.views:
             raise Gen3cInputError("the cache is empty: add a view first (Cache3D.add_view)")
         if not isinstance(cameras, Cameras):
             raise Gen3cInputError(f"cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
-        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        if not is_whole_number(chunk_size) or chunk_size < 1:
             raise Gen3cInputError(f"chunk_size {shown_value(chunk_size)} must be a whole number ≥ 1 (target frames splatted together)")
         # A negative offset indexed a 4D view's frames from the end (another frame, silently).
         if not is_whole_number(frame_offset) or frame_offset < 0:
             raise Gen3cInputError(f"frame_offset {shown_value(frame_offset)} must be a whole number ≥ 0 (the index of cameras[0] in the video)")
+        return int(frame_offset), int(chunk_size)
 
     def _check_buffer(self, buffer: object) -> None:
         """Refuse a buffer index that names no view of the cache, in one line."""
@@ -1136,14 +1139,14 @@ class SelectingCache3D(Cache3D):
     def __init__(self, select: int = 2, near_full_threshold: float | None = 0.9, **kwargs) -> None:
         kwargs.setdefault("max_buffers", MAX_SELECTABLE_VIEWS)
         super().__init__(**kwargs)
-        if isinstance(select, bool) or not isinstance(select, int) or select < 1:
+        if not is_whole_number(select) or select < 1:
             raise Gen3cInputError(f"select must be a whole number ≥ 1 (views per render; GEN3C: 2), got {shown_value(select)}")
         # NaN or a value past 1 meant "never" without saying so, 0 or less "always".
         if near_full_threshold is not None and not 0 < near_full_threshold <= 1:
             raise Gen3cInputError(
                 f"near_full_threshold {shown_value(near_full_threshold)} must be a fraction of the frame in (0, 1] (GEN3C: 0.9), or None to keep every view"
             )
-        self.select = select
+        self.select = int(select)
         self.near_full_threshold = near_full_threshold
 
     def add_view(
@@ -1160,7 +1163,7 @@ class SelectingCache3D(Cache3D):
         """(N,) number of target pixels each view covers, summed over ``cameras`` (splatted on
         ``device``, default the cache's)."""
         # Ran before render_views' checks: a tensor for cameras was an AttributeError, chunk_size=0 range()'s ValueError.
-        self._check_render(cameras, frame_offset, chunk_size)
+        frame_offset, chunk_size = self._check_render(cameras, frame_offset, chunk_size)
         scores = torch.zeros(len(self.views), dtype=torch.float64)
         device = self.views[0].points.device if device is None else _concrete(device)
         w2c_all, K_all = cameras.w2c.to(device), cameras.K.to(device)

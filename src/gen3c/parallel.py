@@ -21,7 +21,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, is_whole_number
 
 
 @dataclass(frozen=True)
@@ -114,7 +114,7 @@ def check_launch(num_gpus: int) -> None:
         Gen3cInputError: ``num_gpus`` < 1; ``num_gpus`` > 1 without torchrun; or torchrun's
             world size ≠ ``num_gpus``.
     """
-    if isinstance(num_gpus, bool) or not isinstance(num_gpus, int) or num_gpus < 1:
+    if not is_whole_number(num_gpus) or num_gpus < 1:
         raise Gen3cInputError(f"--num_gpus must be a whole number of at least 1, got {num_gpus!r}")
     world = launched_world_size()
     if world is None or (world == 1 and num_gpus > 1):

@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import Cameras, intrinsics_from_fov, invert_pose, make_intrinsics
-from gen3c.errors import Gen3cInputError, describe_value, quoted, shown_value
+from gen3c.errors import Gen3cInputError, describe_value, is_whole_number, quoted, shown_value
 
 RGB = tuple[float, float, float]
 Vec3 = tuple[float, float, float]
@@ -217,8 +217,9 @@ class Noise:
     def __post_init__(self) -> None:
         _check_positive("Noise", "scale", self.scale)
         _check_colors("Noise", self.colors)
-        if not isinstance(self.octaves, numbers.Integral) or self.octaves < 1:  # 0 octaves: 0 / 0, an IndexError in render
+        if not is_whole_number(self.octaves) or self.octaves < 1:  # 0 octaves: 0 / 0, an IndexError in render
             raise Gen3cInputError(f"Noise octaves {self.octaves!r} must be a whole number ≥ 1")
+        object.__setattr__(self, "octaves", int(self.octaves))  # (frozen) a numpy integer as Python's, in the repr too
 
     def __call__(self, p: Tensor) -> Tensor:
         return _palette_lerp(value_noise(p / self.scale, self.seed, self.octaves), self.colors)
@@ -551,7 +552,7 @@ def render(scene: Scene, cameras: Cameras, supersample: int = 1) -> SceneRender:
         raise Gen3cInputError(f"render scene is {describe_value(scene)}: pass a gen3c.scenes.Scene{hint}")
     if not isinstance(cameras, Cameras):  # was AttributeError: 'Tensor' object has no attribute 'height'
         raise Gen3cInputError(f"render cameras is {describe_value(cameras)}: pass gen3c.cameras.Cameras(w2c, K, height, width)")
-    if not isinstance(supersample, numbers.Integral) or supersample < 1:
+    if not is_whole_number(supersample) or supersample < 1:
         raise Gen3cInputError(f"render supersample {supersample!r} must be a whole number ≥ 1 (rays per pixel side)")
     if supersample**2 > _MAX_RAYS:  # one pixel's rays would be more than a chunk's
         raise Gen3cInputError(f"render supersample {supersample} casts {supersample**2} rays per pixel: pass at most {math.isqrt(_MAX_RAYS)}")
@@ -884,8 +885,8 @@ def make_scene(name: str, seed: int = 0) -> Scene:
     """
     if not isinstance(name, str) or name not in SCENE_PRESETS:
         raise Gen3cInputError(f"unknown scene {quoted(name, 40)}: choose one of {', '.join(SCENE_PRESETS)}")
-    if not isinstance(seed, numbers.Integral):  # random.Random takes no numpy integer
-        raise Gen3cInputError(f"make_scene seed {seed!r} must be a whole number")
+    if not is_whole_number(seed):  # (int() below: random.Random takes no numpy integer)
+        raise Gen3cInputError(f"make_scene seed {seed!r} must be a whole number, e.g. 0")
     return SCENE_PRESETS[name](_Rand(int(seed)))
 
 

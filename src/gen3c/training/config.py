@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from gen3c.errors import Gen3cInputError, describe_value, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, is_whole_number, quoted_path
 from gen3c.io.paths import exists, refuse_special_file
 from gen3c.io.text import user_text
 from gen3c.models import configs
@@ -195,16 +195,18 @@ def _shown(value: Any) -> str:
 
 
 def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
-    """``value`` as the field's type ``kind`` (ints where floats are asked; no bool for a number)."""
+    """``value`` as the field's type ``kind`` (whole numbers where floats are asked; no bool for a
+    number, no float for a whole number, even 2.0), in Python's own types: a dict from Python may
+    hold numpy integers, which a config's JSON could not be written with."""
 
     def fits(v: Any, k: Any) -> bool:
         origin = getattr(k, "__origin__", k)
         if origin is bool:
             return isinstance(v, bool)
         if origin is int:
-            return isinstance(v, int) and not isinstance(v, bool)
+            return is_whole_number(v)
         if origin is float:
-            return isinstance(v, int | float) and not isinstance(v, bool)
+            return is_whole_number(v) or isinstance(v, float)
         if origin is str:
             return isinstance(v, str)
         if origin is list:
@@ -216,10 +218,11 @@ def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
 
     if not fits(value, kind):
         raise Gen3cInputError(f"{where} = {_shown(value)} must be {_type_name(kind)} (default {default!r})")
-    if kind is float:
-        return float(value)
-    if getattr(kind, "__args__", None) == (float,):
-        return [float(v) for v in value]
+    if kind is float or kind is int:
+        return kind(value)
+    if getattr(kind, "__args__", None) in ((float,), (int,)):
+        (item,) = kind.__args__
+        return [item(v) for v in value]
     return value
 
 
@@ -405,7 +408,7 @@ def _check_distill(config: Config, source: str) -> None:
     check_halving(d.teacher_steps, d.student_steps, source)
     stages = int(d.guidance_stage) + len(d.student_steps)
     counts = d.stage_max_steps
-    if counts and (len(counts) != stages or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts)):
+    if counts and (len(counts) != stages or not all(is_whole_number(n) and n >= 1 for n in counts)):
         raise Gen3cInputError(
             f"{source}: distill.stage_max_steps = {d.stage_max_steps} must list {stages} positive step counts "
             f"(guidance stage first, then one per student_steps entry), or be [] (run.max_steps each)"
