@@ -380,28 +380,69 @@ WINDOWS_DEVICE = "a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$,
 
 
 @pytest.mark.parametrize(
-    "name, problem",
+    "name, problem, depth_files_too",
     [
-        ("nul", f"is {WINDOWS_DEVICE}"),  # nul.mp4 is the null device there: the video written into nothing
-        ("CON.v2", f"starts with 'CON', {WINDOWS_DEVICE}"),
-        ("Com\u00b9", f"is {WINDOWS_DEVICE}"),
-        ("take:1", "holds ':', which Windows takes in no file name (< > : \" \\ | ? *)"),  # a hidden stream of a file 'take'
-        ("why?", "holds '?', which Windows takes in no file name"),
+        ("nul", f"is {WINDOWS_DEVICE}", False),  # nul.mp4 is the null device there: the video written into nothing
+        ("CON.v2", f"starts with 'CON', {WINDOWS_DEVICE}", True),  # CON.v2_depth.png too
+        ("Com\u00b9", f"is {WINDOWS_DEVICE}", False),
+        ("take:1", "holds ':', which Windows takes in no file name (< > : \" \\ | ? *)", True),  # a hidden stream of a file 'take'
+        ("why?", "holds '?', which Windows takes in no file name", True),
     ],
 )
-def test_an_output_name_windows_holds_no_file_under_is_refused_there(name, problem, files, tmp_path, monkeypatch):
-    """On Windows `gen3c generate --video_save_name nul` (or gen3c depth --name nul) wrote its
-    video to the null device, where it was lost, and `take:1` into a hidden stream of a file
-    'take': runs that ended as if they had made their outputs. One line now, before anything is
-    read or written (the Windows branch, run here with the platform check patched)."""
+def test_an_output_name_windows_holds_no_file_under_is_refused_there(name, problem, depth_files_too, files, tmp_path, monkeypatch):
+    """On Windows `gen3c generate --video_save_name nul` wrote its video to the null device, where
+    it was lost, and `take:1` into a hidden stream of a file 'take': runs that ended as if they had
+    made their outputs. One line now, before anything is read or written (the Windows branch, run
+    here with the platform check patched). gen3c depth refuses a --name where its own files'
+    names are none Windows holds (CON.v2_depth.png), not where only the video's would be (nul)."""
     from gen3c.io import atomic
 
     monkeypatch.setattr(atomic, "on_windows", lambda: True, raising=False)  # (the code before had no such check)
     out = tmp_path / "out"
     refused(generate(files, out, **{"--video_save_name": name}), rf"^error: --video_save_name {re.escape(repr(name))} {re.escape(problem)}.*: choose another name$")
-    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", name]
-    refused(argv, rf"^error: --name {re.escape(repr(name))} {re.escape(problem)}.*: choose another name$")
+    if depth_files_too:
+        argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", name]
+        refused(argv, rf"^error: --name {re.escape(repr(name))} {re.escape(problem)}.*: choose another name$")
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_a_depth_name_that_only_begins_its_files_names_is_written_on_windows(files, tmp_path, monkeypatch):
+    """`gen3c depth --name nul` was refused on Windows as if it wrote nul.*, though its files are
+    nul_depth.png, nul_points.ply, …: names Windows holds like any other. They are written now;
+    a name its files would start with a device name in (nul.v2_depth.png) is still refused."""
+    from gen3c.io import atomic
+
+    monkeypatch.setattr(atomic, "on_windows", lambda: True, raising=False)
+    out = tmp_path / "out"
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out]
+    res = runner.invoke(app, [str(a) for a in [*argv, "--name", "nul"]])
+    assert res.exit_code == 0, res.output
+    written = ["nul_depth.json", "nul_depth.npy", "nul_depth.png", "nul_mask.png", "nul_points.ply"]
+    assert sorted(p.name for p in out.iterdir()) == written
+    refused([*argv, "--name", "nul.v2"], rf"^error: --name 'nul\.v2' starts with 'nul', {re.escape(WINDOWS_DEVICE)}: choose another name$")
+
+
+def test_an_output_folder_windows_holds_no_folder_under_is_refused_there(files, tmp_path, monkeypatch):
+    """On Windows `--video_save_folder out/nul` (gen3c depth's --output_folder, gen3c train's --out)
+    named the null device, not a folder, and was not checked: outputs went nowhere, or the system's
+    error came once the model had loaded. One line now, naming the option, before anything is
+    written; a folder whose name only begins with a device name's letters is a folder like any other."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.io import atomic
+
+    monkeypatch.setattr(atomic, "on_windows", lambda: True, raising=False)
+    device = re.escape(WINDOWS_DEVICE)
+    refused(generate(files, tmp_path / "out" / "nul"), rf"^error: --video_save_folder '.*/out/nul': 'nul' is {device}: choose another folder$", tmp_path / "out")
+    argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", tmp_path / "out" / "con.d"]
+    refused(argv, rf"^error: --output_folder '.*/out/con\.d': 'con\.d' starts with 'con', {device}: choose another folder$", tmp_path / "out")
+    refused(["train", "small_procedural", "--out", tmp_path / "out" / "AUX"], rf"^error: training output folder '.*/out/AUX': 'AUX' is {device}: choose another folder$", tmp_path / "out")
+    # A file written by its full path (the Python API's writers): its name is checked as it is made.
+    with pytest.raises(Gen3cInputError, match=r"^output '.*/con\.json': 'con\.json' starts with 'con', .*: choose another output name$"):
+        atomic.write_text_atomic(tmp_path / "con.json", "{}")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "con.json").exists()
+    assert atomic.ensure_writable_dir(tmp_path / "nul_outputs", "--output_folder").is_dir()
+    atomic.write_text_atomic(tmp_path / "console.json", "{}")
+    assert (tmp_path / "console.json").read_text() == "{}"
 
 
 def test_an_output_name_windows_holds_no_file_under_is_kept_elsewhere(files, tmp_path):

@@ -1496,16 +1496,16 @@ def depth(
     from gen3c.cameras import resize_intrinsics
     from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
-    from gen3c.depth.export import check_depth_outputs, save_depth_outputs
+    from gen3c.depth.export import check_depth_name, check_depth_outputs, save_depth_outputs
     from gen3c.errors import note
-    from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
+    from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.io.images import LARGE_IMAGE_PIXELS, load_image, read_photo
     from gen3c.io.intrinsics import parse_intrinsics
     from gen3c.io.resolution import parse_resolution
 
     with console_warnings():  # its notes (a photo brought down, a camera scaled) as one plain line each
         if name is not None:
-            check_output_name(name, "--name")  # before the model loads
+            check_depth_name(name)  # before the model loads
         if full_size and resolution:
             raise Gen3cInputError("--full_size and --resolution both say the size to write the depth at: pass one")
         check_installed(("cv2", "plyfile"), "writing gen3c depth's NAME_depth.png and NAME_points.ply")
@@ -1517,7 +1517,7 @@ def depth(
             image, stored = read_photo(image_path, cover=size)
         if name is None:  # (checked once the image is read: a path no file can have is refused as such, not as a --name)
             name = image_path.stem
-            check_output_name(name, "--name (by default the image's name)")
+            check_depth_name(name, "--name (by default the image's name)")
         image = (image + 1) / 2
         K = parse_intrinsics(intrinsics, stored, fov=fov)  # pixels of the photo as stored
         if tuple(image.shape[-2:]) != stored:

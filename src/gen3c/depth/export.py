@@ -59,6 +59,13 @@ DEPTH_FILES = {"png": "{}_depth.png", "npy": "{}_depth.npy", "mask": "{}_mask.pn
 OTHER_DEPTH_NAME = "pass another --name or --output_folder"
 
 
+def check_depth_name(name: str, what: str = "--name") -> None:
+    """Refuse a ``--name`` (``what``) of depth outputs that is no plain file name, or that makes a
+    name of :data:`DEPTH_FILES` Windows holds no file under, there (``con.v2_depth.png`` is the
+    console; ``nul_depth.png`` is a file like any other): :func:`~gen3c.io.atomic.check_output_name`."""
+    check_output_name(name, what, DEPTH_FILES.values())
+
+
 def check_depth_outputs(folder: str | os.PathLike, name: str) -> dict[str, Path]:
     """The paths of :data:`DEPTH_FILES` for ``name`` in ``folder``, refused where one is a folder
     there, or where the folder holds one in another case, one file to this file system (macOS,
@@ -84,7 +91,7 @@ def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike
     """
     from PIL import Image
 
-    check_output_name(name, "--name")
+    check_depth_name(name)
     out = ensure_writable_dir(folder, "--output_folder")
     H, W = estimate.size
     rgb = image_to_tensor(image)

@@ -18,14 +18,25 @@ from gen3c.io.paths import nearest_existing, on_windows, one_form, other_spellin
 MAX_NAME_BYTES = 200
 
 
-def check_output_name(name: str, what: str) -> None:
+def _windows_problem(name: str) -> str | None:
+    """Why Windows holds no file or folder named ``name`` (:func:`~gen3c.io.paths.windows_name_problem`),
+    where gen3c runs on Windows; None elsewhere, where such a name is a name like any other."""
+    return windows_name_problem(name) if on_windows() else None
+
+
+def check_output_name(name: str, what: str, patterns: Iterable[str] = ("{}",)) -> None:
     """Refuse a base name of output files (``what``, e.g. ``--video_save_name``) that is not one
     plain file name: empty, with a folder, ``.``/``..``, control characters, or too long; on
-    Windows also one it holds no file under (:func:`~gen3c.io.paths.windows_name_problem`: ``nul``
-    opens the null device, and what is written there is lost; ``a:b`` writes a hidden stream of
-    ``a``). Elsewhere such a name is a file name like any other, kept: a run's outputs are not
-    meant to travel as a batch's are (:mod:`gen3c.batch.manifest` refuses them everywhere)."""
-    problem = windows_name_problem(name) if isinstance(name, str) and on_windows() else None
+    Windows also one that makes a file name it holds no file under
+    (:func:`~gen3c.io.paths.windows_name_problem`: ``nul.mp4`` opens the null device, and what is
+    written there is lost; ``a:b.mp4`` writes a hidden stream of ``a``). ``patterns`` are the
+    names of the files written under ``name`` (``"{}_depth.png"``); by default ``name`` followed by
+    a suffix (``NAME.mp4``). Only those names count: ``gen3c depth --name nul`` writes
+    ``nul_depth.png``, a name Windows holds. Elsewhere such names are file names like any other,
+    kept: a run's outputs are not meant to travel as a batch's are (:mod:`gen3c.batch.manifest`
+    refuses them everywhere)."""
+    written = [pattern.format(name) for pattern in patterns] if isinstance(name, str) else []
+    problem = next(filter(None, map(_windows_problem, written)), None)
     if problem is not None:  # (before the check for folders: Windows takes "a:b" for a drive's path)
         raise Gen3cInputError(f"{what} {name[:40]!r} {problem}: choose another name")
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
@@ -45,8 +56,13 @@ def check_video_name(name: str, what: str) -> None:
 
 def check_output_targets(paths: Iterable[str | os.PathLike], hint: str) -> None:
     """Refuse to start writing outputs when one of their ``paths`` is taken by a folder (a file
-    there is replaced); ``hint`` says how to choose other names, e.g. "pass another --name"."""
+    there is replaced), or, on Windows, where their names are none it holds a file under
+    (:func:`~gen3c.io.paths.windows_name_problem`: ``con.json`` opens the console there); ``hint``
+    says how to choose other names, e.g. "pass another --name"."""
     for path in map(Path, paths):
+        problem = _windows_problem(path.name)
+        if problem is not None:
+            raise Gen3cInputError(f"output {quoted_path(path)}: {path.name[:40]!r} {problem}: {hint}")
         try:
             taken = path.is_dir()
         except OSError as exc:  # a name too long for the file system
@@ -113,6 +129,17 @@ def write_failure(what: str, folder: str | os.PathLike, exc: BaseException) -> G
     return Gen3cInputError(f"{what} could not be written ({exc.strerror or os.strerror(exc.errno)}): {advice}")
 
 
+def _refuse_windows_folder(path: Path, what: str) -> None:
+    """Refuse, on Windows, an output folder ``path`` (``what``, e.g. ``--output_folder``) whose last
+    part is a name Windows holds no folder under (``out/nul``: the null device, ``a:b``: a hidden
+    stream of ``a``). Only the last part, the folder the option names: the parts above it are
+    where the user keeps things (an existing ``aux.d`` made elsewhere is not questioned)."""
+    problem = _windows_problem(path.name)
+    if problem is not None:
+        name = path.name[:40]
+        raise Gen3cInputError(f"{what} {quoted_path(path)}: {name!r} {problem}: choose another folder")
+
+
 def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInputError:
     """The refusal of ``what`` at ``path``, a name the system refuses to look at: too long (an
     OSError), with a NUL character (a ValueError)."""
@@ -125,8 +152,10 @@ def _unusable_path(path: Path, what: str, exc: OSError | ValueError) -> Gen3cInp
 def ensure_writable_dir(folder: str | os.PathLike, what: str = "output folder") -> Path:
     """Create ``folder`` if needed and check that files can be written there. A folder created
     here is on the disk (its parent flushed) before outputs are published into it: else a power
-    cut soon after could lose the folder with the outputs that were flushed into it."""
+    cut soon after could lose the folder with the outputs that were flushed into it. On Windows a
+    last part it holds no folder under (``out/nul``) is refused (:func:`_refuse_windows_folder`)."""
     path = Path(folder)
+    _refuse_windows_folder(path, what)  # (first: Windows finds its devices "there", as files)
     try:
         taken = path.exists() and not path.is_dir()
         created = [path] if not taken and not path.exists() else []
@@ -160,9 +189,11 @@ def check_writable_place(path: str | os.PathLike, what: str, *, beside: bool = F
     """Refuse an output ``path`` (a file or folder to be made there, or a folder to write into)
     that cannot be written, without creating anything: the nearest existing folder at or above
     it must be writable (above it with ``beside``: the output is made beside ``path`` under a
-    temporary name and renamed onto it). For runs that do their slow work (loading a model)
-    before they create their output."""
+    temporary name and renamed onto it), nor, on Windows, a last part it holds none under
+    (:func:`_refuse_windows_folder`). For runs that do their slow work (loading a model) before
+    they create their output."""
     path = Path(path).expanduser()
+    _refuse_windows_folder(path, what)
     try:
         place = nearest_existing(path.parent if beside else path)
     except OSError as exc:  # a name too long for the file system
