@@ -125,7 +125,8 @@ class VideoClips(Dataset):
     container, cameras: :func:`~gen3c.io.gen3c_sample.sample_length`,
     :func:`~gen3c.io.vipe.vipe_length`) and cut the windows from their lengths. A clip's frames are
     read when the clip is made, in the process that makes it, so each process of a multi-process
-    run reads the videos of its own clips only; what only the frames tell is refused then, naming the video.
+    run reads the videos of its own clips only; what only the frames tell is refused then, naming the
+    video's ``data.paths`` entry.
     """
 
     def __init__(self, config: DataConfig) -> None:
@@ -136,7 +137,7 @@ class VideoClips(Dataset):
         # The files of each video as they were when the run started: a clip's refusal says "changed"
         # only when they differ now.
         self.read_state: list[tuple] = []
-        names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
+        self.names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes and refusals name it
         first_of: dict[str, int] = {}
         with record_notes() as said:
             for i, path in enumerate(config.paths):
@@ -156,7 +157,7 @@ class VideoClips(Dataset):
                         if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
                             raise Gen3cInputError(f'data.paths[{i}] {quoted_path(path)} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
                         raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
-                    names.append(f"data.paths[{i}] {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else ""))
+                    self.names.append(f"data.paths[{i}] {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else ""))
                     self.sources.append((path, clip))
                     self.lengths.append(length)
                     self.read_state.append(_files_state(config.kind, path, clip))
@@ -167,7 +168,7 @@ class VideoClips(Dataset):
             self.windows += [(v, s) for s in starts]
         for v, length in enumerate(self.lengths):  # (none at all is refused below)
             if self.windows and length < config.num_frames:
-                note(f"{names[v]} has {length} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
+                note(f"{self.names[v]} has {length} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
         if not self.windows:
             longest = max(self.lengths)
             raise Gen3cInputError(
@@ -236,7 +237,7 @@ class VideoClips(Dataset):
         (those the run's start said aside)."""
         path, clip = self.sources[v]
         extra = {} if clip is None else {"clip": clip}
-        name = f"data.paths entry {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else "")
+        name = self.names[v]
         again = "put it back as it was, or start the run again (--resume auto) to read the data anew"
         try:
             with collect_notes() as notes:
