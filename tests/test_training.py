@@ -888,9 +888,8 @@ def test_a_video_whose_frames_are_refused_is_refused_when_its_first_clip_is_made
 def test_a_dataloader_worker_keeps_its_share_of_the_memory_budget(sample_dir, monkeypatch):
     """Videos are read whole into memory as clips first need them, in the process that makes the
     clip: data.num_workers workers share RESIDENT_BYTES, so a run holds no more than one budget of frames."""
+    from dataclasses import replace
     from types import SimpleNamespace
-
-    import torch.utils.data
 
     from gen3c.io import gen3c_sample
     from gen3c.training import data
@@ -901,7 +900,12 @@ def test_a_dataloader_worker_keeps_its_share_of_the_memory_budget(sample_dir, mo
     alone = data.make_dataset(cfg)
     alone[0]
     assert list(alone.resident) == [0]
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: SimpleNamespace(num_workers=2, id=0))
+    # The main process of a run whose workers make the clips keeps none (it makes the held-out clip
+    # and the tokenizer's statistics clips, once each): before, it kept one budget beside theirs.
+    beside_workers = data.make_dataset(replace(cfg, num_workers=2))
+    beside_workers[0]
+    assert beside_workers.resident == {}
+    monkeypatch.setattr(data, "get_worker_info", lambda: SimpleNamespace(num_workers=2, id=0))
     worker = data.make_dataset(cfg)
     worker[0]
     assert worker.resident == {}

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
 
 from gen3c.cameras import Cameras
 from gen3c.errors import Gen3cInputError, collect_notes, note, quoted_path, record_notes
@@ -104,10 +104,11 @@ def _view(image: Tensor, depth: Tensor, hit: Tensor, K: Tensor, w2c: Tensor) -> 
 
 
 #: Bytes of video frames (at the training resolution: 8 a pixel, colour, depth and validity) a
-#: :class:`VideoClips` keeps in memory per process, its DataLoader workers sharing one such budget:
-#: a video that fits is read whole when a clip first needs it, and its clips are cut from memory
-#: then; the windows of the others are read as clips need them (the same frames). (Whole, 200 GEN3C
-#: samples of 121 frames at 704×1280 were 170 GB in every process of a run.)
+#: :class:`VideoClips` keeps in memory in all, per rank: a video that fits is read whole when a clip
+#: first needs it, and its clips are cut from memory then; the windows of the others are read as
+#: clips need them (the same frames). With ``data.num_workers`` DataLoader workers, each keeps its
+#: share and the main process none (:meth:`VideoClips._fits_in_memory`). (Whole, 200 GEN3C samples
+#: of 121 frames at 704×1280 were 170 GB in every process of a run.)
 RESIDENT_BYTES = 2 << 30
 
 #: Bytes a frame of a :class:`~gen3c.io.frames.FrameStack` takes per pixel: colour (3 × uint8), depth (float32), validity (bool).
@@ -209,11 +210,14 @@ class VideoClips(Dataset):
 
     def _fits_in_memory(self, v: int) -> bool:
         """Whether video ``v`` whole fits beside those in memory, in this process's share of
-        :data:`RESIDENT_BYTES` (a DataLoader worker's: the budget over the number of workers)."""
-        from torch.utils.data import get_worker_info
-
+        :data:`RESIDENT_BYTES`: a DataLoader worker's is the budget over the number of workers; the
+        main process's all of it where it makes the clips (``data.num_workers = 0``), else none
+        (it makes the held-out clip and the tokenizer's statistics clips only, each once)."""
         worker = get_worker_info()
-        budget = RESIDENT_BYTES // (worker.num_workers if worker is not None else 1)
+        if worker is not None:
+            budget = RESIDENT_BYTES // worker.num_workers
+        else:
+            budget = RESIDENT_BYTES if self.config.num_workers == 0 else 0
         H, W = self.config.resolution
         held = sum(_stack_bytes(stack) for stack in self.resident.values())
         return held + self.lengths[v] * H * W * _BYTES_A_PIXEL <= budget
