@@ -727,7 +727,7 @@ def test_a_vipe_output_of_several_clips_gives_the_windows_of_each(tmp_path, monk
     with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*vipe' clip 'b' has 5 frames, fewer than data\.num_frames = 9"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 1), (2, 0), (2, 1)]  # clips a and c, in name order; b gives none
-    torch.testing.assert_close(clips.window(2, 0).image(0, 9), clips.window(0, 1).image(0, 9).flip(0))  # c's first window: a's last, reversed
+    torch.testing.assert_close(clips.window(2, 0)[0].image(0, 9), clips.window(0, 1)[0].image(0, 9).flip(0))  # c's first window: a's last, reversed
 
 
 def test_hidden_files_in_a_vipe_outputs_rgb_folder_are_no_clips(tmp_path, monkeypatch):
@@ -1965,6 +1965,17 @@ def test_a_clip_refused_in_a_dataloader_worker_is_its_own_line(tmp_path, monkeyp
     assert str(caught.value) == said
 
 
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request):
+    """DataLoader workers started as Linux does by default (fork) and as macOS and Windows do (spawn)."""
+    import multiprocessing
+
+    before = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(request.param, force=True)
+    yield request.param
+    multiprocessing.set_start_method(before, force=True)
+
+
 def _write_12_frames(folder, holed_rows: int = 0, depth_width: int = 128) -> Path:
     """A 72×128 sample directory of 12 frames, its depth NaN in its top ``holed_rows`` rows (said in a
     note when its frames are read) and ``depth_width`` wide (narrower: refused when they are read)."""
@@ -1975,6 +1986,27 @@ def _write_12_frames(folder, holed_rows: int = 0, depth_width: int = 128) -> Pat
     depth = depth[:, :, :depth_width].copy()
     depth[:, :holed_rows] = np.nan
     return write_sample(folder, rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+
+
+def test_the_notes_of_a_videos_frames_read_by_dataloader_workers_are_said_once_as_notes(start_method, tmp_path, base_checkpoint, capfd, monkeypatch):
+    """data.num_workers = 2, each worker making clips of one video: each worker said the notes of
+    its first read of the video itself, so they came once per worker, under fork from a copy of
+    the CLI's console (lost where that is not the terminal), under spawn as Python's raw warnings
+    ("…/data.py:256: UserWarning: …", the source line under it), and from every rank. Now the main
+    process says them once, as a "note:" line (a rank's other than 0 is silenced by the CLI)."""
+    from gen3c.io import gen3c_sample
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; forked workers only)
+    video = _write_12_frames(tmp_path / "holed", holed_rows=4)
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 2},
+                      data={"kind": "sample", "paths": [str(video)], "num_workers": 2})  # fmt: skip
+    res = runner.invoke(app, ["train", str(_write_toml(cfg, tmp_path / "tiny.toml")), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    # 4 clips, a batch of 2 from each worker; each worker reads the video whole (4 rows × 128 × 12 frames).
+    said = f"note: sample directory {str(video)!r} depth.npz: 6144 pixels (5.6%) of NaN/inf depth sit far away"
+    assert [line.startswith(said) for line in res.output.splitlines() if "NaN/inf" in line] == [True], res.output
+    workers_said = capfd.readouterr()
+    assert "Warning" not in workers_said.err + workers_said.out, workers_said
 
 
 def test_a_video_refused_for_its_frames_in_a_dataloader_worker_is_one_line_naming_its_data_path(tmp_path, base_checkpoint, monkeypatch):
