@@ -727,7 +727,7 @@ def test_a_vipe_output_of_several_clips_gives_the_windows_of_each(tmp_path, monk
     with pytest.warns(UserWarning, match=r"^data\.paths\[0\] '.*vipe' clip 'b' has 5 frames, fewer than data\.num_frames = 9"):
         clips = make_dataset(cfg)
     assert clips.windows == [(0, 0), (0, 1), (2, 0), (2, 1)]  # clips a and c, in name order; b gives none
-    torch.testing.assert_close(clips.window(2, 0).image(0, 9), clips.window(0, 1).image(0, 9).flip(0))  # c's first window: a's last, reversed
+    torch.testing.assert_close(clips.window(2, 0)[0].image(0, 9), clips.window(0, 1)[0].image(0, 9).flip(0))  # c's first window: a's last, reversed
 
 
 def test_hidden_files_in_a_vipe_outputs_rgb_folder_are_no_clips(tmp_path, monkeypatch):
@@ -881,16 +881,15 @@ def test_a_video_whose_frames_are_refused_is_refused_when_its_first_clip_is_made
     assert len(said) == 1 and re.match(r"sample directory '.*holed' depth\.npz: 4608 pixels .* of NaN/inf depth sit far away", str(said[0].message)), [str(w.message) for w in said]
     with pytest.raises(Gen3cInputError) as caught:
         clips[2]
-    assert str(caught.value).startswith(f"data.paths entry {str(narrow)!r}: sample directory {str(narrow)!r} rgb.mp4 is 72×128 but depth.npz is 72×96")
+    assert str(caught.value).startswith(f"data.paths[1] {str(narrow)!r}: sample directory {str(narrow)!r} rgb.mp4 is 72×128 but depth.npz is 72×96")
     assert "\n" not in str(caught.value)
 
 
 def test_a_dataloader_worker_keeps_its_share_of_the_memory_budget(sample_dir, monkeypatch):
     """Videos are read whole into memory as clips first need them, in the process that makes the
     clip: data.num_workers workers share RESIDENT_BYTES, so a run holds no more than one budget of frames."""
+    from dataclasses import replace
     from types import SimpleNamespace
-
-    import torch.utils.data
 
     from gen3c.io import gen3c_sample
     from gen3c.training import data
@@ -901,7 +900,12 @@ def test_a_dataloader_worker_keeps_its_share_of_the_memory_budget(sample_dir, mo
     alone = data.make_dataset(cfg)
     alone[0]
     assert list(alone.resident) == [0]
-    monkeypatch.setattr(torch.utils.data, "get_worker_info", lambda: SimpleNamespace(num_workers=2, id=0))
+    # The main process of a run whose workers make the clips keeps none (it makes the held-out clip
+    # and the tokenizer's statistics clips, once each): before, it kept one budget beside theirs.
+    beside_workers = data.make_dataset(replace(cfg, num_workers=2))
+    beside_workers[0]
+    assert beside_workers.resident == {}
+    monkeypatch.setattr(data, "get_worker_info", lambda: SimpleNamespace(num_workers=2, id=0))
     worker = data.make_dataset(cfg)
     worker[0]
     assert worker.resident == {}
@@ -919,7 +923,7 @@ def test_a_video_read_again_that_changed_since_the_run_started_is_named_by_its_d
     folder = shutil.copytree(sample_dir, tmp_path / "sample")
     clips = data.make_dataset(config_from_dict({"data": {"kind": "sample", "paths": [str(folder)], "resolution": [H, W], "num_frames": 9}}).data)
     (folder / "rgb.mp4").write_bytes(b"not a video")
-    with pytest.raises(Gen3cInputError, match=r"^data\.paths entry '.*sample' changed since the run read it at its start: sample video .*rgb\.mp4' cannot be read"):
+    with pytest.raises(Gen3cInputError, match=r"^data\.paths\[0\] '.*sample' changed since the run read it at its start: sample video .*rgb\.mp4' cannot be read"):
         clips[0]
 
 
@@ -947,7 +951,7 @@ def test_a_video_cut_shorter_since_the_run_started_is_refused_when_its_clip_is_r
     write_sample(folder, rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
     with pytest.raises(Gen3cInputError) as caught:
         clips[3]
-    message = r"^data\.paths entry '.*sample' changed since the run read it at its start: it has 10 frames now, 12 then; put it back as it was, or start"
+    message = r"^data\.paths\[0\] '.*sample' changed since the run read it at its start: it has 10 frames now, 12 then; put it back as it was, or start"
     assert re.match(message, str(caught.value)) and "\n" not in str(caught.value), str(caught.value)
     assert clips.resident == {}
 
@@ -971,9 +975,9 @@ def test_a_window_refused_of_a_video_that_did_not_change_is_not_called_changed(s
     monkeypatch.setattr(gen3c_sample, "check_depth_conventions", refuse)
     with pytest.raises(Gen3cInputError) as caught:
         clips[0]
-    assert str(caught.value) == f"data.paths entry {str(folder)!r}: sample depth looks like disparity in frames 0-8: convert it to z-depth"
+    assert str(caught.value) == f"data.paths[0] {str(folder)!r}: sample depth looks like disparity in frames 0-8: convert it to z-depth"
     (folder / "camera.npz").write_bytes((folder / "camera.npz").read_bytes() + b"\0")  # now it did change
-    with pytest.raises(Gen3cInputError, match=r"^data\.paths entry '.*sample' changed since the run read it at its start: "):
+    with pytest.raises(Gen3cInputError, match=r"^data\.paths\[0\] '.*sample' changed since the run read it at its start: "):
         clips[0]
 
 
@@ -1980,6 +1984,67 @@ def test_a_clip_refused_in_a_dataloader_worker_is_its_own_line(tmp_path, monkeyp
     with pytest.raises(Gen3cModelError) as caught:
         train(config_from_dict(tiny_config(tmp_path, data={"num_workers": 1})), tmp_path / "api")
     assert str(caught.value) == said
+
+
+@pytest.fixture(params=["fork", "spawn"])
+def start_method(request):
+    """DataLoader workers started as Linux does by default (fork) and as macOS and Windows do (spawn)."""
+    import multiprocessing
+
+    before = multiprocessing.get_start_method(allow_none=True)
+    multiprocessing.set_start_method(request.param, force=True)
+    yield request.param
+    multiprocessing.set_start_method(before, force=True)
+
+
+def _write_12_frames(folder, holed_rows: int = 0, depth_width: int = 128) -> Path:
+    """A 72×128 sample directory of 12 frames, its depth NaN in its top ``holed_rows`` rows (said in a
+    note when its frames are read) and ``depth_width`` wide (narrower: refused when they are read)."""
+    import numpy as np
+    from layouts import scene, write_sample
+
+    rgb, depth, _, w2c, K = scene(n=12, h=72, w=128)
+    depth = depth[:, :, :depth_width].copy()
+    depth[:, :holed_rows] = np.nan
+    return write_sample(folder, rgb, depth, np.ones_like(depth, dtype=bool), w2c, K)
+
+
+def test_the_notes_of_a_videos_frames_read_by_dataloader_workers_are_said_once_as_notes(start_method, tmp_path, base_checkpoint, capfd, monkeypatch):
+    """data.num_workers = 2, each worker making clips of one video: each worker said the notes of
+    its first read of the video itself, so they came once per worker, under fork from a copy of
+    the CLI's console (lost where that is not the terminal), under spawn as Python's raw warnings
+    ("…/data.py:256: UserWarning: …", the source line under it), and from every rank. Now the main
+    process says them once, as a "note:" line (a rank's other than 0 is silenced by the CLI)."""
+    from gen3c.io import gen3c_sample
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; forked workers only)
+    video = _write_12_frames(tmp_path / "holed", holed_rows=4)
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 2},
+                      data={"kind": "sample", "paths": [str(video)], "num_workers": 2})  # fmt: skip
+    res = runner.invoke(app, ["train", str(_write_toml(cfg, tmp_path / "tiny.toml")), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    # 4 clips, a batch of 2 from each worker; each worker reads the video whole (4 rows × 128 × 12 frames).
+    said = f"note: sample directory {str(video)!r} depth.npz: 6144 pixels (5.6%) of NaN/inf depth sit far away"
+    assert [line.startswith(said) for line in res.output.splitlines() if "NaN/inf" in line] == [True], res.output
+    workers_said = capfd.readouterr()
+    assert "Warning" not in workers_said.err + workers_said.out, workers_said
+
+
+def test_a_video_refused_for_its_frames_in_a_dataloader_worker_is_one_line_naming_its_data_path(tmp_path, base_checkpoint, monkeypatch):
+    """What only a video's frames tell (here depth narrower than its frames) is refused as its
+    first clip is made, in a DataLoader worker: the line named the video as "data.paths entry
+    '…'", not which entry; now "data.paths[1] '…'", the worker's one line, exit code 2."""
+    from gen3c.io import gen3c_sample
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read)
+    good, narrow = _write_12_frames(tmp_path / "good"), _write_12_frames(tmp_path / "narrow", depth_width=96)
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)},
+                      data={"kind": "sample", "paths": [str(good), str(narrow)], "num_workers": 2})  # fmt: skip
+    res = runner.invoke(app, ["train", str(_write_toml(cfg, tmp_path / "tiny.toml")), "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2, res.output
+    said = f"error: data.paths[1] {str(narrow)!r}: sample directory {str(narrow)!r} rgb.mp4 is 72×128 but depth.npz is 72×96"
+    assert res.output.strip().splitlines()[-1].startswith(said), res.output
+    assert "Traceback" not in res.output and "worker process" not in res.output
 
 
 @pytest.mark.parametrize("raised", [

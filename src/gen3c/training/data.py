@@ -13,11 +13,14 @@ Sources:
   that reads no frame (and refuses it then); a clip's frames are read when it is made: the video
   whole where it fits in :data:`RESIDENT_BYTES` (then kept for its other clips), else its window.
 
-A clip is a dict of tensors (batched by the default collate):
+A clip is a dict of tensors (batched by :func:`clip_batches`):
 
 - ``video``: (3, T, H, W) in [−1, 1], the frames to reproduce;
 - ``buffer_colors``: (T, NB, 3, H, W) in [−1, 1] and ``buffer_masks``: (T, NB, 1, H, W) in
   {0, 1}: the cache rendered into the clip's cameras, newest view first (NB = source frames).
+
+A :class:`VideoClips` clip made in a DataLoader worker may also hold :data:`FRAME_NOTES`, the notes
+of the worker's first read of the video, which :func:`clip_batches` takes out and says.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate, get_worker_info
 
 from gen3c.cameras import Cameras
 from gen3c.errors import Gen3cInputError, collect_notes, note, quoted_path, record_notes
@@ -104,10 +107,11 @@ def _view(image: Tensor, depth: Tensor, hit: Tensor, K: Tensor, w2c: Tensor) -> 
 
 
 #: Bytes of video frames (at the training resolution: 8 a pixel, colour, depth and validity) a
-#: :class:`VideoClips` keeps in memory per process, its DataLoader workers sharing one such budget:
-#: a video that fits is read whole when a clip first needs it, and its clips are cut from memory
-#: then; the windows of the others are read as clips need them (the same frames). (Whole, 200 GEN3C
-#: samples of 121 frames at 704×1280 were 170 GB in every process of a run.)
+#: :class:`VideoClips` keeps in memory in all, per rank: a video that fits is read whole when a clip
+#: first needs it, and its clips are cut from memory then; the windows of the others are read as
+#: clips need them (the same frames). With ``data.num_workers`` DataLoader workers, each keeps its
+#: share and the main process none (:meth:`VideoClips._fits_in_memory`). (Whole, 200 GEN3C samples
+#: of 121 frames at 704×1280 were 170 GB in every process of a run.)
 RESIDENT_BYTES = 2 << 30
 
 #: Bytes a frame of a :class:`~gen3c.io.frames.FrameStack` takes per pixel: colour (3 × uint8), depth (float32), validity (bool).
@@ -125,7 +129,9 @@ class VideoClips(Dataset):
     container, cameras: :func:`~gen3c.io.gen3c_sample.sample_length`,
     :func:`~gen3c.io.vipe.vipe_length`) and cut the windows from their lengths. A clip's frames are
     read when the clip is made, in the process that makes it, so each process of a multi-process
-    run reads the videos of its own clips only; what only the frames tell is refused then, naming the video.
+    run reads the videos of its own clips only; what only the frames tell is refused then, naming the
+    video's ``data.paths`` entry. The notes of a video's first read are said once, by the main
+    process (:meth:`say_notes`): a DataLoader worker's clip carries them to it (:func:`clip_batches`).
     """
 
     def __init__(self, config: DataConfig) -> None:
@@ -136,7 +142,7 @@ class VideoClips(Dataset):
         # The files of each video as they were when the run started: a clip's refusal says "changed"
         # only when they differ now.
         self.read_state: list[tuple] = []
-        names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes name it
+        self.names: list[str] = []  # each video's data.paths entry (and ViPE clip), as notes and refusals name it
         first_of: dict[str, int] = {}
         with record_notes() as said:
             for i, path in enumerate(config.paths):
@@ -156,7 +162,7 @@ class VideoClips(Dataset):
                         if other:  # (the reader's own advice names generate's flags, --vipe_path or --input_image_path)
                             raise Gen3cInputError(f'data.paths[{i}] {quoted_path(path)} is a {other} folder, not a {config.kind} one: set data.kind = "{other}"') from None
                         raise Gen3cInputError(f"data.paths[{i}] (data.kind = {config.kind!r}): {exc}{_layout_hint(path, config.kind)}") from None
-                    names.append(f"data.paths[{i}] {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else ""))
+                    self.names.append(f"data.paths[{i}] {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else ""))
                     self.sources.append((path, clip))
                     self.lengths.append(length)
                     self.read_state.append(_files_state(config.kind, path, clip))
@@ -167,7 +173,7 @@ class VideoClips(Dataset):
             self.windows += [(v, s) for s in starts]
         for v, length in enumerate(self.lengths):  # (none at all is refused below)
             if self.windows and length < config.num_frames:
-                note(f"{names[v]} has {length} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
+                note(f"{self.names[v]} has {length} frames, fewer than data.num_frames = {config.num_frames}: no clip is cut from it")
         if not self.windows:
             longest = max(self.lengths)
             raise Gen3cInputError(
@@ -179,11 +185,12 @@ class VideoClips(Dataset):
     def _forget_frames(self) -> None:
         """Hold no video's frames (as made, and in a copy sent to another process, which reads its own)."""
         self.resident: dict[int, FrameStack] = {}  # videos read whole, in memory within RESIDENT_BYTES
-        self.noted: set[int] = set()  # videos whose notes this process has said (its first read of each)
+        self.read_before: set[int] = set()  # videos this process has read (the notes of the first read are said)
+        self.noted: set[int] = set()  # videos whose notes this process has said (the main process)
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        del state["resident"], state["noted"]
+        del state["resident"], state["read_before"], state["noted"]
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -208,35 +215,41 @@ class VideoClips(Dataset):
 
     def _fits_in_memory(self, v: int) -> bool:
         """Whether video ``v`` whole fits beside those in memory, in this process's share of
-        :data:`RESIDENT_BYTES` (a DataLoader worker's: the budget over the number of workers)."""
-        from torch.utils.data import get_worker_info
-
+        :data:`RESIDENT_BYTES`: a DataLoader worker's is the budget over the number of workers; the
+        main process's all of it where it makes the clips (``data.num_workers = 0``), else none
+        (it makes the held-out clip and the tokenizer's statistics clips only, each once)."""
         worker = get_worker_info()
-        budget = RESIDENT_BYTES // (worker.num_workers if worker is not None else 1)
+        if worker is not None:
+            budget = RESIDENT_BYTES // worker.num_workers
+        else:
+            budget = RESIDENT_BYTES if self.config.num_workers == 0 else 0
         H, W = self.config.resolution
         held = sum(_stack_bytes(stack) for stack in self.resident.values())
         return held + self.lengths[v] * H * W * _BYTES_A_PIXEL <= budget
 
-    def window(self, v: int, start: int) -> FrameStack:
+    def window(self, v: int, start: int) -> tuple[FrameStack, list[str]]:
         """Frames ``start`` … ``start + num_frames − 1`` of video ``v``: a slice of the video in
-        memory, else read (the whole video where it fits in memory, kept for its other clips)."""
+        memory, else read (the whole video where it fits in memory, kept for its other clips); and
+        the notes of this process's first read of the video (those the run's start said aside),
+        none where it read the video before."""
         T = self.config.num_frames
+        notes = []
         if v not in self.resident and self._fits_in_memory(v):
-            self.resident[v] = self._read(v, 0, self.lengths[v])
+            self.resident[v], notes = self._read(v, 0, self.lengths[v])
         stack = self.resident.get(v)
         if stack is None:
             return self._read(v, start, T)
         return FrameStack(stack.images[start : start + T], stack.depth[start : start + T], stack.valid[start : start + T],
                           stack.w2c[start : start + T], stack.K[start : start + T], stack.fps,
-                          stack.frame_indices[start : start + T], stack.depth_kind)  # fmt: skip
+                          stack.frame_indices[start : start + T], stack.depth_kind), notes  # fmt: skip
 
-    def _read(self, v: int, start: int, num_frames: int) -> FrameStack:
+    def _read(self, v: int, start: int, num_frames: int) -> tuple[FrameStack, list[str]]:
         """Frames ``start`` … ``start + num_frames − 1`` of video ``v`` from its files, refused in one
-        line naming its data.paths entry. The notes of this process's first read of it are said
-        (those the run's start said aside)."""
+        line naming its data.paths entry; and the notes of the read where it is this process's
+        first of the video (those the run's start said aside), else none."""
         path, clip = self.sources[v]
         extra = {} if clip is None else {"clip": clip}
-        name = f"data.paths entry {quoted_path(path)}" + (f" clip {clip!r}" if clip is not None else "")
+        name = self.names[v]
         again = "put it back as it was, or start the run again (--resume auto) to read the data anew"
         try:
             with collect_notes() as notes:
@@ -249,17 +262,26 @@ class VideoClips(Dataset):
             now = f"it has {start + len(stack)} frames now, {self.lengths[v]} then"
             raise Gen3cInputError(f"{name} changed since the run read it at its start: {now}; {again}")
         stack.instance_ids = None  # (ViPE's: training does not use them)
-        if v not in self.noted:  # (later reads' notes are of other frames of the same video)
-            self.noted.add(v)
-            for message in notes:
-                if message not in self.said:
-                    note(message)
-        return stack
+        if v in self.read_before:  # (later reads' notes are of other frames of the same video)
+            return stack, []
+        self.read_before.add(v)
+        return stack, [message for message in notes if message not in self.said]
+
+    def say_notes(self, v: int, notes: list[str]) -> None:
+        """Say ``notes``, those of a first read of video ``v`` in this process or a DataLoader
+        worker, unless this process has said video ``v``'s: each worker reads a video anew, and its
+        notes are said once, here in the main process, whose warnings the run shows as its notes
+        (a worker's would be said once per worker, and under spawn as Python's raw warnings)."""
+        if v in self.noted:
+            return
+        self.noted.add(v)
+        for message in notes:
+            note(message)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         c = self.config
         v, s = self.windows[index % len(self.windows)]
-        stack, s = self.window(v, s), 0
+        (stack, notes), s = self.window(v, s), 0
         T = c.num_frames
         H, W = stack.size
         cameras = Cameras(stack.w2c[s : s + T], stack.K[s : s + T], H, W)
@@ -268,7 +290,46 @@ class VideoClips(Dataset):
             SourceView(image=stack.image(f), depth=stack.depth[f], K=stack.K[f], w2c=stack.w2c[f], valid=stack.valid[f] & (stack.depth[f] > 0))
             for f in picks
         ]  # fmt: skip
-        return make_clip(stack.image(s, s + T), views, cameras, c)
+        made = make_clip(stack.image(s, s + T), views, cameras, c)
+        if notes:
+            if get_worker_info() is None:
+                self.say_notes(v, notes)
+            else:  # said by the main process as the clip reaches it (clip_batches)
+                made[FRAME_NOTES] = (v, notes)
+        return made
+
+
+#: The key of a clip made in a DataLoader worker that holds ``(video, notes)``, the notes of the
+#: worker's first read of the video, for the main process to say (:func:`clip_batches`).
+FRAME_NOTES = "frame_notes"
+
+
+def collate_clips(clips: list[dict]) -> dict:
+    """A batch of ``clips`` (torch's default collate), the notes some carry under
+    :data:`FRAME_NOTES` as a list of ``(video, notes)`` there (where any does)."""
+    carried = [clip.pop(FRAME_NOTES) for clip in clips if FRAME_NOTES in clip]
+    batch = default_collate(clips)
+    if carried:
+        batch[FRAME_NOTES] = carried
+    return batch
+
+
+def clip_batches(
+    dataset: Dataset,
+    batch_size: int,
+    sampler: Sampler | None = None,
+    num_workers: int = 0,
+    persistent_workers: bool = False,
+) -> Iterator[dict[str, Tensor]]:
+    """Batches of ``dataset``'s clips (a DataLoader's, of the ``sampler``'s indices, by
+    ``num_workers`` workers), the notes about a video's frames its workers' clips carry said here,
+    in the main process, as each batch arrives (:meth:`VideoClips.say_notes`)."""
+    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+                        persistent_workers=persistent_workers, collate_fn=collate_clips)  # fmt: skip
+    for batch in loader:
+        for v, notes in batch.pop(FRAME_NOTES, ()):
+            dataset.say_notes(v, notes)
+        yield batch
 
 
 def _files_state(kind: str, path: str, clip: str | None) -> tuple:
@@ -378,11 +439,9 @@ class CachedClips(Dataset):
     wrapped dataset (its held-out clips are still made on demand)."""
 
     def __init__(self, dataset: Dataset, num_workers: int = 0, progress: Callable[[int], None] | None = None) -> None:
-        from torch.utils.data import DataLoader
-
         self.source = dataset
         videos, colors, masks = [], [], []
-        for batch in DataLoader(dataset, batch_size=8, num_workers=num_workers):
+        for batch in clip_batches(dataset, batch_size=8, num_workers=num_workers):
             videos.append(_to_uint8(batch["video"]))
             colors.append(_to_uint8(batch["buffer_colors"]))
             masks.append(batch["buffer_masks"] > 0.5)

@@ -526,17 +526,15 @@ def _train_tokenizer(vae, config: Config, out: Path, accelerator, progress, data
     """Train ``vae`` (fresh or ``tokenizer.init``) as ``[tokenizer]`` says; write ``OUT/tokenizer``.
 
     Returns ``(vae, summary)``."""
-    from torch.utils.data import DataLoader
     from torch.utils.tensorboard import SummaryWriter
 
-    from gen3c.training.data import StepSampler, held_out_clip
+    from gen3c.training.data import StepSampler, clip_batches, held_out_clip
     from gen3c.training.tokenizer import reconstruction_psnr, set_latent_statistics, train_tokenizer
 
     sampler = StepSampler(len(dataset), config.tokenizer.batch_size, config.run.seed + 1, 0,
                           accelerator.process_index, accelerator.num_processes)  # fmt: skip
     workers = 0 if config.data.cache_clips else config.data.num_workers
-    loader = DataLoader(dataset, batch_size=config.tokenizer.batch_size, sampler=sampler, num_workers=workers)
-    videos = (batch["video"] for batch in loader)
+    videos = (batch["video"] for batch in clip_batches(dataset, config.tokenizer.batch_size, sampler, workers))
     advance = progress("Tokenizer", config.tokenizer.steps) if progress is not None else None
     # Its own TensorBoard run: its step numbers are not the DiT's (which a resume purges past its step).
     writer = SummaryWriter(str(out / "logs" / "tokenizer")) if accelerator.is_main_process else None
@@ -603,7 +601,7 @@ def _micro_batches(
     (B, 64, T', h, w) — of the micro-batches of clips ``sampler`` picks (B = ``train.batch_size``):
     rows of ``latents`` when the clips were encoded once (``data.cache_clips``), else clips of
     ``dataset`` loaded by a DataLoader and encoded by the frozen ``vae`` on ``device``."""
-    from torch.utils.data import DataLoader
+    from gen3c.training.data import clip_batches
 
     B = config.train.batch_size
     if latents is not None:
@@ -612,8 +610,7 @@ def _micro_batches(
             idx = torch.tensor([next(indices) for _ in range(B)], device=latents[0].device)
             yield latents[0][idx], latents[1][idx]
     workers = config.data.num_workers
-    loader = DataLoader(dataset, batch_size=B, sampler=sampler, num_workers=workers, persistent_workers=workers > 0)
-    for batch in loader:
+    for batch in clip_batches(dataset, B, sampler, workers, persistent_workers=workers > 0):
         with torch.no_grad():  # closed before the yield: the caller's step needs gradients
             encoded = _encode_batch(vae, batch, sigma_data, device, config.model.tokenizer_chunk_frames)
         yield encoded
