@@ -252,10 +252,6 @@ def preview_methods() -> list[Method]:
 METHOD_NAMES: tuple[str, ...] = tuple(m.name for m in baseline_methods() + preview_methods())
 
 
-def _silent(stage: str, total: int) -> Callable[[int], None]:
-    return lambda done: None
-
-
 def video_units(config: BenchmarkConfig, methods: list[Method]) -> int:
     """The frames the benchmark's generators make in all: per case and method, the frames of
     each chunk (chunks share their first frame), what :func:`run_benchmark`'s ``video_progress``
@@ -569,8 +565,8 @@ def run_benchmark(
             row = f"the {method.name} row's video of case {case.name}"
             try:
                 if video_progress is None:
-                    # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
-                    generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
+                    # The benchmark's own bar counts cases × methods (without a factory no generator draws one).
+                    generate_video(cache, truth.cameras, method.generator, truth.source.image, sink=video, keep=False)
                 else:
                     generator = _Reporting(method.generator, video_progress)
                     generate_video(cache, truth.cameras, generator, truth.source.image, sink=video, keep=False)

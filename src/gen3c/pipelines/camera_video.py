@@ -556,6 +556,8 @@ def generate_video(
         cache: a :class:`~gen3c.cache.Cache3D` (see :func:`default_plan`) or a
             :class:`~gen3c.pipelines.autoregressive.CachePlan`.
         first_frame: (3, H, W) in [−1, 1], the image the first frame is conditioned on.
+        progress: a :data:`~gen3c.progress.ProgressFactory` for the stages' bars
+            (:func:`~gen3c.progress.progress_bars` draws ``gen3c generate``'s); None draws nothing.
         chunk_frames: frames per chunk; see :func:`resolve_chunk_frames` for the default.
         sink: receives ``write(frames, buffers)`` as chunks finish, e.g. an :class:`OutputWriter`.
         keep: keep every frame and buffer in the result (default: only without a sink). A kept
