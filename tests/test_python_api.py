@@ -225,6 +225,37 @@ def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):
         preset_cameras(source, "left", "center_facing", num_frames=5.0)
 
 
+def test_generate_video_and_the_generators_refuse_a_progress_that_cannot_be_called(scene):
+    """``progress=True``, as gen3c.generate takes it, ended in "'bool' object is not callable" from
+    inside generate_video's chunk loop, or from a generator's generate() after its first frame or
+    sampler step; now one line naming progress and what to pass. A first frame that is no tensor
+    is named so (before: "first_frame is a numpy array of shape (3, 32, 48) but the cameras make
+    32×48 frames", the very size asked for)."""
+    from types import SimpleNamespace
+
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=5)
+    cache = build_cache([source])
+    for progress, given in ((True, "bool 'True'"), (False, "bool 'False'"), ("bars", "str 'bars'")):
+        with pytest.raises(Gen3cInputError) as refused:
+            generate_video(cache, cameras, PreviewGenerator(), source.image, progress=progress)
+        assert str(refused.value) == (
+            f"progress is {given}: pass a progress factory, progress(stage, total) -> advance(n) "
+            "(`with gen3c.progress.progress_bars() as progress:` draws gen3c's bars), or None for none"
+        )
+        for generator in (PreviewGenerator(), Gen3cGenerator(SimpleNamespace(), chunk_frames=5)):
+            with pytest.raises(Gen3cInputError) as refused:
+                generator.generate(cache, cameras, source.image, progress=progress)
+            assert str(refused.value) == f"progress is {given}: pass a function called with the frames each step makes, progress(n), or None for none"
+    with pytest.raises(Gen3cInputError) as refused:
+        generate_video(cache, cameras, PreviewGenerator(), source.image.numpy())
+    assert str(refused.value) == (
+        "first_frame is a numpy array of shape (3, 32, 48), not a tensor: pass a (3, 32, 48) tensor in [-1, 1] (the prepared source's image)"
+    )
+
+
 def test_frame_count_refusals_of_generate_video_and_the_gen3c_generator_name_their_arguments(scene):
     """generate_video and a loaded generator's generate() were refused in the command line's flags
     ("--chunk_frames 1 is too small", "--num_video_frames 12 is not possible", "pass --num_video_frames
@@ -262,7 +293,7 @@ def test_frame_count_refusals_of_generate_video_and_the_gen3c_generator_name_the
     buffers = SimpleNamespace(colors=torch.zeros(17, 1, 3, 16, 16), masks=torch.zeros(17, 1, 1, 16, 16))
     for first_frame, message in (
         (torch.zeros(1, 3, 16, 16), "first_frame is (1, 3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
-        (np.zeros((3, 16, 16)), "first_frame is a numpy array of shape (3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
+        (np.zeros((3, 16, 16)), "first_frame is a numpy array of shape (3, 16, 16), not a tensor: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
         (torch.full((3, 16, 16), 200, dtype=torch.uint8), "first_frame holds uint8 values in [200, 200]: pass floats in [-1, 1] (the prepared source's image; a uint8 image as image / 127.5 - 1)"),
     ):  # fmt: skip
         with pytest.raises(Gen3cInputError) as refused:

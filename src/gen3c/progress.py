@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from gen3c.errors import raise_if_interrupted
+from gen3c.errors import Gen3cInputError, describe_value, raise_if_interrupted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,6 +33,24 @@ ProgressFactory = Callable[[str, int], Callable[[int], None]]
 #: 0:02:01 elapsed, ETA 0:03:56"); a live bar would be printed only once the run ends.
 LINE_SECONDS = 30.0
 _clock = time.monotonic
+
+
+def check_progress_factory(progress: object) -> None:
+    """Refuse a ``progress`` argument that is neither None nor a :data:`ProgressFactory` (True, as
+    ``gen3c.generate`` takes it, failed later as "'bool' object is not callable")."""
+    if progress is not None and not callable(progress):
+        raise Gen3cInputError(
+            f"progress is {describe_value(progress)}: pass a progress factory, progress(stage, total) -> advance(n) "
+            "(`with gen3c.progress.progress_bars() as progress:` draws gen3c's bars), or None for none"
+        )
+
+
+def check_step_progress(progress: object) -> None:
+    """Refuse a generator's ``progress`` that is neither None nor a function of the frames done."""
+    if progress is not None and not callable(progress):
+        raise Gen3cInputError(
+            f"progress is {describe_value(progress)}: pass a function called with the frames each step makes, progress(n), or None for none"
+        )
 
 
 @contextlib.contextmanager

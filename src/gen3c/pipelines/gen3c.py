@@ -89,6 +89,7 @@ from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
 from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, holds_text_encoder, is_official_repo, prompts_of
 from gen3c.parallel import broadcast_from_main
+from gen3c.progress import check_step_progress
 from gen3c.schedulers import note_first_order_run, sampler_name
 from gen3c.summary import dataclass_repr
 
@@ -1415,6 +1416,7 @@ class Gen3cGenerator:
         Returns:
             (T, 3, H, W) float32 in [−1, 1].
         """
+        check_step_progress(progress)
         if first_frame is None:
             raise Gen3cInputError(
                 "the gen3c generator needs the first frame (the source image) to condition on"
