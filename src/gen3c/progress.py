@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -172,11 +173,22 @@ def _stderr_console():
     """A rich console on stderr; in a notebook without ipywidgets (rich's live display there
     needs it), or with one that fails to import (said in a note), one that writes text to the
     cell's stderr instead."""
-    from rich.console import Console
-
     from gen3c.dependencies import optional
 
-    console = Console(stderr=True)
+    console_class = _rich_console_class()
+    console = console_class(stderr=True)
     if console.is_jupyter and optional("ipywidgets", "progress bars as text") is None:
-        console = Console(stderr=True, force_jupyter=False)
+        console = console_class(stderr=True, force_jupyter=False)
     return console
+
+
+def _rich_console_class() -> type[Console]:
+    """rich's Console, imported leaving Python's ``random`` as the caller left it: importing
+    rich.style draws its first style id from the global generator (``getrandbits(24)``), which
+    moved a script's seeded ``random`` stream on gen3c's first bar."""
+    state = random.getstate()
+    try:
+        from rich.console import Console
+    finally:
+        random.setstate(state)
+    return Console
