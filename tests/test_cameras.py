@@ -657,6 +657,8 @@ def test_look_at_pairs_one_eye_with_many_targets_and_mixed_dtypes():
     mixed = look_at(torch.zeros(3), targets[0].double())
     assert mixed.dtype == torch.float64 and torch.allclose(mixed, torch.eye(4, dtype=torch.float64))
     assert torch.equal(look_at(torch.zeros(3, dtype=torch.long), targets[0]), torch.eye(4))
+    # an unsigned eye's default up was torch's "value cannot be converted to type uint8 without overflow"
+    assert torch.equal(look_at(torch.zeros(3, dtype=torch.uint8), torch.tensor([0, 0, 2], dtype=torch.uint8)), torch.eye(4))
     with pytest.raises(Gen3cInputError, match=r"look_at eye \(2, 3\), target \(3, 3\) and up .* do not pair up"):
         look_at(torch.zeros(2, 3), torch.ones(3, 3))
 

@@ -459,7 +459,7 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         eye, target: (*B, 3) tensors; a (3,) one is shared by every camera.
         up: (*B, 3), (3,) or None.
     Returns:
-        (*B, 4, 4) w2c.
+        (*B, 4, 4) w2c, in the inputs' common floating dtype (integers: float32).
 
     >>> eyes = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.2]])
     >>> look_at(eyes, torch.tensor([0.0, 0.0, 2.0])).shape     # a path of 2 cameras
@@ -472,7 +472,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     _check_last_dims("eye", eye, (3,))
     _check_last_dims("target", target, (3,))
     if up is None:
-        up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
+        # (in a floating dtype: −1 in an unsigned eye's was "value cannot be converted to type uint8 without overflow")
+        up = torch.tensor([0.0, -1.0, 0.0], dtype=torch.promote_types(eye.dtype, torch.float32), device=eye.device).expand_as(eye)
     _check_last_dims("up", up, (3,))
     for name, value in (("eye", eye), ("target", target), ("up", up)):
         if value.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
