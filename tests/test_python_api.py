@@ -929,6 +929,44 @@ def test_results_print_as_a_line_with_their_shapes(scene, tmp_path):
     assert doctest.testmod(gen3c.summary).failed == 0
 
 
+def test_the_other_public_results_print_as_a_line_with_their_shapes(scene):
+    """Before: forward_warp's WarpResult, a camera file's KeyframePath, a multi-view FrameStack, a
+    scene render, a depth export's record and the benchmark's camera errors and ground truth
+    printed every number of their tensors (WarpResult of one 5×5 view: 25 lines)."""
+    from gen3c.cache import forward_warp
+    from gen3c.cameras import make_intrinsics
+    from gen3c.depth.user import DepthRecord
+    from gen3c.evaluation.metrics import CameraErrors
+    from gen3c.evaluation.suite import GroundTruth
+    from gen3c.io.frames import FrameStack
+    from gen3c.scenes import SceneRender
+    from gen3c.trajectories import KeyframePath
+
+    K = make_intrinsics(10.0, 10.0, 2.0, 2.0)
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=2)
+    two = torch.ones(2, 4, 6)
+    for value, expected in [
+        (forward_warp(torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3), torch.eye(4)[None], K[None], 5, 5),
+         "WarpResult(color=tensor(1, 3, 5, 5; float32), mask=tensor(1, 1, 5, 5; float32), depth=tensor(1, 1, 5, 5; float32))"),
+        (KeyframePath(torch.eye(4)[None].repeat(2, 1, 1), [0.0, 1.0], 0.5, 25, 24.0),
+         "KeyframePath(w2c=tensor(2, 4, 4; float64), times=tensor(2; float64), smoothness=0.5, num_frames=25, fps=24.0)"),
+        (FrameStack(torch.zeros(2, 3, 4, 6, dtype=torch.uint8), two, two.bool(), torch.eye(4).repeat(2, 1, 1), K.repeat(2, 1, 1), fps=24.0),
+         "FrameStack(images=tensor(2, 3, 4, 6; uint8), depth=tensor(2, 4, 6; float32), valid=tensor(2, 4, 6; bool), w2c=tensor(2, 4, 4; float32), "
+         "K=tensor(2, 3, 3; float32), fps=24.0, frame_indices=[0, 1], depth_kind='metric', instance_ids=None)"),
+        (SceneRender(torch.zeros(2, 3, 4, 6), two, two.bool(), two.long()),
+         "SceneRender(rgb=tensor(2, 3, 4, 6; float32), depth=tensor(2, 4, 6; float32), mask=tensor(2, 4, 6; bool))"),
+        (DepthRecord("metric", K, (4, 6), "user", None),
+         "DepthRecord(kind='metric', intrinsics=tensor(3, 3; float32), size=(4, 6), source='user', path=None, mask=None, intrinsics_from='model')"),
+        (CameraErrors(torch.zeros(3), torch.zeros(3), torch.zeros(3), torch.zeros(3, dtype=torch.bool), 10),
+         "CameraErrors(rotation=tensor(3; float32), translation=tensor(3; float32), center=tensor(3; float32), failed=tensor(3; bool), points=10)"),
+        (GroundTruth(None, source, cameras, torch.zeros(2, 3, *SIZE), torch.ones(2, *SIZE), torch.ones(2, *SIZE).bool(), torch.ones(2, *SIZE).bool(), 3.0),
+         f"GroundTruth(case=None, source={source!r}, cameras=Cameras(N=2, height=32, width=48, device=cpu), rgb=tensor(2, 3, 32, 48; float32), "
+         "depth=tensor(2, 32, 48; float32), seen=tensor(2, 32, 48; bool), reliable=tensor(2, 32, 48; bool), median_depth=3.0)"),
+    ]:  # fmt: skip
+        assert repr(value) == expected
+
+
 def test_short_repr_shows_arrays_at_any_depth_by_shape_and_a_tuple_of_one_as_a_tuple():
     """Before: a list of lists (or of dicts) of tensors printed every number, as it was only
     looked into one level deep; a tuple of one tensor printed as "(tensor(…))", no tuple."""

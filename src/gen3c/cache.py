@@ -108,6 +108,8 @@ class WarpResult:
     mask: Tensor
     depth: Tensor | None
 
+    __repr__ = dataclass_repr
+
 
 def forward_warp(
     points: Tensor,

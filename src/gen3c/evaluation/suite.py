@@ -42,6 +42,7 @@ from gen3c.pipelines.camera_video import (
 )
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
+from gen3c.summary import dataclass_repr
 from gen3c.trajectories import PRESETS, _preset_offset_matrices, check_preset
 
 SCENES: tuple[str, ...] = tuple(SCENE_PRESETS)
@@ -176,6 +177,8 @@ class GroundTruth:
     seen: Tensor
     reliable: Tensor
     median_depth: float
+
+    __repr__ = dataclass_repr
 
 
 def render_ground_truth(case: Case, config: BenchmarkConfig, device: str | torch.device = "cpu") -> GroundTruth:
