@@ -1470,6 +1470,14 @@ def test_meta_cameras_and_source_tensors_are_one_line():
         Cameras(pose[None], K.to("meta"), 32, 48)
     with pytest.raises(Gen3cInputError, match="^keyframe poses" + meta):
         KeyframePath(pose.repeat(2, 1, 1).to("meta"), times=[0.0, 1.0], num_frames=3, fps=2).cameras(K, 32, 48)
+    # A meta first frame, or a render onto the meta device: the same torch "Tensor.item()" error.
+    source = prepare_source(image, depth, K, (32, 48))
+    cameras, cache = preset_cameras(source, "left", "center_facing", num_frames=3), build_cache([source])
+    with pytest.raises(Gen3cInputError, match="^first_frame" + meta):
+        generate_video(cache, cameras, PreviewGenerator(), source.image.to("meta"))
+    for key in ("device", "output_device"):
+        with pytest.raises(Gen3cInputError, match=f"^{key} 'meta' holds no values to render into: pass 'cuda', 'cpu' or None"):
+            cache.render(cameras, **{key: "meta"})
 
 
 def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line():

@@ -672,6 +672,8 @@ def _concrete(device: torch.device | str, name: str = "device") -> torch.device:
         raise Gen3cInputError(
             f"{name} {str(device)[:40]!r} is not a device name: pass 'cuda', 'cuda:1' or 'cpu' (or None: where the cache is)"
         ) from None
+    if device.type == "meta":  # (was torch's "Tensor.item() cannot be called on meta tensors" from the splat)
+        raise Gen3cInputError(f"{name} 'meta' holds no values to render into: pass 'cuda', 'cpu' or None (where the cache is)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise Gen3cInputError(f"{name} {str(device)!r}: no CUDA GPU is visible here: pass {name}='cpu' (or None: where the cache is)")
     if device.type == "cuda" and device.index is None:

@@ -714,6 +714,8 @@ def check_first_frame(first_frame: object, height: int, width: int) -> None:
             f"first_frame is {tuple(first_frame.shape)} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) "
             "tensor in [-1, 1] (the prepared source's image)"
         )
+    if first_frame.is_meta:  # (was torch's "Tensor.item() cannot be called on meta tensors")
+        raise Gen3cInputError(meta_refusal("first_frame"))
     # Checked here, not by each generator: the preview shows it in frame 0's holes as it is.
     lo, hi = (float(v) for v in torch.aminmax(first_frame.float())) if first_frame.numel() else (0.0, 0.0)
     if not first_frame.dtype.is_floating_point or not (-1 - 1e-3 <= lo and hi <= 1 + 1e-3):  # (NaN fails too)
