@@ -625,6 +625,10 @@ def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
             resize_crop_plan(old, new)
     with pytest.raises(Gen3cInputError, match="a field of view spans 0 pixels: pass the image's width or height"):
         intrinsics_from_fov(60.0, 0, 640, axis="vertical")
+    # Before: Python's TypeError "'<' not supported between instances of 'int' and 'NoneType'".
+    for size in (None, "640"):
+        with pytest.raises(Gen3cInputError, match=rf"^a field of view spans {size!r} pixels: pass the image's width or height"):
+            intrinsics_from_fov(60.0, 480, size)
     # Before: the side the fov does not span went unchecked: a K with its principal point at cy = −32.
     with pytest.raises(Gen3cInputError, match=r"image size \(-64, 112\) must be \(height, width\) in pixels, two positive numbers"):
         intrinsics_from_fov(60.0, -64, 112)

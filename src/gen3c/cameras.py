@@ -110,7 +110,8 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
         raise Gen3cInputError(f"field of view {str(given)[:40]!r} is not a number: pass degrees between 0.01 and 179, e.g. 60")
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
-    if not 0 < size < math.inf:  # 0 gave a focal length of 0, a negative size a negative one
+    span = _real_number(size)  # (None, e.g. intrinsics_from_fov(60, h, None), was Python's "'<' not supported")
+    if span is None or not 0 < span < math.inf:  # 0 gave a focal length of 0, a negative size a negative one
         raise Gen3cInputError(f"a field of view spans {shown_value(size)} pixels: pass the image's width or height, a positive number")
     if fov_degrees <= math.pi:  # a lens this long is rare; a field of view in radians is not
         note(
@@ -118,7 +119,7 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
             f"{math.degrees(fov_degrees):.4g} (degrees)",
             stacklevel=3,
         )
-    return 0.5 * size / math.tan(math.radians(fov_degrees) / 2.0)
+    return 0.5 * span / math.tan(math.radians(fov_degrees) / 2.0)
 
 
 def fov_from_focal(focal: float, size: int) -> float:
