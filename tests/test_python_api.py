@@ -3,6 +3,8 @@ takes, one-line Gen3cInputErrors for the others, and gen3c.generate run twice in
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import torch
@@ -228,7 +230,8 @@ def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):
 def test_generate_video_and_the_generators_refuse_a_progress_that_cannot_be_called(scene):
     """``progress=True``, as gen3c.generate takes it, ended in "'bool' object is not callable" from
     inside generate_video's chunk loop, or from a generator's generate() after its first frame or
-    sampler step; now one line naming progress and what to pass. A first frame that is no tensor
+    sampler step; now one line naming progress and what to pass (a factory, to generate_video, a
+    function of the frames done, to a generator; the one in the other's place too). A first frame that is no tensor
     is named so (before: "first_frame is a numpy array of shape (3, 32, 48) but the cameras make
     32×48 frames", the very size asked for)."""
     from types import SimpleNamespace
@@ -238,17 +241,31 @@ def test_generate_video_and_the_generators_refuse_a_progress_that_cannot_be_call
     source = prepare_source(*scene, SIZE)
     cameras = preset_cameras(source, "left", "center_facing", num_frames=5)
     cache = build_cache([source])
-    for progress, given in ((True, "bool 'True'"), (False, "bool 'False'"), ("bars", "str 'bars'")):
-        with pytest.raises(Gen3cInputError) as refused:
+    # A function of the other kind (a step's advance(n) as the factory, a factory as a step's
+    # progress) was the TypeError "<lambda>() takes 1 positional argument but 2 were given", or the
+    # reverse, once the work was under way.
+    def factory(stage, total):
+        return lambda n=1: None
+
+    kinds = {"factory": "a function that cannot be called as progress(stage, total)", "step": "a function that cannot be called as progress(n)"}
+    def step(n):
+        pass
+
+    cases = [(True, "bool 'True'", "bool 'True'"), (False, "bool 'False'", "bool 'False'"), ("bars", "str 'bars'", "str 'bars'"),
+             (step, kinds["factory"], None), (factory, None, kinds["step"])]  # fmt: skip
+    for progress, as_factory, as_step in cases:
+        with pytest.raises(Gen3cInputError) if as_factory else nullcontext() as refused:
             generate_video(cache, cameras, PreviewGenerator(), source.image, progress=progress)
-        assert str(refused.value) == (
-            f"progress is {given}: pass a progress factory, progress(stage, total) -> advance(n) "
+        assert not as_factory or str(refused.value) == (
+            f"progress is {as_factory}: pass a progress factory, progress(stage, total) -> advance(n) "
             "(`with gen3c.progress.progress_bars() as progress:` draws gen3c's bars), or None for none"
         )
-        for generator in (PreviewGenerator(), Gen3cGenerator(SimpleNamespace(), chunk_frames=5)):
-            with pytest.raises(Gen3cInputError) as refused:
-                generator.generate(cache, cameras, source.image, progress=progress)
-            assert str(refused.value) == f"progress is {given}: pass a function called with the frames each step makes, progress(n), or None for none"
+        if as_step:
+            for generator in (PreviewGenerator(), Gen3cGenerator(SimpleNamespace(), chunk_frames=5)):
+                with pytest.raises(Gen3cInputError) as refused:
+                    generator.generate(cache, cameras, source.image, progress=progress)
+                assert str(refused.value) == f"progress is {as_step}: pass a function called with the frames each step makes, progress(n), or None for none"
+    assert PreviewGenerator().generate(cache, cameras, source.image, progress=step).shape == (5, 3, *SIZE)
     with pytest.raises(Gen3cInputError) as refused:
         generate_video(cache, cameras, PreviewGenerator(), source.image.numpy())
     assert str(refused.value) == (
@@ -1709,6 +1726,9 @@ def test_generate_calls_a_progress_callable_and_refuses_what_is_no_progress(box_
     assert capsys.readouterr().err == ""  # no bar beside the callable's
     with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is str 'false': pass True \(bars\), False \(quiet\) or a callable"):
         gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", video_save_folder=tmp_path / "no", progress="false")
+    # A step's advance(n) handed over as the factory: was "<lambda>() takes 1 positional argument but 2 were given".
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is a function that cannot be called as progress\(stage, total\): pass True"):
+        gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", video_save_folder=tmp_path / "no", progress=lambda n: None)
     assert not (tmp_path / "no").exists()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
 import random
 import threading
 import time
@@ -38,20 +39,41 @@ _clock = time.monotonic
 
 def check_progress_factory(progress: object) -> None:
     """Refuse a ``progress`` argument that is neither None nor a :data:`ProgressFactory` (True, as
-    ``gen3c.generate`` takes it, failed later as "'bool' object is not callable")."""
-    if progress is not None and not callable(progress):
+    ``gen3c.generate`` takes it, failed later as "'bool' object is not callable"; a function of
+    one argument as "<lambda>() takes 1 positional argument but 2 were given")."""
+    if progress is not None and not callable_as(progress, "stage", 1):
         raise Gen3cInputError(
-            f"progress is {describe_value(progress)}: pass a progress factory, progress(stage, total) -> advance(n) "
+            f"progress is {describe_progress(progress, 'progress(stage, total)')}: pass a progress factory, progress(stage, total) -> advance(n) "
             "(`with gen3c.progress.progress_bars() as progress:` draws gen3c's bars), or None for none"
         )
 
 
 def check_step_progress(progress: object) -> None:
     """Refuse a generator's ``progress`` that is neither None nor a function of the frames done."""
-    if progress is not None and not callable(progress):
+    if progress is not None and not callable_as(progress, 1):
         raise Gen3cInputError(
-            f"progress is {describe_value(progress)}: pass a function called with the frames each step makes, progress(n), or None for none"
+            f"progress is {describe_progress(progress, 'progress(n)')}: pass a function called with the frames each step makes, progress(n), or None for none"
         )
+
+
+def callable_as(function: object, *arguments: object) -> bool:
+    """Whether ``function`` can be called with ``arguments`` (by its signature; one that cannot be
+    read, as some builtins', is taken as it is)."""
+    if not callable(function):
+        return False
+    try:
+        inspect.signature(function).bind(*arguments)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read
+        return True
+    return True
+
+
+def describe_progress(progress: object, call: str) -> str:
+    """``progress`` as a refusal names it: a function by the call it cannot take, anything else by
+    :func:`~gen3c.errors.describe_value`."""
+    return f"a function that cannot be called as {call}" if callable(progress) else describe_value(progress)
 
 
 @contextlib.contextmanager
