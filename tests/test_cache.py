@@ -1074,6 +1074,13 @@ def test_cache_settings_are_checked_and_shown():
     if not torch.cuda.is_available():
         with pytest.raises(Gen3cInputError, match="device 'cuda': no CUDA GPU is visible here: pass device='cpu'"):
             cache.render(cameras, device="cuda")
+        with pytest.raises(Gen3cInputError, match="^output_device 'cuda': no CUDA GPU is visible here: pass output_device='cpu'"):
+            cache.render(cameras, output_device="cuda")
+    # Before: torch's RuntimeError "Expected one of cpu, cuda, ipu, xpu, … device type at start of device string: gpu".
+    for key, value in (("device", "gpu"), ("output_device", "cuda:x"), ("device", 3.5)):
+        with pytest.raises(Gen3cInputError) as refused:
+            cache.render(cameras, **{key: value})
+        assert str(refused.value) == f"{key} {str(value)!r} is not a device name: pass 'cuda', 'cuda:1' or 'cpu' (or None: where the cache is)"
     assert repr(cache) == (
         "Cache3D(views=[1×32×48] (frames×H×W, newest first), points=1536, max_buffers=2, splat='bilinear', "
         "filter_points_threshold=0.05, foreground_masking=False)"

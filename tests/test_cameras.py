@@ -625,6 +625,10 @@ def test_image_sizes_that_cannot_be_resized_or_spanned_are_refused():
             resize_crop_plan(old, new)
     with pytest.raises(Gen3cInputError, match="a field of view spans 0 pixels: pass the image's width or height"):
         intrinsics_from_fov(60.0, 0, 640, axis="vertical")
+    # Before: Python's TypeError "'<' not supported between instances of 'int' and 'NoneType'".
+    for size in (None, "640"):
+        with pytest.raises(Gen3cInputError, match=rf"^a field of view spans {size!r} pixels: pass the image's width or height"):
+            intrinsics_from_fov(60.0, 480, size)
     # Before: the side the fov does not span went unchecked: a K with its principal point at cy = −32.
     with pytest.raises(Gen3cInputError, match=r"image size \(-64, 112\) must be \(height, width\) in pixels, two positive numbers"):
         intrinsics_from_fov(60.0, -64, 112)
@@ -657,6 +661,8 @@ def test_look_at_pairs_one_eye_with_many_targets_and_mixed_dtypes():
     mixed = look_at(torch.zeros(3), targets[0].double())
     assert mixed.dtype == torch.float64 and torch.allclose(mixed, torch.eye(4, dtype=torch.float64))
     assert torch.equal(look_at(torch.zeros(3, dtype=torch.long), targets[0]), torch.eye(4))
+    # an unsigned eye's default up was torch's "value cannot be converted to type uint8 without overflow"
+    assert torch.equal(look_at(torch.zeros(3, dtype=torch.uint8), torch.tensor([0, 0, 2], dtype=torch.uint8)), torch.eye(4))
     with pytest.raises(Gen3cInputError, match=r"look_at eye \(2, 3\), target \(3, 3\) and up .* do not pair up"):
         look_at(torch.zeros(2, 3), torch.ones(3, 3))
 

@@ -442,21 +442,38 @@ def test_generator_with_the_checkpoints_own_steps_reports_progress(pipe):
     assert repr(gen) == "Gen3cGenerator(speed=None, num_steps=None, guidance=0.0, seed=1, chunk_frames=17, prompt='', device='cpu')"
 
 
-def test_generator_keeps_the_users_progress_bar_setting(pipe, capsys):
-    # Before: every generate() reset the pipeline's bar to disable=False, undoing the user's call.
-    image, colors, masks = inputs(num_buffers=1)
-    cache = SimpleNamespace(render=lambda cameras, depth=True, device=None, output_device=None: SimpleNamespace(colors=colors, masks=masks))
+def test_generator_draws_no_bar_of_its_own_and_keeps_the_users_setting(pipe, capsys):
+    """docs/python.md: ``generate_video`` draws nothing unless given a progress factory. Before, the
+    gen3c generator drew the pipeline's raw tqdm bar ("2/2 [00:00<00:00, 9.1it/s]") for each chunk
+    when given none (the preview drew nothing); and earlier still every generate() reset the
+    pipeline's bar to disable=False, undoing the user's call. The pipeline's own call keeps
+    diffusers' bar, as the user set it."""
+    from gen3c.cache import Cache3D
+    from gen3c.cameras import Cameras, look_at, make_intrinsics
+    from gen3c.pipelines.camera_video import generate_video
+
+    image = inputs()[0]
+    K = make_intrinsics(30.0, 30.0, (W - 1) / 2, (H - 1) / 2)
+    cache = Cache3D()
+    cache.add_view(image, torch.full((H, W), 3.0), K, torch.eye(4))
+    eyes = torch.stack([torch.tensor([0.02 * i, 0.0, 0.0]) for i in range(T)])
+    cameras = Cameras(look_at(eyes, eyes + torch.tensor([0.0, 0.0, 1.0])), K, H, W)
     gen = Gen3cGenerator(pipe, num_steps=2, guidance=0.0, chunk_frames=T)
-    pipe.set_progress_bar_config(disable=True)
+    tiny_default = dict(pipe._progress_bar_config)  # (tiny_pipeline turns the bar off)
+    pipe.set_progress_bar_config()  # diffusers' default: on
     try:
-        gen.generate(cache, list(range(T)), image)
-        assert "2/2" not in capsys.readouterr().err
-        gen.generate(cache, list(range(T)), image, progress=lambda n: None)  # the caller's bar, for this call only
+        capsys.readouterr()
+        generate_video(cache, cameras, gen, image)
+        gen.generate(cache, cameras, image)
+        assert capsys.readouterr().err == "" and pipe._progress_bar_config == {}
+        pipe(*inputs(num_buffers=1), num_steps=2)
+        assert "2/2" in capsys.readouterr().err  # the pipeline's own tqdm bar, on by default
+        pipe.set_progress_bar_config(disable=True)
+        gen.generate(cache, cameras, image)
+        gen.generate(cache, cameras, image, progress=lambda n: None)  # the caller's bar
         assert pipe._progress_bar_config == {"disable": True}
     finally:
-        pipe.set_progress_bar_config()
-    gen.generate(cache, list(range(T)), image)
-    assert "2/2" in capsys.readouterr().err  # tqdm's bar, back by default
+        pipe.set_progress_bar_config(**tiny_default)
 
 
 def test_each_chunk_of_a_long_video_starts_from_the_next_draw_of_the_seeds_noise(pipe, monkeypatch):

@@ -1479,6 +1479,13 @@ def test_save_image_writes_a_uint8_tensor_or_array_as_its_pixels(tmp_path):
     save_image(tmp_path / "array.png", pixels.permute(1, 2, 0).numpy())
     for name in ("tensor.png", "array.png"):
         assert np.array_equal(np.asarray(Image.open(tmp_path / name)), pixels.permute(1, 2, 0).numpy()), name
+    # It writes PNG: a name of another type was written PNG data under it ("frame.jpg"), now refused.
+    save_image(tmp_path / "upper.PNG", pixels)
+    for name in ("frame.jpg", "frame", "frame.png.tmp"):
+        with pytest.raises(Gen3cInputError) as refused:
+            save_image(tmp_path / name, pixels)
+        assert str(refused.value) == f"save_image path '{tmp_path / name}' does not end in .png: save_image writes PNG; pass a name ending in .png"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["array.png", "tensor.png", "upper.PNG"]
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")

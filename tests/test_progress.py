@@ -91,3 +91,29 @@ def test_a_terminal_still_gets_richs_live_bar(monkeypatch, clock):
     out = stream.getvalue()
     assert "━" in out and "\x1b[" in out and "4/4" in out  # a bar, redrawn in place
     assert "Generating (gen3c): " not in out  # no plain lines
+
+
+def test_the_first_bars_leave_pythons_random_as_the_caller_seeded_it(box_scene, tmp_path):
+    """``gen3c.generate``'s bars (progress=True, its default) import rich, whose rich.style draws
+    from Python's global ``random`` as it is imported: before, a script's ``random.seed(0)`` stream
+    moved on its first call. In a child process, where rich is not imported yet, of the gen3c
+    this test imported."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from child_env import child_env
+
+    image_path, depth_path, _, _ = box_scene
+    code = (
+        "import random, sys, gen3c\n"
+        "random.seed(0)\n"
+        f"gen3c.generate({str(image_path)!r}, depth={str(depth_path)!r}, fov=60, generator='preview', resolution='32x48',\n"
+        f"               num_video_frames=3, video_save_folder={str(tmp_path)!r})\n"
+        "print('rich' in sys.modules, random.random() == random.Random(0).random())"
+    )
+    env = child_env(Path(gen3c.progress.__file__).parents[1])  # the src this test runs, ahead of the checkout's
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == ["True", "True"], res.stdout
+    assert "Generating (preview)" in res.stderr  # the bars were drawn

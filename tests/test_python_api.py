@@ -3,6 +3,8 @@ takes, one-line Gen3cInputErrors for the others, and gen3c.generate run twice in
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 import pytest
 import torch
@@ -225,6 +227,52 @@ def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):
         preset_cameras(source, "left", "center_facing", num_frames=5.0)
 
 
+def test_generate_video_and_the_generators_refuse_a_progress_that_cannot_be_called(scene):
+    """``progress=True``, as gen3c.generate takes it, ended in "'bool' object is not callable" from
+    inside generate_video's chunk loop, or from a generator's generate() after its first frame or
+    sampler step; now one line naming progress and what to pass (a factory, to generate_video, a
+    function of the frames done, to a generator; the one in the other's place too). A first frame that is no tensor
+    is named so (before: "first_frame is a numpy array of shape (3, 32, 48) but the cameras make
+    32×48 frames", the very size asked for)."""
+    from types import SimpleNamespace
+
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=5)
+    cache = build_cache([source])
+    # A function of the other kind (a step's advance(n) as the factory, a factory as a step's
+    # progress) was the TypeError "<lambda>() takes 1 positional argument but 2 were given", or the
+    # reverse, once the work was under way.
+    def factory(stage, total):
+        return lambda n=1: None
+
+    kinds = {"factory": "a function that cannot be called as progress(stage, total)", "step": "a function that cannot be called as progress(n)"}
+    def step(n):
+        pass
+
+    cases = [(True, "bool 'True'", "bool 'True'"), (False, "bool 'False'", "bool 'False'"), ("bars", "str 'bars'", "str 'bars'"),
+             (step, kinds["factory"], None), (factory, None, kinds["step"])]  # fmt: skip
+    for progress, as_factory, as_step in cases:
+        with pytest.raises(Gen3cInputError) if as_factory else nullcontext() as refused:
+            generate_video(cache, cameras, PreviewGenerator(), source.image, progress=progress)
+        assert not as_factory or str(refused.value) == (
+            f"progress is {as_factory}: pass a progress factory, progress(stage, total) -> advance(n) "
+            "(`with gen3c.progress.progress_bars() as progress:` draws gen3c's bars), or None for none"
+        )
+        if as_step:
+            for generator in (PreviewGenerator(), Gen3cGenerator(SimpleNamespace(), chunk_frames=5)):
+                with pytest.raises(Gen3cInputError) as refused:
+                    generator.generate(cache, cameras, source.image, progress=progress)
+                assert str(refused.value) == f"progress is {as_step}: pass a function called with the frames each step makes, progress(n), or None for none"
+    assert PreviewGenerator().generate(cache, cameras, source.image, progress=step).shape == (5, 3, *SIZE)
+    with pytest.raises(Gen3cInputError) as refused:
+        generate_video(cache, cameras, PreviewGenerator(), source.image.numpy())
+    assert str(refused.value) == (
+        "first_frame is a numpy array of shape (3, 32, 48), not a tensor: pass a (3, 32, 48) tensor in [-1, 1] (the prepared source's image)"
+    )
+
+
 def test_frame_count_refusals_of_generate_video_and_the_gen3c_generator_name_their_arguments(scene):
     """generate_video and a loaded generator's generate() were refused in the command line's flags
     ("--chunk_frames 1 is too small", "--num_video_frames 12 is not possible", "pass --num_video_frames
@@ -262,7 +310,7 @@ def test_frame_count_refusals_of_generate_video_and_the_gen3c_generator_name_the
     buffers = SimpleNamespace(colors=torch.zeros(17, 1, 3, 16, 16), masks=torch.zeros(17, 1, 1, 16, 16))
     for first_frame, message in (
         (torch.zeros(1, 3, 16, 16), "first_frame is (1, 3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
-        (np.zeros((3, 16, 16)), "first_frame is a numpy array of shape (3, 16, 16) but the cameras make 16×16 frames: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
+        (np.zeros((3, 16, 16)), "first_frame is a numpy array of shape (3, 16, 16), not a tensor: pass a (3, 16, 16) tensor in [-1, 1] (the prepared source's image)"),
         (torch.full((3, 16, 16), 200, dtype=torch.uint8), "first_frame holds uint8 values in [200, 200]: pass floats in [-1, 1] (the prepared source's image; a uint8 image as image / 127.5 - 1)"),
     ):  # fmt: skip
         with pytest.raises(Gen3cInputError) as refused:
@@ -898,6 +946,44 @@ def test_results_print_as_a_line_with_their_shapes(scene, tmp_path):
     assert doctest.testmod(gen3c.summary).failed == 0
 
 
+def test_the_other_public_results_print_as_a_line_with_their_shapes(scene):
+    """Before: forward_warp's WarpResult, a camera file's KeyframePath, a multi-view FrameStack, a
+    scene render, a depth export's record and the benchmark's camera errors and ground truth
+    printed every number of their tensors (WarpResult of one 5×5 view: 25 lines)."""
+    from gen3c.cache import forward_warp
+    from gen3c.cameras import make_intrinsics
+    from gen3c.depth.user import DepthRecord
+    from gen3c.evaluation.metrics import CameraErrors
+    from gen3c.evaluation.suite import GroundTruth
+    from gen3c.io.frames import FrameStack
+    from gen3c.scenes import SceneRender
+    from gen3c.trajectories import KeyframePath
+
+    K = make_intrinsics(10.0, 10.0, 2.0, 2.0)
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=2)
+    two = torch.ones(2, 4, 6)
+    for value, expected in [
+        (forward_warp(torch.tensor([[0.0, 0.0, 2.0]]), torch.ones(1, 3), torch.eye(4)[None], K[None], 5, 5),
+         "WarpResult(color=tensor(1, 3, 5, 5; float32), mask=tensor(1, 1, 5, 5; float32), depth=tensor(1, 1, 5, 5; float32))"),
+        (KeyframePath(torch.eye(4)[None].repeat(2, 1, 1), [0.0, 1.0], 0.5, 25, 24.0),
+         "KeyframePath(w2c=tensor(2, 4, 4; float64), times=tensor(2; float64), smoothness=0.5, num_frames=25, fps=24.0)"),
+        (FrameStack(torch.zeros(2, 3, 4, 6, dtype=torch.uint8), two, two.bool(), torch.eye(4).repeat(2, 1, 1), K.repeat(2, 1, 1), fps=24.0),
+         "FrameStack(images=tensor(2, 3, 4, 6; uint8), depth=tensor(2, 4, 6; float32), valid=tensor(2, 4, 6; bool), w2c=tensor(2, 4, 4; float32), "
+         "K=tensor(2, 3, 3; float32), fps=24.0, frame_indices=[0, 1], depth_kind='metric', instance_ids=None)"),
+        (SceneRender(torch.zeros(2, 3, 4, 6), two, two.bool(), two.long()),
+         "SceneRender(rgb=tensor(2, 3, 4, 6; float32), depth=tensor(2, 4, 6; float32), mask=tensor(2, 4, 6; bool))"),
+        (DepthRecord("metric", K, (4, 6), "user", None),
+         "DepthRecord(kind='metric', intrinsics=tensor(3, 3; float32), size=(4, 6), source='user', path=None, mask=None, intrinsics_from='model')"),
+        (CameraErrors(torch.zeros(3), torch.zeros(3), torch.zeros(3), torch.zeros(3, dtype=torch.bool), 10),
+         "CameraErrors(rotation=tensor(3; float32), translation=tensor(3; float32), center=tensor(3; float32), failed=tensor(3; bool), points=10)"),
+        (GroundTruth(None, source, cameras, torch.zeros(2, 3, *SIZE), torch.ones(2, *SIZE), torch.ones(2, *SIZE).bool(), torch.ones(2, *SIZE).bool(), 3.0),
+         f"GroundTruth(case=None, source={source!r}, cameras=Cameras(N=2, height=32, width=48, device=cpu), rgb=tensor(2, 3, 32, 48; float32), "
+         "depth=tensor(2, 32, 48; float32), seen=tensor(2, 32, 48; bool), reliable=tensor(2, 32, 48; bool), median_depth=3.0)"),
+    ]:  # fmt: skip
+        assert repr(value) == expected
+
+
 def test_short_repr_shows_arrays_at_any_depth_by_shape_and_a_tuple_of_one_as_a_tuple():
     """Before: a list of lists (or of dicts) of tensors printed every number, as it was only
     looked into one level deep; a tuple of one tensor printed as "(tensor(…))", no tuple."""
@@ -1401,6 +1487,14 @@ def test_meta_cameras_and_source_tensors_are_one_line():
         Cameras(pose[None], K.to("meta"), 32, 48)
     with pytest.raises(Gen3cInputError, match="^keyframe poses" + meta):
         KeyframePath(pose.repeat(2, 1, 1).to("meta"), times=[0.0, 1.0], num_frames=3, fps=2).cameras(K, 32, 48)
+    # A meta first frame, or a render onto the meta device: the same torch "Tensor.item()" error.
+    source = prepare_source(image, depth, K, (32, 48))
+    cameras, cache = preset_cameras(source, "left", "center_facing", num_frames=3), build_cache([source])
+    with pytest.raises(Gen3cInputError, match="^first_frame" + meta):
+        generate_video(cache, cameras, PreviewGenerator(), source.image.to("meta"))
+    for key in ("device", "output_device"):
+        with pytest.raises(Gen3cInputError, match=f"^{key} 'meta' holds no values to render into: pass 'cuda', 'cpu' or None"):
+            cache.render(cameras, **{key: "meta"})
 
 
 def test_prepare_source_refuses_ragged_lists_and_non_numeric_arrays_in_one_line():
@@ -1632,6 +1726,9 @@ def test_generate_calls_a_progress_callable_and_refuses_what_is_no_progress(box_
     assert capsys.readouterr().err == ""  # no bar beside the callable's
     with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is str 'false': pass True \(bars\), False \(quiet\) or a callable"):
         gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", video_save_folder=tmp_path / "no", progress="false")
+    # A step's advance(n) handed over as the factory: was "<lambda>() takes 1 positional argument but 2 were given".
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): progress is a function that cannot be called as progress\(stage, total\): pass True"):
+        gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", video_save_folder=tmp_path / "no", progress=lambda n: None)
     assert not (tmp_path / "no").exists()
 
 

@@ -108,6 +108,8 @@ class WarpResult:
     mask: Tensor
     depth: Tensor | None
 
+    __repr__ = dataclass_repr
+
 
 def forward_warp(
     points: Tensor,
@@ -661,11 +663,19 @@ def foreground_curtain_mask(
 # --------------------------------------------------------------------------------------------
 
 
-def _concrete(device: torch.device | str) -> torch.device:
-    """``device`` with its index ("cuda" → "cuda:0" on the current GPU), so one device has one name."""
-    device = torch.device(device)
+def _concrete(device: torch.device | str, name: str = "device") -> torch.device:
+    """``device`` with its index ("cuda" → "cuda:0" on the current GPU), so one device has one name;
+    one that is no device name, or a GPU this machine lacks, is refused naming ``name``."""
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):  # ("gpu" was torch's "Expected one of cpu, cuda, …" from inside render)
+        raise Gen3cInputError(
+            f"{name} {str(device)[:40]!r} is not a device name: pass 'cuda', 'cuda:1' or 'cpu' (or None: where the cache is)"
+        ) from None
+    if device.type == "meta":  # (was torch's "Tensor.item() cannot be called on meta tensors" from the splat)
+        raise Gen3cInputError(f"{name} 'meta' holds no values to render into: pass 'cuda', 'cpu' or None (where the cache is)")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise Gen3cInputError(f"device {str(device)!r}: no CUDA GPU is visible here: pass device='cpu' (or None: where the cache is)")
+        raise Gen3cInputError(f"{name} {str(device)!r}: no CUDA GPU is visible here: pass {name}='cpu' (or None: where the cache is)")
     if device.type == "cuda" and device.index is None:
         return torch.device("cuda", torch.cuda.current_device())
     return device
@@ -999,7 +1009,7 @@ class Cache3D:
             self._check_buffer(i)
         views = [self.views[i] for i in indices]
         T, H, W = len(cameras), cameras.height, cameras.width
-        returned_on = views[0].points.device if output_device is None else _concrete(output_device)
+        returned_on = views[0].points.device if output_device is None else _concrete(output_device, "output_device")
         device = views[0].points.device if device is None else _concrete(device)
         _check_render_memory(T, len(views), H, W, depth, returned_on)
         colors = torch.empty(T, len(views), 3, H, W, device=returned_on)

@@ -110,7 +110,8 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
         raise Gen3cInputError(f"field of view {str(given)[:40]!r} is not a number: pass degrees between 0.01 and 179, e.g. 60")
     if not 0.01 <= fov_degrees <= 179.0:
         raise Gen3cInputError(f"field of view {fov_degrees}° is out of range: pass a value between 0.01 and 179 degrees")
-    if not 0 < size < math.inf:  # 0 gave a focal length of 0, a negative size a negative one
+    span = _real_number(size)  # (None, e.g. intrinsics_from_fov(60, h, None), was Python's "'<' not supported")
+    if span is None or not 0 < span < math.inf:  # 0 gave a focal length of 0, a negative size a negative one
         raise Gen3cInputError(f"a field of view spans {shown_value(size)} pixels: pass the image's width or height, a positive number")
     if fov_degrees <= math.pi:  # a lens this long is rare; a field of view in radians is not
         note(
@@ -118,7 +119,7 @@ def focal_from_fov(fov_degrees: float, size: int) -> float:
             f"{math.degrees(fov_degrees):.4g} (degrees)",
             stacklevel=3,
         )
-    return 0.5 * size / math.tan(math.radians(fov_degrees) / 2.0)
+    return 0.5 * span / math.tan(math.radians(fov_degrees) / 2.0)
 
 
 def fov_from_focal(focal: float, size: int) -> float:
@@ -459,7 +460,7 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         eye, target: (*B, 3) tensors; a (3,) one is shared by every camera.
         up: (*B, 3), (3,) or None.
     Returns:
-        (*B, 4, 4) w2c.
+        (*B, 4, 4) w2c, in the inputs' common floating dtype (integers: float32).
 
     >>> eyes = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.2]])
     >>> look_at(eyes, torch.tensor([0.0, 0.0, 2.0])).shape     # a path of 2 cameras
@@ -472,7 +473,8 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     _check_last_dims("eye", eye, (3,))
     _check_last_dims("target", target, (3,))
     if up is None:
-        up = torch.tensor([0.0, -1.0, 0.0], dtype=eye.dtype, device=eye.device).expand_as(eye)
+        # (in a floating dtype: −1 in an unsigned eye's was "value cannot be converted to type uint8 without overflow")
+        up = torch.tensor([0.0, -1.0, 0.0], dtype=torch.promote_types(eye.dtype, torch.float32), device=eye.device).expand_as(eye)
     _check_last_dims("up", up, (3,))
     for name, value in (("eye", eye), ("target", target), ("up", up)):
         if value.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import inspect
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from gen3c.errors import raise_if_interrupted
+from gen3c.errors import Gen3cInputError, describe_value, raise_if_interrupted
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -33,6 +35,45 @@ ProgressFactory = Callable[[str, int], Callable[[int], None]]
 #: 0:02:01 elapsed, ETA 0:03:56"); a live bar would be printed only once the run ends.
 LINE_SECONDS = 30.0
 _clock = time.monotonic
+
+
+def check_progress_factory(progress: object) -> None:
+    """Refuse a ``progress`` argument that is neither None nor a :data:`ProgressFactory` (True, as
+    ``gen3c.generate`` takes it, failed later as "'bool' object is not callable"; a function of
+    one argument as "<lambda>() takes 1 positional argument but 2 were given")."""
+    if progress is not None and not callable_as(progress, "stage", 1):
+        raise Gen3cInputError(
+            f"progress is {describe_progress(progress, 'progress(stage, total)')}: pass a progress factory, progress(stage, total) -> advance(n) "
+            "(`with gen3c.progress.progress_bars() as progress:` draws gen3c's bars), or None for none"
+        )
+
+
+def check_step_progress(progress: object) -> None:
+    """Refuse a generator's ``progress`` that is neither None nor a function of the frames done."""
+    if progress is not None and not callable_as(progress, 1):
+        raise Gen3cInputError(
+            f"progress is {describe_progress(progress, 'progress(n)')}: pass a function called with the frames each step makes, progress(n), or None for none"
+        )
+
+
+def callable_as(function: object, *arguments: object) -> bool:
+    """Whether ``function`` can be called with ``arguments`` (by its signature; one that cannot be
+    read, as some builtins', is taken as it is)."""
+    if not callable(function):
+        return False
+    try:
+        inspect.signature(function).bind(*arguments)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read
+        return True
+    return True
+
+
+def describe_progress(progress: object, call: str) -> str:
+    """``progress`` as a refusal names it: a function by the call it cannot take, anything else by
+    :func:`~gen3c.errors.describe_value`."""
+    return f"a function that cannot be called as {call}" if callable(progress) else describe_value(progress)
 
 
 @contextlib.contextmanager
@@ -154,11 +195,22 @@ def _stderr_console():
     """A rich console on stderr; in a notebook without ipywidgets (rich's live display there
     needs it), or with one that fails to import (said in a note), one that writes text to the
     cell's stderr instead."""
-    from rich.console import Console
-
     from gen3c.dependencies import optional
 
-    console = Console(stderr=True)
+    console_class = _rich_console_class()
+    console = console_class(stderr=True)
     if console.is_jupyter and optional("ipywidgets", "progress bars as text") is None:
-        console = Console(stderr=True, force_jupyter=False)
+        console = console_class(stderr=True, force_jupyter=False)
     return console
+
+
+def _rich_console_class() -> type[Console]:
+    """rich's Console, imported leaving Python's ``random`` as the caller left it: importing
+    rich.style draws its first style id from the global generator (``getrandbits(24)``), which
+    moved a script's seeded ``random`` stream on gen3c's first bar."""
+    state = random.getstate()
+    try:
+        from rich.console import Console
+    finally:
+        random.setstate(state)
+    return Console

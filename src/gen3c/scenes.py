@@ -39,6 +39,7 @@ from torch import Tensor
 
 from gen3c.cameras import Cameras, intrinsics_from_fov, invert_pose, make_intrinsics
 from gen3c.errors import Gen3cInputError, describe_value, is_whole_number, quoted, shown_value
+from gen3c.summary import dataclass_repr
 
 RGB = tuple[float, float, float]
 Vec3 = tuple[float, float, float]
@@ -465,6 +466,8 @@ class SceneRender:
     depth: Tensor
     mask: Tensor
     primitive: Tensor = field(repr=False)
+
+    __repr__ = dataclass_repr
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,6 +43,7 @@ from gen3c.cameras import (
 )
 from gen3c.constants import DEFAULT_MOVEMENT_DISTANCE, MAX_FRAMES
 from gen3c.errors import Gen3cInputError, is_whole_number, note, shown_value, spelled
+from gen3c.summary import dataclass_repr
 
 PRESETS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "clockwise", "counterclockwise")
 ROTATION_MODES = ("center_facing", "no_rotation", "trajectory_aligned")
@@ -484,6 +485,8 @@ class KeyframePath:
     smoothness: float = DEFAULT_SMOOTHNESS
     num_frames: int = 1
     fps: float = 24.0
+
+    __repr__ = dataclass_repr
 
     def __post_init__(self) -> None:
         self.w2c, self.times, self.smoothness = check_keyframes(self.w2c, self.times, self.smoothness)

@@ -32,6 +32,7 @@ from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth, median_scene_depth
 from gen3c.io.intrinsics import parse_intrinsics, recorded_size
 from gen3c.io.text import decode_text
+from gen3c.summary import dataclass_repr
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,8 @@ class DepthRecord:
     #: ("model"), the ``--intrinsics`` / ``--fov`` given to ``gen3c depth`` ("user"), or the default
     #: field of view where nothing estimated one ("default"). "model" for a record without it.
     intrinsics_from: str = "model"
+
+    __repr__ = dataclass_repr
 
     @classmethod
     def of_estimate(cls, estimate: DepthEstimate) -> DepthRecord:

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gen3c.cameras import Cameras, project_points, rotation_angle_degrees, unproject_depth
+from gen3c.summary import dataclass_repr
 
 # SSIM's constants for data range 1 (Wang et al. 2004): C1 = (0.01 L)², C2 = (0.03 L)².
 SSIM_C1 = 0.01**2
@@ -367,6 +368,8 @@ class CameraErrors:
     center: Tensor
     failed: Tensor
     points: int = 0
+
+    __repr__ = dataclass_repr
 
 
 def camera_errors(

@@ -42,6 +42,7 @@ from gen3c.pipelines.camera_video import (
 )
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.scenes import SCENE_PRESETS, make_scene, render, source_camera
+from gen3c.summary import dataclass_repr
 from gen3c.trajectories import PRESETS, _preset_offset_matrices, check_preset
 
 SCENES: tuple[str, ...] = tuple(SCENE_PRESETS)
@@ -177,6 +178,8 @@ class GroundTruth:
     reliable: Tensor
     median_depth: float
 
+    __repr__ = dataclass_repr
+
 
 def render_ground_truth(case: Case, config: BenchmarkConfig, device: str | torch.device = "cpu") -> GroundTruth:
     """Render a case's source view and ground-truth video (on ``device``; results on the CPU)."""
@@ -250,10 +253,6 @@ def preview_methods() -> list[Method]:
 
 
 METHOD_NAMES: tuple[str, ...] = tuple(m.name for m in baseline_methods() + preview_methods())
-
-
-def _silent(stage: str, total: int) -> Callable[[int], None]:
-    return lambda done: None
 
 
 def video_units(config: BenchmarkConfig, methods: list[Method]) -> int:
@@ -569,8 +568,8 @@ def run_benchmark(
             row = f"the {method.name} row's video of case {case.name}"
             try:
                 if video_progress is None:
-                    # The benchmark's own bar counts cases × methods; a silent factory keeps generators' bars off.
-                    generate_video(cache, truth.cameras, method.generator, truth.source.image, progress=_silent, sink=video, keep=False)
+                    # The benchmark's own bar counts cases × methods (without a factory no generator draws one).
+                    generate_video(cache, truth.cameras, method.generator, truth.source.image, sink=video, keep=False)
                 else:
                     generator = _Reporting(method.generator, video_progress)
                     generate_video(cache, truth.cameras, generator, truth.source.image, sink=video, keep=False)

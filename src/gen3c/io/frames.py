@@ -24,6 +24,7 @@ from torch import Tensor
 from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics, validate_intrinsics
 from gen3c.errors import Gen3cInputError, quoted_path
 from gen3c.io.images import RESIZE_MODES, resize_image, resize_nearest
+from gen3c.summary import dataclass_repr
 
 # GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (``gen3c_dynamic.py``).
 GEN3C_READ_SIZE = (720, 1280)
@@ -58,6 +59,8 @@ class FrameStack:
     frame_indices: list[int] = field(default_factory=list)
     depth_kind: str = "metric"
     instance_ids: Tensor | None = None
+
+    __repr__ = dataclass_repr
 
     def __post_init__(self) -> None:
         T = self.images.shape[0]

@@ -741,10 +741,12 @@ def on_cosmos_uint8_grid(video: Tensor) -> Tensor:
 def save_image(path: str | os.PathLike, image: Any) -> None:
     """Write an image as PNG atomically: (3, H, W) in [−1, 1], or any form :func:`as_image`
     takes (a uint8 tensor, a PIL image, an (H, W, 3) uint8 array); a leading ``~`` in ``path``
-    is the home folder."""
+    is the home folder, which must end in .png (nothing is written otherwise)."""
     from gen3c.io.atomic import atomic_path
 
     target = writer_path(path, "save_image path", "the image")
+    if target.suffix.lower() != ".png":  # (a "frame.jpg" held PNG data, which viewers going by the name misread)
+        raise Gen3cInputError(f"save_image path {quoted_path(target)} does not end in .png: save_image writes PNG; pass a name ending in .png")
     # The converted image is written: a uint8 tensor, checked but then written as it came, was
     # clipped as [-1, 1] floats (a white PNG), and an (H, W, 3) array an AttributeError.
     image = as_image(image, "save_image image")

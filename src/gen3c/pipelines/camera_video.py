@@ -80,7 +80,7 @@ from gen3c.pipelines.autoregressive import (
     check_chunked_frame_count,
     plan_chunks,
 )
-from gen3c.progress import ProgressFactory
+from gen3c.progress import ProgressFactory, check_progress_factory
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import DEPTH_KINDS, TURNED_ROUND, _center_depth_for, _preset_trajectory
 
@@ -556,6 +556,8 @@ def generate_video(
         cache: a :class:`~gen3c.cache.Cache3D` (see :func:`default_plan`) or a
             :class:`~gen3c.pipelines.autoregressive.CachePlan`.
         first_frame: (3, H, W) in [−1, 1], the image the first frame is conditioned on.
+        progress: a :data:`~gen3c.progress.ProgressFactory` for the stages' bars
+            (:func:`~gen3c.progress.progress_bars` draws ``gen3c generate``'s); None draws nothing.
         chunk_frames: frames per chunk; see :func:`resolve_chunk_frames` for the default.
         sink: receives ``write(frames, buffers)`` as chunks finish, e.g. an :class:`OutputWriter`.
         keep: keep every frame and buffer in the result (default: only without a sink). A kept
@@ -566,6 +568,7 @@ def generate_video(
         on_chunk: called as ``on_chunk(k, last_frame)`` after chunk k went to the sink.
     """
     _check_video_inputs(cache, cameras, generator, first_frame)
+    check_progress_factory(progress)
     T = len(cameras)
     try:
         chunk = resolve_chunk_frames(T, generator, chunk_frames)
@@ -701,12 +704,18 @@ def check_first_frame(first_frame: object, height: int, width: int) -> None:
     (:func:`generate_video`'s and a generator's ``generate()``'s ``first_frame``), else one line
     naming it."""
     size = (height, width)
-    if not isinstance(first_frame, Tensor) or tuple(first_frame.shape) != (3, *size):
-        shape = tuple(first_frame.shape) if isinstance(first_frame, Tensor) else describe_value(first_frame)
+    if not isinstance(first_frame, Tensor):  # (an array of the right shape was "… but the cameras make 64×112 frames")
         raise Gen3cInputError(
-            f"first_frame is {shape} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) tensor in [-1, 1] "
+            f"first_frame is {describe_value(first_frame)}, not a tensor: pass a (3, {size[0]}, {size[1]}) tensor in [-1, 1] "
             "(the prepared source's image)"
         )
+    if tuple(first_frame.shape) != (3, *size):
+        raise Gen3cInputError(
+            f"first_frame is {tuple(first_frame.shape)} but the cameras make {size[0]}×{size[1]} frames: pass a (3, {size[0]}, {size[1]}) "
+            "tensor in [-1, 1] (the prepared source's image)"
+        )
+    if first_frame.is_meta:  # (was torch's "Tensor.item() cannot be called on meta tensors")
+        raise Gen3cInputError(meta_refusal("first_frame"))
     # Checked here, not by each generator: the preview shows it in frame 0's holes as it is.
     lo, hi = (float(v) for v in torch.aminmax(first_frame.float())) if first_frame.numel() else (0.0, 0.0)
     if not first_frame.dtype.is_floating_point or not (-1 - 1e-3 <= lo and hi <= 1 + 1e-3):  # (NaN fails too)

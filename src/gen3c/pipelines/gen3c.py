@@ -88,7 +88,8 @@ from gen3c.models.prompt_cache import PromptEmbeddingCache
 from gen3c.models.step_cache import StepCache
 from gen3c.models.tokenizer import decode_latents, encode_video, statistics_frames
 from gen3c.models.weights import OFFICIAL_REPO, WEIGHTS_HELP, holds_text_encoder, is_official_repo, prompts_of
-from gen3c.parallel import broadcast_from_main, is_main_process
+from gen3c.parallel import broadcast_from_main
+from gen3c.progress import check_step_progress
 from gen3c.schedulers import note_first_order_run, sampler_name
 from gen3c.summary import dataclass_repr
 
@@ -1408,12 +1409,14 @@ class Gen3cGenerator:
             first_frame: (3, H, W) in [−1, 1], the conditioning image (GEN3C: the source image).
             progress: called after each sampler step with its share of ``len(cameras)`` (whole
                 numbers, 0 when there are more steps than frames), so a bar of ``len(cameras)``
-                units fills exactly over the run.
+                units fills exactly over the run; None draws nothing (the pipeline's own tqdm
+                bar is off in this call).
             chunk: which chunk of the video this is: it starts from the seed's (chunk + 1)-th
                 noise draw (:meth:`Gen3cPipeline.prepare_noise`).
         Returns:
             (T, 3, H, W) float32 in [−1, 1].
         """
+        check_step_progress(progress)
         if first_frame is None:
             raise Gen3cInputError(
                 "the gen3c generator needs the first frame (the source image) to condition on"
@@ -1445,11 +1448,11 @@ class Gen3cGenerator:
                 steps = self.pipeline.num_timesteps
                 progress(T * (step + 1) // steps - T * step // steps)
 
-        # The caller's bar replaces the pipeline's for this call only: a user's own
-        # set_progress_bar_config (e.g. disable=True) holds before and after.
+        # The pipeline's own tqdm bar stays off: what the caller passes as ``progress`` is the
+        # bar (generate_video draws nothing without a progress factory, as a script expects). A
+        # user's own set_progress_bar_config is the pipeline's again afterwards, for its own calls.
         config = dict(getattr(self.pipeline, "_progress_bar_config", {}))
-        if progress is not None or not is_main_process():
-            self.pipeline.set_progress_bar_config(**{**config, "disable": True})
+        self.pipeline.set_progress_bar_config(**{**config, "disable": True})
         spelling = nullcontext() if self.message_spelling is None else spelled(self.message_spelling)
         try:
             with spelling:

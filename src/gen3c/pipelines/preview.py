@@ -33,6 +33,7 @@ from torch import Tensor
 from gen3c.cache import BufferRenders, Cache3D, SplatWorkspace, WarpResult, check_cpu_memory, warp_planar
 from gen3c.cameras import Cameras, crop_intrinsics, invert_pose, project_points
 from gen3c.errors import Gen3cInputError, counted, describe_value
+from gen3c.progress import check_step_progress
 
 # Foreground within this share of the image's larger side of a disocclusion stays out of its fill.
 REACH = 0.05
@@ -690,6 +691,7 @@ class PreviewGenerator:
         Returns:
             (T, 3, H, W) frames in [−1, 1].
         """
+        check_step_progress(progress)
         if buffers is None:
             buffers = cache.render(cameras)
         elif buffers.depths is None:  # the buffers merge nearest-first and holes fill from their depth

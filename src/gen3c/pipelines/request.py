@@ -96,7 +96,7 @@ from gen3c.pipelines.settings import (
 from gen3c.pipelines.settings import _coerce as _coerce
 from gen3c.pipelines.settings import official_chunk_frames as official_chunk_frames
 from gen3c.pipelines.spelling import keyword_spelling, row_spelling
-from gen3c.progress import ProgressFactory
+from gen3c.progress import ProgressFactory, callable_as, describe_progress
 from gen3c.summary import dataclass_repr
 from gen3c.trajectories import (  # worded for the command line, as the route's refusals are
     _center_depth_for,
@@ -1375,11 +1375,10 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
               keep_loaded: bool, settings: dict[str, Any]) -> RunOutput:  # fmt: skip
     """:func:`generate`, its refusals worded for the command line."""
     where = "gen3c.generate()"
-    if not (isinstance(progress, bool) or callable(progress)):  # ("false" would draw bars; a factory was taken for True)
-        raise Gen3cInputError(
-            f"{where}: progress is {describe_value(progress)}: pass True (bars), False (quiet) or a callable "
-            "progress(stage, total) -> advance(n=1)"
-        )
+    # ("false" would draw bars; a factory was taken for True; progress(n) failed at the first stage in a TypeError)
+    if not (isinstance(progress, bool) or callable_as(progress, "stage", 1)):
+        given = describe_progress(progress, "progress(stage, total)")
+        raise Gen3cInputError(f"{where}: progress is {given}: pass True (bars), False (quiet) or a callable progress(stage, total) -> advance(n=1)")
     if not isinstance(video_save_folder, (str, os.PathLike)):
         raise Gen3cInputError(f"{where}: video_save_folder is {describe_value(video_save_folder)}: pass a folder path")
     image_file = isinstance(image, (str, os.PathLike))
