@@ -394,6 +394,9 @@ def test_the_report_says_where_its_fingerprint_says_the_run_ran():
     result.fingerprint = {"device": "cuda (NVIDIA H100 80GB HBM3)", "cpu_threads": 3, "torch": "2.14.1"}
     text = markdown(changed(result, seconds=12.0), plots=False, sheets=[])
     assert "Run time 12 s on " in text and ", ground truth ray-cast on cuda (NVIDIA H100 80GB HBM3), 3 CPU threads, torch 2.14.1.\n" in text, text
+    result.fingerprint["cpu"] = "AMD EPYC 7B13 (AVX2)"  # and the CPU, which moves them too (a fingerprint before it had none)
+    text = markdown(changed(result, seconds=12.0), plots=False, sheets=[])
+    assert ", ground truth ray-cast on cuda (NVIDIA H100 80GB HBM3), 3 CPU threads on AMD EPYC 7B13 (AVX2), torch 2.14.1.\n" in text, text
 
 
 def test_a_few_failed_poses_do_not_round_to_none():

@@ -102,12 +102,24 @@ def test_a_resumed_run_stopped_again_keeps_the_reused_cases_too(tmp_path):
         (dict(methods=["still", "cache"]), "--resume: the rows differ from the partial run's (still, preview → still, cache, preview)"),
         (dict(generator=PreviewGenerator(margin=0.25)), "--resume: the preview row's generator differs from the partial run's (margin 0.5 → 0.25)"),
         (dict(threads=True), "--resume: the number of CPU threads differs from the partial run's ("),
+        # before: a partial run of another machine was resumed, its scores and times mixed with this one's
+        (
+            dict(cpu="Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz (AVX2)"),
+            "--resume: the CPU differs from the partial run's (",
+        ),
     ],
 )
-def test_resume_refuses_a_partial_run_made_otherwise_naming_what_differs(tmp_path, change, message):
+def test_resume_refuses_a_partial_run_made_otherwise_naming_what_differs(
+    tmp_path, monkeypatch, change, message
+):
+    from gen3c.evaluation import resume
+
     config = make_config(**CONFIG)
     _stopped_run(tmp_path, config, methods=["still"], generator=PreviewGenerator())
     before = _files(tmp_path)
+    if "cpu" in change:  # the partial run's CPU is this machine's: this run's another
+        message = f"{message}{resume.cpu_kind()!r} → {change['cpu']!r}): resume on the partial run's machine"
+        monkeypatch.setattr(resume, "cpu_kind", lambda: change["cpu"])
     threads = torch.get_num_threads()
     if change.get("threads"):
         torch.set_num_threads(threads + 1)
@@ -381,3 +393,33 @@ def test_resume_names_the_partial_cases_it_does_not_reuse(tmp_path):
         "room-right (its contact sheet is gone), attic-right (no case of the benchmark's grid)"
     ]
     assert not any(c.reused for c in result.cases)
+
+
+def test_the_fingerprint_names_the_cpu_by_its_model_and_torchs_vector_instructions(monkeypatch):
+    """The CPU moves a case's numbers (docs/eval.md: the same code on another machine moved the
+    camera columns) and makes its times; before, a run recorded only "cpu" or the GPU's name."""
+    import io
+    import sys
+
+    from gen3c import environment
+    from gen3c.evaluation.resume import cpu_kind, fingerprint
+
+    made = fingerprint(make_config(**CONFIG), device="cpu")
+    capability = torch.backends.cpu.get_cpu_capability()
+    assert made["cpu"] == cpu_kind() == f"{environment.cpu_model()} ({capability})"
+    assert made["device"] == "cpu" and list(made)[-2:] == ["cpu", "cpu_threads"]
+    if sys.platform.startswith("linux") and os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as cpuinfo:
+            fields = [line.split(":", 1) for line in cpuinfo if ":" in line]
+        names = [value.strip() for key, value in fields if key.strip() == "model name"]
+        if names:
+            assert environment.cpu_model() == " ".join(names[0].split())
+    monkeypatch.setattr(sys, "platform", "linux")
+    x86 = "processor\t: 0\nvendor_id\t: GenuineIntel\nmodel name\t: Intel(R) Xeon(R)  Gold 6248 CPU @ 2.50GHz\n\nprocessor\t: 1\nmodel name\t: other\n"
+    arm = "processor\t: 0\nBogoMIPS\t: 50.00\nCPU implementer\t: 0x41\nCPU part\t: 0xd0c\n"
+    for text, expected in [
+        (x86, "Intel(R) Xeon(R) Gold 6248 CPU @ 2.50GHz"),
+        (arm, f"{environment.platform.machine()} implementer 0x41 part 0xd0c"),
+    ]:
+        monkeypatch.setattr(environment, "open", lambda *a, text=text, **k: io.StringIO(text), raising=False)
+        assert environment.cpu_model() == expected

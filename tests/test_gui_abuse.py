@@ -1788,3 +1788,18 @@ def test_a_run_out_of_memory_whose_fix_is_a_smaller_resolution_says_to_pick_one(
         "<span style='color:#c92a2a'>**Error:** the GPU ran out of memory while rendering 3D cache: close other programs on the GPU, "
         "or pick a smaller &quot;Resolution&quot; (Input → 3D cache)</span>"
     ), gui.status.content
+
+
+def test_stopping_the_server_prints_nothing_unless_verbose(tmp_path, capfd):
+    """viser's server thread printed "(viser) Server stopped" on stdout as the app stopped (its
+    banner was already kept off): after `gen3c gui`'s own lines, and on a busy machine, where the
+    thread ends late, amid what the program printed next (another test's output under pytest)."""
+    from gen3c.gui import app as gui_app
+
+    for verbose in (False, True):
+        work = tmp_path / f"work_{verbose}"
+        app = gui_app.Gen3cApp(work, port=0, preload=False, demo=None, verbose=verbose)
+        capfd.readouterr()
+        app.stop()
+        out, err = capfd.readouterr()
+        assert (out, err) == (("(viser) Server stopped\n", "") if verbose else ("", "")), (verbose, out, err)

@@ -2346,8 +2346,8 @@ def test_another_rank_waits_until_the_main_process_has_undone_a_stopped_swap(tmp
     aside = out / "checkpoints" / "superseded"
     swap = aside / ".step_0000004.swap"
     swap.mkdir(parents=True)
+    start = time.monotonic()  # (before the timer starts: a busy machine may run its thread before this line)
     threading.Timer(0.5, lambda: swap.rename(aside / "step_0000004")).start()
-    start = time.monotonic()
     wait_for_swaps(out, seconds=30)
     assert 0.45 <= time.monotonic() - start < 10 and (aside / "step_0000004").is_dir() and not swap.exists()
     swap.mkdir()  # never put back: the wait ends at its limit

@@ -1800,7 +1800,7 @@ def eval_command(
         typer.Option(
             "--resume",
             help="Reuse the finished cases of the partial report a stopped run left in OUTPUT/partial (same settings, models, "
-            "code, device and CPU threads, else refused naming what differs) and run only the others; --scenes and --presets "
+            "code, device, CPU and CPU threads, else refused naming what differs) and run only the others; --scenes and --presets "
             "may add cases (those they leave out must hold no finished case).",
         ),
     ] = False,

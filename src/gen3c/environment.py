@@ -36,6 +36,38 @@ def usable_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def cpu_model() -> str:
+    """This machine's CPU as its system names it ("AMD EPYC 7B13", "Apple M2"; an Arm Linux
+    machine without a model name: its implementer and part codes), else the processor or machine
+    type Python knows ("x86_64")."""
+    if sys.platform.startswith("linux"):
+        try:
+            fields: dict[str, str] = {}
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
+                for line in cpuinfo:
+                    key, sep, value = line.partition(":")
+                    if sep and value.strip():
+                        fields.setdefault(key.strip().lower(), " ".join(value.split()))
+        except OSError:
+            fields = {}
+        if "model name" in fields:
+            return fields["model name"]
+        if "cpu implementer" in fields and "cpu part" in fields:  # (Arm: no model name)
+            return f"{platform.machine()} implementer {fields['cpu implementer']} part {fields['cpu part']}"
+    elif sys.platform == "darwin":
+        import subprocess
+
+        try:
+            brand = subprocess.run(
+                ["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            brand = ""
+        if brand:
+            return brand
+    return platform.processor() or platform.machine() or "unknown"
+
+
 def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """This machine as gen3c sees it, as JSON-ready data (keys: ``gen3c``, ``python``, ``platform``,
     ``cpu_threads``, ``ram``, ``torch``, ``gpus``, ``extras``, ``devices``, ``weights_cache``).

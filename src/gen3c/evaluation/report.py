@@ -283,11 +283,15 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def _where(result: BenchmarkResult) -> str:
-    """What the run ran on, as its fingerprint recorded it (the ground truth's device, torch's CPU
-    threads, which move the scores' last bits, torch's version); without one, this process's."""
+    """What the run ran on, as its fingerprint recorded it (the ground truth's device, the CPU and
+    torch's CPU threads, which move the scores' last bits, torch's version); without one, this process's."""
     made = result.fingerprint or {}
     if "device" in made and "cpu_threads" in made:
-        return f", ground truth ray-cast on {made['device']}, {counted(made['cpu_threads'], 'CPU thread')}, torch {made.get('torch', torch.__version__)}"
+        cpu = f" on {made['cpu']}" if "cpu" in made else ""
+        return (
+            f", ground truth ray-cast on {made['device']}, {counted(made['cpu_threads'], 'CPU thread')}{cpu}, "
+            f"torch {made.get('torch', torch.__version__)}"
+        )
     return f" ({'CUDA' if torch.cuda.is_available() else 'CPU'}), torch {torch.__version__}"
 
 
@@ -308,7 +312,7 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         "",
         *incomplete_markdown(result),
         *([f"**Resumed** (`--resume`): {counted(len(reused), 'case')} reused from the partial report of an earlier run with the "
-           f"same settings, code, model weights, device and CPU threads (their scores as that run made them): {', '.join(reused)}.", ""]
+           f"same settings, code, model weights, device, CPU and CPU threads (their scores as that run made them): {', '.join(reused)}.", ""]
           if reused else []),  # fmt: skip
         f"{ran} ({counted(len(cfg.scenes), 'scene')} × {counted(len(cfg.presets), 'preset')}), {H}×{W}, "
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "

@@ -1,8 +1,8 @@
 """``gen3c eval --resume``: reuse the finished cases of a stopped run's partial report.
 
 A case's numbers are exact to reuse only if everything that makes them is the same: the
-benchmark's settings, the rows and their generators, gen3c's code, torch, the device and the
-number of CPU threads. :func:`fingerprint` records that in every ``results.json`` (complete and
+benchmark's settings, the rows and their generators, gen3c's code, torch, the device, the CPU
+and the number of CPU threads. :func:`fingerprint` records that in every ``results.json`` (complete and
 partial); :func:`load_partial` reads the partial report of ``OUTPUT/partial/`` back, refusing it
 in one line that names what differs when its fingerprint is not this run's.
 """
@@ -104,19 +104,32 @@ def device_kind(device: str | torch.device | None = None) -> str:
     return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
 
 
+@functools.cache  # (a process's CPU does not change under it)
+def cpu_kind() -> str:
+    """The CPU the scores are summed on (and a model's frames computed on, without a GPU): its
+    model (:func:`~gen3c.environment.cpu_model`) and the vector instructions torch's CPU kernels
+    use there (``torch.backends.cpu.get_cpu_capability()``, e.g. "AMD EPYC (AVX512)"; a virtual
+    machine may name only the maker). Another CPU moves the scores' last bits and, through them,
+    the camera columns by tenths of a degree; the times are another machine's."""
+    from gen3c.environment import cpu_model
+
+    return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
+
+
 def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None, device: str | torch.device | None = None) -> dict[str, Any]:
     """What makes a case's numbers, as ``results.json`` records it (JSON values): the benchmark's
     settings, the rows (:func:`row_identity`; left out without ``methods``, to check the settings
     before the models load), gen3c's version and code (:func:`code_digest`), torch's version, the
-    device the ground truth is ray-cast on (``device``, :func:`device_kind`) and torch's CPU
-    threads (the scores are summed and a model's frames computed in threads: their number can
-    change the last bits)."""
+    device the ground truth is ray-cast on (``device``, :func:`device_kind`), the CPU
+    (:func:`cpu_kind`) and torch's CPU threads (the scores are summed and a model's frames
+    computed in threads: their number can change the last bits)."""
     from gen3c import __version__
 
     out: dict[str, Any] = {"benchmark": {**config.__dict__, "resolution": list(config.resolution)}}
     if methods is not None:
         out["rows"] = {m.name: row_identity(m) for m in methods}
-    out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(device), cpu_threads=torch.get_num_threads())
+    out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(device), cpu=cpu_kind(),
+               cpu_threads=torch.get_num_threads())
     # As results.json writes it (±∞ as "Infinity", NaN as null): compared with the stored one on resume.
     return json.loads(json.dumps(json_safe(out), default=str))
 
@@ -127,6 +140,7 @@ _PARTS = {
     "gen3c_code": ("gen3c's code", "run the partial run's code"),
     "torch": ("torch's version", "install the partial run's torch"),
     "device": ("the device", "run on the partial run's device"),
+    "cpu": ("the CPU", "resume on the partial run's machine"),
     "cpu_threads": ("the number of CPU threads", "set the partial run's thread count (OMP_NUM_THREADS)"),
 }
 

@@ -264,7 +264,8 @@ class Gen3cApp:
         self._keyframe_centres: tuple[float, dict[int, np.ndarray]] = (0.0, {})
         self._path_nodes: list = []
         self._input_nodes: list = []
-        with contextlib.nullcontext() if verbose else contextlib.redirect_stdout(io.StringIO()):  # viser prints a banner
+        self._verbose = verbose
+        with self._viser_output():  # viser prints a banner
             self.server = viser.ViserServer(host=host, port=port, label="gen3c", verbose=verbose)
         # No public share tunnels: the share button is hidden and a client's request is ignored.
         self.server.request_share_url = lambda *args, **kwargs: None
@@ -305,7 +306,15 @@ class Gen3cApp:
         self.jobs.wait(30)
         if self._loader is not None:
             self._loader.join(LOADER_STOP_WAIT)
-        self.server.stop()
+        # viser's server thread prints "(viser) Server stopped" as it ends, whatever its verbose; its
+        # stop() waits up to 6 s for that thread, so the line comes inside the block (before, it was
+        # printed after gen3c's own lines, or on a busy machine amid what the program printed next).
+        with self._viser_output():
+            self.server.stop()
+
+    def _viser_output(self) -> contextlib.AbstractContextManager:
+        """viser's console lines (its banner, its "Server stopped") kept off stdout unless ``verbose``."""
+        return contextlib.nullcontext() if self._verbose else contextlib.redirect_stdout(io.StringIO())
 
     # -- layout ---------------------------------------------------------------------------
 
