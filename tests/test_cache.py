@@ -1087,6 +1087,29 @@ def test_cache_settings_are_checked_and_shown():
     )
 
 
+def test_a_gpu_or_backend_this_machine_lacks_is_refused_before_the_render(monkeypatch):
+    """Before: device='mps' off a Mac (or output_device='mps') ended in torch's RuntimeError "PyTorch
+    is not linked with support for mps devices" (output_device: a NotImplementedError) from inside
+    the render, and 'cuda:3' on a machine of one GPU in torch's "invalid device ordinal"."""
+    from gen3c.errors import Gen3cInputError
+
+    cache = Cache3D()
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    cache.add_view(torch.zeros(3, 32, 48), torch.ones(32, 48), K, torch.eye(4))
+    cameras = Cameras(EYE, K, 32, 48)
+    if not torch.backends.mps.is_available():
+        for key in ("device", "output_device"):
+            with pytest.raises(Gen3cInputError, match=rf"^{key} 'mps': this machine's torch cannot use mps devices: pass {key}='cpu' \(or None: where the cache is\)$"):
+                cache.render(cameras, **{key: "mps"})
+    assert cache.render(cameras, device=torch.device("cpu"), output_device="cpu:0").colors.device.type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine of one GPU, as far as the check can tell
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    for key in ("device", "output_device"):
+        with pytest.raises(Gen3cInputError) as refused:
+            cache.render(cameras, **{key: "cuda:3"})
+        assert str(refused.value) == f"{key} 'cuda:3': this machine shows 1 CUDA GPU (cuda:0): pass one of those or {key}='cpu'"
+
+
 def test_forward_warp_checks_its_arguments_and_its_example_runs():
     import doctest
 

@@ -709,6 +709,9 @@ def test_load_generator_takes_a_packaged_models_name_and_refuses_mistakes_before
         load_generator("tiny", num_step=3)
     with pytest.raises(Gen3cInputError, match="'gpu' is not a device name"):
         load_generator("tiny", device="gpu")
+    if not torch.backends.mps.is_available():  # (was torch's "PyTorch is not linked with support for mps devices" once loaded)
+        with pytest.raises(Gen3cInputError, match="^device 'mps': this machine's torch cannot use mps devices: pass 'cpu' or nothing$"):
+            load_generator("tiny", device="mps")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(Gen3cInputError, match="^device 'cuda': no CUDA GPU is visible here: pass 'cpu' or nothing$"):
         load_generator("tiny", device="cuda")

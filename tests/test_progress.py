@@ -117,3 +117,25 @@ def test_the_first_bars_leave_pythons_random_as_the_caller_seeded_it(box_scene, 
     assert res.returncode == 0, res.stderr
     assert res.stdout.split() == ["True", "True"], res.stdout
     assert "Generating (preview)" in res.stderr  # the bars were drawn
+
+
+def test_a_later_bar_leaves_what_another_thread_drew_from_random_drawn(monkeypatch):
+    """Python's random state was saved and put back around every bar's console, not only around
+    rich's first import (whose rich.style draws from it): a number another thread drew in between
+    was drawn again, the state rewound under it. That thread's draw is made here as the state is saved."""
+    import random
+
+    gen3c.progress._stderr_console()  # rich imported (what the first import does: test_the_first_bars_… above)
+    drawn = []
+    save = random.getstate
+
+    def saved_as_another_thread_draws():
+        state = save()
+        drawn.append(random.random())
+        return state
+
+    monkeypatch.setattr(random, "getstate", saved_as_another_thread_draws)
+    random.seed(0)
+    gen3c.progress._stderr_console()
+    seeded = random.Random(0)
+    assert [*drawn, random.random()] == [seeded.random() for _ in range(len(drawn) + 1)]  # (before: [a, a]: a drawn twice)

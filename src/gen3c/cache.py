@@ -665,7 +665,7 @@ def foreground_curtain_mask(
 
 def _concrete(device: torch.device | str, name: str = "device") -> torch.device:
     """``device`` with its index ("cuda" → "cuda:0" on the current GPU), so one device has one name;
-    one that is no device name, or a GPU this machine lacks, is refused naming ``name``."""
+    one that is no device name, or a GPU or backend this machine lacks, is refused naming ``name``."""
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):  # ("gpu" was torch's "Expected one of cpu, cuda, …" from inside render)
@@ -676,9 +676,27 @@ def _concrete(device: torch.device | str, name: str = "device") -> torch.device:
         raise Gen3cInputError(f"{name} 'meta' holds no values to render into: pass 'cuda', 'cpu' or None (where the cache is)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise Gen3cInputError(f"{name} {str(device)!r}: no CUDA GPU is visible here: pass {name}='cpu' (or None: where the cache is)")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        count = torch.cuda.device_count()  # ('cuda:1' on one GPU was torch's "CUDA error: invalid device ordinal" inside the render)
+        visible = "cuda:0" if count == 1 else f"cuda:0 … cuda:{count - 1}"
+        raise Gen3cInputError(f"{name} {str(device)!r}: this machine shows {counted(count, 'CUDA GPU')} ({visible}): pass one of those or {name}='cpu'")
     if device.type == "cuda" and device.index is None:
         return torch.device("cuda", torch.cuda.current_device())
+    if not backend_available(device):  # ('mps' off a Mac was torch's "PyTorch is not linked with support for mps devices" inside the render)
+        raise Gen3cInputError(f"{name} {str(device)!r}: this machine's torch cannot use {device.type} devices: pass {name}='cpu' (or None: where the cache is)")
     return device
+
+
+def backend_available(device: torch.device) -> bool:
+    """Whether this machine's torch can make tensors on ``device``; for a backend other than the
+    CPU's, CUDA's and meta ("mps" off a Mac, "xpu" without Intel's GPU: False), by making one."""
+    if device.type in ("cpu", "cuda", "meta"):
+        return True
+    try:
+        torch.empty(0, device=device)
+    except Exception:  # each backend fails its own way: RuntimeError, AssertionError, ModuleNotFoundError, NotImplementedError
+        return False
+    return True
 
 
 def _check_render_memory(frames: int, buffers: int, height: int, width: int, depth: bool, device: torch.device) -> None:

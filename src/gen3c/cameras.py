@@ -460,7 +460,7 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
         eye, target: (*B, 3) tensors; a (3,) one is shared by every camera.
         up: (*B, 3), (3,) or None.
     Returns:
-        (*B, 4, 4) w2c, in the inputs' common floating dtype (integers: float32).
+        (*B, 4, 4) w2c, float64 where an input is float64, else float32 (integer and half inputs too).
 
     >>> eyes = torch.tensor([[0.0, 0.0, 0.0], [0.3, 0.0, 0.2]])
     >>> look_at(eyes, torch.tensor([0.0, 0.0, 2.0])).shape     # a path of 2 cameras

@@ -16,6 +16,7 @@ import contextlib
 import datetime
 import inspect
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -207,7 +208,13 @@ def _stderr_console():
 def _rich_console_class() -> type[Console]:
     """rich's Console, imported leaving Python's ``random`` as the caller left it: importing
     rich.style draws its first style id from the global generator (``getrandbits(24)``), which
-    moved a script's seeded ``random`` stream on gen3c's first bar."""
+    moved a script's seeded ``random`` stream on gen3c's first bar. Only that first import is
+    wrapped: put back on every bar, the state rewound under another thread that drew meanwhile,
+    which then drew the same numbers again."""
+    if "rich.console" in sys.modules:
+        from rich.console import Console
+
+        return Console
     state = random.getstate()
     try:
         from rich.console import Console

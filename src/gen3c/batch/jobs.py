@@ -331,9 +331,9 @@ def kept_chunks(folder: Path, request: GenerationRequest) -> bool:
 
 
 def _no_bars(stage: str, total: int):
-    """A job's stages drawn nowhere: given any progress, the diffusion pipeline draws no step bar
-    of its own (raw tqdm), which jobs of several workers drew over each other on one line and
-    which left carriage-return runs in a batch's log. The batch's bar and lines say how jobs go."""
+    """A job's stages drawn nowhere (the batch's bar and lines say how jobs go), yet handed on, not
+    None: the run notes the stage each starts, so running out of memory in a job names it
+    ("rendering 3D cache for chunk 2/3", :class:`~gen3c.pipelines.request.RunStage`)."""
     return lambda n=1: None
 
 

@@ -740,8 +740,8 @@ def on_cosmos_uint8_grid(video: Tensor) -> Tensor:
 
 def save_image(path: str | os.PathLike, image: Any) -> None:
     """Write an image as PNG atomically: (3, H, W) in [−1, 1], or any form :func:`as_image`
-    takes (a uint8 tensor, a PIL image, an (H, W, 3) uint8 array); a leading ``~`` in ``path``
-    is the home folder, which must end in .png (nothing is written otherwise)."""
+    takes (a uint8 tensor, a PIL image, an (H, W, 3) uint8 array). ``path`` must end in .png
+    (nothing is written otherwise); a leading ``~`` in it is the home folder."""
     from gen3c.io.atomic import atomic_path
 
     target = writer_path(path, "save_image path", "the image")

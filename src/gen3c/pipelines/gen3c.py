@@ -59,6 +59,7 @@ from diffusers.utils import BaseOutput
 from diffusers.video_processor import VideoProcessor
 from torch import Tensor
 
+from gen3c.cache import backend_available
 from gen3c.errors import (
     Gen3cInputError,
     Gen3cMemoryError,
@@ -101,7 +102,7 @@ BUFFER_NOISE_STREAM = 0x6275666E
 
 def compute_device(device: str | torch.device | None = None) -> torch.device:
     """``device`` as a torch device (None: CUDA when available, else the CPU), refused in one line
-    when it is no device name or names a GPU this machine does not have."""
+    when it is no device name or names a GPU or backend this machine does not have."""
     if device is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -115,6 +116,8 @@ def compute_device(device: str | torch.device | None = None) -> torch.device:
             raise Gen3cInputError(f"device {str(device)!r}: no CUDA GPU is visible here: pass 'cpu' or nothing")
         if device.index is not None and device.index >= count:
             raise Gen3cInputError(f"device {str(device)!r}: only {count} CUDA GPU(s) are visible (cuda:0 … cuda:{count - 1})")
+    if not backend_available(device):  # ('mps' off a Mac was torch's "PyTorch is not linked with support for mps devices" as the weights moved)
+        raise Gen3cInputError(f"device {str(device)!r}: this machine's torch cannot use {device.type} devices: pass 'cpu' or nothing")
     return device
 
 

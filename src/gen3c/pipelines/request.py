@@ -1063,7 +1063,8 @@ class RunStage:
 
     def progress(self, progress: ProgressFactory | None) -> ProgressFactory | None:
         """``progress``, noting each stage it starts ("Chunk 2/3: rendering 3D cache" → "rendering
-        3D cache for chunk 2/3"); None stays None (a generator's own bars stay as they are)."""
+        3D cache for chunk 2/3"); None stays None (no stage is noted then: the message names the step
+        run_request set, "rendering 3D cache or generating")."""
         if progress is None:
             return None
 
