@@ -2030,6 +2030,26 @@ def test_the_notes_of_a_videos_frames_read_by_dataloader_workers_are_said_once_a
     assert "Warning" not in workers_said.err + workers_said.out, workers_said
 
 
+def test_video_clips_batched_by_a_dataloader_of_ones_own_hold_only_their_tensors(tmp_path, monkeypatch):
+    """gen3c.training.data's clips in a DataLoader of one's own (torch's default collate, workers):
+    a worker's first clip of a video with notes held a 'frame_notes' entry its other clips lacked,
+    so a batch of 2 was a KeyError in the collate, and a batch of 1 handed the entry on beside the
+    tensors. Only gen3c's own batches (clip_batches) carry the notes now; the clips are the tensors."""
+    from torch.utils.data import DataLoader
+
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read)
+    video = _write_12_frames(tmp_path / "holed", holed_rows=4)
+    table = {"kind": "sample", "paths": [str(video)], "resolution": [H, W], "num_frames": 9, "clip_stride": 1}
+    clips = data.make_dataset(config_from_dict({"data": table}).data)
+    tensors = ["buffer_colors", "buffer_masks", "video"]
+    for batch_size in (2, 1):  # (its worker says the notes)
+        batch = next(iter(DataLoader(clips, batch_size=batch_size, num_workers=1)))
+        assert sorted(batch) == tensors and len(batch["video"]) == batch_size
+
+
 def test_a_video_refused_for_its_frames_in_a_dataloader_worker_is_one_line_naming_its_data_path(tmp_path, base_checkpoint, monkeypatch):
     """What only a video's frames tell (here depth narrower than its frames) is refused as its
     first clip is made, in a DataLoader worker: the line named the video as "data.paths entry
