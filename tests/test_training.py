@@ -1450,6 +1450,27 @@ def test_config_whole_numbers_from_python_may_be_numpy_integers_and_are_stored_a
             config_from_dict({"run": {"max_steps": value}})
 
 
+def test_config_tables_from_python_are_stored_as_config_json_holds_them():
+    """model.transformer / tokenizer.config (kwargs tables) from Python: a numpy integer there was
+    kept, and the run's config.json could not be written (TypeError: Object of type int64 is not
+    JSON serializable, a traceback once the model was built); a tuple was kept, so a --resume
+    found it differing from the list config.json holds. Now they are stored as TOML gives them, and
+    a value config.json cannot hold is refused in one line naming it."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+
+    table = {"num_layers": np.int64(2), "max_size": (np.int64(4), 8, 8), "scale": {"x": np.float32(0.5), "on": np.bool_(True)}}  # fmt: skip
+    config = config_from_dict({"model": {"transformer": table}})
+    stored = {"num_layers": 2, "max_size": [4, 8, 8], "scale": {"x": 0.5, "on": True}}
+    assert config.model.transformer == stored and type(config.model.transformer["num_layers"]) is int
+    written = json.loads(config.to_json())["model"]["transformer"]
+    assert written == config.to_dict()["model"]["transformer"]  # as a resume compares them
+    refusal = r"^config: tokenizer\.config\.kwargs\[1\] = a set of 2 items must be a number, a string, true or false, a list or a table"  # fmt: skip
+    with pytest.raises(Gen3cInputError, match=refusal):
+        config_from_dict({"tokenizer": {"config": {"kwargs": [1, {2, 3}]}}})
+
+
 def test_config_dtypes_from_python_are_taken_as_their_names():
     """model.weights_dtype / export_dtype given torch dtypes (as gen3c.generate takes dtype) are
     their names. Before: "model.weights_dtype = dtype 'torch.bfloat16' must be a string"."""
