@@ -1450,6 +1450,30 @@ def test_config_whole_numbers_from_python_may_be_numpy_integers_and_are_stored_a
             config_from_dict({"run": {"max_steps": value}})
 
 
+def test_stop_after_from_python_is_a_whole_number_of_steps(tmp_path, monkeypatch):
+    """train(stop_after=…) took any value that was not below 1: True ran 1 step, 2.5 ran 3 (and a
+    progress bar of 2.5 steps), "2" was a TypeError. Refused now in one line, before anything
+    starts, by gen3c's one rule for whole numbers; a numpy integer is taken."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training import loop
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(loop, "check_devices", started)  # the run's first check: past the refusals
+    for bad in ("2", True, 2.5, 0):
+        with pytest.raises(Gen3cInputError, match=rf"^--stop_after {re.escape(repr(bad))} must be 1 or more, a whole number \(steps"):  # fmt: skip
+            train(config_from_dict({}), tmp_path / "out", stop_after=bad)
+    with pytest.raises(Started):
+        train(config_from_dict({}), tmp_path / "out", stop_after=np.int64(2))
+    assert not (tmp_path / "out").exists()
+
+
 def test_config_tables_from_python_are_stored_as_config_json_holds_them():
     """model.transformer / tokenizer.config (kwargs tables) from Python: a numpy integer there was
     kept, and the run's config.json could not be written (TypeError: Object of type int64 is not
