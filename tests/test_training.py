@@ -1450,6 +1450,51 @@ def test_config_whole_numbers_from_python_may_be_numpy_integers_and_are_stored_a
             config_from_dict({"run": {"max_steps": value}})
 
 
+def test_stop_after_from_python_is_a_whole_number_of_steps(tmp_path, monkeypatch):
+    """train(stop_after=…) took any value that was not below 1: True ran 1 step, 2.5 ran 3 (and a
+    progress bar of 2.5 steps), "2" was a TypeError. Refused now in one line, before anything
+    starts, by gen3c's one rule for whole numbers; a numpy integer is taken."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training import loop
+
+    class Started(Exception):
+        pass
+
+    def started(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(loop, "check_devices", started)  # the run's first check: past the refusals
+    for bad in ("2", True, 2.5, 0):
+        with pytest.raises(Gen3cInputError, match=rf"^--stop_after {re.escape(repr(bad))} must be 1 or more, a whole number \(steps"):  # fmt: skip
+            train(config_from_dict({}), tmp_path / "out", stop_after=bad)
+    with pytest.raises(Started):
+        train(config_from_dict({}), tmp_path / "out", stop_after=np.int64(2))
+    assert not (tmp_path / "out").exists()
+
+
+def test_config_tables_from_python_are_stored_as_config_json_holds_them():
+    """model.transformer / tokenizer.config (kwargs tables) from Python: a numpy integer there was
+    kept, and the run's config.json could not be written (TypeError: Object of type int64 is not
+    JSON serializable, a traceback once the model was built); a tuple was kept, so a --resume
+    found it differing from the list config.json holds. Now they are stored as TOML gives them, and
+    a value config.json cannot hold is refused in one line naming it."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+
+    table = {"num_layers": np.int64(2), "max_size": (np.int64(4), 8, 8), "scale": {"x": np.float32(0.5), "on": np.bool_(True)}}  # fmt: skip
+    config = config_from_dict({"model": {"transformer": table}})
+    stored = {"num_layers": 2, "max_size": [4, 8, 8], "scale": {"x": 0.5, "on": True}}
+    assert config.model.transformer == stored and type(config.model.transformer["num_layers"]) is int
+    written = json.loads(config.to_json())["model"]["transformer"]
+    assert written == config.to_dict()["model"]["transformer"]  # as a resume compares them
+    refusal = r"^config: tokenizer\.config\.kwargs\[1\] = a set of 2 items must be a number, a string, true or false, a list or a table"  # fmt: skip
+    with pytest.raises(Gen3cInputError, match=refusal):
+        config_from_dict({"tokenizer": {"config": {"kwargs": [1, {2, 3}]}}})
+
+
 def test_config_dtypes_from_python_are_taken_as_their_names():
     """model.weights_dtype / export_dtype given torch dtypes (as gen3c.generate takes dtype) are
     their names. Before: "model.weights_dtype = dtype 'torch.bfloat16' must be a string"."""
@@ -2010,7 +2055,7 @@ def _write_12_frames(folder, holed_rows: int = 0, depth_width: int = 128) -> Pat
 
 
 def test_the_notes_of_a_videos_frames_read_by_dataloader_workers_are_said_once_as_notes(start_method, tmp_path, base_checkpoint, capfd, monkeypatch):
-    """data.num_workers = 2, each worker making clips of one video: each worker said the notes of
+    """data.num_workers workers making clips of one video: each worker said the notes of
     its first read of the video itself, so they came once per worker, under fork from a copy of
     the CLI's console (lost where that is not the terminal), under spawn as Python's raw warnings
     ("…/data.py:256: UserWarning: …", the source line under it), and from every rank. Now the main
@@ -2019,15 +2064,39 @@ def test_the_notes_of_a_videos_frames_read_by_dataloader_workers_are_said_once_a
 
     monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read; forked workers only)
     video = _write_12_frames(tmp_path / "holed", holed_rows=4)
-    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 2},
-                      data={"kind": "sample", "paths": [str(video)], "num_workers": 2})  # fmt: skip
+    # (One spawned worker: spawned ones start slowly and run the depth check the patch above cannot
+    # reach, and what spawn adds, raw warnings, shows with one. Two forked ones each read the video.)
+    workers = 1 if start_method == "spawn" else 2
+    cfg = tiny_config(tmp_path, model={"checkpoint": str(base_checkpoint)}, run={"max_steps": 2}, train={"batch_size": 1},
+                      data={"kind": "sample", "paths": [str(video)], "num_workers": workers})  # fmt: skip
     res = runner.invoke(app, ["train", str(_write_toml(cfg, tmp_path / "tiny.toml")), "--out", str(tmp_path / "run")])
     assert res.exit_code == 0, res.output
-    # 4 clips, a batch of 2 from each worker; each worker reads the video whole (4 rows × 128 × 12 frames).
+    # A clip a step (with two workers, one from each): each worker reads the video whole (4 rows ×
+    # 128 × 12 frames) as its first clip is made, its notes carried with that clip.
     said = f"note: sample directory {str(video)!r} depth.npz: 6144 pixels (5.6%) of NaN/inf depth sit far away"
     assert [line.startswith(said) for line in res.output.splitlines() if "NaN/inf" in line] == [True], res.output
     workers_said = capfd.readouterr()
     assert "Warning" not in workers_said.err + workers_said.out, workers_said
+
+
+def test_video_clips_batched_by_a_dataloader_of_ones_own_hold_only_their_tensors(tmp_path, monkeypatch):
+    """gen3c.training.data's clips in a DataLoader of one's own (torch's default collate, workers):
+    a worker's first clip of a video with notes held a 'frame_notes' entry its other clips lacked,
+    so a batch of 2 was a KeyError in the collate, and a batch of 1 handed the entry on beside the
+    tensors. Only gen3c's own batches (clip_batches) carry the notes now; the clips are the tensors."""
+    from torch.utils.data import DataLoader
+
+    from gen3c.io import gen3c_sample
+    from gen3c.training import data
+
+    monkeypatch.setattr(gen3c_sample, "check_depth_conventions", lambda *args, **kwargs: None)  # (2 s a read)
+    video = _write_12_frames(tmp_path / "holed", holed_rows=4)
+    table = {"kind": "sample", "paths": [str(video)], "resolution": [H, W], "num_frames": 9, "clip_stride": 1}
+    clips = data.make_dataset(config_from_dict({"data": table}).data)
+    tensors = ["buffer_colors", "buffer_masks", "video"]
+    for batch_size in (2, 1):  # (its worker says the notes)
+        batch = next(iter(DataLoader(clips, batch_size=batch_size, num_workers=1)))
+        assert sorted(batch) == tensors and len(batch["video"]) == batch_size
 
 
 def test_a_video_refused_for_its_frames_in_a_dataloader_worker_is_one_line_naming_its_data_path(tmp_path, base_checkpoint, monkeypatch):

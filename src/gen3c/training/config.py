@@ -220,10 +220,41 @@ def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
         raise Gen3cInputError(f"{where} = {_shown(value)} must be {_type_name(kind)} (default {default!r})")
     if kind is float or kind is int:
         return kind(value)
+    if getattr(kind, "__origin__", None) is dict:
+        return _json_value(value)
     if getattr(kind, "__args__", None) in ((float,), (int,)):
         (item,) = kind.__args__
         return [item(v) for v in value]
     return value
+
+
+def _json_value(value: Any) -> Any:
+    """``value``, a table's entry from Python (``model.transformer``'s kwargs), as TOML gives it and
+    the run's config.json holds it: numpy's numbers as Python's (``np.int64(2)`` was a TypeError
+    when the run wrote config.json), a tuple as a list (a resume compares the config with that
+    file's). Any other value is kept as it is, for :func:`_check_table` to refuse."""
+    import numpy as np
+
+    if isinstance(value, np.number | np.bool_):
+        return value.item()
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_value(v) for k, v in value.items()}
+    return value
+
+
+def _check_table(where: str, value: Any) -> None:
+    """Refuse an entry of a table (``where``, e.g. ``model.transformer``) that config.json cannot
+    hold (a set, a dtype, an array), in one line naming it."""
+    if isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_table(f"{where}[{i}]", v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_table(f"{where}.{k}", v)
+    elif value is not None and not isinstance(value, bool | int | float | str):
+        raise Gen3cInputError(f"{where} = {_shown(value)} must be a number, a string, true or false, a list or a table (config.json holds it)")  # fmt: skip
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config", base: str | os.PathLike | None = None) -> Config:
@@ -355,7 +386,9 @@ def check_config(config: Config, source: str = "config") -> None:
         )
     if t.mode == "distill":
         _check_distill(config, source)
-    _refuse_unused(config, source)
+    _refuse_unused(config, source)  # (first: a table the run does not use is refused whole)
+    for section, key in (("model", "transformer"), ("tokenizer", "config")):
+        _check_table(f"{source}: {section}.{key}", getattr(getattr(config, section), key))
 
 
 #: Fields a run uses only in some settings: (section, keys or None for all, whether this run uses

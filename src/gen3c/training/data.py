@@ -19,8 +19,8 @@ A clip is a dict of tensors (batched by :func:`clip_batches`):
 - ``buffer_colors``: (T, NB, 3, H, W) in [−1, 1] and ``buffer_masks``: (T, NB, 1, H, W) in
   {0, 1}: the cache rendered into the clip's cameras, newest view first (NB = source frames).
 
-A :class:`VideoClips` clip made in a DataLoader worker may also hold :data:`FRAME_NOTES`, the notes
-of the worker's first read of the video, which :func:`clip_batches` takes out and says.
+:func:`clip_batches` has the notes of a video's first read in a DataLoader worker said once, by
+the main process (the clips carry them there under :data:`FRAME_NOTES`, which it takes out).
 """
 
 from __future__ import annotations
@@ -279,6 +279,16 @@ class VideoClips(Dataset):
             note(message)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
+        """Clip ``index``. The notes of its video's first read in this process are said here: in a
+        DataLoader of its own, by each worker (:func:`clip_batches` has the main process say them once)."""
+        v, made, notes = self.clip_and_notes(index)
+        if notes:
+            self.say_notes(v, notes)
+        return made
+
+    def clip_and_notes(self, index: int) -> tuple[int, dict[str, Tensor], list[str]]:
+        """Clip ``index``'s video, the clip, and the notes of this process's first read of that
+        video (:meth:`window`), not yet said."""
         c = self.config
         v, s = self.windows[index % len(self.windows)]
         (stack, notes), s = self.window(v, s), 0
@@ -290,18 +300,31 @@ class VideoClips(Dataset):
             SourceView(image=stack.image(f), depth=stack.depth[f], K=stack.K[f], w2c=stack.w2c[f], valid=stack.valid[f] & (stack.depth[f] > 0))
             for f in picks
         ]  # fmt: skip
-        made = make_clip(stack.image(s, s + T), views, cameras, c)
-        if notes:
-            if get_worker_info() is None:
-                self.say_notes(v, notes)
-            else:  # said by the main process as the clip reaches it (clip_batches)
-                made[FRAME_NOTES] = (v, notes)
-        return made
+        return v, make_clip(stack.image(s, s + T), views, cameras, c), notes
 
 
-#: The key of a clip made in a DataLoader worker that holds ``(video, notes)``, the notes of the
-#: worker's first read of the video, for the main process to say (:func:`clip_batches`).
+#: The key of a clip of :class:`_NotesCarried` that holds ``(video, notes)``, the notes of the
+#: first read of the video in the process that made it, for the main process to say (:func:`clip_batches`).
 FRAME_NOTES = "frame_notes"
+
+
+class _NotesCarried(Dataset):
+    """The clips of ``clips`` (a :class:`VideoClips`), each with the notes of its video's first read
+    in the process that made it (a DataLoader worker) under :data:`FRAME_NOTES`, where there are
+    any: :func:`clip_batches` takes them out and says them. (A clip of ``clips`` itself never holds
+    the key: another DataLoader's collate would find it in some clips of a batch only.)"""
+
+    def __init__(self, clips: VideoClips) -> None:
+        self.clips = clips
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, index: int) -> dict:
+        v, made, notes = self.clips.clip_and_notes(index)
+        if notes:
+            made[FRAME_NOTES] = (v, notes)
+        return made
 
 
 def collate_clips(clips: list[dict]) -> dict:
@@ -324,7 +347,8 @@ def clip_batches(
     """Batches of ``dataset``'s clips (a DataLoader's, of the ``sampler``'s indices, by
     ``num_workers`` workers), the notes about a video's frames its workers' clips carry said here,
     in the main process, as each batch arrives (:meth:`VideoClips.say_notes`)."""
-    loader = DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
+    source = _NotesCarried(dataset) if isinstance(dataset, VideoClips) else dataset
+    loader = DataLoader(source, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                         persistent_workers=persistent_workers, collate_fn=collate_clips)  # fmt: skip
     for batch in loader:
         for v, notes in batch.pop(FRAME_NOTES, ()):

@@ -48,9 +48,11 @@ from gen3c.errors import (
     disk_full_reason,
     first_line,
     is_disk_full,
+    is_whole_number,
     note,
     path_to_copy,
     quoted_path,
+    shown_value,
 )
 from gen3c.io.atomic import (
     atomic_paths,
@@ -1012,8 +1014,9 @@ def train(
         progress: progress-bar factory; echo: prints one line (losses).
     """
     # Refused before the output folder, the clips and the model are made.
-    if stop_after is not None and stop_after < 1:
-        raise Gen3cInputError(f"--stop_after {stop_after} must be 1 or more (steps to run in this invocation)")
+    if stop_after is not None and (not is_whole_number(stop_after) or stop_after < 1):  # (True was 1 step, 2.5 three)
+        raise Gen3cInputError(f"--stop_after {shown_value(stop_after)} must be 1 or more, a whole number (steps to run in this invocation)")  # fmt: skip
+    stop_after = None if stop_after is None else int(stop_after)
     try:  # (from the first check on: starting CUDA takes seconds)
         check_devices(config)
         check_model_checkpoint(config.model.checkpoint)
