@@ -212,6 +212,28 @@ def test_a_models_changed_weights_or_steps_are_named_once():
     )
 
 
+def test_a_generators_numpy_setting_counts_in_its_row(tmp_path):
+    """A generator attribute set to a numpy number (a notebook's np.float32 margin) is part of the
+    row's identity, as the Python number: changing it is named on resume, not silently reused."""
+    import numpy as np
+
+    from gen3c.evaluation.resume import difference, row_identity
+    from gen3c.evaluation.suite import Method
+
+    def identity(margin):
+        generator = PreviewGenerator()
+        generator.margin = margin
+        return json.loads(json.dumps(row_identity(Method("preview", "", generator))))
+
+    stored = {"rows": {"preview": identity(np.float32(0.25))}}
+    assert stored["rows"]["preview"]["attributes"]["margin"] == 0.25
+    assert identity(np.int64(0))["attributes"]["margin"] == 0 and identity(np.bool_(True))["attributes"]["margin"] is True
+    assert difference(stored, {"rows": {"preview": identity(np.float32(0.25))}}) is None
+    assert difference(stored, {"rows": {"preview": identity(np.float32(0.5))}}) == (
+        "the preview row's generator differs from the partial run's (margin 0.25 → 0.5): run with the partial run's settings"
+    )
+
+
 def test_a_run_stopped_while_its_report_was_written_resumes_without_making_a_video(tmp_path, monkeypatch):
     """Every case finished before the stop: the resumed run makes no video, and its report says it has no time of its own."""
     from gen3c.evaluation import run

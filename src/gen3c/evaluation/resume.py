@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from gen3c.errors import Gen3cInputError, counted, first_few, first_line, note, quoted_path
@@ -73,14 +74,29 @@ def weights_identity(checkpoint: str | None) -> str | None:
     return f"files sha256 {digest.hexdigest()}"
 
 
+#: What :func:`_plain_value` gives for an attribute that is no plain value (a model, a tensor).
+_NOT_PLAIN = object()
+
+
+def _plain_value(value: Any) -> Any:
+    """``value`` where it is a plain value (None, a string, a number, a bool), numpy's numbers and
+    bools as Python's (a margin set to ``np.float32(0.1)`` counts, as a JSON number); else
+    :data:`_NOT_PLAIN`."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, np.generic) and isinstance(value.item(), (int, float, bool)):  # not np.str_ (a str already), np.datetime64
+        return value.item()
+    return _NOT_PLAIN
+
+
 def row_identity(method: Method) -> dict[str, Any]:
-    """What makes a row's videos: its generator's class and plain attributes (numbers, strings:
-    the preview's margins, a model's prompt, seed, steps), a model's settings and the identity of
-    its weights, and the cache the row runs on."""
+    """What makes a row's videos: its generator's class and plain attributes (numbers, numpy's
+    too, strings: the preview's margins, a model's prompt, seed, steps), a model's settings and
+    the identity of its weights, and the cache the row runs on."""
     generator = method.generator
     kind = type(generator)
-    attributes = {k: v for k, v in sorted(getattr(generator, "__dict__", {}).items())
-                  if not k.startswith("_") and (v is None or isinstance(v, (str, int, float, bool))) and k != "checkpoint"}  # fmt: skip
+    attributes = {k: _plain_value(v) for k, v in sorted(getattr(generator, "__dict__", {}).items())
+                  if not k.startswith("_") and _plain_value(v) is not _NOT_PLAIN and k != "checkpoint"}  # fmt: skip
     identity = {
         "generator": f"{kind.__module__}.{kind.__qualname__}",
         "attributes": attributes,
