@@ -1450,6 +1450,27 @@ def test_config_whole_numbers_from_python_may_be_numpy_integers_and_are_stored_a
             config_from_dict({"run": {"max_steps": value}})
 
 
+def test_config_numbers_from_python_may_be_numpy_floats_and_are_stored_as_floats():
+    """A float setting takes numpy's floats (a notebook's np.float32 learning rate), stored as
+    Python floats, as its whole numbers take numpy integers; a bool stays refused. Before:
+    "train.lr = float32 '0.0001' must be a number"."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.config import config_from_dict
+
+    config = config_from_dict({"train": {"lr": np.float32(0.25), "grad_clip": np.float16(0.5)},
+                               "data": {"movement_distance": [np.float32(0.125), np.float64(0.5)]}})  # fmt: skip
+    stored = (config.train.lr, config.train.grad_clip, *config.data.movement_distance)
+    assert stored == (0.25, 0.5, 0.125, 0.5) and [type(v) for v in stored] == [float] * 4
+    assert json.loads(config.to_json())["train"]["lr"] == 0.25
+    for value in (True, np.bool_(True), "0.1"):
+        with pytest.raises(Gen3cInputError, match=r"^config: train\.lr = .* must be a number \(default 0\.0001\)$"):
+            config_from_dict({"train": {"lr": value}})
+    with pytest.raises(Gen3cInputError, match=r"^config: train\.lr = nan must be finite$"):
+        config_from_dict({"train": {"lr": np.float32("nan")}})
+
+
 def test_stop_after_from_python_is_a_whole_number_of_steps(tmp_path, monkeypatch):
     """train(stop_after=…) took any value that was not below 1: True ran 1 step, 2.5 ran 3 (and a
     progress bar of 2.5 steps), "2" was a TypeError. Refused now in one line, before anything

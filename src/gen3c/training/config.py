@@ -197,7 +197,8 @@ def _shown(value: Any) -> str:
 def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
     """``value`` as the field's type ``kind`` (whole numbers where floats are asked; no bool for a
     number, no float for a whole number, even 2.0), in Python's own types: a dict from Python may
-    hold numpy integers, which a config's JSON could not be written with."""
+    hold numpy integers and floats, which a config's JSON could not be written with."""
+    import numpy as np
 
     def fits(v: Any, k: Any) -> bool:
         origin = getattr(k, "__origin__", k)
@@ -205,8 +206,8 @@ def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
             return isinstance(v, bool)
         if origin is int:
             return is_whole_number(v)
-        if origin is float:
-            return is_whole_number(v) or isinstance(v, float)
+        if origin is float:  # (np.float64 is a float; np.float32 and np.float16 are not)
+            return is_whole_number(v) or isinstance(v, float | np.floating)
         if origin is str:
             return isinstance(v, str)
         if origin is list:
