@@ -607,3 +607,22 @@ def test_an_offloading_plan_needs_its_components_in_cpu_memory(monkeypatch):
     with pytest.raises(Gen3cMemoryError, match=r"^keeping transformer in CPU .*store the DiT in float8 to halve it \(--low_memory\)"):
         _check_offloaded_weights_fit(pipe, memory_plan(offload_diffusion_transformer=True), "cuda")
     _check_offloaded_weights_fit(pipe, memory_plan("group_offload"), "cpu")  # on the CPU nothing moves
+
+
+def test_a_gpu_budget_from_python_may_be_a_numpy_number(tiny_checkpoint):
+    """max_gpu_memory= from Python takes numpy's numbers (a notebook's np.float32(1000)) as the
+    float they are, as every other number setting does, and the generator keeps a Python float; a
+    bool is no budget. Before: "--max_gpu_memory np.float32(1000.0) must be a positive number of GB"."""
+    import numpy as np
+
+    from gen3c.models.choices import check_gpu_budget
+
+    for value in (np.float32(40), np.int64(40), np.float16(40)):
+        assert check_gpu_budget(value) == 40.0 and type(check_gpu_budget(value)) is float
+        assert choose_memory_plan(value, SIZE) == choose_memory_plan(40.0, SIZE)
+    for bad in (True, np.float32("nan"), np.int64(0)):
+        with pytest.raises(Gen3cInputError, match=r"^--max_gpu_memory .* must be a positive number of GB \(e\.g\. 24\)$"):
+            choose_memory_plan(bad, SIZE)
+    with pytest.warns(UserWarning, match=r"^max_gpu_memory=1000: memory mode"):
+        generator = load_generator(tiny_checkpoint, max_gpu_memory=np.float32(1000), device="cpu", dtype="float32")
+    assert type(generator.pipeline.max_gpu_memory) is float and generator.pipeline.max_gpu_memory == 1000.0

@@ -10,6 +10,7 @@ import torch; their names and checks live here, and those modules import them ba
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 from gen3c.errors import Gen3cInputError, quoted, shown_value
@@ -18,12 +19,14 @@ from gen3c.errors import Gen3cInputError, quoted, shown_value
 MEMORY_MODES = ("resident", "model_offload", "group_offload")
 
 
-def check_gpu_budget(max_gpu_memory: object) -> None:
+def check_gpu_budget(max_gpu_memory: object) -> float:
     """Refuse a ``--max_gpu_memory`` that is not a positive, finite number of GB (0, negative, NaN,
-    infinite, a string, a bool), before any model is loaded or fetched to plan for it."""
-    number = isinstance(max_gpu_memory, int | float) and not isinstance(max_gpu_memory, bool)
+    infinite, a string, a bool), before any model is loaded or fetched to plan for it; return it
+    as a Python float (numpy's numbers are taken: a notebook's ``np.float32(24)``)."""
+    number = isinstance(max_gpu_memory, numbers.Real) and not isinstance(max_gpu_memory, bool)
     if not (number and math.isfinite(max_gpu_memory) and max_gpu_memory > 0):
         raise Gen3cInputError(f"--max_gpu_memory {repr(max_gpu_memory)[:40]} must be a positive number of GB (e.g. 24)")
+    return float(max_gpu_memory)
 
 
 def check_vae_chunk_frames(vae_chunk_frames: int | None) -> None:

@@ -336,7 +336,7 @@ def choose_memory_plan(max_gpu_memory_gb: float, size: ModelSize, *, float8: boo
         Gen3cInputError: the budget is not a positive number.
         Gen3cModelError: not even the leanest plan fits.
     """
-    check_gpu_budget(max_gpu_memory_gb)
+    max_gpu_memory_gb = check_gpu_budget(max_gpu_memory_gb)
     estimates = []
     for label, options in BUDGET_PLANS:
         plan = memory_plan(**options)

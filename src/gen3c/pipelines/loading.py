@@ -41,6 +41,7 @@ from gen3c.errors import (
 )
 from gen3c.io.formats import json_kind
 from gen3c.models import configs
+from gen3c.models.choices import check_gpu_budget
 from gen3c.models.context_parallel import (
     check_context_parallel_attention,
     context_parallel_attention,
@@ -511,6 +512,8 @@ def load_generator(
         offload_text_encoder_model=offload_text_encoder_model, disable_prompt_encoder=disable_prompt_encoder,
         vae_chunk_frames=vae_chunk_frames, lora=None if lora is None else str(lora),
     )  # fmt: skip
+    if max_gpu_memory is not None:  # (a numpy number as the float the generator keeps and its notes print)
+        max_gpu_memory = check_gpu_budget(max_gpu_memory)
     if num_gpus != 1:  # the attention kernel must split across GPUs, also refused before any fetch
         check_context_parallel_attention(speed_settings(speed, attention_backend=attention_backend).attention_backend, num_gpus)
     check_speed_device(speed, device, fp8_matmul=fp8_matmul, compile=compile)  # fp8 matmuls on a CPU, before any fetch
