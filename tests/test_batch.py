@@ -1601,7 +1601,9 @@ def test_gen3c_options_flat_or_nested_and_in_csv(tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     "engine, message",
     [
-        ({"workers": 0}, "must be 1 or more"),
+        ({"workers": 0}, r"^--workers 0 must be 1 or more, a whole number$"),
+        ({"workers": True}, r"^--workers True must be 1 or more, a whole number$"),  # (ran 1 worker)
+        ({"workers": 2.5}, r"^--workers 2\.5 must be 1 or more, a whole number$"),
         ({"workers": 2, "gpus_per_job": 0.5}, "fractions need --ray"),
         ({"ray": True, "cpus_per_job": -1}, "must be 0 or more"),
     ],  # fmt: skip

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
-from gen3c.pipelines.loading import check_generator_options
+from gen3c.pipelines.loading import check_generator_options, check_memory_settings
 
 runner = CliRunner()
 
@@ -94,7 +94,7 @@ def test_a_tokenizer_chunks_refusal_is_worded_as_generate_takes_it(tmp_path):
     import gen3c
 
     for settings, message in (({"vae_chunk_frames": 4, "max_gpu_memory": 24.0}, "vae_chunk_frames=4 would change nothing: max_gpu_memory= chooses"),
-                              ({"vae_chunk_frames": -1}, "vae_chunk_frames=-1 must be ≥ 1 (or 0 for no chunking)")):  # fmt: skip
+                              ({"vae_chunk_frames": -1}, "vae_chunk_frames=-1 must be a whole number ≥ 1 (or 0 for no chunking)")):  # fmt: skip
         with pytest.raises(Gen3cInputError) as caught:
             gen3c.generate(tmp_path / "never_read.png", model="tiny", video_save_folder=tmp_path / "out", **settings)
         assert str(caught.value).startswith(message)
@@ -106,8 +106,11 @@ def test_tokenizer_chunks_beside_a_gpu_budget_are_refused():
     without a word."""
     with pytest.raises(Gen3cInputError, match=r"^--vae_chunk_frames 4 would change nothing: --max_gpu_memory chooses the tokenizer's chunks"):
         check_generator_options({"model": "tiny", "vae_chunk_frames": 4, "max_gpu_memory": 24.0})
-    with pytest.raises(Gen3cInputError, match=r"^--vae_chunk_frames -1 must be ≥ 1 \(or 0 for no chunking\)"):
+    with pytest.raises(Gen3cInputError, match=r"^--vae_chunk_frames -1 must be a whole number ≥ 1 \(or 0 for no chunking\)"):
         check_generator_options({"model": "tiny", "vae_chunk_frames": -1})  # not only once the model loads
+    for bad in (True, 2.5):  # from load_generator(vae_chunk_frames=…) directly: True chunked by 1, 2.5 failed in the tokenizer
+        with pytest.raises(Gen3cInputError, match=rf"^--vae_chunk_frames {bad!r} must be a whole number ≥ 1 \(or 0 for no chunking\)$"):
+            check_memory_settings(vae_chunk_frames=bad)
     for options in ({"vae_chunk_frames": 4}, {"vae_chunk_frames": 0}, {"vae_chunk_frames": 4, "low_memory": True}, {"max_gpu_memory": 24.0}):
         check_generator_options({"model": "tiny", **options})  # (--low_memory's plan takes the chunks given)
 

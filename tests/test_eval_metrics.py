@@ -451,6 +451,27 @@ def test_held_out_seeds_and_contact_frames():
     assert contact_indices(25, 5) == [1, 7, 12, 18, 24] and contact_indices(4, 5) == [1, 2, 3]
 
 
+@pytest.mark.parametrize(
+    "change, refusal",
+    [
+        ({"contact_frames": True}, r"--contact_frames True must be 1 or more, a whole number \(frames per row"),  # (showed 1 frame)
+        ({"contact_frames": 2.5}, r"--contact_frames 2\.5 must be 1 or more, a whole number"),
+        ({"num_frames": 3.5}, r"--num_video_frames 3\.5: the benchmark needs at least 3 frames and at most \d+, a whole number$"),
+        ({"resolution": (32, 48.5)}, r"--resolution 32x48\.5 must be whole numbers of pixels: pass at least 16 a side$"),
+    ],
+)
+def test_benchmark_counts_from_python_are_whole_numbers(change, refusal):
+    """BenchmarkConfig's counts from Python are whole numbers by gen3c's one rule (a bool or a
+    float is refused in one line naming the setting, before any case runs); numpy integers are taken."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+
+    BenchmarkConfig(scenes=("room",), presets=("left",), resolution=(np.int64(32), 48), num_frames=np.int64(3), contact_frames=np.int64(2)).check()
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        BenchmarkConfig(**{"scenes": ("room",), "presets": ("left",), "resolution": (32, 48), "num_frames": 3, **change}).check()
+
+
 def test_one_contact_frame_is_the_last_as_every_spread_ends_there():
     """--contact_frames 1 showed frame 1, the least different from the source view; any count
     above 1 ends at the last frame, and so does 1 now."""

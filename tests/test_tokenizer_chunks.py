@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 from diffusers import AutoencoderKLCosmos
@@ -101,10 +103,12 @@ def test_decode_refuses_latents_of_the_wrong_layout(vae):
         decode_latents(vae, torch.zeros(16, 2, 2, 2))
 
 
-@pytest.mark.parametrize("chunk", [0, -1])
+@pytest.mark.parametrize("chunk", [0, -1, True, 1.5])
 def test_chunk_frames_below_one_is_refused_not_an_endless_loop(vae, chunk):
-    # encode's chunk bounds never reached the end with chunk_frames ≤ 0 (the list grew forever).
-    with pytest.raises(Gen3cInputError, match="chunk_frames"):
+    # encode's chunk bounds never reached the end with chunk_frames ≤ 0 (the list grew forever);
+    # True ran as 1 latent frame, 1.5 made fractional chunk bounds.
+    refusal = rf"^tokenizer chunk_frames {re.escape(repr(chunk))} must be a whole number ≥ 1 of latent frames \(None: no chunking\)$"
+    with pytest.raises(Gen3cInputError, match=refusal):
         encode_video(vae, torch.zeros(1, 3, 9, 16, 16), chunk_frames=chunk)
-    with pytest.raises(Gen3cInputError, match="chunk_frames"):
+    with pytest.raises(Gen3cInputError, match=refusal):
         decode_latents(vae, torch.zeros(1, 16, 2, 2, 2), chunk_frames=chunk)

@@ -1262,3 +1262,19 @@ def test_a_static_scene_rerendered_along_its_own_cameras_reproduces_its_frames(t
     assert psnr(rendered[seen.numpy()], truth_work[seen.numpy()]) >= 26.0  # H.264 and an antialiased resize
     rel = (out.depths[:, 0, 0] - at_work.depth).abs() / at_work.depth
     assert rel[seen].median() < 0.01
+
+
+def test_a_frame_range_from_python_is_in_whole_frames():
+    """read_vipe / read_sample's start and num_frames from Python are whole numbers by gen3c's one
+    rule: True read 1 frame (or started at frame 1), 2.5 failed in range() with a TypeError; numpy
+    integers are taken."""
+    import numpy as np
+
+    from gen3c.io.frames import frame_range
+
+    assert frame_range(np.int64(2), np.int64(3), 10, "clip") == 5 and frame_range(0, None, 10, "clip") == 10
+    for bad in (True, 2.5):
+        with pytest.raises(Gen3cInputError, match=rf"^{bad!r} frames of clip asked for: ask for a whole number, at least 1$"):
+            frame_range(0, bad, 10, "clip")
+        with pytest.raises(Gen3cInputError, match=rf"^--vipe_starting_frame_idx {bad!r} is no frame of clip: pass a whole number, 0 … 9$"):
+            frame_range(bad, 3, 10, "clip")

@@ -35,7 +35,7 @@ from gen3c.batch.jobs import (
     status_path,
 )
 from gen3c.batch.manifest import OUTPUT_FILES, Job, check_no_input_replaced, load_manifest
-from gen3c.errors import Gen3cInputError, first_few, note, quoted_path
+from gen3c.errors import Gen3cInputError, first_few, is_whole_number, note, quoted_path
 from gen3c.io.atomic import ensure_writable_dir, replaced_spelling, write_text_atomic
 from gen3c.io.paths import one_file_key, one_form
 from gen3c.pipelines.request import GeneratorPool
@@ -341,8 +341,8 @@ def _check_engine(
     workers: int | None, use_ray: bool, gpus_per_job: float | None, cpus_per_job: float
 ) -> None:
     """Refuse impossible engine settings before the plan and the progress bar."""
-    if workers is not None and workers < 1:
-        raise Gen3cInputError(f"--workers {workers} must be 1 or more")
+    if workers is not None and (not is_whole_number(workers) or workers < 1):  # (True ran 1 worker, 2.5 failed in the pool)
+        raise Gen3cInputError(f"--workers {workers!r} must be 1 or more, a whole number")
     for flag, value in (("--gpus_per_job", gpus_per_job), ("--cpus_per_job", cpus_per_job)):
         if value is not None and not math.isfinite(value):
             raise Gen3cInputError(f"{flag} {value} is impossible: pass a number of 0 or more")

@@ -99,10 +99,12 @@ class BenchmarkConfig:
             if twice is not None:  # its cases would weigh twice in every mean
                 raise Gen3cInputError(f"{flag} names {twice!r} twice: name each once")
         H, W = self.resolution
+        if not (is_whole_number(H) and is_whole_number(W)):  # (48.5 failed in the renderer, once the first case came)
+            raise Gen3cInputError(f"--resolution {H!r}x{W!r} must be whole numbers of pixels: pass at least 16 a side")
         if min(H, W) < 16:
             raise Gen3cInputError(f"--resolution {H}x{W} is too small to measure: pass at least 16 pixels a side")
-        if not 3 <= self.num_frames <= MAX_FRAMES:
-            raise Gen3cInputError(f"--num_video_frames {self.num_frames}: the benchmark needs at least 3 frames and at most {MAX_FRAMES}")
+        if not is_whole_number(self.num_frames) or not 3 <= self.num_frames <= MAX_FRAMES:
+            raise Gen3cInputError(f"--num_video_frames {self.num_frames!r}: the benchmark needs at least 3 frames and at most {MAX_FRAMES}, a whole number")
         if not math.isfinite(self.movement_distance):
             raise Gen3cInputError(f"--movement_distance {self.movement_distance} is impossible: pass a finite number")
         with collect_notes():  # a path onto the point it looks at, refused now, not when its case comes (its notes come then)
@@ -111,8 +113,8 @@ class BenchmarkConfig:
         if not is_whole_number(self.supersample) or self.supersample < 1:
             # else render's ValueError (0) or TypeError (2.5) once the first case is rendered
             raise Gen3cInputError(f"supersample {self.supersample!r} must be a whole number ≥ 1 (rays per pixel per axis; 1: none)")
-        if self.contact_frames < 1:
-            raise Gen3cInputError(f"--contact_frames {self.contact_frames} must be 1 or more (frames per row of each contact sheet)")
+        if not is_whole_number(self.contact_frames) or self.contact_frames < 1:  # (True showed 1 frame, 2.5 failed in the report)
+            raise Gen3cInputError(f"--contact_frames {self.contact_frames!r} must be 1 or more, a whole number (frames per row of each contact sheet)")
         self.check_memory()
 
     def case_bytes(self) -> int:

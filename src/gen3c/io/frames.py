@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics, validate_intrinsics
-from gen3c.errors import Gen3cInputError, quoted_path
+from gen3c.errors import Gen3cInputError, is_whole_number, quoted_path
 from gen3c.io.images import RESIZE_MODES, resize_image, resize_nearest
 from gen3c.summary import dataclass_repr
 
@@ -345,8 +345,10 @@ def frame_range(start: int, num_frames: int | None, total: int, name: str) -> in
     """The stop index for frames ``start`` … (``num_frames`` ≥ 1 of them, or to the end).
     ``start`` is GEN3C's ``--vipe_starting_frame_idx``, as a refusal names it (respelled per
     surface: :mod:`gen3c.pipelines.spelling`)."""
-    if num_frames is not None and num_frames < 1:
-        raise Gen3cInputError(f"{num_frames} frames of {name} asked for: ask for at least 1")
+    if num_frames is not None and (not is_whole_number(num_frames) or num_frames < 1):  # (True read 1 frame; 2.5 failed in range())
+        raise Gen3cInputError(f"{num_frames!r} frames of {name} asked for: ask for a whole number, at least 1")
+    if not is_whole_number(start):
+        raise Gen3cInputError(f"--vipe_starting_frame_idx {start!r} is no frame of {name}: pass a whole number, 0 … {total - 1}")
     if start < 0 or start >= total:
         raise Gen3cInputError(
             f"--vipe_starting_frame_idx {start} is outside {name}, which has {total} frames: pass 0 … {total - 1}"

@@ -13,7 +13,7 @@ import math
 import numbers
 from dataclasses import dataclass
 
-from gen3c.errors import Gen3cInputError, quoted, shown_value
+from gen3c.errors import Gen3cInputError, is_whole_number, quoted, shown_value
 
 #: The memory modes of the gen3c pipeline (:func:`gen3c.models.memory.memory_plan`).
 MEMORY_MODES = ("resident", "model_offload", "group_offload")
@@ -30,9 +30,10 @@ def check_gpu_budget(max_gpu_memory: object) -> float:
 
 
 def check_vae_chunk_frames(vae_chunk_frames: int | None) -> None:
-    """Refuse a negative ``vae_chunk_frames`` (latent frames per tokenizer chunk; 0: no chunking)."""
-    if vae_chunk_frames is not None and vae_chunk_frames < 0:
-        raise Gen3cInputError(f"--vae_chunk_frames {vae_chunk_frames} must be ≥ 1 (or 0 for no chunking)")
+    """Refuse a ``vae_chunk_frames`` (latent frames per tokenizer chunk; 0: no chunking) that is
+    negative or no whole number (True, 2.5 from Python)."""
+    if vae_chunk_frames is not None and (not is_whole_number(vae_chunk_frames) or vae_chunk_frames < 0):
+        raise Gen3cInputError(f"--vae_chunk_frames {vae_chunk_frames!r} must be a whole number ≥ 1 (or 0 for no chunking)")
 
 
 #: The self-attention kernels gen3c selects between (plus "auto").

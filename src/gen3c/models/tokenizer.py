@@ -26,7 +26,7 @@ from diffusers import AutoencoderKLCosmos
 from diffusers.models.autoencoders import autoencoder_kl_cosmos as _cosmos
 from torch import Tensor, nn
 
-from gen3c.errors import Gen3cInputError
+from gen3c.errors import Gen3cInputError, is_whole_number
 
 
 def latent_frames(num_frames: int, temporal_compression: int = 8) -> int:
@@ -41,8 +41,8 @@ def latent_frames(num_frames: int, temporal_compression: int = 8) -> int:
 
 
 def _check_chunk_frames(chunk_frames: int | None) -> None:
-    if chunk_frames is not None and chunk_frames < 1:
-        raise Gen3cInputError(f"tokenizer chunk_frames {chunk_frames} must be ≥ 1 latent frame (None: no chunking)")
+    if chunk_frames is not None and (not is_whole_number(chunk_frames) or chunk_frames < 1):
+        raise Gen3cInputError(f"tokenizer chunk_frames {chunk_frames!r} must be a whole number ≥ 1 of latent frames (None: no chunking)")
 
 
 def _check_video(vae: AutoencoderKLCosmos, video: Tensor) -> None:
