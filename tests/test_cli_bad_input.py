@@ -431,15 +431,17 @@ def test_an_output_folder_windows_holds_no_folder_under_is_refused_there(files, 
     from gen3c.io import atomic
 
     monkeypatch.setattr(atomic, "on_windows", lambda: True, raising=False)
-    device = re.escape(WINDOWS_DEVICE)
+    device = re.escape(WINDOWS_DEVICE.replace("no file", "no folder"))  # (it said "no file there can have" of a folder)
     refused(generate(files, tmp_path / "out" / "nul"), rf"^error: --video_save_folder '.*/out/nul': 'nul' is {device}: choose another folder$", tmp_path / "out")
     argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", tmp_path / "out" / "con.d"]
     refused(argv, rf"^error: --output_folder '.*/out/con\.d': 'con\.d' starts with 'con', {device}: choose another folder$", tmp_path / "out")
     refused(["train", "small_procedural", "--out", tmp_path / "out" / "AUX"], rf"^error: training output folder '.*/out/AUX': 'AUX' is {device}: choose another folder$", tmp_path / "out")
     # A file written by its full path (the Python API's writers): its name is checked as it is made.
-    with pytest.raises(Gen3cInputError, match=r"^output '.*/con\.json': 'con\.json' starts with 'con', .*: choose another output name$"):
+    with pytest.raises(Gen3cInputError, match=rf"^output '.*/con\.json': 'con\.json' starts with 'con', {re.escape(WINDOWS_DEVICE)}: choose another output name$"):
         atomic.write_text_atomic(tmp_path / "con.json", "{}")
-    assert not (tmp_path / "out").exists() and not (tmp_path / "con.json").exists()
+    with pytest.raises(Gen3cInputError, match=r"^--output_folder '.*/take:1': 'take:1' holds ':', which Windows takes in no folder name \(<"):
+        atomic.ensure_writable_dir(tmp_path / "take:1", "--output_folder")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "con.json").exists() and not (tmp_path / "take:1").exists()
     assert atomic.ensure_writable_dir(tmp_path / "nul_outputs", "--output_folder").is_dir()
     atomic.write_text_atomic(tmp_path / "console.json", "{}")
     assert (tmp_path / "console.json").read_text() == "{}"

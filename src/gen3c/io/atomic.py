@@ -18,10 +18,11 @@ from gen3c.io.paths import nearest_existing, on_windows, one_form, other_spellin
 MAX_NAME_BYTES = 200
 
 
-def _windows_problem(name: str) -> str | None:
-    """Why Windows holds no file or folder named ``name`` (:func:`~gen3c.io.paths.windows_name_problem`),
-    where gen3c runs on Windows; None elsewhere, where such a name is a name like any other."""
-    return windows_name_problem(name) if on_windows() else None
+def _windows_problem(name: str, kind: str = "file") -> str | None:
+    """Why Windows holds no ``kind`` ("file" or "folder") named ``name``
+    (:func:`~gen3c.io.paths.windows_name_problem`), where gen3c runs on Windows; None elsewhere,
+    where such a name is a name like any other."""
+    return windows_name_problem(name, kind) if on_windows() else None
 
 
 def check_output_name(name: str, what: str, patterns: Iterable[str] = ("{}",)) -> None:
@@ -134,7 +135,7 @@ def _refuse_windows_folder(path: Path, what: str) -> None:
     part is a name Windows holds no folder under (``out/nul``: the null device, ``a:b``: a hidden
     stream of ``a``). Only the last part, the folder the option names: the parts above it are
     where the user keeps things (an existing ``aux.d`` made elsewhere is not questioned)."""
-    problem = _windows_problem(path.name)
+    problem = _windows_problem(path.name, "folder")
     if problem is not None:
         name = path.name[:40]
         raise Gen3cInputError(f"{what} {quoted_path(path)}: {name!r} {problem}: choose another folder")

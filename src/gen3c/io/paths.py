@@ -144,21 +144,22 @@ def on_windows() -> bool:
     return os.name == "nt"
 
 
-def windows_name_problem(name: str) -> str | None:
+def windows_name_problem(name: str, kind: str = "file") -> str | None:
     """Why Windows can hold no file named ``name``, or ``name`` followed by a suffix (an output's
-    base name: ``NAME.mp4``), in words ("holds ':', which …"); None where it can. ``name`` holds one
+    base name: ``NAME.mp4``), in words ("holds ':', which …"); None where it can. ``kind``: what
+    the name is for, as the words say it ("file", or "folder" for an output folder). ``name`` holds one
     of ``<>:"\\|?*`` (``:`` names a file's hidden stream there, ``\\`` a folder), or the part of it
     before its first dot, trailing spaces dropped, is a device name (``con``, ``nul.v2``, ``COM1``):
     the system's device is opened instead, and what is written to it lost. (A trailing dot or
     space, which Windows drops, is left alone: gen3c's outputs all end in their suffix.)"""
     bad = next((c for c in name if c in WINDOWS_FORBIDDEN), None)
     if bad is not None:
-        return f"holds {bad!r}, which Windows takes in no file name ({' '.join(WINDOWS_FORBIDDEN)})"
+        return f"holds {bad!r}, which Windows takes in no {kind} name ({' '.join(WINDOWS_FORBIDDEN)})"
     device = name.split(".")[0].rstrip(" ")
     if device.upper() not in WINDOWS_DEVICES:
         return None
     what = "is" if device == name else f"starts with {device!r},"
-    return f"{what} a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
+    return f"{what} a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no {kind} there can have"
 
 
 def _windows_case(text: str) -> str:
