@@ -327,6 +327,27 @@ def test_save_outputs_refuses_a_name_ending_in_mp4(scene, tmp_path):
     assert save_outputs(result, tmp_path, "clip")["video"].name == "clip.mp4"
 
 
+def test_a_run_records_numpy_numbers_as_json_numbers(scene, tmp_path):
+    """save_outputs(metadata=…) from Python wrote numpy's numbers into NAME_run.json as text
+    ("0.5", "3"), which a reader of the record (or gen3c batch, running it again) takes for
+    strings: they are JSON numbers and booleans now; what JSON has no type for stays its text."""
+    import json
+
+    source = prepare_source(*scene, SIZE)
+    cameras = preset_cameras(source, "left", "center_facing", num_frames=3)
+    result = generate_video(build_cache([source]), cameras, PreviewGenerator(), source.image)
+    metadata = {"strength": np.float32(0.5), "steps": np.int64(3), "flip": np.bool_(True), "where": tmp_path}
+    save_outputs(result, tmp_path, "clip", metadata=metadata)
+    record = json.loads((tmp_path / "clip_run.json").read_text())
+    assert {k: record[k] for k in metadata} == {"strength": 0.5, "steps": 3, "flip": True, "where": str(tmp_path)}
+    assert [type(record[k]) for k in ("strength", "steps", "flip")] == [float, int, bool]
+    from gen3c.io.formats import (
+        json_default,  # (every record gen3c writes: run.json, a batch's status, gen3c_lora.json)
+    )
+
+    assert json.dumps([np.float16(0.25), np.uint8(7), torch.float16], default=json_default) == '[0.25, 7, "torch.float16"]'
+
+
 def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_path):
     image_path, depth_path, image, _ = box_scene
     common = {"depth": depth_path, "fov": 60, "resolution": "32x48", "num_video_frames": 3, "video_save_folder": tmp_path}

@@ -27,7 +27,7 @@ from gen3c.batch.manifest import OUTPUT_FILES, Job
 from gen3c.errors import Gen3cInputError, collect_notes, first_line, quoted_path, spelled_notes
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
-from gen3c.io.formats import json_kind
+from gen3c.io.formats import json_default, json_kind
 from gen3c.io.hashing import sha256_file
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool, lora_digest
 from gen3c.pipelines.spelling import row_spelling
@@ -99,7 +99,7 @@ def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dic
             "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
     path = status_path(folder, job.name)
     try:
-        write_text_atomic(path, json.dumps(data, indent=1, default=str))
+        write_text_atomic(path, json.dumps(data, indent=1, default=json_default))
     except OSError as exc:
         raise cannot_write(path, exc) from None
     return data

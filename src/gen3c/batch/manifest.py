@@ -23,7 +23,7 @@ from typing import Any
 
 from gen3c.errors import Gen3cInputError, describe_value, note, path_to_copy, quoted_path, spelled_notes
 from gen3c.io.atomic import check_output_name
-from gen3c.io.formats import json_kind, loads_json
+from gen3c.io.formats import json_default, json_kind, loads_json
 from gen3c.io.paths import exists, one_file_key, one_file_note, refuse_special_file, windows_name_problem
 from gen3c.io.text import user_text
 from gen3c.pipelines.camera_video import OUTPUT_FILES as RUN_FILES
@@ -95,7 +95,7 @@ class Job:
         in another folder naming the same files (whose request hash, paths inside the manifest's
         folder relative to it, differs) is the same job; a moved project folder is not."""
         recorded = (status or {}).get("settings")
-        return isinstance(recorded, dict) and _normalized(recorded) == _normalized(json.loads(json.dumps(self.settings, default=str)))
+        return isinstance(recorded, dict) and _normalized(recorded) == _normalized(json.loads(json.dumps(self.settings, default=json_default)))
 
     def request(self, folder: str | Path) -> GenerationRequest:
         """The job's request, writing into ``folder``."""

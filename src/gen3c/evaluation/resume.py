@@ -32,6 +32,7 @@ from gen3c.evaluation.suite import (
     Method,
     benchmark_cases,
 )
+from gen3c.io.formats import json_default
 
 #: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) left out of a row's
 #: fingerprint: where the DiT's weights wait between forwards (the same arithmetic, so a run that ran
@@ -147,7 +148,7 @@ def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None, de
     out.update(gen3c=__version__, gen3c_code=code_digest(), torch=torch.__version__, device=device_kind(device), cpu=cpu_kind(),
                cpu_threads=torch.get_num_threads())
     # As results.json writes it (±∞ as "Infinity", NaN as null): compared with the stored one on resume.
-    return json.loads(json.dumps(json_safe(out), default=str))
+    return json.loads(json.dumps(json_safe(out), default=json_default))
 
 
 #: How :func:`difference` names each part of a fingerprint, and how to get it back.

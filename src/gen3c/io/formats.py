@@ -60,6 +60,17 @@ def loads_json(text: str | bytes, name: str, kind: str, fix: str, **kwargs: Any)
         raise Gen3cInputError(f"{name} nests its JSON lists or objects thousands deep, as no {kind} does: {fix}") from None
 
 
+def json_default(value: Any) -> Any:
+    """``json.dumps``' ``default=`` for gen3c's records: numpy's numbers and bools as JSON's numbers
+    and booleans (a setting of ``np.float32(0.5)`` from Python is ``0.5``, not the text ``"0.5"``),
+    anything else JSON has no type for as its text (a path, a dtype)."""
+    import numpy as np
+
+    if isinstance(value, np.generic) and isinstance(plain := value.item(), (int, float, bool)):
+        return plain
+    return str(value)
+
+
 #: JSON's own names of what ``json.loads`` returns, by the Python type it returns.
 _JSON_KINDS = {"dict": "object", "list": "list", "str": "string", "bool": "boolean", "int": "number", "float": "number", "NoneType": "null"}
 

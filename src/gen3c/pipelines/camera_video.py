@@ -69,6 +69,7 @@ from gen3c.io.atomic import (
 )
 from gen3c.io.camera_files import save_cameras
 from gen3c.io.depth import median_scene_depth
+from gen3c.io.formats import json_default
 from gen3c.io.images import resize_image, to_uint8
 from gen3c.io.paths import one_form, writer_path
 from gen3c.io.ply import write_ply
@@ -970,7 +971,7 @@ class OutputWriter:
                 write_ply(tmp["point_cloud"], *point_cloud)
             if metadata is not None:
                 record = {**metadata, "outputs": {key: path.name for key, path in paths.items()}}
-                tmp["run"].write_text(json.dumps(record, indent=1, default=str), encoding="utf-8")
+                tmp["run"].write_text(json.dumps(record, indent=1, default=json_default), encoding="utf-8")
         except OSError as exc:  # a full disk, say: one line (the with-block removes every temporary file)
             raise self._write_failure(exc) from None
         self._written = paths

@@ -65,7 +65,7 @@ from gen3c.errors import (
     quoted_path,
 )
 from gen3c.io.atomic import publish, remove_stale_parts, try_flock, write_text_atomic
-from gen3c.io.formats import loads_json
+from gen3c.io.formats import json_default, loads_json
 from gen3c.io.hashing import update_from_file
 from gen3c.io.paths import exists, expand_home
 from gen3c.pipelines.settings import OPTION_PATH_FIELDS
@@ -114,7 +114,7 @@ def output_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
         kept["attention"] = "exact"
     if kept.get("checkpoint_checksums_sha256") is not None:
         kept.pop("checkpoint", None)
-    return json.loads(json.dumps(kept, default=str))
+    return json.loads(json.dumps(kept, default=json_default))
 
 
 def request_fingerprint(request_dict: dict[str, Any]) -> str:
@@ -311,7 +311,7 @@ class PartialRun:
             note(f"--resume: no unfinished run in {quoted_path(path)}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
         partial = cls(path, 0, len(chunks), record["inputs"])._hold()
-        write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=str))
+        write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=json_default))
         # (a run killed earlier, whose kept chunks were deleted to start over, left its video's)
         _remove_stale_outputs(Path(folder), name)
         return partial

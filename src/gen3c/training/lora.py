@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from gen3c.errors import Gen3cModelError, first_line, path_to_copy, quoted_path
 from gen3c.io.atomic import replace_folder, write_text_atomic
-from gen3c.io.formats import json_kind
+from gen3c.io.formats import json_default, json_kind
 from gen3c.io.hashing import sha256_file
 from gen3c.io.paths import is_dir, refuse_special_file
 
@@ -100,7 +100,7 @@ def save_lora(transformer: nn.Module, folder: str | os.PathLike, meta: dict | No
             transformer.save_lora_adapter(tmp, adapter_name=adapter_name, weight_name=WEIGHTS_NAME)
         config = transformer.peft_config[adapter_name]
         info = {"rank": config.r, "alpha": config.lora_alpha, "targets": sorted(config.target_modules), **(meta or {})}
-        write_text_atomic(tmp / META_NAME, json.dumps(info, indent=2, default=str) + "\n")
+        write_text_atomic(tmp / META_NAME, json.dumps(info, indent=2, default=json_default) + "\n")
         replace_folder(tmp, folder)  # (flushed to the disk, both files, before it is renamed)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
