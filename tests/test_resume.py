@@ -509,6 +509,27 @@ def test_resume_refuses_another_chunk_plan(box_scene, tmp_path):
     assert len(run_request(request, generator=Configured(chunk_frames=9), resume=True).result.chunks) == 3
 
 
+def test_a_run_interrupted_before_numpy_settings_were_json_numbers_resumes(box_scene, tmp_path):
+    """A generator handed over from Python whose settings hold numpy numbers: an earlier gen3c wrote
+    them into run.json as their text ("0.5"), this one as numbers. Resuming such an interrupted run
+    after the upgrade must continue it (it was refused: "strength: recorded '0.5', now 0.5");
+    a setting that did change is still refused."""
+    import json
+
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Configured(1, strength=np.float32(0.5), steps=np.int64(3), tiled=np.bool_(True)))
+    record_path = partial_dir(tmp_path, "output") / "run.json"
+    record = json.loads(record_path.read_text())
+    assert record["generator_settings"]["strength"] == 0.5 and record["generator_settings"]["tiled"] is True
+    record["generator_settings"].update(strength="0.5", steps="3", tiled="True")  # as json.dumps(default=str) wrote them
+    record_path.write_text(json.dumps(record, indent=1))
+    with pytest.raises(Gen3cInputError, match=r"other settings \(strength: recorded '0\.5', now 0\.25\)"):
+        run_request(request, generator=Configured(strength=np.float32(0.25), steps=np.int64(3), tiled=np.bool_(True)), resume=True)
+    resumed = run_request(request, generator=Configured(strength=np.float32(0.5), steps=np.int64(3), tiled=np.bool_(True)), resume=True)
+    assert len(resumed.result.chunks) == 3
+
+
 def test_resume_of_a_folder_without_generator_settings_says_it_cannot_check_them(box_scene, tmp_path):
     """A folder an earlier gen3c wrote (run.json without ``generator_settings``) still resumes,
     with a note that a changed generator cannot be told."""
@@ -1076,6 +1097,29 @@ def test_kept_chunks_of_a_run_whose_checkpoint_moved_with_its_project_folder_are
     assert made_by(partial_dir(moved / "out", "v"), request(moved))
     other = request(moved)
     other["generator_options"]["checkpoint_dir"] = str(tmp_path / "ckpt")  # another checkpoint folder: another request
+    assert not made_by(partial_dir(moved / "out", "v"), other)
+
+
+def test_kept_chunks_of_a_moved_run_with_numpy_generator_options_are_its_own(tmp_path):
+    """A moved project folder whose run was given a numpy option from Python (``guidance=np.float32(7)``):
+    run.json records it as the number 7.0, and its fingerprint must still be the request's, whose
+    option is the numpy number (its kept chunks were refused as another request's)."""
+    import json
+
+    from gen3c.io.formats import json_default
+    from gen3c.pipelines.resume import made_by, run_record
+
+    def request(root: Path) -> dict:
+        return {"video_save_folder": str(root / "out"), "video_save_name": "v", "generator": "gen3c",
+                "generator_options": {"checkpoint_dir": str(root / "ckpt"), "guidance": np.float32(7.0), "num_steps": np.int64(2)}}  # fmt: skip
+
+    kept = partial_dir(tmp_path / "p" / "out", "v")
+    kept.mkdir(parents=True)
+    (kept / "run.json").write_text(json.dumps(run_record(request(tmp_path / "p")), default=json_default))  # as PartialRun writes it
+    moved = (tmp_path / "p").rename(tmp_path / "q")
+    assert made_by(partial_dir(moved / "out", "v"), request(moved))
+    other = request(moved)
+    other["generator_options"]["guidance"] = np.float32(6.0)  # another guidance: another request
     assert not made_by(partial_dir(moved / "out", "v"), other)
 
 

@@ -101,10 +101,11 @@ LATER_SETTINGS = ("lora_sha256",)
 ADDED_SETTINGS = {"noise_aug_strength": 0.0}
 
 
-def output_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
+def output_settings(settings: dict[str, Any] | None, default: Callable[[Any], Any] = json_default) -> dict[str, Any] | None:
     """The generator ``settings`` that decide the frames (all but :data:`RUN_ONLY_SETTINGS`, the
-    kernels of :data:`EXACT_ATTENTION` as one), as ``run.json`` holds them (JSON values); None for
-    a generator that has none (the preview). The
+    kernels of :data:`EXACT_ATTENTION` as one), as ``run.json`` holds them (JSON values; ``default``:
+    ``json.dumps``' for the rest, ``str`` as a gen3c before :func:`~gen3c.io.formats.json_default`
+    wrote them); None for a generator that has none (the preview). The
     checkpoint counts by the sha256 of its ``checksums.json`` where it has one (a moved copy is
     the same checkpoint), else by its folder."""
     if settings is None:
@@ -114,7 +115,7 @@ def output_settings(settings: dict[str, Any] | None) -> dict[str, Any] | None:
         kept["attention"] = "exact"
     if kept.get("checkpoint_checksums_sha256") is not None:
         kept.pop("checkpoint", None)
-    return json.loads(json.dumps(kept, default=json_default))
+    return json.loads(json.dumps(kept, default=default))
 
 
 def request_fingerprint(request_dict: dict[str, Any]) -> str:
@@ -297,7 +298,7 @@ class PartialRun:
                     "or delete that folder to start over"
                 )
             stored = _check_record(path, record)  # (a run.json of gen3c: the folder is ours)
-            changed = _changed_output(stored, record)
+            changed = _changed_output(stored, record, output_settings(generator_settings, default=str))
             if not (changed and restart_changed and not not_a_run_folder(path) and remove_unheld(path)):
                 _check_output(path, stored, record, changed)
                 # held first: another run still going writes there (its chunk in the making is no stray)
@@ -594,7 +595,9 @@ def _moved_with_output(old: object, new: dict[str, Any]) -> bool:
     new_out = new.get("video_save_folder")
     if not (isinstance(old_out, str) and old_out and isinstance(new_out, str) and new_out):
         return False
-    wanted = {request_fingerprint(new), request_fingerprint(_without_added_defaults(new))}
+    # (as run.json holds it too: a numpy option from Python there as a number, here as text)
+    recorded = json.loads(json.dumps(new, default=json_default))
+    wanted = {request_fingerprint(form) for request in (new, recorded) for form in (request, _without_added_defaults(request))}
     if not os.path.isabs(old_out):  # its chunks found here: the folder it ran from moved with them (the project folder)
         try:
             return not os.path.normpath(old_out).startswith("..") and request_fingerprint(old) in wanted
@@ -650,9 +653,11 @@ def _without_added_defaults(request_dict: dict[str, Any]) -> dict[str, Any]:
     return {**request_dict, "generator_options": kept}
 
 
-def _changed_output(stored: dict[str, Any], record: dict[str, Any]) -> str:
+def _changed_output(stored: dict[str, Any], record: dict[str, Any], as_text: dict[str, Any] | None = None) -> str:
     """How the chunk plan and generator settings (:func:`output_settings`) of ``record`` differ
-    from those ``stored`` by the interrupted run, one line ("" when they do not)."""
+    from those ``stored`` by the interrupted run, one line ("" when they do not). ``as_text``: the
+    settings as an earlier gen3c recorded them (a numpy number as its text, "0.5"), which its
+    interrupted runs hold."""
     changed = []
     if isinstance(stored.get("chunks"), list) and stored["chunks"] != record["chunks"]:
         changed.append(f"chunk plan: recorded {_plan(stored['chunks'])}, now {_plan(record['chunks'])}")
@@ -661,8 +666,9 @@ def _changed_output(stored: dict[str, Any], record: dict[str, Any]) -> str:
         new = record["generator_settings"] or {}
         old = {**{key: value for key, value in ADDED_SETTINGS.items() if key in new}, **old}
         keys = (set(old) | set(new)) - {key for key in LATER_SETTINGS if key not in old}
+        earlier = as_text or {}
         changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(keys)
-                    if old.get(key) != new.get(key)]  # fmt: skip
+                    if old.get(key) != new.get(key) and not (key in old and key in earlier and old[key] == earlier[key])]  # fmt: skip
     return "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
 
 
