@@ -530,6 +530,19 @@ def test_a_run_interrupted_before_numpy_settings_were_json_numbers_resumes(box_s
     assert len(resumed.result.chunks) == 3
 
 
+def test_a_generator_setting_of_nan_resumes_as_itself(box_scene, tmp_path):
+    """A handed-over generator reporting a setting of NaN (a numpy one as a Python one): run.json
+    holds NaN, which equals nothing, itself included, so every --resume was refused ("other
+    settings (threshold: recorded nan, now nan)"); a number in its place is still refused."""
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Configured(1, threshold=np.float32("nan"), margin=float("nan")))
+    with pytest.raises(Gen3cInputError, match=r"other settings \(threshold: recorded nan, now 0\.5\)"):
+        run_request(request, generator=Configured(threshold=0.5, margin=float("nan")), resume=True)
+    resumed = run_request(request, generator=Configured(threshold=np.float32("nan"), margin=float("nan")), resume=True)
+    assert len(resumed.result.chunks) == 3
+
+
 def test_resume_of_a_folder_without_generator_settings_says_it_cannot_check_them(box_scene, tmp_path):
     """A folder an earlier gen3c wrote (run.json without ``generator_settings``) still resumes,
     with a note that a changed generator cannot be told."""

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -668,8 +669,15 @@ def _changed_output(stored: dict[str, Any], record: dict[str, Any], as_text: dic
         keys = (set(old) | set(new)) - {key for key in LATER_SETTINGS if key not in old}
         earlier = as_text or {}
         changed += [f"{key}: recorded {_value(old.get(key))}, now {_value(new.get(key))}" for key in sorted(keys)
-                    if old.get(key) != new.get(key) and not (key in old and key in earlier and old[key] == earlier[key])]  # fmt: skip
+                    if not _same_setting(old.get(key), new.get(key)) and not (key in old and key in earlier and old[key] == earlier[key])]  # fmt: skip
     return "; ".join(changed[:3]) + (" …" if len(changed) > 3 else "")
+
+
+def _same_setting(recorded: object, now: object) -> bool:
+    """Whether a generator setting recorded in run.json is ``now``'s: equal, or both NaN (which
+    equals nothing, itself included, so a setting of NaN refused every resume)."""
+    both_nan = isinstance(recorded, float) and isinstance(now, float) and math.isnan(recorded) and math.isnan(now)
+    return both_nan or recorded == now
 
 
 def _check_output(path: Path, stored: dict[str, Any], record: dict[str, Any], changed: str) -> None:
