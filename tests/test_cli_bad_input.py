@@ -361,6 +361,7 @@ def test_a_name_of_another_spelling_is_told_where_the_file_system_numbers_files_
         ("a/b", None, r"--name 'a/b' must be a plain file name"),
         ("..", None, r"--name '\.\.' must be a plain file name"),
         ("", None, r"--name '' must be a plain file name"),
+        ("  ", None, r"^error: --name '  ' is only spaces: pass a name$"),
         (LONG, None, r"--name 'n+'… is 201 bytes long"),
         (None, "image_depth.json", r"output '.*image_depth\.json' is a folder: move it away, or pass another --name"),
     ],
@@ -897,18 +898,22 @@ def test_the_path_parameters_are_found():
             ("gui", "work_dir"), ("batch", "manifest"), ("train", "out"), ("cache list", "cache_dir")} <= found, found  # fmt: skip
 
 
+@pytest.mark.parametrize("blank", ["", " \t"], ids=["empty", "spaces"])
 @pytest.mark.parametrize("words, command, param", PATH_PARAMETERS, ids=[f"{' '.join(w)} {p.name}" for w, _, p in PATH_PARAMETERS])
-def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command, param, tmp_path, monkeypatch):
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command, param, blank, tmp_path, monkeypatch):
     """`--cache_dir "$CACHE"` with CACHE unset gave typer '', which it read as Path('.'): the
-    command went on in the current folder (converted weights, outputs, a GUI work folder there)."""
+    command went on in the current folder (converted weights, outputs, a GUI work folder there).
+    Spaces alone (`--video_save_folder " "`) made a folder of that invisible name and wrote there."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # (were it not refused, `download` would not fetch)
+    if words[0] == "gui":  # (were it not refused, the GUI would serve until stopped: the test fails instead of hanging)
+        monkeypatch.setattr("gen3c.gui.app.Gen3cApp.serve_forever", lambda self: pytest.fail("the GUI started"))
     argv = list(words)
     for other in command.params:  # the other positional arguments a command needs, given
         if other.param_type_name == "argument":
-            argv.append("" if other is param else "all")
+            argv.append(blank if other is param else "all")
     if param.param_type_name == "option":  # by its last name: the one typed is named (--npz_path was called --multiview_npz)
-        argv += [param.opts[-1], ""]
+        argv += [param.opts[-1], blank]
         match = rf"^error: {param.opts[-1]} is empty \(an unset shell variable\?\): give a path, or leave the option out$"
     else:
         match = rf"^error: {param.name.upper()} is empty: give a path$"

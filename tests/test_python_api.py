@@ -383,6 +383,22 @@ def test_an_empty_output_name_is_refused_as_the_command_line_refuses_it(box_scen
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("setting, message", [
+    ({"video_save_folder": " "}, "video_save_folder= is empty: pass a folder, or leave it out"),
+    ({"video_save_name": "  "}, "video_save_name='  ' is only spaces: pass a name"),
+])  # fmt: skip
+def test_an_output_folder_or_name_of_spaces_alone_is_refused(box_scene, tmp_path, monkeypatch, setting, message):
+    """Before: ``video_save_folder=" "`` made a folder named by a space and wrote the run there;
+    ``video_save_name=" "`` wrote `` .mp4`` and its companions, there but invisible in a listing."""
+    image_path, depth_path, _, _ = box_scene
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Gen3cInputError) as caught:
+        gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", resolution="32x48", num_video_frames=3,
+                       progress=False, **{"video_save_folder": tmp_path, **setting})  # fmt: skip
+    assert str(caught.value) == message
+    assert not any(tmp_path.iterdir())
+
+
 def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_and_other_flags_alone():
     from gen3c.pipelines.spelling import keyword_spelling
 

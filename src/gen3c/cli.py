@@ -133,7 +133,8 @@ def _path_parameters(callback: Callable) -> frozenset[str]:
 
 def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
     """Refuse a path given as an empty string, as an unset shell variable gives it (``--cache_dir
-    "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there. And
+    "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there; or as
+    spaces alone (``--video_save_folder " "``), which made a folder of that invisible name. And
     one given as a URL: typer makes ``https://host/a.png`` the local path ``https:/host/a.png``,
     which "does not exist"."""
     given, _, _ = command.make_parser(ctx).parse_args(args=list(args))  # the words as typed, before typer converts them (the parser empties its list)
@@ -141,10 +142,11 @@ def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
         return
     for param in command.params:
         value = given.get(param.name)
-        if param.name in _path_parameters(command.callback) and (value == "" or _is_url(value)):
+        blank = isinstance(value, str) and not value.strip()
+        if param.name in _path_parameters(command.callback) and (blank or _is_url(value)):
             # The option as typed (--npz_path is --multiview_npz's other name).
             typed = next((word.split("=", 1)[0] for word in args if word.split("=", 1)[0] in param.opts), None)
-            if value == "":
+            if blank:
                 user_errors(_empty_path)(param, typed)
             user_errors(_url_path)(param, typed, value)
 

@@ -104,6 +104,8 @@ class GenerationRequest:
                 raise Gen3cInputError(f"--{key} is empty: pass its path, or leave it out")
             if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).startswith("~"):
                 setattr(self, key, str(expand_home(value, f"--{key}")))
+        if isinstance(self.video_save_folder, str) and not self.video_save_folder.strip():  # (" " made a folder of that name)
+            raise Gen3cInputError("--video_save_folder is empty: pass a folder, or leave it out")
         if isinstance(self.video_save_folder, str) and self.video_save_folder.startswith("~"):  # (was made as ./~/…)
             self.video_save_folder = str(expand_home(self.video_save_folder, "--video_save_folder"))
         options = self.generator_options if isinstance(self.generator_options, dict) else {}
