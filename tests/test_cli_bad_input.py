@@ -739,6 +739,29 @@ def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, fi
     refused(["batch", manifest, "--output_folder", out], r"manifest '.*jobs\.jsonl' line 1: trajectory shapes a preset path, which camera_file replaces", out)
 
 
+@pytest.mark.parametrize("fps", [500.0, 0.5])
+def test_a_camera_files_frame_rate_no_video_can_have_is_blamed_on_the_file_not_on_fps(fps, files, tmp_path):
+    """A camera file playing at 500 or 0.5 fps was refused as "--fps 500.0 is impossible", naming a
+    flag the user never gave; the file is named now, and --fps still overrides its rate."""
+    import torch
+
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.trajectories import preset_trajectory
+
+    cams = preset_trajectory("left", "center_facing", 5, torch.eye(4), intrinsics_from_fov(60, 32, 48), 32, 48)
+    save_cameras(tmp_path / "path.json", cams, 24)
+    data = json.loads((tmp_path / "path.json").read_text())
+    (tmp_path / "path.json").write_text(json.dumps({**data, "fps": fps}))
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--camera_file": tmp_path / "path.json", "--num_video_frames": None}),
+            rf"^error: camera file '.*path\.json' plays at {fps:g} fps, outside the 1 … 240 fps a video can be written at: "
+            r"fix its 'fps' \(a nerfstudio camera_path's 'seconds'\), or pass --fps$", out)  # fmt: skip
+    res = runner.invoke(app, [str(a) for a in generate(files, out, **{"--camera_file": tmp_path / "path.json", "--num_video_frames": None, "--fps": "30"})])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "output_run.json").read_text())["fps"] == 30
+
+
 @pytest.mark.parametrize(
     "args, match",
     [

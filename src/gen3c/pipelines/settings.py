@@ -220,10 +220,16 @@ def default_fps(request: GenerationRequest) -> float:
     """The frame rate of a run that names none: its camera file's
     (:func:`~gen3c.io.camera_files.camera_dict_fps`; a nerfstudio camera_path's entries / seconds,
     as ns-render plays it), so a path made at 12 fps (in the GUI, in nerfstudio) replays at its
-    own speed; else a video input's own (output frame t renders input frame t, so a 30 fps clip
-    written at 24 would play 25 % slow), brought into [MIN_FPS, MAX_FPS]; else GEN3C's 24. (The
-    network is told GEN3C's 24 whatever the file's rate, as GEN3C does.)"""
+    own speed (a rate outside [MIN_FPS, MAX_FPS] is refused, naming the file); else a video
+    input's own (output frame t renders input frame t, so a 30 fps clip written at 24 would play
+    25 % slow), brought into [MIN_FPS, MAX_FPS]; else GEN3C's 24. (The network is told GEN3C's 24
+    whatever the file's rate, as GEN3C does.)"""
     fps = None if request.camera_file is None else request.read_camera_file().fps
+    if fps is not None and not MIN_FPS <= fps <= MAX_FPS:  # (here: check_request would blame --fps, which was not given)
+        raise Gen3cInputError(
+            f"camera file {quoted_path(request.camera_file)} plays at {fps:g} fps, outside the {MIN_FPS:g} … {MAX_FPS:g} fps "
+            "a video can be written at: fix its 'fps' (a nerfstudio camera_path's 'seconds'), or pass --fps"
+        )
     if fps is None:
         rate = _input_video_rate(request)
         fps = None if rate is None else min(max(rate, MIN_FPS), MAX_FPS)
