@@ -1504,6 +1504,24 @@ def test_configure_gives_the_generator_the_prompts_its_pipeline_is_called_with(m
         gen.configure({"prompt": "a cat"})
 
 
+def test_a_step_count_whose_schedule_fills_the_memory_is_refused_before_anything_runs(tmp_path):
+    """--num_steps 100000000 (a few zeros too many) ran until the out-of-memory killer ended it,
+    minutes in, leaving a temporary video behind: the sampler's schedule alone took gigabytes."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.pipelines.presets import speed_settings
+
+    assert speed_settings(num_steps=10_000).num_steps == 10_000
+    with pytest.raises(Gen3cInputError) as refused:
+        speed_settings(num_steps=100_000_000)
+    assert str(refused.value) == "--num_steps 100000000 is more than the 10000 steps a run may take (GEN3C: 35): pass fewer"
+    res = CliRunner().invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--num_steps", "10001", "--input_image_path",
+                                   str(tmp_path / "photo.png"), "--video_save_folder", str(tmp_path / "out")])  # fmt: skip
+    assert res.exit_code == 2 and res.output == "error: --num_steps 10001 is more than the 10000 steps a run may take (GEN3C: 35): pass fewer\n", res.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_configure_words_its_refusals_in_the_options_keys(monkeypatch):
     """gen.configure({...}) in Python was refused in the command line's flags (--num_steps 0,
     --sampler), which its caller has none of; the pool, under the CLI and batches, keeps them."""

@@ -1460,6 +1460,8 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         # A seed past 2**32 - 1 was refused by the first sample video, mid-run; from ~3e11 torch's step generators overflowed (a traceback).
         ("[run]\nseed = 4294967296\n", r"run\.seed = 4294967296 must be at most 4294967295$"),
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
+        # 10⁸ sampler steps for the sample videos filled the memory with the schedule, at the end of the run.
+        ("[log]\nsample_steps = 100000000\n", r"^config '.*c\.toml': log\.sample_steps = 100000000 must be at most 10000 \(0: the model's own\)$"),
         ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),
         ("[tokenizer]\nlr = 0.0\n", r"tokenizer\.lr = 0\.0 must be positive"),
         ("[tokenizer]\nmax_minutes = -1.0\n", r"tokenizer\.max_minutes = -1\.0 must be ≥ 0 \(0: no time budget\)"),

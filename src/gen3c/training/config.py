@@ -328,6 +328,8 @@ def check_config(config: Config, source: str = "config") -> None:
         for key, value in values.items():
             if value < low:
                 raise Gen3cInputError(f"{source}: {key} = {value} must be at least {low}")
+    if log.sample_steps > configs.MAX_NUM_STEPS:
+        raise Gen3cInputError(f"{source}: log.sample_steps = {log.sample_steps} must be at most {configs.MAX_NUM_STEPS} (0: the model's own)")
     # The sample videos' seed takes no more (refused mid-run), and far past it the step generators' seeds overflow (a traceback).
     if config.run.seed > configs.MAX_SEED:
         raise Gen3cInputError(f"{source}: run.seed = {config.run.seed} must be at most {configs.MAX_SEED}")
