@@ -739,6 +739,39 @@ def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, fi
     refused(["batch", manifest, "--output_folder", out], r"manifest '.*jobs\.jsonl' line 1: trajectory shapes a preset path, which camera_file replaces", out)
 
 
+@pytest.mark.parametrize("case", ["sample_video", "vipe_video", "camera_file"])
+def test_a_run_never_writes_its_output_over_a_file_it_reads(case, files, tmp_path):
+    """A sample directory's rgb.mp4 (or a ViPE clip's rgb/NAME.mp4) with the outputs written
+    beside it under its name, or a --camera_file replayed under the name it was written as, was
+    read and then replaced by the run's own output: the input was lost. Refused now, kept as it was."""
+    import torch
+    from layouts import scene, write_sample, write_vipe
+
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.trajectories import preset_trajectory
+
+    rgb, depth, _, w2c, K = scene(4, 32, 48)
+    size = ["--resolution", "32x48", "--num_video_frames", "3"]
+    if case == "sample_video":
+        kept = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K) / "rgb.mp4"
+        argv = ["generate", "--input_image_path", kept.parent, "--video_save_folder", kept.parent, "--video_save_name", "rgb", *size]
+        match = r"the input --input_image_path '.*sample' holds '.*sample/rgb\.mp4'"
+    elif case == "vipe_video":
+        kept = write_vipe(tmp_path / "vipe", "clip", rgb, depth, w2c, K) / "rgb" / "clip.mp4"
+        argv = ["generate", "--vipe_path", kept, "--video_save_folder", kept.parent, "--video_save_name", "clip", *size]
+        match = r"the input --vipe_path '.*rgb/clip\.mp4' is that file"
+    else:
+        kept = tmp_path / "out" / "output_cameras.json"
+        kept.parent.mkdir()
+        save_cameras(kept, preset_trajectory("left", "center_facing", 5, torch.eye(4), intrinsics_from_fov(60, 32, 48), 32, 48), 24)
+        argv = generate(files, kept.parent, **{"--camera_file": kept, "--num_video_frames": None})
+        match = r"the input --camera_file '.*out/output_cameras\.json' is that file"
+    before = {path: path.read_bytes() for path in kept.parent.iterdir()}
+    refused(argv, rf"^error: {match}, which this run would replace with its output '.*{kept.name}': pass another --video_save_name or --video_save_folder$")
+    assert {path: path.read_bytes() for path in kept.parent.iterdir()} == before
+
+
 @pytest.mark.parametrize("fps", [500.0, 0.5])
 def test_a_camera_files_frame_rate_no_video_can_have_is_blamed_on_the_file_not_on_fps(fps, files, tmp_path):
     """A camera file playing at 500 or 0.5 fps was refused as "--fps 500.0 is impossible", naming a
