@@ -377,6 +377,19 @@ def test_depth_output_names(name, blocker, match, files, tmp_path):
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])
 
 
+def test_depth_never_writes_over_the_image_it_reads(files, tmp_path):
+    """`gen3c depth room_depth.png --name room` (a photo saved under an output's name) read the
+    photo, then wrote its false-colour depth over it as room_depth.png: the photo was lost."""
+    out = tmp_path / "out"
+    out.mkdir()
+    photo = out / "room_depth.png"
+    shutil.copyfile(files["image"], photo)
+    refused(["depth", photo, "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", "room"],
+            r"^error: the input IMAGE_PATH '.*out/room_depth\.png' is the output '.*out/room_depth\.png', which this run would replace: "
+            r"pass another --name or --output_folder$")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["room_depth.png"] and photo.read_bytes() == files["image"].read_bytes()
+
+
 WINDOWS_DEVICE = "a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
 
 

@@ -1498,7 +1498,7 @@ def depth(
     from gen3c.cameras import resize_intrinsics
     from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
-    from gen3c.depth.export import check_depth_outputs, save_depth_outputs
+    from gen3c.depth.export import check_depth_outputs, check_inputs_kept, save_depth_outputs
     from gen3c.errors import note
     from gen3c.io.atomic import check_output_name, ensure_writable_dir, removed_if_left_empty
     from gen3c.io.images import LARGE_IMAGE_PIXELS, load_image, read_photo
@@ -1534,7 +1534,7 @@ def depth(
         # case there), are refused before the model loads; a folder made here goes again if the run fails.
         with removed_if_left_empty(output_folder):
             ensure_writable_dir(output_folder, "--output_folder")
-            check_depth_outputs(output_folder, name)
+            check_inputs_kept(check_depth_outputs(output_folder, name), {"IMAGE_PATH": image_path, "--intrinsics": intrinsics})
             started = time.perf_counter()
             # A spinner while the model loads and runs: MoGe on a CPU is a wait of many seconds.
             with console.status(f"loading the depth estimator {escape(depth_estimator)}…") as status:
