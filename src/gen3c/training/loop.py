@@ -482,7 +482,7 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
         if checkpoint in PACKAGED_MODELS or Path(checkpoint).expanduser().exists():
             raise  # the folder's own fault, which the message names
         # The loader's advice is generate's (--checkpoint_dir); a training run needs a folder or hub id.
-        cause = first_line(exc.__context__ or exc, 120)
+        cause = first_line(exc.__context__ or exc, 240)
         raise Gen3cModelError(
             f"model.checkpoint {quoted_path(checkpoint)} is not a folder here and did not load as a hub id ({cause}): convert GEN3C's "
             "weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR"
