@@ -1460,6 +1460,9 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         # A seed past 2**32 - 1 was refused by the first sample video, mid-run; from ~3e11 torch's step generators overflowed (a traceback).
         ("[run]\nseed = 4294967296\n", r"run\.seed = 4294967296 must be at most 4294967295$"),
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
+        # An empty file ran every default (a from-scratch run of hours), as `gen3c train default` does.
+        ("", r"^config '.*c\.toml' is empty: write its settings \(.*default\.toml shows every key\), or pass the shipped config 'default' for every default$"),
+        ("\n  \n", r"^config '.*c\.toml' is empty: write its settings"),
         # 10⁸ sampler steps for the sample videos filled the memory with the schedule, at the end of the run.
         ("[log]\nsample_steps = 100000000\n", r"^config '.*c\.toml': log\.sample_steps = 100000000 must be at most 10000 \(0: the model's own\)$"),
         ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),

@@ -433,6 +433,11 @@ def load_config(path: str | os.PathLike) -> Config:
         raise Gen3cInputError(f"config {quoted_path(path)} cannot be read ({exc.strerror}): {fix}") from None
     # (an editor's byte-order mark was "Invalid statement" at line 1; UTF-16, PowerShell 5's `>`: gen3c.io.text)
     text = user_text(content, f"config {quoted_path(path)}", f"pass a training config; {shipped_config('default.toml')} shows every key", "a TOML file")
+    if not text.strip():  # (a file cut to nothing, or not yet written, ran every default: a from-scratch run of hours)
+        raise Gen3cInputError(
+            f"config {quoted_path(path)} is empty: write its settings ({shipped_config('default.toml')} shows every key), "
+            "or pass the shipped config 'default' for every default"
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
