@@ -2077,6 +2077,34 @@ def test_a_trained_tokenizer_belongs_to_its_run(tmp_path):
         check_run_folder(changed, tmp_path, "auto")
 
 
+def test_a_run_never_replaces_what_no_training_run_wrote_in_its_out(tmp_path):
+    """`gen3c train my.toml --out .` in a project folder replaced its config.json with the run's and
+    deleted all its model/ held (the run's export took its place). Refused now, before anything is
+    written; a folder holding only other files, or a gen3c run stopped before its first checkpoint
+    (its config.json alone), is written into as before."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_run_folder, train
+
+    config = config_from_dict(tiny_config(tmp_path))
+    project = tmp_path / "project"
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "mine.txt").write_text("keep")
+    (project / "config.json").write_text('{"my": "settings"}')
+    before = sorted((p.relative_to(project), p.read_bytes() if p.is_file() else None) for p in project.rglob("*"))
+    for resume in (None, "auto"):
+        with pytest.raises(Gen3cInputError) as refused:
+            train(config, project, resume=resume)
+        assert str(refused.value) == (f"--out '{project}' holds config.json, model/, which no gen3c training run wrote and a run "
+                                      "would replace: choose a new or empty --out")  # fmt: skip
+    assert sorted((p.relative_to(project), p.read_bytes() if p.is_file() else None) for p in project.rglob("*")) == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")
+    check_run_folder(config, tmp_path / "notes", None)
+    (tmp_path / "stopped").mkdir()
+    (tmp_path / "stopped" / "config.json").write_text(config.to_json())
+    check_run_folder(config, tmp_path / "stopped", None)
+
+
 def test_a_checkpoint_of_another_run_does_not_resume_into_a_folder_holding_a_run(tmp_path):
     """--resume A/checkpoints/step_… --out B, B holding a run of its own, mixed the two (B's
     losses.jsonl, checkpoints and card); into an empty B it continues A's run there."""
