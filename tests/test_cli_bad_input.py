@@ -390,6 +390,28 @@ def test_depth_never_writes_over_the_image_it_reads(files, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["room_depth.png"] and photo.read_bytes() == files["image"].read_bytes()
 
 
+@pytest.mark.parametrize(
+    "command, args, match",
+    [
+        # `gen3c depth --fov nan` named no flag ("field of view nan° is out of range"), where `gen3c generate` says --fov.
+        ("depth", ["--fov", "nan"], r"^error: --fov nan is impossible: pass degrees between 0\.01 and 179$"),
+        ("depth", ["--fov", "0"], r"^error: --fov 0\.0 is impossible: pass degrees between 0\.01 and 179$"),
+        # A folder as --intrinsics was "neither 'fx,fy,cx,cy' nor an existing file: check it", though it exists.
+        ("depth", ["--intrinsics", "{folder}"], r"^error: --intrinsics '.*' is a folder: pass a file in it \(JSON fx/fy/cx/cy or K, txt, npy, "
+                                                r"a camera file, COLMAP's cameras\.txt\), or 'fx,fy,cx,cy'$"),
+        ("generate", ["--intrinsics", "{folder}"], r"^error: --intrinsics '.*' is a folder: pass a file in it"),
+    ],
+)  # fmt: skip
+def test_a_field_of_view_or_intrinsics_of_no_use_is_refused_naming_the_flag(command, args, match, files, tmp_path):
+    out = tmp_path / "out"
+    args = [a.format(folder=tmp_path) for a in args]
+    if command == "depth":
+        argv = ["depth", files["image"], "--depth_estimator", "prior", "--output_folder", out, *args]
+    else:
+        argv = generate(files, out, **{"--fov": None, args[0]: args[1]})
+    refused(argv, match, out)
+
+
 WINDOWS_DEVICE = "a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
 
 

@@ -1504,12 +1504,14 @@ def depth(
     from gen3c.io.images import LARGE_IMAGE_PIXELS, load_image, read_photo
     from gen3c.io.intrinsics import parse_intrinsics
     from gen3c.io.resolution import parse_resolution
+    from gen3c.pipelines.settings import check_fov
 
     with console_warnings():  # its notes (a photo brought down, a camera scaled) as one plain line each
         if name is not None:
             check_output_name(name, "--name")  # before the model loads
         if full_size and resolution:
             raise Gen3cInputError("--full_size and --resolution both say the size to write the depth at: pass one")
+        check_fov(fov)  # (else said of "field of view nan°", no flag named)
         check_installed(("cv2", "plyfile"), "writing gen3c depth's NAME_depth.png and NAME_points.ply")
         size = parse_resolution(resolution) if resolution else None
         if full_size:

@@ -290,6 +290,12 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
 MIN_FPS, MAX_FPS = 1.0, 240.0
 
 
+def check_fov(fov: float | None) -> None:
+    """Refuse a ``--fov`` (degrees) no camera has, naming the flag (``gen3c generate``, ``gen3c depth``)."""
+    if fov is not None and not (math.isfinite(fov) and 0.01 <= fov <= 179):
+        raise Gen3cInputError(f"--fov {fov} is impossible: pass degrees between 0.01 and 179")
+
+
 def check_seed(seed: int) -> None:
     if not 0 <= seed <= configs.MAX_SEED:
         raise Gen3cInputError(f"--seed {seed} is out of range: pass a whole number from 0 to {configs.MAX_SEED}")
@@ -319,8 +325,7 @@ def check_request(request: GenerationRequest) -> None:
         raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
     # Refused here, not only where the input is read (cameras.focal_from_fov, parse_intrinsics,
     # resolve_chunk_frames): a batch manifest's row is refused when the manifest is read.
-    if request.fov is not None and not (math.isfinite(request.fov) and 0.01 <= request.fov <= 179):
-        raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
+    check_fov(request.fov)
     if request.fov is not None and request.intrinsics is not None:
         raise Gen3cInputError("pass either --intrinsics or --fov, not both")
     if request.chunk_frames is not None and request.chunk_frames < 2:
