@@ -43,6 +43,27 @@ def test_unreachable_ray_address_fails_at_once(tmp_path):
     assert not ray.is_initialized()
 
 
+@pytest.mark.parametrize(
+    "address, said",
+    [("x", "--ray_address 'x' must be 'auto', 'HOST:PORT' or 'ray://HOST:PORT'"),
+     ("127.0.0.1:1", "--ray_address '127.0.0.1:1': nothing answers at 127.0.0.1:1")],
+)  # fmt: skip
+def test_a_ray_address_of_no_use_is_refused_before_the_output_folder_is_made(tmp_path, address, said):
+    """A --ray_address of no form, or where nothing answers, was refused only once the output folder
+    had been made and locked: it was left holding .gen3c_batch.lock and a batch_summary.csv listing
+    every job 'not_run', under a progress line 'Batch of 1 job: 0/1 (0%)'."""
+    from typer.testing import CliRunner
+
+    import gen3c
+    from gen3c.cli import app
+
+    image = Path(gen3c.__file__).parent / "assets" / "demo_image.png"
+    (tmp_path / "m.jsonl").write_text(json.dumps({"name": "a", "input_image_path": str(image)}) + "\n")
+    res = CliRunner().invoke(app, ["batch", str(tmp_path / "m.jsonl"), "--output_folder", str(tmp_path / "out"), "--ray_address", address])
+    assert res.exit_code == 2 and res.output.startswith(f"error: {said}") and len(res.output.splitlines()) == 1, res.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_ray_batch_matches_the_local_run(ray_instance, box_scene, tmp_path):
     image, depth, _, _ = box_scene
     common = {

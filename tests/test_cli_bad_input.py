@@ -361,6 +361,7 @@ def test_a_name_of_another_spelling_is_told_where_the_file_system_numbers_files_
         ("a/b", None, r"--name 'a/b' must be a plain file name"),
         ("..", None, r"--name '\.\.' must be a plain file name"),
         ("", None, r"--name '' must be a plain file name"),
+        ("  ", None, r"^error: --name '  ' is only spaces: pass a name$"),
         (LONG, None, r"--name 'n+'… is 201 bytes long"),
         (None, "image_depth.json", r"output '.*image_depth\.json' is a folder: move it away, or pass another --name"),
     ],
@@ -374,6 +375,41 @@ def test_depth_output_names(name, blocker, match, files, tmp_path):
     argv = ["depth", files["image"], "--depth_estimator", "prior", "--fov", "60", "--output_folder", out]
     refused(argv + ([] if name is None else ["--name", name]), match)
     assert sorted(p.name for p in out.rglob("*")) == ([blocker] if blocker else [])
+
+
+def test_depth_never_writes_over_the_image_it_reads(files, tmp_path):
+    """`gen3c depth room_depth.png --name room` (a photo saved under an output's name) read the
+    photo, then wrote its false-colour depth over it as room_depth.png: the photo was lost."""
+    out = tmp_path / "out"
+    out.mkdir()
+    photo = out / "room_depth.png"
+    shutil.copyfile(files["image"], photo)
+    refused(["depth", photo, "--depth_estimator", "prior", "--fov", "60", "--output_folder", out, "--name", "room"],
+            r"^error: the input IMAGE_PATH '.*out/room_depth\.png' is the output '.*out/room_depth\.png', which this run would replace: "
+            r"pass another --name or --output_folder$")  # fmt: skip
+    assert sorted(p.name for p in out.iterdir()) == ["room_depth.png"] and photo.read_bytes() == files["image"].read_bytes()
+
+
+@pytest.mark.parametrize(
+    "command, args, match",
+    [
+        # `gen3c depth --fov nan` named no flag ("field of view nan° is out of range"), where `gen3c generate` says --fov.
+        ("depth", ["--fov", "nan"], r"^error: --fov nan is impossible: pass degrees between 0\.01 and 179$"),
+        ("depth", ["--fov", "0"], r"^error: --fov 0\.0 is impossible: pass degrees between 0\.01 and 179$"),
+        # A folder as --intrinsics was "neither 'fx,fy,cx,cy' nor an existing file: check it", though it exists.
+        ("depth", ["--intrinsics", "{folder}"], r"^error: --intrinsics '.*' is a folder: pass a file in it \(JSON fx/fy/cx/cy or K, txt, npy, "
+                                                r"a camera file, COLMAP's cameras\.txt\), or 'fx,fy,cx,cy'$"),
+        ("generate", ["--intrinsics", "{folder}"], r"^error: --intrinsics '.*' is a folder: pass a file in it"),
+    ],
+)  # fmt: skip
+def test_a_field_of_view_or_intrinsics_of_no_use_is_refused_naming_the_flag(command, args, match, files, tmp_path):
+    out = tmp_path / "out"
+    args = [a.format(folder=tmp_path) for a in args]
+    if command == "depth":
+        argv = ["depth", files["image"], "--depth_estimator", "prior", "--output_folder", out, *args]
+    else:
+        argv = generate(files, out, **{"--fov": None, args[0]: args[1]})
+    refused(argv, match, out)
 
 
 WINDOWS_DEVICE = "a device name on Windows (CON, PRN, AUX, NUL, CONIN$, CONOUT$, COM1…9, LPT1…9), which no file there can have"
@@ -781,6 +817,62 @@ def test_preset_flags_with_a_camera_file_are_refused_not_ignored(args, match, fi
     refused(["batch", manifest, "--output_folder", out], r"manifest '.*jobs\.jsonl' line 1: trajectory shapes a preset path, which camera_file replaces", out)
 
 
+@pytest.mark.parametrize("case", ["sample_video", "vipe_video", "camera_file"])
+def test_a_run_never_writes_its_output_over_a_file_it_reads(case, files, tmp_path):
+    """A sample directory's rgb.mp4 (or a ViPE clip's rgb/NAME.mp4) with the outputs written
+    beside it under its name, or a --camera_file replayed under the name it was written as, was
+    read and then replaced by the run's own output: the input was lost. Refused now, kept as it was."""
+    import torch
+    from layouts import scene, write_sample, write_vipe
+
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.trajectories import preset_trajectory
+
+    rgb, depth, _, w2c, K = scene(4, 32, 48)
+    size = ["--resolution", "32x48", "--num_video_frames", "3"]
+    if case == "sample_video":
+        kept = write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K) / "rgb.mp4"
+        argv = ["generate", "--input_image_path", kept.parent, "--video_save_folder", kept.parent, "--video_save_name", "rgb", *size]
+        match = r"the input --input_image_path '.*sample' holds '.*sample/rgb\.mp4'"
+    elif case == "vipe_video":
+        kept = write_vipe(tmp_path / "vipe", "clip", rgb, depth, w2c, K) / "rgb" / "clip.mp4"
+        argv = ["generate", "--vipe_path", kept, "--video_save_folder", kept.parent, "--video_save_name", "clip", *size]
+        match = r"the input --vipe_path '.*rgb/clip\.mp4' is that file"
+    else:
+        kept = tmp_path / "out" / "output_cameras.json"
+        kept.parent.mkdir()
+        save_cameras(kept, preset_trajectory("left", "center_facing", 5, torch.eye(4), intrinsics_from_fov(60, 32, 48), 32, 48), 24)
+        argv = generate(files, kept.parent, **{"--camera_file": kept, "--num_video_frames": None})
+        match = r"the input --camera_file '.*out/output_cameras\.json' is that file"
+    before = {path: path.read_bytes() for path in kept.parent.iterdir()}
+    refused(argv, rf"^error: {match}, which this run would replace with its output '.*{kept.name}': pass another --video_save_name or --video_save_folder$")
+    assert {path: path.read_bytes() for path in kept.parent.iterdir()} == before
+
+
+@pytest.mark.parametrize("fps", [500.0, 0.5])
+def test_a_camera_files_frame_rate_no_video_can_have_is_blamed_on_the_file_not_on_fps(fps, files, tmp_path):
+    """A camera file playing at 500 or 0.5 fps was refused as "--fps 500.0 is impossible", naming a
+    flag the user never gave; the file is named now, and --fps still overrides its rate."""
+    import torch
+
+    from gen3c.cameras import intrinsics_from_fov
+    from gen3c.io.camera_files import save_cameras
+    from gen3c.trajectories import preset_trajectory
+
+    cams = preset_trajectory("left", "center_facing", 5, torch.eye(4), intrinsics_from_fov(60, 32, 48), 32, 48)
+    save_cameras(tmp_path / "path.json", cams, 24)
+    data = json.loads((tmp_path / "path.json").read_text())
+    (tmp_path / "path.json").write_text(json.dumps({**data, "fps": fps}))
+    out = tmp_path / "out"
+    refused(generate(files, out, **{"--camera_file": tmp_path / "path.json", "--num_video_frames": None}),
+            rf"^error: camera file '.*path\.json' plays at {fps:g} fps, outside the 1 … 240 fps a video can be written at: "
+            r"fix its 'fps' \(a nerfstudio camera_path's 'seconds'\), or pass --fps$", out)  # fmt: skip
+    res = runner.invoke(app, [str(a) for a in generate(files, out, **{"--camera_file": tmp_path / "path.json", "--num_video_frames": None, "--fps": "30"})])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "output_run.json").read_text())["fps"] == 30
+
+
 @pytest.mark.parametrize(
     "args, match",
     [
@@ -940,18 +1032,22 @@ def test_the_path_parameters_are_found():
             ("gui", "work_dir"), ("batch", "manifest"), ("train", "out"), ("cache list", "cache_dir")} <= found, found  # fmt: skip
 
 
+@pytest.mark.parametrize("blank", ["", " \t"], ids=["empty", "spaces"])
 @pytest.mark.parametrize("words, command, param", PATH_PARAMETERS, ids=[f"{' '.join(w)} {p.name}" for w, _, p in PATH_PARAMETERS])
-def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command, param, tmp_path, monkeypatch):
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command, param, blank, tmp_path, monkeypatch):
     """`--cache_dir "$CACHE"` with CACHE unset gave typer '', which it read as Path('.'): the
-    command went on in the current folder (converted weights, outputs, a GUI work folder there)."""
+    command went on in the current folder (converted weights, outputs, a GUI work folder there).
+    Spaces alone (`--video_save_folder " "`) made a folder of that invisible name and wrote there."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # (were it not refused, `download` would not fetch)
+    if words[0] == "gui":  # (were it not refused, the GUI would serve until stopped: the test fails instead of hanging)
+        monkeypatch.setattr("gen3c.gui.app.Gen3cApp.serve_forever", lambda self: pytest.fail("the GUI started"))
     argv = list(words)
     for other in command.params:  # the other positional arguments a command needs, given
         if other.param_type_name == "argument":
-            argv.append("" if other is param else "all")
+            argv.append(blank if other is param else "all")
     if param.param_type_name == "option":  # by its last name: the one typed is named (--npz_path was called --multiview_npz)
-        argv += [param.opts[-1], ""]
+        argv += [param.opts[-1], blank]
         match = rf"^error: {param.opts[-1]} is empty \(an unset shell variable\?\): give a path, or leave the option out$"
     else:
         match = rf"^error: {param.name.upper()} is empty: give a path$"

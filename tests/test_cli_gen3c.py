@@ -241,6 +241,25 @@ def test_tiny_model_without_a_frame_count_or_resolution_makes_one_chunk_at_its_s
     assert run["num_video_frames"] == 17 and run["resolution"] == "64x112"
 
 
+@pytest.mark.parametrize(
+    "flags, said, fix",
+    [(["--guidance", "1e30"], "--guidance 1e+30", "--guidance nearer GEN3C's 1"),
+     (["--noise_aug_strength", "1e308", "--num_video_frames", "33"], "--guidance 1, --noise_aug_strength 1e+308",
+      "--noise_aug_strength nearer GEN3C's 0")],
+)  # fmt: skip
+def test_a_setting_that_overflows_the_sampler_is_refused_not_written_as_a_black_video(box_scene, tmp_path, flags, said, fix):
+    """--guidance 1e30 or --noise_aug_strength 1e308 (finite, so accepted) overflowed the guided
+    output or the noised buffers: the latents were NaN and the run wrote an all-black video (the
+    first frame too; the second chunk) and said it succeeded."""
+    image, depth, _, _ = box_scene
+    out = tmp_path / "out"
+    res = invoke("generate", "--generator", "gen3c", "--model", "tiny", "--input_image_path", image, "--depth_path", depth,
+                 "--fov", "60", "--num_steps", "1", "--video_save_folder", out, *flags)  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert res.output.splitlines()[-1] == f"error: sampling gave NaN or infinite frames ({said}), which would be written as a black video: pass a {fix}"
+    assert not (out / "output.mp4").exists()
+
+
 def test_too_small_a_gpu_budget_is_refused_before_depth_is_estimated_or_weights_are_fetched(tmp_path, monkeypatch):
     """--max_gpu_memory below the leanest plan's estimate was refused once the model had loaded: after
     the depth estimate (MoGe: a download, then seconds to minutes) and the load (GEN3C's weights: a

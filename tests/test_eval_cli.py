@@ -810,6 +810,21 @@ def test_an_eval_removes_the_hidden_folders_of_killed_evals_only(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")) == ["contact_sheets", "report.md", "results.json"]
 
 
+@pytest.mark.parametrize("theirs", [["report.md", "results.json"], ["consistency.png"]])
+def test_a_folder_holding_files_no_eval_wrote_under_its_names_is_refused(tmp_path, theirs):
+    """`gen3c eval --output_folder .` in a project folder replaced its own results.json and report.md
+    with the benchmark's, and deleted a consistency.png (a plot name an earlier report would leave),
+    though no gen3c eval had written them. Refused now, before the benchmark runs; nothing changes."""
+    for name in theirs:
+        (tmp_path / name).write_text("mine")
+    res = invoke("eval", "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--num_video_frames", 3,
+                 "--methods", "still", "--output_folder", tmp_path, "--no_plots")  # fmt: skip
+    assert res.exit_code == 2 and len(res.output.splitlines()) == 1, res.output
+    assert res.output == (f"error: --output_folder '{tmp_path}' holds {', '.join(theirs)}, which no gen3c eval wrote and its report "
+                          "would replace: choose a new or empty --output_folder\n")  # fmt: skip
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(theirs) and all((tmp_path / n).read_text() == "mine" for n in theirs)
+
+
 def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
     """Plots and contact sheets of an earlier run into the same folder (other cases, or plots
     beside a --no_plots report) are removed; files the eval does not write are kept."""
@@ -817,6 +832,7 @@ def test_a_rerun_leaves_no_output_of_the_previous_run(tmp_path):
     old = [tmp_path / "image_quality.png", tmp_path / "contact_sheets" / "street-up.png", tmp_path / "report.md"]
     for path in old:
         path.write_bytes(b"old")
+    (tmp_path / "results.json").write_text(json.dumps({"config": {}, "cases": []}))  # the earlier run's, beside its report
     mine = tmp_path / "notes.txt"
     mine.write_text("keep")
     res = invoke("eval", "--scenes", "room", "--presets", "left", "--resolution", "32x48", "--num_video_frames", 3,

@@ -452,6 +452,22 @@ def test_an_empty_output_name_is_refused_as_the_command_line_refuses_it(box_scen
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("setting, message", [
+    ({"video_save_folder": " "}, "video_save_folder= is empty: pass a folder, or leave it out"),
+    ({"video_save_name": "  "}, "video_save_name='  ' is only spaces: pass a name"),
+])  # fmt: skip
+def test_an_output_folder_or_name_of_spaces_alone_is_refused(box_scene, tmp_path, monkeypatch, setting, message):
+    """Before: ``video_save_folder=" "`` made a folder named by a space and wrote the run there;
+    ``video_save_name=" "`` wrote `` .mp4`` and its companions, there but invisible in a listing."""
+    image_path, depth_path, _, _ = box_scene
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Gen3cInputError) as caught:
+        gen3c.generate(image_path, depth=depth_path, fov=60, generator="preview", resolution="32x48", num_video_frames=3,
+                       progress=False, **{"video_save_folder": tmp_path, **setting})  # fmt: skip
+    assert str(caught.value) == message
+    assert not any(tmp_path.iterdir())
+
+
 def test_keyword_spelling_names_keywords_and_leaves_quoted_values_command_lines_and_other_flags_alone():
     from gen3c.pipelines.spelling import keyword_spelling
 
@@ -1605,6 +1621,24 @@ def test_configure_gives_the_generator_the_prompts_its_pipeline_is_called_with(m
     gen.pipeline.disable_prompt_encoder = True
     with pytest.raises(Gen3cInputError, match=r"^prompt= would change nothing: disable_prompt_encoder=True"):
         gen.configure({"prompt": "a cat"})
+
+
+def test_a_step_count_whose_schedule_fills_the_memory_is_refused_before_anything_runs(tmp_path):
+    """--num_steps 100000000 (a few zeros too many) ran until the out-of-memory killer ended it,
+    minutes in, leaving a temporary video behind: the sampler's schedule alone took gigabytes."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.pipelines.presets import speed_settings
+
+    assert speed_settings(num_steps=10_000).num_steps == 10_000
+    with pytest.raises(Gen3cInputError) as refused:
+        speed_settings(num_steps=100_000_000)
+    assert str(refused.value) == "--num_steps 100000000 is more than the 10000 steps a run may take (GEN3C: 35): pass fewer"
+    res = CliRunner().invoke(app, ["generate", "--generator", "gen3c", "--model", "tiny", "--num_steps", "10001", "--input_image_path",
+                                   str(tmp_path / "photo.png"), "--video_save_folder", str(tmp_path / "out")])  # fmt: skip
+    assert res.exit_code == 2 and res.output == "error: --num_steps 10001 is more than the 10000 steps a run may take (GEN3C: 35): pass fewer\n", res.output
+    assert not (tmp_path / "out").exists()
 
 
 def test_configure_words_its_refusals_in_the_options_keys(monkeypatch):

@@ -1551,6 +1551,11 @@ def test_config_dtypes_from_python_are_taken_as_their_names():
         # A seed past 2**32 - 1 was refused by the first sample video, mid-run; from ~3e11 torch's step generators overflowed (a traceback).
         ("[run]\nseed = 4294967296\n", r"run\.seed = 4294967296 must be at most 4294967295$"),
         ("[log]\nsample_every = -5\n", r"log\.sample_every = -5 must be at least -1"),
+        # An empty file ran every default (a from-scratch run of hours), as `gen3c train default` does.
+        ("", r"^config '.*c\.toml' is empty: write its settings \(.*default\.toml shows every key\), or pass the shipped config 'default' for every default$"),
+        ("\n  \n", r"^config '.*c\.toml' is empty: write its settings"),
+        # 10⁸ sampler steps for the sample videos filled the memory with the schedule, at the end of the run.
+        ("[log]\nsample_steps = 100000000\n", r"^config '.*c\.toml': log\.sample_steps = 100000000 must be at most 10000 \(0: the model's own\)$"),
         ("[lora]\ndropout = 2.0\n[train]\nmode = 'lora'\n[model]\ncheckpoint = 'tiny'\n", r"lora\.dropout = 2\.0 must lie in \[0, 1\)"),
         ("[tokenizer]\nlr = 0.0\n", r"tokenizer\.lr = 0\.0 must be positive"),
         ("[tokenizer]\nmax_minutes = -1.0\n", r"tokenizer\.max_minutes = -1\.0 must be ≥ 0 \(0: no time budget\)"),
@@ -2246,6 +2251,34 @@ def test_a_trained_tokenizer_belongs_to_its_run(tmp_path):
     changed = config_from_dict(tiny_config(tmp_path, tokenizer={"steps": 5}))
     with pytest.raises(Gen3cInputError, match=r"--resume: tokenizer\.steps = 5 differs from the run's 2"):
         check_run_folder(changed, tmp_path, "auto")
+
+
+def test_a_run_never_replaces_what_no_training_run_wrote_in_its_out(tmp_path):
+    """`gen3c train my.toml --out .` in a project folder replaced its config.json with the run's and
+    deleted all its model/ held (the run's export took its place). Refused now, before anything is
+    written; a folder holding only other files, or a gen3c run stopped before its first checkpoint
+    (its config.json alone), is written into as before."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.loop import check_run_folder, train
+
+    config = config_from_dict(tiny_config(tmp_path))
+    project = tmp_path / "project"
+    (project / "model").mkdir(parents=True)
+    (project / "model" / "mine.txt").write_text("keep")
+    (project / "config.json").write_text('{"my": "settings"}')
+    before = sorted((p.relative_to(project), p.read_bytes() if p.is_file() else None) for p in project.rglob("*"))
+    for resume in (None, "auto"):
+        with pytest.raises(Gen3cInputError) as refused:
+            train(config, project, resume=resume)
+        assert str(refused.value) == (f"--out '{project}' holds config.json, model/, which no gen3c training run wrote and a run "
+                                      "would replace: choose a new or empty --out")  # fmt: skip
+    assert sorted((p.relative_to(project), p.read_bytes() if p.is_file() else None) for p in project.rglob("*")) == before
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "notes.txt").write_text("mine")
+    check_run_folder(config, tmp_path / "notes", None)
+    (tmp_path / "stopped").mkdir()
+    (tmp_path / "stopped" / "config.json").write_text(config.to_json())
+    check_run_folder(config, tmp_path / "stopped", None)
 
 
 def test_a_checkpoint_of_another_run_does_not_resume_into_a_folder_holding_a_run(tmp_path):

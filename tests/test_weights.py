@@ -2132,6 +2132,27 @@ def test_a_hub_id_that_cannot_be_fetched_says_which_part_is_missing(tmp_path):
         server.stop()
 
 
+def test_a_hub_id_while_the_hub_cannot_be_reached_is_one_line_at_once(tmp_path):
+    """`--checkpoint_dir someone/ckpt` offline (no network, nothing cached) printed huggingface_hub's
+    retries ("Retrying in 8s [Retry 5/5]", ten lines over half a minute) before a line ending in
+    its words cut mid-word ("… Please check your connection and try aga")."""
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    environ = child_env(HF_ENDPOINT=f"http://127.0.0.1:{port}", HF_HOME=str(tmp_path / "hf"))
+    environ.pop("HF_HUB_OFFLINE", None)
+    res = subprocess.run([sys.executable, "-c", HUB_MISTAKES, json.dumps([["someone/ckpt", {}]])], env=environ, capture_output=True,
+                         text=True, timeout=600)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout.splitlines()[-1]) == [
+        "checkpoint 'someone/ckpt' is no local folder, its hub repository is not in huggingface_hub's cache, and the hub cannot be "
+        "used (cannot reach 127.0.0.1: Connection refused): check the path, or the network (or HF_ENDPOINT)"
+    ]
+    assert "Retry" not in res.stderr, res.stderr
+
+
 @pytest.mark.slow
 def test_a_mistyped_official_id_is_named(tmp_path):
     """`--checkpoint_dir nvidia/Gen3C-Cosmos-7` (one character short) said only "no repository on

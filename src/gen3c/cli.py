@@ -133,7 +133,8 @@ def _path_parameters(callback: Callable) -> frozenset[str]:
 
 def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
     """Refuse a path given as an empty string, as an unset shell variable gives it (``--cache_dir
-    "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there. And
+    "$CACHE"``): typer reads it as ``Path('.')``, the current folder, and would go on there; or as
+    spaces alone (``--video_save_folder " "``), which made a folder of that invisible name. And
     one given as a URL: typer makes ``https://host/a.png`` the local path ``https:/host/a.png``,
     which "does not exist"."""
     given, _, _ = command.make_parser(ctx).parse_args(args=list(args))  # the words as typed, before typer converts them (the parser empties its list)
@@ -141,10 +142,11 @@ def _refuse_empty_paths(command, ctx, args: list[str]) -> None:
         return
     for param in command.params:
         value = given.get(param.name)
-        if param.name in _path_parameters(command.callback) and (value == "" or _is_url(value)):
+        blank = isinstance(value, str) and not value.strip()
+        if param.name in _path_parameters(command.callback) and (blank or _is_url(value)):
             # The option as typed (--npz_path is --multiview_npz's other name).
             typed = next((word.split("=", 1)[0] for word in args if word.split("=", 1)[0] in param.opts), None)
-            if value == "":
+            if blank:
                 user_errors(_empty_path)(param, typed)
             user_errors(_url_path)(param, typed, value)
 
@@ -1496,18 +1498,25 @@ def depth(
     from gen3c.cameras import resize_intrinsics
     from gen3c.dependencies import check_installed
     from gen3c.depth import load_depth_estimator, median_depth
-    from gen3c.depth.export import check_depth_name, check_depth_outputs, save_depth_outputs
+    from gen3c.depth.export import (
+        check_depth_name,
+        check_depth_outputs,
+        check_inputs_kept,
+        save_depth_outputs,
+    )
     from gen3c.errors import note
     from gen3c.io.atomic import ensure_writable_dir, removed_if_left_empty
     from gen3c.io.images import LARGE_IMAGE_PIXELS, load_image, read_photo
     from gen3c.io.intrinsics import parse_intrinsics
     from gen3c.io.resolution import parse_resolution
+    from gen3c.pipelines.settings import check_fov
 
     with console_warnings():  # its notes (a photo brought down, a camera scaled) as one plain line each
         if name is not None:
             check_depth_name(name)  # before the model loads
         if full_size and resolution:
             raise Gen3cInputError("--full_size and --resolution both say the size to write the depth at: pass one")
+        check_fov(fov)  # (else said of "field of view nan°", no flag named)
         check_installed(("cv2", "plyfile"), "writing gen3c depth's NAME_depth.png and NAME_points.ply")
         size = parse_resolution(resolution) if resolution else None
         if full_size:
@@ -1532,7 +1541,7 @@ def depth(
         # case there), are refused before the model loads; a folder made here goes again if the run fails.
         with removed_if_left_empty(output_folder):
             ensure_writable_dir(output_folder, "--output_folder")
-            check_depth_outputs(output_folder, name)
+            check_inputs_kept(check_depth_outputs(output_folder, name), {"IMAGE_PATH": image_path, "--intrinsics": intrinsics})
             started = time.perf_counter()
             # A spinner while the model loads and runs: MoGe on a CPU is a wait of many seconds.
             with console.status(f"loading the depth estimator {escape(depth_estimator)}…") as status:

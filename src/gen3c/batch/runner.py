@@ -110,7 +110,7 @@ def run_batch(
     # 1. Read and check the whole manifest before anything runs
     jobs = load_manifest(manifest, check_inputs=True, trust_checkpoint=trust_checkpoint)
     _check_one_process_per_job(jobs)
-    _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job)
+    _check_engine(workers, ray or bool(ray_address), gpus_per_job, cpus_per_job, ray_address)
     folder = ensure_writable_dir(
         output_folder or default_output_folder(manifest), "--output_folder"
     ).resolve()
@@ -338,9 +338,10 @@ def _check_one_process_per_job(jobs: list[Job]) -> None:
 
 
 def _check_engine(
-    workers: int | None, use_ray: bool, gpus_per_job: float | None, cpus_per_job: float
+    workers: int | None, use_ray: bool, gpus_per_job: float | None, cpus_per_job: float, ray_address: str | None = None
 ) -> None:
-    """Refuse impossible engine settings before the plan and the progress bar."""
+    """Refuse impossible engine settings (a ``ray_address`` of no form, or where nothing answers)
+    before the output folder is made, the plan and the progress bar."""
     if workers is not None and (not is_whole_number(workers) or workers < 1):  # (True ran 1 worker, 2.5 failed in the pool)
         raise Gen3cInputError(f"--workers {workers!r} must be 1 or more, a whole number")
     for flag, value in (("--gpus_per_job", gpus_per_job), ("--cpus_per_job", cpus_per_job)):
@@ -349,9 +350,11 @@ def _check_engine(
     if use_ray:
         if (gpus_per_job or 0) < 0 or cpus_per_job < 0:
             raise Gen3cInputError("--gpus_per_job and --cpus_per_job must be 0 or more")
-        from gen3c.batch.ray_engine import import_ray
+        from gen3c.batch.ray_engine import check_reachable, import_ray
 
-        import_ray()  # the batch extra: missing, it is one line before the output folder is made
+        ray = import_ray()  # the batch extra: missing, it is one line before the output folder is made
+        if not ray.is_initialized():  # (a process already joined to Ray runs there, whatever the address: run_ray)
+            check_reachable(ray_address)
     elif (workers or 1) > 1 or gpus_per_job is not None:
         from gen3c.batch.local import worker_devices
 

@@ -3,6 +3,7 @@ mask, point cloud ``.ply`` and a small JSON with the camera (what ``gen3c depth 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ from torch import Tensor
 
 from gen3c.cameras import unproject_depth
 from gen3c.depth.base import DepthEstimate, median_depth
+from gen3c.errors import Gen3cInputError, quoted_path
 from gen3c.io.atomic import (
     atomic_paths,
     check_output_name,
@@ -75,6 +77,21 @@ def check_depth_outputs(folder: str | os.PathLike, name: str) -> dict[str, Path]
     check_output_targets(paths.values(), OTHER_DEPTH_NAME)
     check_output_spelling(paths.values(), OTHER_DEPTH_NAME)
     return paths
+
+
+def check_inputs_kept(paths: dict[str, Path], inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse outputs ``paths`` (:func:`check_depth_outputs`') of which one is a file the run reads,
+    ``inputs`` by what names it (``IMAGE_PATH``, ``--intrinsics``): ``gen3c depth x_depth.png --name
+    x`` read the photo, then wrote its false-colour depth over it, and the photo was lost."""
+    for what, given in inputs.items():
+        if given is None or not os.path.isfile(given):  # (intrinsics given as numbers too)
+            continue
+        for output in paths.values():
+            with contextlib.suppress(OSError):
+                if os.path.samefile(given, output):
+                    raise Gen3cInputError(
+                        f"the input {what} {quoted_path(given)} is the output {quoted_path(output)}, which this run would replace: {OTHER_DEPTH_NAME}"
+                    )
 
 
 def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike, name: str) -> dict[str, Path]:

@@ -725,6 +725,27 @@ def check_output_names(folder: str | Path) -> None:
     _check_names(folder)
     if partial.is_dir():  # (a stopped run's partial report is written there)
         _check_names(partial)
+    _check_ours(folder)
+
+
+def _check_ours(folder: Path) -> None:
+    """Refuse a folder holding files under the names the report is written under (:func:`previous_outputs`,
+    which a run replaces or deletes) beside no ``results.json`` of ``gen3c eval``: ``--output_folder .``
+    in a project folder replaced its own results.json and report.md, and deleted a consistency.png."""
+    found = previous_outputs(folder)
+    if not found:
+        return
+    try:
+        results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        results = None
+    if isinstance(results, dict) and isinstance(results.get("config"), dict) and isinstance(results.get("cases"), list):  # an eval's
+        return
+    names = [path.relative_to(folder).as_posix() for path in found]
+    raise Gen3cInputError(
+        f"--output_folder {quoted_path(folder)} holds {', '.join(names[:4])}{' …' if len(names) > 4 else ''}, which no gen3c eval wrote "
+        "and its report would replace: choose a new or empty --output_folder"
+    )
 
 
 def _check_names(folder: Path) -> None:

@@ -27,7 +27,7 @@ def _windows_problem(name: str, kind: str = "file") -> str | None:
 
 def check_output_name(name: str, what: str, patterns: Iterable[str] = ("{}",)) -> None:
     """Refuse a base name of output files (``what``, e.g. ``--video_save_name``) that is not one
-    plain file name: empty, with a folder, ``.``/``..``, control characters, or too long; on
+    plain file name: empty or spaces alone, with a folder, ``.``/``..``, control characters, or too long; on
     Windows also one that makes a file name it holds no file under
     (:func:`~gen3c.io.paths.windows_name_problem`: ``nul.mp4`` opens the null device, and what is
     written there is lost; ``a:b.mp4`` writes a hidden stream of ``a``). ``patterns`` are the
@@ -40,6 +40,8 @@ def check_output_name(name: str, what: str, patterns: Iterable[str] = ("{}",)) -
     problem = next(filter(None, map(_windows_problem, written)), None)
     if problem is not None:  # (before the check for folders: Windows takes "a:b" for a drive's path)
         raise Gen3cInputError(f"{what} {name[:40]!r} {problem}: choose another name")
+    if isinstance(name, str) and name and not name.strip():  # (files named " .mp4": there, but invisible in a listing)
+        raise Gen3cInputError(f"{what} {name[:40]!r} is only spaces: pass a name")
     if not isinstance(name, str) or not name or Path(name).name != name or name in (".", "..") or any(ord(c) < 32 for c in name):
         raise Gen3cInputError(f"{what} {str(name)[:40]!r} must be a plain file name (no folders or control characters)")
     size = len(name.encode("utf-8", "surrogateescape"))

@@ -31,7 +31,7 @@ from gen3c.cameras import (
 from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.formats import describe_head, file_head, loads_json, require_numpy_file
 from gen3c.io.npz import read_npy_header
-from gen3c.io.paths import expand_home, refuse_special_file
+from gen3c.io.paths import expand_home, is_dir, refuse_special_file
 from gen3c.io.text import decode_head, user_text
 
 
@@ -187,7 +187,12 @@ def _read_spec(spec: str | os.PathLike, name: str) -> tuple[Tensor, tuple[int, i
         values = spec_numbers(text)
         if values is None:
             refuse_special_file(text, f"{name} file")
-            expand_home(text, name)  # ~user of no user: said so
+            # (~user of no user: said so; a folder: "nor an existing file" sent the user looking for a typo)
+            if is_dir(expand_home(text, name)):
+                raise Gen3cInputError(
+                    f"{name} {quoted_path(text)} is a folder: pass a file in it (JSON fx/fy/cx/cy or K, txt, npy, a camera file, "
+                    "COLMAP's cameras.txt), or 'fx,fy,cx,cy'"
+                )
             raise Gen3cInputError(f"{name} {quoted_path(text)} is neither 'fx,fy,cx,cy' nor an existing file: check it")
         return _from_values(values, name, text), None, f"{name} {quoted_path(text)}"
     made_for, colmap = None, False

@@ -128,6 +128,9 @@ CONDITION_AUGMENT_SIGMA = 0.001
 MAX_SEED = 2**32 - 1
 #: Sampler steps (GEN3C's ``--num_steps``).
 NUM_STEPS = 35
+#: The most sampler steps a run (or a training run's sample video) may take: far past where more
+#: steps change the video, and a bound on the schedule's memory (10⁸ steps filled it, minutes in).
+MAX_NUM_STEPS = 10_000
 
 #: GEN3C's default ``--negative_prompt`` (``inference_utils.py``). GEN3C's pipeline passes it for
 #: the unconditional branch of classifier-free guidance whenever guidance runs.

@@ -828,10 +828,16 @@ def check_output_files(folder: str | Path, name: str, *, save_buffer: bool, poin
     replace (:func:`~gen3c.io.atomic.check_output_spelling`)."""
     from gen3c.pipelines.resume import partial_dir
 
-    keys = ["video", "cameras", "run", *(["buffer_masks"] if save_buffer else []), *(["point_cloud"] if point_cloud else [])]
-    files = [Path(folder) / OUTPUT_FILES[key].format(name) for key in keys]
+    files = output_files(folder, name, save_buffer=save_buffer, point_cloud=point_cloud)
     check_output_targets(files, OTHER_NAME)
     check_output_spelling([*files, partial_dir(folder, name)], OTHER_NAME)
+
+
+def output_files(folder: str | Path, name: str, *, save_buffer: bool, point_cloud: bool) -> list[Path]:
+    """The files a run named ``name`` writes into ``folder`` (:data:`OUTPUT_FILES`: its buffer
+    masks with ``save_buffer``, its point cloud with ``point_cloud``)."""
+    keys = ["video", "cameras", "run", *(["buffer_masks"] if save_buffer else []), *(["point_cloud"] if point_cloud else [])]
+    return [Path(folder) / OUTPUT_FILES[key].format(name) for key in keys]
 
 
 def earlier_outputs(folder: str | Path, name: str) -> set[str]:

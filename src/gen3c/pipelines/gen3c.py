@@ -1466,11 +1466,26 @@ class Gen3cGenerator:
                     fps=self.fps, noise_aug_strength=self.noise_aug_strength,
                     note_unit_range=False,  # the source's image, checked (and noted) where it came in, and its renders
                 )  # fmt: skip
+                if not bool(torch.isfinite(out.frames).all()):  # (they were written as a black video, without a word)
+                    raise _non_finite_frames(self.guidance, self.noise_aug_strength)
         finally:
             self.pipeline.set_progress_bar_config(**config)
         # GEN3C's video is uint8 by truncation: the frames (and a long video's next conditioning
         # frame, camera_video.as_saved) take its values, which the video writer keeps exactly.
         return on_cosmos_uint8_grid(out.frames)
+
+
+def _non_finite_frames(guidance: float, noise_aug_strength: float) -> Exception:
+    """The error for a chunk sampled into NaN or infinite frames: a ``guidance`` far past GEN3C's 1
+    (``1e30`` overflows the guided output) or a ``noise_aug_strength`` far past its 0 (``1e308``
+    overflows the noised buffers) is the user's to bring back, else the model is at fault."""
+    noise = f", --noise_aug_strength {noise_aug_strength:g}" if noise_aug_strength else ""
+    said = f"sampling gave NaN or infinite frames (--guidance {guidance:g}{noise}), which would be written as a black video"
+    fixes = [fix for fix, far in (("a --guidance nearer GEN3C's 1", abs(guidance) > 100),
+                                  ("a --noise_aug_strength nearer GEN3C's 0", noise_aug_strength > 100)) if far]  # fmt: skip
+    if fixes:
+        return Gen3cInputError(f"{said}: pass {' and '.join(fixes)}")
+    return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
 
 
 def _describe(value: object) -> str:

@@ -119,17 +119,29 @@ def checkpoint_folder(checkpoint: str | os.PathLike, *, skip: Sequence[str] = ()
     check_checkpoint_path(source)
     from huggingface_hub import hf_hub_download, snapshot_download
 
+    from gen3c.depth.hub import hub_offline_reason
+
+    # Where the hub cannot be reached, its cache alone is read: huggingface_hub would retry each
+    # request for half a minute, printing every retry, before saying it cannot.
+    offline = None if hub_options.get("local_files_only") else hub_offline_reason()
+    if offline is not None:
+        hub_options = {**hub_options, "local_files_only": True}
     try:
         index = json.loads(Path(hf_hub_download(source, "model_index.json", **hub_options)).read_text())
         absent = [name for name, value in index.items() if isinstance(value, list) and value[:1] == [None]]
         return Path(snapshot_download(source, ignore_patterns=[f"{name}/*" for name in (*skip, *absent)], **hub_options))
     except (OSError, ValueError, AttributeError) as exc:  # huggingface_hub's (HTTP: OSError; offline; a bad id), a bad model_index.json
-        raise _hub_checkpoint_error(source, exc, hub_options.get("revision")) from None
+        error = _hub_checkpoint_error(source, exc, hub_options.get("revision"), offline)
+        if offline is None:
+            raise error from None
+    raise error  # (outside the except: no huggingface_hub words as its context, which a caller quoting one would quote)
 
 
-def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> Gen3cModelError:
+def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None, offline: str | None = None) -> Gen3cModelError:
     """One line for a hub id :func:`checkpoint_folder` could not fetch: the repository, the
-    revision or model_index.json missing (the hub says 404 to all three), else huggingface_hub's words."""
+    revision or model_index.json missing (the hub says 404 to all three), not in the cache while
+    the hub cannot be reached (``offline``: why, :func:`~gen3c.depth.hub.hub_offline_reason`), else
+    huggingface_hub's words."""
     from huggingface_hub import constants
     from huggingface_hub.errors import (
         EntryNotFoundError,
@@ -161,6 +173,11 @@ def _hub_checkpoint_error(source: str, exc: Exception, revision: str | None) -> 
         return Gen3cModelError(f"{where}, and its hub repository has no revision {revision!r}: pass a branch, tag or commit it has")
     if isinstance(exc, LocalEntryNotFoundError) and constants.HF_HUB_OFFLINE:
         return Gen3cModelError(f"{where}, its hub repository is not in huggingface_hub's cache, and HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE")
+    if isinstance(exc, LocalEntryNotFoundError) and offline is not None:
+        return Gen3cModelError(
+            f"{where}, its hub repository is not in huggingface_hub's cache, and the hub cannot be used ({offline}): "
+            "check the path, or the network (or HF_ENDPOINT)"
+        )
     if isinstance(exc, EntryNotFoundError) and not isinstance(exc, LocalEntryNotFoundError):
         return Gen3cModelError(f"{where}, and its hub repository has no model_index.json, so it is not a converted gen3c checkpoint: {WEIGHTS_HELP}")
     return Gen3cModelError(

@@ -55,6 +55,8 @@ class SpeedPreset:
             raise Gen3cInputError(f"--sampler {shown_value(self.sampler)} is unknown: use one of {', '.join(SAMPLERS)}")
         if int(self.num_steps) != self.num_steps or self.num_steps < 1:
             raise Gen3cInputError(f"--num_steps {self.num_steps} must be a whole number ≥ 1 (GEN3C: 35)")
+        if self.num_steps > configs.MAX_NUM_STEPS:  # (10⁸ steps: the sampler's schedule alone filled the memory, minutes in)
+            raise Gen3cInputError(f"--num_steps {self.num_steps} is more than the {configs.MAX_NUM_STEPS} steps a run may take (GEN3C: 35): pass fewer")
         if int(self.guidance_every) != self.guidance_every or self.guidance_every < 1:
             raise Gen3cInputError(f"--guidance_every {self.guidance_every} must be a whole number ≥ 1 (1: every step, GEN3C's)")
         if self.attention_backend is not None:

@@ -56,6 +56,7 @@ from gen3c.pipelines.autoregressive import (
     plan_chunks,
 )
 from gen3c.pipelines.camera_video import (
+    OTHER_NAME,
     OutputWriter,
     SourceView,
     VideoResult,
@@ -64,6 +65,7 @@ from gen3c.pipelines.camera_video import (
     check_num_frames,
     check_output_files,
     generate_video,
+    output_files,
     prepare_source,
     resolve_chunk_frames,
 )
@@ -1218,6 +1220,7 @@ def _run_request(
         # Outputs the folder holds as a folder, or spelled otherwise (macOS, Windows: Demo.mp4 for
         # demo.mp4): refused now, not once the model has loaded (the writer checks them again).
         check_output_files(request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, point_cloud=request.save_point_cloud)
+        check_inputs_kept(request)
     else:
         progress = None  # one set of bars, rank 0's (the model's loading too: gen3c.generate under torchrun)
     # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
@@ -1302,6 +1305,40 @@ def _run_request(
     if partial is not None:
         partial.remove()
     return RunOutput(result=result, paths=paths, seconds=time.perf_counter() - started, generator_settings=settings)
+
+
+def check_inputs_kept(request: GenerationRequest) -> None:
+    """Refuse a run that would write one of its outputs over a file it reads: a ViPE clip's
+    ``rgb/NAME.mp4`` or a sample directory's ``rgb.mp4`` with the outputs written beside it under
+    that name, a ``--camera_file`` named ``NAME_cameras.json`` in the output folder. The run read
+    the input, then replaced it with its own video: the input was lost."""
+    from gen3c.io.paths import exists
+    from gen3c.pipelines.resume import INPUT_FIELDS, input_files
+
+    outputs = output_files(request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, point_cloud=request.save_point_cloud)
+    outputs = [path for path in outputs if path.is_file()]  # (an output not there yet replaces no input)
+    if not outputs:
+        return
+    for field in INPUT_FIELDS:
+        value = getattr(request, field)
+        if not (isinstance(value, str) and value and exists(value)):  # (intrinsics given as numbers too)
+            continue
+        given = Path(value).expanduser()
+        for _, path in input_files(field, given, request.vipe_clip):
+            replaced = next((output for output in outputs if _same_file(path, output)), None)
+            if replaced is not None:
+                what = "is that file" if _same_file(path, given) else f"holds {quoted_path(path)}"
+                raise Gen3cInputError(
+                    f"the input --{field} {quoted_path(value)} {what}, which this run would replace with its output "
+                    f"{quoted_path(replaced)}: {OTHER_NAME}"
+                )
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def generate(

@@ -104,6 +104,8 @@ class GenerationRequest:
                 raise Gen3cInputError(f"--{key} is empty: pass its path, or leave it out")
             if isinstance(value, (str, os.PathLike)) and str(os.fspath(value)).startswith("~"):
                 setattr(self, key, str(expand_home(value, f"--{key}")))
+        if isinstance(self.video_save_folder, str) and not self.video_save_folder.strip():  # (" " made a folder of that name)
+            raise Gen3cInputError("--video_save_folder is empty: pass a folder, or leave it out")
         if isinstance(self.video_save_folder, str) and self.video_save_folder.startswith("~"):  # (was made as ./~/…)
             self.video_save_folder = str(expand_home(self.video_save_folder, "--video_save_folder"))
         options = self.generator_options if isinstance(self.generator_options, dict) else {}
@@ -218,10 +220,16 @@ def default_fps(request: GenerationRequest) -> float:
     """The frame rate of a run that names none: its camera file's
     (:func:`~gen3c.io.camera_files.camera_dict_fps`; a nerfstudio camera_path's entries / seconds,
     as ns-render plays it), so a path made at 12 fps (in the GUI, in nerfstudio) replays at its
-    own speed; else a video input's own (output frame t renders input frame t, so a 30 fps clip
-    written at 24 would play 25 % slow), brought into [MIN_FPS, MAX_FPS]; else GEN3C's 24. (The
-    network is told GEN3C's 24 whatever the file's rate, as GEN3C does.)"""
+    own speed (a rate outside [MIN_FPS, MAX_FPS] is refused, naming the file); else a video
+    input's own (output frame t renders input frame t, so a 30 fps clip written at 24 would play
+    25 % slow), brought into [MIN_FPS, MAX_FPS]; else GEN3C's 24. (The network is told GEN3C's 24
+    whatever the file's rate, as GEN3C does.)"""
     fps = None if request.camera_file is None else request.read_camera_file().fps
+    if fps is not None and not MIN_FPS <= fps <= MAX_FPS:  # (here: check_request would blame --fps, which was not given)
+        raise Gen3cInputError(
+            f"camera file {quoted_path(request.camera_file)} plays at {fps:g} fps, outside the {MIN_FPS:g} … {MAX_FPS:g} fps "
+            "a video can be written at: fix its 'fps' (a nerfstudio camera_path's 'seconds'), or pass --fps"
+        )
     if fps is None:
         rate = _input_video_rate(request)
         fps = None if rate is None else min(max(rate, MIN_FPS), MAX_FPS)
@@ -282,6 +290,12 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
 MIN_FPS, MAX_FPS = 1.0, 240.0
 
 
+def check_fov(fov: float | None) -> None:
+    """Refuse a ``--fov`` (degrees) no camera has, naming the flag (``gen3c generate``, ``gen3c depth``)."""
+    if fov is not None and not (math.isfinite(fov) and 0.01 <= fov <= 179):
+        raise Gen3cInputError(f"--fov {fov} is impossible: pass degrees between 0.01 and 179")
+
+
 def check_seed(seed: int) -> None:
     if not 0 <= seed <= configs.MAX_SEED:
         raise Gen3cInputError(f"--seed {seed} is out of range: pass a whole number from 0 to {configs.MAX_SEED}")
@@ -311,8 +325,7 @@ def check_request(request: GenerationRequest) -> None:
         raise Gen3cInputError(f"--num_video_frames {request.num_video_frames} is impossible: pass a count between 1 and {MAX_FRAMES}")
     # Refused here, not only where the input is read (cameras.focal_from_fov, parse_intrinsics,
     # resolve_chunk_frames): a batch manifest's row is refused when the manifest is read.
-    if request.fov is not None and not (math.isfinite(request.fov) and 0.01 <= request.fov <= 179):
-        raise Gen3cInputError(f"--fov {request.fov} is impossible: pass degrees between 0.01 and 179")
+    check_fov(request.fov)
     if request.fov is not None and request.intrinsics is not None:
         raise Gen3cInputError("pass either --intrinsics or --fov, not both")
     if request.chunk_frames is not None and request.chunk_frames < 2:

@@ -363,6 +363,8 @@ def check_config(config: Config, source: str = "config") -> None:
         for key, value in values.items():
             if value < low:
                 raise Gen3cInputError(f"{source}: {key} = {value} must be at least {low}")
+    if log.sample_steps > configs.MAX_NUM_STEPS:
+        raise Gen3cInputError(f"{source}: log.sample_steps = {log.sample_steps} must be at most {configs.MAX_NUM_STEPS} (0: the model's own)")
     # The sample videos' seed takes no more (refused mid-run), and far past it the step generators' seeds overflow (a traceback).
     if config.run.seed > configs.MAX_SEED:
         raise Gen3cInputError(f"{source}: run.seed = {config.run.seed} must be at most {configs.MAX_SEED}")
@@ -468,6 +470,11 @@ def load_config(path: str | os.PathLike) -> Config:
         raise Gen3cInputError(f"config {quoted_path(path)} cannot be read ({exc.strerror}): {fix}") from None
     # (an editor's byte-order mark was "Invalid statement" at line 1; UTF-16, PowerShell 5's `>`: gen3c.io.text)
     text = user_text(content, f"config {quoted_path(path)}", f"pass a training config; {shipped_config('default.toml')} shows every key", "a TOML file")
+    if not text.strip():  # (a file cut to nothing, or not yet written, ran every default: a from-scratch run of hours)
+        raise Gen3cInputError(
+            f"config {quoted_path(path)} is empty: write its settings ({shipped_config('default.toml')} shows every key), "
+            "or pass the shipped config 'default' for every default"
+        )
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -484,7 +484,7 @@ def load_base_pipeline(checkpoint: str, dtype: torch.dtype):
         if checkpoint in PACKAGED_MODELS or Path(checkpoint).expanduser().exists():
             raise  # the folder's own fault, which the message names
         # The loader's advice is generate's (--checkpoint_dir); a training run needs a folder or hub id.
-        cause = first_line(exc.__context__ or exc, 120)
+        cause = first_line(exc.__context__ or exc, 240)
         raise Gen3cModelError(
             f"model.checkpoint {quoted_path(checkpoint)} is not a folder here and did not load as a hub id ({cause}): convert GEN3C's "
             "weights with `gen3c convert CHECKPOINTS_DIR OUT_DIR` and set model.checkpoint to OUT_DIR"
@@ -888,6 +888,23 @@ RESUMABLE_CHANGES = {
 RECOVERY_CHANGES = (("train", "lr"), ("train", "grad_clip"), ("train", "warmup_steps"), ("train", "lr_schedule"))
 
 
+def check_nothing_replaced(out: Path) -> None:
+    """Refuse a run into a folder ``out`` holding no training run whose ``config.json`` or exports
+    (:data:`EXPORTS`: ``model/``, ``lora/``, ``MODEL_CARD.md``) a run would replace, but a gen3c
+    run's own: ``--out .`` in a project folder replaced its config.json and deleted all its
+    model/ held. A run stopped before its first checkpoint left its config.json: the same command
+    goes on there."""
+    record = recorded_config(out)
+    if isinstance(record.get("run"), dict) and isinstance(record.get("train"), dict):  # a gen3c run's
+        return
+    taken = [name + ("/" if (out / name).is_dir() else "") for name in ("config.json", *EXPORTS) if os.path.lexists(out / name)]
+    if taken:
+        raise Gen3cInputError(
+            f"--out {quoted_path(out)} holds {', '.join(taken)}, which no gen3c training run wrote and a run would replace: "
+            "choose a new or empty --out"
+        )
+
+
 def recorded_config(run: Path) -> dict:
     """The config a run recorded (``RUN/config.json``) as nested dicts; {} without a readable one."""
     try:
@@ -925,6 +942,8 @@ def check_run_folder(config: Config, out: Path, resume: str | None) -> None:
     trained_tokenizer = (out / "tokenizer").exists()
     losses = out / "losses.jsonl"
     holds_run = _latest_checkpoint(out) is not None or (losses.is_file() and losses.stat().st_size > 0) or trained_tokenizer
+    if not holds_run:
+        check_nothing_replaced(out)
     if resume is None:
         if holds_run:
             raise Gen3cInputError(
