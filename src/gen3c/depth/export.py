@@ -3,7 +3,6 @@ mask, point cloud ``.ply`` and a small JSON with the camera (what ``gen3c depth 
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -24,6 +23,7 @@ from gen3c.io.atomic import (
     ensure_writable_dir,
 )
 from gen3c.io.images import image_to_tensor
+from gen3c.io.paths import same_file
 from gen3c.io.ply import write_ply
 
 
@@ -87,11 +87,10 @@ def check_inputs_kept(paths: dict[str, Path], inputs: dict[str, str | os.PathLik
         if given is None or not os.path.isfile(given):  # (intrinsics given as numbers too)
             continue
         for output in paths.values():
-            with contextlib.suppress(OSError):
-                if os.path.samefile(given, output):
-                    raise Gen3cInputError(
-                        f"the input {what} {quoted_path(given)} is the output {quoted_path(output)}, which this run would replace: {OTHER_DEPTH_NAME}"
-                    )
+            if same_file(given, output):
+                raise Gen3cInputError(
+                    f"the input {what} {quoted_path(given)} is the output {quoted_path(output)}, which this run would replace: {OTHER_DEPTH_NAME}"
+                )
 
 
 def save_depth_outputs(estimate: DepthEstimate, image, folder: str | os.PathLike, name: str) -> dict[str, Path]:

@@ -84,6 +84,15 @@ def exists(path: str | os.PathLike) -> bool:
         return False
 
 
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` are one file (a link, another spelling); False where either is
+    missing or cannot be looked at."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def is_dir(path: str | os.PathLike) -> bool:
     """Whether ``path`` is a folder; False for a name no folder can have (too long, a NUL byte)."""
     try:

@@ -1312,7 +1312,7 @@ def check_inputs_kept(request: GenerationRequest) -> None:
     ``rgb/NAME.mp4`` or a sample directory's ``rgb.mp4`` with the outputs written beside it under
     that name, a ``--camera_file`` named ``NAME_cameras.json`` in the output folder. The run read
     the input, then replaced it with its own video: the input was lost."""
-    from gen3c.io.paths import exists
+    from gen3c.io.paths import exists, same_file
     from gen3c.pipelines.resume import INPUT_FIELDS, input_files
 
     outputs = output_files(request.video_save_folder, request.video_save_name, save_buffer=request.save_buffer, point_cloud=request.save_point_cloud)
@@ -1325,20 +1325,13 @@ def check_inputs_kept(request: GenerationRequest) -> None:
             continue
         given = Path(value).expanduser()
         for _, path in input_files(field, given, request.vipe_clip):
-            replaced = next((output for output in outputs if _same_file(path, output)), None)
+            replaced = next((output for output in outputs if same_file(path, output)), None)
             if replaced is not None:
-                what = "is that file" if _same_file(path, given) else f"holds {quoted_path(path)}"
+                what = "is that file" if same_file(path, given) else f"holds {quoted_path(path)}"
                 raise Gen3cInputError(
                     f"the input --{field} {quoted_path(value)} {what}, which this run would replace with its output "
                     f"{quoted_path(replaced)}: {OTHER_NAME}"
                 )
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def generate(
