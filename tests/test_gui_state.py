@@ -1247,3 +1247,66 @@ def test_a_run_s_name_is_free_in_the_outputs_folder_the_runs_write_to(tmp_path):
     state.update(video_save_folder=str(tmp_path / "elsewhere"))
     assert state.next_output_name() == "gui_002"
     assert state.reserve_output_name() == "gui_002" and (outputs / "gui_002.running").is_file()
+
+
+def test_a_run_name_held_by_a_killed_gui_is_freed_and_its_kept_chunks_dropped(tmp_path):
+    """A `gen3c gui` killed mid-run (kill -9, a closed terminal, a restarted container) left
+    outputs/gui_NNN.running behind, and every later server skipped that number for good (and its
+    kept chunks, gui_NNN.partial, which the GUI never resumes). Now the hold of a process that is gone
+    is dropped with its chunks; one of a process still running, of another machine (a shared
+    work folder) or of this process is kept."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    host = socket.gethostname()
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        outputs = tmp_path / "work" / "outputs"
+        outputs.mkdir(parents=True)
+        held = {
+            "gui_001": f"a gen3c gui run, {host} pid {ended.pid}\n",  # killed
+            "gui_002": f"a gen3c gui run, {host} pid {alive.pid}\n",  # another server, running
+            "gui_003": f"a gen3c gui run, elsewhere.example pid {ended.pid}\n",  # another machine's: cannot be told
+            "gui_004": f"a gen3c gui run, {host} pid {os.getpid()}\n",  # an earlier process given this one's pid (a restarted container)
+        }
+        for name, text in held.items():
+            (outputs / f"{name}.running").write_text(text)
+        (outputs / "gui_001.partial").mkdir()
+        (outputs / "gui_001.partial" / "chunk_000.mp4").write_bytes(b"kept chunk")
+        state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=5))
+        assert state.reserve_output_name() == "gui_001"
+        assert not (outputs / "gui_001.partial").exists()
+        assert state.reserve_output_name() == "gui_004"
+        assert GuiState(tmp_path / "work").reserve_output_name() == "gui_005"  # another server in this process keeps this one's holds
+        for name in ("gui_002", "gui_003"):
+            assert (outputs / f"{name}.running").read_text() == held[name]
+        assert sorted(p.name for p in outputs.iterdir()) == [f"gui_00{k}.running" for k in range(1, 6)]
+    finally:
+        alive.kill()
+        alive.wait()
+
+
+def test_a_run_name_taken_again_while_a_killed_gui_s_hold_is_freed_is_given_back(tmp_path, monkeypatch):
+    """Two servers freeing the same killed GUI's hold at once: the first frees it and a running
+    server takes the name; the second, which read the killed one's marker, must not remove the
+    running one's: it is moved back."""
+    import os
+    import socket
+
+    from gen3c.gui import state as gui_state
+
+    outputs = tmp_path / "work" / "outputs"
+    outputs.mkdir(parents=True)
+    running = gui_state._MARKER_TEXT.format(host=socket.gethostname(), pid=os.getpid(), tag=gui_state._PROCESS_TAG)
+    (outputs / "gui_001.running").write_text(running)  # the running server's, made since the killed one's was read
+    (outputs / "gui_001.partial").mkdir()  # its run's kept chunks
+    judged = iter([True])  # the listing read the killed server's marker
+    real = gui_state._marker_abandoned
+    monkeypatch.setattr(gui_state, "_marker_abandoned", lambda marker: next(judged, None) or real(marker))
+    assert GuiState(tmp_path / "work").next_output_name() == "gui_002"
+    assert (outputs / "gui_001.running").read_text() == running and (outputs / "gui_001.partial").is_dir()
+    assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.partial", "gui_001.running"]

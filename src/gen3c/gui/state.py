@@ -21,11 +21,13 @@ as in GEN3C.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import numbers
 import os
 import re
+import secrets
 import shutil
 import socket
 import threading
@@ -56,7 +58,7 @@ from gen3c.errors import (
     record_notes,
     unusable_path_error,
 )
-from gen3c.io.atomic import ensure_writable_dir, write_bytes_atomic
+from gen3c.io.atomic import ensure_writable_dir, process_alive, write_bytes_atomic
 from gen3c.io.camera_files import (
     camera_dict_fps,
     cameras_from_dict,
@@ -105,9 +107,49 @@ MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 RUNNING_SUFFIX = ".running"
 
 
+#: What a run marker holds: who made it. ``process`` tells this process from an earlier one given
+#: the same pid (a container's GUI restarted after it was killed is often given the same).
+_PROCESS_TAG = secrets.token_hex(4)
+_MARKER_TEXT = "a gen3c gui run, {host} pid {pid}, process {tag}\n"
+_MARKER_OWNER = re.compile(r"a gen3c gui run, (\S+) pid (\d+)(?:, process ([0-9a-f]+))?\n?")
+
+
 def running_marker(folder: str | Path, name: str) -> Path:
     """The file that holds the run name ``name`` in the outputs ``folder`` while its run runs."""
     return Path(folder) / f"{name}{RUNNING_SUFFIX}"
+
+
+def _marker_abandoned(marker: Path) -> bool:
+    """Whether the run marker ``marker`` was left by a gen3c gui that is gone (killed mid-run, it
+    could not remove it): made on this machine by a process that no longer runs, or by an earlier
+    process given this one's pid. One of another machine (a shared work folder: its processes
+    cannot be seen from here), or that cannot be read or is not written yet, is held."""
+    try:
+        match = _MARKER_OWNER.fullmatch(marker.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
+    if match is None or match[1] != socket.gethostname():
+        return False
+    pid = int(match[2])
+    return match[3] != _PROCESS_TAG if pid == os.getpid() else not process_alive(pid)
+
+
+def _free_abandoned_name(marker: Path) -> None:
+    """End the hold of a gen3c gui gone mid-run (:func:`_marker_abandoned`) on its run's name, and
+    drop the chunks that run kept (``NAME.partial``: the GUI does not resume). The marker is first
+    moved to a hidden name of this thread's, which only one server can do: two servers freeing it
+    at once would else remove the marker a third made for the name once the first had freed it."""
+    taken = marker.with_name(f".{marker.name}.{os.getpid()}.{threading.get_ident()}")
+    try:
+        os.rename(marker, taken)
+    except OSError:  # another server moved it first
+        return
+    if _marker_abandoned(taken):
+        shutil.rmtree(partial_dir(marker.parent, marker.name.removesuffix(RUNNING_SUFFIX)), ignore_errors=True)
+    else:  # a running server's, made after the gone one's was read: given back
+        with contextlib.suppress(OSError):
+            os.link(taken, marker)
+    taken.unlink(missing_ok=True)
 
 
 class GenerationCancelled(Exception):
@@ -782,12 +824,18 @@ class GuiState:
         ``NAME_run.json``, ``NAME.partial``, a running run's ``NAME.running``, …): a run replaces
         the files of its name. Names are compared as macOS and Windows take them
         (:func:`~gen3c.io.paths.one_file_key`): there ``GUI_003.mp4`` is ``gui_003.mp4``, and a
-        folder made on Linux may be copied there. :meth:`reserve_output_name` takes it."""
+        folder made on Linux may be copied there. :meth:`reserve_output_name` takes it. The
+        ``NAME.running`` of a gen3c gui killed mid-run is removed first, with the chunks its run
+        kept (:func:`_free_abandoned_name`): that name is free again."""
         from gen3c.io.paths import one_file_key
 
         folder = self.work_dir / "outputs"  # (where every run writes: a request's own video_save_folder is not used)
         try:
-            names = [re.match(r"gui_[0-9]+(?=[._]|$)", one_file_key(p.name)) for p in folder.iterdir()] if folder.is_dir() else []
+            entries = list(folder.iterdir()) if folder.is_dir() else []
+            abandoned = [p for p in entries if re.fullmatch(rf"gui_[0-9]+{re.escape(RUNNING_SUFFIX)}", p.name) and _marker_abandoned(p)]
+            for marker in abandoned:
+                _free_abandoned_name(marker)
+            names = [re.match(r"gui_[0-9]+(?=[._]|$)", one_file_key(p.name)) for p in (folder.iterdir() if abandoned else entries)]
         except OSError as exc:  # (a folder that can be written but not read: mode 0300, an ACL)
             raise Gen3cInputError(
                 f"the GUI's outputs folder {quoted_path(folder)} cannot be listed ({exc.strerror or exc}) to find a free gui_NNN name: "
@@ -814,7 +862,7 @@ class GuiState:
             except OSError as exc:
                 raise Gen3cInputError(f"the GUI's outputs folder {quoted_path(folder)} cannot be written ({exc.strerror or exc}): fix its permissions or free space on its disk") from None
             with os.fdopen(fd, "w") as fh:  # (who holds it, for whoever lists the folder)
-                fh.write(f"a gen3c gui run, {socket.gethostname()} pid {os.getpid()}\n")
+                fh.write(_MARKER_TEXT.format(host=socket.gethostname(), pid=os.getpid(), tag=_PROCESS_TAG))
             return name
         raise Gen3cInputError(f"no free run name in {quoted_path(folder)}: another program keeps creating gui_NNN files there")
 

@@ -327,7 +327,7 @@ def remove_abandoned_parts(folder: str | os.PathLike, names: Iterable[str]) -> i
         own = re.compile(rf"\.{re.escape(target.stem)}\.(\d+)@([A-Za-z0-9-]*)-[^.-]+\.part{re.escape(target.suffix)}")
         for part in Path(folder).glob(f".*.part{target.suffix}"):
             match = own.fullmatch(part.name)
-            if match and match[2] == _host() and not _process_alive(int(match[1])) and not part.is_dir():
+            if match and match[2] == _host() and not process_alive(int(match[1])) and not part.is_dir():
                 with contextlib.suppress(OSError):
                     part.unlink()
                     removed += 1
@@ -353,7 +353,7 @@ def remove_abandoned_staging(folder: str | os.PathLike, tag: str) -> int:
     removed = 0
     for path in Path(folder).glob(f".{tag}.*.part"):
         match = own.fullmatch(path.name)
-        if match and match[2] == _host() and not _process_alive(int(match[1])) and path.is_dir() and not path.is_symlink():
+        if match and match[2] == _host() and not process_alive(int(match[1])) and path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
             removed += not path.exists()
     return removed
@@ -367,7 +367,7 @@ def _host() -> str:
     return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40]
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether process ``pid`` exists on this machine (True when that cannot be told)."""
     if os.name != "posix":  # (os.kill on Windows would end the process)
         return True
