@@ -77,6 +77,7 @@ from gen3c.pipelines.request import (
     check_noise_aug_strength,
     check_request,
     check_unused_settings,
+    first_camera_away,
     first_view,
     has_depth,
     input_kind,
@@ -621,18 +622,9 @@ class GuiState:
     @property
     def starts_away_from_input(self) -> bool:
         """Whether the first keyframe is as far from the input's camera as a run notes a jump after
-        the first frame (:data:`~gen3c.pipelines.request.FIRST_CAMERA_DISTANCE` of the median depth,
-        or :data:`~gen3c.pipelines.request.FIRST_CAMERA_DEGREES`); False without keyframes or input."""
-        from gen3c.cameras import camera_centers, rotation_angle_degrees
-        from gen3c.pipelines.request import FIRST_CAMERA_DEGREES, FIRST_CAMERA_DISTANCE
-
-        if not self.keyframes or self.source is None:
-            return False
-        first, origin = self.keyframes[0].w2c.double(), self.source.w2c.double().cpu()
-        distance = float((camera_centers(first) - camera_centers(origin)).norm())
-        median = self.source.median_depth()
-        far = median is not None and distance > FIRST_CAMERA_DISTANCE * median
-        return far or float(rotation_angle_degrees(origin[:3, :3], first[:3, :3])) > FIRST_CAMERA_DEGREES
+        the first frame (:func:`~gen3c.pipelines.request.first_camera_away`); False without
+        keyframes or input."""
+        return bool(self.keyframes and self.source is not None and first_camera_away(self.keyframes[0].w2c, self.source)[2])
 
     def move_keyframe(self, keyframe_id: int, w2c: Tensor) -> None:
         """Give a keyframe a new pose (e.g. dragged with its gizmo)."""

@@ -511,6 +511,22 @@ FIRST_CAMERA_DISTANCE, FIRST_CAMERA_DEGREES = 0.01, 0.5
 FIRST_CAMERA_ZOOM, FIRST_CAMERA_PIXELS = 0.01, 2.0
 
 
+def first_camera_away(w2c: torch.Tensor, source: SourceView) -> tuple[float, float, bool]:
+    """How far a path's first camera ``w2c`` (4, 4) is from the camera of the view the video's
+    first frame shows (``source``): the distance between them, in the scene's units, the angle
+    between their rotations, in degrees, and whether either is as large as makes the video jump
+    after its first frame (:data:`FIRST_CAMERA_DISTANCE` of the median depth, or
+    :data:`FIRST_CAMERA_DEGREES`)."""
+    from gen3c.cameras import camera_centers, rotation_angle_degrees
+
+    first, origin = w2c.double().cpu(), source.w2c.double().cpu()
+    distance = float((camera_centers(first) - camera_centers(origin)).norm())
+    degrees = float(rotation_angle_degrees(origin[:3, :3], first[:3, :3]))
+    median = source.median_depth()
+    far = median is not None and distance > FIRST_CAMERA_DISTANCE * median
+    return distance, degrees, far or degrees > FIRST_CAMERA_DEGREES
+
+
 def _note_first_camera_away_from_source(
     cameras: Cameras, source: SourceView, what: str, *, path: str, path_K: str, onto: str, fix: str, fix_K: str, check_intrinsics: bool = True
 ) -> None:
@@ -520,8 +536,6 @@ def _note_first_camera_away_from_source(
     a multi-view ``w2cs_all`` that starts at another key view) jumps from it onto its own path
     (``onto``) at frame 1: said in a note naming ``path`` and ending in ``fix`` (``path_K`` and
     ``fix_K`` for other intrinsics, compared where ``check_intrinsics``)."""
-    from gen3c.cameras import camera_centers, rotation_angle_degrees
-
     K, own = cameras.K[0].double().cpu(), source.K.double().cpu()
     zoom = float(((K.diagonal()[:2] / own.diagonal()[:2]) - 1).abs().max())
     shift = float((K[:2, 2] - own[:2, 2]).abs().max())
@@ -534,13 +548,10 @@ def _note_first_camera_away_from_source(
             f"{what} ({shown(own)}), but the video's first frame is {what} itself, so the view jumps after it: {fix_K}",
             stacklevel=3,
         )
-    first, origin = cameras.w2c[0].double().cpu(), source.w2c.double().cpu()
-    distance = float((camera_centers(first) - camera_centers(origin)).norm())
-    degrees = float(rotation_angle_degrees(origin[:3, :3], first[:3, :3]))
-    median = source.median_depth()
-    far = median is not None and distance > FIRST_CAMERA_DISTANCE * median
-    if not (far or degrees > FIRST_CAMERA_DEGREES):
+    distance, degrees, away = first_camera_away(cameras.w2c[0], source)
+    if not away:
         return
+    median = source.median_depth()
     scale = f" ({distance / median:.3g}× the scene's median depth)" if median else ""
     note(
         f"{path} starts {distance:.4g} units{scale} and {degrees:.3g}° away from the camera of "
