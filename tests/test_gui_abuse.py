@@ -1803,3 +1803,29 @@ def test_stopping_the_server_prints_nothing_unless_verbose(tmp_path, capfd):
         app.stop()
         out, err = capfd.readouterr()
         assert (out, err) == (("(viser) Server stopped\n", "") if verbose else ("", "")), (verbose, out, err)
+
+
+def test_a_fix_by_a_camera_file_is_said_as_the_page_makes_its_path(gui, tmp_path):
+    """The page hands each run its path as a file it writes (paths/NAME_path.json), so the run's
+    fixes named --camera_file, no control of the page: a keyframe run on a 6-frame video ended
+    "pass a --camera_file of 6 cameras to stay within it" (the page's fix: Frames 6), and a
+    multi-view input with more Frames than its cameras offered "a --camera_file with 121 cameras"
+    (the page's: a keyframe path or an imported camera file)."""
+    from layouts import scene, write_multiview, write_sample
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    gui.video_path.value = str(write_sample(tmp_path / "sample", rgb, depth, depth > 0, w2c, K))
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    handler(gui, gui._on_add_source_keyframe)(SimpleNamespace(client=None))
+    gui.generator.gate.set()
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    said = html.unescape(wait_for_status(gui, "Generated"))
+    assert "fewer than the 9 asked for" in said and 'pass "Frames" 6 to stay within it' in said and "--" not in said, said
+    keys = [0, 5]
+    gui.video_path.value = str(write_multiview(tmp_path / "mv.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c))
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    gui.num_frames.value = 9  # runs its callback, as a value from the page does
+    said = html.unescape(gui.status.content)
+    assert 'has 6 cameras in w2cs_all but "Frames" is 9: pass "Frames" 6, or a keyframe path or an imported camera file of 9 frames' in said
+    assert "--" not in said, said

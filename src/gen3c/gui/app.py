@@ -526,6 +526,10 @@ class Gen3cApp:
         or by field (``movement_distance 1e40``) named by the page's control ("Distance")."""
         labels = {key: f'"{getattr(self, attr).label}"' for key, attr in SETTING_CONTROLS.items()}
         text = text.replace("pass a smaller --resolution", "pick a smaller --resolution")  # (a dropdown: picked, as elsewhere on the page)
+        # The page hands a run its path as a file it writes, of Frames cameras (build_request): a fix
+        # by a --camera_file is a Frames count, or a path of the page's own instead of a multi-view input's.
+        text = re.sub(r"\ba --camera_file of (\d+) cameras\b", r"--num_video_frames \1", text)
+        text = re.sub(r"\ba --camera_file with (\d+) cameras\b", r"a keyframe path or an imported camera file of \1 frames", text)
         text = re.sub(r"(?<![\w-])--([a-z]\w*)", lambda m: labels.get(m[1], m[0]), text)
         # A field name alone, where it has an underscore (a plain word such as "fps" may be just a word).
         return re.sub(r"(?<![\w/.'\"-])([a-z]+_\w+)\b(?![/.'\"])", lambda m: labels.get(m[1], m[0]), text)
