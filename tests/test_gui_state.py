@@ -1310,3 +1310,22 @@ def test_a_run_name_taken_again_while_a_killed_gui_s_hold_is_freed_is_given_back
     assert GuiState(tmp_path / "work").next_output_name() == "gui_002"
     assert (outputs / "gui_001.running").read_text() == running and (outputs / "gui_001.partial").is_dir()
     assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.partial", "gui_001.running"]
+
+
+def test_a_start_frame_left_from_a_video_is_said_with_its_fix_for_a_multi_view_input(tmp_path, video_inputs, box_scene):
+    """The Start frame box keeps its value between loads: a multi-view npz loaded after a video read
+    from frame 2 was refused as "--vipe_starting_frame_idx applies to video input (--vipe_path or a
+    sample directory)", on the page '"Start frame" applies to video input ("Input path" or a sample
+    directory)' — the box the npz was given in, and no fix; an image given there was refused so too,
+    before being told to load it as an image."""
+    state = GuiState(tmp_path / "work", GenerationRequest(resolution="48x80", num_video_frames=4))
+    state.load_video(str(video_inputs["sample"]), start=2)
+    npz = str(video_inputs["multiview"])
+    with pytest.raises(Gen3cInputError, match=r"^--vipe_starting_frame_idx 2 picks the first frame of a video; '.*mv\.npz' is a multi-view "
+                                              r"\.npz, which has none: set it to 0$"):  # fmt: skip
+        state.load_video(npz, start=2)
+    with pytest.raises(Gen3cInputError, match=r"is not a video input \(a sample directory, a ViPE result or a multi-view \.npz\): load images above$"):
+        state.load_video(str(box_scene[0]), start=2)
+    assert state.kind == "sample"  # the video stays loaded
+    state.load_video(npz, start=0)
+    assert state.kind == "multiview"

@@ -342,10 +342,14 @@ class GuiState:
             fields = {"input_image_path": text}
         if not is_whole_number(start):  # (int() would fail on NaN or text, or cut 2.5 to 2)
             raise Gen3cInputError(f"--vipe_starting_frame_idx {describe_value(start)} is not a whole number: enter one")
-        request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
-        kind = input_kind(request)
+        # The kind first: the Start frame box keeps a video's start for the next input, which the
+        # request's check refuses for any other kind without saying what the box holds or its fix.
+        kind = input_kind(self._with_input(**fields))
         if kind == "image":
             raise Gen3cInputError(f"{quoted_path(text, 100)} is not a video input (a sample directory, a ViPE result or a multi-view .npz): load images above")
+        if kind == "multiview" and start:
+            raise Gen3cInputError(f"--vipe_starting_frame_idx {int(start)} picks the first frame of a video; {quoted_path(text, 100)} is a multi-view .npz, which has none: set it to 0")
+        request = self._with_input(**fields, vipe_starting_frame_idx=int(start))
         return self._load(request, kind, Path(text.rstrip("/")).name)
 
     def load_demo(self) -> SourceView:
