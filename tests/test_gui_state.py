@@ -1254,11 +1254,13 @@ def test_a_run_name_held_by_a_killed_gui_is_freed_and_its_kept_chunks_dropped(tm
     outputs/gui_NNN.running behind, and every later server skipped that number for good (and its
     kept chunks, gui_NNN.partial, which the GUI never resumes). Now the hold of a process that is gone
     is dropped with its chunks; one of a process still running, of another machine (a shared
-    work folder) or of this process is kept."""
+    work folder) or another pid namespace (a container) of this one, or of this process is kept."""
     import os
     import socket
     import subprocess
     import sys
+
+    from gen3c.gui import state as gui_state
 
     host = socket.gethostname()
     ended = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -1272,6 +1274,9 @@ def test_a_run_name_held_by_a_killed_gui_is_freed_and_its_kept_chunks_dropped(tm
             "gui_002": f"a gen3c gui run, {host} pid {alive.pid}\n",  # another server, running
             "gui_003": f"a gen3c gui run, elsewhere.example pid {ended.pid}\n",  # another machine's: cannot be told
             "gui_004": f"a gen3c gui run, {host} pid {os.getpid()}\n",  # an earlier process given this one's pid (a restarted container)
+            # A container's (docker --network host takes this machine's name): its pids are not this machine's.
+            "gui_005": f"a gen3c gui run, {host} pid {ended.pid}, process 0123abcd, pid namespace pid:[1]\n",
+            "gui_006": f"a gen3c gui run, {host} pid {ended.pid}, process 0123abcd, pid namespace {gui_state._PID_NAMESPACE}\n",  # killed, here
         }
         for name, text in held.items():
             (outputs / f"{name}.running").write_text(text)
@@ -1281,10 +1286,11 @@ def test_a_run_name_held_by_a_killed_gui_is_freed_and_its_kept_chunks_dropped(tm
         assert state.reserve_output_name() == "gui_001"
         assert not (outputs / "gui_001.partial").exists()
         assert state.reserve_output_name() == "gui_004"
-        assert GuiState(tmp_path / "work").reserve_output_name() == "gui_005"  # another server in this process keeps this one's holds
-        for name in ("gui_002", "gui_003"):
+        assert state.reserve_output_name() == "gui_006"
+        assert GuiState(tmp_path / "work").reserve_output_name() == "gui_007"  # another server in this process keeps this one's holds
+        for name in ("gui_002", "gui_003", "gui_005"):
             assert (outputs / f"{name}.running").read_text() == held[name]
-        assert sorted(p.name for p in outputs.iterdir()) == [f"gui_00{k}.running" for k in range(1, 6)]
+        assert sorted(p.name for p in outputs.iterdir()) == [f"gui_00{k}.running" for k in range(1, 8)]
     finally:
         alive.kill()
         alive.wait()

@@ -108,11 +108,24 @@ MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 RUNNING_SUFFIX = ".running"
 
 
+
+
+def _pid_namespace() -> str:
+    """Linux's name of the pid namespace this process runs in (``pid:[4026531836]``): a container's
+    processes are numbered apart from the machine's, though it may share its name (docker
+    ``--network host``); "unknown" where it cannot be told."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):
+        return "unknown"
+
+
 #: What a run marker holds: who made it. ``process`` tells this process from an earlier one given
 #: the same pid (a container's GUI restarted after it was killed is often given the same).
 _PROCESS_TAG = secrets.token_hex(4)
-_MARKER_TEXT = "a gen3c gui run, {host} pid {pid}, process {tag}\n"
-_MARKER_OWNER = re.compile(r"a gen3c gui run, (\S+) pid (\d+)(?:, process ([0-9a-f]+))?\n?")
+_PID_NAMESPACE = _pid_namespace()
+_MARKER_TEXT = "a gen3c gui run, {host} pid {pid}, process {tag}, pid namespace " + _PID_NAMESPACE + "\n"
+_MARKER_OWNER = re.compile(r"a gen3c gui run, (\S+) pid (\d+)(?:, process ([0-9a-f]+))?(?:, pid namespace (\S+))?\n?")
 
 
 def running_marker(folder: str | Path, name: str) -> Path:
@@ -123,13 +136,15 @@ def running_marker(folder: str | Path, name: str) -> Path:
 def _marker_abandoned(marker: Path) -> bool:
     """Whether the run marker ``marker`` was left by a gen3c gui that is gone (killed mid-run, it
     could not remove it): made on this machine by a process that no longer runs, or by an earlier
-    process given this one's pid. One of another machine (a shared work folder: its processes
-    cannot be seen from here), or that cannot be read or is not written yet, is held."""
+    process given this one's pid. One of another machine (a shared work folder) or another pid
+    namespace (a container of this machine: their processes cannot be seen from here), or that
+    cannot be read or is not written yet, is held; one naming no namespace (an earlier gen3c's)
+    is taken for this namespace's."""
     try:
         match = _MARKER_OWNER.fullmatch(marker.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return False
-    if match is None or match[1] != socket.gethostname():
+    if match is None or match[1] != socket.gethostname() or match[4] not in (None, _PID_NAMESPACE):
         return False
     pid = int(match[2])
     return match[3] != _PROCESS_TAG if pid == os.getpid() else not process_alive(pid)
