@@ -1829,3 +1829,22 @@ def test_a_fix_by_a_camera_file_is_said_as_the_page_makes_its_path(gui, tmp_path
     said = html.unescape(gui.status.content)
     assert 'has 6 cameras in w2cs_all but "Frames" is 9: pass "Frames" 6, or a keyframe path or an imported camera file of 9 frames' in said
     assert "--" not in said, said
+
+
+@pytest.mark.parametrize(("fps", "said"), [
+    (500, "camera file 'path.json' plays at 500 fps, outside the 1 … 240 fps a video can be written at: fix its 'fps' (a nerfstudio camera_path's 'seconds')"),
+    (0.5, "camera file 'path.json' plays at 0.5 fps, outside the 1 … 240 fps a video can be written at: fix its 'fps' (a nerfstudio camera_path's 'seconds')"),
+    (0, "camera file 'path.json': 'fps' 0 must be a number of frames per second > 0: fix it"),
+])  # fmt: skip
+def test_an_imported_path_s_frame_rate_is_refused_naming_the_file_not_the_fps_box(gui, fps, said):
+    """A camera_path.json at 500 fps (or 0.5) was refused as '"FPS" 500.0 is impossible: pass a
+    frame rate in [1, 240]', naming the FPS box, which the user had not touched (the import sets
+    it from the file); one at 0 fps ended "fix it or pass "FPS"", though the page's FPS does not
+    stand in for the file's. Now both name the file, and the page keeps its FPS."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    path = json.loads(gui.state.camera_path_json())
+    path.update(fps=fps, seconds=len(path["camera_path"]) / fps if fps else path["seconds"])
+    handler(gui, gui._on_import)(upload_event("path.json", json.dumps(path).encode()))
+    shown = html.unescape(re.sub("<[^>]+>", "", gui.status.content))
+    assert shown == f"**Error:** {said}", shown
+    assert gui.state.request.fps == gui.fps.value == 24 and gui.state.path_mode == "preset"

@@ -530,6 +530,8 @@ class Gen3cApp:
         # by a --camera_file is a Frames count, or a path of the page's own instead of a multi-view input's.
         text = re.sub(r"\ba --camera_file of (\d+) cameras\b", r"--num_video_frames \1", text)
         text = re.sub(r"\ba --camera_file with (\d+) cameras\b", r"a keyframe path or an imported camera file of \1 frames", text)
+        # A camera file's rate is the page's FPS once imported, so FPS cannot stand in for a faulty one.
+        text = re.sub(r",? or pass --fps\b", "", text)
         text = re.sub(r"(?<![\w-])--([a-z]\w*)", lambda m: labels.get(m[1], m[0]), text)
         # A field name alone, where it has an underscore (a plain word such as "fps" may be just a word).
         return re.sub(r"(?<![\w/.'\"-])([a-z]+_\w+)\b(?![/.'\"])", lambda m: labels.get(m[1], m[0]), text)

@@ -88,7 +88,7 @@ from gen3c.pipelines.request import (
     scene_plan,
 )
 from gen3c.pipelines.resume import partial_dir
-from gen3c.pipelines.settings import PRESET_SETTINGS
+from gen3c.pipelines.settings import PRESET_SETTINGS, check_camera_file_fps
 from gen3c.trajectories import DEFAULT_SMOOTHNESS, PRESETS, ROTATION_MODES, TRAJECTORY_SCALES, KeyframePath
 
 if TYPE_CHECKING:
@@ -814,6 +814,8 @@ class GuiState:
         cams = cameras_from_dict(data, name, follow_keyframes=False)
         path = read_keyframe_path(data, name)
         fps = path.fps if path is not None else camera_dict_fps(data, name)
+        if fps is not None:  # the file's rate, not the FPS box's (update would blame that)
+            check_camera_file_fps(fps, name)
         self.update(num_video_frames=len(cams), **({} if fps is None else {"fps": fps}))  # the path's own rate, where it has one
         self.imported = cams
         if path is None:

@@ -216,6 +216,17 @@ def default_resolution(request: GenerationRequest) -> str:
     return "x".join(map(str, size or configs.RESOLUTION))
 
 
+def check_camera_file_fps(fps: float, name: str, fix: str = "") -> None:
+    """Refuse the frame rate of a camera file (``name``, e.g. "camera file 'path.json'") that no
+    video can be written at (outside :data:`MIN_FPS` … :data:`MAX_FPS`), naming the file, where
+    the run's rate would come from it; ``fix``: the caller's other way out (", or pass --fps")."""
+    if not MIN_FPS <= fps <= MAX_FPS:
+        raise Gen3cInputError(
+            f"{name} plays at {fps:g} fps, outside the {MIN_FPS:g} … {MAX_FPS:g} fps a video can be written at: "
+            f"fix its 'fps' (a nerfstudio camera_path's 'seconds'){fix}"
+        )
+
+
 def default_fps(request: GenerationRequest) -> float:
     """The frame rate of a run that names none: its camera file's
     (:func:`~gen3c.io.camera_files.camera_dict_fps`; a nerfstudio camera_path's entries / seconds,
@@ -225,11 +236,8 @@ def default_fps(request: GenerationRequest) -> float:
     25 % slow), brought into [MIN_FPS, MAX_FPS]; else GEN3C's 24. (The network is told GEN3C's 24
     whatever the file's rate, as GEN3C does.)"""
     fps = None if request.camera_file is None else request.read_camera_file().fps
-    if fps is not None and not MIN_FPS <= fps <= MAX_FPS:  # (here: check_request would blame --fps, which was not given)
-        raise Gen3cInputError(
-            f"camera file {quoted_path(request.camera_file)} plays at {fps:g} fps, outside the {MIN_FPS:g} … {MAX_FPS:g} fps "
-            "a video can be written at: fix its 'fps' (a nerfstudio camera_path's 'seconds'), or pass --fps"
-        )
+    if fps is not None:  # (here: check_request would blame --fps, which was not given)
+        check_camera_file_fps(fps, f"camera file {quoted_path(request.camera_file)}", ", or pass --fps")
     if fps is None:
         rate = _input_video_rate(request)
         fps = None if rate is None else min(max(rate, MIN_FPS), MAX_FPS)
