@@ -108,15 +108,13 @@ MAX_UPLOAD_BYTES = 256 * 1024 * 1024
 RUNNING_SUFFIX = ".running"
 
 
-
-
 def _pid_namespace() -> str:
     """Linux's name of the pid namespace this process runs in (``pid:[4026531836]``): a container's
     processes are numbered apart from the machine's, though it may share its name (docker
     ``--network host``); "unknown" where it cannot be told."""
     try:
         return os.readlink("/proc/self/ns/pid")
-    except (OSError, AttributeError):
+    except OSError:
         return "unknown"
 
 
