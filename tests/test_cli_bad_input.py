@@ -1041,6 +1041,7 @@ def test_an_empty_path_is_refused_not_read_as_the_current_folder(words, command,
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # (were it not refused, `download` would not fetch)
     if words[0] == "gui":  # (were it not refused, the GUI would serve until stopped: the test fails instead of hanging)
+        pytest.importorskip("viser")  # (the patch imports the GUI, which needs it)
         monkeypatch.setattr("gen3c.gui.app.Gen3cApp.serve_forever", lambda self: pytest.fail("the GUI started"))
     argv = list(words)
     for other in command.params:  # the other positional arguments a command needs, given
