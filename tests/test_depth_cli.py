@@ -77,6 +77,8 @@ def test_depth_command_offline_is_one_line_exit_2(box_scene, tmp_path, offline):
     res = invoke("depth", image, "--output_folder", tmp_path)
     assert res.exit_code == 2
     assert "Ruicheng/moge-vitl" in res.output and "not in the local Hugging Face cache" in res.output
+    # The fix names where the downloaded file goes (it said "pass its path", to no flag).
+    assert res.output.rstrip().endswith("on a machine with internet and pass its path as --depth_estimator")
     assert not list(tmp_path.glob("*_depth.*"))
 
 
@@ -118,7 +120,7 @@ def test_generate_with_moge_named_offline_is_refused_not_replaced_by_the_prior(b
     (line,) = res.output.splitlines()
     assert line == (
         "error: MoGe 'Ruicheng/moge-vitl' is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: download model.pt on a machine "
-        f"with internet and pass its path (--depth_estimator '{named}' was asked for by name, so the preview does not fall back to the "
+        f"with internet and pass its path as --depth_estimator (--depth_estimator '{named}' was asked for by name, so the preview does not fall back to the "
         "geometric prior: leave it out for that)"
     )
     assert not (tmp_path / "out").exists()

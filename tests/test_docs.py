@@ -758,6 +758,21 @@ def test_the_speed_presets_are_quoted_alike():
         assert all(f"{float(db):.1f} dB" in said for db in decibels), f"--speed help, {name}: {said} (the table: {decibels})"
 
 
+#: `gen3c generate`'s settings that trade fidelity for speed or memory (exact ones, such as
+#: --guidance_batch and --compile, are not among them).
+APPROXIMATE_SETTINGS = (
+    "speed", "num_steps", "sampler", "guidance_every", "step_cache", "attention_backend", "fp8_matmul", "fp8", "low_memory", "model"
+)
+
+
+def test_each_approximation_states_its_cost_in_generate_help():
+    """Each approximation's --help says what it costs, in dB against the exact video (--num_steps and
+    --model tiny_fast said nothing of the fidelity fewer steps give up)."""
+    helps = {p.name: p.help for p in subcommand(["generate"]).params}
+    silent = [name for name in APPROXIMATE_SETTINGS if not re.search(r"\d dB", helps[name])]
+    assert not silent, silent
+
+
 def gui_labels() -> set[str]:
     """Every string the GUI's source holds (its buttons', fields' and tabs' labels among them)."""
     import ast

@@ -73,7 +73,7 @@ def _hub_options(name_or_path: str) -> dict[str, Any]:
     reason = hub_offline_reason()
     if reason is not None:
         raise Gen3cModelError(
-            f"depth model {quoted_path(name_or_path)} is not in the local Hugging Face cache and {reason}: download it on a machine with internet (save_pretrained folder) and pass its path"
+            f"depth model {quoted_path(name_or_path)} is not in the local Hugging Face cache and {reason}: download it on a machine with internet (save_pretrained folder) and pass its path as --depth_estimator"
         )
     return {}
 
@@ -171,7 +171,7 @@ def _load_cached_or_download(transformers: Any, name_or_path: str, dtype: torch.
         raise Gen3cModelError(
             f"depth model {quoted_path(name_or_path)} is only partly in the local Hugging Face cache ({type(cached_error).__name__}: "
             f"{first_line(cached_error, 120)}) and {reason}: run once with the hub reachable to finish the download, "
-            "or download it on a machine with internet (save_pretrained folder) and pass its path"
+            "or download it on a machine with internet (save_pretrained folder) and pass its path as --depth_estimator"
         )
     try:
         processor = transformers.AutoImageProcessor.from_pretrained(name_or_path)

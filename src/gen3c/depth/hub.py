@@ -48,7 +48,7 @@ def hub_file(repo_id: str, filename: str, what: str) -> Path:
     reason = hub_offline_reason()
     if reason is not None:
         raise Gen3cModelError(
-            f"{what} {quoted_path(repo_id)} is not in the local Hugging Face cache and {reason}: download {filename} on a machine with internet and pass its path"
+            f"{what} {quoted_path(repo_id)} is not in the local Hugging Face cache and {reason}: download {filename} on a machine with internet and pass its path as --depth_estimator"
         )
     try:
         return Path(hf_hub_download(repo_id=repo_id, filename=filename))
