@@ -318,3 +318,14 @@ def broadcast_from_main(*tensors: torch.Tensor) -> None:
         if not t.is_contiguous():
             raise ValueError("broadcast_from_main needs contiguous tensors")
         dist.broadcast(t, src=0)
+
+
+def objects_from_main(*objects: object) -> tuple[object, ...]:
+    """Rank 0's ``objects`` on every rank (pickled through the process group; the other ranks'
+    own are placeholders), or ``objects`` as given outside a multi-process run. For what rank 0
+    alone reads, such as the kept chunks of a resumed run."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return objects
+    shared = list(objects)
+    dist.broadcast_object_list(shared, src=0)
+    return tuple(shared)
