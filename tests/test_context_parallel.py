@@ -233,6 +233,32 @@ def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_pa
 
 
 
+@pytest.mark.parametrize(
+    "args, work",
+    [
+        (["demo"], "gen3c demo was launched by torchrun as 2 processes, each of which would make the same video into the same files"),
+        (["depth", "photo.png"], "gen3c depth was launched by torchrun as 2 processes, each of which would estimate the same depth into the same files"),
+        (["eval", "--no_plots"], "gen3c eval was launched by torchrun as 2 processes, each of which would run the whole benchmark into the same --output_folder"),
+        (["gui"], "gen3c gui was launched by torchrun as 2 processes, each of which would serve a GUI of its own"),
+        (["convert", "gen3c-src", "gen3c-out"], "gen3c convert was launched by torchrun as 2 processes, each of which would convert the same weights into the same folder"),
+        (["download", "--dry_run"], "gen3c download was launched by torchrun as 2 processes, each of which would fetch and convert the same weights"),
+    ],
+)
+def test_a_command_of_one_process_refuses_a_torchrun_launch(tmp_path, monkeypatch, args, work):
+    """`torchrun --nproc_per_node=2 -m gen3c eval` ran the benchmark twice into one folder, and a
+    rank stopped with "--output_folder … is being written by another `gen3c eval` … still going"
+    (its sibling), the report written or not by chance; `gen3c demo` was told to "pass --num_gpus 2
+    with --generator gen3c", flags it does not have; `gen3c gui` served two GUIs. Each is one line
+    before any work (every rank says it; torchrun keeps rank 0's)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == f"error: {work}: launch it without torchrun"
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("world", [None, "2"])
 def test_the_shipped_tiny_models_are_refused_early_and_say_what_works(box_scene, tmp_path, monkeypatch, world):
     """Their 17-frame chunk is 3 latent frames and fixed by the model (no --chunk_frames or
