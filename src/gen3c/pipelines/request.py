@@ -1245,7 +1245,7 @@ def _run_request(
     if not main:
         # Another rank of a multi-GPU run: the same sampling, no outputs (rank 0 writes them).
         first_frame, start_chunk = scene.first_frame, 0
-        if resume and num_chunks > 1:  # where rank 0's kept chunks end, as it sends it below
+        if resume and num_chunks > 1:  # where rank 0's kept chunks end, as it sends them below
             start_chunk, resumed_frame, state = objects_from_main(None, None, None)
             if start_chunk:
                 scene.plan.load_state_dict(state)
@@ -1290,8 +1290,8 @@ def _run_request(
                 on_chunk = sink.chunk_done
                 if partial.finished:
                     first_frame = restore(partial, scene.plan)
-                if resume:  # the other ranks of a multi-GPU run start where the kept chunks end, as this one
-                    # (on the CPU, as read from disk: a GPU tensor would unpickle on this rank's GPU)
+                if resume and num_gpus != 1:  # the other ranks of a multi-GPU run start where the kept chunks end, as this one
+                    # (on the CPU, as read from disk: a GPU tensor pickled here would unpickle onto cuda:0 on every rank)
                     state = {key: value.cpu() for key, value in scene.plan.state_dict().items()} if partial.finished else None
                     objects_from_main(partial.finished, first_frame.cpu() if partial.finished else None, state)
                 if partial.finished:
