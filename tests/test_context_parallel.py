@@ -233,6 +233,32 @@ def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_pa
 
 
 
+@pytest.mark.parametrize(
+    "args, work",
+    [
+        (["demo"], "gen3c demo was launched by torchrun as 2 processes, each of which would make the same video into the same files"),
+        (["depth", "photo.png"], "gen3c depth was launched by torchrun as 2 processes, each of which would estimate the same depth into the same files"),
+        (["eval", "--no_plots"], "gen3c eval was launched by torchrun as 2 processes, each of which would run the whole benchmark into the same --output_folder"),
+        (["gui"], "gen3c gui was launched by torchrun as 2 processes, each of which would serve a GUI of its own"),
+        (["convert", "gen3c-src", "gen3c-out"], "gen3c convert was launched by torchrun as 2 processes, each of which would convert the same weights into the same folder"),
+        (["download", "--dry_run"], "gen3c download was launched by torchrun as 2 processes, each of which would fetch and convert the same weights"),
+    ],
+)
+def test_a_command_of_one_process_refuses_a_torchrun_launch(tmp_path, monkeypatch, args, work):
+    """`torchrun --nproc_per_node=2 -m gen3c eval` ran the benchmark twice into one folder, and a
+    rank stopped with "--output_folder … is being written by another `gen3c eval` … still going"
+    (its sibling), the report written or not by chance; `gen3c demo` was told to "pass --num_gpus 2
+    with --generator gen3c", flags it does not have; `gen3c gui` served two GUIs. Each is one line
+    before any work (every rank says it; torchrun keeps rank 0's)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("RANK", raising=False)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == f"error: {work}: launch it without torchrun"
+    assert not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("world", [None, "2"])
 def test_the_shipped_tiny_models_are_refused_early_and_say_what_works(box_scene, tmp_path, monkeypatch, world):
     """Their 17-frame chunk is 3 latent frames and fixed by the model (no --chunk_frames or
@@ -360,6 +386,40 @@ def test_two_ranks_split_the_dit_and_write_the_video_of_one(box_scene, tmp_path,
     assert np.abs(a - b).mean() <= 1.0, np.abs(a - b).mean()
     run = json.loads((tmp_path / "two" / "output_run.json").read_text())
     assert run["generator_options"]["num_gpus"] == 2
+
+
+def test_a_run_cut_short_resumes_on_two_ranks_to_the_video_of_one(box_scene, tmp_path, long_tiny_checkpoint, monkeypatch):
+    """`torchrun … --num_gpus 2 --resume`, as the interrupted run's "run the same command with
+    --resume" says: refused before ("--resume does not work with --num_gpus 2 yet"). Rank 0 reads
+    the kept chunks; the other ranks must start where they end too (else rank 1 samples chunk 1
+    again while rank 0 samples chunk 2). The chunk kept here comes from a run cut short in one
+    process, which the two ranks resume (the GPU count is no setting of the video)."""
+    from gen3c.pipelines.gen3c import Gen3cGenerator
+
+    gen = ("--generator", "gen3c", "--checkpoint_dir", long_tiny_checkpoint, "--num_steps", 2, "--guidance", 0, "--num_video_frames", 241)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # on the CPU, as the ranks below
+    whole = runner.invoke(app, cli_args(box_scene, tmp_path / "whole", *gen))
+    assert whole.exit_code == 0, whole.output
+    generate = Gen3cGenerator.generate
+
+    def cut_short(self, *args, chunk=0, **kwargs):
+        if chunk == 1:
+            raise KeyboardInterrupt
+        return generate(self, *args, chunk=chunk, **kwargs)
+
+    monkeypatch.setattr(Gen3cGenerator, "generate", cut_short)
+    cut = runner.invoke(app, cli_args(box_scene, tmp_path / "two", *gen))
+    assert cut.exit_code == 130 and "1 of 2 chunks is kept" in " ".join(cut.output.split()), cut.output
+    res = torchrun(2, TESTS / "cp_worker.py", tmp_path, *cli_args(box_scene, tmp_path / "two", *gen, "--num_gpus", 2, "--resume"))
+    assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
+    for rank in range(2):  # chunk 2 alone, on each rank: 2 blocks × 2 steps
+        assert json.loads((tmp_path / f"cli_rank{rank}.json").read_text()) == {"tokens": [48], "calls": 4}
+    a, _ = read_video(tmp_path / "whole" / "output.mp4")
+    b, _ = read_video(tmp_path / "two" / "output.mp4")
+    a, b = np.asarray(a, dtype=np.int16), np.asarray(b, dtype=np.int16)
+    assert a.shape == b.shape == (241, 32, 48, 3)
+    assert np.abs(a - b).mean() <= 1.0, np.abs(a - b).mean()
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == ["output.mp4", "output_cameras.json", "output_run.json"]
 
 
 def test_a_rank_leaving_on_an_error_does_not_wait_for_its_blocked_peer(tmp_path):

@@ -1032,6 +1032,26 @@ def test_resume_of_a_folder_written_before_noise_aug_strength_existed(box_scene,
     assert len(out.result.chunks) == 3
 
 
+def test_a_run_interrupted_on_several_gpus_resumes_on_one(box_scene, tmp_path, monkeypatch):
+    """A long run of `torchrun --nproc_per_node=2 … --num_gpus 2` cut short (its rank 0 keeps the
+    chunks), resumed on one GPU as --num_gpus N says: refused as "made by a different request
+    (changed: num_gpus)", so no run on several GPUs could be resumed at all. How many GPUs split
+    the DiT changes no frame (docs/multi_gpu.md); a changed setting is still refused."""
+
+    def request(**options):
+        return box_request(box_scene, tmp_path, generator="gen3c", generator_options=options)
+
+    monkeypatch.setenv("WORLD_SIZE", "2")  # rank 0 of the two-rank launch (its generator handed over: no process group)
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request(num_gpus=2, num_steps=35), generator=Configured(1, num_gpus=2))
+    monkeypatch.delenv("WORLD_SIZE")
+    with pytest.raises(Gen3cInputError, match=r"was made by a different request \(changed: num_steps\): "):
+        run_request(request(num_steps=20), generator=Configured(num_gpus=1), resume=True)
+    out = run_request(request(num_steps=35), generator=Configured(num_gpus=1), resume=True)
+    assert len(out.result.chunks) == 3 and not partial_dir(tmp_path, "output").exists()
+
+
 def test_a_run_moved_with_its_project_folder_resumes_to_the_identical_video(box_scene, tmp_path, monkeypatch):
     """A project folder (inputs and output) moved or renamed after a long run was cut short: its
     kept chunks were refused as "made by a different request" (run.json held the old absolute

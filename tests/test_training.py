@@ -2349,7 +2349,41 @@ def test_more_ranks_per_host_than_gpus_is_refused_before_nccl(tmp_path, monkeypa
                        r"or hide the GPUs \(CUDA_VISIBLE_DEVICES=\) to train on the CPUs$"):  # fmt: skip
         check_devices(config)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")  # two hosts of one GPU each: fine
+    for key, value in (("RANK", "1"), ("MASTER_ADDR", "host0"), ("MASTER_PORT", "29500")):  # (as torchrun sets them)
+        monkeypatch.setenv(key, value)
     check_devices(config)
+
+
+@pytest.mark.parametrize(
+    "changed, message",
+    [
+        ({"RANK": None, "MASTER_ADDR": None, "MASTER_PORT": None},
+         "joining torchrun's process group needs RANK, MASTER_ADDR, MASTER_PORT in the environment, which are not set: "
+         "launch with `torchrun --nproc_per_node=2 -m gen3c train CONFIG`, which sets them"),
+        ({"WORLD_SIZE": "two"}, "the environment's WORLD_SIZE='two' is not a whole number of at least 1: launch with torchrun, which sets it, or unset it"),
+    ],
+)  # fmt: skip
+def test_a_hand_made_launch_of_training_missing_torchrun_variables_is_one_line(tmp_path, monkeypatch, changed, message):
+    """`WORLD_SIZE=2 gen3c train …` (a launch by hand, or a scheduler's variables half set): accelerate
+    stopped on a ValueError ("`MASTER_ADDR` env was not set"), its traceback called a bug in gen3c,
+    as a WORLD_SIZE of no number did (int()'s ValueError). Now one line naming the variables, before
+    anything is written (as gen3c generate --num_gpus says it)."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    path = _write_toml(tiny_config(tmp_path), tmp_path / "tiny.toml")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    env = {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29500", **changed}
+    for key, value in env.items():
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
+    res = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == f"error: {message}"
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_run_that_recorded_relative_folders_resumes_from_its_config_file(tmp_path, monkeypatch):

@@ -375,6 +375,19 @@ def _other_rank() -> int | None:
     return rank if world > 1 and rank > 0 else None
 
 
+def _refuse_torchrun(command: str, work: str) -> None:
+    """Refuse a torchrun launch of several processes (torchrun's ``WORLD_SIZE``) for a command
+    that runs in one: each process did all of it into the same outputs (two ranks of `gen3c eval`
+    took each other for another run writing its report folder and one stopped, saying so; `gen3c
+    gui` would serve two GUIs; `gen3c demo` was told to pass --num_gpus, which it has no flag for)."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError:  # (not a launch this command could take part in either way)
+        return
+    if world > 1:
+        raise Gen3cInputError(f"{command} was launched by torchrun as {world} processes, each of which would {work}: launch it without torchrun")
+
+
 def _wait_for_rank_0_to_fail(code: int) -> None:
     """On another rank's one-line error (or Ctrl-C), give rank 0 the word: every rank checks the same
     settings and inputs, so rank 0 meets the same mistake (soon after, or soon before), says it
@@ -1061,6 +1074,7 @@ def demo(
 
     It is `gen3c generate` on the sample's installed files, which NAME_run.json names: `gen3c batch NAME_run.json` runs it again.
     """
+    _refuse_torchrun("gen3c demo", "make the same video into the same files")
     from gen3c.pipelines.request import GenerationRequest
     from gen3c.scenes import demo_sample_files
 
@@ -1092,6 +1106,7 @@ def convert(
     ] = False,
 ) -> None:
     """Convert GEN3C's official checkpoints into a gen3c checkpoint, printing a key-by-key report."""
+    _refuse_torchrun("gen3c convert", "convert the same weights into the same folder")
     from gen3c.dependencies import DIFFUSION_MODULES, check_installed
 
     check_installed(DIFFUSION_MODULES, "gen3c convert", extra="diffusion")  # before minutes of reading GEN3C's checkpoints
@@ -1127,6 +1142,7 @@ def download(
     ] = False,
 ) -> None:
     """Fetch GEN3C's weights from the Hugging Face Hub and convert them now (what the first gen3c run would do)."""
+    _refuse_torchrun("gen3c download", "fetch and convert the same weights")
     from gen3c.dependencies import DIFFUSION_MODULES, check_installed
 
     check_installed(DIFFUSION_MODULES, "gen3c download", extra="diffusion")  # before gigabytes are fetched
@@ -1402,6 +1418,7 @@ def gui(
     **generator_flags,
 ) -> None:
     """Open the browser GUI: see the input in 3D, author a camera path, generate, watch the result."""
+    _refuse_torchrun("gen3c gui", "serve a GUI of its own")
     from gen3c.errors import collect_notes
     from gen3c.io.resolution import parse_resolution
     from gen3c.pipelines.request import (
@@ -1493,6 +1510,7 @@ def depth(
     ] = False,
 ) -> None:
     """Estimate depth and write it as NAME_depth.png (false colour), NAME_depth.npy, NAME_mask.png (the trusted pixels), NAME_points.ply and NAME_depth.json."""
+    _refuse_torchrun("gen3c depth", "estimate the same depth into the same files")
     from gen3c.depth.names import check_estimator_name
 
     check_estimator_name(depth_estimator, "--depth_estimator")  # a typo refused before torch is imported and a model loads
@@ -1817,6 +1835,7 @@ def eval_command(
     **generator_flags,
 ) -> None:
     """Benchmark camera control and 3D consistency on seeded procedural scenes with ground truth; writes a report folder."""
+    _refuse_torchrun("gen3c eval", "run the whole benchmark into the same --output_folder")
     from contextlib import ExitStack
 
     from gen3c.evaluation.report import check_output_names, summary_table

@@ -73,20 +73,20 @@ def launched_world_size() -> int | None:
     return _env_int("WORLD_SIZE", 1)
 
 
-def _check_rendezvous_env(world: int) -> None:
+def check_rendezvous_env(world: int, launch: str | None = None) -> None:
     """Refuse, before joining, a process group whose variables (torchrun sets them) are missing
-    or disagree: torch's own failure is a traceback, or a wait for ranks that never come."""
+    or disagree: torch's own failure is a traceback, or a wait for ranks that never come.
+    ``launch``: the torchrun command line to suggest (default: ``gen3c generate``'s)."""
+    launch = _launch_hint(world) if launch is None else launch
     missing = [name for name in ("WORLD_SIZE", "RANK", "MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
     if missing:
         raise Gen3cInputError(
             f"joining torchrun's process group needs {', '.join(missing)} in the environment, which "
-            f"{'is' if len(missing) == 1 else 'are'} not set: launch with {_launch_hint(world)}, which sets them"
+            f"{'is' if len(missing) == 1 else 'are'} not set: launch with {launch}, which sets them"
         )
     rank = _env_int("RANK", 0)
     if rank >= world:
-        raise Gen3cInputError(
-            f"the environment's RANK={rank} is not below its WORLD_SIZE={world}: launch with {_launch_hint(world)}"
-        )
+        raise Gen3cInputError(f"the environment's RANK={rank} is not below its WORLD_SIZE={world}: launch with {launch}")
     port = os.environ["MASTER_PORT"]
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise Gen3cInputError(f"the environment's MASTER_PORT={port!r} is not a port number (1 to 65535): launch with torchrun")
@@ -158,7 +158,7 @@ def init_parallel(num_gpus: int, device_type: str | None = None) -> ParallelCont
             f"device {device_type!r} with --num_gpus {num_gpus}: each rank uses cuda:LOCAL_RANK; pass 'cuda', 'cpu' or nothing"
         )
     if not dist.is_initialized():
-        _check_rendezvous_env(num_gpus)
+        check_rendezvous_env(num_gpus)
     local_rank = _local_rank()
     use_cuda = device_type != "cpu" and torch.cuda.is_available()
     if device_type == "cuda" and not torch.cuda.is_available():
@@ -318,3 +318,14 @@ def broadcast_from_main(*tensors: torch.Tensor) -> None:
         if not t.is_contiguous():
             raise ValueError("broadcast_from_main needs contiguous tensors")
         dist.broadcast(t, src=0)
+
+
+def objects_from_main(*objects: object) -> tuple[object, ...]:
+    """Rank 0's ``objects`` on every rank (pickled through the process group; the other ranks'
+    own are placeholders), or ``objects`` as given outside a multi-process run. For what rank 0
+    alone reads, such as the kept chunks of a resumed run."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return objects
+    shared = list(objects)
+    dist.broadcast_object_list(shared, src=0)
+    return tuple(shared)

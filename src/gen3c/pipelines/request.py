@@ -1205,7 +1205,7 @@ def _run_request(
     stage: RunStage,
 ) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
-    from gen3c.parallel import check_launch, is_main_process
+    from gen3c.parallel import check_launch, is_main_process, objects_from_main
 
     started = time.perf_counter()
     # 1. Check the request (the model's settings first: a --num_gpus the model cannot split is
@@ -1223,8 +1223,6 @@ def _run_request(
     check_frame_count(request)
     num_gpus = request.generator_options.get("num_gpus", 1)
     check_launch(num_gpus)
-    if resume and num_gpus != 1:
-        raise Gen3cInputError(f"--resume does not work with --num_gpus {num_gpus} yet: resume on one GPU, or start the run again")
     main = is_main_process()
     if main:
         ensure_writable_dir(request.video_save_folder, "--video_save_folder")
@@ -1257,7 +1255,15 @@ def _run_request(
     num_chunks = len(chunks)
     if not main:
         # Another rank of a multi-GPU run: the same sampling, no outputs (rank 0 writes them).
-        result = generate_video(scene.plan, scene.cameras, generator, scene.first_frame, chunk_frames=chunk_frames, keep=False)
+        first_frame, start_chunk = scene.first_frame, 0
+        if resume and num_chunks > 1:  # where rank 0's kept chunks end, as it sends them below
+            start_chunk, resumed_frame, state = objects_from_main(None, None, None)
+            if start_chunk:
+                scene.plan.load_state_dict(state)
+                first_frame = resumed_frame
+        result = generate_video(
+            scene.plan, scene.cameras, generator, first_frame, chunk_frames=chunk_frames, keep=False, start_chunk=start_chunk
+        )
         return RunOutput(result=result, paths={}, seconds=time.perf_counter() - started)
     keep = num_chunks == 1 if keep_frames is None else keep_frames
     partial = None
@@ -1295,6 +1301,11 @@ def _run_request(
                 on_chunk = sink.chunk_done
                 if partial.finished:
                     first_frame = restore(partial, scene.plan)
+                if resume and num_gpus != 1:  # the other ranks of a multi-GPU run start where the kept chunks end, as this one
+                    # (on the CPU, as read from disk: a GPU tensor pickled here would unpickle onto cuda:0 on every rank)
+                    state = {key: value.cpu() for key, value in scene.plan.state_dict().items()} if partial.finished else None
+                    objects_from_main(partial.finished, first_frame.cpu() if partial.finished else None, state)
+                if partial.finished:
                     sink.replay(chunks, progress)
             result = generate_video(
                 scene.plan, scene.cameras, generator, first_frame, progress, chunk_frames=chunk_frames, sink=sink, keep=keep,

@@ -550,14 +550,14 @@ def _check_record(path: Path, record: dict[str, Any]) -> dict[str, Any]:
     if stored.get("format") != FORMAT:
         raise Gen3cInputError(f"--resume: {quoted_path(path)} was written by another gen3c version: delete it to start over")
     if stored.get("sha256") not in (record["sha256"], request_fingerprint(_without_added_defaults(record["request"]))) and not (
-        _moved_with_output(stored.get("request"), record["request"])
+        _moved_with_output(stored.get("request"), record["request"]) or _changed_how_it_runs_only(stored, record["request"])
     ):
         old = stored.get("request") if isinstance(stored.get("request"), dict) else {}
         new = record["request"]
         changed = sorted(k for k in set(old) | set(new) if k != "generator_options" and old.get(k) != new.get(k))
         old_options, new_options = (d.get("generator_options") if isinstance(d.get("generator_options"), dict) else {} for d in (old, new))
         old_options = {**{key: value for key, value in ADDED_SETTINGS.items() if key in new_options}, **old_options}
-        changed += sorted(k for k in set(old_options) | set(new_options) if old_options.get(k) != new_options.get(k))
+        changed += sorted(k for k in set(old_options) | set(new_options) if old_options.get(k) != new_options.get(k) and k not in RUN_ONLY_SETTINGS)
         relative = [k for k in (*INPUT_FIELDS, "video_save_folder") if _is_relative_path(old.get(k), k)]
         if not changed and relative:  # the same words, run from another folder: its paths lead elsewhere
             named = ", ".join(f"--{k} {old[k]!r}" for k in relative)
@@ -641,6 +641,32 @@ def with_paths_moved(
     if isinstance(generator_options, dict):
         out["generator_options"] = {key: moved(value) if key in options else value for key, value in generator_options.items()}
     return out
+
+
+def _changed_how_it_runs_only(stored: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether the kept run (``stored``: its ``run.json``) was made by request ``new`` but for
+    generator options of :data:`RUN_ONLY_SETTINGS` (``--num_gpus``, ``--device``, …): a run cut
+    short on N GPUs resumes on another count, which the generator settings' own check allows too.
+    Its request must fingerprint here as it did when it ran: relative paths run from another
+    folder led to other files."""
+    old = stored.get("request")
+    if not isinstance(old, dict) or not isinstance(old.get("generator_options"), dict):
+        return False
+    recorded = json.loads(json.dumps(new, default=json_default))  # (as _moved_with_output: run.json's numbers)
+    try:
+        if request_fingerprint(old) != stored.get("sha256"):
+            return False
+        wanted = {request_fingerprint(_without_run_only_options(form)) for request in (new, recorded) for form in (request, _without_added_defaults(request))}
+        return request_fingerprint(_without_run_only_options(old)) in wanted
+    except Gen3cInputError:  # (a ~user path of a user this machine lacks)
+        return False
+
+
+def _without_run_only_options(request_dict: dict[str, Any]) -> dict[str, Any]:
+    options = request_dict.get("generator_options")
+    if not isinstance(options, dict):
+        return request_dict
+    return {**request_dict, "generator_options": {key: value for key, value in options.items() if key not in RUN_ONLY_SETTINGS}}
 
 
 def _without_added_defaults(request_dict: dict[str, Any]) -> dict[str, Any]:

@@ -64,7 +64,7 @@ from gen3c.io.atomic import (
     write_text_atomic,
 )
 from gen3c.models import configs
-from gen3c.parallel import check_host_gpus, is_main_process, launched_world_size
+from gen3c.parallel import check_host_gpus, check_rendezvous_env, is_main_process, launched_world_size
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 from gen3c.training.ema import EMA_FILE, WeightEma, ema_weights
@@ -149,14 +149,24 @@ def lr_factor(config: Config, step: int, total: int) -> float:
 
 def check_devices(config: Config) -> None:
     """Refuse settings accelerate would quietly ignore without a GPU, and a torchrun launch of
-    more processes per host than GPUs (each takes one; two on one fail inside NCCL)."""
+    more processes per host than GPUs (each takes one; two on one fail inside NCCL), and a launch
+    whose torchrun variables are missing or malformed (``WORLD_SIZE=2`` alone: accelerate's
+    ValueError traceback, called a bug in gen3c)."""
+    world = launched_world_size()  # (a malformed WORLD_SIZE: one line)
     if config.train.ema_decay and config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Each process holds a shard of the weights, so an average of one process's would be a shard.
         raise Gen3cInputError('train.ema_decay needs whole weights on each process: use train.distributed = "ddp" with it, or set ema_decay = 0')
     if torch.cuda.is_available():
-        if launched_world_size() is not None:
+        if world is not None:
             check_host_gpus("; or hide the GPUs (CUDA_VISIBLE_DEVICES=) to train on the CPUs")
-        return
+    else:
+        _check_cpu_settings(config)
+    if world is not None and world > 1:  # (after the settings: a mistake in the config is said first)
+        check_rendezvous_env(world, f"`torchrun --nproc_per_node={world} -m gen3c train CONFIG`")
+
+
+def _check_cpu_settings(config: Config) -> None:
+    """:func:`check_devices`' refusals on a machine without CUDA."""
     if config.train.mixed_precision == "fp16":  # accelerate has fp16 autocast on GPUs only: float32 instead
         raise Gen3cInputError('train.mixed_precision = "fp16" needs a GPU (accelerate has no fp16 autocast on CPUs): use "bf16" or "no"')
     if config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:  # it would run DDP instead
