@@ -1810,7 +1810,8 @@ def test_a_fix_by_a_camera_file_is_said_as_the_page_makes_its_path(gui, tmp_path
     fixes named --camera_file, no control of the page: a keyframe run on a 6-frame video ended
     "pass a --camera_file of 6 cameras to stay within it" (the page's fix: Frames 6), and a
     multi-view input with more Frames than its cameras offered "a --camera_file with 121 cameras"
-    (the page's: a keyframe path or an imported camera file)."""
+    (the page's: a keyframe path or an imported camera file). An imported path's fix is a file of
+    the video's count (Frames alone would be refused: the page said "Frames" there too)."""
     from layouts import scene, write_multiview, write_sample
 
     rgb, depth, _, w2c, K = scene(6, 48, 80)
@@ -1822,6 +1823,18 @@ def test_a_fix_by_a_camera_file_is_said_as_the_page_makes_its_path(gui, tmp_path
     assert gui.jobs.wait(60)
     said = html.unescape(wait_for_status(gui, "Generated"))
     assert "fewer than the 9 asked for" in said and 'pass "Frames" 6 to stay within it' in said and "--" not in said, said
+    # An imported fixed path keeps its own count (Frames 6 is refused: "has 9 cameras"): its fix is another file.
+    handler(gui, gui._on_import)(upload_event("fixed.json", json.dumps(cameras_to_dict(gui.state.cameras())).encode()))
+    assert gui.state.path_mode == "file"
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    said = html.unescape(wait_for_status(gui, "Generated gui_002"))
+    assert "fewer than the 9 asked for" in said and "import a camera file of 6 cameras to stay within it" in said and "--" not in said, said
+    gui.start_frame.value = 2  # the same video read again from frame 2 keeps the imported path
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    said = html.unescape(gui.status.content)
+    assert gui.state.path_mode == "file" and "import a camera file of 4 cameras to stay within it" in said and "--" not in said, said
+    gui.start_frame.value = 0
     keys = [0, 5]
     gui.video_path.value = str(write_multiview(tmp_path / "mv.npz", rgb[keys], depth[keys], depth[keys] > 0, K[keys], w2c[keys], w2c))
     handler(gui, gui._on_load_video)(SimpleNamespace(client=None))

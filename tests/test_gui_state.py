@@ -1307,7 +1307,7 @@ def test_a_run_name_taken_again_while_a_killed_gui_s_hold_is_freed_is_given_back
 
     outputs = tmp_path / "work" / "outputs"
     outputs.mkdir(parents=True)
-    running = gui_state._MARKER_TEXT.format(host=socket.gethostname(), pid=os.getpid(), tag=gui_state._PROCESS_TAG)
+    running = gui_state._MARKER_TEXT.format(host=socket.gethostname(), pid=os.getpid(), tag=gui_state._PROCESS_TAG, locked="")
     (outputs / "gui_001.running").write_text(running)  # the running server's, made since the killed one's was read
     (outputs / "gui_001.partial").mkdir()  # its run's kept chunks
     judged = iter([True])  # the listing read the killed server's marker
@@ -1316,6 +1316,37 @@ def test_a_run_name_taken_again_while_a_killed_gui_s_hold_is_freed_is_given_back
     assert GuiState(tmp_path / "work").next_output_name() == "gui_002"
     assert (outputs / "gui_001.running").read_text() == running and (outputs / "gui_001.partial").is_dir()
     assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.partial", "gui_001.running"]
+
+
+def test_a_run_name_held_by_a_gui_killed_in_another_pid_namespace_is_freed_once_its_lock_is_gone(tmp_path, monkeypatch):
+    """A container restarted after its GUI was killed mid-run runs in a new pid namespace, so the
+    killed GUI's marker, naming the old one, was held for good (its pid cannot be looked up from
+    here). A marker is now locked by the server that made it while its run runs: held while that
+    server lives, whatever namespace it names, and freed with its kept chunks once it is killed."""
+    import signal
+    import subprocess
+    import sys
+
+    from gen3c.gui import state as gui_state
+
+    work = tmp_path / "work"
+    server = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from gen3c.gui.state import GuiState; "
+         "print(GuiState(sys.argv[1]).reserve_output_name(), flush=True); time.sleep(120)", str(work)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout.readline().strip() == "gui_001"
+        outputs = work / "outputs"
+        (outputs / "gui_001.partial").mkdir()  # its run's kept chunks
+        monkeypatch.setattr(gui_state, "_PID_NAMESPACE", "pid:[1]")  # this process: as if in another namespace
+        assert GuiState(work).next_output_name() == "gui_002"  # a running server's: held
+        assert (outputs / "gui_001.running").is_file() and (outputs / "gui_001.partial").is_dir()
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    assert GuiState(work).next_output_name() == "gui_001"
+    assert sorted(p.name for p in outputs.iterdir()) == []
 
 
 def test_a_start_frame_left_from_a_video_is_said_with_its_fix_for_a_multi_view_input(tmp_path, video_inputs, box_scene):

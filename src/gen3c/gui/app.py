@@ -528,6 +528,10 @@ class Gen3cApp:
         text = text.replace("pass a smaller --resolution", "pick a smaller --resolution")  # (a dropdown: picked, as elsewhere on the page)
         # The page hands a run its path as a file it writes, of Frames cameras (build_request): a fix
         # by a --camera_file is a Frames count, or a path of the page's own instead of a multi-view input's.
+        # An imported path keeps its file's count (another Frames is refused), so there it is another file.
+        if self.state.path_mode == "file":
+            text = re.sub(r"\bpass (?:a --camera_file of (\d+) cameras|--num_video_frames (\d+)) to stay within it\b",
+                          lambda m: f"import a camera file of {m[1] or m[2]} cameras to stay within it", text)
         text = re.sub(r"\ba --camera_file of (\d+) cameras\b", r"--num_video_frames \1", text)
         text = re.sub(r"\ba --camera_file with (\d+) cameras\b", r"a keyframe path or an imported camera file of \1 frames", text)
         # A camera file's rate is the page's FPS once imported, so FPS cannot stand in for a faulty one.

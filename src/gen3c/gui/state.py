@@ -38,6 +38,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock (a run marker there is held until deleted)
+    fcntl = None
+
 import numpy as np
 import torch
 from torch import Tensor
@@ -119,11 +124,19 @@ def _pid_namespace() -> str:
 
 
 #: What a run marker holds: who made it. ``process`` tells this process from an earlier one given
-#: the same pid (a container's GUI restarted after it was killed is often given the same).
+#: the same pid; ``locked``: its maker holds a lock on it until the run ends, which the system
+#: drops when that process ends, whatever pid namespace it ran in (a container restarted after
+#: its GUI was killed runs in a new one, whose pids cannot tell the old one's).
 _PROCESS_TAG = secrets.token_hex(4)
 _PID_NAMESPACE = _pid_namespace()
-_MARKER_TEXT = "a gen3c gui run, {host} pid {pid}, process {tag}, pid namespace " + _PID_NAMESPACE + "\n"
-_MARKER_OWNER = re.compile(r"a gen3c gui run, (\S+) pid (\d+)(?:, process ([0-9a-f]+))?(?:, pid namespace (\S+))?\n?")
+_MARKER_TEXT = "a gen3c gui run, {host} pid {pid}, process {tag}, pid namespace " + _PID_NAMESPACE + "{locked}\n"
+_MARKER_LOCKED = ", locked while it runs"
+_MARKER_OWNER = re.compile(
+    r"a gen3c gui run, (\S+) pid (\d+)(?:, process ([0-9a-f]+))?(?:, pid namespace ([^\s,]+))?(" + re.escape(_MARKER_LOCKED) + r")?\n?"
+)
+#: The open run markers this process holds locked (by real path), closed as their holds end.
+_HELD_MARKERS: dict[str, int] = {}
+_HELD_LOCK = threading.Lock()
 
 
 def running_marker(folder: str | Path, name: str) -> Path:
@@ -131,21 +144,72 @@ def running_marker(folder: str | Path, name: str) -> Path:
     return Path(folder) / f"{name}{RUNNING_SUFFIX}"
 
 
+def _hold_locked(fd: int) -> bool:
+    """Lock the run marker open as ``fd`` for as long as this process keeps it open (False where
+    its file system or platform has no locks)."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _marker_locked(marker: Path) -> bool:
+    """Whether a process still holds the lock of the run marker ``marker`` (True where that
+    cannot be told)."""
+    if fcntl is None:
+        return True
+    try:
+        fd = os.open(marker, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # (released as it is closed)
+    except OSError:  # held (BlockingIOError), or no locks here
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _end_hold(marker: Path) -> None:
+    """Remove the run marker ``marker`` this process made, then drop its lock."""
+    marker.unlink(missing_ok=True)
+    with _HELD_LOCK:
+        fd = _HELD_MARKERS.pop(os.path.realpath(marker), None)
+    if fd is not None:
+        os.close(fd)
+
+
 def _marker_abandoned(marker: Path) -> bool:
     """Whether the run marker ``marker`` was left by a gen3c gui that is gone (killed mid-run, it
-    could not remove it): made on this machine by a process that no longer runs, or by an earlier
-    process given this one's pid. One of another machine (a shared work folder) or another pid
-    namespace (a container of this machine: their processes cannot be seen from here), or that
-    cannot be read or is not written yet, is held; one naming no namespace (an earlier gen3c's)
-    is taken for this namespace's."""
+    could not remove it): made on this machine by a process that no longer holds its lock (in
+    any pid namespace: a restarted container's GUI runs in a new one), or, where it was not
+    locked (an earlier gen3c's; a file system without locks), by a process of this pid namespace
+    that no longer runs or an earlier process given this one's pid. One of another machine (a
+    shared work folder: its locks may not be seen from here), of this process, or that cannot be
+    read or is not written yet, is held; an unlocked one of another pid namespace (a container
+    of this machine: their processes cannot be seen from here) too, and one naming no namespace
+    (an earlier gen3c's) is taken for this namespace's."""
+    with _HELD_LOCK:  # this process's own, not opened: where flock is emulated by fcntl locks (NFS), closing any file of it drops them
+        if os.path.realpath(marker) in _HELD_MARKERS:
+            return False
     try:
         match = _MARKER_OWNER.fullmatch(marker.read_text(encoding="utf-8", errors="replace"))
     except OSError:
         return False
-    if match is None or match[1] != socket.gethostname() or match[4] not in (None, _PID_NAMESPACE):
+    if match is None or match[1] != socket.gethostname():
         return False
     pid = int(match[2])
-    return match[3] != _PROCESS_TAG if pid == os.getpid() else not process_alive(pid)
+    if pid == os.getpid() and match[3] == _PROCESS_TAG:  # (first: a lock taken again in this process may not conflict, as on NFS)
+        return False
+    if match[5]:
+        return not _marker_locked(marker)
+    if match[4] not in (None, _PID_NAMESPACE):
+        return False
+    return pid == os.getpid() or not process_alive(pid)
 
 
 def _free_abandoned_name(marker: Path) -> None:
@@ -872,8 +936,12 @@ class GuiState:
                 continue
             except OSError as exc:
                 raise Gen3cInputError(f"the GUI's outputs folder {quoted_path(folder)} cannot be written ({exc.strerror or exc}): fix its permissions or free space on its disk") from None
-            with os.fdopen(fd, "w") as fh:  # (who holds it, for whoever lists the folder)
-                fh.write(_MARKER_TEXT.format(host=socket.gethostname(), pid=os.getpid(), tag=_PROCESS_TAG))
+            locked = _hold_locked(fd)  # (before its text says so: a marker read meanwhile is not written yet, so held)
+            with os.fdopen(fd, "w", closefd=not locked) as fh:  # (who holds it, for whoever lists the folder)
+                fh.write(_MARKER_TEXT.format(host=socket.gethostname(), pid=os.getpid(), tag=_PROCESS_TAG, locked=_MARKER_LOCKED * locked))
+            if locked:
+                with _HELD_LOCK:
+                    _HELD_MARKERS[os.path.realpath(running_marker(folder, name))] = fd
             return name
         raise Gen3cInputError(f"no free run name in {quoted_path(folder)}: another program keeps creating gui_NNN files there")
 
@@ -881,7 +949,7 @@ class GuiState:
         """End :meth:`reserve_output_name`'s hold on ``name`` where its run does not start (a
         :class:`JobRunner` ends it as the run ends): a run that wrote its outputs keeps the name by
         them, one that wrote none frees it."""
-        running_marker(self.work_dir / "outputs", name).unlink(missing_ok=True)
+        _end_hold(running_marker(self.work_dir / "outputs", name))
 
     def build_request(self, name: str | None = None) -> GenerationRequest:
         """The request for a run of the current settings and path. Custom paths are written to
@@ -1035,7 +1103,7 @@ class JobRunner:
                 if result.output is None:  # the GUI has no --resume: drop a long run's kept chunks
                     shutil.rmtree(partial_dir(request.video_save_folder, request.video_save_name), ignore_errors=True)
                 # Its outputs hold its name now, or it wrote none: the next run may take it.
-                running_marker(request.video_save_folder, request.video_save_name).unlink(missing_ok=True)
+                _end_hold(running_marker(request.video_save_folder, request.video_save_name))
                 try:
                     on_done(result)
                 finally:
