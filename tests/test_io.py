@@ -1488,6 +1488,32 @@ def test_save_image_writes_a_uint8_tensor_or_array_as_its_pixels(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["array.png", "tensor.png", "upper.PNG"]
 
 
+@pytest.mark.parametrize(
+    ("writer", "suffix", "writes"),
+    [
+        ("save_cameras", ".json", "save_cameras writes a gen3c cameras JSON"),
+        ("save_nerfstudio_path", ".json", "save_nerfstudio_path writes a nerfstudio camera_path JSON"),
+        ("write_ply", ".ply", "write_ply writes a PLY point cloud"),
+    ],
+)
+def test_a_writer_refuses_a_name_of_another_file_type(tmp_path, writer, suffix, writes):
+    """save_cameras, save_nerfstudio_path and write_ply wrote under any name: a camera file saved
+    as "cams.png" (JSON text an image viewer cannot open), a point cloud as "cloud.json". As
+    save_image and write_video do, a name not ending in the one type each writes is refused and
+    nothing is written; the suffix in capitals is the same type."""
+    write = {
+        "save_cameras": lambda path: save_cameras(path, orbit()),
+        "save_nerfstudio_path": lambda path: save_nerfstudio_path(path, orbit()),
+        "write_ply": lambda path: write_ply(path, torch.zeros(2, 3), torch.zeros(2, 3)),
+    }[writer]
+    for name in ("out.png", "out", f"out{suffix}.tmp"):
+        with pytest.raises(Gen3cInputError) as refused:
+            write(tmp_path / name)
+        assert str(refused.value) == f"{writer} path '{tmp_path / name}' does not end in {suffix}: {writes}; pass a name ending in {suffix}"
+    write(tmp_path / f"out{suffix.upper()}")
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix.upper()}"]
+
+
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_float64_depth_beyond_float32_is_the_non_finite_depth_note_not_a_numpy_warning(tmp_path):
     """float64 depth beyond float32's range (~3.4e38) becomes +inf / −inf when read as float32:

@@ -970,9 +970,9 @@ def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
 
 
 def save_cameras(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0) -> None:
-    """Write ``cameras`` as a gen3c cameras JSON file (atomically); a leading ``~`` in ``path`` is
-    the home folder."""
-    target = writer_path(path, "save_cameras path", "the camera file")
+    """Write ``cameras`` as a gen3c cameras JSON file (atomically); ``path`` must end in .json
+    (nothing is written otherwise), a leading ``~`` in it is the home folder."""
+    target = writer_path(path, "save_cameras path", "the camera file", ".json", "save_cameras writes a gen3c cameras JSON")
     write_text_atomic(target, json.dumps(cameras_to_dict(cameras, fps), indent=1))
 
 
@@ -1088,9 +1088,9 @@ def _check_sampled_from(keyframes: KeyframePath, cameras: Cameras, fps: float) -
 
 def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> None:
     """Write ``cameras`` (and the ``keyframes`` they were sampled from) as a nerfstudio
-    ``camera_path.json`` (:func:`cameras_to_nerfstudio_path`), atomically; a leading ``~`` in
-    ``path`` is the home folder."""
-    target = writer_path(path, "save_nerfstudio_path path", "the camera path")
+    ``camera_path.json`` (:func:`cameras_to_nerfstudio_path`), atomically; ``path`` must end in
+    .json (nothing is written otherwise), a leading ``~`` in it is the home folder."""
+    target = writer_path(path, "save_nerfstudio_path path", "the camera path", ".json", "save_nerfstudio_path writes a nerfstudio camera_path JSON")
     write_text_atomic(target, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
 
 

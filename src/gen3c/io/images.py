@@ -744,9 +744,8 @@ def save_image(path: str | os.PathLike, image: Any) -> None:
     (nothing is written otherwise); a leading ``~`` in it is the home folder."""
     from gen3c.io.atomic import atomic_path
 
-    target = writer_path(path, "save_image path", "the image")
-    if target.suffix.lower() != ".png":  # (a "frame.jpg" held PNG data, which viewers going by the name misread)
-        raise Gen3cInputError(f"save_image path {quoted_path(target)} does not end in .png: save_image writes PNG; pass a name ending in .png")
+    # (a "frame.jpg" held PNG data, which viewers going by the name misread)
+    target = writer_path(path, "save_image path", "the image", ".png", "save_image writes PNG")
     # The converted image is written: a uint8 tensor, checked but then written as it came, was
     # clipped as [-1, 1] floats (a white PNG), and an (H, W, 3) array an AttributeError.
     image = as_image(image, "save_image image")
