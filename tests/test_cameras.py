@@ -24,6 +24,7 @@ from gen3c.cameras import (
     matrix_to_quaternion,
     opencv_to_opengl,
     opengl_to_opencv,
+    pixel_grid,
     project_points,
     quaternion_slerp,
     quaternion_to_matrix,
@@ -31,6 +32,7 @@ from gen3c.cameras import (
     resize_crop_plan,
     resize_intrinsics,
     rotation_angle_degrees,
+    scale_intrinsics,
     unproject_depth,
     validate_intrinsics,
     validate_poses,
@@ -792,3 +794,42 @@ def test_look_at_and_the_pose_and_intrinsics_checks_refuse_a_meta_tensor_in_one_
         check_intrinsics_fit(torch.eye(3, device="meta"), 32, 48, "source K")
     with pytest.raises(Gen3cInputError, match="^K" + meta):
         unproject_depth(torch.ones(32, 48), torch.eye(3, device="meta"))
+
+
+@pytest.mark.parametrize(
+    ("call", "refusal"),
+    [
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), None, 2.0), r"scale_intrinsics scale_x is None: pass the new size"),
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), 2.0, "2"), r"scale_intrinsics scale_y is '2': pass the new size"),
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), math.nan, 2.0), r"scale_intrinsics scale_x is nan: pass"),
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), 0.0, 2.0), r"scale_intrinsics scale_x is 0: pass .* a number > 0"),
+        (lambda: crop_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), None, 0), r"crop_intrinsics top is None: pass the rows and columns cropped off"),
+        (lambda: crop_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), 0, torch.tensor([1.0, 2.0])), r"crop_intrinsics left is tensor\(\[1\., 2\.\]\)"),
+        (lambda: crop_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), math.inf, 0), r"crop_intrinsics top is inf"),
+        (lambda: pixel_grid(None, 4), r"pixel_grid height is None: pass the image's size in pixels, a whole number ≥ 0"),
+        (lambda: pixel_grid(4, "6"), r"pixel_grid width is '6'"),
+        (lambda: pixel_grid(2.5, 4), r"pixel_grid height is 2\.5"),
+        (lambda: pixel_grid(-1, 4), r"pixel_grid height is -1"),
+        (lambda: resize_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), None, (24, 32)), r"image size None must be \(height, width\)"),
+        (lambda: intrinsics_from_nerfstudio(50.0, 50.0, None, 24.0), r"intrinsics_from_nerfstudio cx is NoneType 'None'"),
+        (lambda: intrinsics_from_nerfstudio_fov(60.0, 48, None), r"image size \(48, None\) must be \(height, width\)"),
+        (lambda: quaternion_slerp(torch.tensor([1.0, 0, 0, 0]), torch.tensor([0.0, 1, 0, 0]), None), r"quaternion_slerp t is NoneType 'None'"),
+    ],
+)
+def test_a_wrong_scalar_argument_of_an_intrinsics_helper_is_one_line_naming_it(call, refusal):
+    """None, a text or several numbers where a number is asked (a scale, a crop offset, an image
+    side) were Python's or torch's own errors from inside the arithmetic ("unsupported operand
+    type(s) for -: 'Tensor' and 'NoneType'", arange()'s argument error), NaN a scale or crop of
+    NaN, and pixel_grid(2.5, W) silently 3 rows: each is now a Gen3cInputError naming the argument."""
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        call()
+
+
+def test_intrinsics_helpers_take_numpy_and_tensor_numbers_as_numbers():
+    """What the checks let through computes as before: numpy numbers, 0-d arrays and one-element
+    tensors as the number, a 0-d integer tensor as an image side, 0 rows as an empty grid."""
+    K = make_intrinsics(50.0, 50.0, 32.0, 24.0)
+    assert torch.equal(scale_intrinsics(K, np.float32(0.5), torch.tensor(2.0)), make_intrinsics(25.0, 100.0, 16.0, 48.0))
+    assert torch.equal(crop_intrinsics(K, np.array(4.0), np.int64(-2)), make_intrinsics(50.0, 50.0, 34.0, 20.0))
+    assert pixel_grid(torch.tensor(2), np.int64(3)).tolist() == [[[0, 0, 1], [1, 0, 1], [2, 0, 1]], [[0, 1, 1], [1, 1, 1], [2, 1, 1]]]
+    assert pixel_grid(0, 3).shape == (0, 3, 3)

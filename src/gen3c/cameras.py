@@ -57,6 +57,16 @@ def _real_number(value: object) -> float | None:
         return None
 
 
+def _finite_number(value: object, what: str, fix: str) -> float:
+    """``value`` (a Python or numpy number, a one-element tensor or array) as a finite float, or a
+    one-line refusal naming ``what``: None or a text was Python's "unsupported operand type(s)"
+    from inside the arithmetic, NaN a matrix of NaN."""
+    number = _real_number(value)
+    if number is None or not math.isfinite(number):
+        raise Gen3cInputError(f"{what} is {shown_value(value)}: {fix}")
+    return number
+
+
 def _floating(tensor: Tensor) -> Tensor:
     """``tensor`` in a floating dtype (integers: float32), so a fractional scale or shift is not truncated."""
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
@@ -95,6 +105,7 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
     500.0
     """
     values = {"fx": fx, "fy": fy, "cx": cx, "cy": cy}
+    # (NaN is left to validate_intrinsics, which the readers call naming their input)
     for name, value in values.items():  # a text was torch's "too many dimensions 'str'"
         if _real_number(value) is None:
             raise Gen3cInputError(f"make_intrinsics {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels, e.g. 500.0")
@@ -161,6 +172,9 @@ def intrinsics_from_nerfstudio(fx: float, fy: float, cx: float, cy: float) -> Te
     >>> intrinsics_from_nerfstudio(240.0, 240.0, 320.0, 240.0)[:2, 2].tolist()
     [319.5, 239.5]
     """
+    for name, value in (("cx", cx), ("cy", cy)):  # (None was Python's TypeError from the shift; NaN is left as make_intrinsics leaves it)
+        if _real_number(value) is None:
+            raise Gen3cInputError(f"intrinsics_from_nerfstudio {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels")
     return make_intrinsics(fx, fy, cx - NERFSTUDIO_PIXEL_OFFSET, cy - NERFSTUDIO_PIXEL_OFFSET, dtype=torch.float64)
 
 
@@ -174,6 +188,7 @@ def intrinsics_from_nerfstudio_fov(fov_degrees: float, height: int, width: int) 
     [319.5, 239.5]
     """
     f = focal_from_fov(fov_degrees, height)
+    _check_sizes((height, width))  # (the width, which the fov does not span: None was Python's TypeError)
     return intrinsics_from_nerfstudio(f, f, width / 2.0, height / 2.0)
 
 
@@ -214,14 +229,21 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
         (*B, 3, 3), floating point.
     """
     _check_last_dims("K", K, (3, 3))
+    fix = "pass the new size over the old along each axis, a number > 0 (e.g. 0.5 for half the width)"
+    scales = [_finite_number(v, f"scale_intrinsics {name}", fix) for name, v in (("scale_x", scale_x), ("scale_y", scale_y))]
+    for name, scale in zip(("scale_x", "scale_y"), scales, strict=True):
+        if scale <= 0:  # 0 gave a focal length of 0, a negative one a mirrored camera
+            raise Gen3cInputError(f"scale_intrinsics {name} is {scale:g}: {fix}")
     K = _floating(K)
-    S = torch.diag(torch.tensor([scale_x, scale_y, 1.0], dtype=K.dtype, device=K.device))
+    S = torch.diag(torch.tensor([*scales, 1.0], dtype=K.dtype, device=K.device))
     return S @ K
 
 
 def _check_sizes(*sizes: tuple[int, int]) -> None:
     """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
     for size in sizes:
+        if not isinstance(size, (tuple, list)):  # (None was Python's "object of type 'NoneType' has no len()")
+            raise Gen3cInputError(f"image size {shown_value(size)} must be (height, width) in pixels, two positive numbers")
         if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
             raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
 
@@ -241,9 +263,11 @@ def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:
         K: (*B, 3, 3); integer matrices are computed in float32.
     """
     _check_last_dims("K", K, (3, 3))
+    fix = "pass the rows and columns cropped off as numbers of pixels (negative: padding)"
+    top, left = (_finite_number(v, f"crop_intrinsics {name}", fix) for name, v in (("top", top), ("left", left)))
     out = _floating(K).clone()
-    out[..., 0, 2] = K[..., 0, 2] - left
-    out[..., 1, 2] = K[..., 1, 2] - top
+    out[..., 0, 2] -= left
+    out[..., 1, 2] -= top
     return out
 
 
@@ -696,6 +720,8 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
     _check_last_dims("q1", q1, (4,))
     q0 = torch.nn.functional.normalize(q0.to(torch.float64), dim=-1)
     q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
+    if not isinstance(t, (Tensor, np.ndarray)) and _real_number(t) is None:  # (None, a text: torch's raw TypeError)
+        raise Gen3cInputError(f"quaternion_slerp t is {describe_value(t)}: pass a number or a tensor of them, 0 for q0 and 1 for q1")
     # A float t was a CPU tensor of shape (1,), which no CUDA q0 mixes with.
     t = torch.as_tensor(t, dtype=torch.float64, device=q0.device)[..., None]
     dot = (q0 * q1).sum(-1, keepdim=True)
@@ -715,7 +741,16 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
 
 
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
-    """Homogeneous pixel centres (H, W, 3): ``[u, v, 1]`` with u the column, v the row."""
+    """Homogeneous pixel centres (H, W, 3): ``[u, v, 1]`` with u the column, v the row.
+    ``height`` and ``width`` are whole numbers ≥ 0 (Python's, numpy's or a 0-d integer tensor)."""
+    for name, size in (("height", height), ("width", width)):
+        # None and texts were torch's arange() argument error; 2.5 gave 3 rows, -1 torch's "upper bound and lower bound inconsistent"
+        try:
+            whole = operator.index(size) >= 0 and not isinstance(size, bool)
+        except TypeError:
+            whole = False
+        if not whole:
+            raise Gen3cInputError(f"pixel_grid {name} is {shown_value(size)}: pass the image's size in pixels, a whole number ≥ 0")
     v, u = torch.meshgrid(
         torch.arange(height, device=device, dtype=dtype),
         torch.arange(width, device=device, dtype=dtype),
