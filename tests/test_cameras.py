@@ -571,8 +571,8 @@ def test_look_at_refuses_non_finite_coordinates():
     for eye, target, up in ((nan, torch.ones(3), None), (torch.zeros(3), nan, None), (torch.zeros(3), torch.ones(3), nan)):
         with pytest.raises(Gen3cInputError, match="look_at .* contains NaN or infinite values"):
             look_at(eye, target, up)
-    # Before: a complex eye gave a complex "pose".
-    with pytest.raises(Gen3cInputError, match=r"^look_at eye holds complex64 values: pass real numbers"):
+    # Before: a complex eye gave a complex "pose" (refused as every camera function refuses complex numbers).
+    with pytest.raises(Gen3cInputError, match=r"^eye holds complex64 values: pass real numbers"):
         look_at(torch.zeros(3, dtype=torch.complex64), torch.tensor([0.0, 0.0, 2.0]))
 
 
@@ -833,3 +833,26 @@ def test_intrinsics_helpers_take_numpy_and_tensor_numbers_as_numbers():
     assert torch.equal(crop_intrinsics(K, np.array(4.0), np.int64(-2)), make_intrinsics(50.0, 50.0, 34.0, 20.0))
     assert pixel_grid(torch.tensor(2), np.int64(3)).tolist() == [[[0, 0, 1], [1, 0, 1], [2, 0, 1]], [[0, 1, 1], [1, 1, 1], [2, 1, 1]]]
     assert pixel_grid(0, 3).shape == (0, 3, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.complex64])
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("K", lambda bad: crop_intrinsics(bad(make_intrinsics(50.0, 50.0, 32.0, 24.0)), 1, 1)),
+        ("intrinsics", lambda bad: validate_intrinsics(bad(make_intrinsics(50.0, 50.0, 32.0, 24.0)))),
+        ("camera poses", lambda bad: validate_poses(bad(torch.eye(4)))),
+        ("T", lambda bad: invert_pose(bad(torch.eye(4)))),
+        ("K", lambda bad: unproject_depth(torch.ones(2, 3), bad(make_intrinsics(5.0, 5.0, 1.0, 1.0)))),
+        ("depth", lambda bad: unproject_depth(bad(torch.ones(2, 3)), make_intrinsics(5.0, 5.0, 1.0, 1.0))),
+        ("points", lambda bad: project_points(bad(torch.ones(4, 3)), make_intrinsics(5.0, 5.0, 1.0, 1.0), torch.eye(4))),
+    ],
+)
+def test_a_bool_or_complex_tensor_of_numbers_is_refused_naming_it(name, call, dtype):
+    """A bool or complex tensor where a camera function takes numbers was torch's own error from
+    deep inside ("Subtraction, the `-` operator, with a bool tensor is not supported", '"le_cpu"
+    not implemented for 'ComplexFloat''), or, for a bool K, depth or pose, silently 0 and 1: a bool
+    K passed validate_intrinsics as fx = cx = 1, a mask passed as depth gave points at depth 1."""
+    refusal = "is a bool tensor: pass real numbers" if dtype == torch.bool else "holds complex64 values: pass real numbers"
+    with pytest.raises(Gen3cInputError, match=f"^{name} {refusal}"):
+        call(lambda t: t.to(dtype))

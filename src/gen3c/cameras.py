@@ -86,9 +86,21 @@ def _check_batches(function: str, *arguments: tuple[str, Tensor | None, int]) ->
         ) from None
 
 
+def _check_real(name: str, tensor: Tensor) -> None:
+    """Refuse a complex or bool tensor as the numbers ``name`` (a matrix, points, depth): complex
+    ones were torch's "not implemented for 'ComplexFloat'" from deep inside, bool ones torch's
+    "Subtraction ... with a bool tensor is not supported" or, worse, taken as 0 and 1 (a bool K
+    passed validate_intrinsics as fx = cx = 1)."""
+    if tensor.is_complex():
+        raise Gen3cInputError(complex_refusal(name, tensor.dtype))
+    if tensor.dtype == torch.bool:
+        raise Gen3cInputError(f"{name} is a bool tensor: pass real numbers (its .float(), if 0 and 1 are meant)")
+
+
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
     if not isinstance(tensor, Tensor):
         raise Gen3cInputError(f"{name} is {describe_value(tensor)}: pass a tensor (torch.as_tensor({name}))")
+    _check_real(name, tensor)
     if tensor.shape[-len(dims) :] != dims:
         raise Gen3cInputError(f"{name} must have shape (*B, {', '.join(map(str, dims))}), got {tuple(tensor.shape)}")
 
@@ -297,6 +309,7 @@ def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
         raise Gen3cInputError(f"{name} are {_describe(K)}: pass a tensor (torch.as_tensor(K))")
     if K.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
         raise Gen3cInputError(meta_refusal(name))
+    _check_real(name, K)
     if K.shape[-2:] != (3, 3):
         raise Gen3cInputError(f"{name} must be 3×3 matrices, got shape {tuple(K.shape)}")
     if not torch.isfinite(K).all():
@@ -503,8 +516,6 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     for name, value in (("eye", eye), ("target", target), ("up", up)):
         if value.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
             raise Gen3cInputError(f"look_at {meta_refusal(name)}")
-        if value.is_complex():  # was a complex "pose"
-            raise Gen3cInputError(f"look_at {complex_refusal(name, value.dtype)}")
         if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
             raise Gen3cInputError(f"look_at {name} contains NaN or infinite values: pass finite world coordinates")
     # One eye with many targets (or a (3,) up) was torch's "linalg.cross: inputs must have the
@@ -614,6 +625,7 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
         raise Gen3cInputError(f"{name} are {_describe(w2c)}: pass a tensor (torch.as_tensor(w2c))")
     if w2c.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
         raise Gen3cInputError(meta_refusal(name))
+    _check_real(name, w2c)
     if w2c.shape[-2:] != (4, 4):
         raise Gen3cInputError(f"{name} must be 4×4 matrices, got shape {tuple(w2c.shape)}")
 
@@ -778,6 +790,7 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
     validate_intrinsics(K, "K")
     if not isinstance(depth, Tensor) or depth.ndim < 2:
         raise Gen3cInputError(f"depth must be a (*B, H, W) tensor, got {_describe(depth)}")
+    _check_real("depth", depth)  # (a mask passed as depth was points at depth 0 and 1)
     if w2c is not None:
         _check_last_dims("w2c", w2c, (4, 4))
     _check_batches("unproject_depth", ("depth", depth, 2), ("K", K, 2), ("w2c", w2c, 2))
