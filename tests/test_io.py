@@ -427,6 +427,35 @@ def test_conform_depth():
         conform_depth(d, (10, 20))
 
 
+@pytest.mark.parametrize(
+    ("depth", "refusal"),
+    [
+        (None, r"depth is NoneType 'None': pass a tensor of z-depth$"),
+        (np.ones((4, 6)), r"depth is a numpy array of shape \(4, 6\): pass a tensor of z-depth \(gen3c\.io\.depth\.depth_map\(array, 'depth'\) takes"),
+        (torch.ones(4, 6, device="meta"), r"depth is a meta tensor, which holds no values"),
+        (torch.ones(4, 6, dtype=torch.complex64), r"depth holds complex64 values: pass real numbers"),
+        (torch.ones(4, 6, dtype=torch.bool), r"depth holds bool values: depth must be numbers \(a mask goes in as mask=\)$"),
+    ],
+)
+def test_the_depth_helpers_refuse_what_is_no_depth_tensor_naming_it(depth, refusal):
+    """median_scene_depth, fill_invalid_depth and conform_depth (public in gen3c.io.depth) took
+    only tensors, and anything else was Python's or torch's error from inside: a numpy array or
+    None "'numpy.ndarray' object has no attribute 'numel'", a meta tensor "Tensor.item() cannot be
+    called on meta tensors", a 1-D one given to fill_invalid_depth torch's dimension error; a bool mask passed as depth was
+    depths of 0 and 1. Each is one line naming the depth now; a (1, H, W) map given to
+    conform_depth, which takes one (H, W) map, was "too many values to unpack"."""
+    from gen3c.io.depth import fill_invalid_depth, median_scene_depth
+
+    for call in (median_scene_depth, fill_invalid_depth, lambda d: conform_depth(d, (4, 6))):
+        with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+            call(depth)
+    with pytest.raises(Gen3cInputError, match=r"^depth has shape \(1, 4, 6\): pass one \(H, W\) depth map \(depth_map\(depth, 'depth'\) squeezes"):
+        conform_depth(torch.ones(1, 4, 6), (4, 6))
+    with pytest.raises(Gen3cInputError, match=r"^depth has shape \(6,\): pass \(H, W\) or \(T, H, W\) z-depth$"):
+        fill_invalid_depth(torch.ones(6))
+    assert median_scene_depth(torch.full((4, 6), 2.0)) == 2.0
+
+
 def test_invalid_depth_sits_far_away_as_in_gen3c_unless_masked():
     bad = torch.ones(10, 20)
     bad[0, 0], bad[0, 1], bad[1, 1], bad[2, 2] = float("nan"), float("inf"), -1.0, float("-inf")
