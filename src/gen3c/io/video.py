@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, counted, first_line, path_to_copy, quoted_path
+from gen3c.errors import Gen3cInputError, counted, describe_value, first_line, path_to_copy, quoted_path
 from gen3c.io.atomic import atomic_path, write_failure
 from gen3c.io.images import outside_unit_range, plain_tensor, to_uint8
 from gen3c.io.paths import reader_path, writer_path
@@ -693,5 +693,18 @@ def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | N
 
 
 def frames_to_tensor(frames: np.ndarray) -> Tensor:
-    """(T, H, W, 3) uint8 → (T, 3, H, W) float in [−1, 1]."""
+    """(T, H, W, 3) uint8 (:func:`read_video`'s frames, an array or a tensor) → (T, 3, H, W) float
+    in [−1, 1].
+
+    Raises:
+        Gen3cInputError: anything else: float frames were divided by 127.5 as if 0–255 (all
+            near −1, black), (T, 3, H, W) ones permuted into (T, W, 3, H) without a word.
+    """
+    if not isinstance(frames, (np.ndarray, Tensor)):
+        raise Gen3cInputError(f"frames_to_tensor frames are {describe_value(frames)}: pass (T, H, W, 3) uint8 frames, as read_video returns them")
+    if frames.dtype not in (np.uint8, torch.uint8) or frames.ndim != 4 or frames.shape[-1] != 3:
+        got = f"{tuple(frames.shape)} {str(frames.dtype).removeprefix('torch.')}"
+        raise Gen3cInputError(f"frames_to_tensor frames are {got}: pass (T, H, W, 3) uint8 frames, as read_video returns them")
+    if isinstance(frames, Tensor):
+        return frames.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
