@@ -474,6 +474,30 @@ def test_frames_to_tensor_takes_read_videos_frames_and_refuses_others():
             frames_to_tensor(bad)
 
 
+@pytest.mark.parametrize(
+    ("call", "refusal"),
+    [
+        (lambda: resize_image(None, (6, 8)), r"resize_image image is NoneType 'None': pass a \(\*B, C, H, W\) tensor$"),
+        (lambda: resize_image(np.zeros((3, 12, 16), np.float32), (6, 8)), r"resize_image image is a numpy array of shape \(3, 12, 16\): pass"),
+        (lambda: resize_nearest(torch.zeros(3, 0, 16), (6, 8)), r"resize_nearest labels has shape \(3, 0, 16\): an image of no pixels has nothing to resize$"),
+        (lambda: resize_image(torch.zeros(3, 12, 16), None), r"resize_image size None must be \(height, width\), two whole numbers of pixels ≥ 1$"),
+        (lambda: resize_image(torch.zeros(3, 12, 16), 6), r"resize_image size 6 must be"),
+        (lambda: resize_nearest(torch.zeros(12, 16), (6.5, 8)), r"resize_nearest size \(6\.5, 8\) must be"),
+        (lambda: resize_nearest(torch.zeros(12, 16), (0, 8)), r"resize_nearest size \(0, 8\) must be"),
+        (lambda: resize_nearest(torch.zeros(12, 16), "6,8"), r"resize_nearest size '6,8' must be"),
+    ],
+)
+def test_resize_refuses_what_it_cannot_resize_naming_it(call, refusal):
+    """resize_image and resize_nearest (gen3c.io.images) checked nothing: None was "'NoneType'
+    object has no attribute 'ndim'", a numpy image "'numpy.ndarray' object has no attribute
+    'float'", a size of None, 6, (6.5, 8) or (0, 8) Python's or torch's interpolate errors, an
+    image of no pixels torch's "Input and output sizes should be greater than 0"."""
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        call()
+    # Sizes as numpy integers or a tensor of two still resize.
+    assert resize_image(torch.zeros(3, 12, 16), (np.int64(6), 8)).shape == resize_nearest(torch.zeros(3, 12, 16), torch.tensor([6, 8])).shape == (3, 6, 8)
+
+
 def test_invalid_depth_sits_far_away_as_in_gen3c_unless_masked():
     bad = torch.ones(10, 20)
     bad[0, 0], bad[0, 1], bad[1, 1], bad[2, 2] = float("nan"), float("inf"), -1.0, float("-inf")

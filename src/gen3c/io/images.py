@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import operator
 import os
 import re
 import warnings
@@ -28,6 +29,7 @@ from gen3c.errors import (
     meta_refusal,
     note,
     quoted_path,
+    shown_value,
 )
 from gen3c.io.paths import reader_path, refuse_special_file, writer_path
 
@@ -640,6 +642,7 @@ def resize_image(image: Tensor, size: tuple[int, int], mode: str = "crop") -> Te
     """
     if mode not in RESIZE_MODES:
         raise Gen3cInputError(f"unknown resize mode {mode!r}: choose one of {', '.join(RESIZE_MODES)}")
+    size = _check_resize("resize_image", "image", image, 3, size)
     squeeze = image.ndim == 3
     x = image[None] if squeeze else image
     if mode == "stretch":
@@ -653,6 +656,26 @@ def resize_image(image: Tensor, size: tuple[int, int], mode: str = "crop") -> Te
         crop = (..., slice(top, top + size[0]), slice(left, left + size[1]))
         out = torch.cat([_resize(x[:, c : c + 1], (rh, rw))[crop].clone() for c in range(x.shape[1])], dim=1)
     return out[0] if squeeze else out
+
+
+def _check_resize(function: str, name: str, values: object, dims: int, size: object) -> tuple[int, int]:
+    """``size`` as (H, W) ints, after refusing what :func:`resize_image` / :func:`resize_nearest`
+    cannot resize: no tensor or fewer than ``dims`` dimensions (None was "'NoneType' object has
+    no attribute 'ndim'"), an empty image, or a size that is not two whole numbers ≥ 1 (an int,
+    6.5 or 0 were torch's interpolate errors)."""
+    if not isinstance(values, Tensor) or values.ndim < dims:
+        shape = "(*B, C, H, W)" if dims == 3 else "(*B, H, W)"
+        got = f"shape {tuple(values.shape)}" if isinstance(values, Tensor) else describe_value(values)
+        raise Gen3cInputError(f"{function} {name} is {got}: pass a {shape} tensor")
+    if 0 in values.shape[-2:]:
+        raise Gen3cInputError(f"{function} {name} has shape {tuple(values.shape)}: an image of no pixels has nothing to resize")
+    try:
+        height, width = (operator.index(n) for n in size)  # (ints, numpy ints, 0-d integer tensors)
+    except (TypeError, ValueError):
+        height = width = 0
+    if isinstance(size, str) or min(height, width) < 1:
+        raise Gen3cInputError(f"{function} size {shown_value(size)} must be (height, width), two whole numbers of pixels ≥ 1")
+    return height, width
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -670,7 +693,8 @@ def resize_nearest(labels: Tensor, size: tuple[int, int]) -> Tensor:
     themselves never pass through float32, which rounds integers above 2**24 (an id 2**24 + 1
     became 2**24, and 2**31 − 1 overflowed to −2**31).
     """
-    if tuple(labels.shape[-2:]) == tuple(size):
+    size = _check_resize("resize_nearest", "labels", labels, 2, size)
+    if tuple(labels.shape[-2:]) == size:
         return labels
     rows, cols = (_nearest_sources(n, m, labels.device) for n, m in zip(labels.shape[-2:], size, strict=True))
     return labels[..., rows[:, None], cols[None, :]]
