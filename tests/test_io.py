@@ -498,6 +498,25 @@ def test_resize_refuses_what_it_cannot_resize_naming_it(call, refusal):
     assert resize_image(torch.zeros(3, 12, 16), (np.int64(6), 8)).shape == resize_nearest(torch.zeros(3, 12, 16), torch.tensor([6, 8])).shape == (3, 6, 8)
 
 
+def test_an_image_of_no_pixels_or_no_values_is_refused_by_every_image_reader_in_memory(tmp_path):
+    """image_to_uint8 refused an image of no pixels, but image_to_tensor's float path was torch's
+    "min(): Expected reduction dim to be specified", as_image handed a (3, 0, W) image on (to fail
+    in save_image's reshape), and to_uint8 of one failed its own reshape; a meta tensor was torch's
+    "Cannot copy out of meta tensor" (image_to_uint8) or "Tensor.item() cannot be called on meta
+    tensors" (image_to_tensor). Each refuses in the one line image_to_uint8 uses now, nothing is
+    written, and to_uint8, which takes a batch of any size, gives an empty array for no pixels."""
+    from gen3c.io.images import as_image, image_to_tensor, image_to_uint8
+
+    empty = torch.zeros(3, 0, 16)
+    for call, name in ((as_image, "image"), (image_to_tensor, "image"), (image_to_uint8, "image"), (lambda x: save_image(tmp_path / "e.png", x), "save_image image")):
+        with pytest.raises(Gen3cInputError, match=rf"^{name} is empty \(16×0 pixels\): pass an image with pixels$"):
+            call(empty)
+        with pytest.raises(Gen3cInputError, match=rf"^{name} is a meta tensor, which holds no values"):
+            call(torch.zeros(3, 4, 6, device="meta"))
+    assert list(tmp_path.iterdir()) == []
+    assert to_uint8(empty).shape == (0, 16, 3) and to_uint8(torch.zeros(0, 3, 4, 6)).shape == (0, 4, 6, 3)
+
+
 def test_invalid_depth_sits_far_away_as_in_gen3c_unless_masked():
     bad = torch.ones(10, 20)
     bad[0, 0], bad[0, 1], bad[1, 1], bad[2, 2] = float("nan"), float("inf"), -1.0, float("-inf")

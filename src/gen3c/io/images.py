@@ -368,6 +368,14 @@ def stated_size(image: Any) -> tuple[int, int] | None:
     return None
 
 
+def check_not_empty(image: Any, name: str) -> None:
+    """Refuse an image in memory of no pixels (:func:`stated_size` 0 wide or high), naming ``name``:
+    an empty array came back from a conversion, or torch's error on its min(), or a reshape's."""
+    size = stated_size(image)
+    if size is not None and 0 in size:
+        raise Gen3cInputError(f"{name} is empty ({size[0]}×{size[1]} pixels): pass an image with pixels")
+
+
 #: PIL's transpose that undoes each EXIF orientation (2–8; 1 is upright), as ``ImageOps.exif_transpose`` does.
 _UNDO_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -463,6 +471,7 @@ def as_image(image: Any, name: str = "image") -> Tensor:
         raise Gen3cInputError(f"{name} is a path ({str(image)[:60]!r}): read it first with gen3c.io.images.load_image(path)")
     if isinstance(image, Tensor):
         image = plain_tensor(image, name)
+    check_not_empty(image, name)  # (a (3, 0, W) one came back, to fail in whatever took it: save_image's reshape)
     if isinstance(image, Tensor) and image.dtype.is_floating_point:
         if image.element_size() == 1:  # float8: no isfinite / aminmax of its own
             image = image.float()
@@ -499,11 +508,9 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     a numpy masked array with masked pixels (colour has no "missing" value: fill it, or pass an
     RGBA array whose alpha is 0 there).
     """
-    size = stated_size(image)
-    if size is not None and 0 in size:  # else an empty array came back, or torch's error on its min()
-        raise Gen3cInputError(f"{name} is empty ({size[0]}×{size[1]} pixels): pass an image with pixels")
+    check_not_empty(image, name)
     if isinstance(image, Tensor):
-        x = image.detach().cpu()
+        x = plain_tensor(image, name).cpu()  # (a meta tensor was "Cannot copy out of meta tensor; no data!")
         if x.is_complex():
             raise Gen3cInputError(complex_refusal(name, x.dtype))
         if x.ndim != 3 or x.shape[0] != 3:
@@ -617,8 +624,10 @@ def _integer_range_hint(values: np.ndarray, var: str) -> str:
 def image_to_tensor(image: Any, name: str = "image") -> Tensor:
     """Any accepted image form → (3, H, W) float32 tensor in [0, 1]."""
     if isinstance(image, Tensor) and image.dtype.is_floating_point:
+        image = plain_tensor(image, name)  # (a meta tensor was "Tensor.item() cannot be called on meta tensors")
         if image.ndim != 3 or image.shape[0] != 3:
             raise Gen3cInputError(f"{name} tensor has shape {tuple(image.shape)}: pass (3, H, W) RGB")
+        check_not_empty(image, name)  # (torch's "min(): Expected reduction dim to be specified")
         _check_unit_range(image, name)
         return image.detach().float().clamp(0, 1)
     return torch.from_numpy(image_to_uint8(image, name)).permute(2, 0, 1).float().div_(255.0)
@@ -718,6 +727,8 @@ def to_uint8(image: Tensor, name: str = "to_uint8 image") -> np.ndarray:
     _check_float_frames(image, name)
     image = plain_tensor(image, name)
     out = torch.empty((*image.shape[:-3], *image.shape[-2:], 3), dtype=torch.uint8)
+    if not image.numel():  # (its frames of no pixels: the reshape below cannot count them)
+        return out.numpy()
     # Frame by frame through one float scratch: whole-video temporaries (1.3 GB for 121 frames
     # at 704×1280) cost more in page faults than the arithmetic (5× on a 2-core CPU).
     scratch = torch.empty(image.shape[-3:], device=image.device)
