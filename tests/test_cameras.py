@@ -1,6 +1,7 @@
 """Camera conventions against closed forms."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -856,3 +857,20 @@ def test_a_bool_or_complex_tensor_of_numbers_is_refused_naming_it(name, call, dt
     refusal = "is a bool tensor: pass real numbers" if dtype == torch.bool else "holds complex64 values: pass real numbers"
     with pytest.raises(Gen3cInputError, match=f"^{name} {refusal}"):
         call(lambda t: t.to(dtype))
+
+
+def test_cameras_index_cat_and_to_refuse_what_they_cannot_take_in_one_line():
+    """cameras[None], cameras[1.5] and cameras["0"] were Python's "'float' object cannot be
+    interpreted as an integer", Cameras.cat([cams, None]) "'NoneType' object has no attribute
+    'height'", cameras.to("gpu") torch's "Expected one of cpu, cuda, … device type". Each is one
+    line now; whole numbers, masks and device names work as before."""
+    cams = Cameras(torch.eye(4).expand(3, 4, 4), make_intrinsics(50.0, 50.0, 32.0, 24.0), 48, 64)
+    for index in (None, 1.5, "0"):
+        with pytest.raises(Gen3cInputError, match=rf"^cameras\[{re.escape(repr(index))}\]: index a camera by a whole number, a slice, a list of indices or a bool mask$"):
+            cams[index]
+    with pytest.raises(Gen3cInputError, match=r"^Cameras\.cat got NoneType 'None' among its items: pass a list of Cameras$"):
+        Cameras.cat([cams, None])
+    with pytest.raises(Gen3cInputError, match=r"^Cameras\.to device 'gpu' is not a device name: pass 'cuda', 'cuda:1' or 'cpu'$"):
+        cams.to("gpu")
+    assert len(cams[np.int64(1)]) == 1 and len(cams[np.array([True, False, True])]) == 2
+    assert len(Cameras.cat([cams, cams[0]])) == 4 and cams.to(torch.device("cpu")).w2c.device.type == "cpu"

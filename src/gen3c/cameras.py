@@ -965,7 +965,12 @@ class Cameras:
             # (any integer dtype as numpy takes it: torch took uint8 for a mask, refused uint64)
             index = torch.as_tensor(index.astype(np.int64) if index.dtype.kind in "iu" else index)
         if not isinstance(index, (slice, Tensor, list, tuple)):
-            index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
+            try:
+                index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
+            except TypeError:  # (None, 1.5, "0": Python's "'float' object cannot be interpreted as an integer")
+                raise Gen3cInputError(
+                    f"cameras[{shown_value(index)}]: index a camera by a whole number, a slice, a list of indices or a bool mask"
+                ) from None
             # Past the end the slice below was an empty stack, and `for camera in cameras` never ended.
             if not -len(self) <= index < len(self):
                 raise Gen3cInputError(f"camera {index} is out of range for {len(self)} cameras: pass 0 … {len(self) - 1} (or −1 … −{len(self)})")
@@ -984,6 +989,10 @@ class Cameras:
 
     def to(self, device: torch.device | str) -> Cameras:
         """The same cameras on ``device``."""
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):  # ("gpu" was torch's "Expected one of cpu, cuda, … device type")
+            raise Gen3cInputError(f"Cameras.to device {shown_value(device)} is not a device name: pass 'cuda', 'cuda:1' or 'cpu'") from None
         return Cameras(self.w2c.to(device), self.K.to(device), self.height, self.width)
 
     def resized(self, height: int, width: int) -> Cameras:
@@ -999,6 +1008,9 @@ class Cameras:
     def cat(items: list[Cameras]) -> Cameras:
         if not items:  # was "cannot concatenate cameras of different image sizes []"
             raise Gen3cInputError("Cameras.cat got no cameras: pass a list of at least one Cameras")
+        for item in items:  # (None was "'NoneType' object has no attribute 'height'")
+            if not isinstance(item, Cameras):
+                raise Gen3cInputError(f"Cameras.cat got {describe_value(item)} among its items: pass a list of Cameras")
         sizes = {(c.height, c.width) for c in items}
         if len(sizes) != 1:
             raise Gen3cInputError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")
