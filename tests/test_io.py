@@ -517,6 +517,26 @@ def test_an_image_of_no_pixels_or_no_values_is_refused_by_every_image_reader_in_
     assert to_uint8(empty).shape == (0, 16, 3) and to_uint8(torch.zeros(0, 3, 4, 6)).shape == (0, 4, 6, 3)
 
 
+def test_read_video_refuses_a_frame_range_that_is_none_without_blaming_the_video(tmp_path):
+    """read_video(path, start=-1) or max_frames=1.5 reached itertools.islice, whose ValueError was
+    caught as the decoder's: "video '…' cannot be decoded (Indices for islice() must be None or an
+    integer …): re-encode it as H.264 mp4", blaming a good video; start=None was Python's "'<='
+    not supported"; max_frames=0 said the video "has no frames from index 0". Each is one line
+    naming the argument now, before the video is opened."""
+    from gen3c.io.video import iter_video_frames
+
+    path = write_video(tmp_path / "v.mp4", np.zeros((3, 16, 16, 3), np.uint8))
+    for kwargs, refusal in (({"start": -1}, "start -1 must be a whole number of frames ≥ 0"), ({"start": None}, "start None must be"),
+                            ({"max_frames": 1.5}, "max_frames 1.5 must be a whole number of frames ≥ 1"), ({"max_frames": 0}, "max_frames 0 must be"),
+                            ({"max_frames": "2"}, "max_frames '2' must be")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=rf"^read_video {re.escape(refusal)}"):
+            read_video(path, **kwargs)
+    with pytest.raises(Gen3cInputError, match=r"^iter_video_frames count -2 must be a whole number of frames ≥ 0$"):
+        next(iter_video_frames(path, count=-2))
+    assert read_video(path, start=np.int64(1), max_frames=np.int64(1))[0].shape == (1, 16, 16, 3)
+    assert list(iter_video_frames(path, count=0)) == []
+
+
 def test_invalid_depth_sits_far_away_as_in_gen3c_unless_masked():
     bad = torch.ones(10, 20)
     bad[0, 0], bad[0, 1], bad[1, 1], bad[2, 2] = float("nan"), float("inf"), -1.0, float("-inf")
