@@ -336,6 +336,29 @@ def test_a_float_tiff_depth_is_read_as_it_is_and_a_16_bit_one_as_a_png(tmp_path,
         load_depth(tmp_path / "npy.tif")
 
 
+@pytest.mark.parametrize("size", [None, 12, (12,), (12.5, 16), (0, 16), "12,16"])
+def test_load_user_depth_and_parse_intrinsics_refuse_an_image_size_that_is_none(tmp_path, size):
+    """image_size, the (H, W) the depth and intrinsics belong to, was unpacked unchecked: None,
+    12 or (12,) were Python's "cannot unpack" errors, "12,16" parse_intrinsics' "invalid literal
+    for int()", (12.5, 16) truncated by int() to 12 without a word, (0, 16) an aspect-ratio or
+    principal-point refusal that blamed the depth file or the intrinsics. One line names the
+    argument now; numpy integers still work."""
+    np.save(tmp_path / "d.npy", np.full((12, 16), 2.0, np.float32))
+    for call, name in ((lambda s: load_user_depth(tmp_path / "d.npy", s, "20,20,8,6"), "load_user_depth"), (lambda s: parse_intrinsics("20,20,8,6", s), "parse_intrinsics")):
+        with pytest.raises(Gen3cInputError, match=rf"^{name} image_size {re.escape(repr(size))} must be the image's \(height, width\), two whole numbers of pixels ≥ 1$"):
+            call(size)
+    assert load_user_depth(tmp_path / "d.npy", np.array([12, 16]), "20,20,8,6").depth.shape == (12, 16)
+
+
+def test_parse_intrinsics_refuses_a_spec_that_is_no_text_or_path():
+    """parse_intrinsics(K, size) with a K tensor (as load_user_depth takes one) took its repr for a
+    file name: "--intrinsics 'tensor([[20.,  0.,  8.],\\n …' is neither 'fx,fy,cx,cy' nor an
+    existing file"; a list of four numbers the same. One line says what it takes now."""
+    for spec, got in ((make_intrinsics(20.0, 20.0, 8.0, 6.0), "a torch tensor of shape (3, 3)"), ([20, 20, 8, 6], "a list of 4 items")):
+        with pytest.raises(Gen3cInputError, match=rf"^--intrinsics is {re.escape(got)}: pass 'fx,fy,cx,cy' or a camera file's path"):
+            parse_intrinsics(spec, (12, 16))
+
+
 @pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
 def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
     """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made

@@ -480,7 +480,7 @@ def test_frames_to_tensor_takes_read_videos_frames_and_refuses_others():
         (lambda: resize_image(None, (6, 8)), r"resize_image image is NoneType 'None': pass a \(\*B, C, H, W\) tensor$"),
         (lambda: resize_image(np.zeros((3, 12, 16), np.float32), (6, 8)), r"resize_image image is a numpy array of shape \(3, 12, 16\): pass"),
         (lambda: resize_nearest(torch.zeros(3, 0, 16), (6, 8)), r"resize_nearest labels has shape \(3, 0, 16\): an image of no pixels has nothing to resize$"),
-        (lambda: resize_image(torch.zeros(3, 12, 16), None), r"resize_image size None must be \(height, width\), two whole numbers of pixels ≥ 1$"),
+        (lambda: resize_image(torch.zeros(3, 12, 16), None), r"resize_image size None must be the image's \(height, width\), two whole numbers of pixels ≥ 1$"),
         (lambda: resize_image(torch.zeros(3, 12, 16), 6), r"resize_image size 6 must be"),
         (lambda: resize_nearest(torch.zeros(12, 16), (6.5, 8)), r"resize_nearest size \(6\.5, 8\) must be"),
         (lambda: resize_nearest(torch.zeros(12, 16), (0, 8)), r"resize_nearest size \(0, 8\) must be"),

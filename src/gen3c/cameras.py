@@ -260,6 +260,19 @@ def _check_sizes(*sizes: tuple[int, int]) -> None:
             raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
 
 
+def whole_image_size(value: object, name: str) -> tuple[int, int]:
+    """``value``, an image's (H, W) given as an argument, as two Python ints ≥ 1 (numpy integers and
+    0-d integer tensors too), or a one-line refusal naming ``name``: None, one number, a text, or
+    12.5 pixels (which ``int()`` truncated without a word) are no size."""
+    try:
+        height, width = (operator.index(n) for n in value)
+    except (TypeError, ValueError):  # (not two whole numbers)
+        height = width = 0
+    if isinstance(value, str) or min(height, width) < 1:
+        raise Gen3cInputError(f"{name} {shown_value(value)} must be the image's (height, width), two whole numbers of pixels ≥ 1")
+    return height, width
+
+
 def resize_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
     """Intrinsics after resizing an image from ``old_size`` to ``new_size`` (both (H, W))."""
     _check_sizes(old_size, new_size)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import operator
 import os
 import re
 import warnings
@@ -18,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from gen3c.cameras import resize_crop_plan
+from gen3c.cameras import resize_crop_plan, whole_image_size
 from gen3c.constants import RESIZE_MODES
 from gen3c.errors import (
     Gen3cInputError,
@@ -29,7 +28,6 @@ from gen3c.errors import (
     meta_refusal,
     note,
     quoted_path,
-    shown_value,
 )
 from gen3c.io.paths import reader_path, refuse_special_file, writer_path
 
@@ -678,13 +676,7 @@ def _check_resize(function: str, name: str, values: object, dims: int, size: obj
         raise Gen3cInputError(f"{function} {name} is {got}: pass a {shape} tensor")
     if 0 in values.shape[-2:]:
         raise Gen3cInputError(f"{function} {name} has shape {tuple(values.shape)}: an image of no pixels has nothing to resize")
-    try:
-        height, width = (operator.index(n) for n in size)  # (ints, numpy ints, 0-d integer tensors)
-    except (TypeError, ValueError):
-        height = width = 0
-    if isinstance(size, str) or min(height, width) < 1:
-        raise Gen3cInputError(f"{function} size {shown_value(size)} must be (height, width), two whole numbers of pixels ≥ 1")
-    return height, width
+    return whole_image_size(size, f"{function} size")
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
