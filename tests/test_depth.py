@@ -359,6 +359,23 @@ def test_parse_intrinsics_refuses_a_spec_that_is_no_text_or_path():
             parse_intrinsics(spec, (12, 16))
 
 
+def test_a_depth_estimator_name_that_is_no_text_is_refused_and_a_path_object_is_its_path(tmp_path):
+    """check_estimator_name(None) was "'NoneType' object has no attribute 'strip'", a number or a
+    pathlib.Path "… has no attribute 'lower'"; load_depth_estimator(None) made None the name
+    'None' ("depth estimator 'None' is unknown"). None and numbers are refused as what they are
+    now, and a Path is the path it names, for both."""
+    from gen3c.depth import check_estimator_name
+
+    for value, got in ((None, "NoneType 'None'"), (5, "int '5'")):
+        for call in (check_estimator_name, load_depth_estimator):
+            with pytest.raises(Gen3cInputError, match=rf"^depth estimator is {got}: pass moge, prior, "):
+                call(value)
+    for call in (check_estimator_name, load_depth_estimator):
+        with pytest.raises(Gen3cInputError, match=r"^depth estimator path '.*nowhere\.pt' does not exist: check the path"):
+            call(tmp_path / "nowhere.pt")
+    check_estimator_name(tmp_path)  # an existing folder passes the name check
+
+
 @pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
 def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
     """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made
