@@ -1220,3 +1220,23 @@ def test_prepare_source_names_its_valid_argument_when_it_lets_in_no_pixel():
 
     with pytest.raises(Gen3cInputError, match=r"prepare_source valid lets in no pixel that has a valid depth.*prepare_source valid must be True"):
         prepare_source(torch.zeros(3, 32, 48), torch.ones(32, 48), make_intrinsics(40.0, 40.0, 24.0, 16.0), (32, 48), valid=torch.zeros(32, 48, dtype=torch.bool))
+
+
+def test_camera_for_refuses_intrinsics_it_cannot_use_in_one_line(tmp_path):
+    """camera_for (and load_user_depth, estimate(intrinsics=…) through it) took any value to
+    torch.as_tensor: 'fx,fy,cx,cy' text was torch's "new(): invalid data type 'str'", a (1, 3, 3)
+    stack passed and failed DepthEstimate's plain ValueError "intrinsics must be (3, 3)", a bool K
+    was "look normalised" (its 0 and 1 taken as pixels). One line each now; arrays and lists of
+    numbers work as before."""
+    from gen3c.depth import camera_for
+
+    K = make_intrinsics(20.0, 20.0, 8.0, 6.0)
+    with pytest.raises(Gen3cInputError, match=r"^intrinsics '20,20,8,6' is text: pass a \(3, 3\) tensor, or read 'fx,fy,cx,cy' or a file with gen3c\.depth\.parse_intrinsics$"):
+        camera_for(12, 16, "20,20,8,6")
+    np.save(tmp_path / "d.npy", np.full((12, 16), 2.0, np.float32))
+    for call in (lambda k: camera_for(12, 16, k), lambda k: load_user_depth(tmp_path / "d.npy", (12, 16), k)):
+        with pytest.raises(Gen3cInputError, match=r"^intrinsics must be one \(3, 3\) matrix, got shape \(1, 3, 3\): one camera is intrinsics\[0\]$"):
+            call(K[None])
+        with pytest.raises(Gen3cInputError, match=r"^intrinsics is torch\.bool: pass real numbers"):
+            call(K.bool())
+    assert torch.equal(camera_for(12, 16, K.numpy().tolist())[0], K) and torch.equal(camera_for(12, 16, K.double().numpy())[0], K)
