@@ -333,6 +333,27 @@ def test_fit_cameras_rescales_and_checks_count():
         fit_cameras(cams, 5, 48, 64)
 
 
+def test_fit_cameras_and_cameras_from_dict_take_numpy_numbers_and_refuse_what_is_no_count():
+    """fit_cameras(cams, "4", …) said "camera file has 4 cameras but 4 frames were asked for",
+    fit_cameras(None, …) was "object of type 'NoneType' has no len()"; cameras_from_dict of a dict
+    built in Python refused a numpy height ("'height' must be a whole number of pixels, got
+    np.int64(48)") while it took numpy matrices. The count and the cameras are checked in one line
+    now, and a numpy size is its number."""
+    cams = orbit(4, 48, 64)
+    for count in ("4", None, 0):
+        with pytest.raises(Gen3cInputError, match=rf"^fit_cameras num_frames {re.escape(repr(count))} must be a whole number of frames ≥ 1$"):
+            fit_cameras(cams, count, 48, 64)
+    with pytest.raises(Gen3cInputError, match=r"^cameras is NoneType 'None': pass gen3c\.cameras\.Cameras"):
+        fit_cameras(None, 4, 48, 64)
+    assert len(fit_cameras(cams, np.int64(4), 48, 64)) == 4
+    from gen3c.io.camera_files import cameras_to_dict
+
+    data = {**cameras_to_dict(cams), "height": np.int64(48), "width": np.int64(64)}
+    assert torch.equal(cameras_from_dict(data).w2c, cams.w2c)
+    with pytest.raises(Gen3cInputError, match=r"'height' 48\.5 is not a whole number of pixels"):
+        cameras_from_dict({**data, "height": np.float32(48.5)})
+
+
 def test_depth_formats_round_trip(tmp_path):
     OpenEXR = pytest.importorskip("OpenEXR")  # gen3c[exr]
 

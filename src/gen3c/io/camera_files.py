@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -66,7 +67,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import MAX_FRAMES
-from gen3c.errors import Gen3cInputError, describe_value, quoted, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, is_whole_number, quoted, quoted_path, shown_value
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
@@ -423,8 +424,10 @@ def _pixels(value: Any, what: str) -> int:
     """An image side: a whole number of pixels (``480`` or ``480.0``), else one line naming ``what``."""
     if value is None:
         raise Gen3cInputError(f"{what} is missing: give the width and height, in pixels, of the image the intrinsics refer to")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # (numpy's numbers too: a dict built in Python for cameras_from_dict; np.int64(480) was refused)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise Gen3cInputError(f"{what} must be a whole number of pixels, got {_show(value)}")
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, float) and not value.is_integer():
         raise Gen3cInputError(f"{what} {value:g} is not a whole number of pixels: give the size, in pixels, of the image the intrinsics refer to")
     if not 1 <= value <= MAX_IMAGE_SIDE:
@@ -1116,6 +1119,9 @@ def fit_cameras(
     which must be how the run's input frames reached the working size (the default,
     resize to cover + centre crop, is ``--resize_mode crop``'s; a plain resize when the aspect
     ratio matches), so that a camera file at the input's own size describes the input's cameras."""
+    _check_cameras(cameras)  # (None was "object of type 'NoneType' has no len()")
+    if not is_whole_number(num_frames) or num_frames < 1:  # ('3' was "has 3 cameras but 3 frames were asked for")
+        raise Gen3cInputError(f"fit_cameras num_frames {shown_value(num_frames)} must be a whole number of frames ≥ 1")
     check_camera_count(len(cameras), num_frames, name)
     if (cameras.height, cameras.width) == (height, width):
         return cameras
