@@ -874,3 +874,19 @@ def test_cameras_index_cat_and_to_refuse_what_they_cannot_take_in_one_line():
         cams.to("gpu")
     assert len(cams[np.int64(1)]) == 1 and len(cams[np.array([True, False, True])]) == 2
     assert len(Cameras.cat([cams, cams[0]])) == 4 and cams.to(torch.device("cpu")).w2c.device.type == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("K", "refusal"),
+    [
+        (torch.zeros(3, 3), r"K have a focal length ≤ 0: fx and fy must be positive pixels$"),
+        (make_intrinsics(-50.0, 50.0, 32.0, 24.0), r"K have a focal length ≤ 0"),
+        (torch.full((3, 3), math.nan), r"K contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
+    ],
+)
+def test_project_points_refuses_intrinsics_unproject_depth_refuses(K, refusal):
+    """project_points took any 3×3: a zero K put every point at pixel (0, 0), a NaN one at NaN, a
+    negative focal length mirrored the image, all silently, where unproject_depth refused the same
+    K. It is checked as unproject_depth checks it now."""
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        project_points(torch.tensor([[0.0, 0.0, 2.0]]), K, torch.eye(4))

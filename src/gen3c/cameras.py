@@ -827,7 +827,7 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
 
     Args:
         points: (*B, N, 3) world points.
-        K: (*B, 3, 3).
+        K: (*B, 3, 3) intrinsics in pixels (:func:`validate_intrinsics`: finite, fx, fy > 0).
         w2c: (*B, 4, 4).
 
         The ``*B`` of the three broadcast together (one point set into T cameras); K and w2c
@@ -839,6 +839,8 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
     """
     _check_last_dims("points", points, (3,))
     _check_last_dims("K", K, (3, 3))
+    # A zero K projected every point to (0, 0), a NaN one to NaN, a negative focal length mirrored them: as unproject_depth, refused.
+    validate_intrinsics(K, "K")
     _check_last_dims("w2c", w2c, (4, 4))
     if points.ndim < 2:
         raise Gen3cInputError(f"points must be (*B, N, 3), got {tuple(points.shape)}: one point is points[None]")
