@@ -1645,6 +1645,18 @@ def test_a_writer_refuses_a_name_of_another_file_type(tmp_path, writer, suffix, 
     assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix.upper()}"]
 
 
+def test_write_ply_refuses_points_that_are_no_coordinates(tmp_path):
+    """write_ply wrote bool points as coordinates 0 and 1, and complex ones without their imaginary
+    part (torch's cast warning aside), a cloud that was not the one given. Refused now, nothing
+    written; integer coordinates are still written as floats."""
+    for dtype in (torch.bool, torch.complex64):
+        with pytest.raises(Gen3cInputError, match=rf"^write_ply points are {str(dtype).removeprefix('torch.')}: pass real coordinates \(float\)$"):
+            write_ply(tmp_path / "p.ply", torch.ones(2, 3, dtype=dtype), torch.zeros(2, 3))
+    assert list(tmp_path.iterdir()) == []
+    write_ply(tmp_path / "p.ply", torch.ones(2, 3, dtype=torch.int64), torch.zeros(2, 3))
+    assert read_ply(tmp_path / "p.ply")[0].tolist() == [[1.0] * 3] * 2
+
+
 @pytest.mark.filterwarnings("error::RuntimeWarning")
 def test_float64_depth_beyond_float32_is_the_non_finite_depth_note_not_a_numpy_warning(tmp_path):
     """float64 depth beyond float32's range (~3.4e38) becomes +inf / −inf when read as float32:

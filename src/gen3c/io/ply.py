@@ -30,6 +30,8 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     if len(points) != len(colors):
         raise Gen3cInputError(f"write_ply has {len(points)} points but {len(colors)} colours: pass one colour per point")
     points, colors = plain_tensor(points, "write_ply points"), plain_tensor(colors, "write_ply colors")
+    if points.dtype == torch.bool or points.is_complex():  # (bool ones were written as 0 and 1, complex ones without their imaginary part)
+        raise Gen3cInputError(f"write_ply points are {str(points.dtype).removeprefix('torch.')}: pass real coordinates (float)")
     # Other integers and 0–255 floats were clamped as [-1, 1] values: a white cloud; NaN a black one.
     if colors.dtype != torch.uint8 and not colors.dtype.is_floating_point:
         raise Gen3cInputError(
