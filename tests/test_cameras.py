@@ -890,3 +890,24 @@ def test_project_points_refuses_intrinsics_unproject_depth_refuses(K, refusal):
     K. It is checked as unproject_depth checks it now."""
     with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
         project_points(torch.tensor([[0.0, 0.0, 2.0]]), K, torch.eye(4))
+
+
+def test_lens_distortion_shift_refuses_coefficients_and_cameras_it_cannot_use():
+    """lens_distortion_shift unpacked its coefficients and K unchecked: None was "'NoneType' object
+    is not iterable", five numbers "not enough values to unpack", a text float()'s error, a
+    (1, 3, 3) K "only one element tensors can be converted", None as K "not subscriptable", a
+    height of None Python's TypeError, fx = 0 a shift of NaN. One line each now; an array K and
+    numpy coefficients work."""
+    K = make_intrinsics(100.0, 100.0, 49.5, 49.5)
+    for coefficients in (None, (0.1,) * 5, "abc"):
+        with pytest.raises(Gen3cInputError, match=r"^lens_distortion_shift coefficients .* must be six numbers \(k1, k2, k3, k4, p1, p2\)"):
+            lens_distortion_shift(K, 100, 100, coefficients)
+    for bad, refusal in ((K[None], r"lens_distortion_shift K must be one \(3, 3\) matrix, got shape \(1, 3, 3\)$"),
+                         (None, r"lens_distortion_shift K is NoneType 'None': pass real numbers"),
+                         (torch.zeros(3, 3), r"lens_distortion_shift K have a focal length ≤ 0")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+            lens_distortion_shift(bad, 100, 100, (0.1, 0, 0, 0, 0, 0))
+    with pytest.raises(Gen3cInputError, match=r"^image size \(None, 100\) must be \(height, width\)"):
+        lens_distortion_shift(K, None, 100, (0.1, 0, 0, 0, 0, 0))
+    expected = lens_distortion_shift(K, 100, 100, (0.1, 0, 0, 0, 0, 0))
+    assert lens_distortion_shift(K.numpy(), 100, 100, np.array([0.1, 0, 0, 0, 0, 0])) == expected

@@ -218,7 +218,17 @@ def lens_distortion_shift(K: Tensor, height: int, width: int, coefficients: tupl
     >>> round(lens_distortion_shift(make_intrinsics(100.0, 100.0, 49.5, 49.5), 100, 100, (0.1, 0, 0, 0, 0, 0)), 4)
     3.5355
     """
-    k1, k2, k3, k4, p1, p2 = (float(c) for c in coefficients)
+    K = _as_real(K, "lens_distortion_shift K")  # (a tensor, an array or nested lists)
+    if K.shape != (3, 3):
+        raise Gen3cInputError(f"lens_distortion_shift K must be one (3, 3) matrix, got shape {tuple(K.shape)}")
+    validate_intrinsics(K, "lens_distortion_shift K")  # (fx = 0 divided by zero)
+    _check_sizes((height, width))
+    values = [_real_number(c) for c in coefficients] if isinstance(coefficients, (tuple, list, np.ndarray)) else []
+    if len(values) != 6 or None in values:  # (None, a text or 5 numbers were Python's unpacking and float() errors)
+        raise Gen3cInputError(
+            f"lens_distortion_shift coefficients {shown_value(coefficients)} must be six numbers (k1, k2, k3, k4, p1, p2), nerfstudio's distortion_params"
+        )
+    k1, k2, k3, k4, p1, p2 = values
     v, u = torch.meshgrid(torch.linspace(-0.5, height - 0.5, 33, dtype=torch.float64), torch.linspace(-0.5, width - 0.5, 33, dtype=torch.float64), indexing="ij")
     fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
     x, y = (u - cx) / fx, (v - cy) / fy
