@@ -4,7 +4,9 @@ masking, and rendering procedural scenes against their ground truth."""
 from __future__ import annotations
 
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +24,7 @@ from gen3c.cache import (
     warp_planar,
 )
 from gen3c.cameras import Cameras, make_intrinsics, project_points, unproject_depth
+from gen3c.errors import Gen3cInputError
 from gen3c.scenes import make_scene, render, source_camera
 from gen3c.trajectories import preset_trajectory
 
@@ -1498,3 +1501,23 @@ def test_a_cache_setting_of_true_or_false_is_no_number(setting):
     for value in (True, False):
         with pytest.raises(Gen3cInputError, match=f"^{setting} {value!r} must be"):
             Cache3D(**{setting: value})
+
+
+def test_cache_settings_and_state_that_are_none_are_refused_in_one_line():
+    """Cache3D(foreground_masking="no") took the text for its truth and turned the masking on;
+    forward_warp(fill_value=None) was Python's "bad operand type for unary -: 'NoneType'" from the
+    splat; load_state_dict(None) "'NoneType' object is not iterable". Each is one line now;
+    numpy's bool and number work as Python's."""
+    for flag in ("no", 1, None):
+        with pytest.raises(Gen3cInputError, match=rf"^foreground_masking {re.escape(repr(flag))} must be True or False$"):
+            Cache3D(foreground_masking=flag)
+    assert Cache3D(foreground_masking=np.bool_(True)).foreground_masking is True
+    pts = torch.tensor([[0.0, 0.0, 2.0]])
+    K = torch.tensor([[[10.0, 0, 2], [0, 10.0, 2], [0, 0, 1]]])
+    for fill in (None, "0"):
+        with pytest.raises(Gen3cInputError, match=rf"^forward_warp fill_value {re.escape(repr(fill))} must be a number, the colour of pixels no point lands on"):
+            forward_warp(pts, torch.ones(1, 3), torch.eye(4)[None], K, 5, 5, fill_value=fill)
+    assert forward_warp(pts, torch.ones(1, 3), torch.eye(4)[None], K, 5, 5, fill_value=np.float32(0.5)).color[0, 0, 0, 0] == 0.5
+    for state in (None, [1], {0: torch.zeros(1)}):
+        with pytest.raises(Gen3cInputError, match=r"^load_state_dict state is .*: pass what Cache3D\.state_dict\(\) returned, a dict of tensors by name$"):
+            Cache3D().load_state_dict(state)

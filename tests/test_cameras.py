@@ -1,6 +1,7 @@
 """Camera conventions against closed forms."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from gen3c.cameras import (
     matrix_to_quaternion,
     opencv_to_opengl,
     opengl_to_opencv,
+    pixel_grid,
     project_points,
     quaternion_slerp,
     quaternion_to_matrix,
@@ -31,6 +33,7 @@ from gen3c.cameras import (
     resize_crop_plan,
     resize_intrinsics,
     rotation_angle_degrees,
+    scale_intrinsics,
     unproject_depth,
     validate_intrinsics,
     validate_poses,
@@ -569,8 +572,8 @@ def test_look_at_refuses_non_finite_coordinates():
     for eye, target, up in ((nan, torch.ones(3), None), (torch.zeros(3), nan, None), (torch.zeros(3), torch.ones(3), nan)):
         with pytest.raises(Gen3cInputError, match="look_at .* contains NaN or infinite values"):
             look_at(eye, target, up)
-    # Before: a complex eye gave a complex "pose".
-    with pytest.raises(Gen3cInputError, match=r"^look_at eye holds complex64 values: pass real numbers"):
+    # Before: a complex eye gave a complex "pose" (refused as every camera function refuses complex numbers).
+    with pytest.raises(Gen3cInputError, match=r"^eye holds complex64 values: pass real numbers"):
         look_at(torch.zeros(3, dtype=torch.complex64), torch.tensor([0.0, 0.0, 2.0]))
 
 
@@ -792,3 +795,119 @@ def test_look_at_and_the_pose_and_intrinsics_checks_refuse_a_meta_tensor_in_one_
         check_intrinsics_fit(torch.eye(3, device="meta"), 32, 48, "source K")
     with pytest.raises(Gen3cInputError, match="^K" + meta):
         unproject_depth(torch.ones(32, 48), torch.eye(3, device="meta"))
+
+
+@pytest.mark.parametrize(
+    ("call", "refusal"),
+    [
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), None, 2.0), r"scale_intrinsics scale_x is None: pass the new size"),
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), 2.0, "2"), r"scale_intrinsics scale_y is '2': pass the new size"),
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), math.nan, 2.0), r"scale_intrinsics scale_x is nan: pass"),
+        (lambda: scale_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), 0.0, 2.0), r"scale_intrinsics scale_x is 0: pass .* a number > 0"),
+        (lambda: crop_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), None, 0), r"crop_intrinsics top is None: pass the rows and columns cropped off"),
+        (lambda: crop_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), 0, torch.tensor([1.0, 2.0])), r"crop_intrinsics left is tensor\(\[1\., 2\.\]\)"),
+        (lambda: crop_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), math.inf, 0), r"crop_intrinsics top is inf"),
+        (lambda: pixel_grid(None, 4), r"pixel_grid height is None: pass the image's size in pixels, a whole number ≥ 0"),
+        (lambda: pixel_grid(4, "6"), r"pixel_grid width is '6'"),
+        (lambda: pixel_grid(2.5, 4), r"pixel_grid height is 2\.5"),
+        (lambda: pixel_grid(-1, 4), r"pixel_grid height is -1"),
+        (lambda: resize_intrinsics(make_intrinsics(50.0, 50.0, 32.0, 24.0), None, (24, 32)), r"image size None must be \(height, width\)"),
+        (lambda: intrinsics_from_nerfstudio(50.0, 50.0, None, 24.0), r"intrinsics_from_nerfstudio cx is NoneType 'None'"),
+        (lambda: intrinsics_from_nerfstudio_fov(60.0, 48, None), r"image size \(48, None\) must be \(height, width\)"),
+        (lambda: quaternion_slerp(torch.tensor([1.0, 0, 0, 0]), torch.tensor([0.0, 1, 0, 0]), None), r"quaternion_slerp t is NoneType 'None'"),
+    ],
+)
+def test_a_wrong_scalar_argument_of_an_intrinsics_helper_is_one_line_naming_it(call, refusal):
+    """None, a text or several numbers where a number is asked (a scale, a crop offset, an image
+    side) were Python's or torch's own errors from inside the arithmetic ("unsupported operand
+    type(s) for -: 'Tensor' and 'NoneType'", arange()'s argument error), NaN a scale or crop of
+    NaN, and pixel_grid(2.5, W) silently 3 rows: each is now a Gen3cInputError naming the argument."""
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        call()
+
+
+def test_intrinsics_helpers_take_numpy_and_tensor_numbers_as_numbers():
+    """What the checks let through computes as before: numpy numbers, 0-d arrays and one-element
+    tensors as the number, a 0-d integer tensor as an image side, 0 rows as an empty grid."""
+    K = make_intrinsics(50.0, 50.0, 32.0, 24.0)
+    assert torch.equal(scale_intrinsics(K, np.float32(0.5), torch.tensor(2.0)), make_intrinsics(25.0, 100.0, 16.0, 48.0))
+    assert torch.equal(crop_intrinsics(K, np.array(4.0), np.int64(-2)), make_intrinsics(50.0, 50.0, 34.0, 20.0))
+    assert pixel_grid(torch.tensor(2), np.int64(3)).tolist() == [[[0, 0, 1], [1, 0, 1], [2, 0, 1]], [[0, 1, 1], [1, 1, 1], [2, 1, 1]]]
+    assert pixel_grid(0, 3).shape == (0, 3, 3)
+
+
+@pytest.mark.parametrize("dtype", [torch.bool, torch.complex64])
+@pytest.mark.parametrize(
+    ("name", "call"),
+    [
+        ("K", lambda bad: crop_intrinsics(bad(make_intrinsics(50.0, 50.0, 32.0, 24.0)), 1, 1)),
+        ("intrinsics", lambda bad: validate_intrinsics(bad(make_intrinsics(50.0, 50.0, 32.0, 24.0)))),
+        ("camera poses", lambda bad: validate_poses(bad(torch.eye(4)))),
+        ("T", lambda bad: invert_pose(bad(torch.eye(4)))),
+        ("K", lambda bad: unproject_depth(torch.ones(2, 3), bad(make_intrinsics(5.0, 5.0, 1.0, 1.0)))),
+        ("depth", lambda bad: unproject_depth(bad(torch.ones(2, 3)), make_intrinsics(5.0, 5.0, 1.0, 1.0))),
+        ("points", lambda bad: project_points(bad(torch.ones(4, 3)), make_intrinsics(5.0, 5.0, 1.0, 1.0), torch.eye(4))),
+    ],
+)
+def test_a_bool_or_complex_tensor_of_numbers_is_refused_naming_it(name, call, dtype):
+    """A bool or complex tensor where a camera function takes numbers was torch's own error from
+    deep inside ("Subtraction, the `-` operator, with a bool tensor is not supported", '"le_cpu"
+    not implemented for 'ComplexFloat''), or, for a bool K, depth or pose, silently 0 and 1: a bool
+    K passed validate_intrinsics as fx = cx = 1, a mask passed as depth gave points at depth 1."""
+    refusal = "is a bool tensor: pass real numbers" if dtype == torch.bool else "holds complex64 values: pass real numbers"
+    with pytest.raises(Gen3cInputError, match=f"^{name} {refusal}"):
+        call(lambda t: t.to(dtype))
+
+
+def test_cameras_index_cat_and_to_refuse_what_they_cannot_take_in_one_line():
+    """cameras[None], cameras[1.5] and cameras["0"] were Python's "'float' object cannot be
+    interpreted as an integer", Cameras.cat([cams, None]) "'NoneType' object has no attribute
+    'height'", cameras.to("gpu") torch's "Expected one of cpu, cuda, … device type". Each is one
+    line now; whole numbers, masks and device names work as before."""
+    cams = Cameras(torch.eye(4).expand(3, 4, 4), make_intrinsics(50.0, 50.0, 32.0, 24.0), 48, 64)
+    for index in (None, 1.5, "0"):
+        with pytest.raises(Gen3cInputError, match=rf"^cameras\[{re.escape(repr(index))}\]: index a camera by a whole number, a slice, a list of indices or a bool mask$"):
+            cams[index]
+    with pytest.raises(Gen3cInputError, match=r"^Cameras\.cat got NoneType 'None' among its items: pass a list of Cameras$"):
+        Cameras.cat([cams, None])
+    with pytest.raises(Gen3cInputError, match=r"^Cameras\.to device 'gpu' is not a device name: pass 'cuda', 'cuda:1' or 'cpu'$"):
+        cams.to("gpu")
+    assert len(cams[np.int64(1)]) == 1 and len(cams[np.array([True, False, True])]) == 2
+    assert len(Cameras.cat([cams, cams[0]])) == 4 and cams.to(torch.device("cpu")).w2c.device.type == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("K", "refusal"),
+    [
+        (torch.zeros(3, 3), r"K have a focal length ≤ 0: fx and fy must be positive pixels$"),
+        (make_intrinsics(-50.0, 50.0, 32.0, 24.0), r"K have a focal length ≤ 0"),
+        (torch.full((3, 3), math.nan), r"K contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
+    ],
+)
+def test_project_points_refuses_intrinsics_unproject_depth_refuses(K, refusal):
+    """project_points took any 3×3: a zero K put every point at pixel (0, 0), a NaN one at NaN, a
+    negative focal length mirrored the image, all silently, where unproject_depth refused the same
+    K. It is checked as unproject_depth checks it now."""
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        project_points(torch.tensor([[0.0, 0.0, 2.0]]), K, torch.eye(4))
+
+
+def test_lens_distortion_shift_refuses_coefficients_and_cameras_it_cannot_use():
+    """lens_distortion_shift unpacked its coefficients and K unchecked: None was "'NoneType' object
+    is not iterable", five numbers "not enough values to unpack", a text float()'s error, a
+    (1, 3, 3) K "only one element tensors can be converted", None as K "not subscriptable", a
+    height of None Python's TypeError, fx = 0 a shift of NaN. One line each now; an array K and
+    numpy coefficients work."""
+    K = make_intrinsics(100.0, 100.0, 49.5, 49.5)
+    for coefficients in (None, (0.1,) * 5, "abc"):
+        with pytest.raises(Gen3cInputError, match=r"^lens_distortion_shift coefficients .* must be six numbers \(k1, k2, k3, k4, p1, p2\)"):
+            lens_distortion_shift(K, 100, 100, coefficients)
+    for bad, refusal in ((K[None], r"lens_distortion_shift K must be one \(3, 3\) matrix, got shape \(1, 3, 3\)$"),
+                         (None, r"lens_distortion_shift K is NoneType 'None': pass real numbers"),
+                         (torch.zeros(3, 3), r"lens_distortion_shift K have a focal length ≤ 0")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+            lens_distortion_shift(bad, 100, 100, (0.1, 0, 0, 0, 0, 0))
+    with pytest.raises(Gen3cInputError, match=r"^image size \(None, 100\) must be \(height, width\)"):
+        lens_distortion_shift(K, None, 100, (0.1, 0, 0, 0, 0, 0))
+    expected = lens_distortion_shift(K, 100, 100, (0.1, 0, 0, 0, 0, 0))
+    assert lens_distortion_shift(K.numpy(), 100, 100, np.array([0.1, 0, 0, 0, 0, 0])) == expected

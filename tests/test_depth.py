@@ -336,6 +336,46 @@ def test_a_float_tiff_depth_is_read_as_it_is_and_a_16_bit_one_as_a_png(tmp_path,
         load_depth(tmp_path / "npy.tif")
 
 
+@pytest.mark.parametrize("size", [None, 12, (12,), (12.5, 16), (0, 16), "12,16"])
+def test_load_user_depth_and_parse_intrinsics_refuse_an_image_size_that_is_none(tmp_path, size):
+    """image_size, the (H, W) the depth and intrinsics belong to, was unpacked unchecked: None,
+    12 or (12,) were Python's "cannot unpack" errors, "12,16" parse_intrinsics' "invalid literal
+    for int()", (12.5, 16) truncated by int() to 12 without a word, (0, 16) an aspect-ratio or
+    principal-point refusal that blamed the depth file or the intrinsics. One line names the
+    argument now; numpy integers still work."""
+    np.save(tmp_path / "d.npy", np.full((12, 16), 2.0, np.float32))
+    for call, name in ((lambda s: load_user_depth(tmp_path / "d.npy", s, "20,20,8,6"), "load_user_depth"), (lambda s: parse_intrinsics("20,20,8,6", s), "parse_intrinsics")):
+        with pytest.raises(Gen3cInputError, match=rf"^{name} image_size {re.escape(repr(size))} must be the image's \(height, width\), two whole numbers of pixels ≥ 1$"):
+            call(size)
+    assert load_user_depth(tmp_path / "d.npy", np.array([12, 16]), "20,20,8,6").depth.shape == (12, 16)
+
+
+def test_parse_intrinsics_refuses_a_spec_that_is_no_text_or_path():
+    """parse_intrinsics(K, size) with a K tensor (as load_user_depth takes one) took its repr for a
+    file name: "--intrinsics 'tensor([[20.,  0.,  8.],\\n …' is neither 'fx,fy,cx,cy' nor an
+    existing file"; a list of four numbers the same. One line says what it takes now."""
+    for spec, got in ((make_intrinsics(20.0, 20.0, 8.0, 6.0), "a torch tensor of shape (3, 3)"), ([20, 20, 8, 6], "a list of 4 items")):
+        with pytest.raises(Gen3cInputError, match=rf"^--intrinsics is {re.escape(got)}: pass 'fx,fy,cx,cy' or a camera file's path"):
+            parse_intrinsics(spec, (12, 16))
+
+
+def test_a_depth_estimator_name_that_is_no_text_is_refused_and_a_path_object_is_its_path(tmp_path):
+    """check_estimator_name(None) was "'NoneType' object has no attribute 'strip'", a number or a
+    pathlib.Path "… has no attribute 'lower'"; load_depth_estimator(None) made None the name
+    'None' ("depth estimator 'None' is unknown"). None and numbers are refused as what they are
+    now, and a Path is the path it names, for both."""
+    from gen3c.depth import check_estimator_name
+
+    for value, got in ((None, "NoneType 'None'"), (5, "int '5'")):
+        for call in (check_estimator_name, load_depth_estimator):
+            with pytest.raises(Gen3cInputError, match=rf"^depth estimator is {got}: pass moge, prior, "):
+                call(value)
+    for call in (check_estimator_name, load_depth_estimator):
+        with pytest.raises(Gen3cInputError, match=r"^depth estimator path '.*nowhere\.pt' does not exist: check the path"):
+            call(tmp_path / "nowhere.pt")
+    check_estimator_name(tmp_path)  # an existing folder passes the name check
+
+
 @pytest.mark.parametrize("scale", [0, -0.001, math.nan, math.inf, "mm", True])
 def test_load_user_depth_refuses_an_impossible_png_scale_by_name(tmp_path, depth_map, scale):
     """Python's png_scale is checked as --png_depth_scale is. Before: 0 or a negative scale made
@@ -1180,3 +1220,23 @@ def test_prepare_source_names_its_valid_argument_when_it_lets_in_no_pixel():
 
     with pytest.raises(Gen3cInputError, match=r"prepare_source valid lets in no pixel that has a valid depth.*prepare_source valid must be True"):
         prepare_source(torch.zeros(3, 32, 48), torch.ones(32, 48), make_intrinsics(40.0, 40.0, 24.0, 16.0), (32, 48), valid=torch.zeros(32, 48, dtype=torch.bool))
+
+
+def test_camera_for_refuses_intrinsics_it_cannot_use_in_one_line(tmp_path):
+    """camera_for (and load_user_depth, estimate(intrinsics=…) through it) took any value to
+    torch.as_tensor: 'fx,fy,cx,cy' text was torch's "new(): invalid data type 'str'", a (1, 3, 3)
+    stack passed and failed DepthEstimate's plain ValueError "intrinsics must be (3, 3)", a bool K
+    was "look normalised" (its 0 and 1 taken as pixels). One line each now; arrays and lists of
+    numbers work as before."""
+    from gen3c.depth import camera_for
+
+    K = make_intrinsics(20.0, 20.0, 8.0, 6.0)
+    with pytest.raises(Gen3cInputError, match=r"^intrinsics '20,20,8,6' is text: pass a \(3, 3\) tensor, or read 'fx,fy,cx,cy' or a file with gen3c\.depth\.parse_intrinsics$"):
+        camera_for(12, 16, "20,20,8,6")
+    np.save(tmp_path / "d.npy", np.full((12, 16), 2.0, np.float32))
+    for call in (lambda k: camera_for(12, 16, k), lambda k: load_user_depth(tmp_path / "d.npy", (12, 16), k)):
+        with pytest.raises(Gen3cInputError, match=r"^intrinsics must be one \(3, 3\) matrix, got shape \(1, 3, 3\): one camera is intrinsics\[0\]$"):
+            call(K[None])
+        with pytest.raises(Gen3cInputError, match=r"^intrinsics is torch\.bool: pass real numbers"):
+            call(K.bool())
+    assert torch.equal(camera_for(12, 16, K.numpy().tolist())[0], K) and torch.equal(camera_for(12, 16, K.double().numpy())[0], K)

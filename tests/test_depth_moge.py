@@ -514,3 +514,28 @@ def test_a_photo_seen_at_its_own_aspect_ratio_has_square_pixels_exactly(tmp_path
     assert (K[0, 0] / K[1, 1]).item() == pytest.approx((tw / w0) / (th / h0), rel=1e-6)
     assert (K[0, 2].item(), K[1, 2].item()) == (tw / 2, th / 2)
     assert (K[1, 1] * h0 / th).item() == pytest.approx(math.hypot(h0, w0) / 2, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    ("call", "refusal"),
+    [
+        (lambda: recover_focal_shift(None), r"recover_focal_shift points is NoneType 'None': pass a \(\*B, H, W, 3\) tensor$"),
+        (lambda: recover_focal_shift(np.ones((8, 8, 3))), r"recover_focal_shift points is a numpy array of shape \(8, 8, 3\)"),
+        (lambda: recover_focal_shift(torch.ones(8, 8)), r"recover_focal_shift points have shape \(8, 8\): pass an \(\*B, H, W, 3\) point map$"),
+        (lambda: recover_focal_shift(torch.ones(8, 8, 3), torch.ones(4, 4, dtype=torch.bool)), r"recover_focal_shift mask has shape \(4, 4\) for points \(8, 8, 3\): pass one of \(8, 8\)$"),
+        (lambda: recover_focal_shift(torch.ones(8, 8, 3), downsample_size=None), r"recover_focal_shift downsample_size None must be the image's \(height, width\)"),
+        (lambda: recover_focal_shift(torch.ones(8, 8, 3), method=None), r"recover_focal_shift method None is unknown: pass 'auto', 'scipy' or 'lm'$"),
+        (lambda: gen3c_moge_postprocess(None, torch.eye(3), torch.ones(4, 8, dtype=torch.bool)), r"gen3c_moge_postprocess depth is NoneType 'None': pass a \(h, w\) tensor$"),
+        (lambda: gen3c_moge_postprocess(torch.ones(4, 8), None, torch.ones(4, 8, dtype=torch.bool)), r"gen3c_moge_postprocess intrinsics is NoneType 'None'"),
+        (lambda: gen3c_moge_postprocess(torch.ones(4, 8), torch.eye(3), torch.ones(8, 4, dtype=torch.bool)), r"gen3c_moge_postprocess depth \(4, 8\), intrinsics \(3, 3\) and mask \(8, 4\): pass one \(h, w\) depth map"),
+        (lambda: gen3c_moge_postprocess(torch.ones(4, 8), torch.eye(3), torch.ones(4, 8, dtype=torch.bool), None), r"gen3c_moge_postprocess size None must be"),
+    ],
+)
+def test_the_moge_post_processing_refuses_what_it_cannot_compute_with(call, refusal):
+    """recover_focal_shift and gen3c_moge_postprocess (gen3c.depth's) took their arguments on
+    trust: None or a numpy array was "'NoneType' object has no attribute 'shape'" / "'numpy.ndarray'
+    object has no attribute 'float'", a mask of another shape torch's "shape '[-1, 1, 8, 8]' is
+    invalid for input of size 16", a size of None "'NoneType' object is not subscriptable" or
+    interpolate's "either size or scale_factor should be defined". One line each now."""
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        call()

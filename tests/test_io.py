@@ -333,6 +333,27 @@ def test_fit_cameras_rescales_and_checks_count():
         fit_cameras(cams, 5, 48, 64)
 
 
+def test_fit_cameras_and_cameras_from_dict_take_numpy_numbers_and_refuse_what_is_no_count():
+    """fit_cameras(cams, "4", …) said "camera file has 4 cameras but 4 frames were asked for",
+    fit_cameras(None, …) was "object of type 'NoneType' has no len()"; cameras_from_dict of a dict
+    built in Python refused a numpy height ("'height' must be a whole number of pixels, got
+    np.int64(48)") while it took numpy matrices. The count and the cameras are checked in one line
+    now, and a numpy size is its number."""
+    cams = orbit(4, 48, 64)
+    for count in ("4", None, 0):
+        with pytest.raises(Gen3cInputError, match=rf"^fit_cameras num_frames {re.escape(repr(count))} must be a whole number of frames ≥ 1$"):
+            fit_cameras(cams, count, 48, 64)
+    with pytest.raises(Gen3cInputError, match=r"^cameras is NoneType 'None': pass gen3c\.cameras\.Cameras"):
+        fit_cameras(None, 4, 48, 64)
+    assert len(fit_cameras(cams, np.int64(4), 48, 64)) == 4
+    from gen3c.io.camera_files import cameras_to_dict
+
+    data = {**cameras_to_dict(cams), "height": np.int64(48), "width": np.int64(64)}
+    assert torch.equal(cameras_from_dict(data).w2c, cams.w2c)
+    with pytest.raises(Gen3cInputError, match=r"'height' 48\.5 is not a whole number of pixels"):
+        cameras_from_dict({**data, "height": np.float32(48.5)})
+
+
 def test_depth_formats_round_trip(tmp_path):
     OpenEXR = pytest.importorskip("OpenEXR")  # gen3c[exr]
 
@@ -425,6 +446,116 @@ def test_conform_depth():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # clean depth: no note
         conform_depth(d, (10, 20))
+
+
+@pytest.mark.parametrize(
+    ("depth", "refusal"),
+    [
+        (None, r"depth is NoneType 'None': pass a tensor of z-depth$"),
+        (np.ones((4, 6)), r"depth is a numpy array of shape \(4, 6\): pass a tensor of z-depth \(gen3c\.io\.depth\.depth_map\(array, 'depth'\) takes"),
+        (torch.ones(4, 6, device="meta"), r"depth is a meta tensor, which holds no values"),
+        (torch.ones(4, 6, dtype=torch.complex64), r"depth holds complex64 values: pass real numbers"),
+        (torch.ones(4, 6, dtype=torch.bool), r"depth holds bool values: depth must be numbers \(a mask goes in as mask=\)$"),
+    ],
+)
+def test_the_depth_helpers_refuse_what_is_no_depth_tensor_naming_it(depth, refusal):
+    """median_scene_depth, fill_invalid_depth and conform_depth (public in gen3c.io.depth) took
+    only tensors, and anything else was Python's or torch's error from inside: a numpy array or
+    None "'numpy.ndarray' object has no attribute 'numel'", a meta tensor "Tensor.item() cannot be
+    called on meta tensors", a 1-D one given to fill_invalid_depth torch's dimension error; a bool mask passed as depth was
+    depths of 0 and 1. Each is one line naming the depth now; a (1, H, W) map given to
+    conform_depth, which takes one (H, W) map, was "too many values to unpack"."""
+    from gen3c.io.depth import fill_invalid_depth, median_scene_depth
+
+    for call in (median_scene_depth, fill_invalid_depth, lambda d: conform_depth(d, (4, 6))):
+        with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+            call(depth)
+    with pytest.raises(Gen3cInputError, match=r"^depth has shape \(1, 4, 6\): pass one \(H, W\) depth map \(depth_map\(depth, 'depth'\) squeezes"):
+        conform_depth(torch.ones(1, 4, 6), (4, 6))
+    with pytest.raises(Gen3cInputError, match=r"^depth has shape \(6,\): pass \(H, W\) or \(T, H, W\) z-depth$"):
+        fill_invalid_depth(torch.ones(6))
+    assert median_scene_depth(torch.full((4, 6), 2.0)) == 2.0
+
+
+def test_frames_to_tensor_takes_read_videos_frames_and_refuses_others():
+    """frames_to_tensor divided whatever it got by 127.5: float frames in [0, 1] came out all
+    near −1 (black), (T, 3, H, W) frames were permuted into (T, W, 3, H), both without a word, and
+    None was torch's "can't convert np.ndarray of type numpy.object_". It takes (T, H, W, 3) uint8,
+    an array or a tensor, and refuses the rest in one line."""
+    from gen3c.io.video import frames_to_tensor
+
+    frames = np.zeros((2, 4, 6, 3), np.uint8)
+    frames[..., 0] = 255
+    for given in (frames, torch.from_numpy(frames)):
+        out = frames_to_tensor(given)
+        assert out.shape == (2, 3, 4, 6) and (out[:, 0] == 1).all() and (out[:, 1:] == -1).all()
+    for bad, got in ((frames / 255.0, r"\(2, 4, 6, 3\) float64"), (frames.transpose(0, 3, 1, 2), r"\(2, 3, 4, 6\) uint8"),
+                     (frames[0], r"\(4, 6, 3\) uint8"), (None, "NoneType 'None'")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=rf"^frames_to_tensor frames are {got}: pass \(T, H, W, 3\) uint8 frames, as read_video returns them$"):
+            frames_to_tensor(bad)
+
+
+@pytest.mark.parametrize(
+    ("call", "refusal"),
+    [
+        (lambda: resize_image(None, (6, 8)), r"resize_image image is NoneType 'None': pass a \(\*B, C, H, W\) tensor$"),
+        (lambda: resize_image(np.zeros((3, 12, 16), np.float32), (6, 8)), r"resize_image image is a numpy array of shape \(3, 12, 16\): pass"),
+        (lambda: resize_nearest(torch.zeros(3, 0, 16), (6, 8)), r"resize_nearest labels has shape \(3, 0, 16\): an image of no pixels has nothing to resize$"),
+        (lambda: resize_image(torch.zeros(3, 12, 16), None), r"resize_image size None must be the image's \(height, width\), two whole numbers of pixels ≥ 1$"),
+        (lambda: resize_image(torch.zeros(3, 12, 16), 6), r"resize_image size 6 must be"),
+        (lambda: resize_nearest(torch.zeros(12, 16), (6.5, 8)), r"resize_nearest size \(6\.5, 8\) must be"),
+        (lambda: resize_nearest(torch.zeros(12, 16), (0, 8)), r"resize_nearest size \(0, 8\) must be"),
+        (lambda: resize_nearest(torch.zeros(12, 16), "6,8"), r"resize_nearest size '6,8' must be"),
+    ],
+)
+def test_resize_refuses_what_it_cannot_resize_naming_it(call, refusal):
+    """resize_image and resize_nearest (gen3c.io.images) checked nothing: None was "'NoneType'
+    object has no attribute 'ndim'", a numpy image "'numpy.ndarray' object has no attribute
+    'float'", a size of None, 6, (6.5, 8) or (0, 8) Python's or torch's interpolate errors, an
+    image of no pixels torch's "Input and output sizes should be greater than 0"."""
+    with pytest.raises(Gen3cInputError, match=f"^{refusal}"):
+        call()
+    # Sizes as numpy integers or a tensor of two still resize.
+    assert resize_image(torch.zeros(3, 12, 16), (np.int64(6), 8)).shape == resize_nearest(torch.zeros(3, 12, 16), torch.tensor([6, 8])).shape == (3, 6, 8)
+
+
+def test_an_image_of_no_pixels_or_no_values_is_refused_by_every_image_reader_in_memory(tmp_path):
+    """image_to_uint8 refused an image of no pixels, but image_to_tensor's float path was torch's
+    "min(): Expected reduction dim to be specified", as_image handed a (3, 0, W) image on (to fail
+    in save_image's reshape), and to_uint8 of one failed its own reshape; a meta tensor was torch's
+    "Cannot copy out of meta tensor" (image_to_uint8) or "Tensor.item() cannot be called on meta
+    tensors" (image_to_tensor). Each refuses in the one line image_to_uint8 uses now, nothing is
+    written, and to_uint8, which takes a batch of any size, gives an empty array for no pixels."""
+    from gen3c.io.images import as_image, image_to_tensor, image_to_uint8
+
+    empty = torch.zeros(3, 0, 16)
+    for call, name in ((as_image, "image"), (image_to_tensor, "image"), (image_to_uint8, "image"), (lambda x: save_image(tmp_path / "e.png", x), "save_image image")):
+        with pytest.raises(Gen3cInputError, match=rf"^{name} is empty \(16×0 pixels\): pass an image with pixels$"):
+            call(empty)
+        with pytest.raises(Gen3cInputError, match=rf"^{name} is a meta tensor, which holds no values"):
+            call(torch.zeros(3, 4, 6, device="meta"))
+    assert list(tmp_path.iterdir()) == []
+    assert to_uint8(empty).shape == (0, 16, 3) and to_uint8(torch.zeros(0, 3, 4, 6)).shape == (0, 4, 6, 3)
+
+
+def test_read_video_refuses_a_frame_range_that_is_none_without_blaming_the_video(tmp_path):
+    """read_video(path, start=-1) or max_frames=1.5 reached itertools.islice, whose ValueError was
+    caught as the decoder's: "video '…' cannot be decoded (Indices for islice() must be None or an
+    integer …): re-encode it as H.264 mp4", blaming a good video; start=None was Python's "'<='
+    not supported"; max_frames=0 said the video "has no frames from index 0". Each is one line
+    naming the argument now, before the video is opened."""
+    from gen3c.io.video import iter_video_frames
+
+    path = write_video(tmp_path / "v.mp4", np.zeros((3, 16, 16, 3), np.uint8))
+    for kwargs, refusal in (({"start": -1}, "start -1 must be a whole number of frames ≥ 0"), ({"start": None}, "start None must be"),
+                            ({"max_frames": 1.5}, "max_frames 1.5 must be a whole number of frames ≥ 1"), ({"max_frames": 0}, "max_frames 0 must be"),
+                            ({"max_frames": "2"}, "max_frames '2' must be")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=rf"^read_video {re.escape(refusal)}"):
+            read_video(path, **kwargs)
+    with pytest.raises(Gen3cInputError, match=r"^iter_video_frames count -2 must be a whole number of frames ≥ 0$"):
+        next(iter_video_frames(path, count=-2))
+    assert read_video(path, start=np.int64(1), max_frames=np.int64(1))[0].shape == (1, 16, 16, 3)
+    assert list(iter_video_frames(path, count=0)) == []
 
 
 def test_invalid_depth_sits_far_away_as_in_gen3c_unless_masked():
@@ -1486,6 +1617,44 @@ def test_save_image_writes_a_uint8_tensor_or_array_as_its_pixels(tmp_path):
             save_image(tmp_path / name, pixels)
         assert str(refused.value) == f"save_image path '{tmp_path / name}' does not end in .png: save_image writes PNG; pass a name ending in .png"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["array.png", "tensor.png", "upper.PNG"]
+
+
+@pytest.mark.parametrize(
+    ("writer", "suffix", "writes"),
+    [
+        ("save_cameras", ".json", "save_cameras writes a gen3c cameras JSON"),
+        ("save_nerfstudio_path", ".json", "save_nerfstudio_path writes a nerfstudio camera_path JSON"),
+        ("write_ply", ".ply", "write_ply writes a PLY point cloud"),
+    ],
+)
+def test_a_writer_refuses_a_name_of_another_file_type(tmp_path, writer, suffix, writes):
+    """save_cameras, save_nerfstudio_path and write_ply wrote under any name: a camera file saved
+    as "cams.png" (JSON text an image viewer cannot open), a point cloud as "cloud.json". As
+    save_image and write_video do, a name not ending in the one type each writes is refused and
+    nothing is written; the suffix in capitals is the same type."""
+    write = {
+        "save_cameras": lambda path: save_cameras(path, orbit()),
+        "save_nerfstudio_path": lambda path: save_nerfstudio_path(path, orbit()),
+        "write_ply": lambda path: write_ply(path, torch.zeros(2, 3), torch.zeros(2, 3)),
+    }[writer]
+    for name in ("out.png", "out", f"out{suffix}.tmp"):
+        with pytest.raises(Gen3cInputError) as refused:
+            write(tmp_path / name)
+        assert str(refused.value) == f"{writer} path '{tmp_path / name}' does not end in {suffix}: {writes}; pass a name ending in {suffix}"
+    write(tmp_path / f"out{suffix.upper()}")
+    assert [p.name for p in tmp_path.iterdir()] == [f"out{suffix.upper()}"]
+
+
+def test_write_ply_refuses_points_that_are_no_coordinates(tmp_path):
+    """write_ply wrote bool points as coordinates 0 and 1, and complex ones without their imaginary
+    part (torch's cast warning aside), a cloud that was not the one given. Refused now, nothing
+    written; integer coordinates are still written as floats."""
+    for dtype in (torch.bool, torch.complex64):
+        with pytest.raises(Gen3cInputError, match=rf"^write_ply points are {str(dtype).removeprefix('torch.')}: pass real coordinates \(float\)$"):
+            write_ply(tmp_path / "p.ply", torch.ones(2, 3, dtype=dtype), torch.zeros(2, 3))
+    assert list(tmp_path.iterdir()) == []
+    write_ply(tmp_path / "p.ply", torch.ones(2, 3, dtype=torch.int64), torch.zeros(2, 3))
+    assert read_ply(tmp_path / "p.ply")[0].tolist() == [[1.0] * 3] * 2
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")

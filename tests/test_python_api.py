@@ -346,6 +346,9 @@ def test_a_run_records_numpy_numbers_as_json_numbers(scene, tmp_path):
     )
 
     assert json.dumps([np.float16(0.25), np.uint8(7), torch.float16], default=json_default) == '[0.25, 7, "torch.float16"]'
+    # A 0-d array (np.array(0.5), np.median(...) of an array kept as one) was its text "0.5" too.
+    zero_d = [np.array(0.5), np.array(3, dtype=np.int16), np.array(True)]
+    assert json.dumps(zero_d, default=json_default) == "[0.5, 3, true]"
 
 
 def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_path):

@@ -1471,6 +1471,24 @@ def test_config_numbers_from_python_may_be_numpy_floats_and_are_stored_as_floats
         config_from_dict({"train": {"lr": np.float32("nan")}})
 
 
+def test_config_switches_from_python_may_be_numpy_bools_and_are_stored_as_bools():
+    """A true-or-false setting took only Python's bool: numpy's (a notebook's ``mask.any()``,
+    ``np.bool_(True)``) was refused as "train.gradient_checkpointing = a numpy array of shape ()
+    must be true or false", though numpy's numbers were taken for numbers. Now it is taken and
+    stored as Python's bool (config.json writes true); a number or a text is still refused."""
+    import numpy as np
+
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training.config import config_from_dict
+
+    config = config_from_dict({"train": {"gradient_checkpointing": np.bool_(True)}, "data": {"cache_clips": np.array(1) > 0}})
+    assert config.train.gradient_checkpointing is True and config.data.cache_clips is True
+    assert json.loads(config.to_json())["train"]["gradient_checkpointing"] is True
+    for value in (1, np.int64(1), "true"):
+        with pytest.raises(Gen3cInputError, match=r"^config: train\.gradient_checkpointing = .* must be true or false \(default False\)$"):
+            config_from_dict({"train": {"gradient_checkpointing": value}})
+
+
 def test_stop_after_from_python_is_a_whole_number_of_steps(tmp_path, monkeypatch):
     """train(stop_after=…) took any value that was not below 1: True ran 1 step, 2.5 ran 3 (and a
     progress bar of 2.5 steps), "2" was a TypeError. Refused now in one line, before anything

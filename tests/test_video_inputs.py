@@ -1278,3 +1278,22 @@ def test_a_frame_range_from_python_is_in_whole_frames():
             frame_range(0, bad, 10, "clip")
         with pytest.raises(Gen3cInputError, match=rf"^--vipe_starting_frame_idx {bad!r} is no frame of clip: pass a whole number, 0 … 9$"):
             frame_range(bad, 3, 10, "clip")
+
+
+def test_sample_and_vipe_readers_take_a_home_path_and_refuse_what_is_no_path(vipe_dir, sample_dir, monkeypatch):
+    """read_sample, sample_length, read_vipe and vipe_length passed their path to Path() as it came:
+    None or a number was Path's "expected str, bytes or os.PathLike object, not NoneType", and
+    "~/walk" was looked for in a folder named "~" ("does not exist"). As every other reader,
+    they expand the home folder now and refuse what is no path in one line."""
+    from gen3c.io.gen3c_sample import sample_length
+    from gen3c.io.vipe import vipe_length
+
+    monkeypatch.setenv("HOME", str(vipe_dir.parent))
+    assert vipe_length(f"~/{vipe_dir.name}") == T and len(read_vipe(f"~/{vipe_dir.name}", (32, 48), num_frames=2).w2c) == 2
+    monkeypatch.setenv("HOME", str(sample_dir.parent))
+    assert sample_length(f"~/{sample_dir.name}") == T and len(read_sample(f"~/{sample_dir.name}", (32, 48), num_frames=2).w2c) == 2
+    for call, name in ((lambda p: read_sample(p, (32, 48)), "sample"), (sample_length, "sample"),
+                       (lambda p: read_vipe(p, (32, 48)), "ViPE directory"), (vipe_length, "ViPE directory")):  # fmt: skip
+        for value, got in ((None, "NoneType 'None'"), (5, "int '5'")):
+            with pytest.raises(Gen3cInputError, match=rf"^{name} is {got}: pass the path to a .* \(a str or a pathlib\.Path\)$"):
+                call(value)

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -151,6 +152,8 @@ def forward_warp(
     """
     if mode not in SPLAT_MODES:
         raise Gen3cInputError(f"splat mode must be one of {SPLAT_MODES}, got {shown_value(mode)}")
+    if isinstance(fill_value, bool) or not isinstance(fill_value, numbers.Real):  # (None was "bad operand type for unary -")
+        raise Gen3cInputError(f"forward_warp fill_value {shown_value(fill_value)} must be a number, the colour of pixels no point lands on (-1: black)")
     _check_warp_inputs(points, colors, w2c, K, height, width, mode)
     # Planar (3, N) / (C, N) layouts keep every per-point operation on contiguous rows.
     if points.ndim == 2:
@@ -881,9 +884,12 @@ class Cache3D:
         # value hid points in front of the curtain too.
         if isinstance(foreground_tolerance, bool) or not isinstance(foreground_tolerance, numbers.Real) or not 0 <= foreground_tolerance < math.inf:
             raise Gen3cInputError(f"foreground_tolerance {shown_value(foreground_tolerance)} must be a finite distance ≥ 0 in depth units (GEN3C: 0.02)")
+        # Any value was taken for its truth: "no", "false" or "off" turned the masking on.
+        if not isinstance(foreground_masking, bool | np.bool_):
+            raise Gen3cInputError(f"foreground_masking {shown_value(foreground_masking)} must be True or False")
         self.max_buffers = int(max_buffers)  # (a numpy integer as Python's: the repr, a state's check)
         self.filter_points_threshold = filter_points_threshold
-        self.foreground_masking = foreground_masking
+        self.foreground_masking = bool(foreground_masking)
         self.foreground_tolerance = foreground_tolerance
         self.splat = splat
         self.views: list[CacheView] = []
@@ -907,6 +913,8 @@ class Cache3D:
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         """Replace the views with those of :meth:`state_dict`'s output."""
+        if not isinstance(state, Mapping) or not all(isinstance(key, str) for key in state):  # (None was "'NoneType' object is not iterable")
+            raise Gen3cInputError(f"load_state_dict state is {describe_value(state)}: pass what Cache3D.state_dict() returned, a dict of tensors by name")
         count = len({key.split(".")[0] for key in state})
         names = [f.name for f in fields(CacheView)]
         # States saved before ``filtered`` existed lack it: they restore with no such pixel.

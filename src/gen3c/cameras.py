@@ -57,6 +57,16 @@ def _real_number(value: object) -> float | None:
         return None
 
 
+def _finite_number(value: object, what: str, fix: str) -> float:
+    """``value`` (a Python or numpy number, a one-element tensor or array) as a finite float, or a
+    one-line refusal naming ``what``: None or a text was Python's "unsupported operand type(s)"
+    from inside the arithmetic, NaN a matrix of NaN."""
+    number = _real_number(value)
+    if number is None or not math.isfinite(number):
+        raise Gen3cInputError(f"{what} is {shown_value(value)}: {fix}")
+    return number
+
+
 def _floating(tensor: Tensor) -> Tensor:
     """``tensor`` in a floating dtype (integers: float32), so a fractional scale or shift is not truncated."""
     return tensor.to(torch.promote_types(tensor.dtype, torch.float32))
@@ -76,9 +86,21 @@ def _check_batches(function: str, *arguments: tuple[str, Tensor | None, int]) ->
         ) from None
 
 
+def _check_real(name: str, tensor: Tensor) -> None:
+    """Refuse a complex or bool tensor as the numbers ``name`` (a matrix, points, depth): complex
+    ones were torch's "not implemented for 'ComplexFloat'" from deep inside, bool ones torch's
+    "Subtraction ... with a bool tensor is not supported" or, worse, taken as 0 and 1 (a bool K
+    passed validate_intrinsics as fx = cx = 1)."""
+    if tensor.is_complex():
+        raise Gen3cInputError(complex_refusal(name, tensor.dtype))
+    if tensor.dtype == torch.bool:
+        raise Gen3cInputError(f"{name} is a bool tensor: pass real numbers (its .float(), if 0 and 1 are meant)")
+
+
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
     if not isinstance(tensor, Tensor):
         raise Gen3cInputError(f"{name} is {describe_value(tensor)}: pass a tensor (torch.as_tensor({name}))")
+    _check_real(name, tensor)
     if tensor.shape[-len(dims) :] != dims:
         raise Gen3cInputError(f"{name} must have shape (*B, {', '.join(map(str, dims))}), got {tuple(tensor.shape)}")
 
@@ -95,6 +117,7 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
     500.0
     """
     values = {"fx": fx, "fy": fy, "cx": cx, "cy": cy}
+    # (NaN is left to validate_intrinsics, which the readers call naming their input)
     for name, value in values.items():  # a text was torch's "too many dimensions 'str'"
         if _real_number(value) is None:
             raise Gen3cInputError(f"make_intrinsics {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels, e.g. 500.0")
@@ -161,6 +184,9 @@ def intrinsics_from_nerfstudio(fx: float, fy: float, cx: float, cy: float) -> Te
     >>> intrinsics_from_nerfstudio(240.0, 240.0, 320.0, 240.0)[:2, 2].tolist()
     [319.5, 239.5]
     """
+    for name, value in (("cx", cx), ("cy", cy)):  # (None was Python's TypeError from the shift; NaN is left as make_intrinsics leaves it)
+        if _real_number(value) is None:
+            raise Gen3cInputError(f"intrinsics_from_nerfstudio {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels")
     return make_intrinsics(fx, fy, cx - NERFSTUDIO_PIXEL_OFFSET, cy - NERFSTUDIO_PIXEL_OFFSET, dtype=torch.float64)
 
 
@@ -174,6 +200,7 @@ def intrinsics_from_nerfstudio_fov(fov_degrees: float, height: int, width: int) 
     [319.5, 239.5]
     """
     f = focal_from_fov(fov_degrees, height)
+    _check_sizes((height, width))  # (the width, which the fov does not span: None was Python's TypeError)
     return intrinsics_from_nerfstudio(f, f, width / 2.0, height / 2.0)
 
 
@@ -191,7 +218,17 @@ def lens_distortion_shift(K: Tensor, height: int, width: int, coefficients: tupl
     >>> round(lens_distortion_shift(make_intrinsics(100.0, 100.0, 49.5, 49.5), 100, 100, (0.1, 0, 0, 0, 0, 0)), 4)
     3.5355
     """
-    k1, k2, k3, k4, p1, p2 = (float(c) for c in coefficients)
+    K = _as_real(K, "lens_distortion_shift K")  # (a tensor, an array or nested lists)
+    if K.shape != (3, 3):
+        raise Gen3cInputError(f"lens_distortion_shift K must be one (3, 3) matrix, got shape {tuple(K.shape)}")
+    validate_intrinsics(K, "lens_distortion_shift K")  # (fx = 0 divided by zero)
+    _check_sizes((height, width))
+    values = [_real_number(c) for c in coefficients] if isinstance(coefficients, (tuple, list, np.ndarray)) else []
+    if len(values) != 6 or None in values:  # (None, a text or 5 numbers were Python's unpacking and float() errors)
+        raise Gen3cInputError(
+            f"lens_distortion_shift coefficients {shown_value(coefficients)} must be six numbers (k1, k2, k3, k4, p1, p2), nerfstudio's distortion_params"
+        )
+    k1, k2, k3, k4, p1, p2 = values
     v, u = torch.meshgrid(torch.linspace(-0.5, height - 0.5, 33, dtype=torch.float64), torch.linspace(-0.5, width - 0.5, 33, dtype=torch.float64), indexing="ij")
     fx, fy, cx, cy = (float(K[0, 0]), float(K[1, 1]), float(K[0, 2]), float(K[1, 2]))
     x, y = (u - cx) / fx, (v - cy) / fy
@@ -214,16 +251,36 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
         (*B, 3, 3), floating point.
     """
     _check_last_dims("K", K, (3, 3))
+    fix = "pass the new size over the old along each axis, a number > 0 (e.g. 0.5 for half the width)"
+    scales = [_finite_number(v, f"scale_intrinsics {name}", fix) for name, v in (("scale_x", scale_x), ("scale_y", scale_y))]
+    for name, scale in zip(("scale_x", "scale_y"), scales, strict=True):
+        if scale <= 0:  # 0 gave a focal length of 0, a negative one a mirrored camera
+            raise Gen3cInputError(f"scale_intrinsics {name} is {scale:g}: {fix}")
     K = _floating(K)
-    S = torch.diag(torch.tensor([scale_x, scale_y, 1.0], dtype=K.dtype, device=K.device))
+    S = torch.diag(torch.tensor([*scales, 1.0], dtype=K.dtype, device=K.device))
     return S @ K
 
 
 def _check_sizes(*sizes: tuple[int, int]) -> None:
     """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
     for size in sizes:
+        if not isinstance(size, (tuple, list)):  # (None was Python's "object of type 'NoneType' has no len()")
+            raise Gen3cInputError(f"image size {shown_value(size)} must be (height, width) in pixels, two positive numbers")
         if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
             raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
+
+
+def whole_image_size(value: object, name: str) -> tuple[int, int]:
+    """``value``, an image's (H, W) given as an argument, as two Python ints ≥ 1 (numpy integers and
+    0-d integer tensors too), or a one-line refusal naming ``name``: None, one number, a text, or
+    12.5 pixels (which ``int()`` truncated without a word) are no size."""
+    try:
+        height, width = (operator.index(n) for n in value)
+    except (TypeError, ValueError):  # (not two whole numbers)
+        height = width = 0
+    if isinstance(value, str) or min(height, width) < 1:
+        raise Gen3cInputError(f"{name} {shown_value(value)} must be the image's (height, width), two whole numbers of pixels ≥ 1")
+    return height, width
 
 
 def resize_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
@@ -241,9 +298,11 @@ def crop_intrinsics(K: Tensor, top: float, left: float) -> Tensor:
         K: (*B, 3, 3); integer matrices are computed in float32.
     """
     _check_last_dims("K", K, (3, 3))
+    fix = "pass the rows and columns cropped off as numbers of pixels (negative: padding)"
+    top, left = (_finite_number(v, f"crop_intrinsics {name}", fix) for name, v in (("top", top), ("left", left)))
     out = _floating(K).clone()
-    out[..., 0, 2] = K[..., 0, 2] - left
-    out[..., 1, 2] = K[..., 1, 2] - top
+    out[..., 0, 2] -= left
+    out[..., 1, 2] -= top
     return out
 
 
@@ -273,6 +332,7 @@ def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
         raise Gen3cInputError(f"{name} are {_describe(K)}: pass a tensor (torch.as_tensor(K))")
     if K.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
         raise Gen3cInputError(meta_refusal(name))
+    _check_real(name, K)
     if K.shape[-2:] != (3, 3):
         raise Gen3cInputError(f"{name} must be 3×3 matrices, got shape {tuple(K.shape)}")
     if not torch.isfinite(K).all():
@@ -479,8 +539,6 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     for name, value in (("eye", eye), ("target", target), ("up", up)):
         if value.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
             raise Gen3cInputError(f"look_at {meta_refusal(name)}")
-        if value.is_complex():  # was a complex "pose"
-            raise Gen3cInputError(f"look_at {complex_refusal(name, value.dtype)}")
         if not bool(torch.isfinite(value).all()):  # NaN slips past the check below and gave a NaN pose
             raise Gen3cInputError(f"look_at {name} contains NaN or infinite values: pass finite world coordinates")
     # One eye with many targets (or a (3,) up) was torch's "linalg.cross: inputs must have the
@@ -590,6 +648,7 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
         raise Gen3cInputError(f"{name} are {_describe(w2c)}: pass a tensor (torch.as_tensor(w2c))")
     if w2c.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
         raise Gen3cInputError(meta_refusal(name))
+    _check_real(name, w2c)
     if w2c.shape[-2:] != (4, 4):
         raise Gen3cInputError(f"{name} must be 4×4 matrices, got shape {tuple(w2c.shape)}")
 
@@ -696,6 +755,8 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
     _check_last_dims("q1", q1, (4,))
     q0 = torch.nn.functional.normalize(q0.to(torch.float64), dim=-1)
     q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
+    if not isinstance(t, (Tensor, np.ndarray)) and _real_number(t) is None:  # (None, a text: torch's raw TypeError)
+        raise Gen3cInputError(f"quaternion_slerp t is {describe_value(t)}: pass a number or a tensor of them, 0 for q0 and 1 for q1")
     # A float t was a CPU tensor of shape (1,), which no CUDA q0 mixes with.
     t = torch.as_tensor(t, dtype=torch.float64, device=q0.device)[..., None]
     dot = (q0 * q1).sum(-1, keepdim=True)
@@ -715,7 +776,16 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
 
 
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> Tensor:
-    """Homogeneous pixel centres (H, W, 3): ``[u, v, 1]`` with u the column, v the row."""
+    """Homogeneous pixel centres (H, W, 3): ``[u, v, 1]`` with u the column, v the row.
+    ``height`` and ``width`` are whole numbers ≥ 0 (Python's, numpy's or a 0-d integer tensor)."""
+    for name, size in (("height", height), ("width", width)):
+        # None and texts were torch's arange() argument error; 2.5 gave 3 rows, -1 torch's "upper bound and lower bound inconsistent"
+        try:
+            whole = operator.index(size) >= 0 and not isinstance(size, bool)
+        except TypeError:
+            whole = False
+        if not whole:
+            raise Gen3cInputError(f"pixel_grid {name} is {shown_value(size)}: pass the image's size in pixels, a whole number ≥ 0")
     v, u = torch.meshgrid(
         torch.arange(height, device=device, dtype=dtype),
         torch.arange(width, device=device, dtype=dtype),
@@ -743,6 +813,7 @@ def unproject_depth(depth: Tensor, K: Tensor, w2c: Tensor | None = None) -> Tens
     validate_intrinsics(K, "K")
     if not isinstance(depth, Tensor) or depth.ndim < 2:
         raise Gen3cInputError(f"depth must be a (*B, H, W) tensor, got {_describe(depth)}")
+    _check_real("depth", depth)  # (a mask passed as depth was points at depth 0 and 1)
     if w2c is not None:
         _check_last_dims("w2c", w2c, (4, 4))
     _check_batches("unproject_depth", ("depth", depth, 2), ("K", K, 2), ("w2c", w2c, 2))
@@ -766,7 +837,7 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
 
     Args:
         points: (*B, N, 3) world points.
-        K: (*B, 3, 3).
+        K: (*B, 3, 3) intrinsics in pixels (:func:`validate_intrinsics`: finite, fx, fy > 0).
         w2c: (*B, 4, 4).
 
         The ``*B`` of the three broadcast together (one point set into T cameras); K and w2c
@@ -778,6 +849,8 @@ def project_points(points: Tensor, K: Tensor, w2c: Tensor) -> tuple[Tensor, Tens
     """
     _check_last_dims("points", points, (3,))
     _check_last_dims("K", K, (3, 3))
+    # A zero K projected every point to (0, 0), a NaN one to NaN, a negative focal length mirrored them: as unproject_depth, refused.
+    validate_intrinsics(K, "K")
     _check_last_dims("w2c", w2c, (4, 4))
     if points.ndim < 2:
         raise Gen3cInputError(f"points must be (*B, N, 3), got {tuple(points.shape)}: one point is points[None]")
@@ -917,7 +990,12 @@ class Cameras:
             # (any integer dtype as numpy takes it: torch took uint8 for a mask, refused uint64)
             index = torch.as_tensor(index.astype(np.int64) if index.dtype.kind in "iu" else index)
         if not isinstance(index, (slice, Tensor, list, tuple)):
-            index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
+            try:
+                index = operator.index(index)  # ints, numpy ints: one camera, kept as a stack of one
+            except TypeError:  # (None, 1.5, "0": Python's "'float' object cannot be interpreted as an integer")
+                raise Gen3cInputError(
+                    f"cameras[{shown_value(index)}]: index a camera by a whole number, a slice, a list of indices or a bool mask"
+                ) from None
             # Past the end the slice below was an empty stack, and `for camera in cameras` never ended.
             if not -len(self) <= index < len(self):
                 raise Gen3cInputError(f"camera {index} is out of range for {len(self)} cameras: pass 0 … {len(self) - 1} (or −1 … −{len(self)})")
@@ -936,6 +1014,10 @@ class Cameras:
 
     def to(self, device: torch.device | str) -> Cameras:
         """The same cameras on ``device``."""
+        try:
+            device = torch.device(device)
+        except (RuntimeError, TypeError):  # ("gpu" was torch's "Expected one of cpu, cuda, … device type")
+            raise Gen3cInputError(f"Cameras.to device {shown_value(device)} is not a device name: pass 'cuda', 'cuda:1' or 'cpu'") from None
         return Cameras(self.w2c.to(device), self.K.to(device), self.height, self.width)
 
     def resized(self, height: int, width: int) -> Cameras:
@@ -951,6 +1033,9 @@ class Cameras:
     def cat(items: list[Cameras]) -> Cameras:
         if not items:  # was "cannot concatenate cameras of different image sizes []"
             raise Gen3cInputError("Cameras.cat got no cameras: pass a list of at least one Cameras")
+        for item in items:  # (None was "'NoneType' object has no attribute 'height'")
+            if not isinstance(item, Cameras):
+                raise Gen3cInputError(f"Cameras.cat got {describe_value(item)} among its items: pass a list of Cameras")
         sizes = {(c.height, c.width) for c in items}
         if len(sizes) != 1:
             raise Gen3cInputError(f"cannot concatenate cameras of different image sizes {sorted(sizes)}")

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from gen3c.cameras import check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
-from gen3c.errors import Gen3cInputError, Gen3cModelError, describe_value, note, shown_value
+from gen3c.cameras import as_float32, check_intrinsics_fit, intrinsics_from_fov, resize_intrinsics
+from gen3c.errors import Gen3cInputError, Gen3cModelError, describe_value, note, quoted, shown_value
 from gen3c.io.depth import median_scene_depth
 from gen3c.io.images import image_to_uint8, resize_nearest
 from gen3c.summary import dataclass_repr
@@ -261,7 +261,12 @@ def camera_for(
     if intrinsics is not None and fov is not None:
         raise Gen3cInputError("pass either intrinsics or a field of view, not both")
     if intrinsics is not None:
-        K = torch.as_tensor(intrinsics, dtype=torch.float32)
+        if isinstance(intrinsics, str):  # (torch's "new(): invalid data type 'str'")
+            raise Gen3cInputError(f"{name} {quoted(intrinsics, 60)} is text: pass a (3, 3) tensor, or read 'fx,fy,cx,cy' or a file with gen3c.depth.parse_intrinsics")
+        K = as_float32(intrinsics, name)  # (a tensor, an array or nested lists of real numbers)
+        if K.shape != (3, 3):  # (a (1, 3, 3) stack passed here and failed DepthEstimate's own check, a plain ValueError)
+            hint = f": one camera is {name}[0]" if K.shape == (1, 3, 3) else ""
+            raise Gen3cInputError(f"{name} must be one (3, 3) matrix, got shape {tuple(K.shape)}{hint}")
         return check_intrinsics_fit(K, height, width, name).clone(), "user"
     if fov is not None:
         return intrinsics_from_fov(fov, height, width), "user"

@@ -6,6 +6,7 @@ preview's fallback). The names themselves and the check of a typo are in
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 
@@ -52,8 +53,9 @@ def load_depth_estimator(
 
 
 def _load_depth_estimator(name_or_path: str, device: torch.device | str, dtype: torch.dtype, **options) -> DepthEstimator:
-    name = str(name_or_path).strip()
-    check_estimator_name(name)
+    name = os.fspath(name_or_path) if isinstance(name_or_path, os.PathLike) else name_or_path
+    check_estimator_name(name.strip() if isinstance(name, str) else name)
+    name = name.strip()
     if name.lower() == PRIOR_NAME:
         return GeometricPriorEstimator(**options)
     if is_moge_name(name):

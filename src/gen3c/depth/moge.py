@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gen3c.cameras import make_intrinsics, resize_intrinsics
+from gen3c.cameras import make_intrinsics, resize_intrinsics, whole_image_size
 from gen3c.dependencies import optional, require
 from gen3c.depth.base import (
     DepthEstimate,
@@ -52,8 +52,10 @@ from gen3c.depth.names import CHECKPOINT_SUFFIXES, MOGE_NAMES
 from gen3c.errors import (
     Gen3cInputError,
     Gen3cModelError,
+    complex_refusal,
     describe_value,
     first_line,
+    meta_refusal,
     note,
     quoted_path,
 )
@@ -108,6 +110,15 @@ def gen3c_moge_postprocess(
     >>> K[0, 0].item(), K[1, 2].item(), tuple(d.shape)
     (2.0, 1.0, (2, 4))
     """
+    _check_map("gen3c_moge_postprocess depth", depth, "(h, w)")
+    _check_map("gen3c_moge_postprocess intrinsics", intrinsics, "(3, 3)")
+    _check_map("gen3c_moge_postprocess mask", mask, "(h, w)")
+    if intrinsics.shape != (3, 3) or mask.shape != depth.shape or depth.ndim != 2:
+        raise Gen3cInputError(
+            f"gen3c_moge_postprocess depth {tuple(depth.shape)}, intrinsics {tuple(intrinsics.shape)} and mask {tuple(mask.shape)}: "
+            "pass one (h, w) depth map, its (3, 3) normalised intrinsics and an (h, w) mask"
+        )
+    size = whole_image_size(size, "gen3c_moge_postprocess size")
     h, w = depth.shape
     mask = mask.bool()
     depth = torch.where(mask, depth.float(), torch.full_like(depth.float(), GEN3C_INVALID_DEPTH))
@@ -129,6 +140,17 @@ def gen3c_moge_postprocess(
 # --------------------------------------------------------------------------------------------
 # Point map → depth + intrinsics
 # --------------------------------------------------------------------------------------------
+
+
+def _check_map(name: str, value: object, shape: str) -> None:
+    """Refuse what the MoGe post-processing cannot compute with, naming ``name``: no tensor (None,
+    a numpy array: Python's "has no attribute 'shape'"), a meta tensor, complex values."""
+    if not isinstance(value, Tensor):
+        raise Gen3cInputError(f"{name} is {describe_value(value)}: pass a {shape} tensor")
+    if value.is_meta:
+        raise Gen3cInputError(meta_refusal(name))
+    if value.is_complex():
+        raise Gen3cInputError(complex_refusal(name, value.dtype))
 
 
 def normalized_view_plane_uv(
@@ -266,6 +288,16 @@ def recover_focal_shift(
         ``(focal (*B,), shift (*B,))``; depth = z + shift, and with a = W / H,
         fx = focal / 2 · √(1 + a²) / a (image widths), fy = focal / 2 · √(1 + a²) (heights).
     """
+    _check_map("recover_focal_shift points", points, "(*B, H, W, 3)")
+    if points.ndim < 3 or points.shape[-1] != 3 or 0 in points.shape[-3:-1]:
+        raise Gen3cInputError(f"recover_focal_shift points have shape {tuple(points.shape)}: pass an (*B, H, W, 3) point map")
+    if mask is not None:
+        _check_map("recover_focal_shift mask", mask, "(*B, H, W)")
+        if mask.shape != points.shape[:-1]:  # (was torch's "shape '[-1, 1, 8, 8]' is invalid for input of size 16")
+            raise Gen3cInputError(f"recover_focal_shift mask has shape {tuple(mask.shape)} for points {tuple(points.shape)}: pass one of {tuple(points.shape[:-1])}")
+    downsample_size = whole_image_size(downsample_size, "recover_focal_shift downsample_size")
+    if method not in ("auto", "scipy", "lm"):
+        raise Gen3cInputError(f"recover_focal_shift method {method!r} is unknown: pass 'auto', 'scipy' or 'lm'")
     batch = points.shape[:-3]
     height, width = points.shape[-3], points.shape[-2]
     pts = points.reshape(-1, height, width, 3).float()

@@ -9,9 +9,10 @@ anything loads; the loaders (:mod:`gen3c.depth.moge`, :mod:`gen3c.depth.prior`,
 from __future__ import annotations
 
 import difflib
+import os
 import re
 
-from gen3c.errors import Gen3cInputError, quoted, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, quoted, quoted_path
 from gen3c.io.paths import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES
 from gen3c.io.paths import exists, looks_like_path
 
@@ -42,13 +43,17 @@ def check_estimator_name(name: str, what: str = "depth estimator") -> None:
     not a :class:`~gen3c.errors.Gen3cModelError`. ``what`` names the setting in the message
     (``--depth_estimator`` for a run's).
     """
+    aliases = dict.fromkeys(k.replace("-", "_") for k in HF_ALIASES)
+    choices = f"pass {', '.join(('moge', PRIOR_NAME, *aliases))}, a hub id OWNER/NAME or a local model.pt or model folder"
+    if isinstance(name, os.PathLike):  # a pathlib.Path of a model: its text
+        name = os.fspath(name)
+    if not isinstance(name, str):  # (None or a number was "'NoneType' object has no attribute 'lower'"; the loader's str() made it the name 'None')
+        raise Gen3cInputError(f"{what} is {describe_value(name)}: {choices}")
     if name and (name.lower() in (*MOGE_NAMES, PRIOR_NAME) or name in HF_ALIASES or exists(name)):  # as the loaders match them
         return
     path = looks_like_path(name)
     if name and not path and HUB_ID.fullmatch(name):
         return
-    aliases = dict.fromkeys(k.replace("-", "_") for k in HF_ALIASES)
-    choices = f"pass {', '.join(('moge', PRIOR_NAME, *aliases))}, a hub id OWNER/NAME or a local model.pt or model folder"
     if not name:
         raise Gen3cInputError(f"{what} is empty: {choices}")
     if path:

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cameras import check_intrinsics_fit, fov_from_focal, resize_intrinsics
+from gen3c.cameras import check_intrinsics_fit, fov_from_focal, resize_intrinsics, whole_image_size
 from gen3c.depth.base import DEPTH_KINDS, INTRINSICS_SOURCES, DepthEstimate, camera_for, resize_mask
 from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.depth import DEFAULT_PNG_DEPTH_SCALE, FAR_DEPTH, conform_depth, load_depth, median_scene_depth
@@ -199,11 +199,11 @@ def load_user_depth(
             when the user gives none (else the recorded camera, else the default 60° FOV).
     """
     name = f"depth file {quoted_path(path)}"
+    H, W = whole_image_size(image_size, "load_user_depth image_size")  # (before the file is read)
     if kind is not None and kind not in DEPTH_KINDS:  # before the file is read (it was DepthEstimate's ValueError after)
         raise Gen3cInputError(f"depth kind {kind!r} for {name} is unknown: pass one of {', '.join(DEPTH_KINDS)}, or None for the recorded kind")
     raw = load_depth(path, png_scale)  # names the file itself: "depth file 'PATH'"
     record = depth_record(path, tuple(raw.shape))
-    H, W = image_size
     depth, valid = conform_depth(raw, (H, W), name, mask_invalid)
     if mask_invalid and record is not None:
         valid = untrusted_left_out(record, valid, name)

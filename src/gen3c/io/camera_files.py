@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import re
 import sys
@@ -66,7 +67,7 @@ from gen3c.cameras import (
     validate_poses,
 )
 from gen3c.constants import MAX_FRAMES
-from gen3c.errors import Gen3cInputError, describe_value, quoted, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, is_whole_number, quoted, quoted_path, shown_value
 from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import loads_json
 from gen3c.io.intrinsics import unpad_intrinsics
@@ -423,8 +424,10 @@ def _pixels(value: Any, what: str) -> int:
     """An image side: a whole number of pixels (``480`` or ``480.0``), else one line naming ``what``."""
     if value is None:
         raise Gen3cInputError(f"{what} is missing: give the width and height, in pixels, of the image the intrinsics refer to")
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    # (numpy's numbers too: a dict built in Python for cameras_from_dict; np.int64(480) was refused)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise Gen3cInputError(f"{what} must be a whole number of pixels, got {_show(value)}")
+    value = int(value) if isinstance(value, numbers.Integral) else float(value)
     if isinstance(value, float) and not value.is_integer():
         raise Gen3cInputError(f"{what} {value:g} is not a whole number of pixels: give the size, in pixels, of the image the intrinsics refer to")
     if not 1 <= value <= MAX_IMAGE_SIDE:
@@ -970,9 +973,9 @@ def cameras_to_dict(cameras: Cameras, fps: float = 24.0) -> dict:
 
 
 def save_cameras(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0) -> None:
-    """Write ``cameras`` as a gen3c cameras JSON file (atomically); a leading ``~`` in ``path`` is
-    the home folder."""
-    target = writer_path(path, "save_cameras path", "the camera file")
+    """Write ``cameras`` as a gen3c cameras JSON file (atomically); ``path`` must end in .json
+    (nothing is written otherwise), a leading ``~`` in it is the home folder."""
+    target = writer_path(path, "save_cameras path", "the camera file", ".json", "save_cameras writes a gen3c cameras JSON")
     write_text_atomic(target, json.dumps(cameras_to_dict(cameras, fps), indent=1))
 
 
@@ -1088,9 +1091,9 @@ def _check_sampled_from(keyframes: KeyframePath, cameras: Cameras, fps: float) -
 
 def save_nerfstudio_path(path: str | os.PathLike, cameras: Cameras, fps: float = 24.0, keyframes: KeyframePath | None = None) -> None:
     """Write ``cameras`` (and the ``keyframes`` they were sampled from) as a nerfstudio
-    ``camera_path.json`` (:func:`cameras_to_nerfstudio_path`), atomically; a leading ``~`` in
-    ``path`` is the home folder."""
-    target = writer_path(path, "save_nerfstudio_path path", "the camera path")
+    ``camera_path.json`` (:func:`cameras_to_nerfstudio_path`), atomically; ``path`` must end in
+    .json (nothing is written otherwise), a leading ``~`` in it is the home folder."""
+    target = writer_path(path, "save_nerfstudio_path path", "the camera path", ".json", "save_nerfstudio_path writes a nerfstudio camera_path JSON")
     write_text_atomic(target, json.dumps(cameras_to_nerfstudio_path(cameras, fps, keyframes), indent=1))
 
 
@@ -1116,6 +1119,9 @@ def fit_cameras(
     which must be how the run's input frames reached the working size (the default,
     resize to cover + centre crop, is ``--resize_mode crop``'s; a plain resize when the aspect
     ratio matches), so that a camera file at the input's own size describes the input's cameras."""
+    _check_cameras(cameras)  # (None was "object of type 'NoneType' has no len()")
+    if not is_whole_number(num_frames) or num_frames < 1:  # ('3' was "has 3 cameras but 3 frames were asked for")
+        raise Gen3cInputError(f"fit_cameras num_frames {shown_value(num_frames)} must be a whole number of frames ≥ 1")
     check_camera_count(len(cameras), num_frames, name)
     if (cameras.height, cameras.width) == (height, width):
         return cameras

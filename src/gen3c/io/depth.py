@@ -157,6 +157,21 @@ def depth_map(values: np.ndarray | Tensor, name: str, copy: bool = True) -> Tens
     return torch.from_numpy(float32_array(np.squeeze(values), copy=copy))
 
 
+def check_depth_tensor(depth: object, name: str) -> None:
+    """Refuse what the depth helpers cannot compute with, naming ``name``: no tensor (a numpy array
+    or None was AttributeError: 'numpy.ndarray' object has no attribute 'numel'), a meta tensor
+    (torch's "Tensor.item() cannot be called on meta tensors"), complex or bool values."""
+    if not isinstance(depth, Tensor):
+        # (depth_map, not torch.from_numpy: it takes a masked array's masked pixels as NaN, any real dtype)
+        fix = f" (gen3c.io.depth.depth_map(array, {name!r}) takes an array as gen3c.generate does)" if isinstance(depth, np.ndarray) else ""
+        raise Gen3cInputError(f"{name} is {describe_value(depth)}: pass a tensor of z-depth{fix}")
+    plain_tensor(depth, name)
+    if depth.is_complex():
+        raise Gen3cInputError(complex_refusal(name, depth.dtype))
+    if depth.dtype == torch.bool:
+        raise Gen3cInputError(f"{name} holds bool values: depth must be numbers (a mask goes in as mask=)")
+
+
 def check_depth_shape(shape: tuple[int, ...], name: str) -> None:
     """Refuse a depth array's ``shape`` unless it is (H, W) once its 1-sides are squeezed
     ((1, H, W), (H, W, 1)) and within an input image's pixel limit, naming ``name``."""
@@ -322,6 +337,9 @@ def fill_invalid_depth(
         ``(depth, valid)``: depth with far pixels at :data:`FAR_DEPTH` and holes at 0; ``valid``
         (bool) the pixels allowed into the cache.
     """
+    check_depth_tensor(depth, name)
+    if depth.ndim < 2:  # ((W,) was torch's "Dimension specified as -2 but tensor has no dimensions")
+        raise Gen3cInputError(f"{name} has shape {tuple(depth.shape)}: pass (H, W) or (T, H, W) z-depth")
     if depth.numel() == 0:
         raise Gen3cInputError(f"{name} is empty (shape {tuple(depth.shape)}): check the file")
     trusted = torch.isfinite(depth) & (depth > 0)
@@ -420,6 +438,7 @@ class InvalidDepthTally:
 def scene_depths(depth: Tensor, valid: Tensor | None = None) -> Tensor:
     """The depths that describe the scene, for its scale: valid, > 0, and not the far fill of
     NaN/inf pixels (:data:`FAR_DEPTH`), which must not move a median. Returns a 1-D tensor."""
+    check_depth_tensor(depth, "depth")
     keep = (depth > 0) & (depth < FAR_DEPTH)
     return depth[keep if valid is None else keep & valid]
 
@@ -450,6 +469,9 @@ def conform_depth(depth: Tensor, size: tuple[int, int], name: str = "depth", mas
     Returns:
         ``(depth (H', W'), valid (H', W') bool)`` at ``size``.
     """
+    check_depth_tensor(depth, name)
+    if depth.ndim != 2:  # (a (1, H, W) map was "too many values to unpack")
+        raise Gen3cInputError(f"{name} has shape {tuple(depth.shape)}: pass one (H, W) depth map (depth_map(depth, {name!r}) squeezes a (1, H, W) one)")
     depth, valid = fill_invalid_depth(depth, name, mask_invalid)
     if tuple(depth.shape) != tuple(size):
         (h0, w0), (h1, w1) = depth.shape, size

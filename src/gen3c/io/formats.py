@@ -63,9 +63,12 @@ def loads_json(text: str | bytes, name: str, kind: str, fix: str, **kwargs: Any)
 def json_default(value: Any) -> Any:
     """``json.dumps``' ``default=`` for gen3c's records: numpy's numbers and bools as JSON's numbers
     and booleans (a setting of ``np.float32(0.5)`` from Python is ``0.5``, not the text ``"0.5"``),
+    a 0-d array (``np.array(0.5)``, what numpy's reductions of arrays often give) as its one number,
     anything else JSON has no type for as its text (a path, a dtype)."""
     import numpy as np
 
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]  # its numpy number
     if isinstance(value, np.generic) and isinstance(plain := value.item(), (int, float, bool)):
         return plain
     return str(value)

@@ -54,6 +54,7 @@ from gen3c.io.frames import (
     validate_intrinsics_frames,
 )
 from gen3c.io.npz import NpzFrames, NpzReader, load_npz_array
+from gen3c.io.paths import reader_path
 from gen3c.io.video import VideoIndex, iter_video_frames, probe_video, turned_hint
 
 SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
@@ -85,7 +86,7 @@ def read_sample(
         Gen3cInputError: missing files or keys, wrong shapes, frame counts that disagree, bad
             values, ``start`` past the end.
     """
-    p = Path(path)
+    p = _sample_path(path)
     if p.is_file() and p.suffix.lower() == ".pt":
         return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint, grant_trust)
     if p.is_dir():
@@ -99,7 +100,7 @@ def sample_length(path: str | os.PathLike, *, trust_checkpoint: bool = False, gr
     short), every frame's pose and intrinsics. What only the frames tell (a frame that does not
     decode, its size against the depth's, depth values, the poses' and depth's conventions) is
     checked by :func:`read_sample` as it reads them. Arguments and refusals as :func:`read_sample`'s."""
-    p = Path(path)
+    p = _sample_path(path)
     if p.is_file() and p.suffix.lower() == ".pt":
         name = f"sample {quoted_path(p)}"
         image, _, _, w2c, K = _pt_tensors(p, name, trust_checkpoint, grant_trust)
@@ -111,6 +112,12 @@ def sample_length(path: str | os.PathLike, *, trust_checkpoint: bool = False, gr
             validate_intrinsics_frames(torch.from_numpy(float32_array(sample.K)), f"{sample.name} camera.npz intrinsics")
             return sample.video.frames
     raise _no_sample(p)
+
+
+def _sample_path(path: object) -> Path:
+    """``path`` given to :func:`read_sample` / :func:`sample_length`, its ``~`` expanded as every
+    reader's is; None or a number is one line (was Path's "expected str, bytes or os.PathLike object")."""
+    return reader_path(path, "sample", f"a GEN3C sample directory ({', '.join(SAMPLE_FILES)}) or .pt file")
 
 
 def _no_sample(p: Path) -> Gen3cInputError:

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 
-from gen3c.cameras import resize_crop_plan
+from gen3c.cameras import resize_crop_plan, whole_image_size
 from gen3c.constants import RESIZE_MODES
 from gen3c.errors import (
     Gen3cInputError,
@@ -366,6 +366,14 @@ def stated_size(image: Any) -> tuple[int, int] | None:
     return None
 
 
+def check_not_empty(image: Any, name: str) -> None:
+    """Refuse an image in memory of no pixels (:func:`stated_size` 0 wide or high), naming ``name``:
+    an empty array came back from a conversion, or torch's error on its min(), or a reshape's."""
+    size = stated_size(image)
+    if size is not None and 0 in size:
+        raise Gen3cInputError(f"{name} is empty ({size[0]}×{size[1]} pixels): pass an image with pixels")
+
+
 #: PIL's transpose that undoes each EXIF orientation (2–8; 1 is upright), as ``ImageOps.exif_transpose`` does.
 _UNDO_ORIENTATION = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -461,6 +469,7 @@ def as_image(image: Any, name: str = "image") -> Tensor:
         raise Gen3cInputError(f"{name} is a path ({str(image)[:60]!r}): read it first with gen3c.io.images.load_image(path)")
     if isinstance(image, Tensor):
         image = plain_tensor(image, name)
+    check_not_empty(image, name)  # (a (3, 0, W) one came back, to fail in whatever took it: save_image's reshape)
     if isinstance(image, Tensor) and image.dtype.is_floating_point:
         if image.element_size() == 1:  # float8: no isfinite / aminmax of its own
             image = image.float()
@@ -497,11 +506,9 @@ def image_to_uint8(image: Any, name: str = "image") -> np.ndarray:
     a numpy masked array with masked pixels (colour has no "missing" value: fill it, or pass an
     RGBA array whose alpha is 0 there).
     """
-    size = stated_size(image)
-    if size is not None and 0 in size:  # else an empty array came back, or torch's error on its min()
-        raise Gen3cInputError(f"{name} is empty ({size[0]}×{size[1]} pixels): pass an image with pixels")
+    check_not_empty(image, name)
     if isinstance(image, Tensor):
-        x = image.detach().cpu()
+        x = plain_tensor(image, name).cpu()  # (a meta tensor was "Cannot copy out of meta tensor; no data!")
         if x.is_complex():
             raise Gen3cInputError(complex_refusal(name, x.dtype))
         if x.ndim != 3 or x.shape[0] != 3:
@@ -615,8 +622,10 @@ def _integer_range_hint(values: np.ndarray, var: str) -> str:
 def image_to_tensor(image: Any, name: str = "image") -> Tensor:
     """Any accepted image form → (3, H, W) float32 tensor in [0, 1]."""
     if isinstance(image, Tensor) and image.dtype.is_floating_point:
+        image = plain_tensor(image, name)  # (a meta tensor was "Tensor.item() cannot be called on meta tensors")
         if image.ndim != 3 or image.shape[0] != 3:
             raise Gen3cInputError(f"{name} tensor has shape {tuple(image.shape)}: pass (3, H, W) RGB")
+        check_not_empty(image, name)  # (torch's "min(): Expected reduction dim to be specified")
         _check_unit_range(image, name)
         return image.detach().float().clamp(0, 1)
     return torch.from_numpy(image_to_uint8(image, name)).permute(2, 0, 1).float().div_(255.0)
@@ -640,6 +649,7 @@ def resize_image(image: Tensor, size: tuple[int, int], mode: str = "crop") -> Te
     """
     if mode not in RESIZE_MODES:
         raise Gen3cInputError(f"unknown resize mode {mode!r}: choose one of {', '.join(RESIZE_MODES)}")
+    size = _check_resize("resize_image", "image", image, 3, size)
     squeeze = image.ndim == 3
     x = image[None] if squeeze else image
     if mode == "stretch":
@@ -653,6 +663,20 @@ def resize_image(image: Tensor, size: tuple[int, int], mode: str = "crop") -> Te
         crop = (..., slice(top, top + size[0]), slice(left, left + size[1]))
         out = torch.cat([_resize(x[:, c : c + 1], (rh, rw))[crop].clone() for c in range(x.shape[1])], dim=1)
     return out[0] if squeeze else out
+
+
+def _check_resize(function: str, name: str, values: object, dims: int, size: object) -> tuple[int, int]:
+    """``size`` as (H, W) ints, after refusing what :func:`resize_image` / :func:`resize_nearest`
+    cannot resize: no tensor or fewer than ``dims`` dimensions (None was "'NoneType' object has
+    no attribute 'ndim'"), an empty image, or a size that is not two whole numbers ≥ 1 (an int,
+    6.5 or 0 were torch's interpolate errors)."""
+    if not isinstance(values, Tensor) or values.ndim < dims:
+        shape = "(*B, C, H, W)" if dims == 3 else "(*B, H, W)"
+        got = f"shape {tuple(values.shape)}" if isinstance(values, Tensor) else describe_value(values)
+        raise Gen3cInputError(f"{function} {name} is {got}: pass a {shape} tensor")
+    if 0 in values.shape[-2:]:
+        raise Gen3cInputError(f"{function} {name} has shape {tuple(values.shape)}: an image of no pixels has nothing to resize")
+    return whole_image_size(size, f"{function} size")
 
 
 def _resize(x: Tensor, size: tuple[int, int]) -> Tensor:
@@ -670,7 +694,8 @@ def resize_nearest(labels: Tensor, size: tuple[int, int]) -> Tensor:
     themselves never pass through float32, which rounds integers above 2**24 (an id 2**24 + 1
     became 2**24, and 2**31 − 1 overflowed to −2**31).
     """
-    if tuple(labels.shape[-2:]) == tuple(size):
+    size = _check_resize("resize_nearest", "labels", labels, 2, size)
+    if tuple(labels.shape[-2:]) == size:
         return labels
     rows, cols = (_nearest_sources(n, m, labels.device) for n, m in zip(labels.shape[-2:], size, strict=True))
     return labels[..., rows[:, None], cols[None, :]]
@@ -694,6 +719,8 @@ def to_uint8(image: Tensor, name: str = "to_uint8 image") -> np.ndarray:
     _check_float_frames(image, name)
     image = plain_tensor(image, name)
     out = torch.empty((*image.shape[:-3], *image.shape[-2:], 3), dtype=torch.uint8)
+    if not image.numel():  # (its frames of no pixels: the reshape below cannot count them)
+        return out.numpy()
     # Frame by frame through one float scratch: whole-video temporaries (1.3 GB for 121 frames
     # at 704×1280) cost more in page faults than the arithmetic (5× on a 2-core CPU).
     scratch = torch.empty(image.shape[-3:], device=image.device)
@@ -744,9 +771,8 @@ def save_image(path: str | os.PathLike, image: Any) -> None:
     (nothing is written otherwise); a leading ``~`` in it is the home folder."""
     from gen3c.io.atomic import atomic_path
 
-    target = writer_path(path, "save_image path", "the image")
-    if target.suffix.lower() != ".png":  # (a "frame.jpg" held PNG data, which viewers going by the name misread)
-        raise Gen3cInputError(f"save_image path {quoted_path(target)} does not end in .png: save_image writes PNG; pass a name ending in .png")
+    # (a "frame.jpg" held PNG data, which viewers going by the name misread)
+    target = writer_path(path, "save_image path", "the image", ".png", "save_image writes PNG")
     # The converted image is written: a uint8 tensor, checked but then written as it came, was
     # clipped as [-1, 1] floats (a white PNG), and an (H, W, 3) array an AttributeError.
     image = as_image(image, "save_image image")

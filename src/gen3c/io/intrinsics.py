@@ -27,8 +27,9 @@ from gen3c.cameras import (
     note_scaled_intrinsics,
     resize_intrinsics,
     validate_intrinsics,
+    whole_image_size,
 )
-from gen3c.errors import Gen3cInputError, note, quoted_path
+from gen3c.errors import Gen3cInputError, describe_value, note, quoted_path
 from gen3c.io.formats import describe_head, file_head, loads_json, require_numpy_file
 from gen3c.io.npz import read_npy_header
 from gen3c.io.paths import expand_home, is_dir, refuse_special_file
@@ -74,7 +75,11 @@ def parse_intrinsics(
     """
     if spec is not None and fov is not None:
         raise Gen3cInputError(f"pass either {name} or --fov, not both")
-    height, width = (int(v) for v in image_size)
+    if spec is not None and not isinstance(spec, (str, os.PathLike)):  # (a K tensor's repr was taken for a file name)
+        raise Gen3cInputError(
+            f"{name} is {describe_value(spec)}: pass 'fx,fy,cx,cy' or a camera file's path (a (3, 3) K tensor goes to load_user_depth(intrinsics=K) as it is)"
+        )
+    height, width = whole_image_size(image_size, "parse_intrinsics image_size")
     if fov is not None:
         return intrinsics_from_fov(fov, height, width)
     if spec is None:

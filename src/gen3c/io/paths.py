@@ -61,7 +61,7 @@ def reader_path(value: object, name: str, kind: str, fix: str = "") -> Path:
     return expand_home(value, name)
 
 
-def writer_path(value: object, name: str, kind: str) -> Path:
+def writer_path(value: object, name: str, kind: str, suffix: str | None = None, writes: str = "") -> Path:
     """The path a public writer was given (``write_video``, ``save_image``, ``save_cameras``,
     ``save_outputs``' folder), checked and expanded as :func:`reader_path` does a reader's: without
     it ``"~/out.mp4"`` went into a folder named ``~`` in the current one.
@@ -69,10 +69,16 @@ def writer_path(value: object, name: str, kind: str) -> Path:
     Args:
         name: the argument in errors ("write_video path"); ``kind``: what is written there, with
             its article ("the video").
+        suffix: the one file type the writer writes (".png"), any case, or None for any name;
+            ``writes``: what it writes, for the refusal ("save_image writes PNG").
     Raises:
-        Gen3cInputError: ``value`` is no path, or starts with ``~user`` of no user.
+        Gen3cInputError: ``value`` is no path, starts with ``~user`` of no user, or does not end
+            in ``suffix`` (a camera file saved as "cams.png" is misread by whatever goes by its name).
     """
-    return reader_path(value, name, f"write {kind} to")
+    target = reader_path(value, name, f"write {kind} to")
+    if suffix is not None and target.suffix.lower() != suffix:
+        raise Gen3cInputError(f"{name} {quoted_path(target)} does not end in {suffix}: {writes}; pass a name ending in {suffix}")
+    return target
 
 
 def exists(path: str | os.PathLike) -> bool:

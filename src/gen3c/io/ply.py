@@ -20,16 +20,18 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
     """Write (N, 3) points with (N, 3) colours as a binary PLY file, atomically.
 
     Colours are float in [−1, 1] (the library's images), or uint8 0–255 as :func:`read_ply`
-    returns them, so ``write_ply(path, *read_ply(other))`` copies a cloud unchanged. A leading
-    ``~`` in ``path`` is the home folder.
+    returns them, so ``write_ply(path, *read_ply(other))`` copies a cloud unchanged. ``path`` must
+    end in .ply (nothing is written otherwise); a leading ``~`` in it is the home folder.
     """
-    target = writer_path(path, "write_ply path", "the point cloud")
+    target = writer_path(path, "write_ply path", "the point cloud", ".ply", "write_ply writes a PLY point cloud")
     for name, value in (("points", points), ("colors", colors)):
         if not isinstance(value, Tensor) or value.ndim != 2 or value.shape[1] != 3:
             raise Gen3cInputError(f"write_ply {name} is {describe_value(value)}: pass an (N, 3) tensor")
     if len(points) != len(colors):
         raise Gen3cInputError(f"write_ply has {len(points)} points but {len(colors)} colours: pass one colour per point")
     points, colors = plain_tensor(points, "write_ply points"), plain_tensor(colors, "write_ply colors")
+    if points.dtype == torch.bool or points.is_complex():  # (bool ones were written as 0 and 1, complex ones without their imaginary part)
+        raise Gen3cInputError(f"write_ply points are {str(points.dtype).removeprefix('torch.')}: pass real coordinates (float)")
     # Other integers and 0–255 floats were clamped as [-1, 1] values: a white cloud; NaN a black one.
     if colors.dtype != torch.uint8 and not colors.dtype.is_floating_point:
         raise Gen3cInputError(

@@ -20,7 +20,16 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
-from gen3c.errors import Gen3cInputError, counted, first_line, path_to_copy, quoted_path
+from gen3c.errors import (
+    Gen3cInputError,
+    counted,
+    describe_value,
+    first_line,
+    is_whole_number,
+    path_to_copy,
+    quoted_path,
+    shown_value,
+)
 from gen3c.io.atomic import atomic_path, write_failure
 from gen3c.io.images import outside_unit_range, plain_tensor, to_uint8
 from gen3c.io.paths import reader_path, writer_path
@@ -493,6 +502,9 @@ def iter_video_frames(
     frame). The frame numbers are those of decoding from the first frame.
     """
     p = reader_path(path, name, "a video file")
+    _check_frame_index("iter_video_frames start", start, 0)
+    if count is not None:
+        _check_frame_index("iter_video_frames count", count, 0)
     av = require("av", f"reading {name} {quoted_path(p)}")
     if not p.is_file():
         raise Gen3cInputError(f"{name} {quoted_path(p)} does not exist: check the path")
@@ -685,6 +697,11 @@ def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | N
     Args:
         start: first frame to keep; ``max_frames``: how many to keep (None: all).
     """
+    # (else islice's "Indices for islice() must be None or an integer" came back as the video's
+    # fault: "cannot be decoded …: re-encode it as H.264 mp4")
+    _check_frame_index("read_video start", start, 0)
+    if max_frames is not None:
+        _check_frame_index("read_video max_frames", max_frames, 1)
     index = probe_video(path, name)
     frames = list(iter_video_frames(path, name, start, max_frames, index))
     if not frames:
@@ -692,6 +709,25 @@ def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | N
     return np.stack(frames), index.fps
 
 
+def _check_frame_index(name: str, value: object, least: int) -> None:
+    """Refuse a frame index or count ``name`` that is no whole number ≥ ``least`` (a numpy integer is one)."""
+    if not is_whole_number(value) or value < least:
+        raise Gen3cInputError(f"{name} {shown_value(value)} must be a whole number of frames ≥ {least}")
+
+
 def frames_to_tensor(frames: np.ndarray) -> Tensor:
-    """(T, H, W, 3) uint8 → (T, 3, H, W) float in [−1, 1]."""
+    """(T, H, W, 3) uint8 (:func:`read_video`'s frames, an array or a tensor) → (T, 3, H, W) float
+    in [−1, 1].
+
+    Raises:
+        Gen3cInputError: anything else: float frames were divided by 127.5 as if 0–255 (all
+            near −1, black), (T, 3, H, W) ones permuted into (T, W, 3, H) without a word.
+    """
+    if not isinstance(frames, (np.ndarray, Tensor)):
+        raise Gen3cInputError(f"frames_to_tensor frames are {describe_value(frames)}: pass (T, H, W, 3) uint8 frames, as read_video returns them")
+    if frames.dtype not in (np.uint8, torch.uint8) or frames.ndim != 4 or frames.shape[-1] != 3:
+        got = f"{tuple(frames.shape)} {str(frames.dtype).removeprefix('torch.')}"
+        raise Gen3cInputError(f"frames_to_tensor frames are {got}: pass (T, H, W, 3) uint8 frames, as read_video returns them")
+    if isinstance(frames, Tensor):
+        return frames.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
     return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)

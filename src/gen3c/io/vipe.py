@@ -58,7 +58,7 @@ from gen3c.io.frames import (
     validate_intrinsics_frames,
 )
 from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
-from gen3c.io.paths import exists, is_dir, is_file
+from gen3c.io.paths import exists, is_dir, is_file, reader_path
 from gen3c.io.text import user_text
 from gen3c.io.video import H264_SUFFIXES, VideoIndex, iter_video_frames, probe_video, turned_hint
 
@@ -89,8 +89,10 @@ def _names_video(p: Path) -> bool:
 
 
 def resolve_vipe(path: str | os.PathLike, clip: str | None = None) -> tuple[Path, str]:
-    """The ViPE root and clip name that ``path`` (the root or ``rgb/<clip>.mp4``) and ``clip`` name."""
-    p = Path(path)
+    """The ViPE root and clip name that ``path`` (the root or ``rgb/<clip>.mp4``; a leading ``~`` is
+    the home folder) and ``clip`` name."""
+    # (None or a number was Path's "expected str, bytes or os.PathLike object"; "~/walk" went unexpanded)
+    p = reader_path(path, "ViPE directory", "a ViPE output directory (the folder given to 'vipe infer --output')")
     if _names_video(p):
         if not is_file(p):
             why = "is a folder, not a video" if is_dir(p) else "does not exist"

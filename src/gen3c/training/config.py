@@ -202,8 +202,8 @@ def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
 
     def fits(v: Any, k: Any) -> bool:
         origin = getattr(k, "__origin__", k)
-        if origin is bool:
-            return isinstance(v, bool)
+        if origin is bool:  # (numpy's too: a mask's .any() from Python is np.True_)
+            return isinstance(v, bool | np.bool_)
         if origin is int:
             return is_whole_number(v)
         if origin is float:  # (np.float64 is a float; np.float32 and np.float16 are not)
@@ -219,7 +219,7 @@ def _coerce(where: str, value: Any, kind: Any, default: Any) -> Any:
 
     if not fits(value, kind):
         raise Gen3cInputError(f"{where} = {_shown(value)} must be {_type_name(kind)} (default {default!r})")
-    if kind is float or kind is int:
+    if kind is float or kind is int or kind is bool:  # config.json is written with Python's
         return kind(value)
     if getattr(kind, "__origin__", None) is dict:
         return _json_value(value)
