@@ -393,19 +393,37 @@ def extension_bytes(height: int, width: int, pad: int, sides: tuple[int, int, in
     return 16 * channels * (max(largest, frame // 2) + whole // 64)
 
 
+# About the bytes a point of the fill cloud takes while the preview renders it: its position and
+# colour (24, up to half again as the cloud grows) and the splat's scratch for it (SplatWorkspace:
+# ~80). Measured: a 1408×2560 band of 16.7 million points took 1914 MiB more at its peak.
+FILL_POINT_BYTES = 120
+
+
+def band_points(height: int, width: int, sides: tuple[int, int, int, int]) -> int:
+    """The most points the band past a ``height`` × ``width`` frame can add to the fill cloud where
+    ``sides`` (top, bottom, left, right) of it are made: every pixel of that part past the frame
+    (as many where the later cameras see all of it, e.g. a camera pulling far back)."""
+    top, bottom, left, right = sides
+    return (height + top + bottom) * (width + left + right) - height * width
+
+
 def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int]) -> None:
     """Refuse, before it is made, a view past the frame (the band past a ``height`` × ``width``
-    frame, ``sides`` of its ``pad``-wide band, :func:`extension_bytes`) that cannot fit in this
-    machine's CPU memory with swap (a process that outgrows them is killed without a word); note
-    one past the memory free now (:func:`~gen3c.cache.check_cpu_memory`).
+    frame, ``sides`` of its ``pad``-wide band) that cannot fit in this machine's CPU memory with
+    swap (a process that outgrows them is killed without a word): the band as it is made
+    (:func:`extension_bytes`) and the points of it that later frames render, at most
+    :func:`band_points`, :data:`FILL_POINT_BYTES` each; note one past the memory free now
+    (:func:`~gen3c.cache.check_cpu_memory`).
 
     Raises:
         Gen3cMemoryError: naming the frame, how far past it the band reaches, the estimate and what to do.
     """
-    need = extension_bytes(height, width, pad, sides)
+    points = band_points(height, width, sides)
+    need = extension_bytes(height, width, pad, sides) + FILL_POINT_BYTES * points
     what = (
         f"the preview's view past the first frame ({height}×{width}, extended {', '.join(map(str, sides[:3]))} and {sides[3]} pixels "
-        f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory"
+        f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory, "
+        f"with the up to {points:,} points of it that later frames render"
     )
     check_cpu_memory(need, what, "pass a smaller --resolution, or a camera path that looks less far past the first frame", stacklevel=5)
 
