@@ -826,6 +826,45 @@ def test_the_points_a_view_past_the_frame_adds_are_counted_before_it_is_made():
     assert preview.band_points(48, 64, sides) == seen and preview.FILL_POINT_BYTES == 120
 
 
+def test_a_fill_cloud_that_outgrows_the_machines_memory_is_refused_before_it_grows():
+    """The fill cloud takes every frame's filled holes and grows with the chunk's frames (cameras
+    circling far out over the demo's room, 176×320: 30 frames of points by the 121st, 1.7 million),
+    and nothing counted it: a long chunk outgrew the machine until the system's kill. Now the
+    preview asks before the cloud grows (by half when full), with its renders and frames: one line,
+    naming the frame and --chunk_frames (each chunk starts a new cloud)."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+    from gen3c.pipelines import preview
+
+    texture, depth, K = textured_strip(48, 64)
+    src = prepare_source(texture, depth, K, (48, 64))
+    cams = sliding_cameras(src.K, 48, 64, [0.6 * i for i in range(12)])  # the wall slides out of view: new holes every frame
+    cache = build_cache([src])
+    capacities = []
+    real_append = GrowingCloud.append
+
+    def append(self, points, colors):
+        real_append(self, points, colors)
+        capacities.append(self._rows.shape[1])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GrowingCloud, "append", append)
+        expected = PreviewGenerator(margin=0).generate(cache, cams, src.image)  # (margin 0: no band past the first frame)
+    assert len(set(capacities)) >= 3, capacities  # it grew, frame after frame
+    frames = preview.preview_bytes(12, 1, 48, 64)
+    need = frames + 120 * capacities[-1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+        with pytest.raises(Gen3cMemoryError, match=r"^the preview's fill cloud grows to [0-9,]+ points at frame \d+ of 12 \(48×64: the cameras keep "
+                           r"seeing parts no earlier frame filled\) and with the renders and the frames needs 0\.0 GB of CPU memory; this machine has 0\.0 GB "
+                           r"with swap: make fewer frames at once \(gen3c generate --chunk_frames; in Python generate_video\(\.\.\., chunk_frames=N\)\): "
+                           r"each chunk starts a new fill cloud$"):
+            PreviewGenerator(margin=0).generate(cache, cams, src.image)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
+        assert torch.equal(PreviewGenerator(margin=0).generate(cache, cams, src.image), expected)
+
+
 def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatch):
     from gen3c.errors import Gen3cMemoryError
     from gen3c.models import memory

@@ -630,11 +630,16 @@ class GrowingCloud:
     def __len__(self) -> int:
         return self._size
 
+    def capacity_after(self, count: int) -> int:
+        """The points the cloud has room for once ``count`` more are appended."""
+        end = self._size + count
+        return self._rows.shape[1] if end <= self._rows.shape[1] else max(end, self._rows.shape[1] * 3 // 2)
+
     def append(self, points: Tensor, colors: Tensor) -> None:
         """Add points (n, 3) with colours (n, 3)."""
         end = self._size + len(points)
         if end > self._rows.shape[1]:
-            grown = torch.empty(6, max(end, self._rows.shape[1] * 3 // 2))
+            grown = torch.empty(6, self.capacity_after(len(points)))
             grown[:, : self._size] = self._rows[:, : self._size]
             self._rows = grown
         self._rows[:3, self._size : end] = points.T
@@ -666,6 +671,11 @@ class PreviewGenerator:
 
     A frame that sees nothing of the cache or the fill cloud (a camera turned away from the
     scene) is mid-grey (0), and that grey is not lifted into the fill cloud.
+
+    Each :meth:`generate` call (a chunk of a long video) starts a new fill cloud, which grows as
+    its cameras see what no earlier frame filled; its memory is asked for before it grows
+    (:data:`FILL_POINT_BYTES` a point, with the renders and frames), so a chunk too long for the
+    machine is refused in one line rather than killed.
 
     Args:
         margin: the band's width, as a share of the image's larger side.
@@ -752,6 +762,7 @@ class PreviewGenerator:
                 # grey at an invented depth of 1, which must not join the cloud, or later frames
                 # that see the scene again would show it as a grey wall in front of their fill.
                 if m.any():
+                    self._check_cloud_growth(fill_cloud, int(holes.sum()), t, cameras, buffers.num_buffers, buffers.colors.device)
                     fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
@@ -776,6 +787,31 @@ class PreviewGenerator:
             f"{'the renders, their merge and ' if on_cpu else ''}the frames"
         )
         fix = "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)) or at a lower --resolution"
+        check_cpu_memory(need, what, fix, stacklevel=4)
+
+    @staticmethod
+    def _check_cloud_growth(cloud: GrowingCloud, count: int, t: int, cameras: Cameras, buffers: int, device: torch.device) -> None:
+        """Refuse, before it is made, the fill cloud's room for ``count`` more points (frame ``t``'s
+        fill) where it outgrows this machine's CPU memory with the renders and frames
+        (:meth:`check_memory`), :data:`FILL_POINT_BYTES` a point; note it past the memory free now.
+        The cloud grows by half when full, so this is asked a few times a chunk.
+
+        Raises:
+            Gen3cMemoryError: naming the frame, the cloud's points, the estimate and what to do.
+        """
+        capacity = cloud.capacity_after(count)
+        if capacity == cloud.capacity_after(0):
+            return
+        T, H, W = len(cameras), cameras.height, cameras.width
+        need = preview_bytes(T, buffers, H, W, torch.device(device).type == "cpu") + FILL_POINT_BYTES * capacity
+        what = (
+            f"the preview's fill cloud grows to {len(cloud) + count:,} points at frame {t + 1} of {T} ({H}×{W}: the cameras keep "
+            f"seeing parts no earlier frame filled) and with the renders and the frames needs {need / 2**30:.1f} GB of CPU memory"
+        )
+        fix = (
+            "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)): each chunk "
+            "starts a new fill cloud"
+        )
         check_cpu_memory(need, what, fix, stacklevel=4)
 
     def _extend_past_frame(
