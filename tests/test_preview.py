@@ -470,6 +470,13 @@ def test_generators_show_their_settings():
     from gen3c.errors import Gen3cInputError
 
     assert repr(PreviewGenerator(margin=0.25)) == "PreviewGenerator(margin=0.25, reach=0.05)"
+    # Any real number is taken and kept as a float (a Fraction was shown as margin=1/4).
+    from fractions import Fraction
+
+    for margin in (Fraction(1, 4), np.float32(0.25), np.int64(0)):
+        generator = PreviewGenerator(margin=margin, reach=Fraction(1, 20))
+        assert type(generator.margin) is float and type(generator.reach) is float
+        assert repr(generator) == f"PreviewGenerator(margin={float(margin)}, reach=0.05)"
     with pytest.raises(Gen3cInputError, match=r"margin must be in \[0, 1\]"):
         PreviewGenerator(margin=2)
     for name, bad in (("margin", "0.5"), ("reach", None), ("margin", True)):  # raw TypeErrors before

@@ -691,8 +691,8 @@ class PreviewGenerator:
                 raise Gen3cInputError(f"PreviewGenerator {name} is {describe_value(value)}: pass a number (a share of the image's larger side)")
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
             raise Gen3cInputError(f"PreviewGenerator margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
-        self.margin = margin
-        self.reach = reach
+        self.margin = float(margin)  # (a numpy scalar or a Fraction is shown, compared and recorded as the number it is)
+        self.reach = float(reach)
 
     def __repr__(self) -> str:
         return f"PreviewGenerator(margin={self.margin}, reach={self.reach})"
