@@ -470,6 +470,13 @@ def test_generators_show_their_settings():
     from gen3c.errors import Gen3cInputError
 
     assert repr(PreviewGenerator(margin=0.25)) == "PreviewGenerator(margin=0.25, reach=0.05)"
+    # Any real number is taken and kept as a float (a Fraction was shown as margin=1/4).
+    from fractions import Fraction
+
+    for margin in (Fraction(1, 4), np.float32(0.25), np.int64(0)):
+        generator = PreviewGenerator(margin=margin, reach=Fraction(1, 20))
+        assert type(generator.margin) is float and type(generator.reach) is float
+        assert repr(generator) == f"PreviewGenerator(margin={float(margin)}, reach=0.05)"
     with pytest.raises(Gen3cInputError, match=r"margin must be in \[0, 1\]"):
         PreviewGenerator(margin=2)
     for name, bad in (("margin", "0.5"), ("reach", None), ("margin", True)):  # raw TypeErrors before
@@ -523,7 +530,8 @@ def test_renders_their_merge_and_the_frames_past_the_machines_memory_are_refused
         with pytest.raises(Gen3cMemoryError, match=message):
             PreviewGenerator().generate(cache, cams, src.image, buffers=buffers)
         assert not merged
-    enough = 5 * 64 * 48 * (20 + 1 + 12) + extension_bytes(64, 48, 32, (32,) * 4)  # and the view past the frame's
+    # ... and the view past the frame's: the band as it is made and its points the later frames may render
+    enough = 5 * 64 * 48 * (20 + 1 + 12) + extension_bytes(64, 48, 32, (32,) * 4) + preview.FILL_POINT_BYTES * preview.band_points(64, 48, (32,) * 4)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=enough, total=enough)))
         assert generate_video(cache, cams, PreviewGenerator(), first_frame=src.image).frames.shape == (5, 3, 64, 48)
@@ -777,6 +785,93 @@ def test_sides_seen_past_frame_hold_every_band_pixel_a_later_camera_sees():
             assert u[0, cols.min()] >= -left and u[0, cols.max()] <= W - 1 + right, trial
 
 
+def test_the_points_a_view_past_the_frame_adds_are_counted_before_it_is_made():
+    """The check before the band past the first frame counted the band as it is made, not the
+    points of it that later frames render (the fill cloud, ~120 bytes a point with the splat's
+    scratch): cameras pulling far back see all of it, 4.6 frames of points at margin 0.5, and a
+    1408×2560 band of 16.7 million points took 1.9 GB past an estimate of ~0.3 GB (a 4320×7680
+    one ~17 GB), until the system's kill. Now its pixels past the frame count, FILL_POINT_BYTES
+    each: one line, before the band is made."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+    from gen3c.pipelines import preview
+
+    texture, depth, K = textured_strip(48, 64)
+    src = prepare_source(texture, depth, K, (48, 64))
+    w2c = torch.eye(4).repeat(3, 1, 1)
+    w2c[:, 2, 3] = torch.tensor([0.0, 4.0, 8.0])  # backing away from the wall at depth 4: it shrinks to a third
+    cams = Cameras(w2c, src.K, 48, 64)
+    cache = build_cache([src])
+    # Every pixel of the band past the frame is seen, and each joins the fill cloud.
+    pad, sides = 32, (32,) * 4
+    made = []
+    real_append = GrowingCloud.append
+
+    def append(self, points, colors):
+        made.append(len(points))
+        real_append(self, points, colors)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GrowingCloud, "append", append)
+        PreviewGenerator().generate(cache, cams, src.image)
+    seen = (48 + 64) * (64 + 64) - 48 * 64  # every pixel of the band past the frame
+    assert made[1] == seen  # (made[0]: the put-back surfaces)
+    frames = preview.preview_bytes(3, 1, 48, 64)
+    band = extension_bytes(48, 64, pad, sides)
+    points = 120 * seen
+    short = frames + band + points // 2  # the frames and the band fit, the points do not
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=short, total=short)))
+        patch.setattr(BandExtension, "__init__", lambda *args, **kwargs: pytest.fail("the band was made"))
+        with pytest.raises(Gen3cMemoryError, match=r"^the preview's view past the first frame \(48×64, extended 32, 32, 32 and 32 pixels .* "
+                           r"with the up to 11,264 points of it that later frames render; this machine has"):
+            PreviewGenerator().generate(cache, cams, src.image)
+    enough = frames + band + points
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=enough, total=enough)))
+        assert PreviewGenerator().generate(cache, cams, src.image).shape == (3, 3, 48, 64)
+    assert preview.band_points(48, 64, sides) == seen and preview.FILL_POINT_BYTES == 120
+
+
+def test_a_fill_cloud_that_outgrows_the_machines_memory_is_refused_before_it_grows():
+    """The fill cloud takes every frame's filled holes and grows with the chunk's frames (cameras
+    circling far out over the demo's room, 176×320: 30 frames of points by the 121st, 1.7 million),
+    and nothing counted it: a long chunk outgrew the machine until the system's kill. Now the
+    preview asks before the cloud grows (by half when full), with its renders and frames: one line,
+    naming the frame and --chunk_frames (each chunk starts a new cloud)."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+    from gen3c.pipelines import preview
+
+    texture, depth, K = textured_strip(48, 64)
+    src = prepare_source(texture, depth, K, (48, 64))
+    cams = sliding_cameras(src.K, 48, 64, [0.6 * i for i in range(12)])  # the wall slides out of view: new holes every frame
+    cache = build_cache([src])
+    capacities = []
+    real_append = GrowingCloud.append
+
+    def append(self, points, colors):
+        real_append(self, points, colors)
+        capacities.append(self._rows.shape[1])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(GrowingCloud, "append", append)
+        expected = PreviewGenerator(margin=0).generate(cache, cams, src.image)  # (margin 0: no band past the first frame)
+    assert len(set(capacities)) >= 3, capacities  # it grew, frame after frame
+    frames = preview.preview_bytes(12, 1, 48, 64)
+    need = frames + 120 * capacities[-1]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+        with pytest.raises(Gen3cMemoryError, match=r"^the preview's fill cloud grows to [0-9,]+ points at frame \d+ of 12 \(48×64: the cameras keep "
+                           r"seeing parts no earlier frame filled\) and with the renders and the frames needs 0\.0 GB of CPU memory; this machine has 0\.0 GB "
+                           r"with swap: make fewer frames at once \(gen3c generate --chunk_frames; in Python generate_video\(\.\.\., chunk_frames=N\)\): "
+                           r"each chunk starts a new fill cloud$"):
+            PreviewGenerator(margin=0).generate(cache, cams, src.image)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
+        assert torch.equal(PreviewGenerator(margin=0).generate(cache, cams, src.image), expected)
+
+
 def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatch):
     from gen3c.errors import Gen3cMemoryError
     from gen3c.models import memory
@@ -786,12 +881,15 @@ def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatc
     # 4305; the middle row's windows reach 8 cells of 16 rows past their tiles (1568 rows), the
     # right-hand ones from column 7680 (a 512-column step, 8 cells left of the tile) to the band's
     # right side, 5120 columns, as 8 cells past the tile come within a step of it.
-    need = extension_bytes(16, 7680, 3840, (3840, 20, 30, 900))
-    assert need == 16 * 4 * (1292 * 4305 + 1568 * 5120 + (16 + 7680) * (7680 * 2) // 64)
+    band = extension_bytes(16, 7680, 3840, (3840, 20, 30, 900))
+    assert band == 16 * 4 * (1292 * 4305 + 1568 * 5120 + (16 + 7680) * (7680 * 2) // 64)
+    # ... and 120 bytes for each of its pixels past the frame, the points later frames may render.
+    need = band + 120 * ((16 + 3860) * (7680 + 930) - 16 * 7680)
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
     gb = f"{need / 2**30:.1f}"
     with pytest.raises(Gen3cMemoryError, match=rf"^the preview's view past the first frame \(16×7680, extended 3840, 20, 30 and 900 pixels past its top, bottom, left and right, "
-                       rf"as far as the later cameras look\) needs {gb} GB of CPU memory; this machine has {gb} GB with swap: pass a smaller --resolution, "
+                       rf"as far as the later cameras look\) needs {gb} GB of CPU memory, "
+                       rf"with the up to 33,249,480 points of it that later frames render; this machine has {gb} GB with swap: pass a smaller --resolution, "
                        r"or a camera path that looks less far past the first frame$"):
         check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900))
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))

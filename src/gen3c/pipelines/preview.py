@@ -393,19 +393,37 @@ def extension_bytes(height: int, width: int, pad: int, sides: tuple[int, int, in
     return 16 * channels * (max(largest, frame // 2) + whole // 64)
 
 
+# About the bytes a point of the fill cloud takes while the preview renders it: its position and
+# colour (24, up to half again as the cloud grows) and the splat's scratch for it (SplatWorkspace:
+# ~80). Measured: a 1408×2560 band of 16.7 million points took 1914 MiB more at its peak.
+FILL_POINT_BYTES = 120
+
+
+def band_points(height: int, width: int, sides: tuple[int, int, int, int]) -> int:
+    """The most points the band past a ``height`` × ``width`` frame can add to the fill cloud where
+    ``sides`` (top, bottom, left, right) of it are made: every pixel of that part past the frame
+    (as many where the later cameras see all of it, e.g. a camera pulling far back)."""
+    top, bottom, left, right = sides
+    return (height + top + bottom) * (width + left + right) - height * width
+
+
 def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int]) -> None:
     """Refuse, before it is made, a view past the frame (the band past a ``height`` × ``width``
-    frame, ``sides`` of its ``pad``-wide band, :func:`extension_bytes`) that cannot fit in this
-    machine's CPU memory with swap (a process that outgrows them is killed without a word); note
-    one past the memory free now (:func:`~gen3c.cache.check_cpu_memory`).
+    frame, ``sides`` of its ``pad``-wide band) that cannot fit in this machine's CPU memory with
+    swap (a process that outgrows them is killed without a word): the band as it is made
+    (:func:`extension_bytes`) and the points of it that later frames render, at most
+    :func:`band_points`, :data:`FILL_POINT_BYTES` each; note one past the memory free now
+    (:func:`~gen3c.cache.check_cpu_memory`).
 
     Raises:
         Gen3cMemoryError: naming the frame, how far past it the band reaches, the estimate and what to do.
     """
-    need = extension_bytes(height, width, pad, sides)
+    points = band_points(height, width, sides)
+    need = extension_bytes(height, width, pad, sides) + FILL_POINT_BYTES * points
     what = (
         f"the preview's view past the first frame ({height}×{width}, extended {', '.join(map(str, sides[:3]))} and {sides[3]} pixels "
-        f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory"
+        f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory, "
+        f"with the up to {points:,} points of it that later frames render"
     )
     check_cpu_memory(need, what, "pass a smaller --resolution, or a camera path that looks less far past the first frame", stacklevel=5)
 
@@ -612,11 +630,16 @@ class GrowingCloud:
     def __len__(self) -> int:
         return self._size
 
+    def capacity_after(self, count: int) -> int:
+        """The points the cloud has room for once ``count`` more are appended."""
+        end = self._size + count
+        return self._rows.shape[1] if end <= self._rows.shape[1] else max(end, self._rows.shape[1] * 3 // 2)
+
     def append(self, points: Tensor, colors: Tensor) -> None:
         """Add points (n, 3) with colours (n, 3)."""
         end = self._size + len(points)
         if end > self._rows.shape[1]:
-            grown = torch.empty(6, max(end, self._rows.shape[1] * 3 // 2))
+            grown = torch.empty(6, self.capacity_after(len(points)))
             grown[:, : self._size] = self._rows[:, : self._size]
             self._rows = grown
         self._rows[:3, self._size : end] = points.T
@@ -649,6 +672,11 @@ class PreviewGenerator:
     A frame that sees nothing of the cache or the fill cloud (a camera turned away from the
     scene) is mid-grey (0), and that grey is not lifted into the fill cloud.
 
+    Each :meth:`generate` call (a chunk of a long video) starts a new fill cloud, which grows as
+    its cameras see what no earlier frame filled; its memory is asked for before it grows
+    (:data:`FILL_POINT_BYTES` a point, with the renders and frames), so a chunk too long for the
+    machine is refused in one line rather than killed.
+
     Args:
         margin: the band's width, as a share of the image's larger side.
         reach: how far (same unit) from a disocclusion the foreground is kept out of its fill.
@@ -663,8 +691,8 @@ class PreviewGenerator:
                 raise Gen3cInputError(f"PreviewGenerator {name} is {describe_value(value)}: pass a number (a share of the image's larger side)")
         if not 0 <= margin <= 1 or not 0 < reach <= 1:
             raise Gen3cInputError(f"PreviewGenerator margin must be in [0, 1] and reach in (0, 1], got {margin} and {reach}")
-        self.margin = margin
-        self.reach = reach
+        self.margin = float(margin)  # (a numpy scalar or a Fraction is shown, compared and recorded as the number it is)
+        self.reach = float(reach)
 
     def __repr__(self) -> str:
         return f"PreviewGenerator(margin={self.margin}, reach={self.reach})"
@@ -734,6 +762,7 @@ class PreviewGenerator:
                 # grey at an invented depth of 1, which must not join the cloud, or later frames
                 # that see the scene again would show it as a grey wall in front of their fill.
                 if m.any():
+                    self._check_cloud_growth(fill_cloud, int(holes.sum()), t, cameras, buffers.num_buffers, buffers.colors.device)
                     fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
@@ -758,6 +787,31 @@ class PreviewGenerator:
             f"{'the renders, their merge and ' if on_cpu else ''}the frames"
         )
         fix = "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)) or at a lower --resolution"
+        check_cpu_memory(need, what, fix, stacklevel=4)
+
+    @staticmethod
+    def _check_cloud_growth(cloud: GrowingCloud, count: int, t: int, cameras: Cameras, buffers: int, device: torch.device) -> None:
+        """Refuse, before it is made, the fill cloud's room for ``count`` more points (frame ``t``'s
+        fill) where it outgrows this machine's CPU memory with the renders and frames
+        (:meth:`check_memory`), :data:`FILL_POINT_BYTES` a point; note it past the memory free now.
+        The cloud grows by half when full, so this is asked a few times a chunk.
+
+        Raises:
+            Gen3cMemoryError: naming the frame, the cloud's points, the estimate and what to do.
+        """
+        capacity = cloud.capacity_after(count)
+        if capacity == cloud.capacity_after(0):
+            return
+        T, H, W = len(cameras), cameras.height, cameras.width
+        need = preview_bytes(T, buffers, H, W, torch.device(device).type == "cpu") + FILL_POINT_BYTES * capacity
+        what = (
+            f"the preview's fill cloud grows to {len(cloud) + count:,} points at frame {t + 1} of {T} ({H}×{W}: the cameras keep "
+            f"seeing parts no earlier frame filled) and with the renders and the frames needs {need / 2**30:.1f} GB of CPU memory"
+        )
+        fix = (
+            "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)): each chunk "
+            "starts a new fill cloud"
+        )
         check_cpu_memory(need, what, fix, stacklevel=4)
 
     def _extend_past_frame(
