@@ -16,7 +16,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
@@ -691,7 +690,3 @@ def read_video(path: str | os.PathLike, name: str = "video", max_frames: int | N
         raise Gen3cInputError(f"{name} {quoted_path(path)} has no frames from index {start}")
     return np.stack(frames), index.fps
 
-
-def frames_to_tensor(frames: np.ndarray) -> Tensor:
-    """(T, H, W, 3) uint8 → (T, 3, H, W) float in [−1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
