@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
-from gen3c.evaluation.suite import METHOD_NAMES
+from gen3c.evaluation.suite import baseline_methods, preview_methods
 
 runner = CliRunner()
+METHOD_NAMES = tuple(m.name for m in baseline_methods() + preview_methods())
 TINY = ("eval", "--scenes", "room,street", "--presets", "left,zoom_out", "--resolution", "48x80", "--num_video_frames", "5")
 
 

@@ -127,16 +127,6 @@ def enable_group_offload(transformer: torch.nn.Module, device: torch.device) -> 
     transformer._gen3c_group_offloaded = torch.device(device)  # where its blocks stream to
 
 
-def has_hook(module: torch.nn.Module, name: str) -> bool:
-    """Whether diffusers registered hook ``name`` (e.g. "group_offloading", "layerwise_casting") on
-    ``module`` or one of its submodules."""
-    for sub in module.modules():
-        registry = getattr(sub, "_diffusers_hook", None)
-        if registry is not None and registry.get_hook(name) is not None:
-            return True
-    return False
-
-
 # -- choosing a mode for a memory budget ------------------------------------------------------
 
 #: ``--low_memory``: the leanest plan (the DiT streamed block by block, stored in float8; the
