@@ -156,7 +156,8 @@ def test_an_unusable_report_folder_is_refused_before_the_model_loads(tmp_path, m
 
 def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     pytest.importorskip("diffusers")
-    from gen3c.models.tiny import tiny_pipeline
+    from tiny_model import tiny_pipeline
+
     from gen3c.pipelines import loading as loading_module
 
     ckpt = tmp_path / "ckpt"

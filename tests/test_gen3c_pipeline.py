@@ -11,12 +11,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from tiny_model import tiny_pipeline
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.io.images import to_uint8
 from gen3c.models import configs
 from gen3c.models.memory import memory_plan
-from gen3c.models.tiny import tiny_pipeline
 from gen3c.models.tokenizer import encode_video
 from gen3c.pipelines.gen3c import Gen3cGenerator, Gen3cPipeline
 from gen3c.pipelines.loading import load_generator

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 from child_env import child_env
+from tiny_model import tiny_components, tiny_pipeline
 from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.models import configs
-from gen3c.models.tiny import tiny_components, tiny_pipeline
 from gen3c.training.config import config_from_dict, load_config, shipped_config
 from gen3c.training.loop import train
 from gen3c.training.objective import build_model_input, gen3c_loss, loss_weight
