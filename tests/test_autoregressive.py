@@ -749,8 +749,9 @@ def test_near_full_buffer_conditions_alone():
 def test_gen3c_generator_runs_chunked_through_the_same_pipeline(box_scene, tmp_path):
     """The diffusion generator (a tiny random-weight model with 17-frame chunks) makes a 2-chunk
     video through run_request exactly as the preview does."""
+    from tiny_model import tiny_pipeline
+
     from gen3c.io.video import read_video
-    from gen3c.models.tiny import tiny_pipeline
     from gen3c.pipelines.request import GenerationRequest, run_request
 
     tiny_pipeline(seed=0).save_pretrained(tmp_path / "tiny")

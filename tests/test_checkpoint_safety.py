@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
+from tiny_model import tiny_pipeline
 from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError, Gen3cModelError
-from gen3c.models.tiny import tiny_pipeline
 from gen3c.models.verify import CHECKSUMS_FILE, verify_checksums, verify_weights, write_checksums
 from gen3c.pipelines.loading import load_pipeline
 

@@ -7,12 +7,12 @@ import shutil
 
 import pytest
 import torch
+from tiny_model import tiny_pipeline
 from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.io.video import read_video
-from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines import loading as loading_module
 from gen3c.pipelines.request import GenerationRequest, run_request
 

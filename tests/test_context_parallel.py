@@ -330,8 +330,9 @@ def test_other_ranks_write_nothing(box_scene, tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def long_tiny_checkpoint(tmp_path_factory):
     """The tiny pipeline with room for GEN3C's 121-frame chunk (16 latent frames) in its DiT."""
+    from tiny_model import tiny_components
+
     from gen3c.models.prompt_cache import PromptEmbeddingCache
-    from gen3c.models.tiny import tiny_components
     from gen3c.pipelines.gen3c import Gen3cPipeline
 
     parts = tiny_components(0)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tiny_model import tiny_components, tiny_tokenizer
 from torch import Tensor, nn
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
@@ -26,7 +27,6 @@ from gen3c.models.convert import (
     load_torch_file,
     tokenizer_key,
 )
-from gen3c.models.tiny import tiny_components, tiny_tokenizer
 from gen3c.pipelines.spelling import keyword_spelling
 
 TINY = {"transformer_config": configs.TRANSFORMER_TINY, "vae_config": configs.VAE_TINY, "log": None}

@@ -36,6 +36,18 @@ def make_estimate(depth, mask=None, kind="metric"):
     return DepthEstimate(depth, make_intrinsics(50.0, 50.0, w / 2, h / 2), mask, kind, "test")
 
 
+def test_the_package_offers_what_its_all_lists_and_nothing_else():
+    """``gen3c.depth``'s public names are its ``__all__``, each of which resolves. Before: it also
+    offered is_moge_name and four names of gen3c.depth.names (left from when the package's own
+    loaders used them) that ``__all__``, the docs and every caller left out."""
+    import types
+
+    import gen3c.depth
+
+    public = {n for n in dir(gen3c.depth) if not n.startswith("_") and not isinstance(getattr(gen3c.depth, n), types.ModuleType)}
+    assert public - {"Any", "annotations"} == set(gen3c.depth.__all__)
+
+
 def test_estimate_validates_and_resizes():
     est = make_estimate(torch.arange(1, 13, dtype=torch.float32).reshape(3, 4))
     with pytest.raises(ValueError, match="kind"):

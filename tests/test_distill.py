@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 from child_env import child_env
+from tiny_model import tiny_pipeline
 from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError, collect_notes
 from gen3c.models import configs
-from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines.gen3c import condition_channels, condition_indicator
 from gen3c.training.config import config_from_dict, load_config, shipped_config
 from gen3c.training.distill import (

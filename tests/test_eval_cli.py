@@ -15,9 +15,10 @@ from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.errors import Gen3cInputError
-from gen3c.evaluation.suite import METHOD_NAMES
+from gen3c.evaluation.suite import baseline_methods, preview_methods
 
 runner = CliRunner()
+METHOD_NAMES = tuple(m.name for m in baseline_methods() + preview_methods())
 TINY = ("eval", "--scenes", "room,street", "--presets", "left,zoom_out", "--resolution", "48x80", "--num_video_frames", "5")
 
 
@@ -155,7 +156,8 @@ def test_an_unusable_report_folder_is_refused_before_the_model_loads(tmp_path, m
 
 def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     pytest.importorskip("diffusers")
-    from gen3c.models.tiny import tiny_pipeline
+    from tiny_model import tiny_pipeline
+
     from gen3c.pipelines import loading as loading_module
 
     ckpt = tmp_path / "ckpt"

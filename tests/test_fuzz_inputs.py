@@ -336,7 +336,7 @@ def test_multiview_npz(tmp_path, layouts, changes):
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from gen3c.models.tiny import tiny_pipeline
+    from tiny_model import tiny_pipeline
 
     folder = tmp_path_factory.mktemp("ckpt")
     tiny_pipeline(seed=0).save_pretrained(folder)

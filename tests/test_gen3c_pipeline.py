@@ -11,17 +11,27 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from tiny_model import tiny_pipeline
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.io.images import to_uint8
 from gen3c.models import configs
-from gen3c.models.memory import has_hook, memory_plan
-from gen3c.models.tiny import tiny_pipeline
+from gen3c.models.memory import memory_plan
 from gen3c.models.tokenizer import encode_video
 from gen3c.pipelines.gen3c import Gen3cGenerator, Gen3cPipeline
 from gen3c.pipelines.loading import load_generator
 
 T, H, W = 17, 32, 32  # 17 frames -> 3 latent frames of 4 x 4
+
+
+def has_hook(module: torch.nn.Module, name: str) -> bool:
+    """Whether diffusers registered hook ``name`` (e.g. "group_offloading", "layerwise_casting") on
+    ``module`` or one of its submodules."""
+    for sub in module.modules():
+        registry = getattr(sub, "_diffusers_hook", None)
+        if registry is not None and registry.get_hook(name) is not None:
+            return True
+    return False
 
 
 def inputs(num_buffers: int = 2, frames: int = T, seed: int = 0):

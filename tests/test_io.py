@@ -477,24 +477,6 @@ def test_the_depth_helpers_refuse_what_is_no_depth_tensor_naming_it(depth, refus
     assert median_scene_depth(torch.full((4, 6), 2.0)) == 2.0
 
 
-def test_frames_to_tensor_takes_read_videos_frames_and_refuses_others():
-    """frames_to_tensor divided whatever it got by 127.5: float frames in [0, 1] came out all
-    near −1 (black), (T, 3, H, W) frames were permuted into (T, W, 3, H), both without a word, and
-    None was torch's "can't convert np.ndarray of type numpy.object_". It takes (T, H, W, 3) uint8,
-    an array or a tensor, and refuses the rest in one line."""
-    from gen3c.io.video import frames_to_tensor
-
-    frames = np.zeros((2, 4, 6, 3), np.uint8)
-    frames[..., 0] = 255
-    for given in (frames, torch.from_numpy(frames)):
-        out = frames_to_tensor(given)
-        assert out.shape == (2, 3, 4, 6) and (out[:, 0] == 1).all() and (out[:, 1:] == -1).all()
-    for bad, got in ((frames / 255.0, r"\(2, 4, 6, 3\) float64"), (frames.transpose(0, 3, 1, 2), r"\(2, 3, 4, 6\) uint8"),
-                     (frames[0], r"\(4, 6, 3\) uint8"), (None, "NoneType 'None'")):  # fmt: skip
-        with pytest.raises(Gen3cInputError, match=rf"^frames_to_tensor frames are {got}: pass \(T, H, W, 3\) uint8 frames, as read_video returns them$"):
-            frames_to_tensor(bad)
-
-
 @pytest.mark.parametrize(
     ("call", "refusal"),
     [

@@ -8,11 +8,11 @@ import re
 
 import pytest
 import torch
+from tiny_model import tiny_pipeline
 
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, Gen3cModelError
 from gen3c.models import memory
 from gen3c.models.memory import BUDGET_FILL, ModelSize, choose_memory_plan, estimate_peak_gb, memory_plan
-from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines.loading import load_generator
 
 GiB = 2**30

@@ -85,7 +85,8 @@ def test_the_option_is_checked_and_taken_per_run_as_the_other_sampling_settings(
 
 @pytest.fixture(scope="module")
 def generator():
-    from gen3c.models.tiny import tiny_pipeline
+    from tiny_model import tiny_pipeline
+
     from gen3c.pipelines.gen3c import Gen3cGenerator
 
     pipe = tiny_pipeline(seed=0)

@@ -8,9 +8,9 @@ import pytest
 import torch
 from diffusers.callbacks import PipelineCallback
 from test_gen3c_pipeline import Recorder, gen3c_reference_loop, inputs
+from tiny_model import tiny_pipeline
 
 from gen3c.errors import Gen3cInputError
-from gen3c.models.tiny import tiny_pipeline
 from gen3c.pipelines.gen3c import Gen3cPipeline
 
 T, H, W = 17, 32, 32  # as inputs(): 3 latent frames of 4 × 4

@@ -604,7 +604,8 @@ def test_the_lora_adapter_counts_by_its_contents(tmp_path):
     run whose adapter changed as it refuses another checkpoint."""
     import hashlib
 
-    from gen3c.models.tiny import tiny_components, tiny_pipeline
+    from tiny_model import tiny_components, tiny_pipeline
+
     from gen3c.pipelines.gen3c import Gen3cGenerator
     from gen3c.training import lora
 
@@ -838,7 +839,8 @@ def test_cache_state_round_trips_exactly():
 def test_tiny_gen3c_resumes_to_the_identical_video(box_scene, tmp_path):
     """The diffusion model's chunk k starts from its seed's (k+1)-th noise draw, told k when resumed too, so a
     resumed run matches (tiny model, CPU)."""
-    from gen3c.models.tiny import tiny_pipeline
+    from tiny_model import tiny_pipeline
+
     from gen3c.pipelines.gen3c import Gen3cGenerator
 
     generator = Gen3cGenerator(tiny_pipeline(seed=0), chunk_frames=9, num_steps=2, seed=3)

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import torch
 from child_env import child_env
+from tiny_model import tiny_components, tiny_pipeline
 from torch import nn
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError
 from gen3c.models import configs
 from gen3c.models.step_cache import MagRatioStore, StepCache, StepCacheSpec
-from gen3c.models.tiny import tiny_components, tiny_pipeline
 from gen3c.pipelines.gen3c import Gen3cPipeline
 from gen3c.pipelines.loading import configure_sampling
 from gen3c.pipelines.presets import SPEED_PRESETS, SpeedPreset, forwards_per_video, speed_settings

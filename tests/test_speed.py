@@ -133,9 +133,10 @@ def test_fp8_matmuls_take_a_resident_dit_beside_an_offloaded_tokenizer_and_t5(mo
     """GEN3C's --offload_tokenizer / --offload_text_encoder_model leave the DiT resident: its
     matmuls run in fp8 (before: refused once the weights had loaded, "drop ... the DiT offloading",
     though the DiT was not offloaded); an offloaded or float8-stored DiT is still refused."""
+    from tiny_model import tiny_pipeline
+
     from gen3c.models import speed
     from gen3c.models.memory import memory_plan
-    from gen3c.models.tiny import tiny_pipeline
     from gen3c.pipelines.loading import apply_speed_settings
     from gen3c.pipelines.presets import speed_settings
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 import torch
 from child_env import child_env
+from tiny_model import tiny_components, tiny_pipeline
 from typer.testing import CliRunner
 
 from gen3c.cli import app
 from gen3c.models import configs
-from gen3c.models.tiny import tiny_components, tiny_pipeline
 from gen3c.training.config import config_from_dict, load_config, shipped_config
-from gen3c.training.loop import train
+from gen3c.training.loop import loss_ends, train
 from gen3c.training.objective import build_model_input, gen3c_loss, loss_weight
 
 runner = CliRunner()
@@ -2617,3 +2617,14 @@ def test_ctrl_c_while_the_stop_message_is_made_or_the_last_line_printed_says_wha
         res = runner.invoke(app, ["train", "small_procedural", "--out", str(out), "--resume", "auto"])
     assert res.exit_code == 130 and " ".join(res.output.split()) == (
         f"interrupted: stopped as the run ended, after its last step: {str(out / 'model')!r} is written"), res.output  # fmt: skip
+
+
+def test_the_cards_loss_ends_are_the_means_of_a_tenth_of_the_steps_at_each_end():
+    """The training and distillation cards give the mean loss of the first and the last k steps,
+    k a tenth of them, at least 1 and at most 50."""
+    assert loss_ends([4.0, 2.0, 1.0]) == (1, 4.0, 1.0)
+    assert loss_ends([float(i) for i in range(30)]) == (3, 1.0, 28.0)
+    k, first, last = loss_ends([1.0] * 600 + [3.0] * 400)
+    assert (k, first, last) == (50, 1.0, 3.0)
+    k, first, last = loss_ends([])
+    assert k == 1 and math.isnan(first) and math.isnan(last)

@@ -25,11 +25,11 @@ pytest.importorskip("huggingface_hub")
 from child_env import child_env
 from hub_server import HubServer, Request, official_repos, served_md5, tiny_official  # noqa: E402
 from test_convert import TINY, write_official_checkpoint  # noqa: E402
+from tiny_model import tiny_components  # noqa: E402
 
 from gen3c.errors import Gen3cInputError, Gen3cModelError  # noqa: E402
 from gen3c.models import weights  # noqa: E402
 from gen3c.models.convert import T5_DIR, convert_checkpoint  # noqa: E402
-from gen3c.models.tiny import tiny_components  # noqa: E402
 from gen3c.models.verify import verify_checksums  # noqa: E402
 
 DIT = "nvidia/Gen3C-Cosmos-7B"

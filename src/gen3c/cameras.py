@@ -1024,11 +1024,6 @@ class Cameras:
         """The same cameras for images plainly resized to ``height`` × ``width``."""
         return Cameras(self.w2c, resize_intrinsics(self.K, (self.height, self.width), (height, width)), height, width)
 
-    def resize_cropped(self, height: int, width: int) -> Cameras:
-        """The same cameras for images resized-and-centre-cropped (aspect kept) to ``height`` × ``width``."""
-        K = resize_crop_intrinsics(self.K, (self.height, self.width), (height, width))
-        return Cameras(self.w2c, K, height, width)
-
     @staticmethod
     def cat(items: list[Cameras]) -> Cameras:
         if not items:  # was "cannot concatenate cameras of different image sizes []"

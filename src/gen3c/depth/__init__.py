@@ -16,11 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from gen3c.depth.names import CHECKPOINT_SUFFIXES as CHECKPOINT_SUFFIXES
 from gen3c.depth.names import DEFAULT_DEPTH_ESTIMATOR, ESTIMATOR_NAMES, check_estimator_name
-from gen3c.depth.names import HF_ALIASES as HF_ALIASES
-from gen3c.depth.names import MOGE_NAMES as MOGE_NAMES
-from gen3c.depth.names import PRIOR_NAME as PRIOR_NAME
 
 #: Names imported on first use (they need torch): name → its module.
 _LAZY = {
@@ -35,7 +31,6 @@ _LAZY = {
     "MOGE_DEFAULT_REPO": "gen3c.depth.moge",
     "MoGeEstimator": "gen3c.depth.moge",
     "gen3c_moge_postprocess": "gen3c.depth.moge",
-    "is_moge_name": "gen3c.depth.moge",
     "recover_focal_shift": "gen3c.depth.moge",
     "GeometricPriorEstimator": "gen3c.depth.prior",
     "prior_notice": "gen3c.depth.prior",

@@ -112,8 +112,8 @@ def compared_rows(result: BenchmarkResult) -> dict[str, str]:
     return {m.name: m.reference for m in result.methods if m.reference}
 
 
-def summarize(result: BenchmarkResult, cases: list | None = None) -> dict[str, dict[str, float]]:
-    """Mean of every score over ``cases`` (default: all), per method; NaN-valued cases (no
+def summarize(result: BenchmarkResult) -> dict[str, dict[str, float]]:
+    """Mean of every score over the cases, per method; NaN-valued cases (no
     disoccluded pixel, no measurable direction) are left out of a mean, not counted as 0.
     With compared rows, every row also has ``psnr_vs_reference`` (NaN where it has no reference).
 
@@ -121,7 +121,7 @@ def summarize(result: BenchmarkResult, cases: list | None = None) -> dict[str, d
     (NaN with one case), ``first_seconds`` the first case's, which holds the method's warm-up
     (a model's first call: memory allocation, kernel selection, compilation). Cases reused from
     an earlier run (``--resume``) are in neither: their times are that run's, its warm-up elsewhere."""
-    cases = result.cases if cases is None else cases
+    cases = result.cases
     scores = SCORE_NAMES + ((REFERENCE_SCORE,) if compared_rows(result) else ())
     made = [c for c in result.cases if not c.reused]
     first = made[0] if made else None

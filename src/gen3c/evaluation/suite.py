@@ -254,9 +254,6 @@ def preview_methods() -> list[Method]:
     return out
 
 
-METHOD_NAMES: tuple[str, ...] = tuple(m.name for m in baseline_methods() + preview_methods())
-
-
 def video_units(config: BenchmarkConfig, methods: list[Method]) -> int:
     """The frames the benchmark's generators make in all: per case and method, the frames of
     each chunk (chunks share their first frame), what :func:`run_benchmark`'s ``video_progress``

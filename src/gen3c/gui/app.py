@@ -391,7 +391,7 @@ class Gen3cApp:
                 self.rotation = gui.add_dropdown("Rotation", ROTATION_MODES, initial_value=r.camera_rotation)
                 self.distance = gui.add_slider("Distance", 0.0, 2.0, step=0.01, initial_value=r.movement_distance)
                 self.scale = gui.add_dropdown("Distance unit", TRAJECTORY_SCALES, initial_value=r.trajectory_scale)
-            with gui.add_folder("Keyframes") as self.keyframe_folder:
+            with gui.add_folder("Keyframes"):
                 self.add_keyframe = gui.add_button("Add from current view", icon=viser.Icon.PLUS)
                 self.add_source_keyframe = gui.add_button(
                     "Add input camera", icon=viser.Icon.CAMERA_PLUS,

@@ -759,9 +759,6 @@ class GuiState:
             raise Gen3cInputError(f"smoothness {value} must be between 0 and 1")
         self.smoothness = float(value)
 
-    def clear_keyframes(self) -> None:
-        self.keyframes.clear()
-
     def _retime(self) -> None:
         """Spread the keyframes evenly from the first frame to the last."""
         n = len(self.keyframes)
@@ -844,14 +841,6 @@ class GuiState:
         cache, offset = self.plan().cache_for_chunk(0, index, camera, None, None, "")
         out = cache.render(camera, frame_offset=offset, depth=False)
         return out.colors[0, 0], out.masks[0, 0]
-
-    def frame_panel(self, index: int, axis: int = 1) -> np.ndarray:
-        """Warped colour and validity mask (white = seen by the cache) side by side (``axis`` 1:
-        (H, 2W, 3)) or stacked (``axis`` 0: (2H, W, 3)), uint8."""
-        from gen3c.io.images import to_uint8
-
-        color, mask = self.render_frame(index)
-        return np.concatenate([to_uint8(color), to_uint8(mask.expand(3, -1, -1) * 2 - 1)], axis=axis)
 
     # -- camera files ---------------------------------------------------------------------
 

@@ -16,14 +16,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from gen3c.dependencies import require
 from gen3c.errors import (
     Gen3cInputError,
     counted,
-    describe_value,
     first_line,
     is_whole_number,
     path_to_copy,
@@ -714,20 +712,3 @@ def _check_frame_index(name: str, value: object, least: int) -> None:
     if not is_whole_number(value) or value < least:
         raise Gen3cInputError(f"{name} {shown_value(value)} must be a whole number of frames ≥ {least}")
 
-
-def frames_to_tensor(frames: np.ndarray) -> Tensor:
-    """(T, H, W, 3) uint8 (:func:`read_video`'s frames, an array or a tensor) → (T, 3, H, W) float
-    in [−1, 1].
-
-    Raises:
-        Gen3cInputError: anything else: float frames were divided by 127.5 as if 0–255 (all
-            near −1, black), (T, 3, H, W) ones permuted into (T, W, 3, H) without a word.
-    """
-    if not isinstance(frames, (np.ndarray, Tensor)):
-        raise Gen3cInputError(f"frames_to_tensor frames are {describe_value(frames)}: pass (T, H, W, 3) uint8 frames, as read_video returns them")
-    if frames.dtype not in (np.uint8, torch.uint8) or frames.ndim != 4 or frames.shape[-1] != 3:
-        got = f"{tuple(frames.shape)} {str(frames.dtype).removeprefix('torch.')}"
-        raise Gen3cInputError(f"frames_to_tensor frames are {got}: pass (T, H, W, 3) uint8 frames, as read_video returns them")
-    if isinstance(frames, Tensor):
-        return frames.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)

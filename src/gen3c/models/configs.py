@@ -41,9 +41,6 @@ TRANSFORMER_7B: dict[str, Any] = {
     "extra_pos_embed_type": "learnable",
 }
 
-#: The stock Cosmos-1.0 Video2World 7B network (17 input channels), for the benchmark's comparison.
-TRANSFORMER_7B_VIDEO2WORLD: dict[str, Any] = {**TRANSFORMER_7B, "in_channels": LATENT_CHANNELS + 1}
-
 #: A tiny network of the same architecture (same channel layout, 81 inputs) for tests.
 TRANSFORMER_TINY: dict[str, Any] = {
     **TRANSFORMER_7B,

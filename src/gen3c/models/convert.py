@@ -472,9 +472,7 @@ def convert_transformer(path: Path, config: dict, dtype: torch.dtype, trust_chec
     return model, report
 
 
-def convert_tokenizer(
-    folder: Path, config: dict, trust_checkpoint: bool = False, latent_frames: int | None = None
-):
+def convert_tokenizer(folder: Path, config: dict, trust_checkpoint: bool = False):
     """(model, report) of the Cosmos tokenizer in ``folder`` (encoder.jit, decoder.jit, mean_std.pt)."""
     from accelerate import init_empty_weights
     from diffusers import AutoencoderKLCosmos
@@ -499,7 +497,6 @@ def convert_tokenizer(
         _require(folder / "mean_std.pt", "the tokenizer's mean_std.pt"),
         config,
         trust_checkpoint,
-        latent_frames,
     )
     config = {**config, "latents_mean": mean, "latents_std": std}
     with init_empty_weights():
@@ -520,14 +517,12 @@ def convert_tokenizer(
     return model, report
 
 
-def _latent_statistics(
-    path: Path, config: dict, trust_checkpoint: bool, latent_frames: int | None
-) -> tuple[list[float], list[float]]:
+def _latent_statistics(path: Path, config: dict, trust_checkpoint: bool) -> tuple[list[float], list[float]]:
     obj = load_torch_file(path, trust_checkpoint)
     if not (isinstance(obj, (tuple, list)) and len(obj) == 2 and all(isinstance(t, Tensor) for t in obj)):
         raise Gen3cModelError(f"{quoted_path(path)} should hold (mean, std) tensors: download it again")
     C = config["latent_channels"]
-    n = latent_frames or (configs.CHUNK_FRAMES - 1) // config["temporal_compression_ratio"] + 1
+    n = (configs.CHUNK_FRAMES - 1) // config["temporal_compression_ratio"] + 1
     sizes = [t.numel() for t in obj]
     if sizes[0] != sizes[1] or sizes[0] == 0 or sizes[0] % C:
         raise Gen3cModelError(

@@ -127,16 +127,6 @@ def enable_group_offload(transformer: torch.nn.Module, device: torch.device) -> 
     transformer._gen3c_group_offloaded = torch.device(device)  # where its blocks stream to
 
 
-def has_hook(module: torch.nn.Module, name: str) -> bool:
-    """Whether diffusers registered hook ``name`` (e.g. "group_offloading", "layerwise_casting") on
-    ``module`` or one of its submodules."""
-    for sub in module.modules():
-        registry = getattr(sub, "_diffusers_hook", None)
-        if registry is not None and registry.get_hook(name) is not None:
-            return True
-    return False
-
-
 # -- choosing a mode for a memory budget ------------------------------------------------------
 
 #: ``--low_memory``: the leanest plan (the DiT streamed block by block, stored in float8; the
@@ -422,7 +412,7 @@ class HostMemory:
         return cls(available=psutil.virtual_memory().available, total=psutil.virtual_memory().total + psutil.swap_memory().total)
 
 
-def check_host_memory(need_bytes: int, what: str, fix: str, memory: HostMemory | None = None) -> None:
+def check_host_memory(need_bytes: int, what: str, fix: str) -> None:
     """Refuse, before anything is allocated, weights that cannot fit in this machine's CPU memory
     (a process that outgrows RAM and swap is killed by the system without a word); note weights
     that fit only if other programs give memory back.
@@ -431,13 +421,12 @@ def check_host_memory(need_bytes: int, what: str, fix: str, memory: HostMemory |
         need_bytes: the bytes ``what`` will hold in CPU memory.
         what: names them, e.g. "checkpoint 'ckpt' in float32 on the CPU".
         fix: what to do instead, e.g. "run it on a CUDA GPU".
-        memory: the machine's memory (default: measured now).
     Raises:
         Gen3cMemoryError: ``need_bytes`` is more than RAM and swap together.
     """
     from gen3c.errors import Gen3cMemoryError, note
 
-    memory = memory or HostMemory.now()
+    memory = HostMemory.now()
     need = f"{what} needs {need_bytes / 2**30:.1f} GB of CPU memory for its weights alone"
     if need_bytes > memory.total:
         raise Gen3cMemoryError(f"{need}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")

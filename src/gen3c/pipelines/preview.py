@@ -129,7 +129,15 @@ def close_cracks(
     return color, depth, mask | cracks
 
 
-def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None = None, ratio: float = 0.9, gain: float = 2.0) -> np.ndarray:
+#: A pixel nearer than this share of the farthest one near it lies in front of a depth edge: the
+#: hole fill leaves it out (:func:`foreground_near_holes`, the depth-ordered :func:`push_pull`).
+NEARER_RATIO = 0.9
+#: A push-pull level's pixel trusts its own average in proportion to its weight, wholly from
+#: 1 / this weight on, and the smoothly upsampled coarser level for the rest.
+PUSH_PULL_GAIN = 2.0
+
+
+def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None = None) -> np.ndarray:
     """Fill the unknown pixels of ``values`` (H, W, C) float32 from the ``known`` ones (H, W) bool
     by push-pull: a Gaussian pyramid of the known pixels (weighted averages, holes carry weight
     0), then, coarse to fine, every pixel keeps its own average where its weight is high and
@@ -138,18 +146,18 @@ def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None =
     directions (no 1-D smears). ``known`` must hold at least one pixel.
 
     With ``depth_channel`` the pyramid is depth-ordered: on every coarser level, a pixel nearer
-    than ``ratio`` × the farthest pixel within 2 pixels of it drops out (before it is used and
+    than :data:`NEARER_RATIO` × the farthest pixel within 2 pixels of it drops out (before it is used and
     pooled further), so where a near and a far surface meet, the coarse levels (and the holes
     filled from them) hold the far one.
     """
     out = values.astype(np.float32, copy=True)
     holes = ~known
-    out[holes] = _push_pull_at(values, known, holes, depth_channel, ratio, gain)
+    out[holes] = _push_pull_at(values, known, holes, depth_channel)
     return out
 
 
 def _push_pull_at(
-    values: np.ndarray, known: np.ndarray, targets: np.ndarray, depth_channel: int | None = None, ratio: float = 0.9, gain: float = 2.0
+    values: np.ndarray, known: np.ndarray, targets: np.ndarray, depth_channel: int | None = None
 ) -> np.ndarray:
     """:func:`push_pull`'s fill at the ``targets`` (H, W) bool, which must be unknown pixels:
     (n, C) float32 in row-major order of the targets."""
@@ -163,34 +171,34 @@ def _push_pull_at(
     while max(level.shape[:2]) > 1:
         level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
         if depth_channel is not None:
-            level = _drop_nearer(level, depth_channel, ratio)
+            level = _drop_nearer(level, depth_channel)
         pyramid.append(level)
     filled = level[..., :-1] / np.maximum(level[..., -1:], 1e-12)
     for level in reversed(pyramid[1:-1]):
         coarse = cv2.pyrUp(filled, dstsize=level.shape[1::-1]).reshape(*level.shape[:2], channels)
         own_weight = level[..., -1:]
-        trust = np.minimum(own_weight * gain, 1.0)
+        trust = np.minimum(own_weight * PUSH_PULL_GAIN, 1.0)
         # trust · own + (1 − trust) · coarse, with own = level / weight
         filled = coarse + trust * (level[..., :-1] / np.maximum(own_weight, 1e-12) - coarse)
     # The full-resolution level has weight 1 (known) or 0 (hole): holes take the coarser level.
     return cv2.pyrUp(filled, dstsize=(w, h)).reshape(h, w, channels)[targets]
 
 
-def _drop_nearer(level: np.ndarray, depth_channel: int, ratio: float) -> np.ndarray:
+def _drop_nearer(level: np.ndarray, depth_channel: int) -> np.ndarray:
     """A pyramid level (premultiplied channels, weight last) without its pixels that are nearer
-    than ``ratio`` × the farthest pixel in their 5×5 neighbourhood (the pooling footprint)."""
+    than :data:`NEARER_RATIO` × the farthest pixel in their 5×5 neighbourhood (the pooling footprint)."""
     weight = level[..., -1]
     has = weight > 1e-6
     depth = np.where(has, level[..., depth_channel] / np.maximum(weight, 1e-12), 0).astype(np.float32)
     farthest = cv2.dilate(depth, np.ones((5, 5), np.uint8))
-    nearer = has & (depth < ratio * farthest)
+    nearer = has & (depth < NEARER_RATIO * farthest)
     if not nearer.any():
         return level
     return np.where(nearer[..., None], 0.0, level).astype(np.float32)
 
 
-def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int, ratio: float = 0.9) -> np.ndarray:
-    """Known pixels on the near side of a depth edge that opened a hole: nearer than ``ratio`` ×
+def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int) -> np.ndarray:
+    """Known pixels on the near side of a depth edge that opened a hole: nearer than :data:`NEARER_RATIO` ×
     the farthest known pixel bordering the same hole within its reach.
 
     A disocclusion lies between an occluder (near) and what it hid (far); its fill must come
@@ -235,7 +243,7 @@ def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarra
         spread[ys - top, xs - left] = border_depth[group]
         reached = cv2.dilate(spread, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
         np.maximum(farthest[top:bottom, left:right], reached, out=farthest[top:bottom, left:right])
-    return known & (depth < ratio * farthest)
+    return known & (depth < NEARER_RATIO * farthest)
 
 
 def fill_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:

@@ -85,6 +85,7 @@ from gen3c.training.loop import (
     drop_model_card,
     folder_megabytes,
     load_base_pipeline,
+    loss_ends,
     lr_factor,
     note_settings,
     prompt_embedding,
@@ -911,13 +912,9 @@ def _stage_losses(out: Path, index: int) -> list[float]:
 
 
 def _stage_summary(stage: Stage, losses: list[float], seconds: float) -> dict:
-    k = max(1, min(50, len(losses) // 10 or 1))
-
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs) if xs else float("nan")
-
+    _, first_loss, last_loss = loss_ends(losses)
     return {"stage": stage.name, "what": stage.describe(), "steps": len(losses), "seconds": seconds,
-            "first_loss": mean(losses[:k]), "last_loss": mean(losses[-k:])}  # fmt: skip
+            "first_loss": first_loss, "last_loss": last_loss}  # fmt: skip
 
 
 def write_distill_card(out: Path, config: Config, stages: list[Stage], result: TrainResult) -> Path:

@@ -1571,16 +1571,22 @@ def drop_model_card(out: Path) -> None:
     (out / "MODEL_CARD.md").unlink(missing_ok=True)
 
 
-def write_model_card(out: Path, config: Config, result: TrainResult, losses: list[float]) -> Path:
-    """``MODEL_CARD.md`` in ``out`` (and in ``model/``): data, steps, measured losses, limits."""
-    import platform
-
-    n = len(losses)
+def loss_ends(losses: list[float]) -> tuple[int, float, float]:
+    """``(k, first, last)``: the mean loss of the first and of the last k steps, k a tenth of
+    them (1 to 50), as the model cards give them (NaN where there are none)."""
+    k = max(1, min(50, len(losses) // 10 or 1))
 
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs) if xs else float("nan")
 
-    k = max(1, min(50, n // 10 or 1))
+    return k, mean(losses[:k]), mean(losses[-k:])
+
+
+def write_model_card(out: Path, config: Config, result: TrainResult, losses: list[float]) -> Path:
+    """``MODEL_CARD.md`` in ``out`` (and in ``model/``): data, steps, measured losses, limits."""
+    import platform
+
+    k, first_loss, last_loss = loss_ends(losses)
     config = config_used(config, out, result.steps)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     d, t = config.data, config.train
@@ -1601,7 +1607,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := changes_used(out, result.steps)) else []),
         f"- **Steps**: {result.steps} in {result.seconds / 60:.1f} min of training on {device}"
         + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
-        f"- **Loss** (weighted EDM, per element): first {k} steps {mean(losses[:k]):.4f}, last {k} steps {mean(losses[-k:]):.4f}, "
+        f"- **Loss** (weighted EDM, per element): first {k} steps {first_loss:.4f}, last {k} steps {last_loss:.4f}, "
         f"min {min(losses) if losses else float('nan'):.4f}.",
     ]
     if result.tokenizer:

@@ -1,5 +1,5 @@
 """A tiny GEN3C pipeline with random weights: the real architecture and channel layout at a
-size that runs in seconds on a CPU. For tests, smoke runs and the benchmark's ``--tiny``."""
+size that runs in seconds on a CPU, for the tests (the shipped ``tiny`` model is a trained one)."""
 
 from __future__ import annotations
 
