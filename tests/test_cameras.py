@@ -899,8 +899,9 @@ def test_lens_distortion_shift_refuses_coefficients_and_cameras_it_cannot_use():
     height of None Python's TypeError, fx = 0 a shift of NaN. One line each now; an array K and
     numpy coefficients work."""
     K = make_intrinsics(100.0, 100.0, 49.5, 49.5)
-    for coefficients in (None, (0.1,) * 5, "abc"):
-        with pytest.raises(Gen3cInputError, match=r"^lens_distortion_shift coefficients .* must be six numbers \(k1, k2, k3, k4, p1, p2\)"):
+    # (NaN coefficients were a shift of NaN, a bool array shifts of 0 and 1)
+    for coefficients in (None, (0.1,) * 5, "abc", (0.1, 0, 0, 0, 0, math.nan), np.array([True, False, False, False, False, False])):
+        with pytest.raises(Gen3cInputError, match=r"^lens_distortion_shift coefficients .* must be six finite numbers \(k1, k2, k3, k4, p1, p2\)"):
             lens_distortion_shift(K, 100, 100, coefficients)
     for bad, refusal in ((K[None], r"lens_distortion_shift K must be one \(3, 3\) matrix, got shape \(1, 3, 3\)$"),
                          (None, r"lens_distortion_shift K is NoneType 'None': pass real numbers"),
@@ -911,3 +912,5 @@ def test_lens_distortion_shift_refuses_coefficients_and_cameras_it_cannot_use():
         lens_distortion_shift(K, None, 100, (0.1, 0, 0, 0, 0, 0))
     expected = lens_distortion_shift(K, 100, 100, (0.1, 0, 0, 0, 0, 0))
     assert lens_distortion_shift(K.numpy(), 100, 100, np.array([0.1, 0, 0, 0, 0, 0])) == expected
+    # nerfstudio's Cameras hold distortion_params as a (6,) tensor: taken as before the checks
+    assert lens_distortion_shift(K, 100, 100, torch.tensor([0.1, 0, 0, 0, 0, 0], dtype=torch.float64)) == expected
