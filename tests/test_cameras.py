@@ -834,6 +834,9 @@ def test_intrinsics_helpers_take_numpy_and_tensor_numbers_as_numbers():
     assert torch.equal(crop_intrinsics(K, np.array(4.0), np.int64(-2)), make_intrinsics(50.0, 50.0, 34.0, 20.0))
     assert pixel_grid(torch.tensor(2), np.int64(3)).tolist() == [[[0, 0, 1], [1, 0, 1], [2, 0, 1]], [[0, 1, 1], [1, 1, 1], [2, 1, 1]]]
     assert pixel_grid(0, 3).shape == (0, 3, 3)
+    # an image size as a numpy array (the None check refused it as "must be (height, width)")
+    assert torch.equal(resize_intrinsics(K, np.array([48, 64]), (24, 32)), resize_intrinsics(K, (48, 64), (24, 32)))
+    assert resize_crop_plan(np.array([48, 64]), (24, 32)) == ((24, 32), 0, 0)
 
 
 @pytest.mark.parametrize("dtype", [torch.bool, torch.complex64])

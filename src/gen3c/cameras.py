@@ -268,7 +268,8 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
 def _check_sizes(*sizes: tuple[int, int]) -> None:
     """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
     for size in sizes:
-        if not isinstance(size, (tuple, list)):  # (None was Python's "object of type 'NoneType' has no len()")
+        # (None was Python's "object of type 'NoneType' has no len()"; a numpy array of two sides is a size, as it was)
+        if not isinstance(size, (tuple, list)) and not (isinstance(size, np.ndarray) and size.ndim == 1):
             raise Gen3cInputError(f"image size {shown_value(size)} must be (height, width) in pixels, two positive numbers")
         if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
             raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
