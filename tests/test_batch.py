@@ -1508,8 +1508,9 @@ def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_run
     # Under torchrun: refused before the manifest is read (each rank read every input and said its mistakes first)
     (tmp_path / "bad.jsonl").write_text('{"input_image_path": "nowhere.png"}\n')
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(Gen3cInputError, match=r"^gen3c batch was launched by torchrun as 2 processes, each of which would run every job: "
-                       r"launch it without torchrun \(--workers N runs N jobs at once, each on its own GPU\)$"):  # fmt: skip
+    with pytest.raises(Gen3cInputError, match=r"^gen3c batch was launched as one of 2 processes \(WORLD_SIZE=2 in the environment, as torchrun sets it\), "
+                       r"each of which would run every job: launch it without torchrun \(--workers N runs N jobs at once, each on its own GPU\), "
+                       r"or, where something else left WORLD_SIZE set, unset it \(`env -u WORLD_SIZE gen3c batch …`\)$"):  # fmt: skip
         run_batch(tmp_path / "bad.jsonl", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -834,6 +834,9 @@ def test_intrinsics_helpers_take_numpy_and_tensor_numbers_as_numbers():
     assert torch.equal(crop_intrinsics(K, np.array(4.0), np.int64(-2)), make_intrinsics(50.0, 50.0, 34.0, 20.0))
     assert pixel_grid(torch.tensor(2), np.int64(3)).tolist() == [[[0, 0, 1], [1, 0, 1], [2, 0, 1]], [[0, 1, 1], [1, 1, 1], [2, 1, 1]]]
     assert pixel_grid(0, 3).shape == (0, 3, 3)
+    # an image size as a numpy array (the None check refused it as "must be (height, width)")
+    assert torch.equal(resize_intrinsics(K, np.array([48, 64]), (24, 32)), resize_intrinsics(K, (48, 64), (24, 32)))
+    assert resize_crop_plan(np.array([48, 64]), (24, 32)) == ((24, 32), 0, 0)
 
 
 @pytest.mark.parametrize("dtype", [torch.bool, torch.complex64])
@@ -899,8 +902,9 @@ def test_lens_distortion_shift_refuses_coefficients_and_cameras_it_cannot_use():
     height of None Python's TypeError, fx = 0 a shift of NaN. One line each now; an array K and
     numpy coefficients work."""
     K = make_intrinsics(100.0, 100.0, 49.5, 49.5)
-    for coefficients in (None, (0.1,) * 5, "abc"):
-        with pytest.raises(Gen3cInputError, match=r"^lens_distortion_shift coefficients .* must be six numbers \(k1, k2, k3, k4, p1, p2\)"):
+    # (NaN coefficients were a shift of NaN, a bool array shifts of 0 and 1)
+    for coefficients in (None, (0.1,) * 5, "abc", (0.1, 0, 0, 0, 0, math.nan), np.array([True, False, False, False, False, False])):
+        with pytest.raises(Gen3cInputError, match=r"^lens_distortion_shift coefficients .* must be six finite numbers \(k1, k2, k3, k4, p1, p2\)"):
             lens_distortion_shift(K, 100, 100, coefficients)
     for bad, refusal in ((K[None], r"lens_distortion_shift K must be one \(3, 3\) matrix, got shape \(1, 3, 3\)$"),
                          (None, r"lens_distortion_shift K is NoneType 'None': pass real numbers"),
@@ -911,3 +915,5 @@ def test_lens_distortion_shift_refuses_coefficients_and_cameras_it_cannot_use():
         lens_distortion_shift(K, None, 100, (0.1, 0, 0, 0, 0, 0))
     expected = lens_distortion_shift(K, 100, 100, (0.1, 0, 0, 0, 0, 0))
     assert lens_distortion_shift(K.numpy(), 100, 100, np.array([0.1, 0, 0, 0, 0, 0])) == expected
+    # nerfstudio's Cameras hold distortion_params as a (6,) tensor: taken as before the checks
+    assert lens_distortion_shift(K, 100, 100, torch.tensor([0.1, 0, 0, 0, 0, 0], dtype=torch.float64)) == expected

@@ -236,12 +236,12 @@ def test_cli_refuses_a_num_gpus_that_disagrees_with_the_launch(box_scene, tmp_pa
 @pytest.mark.parametrize(
     "args, work",
     [
-        (["demo"], "gen3c demo was launched by torchrun as 2 processes, each of which would make the same video into the same files"),
-        (["depth", "photo.png"], "gen3c depth was launched by torchrun as 2 processes, each of which would estimate the same depth into the same files"),
-        (["eval", "--no_plots"], "gen3c eval was launched by torchrun as 2 processes, each of which would run the whole benchmark into the same --output_folder"),
-        (["gui"], "gen3c gui was launched by torchrun as 2 processes, each of which would serve a GUI of its own"),
-        (["convert", "gen3c-src", "gen3c-out"], "gen3c convert was launched by torchrun as 2 processes, each of which would convert the same weights into the same folder"),
-        (["download", "--dry_run"], "gen3c download was launched by torchrun as 2 processes, each of which would fetch and convert the same weights"),
+        (["demo"], "gen3c demo was launched as one of 2 processes (WORLD_SIZE=2 in the environment, as torchrun sets it), each of which would make the same video into the same files"),
+        (["depth", "photo.png"], "gen3c depth was launched as one of 2 processes (WORLD_SIZE=2 in the environment, as torchrun sets it), each of which would estimate the same depth into the same files"),
+        (["eval", "--no_plots"], "gen3c eval was launched as one of 2 processes (WORLD_SIZE=2 in the environment, as torchrun sets it), each of which would run the whole benchmark into the same --output_folder"),
+        (["gui"], "gen3c gui was launched as one of 2 processes (WORLD_SIZE=2 in the environment, as torchrun sets it), each of which would serve a GUI of its own"),
+        (["convert", "gen3c-src", "gen3c-out"], "gen3c convert was launched as one of 2 processes (WORLD_SIZE=2 in the environment, as torchrun sets it), each of which would convert the same weights into the same folder"),
+        (["download", "--dry_run"], "gen3c download was launched as one of 2 processes (WORLD_SIZE=2 in the environment, as torchrun sets it), each of which would fetch and convert the same weights"),
     ],
 )
 def test_a_command_of_one_process_refuses_a_torchrun_launch(tmp_path, monkeypatch, args, work):
@@ -255,7 +255,11 @@ def test_a_command_of_one_process_refuses_a_torchrun_launch(tmp_path, monkeypatc
     monkeypatch.delenv("RANK", raising=False)
     res = runner.invoke(app, args)
     assert res.exit_code == 2, res.output
-    assert " ".join(res.output.split()) == f"error: {work}: launch it without torchrun"
+    # (WORLD_SIZE is also what Kubeflow's PyTorchJob or accelerate set, a shell opened in one of
+    # their processes included: "launch it without torchrun" alone was no fix there)
+    command = work.split(" was ")[0]
+    fix = f"launch it without torchrun, or, where something else left WORLD_SIZE set, unset it (`env -u WORLD_SIZE {command} …`)"
+    assert " ".join(res.output.split()) == f"error: {work}: {fix}"
     assert not list(tmp_path.iterdir())
 
 

@@ -223,10 +223,14 @@ def lens_distortion_shift(K: Tensor, height: int, width: int, coefficients: tupl
         raise Gen3cInputError(f"lens_distortion_shift K must be one (3, 3) matrix, got shape {tuple(K.shape)}")
     validate_intrinsics(K, "lens_distortion_shift K")  # (fx = 0 divided by zero)
     _check_sizes((height, width))
-    values = [_real_number(c) for c in coefficients] if isinstance(coefficients, (tuple, list, np.ndarray)) else []
-    if len(values) != 6 or None in values:  # (None, a text or 5 numbers were Python's unpacking and float() errors)
+    # nerfstudio's distortion_params is a (6,) tensor; as Python's numbers, a bool one is no numbers
+    listed = coefficients.tolist() if isinstance(coefficients, (Tensor, np.ndarray)) and not getattr(coefficients, "is_meta", False) else coefficients
+    values = [_real_number(c) for c in listed] if isinstance(listed, (tuple, list)) else []
+    # (None, a text or 5 numbers were Python's unpacking and float() errors; NaN a shift of NaN)
+    if len(values) != 6 or not all(v is not None and math.isfinite(v) for v in values):
         raise Gen3cInputError(
-            f"lens_distortion_shift coefficients {shown_value(coefficients)} must be six numbers (k1, k2, k3, k4, p1, p2), nerfstudio's distortion_params"
+            f"lens_distortion_shift coefficients {shown_value(coefficients)} must be six finite numbers (k1, k2, k3, k4, p1, p2), "
+            "nerfstudio's distortion_params"
         )
     k1, k2, k3, k4, p1, p2 = values
     v, u = torch.meshgrid(torch.linspace(-0.5, height - 0.5, 33, dtype=torch.float64), torch.linspace(-0.5, width - 0.5, 33, dtype=torch.float64), indexing="ij")
@@ -264,7 +268,8 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
 def _check_sizes(*sizes: tuple[int, int]) -> None:
     """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
     for size in sizes:
-        if not isinstance(size, (tuple, list)):  # (None was Python's "object of type 'NoneType' has no len()")
+        # (None was Python's "object of type 'NoneType' has no len()"; a numpy array of two sides is a size, as it was)
+        if not isinstance(size, (tuple, list)) and not (isinstance(size, np.ndarray) and size.ndim == 1):
             raise Gen3cInputError(f"image size {shown_value(size)} must be (height, width) in pixels, two positive numbers")
         if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
             raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")

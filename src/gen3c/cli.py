@@ -376,16 +376,15 @@ def _other_rank() -> int | None:
 
 
 def _refuse_torchrun(command: str, work: str) -> None:
-    """Refuse a torchrun launch of several processes (torchrun's ``WORLD_SIZE``) for a command
-    that runs in one: each process did all of it into the same outputs (two ranks of `gen3c eval`
-    took each other for another run writing its report folder and one stopped, saying so; `gen3c
-    gui` would serve two GUIs; `gen3c demo` was told to pass --num_gpus, which it has no flag for)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-    except ValueError:  # (not a launch this command could take part in either way)
+    """Refuse a launch of several processes for a command that runs in one: each process did all
+    of it into the same outputs (two ranks of `gen3c eval` took each other for another run writing
+    its report folder and one stopped, saying so; `gen3c gui` would serve two GUIs; `gen3c demo`
+    was told to pass --num_gpus, which it has no flag for)."""
+    if "WORLD_SIZE" not in os.environ:  # a plain run: torch is not imported for the check
         return
-    if world > 1:
-        raise Gen3cInputError(f"{command} was launched by torchrun as {world} processes, each of which would {work}: launch it without torchrun")
+    from gen3c.parallel import refuse_several_processes
+
+    refuse_several_processes(command, work)
 
 
 def _wait_for_rank_0_to_fail(code: int) -> None:

@@ -73,6 +73,25 @@ def launched_world_size() -> int | None:
     return _env_int("WORLD_SIZE", 1)
 
 
+def refuse_several_processes(command: str, work: str, alternative: str = "") -> None:
+    """Refuse a launch of several processes (``WORLD_SIZE`` above 1) for ``command``, which runs
+    in one: each process would ``work`` (e.g. "run every job") into the same outputs.
+    ``WORLD_SIZE`` is torchrun's, but also what a scheduler sets in every process it starts
+    (Kubeflow's PyTorchJob, accelerate, DeepSpeed), a shell opened in one of them included: the
+    fix names both. ``alternative`` follows "launch it without torchrun" (how to use several GPUs).
+
+    Raises:
+        Gen3cInputError: ``WORLD_SIZE`` is above 1, or not a whole number ≥ 1.
+    """
+    world = launched_world_size()
+    if world is not None and world > 1:
+        raise Gen3cInputError(
+            f"{command} was launched as one of {world} processes (WORLD_SIZE={world} in the environment, as torchrun sets it), "
+            f"each of which would {work}: launch it without torchrun{alternative}, or, where something else left WORLD_SIZE set, "
+            f"unset it (`env -u WORLD_SIZE {command} …`)"
+        )
+
+
 def check_rendezvous_env(world: int, launch: str | None = None) -> None:
     """Refuse, before joining, a process group whose variables (torchrun sets them) are missing
     or disagree: torch's own failure is a traceback, or a wait for ranks that never come.

@@ -104,9 +104,11 @@ def run_batch(
         on_outcome: called with each job's outcome as it finishes (skipped ones included).
     """
     from gen3c.batch.local import exit_if_spawned_from_unguarded_script
+    from gen3c.parallel import refuse_several_processes
 
     exit_if_spawned_from_unguarded_script()  # a worker process running the calling script again
-    _check_not_under_torchrun()  # (before the manifest's inputs are read: every rank would read them and say its mistakes)
+    # (before the manifest's inputs are read: every rank would read them and say its mistakes)
+    refuse_several_processes("gen3c batch", "run every job", " (--workers N runs N jobs at once, each on its own GPU)")
     # 1. Read and check the whole manifest before anything runs
     jobs = load_manifest(manifest, check_inputs=True, trust_checkpoint=trust_checkpoint)
     _check_one_process_per_job(jobs)
@@ -307,19 +309,6 @@ def _not_run(job: Job, folder: Path, planned: dict | None) -> JobOutcome:
     status = read_status(folder, job.name)
     running = status is not None and status.get("state") == "running" and status != planned
     return JobOutcome(job.name, "not_run", note="interrupted while running; it runs again next time" if running else "")
-
-
-def _check_not_under_torchrun() -> None:
-    """Under torchrun each rank would run every job, writing the same outputs and status files
-    side by side: refused."""
-    from gen3c.parallel import launched_world_size
-
-    world = launched_world_size()
-    if world is not None and world > 1:
-        raise Gen3cInputError(
-            f"gen3c batch was launched by torchrun as {world} processes, each of which would run every job: "
-            "launch it without torchrun (--workers N runs N jobs at once, each on its own GPU)"
-        )
 
 
 def _check_one_process_per_job(jobs: list[Job]) -> None:
