@@ -872,6 +872,40 @@ def test_a_fill_cloud_that_outgrows_the_machines_memory_is_refused_before_it_gro
         assert torch.equal(PreviewGenerator(margin=0).generate(cache, cams, src.image), expected)
 
 
+def test_a_fill_cloud_that_fits_only_past_the_free_memory_is_noted_once_a_chunk():
+    """The cloud grows by half when full, a few times a chunk, and each growth past the memory
+    free now said the same note again with a larger number (four in 12 frames here): it is said
+    once, and a later growth past the machine's memory is still refused."""
+    import warnings
+
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+
+    texture, depth, K = textured_strip(48, 64)
+    src = prepare_source(texture, depth, K, (48, 64))
+    cams = sliding_cameras(src.K, 48, 64, [0.6 * i for i in range(12)])  # new holes every frame: the cloud grows 4 times
+    cache = build_cache([src])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=1, total=2**40)))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            PreviewGenerator(margin=0).generate(cache, cams, src.image)
+    notes = [str(w.message) for w in caught if "fill cloud grows" in str(w.message)]
+    assert len(notes) == 1, notes
+    assert notes[0].startswith("the preview's fill cloud grows to ") and " GB are free now: the system may stop the run" in notes[0]
+    limit = []  # the first growth fits (noted), a later one does not: refused all the same
+
+    def now(cls):
+        limit.append(None)
+        return memory.HostMemory(available=1, total=2**40 if len(limit) <= 3 else 1)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(now))
+        with warnings.catch_warnings(record=True), pytest.raises(Gen3cMemoryError, match=r"^the preview's fill cloud grows to "):
+            warnings.simplefilter("always")
+            PreviewGenerator(margin=0).generate(cache, cams, src.image)
+
+
 def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatch):
     from gen3c.errors import Gen3cMemoryError
     from gen3c.models import memory

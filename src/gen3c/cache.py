@@ -717,21 +717,26 @@ def _check_render_memory(frames: int, buffers: int, height: int, width: int, dep
     check_cpu_memory(need, what, fix, stacklevel=5)
 
 
-def check_cpu_memory(need: int, what: str, fix: str, stacklevel: int) -> None:
+def check_cpu_memory(need: int, what: str, fix: str, stacklevel: int, *, say_note: bool = True) -> bool:
     """Raise :class:`Gen3cMemoryError` ("``what``; this machine has …: ``fix``") when ``need``
-    bytes exceed the CPU's memory with swap, note it when they exceed the memory free now."""
+    bytes exceed the CPU's memory with swap, note it when they exceed the memory free now (unless
+    ``say_note`` is False: a check that repeats as its need grows says it once). Returns whether
+    they exceed the memory free now."""
     from gen3c.dependencies import installed
     from gen3c.environment import meminfo
     from gen3c.models.memory import HostMemory
 
     # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
     if meminfo() is None and not installed("psutil"):
-        return
+        return False
     memory = HostMemory.now()
     if need > memory.total:
         raise Gen3cMemoryError(f"{what}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
-    if need > memory.available:
+    if need <= memory.available:
+        return False
+    if say_note:
         note(f"{what} and {memory.available / 2**30:.1f} GB are free now: the system may stop the run unless other programs give memory back; else {fix}", stacklevel=stacklevel)
+    return True
 
 
 @dataclass

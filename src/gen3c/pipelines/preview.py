@@ -740,6 +740,7 @@ class PreviewGenerator:
         reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
         fill_cloud = GrowingCloud(*filtered_smooth_points(cache))
+        cloud_noted = False  # (the cloud grows a few times a chunk: a note that it fits only past the free memory is said once)
         video = any(view.num_frames > 1 for view in cache.views)
         workspace = SplatWorkspace()
         frames = torch.empty(T, 3, H, W)
@@ -770,7 +771,9 @@ class PreviewGenerator:
                 # grey at an invented depth of 1, which must not join the cloud, or later frames
                 # that see the scene again would show it as a grey wall in front of their fill.
                 if m.any():
-                    self._check_cloud_growth(fill_cloud, int(holes.sum()), t, cameras, buffers.num_buffers, buffers.colors.device)
+                    cloud_noted |= self._check_cloud_growth(
+                        fill_cloud, int(holes.sum()), t, cameras, buffers.num_buffers, buffers.colors.device, say_note=not cloud_noted
+                    )
                     fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
@@ -798,18 +801,21 @@ class PreviewGenerator:
         check_cpu_memory(need, what, fix, stacklevel=4)
 
     @staticmethod
-    def _check_cloud_growth(cloud: GrowingCloud, count: int, t: int, cameras: Cameras, buffers: int, device: torch.device) -> None:
+    def _check_cloud_growth(
+        cloud: GrowingCloud, count: int, t: int, cameras: Cameras, buffers: int, device: torch.device, say_note: bool
+    ) -> bool:
         """Refuse, before it is made, the fill cloud's room for ``count`` more points (frame ``t``'s
         fill) where it outgrows this machine's CPU memory with the renders and frames
-        (:meth:`check_memory`), :data:`FILL_POINT_BYTES` a point; note it past the memory free now.
-        The cloud grows by half when full, so this is asked a few times a chunk.
+        (:meth:`check_memory`), :data:`FILL_POINT_BYTES` a point; note it past the memory free now
+        where ``say_note``. The cloud grows by half when full, so this is asked a few times a
+        chunk. Returns whether its growth needs more than the memory free now.
 
         Raises:
             Gen3cMemoryError: naming the frame, the cloud's points, the estimate and what to do.
         """
         capacity = cloud.capacity_after(count)
         if capacity == cloud.capacity_after(0):
-            return
+            return False
         T, H, W = len(cameras), cameras.height, cameras.width
         need = preview_bytes(T, buffers, H, W, torch.device(device).type == "cpu") + FILL_POINT_BYTES * capacity
         what = (
@@ -820,7 +826,7 @@ class PreviewGenerator:
             "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)): each chunk "
             "starts a new fill cloud"
         )
-        check_cpu_memory(need, what, fix, stacklevel=4)
+        return check_cpu_memory(need, what, fix, stacklevel=4, say_note=say_note)
 
     def _extend_past_frame(
         self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int
