@@ -1421,8 +1421,8 @@ def test_a_view_past_the_frame_past_the_machines_memory_is_refused_before_it_is_
     assert len(errors) == 1 and res.output.splitlines()[-1] == errors[0], res.output
     assert re.fullmatch(
         r"error: the preview's view past the first frame \(16×1024, extended \d+, \d+, \d+ and \d+ pixels past its top, bottom, left and right, "
-        r"as far as the later cameras look\) needs \d+\.\d GB of CPU memory, with the up to [\d,]+ points of it that later frames render; "
-        r"this machine has 0\.0 GB with swap: pass a smaller --resolution, or a camera path that looks less far past the first frame",
+        r"as far as the later cameras look\) needs \d+\.\d GB of CPU memory, with the up to [\d,]+ points of it that later frames render, "
+        r"and the renders and the frames; this machine has 0\.0 GB with swap: pass a smaller --resolution, or a camera path that looks less far past the first frame",
         errors[0],
     ), errors[0]
     assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))

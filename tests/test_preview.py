@@ -824,13 +824,38 @@ def test_the_points_a_view_past_the_frame_adds_are_counted_before_it_is_made():
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=short, total=short)))
         patch.setattr(BandExtension, "__init__", lambda *args, **kwargs: pytest.fail("the band was made"))
         with pytest.raises(Gen3cMemoryError, match=r"^the preview's view past the first frame \(48×64, extended 32, 32, 32 and 32 pixels .* "
-                           r"with the up to 11,264 points of it that later frames render; this machine has"):
+                           r"with the up to 11,264 points of it that later frames render, and the renders and the frames; this machine has"):
             PreviewGenerator().generate(cache, cams, src.image)
     enough = frames + band + points
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=enough, total=enough)))
         assert PreviewGenerator().generate(cache, cams, src.image).shape == (3, 3, 48, 64)
     assert preview.band_points(48, 64, sides) == seen and preview.FILL_POINT_BYTES == 120
+
+
+def test_the_view_past_the_frame_is_counted_beside_the_renders_and_frames_it_is_made_with():
+    """The band and its points were checked alone, though the chunk's renders and frames are held
+    while the band is made and its points render (check_memory checked those alone): a band that
+    fit only without them was made, past the machine's memory. Now they count together."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+    from gen3c.pipelines import preview
+
+    texture, depth, K = textured_strip(48, 64)
+    src = prepare_source(texture, depth, K, (48, 64))
+    w2c = torch.eye(4).repeat(3, 1, 1)
+    w2c[:, 2, 3] = torch.tensor([0.0, 4.0, 8.0])  # backing away: every pixel of the band is seen
+    cams = Cameras(w2c, src.K, 48, 64)
+    cache = build_cache([src])
+    sides = (32,) * 4
+    frames = preview.preview_bytes(3, 1, 48, 64)
+    alone = extension_bytes(48, 64, 32, sides) + preview.FILL_POINT_BYTES * preview.band_points(48, 64, sides)
+    assert frames < alone  # the renders and frames fit, and so do the band and its points, each alone
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=alone, total=alone)))
+        patch.setattr(BandExtension, "__init__", lambda *args, **kwargs: pytest.fail("the band was made"))
+        with pytest.raises(Gen3cMemoryError, match=rf"^the preview's view past the first frame .* needs {(frames + alone) / 2**30:.1f} GB of CPU memory, "):
+            PreviewGenerator().generate(cache, cams, src.image)
 
 
 def test_a_fill_cloud_that_outgrows_the_machines_memory_is_refused_before_it_grows():
@@ -923,8 +948,10 @@ def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatc
     gb = f"{need / 2**30:.1f}"
     with pytest.raises(Gen3cMemoryError, match=rf"^the preview's view past the first frame \(16×7680, extended 3840, 20, 30 and 900 pixels past its top, bottom, left and right, "
                        rf"as far as the later cameras look\) needs {gb} GB of CPU memory, "
-                       rf"with the up to 33,249,480 points of it that later frames render; this machine has {gb} GB with swap: pass a smaller --resolution, "
+                       rf"with the up to 33,249,480 points of it that later frames render, and the renders and the frames; this machine has {gb} GB with swap: pass a smaller --resolution, "
                        r"or a camera path that looks less far past the first frame$"):
-        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900))
+        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), held=0)
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
-    check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900))
+    check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), held=0)
+    with pytest.raises(Gen3cMemoryError):  # ... and not beside a byte of the chunk's renders and frames
+        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), held=1)

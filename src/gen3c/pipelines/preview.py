@@ -415,10 +415,11 @@ def band_points(height: int, width: int, sides: tuple[int, int, int, int]) -> in
     return (height + top + bottom) * (width + left + right) - height * width
 
 
-def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int]) -> None:
+def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int], held: int) -> None:
     """Refuse, before it is made, a view past the frame (the band past a ``height`` × ``width``
     frame, ``sides`` of its ``pad``-wide band) that cannot fit in this machine's CPU memory with
-    swap (a process that outgrows them is killed without a word): the band as it is made
+    swap (a process that outgrows them is killed without a word) beside the ``held`` bytes of the
+    chunk's renders and frames (:func:`preview_bytes`): the band as it is made
     (:func:`extension_bytes`) and the points of it that later frames render, at most
     :func:`band_points`, :data:`FILL_POINT_BYTES` each; note one past the memory free now
     (:func:`~gen3c.cache.check_cpu_memory`).
@@ -427,11 +428,11 @@ def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, in
         Gen3cMemoryError: naming the frame, how far past it the band reaches, the estimate and what to do.
     """
     points = band_points(height, width, sides)
-    need = extension_bytes(height, width, pad, sides) + FILL_POINT_BYTES * points
+    need = held + extension_bytes(height, width, pad, sides) + FILL_POINT_BYTES * points
     what = (
         f"the preview's view past the first frame ({height}×{width}, extended {', '.join(map(str, sides[:3]))} and {sides[3]} pixels "
         f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory, "
-        f"with the up to {points:,} points of it that later frames render"
+        f"with the up to {points:,} points of it that later frames render, and the renders and the frames"
     )
     check_cpu_memory(need, what, "pass a smaller --resolution, or a camera path that looks less far past the first frame", stacklevel=5)
 
@@ -739,6 +740,7 @@ class PreviewGenerator:
         T, H, W = len(cameras), cameras.height, cameras.width
         reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
+        held = preview_bytes(T, buffers.num_buffers, H, W, buffers.colors.device.type == "cpu")  # (check_memory's: beside the cloud)
         fill_cloud = GrowingCloud(*filtered_smooth_points(cache))
         cloud_noted = False  # (the cloud grows a few times a chunk: a note that it fits only past the free memory is said once)
         video = any(view.num_frames > 1 for view in cache.views)
@@ -756,7 +758,7 @@ class PreviewGenerator:
                 c, d, m = _underlay(fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W), c, d, m)
             c, d, m = close_cracks(c, d, m)
             if t == 0:
-                fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach))
+                fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach, held))
             holes = ~m
             if t == 0 and first_frame is not None:
                 # Frame 0 shows the conditioning image (as in GEN3C) wherever the cache leaves a
@@ -771,9 +773,7 @@ class PreviewGenerator:
                 # grey at an invented depth of 1, which must not join the cloud, or later frames
                 # that see the scene again would show it as a grey wall in front of their fill.
                 if m.any():
-                    cloud_noted |= self._check_cloud_growth(
-                        fill_cloud, int(holes.sum()), t, cameras, buffers.num_buffers, buffers.colors.device, say_note=not cloud_noted
-                    )
+                    cloud_noted |= self._check_cloud_growth(fill_cloud, int(holes.sum()), t, cameras, held, say_note=not cloud_noted)
                     fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
@@ -801,12 +801,10 @@ class PreviewGenerator:
         check_cpu_memory(need, what, fix, stacklevel=4)
 
     @staticmethod
-    def _check_cloud_growth(
-        cloud: GrowingCloud, count: int, t: int, cameras: Cameras, buffers: int, device: torch.device, say_note: bool
-    ) -> bool:
+    def _check_cloud_growth(cloud: GrowingCloud, count: int, t: int, cameras: Cameras, held: int, say_note: bool) -> bool:
         """Refuse, before it is made, the fill cloud's room for ``count`` more points (frame ``t``'s
-        fill) where it outgrows this machine's CPU memory with the renders and frames
-        (:meth:`check_memory`), :data:`FILL_POINT_BYTES` a point; note it past the memory free now
+        fill) where it outgrows this machine's CPU memory with the ``held`` bytes of the renders and
+        frames (:func:`preview_bytes`), :data:`FILL_POINT_BYTES` a point; note it past the memory free now
         where ``say_note``. The cloud grows by half when full, so this is asked a few times a
         chunk. Returns whether its growth needs more than the memory free now.
 
@@ -817,7 +815,7 @@ class PreviewGenerator:
         if capacity == cloud.capacity_after(0):
             return False
         T, H, W = len(cameras), cameras.height, cameras.width
-        need = preview_bytes(T, buffers, H, W, torch.device(device).type == "cpu") + FILL_POINT_BYTES * capacity
+        need = held + FILL_POINT_BYTES * capacity
         what = (
             f"the preview's fill cloud grows to {len(cloud) + count:,} points at frame {t + 1} of {T} ({H}×{W}: the cameras keep "
             f"seeing parts no earlier frame filled) and with the renders and the frames needs {need / 2**30:.1f} GB of CPU memory"
@@ -829,12 +827,12 @@ class PreviewGenerator:
         return check_cpu_memory(need, what, fix, stacklevel=4, say_note=say_note)
 
     def _extend_past_frame(
-        self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int
+        self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int, held: int
     ) -> tuple[Tensor, Tensor]:
         """The band around frame 0 ((3, H, W), (H, W), (H, W) bool, after the fill cloud),
         ``margin`` wide and filled by :func:`extend_past_frame`: the points (N, 3) of the band
         that a later camera of ``cameras`` sees, lifted at their filled depth, and their colours
-        (N, 3)."""
+        (N, 3). ``held``: the bytes of the chunk's renders and frames, held meanwhile."""
         H, W = mask.shape
         pad = round(self.margin * max(H, W))
         if pad == 0 or len(cameras) < 2 or not mask.any():  # (a frame 0 that sees nothing has nothing to extend)
@@ -851,7 +849,7 @@ class PreviewGenerator:
         if seen_sides is None:
             return torch.empty(0, 3), torch.empty(0, 3)
         sides = tuple(min(pad, side + 3 * stride // 2 + 1) for side in seen_sides)
-        check_extension_fits(H, W, pad, sides)
+        check_extension_fits(H, W, pad, sides, held)
         band = BandExtension(np.ascontiguousarray(values, dtype=np.float32), pad, sides)
         K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()  # the whole band's camera
         # A tile at a time, its seen pixels in the order of the whole band's rows (a row of tiles is
