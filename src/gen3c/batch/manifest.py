@@ -163,7 +163,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     for index, (line, row) in enumerate(rows, start=1):
         try:
             # (a record's paths are hashed as they are: its base is the current folder, not where it lies)
-            job = make_job(row, line, index, base, str(p), relocatable=kind != "record")
+            job = make_job(row, line, index, base, str(p), relocatable=kind != "record", record=kind == "record")
             job = dataclasses.replace(job, manifest=str(p.resolve()))
             if kind != "record":  # (a record's name is the one its run wrote here)
                 _refuse_unportable_name(job.name, f"manifest {quoted_path(p)} line {line}")
@@ -505,22 +505,25 @@ def _generator_option_types() -> dict[str, type]:
 
 
 def make_job(
-    row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest", relocatable: bool = True
+    row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest", relocatable: bool = True, record: bool = False
 ) -> Job:
     """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
     names the row's keys (:func:`row_spelling`), and so does a note. ``relocatable``: hash its
     paths inside ``base`` relative to it (:func:`_relative_paths`), so a folder moved with
-    its manifest, inputs and outputs keeps its jobs."""
+    its manifest, inputs and outputs keeps its jobs. ``record``: the row is a run record's, which
+    holds every setting, defaults too (else the row's settings are the ones its author wrote,
+    refused where the job would ignore them even at their default value)."""
     where = f"manifest {quoted_path(manifest)} line {line}"
     try:
         with spelled_notes(row_spelling):
-            return _make_job(row, line, index, base, where, relocatable)
+            return _make_job(row, line, index, base, where, relocatable, record)
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {row_spelling(str(exc).removeprefix(f'{where}: '))}") from None
 
 
-def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str, relocatable: bool) -> Job:
+def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str, relocatable: bool, record: bool) -> Job:
     row = dict(row)
+    written = () if record else {key for key, value in row.items() if value is not None}
     name = row.pop("name", f"job_{index:05d}")
     if not isinstance(name, str):  # {"name": 7}: the fix is quotes, not another name
         number = isinstance(name, (int, float)) and not isinstance(name, bool)
@@ -587,7 +590,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
         request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
     except Gen3cInputError as exc:
         raise Gen3cInputError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None
-    check_unused_settings(request, where)
+    check_unused_settings(request, where, given=written)
     _check_values(request, where)
     if request.generator in GENERATORS and request.generator != "gen3c":  # (an unknown one: check_generator names it)
         given = sorted(str(key) for key, value in request.generator_options.items() if value is not None)

@@ -1443,7 +1443,7 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     )  # fmt: skip
     request = GenerationRequest.from_dict(data, name=where)
     request.in_memory = memory
-    check_unused_settings(request, where)
+    check_unused_settings(request, where, given=settings)  # (trajectory="left" beside camera_file= too)
     from gen3c.library_output import libraries_quiet
     from gen3c.progress import progress_bars
 
