@@ -212,3 +212,25 @@ def test_eval_refuses_a_gen3c_flag_at_its_default_with_the_preview(args, match, 
         "--no_plots",
     ]
     refused(["eval", "--output_folder", out, *small, *args], match, out)
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--memory_mode", "resident", "--low_memory"], r"--low_memory and --memory_mode each choose the memory mode: pass only one of them$"),
+        (["--max_gpu_memory", "20", "--memory_mode", "resident"], r"--max_gpu_memory and --memory_mode each choose the memory mode"),
+    ],
+)  # fmt: skip
+def test_generate_refuses_memory_mode_resident_beside_another_choice_of_the_memory_mode(
+    args, match, box_scene, tmp_path
+):
+    """--memory_mode resident was dropped silently for --low_memory's streamed DiT (or the budget's plan)."""
+    pytest.importorskip("diffusers")
+    out = tmp_path / "out"
+    refused(
+        generate(
+            box_scene, out, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17", *args
+        ),
+        match,
+        out,
+    )

@@ -1054,10 +1054,11 @@ def generate(
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
         generator_options=_generator_options(generator, {**locals(), **generator_flags}),
     )  # fmt: skip
-    check_unused_settings(request, given=_typed_options())
+    typed = _typed_options()
+    check_unused_settings(request, given=typed)
     check_request(request)  # the first check run_request makes, before torch is imported
     with collect_notes():  # its notes are said (on rank 0) and recorded by run_request's own check_generator
-        check_generator(request)  # the gen3c options before torch is imported, then the model's modules
+        check_generator(request, given=typed)  # the gen3c options before torch is imported, then the model's modules
     _run(request, resume=resume)
 
 
@@ -1445,10 +1446,11 @@ def gui(
         seed=seed, fps=fps,
         generator_options=_generator_options(generator, {**locals(), **generator_flags}),
     )  # fmt: skip
-    check_unused_settings(request, given=_typed_options())  # e.g. --seed for the preview, which draws no random numbers
+    typed = _typed_options()
+    check_unused_settings(request, given=typed)  # e.g. --seed for the preview, which draws no random numbers
     check_request(request)
     with collect_notes():  # as gen3c generate: a mistaken gen3c option (a --checkpoint_dir not there) is refused here, not by a page that cannot generate
-        check_generator_setup(request)  # (its notes are said when the generator loads)
+        check_generator_setup(request, given=typed)  # (its notes are said when the generator loads)
     from gen3c.io.atomic import removed_if_left_empty
 
     with removed_if_left_empty(work_dir):  # nothing is left of a refused start
