@@ -234,3 +234,23 @@ def test_generate_refuses_memory_mode_resident_beside_another_choice_of_the_memo
         match,
         out,
     )
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--model", "tiny", "--guidance", "0"], r"--guidance_every shapes guidance's two branches, but --guidance 0 runs without guidance"),
+        (["--model", "tiny_fast"], r"--guidance_every shapes guidance's two branches, but this model samples without guidance \(a distilled student\)"),
+    ],
+)  # fmt: skip
+def test_generate_refuses_guidance_every_1_without_guidance(args, match, box_scene, tmp_path):
+    """--guidance_every 1 (the presets' value) with no unconditional branch to run was accepted silently, any other count refused."""
+    pytest.importorskip("diffusers")
+    out = tmp_path / "out"
+    refused(
+        generate(
+            box_scene, out, "--generator", "gen3c", "--num_video_frames", "17", "--guidance_every", "1", *args
+        ),
+        match,
+        out,
+    )

@@ -390,17 +390,21 @@ def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[
     if models_own:
         guidance = model_defaults["guidance"]
     settings = speed_settings(speed, **given)
-    _check_guidance_settings(settings, guidance, models_own, options.get("negative_prompt"))
+    _check_guidance_settings(settings, guidance, models_own, options.get("negative_prompt"), options.get("guidance_every"))
     return settings, guidance
 
 
-def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool, negative_prompt: str | None = None) -> None:
+def _check_guidance_settings(
+    settings: SpeedPreset, guidance: float | None, models_own: bool, negative_prompt: str | None = None, guidance_every: int | None = None
+) -> None:
     """Refuse settings of guidance's two branches (how they run, the unconditional branch's
     ``negative_prompt``) for a run without guidance (``guidance`` 0: one branch; ``models_own``:
-    the 0 is the model's default, as a distilled student's)."""
+    the 0 is the model's default, as a distilled student's). ``guidance_every``: the option as
+    given (None: unset), refused even at 1, the preset's value."""
     if guidance is None or guidance != 0:
         return
-    given = [flag for flag, on in (("--guidance_every", settings.guidance_every != 1), ("--guidance_batch", settings.guidance_batch),
+    every = settings.guidance_every != 1 or guidance_every is not None
+    given = [flag for flag, on in (("--guidance_every", every), ("--guidance_batch", settings.guidance_batch),
                                    ("--negative_prompt", negative_prompt is not None)) if on]  # fmt: skip
     if given:
         why = "this model samples without guidance (a distilled student)" if models_own else "--guidance 0 runs without guidance"
