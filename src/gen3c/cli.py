@@ -907,16 +907,16 @@ def _takes_shared_generator_flags(before: str) -> Callable[[Callable], Callable]
 
 
 def _typed_options() -> frozenset[str]:
-    """The parameters of the running command that the user gave, on its command line or through
-    an environment variable: one given at its default value would pass a check that compares
-    values with the defaults (``--trajectory left`` beside ``--camera_file``), as a user's typed
-    no-op. Empty where a command is called from Python, without click."""
+    """The parameters of the running command that the user typed on its command line: one typed
+    at its default value would pass a check that compares values with the defaults
+    (``--trajectory left`` beside ``--camera_file``), a typed no-op. (Not one an environment
+    variable would set, which holds for every command run, moot or not.) Empty where a command
+    is called from Python, without click."""
     ctx = _click_module("globals").get_current_context(silent=True)
     if ctx is None:
         return frozenset()
-    source = _click_module("core").ParameterSource
-    typed = (source.COMMANDLINE, source.ENVIRONMENT)
-    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) in typed)
+    typed = _click_module("core").ParameterSource.COMMANDLINE
+    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) == typed)
 
 
 def _generator_options(generator: GeneratorName, params: dict) -> dict:
