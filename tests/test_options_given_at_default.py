@@ -254,3 +254,27 @@ def test_generate_refuses_guidance_every_1_without_guidance(args, match, box_sce
         match,
         out,
     )
+
+
+@pytest.mark.parametrize("where", ["flat", "nested"])
+def test_a_manifest_row_naming_memory_mode_resident_beside_low_memory_is_refused(where, box_scene, tmp_path):
+    pytest.importorskip("diffusers")
+    image, depth, _, _ = box_scene
+    options = {"memory_mode": "resident", "low_memory": True}
+    row = {
+        "input_image_path": str(image),
+        "depth_path": str(depth),
+        "fov": 60,
+        "generator": "gen3c",
+        "model": "tiny",
+        "num_video_frames": 17,
+    }
+    row.update(options if where == "flat" else {"generator_options": options})
+    manifest = tmp_path / "jobs.jsonl"
+    manifest.write_text(json.dumps(row) + "\n")
+    out = tmp_path / "out"
+    refused(
+        ["batch", manifest, "--output_folder", out],
+        r"line 1: low_memory and memory_mode each choose the memory mode",
+        out,
+    )

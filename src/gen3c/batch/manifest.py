@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -523,7 +524,8 @@ def make_job(
 
 def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str, relocatable: bool, record: bool) -> Job:
     row = dict(row)
-    written = () if record else {key for key, value in row.items() if value is not None}
+    row_options = row.get("generator_options") if isinstance(row.get("generator_options"), dict) else {}
+    written = () if record else {key for key, value in (*row.items(), *row_options.items()) if value is not None}
     name = row.pop("name", f"job_{index:05d}")
     if not isinstance(name, str):  # {"name": 7}: the fix is quotes, not another name
         number = isinstance(name, (int, float)) and not isinstance(name, bool)
@@ -601,7 +603,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
             raise Gen3cInputError(f"{where}: {exc}") from None
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
-    options = _checked_generator(request, where)
+    options = _checked_generator(request, where, written)
     if "generator_options" in settings:  # another generator's are nulls (refused above otherwise), which no run reads
         settings["generator_options"] = options if request.generator == "gen3c" else {}
 
@@ -672,17 +674,18 @@ def _check_values(request: GenerationRequest, where: str) -> None:
         raise Gen3cInputError(f"{where}: {exc}") from None
 
 
-def _checked_generator(request: GenerationRequest, where: str) -> dict[str, Any]:
+def _checked_generator(request: GenerationRequest, where: str, written: Collection[str] = ()) -> dict[str, Any]:
     """The row's generator and its options checked now, not when the job comes up, by the checker
     ``gen3c generate`` runs (:func:`~gen3c.pipelines.request.check_generator`: the same mistakes
     refused for the same reason). Returns the options as given, each coerced as that checker
     coerces it (a whole number for a float option becomes a float, so rows hash alike). Without
     the diffusion extra (a Ray head node, say) the gen3c generator's options are unknown here;
-    the run then says what to install."""
+    the run then says what to install. ``written``: the settings the row's author wrote (its
+    gen3c options among them; none of a run record's)."""
     if request.generator == "gen3c" and not _generator_option_types():
         return dict(request.generator_options)
     try:
-        checked = check_generator(request)
+        checked = check_generator(request, written)
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {exc}") from None
     return {key: checked.get(key, value) for key, value in request.generator_options.items()}
