@@ -278,3 +278,15 @@ def test_a_manifest_row_naming_memory_mode_resident_beside_low_memory_is_refused
         r"line 1: low_memory and memory_mode each choose the memory mode",
         out,
     )
+
+
+def test_python_generate_refuses_memory_mode_resident_beside_low_memory(box_scene, tmp_path):
+    pytest.importorskip("diffusers")
+    image, depth, _, _ = box_scene
+    with pytest.raises(
+        Gen3cInputError,
+        match="^low_memory=True and memory_mode= each choose the memory mode: pass only one of them$",
+    ):
+        gen3c.generate(image, depth=depth, fov=60, model="tiny", num_video_frames=17, memory_mode="resident", low_memory=True,
+                       video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
+    assert not (tmp_path / "out").exists()

@@ -1445,6 +1445,8 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     request = GenerationRequest.from_dict(data, name=where)
     request.in_memory = memory
     check_unused_settings(request, where, given=settings)  # (trajectory="left" beside camera_file= too)
+    check_request(request)  # (run_request's first check, kept first)
+    check_generator(request, given=settings)  # memory_mode="resident" beside low_memory=True too: run_request cannot tell it was given
     from gen3c.library_output import libraries_quiet
     from gen3c.progress import progress_bars
 
