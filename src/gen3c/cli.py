@@ -63,11 +63,16 @@ class _Command(_FlagsShowNoValue, TyperCommand):
             return rest
 
 
-def _click_exceptions():
-    """The exceptions of the click typer runs on: click's own, or typer's copy of it (typer._click)."""
+def _click_module(name: str):
+    """Module ``name`` of the click typer runs on: click's own, or typer's copy of it (typer._click)."""
     import importlib
 
-    return importlib.import_module(TyperCommand.__mro__[1].__module__.rsplit(".", 1)[0] + ".exceptions")
+    return importlib.import_module(TyperCommand.__mro__[1].__module__.rsplit(".", 1)[0] + "." + name)
+
+
+def _click_exceptions():
+    """The exceptions of the click typer runs on."""
+    return _click_module("exceptions")
 
 
 @contextmanager
@@ -913,12 +918,25 @@ def _takes_shared_generator_flags(before: str) -> Callable[[Callable], Callable]
     return declare
 
 
+def _typed_options() -> frozenset[str]:
+    """The parameters of the running command that the user typed on its command line: one typed
+    at its default value would pass a check that compares values with the defaults
+    (``--trajectory left`` beside ``--camera_file``), a typed no-op. (Not one an environment
+    variable would set, which holds for every command run, moot or not.) Empty where a command
+    is called from Python, without click."""
+    ctx = _click_module("globals").get_current_context(silent=True)
+    if ctx is None:
+        return frozenset()
+    typed = _click_module("core").ParameterSource.COMMANDLINE
+    return frozenset(name for name in ctx.params if ctx.get_parameter_source(name) == typed)
+
+
 def _generator_options(generator: GeneratorName, params: dict) -> dict:
     """A request's ``generator_options``: the gen3c generator's flags among a command's ``params``
     (its ``locals()`` and its ``**generator_flags``) when it is the generator chosen.
 
-    A gen3c-only flag changed from its default while another generator runs is an error, not a
-    silent no-op.
+    A gen3c-only flag typed (:func:`_typed_options`) or changed from its default while another
+    generator runs is an error, not a silent no-op.
     """
     options = {name: str(params[name]) if isinstance(params[name], Path) else params[name]
                for name in GEN3C_FLAGS if name in params}  # fmt: skip
@@ -929,7 +947,8 @@ def _generator_options(generator: GeneratorName, params: dict) -> dict:
     from gen3c.pipelines.options import refuse_gen3c_only
 
     defaults = {name: p.default for name, p in inspect.signature(generate).parameters.items()}
-    changed = [name for name, value in options.items() if name in defaults and value != defaults[name]]
+    typed = _typed_options()
+    changed = [name for name, value in options.items() if name in defaults and (name in typed or value != defaults[name])]
     # a switch left unset by default and turned off names its off form (--no_compile)
     refuse_gen3c_only([f"--no_{name}" if options[name] is False and defaults[name] is None else f"--{name}" for name in changed], "--generator gen3c")
     return {}
@@ -1047,10 +1066,11 @@ def generate(
         save_buffer=save_buffer, save_point_cloud=save_point_cloud, fps=fps,
         generator_options=_generator_options(generator, {**locals(), **generator_flags}),
     )  # fmt: skip
-    check_unused_settings(request)
+    typed = _typed_options()
+    check_unused_settings(request, given=typed)
     check_request(request)  # the first check run_request makes, before torch is imported
     with collect_notes():  # its notes are said (on rank 0) and recorded by run_request's own check_generator
-        check_generator(request)  # the gen3c options before torch is imported, then the model's modules
+        check_generator(request, given=typed)  # the gen3c options before torch is imported, then the model's modules
     _run(request, resume=resume)
 
 
@@ -1442,10 +1462,11 @@ def gui(
         seed=seed, fps=fps,
         generator_options=_generator_options(generator, {**locals(), **generator_flags}),
     )  # fmt: skip
-    check_unused_settings(request)  # e.g. --seed for the preview, which draws no random numbers
+    typed = _typed_options()
+    check_unused_settings(request, given=typed)  # e.g. --seed for the preview, which draws no random numbers
     check_request(request)
     with collect_notes():  # as gen3c generate: a mistaken gen3c option (a --checkpoint_dir not there) is refused here, not by a page that cannot generate
-        check_generator_setup(request)  # (its notes are said when the generator loads)
+        check_generator_setup(request, given=typed)  # (its notes are said when the generator loads)
     from gen3c.io.atomic import removed_if_left_empty
 
     with removed_if_left_empty(work_dir):  # nothing is left of a refused start
@@ -1752,7 +1773,7 @@ def batch(
             console.print(f"[bold red]failed[/] {escape(outcome.name)}: {escape(outcome.error)}", highlight=False, soft_wrap=True)
 
     if not use_ray and ray_address is None:
-        if cpus_per_job != 1.0:
+        if cpus_per_job != 1.0 or "cpus_per_job" in _typed_options():
             raise Gen3cInputError("--cpus_per_job applies to --ray only (local workers split the cores among themselves)")
         from gen3c.dependencies import require
         from gen3c.pipelines.request import VIDEO_MODULES
@@ -1845,7 +1866,7 @@ def eval_command(
     # Notes while checking and loading the models too (--max_gpu_memory's choice, …): one line each, as generate prints them.
     with console_warnings():
         options = _generator_options(generator, {**locals(), **generator_flags})
-        if generator == GeneratorName.preview and seed != 1:
+        if generator == GeneratorName.preview and (seed != 1 or "seed" in _typed_options()):
             raise Gen3cInputError("--seed applies to --generator gen3c only (the preview and baselines are deterministic); drop it")
         settings = dict(
             full=full, scenes=scenes, presets=presets, resolution=resolution, num_frames=num_video_frames,

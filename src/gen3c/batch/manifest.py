@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -163,7 +164,7 @@ def load_manifest(path: str | Path, *, check_inputs: bool = False, trust_checkpo
     for index, (line, row) in enumerate(rows, start=1):
         try:
             # (a record's paths are hashed as they are: its base is the current folder, not where it lies)
-            job = make_job(row, line, index, base, str(p), relocatable=kind != "record")
+            job = make_job(row, line, index, base, str(p), relocatable=kind != "record", record=kind == "record")
             job = dataclasses.replace(job, manifest=str(p.resolve()))
             if kind != "record":  # (a record's name is the one its run wrote here)
                 _refuse_unportable_name(job.name, f"manifest {quoted_path(p)} line {line}")
@@ -505,22 +506,26 @@ def _generator_option_types() -> dict[str, type]:
 
 
 def make_job(
-    row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest", relocatable: bool = True
+    row: dict[str, Any], line: int, index: int, base: Path, manifest: str = "manifest", relocatable: bool = True, record: bool = False
 ) -> Job:
     """Check one row and resolve its paths against ``base`` (the manifest's folder); a refusal
     names the row's keys (:func:`row_spelling`), and so does a note. ``relocatable``: hash its
     paths inside ``base`` relative to it (:func:`_relative_paths`), so a folder moved with
-    its manifest, inputs and outputs keeps its jobs."""
+    its manifest, inputs and outputs keeps its jobs. ``record``: the row is a run record's, which
+    holds every setting, defaults too (else the row's settings are the ones its author wrote,
+    refused where the job would ignore them even at their default value)."""
     where = f"manifest {quoted_path(manifest)} line {line}"
     try:
         with spelled_notes(row_spelling):
-            return _make_job(row, line, index, base, where, relocatable)
+            return _make_job(row, line, index, base, where, relocatable, record)
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {row_spelling(str(exc).removeprefix(f'{where}: '))}") from None
 
 
-def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str, relocatable: bool) -> Job:
+def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str, relocatable: bool, record: bool) -> Job:
     row = dict(row)
+    row_options = row.get("generator_options") if isinstance(row.get("generator_options"), dict) else {}
+    written = () if record else {key for key, value in (*row.items(), *row_options.items()) if value is not None}
     name = row.pop("name", f"job_{index:05d}")
     if not isinstance(name, str):  # {"name": 7}: the fix is quotes, not another name
         number = isinstance(name, (int, float)) and not isinstance(name, bool)
@@ -587,7 +592,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
         request = GenerationRequest.from_dict({**settings, "video_save_name": name}, name=where)
     except Gen3cInputError as exc:
         raise Gen3cInputError(str(exc) if str(exc).startswith(where) else f"{where}: {exc}") from None
-    check_unused_settings(request, where)
+    check_unused_settings(request, where, given=written)
     _check_values(request, where)
     if request.generator in GENERATORS and request.generator != "gen3c":  # (an unknown one: check_generator names it)
         given = sorted(str(key) for key, value in request.generator_options.items() if value is not None)
@@ -598,7 +603,7 @@ def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str
             raise Gen3cInputError(f"{where}: {exc}") from None
     # The request's coerced values (60 → 60.0 for a float), so JSONL and CSV rows hash alike.
     settings = {key: getattr(request, key) for key in settings}
-    options = _checked_generator(request, where)
+    options = _checked_generator(request, where, written)
     if "generator_options" in settings:  # another generator's are nulls (refused above otherwise), which no run reads
         settings["generator_options"] = options if request.generator == "gen3c" else {}
 
@@ -669,17 +674,18 @@ def _check_values(request: GenerationRequest, where: str) -> None:
         raise Gen3cInputError(f"{where}: {exc}") from None
 
 
-def _checked_generator(request: GenerationRequest, where: str) -> dict[str, Any]:
+def _checked_generator(request: GenerationRequest, where: str, written: Collection[str] = ()) -> dict[str, Any]:
     """The row's generator and its options checked now, not when the job comes up, by the checker
     ``gen3c generate`` runs (:func:`~gen3c.pipelines.request.check_generator`: the same mistakes
     refused for the same reason). Returns the options as given, each coerced as that checker
     coerces it (a whole number for a float option becomes a float, so rows hash alike). Without
     the diffusion extra (a Ray head node, say) the gen3c generator's options are unknown here;
-    the run then says what to install."""
+    the run then says what to install. ``written``: the settings the row's author wrote (its
+    gen3c options among them; none of a run record's)."""
     if request.generator == "gen3c" and not _generator_option_types():
         return dict(request.generator_options)
     try:
-        checked = check_generator(request)
+        checked = check_generator(request, written)
     except Gen3cInputError as exc:
         raise Gen3cInputError(f"{where}: {exc}") from None
     return {key: checked.get(key, value) for key, value in request.generator_options.items()}

@@ -593,7 +593,7 @@ def load_generator(
     if pipe.official_cache is not None:
         prepare_prompts(pipe, _run_prompts(pipe, generator_options, guidance))
     if guidance is None:  # a hub checkpoint's own guidance is known once it is loaded
-        _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"))
+        _check_guidance_settings(settings, pipe.sampling_defaults.get("guidance"), True, generator_options.get("negative_prompt"), guidance_every)
     if max_gpu_memory is not None:
         frames = generator_options.get("chunk_frames", configs.CHUNK_FRAMES)
         effective = float(pipe.sampling_defaults.get("guidance", 1.0)) if guidance is None else guidance

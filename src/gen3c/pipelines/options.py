@@ -16,6 +16,7 @@ import inspect
 import json
 import math
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -40,11 +41,13 @@ from gen3c.pipelines.settings import (
 )
 
 
-def check_generator(request: GenerationRequest) -> dict[str, Any]:
+def check_generator(request: GenerationRequest, given: Collection[str] = ()) -> dict[str, Any]:
     """Refuse a generator, gen3c generator options, a working resolution its model cannot take, a
     ``chunk_frames`` other than its model's or a ``num_gpus`` its DiT cannot split across, before
     the input is read and anything is loaded (:func:`check_generator_options`, :func:`model_configs`, :func:`check_model_split`).
     ``gen3c generate``, the GUI, ``gen3c.generate`` and batch manifests (as they are read) check here.
+    ``given``: the options the user typed, refused where they would change nothing also at their
+    default value (:func:`check_memory_settings`).
 
     Returns:
         The gen3c generator's options as :func:`check_generator_options`
@@ -58,7 +61,7 @@ def check_generator(request: GenerationRequest) -> dict[str, Any]:
         from gen3c.dependencies import DIFFUSION_MODULES, check_installed, require
 
         check_installed(DIFFUSION_MODULES, "the gen3c generator", extra="diffusion")  # nothing imported: milliseconds
-        checked = check_generator_options(request.generator_options)
+        checked = check_generator_options(request.generator_options, given)
         found = model_configs(request.generator_options)
         if found is not None:
             from gen3c.models.weights import WEIGHTS_HELP
@@ -224,7 +227,7 @@ _PATH_OPTIONS = {
 }
 
 
-def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
+def check_generator_options(options: dict[str, Any], given: Collection[str] = ()) -> dict[str, Any]:
     """A request's ``generator_options`` (see :data:`GENERATOR_OPTIONS`) checked without loading or
     fetching anything: names and types, the memory settings (:func:`check_memory_settings`), the
     speed settings (and their fit with ``num_gpus``, and with the packaged or local model's own
@@ -262,7 +265,7 @@ def check_generator_options(options: dict[str, Any]) -> dict[str, Any]:
         raise Gen3cInputError(f"--noise_aug_strength {strength} is impossible: pass a finite number ≥ 0 (GEN3C: 0, no noise)")
     if opts.get("num_gpus", 1) < 1:  # (as parallel.check_launch words it at run time: a manifest's row is refused when read)
         raise Gen3cInputError(f"--num_gpus must be a whole number of at least 1, got {opts['num_gpus']!r}")
-    check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts})
+    check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts}, given=given)
     if opts.get("disable_prompt_encoder"):
         texts = [flag for flag, on in (("--prompt", bool(opts.get("prompt"))), ("--negative_prompt", opts.get("negative_prompt") is not None)) if on]
         if texts:
@@ -317,6 +320,7 @@ def check_memory_settings(
     disable_prompt_encoder: bool = False,
     vae_chunk_frames: int | None = None,
     lora: str | None = None,
+    given: Collection[str] = (),
 ) -> None:
     """Refuse memory settings (:func:`~gen3c.pipelines.loading.load_generator`'s) that contradict
     each other or would change nothing: two that each choose the memory mode; GEN3C's offload flags where the mode already
@@ -324,13 +328,14 @@ def check_memory_settings(
     ``low_memory``) or where ``max_gpu_memory`` chooses the plan (the tokenizer's chunks too,
     ``vae_chunk_frames``); T5's where T5 never loads
     (``disable_prompt_encoder``, only a note: GEN3C's README passes both); float8 weights
-    (``fp8``, ``low_memory``) under a ``lora``, which adapts bf16/fp32 weights."""
+    (``fp8``, ``low_memory``) under a ``lora``, which adapts bf16/fp32 weights. ``given``: the
+    settings the user typed; ``memory_mode`` among them chooses the mode even as "resident"."""
     if memory_mode not in MEMORY_MODES:
         raise Gen3cInputError(f"--memory_mode {str(memory_mode)[:40]!r} is unknown: pick one of {', '.join(MEMORY_MODES)}")
     if max_gpu_memory is not None:  # not only once the model has loaded (choose_memory_plan)
         check_gpu_budget(max_gpu_memory)
     chosen = [name for name, on in (("--low_memory", low_memory), ("--max_gpu_memory", max_gpu_memory is not None),
-                                    ("--memory_mode", memory_mode != "resident"), ("--fp8", fp8)) if on]  # fmt: skip
+                                    ("--memory_mode", memory_mode != "resident" or "memory_mode" in given), ("--fp8", fp8)) if on]  # fmt: skip
     if len(chosen) > 1 and ("--low_memory" in chosen or "--max_gpu_memory" in chosen):
         raise Gen3cInputError(f"{' and '.join(chosen)} each choose the memory mode: pass only one of them")
     offloads = [f"--{name}" for name, on in (("offload_diffusion_transformer", offload_diffusion_transformer),
@@ -385,17 +390,21 @@ def sampling_settings(speed: str, model_defaults: dict[str, Any], options: dict[
     if models_own:
         guidance = model_defaults["guidance"]
     settings = speed_settings(speed, **given)
-    _check_guidance_settings(settings, guidance, models_own, options.get("negative_prompt"))
+    _check_guidance_settings(settings, guidance, models_own, options.get("negative_prompt"), options.get("guidance_every"))
     return settings, guidance
 
 
-def _check_guidance_settings(settings: SpeedPreset, guidance: float | None, models_own: bool, negative_prompt: str | None = None) -> None:
+def _check_guidance_settings(
+    settings: SpeedPreset, guidance: float | None, models_own: bool, negative_prompt: str | None = None, guidance_every: int | None = None
+) -> None:
     """Refuse settings of guidance's two branches (how they run, the unconditional branch's
     ``negative_prompt``) for a run without guidance (``guidance`` 0: one branch; ``models_own``:
-    the 0 is the model's default, as a distilled student's)."""
+    the 0 is the model's default, as a distilled student's). ``guidance_every``: the option as
+    given (None: unset), refused even at 1, the preset's value."""
     if guidance is None or guidance != 0:
         return
-    given = [flag for flag, on in (("--guidance_every", settings.guidance_every != 1), ("--guidance_batch", settings.guidance_batch),
+    every = settings.guidance_every != 1 or guidance_every is not None
+    given = [flag for flag, on in (("--guidance_every", every), ("--guidance_batch", settings.guidance_batch),
                                    ("--negative_prompt", negative_prompt is not None)) if on]  # fmt: skip
     if given:
         why = "this model samples without guidance (a distilled student)" if models_own else "--guidance 0 runs without guidance"

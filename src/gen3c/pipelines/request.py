@@ -22,7 +22,7 @@ import numbers
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -723,13 +723,14 @@ def check_dependencies(request: GenerationRequest) -> None:
         require("plyfile", "--save_point_cloud")
 
 
-def check_generator_setup(request: GenerationRequest) -> dict[str, Any]:
+def check_generator_setup(request: GenerationRequest, given: Collection[str] = ()) -> dict[str, Any]:
     """:func:`~gen3c.pipelines.options.check_generator`, then what the disk and this machine say
     of its options before anything is read or loaded (a depth estimate, the weights: minutes): a
     ``--checkpoint_dir`` that is not there or is no converted checkpoint (a file, a folder without
     model_index.json: :func:`~gen3c.pipelines.loading.check_local_checkpoint`), a ``--speed`` this
-    device cannot run. Returns the options (``{}`` for the preview)."""
-    options = check_generator(request)
+    device cannot run. ``given``: the options the user typed (:func:`check_generator`'s). Returns
+    the options (``{}`` for the preview)."""
+    options = check_generator(request, given)
     if options.get("checkpoint_dir"):
         from gen3c.models.packaged import check_checkpoint_path
 
@@ -1454,7 +1455,9 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     )  # fmt: skip
     request = GenerationRequest.from_dict(data, name=where)
     request.in_memory = memory
-    check_unused_settings(request, where)
+    check_unused_settings(request, where, given=settings)  # (trajectory="left" beside camera_file= too)
+    check_request(request)  # (run_request's first check, kept first)
+    check_generator(request, given=settings)  # memory_mode="resident" beside low_memory=True too: run_request cannot tell it was given
     from gen3c.library_output import libraries_quiet
     from gen3c.progress import progress_bars
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -376,25 +377,32 @@ def check_lora_base(request: GenerationRequest) -> None:
 PRESET_SETTINGS = ("trajectory", "camera_rotation", "movement_distance", "trajectory_scale")
 
 
-def check_unused_settings(request: GenerationRequest, where: str | None = None) -> None:
-    """Refuse settings changed from their defaults that the request would silently ignore: a
-    preset path's where the path is given (a camera file, a multi-view input's ``w2cs_all``),
-    ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a legacy ``.pt`` input,
-    ``seed`` with a generator that draws no random numbers (the preview), ``depth_estimator``
-    where no depth or camera is estimated, ``mask_invalid_depth`` where no depth is read from a file.
-    ``where`` prefixes the message (e.g. a manifest line)."""
+def check_unused_settings(request: GenerationRequest, where: str | None = None, given: Collection[str] = ()) -> None:
+    """Refuse settings that the request would silently ignore, where changed from their defaults
+    or named in ``given``: a preset path's where the path is given (a camera file, a multi-view
+    input's ``w2cs_all``), ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a
+    legacy ``.pt`` input, ``seed`` with a generator that draws no random numbers (the preview),
+    ``depth_estimator`` where no depth or camera is estimated, ``mask_invalid_depth`` where no depth
+    is read from a file. ``where`` prefixes the message (e.g. a manifest line). ``given``: the
+    settings the caller knows were given (typed on the command line, a keyword of
+    ``gen3c.generate()``), refused at their default value too, which a request cannot tell from
+    unset (a run record holds every default, so a replayed one names none)."""
     prefix = f"{where}: " if where else ""
     defaults = {f.name: f.default for f in fields(GenerationRequest)}
-    given = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
-    changed = [f"--{key}" for key in PRESET_SETTINGS if getattr(request, key) != defaults[key]]
-    if given and changed:
-        verb, them = ("shape", "them") if len(changed) > 1 else ("shapes", "it")
-        raise Gen3cInputError(f"{prefix}{', '.join(changed)} {verb} a preset path, which {given} replaces: drop {them}")
-    if request.png_depth_scale != defaults["png_depth_scale"] and not str(request.depth_path or "").lower().endswith(SCALED_DEPTH_SUFFIXES):
+
+    def changed(key: str) -> bool:
+        return key in given or getattr(request, key) != defaults[key]
+
+    path = "--camera_file" if request.camera_file is not None else "the multi-view input's w2cs_all" if request.multiview_npz else None
+    preset = [f"--{key}" for key in PRESET_SETTINGS if changed(key)]
+    if path and preset:
+        verb, them = ("shape", "them") if len(preset) > 1 else ("shapes", "it")
+        raise Gen3cInputError(f"{prefix}{', '.join(preset)} {verb} a preset path, which {path} replaces: drop {them}")
+    if changed("png_depth_scale") and not str(request.depth_path or "").lower().endswith(SCALED_DEPTH_SUFFIXES):
         raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only: drop it")
     if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
         raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
-    if request.seed != defaults["seed"] and request.generator != "gen3c":
+    if changed("seed") and request.generator != "gen3c":
         raise Gen3cInputError(f"{prefix}--seed applies to --generator gen3c only (the {request.generator} is deterministic): drop it")
     video = is_video_input(request)
     if request.depth_estimator != defaults["depth_estimator"]:
