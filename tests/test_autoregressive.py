@@ -23,7 +23,7 @@ from gen3c.pipelines.autoregressive import (
     plan_chunks,
 )
 from gen3c.pipelines.camera_video import OutputWriter, check_num_frames, generate_video, resolve_chunk_frames
-from gen3c.pipelines.preview import PreviewGenerator
+from gen3c.pipelines.preview import PreviewGenerator, smooth_surface_pixels
 
 H, W = 24, 32
 K = make_intrinsics(30.0, 30.0, (W - 1) / 2, (H - 1) / 2)
@@ -646,6 +646,43 @@ class Returns:
 
     def estimate(self, image, size=None):
         return self.result
+
+
+def test_a_generated_frame_lifts_the_surfaces_the_preview_put_back_at_their_own_depth():
+    """A teal disc at depth 2 before an orange wall at 5, the camera sliding away from it over 3
+    chunks. The depth-edge filter leaves out the disc's rim and the wall beside it; the preview
+    puts them back (smooth surfaces), but without a depth estimator the frame added between chunks
+    took their depth from the background fill: the disc's rim joined the cache on the wall, and
+    later chunks showed a teal-flecked ghost where the disc had been (0, 6 and 102 wall pixels
+    off the wall's colour in the 3 chunks)."""
+    h, w, f, step = 48, 64, 54.0, 0.02
+    k = make_intrinsics(f, f, (w - 1) / 2, (h - 1) / 2)
+    yy, xx = torch.meshgrid(torch.arange(h).float(), torch.arange(w).float(), indexing="ij")
+    wall = torch.stack(
+        [0.8 + 0.1 * torch.sin(xx / 3), -0.1 + 0.1 * torch.cos(yy / 4), torch.full((h, w), -0.8)]
+    )
+    disc = (xx - 32) ** 2 + (yy - 24) ** 2 < 9.5**2
+    image = torch.where(disc, torch.tensor([-0.8, 0.4, 0.4])[:, None, None], wall)
+    cache = Cache3D()
+    cache.add_view(image, torch.where(disc, 2.0, 5.0), k, torch.eye(4))
+    eyes = torch.stack([torch.tensor([-step * i, 0.0, 0.0]) for i in range(25)])
+    cams = Cameras(look_at(eyes, eyes + torch.tensor([0.0, 0.0, 1.0])), k, h, w)
+    result = generate_video(cache, cams, PreviewGenerator(), first_frame=image, chunk_frames=9)
+    assert result.chunks == [(0, 9), (8, 17), (16, 25)]
+    # Where each frame sees the disc (its plane at z = 2), with 2 pixels to spare for its blended rim.
+    centre = (torch.tensor([32.0, 24.0]) - torch.tensor([(w - 1) / 2, (h - 1) / 2])) * 2 / f
+    radius = 2 * 11.5 / f
+    x = eyes[:, 0, None, None] + 2 * (xx - (w - 1) / 2) / f
+    y = 2 * (yy - (h - 1) / 2) / f
+    on_disc = (x - centre[0]) ** 2 + (y - centre[1]) ** 2 < radius**2
+    off_wall = (result.frames[:, 0] < 0.55) & ~on_disc  # the wall's red is 0.7 to 0.9, the disc's −0.8
+    assert int(off_wall[:9].sum()) == 0  # the first chunk is clean: what follows is the cache update's
+    assert int(off_wall.sum()) == 0
+    added = result.plan.cache.views[0]  # frame 16, added before the last chunk
+    z = (added.points[0] @ cams.w2c[16, :3, :3].T + cams.w2c[16, :3, 3])[..., 2]
+    shown = added.valid[0] | (added.filtered[0] & smooth_surface_pixels(z))  # what later renders show of it
+    teal = (added.colors[0, ..., 0] < 0.55) & shown
+    assert int(teal.sum()) > 50 and (z[teal] - 2.0).abs().max() < 0.2  # the disc's pixels at its depth
 
 
 def add_frame_estimated_by(result):

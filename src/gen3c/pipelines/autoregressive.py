@@ -161,7 +161,8 @@ class GrowingCache:
 
     Before chunk k+1 the last generated frame is lifted into the cache at its camera: its depth
     is the ``depth_estimator``'s estimate (when given; e.g. MoGe, as GEN3C) or else the cache's
-    own rendered depth with the holes filled from the background, aligned either way to the
+    own rendered depth, with the smooth surfaces the preview puts back at their own depth and the
+    remaining holes filled from the background, aligned either way to the
     cache's rendered depth by :func:`align_depth_to_reference`. The cache keeps
     ``cache.max_buffers`` views, newest first.
 
@@ -202,8 +203,7 @@ class GrowingCache:
         """
         from gen3c.pipelines.preview import composite_buffers
 
-        _, seen, rendered = composite_buffers(self.cache.render(camera))
-        seen, rendered = seen[0].cpu(), rendered[0].cpu()
+        color, seen, rendered = (merged[0].cpu() for merged in composite_buffers(self.cache.render(camera)))
         if int(seen.sum()) < 2:
             return False
         if self.depth_estimator is not None:
@@ -212,7 +212,8 @@ class GrowingCache:
             estimate = self._depth_of(result).float().cpu()
             self._check_estimate(estimate, seen)
         else:
-            estimate = fill_depth_holes(rendered, ~seen)
+            shown, depth_shown = self._with_put_back_surfaces(camera, color, rendered, seen)
+            estimate = fill_depth_holes(depth_shown, ~shown)
         # GEN3C's update_cache clamps a generated frame's depth to [0, 10⁴] before aligning it, not
         # to the 100 of its source views: far estimates (sky) stay far.
         estimate = torch.nan_to_num(estimate, nan=GENERATED_MAX_DEPTH).clamp(0.0, GENERATED_MAX_DEPTH)
@@ -223,6 +224,26 @@ class GrowingCache:
             frame.detach().float().cpu(), depth, camera.K[0].cpu(), camera.w2c[0].cpu(), max_depth=GENERATED_MAX_DEPTH
         )
         return True
+
+    def _with_put_back_surfaces(
+        self, camera: Cameras, color: Tensor, depth: Tensor, seen: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """``seen`` (H, W) and ``depth`` (H, W) of the cache's render at ``camera`` with the
+        surfaces its depth-edge filter left out on smooth ground — steep floors, the rims beside a
+        depth edge — put back where the render has a hole, as the preview shows them
+        (:func:`~gen3c.pipelines.preview.filtered_smooth_points`). Filled from the background
+        instead, their pixels joined the cache at the far side's depth: the floor and a foreground
+        object's rim behind the wall, where later chunks showed them as ghosts."""
+        from gen3c.cache import warp_planar
+        from gen3c.pipelines.preview import filtered_smooth_points, underlay
+
+        points, colors = filtered_smooth_points(self.cache)
+        if not len(points):
+            return seen, depth
+        cloud = (points.T.contiguous(), colors.T.contiguous())
+        put_back = warp_planar([cloud], camera.w2c.cpu(), camera.K.cpu(), camera.height, camera.width)
+        _, depth, seen = underlay(put_back, color, depth, seen)
+        return seen, depth
 
     def _depth_of(self, result: Any) -> Tensor:
         """The ``depth`` tensor of the estimator's result, or one line naming the estimator and

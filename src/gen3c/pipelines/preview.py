@@ -753,9 +753,9 @@ class PreviewGenerator:
                 points, colors = filtered_smooth_points(cache, frame=t)
                 if len(points):
                     cloud = (points.T.contiguous(), colors.T.contiguous())
-                    c, d, m = _underlay(warp_planar([cloud], w2c[t : t + 1], K[t : t + 1], H, W, workspace=workspace), c, d, m)
+                    c, d, m = underlay(warp_planar([cloud], w2c[t : t + 1], K[t : t + 1], H, W, workspace=workspace), c, d, m)
             if len(fill_cloud):
-                c, d, m = _underlay(fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W), c, d, m)
+                c, d, m = underlay(fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W), c, d, m)
             c, d, m = close_cracks(c, d, m)
             if t == 0:
                 fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach, held))
@@ -912,7 +912,7 @@ class PreviewGenerator:
         return color, depth
 
 
-def _underlay(fill: WarpResult, color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+def underlay(fill: WarpResult, color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``fill`` (one frame) shown where ``mask`` (H, W) leaves a hole in ``color`` (3, H, W) and
     ``depth`` (H, W). Put-back surfaces seen from a new angle spread into dotted lines: the gaps
     within one surface are closed first, before the holes are filled from the background."""
