@@ -217,43 +217,23 @@ def test_eval_refuses_a_gen3c_flag_at_its_default_with_the_preview(args, match, 
 @pytest.mark.parametrize(
     "args, match",
     [
-        (["--memory_mode", "resident", "--low_memory"], r"--low_memory and --memory_mode each choose the memory mode: pass only one of them$"),
-        (["--max_gpu_memory", "20", "--memory_mode", "resident"], r"--max_gpu_memory and --memory_mode each choose the memory mode"),
+        # --memory_mode resident was dropped silently for --low_memory's streamed DiT (or the budget's plan)
+        (["--model", "tiny", "--memory_mode", "resident", "--low_memory"],
+         r"--low_memory and --memory_mode each choose the memory mode: pass only one of them$"),
+        (["--model", "tiny", "--max_gpu_memory", "20", "--memory_mode", "resident"],
+         r"--max_gpu_memory and --memory_mode each choose the memory mode"),
+        # --guidance_every 1 (the presets' value) with no unconditional branch to run was accepted silently, any other count refused
+        (["--model", "tiny", "--guidance", "0", "--guidance_every", "1"],
+         r"--guidance_every shapes guidance's two branches, but --guidance 0 runs without guidance"),
+        (["--model", "tiny_fast", "--guidance_every", "1"],
+         r"--guidance_every shapes guidance's two branches, but this model samples without guidance \(a distilled student\)"),
     ],
 )  # fmt: skip
-def test_generate_refuses_memory_mode_resident_beside_another_choice_of_the_memory_mode(
-    args, match, box_scene, tmp_path
-):
-    """--memory_mode resident was dropped silently for --low_memory's streamed DiT (or the budget's plan)."""
+def test_generate_refuses_a_gen3c_setting_typed_at_its_default_that_another_makes_moot(args, match, box_scene, tmp_path):
+    """A gen3c setting typed at its default beside one that decides it instead was accepted silently, any other value refused."""
     pytest.importorskip("diffusers")
     out = tmp_path / "out"
-    refused(
-        generate(
-            box_scene, out, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17", *args
-        ),
-        match,
-        out,
-    )
-
-
-@pytest.mark.parametrize(
-    "args, match",
-    [
-        (["--model", "tiny", "--guidance", "0"], r"--guidance_every shapes guidance's two branches, but --guidance 0 runs without guidance"),
-        (["--model", "tiny_fast"], r"--guidance_every shapes guidance's two branches, but this model samples without guidance \(a distilled student\)"),
-    ],
-)  # fmt: skip
-def test_generate_refuses_guidance_every_1_without_guidance(args, match, box_scene, tmp_path):
-    """--guidance_every 1 (the presets' value) with no unconditional branch to run was accepted silently, any other count refused."""
-    pytest.importorskip("diffusers")
-    out = tmp_path / "out"
-    refused(
-        generate(
-            box_scene, out, "--generator", "gen3c", "--num_video_frames", "17", "--guidance_every", "1", *args
-        ),
-        match,
-        out,
-    )
+    refused(generate(box_scene, out, "--generator", "gen3c", "--num_video_frames", "17", *args), match, out)
 
 
 @pytest.mark.parametrize("where", ["flat", "nested"])
