@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from gen3c.errors import Gen3cInputError, counted, first_few, first_line, note, quoted_path
@@ -32,7 +31,7 @@ from gen3c.evaluation.suite import (
     Method,
     benchmark_cases,
 )
-from gen3c.io.formats import json_default
+from gen3c.io.formats import json_default, python_scalar
 
 #: Generator settings (:meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`) left out of a row's
 #: fingerprint: where the DiT's weights wait between forwards (the same arithmetic, so a run that ran
@@ -85,9 +84,8 @@ def _plain_value(value: Any) -> Any:
     :data:`_NOT_PLAIN`."""
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    if isinstance(value, np.generic) and isinstance(value.item(), (int, float, bool)):  # not np.str_ (a str already), np.datetime64
-        return value.item()
-    return _NOT_PLAIN
+    plain = python_scalar(value)  # (not np.datetime64; np.str_ is a str already)
+    return plain if isinstance(plain, (int, float, bool)) else _NOT_PLAIN
 
 
 def row_identity(method: Method) -> dict[str, Any]:

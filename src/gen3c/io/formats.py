@@ -60,6 +60,16 @@ def loads_json(text: str | bytes, name: str, kind: str, fix: str, **kwargs: Any)
         raise Gen3cInputError(f"{name} nests its JSON lists or objects thousands deep, as no {kind} does: {fix}") from None
 
 
+def python_scalar(value: Any) -> Any:
+    """numpy's number or bool ``value`` as Python's (``np.float32(0.5)`` → 0.5, ``np.bool_(True)``
+    → True); anything else as it is (a complex or a date of numpy's included)."""
+    import numpy as np
+
+    if isinstance(value, np.generic) and isinstance(plain := value.item(), (int, float, bool)):
+        return plain
+    return value
+
+
 def json_default(value: Any) -> Any:
     """``json.dumps``' ``default=`` for gen3c's records: numpy's numbers and bools as JSON's numbers
     and booleans (a setting of ``np.float32(0.5)`` from Python is ``0.5``, not the text ``"0.5"``),
@@ -69,9 +79,8 @@ def json_default(value: Any) -> Any:
 
     if isinstance(value, np.ndarray) and value.ndim == 0:
         value = value[()]  # its numpy number
-    if isinstance(value, np.generic) and isinstance(plain := value.item(), (int, float, bool)):
-        return plain
-    return str(value)
+    plain = python_scalar(value)
+    return plain if isinstance(plain, (int, float, bool)) else str(value)
 
 
 #: JSON's own names of what ``json.loads`` returns, by the Python type it returns.
