@@ -229,7 +229,9 @@ def test_eval_refuses_a_gen3c_flag_at_its_default_with_the_preview(args, match, 
          r"--guidance_every shapes guidance's two branches, but this model samples without guidance \(a distilled student\)"),
     ],
 )  # fmt: skip
-def test_generate_refuses_a_gen3c_setting_typed_at_its_default_that_another_makes_moot(args, match, box_scene, tmp_path):
+def test_generate_refuses_a_gen3c_setting_typed_at_its_default_that_another_makes_moot(
+    args, match, box_scene, tmp_path
+):
     """A gen3c setting typed at its default beside one that decides it instead was accepted silently, any other value refused."""
     pytest.importorskip("diffusers")
     out = tmp_path / "out"
@@ -270,3 +272,74 @@ def test_python_generate_refuses_memory_mode_resident_beside_low_memory(box_scen
         gen3c.generate(image, depth=depth, fov=60, model="tiny", num_video_frames=17, memory_mode="resident", low_memory=True,
                        video_save_folder=tmp_path / "out", progress=False)  # fmt: skip
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture()
+def sample_folder(tmp_path):
+    """A folder a GEN3C sample's files name (a video input; never read by the checks here)."""
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    for name in ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz"):
+        (sample / name).write_bytes(b"x")
+    return sample
+
+
+def test_generate_refuses_a_start_frame_of_0_for_an_input_without_frames(box_scene, tmp_path):
+    """--vipe_starting_frame_idx 0 beside an image or a multi-view .npz was accepted silently, 1 refused."""
+    import numpy as np
+
+    out = tmp_path / "out"
+    match = (
+        r"--vipe_starting_frame_idx applies to video input \(--vipe_path or a sample directory\): drop it$"
+    )
+    refused(generate(box_scene, out, "--vipe_starting_frame_idx", "0"), match, out)
+    np.savez(tmp_path / "views.npz", x=np.zeros(1))
+    refused(["generate", "--multiview_npz", tmp_path / "views.npz", "--vipe_starting_frame_idx", "0",
+             "--video_save_folder", out], match, out)  # fmt: skip
+    image, depth, _, _ = box_scene
+    with pytest.raises(
+        Gen3cInputError, match=r"^gen3c.generate\(\): vipe_starting_frame_idx= applies to video input"
+    ):
+        gen3c.generate(image, depth=depth, fov=60, vipe_starting_frame_idx=0, generator="preview",
+                       video_save_folder=out, progress=False)  # fmt: skip
+    manifest = tmp_path / "jobs.jsonl"
+    row = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "vipe_starting_frame_idx": 0}
+    manifest.write_text(json.dumps(row) + "\n")
+    refused(
+        ["batch", manifest, "--output_folder", out],
+        r"line 1: vipe_starting_frame_idx applies to video input",
+        out,
+    )
+
+
+def test_generate_refuses_noise_aug_strength_0_for_a_video_input(sample_folder, tmp_path):
+    """--noise_aug_strength 0 beside a video input was accepted silently, 0.2 refused; the refusal
+    of any strength typed there no longer offers 0, which is refused too."""
+    out = tmp_path / "out"
+    for strength in ("0", "0.2"):
+        refused(["generate", "--input_image_path", sample_folder, "--generator", "gen3c", "--model", "tiny",
+                 "--noise_aug_strength", strength, "--video_save_folder", out],
+                rf"^error: --noise_aug_strength {strength} applies to a single image: .* not those of a video input; drop it$", out)  # fmt: skip
+    with pytest.raises(
+        Gen3cInputError, match=r"^gen3c.generate\(\): noise_aug_strength=0 applies to a single image"
+    ):
+        gen3c.generate(
+            sample_folder, model="tiny", noise_aug_strength=0, video_save_folder=out, progress=False
+        )
+    assert not out.exists()
+
+
+def test_generate_refuses_an_empty_prompt_beside_disable_prompt_encoder(box_scene, tmp_path):
+    """--prompt "" (GEN3C's default) beside --disable_prompt_encoder was accepted silently, --prompt "a" refused."""
+    pytest.importorskip("diffusers")
+    out = tmp_path / "out"
+    refused(generate(box_scene, out, "--generator", "gen3c", "--model", "tiny", "--num_video_frames", "17",
+                     "--disable_prompt_encoder", "--prompt", ""),
+            r"--prompt would change nothing: --disable_prompt_encoder gives zero text embeddings for every text", out)  # fmt: skip
+    image, depth, _, _ = box_scene
+    with pytest.raises(
+        Gen3cInputError, match=r"^prompt= would change nothing: disable_prompt_encoder=True gives zero"
+    ):
+        gen3c.generate(image, depth=depth, fov=60, model="tiny", num_video_frames=17, disable_prompt_encoder=True, prompt="",
+                       video_save_folder=out, progress=False)  # fmt: skip
+    assert not out.exists()

@@ -232,8 +232,8 @@ def check_generator_options(options: dict[str, Any], given: Collection[str] = ()
     fetching anything: names and types, the memory settings (:func:`check_memory_settings`), the
     speed settings (and their fit with ``num_gpus``, and with the packaged or local model's own
     guidance), at most one model named, a LoRA file that exists; a setting that would change
-    nothing is refused (a prompt under ``disable_prompt_encoder``, a negative prompt without
-    guidance), GEN3C's flags for parts gen3c does not have are named in a note. The one checker
+    nothing is refused (a prompt under ``disable_prompt_encoder``, the empty one too where
+    ``given`` names it, a negative prompt without guidance), GEN3C's flags for parts gen3c does not have are named in a note. The one checker
     of them: the CLI, the Python API and batch manifests (when a manifest is read) all come here.
 
     Returns:
@@ -267,7 +267,9 @@ def check_generator_options(options: dict[str, Any], given: Collection[str] = ()
         raise Gen3cInputError(f"--num_gpus must be a whole number of at least 1, got {opts['num_gpus']!r}")
     check_memory_settings(**{key: opts[key] for key in inspect.signature(check_memory_settings).parameters if key in opts}, given=given)
     if opts.get("disable_prompt_encoder"):
-        texts = [flag for flag, on in (("--prompt", bool(opts.get("prompt"))), ("--negative_prompt", opts.get("negative_prompt") is not None)) if on]
+        # (an empty prompt is GEN3C's default: refused where it was given, as a typed no-op)
+        prompt = bool(opts.get("prompt")) or ("prompt" in given and opts.get("prompt") is not None)
+        texts = [flag for flag, on in (("--prompt", prompt), ("--negative_prompt", opts.get("negative_prompt") is not None)) if on]
         if texts:
             raise Gen3cInputError(
                 f"{' and '.join(texts)} would change nothing: --disable_prompt_encoder gives zero text embeddings for every text; "

@@ -86,7 +86,9 @@ from gen3c.pipelines.settings import PATH_FIELDS as PATH_FIELDS
 
 # The request and its checks (no torch); those of its names used elsewhere are re-exported here.
 from gen3c.pipelines.settings import (
+    START_FRAME_REFUSAL,
     GenerationRequest,
+    check_noise_aug_strength,
     check_request,
     check_seed,
     check_unused_settings,
@@ -382,27 +384,12 @@ def input_kind(request: GenerationRequest) -> str:
                     check_sample_dir(request.input_image_path)
                 raise Gen3cInputError(f"{flag} applies to a single image; this {kind} input carries its own depth and cameras: leave it out")
     if kind not in ("vipe", "sample") and request.vipe_starting_frame_idx:
-        raise Gen3cInputError("--vipe_starting_frame_idx applies to video input (--vipe_path or a sample directory)")
+        raise Gen3cInputError(START_FRAME_REFUSAL)
     if kind != "vipe" and request.vipe_clip is not None:
         raise Gen3cInputError("--vipe_clip applies to --vipe_path only")
     options = request.generator_options if isinstance(request.generator_options, dict) else {}
     check_noise_aug_strength(kind, options.get("noise_aug_strength"))
     return kind
-
-
-def check_noise_aug_strength(kind: str, strength: Any) -> None:
-    """Refuse GEN3C's ``--noise_aug_strength`` above 0 for an input of ``kind`` (:data:`INPUT_KINDS`)
-    other than a single image: GEN3C noises the buffers of ``gen3c_single_image.py``'s growing
-    cache only (``Cache3D_Buffer``); ``gen3c_multiview.py`` parses the flag without passing it on
-    and ``gen3c_dynamic.py`` has none, so it would change nothing there in GEN3C and is not made to
-    change something here. :func:`input_kind` checks a request's (the CLI, batch manifests, the GUI,
-    :func:`generate`), :func:`run_request` a generator's handed over."""
-    if kind != "image" and isinstance(strength, numbers.Real) and strength > 0:
-        what = "a multi-view input" if kind == "multiview" else "a video input"
-        raise Gen3cInputError(
-            f"--noise_aug_strength {strength:g} applies to a single image: GEN3C noises the buffers of the single-image mode's "
-            f"growing cache only, not those of {what}; drop it (or pass 0)"
-        )
 
 
 @dataclass

@@ -383,7 +383,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
     input's ``w2cs_all``), ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a
     legacy ``.pt`` input, ``seed`` with a generator that draws no random numbers (the preview),
     ``depth_estimator`` where no depth or camera is estimated, ``mask_invalid_depth`` where no depth
-    is read from a file. ``where`` prefixes the message (e.g. a manifest line). ``given``: the
+    is read from a file, ``vipe_starting_frame_idx`` for an input without frames, and (given only)
+    the gen3c generator's ``noise_aug_strength`` for a video or multi-view input. ``where`` prefixes the message (e.g. a manifest line). ``given``: the
     settings the caller knows were given (typed on the command line, a keyword of
     ``gen3c.generate()``), refused at their default value too, which a request cannot tell from
     unset (a run record holds every default, so a replayed one names none)."""
@@ -405,6 +406,14 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
     if changed("seed") and request.generator != "gen3c":
         raise Gen3cInputError(f"{prefix}--seed applies to --generator gen3c only (the {request.generator} is deterministic): drop it")
     video = is_video_input(request)
+    if changed("vipe_starting_frame_idx") and frameless_input(request):
+        raise Gen3cInputError(f"{prefix}{START_FRAME_REFUSAL}")
+    strength = request.generator_options.get("noise_aug_strength") if isinstance(request.generator_options, dict) else None
+    if "noise_aug_strength" in given and request.generator == "gen3c" and video and isinstance(strength, numbers.Real):
+        try:
+            check_noise_aug_strength("multiview" if request.multiview_npz is not None else "vipe", strength, given=True)
+        except Gen3cInputError as exc:
+            raise Gen3cInputError(f"{prefix}{exc}") from None
     if request.depth_estimator != defaults["depth_estimator"]:
         if video:
             raise Gen3cInputError(f"{prefix}--depth_estimator applies to a single image; a video or multi-view input carries its own depth: drop it")
@@ -419,6 +428,42 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
             "an estimator's depth has no NaN/inf pixels: drop it, or export the depth first with gen3c depth and pass "
             "its NAME_depth.npy as --depth_path to leave the pixels its mask does not trust (the sky) out"
         )
+
+
+#: The refusal of a start frame for an input without frames to start from (an image, a multi-view ``.npz``).
+START_FRAME_REFUSAL = "--vipe_starting_frame_idx applies to video input (--vipe_path or a sample directory): drop it"
+
+
+def frameless_input(request: GenerationRequest) -> bool:
+    """Whether the request names one input and it has no frames to start from: an image (a
+    file that is no GEN3C sample, or one in memory) or a multi-view ``.npz`` (no input, or
+    several: :func:`~gen3c.pipelines.request.input_kind` says so)."""
+    from gen3c.io.formats import is_sample
+
+    image = memory_image(request) if request.input_image_path is None else request.input_image_path
+    named = [value for value in (image, request.vipe_path, request.multiview_npz) if value is not None]
+    if len(named) != 1 or request.vipe_path is not None:
+        return False
+    return request.multiview_npz is not None or memory_image(request) is not None or not is_sample(request.input_image_path)
+
+
+def check_noise_aug_strength(kind: str, strength: Any, given: bool = False) -> None:
+    """Refuse GEN3C's ``--noise_aug_strength`` above 0 (or ``given``, at any value: it was typed
+    or named) for an input of ``kind`` (:data:`~gen3c.pipelines.request.INPUT_KINDS`) other than
+    a single image: GEN3C noises the buffers of ``gen3c_single_image.py``'s growing cache only
+    (``Cache3D_Buffer``); ``gen3c_multiview.py`` parses the flag without passing it on and
+    ``gen3c_dynamic.py`` has none, so it would change nothing there in GEN3C and is not made to
+    change something here. :func:`check_unused_settings` checks one given (the CLI, batch
+    manifests, :func:`~gen3c.pipelines.request.generate`),
+    :func:`~gen3c.pipelines.request.input_kind` a request's value, and
+    :func:`~gen3c.pipelines.request.run_request` a generator's handed over."""
+    if kind == "image" or not isinstance(strength, numbers.Real) or not (given or strength > 0):
+        return
+    what = "a multi-view input" if kind == "multiview" else "a video input"
+    raise Gen3cInputError(
+        f"--noise_aug_strength {strength:g} applies to a single image: GEN3C noises the buffers of the single-image mode's "
+        f"growing cache only, not those of {what}; drop it{'' if given else ' (or pass 0)'}"
+    )
 
 
 def is_video_input(request: GenerationRequest) -> bool:
