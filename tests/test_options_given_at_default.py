@@ -343,3 +343,31 @@ def test_generate_refuses_an_empty_prompt_beside_disable_prompt_encoder(box_scen
         gen3c.generate(image, depth=depth, fov=60, model="tiny", num_video_frames=17, disable_prompt_encoder=True, prompt="",
                        video_save_folder=out, progress=False)  # fmt: skip
     assert not out.exists()
+
+
+def test_a_request_object_counts_a_setting_at_its_default_as_unset(box_scene, camera_file, tmp_path):
+    """A GenerationRequest cannot tell a field given from one left at its default (a run record,
+    ``from_dict`` and ``dataclasses.replace`` carry every default), so ``run_request`` takes a
+    default as unset: a request built with ``trajectory="left"`` beside its camera file, or one
+    read from a run record and changed by ``replace``, runs; a changed moot field is refused."""
+    from dataclasses import replace
+
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    image, depth, _, _ = box_scene
+    common = {"input_image_path": str(image), "depth_path": str(depth), "fov": 60, "resolution": "32x48",
+              "camera_file": str(camera_file), "vipe_starting_frame_idx": 0, "seed": 1}  # fmt: skip
+    run_request(GenerationRequest(**common, trajectory="left", video_save_folder=str(tmp_path / "a")))
+    record = json.loads((tmp_path / "a" / "output_run.json").read_text())
+    request = GenerationRequest.from_dict(
+        {key: record[key] for key in GenerationRequest.__dataclass_fields__}
+    )
+    again = run_request(replace(request, video_save_folder=str(tmp_path / "b"), filter_points_threshold=0.1))
+    assert again.paths["video"].is_file()
+    with pytest.raises(
+        Gen3cInputError, match=r"^--trajectory shapes a preset path, which --camera_file replaces"
+    ):
+        run_request(replace(request, trajectory="right", video_save_folder=str(tmp_path / "c")))
+    with pytest.raises(Gen3cInputError, match=r"^--seed applies to --generator gen3c only"):
+        run_request(replace(request, seed=0, video_save_folder=str(tmp_path / "c")))
+    assert not (tmp_path / "c").exists()

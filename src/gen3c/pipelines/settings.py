@@ -49,7 +49,14 @@ GENERATOR_CHUNK_FRAMES = {"gen3c": GEN3C_CHUNK_FRAMES}
 
 @dataclass
 class GenerationRequest:
-    """Every setting of a run (names follow the CLI flags)."""
+    """Every setting of a run (names follow the CLI flags).
+
+    A field at its default counts as unset: a request cannot tell one given from one left at its
+    default (a run record, :meth:`from_dict` and ``dataclasses.replace`` carry every default), so
+    :func:`check_unused_settings` refuses a setting the run would ignore only where it differs
+    from the default; the surfaces that know what was named (the CLI's typed flags,
+    ``gen3c.generate``'s keywords, a manifest row's keys) pass those names as ``given``.
+    """
 
     input_image_path: str | None = None
     vipe_path: str | None = None
