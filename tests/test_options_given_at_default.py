@@ -371,3 +371,36 @@ def test_a_request_object_counts_a_setting_at_its_default_as_unset(box_scene, ca
     with pytest.raises(Gen3cInputError, match=r"^--seed applies to --generator gen3c only"):
         run_request(replace(request, seed=0, video_save_folder=str(tmp_path / "c")))
     assert not (tmp_path / "c").exists()
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (
+            ["--memory_mode", "resident", "--low_memory"],
+            r"--low_memory and --memory_mode each choose the memory mode",
+        ),
+        (
+            ["--disable_prompt_encoder", "--prompt="],
+            r"--prompt would change nothing: --disable_prompt_encoder",
+        ),
+    ],
+)
+def test_eval_refuses_a_gen3c_setting_typed_at_its_default_that_another_makes_moot(args, match, tmp_path):
+    """gen3c eval --generator gen3c ran the benchmark with these, where gen3c generate refuses them."""
+    pytest.importorskip("diffusers")
+    out = tmp_path / "report"
+    small = [
+        "--scenes",
+        "room",
+        "--presets",
+        "left",
+        "--methods",
+        "still",
+        "--resolution",
+        "64x112",
+        "--no_plots",
+    ]
+    refused(
+        ["eval", "--generator", "gen3c", "--model", "tiny", "--output_folder", out, *small, *args], match, out
+    )

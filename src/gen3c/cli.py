@@ -1876,6 +1876,10 @@ def eval_command(
         size = "x".join(map(str, make_config(**settings).resolution))  # bad settings refused before a model loads
         if compare_models is not None and generator != GeneratorName.gen3c:
             raise Gen3cInputError("--compare_models compares gen3c models: pass --generator gen3c and the first one's --model or --checkpoint_dir")
+        if generator == GeneratorName.gen3c:  # as generate checks them: typed at their default too (--memory_mode resident beside --low_memory)
+            from gen3c.pipelines.options import check_generator_options
+
+            check_generator_options(options, _typed_options())
         to_compare = _compared_models(compare_models)  # refused before any model loads
         # A compared model runs with its own sampling defaults and no adapter: its steps and guidance, and so not the
         # settings that shape guidance (a distilled student samples without it); the device and memory flags are shared.
