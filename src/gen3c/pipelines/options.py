@@ -233,8 +233,9 @@ def check_generator_options(options: dict[str, Any], given: Collection[str] = ()
     speed settings (and their fit with ``num_gpus``, and with the packaged or local model's own
     guidance), at most one model named, a LoRA file that exists; a setting that would change
     nothing is refused (a prompt under ``disable_prompt_encoder``, the empty one too where
-    ``given`` names it, a negative prompt without guidance), GEN3C's flags for parts gen3c does not have are named in a note. The one checker
-    of them: the CLI, the Python API and batch manifests (when a manifest is read) all come here.
+    ``given`` names it, a negative prompt without guidance), GEN3C's flags for parts gen3c does
+    not have are named in a note. The one checker of them: the CLI, the Python API and batch
+    manifests (when a manifest is read) all come here.
 
     Returns:
         The options without the unset (None) ones and GEN3C's flags that have no effect here,

@@ -391,10 +391,11 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
     legacy ``.pt`` input, ``seed`` with a generator that draws no random numbers (the preview),
     ``depth_estimator`` where no depth or camera is estimated, ``mask_invalid_depth`` where no depth
     is read from a file, ``vipe_starting_frame_idx`` for an input without frames, and (given only)
-    the gen3c generator's ``noise_aug_strength`` for a video or multi-view input. ``where`` prefixes the message (e.g. a manifest line). ``given``: the
-    settings the caller knows were given (typed on the command line, a keyword of
-    ``gen3c.generate()``), refused at their default value too, which a request cannot tell from
-    unset (a run record holds every default, so a replayed one names none)."""
+    the gen3c generator's ``noise_aug_strength`` for a video or multi-view input. ``where``
+    prefixes the message (e.g. a manifest line). ``given``: the settings the caller knows were
+    given (typed on the command line, a keyword of ``gen3c.generate()``, a manifest row's key),
+    refused at their default value too, which a request cannot tell from unset (a run record
+    holds every default, so a replayed one names none)."""
     prefix = f"{where}: " if where else ""
     defaults = {f.name: f.default for f in fields(GenerationRequest)}
 
