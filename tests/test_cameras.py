@@ -256,7 +256,7 @@ def test_validation_errors():
     with pytest.raises(Gen3cInputError, match="focal"):
         validate_intrinsics(make_intrinsics(-1.0, 1.0, 0.0, 0.0))
     with pytest.raises(Gen3cInputError, match="NaN"):
-        validate_intrinsics(make_intrinsics(float("nan"), 1.0, 0.0, 0.0))
+        validate_intrinsics(torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
     bad = torch.eye(4)
     bad[0, 0] = 2.0
     with pytest.raises(Gen3cInputError, match="rigid"):
@@ -519,6 +519,16 @@ def test_integer_intrinsics_are_resized_and_cropped_in_float():
     assert torch.equal(resize_intrinsics(K, (480, 640), (240, 320)), make_intrinsics(250.0, 250.0, 160.0, 120.0))
     assert torch.equal(crop_intrinsics(K, 0.5, 1.5), make_intrinsics(500.0, 500.0, 318.5, 239.5))
     assert resize_intrinsics(K.double(), (480, 640), (240, 320)).dtype == torch.float64  # floats keep their dtype
+
+
+def test_make_intrinsics_refuses_nan_and_infinite_numbers():
+    # Before: a matrix of NaN or inf came back, refused only where a caller happened to validate it.
+    for i, name in enumerate(("fx", "fy", "cx", "cy")):
+        for bad, shown in ((math.nan, "nan"), (math.inf, "inf"), (np.float32(-np.inf), "-inf"), (torch.tensor(math.nan), "nan")):
+            values = [500.0, 500.0, 320.0, 240.0]
+            values[i] = bad
+            with pytest.raises(Gen3cInputError, match=rf"^make_intrinsics {name} is {shown}: pass fx, fy, cx, cy as finite numbers of pixels"):
+                make_intrinsics(*values)
 
 
 def test_fov_from_focal_refuses_focal_lengths_that_have_no_field_of_view():

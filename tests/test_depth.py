@@ -530,6 +530,11 @@ def test_parse_intrinsics(tmp_path):
         parse_intrinsics("cam.txt", (480, 640))
     with pytest.raises(Gen3cInputError, match="focal length"):
         parse_intrinsics("-5,5,1,1", (480, 640))
+    # NaN or inf named the input (before make_intrinsics refused them under its own name "make_intrinsics fx")
+    (tmp_path / "nan.txt").write_text("nan 510 320 240\n")
+    for spec, shown in (("500,inf,320,240", "'500,inf,320,240'"), (str(tmp_path / "nan.txt"), ".*nan.txt'")):
+        with pytest.raises(Gen3cInputError, match=rf"^--intrinsics {shown} contain NaN or infinite values: pass finite fx, fy, cx, cy$"):
+            parse_intrinsics(spec, (480, 640))
     assert parse_intrinsics(None, (480, 640)) is None  # no camera given
 
 

@@ -117,10 +117,12 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
     500.0
     """
     values = {"fx": fx, "fy": fy, "cx": cx, "cy": cy}
-    # (NaN is left to validate_intrinsics, which the readers call naming their input)
     for name, value in values.items():  # a text was torch's "too many dimensions 'str'"
-        if _real_number(value) is None:
+        number = _real_number(value)
+        if number is None:
             raise Gen3cInputError(f"make_intrinsics {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels, e.g. 500.0")
+        if not math.isfinite(number):  # (was a matrix of NaN, refused only where a caller validated it)
+            raise Gen3cInputError(f"make_intrinsics {name} is {number:g}: pass fx, fy, cx, cy as finite numbers of pixels, e.g. 500.0")
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype)
 
 
