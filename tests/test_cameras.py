@@ -527,8 +527,9 @@ def test_make_intrinsics_refuses_nan_and_infinite_numbers():
         for bad, shown in ((math.nan, "nan"), (math.inf, "inf"), (np.float32(-np.inf), "-inf"), (torch.tensor(math.nan), "nan")):
             values = [500.0, 500.0, 320.0, 240.0]
             values[i] = bad
-            with pytest.raises(Gen3cInputError, match=rf"^make_intrinsics {name} is {shown}: pass fx, fy, cx, cy as finite numbers of pixels"):
-                make_intrinsics(*values)
+            for function in (make_intrinsics, intrinsics_from_nerfstudio):
+                with pytest.raises(Gen3cInputError, match=rf"^{function.__name__} {name} is {shown}: pass fx, fy, cx, cy as finite numbers of pixels"):
+                    function(*values)
 
 
 def test_fov_from_focal_refuses_focal_lengths_that_have_no_field_of_view():

@@ -186,9 +186,12 @@ def intrinsics_from_nerfstudio(fx: float, fy: float, cx: float, cy: float) -> Te
     >>> intrinsics_from_nerfstudio(240.0, 240.0, 320.0, 240.0)[:2, 2].tolist()
     [319.5, 239.5]
     """
-    for name, value in (("cx", cx), ("cy", cy)):  # (None was Python's TypeError from the shift; NaN is left as make_intrinsics leaves it)
-        if _real_number(value) is None:
+    for name, value in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):  # (None was Python's TypeError from the shift)
+        number = _real_number(value)
+        if number is None:
             raise Gen3cInputError(f"intrinsics_from_nerfstudio {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels")
+        if not math.isfinite(number):  # (named here, not as make_intrinsics' own argument)
+            raise Gen3cInputError(f"intrinsics_from_nerfstudio {name} is {number:g}: pass fx, fy, cx, cy as finite numbers of pixels")
     return make_intrinsics(fx, fy, cx - NERFSTUDIO_PIXEL_OFFSET, cy - NERFSTUDIO_PIXEL_OFFSET, dtype=torch.float64)
 
 
