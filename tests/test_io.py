@@ -1341,6 +1341,11 @@ def test_ply_mistakes_are_one_line_errors(tmp_path):
         ((pts, torch.full((5, 3), float("nan"))), r"write_ply colors span \[nan, nan\]: pass floats in \[-1, 1\] or uint8 0–255$"),
         ((pts, torch.full((5, 3), 200)), r"write_ply colors are int64: pass uint8 0–255 \(colors.to\(torch.uint8\)\) or floats in \[-1, 1\]$"),
         ((pts.to("meta"), cols), r"write_ply points is a meta tensor, which holds no values"),
+        # Before: written as they were (NaN, inf, or float64 1e300 as float32's inf), without a word.
+        *(((bad, cols), rf"^write_ply points hold NaN or infinite coordinates{beyond} \(2 of 5 points\): leave them out, keep = torch\.isfinite")
+          for bad, beyond in ((torch.cat([pts[:3], torch.tensor([[float("nan"), 0, 1], [0, float("-inf"), 1]])]), ""),
+                              (torch.cat([pts[:3].double(), torch.tensor([[1e300, 0, 1], [0, 0, float("nan")]], dtype=torch.float64)]),
+                               r" or beyond float32's ±3\.4e38"))),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
             write_ply(tmp_path / "p.ply", *args)
