@@ -532,6 +532,20 @@ def test_make_intrinsics_refuses_nan_and_infinite_numbers():
                     function(*values)
 
 
+def test_image_sizes_as_tensors_work_as_tuples_do():
+    # Before: torch.tensor([H, W]) was refused as no "(height, width)", and a tuple of its 0-d tensors
+    # (tuple(t), *t) too, though a numpy array of two sides was taken.
+    K = make_intrinsics(500.0, 500.0, 320.0, 240.0)
+    for old, new in ((torch.tensor([480, 640]), torch.tensor([200, 320])), (tuple(torch.tensor([480, 640])), np.array([200, 320]))):
+        assert torch.equal(resize_intrinsics(K, old, new), resize_intrinsics(K, (480, 640), (200, 320)))
+        plan = resize_crop_plan(old, new)
+        assert plan == ((240, 320), 20, 0) and all(type(n) is int for n in (*plan[0], *plan[1:]))  # Python's ints, not tensors
+    assert torch.equal(intrinsics_from_fov(60, *torch.tensor([48, 64])), intrinsics_from_fov(60, 48, 64))
+    for bad in (torch.tensor([True, True]), torch.tensor([[48, 64]]), torch.tensor([-48, 64])):
+        with pytest.raises(Gen3cInputError, match=r"^image size .* must be \(height, width\) in pixels, two positive numbers$"):
+            resize_crop_plan(bad, (20, 32))
+
+
 def test_fov_from_focal_refuses_focal_lengths_that_have_no_field_of_view():
     # Before: 0 was Python's ZeroDivisionError and −100 px a field of view of −145°.
     for focal in (0.0, -100.0, math.nan):

@@ -170,7 +170,7 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str =
         raise Gen3cInputError(f"intrinsics_from_fov axis {shown_value(axis)} is unknown: pass 'horizontal' (the fov spans the width) or 'vertical'")
     size = width if axis == "horizontal" else height
     f = focal_from_fov(fov_degrees, size)
-    _check_sizes((height, width))  # the side the fov does not span too: a negative one gave a K off the image
+    ((height, width),) = _check_sizes((height, width))  # the side the fov does not span too: a negative one gave a K off the image
     return make_intrinsics(f, f, width / 2.0, height / 2.0)
 
 
@@ -205,7 +205,7 @@ def intrinsics_from_nerfstudio_fov(fov_degrees: float, height: int, width: int) 
     [319.5, 239.5]
     """
     f = focal_from_fov(fov_degrees, height)
-    _check_sizes((height, width))  # (the width, which the fov does not span: None was Python's TypeError)
+    ((height, width),) = _check_sizes((height, width))  # (the width, which the fov does not span: None was Python's TypeError)
     return intrinsics_from_nerfstudio(f, f, width / 2.0, height / 2.0)
 
 
@@ -227,7 +227,7 @@ def lens_distortion_shift(K: Tensor, height: int, width: int, coefficients: tupl
     if K.shape != (3, 3):
         raise Gen3cInputError(f"lens_distortion_shift K must be one (3, 3) matrix, got shape {tuple(K.shape)}")
     validate_intrinsics(K, "lens_distortion_shift K")  # (fx = 0 divided by zero)
-    _check_sizes((height, width))
+    ((height, width),) = _check_sizes((height, width))
     # nerfstudio's distortion_params is a (6,) tensor; as Python's numbers, a bool one is no numbers
     listed = coefficients.tolist() if isinstance(coefficients, (Tensor, np.ndarray)) and not getattr(coefficients, "is_meta", False) else coefficients
     values = [_real_number(c) for c in listed] if isinstance(listed, (tuple, list)) else []
@@ -270,14 +270,22 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
     return S @ K
 
 
-def _check_sizes(*sizes: tuple[int, int]) -> None:
-    """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
+def _check_sizes(*sizes: tuple[int, int]) -> list[tuple[float, float]]:
+    """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero); return
+    each as two Python numbers (a tensor's or numpy's too: ``torch.tensor([H, W])``, whose sides
+    were refused, and whose 0-d tensors made ``resize_crop_plan``'s sizes tensors)."""
+    checked = []
     for size in sizes:
+        if isinstance(size, Tensor) and size.ndim == 1 and not size.is_meta:
+            size = size.tolist()  # (a bool or complex one gives no real numbers: refused below)
         # (None was Python's "object of type 'NoneType' has no len()"; a numpy array of two sides is a size, as it was)
         if not isinstance(size, (tuple, list)) and not (isinstance(size, np.ndarray) and size.ndim == 1):
             raise Gen3cInputError(f"image size {shown_value(size)} must be (height, width) in pixels, two positive numbers")
-        if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
+        sides = [side.item() if isinstance(side, (Tensor, np.generic)) and side.ndim == 0 and not getattr(side, "is_meta", False) else side for side in size]
+        if len(sides) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in sides):
             raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
+        checked.append(tuple(sides))
+    return checked
 
 
 def whole_image_size(value: object, name: str) -> tuple[int, int]:
@@ -295,8 +303,7 @@ def whole_image_size(value: object, name: str) -> tuple[int, int]:
 
 def resize_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
     """Intrinsics after resizing an image from ``old_size`` to ``new_size`` (both (H, W))."""
-    _check_sizes(old_size, new_size)
-    (h0, w0), (h1, w1) = old_size, new_size
+    (h0, w0), (h1, w1) = _check_sizes(old_size, new_size)
     return scale_intrinsics(K, w1 / w0, h1 / h0)
 
 
@@ -323,8 +330,7 @@ def resize_crop_plan(old_size: tuple[int, int], new_size: tuple[int, int]) -> tu
     Returns:
         ``((resized_h, resized_w), top, left)``.
     """
-    _check_sizes(old_size, new_size)
-    (h0, w0), (h1, w1) = old_size, new_size
+    (h0, w0), (h1, w1) = _check_sizes(old_size, new_size)
     scale = max(h1 / h0, w1 / w0)
     rh, rw = max(h1, round(h0 * scale)), max(w1, round(w0 * scale))
     return (rh, rw), (rh - h1) // 2, (rw - w1) // 2
