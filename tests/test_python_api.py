@@ -349,6 +349,11 @@ def test_a_run_records_numpy_numbers_as_json_numbers(scene, tmp_path):
     # A 0-d array (np.array(0.5), np.median(...) of an array kept as one) was its text "0.5" too.
     zero_d = [np.array(0.5), np.array(3, dtype=np.int16), np.array(True)]
     assert json.dumps(zero_d, default=json_default) == "[0.5, 3, true]"
+    # An array or tensor of more dimensions was its print, "[[1. 0.]\n [0. 1.]]" (cut with "..." past 1000 numbers).
+    arrays = {"K": np.eye(2), "mask": np.array([True, False]), "pose": torch.tensor([[1, 2]], dtype=torch.int32), "big": np.zeros(1001)}
+    save_outputs(result, tmp_path, "arrays", metadata=arrays)
+    record = json.loads((tmp_path / "arrays_run.json").read_text())
+    assert {k: record[k] for k in arrays} == {"K": [[1.0, 0.0], [0.0, 1.0]], "mask": [True, False], "pose": [[1, 2]], "big": [0.0] * 1001}
 
 
 def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_path):
