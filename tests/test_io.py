@@ -1583,6 +1583,9 @@ def test_to_uint8_refuses_frames_it_would_garble_in_one_line():
         (torch.full((3, 4, 6), 200, dtype=torch.uint8), r"to_uint8 image is \(3, 4, 6\) uint8: .* it is 8-bit already: image.movedim\(-3, -1\).numpy\(\) is the array"),
         ((frames + 1) * 127.5, r"to_uint8 image reaches 255: it holds 0–255 colours, not \[-1, 1\]; pass image / 127.5 - 1"),
         (frames.to("meta"), r"to_uint8 image is a meta tensor, which holds no values"),
+        # NaN and -inf came out black without a word (a diverged run's frames), +inf was taken for 0–255 colours.
+        *((torch.cat([frames, torch.full((1, 3, 4, 6), v)]), rf"^to_uint8 image holds NaN or infinite values \(it spans \[{lo}, {hi}\]\): pass finite floats in \[-1, 1\]$")
+          for v, lo, hi in ((float("nan"), "nan", "nan"), (float("-inf"), "-inf", "1"), (float("inf"), "-1", "inf"))),
     ):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=message):
             to_uint8(bad)
