@@ -532,6 +532,16 @@ def test_make_intrinsics_refuses_nan_and_infinite_numbers():
                     function(*values)
 
 
+def test_cameras_refuse_a_bool_height_or_width():
+    # Before: True was taken as 1 pixel (operator.index(True) == 1), so the camera's K was refused as
+    # "outside the 48×1 image", blaming the intrinsics.
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    for height, width in ((True, 48), (32, torch.tensor(True))):
+        with pytest.raises(Gen3cInputError, match=r"^Cameras height and width must be the image size in pixels, two positive whole numbers, got "):
+            Cameras(torch.eye(4)[None], K, height, width)
+    assert Cameras(torch.eye(4)[None], K, torch.tensor(32), np.int64(48)).width == 48  # integers of torch's and numpy's still count
+
+
 def test_image_sizes_as_tensors_work_as_tuples_do():
     # Before: torch.tensor([H, W]) was refused as no "(height, width)", and a tuple of its 0-d tensors
     # (tuple(t), *t) too, though a numpy array of two sides was taken.

@@ -348,7 +348,7 @@ def test_a_float_tiff_depth_is_read_as_it_is_and_a_16_bit_one_as_a_png(tmp_path,
         load_depth(tmp_path / "npy.tif")
 
 
-@pytest.mark.parametrize("size", [None, 12, (12,), (12.5, 16), (0, 16), "12,16"])
+@pytest.mark.parametrize("size", [None, 12, (12,), (12.5, 16), (0, 16), "12,16", (True, 16)])  # (True was a 1-pixel side)
 def test_load_user_depth_and_parse_intrinsics_refuse_an_image_size_that_is_none(tmp_path, size):
     """image_size, the (H, W) the depth and intrinsics belong to, was unpacked unchecked: None,
     12 or (12,) were Python's "cannot unpack" errors, "12,16" parse_intrinsics' "invalid literal

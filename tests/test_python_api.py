@@ -202,6 +202,13 @@ def test_prepare_source_checks_pose_and_resolution(scene):
         prepare_source(*scene, SIZE, w2c=torch.eye(4)[:3])  # before: kept as given, failing later
     with pytest.raises(Gen3cInputError, match=r"resolution '32x48' must be \(H, W\)"):
         prepare_source(*scene, "32x48")
+    # A resolution as a tensor or array of two sides was refused as no (H, W), though a tuple of numpy ints was taken.
+    expected = prepare_source(*scene, SIZE)
+    for resolution in (torch.tensor(SIZE), np.array(SIZE)):
+        assert torch.equal(prepare_source(*scene, resolution).image, expected.image)
+    for resolution in (torch.tensor([True, True]), torch.tensor([32.5, 48.0]), np.array([[32, 48]])):
+        with pytest.raises(Gen3cInputError, match=r"^prepare_source resolution .* must be \(H, W\), two positive whole numbers"):
+            prepare_source(*scene, resolution)
 
 
 def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):

@@ -288,12 +288,20 @@ def _check_sizes(*sizes: tuple[int, int]) -> list[tuple[float, float]]:
     return checked
 
 
+def _whole_side(value: object) -> int:
+    """An image side as a Python int (numpy integers and 0-d integer tensors too); TypeError for
+    anything else, a bool included (``operator.index(True)`` is 1: a 1-pixel side, taken silently)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise TypeError("a bool is no number of pixels")
+    return operator.index(value)
+
+
 def whole_image_size(value: object, name: str) -> tuple[int, int]:
     """``value``, an image's (H, W) given as an argument, as two Python ints ≥ 1 (numpy integers and
-    0-d integer tensors too), or a one-line refusal naming ``name``: None, one number, a text, or
-    12.5 pixels (which ``int()`` truncated without a word) are no size."""
+    0-d integer tensors too), or a one-line refusal naming ``name``: None, one number, a text, a
+    bool, or 12.5 pixels (which ``int()`` truncated without a word) are no size."""
     try:
-        height, width = (operator.index(n) for n in value)
+        height, width = (_whole_side(n) for n in value)
     except (TypeError, ValueError):  # (not two whole numbers)
         height = width = 0
     if isinstance(value, str) or min(height, width) < 1:
@@ -979,7 +987,7 @@ class Cameras:
             raise Gen3cInputError(f"Cameras.K must be (3, 3) or (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
         given = (self.height, self.width)
         try:
-            self.height, self.width = operator.index(self.height), operator.index(self.width)  # numpy ints too
+            self.height, self.width = _whole_side(self.height), _whole_side(self.width)  # numpy ints too
         except TypeError:
             self.height = self.width = 0
         if self.height < 1 or self.width < 1:
