@@ -9,6 +9,8 @@ import torch
 
 from gen3c.cameras import (
     Cameras,
+    as_float32,
+    as_float64,
     camera_centers,
     check_intrinsics_fit,
     crop_intrinsics,
@@ -530,6 +532,16 @@ def test_make_intrinsics_refuses_nan_and_infinite_numbers():
             for function in (make_intrinsics, intrinsics_from_nerfstudio):
                 with pytest.raises(Gen3cInputError, match=rf"^{function.__name__} {name} is {shown}: pass fx, fy, cx, cy as finite numbers of pixels"):
                     function(*values)
+
+
+def test_nested_lists_keep_python_floats_in_float64():
+    # Before: torch.as_tensor made a list's Python floats float32 first, so as_float64 (keyframe poses
+    # and times, intrinsics= of gen3c.generate) gave 1000.0999755859375 for 1000.1.
+    assert as_float64([[1000.1, 0.1], [3, 4]], "x").tolist() == [[1000.1, 0.1], [3.0, 4.0]]
+    assert as_float32([[1000.1]], "x").dtype == torch.float32 and as_float64([1, 2], "x").dtype == torch.float64
+    for bad in ([[1, 2], [3]], ["a", 1]):
+        with pytest.raises(Gen3cInputError, match=r"^x is a list of 2 items: pass real numbers"):
+            as_float64(bad, "x")
 
 
 def test_cameras_refuse_a_bool_height_or_width():

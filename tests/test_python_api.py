@@ -901,6 +901,9 @@ def test_intrinsics_and_resolution_in_memory_forms_are_taken_as_their_text(box_s
         with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): setting 'intrinsics' " + match):
             gen3c.generate(image_path, intrinsics=bad, **common)
     assert len(taken) == 6
+    # Python's floats were made float32 first: (55.4, …) was recorded as '55.400001525878906,…'.
+    gen3c.generate(image_path, intrinsics=(55.4, 55.4, 80, 48), **common)
+    assert taken[-1].intrinsics == "55.4,55.4,80.0,48.0"
 
 
 def parse_intrinsics_text(text: str) -> torch.Tensor:

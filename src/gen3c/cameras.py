@@ -932,6 +932,15 @@ def _as_real(value: object, name: str) -> Tensor:
         if len(shapes) > 1:
             raise Gen3cInputError(f"{name} is a list of {len(items)} items of shapes {', '.join(map(str, shapes[:3]))}: pass items of one shape")
         value = torch.stack([t.to(items[0].device) for t in items])
+    elif isinstance(value, (list, tuple)):
+        # Python's floats are float64: torch.as_tensor made them float32 (its default dtype) first, so
+        # as_float64([[1000.1, …]]) was 1000.0999755859375; numpy keeps them as they are.
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):  # (ragged: torch.as_tensor below refuses it too)
+            array = None
+        if array is not None and array.dtype.kind in "biufc":
+            value = array
     try:
         tensor = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
