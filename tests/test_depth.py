@@ -50,10 +50,16 @@ def test_the_package_offers_what_its_all_lists_and_nothing_else():
 
 def test_estimate_validates_and_resizes():
     est = make_estimate(torch.arange(1, 13, dtype=torch.float32).reshape(3, 4))
-    with pytest.raises(ValueError, match="kind"):
-        DepthEstimate(est.depth, est.intrinsics, est.mask, "absolute", "x")
-    with pytest.raises(ValueError, match="mask"):
-        DepthEstimate(est.depth, est.intrinsics, est.mask[:2], "metric", "x")
+    # Each was a bare ValueError (a traceback from the command line), a numpy array an AttributeError,
+    # and a complex depth lost its imaginary part without a word: one Gen3cInputError line now.
+    for args, match in (((est.depth, est.intrinsics, est.mask, "absolute"), r"DepthEstimate kind must be one of metric, relative, got 'absolute'$"),
+                        ((est.depth, est.intrinsics, est.mask[:2], "metric"), r"DepthEstimate mask \(2, 4\) and depth \(3, 4\) differ in shape"),
+                        ((est.depth[None], est.intrinsics, est.mask, "metric"), r"DepthEstimate depth must be \(H, W\), got \(1, 3, 4\)$"),
+                        ((est.depth.to(torch.complex64), est.intrinsics, est.mask, "metric"), r"DepthEstimate depth holds complex64 values: pass real numbers")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=rf"^{match}"):
+            DepthEstimate(*args, "x")
+    from_numpy = DepthEstimate(est.depth.numpy(), est.intrinsics.double().numpy(), est.mask.numpy(), "metric", "x")
+    assert torch.equal(from_numpy.depth, est.depth) and from_numpy.intrinsics.dtype == torch.float32 and torch.equal(from_numpy.mask, est.mask)
     small = est.resized((6, 2))
     assert small.depth.shape == (6, 2) and small.mask.shape == (6, 2)
     assert torch.allclose(small.intrinsics[0], torch.tensor([25.0, 0.0, 1.0]))
