@@ -544,6 +544,18 @@ def test_nested_lists_keep_python_floats_in_float64():
             as_float64(bad, "x")
 
 
+def test_quaternion_slerp_refuses_nan_infinite_bool_and_complex_inputs():
+    # Before: NaN or inf in q0, q1 or t gave a NaN quaternion without a word, and a bool or complex
+    # tensor t was taken as 0 and 1 or as its real part.
+    q0, q1 = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0, 0.0])
+    nan_q = torch.tensor([math.nan, 0.0, 0.0, 0.0])
+    for args, match in (((nan_q, q1, 0.5), r"q0 holds NaN or infinite values"), ((q0, nan_q, 0.5), r"q1 holds NaN or infinite values"),
+                        ((q0, q1, math.inf), r"t holds NaN or infinite values"), ((q0, q1, torch.tensor([0.5, math.nan])), r"t holds NaN or infinite values"),
+                        ((q0, q1, torch.tensor([True])), r"t holds bool values"), ((q0, q1, np.array([0.5 + 0.5j])), r"t holds complex128 values")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=rf"^quaternion_slerp {match}: pass"):
+            quaternion_slerp(*args)
+
+
 def test_cameras_refuse_a_bool_height_or_width():
     # Before: True was taken as 1 pixel (operator.index(True) == 1), so the camera's K was refused as
     # "outside the 48×1 image", blaming the intrinsics.

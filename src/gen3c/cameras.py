@@ -781,8 +781,13 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
     q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
     if not isinstance(t, (Tensor, np.ndarray)) and _real_number(t) is None:  # (None, a text: torch's raw TypeError)
         raise Gen3cInputError(f"quaternion_slerp t is {describe_value(t)}: pass a number or a tensor of them, 0 for q0 and 1 for q1")
+    if (t.dtype == torch.bool or t.is_complex()) if isinstance(t, Tensor) else isinstance(t, np.ndarray) and t.dtype.kind in "bc":
+        raise Gen3cInputError(f"quaternion_slerp t holds {str(t.dtype).removeprefix('torch.')} values: pass real numbers, 0 for q0 and 1 for q1")  # (bool ones were taken as 0 and 1)
     # A float t was a CPU tensor of shape (1,), which no CUDA q0 mixes with.
     t = torch.as_tensor(t, dtype=torch.float64, device=q0.device)[..., None]
+    for name, value in (("q0", q0), ("q1", q1), ("t", t)):  # (each gave a NaN quaternion without a word)
+        if not value.is_meta and not bool(torch.isfinite(value).all()):  # (a meta tensor holds no values to check)
+            raise Gen3cInputError(f"quaternion_slerp {name} holds NaN or infinite values: pass finite (w, x, y, z) quaternions and t (0 for q0, 1 for q1)")
     dot = (q0 * q1).sum(-1, keepdim=True)
     q1 = torch.where(dot < 0, -q1, q1)
     theta = torch.arccos(dot.abs().clamp(max=1.0))
