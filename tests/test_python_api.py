@@ -906,6 +906,28 @@ def test_intrinsics_and_resolution_in_memory_forms_are_taken_as_their_text(box_s
     assert taken[-1].intrinsics == "55.4,55.4,80.0,48.0"
 
 
+def test_settings_given_as_0_d_tensors_or_arrays_are_taken_as_their_numbers(box_scene, tmp_path, monkeypatch):
+    """A setting that is a 0-d tensor or array (K[0, 0], np.median(...), torch.tensor(60.0)) was refused
+    as "setting 'fov' must be float, got a torch tensor of shape ()", and resolution= as a tensor or
+    array of two sides as "must be str", though numpy's numbers and an (H, W) tuple were taken."""
+    from gen3c.pipelines import request as request_module
+
+    image_path, depth_path, _, _ = box_scene
+    taken = []
+    monkeypatch.setattr(request_module, "run_request", lambda request, **kwargs: taken.append(request))
+    common = {"depth": depth_path, "video_save_folder": tmp_path, "generator": "preview"}
+    gen3c.generate(image_path, fov=60.0, num_video_frames=3, movement_distance=0.5, resolution=(32, 48), **common)
+    gen3c.generate(image_path, fov=torch.tensor(60.0), num_video_frames=np.array(3), movement_distance=np.array(0.5),
+                   resolution=torch.tensor([32, 48]), **common)  # fmt: skip
+    gen3c.generate(image_path, fov=np.float64(60.0), num_video_frames=torch.tensor(3), movement_distance=torch.tensor(0.5, dtype=torch.float64),
+                   resolution=np.array([32, 48]), **common)  # fmt: skip
+    plain = [(r.fov, r.num_video_frames, r.movement_distance, r.resolution) for r in taken]
+    assert plain == [(60.0, 3, 0.5, "32x48")] * 3 and all(type(r.num_video_frames) is int and type(r.fov) is float for r in taken)
+    for bad, match in ((torch.tensor([60.0]), r"must be float, got a torch tensor of shape \(1,\)"), (torch.tensor(True), "must be float, got bool 'True'")):
+        with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): setting 'fov' " + match):
+            gen3c.generate(image_path, fov=bad, **common)
+
+
 def parse_intrinsics_text(text: str) -> torch.Tensor:
     fx, fy, cx, cy = (float(v) for v in text.split(","))
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
