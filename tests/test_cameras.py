@@ -9,6 +9,8 @@ import torch
 
 from gen3c.cameras import (
     Cameras,
+    as_float32,
+    as_float64,
     camera_centers,
     check_intrinsics_fit,
     crop_intrinsics,
@@ -256,7 +258,7 @@ def test_validation_errors():
     with pytest.raises(Gen3cInputError, match="focal"):
         validate_intrinsics(make_intrinsics(-1.0, 1.0, 0.0, 0.0))
     with pytest.raises(Gen3cInputError, match="NaN"):
-        validate_intrinsics(make_intrinsics(float("nan"), 1.0, 0.0, 0.0))
+        validate_intrinsics(torch.tensor([[float("nan"), 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]))
     bad = torch.eye(4)
     bad[0, 0] = 2.0
     with pytest.raises(Gen3cInputError, match="rigid"):
@@ -519,6 +521,63 @@ def test_integer_intrinsics_are_resized_and_cropped_in_float():
     assert torch.equal(resize_intrinsics(K, (480, 640), (240, 320)), make_intrinsics(250.0, 250.0, 160.0, 120.0))
     assert torch.equal(crop_intrinsics(K, 0.5, 1.5), make_intrinsics(500.0, 500.0, 318.5, 239.5))
     assert resize_intrinsics(K.double(), (480, 640), (240, 320)).dtype == torch.float64  # floats keep their dtype
+
+
+def test_make_intrinsics_refuses_nan_and_infinite_numbers():
+    # Before: a matrix of NaN or inf came back, refused only where a caller happened to validate it.
+    for i, name in enumerate(("fx", "fy", "cx", "cy")):
+        for bad, shown in ((math.nan, "nan"), (math.inf, "inf"), (np.float32(-np.inf), "-inf"), (torch.tensor(math.nan), "nan")):
+            values = [500.0, 500.0, 320.0, 240.0]
+            values[i] = bad
+            for function in (make_intrinsics, intrinsics_from_nerfstudio):
+                with pytest.raises(Gen3cInputError, match=rf"^{function.__name__} {name} is {shown}: pass fx, fy, cx, cy as finite numbers of pixels"):
+                    function(*values)
+
+
+def test_nested_lists_keep_python_floats_in_float64():
+    # Before: torch.as_tensor made a list's Python floats float32 first, so as_float64 (keyframe poses
+    # and times, intrinsics= of gen3c.generate) gave 1000.0999755859375 for 1000.1.
+    assert as_float64([[1000.1, 0.1], [3, 4]], "x").tolist() == [[1000.1, 0.1], [3.0, 4.0]]
+    assert as_float32([[1000.1]], "x").dtype == torch.float32 and as_float64([1, 2], "x").dtype == torch.float64
+    for bad in ([[1, 2], [3]], ["a", 1]):
+        with pytest.raises(Gen3cInputError, match=r"^x is a list of 2 items: pass real numbers"):
+            as_float64(bad, "x")
+
+
+def test_quaternion_slerp_refuses_nan_infinite_bool_and_complex_inputs():
+    # Before: NaN or inf in q0, q1 or t gave a NaN quaternion without a word, and a bool or complex
+    # tensor t was taken as 0 and 1 or as its real part.
+    q0, q1 = torch.tensor([1.0, 0.0, 0.0, 0.0]), torch.tensor([0.0, 1.0, 0.0, 0.0])
+    nan_q = torch.tensor([math.nan, 0.0, 0.0, 0.0])
+    for args, match in (((nan_q, q1, 0.5), r"q0 holds NaN or infinite values"), ((q0, nan_q, 0.5), r"q1 holds NaN or infinite values"),
+                        ((q0, q1, math.inf), r"t holds NaN or infinite values"), ((q0, q1, torch.tensor([0.5, math.nan])), r"t holds NaN or infinite values"),
+                        ((q0, q1, torch.tensor([True])), r"t holds bool values"), ((q0, q1, np.array([0.5 + 0.5j])), r"t holds complex128 values")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=rf"^quaternion_slerp {match}: pass"):
+            quaternion_slerp(*args)
+
+
+def test_cameras_refuse_a_bool_height_or_width():
+    # Before: True was taken as 1 pixel (operator.index(True) == 1), so the camera's K was refused as
+    # "outside the 48×1 image", blaming the intrinsics.
+    K = make_intrinsics(40.0, 40.0, 24.0, 16.0)
+    for height, width in ((True, 48), (32, torch.tensor(True))):
+        with pytest.raises(Gen3cInputError, match=r"^Cameras height and width must be the image size in pixels, two positive whole numbers, got "):
+            Cameras(torch.eye(4)[None], K, height, width)
+    assert Cameras(torch.eye(4)[None], K, torch.tensor(32), np.int64(48)).width == 48  # integers of torch's and numpy's still count
+
+
+def test_image_sizes_as_tensors_work_as_tuples_do():
+    # Before: torch.tensor([H, W]) was refused as no "(height, width)", and a tuple of its 0-d tensors
+    # (tuple(t), *t) too, though a numpy array of two sides was taken.
+    K = make_intrinsics(500.0, 500.0, 320.0, 240.0)
+    for old, new in ((torch.tensor([480, 640]), torch.tensor([200, 320])), (tuple(torch.tensor([480, 640])), np.array([200, 320]))):
+        assert torch.equal(resize_intrinsics(K, old, new), resize_intrinsics(K, (480, 640), (200, 320)))
+        plan = resize_crop_plan(old, new)
+        assert plan == ((240, 320), 20, 0) and all(type(n) is int for n in (*plan[0], *plan[1:]))  # Python's ints, not tensors
+    assert torch.equal(intrinsics_from_fov(60, *torch.tensor([48, 64])), intrinsics_from_fov(60, 48, 64))
+    for bad in (torch.tensor([True, True]), torch.tensor([[48, 64]]), torch.tensor([-48, 64])):
+        with pytest.raises(Gen3cInputError, match=r"^image size .* must be \(height, width\) in pixels, two positive numbers$"):
+            resize_crop_plan(bad, (20, 32))
 
 
 def test_fov_from_focal_refuses_focal_lengths_that_have_no_field_of_view():

@@ -50,10 +50,16 @@ def test_the_package_offers_what_its_all_lists_and_nothing_else():
 
 def test_estimate_validates_and_resizes():
     est = make_estimate(torch.arange(1, 13, dtype=torch.float32).reshape(3, 4))
-    with pytest.raises(ValueError, match="kind"):
-        DepthEstimate(est.depth, est.intrinsics, est.mask, "absolute", "x")
-    with pytest.raises(ValueError, match="mask"):
-        DepthEstimate(est.depth, est.intrinsics, est.mask[:2], "metric", "x")
+    # Each was a bare ValueError (a traceback from the command line), a numpy array an AttributeError,
+    # and a complex depth lost its imaginary part without a word: one Gen3cInputError line now.
+    for args, match in (((est.depth, est.intrinsics, est.mask, "absolute"), r"DepthEstimate kind must be one of metric, relative, got 'absolute'$"),
+                        ((est.depth, est.intrinsics, est.mask[:2], "metric"), r"DepthEstimate mask \(2, 4\) and depth \(3, 4\) differ in shape"),
+                        ((est.depth[None], est.intrinsics, est.mask, "metric"), r"DepthEstimate depth must be \(H, W\), got \(1, 3, 4\)$"),
+                        ((est.depth.to(torch.complex64), est.intrinsics, est.mask, "metric"), r"DepthEstimate depth holds complex64 values: pass real numbers")):  # fmt: skip
+        with pytest.raises(Gen3cInputError, match=rf"^{match}"):
+            DepthEstimate(*args, "x")
+    from_numpy = DepthEstimate(est.depth.numpy(), est.intrinsics.double().numpy(), est.mask.numpy(), "metric", "x")
+    assert torch.equal(from_numpy.depth, est.depth) and from_numpy.intrinsics.dtype == torch.float32 and torch.equal(from_numpy.mask, est.mask)
     small = est.resized((6, 2))
     assert small.depth.shape == (6, 2) and small.mask.shape == (6, 2)
     assert torch.allclose(small.intrinsics[0], torch.tensor([25.0, 0.0, 1.0]))
@@ -348,7 +354,7 @@ def test_a_float_tiff_depth_is_read_as_it_is_and_a_16_bit_one_as_a_png(tmp_path,
         load_depth(tmp_path / "npy.tif")
 
 
-@pytest.mark.parametrize("size", [None, 12, (12,), (12.5, 16), (0, 16), "12,16"])
+@pytest.mark.parametrize("size", [None, 12, (12,), (12.5, 16), (0, 16), "12,16", (True, 16)])  # (True was a 1-pixel side)
 def test_load_user_depth_and_parse_intrinsics_refuse_an_image_size_that_is_none(tmp_path, size):
     """image_size, the (H, W) the depth and intrinsics belong to, was unpacked unchecked: None,
     12 or (12,) were Python's "cannot unpack" errors, "12,16" parse_intrinsics' "invalid literal
@@ -530,6 +536,11 @@ def test_parse_intrinsics(tmp_path):
         parse_intrinsics("cam.txt", (480, 640))
     with pytest.raises(Gen3cInputError, match="focal length"):
         parse_intrinsics("-5,5,1,1", (480, 640))
+    # NaN or inf named the input (before make_intrinsics refused them under its own name "make_intrinsics fx")
+    (tmp_path / "nan.txt").write_text("nan 510 320 240\n")
+    for spec, shown in (("500,inf,320,240", "'500,inf,320,240'"), (str(tmp_path / "nan.txt"), ".*nan.txt'")):
+        with pytest.raises(Gen3cInputError, match=rf"^--intrinsics {shown} contain NaN or infinite values: pass finite fx, fy, cx, cy$"):
+            parse_intrinsics(spec, (480, 640))
     assert parse_intrinsics(None, (480, 640)) is None  # no camera given
 
 

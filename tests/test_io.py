@@ -1341,6 +1341,11 @@ def test_ply_mistakes_are_one_line_errors(tmp_path):
         ((pts, torch.full((5, 3), float("nan"))), r"write_ply colors span \[nan, nan\]: pass floats in \[-1, 1\] or uint8 0–255$"),
         ((pts, torch.full((5, 3), 200)), r"write_ply colors are int64: pass uint8 0–255 \(colors.to\(torch.uint8\)\) or floats in \[-1, 1\]$"),
         ((pts.to("meta"), cols), r"write_ply points is a meta tensor, which holds no values"),
+        # Before: written as they were (NaN, inf, or float64 1e300 as float32's inf), without a word.
+        *(((bad, cols), rf"^write_ply points hold NaN or infinite coordinates{beyond} \(2 of 5 points\): leave them out, keep = torch\.isfinite")
+          for bad, beyond in ((torch.cat([pts[:3], torch.tensor([[float("nan"), 0, 1], [0, float("-inf"), 1]])]), ""),
+                              (torch.cat([pts[:3].double(), torch.tensor([[1e300, 0, 1], [0, 0, float("nan")]], dtype=torch.float64)]),
+                               r" or beyond float32's ±3\.4e38"))),
     ]:
         with pytest.raises(Gen3cInputError, match=match):
             write_ply(tmp_path / "p.ply", *args)
@@ -1578,6 +1583,9 @@ def test_to_uint8_refuses_frames_it_would_garble_in_one_line():
         (torch.full((3, 4, 6), 200, dtype=torch.uint8), r"to_uint8 image is \(3, 4, 6\) uint8: .* it is 8-bit already: image.movedim\(-3, -1\).numpy\(\) is the array"),
         ((frames + 1) * 127.5, r"to_uint8 image reaches 255: it holds 0–255 colours, not \[-1, 1\]; pass image / 127.5 - 1"),
         (frames.to("meta"), r"to_uint8 image is a meta tensor, which holds no values"),
+        # NaN and -inf came out black without a word (a diverged run's frames), +inf was taken for 0–255 colours.
+        *((torch.cat([frames, torch.full((1, 3, 4, 6), v)]), rf"^to_uint8 image holds NaN or infinite values \(it spans \[{lo}, {hi}\]\): pass finite floats in \[-1, 1\]$")
+          for v, lo, hi in ((float("nan"), "nan", "nan"), (float("-inf"), "-inf", "1"), (float("inf"), "-1", "inf"))),
     ):  # fmt: skip
         with pytest.raises(Gen3cInputError, match=message):
             to_uint8(bad)

@@ -202,6 +202,13 @@ def test_prepare_source_checks_pose_and_resolution(scene):
         prepare_source(*scene, SIZE, w2c=torch.eye(4)[:3])  # before: kept as given, failing later
     with pytest.raises(Gen3cInputError, match=r"resolution '32x48' must be \(H, W\)"):
         prepare_source(*scene, "32x48")
+    # A resolution as a tensor or array of two sides was refused as no (H, W), though a tuple of numpy ints was taken.
+    expected = prepare_source(*scene, SIZE)
+    for resolution in (torch.tensor(SIZE), np.array(SIZE)):
+        assert torch.equal(prepare_source(*scene, resolution).image, expected.image)
+    for resolution in (torch.tensor([True, True]), torch.tensor([32.5, 48.0]), np.array([[32, 48]])):
+        with pytest.raises(Gen3cInputError, match=r"^prepare_source resolution .* must be \(H, W\), two positive whole numbers"):
+            prepare_source(*scene, resolution)
 
 
 def test_generate_video_refuses_mismatched_arguments_before_rendering(scene):
@@ -349,6 +356,11 @@ def test_a_run_records_numpy_numbers_as_json_numbers(scene, tmp_path):
     # A 0-d array (np.array(0.5), np.median(...) of an array kept as one) was its text "0.5" too.
     zero_d = [np.array(0.5), np.array(3, dtype=np.int16), np.array(True)]
     assert json.dumps(zero_d, default=json_default) == "[0.5, 3, true]"
+    # An array or tensor of more dimensions was its print, "[[1. 0.]\n [0. 1.]]" (cut with "..." past 1000 numbers).
+    arrays = {"K": np.eye(2), "mask": np.array([True, False]), "pose": torch.tensor([[1, 2]], dtype=torch.int32), "big": np.zeros(1001)}
+    save_outputs(result, tmp_path, "arrays", metadata=arrays)
+    record = json.loads((tmp_path / "arrays_run.json").read_text())
+    assert {k: record[k] for k in arrays} == {"K": [[1.0, 0.0], [0.0, 1.0]], "mask": [True, False], "pose": [[1, 2]], "big": [0.0] * 1001}
 
 
 def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_path):
@@ -889,6 +901,31 @@ def test_intrinsics_and_resolution_in_memory_forms_are_taken_as_their_text(box_s
         with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): setting 'intrinsics' " + match):
             gen3c.generate(image_path, intrinsics=bad, **common)
     assert len(taken) == 6
+    # Python's floats were made float32 first: (55.4, …) was recorded as '55.400001525878906,…'.
+    gen3c.generate(image_path, intrinsics=(55.4, 55.4, 80, 48), **common)
+    assert taken[-1].intrinsics == "55.4,55.4,80.0,48.0"
+
+
+def test_settings_given_as_0_d_tensors_or_arrays_are_taken_as_their_numbers(box_scene, tmp_path, monkeypatch):
+    """A setting that is a 0-d tensor or array (K[0, 0], np.median(...), torch.tensor(60.0)) was refused
+    as "setting 'fov' must be float, got a torch tensor of shape ()", and resolution= as a tensor or
+    array of two sides as "must be str", though numpy's numbers and an (H, W) tuple were taken."""
+    from gen3c.pipelines import request as request_module
+
+    image_path, depth_path, _, _ = box_scene
+    taken = []
+    monkeypatch.setattr(request_module, "run_request", lambda request, **kwargs: taken.append(request))
+    common = {"depth": depth_path, "video_save_folder": tmp_path, "generator": "preview"}
+    gen3c.generate(image_path, fov=60.0, num_video_frames=3, movement_distance=0.5, resolution=(32, 48), **common)
+    gen3c.generate(image_path, fov=torch.tensor(60.0), num_video_frames=np.array(3), movement_distance=np.array(0.5),
+                   resolution=torch.tensor([32, 48]), **common)  # fmt: skip
+    gen3c.generate(image_path, fov=np.float64(60.0), num_video_frames=torch.tensor(3), movement_distance=torch.tensor(0.5, dtype=torch.float64),
+                   resolution=np.array([32, 48]), **common)  # fmt: skip
+    plain = [(r.fov, r.num_video_frames, r.movement_distance, r.resolution) for r in taken]
+    assert plain == [(60.0, 3, 0.5, "32x48")] * 3 and all(type(r.num_video_frames) is int and type(r.fov) is float for r in taken)
+    for bad, match in ((torch.tensor([60.0]), r"must be float, got a torch tensor of shape \(1,\)"), (torch.tensor(True), "must be float, got bool 'True'")):
+        with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): setting 'fov' " + match):
+            gen3c.generate(image_path, fov=bad, **common)
 
 
 def parse_intrinsics_text(text: str) -> torch.Tensor:

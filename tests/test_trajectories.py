@@ -365,7 +365,7 @@ def test_one_keyframe_holds_the_camera_still():
         ({"w2c": torch.eye(4).expand(3, 4, 4) * 2}, "keyframe poses are not rigid"),
         ({"w2c": torch.eye(4)}, r"keyframe poses must be \(K, 4, 4\)"),
         ({"smoothness": 1.5}, "smoothness 1.5 must be between 0 and 1"),
-        ({"smoothness": float("nan")}, "smoothness nan is not a finite number"),
+        ({"smoothness": float("nan")}, r"smoothness nan is not a finite number: pass one, e\.g\. 0\.5$"),
         ({"query": [0.0, float("inf")]}, "query times contain NaN or infinite values"),
     ],
 )
@@ -378,7 +378,8 @@ def test_keyframe_arguments_are_checked_in_one_line(change, match):
 
 @pytest.mark.parametrize(
     "change, match",
-    [({"fps": 0.0}, "fps 0 must be a number of frames per second > 0"), ({"fps": float("nan")}, "fps nan"),
+    [({"fps": 0.0}, "fps 0 must be a number of frames per second > 0"),
+     ({"fps": float("nan")}, r"^the fps nan is not a finite number: pass one, e\.g\. 24$"),  # (was "e.g. 0.3", the movement distance's)
      ({"num_frames": 0}, "^num_frames must be a whole number ≥ 1, got 0$"),
      ({"fps": 10**400}, "the fps 1" + "0" * 35 + "… is not a finite number"),
      ({"num_frames": 10**12}, "^num_frames 1000000000000 is more than a run may ask for")],

@@ -117,10 +117,12 @@ def make_intrinsics(fx: float, fy: float, cx: float, cy: float, dtype: torch.dty
     500.0
     """
     values = {"fx": fx, "fy": fy, "cx": cx, "cy": cy}
-    # (NaN is left to validate_intrinsics, which the readers call naming their input)
     for name, value in values.items():  # a text was torch's "too many dimensions 'str'"
-        if _real_number(value) is None:
+        number = _real_number(value)
+        if number is None:
             raise Gen3cInputError(f"make_intrinsics {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels, e.g. 500.0")
+        if not math.isfinite(number):  # (was a matrix of NaN, refused only where a caller validated it)
+            raise Gen3cInputError(f"make_intrinsics {name} is {number:g}: pass fx, fy, cx, cy as finite numbers of pixels, e.g. 500.0")
     return torch.tensor([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]], dtype=dtype)
 
 
@@ -168,7 +170,7 @@ def intrinsics_from_fov(fov_degrees: float, height: int, width: int, axis: str =
         raise Gen3cInputError(f"intrinsics_from_fov axis {shown_value(axis)} is unknown: pass 'horizontal' (the fov spans the width) or 'vertical'")
     size = width if axis == "horizontal" else height
     f = focal_from_fov(fov_degrees, size)
-    _check_sizes((height, width))  # the side the fov does not span too: a negative one gave a K off the image
+    ((height, width),) = _check_sizes((height, width))  # the side the fov does not span too: a negative one gave a K off the image
     return make_intrinsics(f, f, width / 2.0, height / 2.0)
 
 
@@ -184,9 +186,12 @@ def intrinsics_from_nerfstudio(fx: float, fy: float, cx: float, cy: float) -> Te
     >>> intrinsics_from_nerfstudio(240.0, 240.0, 320.0, 240.0)[:2, 2].tolist()
     [319.5, 239.5]
     """
-    for name, value in (("cx", cx), ("cy", cy)):  # (None was Python's TypeError from the shift; NaN is left as make_intrinsics leaves it)
-        if _real_number(value) is None:
+    for name, value in (("fx", fx), ("fy", fy), ("cx", cx), ("cy", cy)):  # (None was Python's TypeError from the shift)
+        number = _real_number(value)
+        if number is None:
             raise Gen3cInputError(f"intrinsics_from_nerfstudio {name} is {describe_value(value)}: pass fx, fy, cx, cy as numbers of pixels")
+        if not math.isfinite(number):  # (named here, not as make_intrinsics' own argument)
+            raise Gen3cInputError(f"intrinsics_from_nerfstudio {name} is {number:g}: pass fx, fy, cx, cy as finite numbers of pixels")
     return make_intrinsics(fx, fy, cx - NERFSTUDIO_PIXEL_OFFSET, cy - NERFSTUDIO_PIXEL_OFFSET, dtype=torch.float64)
 
 
@@ -200,7 +205,7 @@ def intrinsics_from_nerfstudio_fov(fov_degrees: float, height: int, width: int) 
     [319.5, 239.5]
     """
     f = focal_from_fov(fov_degrees, height)
-    _check_sizes((height, width))  # (the width, which the fov does not span: None was Python's TypeError)
+    ((height, width),) = _check_sizes((height, width))  # (the width, which the fov does not span: None was Python's TypeError)
     return intrinsics_from_nerfstudio(f, f, width / 2.0, height / 2.0)
 
 
@@ -222,7 +227,7 @@ def lens_distortion_shift(K: Tensor, height: int, width: int, coefficients: tupl
     if K.shape != (3, 3):
         raise Gen3cInputError(f"lens_distortion_shift K must be one (3, 3) matrix, got shape {tuple(K.shape)}")
     validate_intrinsics(K, "lens_distortion_shift K")  # (fx = 0 divided by zero)
-    _check_sizes((height, width))
+    ((height, width),) = _check_sizes((height, width))
     # nerfstudio's distortion_params is a (6,) tensor; as Python's numbers, a bool one is no numbers
     listed = coefficients.tolist() if isinstance(coefficients, (Tensor, np.ndarray)) and not getattr(coefficients, "is_meta", False) else coefficients
     values = [_real_number(c) for c in listed] if isinstance(listed, (tuple, list)) else []
@@ -265,22 +270,38 @@ def scale_intrinsics(K: Tensor, scale_x: float, scale_y: float) -> Tensor:
     return S @ K
 
 
-def _check_sizes(*sizes: tuple[int, int]) -> None:
-    """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero)."""
+def _check_sizes(*sizes: tuple[int, int]) -> list[tuple[float, float]]:
+    """Refuse an image size (H, W) that is not two positive numbers (a 0 divided by zero); return
+    each as two Python numbers (a tensor's or numpy's too: ``torch.tensor([H, W])``, whose sides
+    were refused, and whose 0-d tensors made ``resize_crop_plan``'s sizes tensors)."""
+    checked = []
     for size in sizes:
+        if isinstance(size, Tensor) and size.ndim == 1 and not size.is_meta:
+            size = size.tolist()  # (a bool or complex one gives no real numbers: refused below)
         # (None was Python's "object of type 'NoneType' has no len()"; a numpy array of two sides is a size, as it was)
         if not isinstance(size, (tuple, list)) and not (isinstance(size, np.ndarray) and size.ndim == 1):
             raise Gen3cInputError(f"image size {shown_value(size)} must be (height, width) in pixels, two positive numbers")
-        if len(size) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in size):
+        sides = [side.item() if isinstance(side, (Tensor, np.generic)) and side.ndim == 0 and not getattr(side, "is_meta", False) else side for side in size]
+        if len(sides) != 2 or not all(isinstance(n, numbers.Real) and not isinstance(n, bool) and 0 < n < math.inf for n in sides):
             raise Gen3cInputError(f"image size {tuple(size)!r} must be (height, width) in pixels, two positive numbers")
+        checked.append(tuple(sides))
+    return checked
+
+
+def _whole_side(value: object) -> int:
+    """An image side as a Python int (numpy integers and 0-d integer tensors too); TypeError for
+    anything else, a bool included (``operator.index(True)`` is 1: a 1-pixel side, taken silently)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, Tensor) and value.dtype == torch.bool):
+        raise TypeError("a bool is no number of pixels")
+    return operator.index(value)
 
 
 def whole_image_size(value: object, name: str) -> tuple[int, int]:
     """``value``, an image's (H, W) given as an argument, as two Python ints ≥ 1 (numpy integers and
-    0-d integer tensors too), or a one-line refusal naming ``name``: None, one number, a text, or
-    12.5 pixels (which ``int()`` truncated without a word) are no size."""
+    0-d integer tensors too), or a one-line refusal naming ``name``: None, one number, a text, a
+    bool, or 12.5 pixels (which ``int()`` truncated without a word) are no size."""
     try:
-        height, width = (operator.index(n) for n in value)
+        height, width = (_whole_side(n) for n in value)
     except (TypeError, ValueError):  # (not two whole numbers)
         height = width = 0
     if isinstance(value, str) or min(height, width) < 1:
@@ -290,8 +311,7 @@ def whole_image_size(value: object, name: str) -> tuple[int, int]:
 
 def resize_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple[int, int]) -> Tensor:
     """Intrinsics after resizing an image from ``old_size`` to ``new_size`` (both (H, W))."""
-    _check_sizes(old_size, new_size)
-    (h0, w0), (h1, w1) = old_size, new_size
+    (h0, w0), (h1, w1) = _check_sizes(old_size, new_size)
     return scale_intrinsics(K, w1 / w0, h1 / h0)
 
 
@@ -318,8 +338,7 @@ def resize_crop_plan(old_size: tuple[int, int], new_size: tuple[int, int]) -> tu
     Returns:
         ``((resized_h, resized_w), top, left)``.
     """
-    _check_sizes(old_size, new_size)
-    (h0, w0), (h1, w1) = old_size, new_size
+    (h0, w0), (h1, w1) = _check_sizes(old_size, new_size)
     scale = max(h1 / h0, w1 / w0)
     rh, rw = max(h1, round(h0 * scale)), max(w1, round(w0 * scale))
     return (rh, rw), (rh - h1) // 2, (rw - w1) // 2
@@ -762,8 +781,13 @@ def quaternion_slerp(q0: Tensor, q1: Tensor, t: Tensor | float) -> Tensor:
     q1 = torch.nn.functional.normalize(q1.to(torch.float64), dim=-1)
     if not isinstance(t, (Tensor, np.ndarray)) and _real_number(t) is None:  # (None, a text: torch's raw TypeError)
         raise Gen3cInputError(f"quaternion_slerp t is {describe_value(t)}: pass a number or a tensor of them, 0 for q0 and 1 for q1")
+    if (t.dtype == torch.bool or t.is_complex()) if isinstance(t, Tensor) else isinstance(t, np.ndarray) and t.dtype.kind in "bc":
+        raise Gen3cInputError(f"quaternion_slerp t holds {str(t.dtype).removeprefix('torch.')} values: pass real numbers, 0 for q0 and 1 for q1")  # (bool ones were taken as 0 and 1)
     # A float t was a CPU tensor of shape (1,), which no CUDA q0 mixes with.
     t = torch.as_tensor(t, dtype=torch.float64, device=q0.device)[..., None]
+    for name, value in (("q0", q0), ("q1", q1), ("t", t)):  # (each gave a NaN quaternion without a word)
+        if not value.is_meta and not bool(torch.isfinite(value).all()):  # (a meta tensor holds no values to check)
+            raise Gen3cInputError(f"quaternion_slerp {name} holds NaN or infinite values: pass finite (w, x, y, z) quaternions and t (0 for q0, 1 for q1)")
     dot = (q0 * q1).sum(-1, keepdim=True)
     q1 = torch.where(dot < 0, -q1, q1)
     theta = torch.arccos(dot.abs().clamp(max=1.0))
@@ -913,6 +937,15 @@ def _as_real(value: object, name: str) -> Tensor:
         if len(shapes) > 1:
             raise Gen3cInputError(f"{name} is a list of {len(items)} items of shapes {', '.join(map(str, shapes[:3]))}: pass items of one shape")
         value = torch.stack([t.to(items[0].device) for t in items])
+    elif isinstance(value, (list, tuple)):
+        # Python's floats are float64: torch.as_tensor made them float32 (its default dtype) first, so
+        # as_float64([[1000.1, …]]) was 1000.0999755859375; numpy keeps them as they are.
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError):  # (ragged: torch.as_tensor below refuses it too)
+            array = None
+        if array is not None and array.dtype.kind in "biufc":
+            value = array
     try:
         tensor = torch.as_tensor(value)
     except (TypeError, ValueError, RuntimeError):
@@ -968,7 +1001,7 @@ class Cameras:
             raise Gen3cInputError(f"Cameras.K must be (3, 3) or (N, 3, 3) with N={len(self.w2c)}, got {tuple(self.K.shape)}")
         given = (self.height, self.width)
         try:
-            self.height, self.width = operator.index(self.height), operator.index(self.width)  # numpy ints too
+            self.height, self.width = _whole_side(self.height), _whole_side(self.width)  # numpy ints too
         except TypeError:
             self.height = self.width = 0
         if self.height < 1 or self.width < 1:

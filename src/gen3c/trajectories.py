@@ -71,21 +71,22 @@ def _check_num_frames(num_frames: object) -> int:
 
 def check_fps(fps: object) -> float:
     """``fps`` as a float, or a one-line :class:`Gen3cInputError` unless it is a finite number > 0."""
-    fps = _finite(fps, "fps")
+    fps = _finite(fps, "fps", "24")
     if fps <= 0:
         raise Gen3cInputError(f"fps {fps:g} must be a number of frames per second > 0")
     return fps
 
 
-def _finite(value: object, name: str) -> float:
-    """``value`` as a finite float (a Python or numpy number, a one-element tensor)."""
+def _finite(value: object, name: str, example: str) -> float:
+    """``value`` as a finite float (a Python or numpy number, a one-element tensor); the refusal
+    suggests ``example`` (every setting's was the movement distance's 0.3: "the fps nan … e.g. 0.3")."""
     try:
         number = None if isinstance(value, (str, bytes, bool)) else float(value)
     except (TypeError, ValueError, RuntimeError, OverflowError):  # OverflowError: an int beyond float's range (10**400)
         number = None
     if number is None or not math.isfinite(number):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:36] + "…"
-        raise Gen3cInputError(f"the {name} {shown} is not a finite number: pass one, e.g. 0.3")
+        raise Gen3cInputError(f"the {name} {shown} is not a finite number: pass one, e.g. {example}")
     return number
 
 
@@ -103,7 +104,7 @@ def preset_offsets(trajectory: str, num_frames: int, distance: float, center_dep
     if trajectory not in PRESETS:
         raise Gen3cInputError(f"unknown trajectory {shown_value(trajectory)}: choose one of {', '.join(PRESETS)}")
     _check_num_frames(num_frames)
-    distance, center_depth = (_finite(v, name) for name, v in (("movement distance", distance), ("centre depth", center_depth)))
+    distance, center_depth = (_finite(v, name, example) for name, v, example in (("movement distance", distance, "0.3"), ("centre depth", center_depth, "1")))
     if center_depth <= 0:
         raise Gen3cInputError(f"the centre depth {shown_value(center_depth)} must be > 0: it is the look-at depth in front of the camera (GEN3C: 1)")
     n = int(num_frames)
@@ -288,7 +289,7 @@ def center_depth_for(trajectory_scale: str, median_depth: float | None, depth_ki
             f"the path is scaled by the source view's median depth ({how}), but no pixel of it has a valid depth: "
             "check the depth input, or pass --trajectory_scale gen3c"
         )
-    median = _finite(median_depth, "median depth")
+    median = _finite(median_depth, "median depth", "2.5")
     if median <= 0:
         raise Gen3cInputError(f"the median depth {median:g} must be > 0: pass the depth's median over its valid pixels")
     return median
@@ -361,7 +362,7 @@ def check_keyframes(keyframes_w2c: Tensor, times: Tensor, smoothness: float) -> 
         raise Gen3cInputError(f"keyframe times {_seconds(times)} contain NaN or infinite values: give each keyframe a time in seconds")
     if not (times[1:] > times[:-1]).all():
         raise Gen3cInputError(f"keyframe times {_seconds(times)} must be strictly increasing: give each keyframe its own time")
-    smoothness = _finite(smoothness, "smoothness")
+    smoothness = _finite(smoothness, "smoothness", "0.5")
     if not 0.0 <= smoothness <= 1.0:
         raise Gen3cInputError(f"smoothness {smoothness:g} must be between 0 and 1 (0: straight segments, 1: Catmull–Rom)")
     return w2c, times, smoothness

@@ -68,19 +68,21 @@ class DepthEstimate:
     __repr__ = dataclass_repr
 
     def __post_init__(self) -> None:
+        # One Gen3cInputError line each (a numpy array was an AttributeError at .float(), a complex
+        # depth lost its imaginary part without a word, a wrong shape or kind a bare ValueError).
+        self.depth = as_float32(self.depth, "DepthEstimate depth")
+        self.intrinsics = as_float32(self.intrinsics, "DepthEstimate intrinsics")
+        self.mask = torch.as_tensor(self.mask).bool()
         if self.depth.ndim != 2:
-            raise ValueError(f"depth must be (H, W), got {tuple(self.depth.shape)}")
+            raise Gen3cInputError(f"DepthEstimate depth must be (H, W), got {tuple(self.depth.shape)}")
         if tuple(self.mask.shape) != tuple(self.depth.shape):
-            raise ValueError(f"mask {tuple(self.mask.shape)} and depth {tuple(self.depth.shape)} differ in shape")
+            raise Gen3cInputError(f"DepthEstimate mask {tuple(self.mask.shape)} and depth {tuple(self.depth.shape)} differ in shape: pass one flag a pixel")
         if tuple(self.intrinsics.shape) != (3, 3):
-            raise ValueError(f"intrinsics must be (3, 3), got {tuple(self.intrinsics.shape)}")
+            raise Gen3cInputError(f"DepthEstimate intrinsics must be (3, 3) in pixels of the depth, got {tuple(self.intrinsics.shape)}")
         if self.kind not in DEPTH_KINDS:
-            raise ValueError(f"kind must be one of {DEPTH_KINDS}, got {self.kind!r}")
+            raise Gen3cInputError(f"DepthEstimate kind must be one of {', '.join(DEPTH_KINDS)}, got {shown_value(self.kind)}")
         if self.intrinsics_from not in INTRINSICS_SOURCES:
-            raise ValueError(f"intrinsics_from must be one of {INTRINSICS_SOURCES}, got {self.intrinsics_from!r}")
-        self.depth = self.depth.float()
-        self.intrinsics = self.intrinsics.float()
-        self.mask = self.mask.bool()
+            raise Gen3cInputError(f"DepthEstimate intrinsics_from must be one of {', '.join(INTRINSICS_SOURCES)}, got {shown_value(self.intrinsics_from)}")
 
     @property
     def size(self) -> tuple[int, int]:

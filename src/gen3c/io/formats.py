@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -74,11 +75,15 @@ def json_default(value: Any) -> Any:
     """``json.dumps``' ``default=`` for gen3c's records: numpy's numbers and bools as JSON's numbers
     and booleans (a setting of ``np.float32(0.5)`` from Python is ``0.5``, not the text ``"0.5"``),
     a 0-d array (``np.array(0.5)``, what numpy's reductions of arrays often give) as its one number,
-    anything else JSON has no type for as its text (a path, a dtype)."""
+    an array or tensor of more dimensions as nested lists (its text was numpy's or torch's print,
+    cut with "..." beyond 1000 numbers), anything else JSON has no type for as its text (a path, a dtype)."""
     import numpy as np
 
-    if isinstance(value, np.ndarray) and value.ndim == 0:
-        value = value[()]  # its numpy number
+    torch = sys.modules.get("torch")  # (a tensor can only come from a process that imported torch)
+    if torch is not None and isinstance(value, torch.Tensor) and not value.is_meta:
+        return value.tolist()  # (a 0-d tensor gives its Python number)
+    if isinstance(value, np.ndarray):
+        return value.tolist()  # (Python's numbers, what JSON has no type for passed back here; a 0-d array its one number)
     plain = python_scalar(value)
     return plain if isinstance(plain, (int, float, bool)) else str(value)
 

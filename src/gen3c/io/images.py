@@ -747,7 +747,9 @@ def _check_float_frames(image: object, name: str) -> None:
     if image.is_meta or not image.numel():
         return  # (plain_tensor refuses a meta tensor; an empty one has no values to check)
     values = plain_tensor(image, name)
-    hi = float((values.float() if values.element_size() == 1 else values).amax())  # (float8 has no amax of its own)
+    lo, hi = (float(v) for v in torch.aminmax(values.float() if values.element_size() == 1 else values))  # (float8 has no aminmax of its own)
+    if not (math.isfinite(lo) and math.isfinite(hi)):  # (NaN and -inf came out black, +inf was taken for 0–255 colours)
+        raise Gen3cInputError(f"{name} holds NaN or infinite values (it spans [{lo:g}, {hi:g}]): pass finite floats in [-1, 1]")
     if hi > 2:  # (a little past 1 is a generator's overshoot, clipped as before)
         raise Gen3cInputError(f"{name} reaches {hi:.4g}: it holds 0–255 colours, not [-1, 1]; pass image / 127.5 - 1")
 

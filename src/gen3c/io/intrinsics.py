@@ -349,6 +349,8 @@ def _from_values(values: list[Any], name: str, what: str) -> Tensor:
         numbers = []
     if len(numbers) not in (4, 9, 16):
         raise Gen3cInputError(f"{name} {what!r} must hold {_NUMBERS}")
+    if not all(map(math.isfinite, numbers)):  # (named here: make_intrinsics would name its own fx, not this input)
+        raise Gen3cInputError(f"{name} {what!r} contain NaN or infinite values: pass finite fx, fy, cx, cy")
     if len(numbers) == 16:
         numbers = unpad_intrinsics(np.asarray(numbers).reshape(4, 4), f"{name} {what!r}").reshape(-1).tolist()
     K = make_intrinsics(*numbers) if len(numbers) == 4 else torch.tensor(numbers, dtype=torch.float32).reshape(3, 3)

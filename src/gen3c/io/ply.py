@@ -42,6 +42,13 @@ def write_ply(path: str | os.PathLike, points: Tensor, colors: Tensor) -> None:
         span, hint = outside
         raise Gen3cInputError(f"write_ply colors span {span}: pass floats in [-1, 1] or uint8 0–255{hint}")
     pts = points.float().cpu().numpy()
+    finite = np.isfinite(pts).all(axis=1)
+    if not finite.all():  # (were written as they were: viewers and meshers choke on them or frame the cloud on them)
+        beyond = " or beyond float32's ±3.4e38" if points.dtype == torch.float64 else ""
+        raise Gen3cInputError(
+            f"write_ply points hold NaN or infinite coordinates{beyond} ({int((~finite).sum())} of {len(pts)} points): "
+            "leave them out, keep = torch.isfinite(points).all(1); write_ply(path, points[keep], colors[keep])"
+        )
     if colors.dtype == torch.uint8:
         rgb = colors.cpu().numpy()
     else:

@@ -220,6 +220,8 @@ def prepare_source(
         w2c = validate_poses(_camera_matrix(w2c, "prepare_source w2c"), "prepare_source w2c")
         if w2c.shape != (4, 4):
             raise Gen3cInputError(f"prepare_source w2c has shape {tuple(w2c.shape)}: pass one (4, 4) world-to-camera pose")
+    if (isinstance(resolution, np.ndarray) or (isinstance(resolution, Tensor) and not resolution.is_meta)) and resolution.ndim == 1:
+        resolution = resolution.tolist()  # (torch.tensor([H, W]) or np.array([H, W]) was refused, a tuple of numpy ints taken)
     if not (isinstance(resolution, (tuple, list)) and len(resolution) == 2 and all(_is_positive_int(v) for v in resolution)):
         raise Gen3cInputError(f"prepare_source resolution {shown_value(resolution)} must be (H, W), two positive whole numbers, e.g. (704, 1280)")
     resolution = tuple(int(v) for v in resolution)

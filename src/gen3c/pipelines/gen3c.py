@@ -98,6 +98,11 @@ from gen3c.summary import dataclass_repr
 OUTPUT_TYPES = ("pt", "np", "pil", "latent")
 #: Tags the seed's stream of ``noise_aug_strength`` noise apart from the sampler's (ASCII "bufn").
 BUFFER_NOISE_STREAM = 0x6275666E
+#: A latent beyond ± this (or NaN) while sampling means the run diverged (:meth:`Gen3cPipeline.denoise`):
+#: the noisiest step holds N(0, 80²) noise (its extreme over GEN3C-7B's 3.6 M latent values ≈ ±430) and
+#: clean latents lie within a few units (``sigma_data`` 0.5). ``--guidance 1e30`` passes it at step 1;
+#: on a GPU it decoded to a finite video of nothing, on the CPU to NaN.
+DIVERGED_LATENT = 1e4
 
 
 def compute_device(device: str | torch.device | None = None) -> torch.device:
@@ -930,6 +935,8 @@ class Gen3cPipeline(DiffusionPipeline):
 
         guide_denoised = None  # c_out·(cond − uncond) of the last step that ran both branches
         self._interrupt, self._num_timesteps = False, len(timesteps)
+        # The first step whose latents diverged (len(timesteps): none), kept on the device: read once after the loop, no sync per step
+        diverged_at = torch.full((), len(timesteps), dtype=torch.long, device=device)
         if self.step_cache is not None and guidance != 0:  # (set on the pipeline, apart from these arguments)
             check_step_cache_guidance(self.step_cache.spec, guidance_every, guidance_batch)
         if self.step_cache is not None:
@@ -969,6 +976,8 @@ class Gen3cPipeline(DiffusionPipeline):
                     # In the conditioned frame, an output whose denoised estimate is the clean latent.
                     out = ind * ((gt - c_skip * new_xt) / c_out) + (1 - ind) * out
                     xt = scheduler.step(out, t, new_xt, return_dict=False)[0].float()
+                    diverged = ~(xt.abs().amax() <= DIVERGED_LATENT) & (diverged_at == len(timesteps))  # (NaN too)
+                    diverged_at = torch.where(diverged, i, diverged_at)
                     if callback_on_step_end is not None:
                         tensors = {"latents": xt, "prompt_embeds": text, "negative_prompt_embeds": uncond_text if guidance != 0 else None}
                         tensors = self._call_step_end(callback_on_step_end, callback_on_step_end_tensor_inputs, i, t, tensors)
@@ -981,6 +990,8 @@ class Gen3cPipeline(DiffusionPipeline):
             self._current_timestep = None
             if self.step_cache is not None:
                 self.step_cache.end()
+        if (step := int(diverged_at)) < len(timesteps):
+            raise _diverged(guidance, step, len(timesteps))
         return xt
 
     def _call_step_end(
@@ -1118,6 +1129,8 @@ class Gen3cPipeline(DiffusionPipeline):
                 image.float(), buffer_colors.float(), buffer_masks.float(), noise_aug_strength=float(noise_aug_strength),
                 noise_generator=self.buffer_noise_generator(seed=seed, generator=generator, chunk=int(chunk)) if noise_aug_strength > 0 else None,
             )  # fmt: skip
+        if noise_aug_strength > 0 and not bool(torch.isfinite(buffer_latents).all()):  # (else a NaN run the sampler would blame on --guidance or the weights)
+            raise _non_finite_buffers(float(noise_aug_strength))
         # 4. Sample
         with self._out_of_memory_as_error("sampling with the DiT"):
             latents = self.denoise(
@@ -1485,6 +1498,26 @@ def _non_finite_frames(guidance: float, noise_aug_strength: float) -> Exception:
                                   ("a --noise_aug_strength nearer GEN3C's 0", noise_aug_strength > 100)) if far]  # fmt: skip
     if fixes:
         return Gen3cInputError(f"{said}: pass {' and '.join(fixes)}")
+    return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
+
+
+def _non_finite_buffers(noise_aug_strength: float) -> Exception:
+    """The error for buffers that encoded to NaN or infinite latents once noised: a
+    ``noise_aug_strength`` far past GEN3C's 0 (``1e308`` overflows the noised colours) is the
+    user's to bring back, else the tokenizer is at fault."""
+    said = f"the buffers noised with --noise_aug_strength {noise_aug_strength:g} encoded to NaN or infinite latents"
+    if noise_aug_strength > 100:
+        return Gen3cInputError(f"{said}: pass a --noise_aug_strength nearer GEN3C's 0")
+    return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
+
+
+def _diverged(guidance: float, step: int, num_steps: int) -> Exception:
+    """The error for a run whose latents passed :data:`DIVERGED_LATENT` (or became NaN) at ``step``:
+    a ``guidance`` far past GEN3C's 1 is the user's to bring back, else the model is at fault."""
+    said = (f"sampling diverged at step {step + 1} of {num_steps} (--guidance {guidance:g}): its latents passed "
+            f"±{DIVERGED_LATENT:g} or became NaN, which decode to no picture")  # fmt: skip
+    if abs(guidance) > 100:
+        return Gen3cInputError(f"{said}: pass a --guidance nearer GEN3C's 1")
     return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
 
 

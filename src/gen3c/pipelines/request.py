@@ -1474,6 +1474,8 @@ def _setting_text(key: str, value: Any, where: str) -> Any:
         return str(value)
     # Each was "setting 'resolution' must be str, got a tuple of 2 items", though prepare_source takes
     # resolution=(H, W), and a K in memory had to be spelt out as text.
+    if key == "resolution" and isinstance(value, (np.ndarray, torch.Tensor)) and value.ndim == 1 and not getattr(value, "is_meta", False):
+        value = value.tolist()  # (as prepare_source takes np.array([H, W]) or torch.tensor([H, W]))
     if key == "resolution" and isinstance(value, (tuple, list)):
         if len(value) != 2 or not all(is_whole_number(v) for v in value):
             raise Gen3cInputError(f"{where}: setting 'resolution' is {describe_value(value)}: pass (H, W), two whole numbers, e.g. (704, 1280), or 'HxW'")

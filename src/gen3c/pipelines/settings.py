@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import numbers
 import os
+import sys
 from collections.abc import Collection
 from dataclasses import asdict, dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -278,6 +279,16 @@ def _input_video_rate(request: GenerationRequest) -> float | None:
     return video_rate(mp4)
 
 
+def _zero_d_number(value: Any) -> Any:
+    """A 0-d array or tensor (``np.median(depth)``, ``torch.tensor(60.0)``, ``K[0, 0]``) as its one
+    number, as numpy's numbers are taken; it was refused as "must be float, got a torch tensor of
+    shape ()". Anything else as it is."""
+    torch = sys.modules.get("torch")  # (a tensor can only come from a process that imported torch)
+    if torch is not None and isinstance(value, torch.Tensor) and value.ndim == 0 and not value.is_meta:
+        return value.item()
+    return value[()] if isinstance(value, np.ndarray) and value.ndim == 0 else value
+
+
 def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
     """Check one setting against its annotation (as written in this module)."""
     optional = "None" in annotation
@@ -286,6 +297,7 @@ def _coerce(key: str, value: Any, annotation: str, name: str) -> Any:
             return None
         raise Gen3cInputError(f"{name}: setting {key!r} is null (None): give it a value, or leave it out for its default")
     base = annotation.replace(" | None", "")
+    value = _zero_d_number(value)
     # is_whole_number / numbers.Real: numpy's scalars too (a notebook's np.int64 frame count).
     whole = is_whole_number(value)
     ok = {
