@@ -426,9 +426,10 @@ def _stop_as_a_peer_left(exc: BaseException) -> None:
     rank = _other_rank()
     if rank is not None:
         _wait_for_rank_0_to_fail(1)
+    kept = "".join(f"; {escape(str(line))}" for line in getattr(exc, "__notes__", ()))  # (rank 0's kept chunks: run_request's note)
     console.print(
         f"[bold red]{'' if rank is None else f'rank {rank}: '}error:[/] another rank of this run stopped (its own line, or "
-        "torchrun's summary of the failed ranks, says why), so this one stops too",
+        f"torchrun's summary of the failed ranks, says why), so this one stops too{kept}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     raise typer.Exit(code=1) from None

@@ -77,7 +77,7 @@ from gen3c.pipelines.options import (
     check_speed_device,
     refuse_gen3c_only,
 )
-from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
+from gen3c.pipelines.resume import CLI_RESUMES, ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
 from gen3c.pipelines.settings import MIN_FPS as MIN_FPS
@@ -1074,6 +1074,7 @@ class RunStage:
         self.name = name
         self.request = request
         self.generator: Any = None
+        self.partial: PartialRun | None = None  # a long run's kept chunks, once it generates: said when it stops (run_request)
 
     def progress(self, progress: ProgressFactory | None) -> ProgressFactory | None:
         """``progress``, noting each stage it starts ("Chunk 2/3: rendering 3D cache" → "rendering
@@ -1153,6 +1154,7 @@ def run_request(
     restart_changed: bool = False,
     source_notes: Sequence[str] = (),
     grant_trust: str | None = CLI_GRANTS_TRUST,
+    resume_with: str | None = CLI_RESUMES,
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
@@ -1177,18 +1179,40 @@ def run_request(
             run record lists before the run's own (:func:`run_record`).
         grant_trust: how the caller's user allows a legacy pickled ``.pt`` sample, said when one
             is refused (:func:`read_input`): the command line's flag by default.
+        resume_with: how the caller's user continues a long run cut short (the command line's
+            ``--resume`` by default), said when the run stops (an error, Ctrl-C) with how many
+            chunks are kept where; None: the caller does not resume (the GUI), nothing is said.
     """
     from gen3c.io.atomic import removed_if_left_empty
     from gen3c.parallel import is_main_process
 
     # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
     stage = RunStage("reading the input", request)
-    with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
-        notes.extend(source_notes)
-        with out_of_memory_as_error(stage):
-            return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
-                                keep_frames=keep_frames, resume=resume, restart_changed=restart_changed, notes=notes,
-                                grant_trust=grant_trust, stage=stage)  # fmt: skip
+    try:
+        with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
+            notes.extend(source_notes)
+            with out_of_memory_as_error(stage):  # (its error, too, is told what is kept)
+                return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
+                                    keep_frames=keep_frames, resume=resume, restart_changed=restart_changed, notes=notes,
+                                    grant_trust=grant_trust, resume_with=resume_with, stage=stage)  # fmt: skip
+    except BaseException as exc:
+        kept = stage.partial.kept_line() if stage.partial is not None else ""
+        if kept:
+            say_kept(exc, kept)
+        raise
+
+
+def say_kept(exc: BaseException, kept: str) -> None:
+    """Add ``kept`` (:meth:`~gen3c.pipelines.resume.PartialRun.kept_line`) to what the error or
+    interrupt a long run stopped on says: an interrupt's message is it (the command line prints
+    "interrupted: " before it), a one-line error's ends with it, any other error (a bug, a GPU
+    driver's) shows it as a note below its traceback, which the command line prints."""
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM (errors.Terminated), of its type still
+        exc.args = (kept,)
+    elif isinstance(exc, Gen3cInputError):
+        exc.args = (f"{exc}; {kept}",)
+    else:
+        exc.add_note(kept)
 
 
 def _run_request(
@@ -1203,6 +1227,7 @@ def _run_request(
     restart_changed: bool,
     notes: list[str],
     grant_trust: str | None,
+    resume_with: str | None,
     stage: RunStage,
 ) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
@@ -1271,7 +1296,7 @@ def _run_request(
     if num_chunks > 1:
         partial = PartialRun.open(
             request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents(),
-            generator_settings=settings, restart_changed=restart_changed,
+            generator_settings=settings, restart_changed=restart_changed, resume_with=resume_with,
         )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
@@ -1290,6 +1315,7 @@ def _run_request(
             # (A generator with its own chunk has checked the flag against it: it changes nothing there either way.)
             note(f"--chunk_frames {request.chunk_frames}: the run has only {T} frames; making them in one chunk", stacklevel=2)
     try:
+        stage.partial = partial
         # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
         num_buffers = scene.plan.buffers_for(num_chunks)
         with OutputWriter(
@@ -1315,15 +1341,11 @@ def _run_request(
             stage.name = "writing the outputs"
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
             paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
-    except BaseException as exc:
+    except BaseException:
         if partial is not None:
             partial.release()
         if partial is not None and not partial.recount():
-            partial.remove()  # nothing finished: nothing worth keeping
-        elif partial is not None and isinstance(exc, KeyboardInterrupt):
-            raise type(exc)(  # Ctrl-C or SIGTERM (errors.Terminated), as it came
-                f"{partial.finished} of {partial.num_chunks} chunks {'is' if partial.finished == 1 else 'are'} kept in {quoted_path(partial.path)}: run the same command with --resume to continue"
-            ) from None
+            partial.remove()  # nothing finished: nothing worth keeping (run_request says what is kept otherwise)
         raise
     if partial is not None:
         partial.remove()
