@@ -384,8 +384,8 @@ def _refuse_torchrun(command: str, work: str) -> None:
     """Refuse a launch of several processes for a command that runs in one: each process did all
     of it into the same outputs (two ranks of `gen3c eval` took each other for another run writing
     its report folder and one stopped, saying so; `gen3c gui` would serve two GUIs; `gen3c demo`
-    was told to pass --num_gpus, which it has no flag for)."""
-    if "WORLD_SIZE" not in os.environ:  # a plain run: torch is not imported for the check
+    was told to pass --num_gpus, which it has no flag for); ``srun -n 2`` too."""
+    if "WORLD_SIZE" not in os.environ and "SLURM_STEP_NUM_TASKS" not in os.environ:  # a plain run: torch is not imported for the check
         return
     from gen3c.parallel import refuse_several_processes
 
