@@ -74,6 +74,39 @@ def test_killed_run_resumes_to_the_identical_video(tmp_path, uninterrupted, sig)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4", "demo_cameras.json", "demo_run.json"]
 
 
+def test_a_rank_whose_torchrun_was_killed_stops_and_says_what_it_kept(tmp_path):
+    """torchrun killed outright (SIGKILL: no signal passed on) once chunk 1 was kept: its worker
+    (here the demo under a shell standing in for torchrun, TORCHELASTIC_RUN_ID set as torchrun
+    sets it) stops within seconds as on torchrun's SIGTERM, saying which chunks are kept and
+    --resume. (It ran on without its launcher; a rank waiting on a peer waited gloo's 30 minutes.)"""
+    log = tmp_path / "log.txt"
+    env = child_env(OMP_NUM_THREADS="1", TORCHELASTIC_RUN_ID="test")
+    command = f'"{sys.executable}" -m gen3c {" ".join(DEMO)} --video_save_folder "{tmp_path}" > "{log}" 2>&1 & echo $!; wait'
+    launcher = subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, text=True, env=env)
+    worker = int(launcher.stdout.readline())
+    chunk0 = partial_dir(tmp_path, "demo") / "chunk_0000"
+    deadline = time.monotonic() + 120
+    while not chunk0.is_dir():
+        assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.01)
+    launcher.kill()
+    launcher.wait()
+    gone = time.monotonic() + 15
+
+    def running() -> bool:
+        try:
+            return Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    while running():
+        assert time.monotonic() < gone, "the worker runs on without its launcher"
+        time.sleep(0.1)
+    output = " ".join(log.read_text().split())
+    assert f"terminated: 1 of 2 chunks is kept in {str(partial_dir(tmp_path, 'demo'))!r}: run the same command with --resume to continue" in output
+    assert not (tmp_path / "demo.mp4").exists()
+
+
 class Interrupting(PreviewGenerator):
     """The preview, pressing Ctrl-C (or failing) when asked for chunk ``stop_at`` (0-based)."""
 

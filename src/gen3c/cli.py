@@ -34,6 +34,7 @@ from gen3c.errors import (
     path_to_copy,
     quoted,
     quoted_path,
+    stop_when_the_launcher_is_gone,
     unusable_path_error,
 )
 from gen3c.progress import progress_bars
@@ -2048,6 +2049,8 @@ def main() -> None:
 
 
 def _run_app() -> None:
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a rank of torchrun (which sets it): it ends with torchrun (SIGTERM's handler is in place)
+        stop_when_the_launcher_is_gone()
     try:
         with imports_without_collection():
             app()
