@@ -121,6 +121,8 @@ INPUT_KINDS = ("image", "sample", "vipe", "multiview")
 #: said when one is refused (:func:`read_input`): the command line, and :func:`generate` from Python.
 CLI_GRANTS_TRUST = "pass --trust_checkpoint"
 PYTHON_GRANTS_TRUST = "pass trust_checkpoint=True"
+#: How :func:`generate`'s caller continues a long run that stopped (the command line's: ``CLI_RESUMES``).
+PYTHON_RESUMES = "call gen3c.generate() again with resume=True"
 
 
 @dataclass
@@ -1388,6 +1390,7 @@ def generate(
     video_save_name: str | None = None,
     progress: bool | ProgressFactory = True,
     keep_loaded: bool = True,
+    resume: bool = False,
     **settings: Any,
 ) -> RunOutput:
     """A camera-controlled video from an image in one call: ``gen3c generate --generator gen3c`` from Python.
@@ -1430,6 +1433,9 @@ def generate(
         keep_loaded: keep the generator's model loaded after the call for the next one with the
             same model settings (one model at a time: other settings replace it); False frees it
             (and its GPU memory) when the call returns.
+        resume: continue the long run (several chunks) of the same call that stopped (an error,
+            Ctrl-C), from the chunks it kept (``NAME.partial/``), as ``gen3c generate --resume``;
+            a call that stops after keeping one says so.
         settings: any other ``gen3c generate`` setting by its flag name: the run's
             (``trajectory``, ``movement_distance``, ``num_video_frames``, ``fov``, ``seed``, …)
             and the gen3c generator's (``checkpoint_dir``, ``guidance``, ``num_steps``,
@@ -1444,11 +1450,11 @@ def generate(
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
     with spelled(keyword_spelling):  # worded for gen3c generate (--seed): this call's keyword arguments (seed=)
-        return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
+        return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, resume, settings)
 
 
 def _generate(image, depth, generator: str, video_save_folder, video_save_name: str | None, progress: bool | ProgressFactory,
-              keep_loaded: bool, settings: dict[str, Any]) -> RunOutput:  # fmt: skip
+              keep_loaded: bool, resume: bool, settings: dict[str, Any]) -> RunOutput:  # fmt: skip
     """:func:`generate`, its refusals worded for the command line."""
     where = "gen3c.generate()"
     # ("false" would draw bars; a factory was taken for True; progress(n) failed at the first stage in a TypeError)
@@ -1457,6 +1463,8 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
         raise Gen3cInputError(f"{where}: progress is {given}: pass True (bars), False (quiet) or a callable progress(stage, total) -> advance(n=1)")
     if not isinstance(video_save_folder, (str, os.PathLike)):
         raise Gen3cInputError(f"{where}: video_save_folder is {describe_value(video_save_folder)}: pass a folder path")
+    if not isinstance(resume, bool):  # ("false" would resume)
+        raise Gen3cInputError(f"{where}: resume is {describe_value(resume)}: pass True or False")
     image_file = isinstance(image, (str, os.PathLike))
     depth_file = depth is None or isinstance(depth, (str, os.PathLike))
     in_memory = (None if image_file else image, None if depth_file else depth)
@@ -1486,10 +1494,10 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     try:
         if progress is True:
             with progress_bars() as bars:  # the command line's stages, on stderr
-                return run_request(request, generators=GENERATE_POOL, progress=bars, grant_trust=PYTHON_GRANTS_TRUST)
+                return run_request(request, generators=GENERATE_POOL, progress=bars, resume=resume, grant_trust=PYTHON_GRANTS_TRUST, resume_with=PYTHON_RESUMES)
         factory = (lambda stage, total: lambda n=1: None) if progress is False else progress
         with libraries_quiet():  # diffusers' and transformers' bars too
-            return run_request(request, generators=GENERATE_POOL, progress=factory, grant_trust=PYTHON_GRANTS_TRUST)
+            return run_request(request, generators=GENERATE_POOL, progress=factory, resume=resume, grant_trust=PYTHON_GRANTS_TRUST, resume_with=PYTHON_RESUMES)
     finally:
         if not keep_loaded:
             GENERATE_POOL.clear()
