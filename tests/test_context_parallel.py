@@ -291,10 +291,13 @@ def test_generate_and_train_under_srun_tasks_name_torchrun_per_node(box_scene, t
     assert res.exit_code == 2, res.output
     assert " ".join(res.output.split()) == (
         "error: gen3c generate was started by srun as one of 2 tasks (SLURM_STEP_NUM_TASKS=2), each of which would make the whole video "
-        "into the same outputs: start one task per node and torchrun in it, which starts a process per GPU (`srun --ntasks-per-node=1 "
-        "torchrun --nproc_per_node=2 -m gen3c generate … --num_gpus 2`), or one task for one GPU (`srun --ntasks=1 gen3c generate …`)"
+        "into the same outputs: start it as one task (`srun --ntasks=1 gen3c generate …`), or, to split --generator gen3c across GPUs, "
+        "start one task per node and torchrun in it, which starts a process per GPU (`srun --ntasks-per-node=1 torchrun "
+        "--nproc_per_node=2 -m gen3c generate … --num_gpus 2`)"
     )
     assert not (tmp_path / "a").exists()
+    with pytest.raises(Gen3cInputError, match=r": start one task per node .*`srun --ntasks-per-node=1 torchrun --nproc_per_node=4 -m gen3c generate … --num_gpus 4`\), or one task"):
+        check_launch(4)  # (--num_gpus 4 asked for: the model split, as gen3c generate checks it after the model's own split check)
     from gen3c.training.config import Config
     from gen3c.training.loop import check_devices
 

@@ -172,9 +172,11 @@ def check_launch(num_gpus: int) -> None:
     """
     if not is_whole_number(num_gpus) or num_gpus < 1:
         raise Gen3cInputError(f"--num_gpus must be a whole number of at least 1, got {num_gpus!r}")
-    def instead(tasks: int) -> str:  # (--num_gpus N asks for N GPUs; without it, one per task srun was asked for)
-        gpus = num_gpus if num_gpus > 1 else tasks
-        return f"{torchrun_per_node(f'generate … --num_gpus {gpus}', gpus)}, or one task for one GPU (`srun --ntasks=1 gen3c generate …`)"
+    def instead(tasks: int) -> str:
+        if num_gpus > 1:  # (asked for N GPUs: the gen3c model split by torchrun's ranks)
+            return f"{torchrun_per_node(f'generate … --num_gpus {num_gpus}', num_gpus)}, or one task for one GPU (`srun --ntasks=1 gen3c generate …`)"
+        # (one process asked for: the preview cannot split; the gen3c model can, one GPU per task srun was asked for)
+        return f"start it as one task (`srun --ntasks=1 gen3c generate …`), or, to split --generator gen3c across GPUs, {torchrun_per_node(f'generate … --num_gpus {tasks}', tasks)}"
 
     refuse_srun_tasks("gen3c generate", "make the whole video into the same outputs", instead)
     world = launched_world_size()
