@@ -1110,6 +1110,29 @@ def test_long_job_cut_short_continues_from_its_kept_chunks(box_scene, tmp_path):
     assert not (out / "long.partial").exists()
 
 
+def test_a_long_job_failing_in_chunk_2_says_retry_failed_continues_it(box_scene, tmp_path, monkeypatch):
+    """A long job's error in its second chunk is recorded with what is kept and how gen3c batch
+    continues it (--retry_failed, which resumes from the kept chunk), not gen3c generate's --resume."""
+    manifest = write_manifest(tmp_path / "m.jsonl", [box_row(box_scene, "long", num_video_frames=25, chunk_frames=9)])
+    out = tmp_path / "out"
+    generate, calls = PreviewGenerator.generate, []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise Gen3cInputError("stop")
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreviewGenerator, "generate", failing)
+    summary = run_batch(manifest, out)
+    kept = repr(str(out / "long.partial"))
+    assert summary.outcomes[0].error == f"stop; 1 of 3 chunks is kept in {kept}: run the batch again with --retry_failed to continue"
+    calls.clear()
+    monkeypatch.setattr(PreviewGenerator, "generate", lambda self, *a, **k: calls.append(1) or generate(self, *a, **k))
+    assert run_batch(manifest, out, retry_failed=True).counts["done"] == 1
+    assert len(calls) == 2 and not (out / "long.partial").exists()  # chunks 2 and 3 made, chunk 1 kept
+
+
 def test_a_long_job_cut_short_in_a_moved_project_folder_continues_from_its_kept_chunks(box_scene, tmp_path, monkeypatch):
     """A folder of manifest, inputs and outputs moved while a long job was cut short: its kept
     chunks were deleted as "an older version of this job" (run.json held the old absolute paths)
@@ -1510,7 +1533,7 @@ def test_what_a_batch_cannot_run_in_one_process_per_job_is_refused_before_it_run
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(Gen3cInputError, match=r"^gen3c batch was launched as one of 2 processes \(WORLD_SIZE=2 in the environment, as torchrun sets it\), "
                        r"each of which would run every job: launch it without torchrun \(--workers N runs N jobs at once, each on its own GPU\), "
-                       r"or, where something else left WORLD_SIZE set, unset it \(`env -u WORLD_SIZE gen3c batch …`\)$"):  # fmt: skip
+                       r"or, where something else left WORLD_SIZE set, remove it from the environment first \(`unset WORLD_SIZE`; .*\)$"):  # fmt: skip
         run_batch(tmp_path / "bad.jsonl", tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

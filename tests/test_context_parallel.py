@@ -257,10 +257,55 @@ def test_a_command_of_one_process_refuses_a_torchrun_launch(tmp_path, monkeypatc
     assert res.exit_code == 2, res.output
     # (WORLD_SIZE is also what Kubeflow's PyTorchJob or accelerate set, a shell opened in one of
     # their processes included: "launch it without torchrun" alone was no fix there)
-    command = work.split(" was ")[0]
-    fix = f"launch it without torchrun, or, where something else left WORLD_SIZE set, unset it (`env -u WORLD_SIZE {command} …`)"
+    # (the unset is one each shell of Linux, macOS and Windows runs: `env -u` is no Windows command)
+    fix = ("launch it without torchrun, or, where something else left WORLD_SIZE set, remove it from the environment first "
+           "(`unset WORLD_SIZE`; PowerShell: `Remove-Item Env:WORLD_SIZE`; cmd: `set WORLD_SIZE=`)")  # fmt: skip
     assert " ".join(res.output.split()) == f"error: {work}: {fix}"
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args", [["demo"], ["depth", "photo.png"], ["eval", "--no_plots"], ["gui"], ["download", "--dry_run"]], ids=lambda a: a[0])
+def test_a_command_of_one_process_refuses_srun_tasks(tmp_path, monkeypatch, args):
+    """`srun -n 2 gen3c demo` (no torchrun: SLURM sets SLURM_STEP_NUM_TASKS, no WORLD_SIZE) started
+    two processes each making the whole video into the same files. Each is one line before any
+    work, naming the one-task launch; a batch script's own SLURM_NTASKS (gen3c run once there) is no
+    such launch."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2, res.output
+    line = " ".join(res.output.split())
+    assert line.startswith(f"error: gen3c {args[0]} was started by srun as one of 2 tasks (SLURM_STEP_NUM_TASKS=2), each of which would "), line
+    assert line.endswith(f": start it as one task (`srun --ntasks=1 gen3c {args[0]} …`)"), line
+    assert not list(tmp_path.iterdir())
+
+
+def test_generate_and_train_under_srun_tasks_name_torchrun_per_node(box_scene, tmp_path, monkeypatch):
+    """`srun -n 2 gen3c generate …`: two independent runs raced on the same outputs. Refused in one
+    line naming `srun --ntasks-per-node=1 torchrun …` (torchrun makes the process group srun does
+    not); torchrun started by srun (WORLD_SIZE set) and a batch script's SLURM_NTASKS go on."""
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
+    res = runner.invoke(app, cli_args(box_scene, tmp_path / "a"))
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        "error: gen3c generate was started by srun as one of 2 tasks (SLURM_STEP_NUM_TASKS=2), each of which would make the whole video "
+        "into the same outputs: start it as one task (`srun --ntasks=1 gen3c generate …`), or, to split --generator gen3c across GPUs, "
+        "start one task per node and torchrun in it, which starts a process per GPU (`srun --ntasks-per-node=1 torchrun "
+        "--nproc_per_node=2 -m gen3c generate … --num_gpus 2`)"
+    )
+    assert not (tmp_path / "a").exists()
+    with pytest.raises(Gen3cInputError, match=r": start one task per node .*`srun --ntasks-per-node=1 torchrun --nproc_per_node=4 -m gen3c generate … --num_gpus 4`\), or one task"):
+        check_launch(4)  # (--num_gpus 4 asked for: the model split, as gen3c generate checks it after the model's own split check)
+    from gen3c.training.config import Config
+    from gen3c.training.loop import check_devices
+
+    with pytest.raises(Gen3cInputError, match=r"^gen3c train was started by srun as one of 2 tasks .*`srun --ntasks-per-node=1 torchrun --nproc_per_node=2 -m gen3c train CONFIG`"):
+        check_devices(Config())
+    monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "1")  # srun -n 1, or sbatch --ntasks=2 running gen3c in its script
+    monkeypatch.setenv("SLURM_NTASKS", "2")
+    assert runner.invoke(app, [*cli_args(box_scene, tmp_path / "b"), "--num_video_frames", "5"]).exit_code == 0
 
 
 @pytest.mark.parametrize("world", [None, "2"])

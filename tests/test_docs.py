@@ -286,7 +286,8 @@ def benchmark_flags() -> set[str]:
 OTHER_PROGRAMS = {"--nproc_per_node": "torchrun", "--standalone": "torchrun", "--head": "ray start", "--address": "ray start",
                   "--port": "ray start", "--output": "vipe infer", "--logdir": "tensorboard", "--hypothesis-show-statistics": "pytest",
                   "--rgb": "download_dataset.py", "--depth": "download_dataset.py", "--force-reinstall": "pip install",
-                  "--shm-size": "docker run"}  # fmt: skip
+                  "--shm-size": "docker run", "--ntasks": "srun", "--ntasks-per-node": "srun", "--nodes": "srun",
+                  "--gpus-per-node": "srun"}  # fmt: skip
 FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")
 
 

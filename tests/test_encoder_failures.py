@@ -213,7 +213,9 @@ def test_an_encoder_dying_mid_run_is_one_error_and_the_run_resumes(demo_source, 
     kept, so --resume (disk space freed, say) makes the video an uninterrupted run makes."""
     whole = run_request(request(tmp_path / "whole"), source=demo_source)
     folder = tmp_path / "out"
-    with pytest.raises(Gen3cInputError, match=error(r"out/output\.mp4", "ffmpeg was killed by SIGKILL after 13 frames", KILLED)):
+    # (and what is kept, and how to go on: it said "run again", which refused the kept chunk without --resume)
+    kept = r"; 1 of 2 chunks is kept in '.*out/output\.partial': run the same command with --resume to continue"
+    with pytest.raises(Gen3cInputError, match=error(r"out/output\.mp4", "ffmpeg was killed by SIGKILL after 13 frames", KILLED + kept)):
         run_request(request(folder), source=demo_source, progress=when("Chunk 2/2: generating (preview)", kill_encoders))
     assert sorted(p.name for p in folder.iterdir()) == ["output.partial"] and encoders_gone()
     resumed = run_request(request(folder), source=demo_source, resume=True)

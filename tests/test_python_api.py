@@ -3,6 +3,7 @@ takes, one-line Gen3cInputErrors for the others, and gen3c.generate run twice in
 
 from __future__ import annotations
 
+import re
 from contextlib import nullcontext
 
 import numpy as np
@@ -391,6 +392,35 @@ def test_generate_refuses_what_it_would_ignore_or_cannot_read(box_scene, tmp_pat
     with pytest.raises(Gen3cInputError, match=r"^resolution='30x50': this model takes heights and widths that are multiples of 16 .*: pass resolution='16x48' or '32x64'$"):
         gen3c.generate(image_path, generator="gen3c", model="tiny", **{**common, "resolution": "30x50"})
     assert not any(tmp_path.iterdir())
+
+
+def test_a_long_gen3c_generate_that_stopped_resumes_from_its_kept_chunks(box_scene, tmp_path, monkeypatch):
+    """gen3c.generate() of 3 chunks failing in chunk 3 keeps 2 and says how a Python caller goes on:
+    the next call is refused with resume=True (not gen3c generate's --resume), and with it makes the
+    uninterrupted call's video. (It had no resume: the kept chunks could only be deleted.)"""
+    image_path, depth_path, _, _ = box_scene
+    common = {"depth": depth_path, "generator": "preview", "fov": 60, "resolution": "32x48", "num_video_frames": 25, "chunk_frames": 9,
+              "progress": False}  # fmt: skip
+    whole = gen3c.generate(image_path, video_save_folder=tmp_path / "a", **common)
+    generate, calls = PreviewGenerator.generate, []
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Gen3cInputError("stop")
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreviewGenerator, "generate", failing)
+    kept = repr(str(tmp_path / "b" / "image.partial"))
+    with pytest.raises(Gen3cInputError, match=f"^stop; 2 of 3 chunks are kept in {re.escape(kept)}: call gen3c.generate\\(\\) again with resume=True to continue$"):
+        gen3c.generate(image_path, video_save_folder=tmp_path / "b", **common)
+    monkeypatch.undo()
+    with pytest.raises(Gen3cInputError, match=r"holds 2 finished chunks of an interrupted run of 'image': pass resume=True to continue it"):
+        gen3c.generate(image_path, video_save_folder=tmp_path / "b", **common)
+    with pytest.raises(Gen3cInputError, match=r"^gen3c.generate\(\): resume is str 'yes': pass True or False$"):
+        gen3c.generate(image_path, video_save_folder=tmp_path / "b", resume="yes", **common)
+    resumed = gen3c.generate(image_path, video_save_folder=tmp_path / "b", resume=True, **common)
+    assert resumed.paths["video"].read_bytes() == whole.paths["video"].read_bytes()
 
 
 def test_a_preset_paths_refusal_and_note_name_its_settings_as_the_call_spells_them(box_scene, tmp_path):

@@ -74,6 +74,39 @@ def test_killed_run_resumes_to_the_identical_video(tmp_path, uninterrupted, sig)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["demo.mp4", "demo_cameras.json", "demo_run.json"]
 
 
+def test_a_rank_whose_torchrun_was_killed_stops_and_says_what_it_kept(tmp_path):
+    """torchrun killed outright (SIGKILL: no signal passed on) once chunk 1 was kept: its worker
+    (here the demo under a shell standing in for torchrun, TORCHELASTIC_RUN_ID set as torchrun
+    sets it) stops within seconds as on torchrun's SIGTERM, saying which chunks are kept and
+    --resume. (It ran on without its launcher; a rank waiting on a peer waited gloo's 30 minutes.)"""
+    log = tmp_path / "log.txt"
+    env = child_env(OMP_NUM_THREADS="1", TORCHELASTIC_RUN_ID="test")
+    command = f'"{sys.executable}" -m gen3c {" ".join(DEMO)} --video_save_folder "{tmp_path}" > "{log}" 2>&1 & echo $!; wait'
+    launcher = subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, text=True, env=env)
+    worker = int(launcher.stdout.readline())
+    chunk0 = partial_dir(tmp_path, "demo") / "chunk_0000"
+    deadline = time.monotonic() + 120
+    while not chunk0.is_dir():
+        assert launcher.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.01)
+    launcher.kill()
+    launcher.wait()
+    gone = time.monotonic() + 15
+
+    def running() -> bool:
+        try:
+            return Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except OSError:
+            return False
+
+    while running():
+        assert time.monotonic() < gone, "the worker runs on without its launcher"
+        time.sleep(0.1)
+    output = " ".join(log.read_text().split())
+    assert f"terminated: 1 of 2 chunks is kept in {str(partial_dir(tmp_path, 'demo'))!r}: run the same command with --resume to continue" in output
+    assert not (tmp_path / "demo.mp4").exists()
+
+
 class Interrupting(PreviewGenerator):
     """The preview, pressing Ctrl-C (or failing) when asked for chunk ``stop_at`` (0-based)."""
 
@@ -109,6 +142,76 @@ def test_interrupted_request_resumes_with_buffers_and_point_cloud(box_scene, tmp
     assert not partial_dir(tmp_path / "b", "output").exists()
 
 
+
+
+@pytest.mark.parametrize(
+    ("error", "raised", "said"),
+    [(Gen3cInputError, Gen3cInputError, r"^stop; "), (torch.OutOfMemoryError, Gen3cInputError, r"^the GPU ran out of memory while .*; "),
+     (RuntimeError, RuntimeError, None)],
+    ids=["one-line error", "out of memory", "unexpected error"],
+)  # fmt: skip
+def test_a_run_failing_in_chunk_3_says_once_what_is_kept_and_resumes(box_scene, tmp_path, error, raised, said):
+    """An error in chunk 3 (an encoder killed, the GPU's memory, a driver's or gen3c's own failure)
+    says, once, that 2 of 3 chunks are kept where and that --resume continues them: the one-line
+    error ends with it, an unexpected one (printed with its traceback) carries it as a note. Then
+    --resume makes the uninterrupted run's outputs. (Only Ctrl-C said so: an error left the chunks
+    on disk unsaid.)"""
+    import re
+
+    whole = run_request(box_request(box_scene, tmp_path / "a"))
+    request = box_request(box_scene, tmp_path / "b")
+    kept = f"2 of 3 chunks are kept in {str(partial_dir(tmp_path / 'b', 'output'))!r}: run the same command with --resume to continue"
+    with pytest.raises(raised) as stopped:
+        run_request(request, generator=Interrupting(2, error))
+    if said is None:
+        assert str(stopped.value) == "stop" and stopped.value.__notes__ == [kept]
+    else:
+        assert re.match(said + re.escape(kept) + "$", str(stopped.value)) and not getattr(stopped.value, "__notes__", None)
+    resumed = run_request(request, resume=True)
+    for key in ("video", "buffer_masks", "point_cloud", "cameras"):
+        assert resumed.paths[key].read_bytes() == whole.paths[key].read_bytes(), key
+
+
+def test_a_run_failing_in_its_first_chunk_or_unable_to_resume_says_nothing_of_kept_chunks(box_scene, tmp_path):
+    """An error before any chunk is finished keeps nothing and says nothing of --resume; a kept
+    chunk that --resume cannot read is named with what to do about it, not told to --resume again."""
+    request = box_request(box_scene, tmp_path)
+    with pytest.raises(Gen3cInputError, match=r"^stop$"):
+        run_request(request, generator=Interrupting(0, Gen3cInputError))
+    assert not partial_dir(tmp_path, "output").exists()
+    with pytest.raises(KeyboardInterrupt):
+        run_request(request, generator=Interrupting(2))
+    (partial_dir(tmp_path, "output") / "chunk_0001" / "state.safetensors").write_bytes(b"cut")
+    with pytest.raises(Gen3cInputError, match=r"is unreadable .*: delete .*chunk_0001.* to start over$") as refused:
+        run_request(request, resume=True)
+    assert str(refused.value).count("--resume") == 2  # its "--resume:" and "--resume makes it again", no "with --resume to continue"
+
+
+def test_the_gui_s_failed_long_run_does_not_offer_a_resume(box_scene, tmp_path):
+    """The GUI drops a failed run's kept chunks (it has no --resume): its error says nothing of them."""
+    with pytest.raises(Gen3cInputError, match=r"^stop$"):
+        run_request(box_request(box_scene, tmp_path), generator=Interrupting(2, Gen3cInputError), resume_with=None)
+
+
+def test_a_rank_0_left_by_a_dead_rank_says_what_it_kept(box_scene, tmp_path, monkeypatch):
+    """Rank 0 of a multi-GPU run whose peer died in chunk 3 (gloo: "Connection closed by peer")
+    says so in one line, with the chunks it kept and --resume."""
+    import gen3c.parallel
+    import gen3c.pipelines.request
+
+    image, depth, _, _ = box_scene
+    monkeypatch.setattr(gen3c.parallel, "left_by_a_peer", lambda exc: "Connection closed by peer" in str(exc))
+    failing = Interrupting(2, lambda _: RuntimeError("[gloo] Connection closed by peer"))
+    monkeypatch.setattr(gen3c.pipelines.request, "make_generator", lambda request, progress: failing)
+    res = runner.invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "32x48",
+                              "--num_video_frames", "25", "--chunk_frames", "9", "--video_save_folder", str(tmp_path)])  # fmt: skip
+    kept = partial_dir(tmp_path, "output")
+    assert res.exit_code == 1
+    assert res.output.strip().splitlines()[-1] == (
+        "error: another rank of this run stopped (its own line, or torchrun's summary of the failed ranks, says why), so this one stops "
+        f"too; 2 of 3 chunks are kept in {str(kept)!r}: run the same command with --resume to continue"
+    )
+    assert "Traceback" not in res.output
 
 
 def test_a_run_stopped_after_its_last_chunk_was_kept_resumes_to_the_same_outputs(box_scene, tmp_path, monkeypatch):

@@ -34,6 +34,7 @@ from gen3c.errors import (
     path_to_copy,
     quoted,
     quoted_path,
+    stop_when_the_launcher_is_gone,
     unusable_path_error,
 )
 from gen3c.progress import progress_bars
@@ -384,8 +385,8 @@ def _refuse_torchrun(command: str, work: str) -> None:
     """Refuse a launch of several processes for a command that runs in one: each process did all
     of it into the same outputs (two ranks of `gen3c eval` took each other for another run writing
     its report folder and one stopped, saying so; `gen3c gui` would serve two GUIs; `gen3c demo`
-    was told to pass --num_gpus, which it has no flag for)."""
-    if "WORLD_SIZE" not in os.environ:  # a plain run: torch is not imported for the check
+    was told to pass --num_gpus, which it has no flag for); ``srun -n 2`` too."""
+    if "WORLD_SIZE" not in os.environ and "SLURM_STEP_NUM_TASKS" not in os.environ:  # a plain run: torch is not imported for the check
         return
     from gen3c.parallel import refuse_several_processes
 
@@ -426,9 +427,10 @@ def _stop_as_a_peer_left(exc: BaseException) -> None:
     rank = _other_rank()
     if rank is not None:
         _wait_for_rank_0_to_fail(1)
+    kept = "".join(f"; {escape(str(line))}" for line in getattr(exc, "__notes__", ()))  # (rank 0's kept chunks: run_request's note)
     console.print(
         f"[bold red]{'' if rank is None else f'rank {rank}: '}error:[/] another rank of this run stopped (its own line, or "
-        "torchrun's summary of the failed ranks, says why), so this one stops too",
+        f"torchrun's summary of the failed ranks, says why), so this one stops too{kept}",
         highlight=False, soft_wrap=True,
     )  # fmt: skip
     raise typer.Exit(code=1) from None
@@ -2051,6 +2053,8 @@ def main() -> None:
 
 
 def _run_app() -> None:
+    if "TORCHELASTIC_RUN_ID" in os.environ:  # a rank of torchrun (which sets it): it ends with torchrun (SIGTERM's handler is in place)
+        stop_when_the_launcher_is_gone()
     try:
         with imports_without_collection():
             app()

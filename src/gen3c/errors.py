@@ -92,6 +92,38 @@ def terminate_like_ctrl_c() -> None:
     signal.signal(signal.SIGINT, interrupt)
 
 
+LAUNCHER_GONE_GRACE = 30.0
+"""Seconds a worker whose launcher died has to end on its SIGTERM before it is killed, as
+torchrun gives its workers between its own SIGTERM and SIGKILL."""
+
+
+def stop_when_the_launcher_is_gone(poll: float = 1.0) -> None:
+    """Stop this process as its launcher (torchrun's agent, its parent) would, once that launcher
+    is gone: a SIGTERM (:func:`terminate_like_ctrl_c`: a long run keeps and names its finished
+    chunks), then, :data:`LAUNCHER_GONE_GRACE` seconds later, SIGKILL, for a rank blocked in a
+    collective whose Python never runs the handler. torchrun killed outright (SIGKILL, the
+    out-of-memory killer) passes on no signal: its workers went on without it, and a rank left
+    waiting on a peer that failed meanwhile waited for gloo's 30-minute timeout. Told by the
+    parent's pid changing (the orphan is re-parented), checked every ``poll`` seconds by a daemon
+    thread; unlike ``PR_SET_PDEATHSIG`` it does not fire when only the thread that started the
+    process ends, and it works on macOS. A wait however long (a model loading for minutes) is
+    never cut short while the launcher lives."""
+    import signal
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        import time
+
+        while os.getppid() == parent:
+            time.sleep(poll)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(LAUNCHER_GONE_GRACE)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="gen3c-launcher-watch", daemon=True).start()
+
+
 def exit_command_line(run: Callable[[], object]) -> NoReturn:
     """Run a command line (``run``, e.g. a typer app, which ends in ``SystemExit``) and exit with
     its code, or 130 (143) when Ctrl-C (SIGTERM) came before that code was settled, wherever it

@@ -15,6 +15,7 @@ from __future__ import annotations
 import atexit
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -73,23 +74,59 @@ def launched_world_size() -> int | None:
     return _env_int("WORLD_SIZE", 1)
 
 
+#: How to remove WORLD_SIZE from the environment, in the shells of Linux, macOS and Windows.
+UNSET_WORLD_SIZE = "`unset WORLD_SIZE`; PowerShell: `Remove-Item Env:WORLD_SIZE`; cmd: `set WORLD_SIZE=`"
+
+
 def refuse_several_processes(command: str, work: str, alternative: str = "") -> None:
-    """Refuse a launch of several processes (``WORLD_SIZE`` above 1) for ``command``, which runs
-    in one: each process would ``work`` (e.g. "run every job") into the same outputs.
-    ``WORLD_SIZE`` is torchrun's, but also what a scheduler sets in every process it starts
-    (Kubeflow's PyTorchJob, accelerate, DeepSpeed), a shell opened in one of them included: the
-    fix names both. ``alternative`` follows "launch it without torchrun" (how to use several GPUs).
+    """Refuse a launch of several processes (``WORLD_SIZE`` above 1, or srun's tasks:
+    :func:`srun_tasks`) for ``command``, which runs in one: each process would ``work`` (e.g.
+    "run every job") into the same outputs. ``WORLD_SIZE`` is torchrun's, but also what a
+    scheduler sets in every process it starts (Kubeflow's PyTorchJob, accelerate, DeepSpeed), a
+    shell opened in one of them included: the fix names both. ``alternative`` follows "launch it
+    without torchrun" (how to use several GPUs).
 
     Raises:
-        Gen3cInputError: ``WORLD_SIZE`` is above 1, or not a whole number ≥ 1.
+        Gen3cInputError: ``WORLD_SIZE`` is above 1, or not a whole number ≥ 1; srun started
+            several tasks of the command.
     """
     world = launched_world_size()
     if world is not None and world > 1:
         raise Gen3cInputError(
             f"{command} was launched as one of {world} processes (WORLD_SIZE={world} in the environment, as torchrun sets it), "
             f"each of which would {work}: launch it without torchrun{alternative}, or, where something else left WORLD_SIZE set, "
-            f"unset it (`env -u WORLD_SIZE {command} …`)"
+            f"remove it from the environment first ({UNSET_WORLD_SIZE})"
         )
+    refuse_srun_tasks(command, work, lambda tasks: f"start it as one task (`srun --ntasks=1 {command} …`){alternative}")
+
+
+def srun_tasks() -> int | None:
+    """How many copies of this command SLURM's ``srun`` started (``SLURM_STEP_NUM_TASKS``, which
+    srun sets in each task of its step; not ``SLURM_NTASKS``, the job's, also set in a batch
+    script that runs gen3c once), or None: not started by srun, or under a launcher of its own
+    (``WORLD_SIZE`` set: torchrun started by ``srun --ntasks-per-node=1``, whose ranks are
+    torchrun's). srun's tasks are independent processes, each running the whole command: gen3c
+    does not make a process group of them (torchrun does, per node)."""
+    if "WORLD_SIZE" in os.environ:
+        return None
+    return _env_int("SLURM_STEP_NUM_TASKS", 1)
+
+
+def refuse_srun_tasks(command: str, work: str, fix: Callable[[int], str]) -> None:
+    """Refuse ``command`` started by srun as several tasks (:func:`srun_tasks`), each of which
+    would ``work`` into the same outputs; ``fix(tasks)``: what to run instead.
+
+    Raises:
+        Gen3cInputError: srun started several tasks, or ``SLURM_STEP_NUM_TASKS`` is no whole number ≥ 1.
+    """
+    tasks = srun_tasks()
+    if tasks is not None and tasks > 1:
+        raise Gen3cInputError(f"{command} was started by srun as one of {tasks} tasks (SLURM_STEP_NUM_TASKS={tasks}), each of which would {work}: {fix(tasks)}")
+
+
+def torchrun_per_node(command: str, gpus: int) -> str:
+    """The fix for a multi-process command started by srun's tasks: torchrun, one per node, starts the GPUs' processes."""
+    return f"start one task per node and torchrun in it, which starts a process per GPU (`srun --ntasks-per-node=1 torchrun --nproc_per_node={gpus} -m gen3c {command}`)"
 
 
 def check_rendezvous_env(world: int, launch: str | None = None) -> None:
@@ -135,6 +172,13 @@ def check_launch(num_gpus: int) -> None:
     """
     if not is_whole_number(num_gpus) or num_gpus < 1:
         raise Gen3cInputError(f"--num_gpus must be a whole number of at least 1, got {num_gpus!r}")
+    def instead(tasks: int) -> str:
+        if num_gpus > 1:  # (asked for N GPUs: the gen3c model split by torchrun's ranks)
+            return f"{torchrun_per_node(f'generate … --num_gpus {num_gpus}', num_gpus)}, or one task for one GPU (`srun --ntasks=1 gen3c generate …`)"
+        # (one process asked for: the preview cannot split; the gen3c model can, one GPU per task srun was asked for)
+        return f"start it as one task (`srun --ntasks=1 gen3c generate …`), or, to split --generator gen3c across GPUs, {torchrun_per_node(f'generate … --num_gpus {tasks}', tasks)}"
+
+    refuse_srun_tasks("gen3c generate", "make the whole video into the same outputs", instead)
     world = launched_world_size()
     if world is None or (world == 1 and num_gpus > 1):
         if num_gpus > 1:

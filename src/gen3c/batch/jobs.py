@@ -30,6 +30,7 @@ from gen3c.io.atomic import write_text_atomic
 from gen3c.io.formats import json_default, json_kind
 from gen3c.io.hashing import sha256_file
 from gen3c.pipelines.request import GenerationRequest, GeneratorPool, lora_digest
+from gen3c.pipelines.resume import BATCH_RESUMES
 from gen3c.pipelines.spelling import row_spelling
 
 STATUS_SUFFIX = OUTPUT_FILES[-1].format("")
@@ -367,7 +368,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
             # with another checkpoint or sampler (known once it is loaded) are redone.
             resume = kept_chunks(folder, request)
             out = run_request(request, generator=generator, keep_frames=False, resume=resume, restart_changed=True,
-                              grant_trust=BATCH_GRANTS_TRUST, progress=_no_bars)  # fmt: skip
+                              grant_trust=BATCH_GRANTS_TRUST, resume_with=BATCH_RESUMES, progress=_no_bars)  # fmt: skip
         result.notes = notes
         result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
         for key, record in result.outputs.items():

@@ -1080,7 +1080,7 @@ class JobRunner:
             def work() -> None:
                 with record_notes() as notes:  # this thread's: the page shows them, and the server's log as before
                     try:
-                        result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes))
+                        result = JobResult(output=run_request(request, source=source, generator=generator, progress=factory, source_notes=source_notes, resume_with=None))
                     except GenerationCancelled:
                         result = JobResult(cancelled=True)
                     except Gen3cInputError as exc:

@@ -77,7 +77,7 @@ from gen3c.pipelines.options import (
     check_speed_device,
     refuse_gen3c_only,
 )
-from gen3c.pipelines.resume import ChunkKeeper, PartialRun, restore
+from gen3c.pipelines.resume import CLI_RESUMES, ChunkKeeper, PartialRun, restore
 from gen3c.pipelines.settings import GENERATORS as GENERATORS
 from gen3c.pipelines.settings import MAX_FPS as MAX_FPS
 from gen3c.pipelines.settings import MIN_FPS as MIN_FPS
@@ -123,6 +123,8 @@ INPUT_KINDS = ("image", "sample", "vipe", "multiview")
 #: said when one is refused (:func:`read_input`): the command line, and :func:`generate` from Python.
 CLI_GRANTS_TRUST = "pass --trust_checkpoint"
 PYTHON_GRANTS_TRUST = "pass trust_checkpoint=True"
+#: How :func:`generate`'s caller continues a long run that stopped (the command line's: ``CLI_RESUMES``).
+PYTHON_RESUMES = "call gen3c.generate() again with resume=True"
 
 
 @dataclass
@@ -1061,6 +1063,7 @@ class RunStage:
         self.name = name
         self.request = request
         self.generator: Any = None
+        self.partial: PartialRun | None = None  # a long run's kept chunks, once it generates: said when it stops (run_request)
 
     def progress(self, progress: ProgressFactory | None) -> ProgressFactory | None:
         """``progress``, noting each stage it starts ("Chunk 2/3: rendering 3D cache" → "rendering
@@ -1140,6 +1143,7 @@ def run_request(
     restart_changed: bool = False,
     source_notes: Sequence[str] = (),
     grant_trust: str | None = CLI_GRANTS_TRUST,
+    resume_with: str | None = CLI_RESUMES,
 ) -> RunOutput:
     """Run one request end to end, writing its outputs as chunks finish (memory stays flat).
 
@@ -1164,18 +1168,40 @@ def run_request(
             run record lists before the run's own (:func:`run_record`).
         grant_trust: how the caller's user allows a legacy pickled ``.pt`` sample, said when one
             is refused (:func:`read_input`): the command line's flag by default.
+        resume_with: how the caller's user continues a long run cut short (the command line's
+            ``--resume`` by default), said when the run stops (an error, Ctrl-C) with how many
+            chunks are kept where; None: the caller does not resume (the GUI), nothing is said.
     """
     from gen3c.io.atomic import removed_if_left_empty
     from gen3c.parallel import is_main_process
 
     # A run that fails (a bad input, a missing model) leaves no empty output folder behind.
     stage = RunStage("reading the input", request)
-    with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
-        notes.extend(source_notes)
-        with out_of_memory_as_error(stage):
-            return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
-                                keep_frames=keep_frames, resume=resume, restart_changed=restart_changed, notes=notes,
-                                grant_trust=grant_trust, stage=stage)  # fmt: skip
+    try:
+        with removed_if_left_empty(request.video_save_folder if is_main_process() else None), record_notes() as notes:
+            notes.extend(source_notes)
+            with out_of_memory_as_error(stage):  # (its error, too, is told what is kept)
+                return _run_request(request, source=source, generator=generator, generators=generators, progress=progress,
+                                    keep_frames=keep_frames, resume=resume, restart_changed=restart_changed, notes=notes,
+                                    grant_trust=grant_trust, resume_with=resume_with, stage=stage)  # fmt: skip
+    except BaseException as exc:
+        kept = stage.partial.kept_line() if stage.partial is not None else ""
+        if kept:
+            say_kept(exc, kept)
+        raise
+
+
+def say_kept(exc: BaseException, kept: str) -> None:
+    """Add ``kept`` (:meth:`~gen3c.pipelines.resume.PartialRun.kept_line`) to what the error or
+    interrupt a long run stopped on says: an interrupt's message is it (the command line prints
+    "interrupted: " before it), a one-line error's ends with it, any other error (a bug, a GPU
+    driver's) shows it as a note below its traceback, which the command line prints."""
+    if isinstance(exc, KeyboardInterrupt):  # Ctrl-C or SIGTERM (errors.Terminated), of its type still
+        exc.args = (kept,)
+    elif isinstance(exc, Gen3cInputError):
+        exc.args = (f"{exc}; {kept}",)
+    else:
+        exc.add_note(kept)
 
 
 def _run_request(
@@ -1190,6 +1216,7 @@ def _run_request(
     restart_changed: bool,
     notes: list[str],
     grant_trust: str | None,
+    resume_with: str | None,
     stage: RunStage,
 ) -> RunOutput:
     from gen3c.io.atomic import ensure_writable_dir
@@ -1258,7 +1285,7 @@ def _run_request(
     if num_chunks > 1:
         partial = PartialRun.open(
             request.video_save_folder, request.video_save_name, request.to_dict(), chunks, resume=resume, read=request.read_input_contents(),
-            generator_settings=settings, restart_changed=restart_changed,
+            generator_settings=settings, restart_changed=restart_changed, resume_with=resume_with,
         )
         if partial.finished and keep:
             raise ValueError("keep_frames cannot be used when resuming: the finished chunks are on disk as uint8 frames")
@@ -1277,6 +1304,7 @@ def _run_request(
             # (A generator with its own chunk has checked the flag against it: it changes nothing there either way.)
             note(f"--chunk_frames {request.chunk_frames}: the run has only {T} frames; making them in one chunk", stacklevel=2)
     try:
+        stage.partial = partial
         # 3. Generate chunk by chunk, streaming the outputs (and keeping finished chunks)
         num_buffers = scene.plan.buffers_for(num_chunks)
         with OutputWriter(
@@ -1302,15 +1330,11 @@ def _run_request(
             stage.name = "writing the outputs"
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
             paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
-    except BaseException as exc:
+    except BaseException:
         if partial is not None:
             partial.release()
         if partial is not None and not partial.recount():
-            partial.remove()  # nothing finished: nothing worth keeping
-        elif partial is not None and isinstance(exc, KeyboardInterrupt):
-            raise type(exc)(  # Ctrl-C or SIGTERM (errors.Terminated), as it came
-                f"{partial.finished} of {partial.num_chunks} chunks {'is' if partial.finished == 1 else 'are'} kept in {quoted_path(partial.path)}: run the same command with --resume to continue"
-            ) from None
+            partial.remove()  # nothing finished: nothing worth keeping (run_request says what is kept otherwise)
         raise
     if partial is not None:
         partial.remove()
@@ -1353,6 +1377,7 @@ def generate(
     video_save_name: str | None = None,
     progress: bool | ProgressFactory = True,
     keep_loaded: bool = True,
+    resume: bool = False,
     **settings: Any,
 ) -> RunOutput:
     """A camera-controlled video from an image in one call: ``gen3c generate --generator gen3c`` from Python.
@@ -1395,6 +1420,9 @@ def generate(
         keep_loaded: keep the generator's model loaded after the call for the next one with the
             same model settings (one model at a time: other settings replace it); False frees it
             (and its GPU memory) when the call returns.
+        resume: continue the long run (several chunks) of the same call that stopped (an error,
+            Ctrl-C), from the chunks it kept (``NAME.partial/``), as ``gen3c generate --resume``;
+            a call that stops after keeping one says so.
         settings: any other ``gen3c generate`` setting by its flag name: the run's
             (``trajectory``, ``movement_distance``, ``num_video_frames``, ``fov``, ``seed``, …)
             and the gen3c generator's (``checkpoint_dir``, ``guidance``, ``num_steps``,
@@ -1409,11 +1437,11 @@ def generate(
         [−1, 1], kept for a video of one chunk), ``result.cameras``.
     """
     with spelled(keyword_spelling):  # worded for gen3c generate (--seed): this call's keyword arguments (seed=)
-        return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, settings)
+        return _generate(image, depth, generator, video_save_folder, video_save_name, progress, keep_loaded, resume, settings)
 
 
 def _generate(image, depth, generator: str, video_save_folder, video_save_name: str | None, progress: bool | ProgressFactory,
-              keep_loaded: bool, settings: dict[str, Any]) -> RunOutput:  # fmt: skip
+              keep_loaded: bool, resume: bool, settings: dict[str, Any]) -> RunOutput:  # fmt: skip
     """:func:`generate`, its refusals worded for the command line."""
     where = "gen3c.generate()"
     # ("false" would draw bars; a factory was taken for True; progress(n) failed at the first stage in a TypeError)
@@ -1422,6 +1450,8 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
         raise Gen3cInputError(f"{where}: progress is {given}: pass True (bars), False (quiet) or a callable progress(stage, total) -> advance(n=1)")
     if not isinstance(video_save_folder, (str, os.PathLike)):
         raise Gen3cInputError(f"{where}: video_save_folder is {describe_value(video_save_folder)}: pass a folder path")
+    if not isinstance(resume, bool):  # ("false" would resume)
+        raise Gen3cInputError(f"{where}: resume is {describe_value(resume)}: pass True or False")
     image_file = isinstance(image, (str, os.PathLike))
     depth_file = depth is None or isinstance(depth, (str, os.PathLike))
     in_memory = (None if image_file else image, None if depth_file else depth)
@@ -1451,10 +1481,10 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
     try:
         if progress is True:
             with progress_bars() as bars:  # the command line's stages, on stderr
-                return run_request(request, generators=GENERATE_POOL, progress=bars, grant_trust=PYTHON_GRANTS_TRUST)
+                return run_request(request, generators=GENERATE_POOL, progress=bars, resume=resume, grant_trust=PYTHON_GRANTS_TRUST, resume_with=PYTHON_RESUMES)
         factory = (lambda stage, total: lambda n=1: None) if progress is False else progress
         with libraries_quiet():  # diffusers' and transformers' bars too
-            return run_request(request, generators=GENERATE_POOL, progress=factory, grant_trust=PYTHON_GRANTS_TRUST)
+            return run_request(request, generators=GENERATE_POOL, progress=factory, resume=resume, grant_trust=PYTHON_GRANTS_TRUST, resume_with=PYTHON_RESUMES)
     finally:
         if not keep_loaded:
             GENERATE_POOL.clear()

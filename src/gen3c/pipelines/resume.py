@@ -75,6 +75,11 @@ from gen3c.pipelines.settings import OPTION_PATH_FIELDS
 # 4: the gen3c model's chunk k starts from its seed's (k+1)-th noise draw (every chunk of format 3 started
 # from the first): chunks kept by an older run would join a video made otherwise, so they are not resumed.
 FORMAT = 4
+#: How a run cut short is continued from its kept chunks, as each caller offers it (said with what
+#: is kept when a run stops: :meth:`PartialRun.kept_line`): the command line, and ``gen3c batch``
+#: (a failed job is skipped until ``--retry_failed``; run again, it resumes from its chunks).
+CLI_RESUMES = "run the same command with --resume"
+BATCH_RESUMES = "run the batch again with --retry_failed"
 _THREADS = min(8, os.cpu_count() or 1)
 _CHUNK = re.compile(r"^chunk_(\d{4})$")
 
@@ -243,14 +248,18 @@ class PartialRun:
     """The finished chunks of one run (see the module docstring).
 
     Use :meth:`open`; ``finished`` is the number of chunks already on disk; ``inputs``: the
-    sha256 of the run's inputs (:func:`input_digests`), for its run record.
+    sha256 of the run's inputs (:func:`input_digests`), for its run record; ``resume_with``: how
+    the caller's user continues the run (:data:`CLI_RESUMES`), None where the caller does not (the
+    GUI drops the chunks).
     """
 
-    def __init__(self, path: Path, finished: int, num_chunks: int, inputs: dict[str, str]) -> None:
+    def __init__(self, path: Path, finished: int, num_chunks: int, inputs: dict[str, str], resume_with: str | None = CLI_RESUMES) -> None:
         self.path = path
         self.finished = finished
         self.num_chunks = num_chunks
         self.inputs = inputs
+        self.resume_with = resume_with
+        self._told = False  # an error raised here says what is kept and what to do itself (kept_line)
         self._pending: Path | None = None
         self._held = contextlib.ExitStack()  # the folder's lock while this run writes it (_replace_unstarted)
 
@@ -266,6 +275,7 @@ class PartialRun:
         read: dict[str, bytes] | None = None,
         generator_settings: dict[str, Any] | None = None,
         restart_changed: bool = False,
+        resume_with: str | None = CLI_RESUMES,
     ) -> PartialRun:
         """The work folder of the run ``request_dict`` (created, or found and checked with ``resume``);
         ``read``: the inputs the run has read already (:func:`input_digests`);
@@ -273,7 +283,8 @@ class PartialRun:
         ``restart_changed``: with ``resume``, chunks of this request made with another chunk plan or
         generator are deleted and the run starts from the first chunk, saying why, instead of being
         refused (``gen3c batch``: a job redoes itself; ``--resume`` refuses); refused still where
-        the folder holds files gen3c did not write (:func:`not_a_run_folder`) or a run holds it.
+        the folder holds files gen3c did not write (:func:`not_a_run_folder`) or a run holds it;
+        ``resume_with``: how the caller's user continues a run cut short (:class:`PartialRun`).
 
         Raises:
             Gen3cInputError: an unfinished run is there and ``resume`` is False; or ``resume`` and
@@ -303,7 +314,7 @@ class PartialRun:
             if not (changed and restart_changed and not not_a_run_folder(path) and remove_unheld(path)):
                 _check_output(path, stored, record, changed)
                 # held first: another run still going writes there (its chunk in the making is no stray)
-                partial = cls(path, min(finished, len(chunks)), len(chunks), record["inputs"])._hold()
+                partial = cls(path, min(finished, len(chunks)), len(chunks), record["inputs"], resume_with)._hold()
                 remove_unfinished_chunk(path)  # a chunk that was being written when the run died
                 _remove_chunks_past_a_gap(path, partial.finished)
                 _remove_stale_outputs(Path(folder), name)
@@ -312,7 +323,7 @@ class PartialRun:
         elif resume:
             note(f"--resume: no unfinished run in {quoted_path(path)}; starting from the first chunk", stacklevel=3)
         path.mkdir(parents=True)
-        partial = cls(path, 0, len(chunks), record["inputs"])._hold()
+        partial = cls(path, 0, len(chunks), record["inputs"], resume_with)._hold()
         write_text_atomic(path / "run.json", json.dumps(record, indent=1, default=json_default))
         # (a run killed earlier, whose kept chunks were deleted to start over, left its video's)
         _remove_stale_outputs(Path(folder), name)
@@ -370,9 +381,9 @@ class PartialRun:
         if not is_disk_full(exc):
             return
         self.recount()  # (a chunk renamed into place before its folder's flush failed counts)
-        then = (f"{self.finished} of {counted(self.num_chunks, 'chunk')} {'is' if self.finished == 1 else 'are'} kept there: free "
-                "some space, then run the same command with --resume" if self.finished else
+        then = (f"{self._kept_count()} there: free some space, then {self.resume_with or 'run again'}" if self.finished else
                 "no chunk was finished: free some space, or pass a --video_save_folder on a larger disk, then run again")  # fmt: skip
+        self._told = True
         raise Gen3cInputError(f"the disk of {quoted_path(self.path)} filled up while chunk {index + 1} was kept ({disk_full_reason(exc)}); {then}") from None
 
     # -- reading ----------------------------------------------------------------------------
@@ -387,10 +398,10 @@ class PartialRun:
             tensors = load_file(str(path))
         except (OSError, SafetensorError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else first_line(exc)
-            raise Gen3cInputError(f"--resume: {quoted_path(path)} is unreadable ({why}): {self._redo(path.parent)}") from None
+            raise self.refusal(f"--resume: {quoted_path(path)} is unreadable ({why}): {self._redo(path.parent)}") from None
         state = {k.removeprefix("plan."): v for k, v in tensors.items() if k.startswith("plan.")}
         if "last_frame" not in tensors:
-            raise Gen3cInputError(f"--resume: {quoted_path(path)} has no last frame: {self._redo(path.parent)}")
+            raise self.refusal(f"--resume: {quoted_path(path)} has no last frame: {self._redo(path.parent)}")
         return tensors["last_frame"], state
 
     def load_frames(
@@ -404,9 +415,7 @@ class PartialRun:
         for key in keys:
             files = sorted(folder.glob(f"{key}_*.png"))
             if len(files) != expected:
-                raise Gen3cInputError(
-                    f"--resume: {quoted_path(folder)} holds {len(files)} {key} frames, not {expected}: {self._redo(folder)}"
-                )
+                raise self.refusal(f"--resume: {quoted_path(folder)} holds {len(files)} {key} frames, not {expected}: {self._redo(folder)}")
             with ThreadPoolExecutor(_THREADS) as pool:
                 frames = list(pool.map(lambda f: cv2.imread(str(f), cv2.IMREAD_COLOR), files))
             shapes = Counter(frame.shape for frame in frames if frame is not None)
@@ -414,9 +423,15 @@ class PartialRun:
             bad = next((f for f, frame in zip(files, frames, strict=True) if frame is None or frame.shape != size), None)
             if bad is not None:  # (a damaged file, or one swapped for another image)
                 what = "unreadable" if cv2.imread(str(bad), cv2.IMREAD_COLOR) is None else "not the size of the run's other frames"
-                raise Gen3cInputError(f"--resume: {quoted_path(bad)} is {what}: {self._redo(folder)}")
+                raise self.refusal(f"--resume: {quoted_path(bad)} is {what}: {self._redo(folder)}")
             arrays[key] = np.stack([f[..., ::-1] for f in frames])
         return arrays
+
+    def refusal(self, message: str) -> Gen3cInputError:
+        """The error for kept chunks that cannot be resumed (``message`` says what to do with them):
+        :meth:`kept_line` adds nothing to it."""
+        self._told = True
+        return Gen3cInputError(message)
 
     def _redo(self, chunk: Path) -> str:
         """What to do about the damaged kept ``chunk``: delete it alone, which --resume makes again
@@ -424,6 +439,18 @@ class PartialRun:
         later = self.finished - 1 - int(chunk.name.removeprefix("chunk_"))
         after = " with the chunk after it" if later == 1 else f" with the {later} chunks after it" if later else ""
         return f"delete {path_to_copy(chunk)} and --resume makes it again{after}, or delete {path_to_copy(self.path)} to start over"
+
+    def _kept_count(self) -> str:
+        return f"{self.finished} of {counted(self.num_chunks, 'chunk')} {'is' if self.finished == 1 else 'are'} kept"
+
+    def kept_line(self) -> str:
+        """What the error or interrupt a run stopped on should add, once its chunks are counted
+        (:meth:`recount`): how many are kept where, and how to continue them; "" when none is
+        kept, the error raised here says so itself (a full disk, a damaged kept chunk), or the
+        caller does not resume."""
+        if not self.finished or self._told or self.resume_with is None:
+            return ""
+        return f"{self._kept_count()} in {quoted_path(self.path)}: {self.resume_with} to continue"
 
     def recount(self) -> int:
         """Set ``finished`` from the chunk folders on disk and return it: an interrupt can land
@@ -809,5 +836,5 @@ def restore(partial: PartialRun, plan) -> Tensor:
     try:
         plan.load_state_dict(state)
     except (ValueError, KeyError, TypeError) as exc:
-        raise Gen3cInputError(f"--resume: the cache state in {quoted_path(partial.path)} does not fit this run ({exc}): delete it to start over") from None
+        raise partial.refusal(f"--resume: the cache state in {quoted_path(partial.path)} does not fit this run ({exc}): delete it to start over") from None
     return last_frame.to(torch.float32)

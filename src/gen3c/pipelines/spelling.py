@@ -42,7 +42,7 @@ _REQUEST_KEYS = [f.name for f in fields(GenerationRequest) if f.name != "generat
 #: A row's keys: the request's settings (less the two the batch sets), its output name, the gen3c generator's options.
 _ROW_NAMES = frozenset({"name", *_REQUEST_KEYS, *GENERATOR_OPTIONS} - {"video_save_folder", "video_save_name"})
 #: ``gen3c.generate()``'s keyword arguments by the flag they stand for: its image and depth are its first two.
-_KEYWORDS = {**{key: key for key in (*_REQUEST_KEYS, *GENERATOR_OPTIONS)}, "input_image_path": "image", "depth_path": "depth"}
+_KEYWORDS = {**{key: key for key in (*_REQUEST_KEYS, *GENERATOR_OPTIONS)}, "input_image_path": "image", "depth_path": "depth", "resume": "resume"}
 #: ``load_generator()``'s: its first names the model (a folder, hub id or packaged model's name).
 _LOADER_KEYWORDS = {**{key: key for key in (*_REQUEST_KEYS, *GENERATOR_OPTIONS)}, "checkpoint_dir": "checkpoint", "model": "checkpoint"}
 _TEXT_SETTINGS = frozenset(
@@ -50,7 +50,7 @@ _TEXT_SETTINGS = frozenset(
 )
 #: Switches: ``--fp8`` takes no value (the word after it is the sentence's: "with --disable_prompt_encoder T5 …").
 _SWITCHES = frozenset(
-    [f.name for f in fields(GenerationRequest) if str(f.type) == "bool"] + [k for k, kind in GENERATOR_OPTIONS.items() if kind is bool]
+    [f.name for f in fields(GenerationRequest) if str(f.type) == "bool"] + [k for k, kind in GENERATOR_OPTIONS.items() if kind is bool] + ["resume"]
 )
 
 

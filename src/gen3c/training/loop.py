@@ -64,7 +64,14 @@ from gen3c.io.atomic import (
     write_text_atomic,
 )
 from gen3c.models import configs
-from gen3c.parallel import check_host_gpus, check_rendezvous_env, is_main_process, launched_world_size
+from gen3c.parallel import (
+    check_host_gpus,
+    check_rendezvous_env,
+    is_main_process,
+    launched_world_size,
+    refuse_srun_tasks,
+    torchrun_per_node,
+)
 from gen3c.progress import ProgressFactory
 from gen3c.training.config import Config
 from gen3c.training.ema import EMA_FILE, WeightEma, ema_weights
@@ -153,6 +160,10 @@ def check_devices(config: Config) -> None:
     whose torchrun variables are missing or malformed (``WORLD_SIZE=2`` alone: accelerate's
     ValueError traceback, called a bug in gen3c)."""
     world = launched_world_size()  # (a malformed WORLD_SIZE: one line)
+    refuse_srun_tasks(  # each would train alone into the same --out
+        "gen3c train", "train alone into the same --out",
+        lambda tasks: f"{torchrun_per_node('train CONFIG', tasks)}, or one task (`srun --ntasks=1 gen3c train CONFIG`)",
+    )
     if config.train.ema_decay and config.train.distributed == "fsdp" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         # Each process holds a shard of the weights, so an average of one process's would be a shard.
         raise Gen3cInputError('train.ema_decay needs whole weights on each process: use train.distributed = "ddp" with it, or set ema_decay = 0')
