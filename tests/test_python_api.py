@@ -1024,6 +1024,28 @@ def test_the_other_public_results_print_as_a_line_with_their_shapes(scene):
         assert repr(value) == expected
 
 
+def test_the_depth_estimator_and_the_run_plan_print_as_a_line_of_their_settings(scene):
+    """``load_depth_estimator("prior")`` and ``result.plan`` (whose ``point_cloud()`` docs/python.md
+    shows) printed as "<gen3c.depth.prior.GeometricPriorEstimator object at 0x7f…>" in a notebook."""
+    from gen3c.depth import load_depth_estimator
+    from gen3c.io.frames import FrameStack
+    from gen3c.pipelines.autoregressive import FixedCache, VideoCache
+
+    source = prepare_source(*scene, SIZE)
+    cache = build_cache([source])
+    result = generate_video(cache, preset_cameras(source, "left", "center_facing", num_frames=3), PreviewGenerator(), source.image)
+    two = torch.ones(2, 4, 6)
+    frames = FrameStack(torch.zeros(2, 3, 4, 6, dtype=torch.uint8), two, two.bool(), torch.eye(4).repeat(2, 1, 1), torch.eye(3).repeat(2, 1, 1))
+    for value, expected in [
+        (load_depth_estimator("prior"), "GeometricPriorEstimator(near=0.5, far=1.0)"),
+        (result.plan, f"GrowingCache(cache={result.plan.cache!r}, depth_estimator=None, align_steps=100)"),
+        (FixedCache(cache), f"FixedCache(cache={cache!r})"),
+        (VideoCache(frames), f"VideoCache(frames={frames!r}, filter_points_threshold=0.05, foreground_masking=False, splat='bilinear')"),
+    ]:  # fmt: skip
+        assert repr(value) == expected
+    assert repr(result.plan.cache).startswith("Cache3D(views=[1×32×48]")
+
+
 def test_short_repr_shows_arrays_at_any_depth_by_shape_and_a_tuple_of_one_as_a_tuple():
     """Before: a list of lists (or of dicts) of tensors printed every number, as it was only
     looked into one level deep; a tuple of one tensor printed as "(tensor(…))", no tuple."""
