@@ -780,6 +780,23 @@ def test_a_depth_in_memory_is_read_as_the_same_npy(box_scene, tmp_path):
         assert said == ["gen3c.generate() depth is 48×80 but the image is 96×160: resizing the depth (nearest)"]
 
 
+def test_the_notes_of_a_quiet_call_are_silenced_by_a_filter_on_gen3c_as_docs_python_md_says(box_scene, tmp_path, capfd):
+    """docs/python.md: with progress=False only gen3c's notes print, as UserWarnings that
+    ``warnings.filterwarnings("ignore", category=UserWarning, module="gen3c")`` silences (each is
+    said from gen3c's own modules, not the caller's line) and the run record lists."""
+    import json
+    import warnings
+
+    image_path, _, _, depth = box_scene
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "progress": False}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="gen3c")
+        out = gen3c.generate(image_path, depth=depth[::2, ::2].numpy(), video_save_folder=tmp_path, **kw)
+    assert capfd.readouterr() == ("", "")
+    notes = json.loads(out.paths["run"].read_text())["notes"]
+    assert notes == ["gen3c.generate() depth is 48×80 but the image is 96×160: resizing the depth (nearest)"]
+
+
 @pytest.mark.parametrize(
     ("image", "depth", "match"),
     [
