@@ -797,6 +797,31 @@ def test_the_notes_of_a_quiet_call_are_silenced_by_a_filter_on_gen3c_as_docs_pyt
     assert notes == ["gen3c.generate() depth is 48×80 but the image is 96×160: resizing the depth (nearest)"]
 
 
+def test_a_quiet_preview_call_does_not_import_diffusers(box_scene, tmp_path):
+    """gen3c.generate(generator="preview", progress=False) imported diffusers (only to turn its
+    bars off; the preview never uses it): ~170 MB and ~3 s more than progress=True on the first
+    call, and diffusers' import set TORCHINDUCTOR_CACHE_DIR in the script's environment."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from child_env import child_env
+
+    image_path, _, _, depth = box_scene
+    np.save(tmp_path / "depth.npy", depth.numpy())
+    code = (
+        "import os, sys, gen3c\n"
+        f"gen3c.generate({str(image_path)!r}, depth={str(tmp_path / 'depth.npy')!r}, fov=60, resolution='32x48', num_video_frames=3, "
+        f"generator='preview', progress=False, video_save_folder={str(tmp_path / 'out')!r})\n"
+        "print('diffusers' in sys.modules, 'TORCHINDUCTOR_CACHE_DIR' in os.environ)\n"
+    )
+    env = child_env(Path(gen3c.__file__).parents[1])  # (this gen3c's)
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["False", "False"]
+    assert (tmp_path / "out" / "output.mp4").is_file() or (tmp_path / "out" / f"{Path(image_path).stem}.mp4").is_file()
+
+
 @pytest.mark.parametrize(
     ("image", "depth", "match"),
     [
