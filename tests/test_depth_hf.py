@@ -137,6 +137,14 @@ def test_zoedepth(tmp_path):
     check(est, "metric")
 
 
+def test_the_estimator_prints_as_a_line_of_its_settings(tmp_path):
+    """It printed as "<gen3c.depth.hf.TransformersDepthEstimator object at 0x7f…>"."""
+    path = dpt(tmp_path)
+    assert repr(load_depth_estimator(path)) == (
+        f"TransformersDepthEstimator(name='dpt:{path}', kind='relative', device=cpu, dtype=float32, flip_augment=True)"
+    )
+
+
 def test_dpt_is_relative(tmp_path):
     est = load_depth_estimator(dpt(tmp_path)).estimate(image())
     check(est, "relative")

@@ -157,6 +157,15 @@ def test_estimator_gen3c_path_shapes_and_ranges(checkpoint_path):
     assert est.estimate(torch.rand(3, 30, 40)).depth.shape == (30, 40)
 
 
+def test_the_estimator_prints_as_a_line_of_its_settings(checkpoint_path):
+    """It printed as "<gen3c.depth.moge.MoGeEstimator object at 0x7f…>"."""
+    est = MoGeEstimator(str(checkpoint_path), backend="gen3c", inference_size=(56, 84))
+    assert repr(est) == (
+        f"MoGeEstimator(name='moge:{checkpoint_path}', backend='gen3c', kind='relative', device=cpu, dtype=float32, "
+        "inference_size=(56, 84), use_fp16=False)"
+    )
+
+
 def test_invalid_pixels_get_gen3c_far_depth(tmp_path):
     path = tmp_path / "model.pt"
     torch.save(tiny_checkpoint(mask_bias=-10.0), path)

@@ -822,6 +822,48 @@ def test_a_depth_in_memory_is_read_as_the_same_npy(box_scene, tmp_path):
         assert said == ["gen3c.generate() depth is 48×80 but the image is 96×160: resizing the depth (nearest)"]
 
 
+def test_the_notes_of_a_quiet_call_are_silenced_by_a_filter_on_gen3c_as_docs_python_md_says(box_scene, tmp_path, capfd):
+    """docs/python.md: with progress=False only gen3c's notes print, as UserWarnings that
+    ``warnings.filterwarnings("ignore", category=UserWarning, module="gen3c")`` silences (each is
+    said from gen3c's own modules, not the caller's line) and the run record lists."""
+    import json
+    import warnings
+
+    image_path, _, _, depth = box_scene
+    kw = {"fov": 60, "resolution": "32x48", "num_video_frames": 3, "generator": "preview", "progress": False}
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module="gen3c")
+        out = gen3c.generate(image_path, depth=depth[::2, ::2].numpy(), video_save_folder=tmp_path, **kw)
+    assert capfd.readouterr() == ("", "")
+    notes = json.loads(out.paths["run"].read_text())["notes"]
+    assert notes == ["gen3c.generate() depth is 48×80 but the image is 96×160: resizing the depth (nearest)"]
+
+
+def test_a_quiet_preview_call_does_not_import_diffusers(box_scene, tmp_path):
+    """gen3c.generate(generator="preview", progress=False) imported diffusers (only to turn its
+    bars off; the preview never uses it): ~170 MB and ~3 s more than progress=True on the first
+    call, and diffusers' import set TORCHINDUCTOR_CACHE_DIR in the script's environment."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from child_env import child_env
+
+    image_path, _, _, depth = box_scene
+    np.save(tmp_path / "depth.npy", depth.numpy())
+    code = (
+        "import os, sys, gen3c\n"
+        f"gen3c.generate({str(image_path)!r}, depth={str(tmp_path / 'depth.npy')!r}, fov=60, resolution='32x48', num_video_frames=3, "
+        f"generator='preview', progress=False, video_save_folder={str(tmp_path / 'out')!r})\n"
+        "print('diffusers' in sys.modules, 'TORCHINDUCTOR_CACHE_DIR' in os.environ)\n"
+    )
+    env = child_env(Path(gen3c.__file__).parents[1])  # (this gen3c's)
+    env.pop("TORCHINDUCTOR_CACHE_DIR", None)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True).stdout
+    assert out.split() == ["False", "False"]
+    assert (tmp_path / "out" / "output.mp4").is_file() or (tmp_path / "out" / f"{Path(image_path).stem}.mp4").is_file()
+
+
 @pytest.mark.parametrize(
     ("image", "depth", "match"),
     [
@@ -1089,6 +1131,28 @@ def test_the_other_public_results_print_as_a_line_with_their_shapes(scene):
          "depth=tensor(2, 32, 48; float32), seen=tensor(2, 32, 48; bool), reliable=tensor(2, 32, 48; bool), median_depth=3.0)"),
     ]:  # fmt: skip
         assert repr(value) == expected
+
+
+def test_the_depth_estimator_and_the_run_plan_print_as_a_line_of_their_settings(scene):
+    """``load_depth_estimator("prior")`` and ``result.plan`` (whose ``point_cloud()`` docs/python.md
+    shows) printed as "<gen3c.depth.prior.GeometricPriorEstimator object at 0x7f…>" in a notebook."""
+    from gen3c.depth import load_depth_estimator
+    from gen3c.io.frames import FrameStack
+    from gen3c.pipelines.autoregressive import FixedCache, VideoCache
+
+    source = prepare_source(*scene, SIZE)
+    cache = build_cache([source])
+    result = generate_video(cache, preset_cameras(source, "left", "center_facing", num_frames=3), PreviewGenerator(), source.image)
+    two = torch.ones(2, 4, 6)
+    frames = FrameStack(torch.zeros(2, 3, 4, 6, dtype=torch.uint8), two, two.bool(), torch.eye(4).repeat(2, 1, 1), torch.eye(3).repeat(2, 1, 1))
+    for value, expected in [
+        (load_depth_estimator("prior"), "GeometricPriorEstimator(near=0.5, far=1.0)"),
+        (result.plan, f"GrowingCache(cache={result.plan.cache!r}, depth_estimator=None, align_steps=100)"),
+        (FixedCache(cache), f"FixedCache(cache={cache!r})"),
+        (VideoCache(frames), f"VideoCache(frames={frames!r}, filter_points_threshold=0.05, foreground_masking=False, splat='bilinear')"),
+    ]:  # fmt: skip
+        assert repr(value) == expected
+    assert repr(result.plan.cache).startswith("Cache3D(views=[1×32×48]")
 
 
 def test_short_repr_shows_arrays_at_any_depth_by_shape_and_a_tuple_of_one_as_a_tuple():

@@ -272,6 +272,12 @@ class TransformersDepthEstimator:
         else:
             self.kind = "metric"
 
+    def __repr__(self) -> str:
+        return (
+            f"TransformersDepthEstimator(name={self.name!r}, kind={self.kind!r}, device={self.device}, "
+            f"dtype={str(self.dtype).removeprefix('torch.')}, flip_augment={self.flip_augment})"
+        )
+
     @torch.inference_mode()
     def _forward(self, rgb) -> Any:
         try:

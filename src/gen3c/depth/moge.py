@@ -958,6 +958,13 @@ class MoGeEstimator:
         half += ["use_fp16=True"] if self.use_fp16 and dtype != torch.float16 else []  # autocast, as MoGe's infer enables it
         note_half_on_cpu(self.name, device, " and ".join(half) or None)
 
+    def __repr__(self) -> str:
+        weight = next(self.model.parameters())
+        return (
+            f"MoGeEstimator(name={self.name!r}, backend={self.backend!r}, kind={self.kind!r}, device={weight.device}, "
+            f"dtype={str(weight.dtype).removeprefix('torch.')}, inference_size={self.inference_size}, use_fp16={self.use_fp16})"
+        )
+
     def moge_input_size(self, image_size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
         """The (H, W) MoGe sees for an ``image_size`` image whose estimate is wanted at ``target``.
 

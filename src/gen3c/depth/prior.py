@@ -59,6 +59,9 @@ class GeometricPriorEstimator:
     def __init__(self, near: float = 0.5, far: float = 1.0) -> None:
         self.near, self.far = near, far
 
+    def __repr__(self) -> str:
+        return f"GeometricPriorEstimator(near={self.near}, far={self.far})"
+
     def estimate(
         self,
         image: Any,

@@ -145,6 +145,9 @@ class FixedCache(_Unchanging):
     def __init__(self, cache: Cache3D) -> None:
         self.cache = cache
 
+    def __repr__(self) -> str:
+        return f"FixedCache(cache={self.cache!r})"
+
     def cache_for_chunk(self, index, start, cameras, condition, progress, label) -> tuple[Cache3D, int]:
         return self.cache, start
 
@@ -176,6 +179,9 @@ class GrowingCache:
         self.cache = cache
         self.depth_estimator = depth_estimator
         self.align_steps = align_steps
+
+    def __repr__(self) -> str:
+        return f"GrowingCache(cache={self.cache!r}, depth_estimator={self.depth_estimator!r}, align_steps={self.align_steps})"
 
     def cache_for_chunk(self, index, start, cameras, condition, progress, label) -> tuple[Cache3D, int]:
         if index > 0 and condition is not None:
@@ -307,6 +313,9 @@ class VideoCache(_Unchanging):
             "foreground_masking": foreground_masking,
             "splat": splat,
         }
+
+    def __repr__(self) -> str:
+        return f"VideoCache(frames={self.frames!r}, {', '.join(f'{key}={value!r}' for key, value in self.settings.items())})"
 
     def cache_for_chunk(self, index, start, cameras, condition, progress, label) -> tuple[Cache3D, int]:
         T = len(self.frames)

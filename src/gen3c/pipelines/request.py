@@ -1483,7 +1483,10 @@ def _generate(image, depth, generator: str, video_save_folder, video_save_name: 
             with progress_bars() as bars:  # the command line's stages, on stderr
                 return run_request(request, generators=GENERATE_POOL, progress=bars, resume=resume, grant_trust=PYTHON_GRANTS_TRUST, resume_with=PYTHON_RESUMES)
         factory = (lambda stage, total: lambda n=1: None) if progress is False else progress
-        with libraries_quiet():  # diffusers' and transformers' bars too
+        # diffusers' and transformers' bars too; only the gen3c generator uses diffusers, which a preview
+        # run imported just to quiet it: ~170 MB and seconds, and TORCHINDUCTOR_CACHE_DIR set in os.environ
+        libraries = ("diffusers", "transformers") if request.generator == "gen3c" else ("transformers",)
+        with libraries_quiet(libraries):
             return run_request(request, generators=GENERATE_POOL, progress=factory, resume=resume, grant_trust=PYTHON_GRANTS_TRUST, resume_with=PYTHON_RESUMES)
     finally:
         if not keep_loaded:
