@@ -1364,3 +1364,40 @@ def test_a_start_frame_left_from_a_video_is_said_with_its_fix_for_a_multi_view_i
     assert state.kind == "sample"  # the video stays loaded
     state.load_video(npz, start=0)
     assert state.kind == "multiview"
+
+
+def test_an_upload_killed_mid_write_leaves_no_temporary_file_for_the_next_server(tmp_path):
+    """A gen3c gui killed while it wrote an upload (or a camera path file) left its hidden
+    temporary file, ``.NAME.PID@HOST-RANDOM.part.EXT``, in uploads/ for good (a large image's
+    MiBs each time). The next server on the work folder removes those of a process that is gone;
+    one of a server still writing, or of another machine, is kept."""
+    import signal
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    writer = (
+        "import sys, time; from gen3c.io.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'half an image'); print(tmp.name, flush=True); time.sleep(120)\n"
+    )
+    parts, servers = {}, []
+    try:
+        for folder, name in (("uploads", "photo.png"), ("paths", "gui_001_path.json"), ("uploads", "still_writing.npy")):
+            (work / folder).mkdir(parents=True, exist_ok=True)
+            servers.append(subprocess.Popen([sys.executable, "-c", writer, str(work / folder / name)], stdout=subprocess.PIPE, text=True))
+            parts[name] = work / folder / servers[-1].stdout.readline().strip()
+            assert parts[name].is_file() and parts[name].name.startswith(f".{Path(name).stem}.")
+        for killed in servers[:2]:
+            killed.send_signal(signal.SIGKILL)
+            killed.wait()
+        elsewhere = work / "uploads" / ".photo.12345@elsewhere-example-abcd1234.part.png"  # a shared folder's other machine
+        elsewhere.write_bytes(b"x")
+        state = GuiState(work)
+        assert not parts["photo.png"].exists() and not parts["gui_001_path.json"].exists()
+        assert parts["still_writing.npy"].is_file() and elsewhere.is_file()
+        assert state.save_upload("photo.png", b"whole").read_bytes() == b"whole"
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()

@@ -313,19 +313,22 @@ def remove_stale_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
     return removed
 
 
-def remove_abandoned_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
+def remove_abandoned_parts(folder: str | os.PathLike, names: Iterable[str] | None = None) -> int:
     """Delete the temporary files :func:`atomic_path` made for the outputs ``names`` in ``folder``
-    whose process is gone (``kill -9``, the out-of-memory killer, a power cut): a run that is
-    killed so never removes them, and a video's can be large. Those of a process still running
-    (another run of the same name into the same folder), of another machine (a shared file
-    system) or without a process in their name (an older gen3c's) are kept; returns how many went."""
+    (None: for any output, as in a folder of uploads, each under its own name) whose process is
+    gone (``kill -9``, the out-of-memory killer, a power cut): a run that is killed so never
+    removes them, and a video's can be large. Those of a process still running (another run of
+    the same name into the same folder), of another machine (a shared file system) or without a
+    process in their name (an older gen3c's) are kept; returns how many went."""
     import re
 
+    patterns = [(r".+", r"(?:\.[^.]*)?", ".*.part*")] if names is None else [
+        (re.escape(Path(name).stem), re.escape(Path(name).suffix), f".*.part{Path(name).suffix}") for name in names
+    ]  # fmt: skip
     removed = 0
-    for name in names:
-        target = Path(name)
-        own = re.compile(rf"\.{re.escape(target.stem)}\.(\d+)@([A-Za-z0-9-]*)-[^.-]+\.part{re.escape(target.suffix)}")
-        for part in Path(folder).glob(f".*.part{target.suffix}"):
+    for stem, suffix, pattern in patterns:
+        own = re.compile(rf"\.{stem}\.(\d+)@([A-Za-z0-9-]*)-[^.-]+\.part{suffix}")
+        for part in Path(folder).glob(pattern):
             match = own.fullmatch(part.name)
             if match and match[2] == _host() and not process_alive(int(match[1])) and not part.is_dir():
                 with contextlib.suppress(OSError):
