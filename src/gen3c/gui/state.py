@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock (a run marker there is held until deleted)
+except ImportError:  # Windows: no flock (a run marker there is freed once its pid runs no process: process_alive)
     fcntl = None
 
 import numpy as np
@@ -192,7 +192,8 @@ def _marker_abandoned(marker: Path) -> bool:
     shared work folder: its locks may not be seen from here), of this process, or that cannot be
     read or is not written yet, is held; an unlocked one of another pid namespace (a container
     of this machine: their processes cannot be seen from here) too, and one naming no namespace
-    (an earlier gen3c's) is taken for this namespace's."""
+    (an earlier gen3c's) is taken for this namespace's. Windows has no flock: its markers are
+    unlocked, freed once their pid runs no process (:func:`~gen3c.io.atomic.process_alive`)."""
     with _HELD_LOCK:  # this process's own, not opened: where flock is emulated by fcntl locks (NFS), closing any file of it drops them
         if os.path.realpath(marker) in _HELD_MARKERS:
             return False

@@ -7,8 +7,9 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from gen3c.errors import Gen3cInputError, path_to_copy, quoted_path, raise_if_interrupted
 from gen3c.io.paths import nearest_existing, on_windows, one_form, other_spelling, windows_name_problem
@@ -371,8 +372,12 @@ def _host() -> str:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (True when that cannot be told)."""
-    if os.name != "posix":  # (os.kill on Windows would end the process)
+    """Whether process ``pid`` exists on this machine (True when that cannot be told). On Windows
+    the system is asked for the process and its exit code (:func:`_windows_process_alive`):
+    ``os.kill(pid, 0)`` there would end it, whatever the signal."""
+    if on_windows():
+        return _windows_process_alive(pid)
+    if os.name != "posix":
         return True
     try:
         os.kill(pid, 0)
@@ -381,6 +386,48 @@ def process_alive(pid: int) -> bool:
     except (PermissionError, OverflowError, OSError):  # another user's process; a pid beyond the system's range
         return True
     return True
+
+
+#: Windows' numbers for :func:`_windows_process_alive`: the right to ask a process's exit code,
+#: the exit code of one still running, and OpenProcess's error for a process id no process has.
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+_STILL_ACTIVE = 259
+_ERROR_INVALID_PARAMETER = 87
+
+
+def _kernel32() -> tuple[Any, Callable[[], int]]:
+    """Windows' kernel32, its functions typed for :func:`_windows_process_alive` (a handle is as
+    wide as a pointer), and the reader of the error its last call set."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    kernel32.OpenProcess.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong)
+    kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
+    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    return kernel32, ctypes.get_last_error
+
+
+def _windows_process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this Windows machine: one that OpenProcess finds no process
+    for (ERROR_INVALID_PARAMETER) or whose exit code is set (ended, its handle still held
+    elsewhere) does not; one it may not open (another user's, a protected one) or a number no
+    process id can be is taken as running, as anything that cannot be told."""
+    import ctypes
+
+    if not 0 <= pid < 2**32:
+        return True
+    kernel32, last_error = _kernel32()
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return last_error() != _ERROR_INVALID_PARAMETER
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _umask() -> int:
