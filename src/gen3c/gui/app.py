@@ -53,6 +53,7 @@ from gen3c.gui.state import (
     unexpected_error,
 )
 from gen3c.io.resolution import parse_resolution
+from gen3c.pipelines.camera_video import run_fraction
 from gen3c.pipelines.request import (
     GenerationRequest,
     GeneratorPool,
@@ -1004,9 +1005,13 @@ class Gen3cApp:
         if generator is None:  # loading: the loader presses Generate again once it has loaded
             return False
         self._check_frame_size(request.resolution)  # a start size it refuses (a generator given): in the page's words
-        last = [0.0]
+        last, made = [0.0], [0.0]
 
         def on_progress(stage: str, done: float, total: int) -> None:
+            # The bar is the whole run's, the video's share made (each stage's own count restarted
+            # it, rendering and generating each chunk): the line names the stage with its count.
+            fraction = run_fraction(stage, int(done), total)
+            made[0] = made[0] if fraction is None else max(made[0], fraction)
             now = time.monotonic()
             if done not in (0, total) and now - last[0] < 0.1:
                 return
@@ -1018,8 +1023,8 @@ class Gen3cApp:
                 if self._stopped:
                     return
                 last[0] = now
-                self.progress.value = min(100.0, 100.0 * done / max(total, 1))
-                self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
+                self.progress.value = 100.0 * made[0]
+                self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total} ({100 * made[0]:.0f}% of the video made)"
             finally:
                 self._lock.release()
 
