@@ -1919,3 +1919,29 @@ def test_the_share_of_a_run_s_video_made_is_read_from_its_stage(stage, done, tot
     from gen3c.pipelines.camera_video import run_fraction
 
     assert run_fraction(stage, done, total) == (None if fraction is None else pytest.approx(fraction))
+
+
+def test_a_camera_path_s_note_is_said_in_the_page_as_it_is_drawn_not_as_a_python_warning(gui, tmp_path):
+    """Frames set below a multi-view input's camera count: drawing the path noted that only the
+    first cameras are rendered, which reached the server's terminal as a Python warning (its file,
+    line and source line: "state.py:807: UserWarning: …") and the page only once a run had ended.
+    The page now says it with the path, and the status goes back once Frames covers them all."""
+    import warnings
+
+    from layouts import scene, write_multiview
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    npz = write_multiview(tmp_path / "mv.npz", rgb[[0, 5]], depth[[0, 5]], depth[[0, 5]] > 0, K[[0, 5]], w2c[[0, 5]], w2c)
+    gui.video_path.value = str(npz)
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    loaded = gui.status.content
+    assert loaded.startswith("Loaded **mv.npz**") and gui.num_frames.value == 6  # (lowered from 9 to its cameras)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        gui.num_frames.value = 4  # (the control's own callback: _on_setting)
+        handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(client=None, target=gui.num_frames))
+    assert [str(w.message) for w in shown] == []
+    assert gui.status.content.startswith(loaded + "<br><small>Note: multi-view npz ") and "the first 4 are rendered" in gui.status.content
+    gui.num_frames.value = 6
+    handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(client=None, target=gui.num_frames))
+    assert gui.status.content == loaded

@@ -275,6 +275,7 @@ class Gen3cApp:
         self._loader: threading.Thread | None = None
         self._loading = False  # while the loader loads (until it has shown how it went)
         self._start_pending = False  # while a Generate press waits for the loader (Cancel clears it)
+        self._path_notes_status: str | None = None  # the status that says the notes the drawn camera path gave
         self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
         with self._lock:  # a client may connect, and press, once the controls exist
             self._build_gui()
@@ -1178,15 +1179,19 @@ class Gen3cApp:
         if self.state.source is None:
             return
         try:
-            cams = self.state.cameras()
+            with collect_notes() as notes:  # the page's (with the path), not the server log's as Python warnings
+                cams = self.state.cameras()
         except Gen3cInputError as exc:
             if not (self._loading or self.jobs.running):  # a past run's line (the line of one under way or waiting stays)
                 self.progress_text.content = ""
             self._info(f"Camera path: {html.escape(self._page_words(str(exc)))}", problem="path")
             self.frame_image.image, self.frame_note.visible = BLANK_FRAME, False  # not the last path's frame
             return
-        if self._problem_shown == "path":
+        if self._problem_shown == "path" or self.status.content == self._path_notes_status:  # (the notes of a path no longer drawn)
             self._info(self._settled)
+        if notes:  # (e.g. fewer Frames than a multi-view input's cameras: said as Frames is set, not only as a run ends)
+            self._info(f"{self._settled}{self._notes_html(notes)}", transient=True)
+        self._path_notes_status = self.status.content if notes else None
         scene = self.server.scene
         scale = self.state.scene_scale()
         centers = cams.centers.double().numpy()
@@ -1221,7 +1226,8 @@ class Gen3cApp:
         if self.state.source is None:
             return
         try:
-            cams = cams or self.state.cameras()
+            with collect_notes():  # (said as the path was drawn)
+                cams = cams or self.state.cameras()
         except Gen3cInputError:
             return
         i = min(int(self.frame.value), len(cams) - 1)
