@@ -1945,3 +1945,20 @@ def test_a_camera_path_s_note_is_said_in_the_page_as_it_is_drawn_not_as_a_python
     gui.num_frames.value = 6
     handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(client=None, target=gui.num_frames))
     assert gui.status.content == loaded
+
+
+def test_a_camera_path_s_note_is_said_with_the_input_that_loads(gui, tmp_path):
+    """Frames already below a multi-view input's camera count as it loads: the path's note was
+    replaced by the "Loaded …" line at once, and said only as a run ended."""
+    from layouts import scene, write_multiview
+
+    rgb, depth, _, w2c, K = scene(12, 48, 80)
+    npz = write_multiview(tmp_path / "mv.npz", rgb[[0, 11]], depth[[0, 11]], depth[[0, 11]] > 0, K[[0, 11]], w2c[[0, 11]], w2c)
+    gui.video_path.value = str(npz)
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert gui.num_frames.value == 9  # (the start's count, below its 12 cameras)
+    assert gui.status.content.startswith("Loaded **mv.npz**") and "<br><small>Note: multi-view npz " in gui.status.content
+    assert "the first 9 are rendered" in gui.status.content
+    gui.num_frames.value = 12
+    handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(client=None, target=gui.num_frames))
+    assert gui.status.content == "Loaded **mv.npz** (multi-view input, 2 key views with cameras) at 48×80."

@@ -275,7 +275,8 @@ class Gen3cApp:
         self._loader: threading.Thread | None = None
         self._loading = False  # while the loader loads (until it has shown how it went)
         self._start_pending = False  # while a Generate press waits for the loader (Cancel clears it)
-        self._path_notes_status: str | None = None  # the status that says the notes the drawn camera path gave
+        self._path_notes: list[str] = []  # the notes the drawn camera path gave
+        self._path_notes_status: str | None = None  # the status that says them
         self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
         with self._lock:  # a client may connect, and press, once the controls exist
             self._build_gui()
@@ -621,6 +622,14 @@ class Gen3cApp:
         self._show_loaded(self.state.path_note)  # after drawing: tests wait on it
         if path_problem is not None:  # said under what loaded, until the path can be made (then what loaded shows alone)
             self._info(f"{self.status.content}<br>{path_problem}", problem="path")
+        elif self._path_notes:  # said under what loaded too
+            self._say_path_notes(self.status.content)
+
+    def _say_path_notes(self, status: str) -> None:
+        """Show ``status`` with the notes the drawn camera path gave (:attr:`_path_notes`), until a
+        path without notes is drawn."""
+        self._info(f"{status}{self._notes_html(self._path_notes)}", transient=True)
+        self._path_notes_status = self.status.content
 
     def _show_loaded(self, path_note: str = "") -> None:
         """The status of the loaded input: what it is, its size, the notes reading it gave and
@@ -1189,9 +1198,10 @@ class Gen3cApp:
             return
         if self._problem_shown == "path" or self.status.content == self._path_notes_status:  # (the notes of a path no longer drawn)
             self._info(self._settled)
+        self._path_notes = notes
+        self._path_notes_status = None
         if notes:  # (e.g. fewer Frames than a multi-view input's cameras: said as Frames is set, not only as a run ends)
-            self._info(f"{self._settled}{self._notes_html(notes)}", transient=True)
-        self._path_notes_status = self.status.content if notes else None
+            self._say_path_notes(self._settled)
         scene = self.server.scene
         scale = self.state.scene_scale()
         centers = cams.centers.double().numpy()
