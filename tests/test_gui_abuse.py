@@ -1861,3 +1861,104 @@ def test_an_imported_path_s_frame_rate_is_refused_naming_the_file_not_the_fps_bo
     shown = html.unescape(re.sub("<[^>]+>", "", gui.status.content))
     assert shown == f"**Error:** {said}", shown
     assert gui.state.request.fps == gui.fps.value == 24 and gui.state.path_mode == "preset"
+
+
+class _BarRecorder:
+    """The page's progress bar, keeping every value it was set to."""
+
+    def __init__(self) -> None:
+        self.values: list[float] = []
+        self.animated = False
+
+    @property
+    def value(self) -> float:
+        return self.values[-1]
+
+    @value.setter
+    def value(self, value: float) -> None:
+        self.values.append(value)
+
+
+def test_the_progress_bar_is_the_whole_run_s_not_each_stage_s(gui):
+    """The bar restarted at 0 for each stage of a run (rendering the cache, generating, for each
+    chunk), so a run of two chunks filled it four times, and a user could not tell how far the run
+    was. The bar now fills once over the run, as its chunks are generated (never going back), and
+    the line below it names the stage with its own count and the share of the video made."""
+    handler(gui, gui._on_demo)(SimpleNamespace(client=None))
+    gui.state.update(chunk_frames=5)  # 9 frames: chunks 1-5 and 5-9
+    lines: list[str] = []
+    chunk_started = gui.generator.generate
+
+    def generate(*args, **kwargs):  # as each chunk's generating starts
+        lines.append(gui.progress_text.content)
+        return chunk_started(*args, **kwargs)
+
+    gui.generator.generate = generate
+    gui.generator.gate.set()
+    gui.progress = bar = _BarRecorder()
+    handler(gui, gui._on_generate)(SimpleNamespace(client=None))
+    assert gui.jobs.wait(60)
+    wait_for_status(gui, "Generated **gui_001.mp4**")
+    assert bar.values == sorted(bar.values) and bar.values[-1] == 100.0
+    assert 50.0 in bar.values  # the first chunk of two made
+    assert lines[1] == "Chunk 2/2: generating (preview): 0/5 (50% of the video made)"  # (chunk 1's may come while Generate holds the page)
+
+
+@pytest.mark.parametrize(
+    ("stage", "done", "total", "fraction"),
+    [
+        ("Generating (gen3c)", 60, 121, 60 / 121),
+        ("Chunk 3/3: generating (gen3c)", 121, 121, 1.0),
+        ("Chunk 2/4: generating (preview)", 0, 61, 0.25),
+        ("Rendering 3D cache", 121, 121, None),  # other stages leave the video's share as it was
+        ("Chunk 2/3: adding frame 120 to the cache", 50, 100, None),
+        ("Loading gen3c model", 1, 1, None),
+    ],
+)
+def test_the_share_of_a_run_s_video_made_is_read_from_its_stage(stage, done, total, fraction):
+    from gen3c.pipelines.camera_video import run_fraction
+
+    assert run_fraction(stage, done, total) == (None if fraction is None else pytest.approx(fraction))
+
+
+def test_a_camera_path_s_note_is_said_in_the_page_as_it_is_drawn_not_as_a_python_warning(gui, tmp_path):
+    """Frames set below a multi-view input's camera count: drawing the path noted that only the
+    first cameras are rendered, which reached the server's terminal as a Python warning (its file,
+    line and source line: "state.py:807: UserWarning: …") and the page only once a run had ended.
+    The page now says it with the path, and the status goes back once Frames covers them all."""
+    import warnings
+
+    from layouts import scene, write_multiview
+
+    rgb, depth, _, w2c, K = scene(6, 48, 80)
+    npz = write_multiview(tmp_path / "mv.npz", rgb[[0, 5]], depth[[0, 5]], depth[[0, 5]] > 0, K[[0, 5]], w2c[[0, 5]], w2c)
+    gui.video_path.value = str(npz)
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    loaded = gui.status.content
+    assert loaded.startswith("Loaded **mv.npz**") and gui.num_frames.value == 6  # (lowered from 9 to its cameras)
+    with warnings.catch_warnings(record=True) as shown:
+        warnings.simplefilter("always")
+        gui.num_frames.value = 4  # (the control's own callback: _on_setting)
+        handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(client=None, target=gui.num_frames))
+    assert [str(w.message) for w in shown] == []
+    assert gui.status.content.startswith(loaded + "<br><small>Note: multi-view npz ") and "the first 4 are rendered" in gui.status.content
+    gui.num_frames.value = 6
+    handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(client=None, target=gui.num_frames))
+    assert gui.status.content == loaded
+
+
+def test_a_camera_path_s_note_is_said_with_the_input_that_loads(gui, tmp_path):
+    """Frames already below a multi-view input's camera count as it loads: the path's note was
+    replaced by the "Loaded …" line at once, and said only as a run ended."""
+    from layouts import scene, write_multiview
+
+    rgb, depth, _, w2c, K = scene(12, 48, 80)
+    npz = write_multiview(tmp_path / "mv.npz", rgb[[0, 11]], depth[[0, 11]], depth[[0, 11]] > 0, K[[0, 11]], w2c[[0, 11]], w2c)
+    gui.video_path.value = str(npz)
+    handler(gui, gui._on_load_video)(SimpleNamespace(client=None))
+    assert gui.num_frames.value == 9  # (the start's count, below its 12 cameras)
+    assert gui.status.content.startswith("Loaded **mv.npz**") and "<br><small>Note: multi-view npz " in gui.status.content
+    assert "the first 9 are rendered" in gui.status.content
+    gui.num_frames.value = 12
+    handler(gui, functools.partial(gui._on_setting, "num_video_frames", redraw_cache=False))(SimpleNamespace(client=None, target=gui.num_frames))
+    assert gui.status.content == "Loaded **mv.npz** (multi-view input, 2 key views with cameras) at 48×80."

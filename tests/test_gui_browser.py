@@ -464,3 +464,28 @@ def test_orbiting_from_a_keyframe_moves_the_view_not_the_keyframe(tmp_path, room
             assert keyframe_moved > 0 and view_moved == 0, f"the second viewer could not drag the keyframe: {(keyframe_moved, view_moved)}"
     finally:
         app.stop()
+
+
+@needs_viser
+def test_gui_command_logs_a_run_s_notes_as_note_lines(tmp_path, monkeypatch):
+    """A run's notes (the page shows them too) reached `gen3c gui`'s terminal as Python warnings,
+    with their file, line and source line ("…/request.py:414: UserWarning: multi-view npz … has
+    12 cameras …" then "  cameras = scene_cameras(…)"), where gen3c generate says "note: …"."""
+    import threading
+    import warnings
+
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+    from gen3c.gui.app import Gen3cApp
+
+    def a_run_notes(self):  # as the run's worker thread warns
+        worker = threading.Thread(target=lambda: warnings.warn("the first 4 of 6 cameras are rendered", UserWarning, stacklevel=1))
+        worker.start()
+        worker.join()
+        self.stop()
+
+    monkeypatch.setattr(Gen3cApp, "serve_forever", a_run_notes)
+    res = CliRunner().invoke(app, ["gui", "--port", "0", "--work_dir", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "note: the first 4 of 6 cameras are rendered" in res.output and "UserWarning" not in res.output, res.output

@@ -1364,3 +1364,96 @@ def test_a_start_frame_left_from_a_video_is_said_with_its_fix_for_a_multi_view_i
     assert state.kind == "sample"  # the video stays loaded
     state.load_video(npz, start=0)
     assert state.kind == "multiview"
+
+
+def test_an_upload_killed_mid_write_leaves_no_temporary_file_for_the_next_server(tmp_path):
+    """A gen3c gui killed while it wrote an upload (or a camera path file) left its hidden
+    temporary file, ``.NAME.PID@HOST-RANDOM.part.EXT``, in uploads/ for good (a large image's
+    MiBs each time). The next server on the work folder removes those of a process that is gone;
+    one of a server still writing, or of another machine, is kept."""
+    import signal
+    import subprocess
+    import sys
+
+    work = tmp_path / "work"
+    writer = (
+        "import sys, time; from gen3c.io.atomic import atomic_path\n"
+        "with atomic_path(sys.argv[1]) as tmp:\n"
+        "    tmp.write_bytes(b'half an image'); print(tmp.name, flush=True); time.sleep(120)\n"
+    )
+    parts, servers = {}, []
+    try:
+        for folder, name in (("uploads", "photo.png"), ("paths", "gui_001_path.json"), ("uploads", "still_writing.npy")):
+            (work / folder).mkdir(parents=True, exist_ok=True)
+            servers.append(subprocess.Popen([sys.executable, "-c", writer, str(work / folder / name)], stdout=subprocess.PIPE, text=True))
+            parts[name] = work / folder / servers[-1].stdout.readline().strip()
+            assert parts[name].is_file() and parts[name].name.startswith(f".{Path(name).stem}.")
+        for killed in servers[:2]:
+            killed.send_signal(signal.SIGKILL)
+            killed.wait()
+        elsewhere = work / "uploads" / ".photo.12345@elsewhere-example-abcd1234.part.png"  # a shared folder's other machine
+        elsewhere.write_bytes(b"x")
+        state = GuiState(work)
+        assert not parts["photo.png"].exists() and not parts["gui_001_path.json"].exists()
+        assert parts["still_writing.npy"].is_file() and elsewhere.is_file()
+        assert state.save_upload("photo.png", b"whole").read_bytes() == b"whole"
+    finally:
+        for server in servers:
+            server.kill()
+            server.wait()
+
+
+class _FakeKernel32:
+    """Windows' kernel32 as process_alive calls it, over a table of pid → exit code (259: still
+    running); a pid missing from it has no process, one mapped to None may not be opened."""
+
+    def __init__(self, processes):
+        self.processes, self.error, self.open_handles = processes, 0, set()
+
+    def OpenProcess(self, access, inherit, pid):
+        if pid not in self.processes or self.processes[pid] is None:
+            self.error = 87 if pid not in self.processes else 5  # ERROR_INVALID_PARAMETER, ERROR_ACCESS_DENIED
+            return None
+        self.open_handles.add(1000 + pid)
+        return 1000 + pid
+
+    def GetExitCodeProcess(self, handle, code):
+        code._obj.value = self.processes[handle - 1000]
+        return 1
+
+    def CloseHandle(self, handle):
+        self.open_handles.remove(handle)
+        return 1
+
+
+def test_on_windows_a_run_name_held_by_a_killed_gui_is_freed(tmp_path, monkeypatch):
+    """Windows has no flock, so a GUI's run marker there is unlocked, and process_alive answered
+    True for every pid on Windows (os.kill(pid, 0) would end the process there): the marker of a
+    GUI killed mid-run held its gui_NNN for good. Now Windows is asked for the process and its exit
+    code: a pid with no process, or one that has ended, frees its name; a running process's, or
+    one that may not be opened (another user's), is held. The platform is faked: fcntl missing,
+    no pid namespace, kernel32 a table."""
+    import socket
+
+    from gen3c.gui import state as gui_state
+    from gen3c.io import atomic
+
+    kernel32 = _FakeKernel32({401: 259, 402: 0, 403: None})  # running, ended (handle held elsewhere), another user's
+    monkeypatch.setattr(gui_state, "fcntl", None)
+    monkeypatch.setattr(gui_state, "_PID_NAMESPACE", "unknown")
+    monkeypatch.setattr(atomic, "on_windows", lambda: True)
+    monkeypatch.setattr(atomic, "_kernel32", lambda: (kernel32, lambda: kernel32.error), raising=False)
+    outputs = tmp_path / "work" / "outputs"
+    outputs.mkdir(parents=True)
+    host = socket.gethostname()
+    for k, pid in enumerate((401, 402, 403, 404), start=1):  # 404: no process has it
+        (outputs / f"gui_00{k}.running").write_text(f"a gen3c gui run, {host} pid {pid}, process 0123abcd, pid namespace unknown\n")
+    state = GuiState(tmp_path / "work")
+    assert [state.reserve_output_name() for _ in range(3)] == ["gui_002", "gui_004", "gui_005"]
+    assert (outputs / "gui_001.running").read_text().endswith("pid 401, process 0123abcd, pid namespace unknown\n")
+    assert not (outputs / "gui_005.running").read_text().endswith(f"{gui_state._MARKER_LOCKED}\n")  # made unlocked: no flock here
+    assert not kernel32.open_handles  # each handle opened was closed
+    for name in ("gui_002", "gui_004", "gui_005"):
+        state.release_output_name(name)
+    assert sorted(p.name for p in outputs.iterdir()) == ["gui_001.running", "gui_003.running"]
+    assert atomic.process_alive(2**40)  # no process id: cannot be told

@@ -1480,7 +1480,8 @@ def gui(
         console.print(f"[yellow]warning:[/] listening on {escape(host)}: anyone who reaches this port can run generations and read images by path", highlight=False)
     print(f"gen3c GUI: {gui_app.url}  (work folder {gui_app.state.work_dir}; Ctrl-C to stop)", flush=True)
     try:
-        gui_app.serve_forever()  # (it stops the server, and cancels a run, as it leaves)
+        with console_warnings():  # a run's notes in the log as "note: …" lines, as generate's, not Python's warnings
+            gui_app.serve_forever()  # (it stops the server, and cancels a run, as it leaves)
     except KeyboardInterrupt as exc:  # said, and exited 130 (SIGTERM: 143), as generate, batch and eval are
         raise type(exc)("the GUI stopped") from None
 

@@ -53,6 +53,7 @@ from gen3c.gui.state import (
     unexpected_error,
 )
 from gen3c.io.resolution import parse_resolution
+from gen3c.pipelines.camera_video import run_fraction
 from gen3c.pipelines.request import (
     GenerationRequest,
     GeneratorPool,
@@ -274,6 +275,8 @@ class Gen3cApp:
         self._loader: threading.Thread | None = None
         self._loading = False  # while the loader loads (until it has shown how it went)
         self._start_pending = False  # while a Generate press waits for the loader (Cancel clears it)
+        self._path_notes: list[str] = []  # the notes the drawn camera path gave
+        self._path_notes_status: str | None = None  # the status that says them
         self._stopped = False  # set by stop(): the loader and a run's end touch the page no more
         with self._lock:  # a client may connect, and press, once the controls exist
             self._build_gui()
@@ -619,6 +622,14 @@ class Gen3cApp:
         self._show_loaded(self.state.path_note)  # after drawing: tests wait on it
         if path_problem is not None:  # said under what loaded, until the path can be made (then what loaded shows alone)
             self._info(f"{self.status.content}<br>{path_problem}", problem="path")
+        elif self._path_notes:  # said under what loaded too
+            self._say_path_notes(self.status.content)
+
+    def _say_path_notes(self, status: str) -> None:
+        """Show ``status`` with the notes the drawn camera path gave (:attr:`_path_notes`), until a
+        path without notes is drawn."""
+        self._info(f"{status}{self._notes_html(self._path_notes)}", transient=True)
+        self._path_notes_status = self.status.content
 
     def _show_loaded(self, path_note: str = "") -> None:
         """The status of the loaded input: what it is, its size, the notes reading it gave and
@@ -1004,9 +1015,13 @@ class Gen3cApp:
         if generator is None:  # loading: the loader presses Generate again once it has loaded
             return False
         self._check_frame_size(request.resolution)  # a start size it refuses (a generator given): in the page's words
-        last = [0.0]
+        last, made = [0.0], [0.0]
 
         def on_progress(stage: str, done: float, total: int) -> None:
+            # The bar is the whole run's, the video's share made (each stage's own count restarted
+            # it, rendering and generating each chunk): the line names the stage with its count.
+            fraction = run_fraction(stage, int(done), total)
+            made[0] = made[0] if fraction is None else max(made[0], fraction)
             now = time.monotonic()
             if done not in (0, total) and now - last[0] < 0.1:
                 return
@@ -1018,8 +1033,8 @@ class Gen3cApp:
                 if self._stopped:
                     return
                 last[0] = now
-                self.progress.value = min(100.0, 100.0 * done / max(total, 1))
-                self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total}"
+                self.progress.value = 100.0 * made[0]
+                self.progress_text.content = f"{html.escape(stage)}: {done:.0f}/{total} ({100 * made[0]:.0f}% of the video made)"
             finally:
                 self._lock.release()
 
@@ -1173,15 +1188,20 @@ class Gen3cApp:
         if self.state.source is None:
             return
         try:
-            cams = self.state.cameras()
+            with collect_notes() as notes:  # the page's (with the path), not the server log's as Python warnings
+                cams = self.state.cameras()
         except Gen3cInputError as exc:
             if not (self._loading or self.jobs.running):  # a past run's line (the line of one under way or waiting stays)
                 self.progress_text.content = ""
             self._info(f"Camera path: {html.escape(self._page_words(str(exc)))}", problem="path")
             self.frame_image.image, self.frame_note.visible = BLANK_FRAME, False  # not the last path's frame
             return
-        if self._problem_shown == "path":
+        if self._problem_shown == "path" or self.status.content == self._path_notes_status:  # (the notes of a path no longer drawn)
             self._info(self._settled)
+        self._path_notes = notes
+        self._path_notes_status = None
+        if notes:  # (e.g. fewer Frames than a multi-view input's cameras: said as Frames is set, not only as a run ends)
+            self._say_path_notes(self._settled)
         scene = self.server.scene
         scale = self.state.scene_scale()
         centers = cams.centers.double().numpy()
@@ -1216,7 +1236,8 @@ class Gen3cApp:
         if self.state.source is None:
             return
         try:
-            cams = cams or self.state.cameras()
+            with collect_notes():  # (said as the path was drawn)
+                cams = cams or self.state.cameras()
         except Gen3cInputError:
             return
         i = min(int(self.frame.value), len(cams) - 1)

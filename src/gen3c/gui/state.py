@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 try:
     import fcntl
-except ImportError:  # Windows: no flock (a run marker there is held until deleted)
+except ImportError:  # Windows: no flock (a run marker there is freed once its pid runs no process: process_alive)
     fcntl = None
 
 import numpy as np
@@ -63,7 +63,7 @@ from gen3c.errors import (
     record_notes,
     unusable_path_error,
 )
-from gen3c.io.atomic import ensure_writable_dir, process_alive, write_bytes_atomic
+from gen3c.io.atomic import ensure_writable_dir, process_alive, remove_abandoned_parts, write_bytes_atomic
 from gen3c.io.camera_files import (
     camera_dict_fps,
     cameras_from_dict,
@@ -192,7 +192,8 @@ def _marker_abandoned(marker: Path) -> bool:
     shared work folder: its locks may not be seen from here), of this process, or that cannot be
     read or is not written yet, is held; an unlocked one of another pid namespace (a container
     of this machine: their processes cannot be seen from here) too, and one naming no namespace
-    (an earlier gen3c's) is taken for this namespace's."""
+    (an earlier gen3c's) is taken for this namespace's. Windows has no flock: its markers are
+    unlocked, freed once their pid runs no process (:func:`~gen3c.io.atomic.process_alive`)."""
     with _HELD_LOCK:  # this process's own, not opened: where flock is emulated by fcntl locks (NFS), closing any file of it drops them
         if os.path.realpath(marker) in _HELD_MARKERS:
             return False
@@ -343,7 +344,9 @@ class GuiState:
     """Everything the page edits, as data, with the actions the page triggers.
 
     Args:
-        work_dir: the app's folder; uploads, camera paths and outputs are written only here.
+        work_dir: the app's folder; uploads, camera paths and outputs are written only here. The
+            hidden temporary files a server killed mid-write left in its uploads and paths are
+            removed as the state is made (those of a server still running are kept).
         request: initial settings; its ``video_save_folder`` is replaced by ``work_dir/outputs``.
         fps_given: whether ``request.fps`` is the user's (``gen3c gui --fps``) rather than the
             default; None: when it differs from the default.
@@ -353,6 +356,9 @@ class GuiState:
         request = request or GenerationRequest()
         check_request(request)  # the page's controls start from these values (frame count included)
         self.work_dir = ensure_writable_dir(work_dir, "GUI work folder").resolve()
+        for folder in ("uploads", "paths"):  # a server killed while writing a file there left its hidden temporary file
+            if (self.work_dir / folder).is_dir():
+                remove_abandoned_parts(self.work_dir / folder)
         self.request = dataclasses.replace(request, video_save_folder=str(self.work_dir / "outputs"))
         #: Whether the FPS is the user's (set on the page, or another than the default at start, e.g.
         #: ``gen3c gui --fps 12``) or came with an imported camera path; else it follows the input as

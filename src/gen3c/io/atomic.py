@@ -7,8 +7,9 @@ import contextlib
 import errno
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from gen3c.errors import Gen3cInputError, path_to_copy, quoted_path, raise_if_interrupted
 from gen3c.io.paths import nearest_existing, on_windows, one_form, other_spelling, windows_name_problem
@@ -313,19 +314,22 @@ def remove_stale_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
     return removed
 
 
-def remove_abandoned_parts(folder: str | os.PathLike, names: Iterable[str]) -> int:
+def remove_abandoned_parts(folder: str | os.PathLike, names: Iterable[str] | None = None) -> int:
     """Delete the temporary files :func:`atomic_path` made for the outputs ``names`` in ``folder``
-    whose process is gone (``kill -9``, the out-of-memory killer, a power cut): a run that is
-    killed so never removes them, and a video's can be large. Those of a process still running
-    (another run of the same name into the same folder), of another machine (a shared file
-    system) or without a process in their name (an older gen3c's) are kept; returns how many went."""
+    (None: for any output, as in a folder of uploads, each under its own name) whose process is
+    gone (``kill -9``, the out-of-memory killer, a power cut): a run that is killed so never
+    removes them, and a video's can be large. Those of a process still running (another run of
+    the same name into the same folder), of another machine (a shared file system) or without a
+    process in their name (an older gen3c's) are kept; returns how many went."""
     import re
 
+    patterns = [(r".+", r"(?:\.[^.]*)?", ".*.part*")] if names is None else [
+        (re.escape(Path(name).stem), re.escape(Path(name).suffix), f".*.part{Path(name).suffix}") for name in names
+    ]  # fmt: skip
     removed = 0
-    for name in names:
-        target = Path(name)
-        own = re.compile(rf"\.{re.escape(target.stem)}\.(\d+)@([A-Za-z0-9-]*)-[^.-]+\.part{re.escape(target.suffix)}")
-        for part in Path(folder).glob(f".*.part{target.suffix}"):
+    for stem, suffix, pattern in patterns:
+        own = re.compile(rf"\.{stem}\.(\d+)@([A-Za-z0-9-]*)-[^.-]+\.part{suffix}")
+        for part in Path(folder).glob(pattern):
             match = own.fullmatch(part.name)
             if match and match[2] == _host() and not process_alive(int(match[1])) and not part.is_dir():
                 with contextlib.suppress(OSError):
@@ -368,8 +372,12 @@ def _host() -> str:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (True when that cannot be told)."""
-    if os.name != "posix":  # (os.kill on Windows would end the process)
+    """Whether process ``pid`` exists on this machine (True when that cannot be told). On Windows
+    the system is asked for the process and its exit code (:func:`_windows_process_alive`):
+    ``os.kill(pid, 0)`` there would end it, whatever the signal."""
+    if on_windows():
+        return _windows_process_alive(pid)
+    if os.name != "posix":
         return True
     try:
         os.kill(pid, 0)
@@ -378,6 +386,48 @@ def process_alive(pid: int) -> bool:
     except (PermissionError, OverflowError, OSError):  # another user's process; a pid beyond the system's range
         return True
     return True
+
+
+#: Windows' numbers for :func:`_windows_process_alive`: the right to ask a process's exit code,
+#: the exit code of one still running, and OpenProcess's error for a process id no process has.
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+_STILL_ACTIVE = 259
+_ERROR_INVALID_PARAMETER = 87
+
+
+def _kernel32() -> tuple[Any, Callable[[], int]]:
+    """Windows' kernel32, its functions typed for :func:`_windows_process_alive` (a handle is as
+    wide as a pointer), and the reader of the error its last call set."""
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = ctypes.c_void_p
+    kernel32.OpenProcess.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong)
+    kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
+    kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+    return kernel32, ctypes.get_last_error
+
+
+def _windows_process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this Windows machine: one that OpenProcess finds no process
+    for (ERROR_INVALID_PARAMETER) or whose exit code is set (ended, its handle still held
+    elsewhere) does not; one it may not open (another user's, a protected one) or a number no
+    process id can be is taken as running, as anything that cannot be told."""
+    import ctypes
+
+    if not 0 <= pid < 2**32:
+        return True
+    kernel32, last_error = _kernel32()
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return last_error() != _ERROR_INVALID_PARAMETER
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def _umask() -> int:

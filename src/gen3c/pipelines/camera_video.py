@@ -23,6 +23,7 @@ import inspect
 import json
 import math
 import numbers
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -757,6 +758,19 @@ def _stage_names(label: str, generator: object) -> tuple[str, str]:
     if label:
         return f"{label}rendering 3D cache", f"{label}generating ({name})"
     return "Rendering 3D cache", f"Generating ({name})"
+
+
+def run_fraction(stage: str, done: int, total: int) -> float | None:
+    """How much of a run's video the progress stage ``stage`` (as :func:`generate_camera_video`
+    names them), ``done`` of its ``total`` steps in, has generated, from 0 to 1: a run of N chunks
+    ("Chunk k/N: …") is N equal parts, each made as its generating stage advances. None for any
+    other stage (loading a model, rendering the cache, adding a frame to it): the video's share
+    stays where it was, since generating is nearly all of a run's time."""
+    chunk = re.match(r"Chunk (\d+)/(\d+): ", stage)
+    index, count = (int(chunk[1]) - 1, int(chunk[2])) if chunk else (0, 1)
+    if not stage[chunk.end() if chunk else 0 :].lower().startswith("generating (") or total <= 0 or count <= 0:
+        return None
+    return min(1.0, (index + min(done, total) / total) / count)
 
 
 def _slice_buffers(b: BufferRenders, index: slice, cpu: bool = False) -> BufferRenders:
