@@ -277,14 +277,19 @@ def test_a_command_of_one_process_refuses_srun_tasks(tmp_path, monkeypatch, args
     assert res.exit_code == 2, res.output
     line = " ".join(res.output.split())
     assert line.startswith(f"error: gen3c {args[0]} was started by srun as one of 2 tasks (SLURM_STEP_NUM_TASKS=2), each of which would "), line
-    assert line.endswith(f": start it as one task (`srun --ntasks=1 gen3c {args[0]} …`)"), line
+    assert line.endswith(
+        f": start it as one task (`srun --ntasks=1 gen3c {args[0]} …`); where each task runs its own job into its own outputs "
+        f"(srun --multi-prog, $SLURM_PROCID in the paths), start each without the variable (`env -u SLURM_STEP_NUM_TASKS gen3c {args[0]} …`)"
+    ), line
     assert not list(tmp_path.iterdir())
 
 
 def test_generate_and_train_under_srun_tasks_name_torchrun_per_node(box_scene, tmp_path, monkeypatch):
     """`srun -n 2 gen3c generate …`: two independent runs raced on the same outputs. Refused in one
     line naming `srun --ntasks-per-node=1 torchrun …` (torchrun makes the process group srun does
-    not); torchrun started by srun (WORLD_SIZE set) and a batch script's SLURM_NTASKS go on."""
+    not), and how tasks meant as separate jobs (`srun --multi-prog`) say so, which then run (the
+    refusal had no way out for them); torchrun started by srun (WORLD_SIZE set) and a batch
+    script's SLURM_NTASKS go on."""
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     monkeypatch.setenv("SLURM_STEP_NUM_TASKS", "2")
     res = runner.invoke(app, cli_args(box_scene, tmp_path / "a"))
@@ -293,7 +298,8 @@ def test_generate_and_train_under_srun_tasks_name_torchrun_per_node(box_scene, t
         "error: gen3c generate was started by srun as one of 2 tasks (SLURM_STEP_NUM_TASKS=2), each of which would make the whole video "
         "into the same outputs: start it as one task (`srun --ntasks=1 gen3c generate …`), or, to split --generator gen3c across GPUs, "
         "start one task per node and torchrun in it, which starts a process per GPU (`srun --ntasks-per-node=1 torchrun "
-        "--nproc_per_node=2 -m gen3c generate … --num_gpus 2`)"
+        "--nproc_per_node=2 -m gen3c generate … --num_gpus 2`); where each task runs its own job into its own outputs (srun "
+        "--multi-prog, $SLURM_PROCID in the paths), start each without the variable (`env -u SLURM_STEP_NUM_TASKS gen3c generate …`)"
     )
     assert not (tmp_path / "a").exists()
     with pytest.raises(Gen3cInputError, match=r": start one task per node .*`srun --ntasks-per-node=1 torchrun --nproc_per_node=4 -m gen3c generate … --num_gpus 4`\), or one task"):

@@ -287,7 +287,7 @@ OTHER_PROGRAMS = {"--nproc_per_node": "torchrun", "--standalone": "torchrun", "-
                   "--port": "ray start", "--output": "vipe infer", "--logdir": "tensorboard", "--hypothesis-show-statistics": "pytest",
                   "--rgb": "download_dataset.py", "--depth": "download_dataset.py", "--force-reinstall": "pip install",
                   "--shm-size": "docker run", "--ntasks": "srun", "--ntasks-per-node": "srun", "--nodes": "srun",
-                  "--gpus-per-node": "srun"}  # fmt: skip
+                  "--gpus-per-node": "srun", "--gpus-per-task": "srun", "--multi-prog": "srun"}  # fmt: skip
 FLAG = re.compile(r"(?<![\w-])--[a-zA-Z][\w-]*")
 
 

@@ -31,6 +31,12 @@ class Gen3cInputError(ValueError):
     exit_code = 2
 
 
+class Gen3cSettingError(Gen3cInputError):
+    """A setting made the run fail partway (a guidance that makes sampling diverge): the fix
+    changes the run's output, so a long run's chunks kept so far could never be resumed (a run
+    with the same settings fails the same way, one with the fixed setting is another run)."""
+
+
 class Gen3cModelError(Gen3cInputError):
     """Model weights are absent, incomplete or do not match the expected layout."""
 

@@ -114,14 +114,19 @@ def srun_tasks() -> int | None:
 
 def refuse_srun_tasks(command: str, work: str, fix: Callable[[int], str]) -> None:
     """Refuse ``command`` started by srun as several tasks (:func:`srun_tasks`), each of which
-    would ``work`` into the same outputs; ``fix(tasks)``: what to run instead.
+    would ``work`` into the same outputs; ``fix(tasks)``: what to run instead. Tasks meant to run
+    separate jobs (``srun --multi-prog``, ``$SLURM_PROCID`` in each task's outputs) are told how to
+    say so: gen3c cannot see the other tasks' commands.
 
     Raises:
         Gen3cInputError: srun started several tasks, or ``SLURM_STEP_NUM_TASKS`` is no whole number ≥ 1.
     """
     tasks = srun_tasks()
     if tasks is not None and tasks > 1:
-        raise Gen3cInputError(f"{command} was started by srun as one of {tasks} tasks (SLURM_STEP_NUM_TASKS={tasks}), each of which would {work}: {fix(tasks)}")
+        raise Gen3cInputError(
+            f"{command} was started by srun as one of {tasks} tasks (SLURM_STEP_NUM_TASKS={tasks}), each of which would {work}: {fix(tasks)}; "
+            f"where each task runs its own job into its own outputs (srun --multi-prog, $SLURM_PROCID in the paths), start each without the variable (`env -u SLURM_STEP_NUM_TASKS {command} …`)"
+        )
 
 
 def torchrun_per_node(command: str, gpus: int) -> str:

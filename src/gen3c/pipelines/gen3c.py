@@ -64,6 +64,7 @@ from gen3c.errors import (
     Gen3cInputError,
     Gen3cMemoryError,
     Gen3cModelError,
+    Gen3cSettingError,
     describe_value,
     first_line,
     is_whole_number,
@@ -1497,7 +1498,7 @@ def _non_finite_frames(guidance: float, noise_aug_strength: float) -> Exception:
     fixes = [fix for fix, far in (("a --guidance nearer GEN3C's 1", abs(guidance) > 100),
                                   ("a --noise_aug_strength nearer GEN3C's 0", noise_aug_strength > 100)) if far]  # fmt: skip
     if fixes:
-        return Gen3cInputError(f"{said}: pass {' and '.join(fixes)}")
+        return Gen3cSettingError(f"{said}: pass {' and '.join(fixes)}")
     return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
 
 
@@ -1507,7 +1508,7 @@ def _non_finite_buffers(noise_aug_strength: float) -> Exception:
     user's to bring back, else the tokenizer is at fault."""
     said = f"the buffers noised with --noise_aug_strength {noise_aug_strength:g} encoded to NaN or infinite latents"
     if noise_aug_strength > 100:
-        return Gen3cInputError(f"{said}: pass a --noise_aug_strength nearer GEN3C's 0")
+        return Gen3cSettingError(f"{said}: pass a --noise_aug_strength nearer GEN3C's 0")
     return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
 
 
@@ -1517,7 +1518,7 @@ def _diverged(guidance: float, step: int, num_steps: int) -> Exception:
     said = (f"sampling diverged at step {step + 1} of {num_steps} (--guidance {guidance:g}): its latents passed "
             f"±{DIVERGED_LATENT:g} or became NaN, which decode to no picture")  # fmt: skip
     if abs(guidance) > 100:
-        return Gen3cInputError(f"{said}: pass a --guidance nearer GEN3C's 1")
+        return Gen3cSettingError(f"{said}: pass a --guidance nearer GEN3C's 1")
     return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
 
 

@@ -35,6 +35,7 @@ from gen3c.constants import GEN3C_CHUNK_FRAMES
 from gen3c.errors import (
     Gen3cInputError,
     Gen3cMemoryError,
+    Gen3cSettingError,
     counted,
     describe_value,
     is_whole_number,
@@ -1330,11 +1331,13 @@ def _run_request(
             stage.name = "writing the outputs"
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
             paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
-    except BaseException:
+    except BaseException as exc:
         if partial is not None:
             partial.release()
-        if partial is not None and not partial.recount():
-            partial.remove()  # nothing finished: nothing worth keeping (run_request says what is kept otherwise)
+        # Nothing finished: nothing worth keeping (run_request says what is kept otherwise). A
+        # setting's failure neither: its fix makes another run, and the same settings fail again.
+        if partial is not None and (isinstance(exc, Gen3cSettingError) or not partial.recount()):
+            partial.remove()
         raise
     if partial is not None:
         partial.remove()

@@ -469,6 +469,7 @@ class PartialRun:
     def remove(self) -> None:
         self.release()
         shutil.rmtree(self.path, ignore_errors=True)
+        self.finished = 0  # (none kept: kept_line says nothing)
 
 
 def _held_by_another_run(path: Path, this_run: str) -> Gen3cInputError:
