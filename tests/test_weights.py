@@ -2176,6 +2176,25 @@ def test_a_mistyped_official_id_is_named(tmp_path):
         server.stop()
 
 
+@pytest.mark.parametrize("model", ["nvidia/Gen3C-Cosmos-7B", "NVIDIA/gen3c-cosmos-7b", "someone/gen3c-student"])
+def test_a_hub_id_given_to_model_names_the_way_to_run_it(model, tmp_path):
+    """`--model nvidia/Gen3C-Cosmos-7B` (the id README's GEN3C-7B section names) said only "unknown
+    --model: pass a checkpoint folder with --checkpoint_dir", not that GEN3C's own weights need no
+    flag at all (they are fetched and converted on first use), nor that --checkpoint_dir takes a hub id."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    res = CliRunner().invoke(app, ["generate", "--generator", "gen3c", "--model", model, "--input_image_path", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    said = " ".join(res.output.split())
+    if model.casefold() == DIT.casefold():
+        assert f"--model '{model}' is GEN3C's own weights" in said and "leave out --model (and --checkpoint_dir)" in said, said
+        assert "fetches and converts them on first use" in said and "`gen3c download`" in said, said
+    else:
+        assert f"unknown --model '{model}'" in said and "or a hub id with --checkpoint_dir" in said, said
+
+
 def test_a_checkpoint_removed_while_it_loads_says_so(tmp_path, monkeypatch):
     """A `gen3c cache remove` in another process while a run loaded the converted checkpoint ended
     "could not load checkpoint … (… is neither a valid local path …): leave out --checkpoint_dir
