@@ -1654,6 +1654,30 @@ def test_removing_all_where_only_a_folder_gen3c_did_not_make_is_left_says_so(tmp
     assert (mine / "model_index.json").exists()
 
 
+def test_removing_all_that_removes_something_says_what_it_left_alone_too(tmp_path, monkeypatch):
+    """`gen3c cache remove all` that deleted something beside a folder gen3c did not make at the
+    converted checkpoint's name (one whose manifest was lost) said only what it removed: the user
+    took the cache for empty, and the next run refused that folder."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    mine = weights.converted_dir(tmp_path / "cache")
+    mine.mkdir(parents=True)
+    (mine / "model_index.json").write_text("{}")
+    stopped = tmp_path / "cache" / f"{weights.TEMP_PREFIX}conversion"  # what a killed conversion left: "all" deletes it
+    stopped.mkdir()
+    (stopped / "part.safetensors").write_bytes(b"x" * 10)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "removed " in said and "freed " in said and not stopped.exists(), said
+    assert said.endswith(f"{mine} was not made by gen3c and is left alone (move or delete it yourself if you mean to)"), said
+    assert (mine / "model_index.json").exists()
+
+
 def test_removing_all_calls_only_a_folder_without_a_manifest_not_made_by_gen3c(tmp_path, monkeypatch):
     """`gen3c cache remove all` that removed nothing (what it chose was gone once it had the lock)
     beside a converted folder another gen3c process finished meanwhile called that one "not made by
