@@ -1091,6 +1091,8 @@ def test_removing_a_hub_repository_asks_first_it_is_shared_with_other_programs(h
     args = ["cache", "remove", T5, "--cache_dir", str(tmp_path / "cache")]
     refused = CliRunner().invoke(app, args)  # no terminal to ask on
     assert refused.exit_code == 2 and "shared with every program" in refused.output and "pass --yes" in refused.output, refused.output
+    # (the sentence ended "they fetch it again after", cut off as it read)
+    assert "other projects): they fetch it again afterwards" in " ".join(refused.output.split()), refused.output
     assert (tmp_path / "hub" / "models--google-t5--t5-11b").is_dir()
     done = CliRunner().invoke(app, [*args, "--yes"])
     assert done.exit_code == 0 and f"removed {T5}" in done.output, done.output

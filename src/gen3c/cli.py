@@ -1255,7 +1255,7 @@ def cache_remove(
         for item in shared:
             console.print(
                 f"{item.name} ({weights.format_bytes(item.size)}) is huggingface_hub's folder {item.path}, shared with every program "
-                "that uses this repository (transformers, diffusers, other projects): they fetch it again after",
+                "that uses this repository (transformers, diffusers, other projects): they fetch it again afterwards",
                 highlight=False,
             )
         if yes:
