@@ -695,6 +695,30 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
     assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
 
 
+def test_offline_t5_asked_for_beside_a_whole_checkpoint_names_the_flag_not_a_prompt(hub, official, tmp_path, monkeypatch):
+    """`gen3c download --text_encoder` offline, with the checkpoint and its prompt cache converted and
+    T5 removed, said T5 was what "a prompt outside the prompt cache needs" and told the user to run
+    with --disable_prompt_encoder or --no_text_encoder, though no prompt was given and the
+    checkpoint already ran its cached prompts: the flag asked for it."""
+    import shutil
+
+    whole = prepare(hub, official, tmp_path)
+    let_go_of_what_this_process_reads()
+    shutil.rmtree(tmp_path / "hub" / "models--google-t5--t5-11b")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, text_encoder=True)
+    assert str(err.value) == (
+        f"GEN3C's weights are converted in {str(whole.checkpoint)!r} with the prompt cache, but T5 ({T5}), which --text_encoder "
+        "asks for, is not fetched yet and HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE, or leave out "
+        "--text_encoder (runs with the cached prompts need no T5)"
+    )
+    assert prepare(hub, official, tmp_path).checkpoint == whole.checkpoint and hub.count() == 0  # which runs offline
+    with pytest.raises(Gen3cModelError, match="which a prompt outside the prompt cache needs"):  # (a prompt: said as before)
+        prepare(hub, official, tmp_path, prompts=("a red ball",))
+
+
 def test_offline_with_only_t5_missing_before_converting_names_the_way_to_convert_without_it(hub, official, tmp_path, monkeypatch):
     """DiT and tokenizer fetched, nothing converted yet: an offline `gen3c download` was told to give
     `gen3c generate` --checkpoint_dir a converted checkpoint, not that --no_text_encoder converts now."""
