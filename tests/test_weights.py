@@ -2245,6 +2245,35 @@ def test_a_hub_id_given_to_model_names_the_way_to_run_it(model, tmp_path):
         assert f"unknown --model '{model}'" in said and "or a hub id with --checkpoint_dir" in said, said
 
 
+def test_gen3cs_dit_alone_given_as_a_checkpoint_is_not_sent_to_a_conversion_that_refuses_it(tmp_path):
+    """A folder holding GEN3C's model.pt alone (the hub cache's snapshot of nvidia/Gen3C-Cosmos-7B,
+    or a download renamed) given as the checkpoint was told "run `gen3c convert FOLDER OUT_DIR`",
+    and that conversion then refused FOLDER as holding one part of GEN3C's weights: a dead end.
+    Now it says what the folder holds and the two ways that work."""
+    from gen3c.models.convert import convert_checkpoint
+    from gen3c.pipelines.loading import load_generator
+
+    snapshot = tmp_path / "models--nvidia--Gen3C-Cosmos-7B" / "snapshots" / "f904c94"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.pt").write_bytes(b"")
+    with pytest.raises(Gen3cModelError) as err:
+        load_generator(snapshot)
+    said = str(err.value)
+    assert said.startswith(
+        f"checkpoint {str(snapshot)!r} holds GEN3C's DiT in its original layout (model.pt), not a converted checkpoint, and "
+        "`gen3c convert` needs GEN3C's tokenizer and T5 beside it: leave out checkpoint= and gen3c fetches GEN3C's weights"
+    ), said  # (the Python call's spelling of --checkpoint_dir)
+    assert "(`gen3c download` does it up front)" in said and f"gen3c convert {snapshot}" not in said, said
+    with pytest.raises(Gen3cModelError, match="holds one part of GEN3C's weights"):  # (what the old advice led to)
+        convert_checkpoint(snapshot, tmp_path / "out", log=None)
+    # Gen3C-Cosmos-7B/ itself still points at the folder above, which `gen3c convert` reads.
+    named = tmp_path / "official" / "Gen3C-Cosmos-7B"
+    named.mkdir(parents=True)
+    (named / "model.pt").write_bytes(b"")
+    with pytest.raises(Gen3cModelError, match=re.escape(f"run `gen3c convert {str(named.parent)!r} OUT_DIR`")):
+        load_generator(named)
+
+
 def test_a_checkpoint_removed_while_it_loads_says_so(tmp_path, monkeypatch):
     """A `gen3c cache remove` in another process while a run loaded the converted checkpoint ended
     "could not load checkpoint … (… is neither a valid local path …): leave out --checkpoint_dir
