@@ -695,6 +695,30 @@ def test_offline_with_only_t5_missing_names_the_way_to_run_without_it(hub, offic
     assert prepare(hub, official, tmp_path, prompts=()).checkpoint == bare.checkpoint  # which runs offline
 
 
+def test_offline_t5_asked_for_beside_a_whole_checkpoint_names_the_flag_not_a_prompt(hub, official, tmp_path, monkeypatch):
+    """`gen3c download --text_encoder` offline, with the checkpoint and its prompt cache converted and
+    T5 removed, said T5 was what "a prompt outside the prompt cache needs" and told the user to run
+    with --disable_prompt_encoder or --no_text_encoder, though no prompt was given and the
+    checkpoint already ran its cached prompts: the flag asked for it."""
+    import shutil
+
+    whole = prepare(hub, official, tmp_path)
+    let_go_of_what_this_process_reads()
+    shutil.rmtree(tmp_path / "hub" / "models--google-t5--t5-11b")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub.clear()
+    with pytest.raises(Gen3cModelError) as err:
+        prepare(hub, official, tmp_path, text_encoder=True)
+    assert str(err.value) == (
+        f"GEN3C's weights are converted in {str(whole.checkpoint)!r} with the prompt cache, but T5 ({T5}), which --text_encoder "
+        "asks for, is not fetched yet and HF_HUB_OFFLINE=1 forbids fetching it: unset HF_HUB_OFFLINE, or leave out "
+        "--text_encoder (runs with the cached prompts need no T5)"
+    )
+    assert prepare(hub, official, tmp_path).checkpoint == whole.checkpoint and hub.count() == 0  # which runs offline
+    with pytest.raises(Gen3cModelError, match="which a prompt outside the prompt cache needs"):  # (a prompt: said as before)
+        prepare(hub, official, tmp_path, prompts=("a red ball",))
+
+
 def test_offline_with_only_t5_missing_before_converting_names_the_way_to_convert_without_it(hub, official, tmp_path, monkeypatch):
     """DiT and tokenizer fetched, nothing converted yet: an offline `gen3c download` was told to give
     `gen3c generate` --checkpoint_dir a converted checkpoint, not that --no_text_encoder converts now."""
@@ -1091,6 +1115,8 @@ def test_removing_a_hub_repository_asks_first_it_is_shared_with_other_programs(h
     args = ["cache", "remove", T5, "--cache_dir", str(tmp_path / "cache")]
     refused = CliRunner().invoke(app, args)  # no terminal to ask on
     assert refused.exit_code == 2 and "shared with every program" in refused.output and "pass --yes" in refused.output, refused.output
+    # (the sentence ended "they fetch it again after", cut off as it read)
+    assert "other projects): they fetch it again afterwards" in " ".join(refused.output.split()), refused.output
     assert (tmp_path / "hub" / "models--google-t5--t5-11b").is_dir()
     done = CliRunner().invoke(app, [*args, "--yes"])
     assert done.exit_code == 0 and f"removed {T5}" in done.output, done.output
@@ -1654,6 +1680,30 @@ def test_removing_all_where_only_a_folder_gen3c_did_not_make_is_left_says_so(tmp
     assert (mine / "model_index.json").exists()
 
 
+def test_removing_all_that_removes_something_says_what_it_left_alone_too(tmp_path, monkeypatch):
+    """`gen3c cache remove all` that deleted something beside a folder gen3c did not make at the
+    converted checkpoint's name (one whose manifest was lost) said only what it removed: the user
+    took the cache for empty, and the next run refused that folder."""
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    mine = weights.converted_dir(tmp_path / "cache")
+    mine.mkdir(parents=True)
+    (mine / "model_index.json").write_text("{}")
+    stopped = tmp_path / "cache" / f"{weights.TEMP_PREFIX}conversion"  # what a killed conversion left: "all" deletes it
+    stopped.mkdir()
+    (stopped / "part.safetensors").write_bytes(b"x" * 10)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    res = CliRunner().invoke(app, ["cache", "remove", "all", "--cache_dir", str(tmp_path / "cache")])
+    assert res.exit_code == 0, res.output
+    said = " ".join(res.output.split())
+    assert "removed " in said and "freed " in said and not stopped.exists(), said
+    assert said.endswith(f"{mine} was not made by gen3c and is left alone (move or delete it yourself if you mean to)"), said
+    assert (mine / "model_index.json").exists()
+
+
 def test_removing_all_calls_only_a_folder_without_a_manifest_not_made_by_gen3c(tmp_path, monkeypatch):
     """`gen3c cache remove all` that removed nothing (what it chose was gone once it had the lock)
     beside a converted folder another gen3c process finished meanwhile called that one "not made by
@@ -2174,6 +2224,54 @@ def test_a_mistyped_official_id_is_named(tmp_path):
         ]
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("model", ["nvidia/Gen3C-Cosmos-7B", "NVIDIA/gen3c-cosmos-7b", "someone/gen3c-student"])
+def test_a_hub_id_given_to_model_names_the_way_to_run_it(model, tmp_path):
+    """`--model nvidia/Gen3C-Cosmos-7B` (the id README's GEN3C-7B section names) said only "unknown
+    --model: pass a checkpoint folder with --checkpoint_dir", not that GEN3C's own weights need no
+    flag at all (they are fetched and converted on first use), nor that --checkpoint_dir takes a hub id."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    res = CliRunner().invoke(app, ["generate", "--generator", "gen3c", "--model", model, "--input_image_path", str(tmp_path / "x.png")])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    said = " ".join(res.output.split())
+    if model.casefold() == DIT.casefold():
+        assert f"--model '{model}' is GEN3C's own weights" in said and "leave out --model (and --checkpoint_dir)" in said, said
+        assert "fetches and converts them on first use" in said and "`gen3c download`" in said, said
+    else:
+        assert f"unknown --model '{model}'" in said and "or a hub id with --checkpoint_dir" in said, said
+
+
+def test_gen3cs_dit_alone_given_as_a_checkpoint_is_not_sent_to_a_conversion_that_refuses_it(tmp_path):
+    """A folder holding GEN3C's model.pt alone (the hub cache's snapshot of nvidia/Gen3C-Cosmos-7B,
+    or a download renamed) given as the checkpoint was told "run `gen3c convert FOLDER OUT_DIR`",
+    and that conversion then refused FOLDER as holding one part of GEN3C's weights: a dead end.
+    Now it says what the folder holds and the two ways that work."""
+    from gen3c.models.convert import convert_checkpoint
+    from gen3c.pipelines.loading import load_generator
+
+    snapshot = tmp_path / "models--nvidia--Gen3C-Cosmos-7B" / "snapshots" / "f904c94"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.pt").write_bytes(b"")
+    with pytest.raises(Gen3cModelError) as err:
+        load_generator(snapshot)
+    said = str(err.value)
+    assert said.startswith(
+        f"checkpoint {str(snapshot)!r} holds GEN3C's DiT in its original layout (model.pt), not a converted checkpoint, and "
+        "`gen3c convert` needs GEN3C's tokenizer and T5 beside it: leave out checkpoint= and gen3c fetches GEN3C's weights"
+    ), said  # (the Python call's spelling of --checkpoint_dir)
+    assert "(`gen3c download` does it up front)" in said and f"gen3c convert {snapshot}" not in said, said
+    with pytest.raises(Gen3cModelError, match="holds one part of GEN3C's weights"):  # (what the old advice led to)
+        convert_checkpoint(snapshot, tmp_path / "out", log=None)
+    # Gen3C-Cosmos-7B/ itself still points at the folder above, which `gen3c convert` reads.
+    named = tmp_path / "official" / "Gen3C-Cosmos-7B"
+    named.mkdir(parents=True)
+    (named / "model.pt").write_bytes(b"")
+    with pytest.raises(Gen3cModelError, match=re.escape(f"run `gen3c convert {str(named.parent)!r} OUT_DIR`")):
+        load_generator(named)
 
 
 def test_a_checkpoint_removed_while_it_loads_says_so(tmp_path, monkeypatch):

@@ -1255,7 +1255,7 @@ def cache_remove(
         for item in shared:
             console.print(
                 f"{item.name} ({weights.format_bytes(item.size)}) is huggingface_hub's folder {item.path}, shared with every program "
-                "that uses this repository (transformers, diffusers, other projects): they fetch it again after",
+                "that uses this repository (transformers, diffusers, other projects): they fetch it again afterwards",
                 highlight=False,
             )
         if yes:
@@ -1294,6 +1294,14 @@ def cache_remove(
     for item in removed:
         console.print(f"removed {item.name} ({weights.format_bytes(item.size)}, {item.path})", highlight=False, soft_wrap=True)
     console.print(f"freed {weights.format_bytes(sum(item.size for item in removed))}", highlight=False)
+    if "all" in names:  # (a folder at the converted checkpoint's name that "all" left: the next run refuses it, so said now)
+        for item in weights.cached_items(cache_dir):
+            if item.kind == "converted" and not weights.made_by_gen3c(item.path):
+                console.print(
+                    f"{escape(str(item.path))} was not made by gen3c and is left alone (move or delete it yourself if you mean to)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
 
 @app.command()

@@ -26,9 +26,16 @@ META_NAME = "gen3c_model.json"
 def packaged_model_dir(name: str) -> Path:
     """The folder of the packaged model ``name``."""
     if name not in PACKAGED_MODELS:
+        from gen3c.models.weights import is_official_repo
+
+        if is_official_repo(name):  # (the hub id README names: --model is only for the shipped models)
+            raise Gen3cInputError(
+                f"--model {shown_value(name)} is GEN3C's own weights, not a model shipped in the package: leave out --model "
+                "(and --checkpoint_dir) and the gen3c generator fetches and converts them on first use (`gen3c download` does it now)"
+            )
         raise Gen3cInputError(
             f"unknown --model {shown_value(name)}: the package ships {', '.join(PACKAGED_MODELS)}; "
-            "pass a checkpoint folder (e.g. OUT/model of `gen3c train`) with --checkpoint_dir instead"
+            "pass a checkpoint folder (e.g. OUT/model of `gen3c train`) or a hub id with --checkpoint_dir instead"
         )
     folder = Path(str(resources.files("gen3c") / "assets" / PACKAGED_MODELS[name]))
     if not (folder / "model_index.json").is_file():

@@ -598,12 +598,18 @@ def _prepare(
             states = [f"{repo.repo_id} {'in the hub cache but not checked by gen3c yet' if repo.repo_id in there else 'not fetched yet'}" for repo in missing]
             fix = "unset HF_HUB_OFFLINE" + (" (a run online checks what the hub cache holds and fetches only what is missing or damaged)" if there else "")
             if manifest is not None:  # converted: only T5 is missing, and a run without prompts needs none
-                need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
                 state = "is in the hub cache but not checked by gen3c yet" if there else "is not fetched yet"
+                forbids = f"HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it"
+                if not (build_cache or runtime_t5):  # (only asked for: the checkpoint and its prompt cache run without it)
+                    raise Gen3cModelError(
+                        f"GEN3C's weights are converted in {quoted_path(target)} with the prompt cache, but T5 ({names}), which "
+                        f"--text_encoder asks for, {state} and {forbids}: {fix}, or leave out --text_encoder (runs with the cached "
+                        "prompts need no T5)"
+                    )
+                need = "the prompt cache" if build_cache else "a prompt outside the prompt cache"
                 raise Gen3cModelError(
                     f"GEN3C's weights are converted in {quoted_path(target)}, but T5 ({names}), which {need} needs, "
-                    f"{state} and HF_HUB_OFFLINE=1 forbids {'checking' if there else 'fetching'} it: {fix}, or run with "
-                    "--disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
+                    f"{state} and {forbids}: {fix}, or run with --disable_prompt_encoder (`gen3c download`: --no_text_encoder)"
                 )
             # Only T5 missing: the DiT and the tokenizer convert offline without it.
             way = (

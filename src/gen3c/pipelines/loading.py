@@ -194,6 +194,13 @@ def check_checkpoint_dir(path: str | os.PathLike, skip: Sequence[str] = ()) -> N
     root = Path(path)
     if root.exists() and not root.is_dir():
         raise Gen3cModelError(f"checkpoint {quoted_path(root)} is a file: pass the checkpoint's folder (the one holding model_index.json)")
+    if (root / "model.pt").is_file() and root.name != "Gen3C-Cosmos-7B" and not (root / "Gen3C-Cosmos-7B").is_dir():
+        # GEN3C's DiT on its own (a hub snapshot of nvidia/Gen3C-Cosmos-7B, a renamed folder):
+        # `gen3c convert` of it is refused in turn, as it needs the tokenizer and T5 beside it.
+        raise Gen3cModelError(
+            f"checkpoint {quoted_path(root)} holds GEN3C's DiT in its original layout (model.pt), not a converted checkpoint, "
+            f"and `gen3c convert` needs GEN3C's tokenizer and T5 beside it: {WEIGHTS_HELP}"
+        )
     if (root / "Gen3C-Cosmos-7B").is_dir() or (root / "model.pt").is_file():
         # Gen3C-Cosmos-7B/ itself (model.pt inside): `gen3c convert` reads the folder above it,
         # which also holds the tokenizer and T5.
