@@ -481,6 +481,30 @@ def test_a_hole_between_a_box_and_the_floor_fills_with_the_floor():
     assert near[20:, 40:44].all() and not near[:, :36].any()  # the box is kept out, the floor and the wall are not
 
 
+def test_a_hole_above_a_box_top_fills_with_the_wall_behind_it():
+    """A ball (depth 2.5) uncovers a hole whose far side is the wall (depth 8) above row 24 and a
+    teal box (depth 5) below it; above the box's top (rows 8 to 21) the hole is the wall's: it
+    fills orange at the wall's depth (red at least 0.8, depth 7.8 or more), not with the box's
+    teal smeared up and leftwards from its top corner (before: red down to 0.51, depth 7.2, as
+    the box's outline beside the wall counted as the hole's far side and stayed in the coarse levels)."""
+    h, w = 48, 64
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    depth = np.full((h, w), 8.0, np.float32)
+    color = np.broadcast_to(np.float32([1.0, 0.3, -0.5]), (h, w, 3)).copy()  # the orange wall
+    floor = np.broadcast_to(rows >= 36, (h, w))
+    depth[floor] = np.broadcast_to(4 + 4 * (h - 1 - rows) / (h - 1 - 36), (h, w))[floor]
+    color[floor] = 0.0
+    ball = (rows >= 8) & (rows < 40) & (cols < 20)
+    depth[ball], color[ball] = 2.5, [0.9, 0.2, 0.6]
+    box = (rows >= 24) & (cols >= 28)
+    depth[box], color[box] = 5.0, [-0.8, 0.4, 0.4]
+    holes = (rows >= 8) & (rows < 36) & (cols >= 20) & (cols < 28)
+    depth[holes], color[holes] = 0.0, 0.0
+    filled_color, filled_depth = fill_holes(color, depth, holes, reach=32)  # (the demo's reach at 640 wide)
+    above = holes & (rows < 22)
+    assert filled_color[above][:, 0].min() > 0.8 and filled_depth[above].min() > 7.8
+
+
 def test_growing_cloud_renders_as_the_concatenated_cloud():
     g = torch.Generator().manual_seed(0)
     K = torch.tensor([[[30.0, 0, 20], [0, 30.0, 15], [0, 0, 1]]])
