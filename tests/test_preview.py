@@ -19,6 +19,7 @@ from gen3c.pipelines.preview import (
     close_cracks,
     extend_past_frame,
     extension_bytes,
+    far_side_of_holes,
     fill_holes,
     filtered_smooth_points,
     foreground_near_holes,
@@ -437,13 +438,71 @@ def test_hole_fill_equals_push_pull_over_the_whole_image():
             depth = np.where(holes, 0, np.where(np.arange(96) < 48, 2.0, 5.0)).astype(np.float32)
         color = np.ascontiguousarray(color.transpose(1, 2, 0))
         for reach in (2, 5):
-            near = foreground_near_holes(depth, ~holes, holes, reach)
-            assert near.any() and np.array_equal(near, foreground_reference(depth, ~holes, holes, reach))
+            near, far = foreground_near_holes(depth, ~holes, holes, reach), far_side_of_holes(depth, ~holes, holes, reach)
+            assert near.any() and np.array_equal(near, foreground_reference(depth, ~holes, holes, reach) & ~far)
             sources = ~holes & ~near
-            filled = push_pull(np.concatenate([color, depth[..., None]], axis=2), sources, depth_channel=3)
+            values = np.concatenate([color, depth[..., None], far[..., None]], axis=2)
+            filled = push_pull(values, sources, depth_channel=3, kept_channel=4)
             got_color, got_depth = fill_holes(color, depth, holes, reach)
             assert np.array_equal(got_color, np.where(holes[..., None], filled[..., :3], color))
             assert np.array_equal(got_depth, np.where(holes, filled[..., 3], depth))
+
+
+def floor_beside_a_box(wall_from: int = 0):
+    """A 48 × 64 view: an orange wall at depth 8 above row 16, a grey floor below it receding
+    from depth 4 (bottom row) to 8 (row 16), a yellow box at depth 3 right of column 40 from row
+    20 down, and a hole 4 pixels wide between the floor and the box (rows 20 on): what a camera
+    moving left uncovers behind the box."""
+    h, w = 48, 64
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    floor_depth = 4 + 4 * (h - 1 - rows) / (h - 1 - 16)
+    depth = np.where(rows < 16, 8.0, floor_depth) * np.ones((1, w), np.float32)
+    color = np.where((rows < 16)[..., None], np.float32([1.0, 0.3, -0.5]), np.float32([0.0, 0.0, 0.0])) * np.ones((1, w, 1), np.float32)
+    box = (rows >= 20) & (np.arange(w) >= 40)
+    depth[box], color[box] = 3.0, [0.9, 0.9, -0.6]
+    holes = (rows >= 20) & (np.arange(w) >= 36) & (np.arange(w) < 40)
+    depth[holes], color[holes] = 0.0, 0.0
+    return color.astype(np.float32), depth.astype(np.float32), holes
+
+
+def test_a_hole_between_a_box_and_the_floor_fills_with_the_floor():
+    """The floor beside the hole is nearer than 0.9 × the wall that borders the hole higher up,
+    but it lies across the hole from the box: from row 28 down the hole fills with the floor's
+    grey near the floor's depth (red at most 0.18, depth within 1.7 of the floor's), not with the
+    wall's orange at the wall's depth (before: red 0.39 to 0.59, depth 7.7 to 7.8, up to 3.8
+    behind the floor, as the floor beside the hole counted as foreground), and the box stays out."""
+    color, depth, holes = floor_beside_a_box()
+    filled_color, filled_depth = fill_holes(color, depth, holes, reach=4)
+    below = holes & (np.arange(48)[:, None] >= 28)
+    assert np.abs(filled_color[below]).max() < 0.25  # grey (0, 0, 0): neither the wall's orange (red 1) nor the box's yellow
+    floor_depth = np.broadcast_to(depth[:, 35:36], depth.shape)  # the floor's depth at each row
+    assert np.abs(filled_depth[below] - floor_depth[below]).max() < 2.0
+    near = foreground_near_holes(depth, ~holes, holes, reach=4)
+    assert near[20:, 40:44].all() and not near[:, :36].any()  # the box is kept out, the floor and the wall are not
+
+
+def test_a_hole_above_a_box_top_fills_with_the_wall_behind_it():
+    """A ball (depth 2.5) uncovers a hole whose far side is the wall (depth 8) above row 24 and a
+    teal box (depth 5) below it; above the box's top (rows 8 to 21) the hole is the wall's: it
+    fills orange at the wall's depth (red at least 0.8, depth 7.8 or more), not with the box's
+    teal smeared up and leftwards from its top corner (before: red down to 0.51, depth 7.2, as
+    the box's outline beside the wall counted as the hole's far side and stayed in the coarse levels)."""
+    h, w = 48, 64
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    depth = np.full((h, w), 8.0, np.float32)
+    color = np.broadcast_to(np.float32([1.0, 0.3, -0.5]), (h, w, 3)).copy()  # the orange wall
+    floor = np.broadcast_to(rows >= 36, (h, w))
+    depth[floor] = np.broadcast_to(4 + 4 * (h - 1 - rows) / (h - 1 - 36), (h, w))[floor]
+    color[floor] = 0.0
+    ball = (rows >= 8) & (rows < 40) & (cols < 20)
+    depth[ball], color[ball] = 2.5, [0.9, 0.2, 0.6]
+    box = (rows >= 24) & (cols >= 28)
+    depth[box], color[box] = 5.0, [-0.8, 0.4, 0.4]
+    holes = (rows >= 8) & (rows < 36) & (cols >= 20) & (cols < 28)
+    depth[holes], color[holes] = 0.0, 0.0
+    filled_color, filled_depth = fill_holes(color, depth, holes, reach=32)  # (the demo's reach at 640 wide)
+    above = holes & (rows < 22)
+    assert filled_color[above][:, 0].min() > 0.8 and filled_depth[above].min() > 7.8
 
 
 def test_growing_cloud_renders_as_the_concatenated_cloud():

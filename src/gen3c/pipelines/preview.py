@@ -137,7 +137,7 @@ NEARER_RATIO = 0.9
 PUSH_PULL_GAIN = 2.0
 
 
-def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None = None) -> np.ndarray:
+def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None = None, kept_channel: int | None = None) -> np.ndarray:
     """Fill the unknown pixels of ``values`` (H, W, C) float32 from the ``known`` ones (H, W) bool
     by push-pull: a Gaussian pyramid of the known pixels (weighted averages, holes carry weight
     0), then, coarse to fine, every pixel keeps its own average where its weight is high and
@@ -148,19 +148,22 @@ def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None =
     With ``depth_channel`` the pyramid is depth-ordered: on every coarser level, a pixel nearer
     than :data:`NEARER_RATIO` × the farthest pixel within 2 pixels of it drops out (before it is used and
     pooled further), so where a near and a far surface meet, the coarse levels (and the holes
-    filled from them) hold the far one.
+    filled from them) hold the far one. With ``kept_channel`` too (1 or 0 a pixel: the far side
+    of a hole, :func:`far_side_of_holes`), a coarser level's pixel that holds more kept pixels
+    than others is never dropped.
     """
     out = values.astype(np.float32, copy=True)
     holes = ~known
-    out[holes] = _push_pull_at(values, known, holes, depth_channel)
+    out[holes] = _push_pull_at(values, known, holes, depth_channel, kept_channel)
     return out
 
 
 def _push_pull_at(
-    values: np.ndarray, known: np.ndarray, targets: np.ndarray, depth_channel: int | None = None
+    values: np.ndarray, known: np.ndarray, targets: np.ndarray, depth_channel: int | None = None, kept_channel: int | None = None
 ) -> np.ndarray:
     """:func:`push_pull`'s fill at the ``targets`` (H, W) bool, which must be unknown pixels:
-    (n, C) float32 in row-major order of the targets."""
+    (n, C) float32 in row-major order of the targets. With ``kept_channel`` (1 or 0 a pixel), a
+    coarser level's pixel that holds more kept pixels than others is never dropped as nearer."""
     h, w, channels = values.shape
     # Premultiplied by the weight, 0 or 1: copied where known, so that what a hole holds (NaN, inf:
     # often how unknown is marked) never enters the fill, as a product with 0 would let NaN in.
@@ -171,7 +174,7 @@ def _push_pull_at(
     while max(level.shape[:2]) > 1:
         level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
         if depth_channel is not None:
-            level = _drop_nearer(level, depth_channel)
+            level = _drop_nearer(level, depth_channel, kept_channel)
         pyramid.append(level)
     filled = level[..., :-1] / np.maximum(level[..., -1:], 1e-12)
     for level in reversed(pyramid[1:-1]):
@@ -184,14 +187,17 @@ def _push_pull_at(
     return cv2.pyrUp(filled, dstsize=(w, h)).reshape(h, w, channels)[targets]
 
 
-def _drop_nearer(level: np.ndarray, depth_channel: int) -> np.ndarray:
+def _drop_nearer(level: np.ndarray, depth_channel: int, kept_channel: int | None = None) -> np.ndarray:
     """A pyramid level (premultiplied channels, weight last) without its pixels that are nearer
-    than :data:`NEARER_RATIO` × the farthest pixel in their 5×5 neighbourhood (the pooling footprint)."""
+    than :data:`NEARER_RATIO` × the farthest pixel in their 5×5 neighbourhood (the pooling footprint),
+    less those that are mostly ``kept_channel``'s."""
     weight = level[..., -1]
     has = weight > 1e-6
     depth = np.where(has, level[..., depth_channel] / np.maximum(weight, 1e-12), 0).astype(np.float32)
     farthest = cv2.dilate(depth, np.ones((5, 5), np.uint8))
     nearer = has & (depth < NEARER_RATIO * farthest)
+    if kept_channel is not None:
+        nearer &= level[..., kept_channel] < 0.5 * weight
     if not nearer.any():
         return level
     return np.where(nearer[..., None], 0.0, level).astype(np.float32)
@@ -199,13 +205,16 @@ def _drop_nearer(level: np.ndarray, depth_channel: int) -> np.ndarray:
 
 def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int) -> np.ndarray:
     """Known pixels on the near side of a depth edge that opened a hole: nearer than :data:`NEARER_RATIO` ×
-    the farthest known pixel bordering the same hole within its reach.
+    the farthest known pixel bordering the same hole within its reach, less the hole's far side
+    (:func:`far_side_of_holes`).
 
     A disocclusion lies between an occluder (near) and what it hid (far); its fill must come
     from the far side only, or the occluder's colour smears into the hole and, lifted into 3D,
     trails behind it as a ghost. A hole's border depths spread ``reach`` plus twice the hole's
     width (rounded up to ``reach`` · 2^k): across the hole and at least ``reach`` plus its width
-    into the near side, which keeps the occluder out of the fill's coarse levels too.
+    into the near side, which keeps the occluder out of the fill's coarse levels too. A floor
+    beside the hole is nearer than a wall bordering it farther along, but it lies across the
+    hole from the occluder: it stays a source, so the floor continues into the hole.
 
     Args:
         depth: (H, W) float; known: (H, W) bool, pixels with content; holes: (H, W) bool, the
@@ -213,10 +222,24 @@ def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarra
     Returns:
         (H, W) bool.
     """
+    return _hole_sides(depth, known, holes, reach)[0]
+
+
+def far_side_of_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int) -> np.ndarray:
+    """(H, W) bool: the known pixels within a hole's reach (as :func:`foreground_near_holes`)
+    nearest to a pixel that ends a run of the hole, along a row or down a column, on its far
+    side — farther than the pixel at the run's other end by :data:`NEARER_RATIO`, and the near
+    end of no run. Across a hole from its occluder they are background, however much nearer
+    than the farthest surface around (a floor beside a hole that a wall borders too)."""
+    return _hole_sides(depth, known, holes, reach)[1]
+
+
+def _hole_sides(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
+    """(:func:`foreground_near_holes`, :func:`far_side_of_holes`)."""
     holes_u8 = holes.astype(np.uint8)
     count, labels = cv2.connectedComponents(holes_u8, connectivity=8)
     if count <= 1:
-        return np.zeros_like(known)
+        return np.zeros_like(known), np.zeros_like(known)
     # Half-width of each hole: the largest distance from one of its pixels to its border.
     inside = cv2.distanceTransform(holes_u8, cv2.DIST_L2, 3)
     half_width = np.zeros(count, np.float32)
@@ -243,7 +266,59 @@ def foreground_near_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarra
         spread[ys - top, xs - left] = border_depth[group]
         reached = cv2.dilate(spread, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
         np.maximum(farthest[top:bottom, left:right], reached, out=farthest[top:bottom, left:right])
-    return known & (depth < NEARER_RATIO * farthest)
+    near_end, far_end = np.zeros(depth.shape, bool), np.zeros(depth.shape, bool)
+    for axis in (0, 1):  # the holes' runs down the columns, then along the rows
+        _mark_run_ends(depth, known, holes, axis, near_end, far_end)
+    far_end &= ~near_end
+    if far_end.any():
+        # A far end near a depth edge of its own, on the edge's near side (a box's top against the
+        # wall behind it), is an occluder's outline, not a surface that goes on into the hole:
+        # kept, its colour streaks across the hole beside that edge. (An eighth of the reach, 4
+        # pixels at 640 wide: farther, floor beside a sphere or a box counts as an outline too.)
+        known_depth = np.where(known, depth, 0).astype(np.float32)
+        occluding = known & (depth < NEARER_RATIO * cv2.dilate(known_depth, np.ones((3, 3), np.uint8)))
+        near_outline = max(1, reach // 8)
+        far_end &= cv2.dilate(occluding.astype(np.uint8), np.ones((2 * near_outline + 1,) * 2, np.uint8)) == 0
+    far_side = np.zeros_like(known)
+    if far_end.any():
+        # The known pixels nearest to a far end among the hole's border pixels (its Voronoi cells).
+        not_border = np.ones(depth.shape, np.uint8)
+        not_border[border_y, border_x] = 0
+        _, cell = cv2.distanceTransformWithLabels(not_border, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+        far_cell = np.zeros(int(cell.max()) + 1, bool)
+        far_cell[cell[border_y, border_x]] = far_end[border_y, border_x]
+        far_side = known & far_cell[cell] & (farthest > 0)
+    return known & (depth < NEARER_RATIO * farthest) & ~far_side, far_side
+
+
+def _mark_run_ends(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, axis: int, near_end: np.ndarray, far_end: np.ndarray) -> None:
+    """Set ``near_end`` and ``far_end`` (H, W) bool at the known pixels that end a run of
+    ``holes`` along ``axis`` (0: down a column, 1: along a row) where one end is nearer than
+    :data:`NEARER_RATIO` × the other: the two sides of the depth edge across the hole. A run that
+    reaches the image's border has one end only and marks nothing."""
+    if axis == 0:  # (transposed views: the marks are written through)
+        depth, known, holes, near_end, far_end = depth.T, known.T, holes.T, near_end.T, far_end.T
+    edges = np.diff(holes.astype(np.int8), axis=1)
+    start_y, start_x = np.nonzero(edges == 1)  # the known pixel before a run
+    end_y, end_x = np.nonzero(edges == -1)  # the run's last pixel, before the known one after it
+    end_x = end_x + 1
+    # Each start pairs with the first end after it in row-major order where that lies in the same
+    # row (runs alternate along a row): a run from column 0 has no start, one to the last column
+    # no end in its row.
+    width = holes.shape[1]
+    match = np.searchsorted(end_y * width + end_x, start_y * width + start_x)
+    paired = match < len(end_x)
+    match, y, x0 = match[paired], start_y[paired], start_x[paired]
+    same_row = end_y[match] == y
+    y, x0, x1 = y[same_row], x0[same_row], end_x[match[same_row]]
+    both = known[y, x0] & known[y, x1]
+    y, x0, x1 = y[both], x0[both], x1[both]
+    first_nearer = depth[y, x0] < NEARER_RATIO * depth[y, x1]
+    last_nearer = depth[y, x1] < NEARER_RATIO * depth[y, x0]
+    near_end[y[first_nearer], x0[first_nearer]] = True
+    far_end[y[first_nearer], x1[first_nearer]] = True
+    near_end[y[last_nearer], x1[last_nearer]] = True
+    far_end[y[last_nearer], x0[last_nearer]] = True
 
 
 def fill_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -251,7 +326,9 @@ def fill_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: i
 
     The pixels in front of the depth edge that opened a hole (:func:`foreground_near_holes`) are
     left out altogether, and a depth-ordered :func:`push_pull` fills colour and depth alike, so
-    each hole takes the colour and the depth of the surface behind the edge.
+    each hole takes the colour and the depth of the surface behind the edge; the hole's far side
+    (:func:`far_side_of_holes`) is never dropped from its coarse levels, so a floor beside the hole
+    continues into it rather than the wall farther along.
 
     Returns:
         ``(color, depth)`` with the holes filled; elsewhere unchanged.
@@ -268,13 +345,14 @@ def fill_at_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach
     known = ~holes
     if not known.any():
         return np.tile(np.array([0, 0, 0, 1], np.float32), (int(holes.sum()), 1))
-    sources = known & ~foreground_near_holes(depth, known, holes, reach)
+    foreground, far_side = _hole_sides(depth, known, holes, reach)
+    sources = known & ~foreground
     if not sources.any():  # only foreground in view: fill from it rather than from nothing
         sources = known
-    # Colour and depth interleaved by cv2.merge: the colour is often a view of planar (3, H, W)
-    # data, which np.concatenate copies ten times slower.
-    values = cv2.merge([*np.moveaxis(color.astype(np.float32, copy=False), -1, 0), depth.astype(np.float32, copy=False)])
-    return _push_pull_at(values, sources, holes, depth_channel=3)
+    # Colour, depth and the far side interleaved by cv2.merge: the colour is often a view of
+    # planar (3, H, W) data, which np.concatenate copies ten times slower.
+    planes = [*np.moveaxis(color.astype(np.float32, copy=False), -1, 0), depth.astype(np.float32, copy=False), far_side.astype(np.float32)]
+    return _push_pull_at(cv2.merge(planes), sources, holes, depth_channel=3, kept_channel=4)[:, :4]
 
 
 # The extension's pyramid levels finer than this one are filtered over a window of the band (the
