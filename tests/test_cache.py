@@ -1306,7 +1306,7 @@ def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(
     measured = memory.HostMemory.__dict__["now"]
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
     with pytest.raises(Gen3cMemoryError, match=r"^rendering the 3D cache into 10 frames of 64×64 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders; "
-                       r"this machine has 0\.0 GB with swap: render fewer frames at once \(gen3c generate --chunk_frames; .*--resolution$"):
+                       r"with the 0\.0 GB this process holds already, 0\.0 GB, and this machine has 0\.0 GB of RAM and swap: render fewer frames at once \(gen3c generate --chunk_frames; .*--resolution$"):
         cache.render(cameras)
     assert cache.render(cameras, depth=False).masks.any()  # colour and mask only: 4/5 of it
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need)))
@@ -1322,6 +1322,38 @@ def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(
 
     monkeypatch.setattr("gen3c.dependencies.require", missing)
     assert cache.render(cameras).masks.any()
+
+
+def test_memory_this_process_holds_counts_beside_what_it_is_about_to_allocate(monkeypatch):
+    """The checks compared what was about to be allocated with the machine's RAM and swap alone,
+    though the process holds its interpreter, libraries, input and cache meanwhile (0.65 GB at
+    352×640, more for a video's 4D cache): renders that fit only without them were made, past the
+    machine's memory, until the system's kill. Now what it holds counts too, and the line says so."""
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models import memory
+
+    cache = Cache3D()
+    cache.add_view(torch.zeros(3, 8, 8), torch.ones(8, 8), make_intrinsics(8.0, 8.0, 3.5, 3.5), torch.eye(4))
+    cameras = Cameras(torch.eye(4).expand(10, 4, 4), make_intrinsics(64.0, 64.0, 31.5, 31.5), 64, 64)
+    need = 10 * 5 * 64 * 64 * 4
+    held = 3 * 2**30
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=2**40, total=need + held - 1, held=held)))
+    with pytest.raises(Gen3cMemoryError, match=r"^rendering the 3D cache into 10 frames of 64×64 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders; "
+                       r"with the 3\.0 GB this process holds already, 3\.0 GB, and this machine has 3\.0 GB of RAM and swap: render fewer frames"):
+        cache.render(cameras)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=2**40, total=need + held, held=held)))
+    assert cache.render(cameras).masks.any()
+
+
+def test_the_memory_this_process_holds_is_measured():
+    """HostMemory.held is this process's resident memory: a 256 MiB array written through raises it by about that."""
+    from gen3c.models.memory import HostMemory
+
+    before = HostMemory.now().held
+    block = np.ones(2**25)  # 256 MiB, every page touched
+    after = HostMemory.now().held
+    assert 0 < before and 250 * 2**20 < after - before < 270 * 2**20, (before, after)
+    del block
 
 
 def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():
@@ -1422,7 +1454,7 @@ def test_forward_warp_refuses_images_past_the_machines_memory_before_allocating(
     need = 5 * 4 * (64 * 64 + 66 * 66)
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
     with pytest.raises(Gen3cMemoryError, match=r"^forward_warp into 1 camera of 64×64 needs 0\.0 GB of CPU memory for the render and its splat; "
-                       r"this machine has 0\.0 GB with swap: render fewer cameras at once or a smaller image$"):
+                       r"with the 0\.0 GB this process holds already, 0\.0 GB, and this machine has 0\.0 GB of RAM and swap: render fewer cameras at once or a smaller image$"):
         forward_warp(pts, cols, EYE, make_intrinsics(32.0, 32.0, 31.5, 31.5)[None], 64, 64)
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
     assert forward_warp(pts, cols, EYE, make_intrinsics(32.0, 32.0, 31.5, 31.5)[None], 64, 64).mask.any()

@@ -1398,8 +1398,8 @@ def test_a_preview_whose_renders_fit_and_frames_do_not_is_refused_before_the_ren
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and res.output.splitlines()[-1] == errors[0], res.output
     assert errors[0] == (
-        "error: the preview of 5 frames of 32×48 (1 buffer) needs 0.0 GB of CPU memory for the renders, their merge and the frames; this "
-        "machine has 0.0 GB with swap: make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., "
+        "error: the preview of 5 frames of 32×48 (1 buffer) needs 0.0 GB of CPU memory for the renders, their merge and the frames; with "
+        "the 0.0 GB this process holds already, 0.0 GB, and this machine has 0.0 GB of RAM and swap: make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., "
         "chunk_frames=N)) or at a lower --resolution"
     ), errors[0]
     assert not rendered
@@ -1413,7 +1413,8 @@ def test_a_view_past_the_frame_past_the_machines_memory_is_refused_before_it_is_
     no video written."""
     from gen3c.models import memory
 
-    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=4 * 2**20, total=4 * 2**20)))
+    # (16 MiB: the renders, merge and frames, with a frame's work 11 MB, fit)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=16 * 2**20, total=16 * 2**20)))
     out = tmp_path / "out"
     res = runner.invoke(app, [str(a) for a in generate(files, out, **{"--resolution": "16x1024"})])
     assert res.exit_code == 2 and "Traceback" not in res.output, res.output
@@ -1422,7 +1423,7 @@ def test_a_view_past_the_frame_past_the_machines_memory_is_refused_before_it_is_
     assert re.fullmatch(
         r"error: the preview's view past the first frame \(16×1024, extended \d+, \d+, \d+ and \d+ pixels past its top, bottom, left and right, "
         r"as far as the later cameras look\) needs \d+\.\d GB of CPU memory, with the up to [\d,]+ points of it that later frames render, "
-        r"and the renders and the frames; this machine has 0\.0 GB with swap: pass a smaller --resolution, or a camera path that looks less far past the first frame",
+        r"and the frames; with the 0\.0 GB this process holds already, \d+\.\d GB, and this machine has 0\.0 GB of RAM and swap: pass a smaller --resolution, or a camera path that looks less far past the first frame",
         errors[0],
     ), errors[0]
     assert not out.exists() or not any(out.rglob("*")), sorted(out.rglob("*"))

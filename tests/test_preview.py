@@ -575,29 +575,70 @@ def test_renders_their_merge_and_the_frames_past_the_machines_memory_are_refused
     cams = sliding_cameras(src.K, 64, 48, [0.0, 0.01, 0.02, 0.03, 0.04])
     cache = build_cache([src])
     renders = 5 * 64 * 48 * 20
-    fits_renders = memory.HostMemory(available=renders + 1000, total=renders + 1000)
+    fits_renders = memory.HostMemory(available=renders + 1000, total=renders + 1000)  # (held: 0, as a process holding nothing)
     rendered, merged = [], []
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: fits_renders))
         patch.setattr(Cache3D, "render", lambda self, *args, **kwargs: rendered.append(1))
         patch.setattr(preview, "composite_buffers", lambda buffers: merged.append(1))
-        message = r"^the preview of 5 frames of 64×48 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders, their merge and the frames; this machine has 0\.0 GB with swap: make fewer frames at once \(gen3c generate --chunk_frames; in Python generate_video\(\.\.\., chunk_frames=N\)\) or at a lower --resolution$"
+        message = (
+            r"^the preview of 5 frames of 64×48 \(1 buffer\) needs 0\.0 GB of CPU memory for the renders, their merge and the frames; with the 0\.0 GB "
+            r"this process holds already, 0\.0 GB, and this machine has 0\.0 GB of RAM and swap: make fewer frames at once \(gen3c generate --chunk_frames; "
+            r"in Python generate_video\(\.\.\., chunk_frames=N\)\) or at a lower --resolution$"
+        )
         with pytest.raises(Gen3cMemoryError, match=message):
             generate_video(cache, cams, PreviewGenerator(), first_frame=src.image)
         assert not rendered
         buffers = BufferRenders(torch.zeros(5, 1, 3, 64, 48), torch.zeros(5, 1, 1, 64, 48), torch.zeros(5, 1, 1, 64, 48))
-        with pytest.raises(Gen3cMemoryError, match=message):
+        # (the renders handed in are held already: the merge and the frames are asked for)
+        merge_and_frames = preview.preview_bytes(5, 1, 64, 48) - preview.render_bytes(5, 1, 64, 48)
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=merge_and_frames - 1, total=merge_and_frames - 1)))
+        with pytest.raises(Gen3cMemoryError, match=message.replace("the renders, their merge", "the merge of its renders")):
             PreviewGenerator().generate(cache, cams, src.image, buffers=buffers)
         assert not merged
     # ... and the view past the frame's: the band as it is made and its points the later frames may render
-    enough = 5 * 64 * 48 * (20 + 1 + 12) + extension_bytes(64, 48, 32, (32,) * 4) + preview.FILL_POINT_BYTES * preview.band_points(64, 48, (32,) * 4)
+    enough = 5 * 64 * 48 * (20 + 1 + 15) + 64 * 48 * 500 + extension_bytes(64, 48, 32, (32,) * 4) + preview.FILL_POINT_BYTES * preview.band_points(64, 48, (32,) * 4)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=enough, total=enough)))
         assert generate_video(cache, cams, PreviewGenerator(), first_frame=src.image).frames.shape == (5, 3, 64, 48)
-    # 12 bytes a pixel for the frames; with the renders on the CPU, 20 a buffer and the merge's (1 for one buffer, 36 for more).
-    assert preview.preview_bytes(10, 1, 64, 48) == 10 * 64 * 48 * (12 + 20 + 1)
-    assert preview.preview_bytes(10, 3, 64, 48) == 10 * 64 * 48 * (12 + 60 + 36)
-    assert preview.preview_bytes(10, 3, 64, 48, renders_on_cpu=False) == 10 * 64 * 48 * 12
+    # 15 bytes a pixel for the frames (and their 8-bit copy), 500 a pixel of one frame for the work
+    # on a frame; with the renders on the CPU, 20 a buffer and the merge's (1 for one buffer, 17 for more).
+    assert preview.preview_bytes(10, 1, 64, 48) == 10 * 64 * 48 * (15 + 20 + 1) + 64 * 48 * 500
+    assert preview.preview_bytes(10, 3, 64, 48) == 10 * 64 * 48 * (15 + 60 + 17) + 64 * 48 * 500
+    assert preview.preview_bytes(10, 3, 64, 48, renders_on_cpu=False) == 10 * 64 * 48 * 15 + 64 * 48 * 500
+
+
+def test_the_preview_estimate_of_a_two_buffer_chunk_is_what_it_takes():
+    """A later chunk of a long run merges two buffers; the estimate counted the merge at 36 bytes a
+    pixel (a colour and depth of its own twice, as while a third buffer merges) and the frames
+    without the video writer's 8-bit copy: 88 bytes a pixel, 8.9 GB for 121 frames at 704×1280,
+    where the chunk took 7.05 GB over the RSS before it (measured, `gen3c demo --num_video_frames
+    241`). The merge keeps a colour, depth and mask of its own (17), the frames take 15 with the
+    video writer's 8-bit copy, and a frame's work 500 a pixel of one frame: 7.7 GB."""
+    from gen3c.pipelines import preview
+
+    pixels = 121 * 704 * 1280
+    assert preview.preview_bytes(121, 2, 704, 1280) == pixels * (40 + 17 + 15) + 704 * 1280 * 500  # 7.7 GB
+    assert preview.render_bytes(121, 2, 704, 1280) == pixels * 40
+
+
+def test_renders_handed_to_the_preview_are_not_counted_again():
+    """generate's own check, asked after the renders are made (by generate_video, or handed in),
+    counted them again as though about to be allocated: beside what the process holds (them
+    included) it asks for the merge and the frames only."""
+    from gen3c.models import memory
+    from gen3c.pipelines import preview
+
+    texture, depth, K = textured_strip(64, 48)
+    src = prepare_source(texture, depth, K, (64, 48))
+    cams = sliding_cameras(src.K, 64, 48, [0.0, 0.01, 0.02, 0.03, 0.04])
+    cache = build_cache([src])
+    buffers = cache.render(cams)
+    enough = preview.preview_bytes(5, 1, 64, 48) - 5 * 64 * 48 * 20 + 200_000  # (less the renders, 20 bytes a pixel; room for a small fill cloud)
+    assert enough < preview.preview_bytes(5, 1, 64, 48)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=enough, total=enough)))
+        assert PreviewGenerator(margin=0).generate(cache, cams, src.image, buffers=buffers).shape == (5, 3, 64, 48)
 
 
 def textured_strip(H, W):
@@ -875,7 +916,7 @@ def test_the_points_a_view_past_the_frame_adds_are_counted_before_it_is_made():
         PreviewGenerator().generate(cache, cams, src.image)
     seen = (48 + 64) * (64 + 64) - 48 * 64  # every pixel of the band past the frame
     assert made[1] == seen  # (made[0]: the put-back surfaces)
-    frames = preview.preview_bytes(3, 1, 48, 64)
+    frames = 3 * 48 * 64 * preview.FRAME_BYTES  # (not yet written when the band is made: the renders are held already)
     band = extension_bytes(48, 64, pad, sides)
     points = 120 * seen
     short = frames + band + points // 2  # the frames and the band fit, the points do not
@@ -883,7 +924,7 @@ def test_the_points_a_view_past_the_frame_adds_are_counted_before_it_is_made():
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=short, total=short)))
         patch.setattr(BandExtension, "__init__", lambda *args, **kwargs: pytest.fail("the band was made"))
         with pytest.raises(Gen3cMemoryError, match=r"^the preview's view past the first frame \(48×64, extended 32, 32, 32 and 32 pixels .* "
-                           r"with the up to 11,264 points of it that later frames render, and the renders and the frames; this machine has"):
+                           r"with the up to 11,264 points of it that later frames render, and the frames; with the 0\.0 GB this process holds already"):
             PreviewGenerator().generate(cache, cams, src.image)
     enough = frames + band + points
     with pytest.MonkeyPatch.context() as patch:
@@ -907,7 +948,7 @@ def test_the_view_past_the_frame_is_counted_beside_the_renders_and_frames_it_is_
     cams = Cameras(w2c, src.K, 48, 64)
     cache = build_cache([src])
     sides = (32,) * 4
-    frames = preview.preview_bytes(3, 1, 48, 64)
+    frames = 3 * 48 * 64 * preview.FRAME_BYTES
     alone = extension_bytes(48, 64, 32, sides) + preview.FILL_POINT_BYTES * preview.band_points(48, 64, sides)
     assert frames < alone  # the renders and frames fit, and so do the band and its points, each alone
     with pytest.MonkeyPatch.context() as patch:
@@ -942,16 +983,18 @@ def test_a_fill_cloud_that_outgrows_the_machines_memory_is_refused_before_it_gro
         patch.setattr(GrowingCloud, "append", append)
         expected = PreviewGenerator(margin=0).generate(cache, cams, src.image)  # (margin 0: no band past the first frame)
     assert len(set(capacities)) >= 3, capacities  # it grew, frame after frame
-    frames = preview.preview_bytes(12, 1, 48, 64)
+    frames = 12 * 48 * 64 * preview.FRAME_BYTES  # (the renders and the merge are held already)
     need = frames + 120 * capacities[-1]
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(preview, "FRAME_WORK_BYTES", 0)  # (a frame's work, 1.5 MB at 48×64, would be refused before the cloud)
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
         with pytest.raises(Gen3cMemoryError, match=r"^the preview's fill cloud grows to [0-9,]+ points at frame \d+ of 12 \(48×64: the cameras keep "
-                           r"seeing parts no earlier frame filled\) and with the renders and the frames needs 0\.0 GB of CPU memory; this machine has 0\.0 GB "
-                           r"with swap: make fewer frames at once \(gen3c generate --chunk_frames; in Python generate_video\(\.\.\., chunk_frames=N\)\): "
+                           r"seeing parts no earlier frame filled\) and with the frames needs 0\.0 GB of CPU memory; with the 0\.0 GB this process holds "
+                           r"already, 0\.0 GB, and this machine has 0\.0 GB of RAM and swap: make fewer frames at once \(gen3c generate --chunk_frames; in Python generate_video\(\.\.\., chunk_frames=N\)\): "
                            r"each chunk starts a new fill cloud$"):
             PreviewGenerator(margin=0).generate(cache, cams, src.image)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(preview, "FRAME_WORK_BYTES", 0)
         patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
         assert torch.equal(PreviewGenerator(margin=0).generate(cache, cams, src.image), expected)
 
@@ -1007,10 +1050,14 @@ def test_a_view_past_the_frame_that_cannot_fit_is_refused_in_one_line(monkeypatc
     gb = f"{need / 2**30:.1f}"
     with pytest.raises(Gen3cMemoryError, match=rf"^the preview's view past the first frame \(16×7680, extended 3840, 20, 30 and 900 pixels past its top, bottom, left and right, "
                        rf"as far as the later cameras look\) needs {gb} GB of CPU memory, "
-                       rf"with the up to 33,249,480 points of it that later frames render, and the renders and the frames; this machine has {gb} GB with swap: pass a smaller --resolution, "
+                       rf"with the up to 33,249,480 points of it that later frames render, and the frames; with the 0\.0 GB this process holds already, {gb} GB, "
+                       rf"and this machine has {gb} GB of RAM and swap: pass a smaller --resolution, "
                        r"or a camera path that looks less far past the first frame$"):
-        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), held=0)
+        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), to_come=0)
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
-    check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), held=0)
-    with pytest.raises(Gen3cMemoryError):  # ... and not beside a byte of the chunk's renders and frames
-        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), held=1)
+    check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), to_come=0)
+    with pytest.raises(Gen3cMemoryError):  # ... and not beside a byte of the chunk's frames to come
+        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), to_come=1)
+    monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need, held=1)))
+    with pytest.raises(Gen3cMemoryError):  # ... nor beside a byte this process holds
+        check_extension_fits(16, 7680, 3840, (3840, 20, 30, 900), to_come=0)

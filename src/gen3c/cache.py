@@ -718,10 +718,11 @@ def _check_render_memory(frames: int, buffers: int, height: int, width: int, dep
 
 
 def check_cpu_memory(need: int, what: str, fix: str, stacklevel: int, *, say_note: bool = True) -> bool:
-    """Raise :class:`Gen3cMemoryError` ("``what``; this machine has …: ``fix``") when ``need``
-    bytes exceed the CPU's memory with swap, note it when they exceed the memory free now (unless
+    """Raise :class:`Gen3cMemoryError` ("``what``; with the … GB this process holds …: ``fix``")
+    when ``need`` bytes, about to be allocated, and what this process holds already exceed the
+    CPU's memory with swap; note it when ``need`` exceeds the memory free now (unless
     ``say_note`` is False: a check that repeats as its need grows says it once). Returns whether
-    they exceed the memory free now."""
+    it exceeds the memory free now."""
     from gen3c.dependencies import installed
     from gen3c.environment import meminfo
     from gen3c.models.memory import HostMemory
@@ -730,8 +731,13 @@ def check_cpu_memory(need: int, what: str, fix: str, stacklevel: int, *, say_not
     if meminfo() is None and not installed("psutil"):
         return False
     memory = HostMemory.now()
-    if need > memory.total:
-        raise Gen3cMemoryError(f"{what}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
+    # What the process holds (the interpreter and libraries, the input, the cache, the frames
+    # made so far) stays while ``need`` is added: a run that fits only without it is killed.
+    if need + memory.held > memory.total:
+        raise Gen3cMemoryError(
+            f"{what}; with the {memory.held / 2**30:.1f} GB this process holds already, {(need + memory.held) / 2**30:.1f} GB, and "
+            f"this machine has {memory.total / 2**30:.1f} GB of RAM and swap: {fix}"
+        )
     if need <= memory.available:
         return False
     if say_note:

@@ -143,6 +143,15 @@ def meminfo() -> dict[str, int] | None:
     return fields if {"MemTotal", "MemAvailable"} <= fields.keys() else None
 
 
+def resident_bytes() -> int:
+    """This process's resident memory now (Linux's /proc/self/statm), 0 where there is none."""
+    try:
+        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+
+
 def _torch() -> dict[str, Any]:
     import torch
 

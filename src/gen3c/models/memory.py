@@ -392,24 +392,31 @@ def out_of_memory_message(
 
 @dataclass(frozen=True)
 class HostMemory:
-    """This machine's CPU memory in bytes: ``available`` now (free plus reclaimable page cache) and
-    ``total`` (RAM and swap: more than this can never be held)."""
+    """This machine's CPU memory in bytes: ``available`` now (free plus reclaimable page cache:
+    Linux's MemAvailable), ``total`` (RAM and swap: more than this can never be held) and
+    ``held``, this process's resident memory now (already part of ``total``'s use, not of
+    ``available``)."""
 
     available: int
     total: int
+    held: int = 0
 
     @classmethod
     def now(cls) -> HostMemory:
         """psutil's figures; without psutil (it comes with gen3c[diffusion], and `gen3c eval` needs
-        none of that extra) Linux's /proc/meminfo."""
+        none of that extra) Linux's /proc/meminfo and /proc/self/statm."""
         from gen3c.dependencies import installed, require
-        from gen3c.environment import meminfo
+        from gen3c.environment import meminfo, resident_bytes
 
         fields = None if installed("psutil") else meminfo()
         if fields is not None:
-            return cls(available=fields["MemAvailable"], total=fields["MemTotal"] + fields.get("SwapTotal", 0))
+            return cls(available=fields["MemAvailable"], total=fields["MemTotal"] + fields.get("SwapTotal", 0), held=resident_bytes())
         psutil = require("psutil", "checking the free CPU memory")
-        return cls(available=psutil.virtual_memory().available, total=psutil.virtual_memory().total + psutil.swap_memory().total)
+        return cls(
+            available=psutil.virtual_memory().available,
+            total=psutil.virtual_memory().total + psutil.swap_memory().total,
+            held=psutil.Process().memory_info().rss,
+        )
 
 
 def check_host_memory(need_bytes: int, what: str, fix: str) -> None:

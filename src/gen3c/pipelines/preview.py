@@ -62,15 +62,32 @@ def composite_buffers(buffers: BufferRenders) -> tuple[Tensor, Tensor, Tensor]:
     return color, mask, depth
 
 
+#: Bytes a pixel of a frame the preview makes takes: float32 colour (12) and the 8-bit copy the
+#: video writer makes of it (3).
+FRAME_BYTES = 15
+#: Bytes a pixel of one frame's size the preview's work on a frame takes besides the chunk's
+#: arrays (hole fill pyramids, crack closing, the fill cloud's render, their scratch and the
+#: allocator's slack): up to 322 measured (121 frames at 352×640, one buffer), with a margin.
+FRAME_WORK_BYTES = 500
+
+
+def render_bytes(frames: int, buffers: int, height: int, width: int) -> int:
+    """The bytes of ``buffers`` renders into ``frames`` frames of ``height`` × ``width`` with
+    depth: float32 colour, mask and depth, 20 a pixel."""
+    return frames * buffers * height * width * 20
+
+
 def preview_bytes(frames: int, buffers: int, height: int, width: int, renders_on_cpu: bool = True) -> int:
-    """About the most CPU memory :meth:`PreviewGenerator.generate` holds for ``frames`` frames of
-    ``height`` × ``width`` from ``buffers`` buffers, besides the fill cloud and the view past the
-    first frame: 12 bytes a pixel for the frames (float32 colour) and, for renders on the CPU,
-    20 for each buffer's render (float32 colour, mask and depth) and their merge
-    (:func:`composite_buffers`): a byte (the mask) for one buffer, 36 for more (a colour and depth
-    of its own, twice while the next buffer merges, and masks)."""
-    merge = 1 if buffers == 1 else 36
-    return frames * height * width * (12 + (20 * buffers + merge if renders_on_cpu else 0))
+    """About the most CPU memory :meth:`PreviewGenerator.generate` and the video writer after it
+    take for ``frames`` frames of ``height`` × ``width`` from ``buffers`` buffers, besides the
+    fill cloud and the view past the first frame: :data:`FRAME_BYTES` a pixel for the frames,
+    :data:`FRAME_WORK_BYTES` a pixel of one frame for the work on a frame and, for renders on the
+    CPU, the renders (:func:`render_bytes`) and their merge (:func:`composite_buffers`): a byte
+    (the mask) for one buffer, 17 for more (a colour, depth and mask of its own; while a third
+    buffer merges, its colour twice, before the frames are made)."""
+    merge = 1 if buffers == 1 else 17
+    chunk = frames * height * width * (FRAME_BYTES + (merge if renders_on_cpu else 0))
+    return chunk + height * width * FRAME_WORK_BYTES + (render_bytes(frames, buffers, height, width) if renders_on_cpu else 0)
 
 
 def unproject_pixels(pixels: Tensor, depth: Tensor, K: Tensor, w2c: Tensor, origin: tuple[int, int] = (0, 0)) -> Tensor:
@@ -493,11 +510,11 @@ def band_points(height: int, width: int, sides: tuple[int, int, int, int]) -> in
     return (height + top + bottom) * (width + left + right) - height * width
 
 
-def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int], held: int) -> None:
+def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, int, int, int], to_come: int) -> None:
     """Refuse, before it is made, a view past the frame (the band past a ``height`` × ``width``
     frame, ``sides`` of its ``pad``-wide band) that cannot fit in this machine's CPU memory with
-    swap (a process that outgrows them is killed without a word) beside the ``held`` bytes of the
-    chunk's renders and frames (:func:`preview_bytes`): the band as it is made
+    swap (a process that outgrows them is killed without a word) beside what this process holds
+    and the ``to_come`` bytes the chunk takes later (its frames, not yet written): the band as it is made
     (:func:`extension_bytes`) and the points of it that later frames render, at most
     :func:`band_points`, :data:`FILL_POINT_BYTES` each; note one past the memory free now
     (:func:`~gen3c.cache.check_cpu_memory`).
@@ -506,11 +523,11 @@ def check_extension_fits(height: int, width: int, pad: int, sides: tuple[int, in
         Gen3cMemoryError: naming the frame, how far past it the band reaches, the estimate and what to do.
     """
     points = band_points(height, width, sides)
-    need = held + extension_bytes(height, width, pad, sides) + FILL_POINT_BYTES * points
+    need = to_come + extension_bytes(height, width, pad, sides) + FILL_POINT_BYTES * points
     what = (
         f"the preview's view past the first frame ({height}×{width}, extended {', '.join(map(str, sides[:3]))} and {sides[3]} pixels "
         f"past its top, bottom, left and right, as far as the later cameras look) needs {need / 2**30:.1f} GB of CPU memory, "
-        f"with the up to {points:,} points of it that later frames render, and the renders and the frames"
+        f"with the up to {points:,} points of it that later frames render, and the frames"
     )
     check_cpu_memory(need, what, "pass a smaller --resolution, or a camera path that looks less far past the first frame", stacklevel=5)
 
@@ -813,12 +830,12 @@ class PreviewGenerator:
             raise Gen3cInputError("PreviewGenerator.generate got buffers rendered without depth: pass cache.render(cameras) (depth=True), or leave buffers out")
         elif len(buffers.colors) != len(cameras):
             raise Gen3cInputError(f"PreviewGenerator.generate got buffers of {len(buffers.colors)} frames for {len(cameras)} cameras: pass cache.render(cameras) of these cameras, or leave buffers out")
-        self.check_memory(cameras, buffers.num_buffers, buffers.colors.device)
+        self.check_memory(cameras, buffers.num_buffers, buffers.colors.device, rendered=True)
         color, mask, depth = composite_buffers(buffers)
         T, H, W = len(cameras), cameras.height, cameras.width
         reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
-        held = preview_bytes(T, buffers.num_buffers, H, W, buffers.colors.device.type == "cpu")  # (check_memory's: beside the cloud)
+        to_come = T * H * W * FRAME_BYTES  # (the frames, not yet written: the checks of the band and the cloud count them)
         fill_cloud = GrowingCloud(*filtered_smooth_points(cache))
         cloud_noted = False  # (the cloud grows a few times a chunk: a note that it fits only past the free memory is said once)
         video = any(view.num_frames > 1 for view in cache.views)
@@ -836,7 +853,7 @@ class PreviewGenerator:
                 c, d, m = underlay(fill_cloud.render(w2c[t : t + 1], K[t : t + 1], H, W), c, d, m)
             c, d, m = close_cracks(c, d, m)
             if t == 0:
-                fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach, held))
+                fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach, to_come))
             holes = ~m
             if t == 0 and first_frame is not None:
                 # Frame 0 shows the conditioning image (as in GEN3C) wherever the cache leaves a
@@ -851,38 +868,39 @@ class PreviewGenerator:
                 # grey at an invented depth of 1, which must not join the cloud, or later frames
                 # that see the scene again would show it as a grey wall in front of their fill.
                 if m.any():
-                    cloud_noted |= self._check_cloud_growth(fill_cloud, int(holes.sum()), t, cameras, held, say_note=not cloud_noted)
+                    cloud_noted |= self._check_cloud_growth(fill_cloud, int(holes.sum()), t, cameras, to_come, say_note=not cloud_noted)
                     fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
                 progress(1)
         return frames
 
-    def check_memory(self, cameras: Cameras, buffers: int, device: torch.device | str = "cpu") -> None:
+    def check_memory(self, cameras: Cameras, buffers: int, device: torch.device | str = "cpu", *, rendered: bool = False) -> None:
         """Refuse, before they are made, ``buffers`` renders into ``cameras`` on ``device`` and
         what :meth:`generate` makes of them (:func:`preview_bytes`) where they cannot fit in this
-        machine's CPU memory with swap; note them where they fit only past the memory free now
-        (:func:`~gen3c.cache.check_cpu_memory`). :func:`~gen3c.pipelines.camera_video.generate_video`
-        asks before each chunk's renders are made, :meth:`generate` before it merges them.
+        machine's CPU memory with swap beside what this process holds; note them where they fit
+        only past the memory free now (:func:`~gen3c.cache.check_cpu_memory`).
+        :func:`~gen3c.pipelines.camera_video.generate_video` asks before each chunk's renders are
+        made, :meth:`generate` (``rendered``: the renders are made, and held) before it merges them.
 
         Raises:
             Gen3cMemoryError: naming the frames, the estimate and what to do.
         """
         T, H, W = len(cameras), cameras.height, cameras.width
         on_cpu = torch.device(device).type == "cpu"
-        need = preview_bytes(T, buffers, H, W, on_cpu)
+        need = preview_bytes(T, buffers, H, W, on_cpu) - (render_bytes(T, buffers, H, W) if on_cpu and rendered else 0)
         what = (
             f"the preview of {T} frames of {H}×{W} ({counted(buffers, 'buffer')}) needs {need / 2**30:.1f} GB of CPU memory for "
-            f"{'the renders, their merge and ' if on_cpu else ''}the frames"
+            f"{'the renders, their merge and ' if on_cpu and not rendered else 'the merge of its renders and ' if on_cpu else ''}the frames"
         )
         fix = "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)) or at a lower --resolution"
         check_cpu_memory(need, what, fix, stacklevel=4)
 
     @staticmethod
-    def _check_cloud_growth(cloud: GrowingCloud, count: int, t: int, cameras: Cameras, held: int, say_note: bool) -> bool:
+    def _check_cloud_growth(cloud: GrowingCloud, count: int, t: int, cameras: Cameras, to_come: int, say_note: bool) -> bool:
         """Refuse, before it is made, the fill cloud's room for ``count`` more points (frame ``t``'s
-        fill) where it outgrows this machine's CPU memory with the ``held`` bytes of the renders and
-        frames (:func:`preview_bytes`), :data:`FILL_POINT_BYTES` a point; note it past the memory free now
+        fill) where it outgrows this machine's CPU memory with what this process holds and the
+        ``to_come`` bytes of frames not yet written, :data:`FILL_POINT_BYTES` a point; note it past the memory free now
         where ``say_note``. The cloud grows by half when full, so this is asked a few times a
         chunk. Returns whether its growth needs more than the memory free now.
 
@@ -893,10 +911,10 @@ class PreviewGenerator:
         if capacity == cloud.capacity_after(0):
             return False
         T, H, W = len(cameras), cameras.height, cameras.width
-        need = held + FILL_POINT_BYTES * capacity
+        need = to_come + FILL_POINT_BYTES * capacity
         what = (
             f"the preview's fill cloud grows to {len(cloud) + count:,} points at frame {t + 1} of {T} ({H}×{W}: the cameras keep "
-            f"seeing parts no earlier frame filled) and with the renders and the frames needs {need / 2**30:.1f} GB of CPU memory"
+            f"seeing parts no earlier frame filled) and with the frames needs {need / 2**30:.1f} GB of CPU memory"
         )
         fix = (
             "make fewer frames at once (gen3c generate --chunk_frames; in Python generate_video(..., chunk_frames=N)): each chunk "
@@ -905,12 +923,12 @@ class PreviewGenerator:
         return check_cpu_memory(need, what, fix, stacklevel=4, say_note=say_note)
 
     def _extend_past_frame(
-        self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int, held: int
+        self, color: Tensor, depth: Tensor, mask: Tensor, cameras: Cameras, reach: int, to_come: int
     ) -> tuple[Tensor, Tensor]:
         """The band around frame 0 ((3, H, W), (H, W), (H, W) bool, after the fill cloud),
         ``margin`` wide and filled by :func:`extend_past_frame`: the points (N, 3) of the band
         that a later camera of ``cameras`` sees, lifted at their filled depth, and their colours
-        (N, 3). ``held``: the bytes of the chunk's renders and frames, held meanwhile."""
+        (N, 3). ``to_come``: the bytes the chunk's frames take later, beside what the process holds."""
         H, W = mask.shape
         pad = round(self.margin * max(H, W))
         if pad == 0 or len(cameras) < 2 or not mask.any():  # (a frame 0 that sees nothing has nothing to extend)
@@ -927,7 +945,7 @@ class PreviewGenerator:
         if seen_sides is None:
             return torch.empty(0, 3), torch.empty(0, 3)
         sides = tuple(min(pad, side + 3 * stride // 2 + 1) for side in seen_sides)
-        check_extension_fits(H, W, pad, sides, held)
+        check_extension_fits(H, W, pad, sides, to_come)
         band = BandExtension(np.ascontiguousarray(values, dtype=np.float32), pad, sides)
         K0, w2c0 = crop_intrinsics(cameras.K[0].cpu(), -pad, -pad), cameras.w2c[0].cpu()  # the whole band's camera
         # A tile at a time, its seen pixels in the order of the whole band's rows (a row of tiles is
