@@ -758,7 +758,9 @@ def test_a_partial_report_that_cannot_be_written_leaves_the_error_as_it_was(tmp_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(run, "write_report", disk_full)
-    with pytest.raises(RuntimeError, match="out of luck") as failed:
+    # The finished case could not be kept as the run went either: said once, and the run went on to its error.
+    kept_as_it_goes = r"^the finished cases could not be kept as the run goes \(OSError: \[Errno 28\] No space left on device\): a run killed"
+    with pytest.raises(RuntimeError, match="out of luck") as failed, pytest.warns(UserWarning, match=kept_as_it_goes):
         run.run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(2, RuntimeError("out of luck")), plots=False)
     assert failed.value.__notes__[-1] == "the finished cases could not be kept (OSError: [Errno 28] No space left on device)"
     assert list(tmp_path.iterdir()) == []

@@ -516,6 +516,7 @@ def run_benchmark(
     on_case: CaseCallback | None = None,
     finished: list[CaseResult] | None = None,
     reused: list[CaseResult] | None = None,
+    scored: Callable[[CaseResult], None] | None = None,
 ) -> BenchmarkResult:
     """Run every method on every case and score it.
 
@@ -532,6 +533,8 @@ def run_benchmark(
             caller keeps the finished cases when a later one fails or is interrupted.
         reused: results of cases an earlier run made with the same settings (``--resume``): taken
             as they are, in their place in the grid, and not run (nor shown to ``on_case``).
+        scored: called with each case's result once it is scored and appended to ``finished``
+            (not for reused cases), e.g. to keep the finished cases on disk as the run goes.
     """
     from gen3c.evaluation.resume import fingerprint  # (it imports this module)
 
@@ -594,4 +597,6 @@ def run_benchmark(
         if on_case is not None:
             on_case(truth, sheet, shown)
         results.append(result)
+        if scored is not None:
+            scored(result)
     return BenchmarkResult(config, methods, results, time.perf_counter() - started, fingerprint=made_by)
