@@ -155,22 +155,31 @@ def stop_reason(exc: BaseException) -> str:
 KILLED = "killed outright, with no chance to say why (kill -9, out of memory, a power cut; this report was written as its last finished case ended)"
 
 
-def _publish_partial(result: BenchmarkResult, staging: Path, sheets: list[str], folder: Path, *, move: bool) -> None:
+def _publish_partial(
+    result: BenchmarkResult, staging: Path, sheets: list[str], folder: Path, *, move: bool, published: set[str] | None = None
+) -> None:
     """Write ``result`` (``stopped`` set) as the partial report in ``folder``/:data:`PARTIAL`,
     replacing an earlier one in one step; its finished cases' contact sheets are taken from
-    ``staging`` (moved, or copied while the run goes on and still needs them)."""
+    ``staging`` (moved, or copied while the run goes on and still needs them). ``published``: the
+    sheets earlier calls of this run put there (updated), which are not written again; the first
+    call (none yet) clears the earlier partial report. Rewriting every sheet after every case cost
+    one fsync per sheet, quadratic in the cases."""
     build = staging / PARTIAL
     shutil.rmtree(build, ignore_errors=True)  # (an earlier checkpoint's)
     done_sheets = {f"contact_sheets/{c.case.name}.png" for c in result.cases}
     kept_sheets = [s for s in sheets if s in done_sheets]  # (a sheet written just before its case failed is left out)
+    new_sheets = [s for s in kept_sheets if not published or s not in published]
     (build / "contact_sheets").mkdir(parents=True, exist_ok=True)
-    for sheet in kept_sheets:
+    for sheet in new_sheets:
         (os.replace if move else shutil.copyfile)(staging / sheet, build / sheet)
     written = write_report(result, build, plots=False, sheets=kept_sheets)
-    files = [written["results"], written["report"], *(build / s for s in kept_sheets)]
+    files = [written["results"], written["report"], *(build / s for s in new_sheets)]
     with signals_deferred():  # the earlier partial report out and this one in, as one step
-        clear_previous_outputs(folder / PARTIAL)
+        if not published:
+            clear_previous_outputs(folder / PARTIAL)
         _publish_files(files, build, folder / PARTIAL)
+    if published is not None:
+        published.update(new_sheets)
 
 
 def _first_not_done(config: BenchmarkConfig, done: set[str]) -> str | None:
@@ -276,6 +285,7 @@ def _run_eval(
         frames = progress("  frames generated", video_units(config, rows)) if progress else None
         started = time.perf_counter()
         unsaved: list[str] = []
+        published: set[str] = set()  # the sheets the checkpoints put into partial/
 
         def checkpoint(_: CaseResult) -> None:
             # The finished cases kept on disk as the run goes: a run killed outright (kill -9, the
@@ -286,7 +296,7 @@ def _run_eval(
             so_far = BenchmarkResult(config, rows, kept_cases, time.perf_counter() - started, dict(load_seconds or {}), fingerprint=current)
             so_far.stopped = Stopped(_first_not_done(config, set(done)), KILLED, interrupted=True)
             try:
-                _publish_partial(so_far, staging, sorted(sheets, key=_grid_order(config)), folder, move=False)
+                _publish_partial(so_far, staging, sorted(sheets, key=_grid_order(config)), folder, move=False, published=published)
             except Exception as error:
                 if not unsaved:
                     note(f"the finished cases could not be kept as the run goes ({type(error).__name__}: {first_line(error)}): "
