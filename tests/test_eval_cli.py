@@ -183,6 +183,12 @@ def test_eval_runs_the_gen3c_generator(tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "`gen3c`" in report and "Model loading, before the first video and in neither: `gen3c` " in report
     assert set(json.loads((out / "results.json").read_text())["load_seconds"]) == {"gen3c"}
+    # Which model and settings made the row, and which gen3c (before: "the gen3c generator over GEN3C's default
+    # cache …, 2 steps × 1 forward", neither its weights nor its seed; the version and code in results.json only).
+    line = next(x for x in report.splitlines() if x.startswith("- `gen3c`: "))
+    assert f"2 steps × 1 forward, weights `{ckpt}`, seed 4, guidance 0.0, sampler " in line and line.endswith(", float32 on cpu"), line
+    made = json.loads((out / "results.json").read_text())["fingerprint"]
+    assert f"gen3c {made['gen3c']} (code sha256 {made['gen3c_code'][:12]})." in report
 
 
 def test_a_repeated_name_counts_once():
@@ -758,7 +764,9 @@ def test_a_partial_report_that_cannot_be_written_leaves_the_error_as_it_was(tmp_
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(run, "write_report", disk_full)
-    with pytest.raises(RuntimeError, match="out of luck") as failed:
+    # The finished case could not be kept as the run went either: said once, and the run went on to its error.
+    kept_as_it_goes = r"^the finished cases could not be kept as the run goes \(OSError: \[Errno 28\] No space left on device\): a run killed"
+    with pytest.raises(RuntimeError, match="out of luck") as failed, pytest.warns(UserWarning, match=kept_as_it_goes):
         run.run_eval(config, tmp_path, methods=["still"], generator=_FailingOnCall(2, RuntimeError("out of luck")), plots=False)
     assert failed.value.__notes__[-1] == "the finished cases could not be kept (OSError: [Errno 28] No space left on device)"
     assert list(tmp_path.iterdir()) == []

@@ -445,3 +445,38 @@ def test_the_fingerprint_names_the_cpu_by_its_model_and_torchs_vector_instructio
     ]:
         monkeypatch.setattr(environment, "open", lambda *a, text=text, **k: io.StringIO(text), raising=False)
         assert environment.cpu_model() == expected
+
+
+class _Killed(BaseException):
+    """Stands for kill -9 (the out-of-memory killer, a lost machine): no handler of the run's runs."""
+
+
+def test_a_run_killed_outright_keeps_its_finished_cases_for_resume(tmp_path, monkeypatch):
+    """A run killed with no chance to say why (kill -9) while making its third case: its two
+    finished cases were kept in partial/ as each ended, so --resume reuses them and runs only the
+    two left (before: the partial report was written only by a run that could still handle its
+    stop, so a killed run left nothing and --resume ran every case again)."""
+    config = make_config(**CONFIG)
+    made = []
+    generate = PreviewGenerator.generate
+
+    def killed_in_case_3(self, *args, **kwargs):
+        made.append(1)
+        if len(made) == 3:
+            raise _Killed
+        return generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(PreviewGenerator, "generate", killed_in_case_3)
+    with pytest.raises(_Killed):
+        run_eval(config, tmp_path, methods=["still"], generator=PreviewGenerator(), plots=False)
+    partial = json.loads((tmp_path / "partial" / "results.json").read_text())
+    assert partial["complete"] is False and partial["stopped"]["finished"] == ["room-left", "room-right"]
+    assert partial["stopped"]["interrupted"] == ["corridor-left"] and partial["stopped"]["error"].startswith("killed outright")
+    assert sorted(p.name for p in (tmp_path / "partial" / "contact_sheets").iterdir()) == ["room-left.png", "room-right.png"]
+    assert "**Incomplete**: the benchmark was killed outright" in (tmp_path / "partial" / "report.md").read_text()
+
+    made.clear()
+    monkeypatch.setattr(PreviewGenerator, "generate", lambda self, *a, **k: made.append(1) or generate(self, *a, **k))
+    result, _ = run_eval(config, tmp_path, methods=["still"], generator=PreviewGenerator(), plots=False, resume=True)
+    assert len(made) == 2 and [c.reused for c in result.cases] == [True, True, False, False]
+    assert not (tmp_path / "partial").exists()  # the complete report replaced it

@@ -284,13 +284,16 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def _where(result: BenchmarkResult) -> str:
     """What the run ran on, as its fingerprint recorded it (the ground truth's device, the CPU and
-    torch's CPU threads, which move the scores' last bits, torch's version); without one, this process's."""
+    torch's CPU threads, which move the scores' last bits, torch's version, gen3c's version and
+    code); without one, this process's."""
     made = result.fingerprint or {}
     if "device" in made and "cpu_threads" in made:
         cpu = f" on {made['cpu']}" if "cpu" in made else ""
+        # (the version alone does not tell a source install's code apart: its digest does, shortened as git shortens commits)
+        code = f", gen3c {made['gen3c']} (code sha256 {str(made.get('gen3c_code'))[:12]})" if "gen3c" in made else ""
         return (
             f", ground truth ray-cast on {made['device']}, {counted(made['cpu_threads'], 'CPU thread')}{cpu}, "
-            f"torch {made.get('torch', torch.__version__)}"
+            f"torch {made.get('torch', torch.__version__)}{code}"
         )
     return f" ({'CUDA' if torch.cuda.is_available() else 'CPU'}), torch {torch.__version__}"
 

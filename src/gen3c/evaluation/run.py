@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from gen3c.errors import Gen3cInputError, Terminated, first_line, quoted_path, raise_if_interrupted
+from gen3c.errors import Gen3cInputError, Terminated, first_line, note, quoted_path, raise_if_interrupted
 from gen3c.evaluation.report import (
     PARTIAL,
     check_output_names,
@@ -150,6 +150,43 @@ def stop_reason(exc: BaseException) -> str:
     return " ".join([f"{type(exc).__name__}: {first_line(exc)}", *getattr(exc, "__notes__", [])])
 
 
+#: Why a partial report written as the run went says it stopped: it is replaced by the real reason
+#: if the run stops otherwise, and removed when it completes, so it is read only after a run killed outright.
+KILLED = "killed outright, with no chance to say why (kill -9, out of memory, a power cut; this report was written as its last finished case ended)"
+
+
+def _publish_partial(
+    result: BenchmarkResult, staging: Path, sheets: list[str], folder: Path, *, move: bool, published: set[str] | None = None
+) -> None:
+    """Write ``result`` (``stopped`` set) as the partial report in ``folder``/:data:`PARTIAL`,
+    replacing an earlier one in one step; its finished cases' contact sheets are taken from
+    ``staging`` (moved, or copied while the run goes on and still needs them). ``published``: the
+    sheets earlier calls of this run put there (updated), which are not written again; the first
+    call (none yet) clears the earlier partial report. Rewriting every sheet after every case cost
+    one fsync per sheet, quadratic in the cases."""
+    build = staging / PARTIAL
+    shutil.rmtree(build, ignore_errors=True)  # (an earlier checkpoint's)
+    done_sheets = {f"contact_sheets/{c.case.name}.png" for c in result.cases}
+    kept_sheets = [s for s in sheets if s in done_sheets]  # (a sheet written just before its case failed is left out)
+    new_sheets = [s for s in kept_sheets if not published or s not in published]
+    (build / "contact_sheets").mkdir(parents=True, exist_ok=True)
+    for sheet in new_sheets:
+        (os.replace if move else shutil.copyfile)(staging / sheet, build / sheet)
+    written = write_report(result, build, plots=False, sheets=kept_sheets)
+    files = [written["results"], written["report"], *(build / s for s in new_sheets)]
+    with signals_deferred():  # the earlier partial report out and this one in, as one step
+        if not published:
+            clear_previous_outputs(folder / PARTIAL)
+        _publish_files(files, build, folder / PARTIAL)
+    if published is not None:
+        published.update(new_sheets)
+
+
+def _first_not_done(config: BenchmarkConfig, done: set[str]) -> str | None:
+    """The first case of the grid not in ``done`` (the cases run in the grid's order: the one running)."""
+    return next((c.name for c in benchmark_cases(config) if c.name not in done), None)
+
+
 def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, sheets: list[str], folder: Path) -> str | None:
     """Publish the finished cases of a benchmark stopped by ``exc`` as a partial report in
     ``folder``/:data:`PARTIAL` (replacing an earlier one; the complete report in ``folder`` is not
@@ -159,22 +196,11 @@ def keep_partial(result: BenchmarkResult, exc: BaseException, staging: Path, she
     cases = benchmark_cases(result.config)
     if not result.cases:
         return None
-    # The cases run in the grid's order, so the first one not done was running (none: Ctrl-C just after the last case).
-    done = {c.case.name for c in result.cases}
-    running = next((c.name for c in cases if c.name not in done), None)
+    # None running: Ctrl-C just after the last case.
+    running = _first_not_done(result.config, {c.case.name for c in result.cases})
     result.stopped = Stopped(running, stop_reason(exc), isinstance(exc, KeyboardInterrupt))  # (Terminated is one)
     try:
-        build = staging / PARTIAL
-        done_sheets = {f"contact_sheets/{name}.png" for name in done}
-        kept_sheets = [s for s in sheets if s in done_sheets]  # (a sheet written just before its case failed is left out)
-        (build / "contact_sheets").mkdir(parents=True, exist_ok=True)
-        for sheet in kept_sheets:
-            os.replace(staging / sheet, build / sheet)
-        written = write_report(result, build, plots=False, sheets=kept_sheets)
-        files = [written["results"], written["report"], *(build / s for s in kept_sheets)]
-        with signals_deferred():  # the earlier partial report out and this one in, as one step
-            clear_previous_outputs(folder / PARTIAL)
-            _publish_files(files, build, folder / PARTIAL)
+        _publish_partial(result, staging, sheets, folder, move=True)
     except Exception as error:
         return f"the finished cases could not be kept ({type(error).__name__}: {first_line(error)})"
     earlier = f" (an earlier complete report in {quoted_path(folder)} is left as it was)" if (folder / "report.md").is_file() else ""
@@ -203,7 +229,9 @@ def run_eval(
     (:func:`~gen3c.evaluation.report.clear_previous_outputs`) and the partial report of an
     earlier stopped run: an interrupted or failed run leaves the earlier report as it was and
     keeps the cases it finished as a partial report in ``folder/partial`` (:func:`keep_partial`;
-    its error's message says where), and a finished one leaves no file of the earlier one.
+    its error's message says where), and a finished one leaves no file of the earlier one. That
+    partial report is also written after each finished case (its heading: :data:`KILLED`), so a
+    run killed outright, which can write nothing as it stops, leaves its finished cases too.
     The hidden folders of runs killed outright (``kill -9``) are removed at the start
     (:func:`~gen3c.io.atomic.remove_abandoned_staging`; those of runs still going are kept).
 
@@ -256,9 +284,28 @@ def _run_eval(
         # A second bar moves with the generators' steps: a GEN3C video at full size takes minutes.
         frames = progress("  frames generated", video_units(config, rows)) if progress else None
         started = time.perf_counter()
+        unsaved: list[str] = []
+        published: set[str] = set()  # the sheets the checkpoints put into partial/
+
+        def checkpoint(_: CaseResult) -> None:
+            # The finished cases kept on disk as the run goes: a run killed outright (kill -9, the
+            # out-of-memory killer, a lost machine) can say nothing when it stops, and --resume
+            # would otherwise find none of them. Not kept, the run goes on, said once.
+            done = {r.case.name: r for r in [*reused, *finished]}
+            kept_cases = [done[c.name] for c in benchmark_cases(config) if c.name in done]
+            so_far = BenchmarkResult(config, rows, kept_cases, time.perf_counter() - started, dict(load_seconds or {}), fingerprint=current)
+            so_far.stopped = Stopped(_first_not_done(config, set(done)), KILLED, interrupted=True)
+            try:
+                _publish_partial(so_far, staging, sorted(sheets, key=_grid_order(config)), folder, move=False, published=published)
+            except Exception as error:
+                if not unsaved:
+                    note(f"the finished cases could not be kept as the run goes ({type(error).__name__}: {first_line(error)}): "
+                         "a run killed outright will leave none for --resume")  # fmt: skip
+                unsaved.append(str(error))
+
         try:
             result = run_benchmark(
-                config, rows, progress=tick, video_progress=frames, on_case=on_case, finished=finished, reused=reused
+                config, rows, progress=tick, video_progress=frames, on_case=on_case, finished=finished, reused=reused, scored=checkpoint
             )
             result.load_seconds, result.fingerprint = dict(load_seconds or {}), current
             sheets.sort(key=_grid_order(config))  # (the reused cases' sheets came first)

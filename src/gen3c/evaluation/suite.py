@@ -300,6 +300,22 @@ def sampling_of(generator: object) -> str:
     return f"{steps} steps × {forwards} forward{'s' if forwards > 1 else ''}"
 
 
+def model_of(generator: object) -> str:
+    """For a generator that samples a diffusion model (one with ``settings()``, as
+    :meth:`~gen3c.pipelines.gen3c.Gen3cGenerator.settings`): the folder its weights came from, its
+    sampler seed, guidance, sampler, dtype and device, in words, so that a report says which model
+    and settings made the row; "" for any other generator."""
+    settings = getattr(generator, "settings", None)
+    if not callable(settings):
+        return ""
+    told = settings()
+    seed = getattr(generator, "seed", None)
+    return ", ".join(
+        [f"weights `{told.get('checkpoint')}`", *([f"seed {seed}"] if seed is not None else []), f"guidance {told.get('guidance')}",
+         f"sampler {told.get('sampler')}", f"{told.get('dtype')} on {told.get('device')}"]
+    )  # fmt: skip
+
+
 def select_methods(
     names: list[str] | None = None, generator: object | None = None, compared: dict[str, object] | None = None
 ) -> list[Method]:
@@ -327,7 +343,7 @@ def select_methods(
                 "the methods or give the generator another name attribute"
             )
         sampling = sampling_of(generator)
-        note = f", {sampling}" if sampling else ""
+        note = "".join(f", {words}" for words in (sampling, model_of(generator)) if words)
         methods.append(Method(name, f"the {name} generator {default_cache}{note}", generator, sampling=sampling))
     if compared:
         if generator is None:
@@ -337,7 +353,7 @@ def select_methods(
             if row in {GROUND_TRUTH, *(m.name for m in methods)}:
                 raise Gen3cInputError(f"two benchmark rows are named {row!r}: give the compared models distinct names")
             sampling = sampling_of(other)
-            note = f", {sampling}" if sampling else ""
+            note = "".join(f", {words}" for words in (sampling, model_of(other)) if words)
             methods.append(Method(row, f"{row} {default_cache}{note}; also scored against `{reference}`'s video", other,
                                   reference=reference, sampling=sampling))  # fmt: skip
     if not methods:
@@ -516,6 +532,7 @@ def run_benchmark(
     on_case: CaseCallback | None = None,
     finished: list[CaseResult] | None = None,
     reused: list[CaseResult] | None = None,
+    scored: Callable[[CaseResult], None] | None = None,
 ) -> BenchmarkResult:
     """Run every method on every case and score it.
 
@@ -532,6 +549,8 @@ def run_benchmark(
             caller keeps the finished cases when a later one fails or is interrupted.
         reused: results of cases an earlier run made with the same settings (``--resume``): taken
             as they are, in their place in the grid, and not run (nor shown to ``on_case``).
+        scored: called with each case's result once it is scored and appended to ``finished``
+            (not for reused cases), e.g. to keep the finished cases on disk as the run goes.
     """
     from gen3c.evaluation.resume import fingerprint  # (it imports this module)
 
@@ -594,4 +613,6 @@ def run_benchmark(
         if on_case is not None:
             on_case(truth, sheet, shown)
         results.append(result)
+        if scored is not None:
+            scored(result)
     return BenchmarkResult(config, methods, results, time.perf_counter() - started, fingerprint=made_by)
