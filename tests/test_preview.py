@@ -985,18 +985,27 @@ def test_a_fill_cloud_that_outgrows_the_machines_memory_is_refused_before_it_gro
     assert len(set(capacities)) >= 3, capacities  # it grew, frame after frame
     frames = 12 * 48 * 64 * preview.FRAME_BYTES  # (the renders and the merge are held already)
     need = frames + 120 * capacities[-1]
+    written = []  # the frames made so far, resident in the process: what it holds, as its RSS says
+
+    def machine(total):
+        return classmethod(lambda cls: memory.HostMemory(available=total, total=total, held=len(written) * 48 * 64 * 12))
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(preview, "FRAME_WORK_BYTES", 0)  # (a frame's work, 1.5 MB at 48×64, would be refused before the cloud)
-        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need - 1)))
+        patch.setattr(memory.HostMemory, "now", machine(need - 1))
         with pytest.raises(Gen3cMemoryError, match=r"^the preview's fill cloud grows to [0-9,]+ points at frame \d+ of 12 \(48×64: the cameras keep "
                            r"seeing parts no earlier frame filled\) and with the frames needs 0\.0 GB of CPU memory; with the 0\.0 GB this process holds "
                            r"already, 0\.0 GB, and this machine has 0\.0 GB of RAM and swap: make fewer frames at once \(gen3c generate --chunk_frames; in Python generate_video\(\.\.\., chunk_frames=N\)\): "
                            r"each chunk starts a new fill cloud$"):
-            PreviewGenerator(margin=0).generate(cache, cams, src.image)
+            PreviewGenerator(margin=0).generate(cache, cams, src.image, progress=written.append)
+    # Exactly enough: the frames written before the last growth are in what the process holds and
+    # are not asked for again (counted twice, this run that fits was refused at frame 8).
+    written.clear()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(preview, "FRAME_WORK_BYTES", 0)
-        patch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need, total=need)))
-        assert torch.equal(PreviewGenerator(margin=0).generate(cache, cams, src.image), expected)
+        patch.setattr(memory.HostMemory, "now", machine(need))
+        assert torch.equal(PreviewGenerator(margin=0).generate(cache, cams, src.image, progress=written.append), expected)
+    assert len(written) == 12
 
 
 def test_a_fill_cloud_that_fits_only_past_the_free_memory_is_noted_once_a_chunk():

@@ -836,6 +836,7 @@ class PreviewGenerator:
         reach = reach_pixels(H, W, self.reach)
         w2c, K = cameras.w2c.cpu(), cameras.K.cpu()
         to_come = T * H * W * FRAME_BYTES  # (the frames, not yet written: the checks of the band and the cloud count them)
+        written_bytes = H * W * 12  # (a frame's float32 colour once written into frames: then part of what the process holds)
         fill_cloud = GrowingCloud(*filtered_smooth_points(cache))
         cloud_noted = False  # (the cloud grows a few times a chunk: a note that it fits only past the free memory is said once)
         video = any(view.num_frames > 1 for view in cache.views)
@@ -868,7 +869,9 @@ class PreviewGenerator:
                 # grey at an invented depth of 1, which must not join the cloud, or later frames
                 # that see the scene again would show it as a grey wall in front of their fill.
                 if m.any():
-                    cloud_noted |= self._check_cloud_growth(fill_cloud, int(holes.sum()), t, cameras, to_come, say_note=not cloud_noted)
+                    cloud_noted |= self._check_cloud_growth(
+                        fill_cloud, int(holes.sum()), t, cameras, to_come - t * written_bytes, say_note=not cloud_noted
+                    )
                     fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
             frames[t] = c
             if progress is not None:
