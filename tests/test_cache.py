@@ -1356,6 +1356,62 @@ def test_the_memory_this_process_holds_is_measured():
     del block
 
 
+def fake_cgroups(root, cgroup_lines, limits):
+    """A /proc/self/cgroup of ``cgroup_lines`` and a cgroup mount under ``root`` whose files
+    ``limits`` maps ({relative path: text})."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "proc_cgroup").write_text("\n".join(cgroup_lines) + "\n")
+    for name, text in limits.items():
+        (root / "mount" / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / "mount" / name).write_text(text + "\n")
+    return root / "proc_cgroup", root / "mount"
+
+
+def test_a_cgroup_memory_limit_is_read_from_the_process_cgroup_and_those_above(tmp_path, monkeypatch):
+    """A SLURM job's limit is on the job's cgroup, above the task's the process is in (cgroup v2);
+    inside a container (cgroup v1 here) the path named is not mounted, its own cgroup is the root;
+    v1's "no limit" is 2^63 rounded down to pages, v2's "max"."""
+    from gen3c import environment
+
+    cases = [
+        (["0::/slurm/job_7/step_0/task_0"], {"slurm/job_7/memory.max": str(4 * 2**30), "slurm/job_7/step_0/task_0/memory.max": "max"}, 4 * 2**30),
+        (["4:memory:/docker/abc", "0::/"], {"memory/memory.limit_in_bytes": str(2 * 2**30)}, 2 * 2**30),
+        (["4:memory:/docker/abc", "0::/"], {"memory/memory.limit_in_bytes": "9223372036854771712"}, None),
+        (["0::/user.slice"], {"user.slice/memory.max": "max"}, None),
+    ]
+    for i, (lines, limits, expected) in enumerate(cases):
+        proc, mount = fake_cgroups(tmp_path / str(i), lines, limits)
+        monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+        monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+        assert environment.cgroup_memory_limit() == expected, (lines, limits)
+    monkeypatch.setattr(environment, "PROC_CGROUP", tmp_path / "absent")  # (not Linux)
+    assert environment.cgroup_memory_limit() is None
+
+
+def test_memory_past_the_cgroups_limit_is_refused_though_the_machine_has_it(tmp_path, monkeypatch):
+    """In a container or a SLURM job the kernel kills a process past its cgroup's memory limit,
+    however much RAM the machine has; RAM and swap were all the checks knew (MemTotal and psutil
+    tell the machine's), so renders past the limit were made until the kill. Now the limit,
+    where lower, is what the process can hold (with the machine's swap), and the line says so."""
+    from gen3c import environment
+    from gen3c.errors import Gen3cMemoryError
+    from gen3c.models.memory import HostMemory
+
+    if environment.meminfo() is None:
+        pytest.skip("needs Linux's /proc/meminfo (the machine's RAM to compare with)")
+    proc, mount = fake_cgroups(tmp_path, ["0::/job"], {"job/memory.max": str(2**28)})
+    monkeypatch.setattr(environment, "PROC_CGROUP", proc, raising=False)
+    monkeypatch.setattr(environment, "CGROUP_MOUNT", mount, raising=False)
+    machine = (environment.meminfo() or {}).get("MemTotal", 0)
+    assert machine > 2 * 2**30, machine  # (the test needs a machine of more than the limit and the render)
+    with pytest.raises(Gen3cMemoryError, match=r"^forward_warp into 1 camera of 4096×4096 needs 0\.6 GB of CPU memory for the render and its splat; "
+                       r"with the .* GB this process holds already, .* GB, and this process's cgroup \(a container's or a job's memory limit\) allows "):
+        forward_warp(torch.zeros(1, 3), torch.zeros(1, 3), torch.eye(4)[None], make_intrinsics(4096.0, 4096.0, 2047.5, 2047.5)[None], 4096, 4096)
+    memory = HostMemory.now()
+    assert memory.limited and memory.total - 2**28 == (environment.meminfo() or {}).get("SwapTotal", 0)
+    assert memory.available == max(0, 2**28 - memory.held)
+
+
 def test_depth_beyond_100_enters_the_cache_on_its_ray_at_100_as_documented():
     # Pins the clamp docs/depth.md ("Depth beyond 100") and Cache3D's docstring describe
     # (GEN3C's cache_3d.py): 150 m sits at 100 m along its own ray, NaN at 100, colour kept.

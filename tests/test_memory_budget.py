@@ -581,7 +581,7 @@ def test_weights_that_cannot_fit_in_cpu_memory_are_refused_before_loading(bf16_c
     need = state_bytes(pipe.transformer, torch.float32) + state_bytes(pipe.vae, torch.float32)
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: cls(available=need - 1, total=need - 1)))
     gb = f"{need / GiB:.1f}"
-    with pytest.raises(Gen3cMemoryError, match=rf"^checkpoint '.*' in float32 needs {gb} GB of CPU memory .*this machine has {gb} GB with swap: run it"):
+    with pytest.raises(Gen3cMemoryError, match=rf"^checkpoint '.*' in float32 needs {gb} GB of CPU memory .*this machine has {gb} GB of RAM and swap: run it"):
         load_pipeline(folder, dtype=torch.float32)
     assert load_pipeline(folder, dtype=torch.bfloat16).transformer.dtype == torch.bfloat16
     # Enough in all, but not free now: loaded, with a note.

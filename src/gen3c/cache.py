@@ -736,7 +736,7 @@ def check_cpu_memory(need: int, what: str, fix: str, stacklevel: int, *, say_not
     if need + memory.held > memory.total:
         raise Gen3cMemoryError(
             f"{what}; with the {memory.held / 2**30:.1f} GB this process holds already, {(need + memory.held) / 2**30:.1f} GB, and "
-            f"this machine has {memory.total / 2**30:.1f} GB of RAM and swap: {fix}"
+            f"{memory.capacity()}: {fix}"
         )
     if need <= memory.available:
         return False

@@ -143,6 +143,45 @@ def meminfo() -> dict[str, int] | None:
     return fields if {"MemTotal", "MemAvailable"} <= fields.keys() else None
 
 
+#: Where Linux says which cgroups this process is in, and where their files are mounted.
+PROC_CGROUP = Path("/proc/self/cgroup")
+CGROUP_MOUNT = Path("/sys/fs/cgroup")
+
+
+def cgroup_memory_limit() -> int | None:
+    """The memory limit of this process's cgroup in bytes: the least ``memory.max`` (cgroup v2)
+    or ``memory.limit_in_bytes`` (v1) of its cgroup and those above it, as a container
+    (``docker --memory``), a Kubernetes pod or a SLURM job (``--mem``) sets it. Past it the
+    kernel's out-of-memory killer stops the process, however much RAM the machine has
+    (/proc/meminfo and psutil tell the machine's). None where none is set or none can be read."""
+    try:
+        lines = PROC_CGROUP.read_text().splitlines()
+    except OSError:
+        return None
+    limits = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "-", "")
+        if controllers == "":  # (v2: one hierarchy, mounted at the mount itself)
+            base, name = CGROUP_MOUNT, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = CGROUP_MOUNT / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        # Up to the mount: a limit above applies below, and inside a container the path named
+        # may not exist (its own cgroup is mounted as the root).
+        folder = base / path.strip("/")
+        for level in [folder, *folder.parents]:
+            try:
+                text = (level / name).read_text().strip()
+            except OSError:
+                text = ""
+            if text.isdigit() and int(text) < 2**60:  # ("max", v1's 2^63 rounded to pages: none)
+                limits.append(int(text))
+            if level == base:
+                break
+    return min(limits) if limits else None
+
+
 def resident_bytes() -> int:
     """This process's resident memory now (Linux's /proc/self/statm), 0 where there is none."""
     try:

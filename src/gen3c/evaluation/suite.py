@@ -133,7 +133,7 @@ class BenchmarkConfig:
             H, W = self.resolution
             raise Gen3cMemoryError(
                 f"--num_video_frames {self.num_frames} at {H}x{W} holds at least {need / 2**30:.1f} GB per case (ground truth and "
-                f"one video); this machine has {memory.total / 2**30:.1f} GB with swap: pass fewer frames or a smaller --resolution"
+                f"one video); {memory.capacity()}: pass fewer frames or a smaller --resolution"
             )
 
 

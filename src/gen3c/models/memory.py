@@ -395,28 +395,39 @@ class HostMemory:
     """This machine's CPU memory in bytes: ``available`` now (free plus reclaimable page cache:
     Linux's MemAvailable), ``total`` (RAM and swap: more than this can never be held) and
     ``held``, this process's resident memory now (already part of ``total``'s use, not of
-    ``available``)."""
+    ``available``). ``limited``: ``total`` is this process's cgroup's memory limit with swap
+    (:func:`~gen3c.environment.cgroup_memory_limit`: a container's or a job's), lower than the
+    machine's RAM, and ``available`` at most that limit less ``held``."""
 
     available: int
     total: int
     held: int = 0
+    limited: bool = False
 
     @classmethod
     def now(cls) -> HostMemory:
         """psutil's figures; without psutil (it comes with gen3c[diffusion], and `gen3c eval` needs
-        none of that extra) Linux's /proc/meminfo and /proc/self/statm."""
+        none of that extra) Linux's /proc/meminfo and /proc/self/statm. Either is the machine's,
+        which a cgroup's memory limit lowers."""
         from gen3c.dependencies import installed, require
-        from gen3c.environment import meminfo, resident_bytes
+        from gen3c.environment import cgroup_memory_limit, meminfo, resident_bytes
 
         fields = None if installed("psutil") else meminfo()
         if fields is not None:
-            return cls(available=fields["MemAvailable"], total=fields["MemTotal"] + fields.get("SwapTotal", 0), held=resident_bytes())
-        psutil = require("psutil", "checking the free CPU memory")
-        return cls(
-            available=psutil.virtual_memory().available,
-            total=psutil.virtual_memory().total + psutil.swap_memory().total,
-            held=psutil.Process().memory_info().rss,
-        )
+            ram, swap, available, held = fields["MemTotal"], fields.get("SwapTotal", 0), fields["MemAvailable"], resident_bytes()
+        else:
+            psutil = require("psutil", "checking the free CPU memory")
+            ram, swap = psutil.virtual_memory().total, psutil.swap_memory().total
+            available, held = psutil.virtual_memory().available, psutil.Process().memory_info().rss
+        limit = cgroup_memory_limit()
+        if limit is not None and limit < ram:  # (past it the kernel kills the process, whatever RAM is free)
+            return cls(available=max(0, min(available, limit - held)), total=limit + swap, held=held, limited=True)
+        return cls(available=available, total=ram + swap, held=held)
+
+    def capacity(self) -> str:
+        """``total`` in words: "this machine has … GB of RAM and swap", or its cgroup's limit."""
+        gb = f"{self.total / 2**30:.1f} GB"
+        return f"this process's cgroup (a container's or a job's memory limit) allows {gb} with swap" if self.limited else f"this machine has {gb} of RAM and swap"
 
 
 def check_host_memory(need_bytes: int, what: str, fix: str) -> None:
@@ -436,6 +447,6 @@ def check_host_memory(need_bytes: int, what: str, fix: str) -> None:
     memory = HostMemory.now()
     need = f"{what} needs {need_bytes / 2**30:.1f} GB of CPU memory for its weights alone"
     if need_bytes > memory.total:
-        raise Gen3cMemoryError(f"{need}; this machine has {memory.total / 2**30:.1f} GB with swap: {fix}")
+        raise Gen3cMemoryError(f"{need}; {memory.capacity()}: {fix}")
     if need_bytes > memory.available:
         note(f"{need} and {memory.available / 2**30:.1f} GB are free now: it loads only if other programs give memory back; else {fix}", stacklevel=3)
