@@ -1524,6 +1524,16 @@ def _non_finite_buffers(noise_aug_strength: float) -> Exception:
     return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
 
 
+class SamplingDivergedError(Gen3cModelError):
+    """Sampling diverged with a guidance near GEN3C's (:func:`_diverged`): the weights are at fault.
+    ``step`` (from 1) of ``num_steps`` is where the latents passed ``limit`` or became NaN; a
+    caller whose weights are its own (``gen3c train``'s preview sample) says so in its words."""
+
+    def __init__(self, message: str, step: int, num_steps: int, limit: float) -> None:
+        super().__init__(message)
+        self.step, self.num_steps, self.limit = step, num_steps, limit
+
+
 def _diverged(guidance: float, step: int, num_steps: int, limit: float) -> Exception:
     """The error for a run whose latents passed ``limit`` (:func:`diverged_limit`) or became NaN at
     ``step``: a ``guidance`` far past GEN3C's 1 is the user's to bring back, else the model is at fault."""
@@ -1531,7 +1541,7 @@ def _diverged(guidance: float, step: int, num_steps: int, limit: float) -> Excep
             f"±{limit:g} or became NaN, which decode to no picture")  # fmt: skip
     if abs(guidance) > 100:
         return Gen3cSettingError(f"{said}: pass a --guidance nearer GEN3C's 1")
-    return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
+    return SamplingDivergedError(f"{said}: check the model's weights (--verify_checksums)", step + 1, num_steps, limit)
 
 
 def _describe(value: object) -> str:
