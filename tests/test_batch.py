@@ -226,7 +226,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         # A typo'd key names its nearest setting: a header's capital, a gen3c option on a preview row (and what it needs).
         ("Name,fov\na,60\n", ".csv", "line 2: unknown settings 'Name': did you mean 'name'.$"),
         ('{"name": "a", "num_step": 3}\n', ".jsonl", """line 1: unknown settings 'num_step': did you mean 'num_steps'. .gen3c generator options need "generator": "gen3c".$"""),
-        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'line 1: checkpoint_dir applies to "generator": "gen3c" only; drop it or pass "generator": "gen3c"'),
+        ('{"name": "a", "checkpoint_dir": "c"}\n', ".jsonl", 'line 1: checkpoint_dir applies to "generator": "gen3c" only; remove the key or pass "generator": "gen3c"'),
         ('{"name": "a", "generator_options": "x"}\n', ".jsonl", "'generator_options' must be dict"),
         ('{"name": "a"}\n\n{"name": "a"}\n', ".jsonl", "line 3: name 'a' is already used on line 1"),
         ('{"name": "a", "video_save_folder": "x"}\n', ".jsonl", "video_save_folder are set by gen3c batch"),
@@ -244,7 +244,7 @@ def test_unnamed_rows_get_numbered_names(tmp_path):
         (
             '{"name": "a", "generator_options": {"num_steps": 3}}\n',
             ".jsonl",
-            'line 1: num_steps applies to "generator": "gen3c" only; drop it or pass "generator": "gen3c"',
+            'line 1: num_steps applies to "generator": "gen3c" only; remove the key or pass "generator": "gen3c"',
         ),
         ("# only a comment\n\n", ".jsonl", "lists no jobs"),
         ("name,save_buffer\na,maybe\n", ".csv", "line 2: 'save_buffer' must be true or false"),
@@ -348,7 +348,7 @@ def test_gen3c_options_of_another_generator_are_the_shared_refusal_and_null_is_u
     request (check_gen3c_only), so a manifest written from a table (nulls in the other rows'
     gen3c columns) loads, and its job carries none of them. A mistyped generator is named as such."""
     both = {"name": "a", "generator": "preview", "lora": "x", "generator_options": {"num_steps": 3, "guidance": None}}
-    with pytest.raises(Gen3cInputError, match='line 1: lora, num_steps apply to "generator": "gen3c" only; drop them or pass "generator": "gen3c"$'):
+    with pytest.raises(Gen3cInputError, match='line 1: lora, num_steps apply to "generator": "gen3c" only; remove the keys or pass "generator": "gen3c"$'):
         load_manifest(write_manifest(tmp_path / "m.jsonl", [both]))
     nulls = {"name": "a", "generator": "preview", "lora": None, "generator_options": {"num_steps": None}}
     [job] = load_manifest(write_manifest(tmp_path / "m.jsonl", [nulls]))
@@ -1711,12 +1711,43 @@ def test_a_gen3c_option_is_refused_by_the_batch_for_the_reason_the_cli_refuses_i
 
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_a_row_s_setting_to_drop_is_dropped_as_its_manifest_drops_one(tmp_path, suffix):
+    """A row refused for a setting its job would not use (a noise_aug_strength of 0 for a video
+    input, a seed for the preview) was told "drop it", the command line's words: in a CSV, whose
+    column other rows may fill, the fix is to leave the row's cell empty ("drop" read as the
+    column), in a JSON row to remove the key. A refusal with another fix keeps its words."""
+    from gen3c.cameras import Cameras
+    from gen3c.io.camera_files import save_cameras
+
+    (tmp_path / "v").mkdir()
+    save_cameras(tmp_path / "cams.json", Cameras(torch.eye(4).expand(3, 4, 4), torch.tensor([[60.0, 0, 56], [0, 60, 32], [0, 0, 1]]), 64, 112))
+    rows = [{"name": "a", "vipe_path": "v", "generator": "gen3c", "noise_aug_strength": 0}, {"name": "b", "vipe_path": "v", "seed": 3},
+            {"name": "c", "vipe_path": "v", "trajectory": "left", "camera_rotation": "no_rotation", "camera_file": "cams.json"}]  # fmt: skip
+    if suffix == ".csv":  # (under its header: the rows are lines 2 to 4)
+        keys = list(dict.fromkeys(key for row in rows for key in row))
+        manifest = tmp_path / "m.csv"
+        manifest.write_text("\n".join([",".join(keys), *(",".join(str(row.get(key, "")) for key in keys) for row in rows)]) + "\n")
+        first, one, two = 2, "leave its cell empty", "leave their cells empty"
+    else:
+        manifest = write_manifest(tmp_path / "m.jsonl", rows)
+        first, one, two = 1, "remove the key", "remove the keys"
+    with pytest.raises(Gen3cInputError) as caught:
+        load_manifest(manifest)
+    assert str(caught.value) == (
+        f"manifest {str(manifest)!r} has 3 mistakes, so no job ran: line {first}: noise_aug_strength 0 applies to a single image: GEN3C "
+        f"noises the buffers of the single-image mode's growing cache only, not those of a video input; {one}; line {first + 1}: seed "
+        f'applies to "generator": "gen3c" only (the preview is deterministic): {one}; line {first + 2}: trajectory, camera_rotation shape '
+        f"a preset path, which camera_file replaces: {two}"
+    )
+
+
 @pytest.mark.parametrize(
     "settings, flags, row_words",
     [
         ({"seed": 3}, "--seed applies to --generator gen3c only", 'seed applies to "generator": "gen3c" only (the preview is deterministic)'),
         ({"png_depth_scale": 0.5}, "--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only",
-         "png_depth_scale applies to a 16-bit PNG or TIFF depth_path only: drop it"),
+         "png_depth_scale applies to a 16-bit PNG or TIFF depth_path only: remove the key"),
         ({"generator": "gen3c", "low_memory": True, "fp8": True}, "--low_memory and --fp8 each choose the memory mode",
          "low_memory and fp8 each choose the memory mode: pass only one of them"),
         ({"generator": "gen3c", "num_steps": 0}, "--num_steps 0 must be", "num_steps 0 must be a whole number ≥ 1 (GEN3C: 35)"),

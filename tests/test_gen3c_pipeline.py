@@ -211,6 +211,33 @@ def test_sampler_matches_gen3c_loop(pipe):
     assert float(sigmas[-1]) == 0.0
 
 
+def test_the_divergence_limit_scales_with_the_schedules_sigma_max(pipe):
+    """A checkpoint whose schedule starts noisier than GEN3C's σ 80 (here σ_max 5e4) was refused at
+    step 1 as "sampling diverged … passed ±10000": its first steps' noise alone is that large. The
+    limit is now 125 σ_max (never below 1e4), so such a schedule samples, and one that does diverge
+    (a DiT whose output is 1e8 times too large) is still stopped, its limit named."""
+    from gen3c.schedulers import make_scheduler
+
+    image, colors, masks = inputs()
+    image_latent, buffer_latents = pipe.encode_conditions(image, colors, masks)
+    text = pipe.encode_prompt("")
+    default = pipe.scheduler
+    pipe.scheduler = make_scheduler("euler", {**default.config, "sigma_max": 5e4})
+    try:
+        with torch.no_grad():
+            latents = pipe.denoise(image_latent, buffer_latents, text, None, guidance=0.0, num_steps=8, seed=3)
+        assert float(pipe.scheduler.sigmas[0]) == pytest.approx(5e4) and float(pipe.scheduler.sigmas[1]) > 1e4
+        assert bool(torch.isfinite(latents).all())
+        handle = pipe.transformer.register_forward_hook(lambda module, args, out: (out[0] * 1e8, *out[1:]))
+        try:
+            with pytest.raises(Gen3cModelError, match=r"^sampling diverged at step 1 of 8 \(--guidance 0\): its latents passed ±6\.25e\+06 or"):
+                pipe.denoise(image_latent, buffer_latents, text, None, guidance=0.0, num_steps=8, seed=3)
+        finally:
+            handle.remove()
+    finally:
+        pipe.scheduler = default
+
+
 def test_the_first_frame_follows_the_image(pipe):
     """With the image latent imposed on the first latent frame, the decoded first frame is
     (up to the last steps' freedom) the tokenizer's reconstruction of the image."""

@@ -62,7 +62,8 @@ def test_a_chunk_s_stage_is_named_with_its_chunk(box_scene, tmp_path, monkeypatc
     image, depth, _, _ = box_scene
     request = GenerationRequest(input_image_path=str(image), depth_path=str(depth), fov=60.0, resolution="32x48", num_video_frames=9,
                                 chunk_frames=5, video_save_folder=str(tmp_path / "a"))  # fmt: skip
-    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache for chunk 2/2: close other programs on the GPU, or pass a smaller --resolution$"):
+    with pytest.raises(Gen3cMemoryError, match=r"^the GPU ran out of memory while rendering 3D cache for chunk 2/2: close other programs on the GPU, or pass a smaller --resolution; "
+                       r"1 of 2 chunks is kept in '.*output\.partial': run the same command with --resume to continue$"):  # fmt: skip
         run_request(request, progress=lambda stage, total: lambda n=1: None)
     assert (tmp_path / "a" / "output.partial").is_dir()  # chunk 1 is kept for --resume
     calls.clear()

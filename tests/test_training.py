@@ -1429,6 +1429,28 @@ def test_a_broken_moviepy_leaves_tensorboard_videos_out_with_a_note(tmp_path, mo
                      "pip install --force-reinstall 'moviepy'"]  # fmt: skip
 
 
+def test_a_preview_sample_that_diverges_stops_the_run_in_train_s_words(tmp_path):
+    """A preview sample whose latents diverged (the trained weights blown up) stopped the run with
+    gen3c generate's words: "sampling diverged at step 1 of 2 (--guidance 0) … check the model's
+    weights (--verify_checksums)", flags train has not (its samples run unguided). It now says
+    the step, that training diverged, and train's own way out, as a loss that is not finite does."""
+    from gen3c.errors import Gen3cInputError
+    from gen3c.training import loop
+
+    pipe = tiny_pipeline(seed=0)
+    pipe.transformer.register_forward_hook(lambda module, args, out: (out[0] * 1e8, *out[1:]))  # a diverged DiT
+    T, H, W = 17, 32, 32
+    clip = {"video": torch.zeros(3, T, H, W), "buffer_colors": torch.zeros(T, 2, 3, H, W), "buffer_masks": torch.ones(T, 2, 1, H, W)}
+    with pytest.raises(Gen3cInputError) as caught:
+        loop._log_sample(pipe.transformer, pipe.vae, pipe.prompt_cache, clip, config_from_dict({}), tmp_path, 8, None, 2)
+    assert str(caught.value) == (
+        "step 8: the preview sample (log.sample_every) diverged at its sampler step 1 of 2: its latents passed ±10000 or became NaN with "
+        "this step's weights (training diverged): the run stops, its checkpoints before this step kept: lower train.lr (or set "
+        "train.grad_clip, train.warmup_steps) and --resume from one (the run records the change), or start a new --out"
+    )
+    assert not (tmp_path / "samples").exists()
+
+
 def test_config_whole_numbers_from_python_may_be_numpy_integers_and_are_stored_as_ints():
     """config_from_dict takes whole numbers by gen3c's one rule (errors.is_whole_number): numpy
     integers too (a notebook's np.arange), stored as Python ints so config.json can be written;

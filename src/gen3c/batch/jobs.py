@@ -13,6 +13,7 @@ row or an input file or adapter changed under the same path runs again.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -23,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gen3c.batch.manifest import OUTPUT_FILES, Job
+from gen3c.batch.manifest import OUTPUT_FILES, Job, csv_manifest
 from gen3c.errors import Gen3cInputError, collect_notes, first_line, quoted_path, spelled_notes
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
@@ -361,7 +362,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     result = _Attempt()
     try:
         # this job's own (a Ray actor may run others in other threads), in the row's keys as its refusals
-        with collect_notes() as notes, spelled_notes(row_spelling):
+        with collect_notes() as notes, spelled_notes(functools.partial(row_spelling, cells=csv_manifest(job.manifest))):
             request = job.request(folder)
             generator, result.loaded = pool.get(request)
             # A long job cut short (Ctrl-C, a kill) continues from its kept chunks; chunks made
@@ -378,7 +379,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
                 )
         result.frames = result.outputs["video"]["frames"]
     except Gen3cInputError as exc:  # worded for gen3c generate: the row's keys here, as when the manifest was read
-        result.error, result.error_type = row_spelling(str(exc)), type(exc).__name__
+        result.error, result.error_type = row_spelling(str(exc), cells=csv_manifest(job.manifest)), type(exc).__name__
     except Exception as exc:  # an internal failure of one job must not stop the batch
         # One line for the summary and the console (a CUDA error runs over several): all of it is in the traceback.
         result.error = f"{type(exc).__name__}: {first_line(exc)}" if str(exc).strip() else type(exc).__name__

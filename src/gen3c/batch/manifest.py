@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import difflib
+import functools
 import hashlib
 import io
 import json
@@ -281,7 +282,7 @@ def check_job_inputs(job: Job, where: str, base: str = "the manifest's folder") 
 
             check_intrinsics_spec(job.settings["intrinsics"], "intrinsics")
     except Gen3cInputError as exc:
-        raise Gen3cInputError(f"{where}: {row_spelling(str(exc))}") from None
+        raise Gen3cInputError(f"{where}: {row_spelling(str(exc), cells=csv_manifest(job.manifest))}") from None
 
 
 def _path_settings(job: Job) -> list[tuple[str, str]]:
@@ -515,11 +516,18 @@ def make_job(
     holds every setting, defaults too (else the row's settings are the ones its author wrote,
     refused where the job would ignore them even at their default value)."""
     where = f"manifest {quoted_path(manifest)} line {line}"
+    spell = functools.partial(row_spelling, cells=csv_manifest(manifest))
     try:
-        with spelled_notes(row_spelling):
+        with spelled_notes(spell):
             return _make_job(row, line, index, base, where, relocatable, record)
     except Gen3cInputError as exc:
-        raise Gen3cInputError(f"{where}: {row_spelling(str(exc).removeprefix(f'{where}: '))}") from None
+        raise Gen3cInputError(f"{where}: {spell(str(exc).removeprefix(f'{where}: '))}") from None
+
+
+def csv_manifest(manifest: str | os.PathLike) -> bool:
+    """Whether ``manifest`` is a CSV one, whose rows drop a setting by leaving its cell empty
+    (:func:`~gen3c.pipelines.spelling.row_spelling`'s ``cells``)."""
+    return MANIFEST_FORMATS.get(Path(manifest).suffix.lower()) == "csv"
 
 
 def _make_job(row: dict[str, Any], line: int, index: int, base: Path, where: str, relocatable: bool, record: bool) -> Job:

@@ -412,7 +412,9 @@ def _windows_process_alive(pid: int) -> bool:
     """Whether process ``pid`` runs on this Windows machine: one that OpenProcess finds no process
     for (ERROR_INVALID_PARAMETER) or whose exit code is set (ended, its handle still held
     elsewhere) does not; one it may not open (another user's, a protected one) or a number no
-    process id can be is taken as running, as anything that cannot be told."""
+    process id can be is taken as running, as anything that cannot be told. (One that ended with
+    exit code 259, STILL_ACTIVE's own value, is taken as running too: Python, gen3c and Windows'
+    kills end with other codes; telling it apart needs SYNCHRONIZE, which protected processes deny.)"""
     import ctypes
 
     if not 0 <= pid < 2**32:

@@ -102,8 +102,19 @@ BUFFER_NOISE_STREAM = 0x6275666E
 #: A latent beyond ± this (or NaN) while sampling means the run diverged (:meth:`Gen3cPipeline.denoise`):
 #: the noisiest step holds N(0, 80²) noise (its extreme over GEN3C-7B's 3.6 M latent values ≈ ±430) and
 #: clean latents lie within a few units (``sigma_data`` 0.5). ``--guidance 1e30`` passes it at step 1;
-#: on a GPU it decoded to a finite video of nothing, on the CPU to NaN.
+#: on a GPU it decoded to a finite video of nothing, on the CPU to NaN. The least limit: a schedule
+#: starting above GEN3C's σ 80 has it :data:`DIVERGED_PER_SIGMA` times its σ_max (:func:`diverged_limit`).
 DIVERGED_LATENT = 1e4
+#: The divergence limit per unit of the schedule's σ_max (GEN3C's 80 gives :data:`DIVERGED_LATENT`): a
+#: checkpoint's schedule may start noisier, and its first steps' honest noise must not pass the limit.
+DIVERGED_PER_SIGMA = DIVERGED_LATENT / 80.0
+
+
+def diverged_limit(sigma_max: float) -> float:
+    """The latent magnitude past which sampling a schedule starting at ``sigma_max`` has diverged:
+    :data:`DIVERGED_PER_SIGMA` times it, never below :data:`DIVERGED_LATENT` (σ_max 80: ±1e4;
+    5000: ±6.25e5, where a fixed ±1e4 refused the noise of the first step as divergence)."""
+    return max(DIVERGED_LATENT, DIVERGED_PER_SIGMA * sigma_max)
 
 
 def compute_device(device: str | torch.device | None = None) -> torch.device:
@@ -938,6 +949,7 @@ class Gen3cPipeline(DiffusionPipeline):
         self._interrupt, self._num_timesteps = False, len(timesteps)
         # The first step whose latents diverged (len(timesteps): none), kept on the device: read once after the loop, no sync per step
         diverged_at = torch.full((), len(timesteps), dtype=torch.long, device=device)
+        limit = diverged_limit(float(sigmas.max()))  # (the schedule's σ_max: a checkpoint's may start above GEN3C's 80)
         if self.step_cache is not None and guidance != 0:  # (set on the pipeline, apart from these arguments)
             check_step_cache_guidance(self.step_cache.spec, guidance_every, guidance_batch)
         if self.step_cache is not None:
@@ -977,7 +989,7 @@ class Gen3cPipeline(DiffusionPipeline):
                     # In the conditioned frame, an output whose denoised estimate is the clean latent.
                     out = ind * ((gt - c_skip * new_xt) / c_out) + (1 - ind) * out
                     xt = scheduler.step(out, t, new_xt, return_dict=False)[0].float()
-                    diverged = ~(xt.abs().amax() <= DIVERGED_LATENT) & (diverged_at == len(timesteps))  # (NaN too)
+                    diverged = ~(xt.abs().amax() <= limit) & (diverged_at == len(timesteps))  # (NaN too)
                     diverged_at = torch.where(diverged, i, diverged_at)
                     if callback_on_step_end is not None:
                         tensors = {"latents": xt, "prompt_embeds": text, "negative_prompt_embeds": uncond_text if guidance != 0 else None}
@@ -992,7 +1004,7 @@ class Gen3cPipeline(DiffusionPipeline):
             if self.step_cache is not None:
                 self.step_cache.end()
         if (step := int(diverged_at)) < len(timesteps):
-            raise _diverged(guidance, step, len(timesteps))
+            raise _diverged(guidance, step, len(timesteps), limit)
         return xt
 
     def _call_step_end(
@@ -1512,14 +1524,24 @@ def _non_finite_buffers(noise_aug_strength: float) -> Exception:
     return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
 
 
-def _diverged(guidance: float, step: int, num_steps: int) -> Exception:
-    """The error for a run whose latents passed :data:`DIVERGED_LATENT` (or became NaN) at ``step``:
-    a ``guidance`` far past GEN3C's 1 is the user's to bring back, else the model is at fault."""
+class SamplingDivergedError(Gen3cModelError):
+    """Sampling diverged with a guidance near GEN3C's (:func:`_diverged`): the weights are at fault.
+    ``step`` (from 1) of ``num_steps`` is where the latents passed ``limit`` or became NaN; a
+    caller whose weights are its own (``gen3c train``'s preview sample) says so in its words."""
+
+    def __init__(self, message: str, step: int, num_steps: int, limit: float) -> None:
+        super().__init__(message)
+        self.step, self.num_steps, self.limit = step, num_steps, limit
+
+
+def _diverged(guidance: float, step: int, num_steps: int, limit: float) -> Exception:
+    """The error for a run whose latents passed ``limit`` (:func:`diverged_limit`) or became NaN at
+    ``step``: a ``guidance`` far past GEN3C's 1 is the user's to bring back, else the model is at fault."""
     said = (f"sampling diverged at step {step + 1} of {num_steps} (--guidance {guidance:g}): its latents passed "
-            f"±{DIVERGED_LATENT:g} or became NaN, which decode to no picture")  # fmt: skip
+            f"±{limit:g} or became NaN, which decode to no picture")  # fmt: skip
     if abs(guidance) > 100:
         return Gen3cSettingError(f"{said}: pass a --guidance nearer GEN3C's 1")
-    return Gen3cModelError(f"{said}: check the model's weights (--verify_checksums)")
+    return SamplingDivergedError(f"{said}: check the model's weights (--verify_checksums)", step + 1, num_steps, limit)
 
 
 def _describe(value: object) -> str:

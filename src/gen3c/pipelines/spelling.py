@@ -54,9 +54,17 @@ _SWITCHES = frozenset(
 )
 
 
-def row_spelling(message: str) -> str:
+#: A fix that drops a setting ("drop it", "drop them"), but not "drop it or --flag" (the flag is
+#: the other thing to drop there): said as a row drops one, by its key or its cell.
+_DROP = re.compile(r"\bdrop (it|them)\b(?! or (?!pass\b))")
+
+
+def row_spelling(message: str, cells: bool = False) -> str:
     """``message`` (worded for the command line) in a manifest row's keys: ``--seed 3`` as
-    ``seed 3``, ``--generator gen3c`` as ``"generator": "gen3c"``, ``--no_compile`` as ``compile false``."""
+    ``seed 3``, ``--generator gen3c`` as ``"generator": "gen3c"``, ``--no_compile`` as ``compile
+    false``; and "drop it" ("drop them") as a JSON row drops a setting, "remove the key" ("remove
+    the keys"), or with ``cells`` (a CSV row, whose columns other rows may fill) "leave its cell
+    empty" ("leave their cells empty")."""
 
     def key(name: str, off: bool, value: str | None) -> str | None:
         if name == "video_save_name":  # a job's outputs are named by its row's name
@@ -69,7 +77,13 @@ def row_spelling(message: str) -> str:
             return '"generator": "gen3c"'
         return f"{name}{' false' if off else ''}{f' {value}' if value is not None else ''}"
 
-    return _respelled(message, key)
+    def drop(match: re.Match) -> str:
+        one = match[1] == "it"
+        if cells:
+            return "leave its cell empty" if one else "leave their cells empty"
+        return "remove the key" if one else "remove the keys"
+
+    return _DROP.sub(drop, _respelled(message, key))
 
 
 def keyword_spelling(message: str) -> str:

@@ -1501,16 +1501,23 @@ def _log_sample(
     """Sample the held-out clip (``num_steps`` sampler steps, one forward each); write
     ``samples/step_XXXXXXX.mp4`` (truth | buffer 0 | sample) and a TensorBoard frame strip."""
     from gen3c.io.video import write_video
+    from gen3c.pipelines.gen3c import SamplingDivergedError
 
     was_training = transformer.training
     transformer.eval()
     pipe = _pipeline(transformer, vae, prompt_cache, scheduler)
     pipe.compute_device = next(transformer.parameters()).device
     video = clip["video"].permute(1, 0, 2, 3)  # (T, 3, H, W)
-    frames = pipe(
-        image=video[0], buffer_colors=clip["buffer_colors"], buffer_masks=clip["buffer_masks"], guidance=0.0,
-        num_steps=num_steps, seed=config.run.seed,
-    ).frames  # fmt: skip
+    try:
+        frames = pipe(
+            image=video[0], buffer_colors=clip["buffer_colors"], buffer_masks=clip["buffer_masks"], guidance=0.0,
+            num_steps=num_steps, seed=config.run.seed,
+        ).frames  # fmt: skip
+    except SamplingDivergedError as exc:  # (worded for gen3c generate: its --guidance and --verify_checksums are no train settings)
+        raise _diverged(
+            step - 1, f"the preview sample (log.sample_every) diverged at its sampler step {exc.step} of {exc.num_steps}: its latents "
+            f"passed ±{exc.limit:g} or became NaN with this step's weights",
+        ) from None  # fmt: skip
     transformer.train(was_training)
     panel = torch.cat([video.cpu(), clip["buffer_colors"][:, 0].cpu(), frames.cpu()], dim=-1)  # side by side
     (out / "samples").mkdir(exist_ok=True)
