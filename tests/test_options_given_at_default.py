@@ -189,6 +189,11 @@ def test_batch_refuses_cpus_per_job_at_its_default_without_ray(box_scene, tmp_pa
     )
 
 
+def small_eval(resolution: str, *more: str) -> list[str]:
+    """gen3c eval's arguments for one scene, preset and method at ``resolution``, no plots."""
+    return ["--scenes", "room", "--presets", "left", "--methods", "still", "--resolution", resolution, *more, "--no_plots"]
+
+
 @pytest.mark.parametrize(
     "args, match",
     [
@@ -198,20 +203,7 @@ def test_batch_refuses_cpus_per_job_at_its_default_without_ray(box_scene, tmp_pa
 )
 def test_eval_refuses_a_gen3c_flag_at_its_default_with_the_preview(args, match, tmp_path):
     out = tmp_path / "report"
-    small = [
-        "--scenes",
-        "room",
-        "--presets",
-        "left",
-        "--methods",
-        "still",
-        "--resolution",
-        "32x48",
-        "--num_video_frames",
-        "5",
-        "--no_plots",
-    ]
-    refused(["eval", "--output_folder", out, *small, *args], match, out)
+    refused(["eval", "--output_folder", out, *small_eval("32x48", "--num_video_frames", "5"), *args], match, out)
 
 
 @pytest.mark.parametrize(
@@ -390,17 +382,6 @@ def test_eval_refuses_a_gen3c_setting_typed_at_its_default_that_another_makes_mo
     """gen3c eval --generator gen3c ran the benchmark with these, where gen3c generate refuses them."""
     pytest.importorskip("diffusers")
     out = tmp_path / "report"
-    small = [
-        "--scenes",
-        "room",
-        "--presets",
-        "left",
-        "--methods",
-        "still",
-        "--resolution",
-        "64x112",
-        "--no_plots",
-    ]
     refused(
-        ["eval", "--generator", "gen3c", "--model", "tiny", "--output_folder", out, *small, *args], match, out
+        ["eval", "--generator", "gen3c", "--model", "tiny", "--output_folder", out, *small_eval("64x112"), *args], match, out
     )
