@@ -590,6 +590,34 @@ def test_pipeline_from_pretrained_samples_a_student_with_its_own_steps():
     assert len(calls) == 4  # told: 2 steps × 2 forwards
 
 
+def test_a_student_sampled_otherwise_than_it_was_distilled_is_noted():
+    """A distilled student learnt Euler steps on its own grid, one forward each with guidance
+    absorbed. Before: ``--num_steps 35``, ``--guidance 1`` or ``--sampler dpmpp_2m`` on ``tiny_fast``
+    ran without a word, on a grid (or with guidance on top) it never learnt. Now each is said in a
+    note (allowed: a sweep over step counts is a fair experiment); its own settings, and a teacher
+    at a few steps (the speed presets), say nothing."""
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.schedulers import make_scheduler
+
+    student = Gen3cPipeline.from_pretrained(packaged_model_dir("tiny_fast"))
+    colors, masks = torch.rand(9, 1, 3, 32, 48) * 2 - 1, torch.ones(9, 1, 1, 32, 48)  # (small: the notes come before sampling)
+
+    def notes_of(pipe, **options) -> list[str]:
+        with collect_notes() as said:
+            pipe(colors[0, 0], colors, masks, output_type="latent", **options)
+        return [n for n in said if "distilled student" in n]
+
+    assert notes_of(student) == []
+    student_is = "this model is a distilled student, trained to sample with 5 euler steps and guidance 0 (its gen3c_model.json)"
+    assert notes_of(student, num_steps=1) == [f"--num_steps 1: {student_is}, so its videos may be worse than with its own: it never "
+                                              "learnt this setting; drop it to sample as it was distilled"]  # fmt: skip
+    assert notes_of(student, guidance=1.0)[0].startswith(f"--guidance 1: {student_is}")
+    student.scheduler = make_scheduler("dpmpp_2m", student.scheduler.config)
+    assert notes_of(student, num_steps=1)[0].startswith(f"--num_steps 1 and --sampler dpmpp_2m: {student_is}")
+    assert notes_of(Gen3cPipeline.from_pretrained(packaged_model_dir("tiny")), num_steps=1, guidance=0.0) == []
+
+
 def test_latents_of_a_run_that_recorded_relative_folders_are_kept(tmp_path, pipe, teacher_checkpoint, monkeypatch):
     """OUT/latents.safetensors is keyed by data.paths as config.json records them: a run that
     recorded them relative (before a config file's folders were made absolute) made and encoded
