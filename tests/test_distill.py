@@ -618,6 +618,31 @@ def test_a_student_sampled_otherwise_than_it_was_distilled_is_noted():
     assert notes_of(Gen3cPipeline.from_pretrained(packaged_model_dir("tiny")), num_steps=1, guidance=0.0) == []
 
 
+def test_a_student_of_a_student_records_its_teachers_weights_and_whole_lineage(tmp_path):
+    """A student's gen3c_model.json names its teacher as model.checkpoint does. Before: by that
+    name only (``tiny``, or a folder trained again since: other weights under one name), and a
+    student of ``tiny_fast`` listed only its own halving, as if distilled from an unguided 5-step
+    model, the guidance and the stages its teacher absorbed lost. Now it records the teacher's
+    transformer weights by sha256 and the whole lineage, which the model card states."""
+    from gen3c.io.hashing import sha256_file
+    from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+
+    distill = {"guidance": 0.0, "guidance_stage": False, "teacher_steps": 5, "student_steps": [3]}
+    cfg = distill_config("tiny_fast", run={"max_steps": 1}, data={"num_clips": 2}, distill=distill)
+    train(config_from_dict(cfg), tmp_path / "out")
+    meta = json.loads((tmp_path / "out" / "model" / "gen3c_model.json").read_text())
+    weights = packaged_model_dir("tiny_fast") / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert meta["teacher"] == "tiny_fast" and meta["teacher_sha256"] == {weights.name: sha256_file(weights)}
+    lineage = packaged_model_info("tiny_fast")["distilled"]
+    assert meta["distilled"] == [*lineage, "progressive distillation: 5 steps × 1 forward → 3 × 1"]
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert f"(transformer {weights.name} sha256 `{sha256_file(weights)}`)" in card
+    assert f"guidance 0 (1 DiT forward per step); itself a distilled student ({'; '.join(lineage)})." in card
+    # The shipped student records the shipped teacher it was distilled from (tiny retrained would need tiny_fast again).
+    taught_by = packaged_model_dir("tiny") / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert packaged_model_info("tiny_fast")["teacher_sha256"] == {taught_by.name: sha256_file(taught_by)}
+
+
 def test_latents_of_a_run_that_recorded_relative_folders_are_kept(tmp_path, pipe, teacher_checkpoint, monkeypatch):
     """OUT/latents.safetensors is keyed by data.paths as config.json records them: a run that
     recorded them relative (before a config file's folders were made absolute) made and encoded
