@@ -302,7 +302,8 @@ def test_distill_cli_writes_stages_and_a_student(distilled):
     assert [(r["step"], r["stage"]) for r in rows] == [(1, 0), (2, 0), (3, 1), (4, 1)]
     stages = sorted(p.name for p in (out / "stages").iterdir())
     assert stages == ["0_guidance_5steps", "1_5to3steps"]
-    assert json.loads((out / "stages" / "0_guidance_5steps" / "gen3c_model.json").read_text())["num_steps"] == 5
+    first = json.loads((out / "stages" / "0_guidance_5steps" / "gen3c_model.json").read_text())
+    assert first["num_steps"] == 5 and first["distilled"] == ["guidance distillation: 5 steps × 2 forwards (g = 1) → 5 × 1"]
     meta = json.loads((out / "model" / "gen3c_model.json").read_text())
     assert meta["num_steps"] == 3 and meta["guidance"] == 0.0 and meta["chunk_frames"] == 9 and meta["dtype"] == "float32"
     assert list((out / "logs").glob("events.out.tfevents.*"))
@@ -635,6 +636,8 @@ def test_a_student_of_a_student_records_its_teachers_weights_and_whole_lineage(t
     assert meta["teacher"] == "tiny_fast" and meta["teacher_sha256"] == {weights.name: sha256_file(weights)}
     lineage = packaged_model_info("tiny_fast")["distilled"]
     assert meta["distilled"] == [*lineage, "progressive distillation: 5 steps × 1 forward → 3 × 1"]
+    stage = json.loads((tmp_path / "out" / "stages" / "0_5to3steps" / "gen3c_model.json").read_text())
+    assert stage["distilled"] == meta["distilled"] and stage["teacher_sha256"] == meta["teacher_sha256"]  # a stage's student too
     card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
     assert f"(transformer {weights.name} sha256 `{sha256_file(weights)}`)" in card
     assert f"guidance 0 (1 DiT forward per step); itself a distilled student ({'; '.join(lineage)})." in card

@@ -848,7 +848,8 @@ def distill(
         unwrapped = _full_model(accelerator, model)
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)
-            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary, STAGE_END: _stage_end(out, state.step)}
+            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distilled": [s.describe() for s in stages[: stage.index + 1]],
+                    "distill_stage": summary, STAGE_END: _stage_end(out, state.step)}  # fmt: skip
             _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta), scheduler=scheduler)
             result.stages.append(summary)
         accelerator.wait_for_everyone()
