@@ -479,11 +479,14 @@ def test_a_bfloat16_export_keeps_in_float32_what_diffusers_keeps_in_float32(tmp_
     from gen3c.training.loop import _export
 
     pipe = tiny_pipeline(seed=0)
-    _export(pipe.transformer, pipe.vae, pipe.prompt_cache, config_from_dict({"model": {"export_dtype": "bfloat16"}}), tmp_path, False)
-    with safe_open(str(tmp_path / "model" / "transformer" / "diffusion_pytorch_model.safetensors"), "pt") as f:
-        dtypes = {key: f.get_slice(key).get_dtype() for key in f.keys()}  # noqa: SIM118 (safe_open is no dict)
+    config = config_from_dict({"model": {"export_dtype": "bfloat16"}})
+    _export(pipe.transformer, pipe.vae, pipe.prompt_cache, config, tmp_path, False)
+    weights = tmp_path / "model" / "transformer" / "diffusion_pytorch_model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        dtypes = {key: f.get_slice(key).get_dtype() for key in f.keys()}
     kept = {key for key in dtypes if key.startswith("learnable_pos_embed.")}
-    assert kept and {dtypes[key] for key in kept} == {"F32"} and {dtypes[key] for key in dtypes.keys() - kept} == {"BF16"}
+    assert kept and {dtypes[key] for key in kept} == {"F32"}
+    assert {dtypes[key] for key in dtypes.keys() - kept} == {"BF16"}
     assert "kept in float32" not in "".join(capfd.readouterr())
 
 
