@@ -302,7 +302,8 @@ def test_distill_cli_writes_stages_and_a_student(distilled):
     assert [(r["step"], r["stage"]) for r in rows] == [(1, 0), (2, 0), (3, 1), (4, 1)]
     stages = sorted(p.name for p in (out / "stages").iterdir())
     assert stages == ["0_guidance_5steps", "1_5to3steps"]
-    assert json.loads((out / "stages" / "0_guidance_5steps" / "gen3c_model.json").read_text())["num_steps"] == 5
+    first = json.loads((out / "stages" / "0_guidance_5steps" / "gen3c_model.json").read_text())
+    assert first["num_steps"] == 5 and first["distilled"] == ["guidance distillation: 5 steps × 2 forwards (g = 1) → 5 × 1"]
     meta = json.loads((out / "model" / "gen3c_model.json").read_text())
     assert meta["num_steps"] == 3 and meta["guidance"] == 0.0 and meta["chunk_frames"] == 9 and meta["dtype"] == "float32"
     assert list((out / "logs").glob("events.out.tfevents.*"))
@@ -588,6 +589,61 @@ def test_pipeline_from_pretrained_samples_a_student_with_its_own_steps():
     student(colors[0, 0], colors, masks, num_steps=2, guidance=1.0, output_type="latent")
     handle.remove()
     assert len(calls) == 4  # told: 2 steps × 2 forwards
+
+
+def test_a_student_sampled_otherwise_than_it_was_distilled_is_noted():
+    """A distilled student learnt Euler steps on its own grid, one forward each with guidance
+    absorbed. Before: ``--num_steps 35``, ``--guidance 1`` or ``--sampler dpmpp_2m`` on ``tiny_fast``
+    ran without a word, on a grid (or with guidance on top) it never learnt. Now each is said in a
+    note (allowed: a sweep over step counts is a fair experiment); its own settings, and a teacher
+    at a few steps (the speed presets), say nothing."""
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+    from gen3c.schedulers import make_scheduler
+
+    student = Gen3cPipeline.from_pretrained(packaged_model_dir("tiny_fast"))
+    colors, masks = torch.rand(9, 1, 3, 32, 48) * 2 - 1, torch.ones(9, 1, 1, 32, 48)  # (small: the notes come before sampling)
+
+    def notes_of(pipe, **options) -> list[str]:
+        with collect_notes() as said:
+            pipe(colors[0, 0], colors, masks, output_type="latent", **options)
+        return [n for n in said if "distilled student" in n]
+
+    assert notes_of(student) == []
+    student_is = "this model is a distilled student, trained to sample with 5 euler steps and guidance 0 (its gen3c_model.json)"
+    assert notes_of(student, num_steps=1) == [f"--num_steps 1: {student_is}, so its videos may be worse than with its own: it never "
+                                              "learnt this setting; drop it to sample as it was distilled"]  # fmt: skip
+    assert notes_of(student, guidance=1.0)[0].startswith(f"--guidance 1: {student_is}")
+    student.scheduler = make_scheduler("dpmpp_2m", student.scheduler.config)
+    assert notes_of(student, num_steps=1)[0].startswith(f"--num_steps 1 and --sampler dpmpp_2m: {student_is}")
+    assert notes_of(Gen3cPipeline.from_pretrained(packaged_model_dir("tiny")), num_steps=1, guidance=0.0) == []
+
+
+def test_a_student_of_a_student_records_its_teachers_weights_and_whole_lineage(tmp_path):
+    """A student's gen3c_model.json names its teacher as model.checkpoint does. Before: by that
+    name only (``tiny``, or a folder trained again since: other weights under one name), and a
+    student of ``tiny_fast`` listed only its own halving, as if distilled from an unguided 5-step
+    model, the guidance and the stages its teacher absorbed lost. Now it records the teacher's
+    transformer weights by sha256 and the whole lineage, which the model card states."""
+    from gen3c.io.hashing import sha256_file
+    from gen3c.models.packaged import packaged_model_dir, packaged_model_info
+
+    distill = {"guidance": 0.0, "guidance_stage": False, "teacher_steps": 5, "student_steps": [3]}
+    cfg = distill_config("tiny_fast", run={"max_steps": 1}, data={"num_clips": 2}, distill=distill)
+    train(config_from_dict(cfg), tmp_path / "out")
+    meta = json.loads((tmp_path / "out" / "model" / "gen3c_model.json").read_text())
+    weights = packaged_model_dir("tiny_fast") / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert meta["teacher"] == "tiny_fast" and meta["teacher_sha256"] == {weights.name: sha256_file(weights)}
+    lineage = packaged_model_info("tiny_fast")["distilled"]
+    assert meta["distilled"] == [*lineage, "progressive distillation: 5 steps × 1 forward → 3 × 1"]
+    stage = json.loads((tmp_path / "out" / "stages" / "0_5to3steps" / "gen3c_model.json").read_text())
+    assert stage["distilled"] == meta["distilled"] and stage["teacher_sha256"] == meta["teacher_sha256"]  # a stage's student too
+    card = (tmp_path / "out" / "MODEL_CARD.md").read_text()
+    assert f"(transformer {weights.name} sha256 `{sha256_file(weights)}`)" in card
+    assert f"guidance 0 (1 DiT forward per step); itself a distilled student ({'; '.join(lineage)})." in card
+    # The shipped student records the shipped teacher it was distilled from (tiny retrained would need tiny_fast again).
+    taught_by = packaged_model_dir("tiny") / "transformer" / "diffusion_pytorch_model.safetensors"
+    assert packaged_model_info("tiny_fast")["teacher_sha256"] == {taught_by.name: sha256_file(taught_by)}
 
 
 def test_latents_of_a_run_that_recorded_relative_folders_are_kept(tmp_path, pipe, teacher_checkpoint, monkeypatch):

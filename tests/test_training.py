@@ -468,6 +468,28 @@ def test_what_a_training_run_says_prints_as_it_is(tmp_path, monkeypatch):
     assert res.exit_code == 2 and said in res.output.splitlines(), res.output
 
 
+def test_a_bfloat16_export_keeps_in_float32_what_diffusers_keeps_in_float32(tmp_path, capfd):
+    """model.export_dtype = "bfloat16" re-saves the weights in bfloat16. Before: by casting the
+    loaded model with .to(), which also rounded the DiT's learnable position embedding (diffusers keeps it
+    in float32) and printed diffusers' two "should be kept in float32 … casting directly with to()"
+    lines at every export (each distillation stage's too). Now it is loaded in bfloat16 as diffusers
+    loads a model, that embedding stays float32 and nothing is printed."""
+    from safetensors import safe_open
+
+    from gen3c.training.loop import _export
+
+    pipe = tiny_pipeline(seed=0)
+    config = config_from_dict({"model": {"export_dtype": "bfloat16"}})
+    _export(pipe.transformer, pipe.vae, pipe.prompt_cache, config, tmp_path, False)
+    weights = tmp_path / "model" / "transformer" / "diffusion_pytorch_model.safetensors"
+    with safe_open(str(weights), "pt") as f:
+        dtypes = {key: f.get_slice(key).get_dtype() for key in f.keys()}
+    kept = {key for key in dtypes if key.startswith("learnable_pos_embed.")}
+    assert kept and {dtypes[key] for key in kept} == {"F32"}
+    assert {dtypes[key] for key in dtypes.keys() - kept} == {"BF16"}
+    assert "kept in float32" not in "".join(capfd.readouterr())
+
+
 def test_train_cli_end_to_end(tmp_path):
     import tomllib
 

@@ -93,6 +93,15 @@ def packaged_model_info(name: str) -> dict[str, Any]:
         raise Gen3cModelError(f"the packaged model {name!r} has no readable {META_NAME} ({exc}): reinstall gen3c") from None
 
 
+def distilled_steps(info: dict[str, Any]) -> int | None:
+    """The steps a distilled student was trained to sample with (``info``: its ``gen3c_model.json``,
+    which records the distillation: ``distilled`` for a run's ``model/``, ``distill_stage`` for a
+    stage's student), else None (a teacher, a model trained or fine-tuned without distillation)."""
+    if ("distilled" not in info and "distill_stage" not in info) or "num_steps" not in info:
+        return None
+    return int(info["num_steps"])
+
+
 def checkpoint_info(folder: str | None) -> dict[str, Any]:
     """``gen3c_model.json`` of a checkpoint written by ``gen3c train`` ({} when absent): a local
     folder's, a packaged model's (its name, where no folder of that name is), or a hub id's

@@ -1126,6 +1126,7 @@ class Gen3cPipeline(DiffusionPipeline):
             noise_aug_strength=noise_aug_strength,
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed, note_unit_range)
+        note_unlike_distillation(self.model_info, sampler_name(self.scheduler), int(num_steps), float(guidance), stacklevel=3)
         seed = None if seed is None else int(seed)  # numpy's integers (np.arange's): torch's manual_seed takes only int
         # 2. Encode the prompts (T5, where the cache lacks them, staged once for both)
         negative = None
@@ -1499,6 +1500,30 @@ class Gen3cGenerator:
         # GEN3C's video is uint8 by truncation: the frames (and a long video's next conditioning
         # frame, camera_video.as_saved) take its values, which the video writer keeps exactly.
         return on_cosmos_uint8_grid(out.frames)
+
+
+def note_unlike_distillation(info: dict[str, Any], sampler: str, num_steps: int, guidance: float, stacklevel: int = 1) -> None:
+    """Note a run of a distilled student (``info``: its ``gen3c_model.json``) with other steps,
+    guidance or sampler than it was distilled for: it learnt Euler steps on its own ``num_steps``
+    grid, one forward each with the teacher's guidance absorbed, so elsewhere it samples what it
+    never learnt (another grid; guidance applied on top of the guidance it holds). Its own settings
+    are the default; another is allowed (a sweep over step counts is a fair experiment), but said."""
+    from gen3c.models.packaged import distilled_steps
+
+    steps = distilled_steps(info)
+    if steps is None:
+        return
+    own_guidance = float(info.get("guidance", 0.0))
+    other = [flag for flag, differs in ((f"--num_steps {num_steps}", num_steps != steps), (f"--guidance {guidance:g}", guidance != own_guidance),
+                                        (f"--sampler {sampler}", sampler != "euler")) if differs]  # fmt: skip
+    if not other:
+        return
+    note(
+        f"{' and '.join(other)}: this model is a distilled student, trained to sample with {steps} euler steps and guidance "
+        f"{own_guidance:g} (its gen3c_model.json), so its videos may be worse than with its own: it never learnt "
+        f"{'these settings' if len(other) > 1 else 'this setting'}; drop {'them' if len(other) > 1 else 'it'} to sample as it was distilled",
+        stacklevel=stacklevel + 1,
+    )
 
 
 def _non_finite_frames(guidance: float, noise_aug_strength: float) -> Exception:

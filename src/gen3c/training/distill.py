@@ -88,9 +88,11 @@ def check_teacher(distill, info: dict, checkpoint: str) -> None:
     """Refuse a ``[distill]`` config that does not fit a teacher which is itself a distilled
     student (``info``: its ``gen3c_model.json``, which records the distillation): it has absorbed
     guidance (guiding it again doubles it) and was trained on its own ``num_steps`` grid only."""
-    if "distilled" not in info and "distill_stage" not in info:
+    from gen3c.models.packaged import distilled_steps
+
+    n = distilled_steps(info)
+    if n is None:
         return
-    n = int(info["num_steps"])
     student = f"model.checkpoint {quoted_path(checkpoint)} is a distilled student ({n} steps, guidance absorbed)"
     if distill.guidance != 0:
         raise Gen3cInputError(

@@ -848,7 +848,8 @@ def distill(
         unwrapped = _full_model(accelerator, model)
         if main:
             summary = _stage_summary(stage, _stage_losses(out, stage.index), elapsed)
-            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distill_stage": summary, STAGE_END: _stage_end(out, state.step)}
+            meta = {"num_steps": stage.student_steps, "guidance": 0.0, "distilled": [s.describe() for s in stages[: stage.index + 1]],
+                    "distill_stage": summary, STAGE_END: _stage_end(out, state.step)}  # fmt: skip
             _export(unwrapped, vae, prompt_cache, config, out, False, folder=f"stages/{stage.name}", extra_meta=_meta(config, meta), scheduler=scheduler)
             result.stages.append(summary)
         accelerator.wait_for_everyone()
@@ -887,12 +888,20 @@ def distill(
 
 
 def _meta(config: Config, meta: dict) -> dict:
-    """A student's ``gen3c_model.json`` additions: its sampling defaults, its teacher, and the
-    dtype the teacher runs in (a small model runs in float32)."""
+    """A student's ``gen3c_model.json`` additions: its sampling defaults, its teacher (as
+    ``model.checkpoint`` names it, and its weights by sha256, where they are local files: a name
+    such as ``tiny`` or a folder trained again names other weights over time), the distillation
+    of a teacher that is itself a student before this run's stages (``distilled``: the whole
+    lineage from the guided model), and the dtype the teacher runs in (a small model runs in float32)."""
     from gen3c.models.packaged import checkpoint_info, resolve_checkpoint
 
-    teacher = checkpoint_info(resolve_checkpoint(config.model.checkpoint))
+    folder = resolve_checkpoint(config.model.checkpoint)
+    teacher = checkpoint_info(folder)
     extra = {**meta, "teacher": config.model.checkpoint, "teacher_guidance": config.distill.guidance}
+    if (reference := teacher_checkpoint_reference(folder)) is not None:
+        extra["teacher_sha256"] = reference["sha256"]
+    if "distilled" in meta and isinstance(teacher.get("distilled"), list):
+        extra["distilled"] = [*teacher["distilled"], *meta["distilled"]]
     if "dtype" in teacher:
         extra["dtype"] = teacher["dtype"]
     return extra
@@ -921,15 +930,22 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
     """``MODEL_CARD.md`` in ``out`` and ``model/``: the teacher, the stages and their losses."""
     import platform
 
+    from gen3c.models.packaged import checkpoint_info
+
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"CPU ({platform.processor() or platform.machine()})"
     config = config_used(config, out, result.steps)
     d, t = config.data, config.train
     last = stages[-1]
+    student = checkpoint_info(str(out / "model")) if (out / "model").is_dir() else {}
+    weights = "; ".join(f"{name} sha256 `{digest}`" for name, digest in student.get("teacher_sha256", {}).items())
+    earlier = student.get("distilled", [])[: -len(stages)]  # a teacher that is itself a student: its own distillation
     lines = [
         "# Model card: a few-step gen3c student distilled with `gen3c train` (mode distill)",
         "",
-        f"- **Teacher**: `{config.model.checkpoint}`, sampled with {last.teacher_steps if len(stages) == 1 else stages[0].teacher_steps} "
-        f"steps and guidance {config.distill.guidance:g} ({2 if config.distill.guidance else 1} DiT forwards per step).",
+        f"- **Teacher**: `{config.model.checkpoint}`" + (f" (transformer {weights})" if weights else "")
+        + f", sampled with {last.teacher_steps if len(stages) == 1 else stages[0].teacher_steps} "
+        f"steps and guidance {config.distill.guidance:g} ({'2 DiT forwards' if config.distill.guidance else '1 DiT forward'} per step)"
+        + (f"; itself a distilled student ({'; '.join(earlier)})." if earlier else "."),
         f"- **Student**: {last.student_steps} steps × 1 forward (guidance 0), the teacher's architecture and conditioning "
         "(81 input channels, first-frame replacement); its `gen3c_model.json` states `num_steps` and `guidance`.",
         f"- **Data**: {d.kind} clips" + (f" ({d.num_clips} clips, seeds from 1000000)" if d.kind == "procedural" else f" from {len(d.paths)} folders")
@@ -943,8 +959,6 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         "| stage | what | steps | minutes | loss first → last |",
         "|---|---|---:|---:|---|",
     ]
-    from gen3c.models.packaged import checkpoint_info
-
     for stage in stages:
         s = checkpoint_info(str(stage_folder(out, stage)))["distill_stage"]
         lines.append(f"| {stage.name} | {s['what']} | {s['steps']} | {s['seconds'] / 60:.1f} | {s['first_loss']:.4f} → {s['last_loss']:.4f} |")

@@ -1554,9 +1554,10 @@ def _export(
     if export_dtype != torch.float32:
         from diffusers import AutoencoderKLCosmos, CosmosTransformer3DModel
 
-        # Re-save the weights in the smaller dtype (loading casts them back to the dtype asked for).
+        # Re-save the weights in the smaller dtype (loading casts them back to the dtype asked for), as
+        # diffusers loads in it: the modules it keeps in float32 (the DiT's learnable position embedding) stay so.
         for name, cls in (("transformer", CosmosTransformer3DModel), ("vae", AutoencoderKLCosmos)):
-            cls.from_pretrained(tmp / name).to(export_dtype).save_pretrained(tmp / name, safe_serialization=True)
+            cls.from_pretrained(tmp / name, torch_dtype=export_dtype).save_pretrained(tmp / name, safe_serialization=True)
     _name_components_by_folder(tmp)
     meta = {"chunk_frames": config.data.num_frames, "resolution": config.data.resolution, "trained_on": config.data.kind}
     if not config.model.checkpoint:
