@@ -681,3 +681,108 @@ def test_a_camera_moved_along_x_in_a_file_moves_the_rendered_view_the_other_way(
         columns = np.nonzero(orange.any(0))[0]
         centres.append((columns.min() + columns.max()) / 2)
     assert centres[0] == pytest.approx(84.5, abs=1.0) and centres[1] - centres[0] == pytest.approx(-120 * 0.5 / 2, abs=1.5)
+
+
+#: The source camera (OpenCV w2c = identity) as nerfstudio's OpenGL camera-to-world: y and z turned round.
+OPENGL_SOURCE = [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+
+
+def other_axes_file(kind: str, mended: bool) -> dict:
+    """A two-camera file of ``kind`` that starts at the source camera (a 120 px focal length,
+    96×160) written in the other axes (OpenCV for OpenGL: the identity as nerfstudio's pose, the
+    OpenGL source camera as gen3c's w2c) or, ``mended``, in the file's own; the second camera
+    stands 0.1 to the right."""
+
+    def pose(x: float) -> list[list[float]]:
+        flip = [1.0, -1.0, -1.0, 1.0] if mended != (kind == "gen3c") else [1.0] * 4
+        if kind == "gen3c":  # w2c: the rows flip, the camera at +x is w2c translation −x
+            return [[v * flip[r] for v in row] for r, row in enumerate(moved(-x))]
+        return [[v * flip[c] for c, v in enumerate(row)] for row in moved(x)]  # OpenGL c2w: the columns flip
+
+    if kind == "gen3c":
+        return {"width": 160, "height": 96, "intrinsics": [120.0, 120.0, 80.0, 48.0], "frames": [{"w2c": pose(0.0)}, {"w2c": pose(0.1)}]}
+    if kind == "camera_path":
+        fov = math.degrees(2 * math.atan(48 / 120))
+        entries = [{"camera_to_world": [v for row in pose(x) for v in row], "fov": fov} for x in (0.0, 0.1)]
+        return {"render_height": 96, "render_width": 160, "camera_path": entries}
+    return {"fl_x": 120, "fl_y": 120, "cx": 80.5, "cy": 48.5, "w": 160, "h": 96, "frames": [{"transform_matrix": pose(x)} for x in (0.0, 0.1)]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "fix"),
+    [("gen3c", "a gen3c cameras JSON's poses are OpenCV (x right, y down, z forward), these look OpenGL (x right, y up, looking along −z: "
+               "nerfstudio's, Blender's): negate the 2nd and 3rd rows of each 'w2c', or the 2nd and 3rd columns of each 'c2w'"),
+     ("camera_path", "nerfstudio's 'camera_to_world' is an OpenGL camera-to-world (x right, y up, looking along −z), these look OpenCV "
+                     "(x right, y down, z forward): negate the 2nd and 3rd columns of each 'camera_to_world'"),
+     ("transforms", "nerfstudio's 'transform_matrix' is an OpenGL camera-to-world (x right, y up, looking along −z), these look OpenCV "
+                    "(x right, y down, z forward): negate the 2nd and 3rd columns of each 'transform_matrix'")],
+)  # fmt: skip
+def test_a_path_written_in_the_other_axes_is_said_so_with_its_format_s_fix(tmp_path, box_scene, kind, fix):
+    """The input camera hand-written as nerfstudio's identity camera_to_world (OpenCV axes where
+    nerfstudio's are OpenGL), or gen3c's w2c in OpenGL axes, turns every camera round, upside down
+    and away from the scene. Before, the note said "starts 0 units and 180° away …: give the poses
+    in the world of that camera (w2c = identity)", a key no nerfstudio file has, which a
+    camera_to_world of the identity already was."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    image, depth, _, _ = box_scene
+    settings = {"input_image_path": str(image), "depth_path": str(depth), "intrinsics": "120,120,80,48", "resolution": "96x160", "num_video_frames": 2}
+    data = read_input(GenerationRequest(**settings), "image")
+    (tmp_path / "c.json").write_text(json.dumps(other_axes_file(kind, mended=False)))
+    with collect_notes() as notes:
+        scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert notes == [
+        f"camera file {str(tmp_path / 'c.json')!r}: its first camera is the camera of the input image turned 180° about its x axis (upside down, "
+        f"looking away from the scene), as a pose written in the other axes (OpenCV for OpenGL, or the reverse) is: {fix}"
+    ]
+    # Mended as the note says: the source camera, nothing to say.
+    (tmp_path / "c.json").write_text(json.dumps(other_axes_file(kind, mended=True)))
+    with collect_notes() as notes:
+        cameras = scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert notes == [] and torch.allclose(cameras.w2c[0], torch.eye(4)) and torch.allclose(camera_centers(cameras.w2c[1]), torch.tensor([0.1, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "origin"),
+    [("gen3c", "w2c = identity"),
+     ("camera_path", "camera_to_world = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0], [0, 0, 0, 1]] in nerfstudio's OpenGL axes"),
+     ("transforms", "transform_matrix = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0], [0, 0, 0, 1]] in nerfstudio's OpenGL axes")],
+)  # fmt: skip
+def test_a_path_starting_elsewhere_is_told_the_input_camera_in_its_format_s_words(tmp_path, box_scene, kind, origin):
+    """Before, every camera file starting away from the input camera was told "(w2c = identity)":
+    a nerfstudio file that wrote its camera_to_world so got its cameras turned round."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    image, depth, _, _ = box_scene
+    settings = {"input_image_path": str(image), "depth_path": str(depth), "intrinsics": "120,120,80,48", "resolution": "96x160", "num_video_frames": 2}
+    data = read_input(GenerationRequest(**settings), "image")
+    file = other_axes_file(kind, mended=True)
+    for frame in file.get("frames", file.get("camera_path")):  # every camera 1 unit further along z
+        if "camera_to_world" in frame:
+            frame["camera_to_world"][11] += 1.0
+        else:
+            frame["w2c" if kind == "gen3c" else "transform_matrix"][2][3] += 1.0
+    (tmp_path / "c.json").write_text(json.dumps(file))
+    with collect_notes() as notes:
+        scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert len(notes) == 1 and notes[0].startswith(f"camera file {str(tmp_path / 'c.json')!r} starts 1 units"), notes
+    assert notes[0].endswith(f"give the poses in the world of that camera ({origin}) and start the path there"), notes
+
+
+def test_gen3c_generate_says_a_path_in_the_other_axes_once(tmp_path, box_scene):
+    """Through `gen3c generate`: the one note says what is wrong; the renders, which see nothing,
+    add no note of their own (before: "no point of the cache lands in any of the 2 cameras: check
+    that their poses are OpenCV world-to-camera … gen3c.cameras.invert_pose, opengl_to_opencv")."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    (tmp_path / "c.json").write_text(json.dumps(other_axes_file("camera_path", mended=False)))
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--intrinsics", "120,120,80,48",
+                                   "--resolution", "96x160", "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "turned 180° about its x axis" in notes[0] and notes[0].endswith("negate the 2nd and 3rd columns of each 'camera_to_world'"), res.output

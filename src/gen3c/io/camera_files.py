@@ -93,6 +93,8 @@ class CameraFile:
     #: The frame rate it was made for (gen3c's and nerfstudio's ``"fps"``); None when it names none
     #: (nerfstudio's ``transforms.json``).
     fps: float | None
+    #: Its kind (:func:`camera_file_kind`): what its poses are called, and in which axes.
+    kind: str = "gen3c"
 
 
 def camera_dict_fps(data: Any, name: str = "camera file") -> float | None:
@@ -156,7 +158,7 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
         raise Gen3cInputError(f"{name} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     data = parse_camera_json(content, name)
     cameras = cameras_from_dict(data, name)
-    return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))
+    return CameraFile(str(path), content, cameras, camera_dict_fps(data, name), camera_file_kind(data))
 
 
 def _check_run_length(data: Any, name: str) -> None:
@@ -263,16 +265,15 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
     if not isinstance(data, dict):
         raise Gen3cInputError(f"{name} must hold a JSON object with 'frames' or 'camera_path'")
     try:
-        if "camera_path" in data:
+        kind = camera_file_kind(data)
+        if kind == "camera_path":
             # The keyframes are read first: what is wrong with the path as a whole (more frames than
             # a run may ask for) is said before each of its camera_path entries is read.
             keyframes = read_keyframe_path(data, name) if follow_keyframes and _gen3c_keyframes(data) else None
             cams = _from_nerfstudio_path(data)
             if keyframes is not None:
                 cams = _follow_keyframes(keyframes, cams)
-        elif isinstance(data.get("frames"), list) and (
-            any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]) or any(key in data for key in NERFSTUDIO_TOP_KEYS)
-        ):  # (an empty or unfinished transforms.json was refused as a gen3c file holding an unknown 'fl_x')
+        elif kind == "transforms":
             cams = _from_nerfstudio_transforms(data)
         elif "frames" in data:
             cams = _from_gen3c(data)
@@ -296,6 +297,41 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
     validate_poses(cams.w2c, f"{name} poses")
     validate_intrinsics(cams.K, f"{name} intrinsics")
     return cams
+
+
+def camera_file_kind(data: dict) -> str:
+    """Which kind of camera file a JSON object is, from its keys: ``"camera_path"`` (nerfstudio's
+    ``camera_path.json``), ``"transforms"`` (nerfstudio's ``transforms.json``) or ``"gen3c"``."""
+    if "camera_path" in data:
+        return "camera_path"
+    frames = data.get("frames")
+    if isinstance(frames, list) and (
+        any(isinstance(f, dict) and "transform_matrix" in f for f in frames) or any(key in data for key in NERFSTUDIO_TOP_KEYS)
+    ):  # (an empty or unfinished transforms.json was refused as a gen3c file holding an unknown 'fl_x')
+        return "transforms"
+    return "gen3c"
+
+
+#: The input image's camera (the world's origin, OpenCV ``w2c`` = identity) as each kind of camera
+#: file writes it: nerfstudio's poses are OpenGL camera-to-world, y and z turned round.
+_OPENGL_ORIGIN = "[[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0], [0, 0, 0, 1]] in nerfstudio's OpenGL axes"
+SOURCE_POSE = {
+    "gen3c": "w2c = identity",
+    "camera_path": f"camera_to_world = {_OPENGL_ORIGIN}",
+    "transforms": f"transform_matrix = {_OPENGL_ORIGIN}",
+}
+#: How to mend each kind of camera file whose poses were written in the other axes (OpenCV for
+#: OpenGL or the reverse): the cameras then sit where they should, each turned 180° about its x axis.
+_NERFSTUDIO_AXES = (
+    "nerfstudio's {key} is an OpenGL camera-to-world (x right, y up, looking along −z), these look OpenCV "
+    "(x right, y down, z forward): negate the 2nd and 3rd columns of each {key}"
+)
+AXES_FIX = {
+    "gen3c": "a gen3c cameras JSON's poses are OpenCV (x right, y down, z forward), these look OpenGL (x right, y up, looking "
+    "along −z: nerfstudio's, Blender's): negate the 2nd and 3rd rows of each 'w2c', or the 2nd and 3rd columns of each 'c2w'",
+    "camera_path": _NERFSTUDIO_AXES.format(key="'camera_to_world'"),
+    "transforms": _NERFSTUDIO_AXES.format(key="'transform_matrix'"),
+}
 
 
 def camera_file_intrinsics(data: dict, name: str = "camera file") -> tuple[torch.Tensor, tuple[int, int]]:
