@@ -587,6 +587,8 @@ def _check_written_K(entry: dict, what: str, K: torch.Tensor, height: int) -> No
 
 
 def _fov(value: Any, what: str) -> float:
+    if value is None:  # (was "'fov' None is not a vertical field of view": absent, not wrong)
+        raise Gen3cInputError(f"{what} has no 'fov': give its vertical field of view in degrees, between 0.01 and 179 (nerfstudio requires one)")
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.01 <= value <= 179.0:  # NaN fails too
         raise Gen3cInputError(f"{what} 'fov' {_show(value)} is not a vertical field of view in degrees: give one between 0.01 and 179")
     return float(value)
