@@ -786,3 +786,20 @@ def test_gen3c_generate_says_a_path_in_the_other_axes_once(tmp_path, box_scene):
     assert res.exit_code == 0, res.output
     notes = [line for line in res.output.splitlines() if line.startswith("note:")]
     assert len(notes) == 1 and "turned 180° about its x axis" in notes[0] and notes[0].endswith("negate the 2nd and 3rd columns of each 'camera_to_world'"), res.output
+
+
+@pytest.mark.parametrize("kind", ["camera_path", "transforms"])
+def test_a_nerfstudio_camera_above_the_input_camera_stands_at_minus_y_in_gen3c_s_world(kind):
+    """docs/cameras.md, closed form (test-only): only a nerfstudio camera's own axes are OpenGL's;
+    the world is gen3c's (y down, z forward), so the input camera turned to OpenGL axes is the
+    source, a translation (0, −0.1, 0) stands 0.1 above it and (0, 0, 0.1) 0.1 ahead, unturned."""
+    poses = [[row[:] for row in OPENGL_SOURCE] for _ in range(3)]
+    poses[1][1][3], poses[2][2][3] = -0.1, 0.1
+    if kind == "camera_path":
+        fov = math.degrees(2 * math.atan(24 / 60))
+        data = {"render_height": 48, "render_width": 64, "camera_path": [{"camera_to_world": [v for row in p for v in row], "fov": fov} for p in poses]}
+    else:
+        data = {"fl_x": 60, "fl_y": 60, "cx": 32, "cy": 24, "w": 64, "h": 48, "frames": [{"transform_matrix": p} for p in poses]}
+    cameras = cameras_from_dict(data, NAME)
+    assert torch.allclose(cameras.w2c[:, :3, :3], torch.eye(3).expand(3, 3, 3))
+    assert torch.allclose(camera_centers(cameras.w2c), torch.tensor([[0.0, 0.0, 0.0], [0.0, -0.1, 0.0], [0.0, 0.0, 0.1]]))
