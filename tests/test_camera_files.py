@@ -803,3 +803,26 @@ def test_a_nerfstudio_camera_above_the_input_camera_stands_at_minus_y_in_gen3c_s
     cameras = cameras_from_dict(data, NAME)
     assert torch.allclose(cameras.w2c[:, :3, :3], torch.eye(3).expand(3, 3, 3))
     assert torch.allclose(camera_centers(cameras.w2c), torch.tensor([[0.0, 0.0, 0.0], [0.0, -0.1, 0.0], [0.0, 0.0, 0.1]]))
+
+
+def test_a_file_whose_principal_point_the_crop_leaves_outside_names_the_file_and_its_size(tmp_path, box_scene):
+    """A gen3c file with its width and height swapped (704×1280 for a 1280×704 camera): its
+    principal point (640, 352) is inside its portrait image but above the landscape crop of it.
+    Before, `gen3c generate` said "Cameras.K (frame 0) (fx=…, cy=-13.9) put the principal point
+    outside the 112×64 (W×H) image: pass intrinsics in pixels of this image", naming no file."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    data = {"width": 704, "height": 1280, "intrinsics": [1108.5, 1108.5, 640.0, 352.0], "frames": [{"w2c": IDENTITY}]}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "64x112",
+                                   "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 2 and not (tmp_path / "out").exists(), res.output
+    assert re.fullmatch(
+        r"error: camera file '.*c\.json': camera 0's principal point \(640, 352\) in its 704×1280 \(W×H\) image lands at \(101\.8, -13\.9\), outside "
+        r"the working 112×64 image, once brought to it as the input's frames are \(resized and centre-cropped\): the file's image size looks wrong "
+        r"\(a portrait size for a landscape input: swapped\?\); give the width and height of the image its intrinsics are in pixels of",
+        res.output.strip(),
+    ), res.output

@@ -1163,4 +1163,17 @@ def fit_cameras(
     check_camera_count(len(cameras), num_frames, name)
     if (cameras.height, cameras.width) == (height, width):
         return cameras
-    return Cameras(cameras.w2c, fit(cameras.K, (cameras.height, cameras.width), (height, width)), height, width)
+    K = fit(cameras.K, (cameras.height, cameras.width), (height, width))
+    cx, cy = K[:, 0, 2], K[:, 1, 2]
+    outside = (cx < 0) | (cx > width) | (cy < 0) | (cy > height)
+    if bool(outside.any()):  # (was Cameras' "Cameras.K (frame 0) … put the principal point outside", naming no file)
+        i = int(outside.nonzero()[0, 0])
+        portrait, working_portrait = cameras.height > cameras.width, height > width
+        swapped = f" (a {'portrait' if portrait else 'landscape'} size for a {'portrait' if working_portrait else 'landscape'} input: swapped?)" if portrait != working_portrait else ""
+        raise Gen3cInputError(
+            f"{name}: camera {i}'s principal point ({float(cameras.K[i, 0, 2]):g}, {float(cameras.K[i, 1, 2]):g}) in its {cameras.width}×{cameras.height} "
+            f"(W×H) image lands at ({float(cx[i]):.4g}, {float(cy[i]):.4g}), outside the working {width}×{height} image, once brought to it as "
+            f"the input's frames are (resized and centre-cropped): the file's image size looks wrong{swapped}; give the width and height of the "
+            "image its intrinsics are in pixels of"
+        )
+    return Cameras(cameras.w2c, K, height, width)
