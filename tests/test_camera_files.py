@@ -826,3 +826,15 @@ def test_a_file_whose_principal_point_the_crop_leaves_outside_names_the_file_and
         r"\(a portrait size for a landscape input: swapped\?\); give the width and height of the image its intrinsics are in pixels of",
         res.output.strip(),
     ), res.output
+
+
+@pytest.mark.parametrize(("content", "said"), [(b"", "is empty"), (b" \r\n", "is empty (only blank space)")])
+def test_an_empty_camera_file_is_said_to_be_empty(tmp_path, content, said):
+    """Before: "is not valid JSON (Expecting value: line 1 column 1 (char 0))" for a file of no
+    bytes (a download or a redirect that wrote nothing), JSON's parser's words for it."""
+    (tmp_path / "c.json").write_bytes(content)
+    with pytest.raises(Gen3cInputError) as info:
+        load_camera_file(tmp_path / "c.json")
+    assert re.fullmatch(
+        rf"camera file '.*c\.json' {re.escape(said)}: write the cameras into it, or pass the file again \(it may not have finished copying\)", str(info.value)
+    ), info.value

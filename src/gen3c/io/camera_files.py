@@ -186,6 +186,8 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
     if len(content) > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
     fix = "pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json"
+    if not content.strip():  # (was "is not valid JSON (Expecting value: line 1 column 1 (char 0))")
+        raise Gen3cInputError(f"{name} is empty{'' if not content else ' (only blank space)'}: write the cameras into it, or pass the file again (it may not have finished copying)")
     try:
         data = loads_json(user_text(content, name, fix, "a camera file"), name, "camera file", fix, **json_hooks(name))
     except json.JSONDecodeError as exc:
