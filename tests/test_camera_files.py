@@ -838,3 +838,27 @@ def test_an_empty_camera_file_is_said_to_be_empty(tmp_path, content, said):
     assert re.fullmatch(
         rf"camera file '.*c\.json' {re.escape(said)}: write the cameras into it, or pass the file again \(it may not have finished copying\)", str(info.value)
     ), info.value
+
+
+def test_a_nerfstudio_path_of_another_zoom_is_told_the_input_s_fov(tmp_path, box_scene):
+    """A path made in nerfstudio's viewer has its default fov, not the photo's; the note said "give
+    the file's first camera the intrinsics of the input image", which a camera_path.json says as a
+    fov. It now names the fov: the input's fy 120 px at the working 96×160 is 480 px over the
+    file's 480×640 (4:3: resized by ¼ to cover, then cropped), a fov of 2·atan(240 / 480) = 53.13°;
+    with it, nothing is said."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    image, depth, _, _ = box_scene
+    settings = {"input_image_path": str(image), "depth_path": str(depth), "intrinsics": "120,120,80,48", "resolution": "96x160", "num_video_frames": 2}
+    data = read_input(GenerationRequest(**settings), "image")
+    said = {}
+    for fov in (50.0, 53.13):
+        entries = [{"camera_to_world": [v for row in OPENGL_SOURCE for v in row], "fov": fov}] * 2
+        (tmp_path / "c.json").write_text(json.dumps({"render_height": 480, "render_width": 640, "camera_path": entries}))
+        with collect_notes() as said[fov]:
+            scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert len(said[50.0]) == 1 and said[50.0][0].endswith(
+        "give the file's first camera the intrinsics of the input image (in nerfstudio's terms a 'fov' of 53.13° over its render_height 480, without a 'K')"
+    ), said
+    assert said[53.13] == []

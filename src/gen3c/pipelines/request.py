@@ -476,12 +476,14 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
         from gen3c.io.camera_files import AXES_FIX, SOURCE_POSE
 
         file = f"camera file {quoted_path(request.camera_file)}"
-        file_kind = request.read_camera_file().kind
-        origin = f" ({SOURCE_POSE[file_kind]})" if kind == "image" else ""
+        read = request.read_camera_file()
+        origin = f" ({SOURCE_POSE[read.kind]})" if kind == "image" else ""
+        source = first_view(kind, data)
+        fov = f" ({_source_fov(source, read.cameras, cameras)})" if read.kind == "camera_path" else ""
         _note_first_camera_away_from_source(
-            cameras, first_view(kind, data), what, path=file, path_K=file, onto="the file's path",
+            cameras, source, what, path=file, path_K=file, onto="the file's path",
             fix=f"give the poses in the world of that camera{origin} and start the path there",
-            fix_K=f"give the file's first camera the intrinsics of {what}", axes_fix=AXES_FIX[file_kind],
+            fix_K=f"give the file's first camera the intrinsics of {what}{fov}", axes_fix=AXES_FIX[read.kind],
         )  # fmt: skip
     elif kind == "multiview":
         # GEN3C's gen3c_multiview.py seeds frame 0 with the first key view's image and renders w2cs_all[0]
@@ -495,6 +497,17 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
             check_intrinsics=not torch.allclose(cameras.K[0], data.keys.K[-1], atol=1e-4),
         )  # fmt: skip
     return cameras
+
+
+def _source_fov(source: SourceView, file_cameras: Cameras, fitted: Cameras) -> str:
+    """The source camera's zoom as a nerfstudio camera_path.json says it: the vertical ``fov``
+    over the file's ``render_height`` whose focal length, brought to the working size as the
+    file's are (``fitted`` from ``file_cameras``), is the source's fy."""
+    from gen3c.cameras import fov_from_focal
+
+    scale = float(fitted.K[0, 1, 1]) / float(file_cameras.K[0, 1, 1])  # (the fit scales focal lengths, whatever it crops)
+    fov = fov_from_focal(float(source.K[1, 1]) / scale, file_cameras.height)
+    return f"in nerfstudio's terms a 'fov' of {fov:.4g}° over its render_height {file_cameras.height}, without a 'K'"
 
 
 #: A path's first camera (a camera file's, a multi-view w2cs_all's) this far from the view the first frame
