@@ -681,3 +681,184 @@ def test_a_camera_moved_along_x_in_a_file_moves_the_rendered_view_the_other_way(
         columns = np.nonzero(orange.any(0))[0]
         centres.append((columns.min() + columns.max()) / 2)
     assert centres[0] == pytest.approx(84.5, abs=1.0) and centres[1] - centres[0] == pytest.approx(-120 * 0.5 / 2, abs=1.5)
+
+
+#: The source camera (OpenCV w2c = identity) as nerfstudio's OpenGL camera-to-world: y and z turned round.
+OPENGL_SOURCE = [[1.0, 0.0, 0.0, 0.0], [0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [0.0, 0.0, 0.0, 1.0]]
+
+
+def other_axes_file(kind: str, mended: bool) -> dict:
+    """A two-camera file of ``kind`` that starts at the source camera (a 120 px focal length,
+    96×160) written in the other axes (OpenCV for OpenGL: the identity as nerfstudio's pose, the
+    OpenGL source camera as gen3c's w2c) or, ``mended``, in the file's own; the second camera
+    stands 0.1 to the right."""
+
+    def pose(x: float) -> list[list[float]]:
+        flip = [1.0, -1.0, -1.0, 1.0] if mended != (kind == "gen3c") else [1.0] * 4
+        if kind == "gen3c":  # w2c: the rows flip, the camera at +x is w2c translation −x
+            return [[v * flip[r] for v in row] for r, row in enumerate(moved(-x))]
+        return [[v * flip[c] for c, v in enumerate(row)] for row in moved(x)]  # OpenGL c2w: the columns flip
+
+    if kind == "gen3c":
+        return {"width": 160, "height": 96, "intrinsics": [120.0, 120.0, 80.0, 48.0], "frames": [{"w2c": pose(0.0)}, {"w2c": pose(0.1)}]}
+    if kind == "camera_path":
+        fov = math.degrees(2 * math.atan(48 / 120))
+        entries = [{"camera_to_world": [v for row in pose(x) for v in row], "fov": fov} for x in (0.0, 0.1)]
+        return {"render_height": 96, "render_width": 160, "camera_path": entries}
+    return {"fl_x": 120, "fl_y": 120, "cx": 80.5, "cy": 48.5, "w": 160, "h": 96, "frames": [{"transform_matrix": pose(x)} for x in (0.0, 0.1)]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "fix"),
+    [("gen3c", "a gen3c cameras JSON's poses are OpenCV (x right, y down, z forward), these look OpenGL (x right, y up, looking along −z: "
+               "nerfstudio's, Blender's): negate the 2nd and 3rd rows of each 'w2c', or the 2nd and 3rd columns of each 'c2w'"),
+     ("camera_path", "nerfstudio's 'camera_to_world' is an OpenGL camera-to-world (x right, y up, looking along −z), these look OpenCV "
+                     "(x right, y down, z forward): negate the 2nd and 3rd columns of each 'camera_to_world'"),
+     ("transforms", "nerfstudio's 'transform_matrix' is an OpenGL camera-to-world (x right, y up, looking along −z), these look OpenCV "
+                    "(x right, y down, z forward): negate the 2nd and 3rd columns of each 'transform_matrix'")],
+)  # fmt: skip
+def test_a_path_written_in_the_other_axes_is_said_so_with_its_format_s_fix(tmp_path, box_scene, kind, fix):
+    """The input camera hand-written as nerfstudio's identity camera_to_world (OpenCV axes where
+    nerfstudio's are OpenGL), or gen3c's w2c in OpenGL axes, turns every camera round, upside down
+    and away from the scene. Before, the note said "starts 0 units and 180° away …: give the poses
+    in the world of that camera (w2c = identity)", a key no nerfstudio file has, which a
+    camera_to_world of the identity already was."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    image, depth, _, _ = box_scene
+    settings = {"input_image_path": str(image), "depth_path": str(depth), "intrinsics": "120,120,80,48", "resolution": "96x160", "num_video_frames": 2}
+    data = read_input(GenerationRequest(**settings), "image")
+    (tmp_path / "c.json").write_text(json.dumps(other_axes_file(kind, mended=False)))
+    with collect_notes() as notes:
+        scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert notes == [
+        f"camera file {str(tmp_path / 'c.json')!r}: its first camera is the camera of the input image turned 180° about its x axis (upside down, "
+        f"looking away from the scene), as a pose written in the other axes (OpenCV for OpenGL, or the reverse) is: {fix}"
+    ]
+    # Mended as the note says: the source camera, nothing to say.
+    (tmp_path / "c.json").write_text(json.dumps(other_axes_file(kind, mended=True)))
+    with collect_notes() as notes:
+        cameras = scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert notes == [] and torch.allclose(cameras.w2c[0], torch.eye(4)) and torch.allclose(camera_centers(cameras.w2c[1]), torch.tensor([0.1, 0.0, 0.0]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "origin"),
+    [("gen3c", "w2c = identity"),
+     ("camera_path", "camera_to_world = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0], [0, 0, 0, 1]] in nerfstudio's OpenGL axes"),
+     ("transforms", "transform_matrix = [[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0], [0, 0, 0, 1]] in nerfstudio's OpenGL axes")],
+)  # fmt: skip
+def test_a_path_starting_elsewhere_is_told_the_input_camera_in_its_format_s_words(tmp_path, box_scene, kind, origin):
+    """Before, every camera file starting away from the input camera was told "(w2c = identity)":
+    a nerfstudio file that wrote its camera_to_world so got its cameras turned round."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    image, depth, _, _ = box_scene
+    settings = {"input_image_path": str(image), "depth_path": str(depth), "intrinsics": "120,120,80,48", "resolution": "96x160", "num_video_frames": 2}
+    data = read_input(GenerationRequest(**settings), "image")
+    file = other_axes_file(kind, mended=True)
+    for frame in file.get("frames", file.get("camera_path")):  # every camera 1 unit further along z
+        if "camera_to_world" in frame:
+            frame["camera_to_world"][11] += 1.0
+        else:
+            frame["w2c" if kind == "gen3c" else "transform_matrix"][2][3] += 1.0
+    (tmp_path / "c.json").write_text(json.dumps(file))
+    with collect_notes() as notes:
+        scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert len(notes) == 1 and notes[0].startswith(f"camera file {str(tmp_path / 'c.json')!r} starts 1 units"), notes
+    assert notes[0].endswith(f"give the poses in the world of that camera ({origin}) and start the path there"), notes
+
+
+def test_gen3c_generate_says_a_path_in_the_other_axes_once(tmp_path, box_scene):
+    """Through `gen3c generate`: the one note says what is wrong; the renders, which see nothing,
+    add no note of their own (before: "no point of the cache lands in any of the 2 cameras: check
+    that their poses are OpenCV world-to-camera … gen3c.cameras.invert_pose, opengl_to_opencv")."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    (tmp_path / "c.json").write_text(json.dumps(other_axes_file("camera_path", mended=False)))
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--intrinsics", "120,120,80,48",
+                                   "--resolution", "96x160", "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    notes = [line for line in res.output.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and "turned 180° about its x axis" in notes[0] and notes[0].endswith("negate the 2nd and 3rd columns of each 'camera_to_world'"), res.output
+
+
+@pytest.mark.parametrize("kind", ["camera_path", "transforms"])
+def test_a_nerfstudio_camera_above_the_input_camera_stands_at_minus_y_in_gen3c_s_world(kind):
+    """docs/cameras.md, closed form (test-only): only a nerfstudio camera's own axes are OpenGL's;
+    the world is gen3c's (y down, z forward), so the input camera turned to OpenGL axes is the
+    source, a translation (0, −0.1, 0) stands 0.1 above it and (0, 0, 0.1) 0.1 ahead, unturned."""
+    poses = [[row[:] for row in OPENGL_SOURCE] for _ in range(3)]
+    poses[1][1][3], poses[2][2][3] = -0.1, 0.1
+    if kind == "camera_path":
+        fov = math.degrees(2 * math.atan(24 / 60))
+        data = {"render_height": 48, "render_width": 64, "camera_path": [{"camera_to_world": [v for row in p for v in row], "fov": fov} for p in poses]}
+    else:
+        data = {"fl_x": 60, "fl_y": 60, "cx": 32, "cy": 24, "w": 64, "h": 48, "frames": [{"transform_matrix": p} for p in poses]}
+    cameras = cameras_from_dict(data, NAME)
+    assert torch.allclose(cameras.w2c[:, :3, :3], torch.eye(3).expand(3, 3, 3))
+    assert torch.allclose(camera_centers(cameras.w2c), torch.tensor([[0.0, 0.0, 0.0], [0.0, -0.1, 0.0], [0.0, 0.0, 0.1]]))
+
+
+def test_a_file_whose_principal_point_the_crop_leaves_outside_names_the_file_and_its_size(tmp_path, box_scene):
+    """A gen3c file with its width and height swapped (704×1280 for a 1280×704 camera): its
+    principal point (640, 352) is inside its portrait image but above the landscape crop of it.
+    Before, `gen3c generate` said "Cameras.K (frame 0) (fx=…, cy=-13.9) put the principal point
+    outside the 112×64 (W×H) image: pass intrinsics in pixels of this image", naming no file."""
+    from typer.testing import CliRunner
+
+    from gen3c.cli import app
+
+    data = {"width": 704, "height": 1280, "intrinsics": [1108.5, 1108.5, 640.0, 352.0], "frames": [{"w2c": IDENTITY}]}
+    (tmp_path / "c.json").write_text(json.dumps(data))
+    image, depth, _, _ = box_scene
+    res = CliRunner().invoke(app, ["generate", "--input_image_path", str(image), "--depth_path", str(depth), "--fov", "60", "--resolution", "64x112",
+                                   "--video_save_folder", str(tmp_path / "out"), "--camera_file", str(tmp_path / "c.json")])  # fmt: skip
+    assert res.exit_code == 2 and not (tmp_path / "out").exists(), res.output
+    assert re.fullmatch(
+        r"error: camera file '.*c\.json': camera 0's principal point \(640, 352\) in its 704×1280 \(W×H\) image lands at \(101\.8, -13\.9\), outside "
+        r"the working 112×64 image, once brought to it as the input's frames are \(resized and centre-cropped\): the file's image size looks wrong "
+        r"\(a portrait size for a landscape input: swapped\?\); give the width and height of the image its intrinsics are in pixels of",
+        res.output.strip(),
+    ), res.output
+
+
+@pytest.mark.parametrize(("content", "said"), [(b"", "is empty"), (b" \r\n", "is empty (only blank space)")])
+def test_an_empty_camera_file_is_said_to_be_empty(tmp_path, content, said):
+    """Before: "is not valid JSON (Expecting value: line 1 column 1 (char 0))" for a file of no
+    bytes (a download or a redirect that wrote nothing), JSON's parser's words for it."""
+    (tmp_path / "c.json").write_bytes(content)
+    with pytest.raises(Gen3cInputError) as info:
+        load_camera_file(tmp_path / "c.json")
+    assert re.fullmatch(
+        rf"camera file '.*c\.json' {re.escape(said)}: write the cameras into it, or pass the file again \(it may not have finished copying\)", str(info.value)
+    ), info.value
+
+
+def test_a_nerfstudio_path_of_another_zoom_is_told_the_input_s_fov(tmp_path, box_scene):
+    """A path made in nerfstudio's viewer has its default fov, not the photo's; the note said "give
+    the file's first camera the intrinsics of the input image", which a camera_path.json says as a
+    fov. It now names the fov: the input's fy 120 px at the working 96×160 is 480 px over the
+    file's 480×640 (4:3: resized by ¼ to cover, then cropped), a fov of 2·atan(240 / 480) = 53.13°;
+    with it, nothing is said."""
+    from gen3c.errors import collect_notes
+    from gen3c.pipelines.request import GenerationRequest, read_input, scene_cameras
+
+    image, depth, _, _ = box_scene
+    settings = {"input_image_path": str(image), "depth_path": str(depth), "intrinsics": "120,120,80,48", "resolution": "96x160", "num_video_frames": 2}
+    data = read_input(GenerationRequest(**settings), "image")
+    said = {}
+    for fov in (50.0, 53.13):
+        entries = [{"camera_to_world": [v for row in OPENGL_SOURCE for v in row], "fov": fov}] * 2
+        (tmp_path / "c.json").write_text(json.dumps({"render_height": 480, "render_width": 640, "camera_path": entries}))
+        with collect_notes() as said[fov]:
+            scene_cameras(GenerationRequest(**settings, camera_file=str(tmp_path / "c.json")), "image", data)
+    assert len(said[50.0]) == 1 and said[50.0][0].endswith(
+        "give the file's first camera the intrinsics of the input image (in nerfstudio's terms a 'fov' of 53.13° over its render_height 480, without a 'K')"
+    ), said
+    assert said[53.13] == []

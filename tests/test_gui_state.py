@@ -147,6 +147,29 @@ def test_a_run_s_note_on_a_path_away_from_the_input_points_at_the_page_s_fix(sta
     assert page_run_note(other, request.camera_file, "keyframes") == other and page_run_note(run_note, None, "preset") == run_note
 
 
+def test_an_imported_path_in_the_other_axes_is_mended_in_the_file_imported(state):
+    """An imported nerfstudio path that writes the input's camera as the identity camera_to_world
+    (OpenCV axes where nerfstudio's are OpenGL) reaches the run as the page's own gen3c file:
+    the run's note told the page user to negate the rows of each 'w2c' of that file, which they
+    never chose; the page says to mend the file they imported."""
+    from gen3c.gui.state import page_run_note
+    from gen3c.pipelines.preview import PreviewGenerator
+
+    entries = [{"camera_to_world": [1.0, 0, 0, x, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "fov": 50.0} for x in (0.0, 0.1, 0.2)]
+    state.import_camera_path(json.dumps({"render_height": 96, "render_width": 160, "camera_path": entries}))
+    assert state.path_mode == "file"
+    request = state.build_request()
+    with record_notes() as notes:
+        run_request(request, source=state.run_source, generator=PreviewGenerator())
+    (run_note,) = [n for n in notes if "turned 180°" in n]
+    assert run_note.endswith("negate the 2nd and 3rd rows of each 'w2c', or the 2nd and 3rd columns of each 'c2w'")  # the page's gen3c file's fix
+    assert page_run_note(run_note, request.camera_file, "file") == (
+        "The imported camera path: its first camera is the camera of the input image turned 180° about its x axis (upside down, looking away "
+        "from the scene), as a pose written in the other axes (OpenCV for OpenGL, or the reverse) is: mend the poses of the camera file imported "
+        '(docs/cameras.md, "Camera files", gives each format\'s axes) and import it again'
+    )
+
+
 def test_keyframe_path_has_one_camera_per_frame_through_the_keyframes(state):
     poses = orbit_w2c(3)
     for p in poses:

@@ -258,7 +258,7 @@ def test_a_nerfstudio_viewer_path_plays_at_entries_over_seconds():
      ({"seconds": "5 s"}, r"'seconds' must be the camera_path's duration in seconds, got '5 s'"),
      ({"camera_type": "fisheye"}, r"'camera_type' 'fisheye' is not supported: .* export the path with camera type 'perspective'$"),
      ({"camera_path": [{"fov": 50}]}, r"camera_path\[0\] needs 'camera_to_world', 16 numbers \(OpenGL camera-to-world, row-major\)$"),
-     ({"camera_path": [{"camera_to_world": np.eye(4).ravel().tolist()}]}, r"camera_path\[0\] 'fov' None is not a vertical field of view in degrees: give one between 0\.01 and 179$"),
+     ({"camera_path": [{"camera_to_world": np.eye(4).ravel().tolist()}]}, r"camera_path\[0\] has no 'fov': give its vertical field of view in degrees, between 0\.01 and 179 \(nerfstudio requires one\)$"),
      ({"camera_path": [{"camera_to_world": np.eye(4).ravel().tolist(), "fov": 179.5}]}, r"camera_path\[0\] 'fov' 179\.5 is not a vertical")],
 )  # fmt: skip
 def test_bad_nerfstudio_paths_are_one_line_errors_naming_file_field_and_fix(tmp_path, change, match):

@@ -795,6 +795,9 @@ class CacheView:
 #: (:func:`gen3c.pipelines.camera_video.note_unseen_frames`): once said in a run, a later render
 #: that sees nothing at all (:meth:`Cache3D.render_views`) does not add its own note on the cameras.
 UNSEEN_FRAMES = "none of the 3D cache"
+#: The words of the note on a camera file whose poses are in the other axes (OpenCV for OpenGL:
+#: :func:`gen3c.pipelines.request.scene_cameras`): once said, the renders that see nothing say no more.
+OTHER_AXES = "a pose written in the other axes"
 
 
 @dataclass
@@ -1074,7 +1077,7 @@ class Cache3D:
                 "masked out, or was dropped by the depth-edge filter (--filter_points_threshold 0 keeps every point)",
                 stacklevel=3,
             )
-        elif T and not bool(masks.any()) and not noted(UNSEEN_FRAMES):
+        elif T and not bool(masks.any()) and not noted(UNSEEN_FRAMES) and not noted(OTHER_AXES):
             # Not an error (a path may turn away from the scene), but mostly a convention mix-up;
             # not said in a run whose earlier frames saw the cache and were noted when they no longer did.
             note(

@@ -76,6 +76,7 @@ from gen3c.io.camera_files import (
 from gen3c.pipelines.camera_video import SourceView, prepare_source
 from gen3c.pipelines.options import check_gen3c_only, check_generator_options
 from gen3c.pipelines.request import (
+    AXES_MIX_UP,
     GenerationRequest,
     RunOutput,
     check_frame_count,
@@ -275,18 +276,24 @@ PATH_SUBJECTS = {"keyframes": "Keyframe 1", "file": "The imported camera path"}
 #: The tail of the run's note on a path starting away from the input's camera, and the page's fix for keyframes.
 _JUMP = " so the video jumps onto the file's path after it: "
 KEYFRAME_JUMP_FIX = ' so the video jumps onto the keyframe path after it: "Add input camera" (Camera path → Keyframes) starts the path there'
+#: The page's fix for a path whose poses are in the other axes: the file the page wrote was converted from the one imported.
+IMPORTED_AXES_FIX = "mend the poses of the camera file imported (docs/cameras.md, \"Camera files\", gives each format's axes) and import it again"
 
 
 def page_run_note(note: str, camera_file: str | None, path_mode: str) -> str:
     """A run's ``note`` as the page says it: the path file the page wrote for the run
-    (``camera_file``, which the user never chose) named as what made it (``path_mode``), and a
+    (``camera_file``, which the user never chose) named as what made it (``path_mode``), a
     keyframe path's jump onto it fixed with the page's "Add input camera" rather than by editing
-    the file. Other notes are returned as they are."""
+    the file, and poses in the other axes (OpenCV for OpenGL) by mending the file imported, not
+    the one the page wrote in its own format. Other notes are returned as they are."""
     prefix = f"camera file {quoted_path(camera_file)}"
     subject = PATH_SUBJECTS.get(path_mode)
     if camera_file is None or subject is None or not note.startswith(prefix):
         return note
     note = subject + note[len(prefix):]
+    head, mix_up, _ = note.partition(AXES_MIX_UP)
+    if mix_up:
+        return head + mix_up + IMPORTED_AXES_FIX
     head, jump, _ = note.partition(_JUMP)
     return head + KEYFRAME_JUMP_FIX if jump and path_mode == "keyframes" else note
 

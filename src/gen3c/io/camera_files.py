@@ -93,6 +93,8 @@ class CameraFile:
     #: The frame rate it was made for (gen3c's and nerfstudio's ``"fps"``); None when it names none
     #: (nerfstudio's ``transforms.json``).
     fps: float | None
+    #: Its kind (:func:`camera_file_kind`): what its poses are called, and in which axes.
+    kind: str = "gen3c"
 
 
 def camera_dict_fps(data: Any, name: str = "camera file") -> float | None:
@@ -156,7 +158,7 @@ def read_camera_file(path: str | os.PathLike) -> CameraFile:
         raise Gen3cInputError(f"{name} cannot be read ({exc.strerror or exc}): check the path and the file's permissions") from None
     data = parse_camera_json(content, name)
     cameras = cameras_from_dict(data, name)
-    return CameraFile(str(path), content, cameras, camera_dict_fps(data, name))
+    return CameraFile(str(path), content, cameras, camera_dict_fps(data, name), camera_file_kind(data))
 
 
 def _check_run_length(data: Any, name: str) -> None:
@@ -184,6 +186,8 @@ def parse_camera_json(content: bytes, name: str = "camera file") -> Any:
     if len(content) > MAX_CAMERA_FILE_BYTES:
         raise Gen3cInputError(f"{name} is larger than {MAX_CAMERA_FILE_BYTES >> 20} MiB: it cannot be a camera file")
     fix = "pass a gen3c cameras JSON, a nerfstudio camera_path.json or a nerfstudio transforms.json"
+    if not content.strip():  # (was "is not valid JSON (Expecting value: line 1 column 1 (char 0))")
+        raise Gen3cInputError(f"{name} is empty{'' if not content else ' (only blank space)'}: write the cameras into it, or pass the file again (it may not have finished copying)")
     try:
         data = loads_json(user_text(content, name, fix, "a camera file"), name, "camera file", fix, **json_hooks(name))
     except json.JSONDecodeError as exc:
@@ -263,16 +267,15 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
     if not isinstance(data, dict):
         raise Gen3cInputError(f"{name} must hold a JSON object with 'frames' or 'camera_path'")
     try:
-        if "camera_path" in data:
+        kind = camera_file_kind(data)
+        if kind == "camera_path":
             # The keyframes are read first: what is wrong with the path as a whole (more frames than
             # a run may ask for) is said before each of its camera_path entries is read.
             keyframes = read_keyframe_path(data, name) if follow_keyframes and _gen3c_keyframes(data) else None
             cams = _from_nerfstudio_path(data)
             if keyframes is not None:
                 cams = _follow_keyframes(keyframes, cams)
-        elif isinstance(data.get("frames"), list) and (
-            any(isinstance(f, dict) and "transform_matrix" in f for f in data["frames"]) or any(key in data for key in NERFSTUDIO_TOP_KEYS)
-        ):  # (an empty or unfinished transforms.json was refused as a gen3c file holding an unknown 'fl_x')
+        elif kind == "transforms":
             cams = _from_nerfstudio_transforms(data)
         elif "frames" in data:
             cams = _from_gen3c(data)
@@ -296,6 +299,41 @@ def cameras_from_dict(data: Any, name: str = "camera file", follow_keyframes: bo
     validate_poses(cams.w2c, f"{name} poses")
     validate_intrinsics(cams.K, f"{name} intrinsics")
     return cams
+
+
+def camera_file_kind(data: dict) -> str:
+    """Which kind of camera file a JSON object is, from its keys: ``"camera_path"`` (nerfstudio's
+    ``camera_path.json``), ``"transforms"`` (nerfstudio's ``transforms.json``) or ``"gen3c"``."""
+    if "camera_path" in data:
+        return "camera_path"
+    frames = data.get("frames")
+    if isinstance(frames, list) and (
+        any(isinstance(f, dict) and "transform_matrix" in f for f in frames) or any(key in data for key in NERFSTUDIO_TOP_KEYS)
+    ):  # (an empty or unfinished transforms.json was refused as a gen3c file holding an unknown 'fl_x')
+        return "transforms"
+    return "gen3c"
+
+
+#: The input image's camera (the world's origin, OpenCV ``w2c`` = identity) as each kind of camera
+#: file writes it: nerfstudio's poses are OpenGL camera-to-world, y and z turned round.
+_OPENGL_ORIGIN = "[[1, 0, 0, 0], [0, -1, 0, 0], [0, 0, -1, 0], [0, 0, 0, 1]] in nerfstudio's OpenGL axes"
+SOURCE_POSE = {
+    "gen3c": "w2c = identity",
+    "camera_path": f"camera_to_world = {_OPENGL_ORIGIN}",
+    "transforms": f"transform_matrix = {_OPENGL_ORIGIN}",
+}
+#: How to mend each kind of camera file whose poses were written in the other axes (OpenCV for
+#: OpenGL or the reverse): the cameras then sit where they should, each turned 180° about its x axis.
+_NERFSTUDIO_AXES = (
+    "nerfstudio's {key} is an OpenGL camera-to-world (x right, y up, looking along −z), these look OpenCV "
+    "(x right, y down, z forward): negate the 2nd and 3rd columns of each {key}"
+)
+AXES_FIX = {
+    "gen3c": "a gen3c cameras JSON's poses are OpenCV (x right, y down, z forward), these look OpenGL (x right, y up, looking "
+    "along −z: nerfstudio's, Blender's): negate the 2nd and 3rd rows of each 'w2c', or the 2nd and 3rd columns of each 'c2w'",
+    "camera_path": _NERFSTUDIO_AXES.format(key="'camera_to_world'"),
+    "transforms": _NERFSTUDIO_AXES.format(key="'transform_matrix'"),
+}
 
 
 def camera_file_intrinsics(data: dict, name: str = "camera file") -> tuple[torch.Tensor, tuple[int, int]]:
@@ -551,6 +589,8 @@ def _check_written_K(entry: dict, what: str, K: torch.Tensor, height: int) -> No
 
 
 def _fov(value: Any, what: str) -> float:
+    if value is None:  # (was "'fov' None is not a vertical field of view": absent, not wrong)
+        raise Gen3cInputError(f"{what} has no 'fov': give its vertical field of view in degrees, between 0.01 and 179 (nerfstudio requires one)")
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.01 <= value <= 179.0:  # NaN fails too
         raise Gen3cInputError(f"{what} 'fov' {_show(value)} is not a vertical field of view in degrees: give one between 0.01 and 179")
     return float(value)
@@ -1125,4 +1165,17 @@ def fit_cameras(
     check_camera_count(len(cameras), num_frames, name)
     if (cameras.height, cameras.width) == (height, width):
         return cameras
-    return Cameras(cameras.w2c, fit(cameras.K, (cameras.height, cameras.width), (height, width)), height, width)
+    K = fit(cameras.K, (cameras.height, cameras.width), (height, width))
+    cx, cy = K[:, 0, 2], K[:, 1, 2]
+    outside = (cx < 0) | (cx > width) | (cy < 0) | (cy > height)
+    if bool(outside.any()):  # (was Cameras' "Cameras.K (frame 0) … put the principal point outside", naming no file)
+        i = int(outside.nonzero()[0, 0])
+        portrait, working_portrait = cameras.height > cameras.width, height > width
+        swapped = f" (a {'portrait' if portrait else 'landscape'} size for a {'portrait' if working_portrait else 'landscape'} input: swapped?)" if portrait != working_portrait else ""
+        raise Gen3cInputError(
+            f"{name}: camera {i}'s principal point ({float(cameras.K[i, 0, 2]):g}, {float(cameras.K[i, 1, 2]):g}) in its {cameras.width}×{cameras.height} "
+            f"(W×H) image lands at ({float(cx[i]):.4g}, {float(cy[i]):.4g}), outside the working {width}×{height} image, once brought to it as "
+            f"the input's frames are (resized and centre-cropped): the file's image size looks wrong{swapped}; give the width and height of the "
+            "image its intrinsics are in pixels of"
+        )
+    return Cameras(cameras.w2c, K, height, width)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from gen3c.cache import UNSEEN_FRAMES, BufferRenders, Cache3D
+from gen3c.cache import OTHER_AXES, UNSEEN_FRAMES, BufferRenders, Cache3D
 from gen3c.cameras import (
     Cameras,
     check_intrinsics_fit,
@@ -655,8 +655,9 @@ def note_unseen_frames(masks: Tensor, start: int, num_frames: int, skip_first: b
     leaves out a later chunk's first frame (the previous chunk's last, noted with it). Silent where
     the render already said that no camera sees the cache (:meth:`gen3c.cache.Cache3D.render_views`,
     which is silent after this note in a run) and where the preset path's note said it turns the
-    camera round (:data:`gen3c.trajectories.TURNED_ROUND`)."""
-    if masks.numel() == 0 or noted(TURNED_ROUND):
+    camera round (:data:`gen3c.trajectories.TURNED_ROUND`) or a camera file's that its poses are in
+    the other axes (:data:`gen3c.cache.OTHER_AXES`)."""
+    if masks.numel() == 0 or noted(TURNED_ROUND) or noted(OTHER_AXES):
         return
     if not bool(masks.any()) and not noted(UNSEEN_FRAMES):  # the render said that no camera sees the cache
         return

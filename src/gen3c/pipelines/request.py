@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from gen3c.cache import OTHER_AXES
 from gen3c.cameras import Cameras
 from gen3c.constants import GEN3C_CHUNK_FRAMES
 from gen3c.errors import (
@@ -472,12 +473,17 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
         cameras = video_cameras(request, data)
     what = {"image": "the input image", "multiview": "the first key view"}.get(kind, "the input video's first frame")
     if request.camera_file is not None:
+        from gen3c.io.camera_files import AXES_FIX, SOURCE_POSE
+
         file = f"camera file {quoted_path(request.camera_file)}"
-        identity = " (w2c = identity)" if kind == "image" else ""
+        read = request.read_camera_file()
+        origin = f" ({SOURCE_POSE[read.kind]})" if kind == "image" else ""
+        source = first_view(kind, data)
+        fov = f" ({_source_fov(source, read.cameras, cameras)})" if read.kind == "camera_path" else ""
         _note_first_camera_away_from_source(
-            cameras, first_view(kind, data), what, path=file, path_K=file, onto="the file's path",
-            fix=f"give the poses in the world of that camera{identity} and start the path there",
-            fix_K=f"give the file's first camera the intrinsics of {what}",
+            cameras, source, what, path=file, path_K=file, onto="the file's path",
+            fix=f"give the poses in the world of that camera{origin} and start the path there",
+            fix_K=f"give the file's first camera the intrinsics of {what}{fov}", axes_fix=AXES_FIX[read.kind],
         )  # fmt: skip
     elif kind == "multiview":
         # GEN3C's gen3c_multiview.py seeds frame 0 with the first key view's image and renders w2cs_all[0]
@@ -493,12 +499,26 @@ def scene_cameras(request: GenerationRequest, kind: str, data: SceneInput) -> Ca
     return cameras
 
 
+def _source_fov(source: SourceView, file_cameras: Cameras, fitted: Cameras) -> str:
+    """The source camera's zoom as a nerfstudio camera_path.json says it: the vertical ``fov``
+    over the file's ``render_height`` whose focal length, brought to the working size as the
+    file's are (``fitted`` from ``file_cameras``), is the source's fy."""
+    from gen3c.cameras import fov_from_focal
+
+    scale = float(fitted.K[0, 1, 1]) / float(file_cameras.K[0, 1, 1])  # (the fit scales focal lengths, whatever it crops)
+    fov = fov_from_focal(float(source.K[1, 1]) / scale, file_cameras.height)
+    return f"in nerfstudio's terms a 'fov' of {fov:.4g}° over its render_height {file_cameras.height}, without a 'K'"
+
+
 #: A path's first camera (a camera file's, a multi-view w2cs_all's) this far from the view the first frame
 #: shows (a share of its median depth, or degrees) makes the video jump after its first frame
 #: (:func:`_note_first_camera_away_from_source`).
 FIRST_CAMERA_DISTANCE, FIRST_CAMERA_DEGREES = 0.01, 0.5
 #: … or its focal length this much longer or shorter (a share), or its principal point this many pixels away.
 FIRST_CAMERA_ZOOM, FIRST_CAMERA_PIXELS = 0.01, 2.0
+#: The note on a path whose first camera is the source's turned round (:func:`_note_first_camera_away_from_source`),
+#: before the fix for the file's kind.
+AXES_MIX_UP = f", as {OTHER_AXES} (OpenCV for OpenGL, or the reverse) is: "
 
 
 def first_camera_away(w2c: torch.Tensor, source: SourceView) -> tuple[float, float, bool]:
@@ -518,14 +538,27 @@ def first_camera_away(w2c: torch.Tensor, source: SourceView) -> tuple[float, flo
 
 
 def _note_first_camera_away_from_source(
-    cameras: Cameras, source: SourceView, what: str, *, path: str, path_K: str, onto: str, fix: str, fix_K: str, check_intrinsics: bool = True
+    cameras: Cameras,
+    source: SourceView,
+    what: str,
+    *,
+    path: str,
+    path_K: str,
+    onto: str,
+    fix: str,
+    fix_K: str,
+    check_intrinsics: bool = True,
+    axes_fix: str | None = None,
 ) -> None:
     """The video's first frame is the source view's image (the generators condition on it), seen
     from the source camera (``what`` names it); a path whose first camera is elsewhere (a camera
     file in another world frame, e.g. a COLMAP or nerfstudio scene's, or one that starts elsewhere;
     a multi-view ``w2cs_all`` that starts at another key view) jumps from it onto its own path
     (``onto``) at frame 1: said in a note naming ``path`` and ending in ``fix`` (``path_K`` and
-    ``fix_K`` for other intrinsics, compared where ``check_intrinsics``)."""
+    ``fix_K`` for other intrinsics, compared where ``check_intrinsics``). A first camera that is
+    the source camera turned 180° about its x axis (upside down, looking away from the scene) is
+    the source camera written in the other axes, OpenCV for OpenGL or the reverse (the identity
+    hand-written as a nerfstudio camera_to_world): said so, with ``axes_fix``, where given."""
     K, own = cameras.K[0].double().cpu(), source.K.double().cpu()
     zoom = float(((K.diagonal()[:2] / own.diagonal()[:2]) - 1).abs().max())
     shift = float((K[:2, 2] - own[:2, 2]).abs().max())
@@ -540,6 +573,10 @@ def _note_first_camera_away_from_source(
         )
     distance, degrees, away = first_camera_away(cameras.w2c[0], source)
     if not away:
+        return
+    turned_round = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0], dtype=torch.float64)) @ cameras.w2c[0].double().cpu()
+    if axes_fix is not None and not first_camera_away(turned_round, source)[2]:
+        note(f"{path}: its first camera is the camera of {what} turned 180° about its x axis (upside down, looking away from the scene){AXES_MIX_UP}{axes_fix}", stacklevel=3)
         return
     median = source.median_depth()
     scale = f" ({distance / median:.3g}× the scene's median depth)" if median else ""
