@@ -1387,9 +1387,75 @@ def test_a_cgroup_memory_limit_is_read_from_the_process_cgroup_and_those_above(t
         proc, mount = fake_cgroups(tmp_path / str(i), lines, limits)
         monkeypatch.setattr(environment, "PROC_CGROUP", proc)
         monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
-        assert environment.cgroup_memory_limit() == expected, (lines, limits)
+        found = environment.cgroup_memory()
+        assert (found and found.limit) == expected, (lines, limits)
     monkeypatch.setattr(environment, "PROC_CGROUP", tmp_path / "absent")  # (not Linux)
-    assert environment.cgroup_memory_limit() is None
+    assert environment.cgroup_memory() is None
+
+
+def test_what_the_cgroups_other_processes_use_leaves_less_of_its_limit(tmp_path, monkeypatch):
+    """Each limited cgroup's limit is shared by all its processes (a SLURM job's other tasks, a
+    container's other programs): what is left is its limit less its use (v2 memory.current, v1
+    memory.usage_in_bytes) other than inactive file cache, which the kernel reclaims first; the
+    least of that over the limited cgroups. Before, only the limit was read (HostMemory took the
+    limit less what this process holds as free)."""
+    from gen3c import environment
+
+    gib = 2**30
+    cases = [
+        # the job's 4 GiB: 3 GiB used, 0.5 GiB of it inactive file cache
+        (["0::/job/task"], {"job/memory.max": str(4 * gib), "job/memory.current": str(3 * gib), "job/memory.stat": f"anon 1\ninactive_file {gib // 2}"},
+         (4 * gib, gib + gib // 2)),
+        # the step's smaller limit, but less left of the job's above it
+        (["0::/job/step"], {"job/memory.max": str(4 * gib), "job/memory.current": str(4 * gib - 2**20), "job/step/memory.max": str(2 * gib),
+                            "job/step/memory.current": str(gib)}, (2 * gib, 2**20)),
+        # cgroup v1: usage_in_bytes and the stat's total_inactive_file (the cgroups below too)
+        (["4:memory:/docker/abc"], {"memory/memory.limit_in_bytes": str(2 * gib), "memory/memory.usage_in_bytes": str(2 * gib),
+                                    "memory/memory.stat": f"inactive_file 1\ntotal_inactive_file {gib}"}, (2 * gib, gib)),
+        # a use past the limit (swapped out, or not yet reclaimed) leaves nothing, not less than nothing
+        (["0::/job"], {"job/memory.max": str(gib), "job/memory.current": str(2 * gib)}, (gib, 0)),
+    ]
+    for i, (lines, files, expected) in enumerate(cases):
+        proc, mount = fake_cgroups(tmp_path / str(i), lines, files)
+        monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+        monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+        found = environment.cgroup_memory()
+        assert (found.limit, found.available) == expected, (lines, files)
+
+
+def test_a_cgroup_v1_limit_above_use_hierarchy_0_does_not_hold_the_cgroups_below(tmp_path, monkeypatch):
+    """cgroup v1 with memory.use_hierarchy 0 (older kernels' default) holds only the cgroup's own
+    processes to its limit: a 1 GiB limit there is none for the cgroup below, whose own 8 GiB is
+    the limit (it was taken as 1 GiB, refusing what the kernel allows). With 1, it holds."""
+    from gen3c import environment
+
+    gib = 2**30
+    for use_hierarchy, expected in (("0", 8 * gib), ("1", gib)):
+        files = {"memory/slurm/memory.limit_in_bytes": str(gib), "memory/slurm/memory.use_hierarchy": use_hierarchy,
+                 "memory/slurm/job/memory.limit_in_bytes": str(8 * gib), "memory/slurm/job/memory.use_hierarchy": use_hierarchy}
+        proc, mount = fake_cgroups(tmp_path / use_hierarchy, ["5:memory:/slurm/job"], files)
+        monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+        monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+        assert environment.cgroup_memory().limit == expected, use_hierarchy
+
+
+def test_the_free_memory_in_a_cgroup_is_what_its_processes_leave(tmp_path, monkeypatch):
+    """HostMemory's free memory in a cgroup was its limit less what this process holds, though
+    the cgroup's other processes use the same limit: with them using all but 1 MiB of it, a
+    render needing more than that was said to fit. Now it is what the cgroup's use leaves."""
+    import psutil
+
+    from gen3c import environment
+    from gen3c.models.memory import HostMemory
+
+    limit = HostMemory.now().held + 2 * 2**30
+    if limit >= psutil.virtual_memory().total:
+        pytest.skip("needs a machine of more RAM than this process holds and 2 GiB")
+    proc, mount = fake_cgroups(tmp_path, ["0::/job"], {"job/memory.max": str(limit), "job/memory.current": str(limit - 2**20)})
+    monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+    monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+    memory = HostMemory.now()
+    assert memory.limited and memory.available == 2**20, memory
 
 
 def test_memory_past_the_cgroups_limit_is_refused_though_the_machine_has_it(tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ import platform
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -146,40 +147,85 @@ def meminfo() -> dict[str, int] | None:
 #: Where Linux says which cgroups this process is in, and where their files are mounted.
 PROC_CGROUP = Path("/proc/self/cgroup")
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
+#: A cgroup's memory files, v2's then v1's: its limit, its use (its processes' and the page cache
+#: charged to it), and the key of ``memory.stat`` that tells how much of that use is inactive file
+#: cache, which the kernel reclaims before it kills (v1's ``total_`` counts the cgroups below too).
+_CGROUP_V2_FILES = ("memory.max", "memory.current", "inactive_file")
+_CGROUP_V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
 
 
-def cgroup_memory_limit() -> int | None:
-    """The memory limit of this process's cgroup in bytes: the least ``memory.max`` (cgroup v2)
-    or ``memory.limit_in_bytes`` (v1) of its cgroup and those above it, as a container
-    (``docker --memory``), a Kubernetes pod or a SLURM job (``--mem``) sets it. Past it the
-    kernel's out-of-memory killer stops the process, however much RAM the machine has
-    (/proc/meminfo and psutil tell the machine's). None where none is set or none can be read."""
+@dataclass(frozen=True)
+class CgroupMemory:
+    """The memory limit of this process's cgroup in bytes (``limit``: the least of its cgroup's
+    and those above it), and what can still be added before one of those limits is reached
+    (``available``: each limited cgroup's limit less what all its processes use now, other than
+    inactive file cache, the least of them)."""
+
+    limit: int
+    available: int
+
+
+def cgroup_memory() -> CgroupMemory | None:
+    """The memory limit of this process's cgroup and what is left of it (:class:`CgroupMemory`):
+    the least ``memory.max`` (cgroup v2) or ``memory.limit_in_bytes`` (v1) of its cgroup and those
+    above it, as a container (``docker --memory``), a Kubernetes pod or a SLURM job (``--mem``)
+    sets it. Past it the kernel's out-of-memory killer stops the process, however much RAM the
+    machine has (psutil tells the machine's), and what the other processes of the cgroup use (a
+    job's other tasks, a container's other programs) counts against it too. None where none is set
+    or none can be read."""
     try:
         lines = PROC_CGROUP.read_text().splitlines()
     except OSError:
         return None
-    limits = []
+    limits: list[tuple[int, int]] = []  # (limit, available) of each limited cgroup
     for line in lines:
         _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "-", "")
         if controllers == "":  # (v2: one hierarchy, mounted at the mount itself)
-            base, name = CGROUP_MOUNT, "memory.max"
+            base, files = CGROUP_MOUNT, _CGROUP_V2_FILES
         elif "memory" in controllers.split(","):
-            base, name = CGROUP_MOUNT / "memory", "memory.limit_in_bytes"
+            base, files = CGROUP_MOUNT / "memory", _CGROUP_V1_FILES
         else:
             continue
+        limit_file, usage_file, inactive_key = files
         # Up to the mount: a limit above applies below, and inside a container the path named
         # may not exist (its own cgroup is mounted as the root).
         folder = base / path.strip("/")
+        own = True  # (the first cgroup found is the process's own)
         for level in [folder, *folder.parents]:
-            try:
-                text = (level / name).read_text().strip()
-            except OSError:
-                text = ""
-            if text.isdigit() and int(text) < 2**60:  # ("max", v1's 2^63 rounded to pages: none)
-                limits.append(int(text))
+            text = _read(level / limit_file)
+            # A v1 cgroup with use_hierarchy 0 (older kernels' default) holds its own processes
+            # to its limit, not those of the cgroups below it.
+            counts = own or files is _CGROUP_V2_FILES or _read(level / "memory.use_hierarchy") != "0"
+            own = own and text is None
+            if counts and text is not None and text.isdigit() and int(text) < 2**60:  # ("max", v1's 2^63 rounded to pages: none)
+                limits.append((int(text), int(text) - _cgroup_working_set(level, usage_file, inactive_key)))
             if level == base:
                 break
-    return min(limits) if limits else None
+    if not limits:
+        return None
+    return CgroupMemory(limit=min(limit for limit, _ in limits), available=max(0, min(available for _, available in limits)))
+
+
+def _cgroup_working_set(folder: Path, usage_file: str, inactive_key: str) -> int:
+    """What the processes of the cgroup at ``folder`` use now, in bytes, less the inactive file
+    cache charged to it (as ``docker stats`` counts it); 0 where it cannot be read."""
+    usage = _read(folder / usage_file)
+    if usage is None or not usage.isdigit():
+        return 0
+    inactive = 0
+    for line in (_read(folder / "memory.stat") or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == inactive_key and value.strip().isdigit():
+            inactive = int(value)
+    return max(0, int(usage) - inactive)
+
+
+def _read(path: Path) -> str | None:
+    """The text of ``path``, stripped; None where it cannot be read."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def resident_bytes() -> int:
