@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -1312,16 +1313,12 @@ def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need)))
     with pytest.warns(UserWarning, match="free now: the system may stop the run"):
         assert cache.render(cameras).masks.any()
-    # Where nothing measures the memory (no /proc/meminfo, no psutil: a base install off Linux), renders go ahead.
+    # psutil measures it everywhere (one of gen3c's own dependencies): an install without it says
+    # so in one line, where renders went ahead unchecked off Linux (no /proc/meminfo) before.
     monkeypatch.setattr(memory.HostMemory, "now", measured)
-    monkeypatch.setattr("gen3c.environment.meminfo", lambda: None)
-    monkeypatch.setattr("gen3c.dependencies.installed", lambda name: name != "psutil")
-
-    def missing(module, *args, **kwargs):
-        raise Gen3cDependencyError(f"{module} is not installed")
-
-    monkeypatch.setattr("gen3c.dependencies.require", missing)
-    assert cache.render(cameras).masks.any()
+    monkeypatch.setitem(sys.modules, "psutil", None)  # importing it now raises ImportError
+    with pytest.raises(Gen3cDependencyError, match=r"^checking the free CPU memory needs psutil \(psutil is missing\): pip install 'psutil"):
+        cache.render(cameras)
 
 
 def test_memory_this_process_holds_counts_beside_what_it_is_about_to_allocate(monkeypatch):
@@ -1347,12 +1344,8 @@ def test_memory_this_process_holds_counts_beside_what_it_is_about_to_allocate(mo
 
 def test_the_memory_this_process_holds_is_measured():
     """HostMemory.held is this process's resident memory: a 256 MiB array written through raises it by about that."""
-    from gen3c.dependencies import installed
-    from gen3c.environment import meminfo
     from gen3c.models.memory import HostMemory
 
-    if meminfo() is None and not installed("psutil"):
-        pytest.skip("nothing to measure it with: no /proc (macOS, Windows) and no psutil (gen3c[diffusion])")
     before = HostMemory.now().held
     block = np.ones(2**25)  # 256 MiB, every page touched
     after = HostMemory.now().held
@@ -1463,22 +1456,22 @@ def test_memory_past_the_cgroups_limit_is_refused_though_the_machine_has_it(tmp_
     however much RAM the machine has; RAM and swap were all the checks knew (MemTotal and psutil
     tell the machine's), so renders past the limit were made until the kill. Now the limit,
     where lower, is what the process can hold (with the machine's swap), and the line says so."""
+    import psutil
+
     from gen3c import environment
     from gen3c.errors import Gen3cMemoryError
     from gen3c.models.memory import HostMemory
 
-    if environment.meminfo() is None:
-        pytest.skip("needs Linux's /proc/meminfo (the machine's RAM to compare with)")
     proc, mount = fake_cgroups(tmp_path, ["0::/job"], {"job/memory.max": str(2**28)})
     monkeypatch.setattr(environment, "PROC_CGROUP", proc, raising=False)
     monkeypatch.setattr(environment, "CGROUP_MOUNT", mount, raising=False)
-    machine = (environment.meminfo() or {}).get("MemTotal", 0)
+    machine = psutil.virtual_memory().total
     assert machine > 2 * 2**30, machine  # (the test needs a machine of more than the limit and the render)
     with pytest.raises(Gen3cMemoryError, match=r"^forward_warp into 1 camera of 4096×4096 needs 0\.6 GB of CPU memory for the render and its splat; "
                        r"with the .* GB this process holds already, .* GB, and this process's cgroup \(a container's or a job's memory limit\) allows "):
         forward_warp(torch.zeros(1, 3), torch.zeros(1, 3), torch.eye(4)[None], make_intrinsics(4096.0, 4096.0, 2047.5, 2047.5)[None], 4096, 4096)
     memory = HostMemory.now()
-    assert memory.limited and memory.total - 2**28 == (environment.meminfo() or {}).get("SwapTotal", 0)
+    assert memory.limited and memory.total - 2**28 == psutil.swap_memory().total
     assert memory.available == max(0, 2**28 - memory.held)
 
 

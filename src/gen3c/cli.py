@@ -1366,7 +1366,7 @@ def _environment_tables(found: dict) -> list:
     machine.add_row("platform", text(found["platform"]))
     torch_threads = found["torch"]["threads"] if isinstance(found["torch"], dict) else "?"
     machine.add_row("CPU threads", text(found["cpu_threads"], lambda n: f"{n} (torch uses {torch_threads})"))
-    machine.add_row("RAM", text(found["ram"], lambda r: f"{r['total_gb']} GB, {r['available_gb']} GB available ({r['source']})"))
+    machine.add_row("RAM", text(found["ram"], lambda r: f"{r['total_gb']} GB, {r['available_gb']} GB available"))
     machine.add_row("torch", text(found["torch"], lambda t: f"{t['version']}, CUDA {t['cuda'] or 'none'}, cuDNN {t['cudnn'] or 'none'}"))
     gpu_line = lambda g: f"{g['name']}, compute capability {g['compute_capability']}, {g['total_gb']} GB, {g['free_gb']} GB free"  # noqa: E731
     for index, gpu in enumerate(found["gpus"] if isinstance(found["gpus"], list) else [found["gpus"]]):

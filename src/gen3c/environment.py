@@ -113,35 +113,11 @@ def _gen3c() -> dict[str, str]:
 
 
 def _ram() -> dict[str, Any]:
-    """Total and available RAM in GB (2³⁰ bytes): psutil if installed, else /proc/meminfo, else sysconf."""
-    from gen3c.dependencies import installed
+    """Total and available RAM in GB (2³⁰ bytes), as psutil tells them."""
+    import psutil
 
-    gib = 2**30
-    if installed("psutil"):
-        import psutil
-
-        memory = psutil.virtual_memory()
-        return {"total_gb": round(memory.total / gib, 1), "available_gb": round(memory.available / gib, 1), "source": "psutil"}
-    fields = meminfo()
-    if fields is not None:
-        return {"total_gb": round(fields["MemTotal"] / gib, 1), "available_gb": round(fields["MemAvailable"] / gib, 1), "source": "/proc/meminfo"}
-    page = os.sysconf("SC_PAGE_SIZE")
-    return {"total_gb": round(os.sysconf("SC_PHYS_PAGES") * page / gib, 1), "available_gb": None, "source": "sysconf"}
-
-
-def meminfo() -> dict[str, int] | None:
-    """Linux's /proc/meminfo in bytes (``MemTotal``, ``MemAvailable``, ``SwapTotal``, …), or None
-    where there is none (or it lacks those two)."""
-    try:
-        text = Path("/proc/meminfo").read_text()
-    except OSError:
-        return None
-    fields = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if value.strip().endswith("kB"):
-            fields[key] = int(value.split()[0]) * 1024
-    return fields if {"MemTotal", "MemAvailable"} <= fields.keys() else None
+    memory = psutil.virtual_memory()
+    return {"total_gb": round(memory.total / 2**30, 1), "available_gb": round(memory.available / 2**30, 1)}
 
 
 #: Where Linux says which cgroups this process is in, and where their files are mounted.
@@ -226,15 +202,6 @@ def _read(path: Path) -> str | None:
         return path.read_text().strip()
     except OSError:
         return None
-
-
-def resident_bytes() -> int:
-    """This process's resident memory now (Linux's /proc/self/statm), 0 where there is none."""
-    try:
-        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return 0
-    return resident_pages * os.sysconf("SC_PAGE_SIZE")
 
 
 def _torch() -> dict[str, Any]:

@@ -407,19 +407,14 @@ class HostMemory:
 
     @classmethod
     def now(cls) -> HostMemory:
-        """psutil's figures; without psutil (it comes with gen3c[diffusion], and `gen3c eval` needs
-        none of that extra) Linux's /proc/meminfo and /proc/self/statm. Either is the machine's,
-        which a cgroup's memory limit lowers."""
-        from gen3c.dependencies import installed, require
-        from gen3c.environment import cgroup_memory, meminfo, resident_bytes
+        """psutil's figures (the machine's, on Linux, macOS and Windows alike), which a cgroup's
+        memory limit lowers."""
+        from gen3c.dependencies import require
+        from gen3c.environment import cgroup_memory
 
-        fields = None if installed("psutil") else meminfo()
-        if fields is not None:
-            ram, swap, available, held = fields["MemTotal"], fields.get("SwapTotal", 0), fields["MemAvailable"], resident_bytes()
-        else:
-            psutil = require("psutil", "checking the free CPU memory")
-            ram, swap = psutil.virtual_memory().total, psutil.swap_memory().total
-            available, held = psutil.virtual_memory().available, psutil.Process().memory_info().rss
+        psutil = require("psutil", "checking the free CPU memory")
+        machine = psutil.virtual_memory()
+        ram, swap, available, held = machine.total, psutil.swap_memory().total, machine.available, psutil.Process().memory_info().rss
         cgroup = cgroup_memory()
         if cgroup is not None and cgroup.limit < ram:  # (past it the kernel kills the process, whatever RAM is free)
             # (what this process holds is part of its cgroup's use; where that use cannot be read, it is still there)
