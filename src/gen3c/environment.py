@@ -1,7 +1,7 @@
 """What this machine offers gen3c, for a bug report or before a first run: ``gen3c env``.
 
-:func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads and
-RAM, torch and its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed
+:func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads,
+RAM and swap and the memory limit of the process's cgroup (a container's, a job's), torch and its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed
 metadata declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its
 installed version and whether it meets the extra's requirement; the attention kernels each device can run
 (:func:`gen3c.models.attention.kernel_unavailable_reason`) and what ``--attention_backend auto``
@@ -71,7 +71,7 @@ def cpu_model() -> str:
 
 def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """This machine as gen3c sees it, as JSON-ready data (keys: ``gen3c``, ``python``, ``platform``,
-    ``cpu_threads``, ``ram``, ``torch``, ``gpus``, ``extras``, ``devices``, ``weights_cache``).
+    ``cpu_threads``, ``ram`` (with a cgroup's memory limit), ``torch``, ``gpus``, ``extras``, ``devices``, ``weights_cache``).
 
     ``devices`` has one entry per CUDA GPU (``cuda:0``, …), or one for ``cpu`` without a GPU:
     its attention kernels, fp8 matmuls and GEN3C-7B's memory plan. ``cache_dir``: the folder of
@@ -113,11 +113,20 @@ def _gen3c() -> dict[str, str]:
 
 
 def _ram() -> dict[str, Any]:
-    """Total and available RAM in GB (2³⁰ bytes), as psutil tells them."""
+    """The machine's RAM, what of it is available and its swap, as psutil tells them, and the
+    memory limit of this process's cgroup (:func:`cgroup_memory`: a container's, a SLURM job's)
+    with what is left of it, None where none is set; in GB (2³⁰ bytes)."""
     import psutil
 
-    memory = psutil.virtual_memory()
-    return {"total_gb": round(memory.total / 2**30, 1), "available_gb": round(memory.available / 2**30, 1)}
+    gib = 2**30
+    machine, cgroup = psutil.virtual_memory(), cgroup_memory()
+    return {
+        "total_gb": round(machine.total / gib, 1),
+        "available_gb": round(machine.available / gib, 1),
+        "swap_gb": round(psutil.swap_memory().total / gib, 1),
+        "cgroup_limit_gb": None if cgroup is None else round(cgroup.limit / gib, 1),
+        "cgroup_available_gb": None if cgroup is None else round(cgroup.available / gib, 1),
+    }
 
 
 #: Where Linux says which cgroups this process is in, and where their files are mounted.
