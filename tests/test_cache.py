@@ -1432,6 +1432,38 @@ def test_a_cgroup_v1_limit_above_use_hierarchy_0_does_not_hold_the_cgroups_below
         assert environment.cgroup_memory().limit == expected, use_hierarchy
 
 
+def test_a_cgroups_swap_limit_lowers_the_swap_it_can_use(tmp_path, monkeypatch):
+    """A cgroup limits swap too (v2 memory.swap.max, swap alone; v1 memory.memsw.limit_in_bytes,
+    memory and swap together): the checks took the limit with all the machine's swap, so on a
+    machine with 8 GiB of swap a job allowed none was said to hold 8 GiB more than it can, and
+    what needed it was made until the kill. Now the least swap the cgroups allow counts."""
+    from types import SimpleNamespace
+
+    import psutil
+
+    from gen3c import environment
+    from gen3c.models.memory import HostMemory
+
+    gib = 2**30
+    cases = [
+        (["0::/job/task"], {"job/memory.max": str(gib), "job/memory.swap.max": "0", "job/task/memory.swap.max": "max"}, 0),
+        (["0::/job/task"], {"job/memory.max": str(gib), "job/memory.swap.max": "max", "job/task/memory.swap.max": str(gib // 2)}, gib // 2),
+        (["0::/job"], {"job/memory.max": str(gib), "job/memory.swap.max": "max"}, None),
+        (["4:memory:/job"], {"memory/job/memory.limit_in_bytes": str(gib), "memory/job/memory.memsw.limit_in_bytes": str(gib + gib // 4)}, gib // 4),
+        (["4:memory:/job"], {"memory/job/memory.limit_in_bytes": str(gib), "memory/job/memory.memsw.limit_in_bytes": "9223372036854771712"}, None),
+    ]
+    machine_swap = 8 * gib
+    monkeypatch.setattr(psutil, "swap_memory", lambda: SimpleNamespace(total=machine_swap))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=64 * gib, available=32 * gib))
+    for i, (lines, files, expected) in enumerate(cases):
+        proc, mount = fake_cgroups(tmp_path / str(i), lines, files)
+        monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+        monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+        assert environment.cgroup_memory().swap == expected, (lines, files)
+        memory = HostMemory.now()
+        assert memory.limited and memory.total == gib + (machine_swap if expected is None else expected), (lines, files, memory)
+
+
 def test_the_free_memory_in_a_cgroup_is_what_its_processes_leave(tmp_path, monkeypatch):
     """HostMemory's free memory in a cgroup was its limit less what this process holds, though
     the cgroup's other processes use the same limit: with them using all but 1 MiB of it, a

@@ -133,10 +133,11 @@ def _ram() -> dict[str, Any]:
 PROC_CGROUP = Path("/proc/self/cgroup")
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
 #: A cgroup's memory files, v2's then v1's: its limit, its use (its processes' and the page cache
-#: charged to it), and the key of ``memory.stat`` that tells how much of that use is inactive file
-#: cache, which the kernel reclaims before it kills (v1's ``total_`` counts the cgroups below too).
-_CGROUP_V2_FILES = ("memory.max", "memory.current", "inactive_file")
-_CGROUP_V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file")
+#: charged to it), the key of ``memory.stat`` that tells how much of that use is inactive file
+#: cache, which the kernel reclaims before it kills (v1's ``total_`` counts the cgroups below too),
+#: and its swap limit (v2: of swap alone; v1: of memory and swap together, where swap is accounted).
+_CGROUP_V2_FILES = ("memory.max", "memory.current", "inactive_file", "memory.swap.max")
+_CGROUP_V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file", "memory.memsw.limit_in_bytes")
 
 
 @dataclass(frozen=True)
@@ -144,10 +145,12 @@ class CgroupMemory:
     """The memory limit of this process's cgroup in bytes (``limit``: the least of its cgroup's
     and those above it), and what can still be added before one of those limits is reached
     (``available``: each limited cgroup's limit less what all its processes use now, other than
-    inactive file cache, the least of them)."""
+    inactive file cache, the least of them); ``swap``: the most swap those cgroups let it use
+    beside, None where they set no limit on it (a container's is often none at all)."""
 
     limit: int
     available: int
+    swap: int | None = None
 
 
 def cgroup_memory() -> CgroupMemory | None:
@@ -163,6 +166,7 @@ def cgroup_memory() -> CgroupMemory | None:
     except OSError:
         return None
     limits: list[tuple[int, int]] = []  # (limit, available) of each limited cgroup
+    swaps: list[int] = []  # the swap each cgroup with a swap limit allows
     for line in lines:
         _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "-", "")
         if controllers == "":  # (v2: one hierarchy, mounted at the mount itself)
@@ -171,7 +175,7 @@ def cgroup_memory() -> CgroupMemory | None:
             base, files = CGROUP_MOUNT / "memory", _CGROUP_V1_FILES
         else:
             continue
-        limit_file, usage_file, inactive_key = files
+        limit_file, usage_file, inactive_key, swap_file = files
         # Up to the mount: a limit above applies below, and inside a container the path named
         # may not exist (its own cgroup is mounted as the root).
         folder = base / path.strip("/")
@@ -182,13 +186,25 @@ def cgroup_memory() -> CgroupMemory | None:
             # to its limit, not those of the cgroups below it.
             counts = own or files is _CGROUP_V2_FILES or _read(level / "memory.use_hierarchy") != "0"
             own = own and text is None
-            if counts and text is not None and text.isdigit() and int(text) < 2**60:  # ("max", v1's 2^63 rounded to pages: none)
-                limits.append((int(text), int(text) - _cgroup_working_set(level, usage_file, inactive_key)))
+            limit = int(text) if _bytes(text) else None
+            if counts and limit is not None:
+                limits.append((limit, limit - _cgroup_working_set(level, usage_file, inactive_key)))
+            swap = _read(level / swap_file)
+            if counts and _bytes(swap):  # (v1's is of memory and swap: the swap is what it adds to the memory limit)
+                memory = (limit or 0) if files is _CGROUP_V1_FILES else 0
+                swaps.append(max(0, int(swap) - memory))
             if level == base:
                 break
     if not limits:
         return None
-    return CgroupMemory(limit=min(limit for limit, _ in limits), available=max(0, min(available for _, available in limits)))
+    return CgroupMemory(
+        limit=min(limit for limit, _ in limits), available=max(0, min(available for _, available in limits)), swap=min(swaps, default=None)
+    )
+
+
+def _bytes(text: str | None) -> bool:
+    """Whether ``text``, a cgroup's limit, is one: "max" (v2) and v1's 2^63 rounded down to pages are none."""
+    return text is not None and text.isdigit() and int(text) < 2**60
 
 
 def _cgroup_working_set(folder: Path, usage_file: str, inactive_key: str) -> int:

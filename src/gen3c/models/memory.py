@@ -395,8 +395,8 @@ class HostMemory:
     """This machine's CPU memory in bytes: ``available`` now (free plus reclaimable page cache:
     Linux's MemAvailable), ``total`` (RAM and swap: more than this can never be held) and
     ``held``, this process's resident memory now (already part of ``total``'s use, not of
-    ``available``). ``limited``: ``total`` is this process's cgroup's memory limit with swap
-    (:func:`~gen3c.environment.cgroup_memory`: a container's or a job's), lower than the
+    ``available``). ``limited``: ``total`` is this process's cgroup's memory limit with the swap
+    it allows (:func:`~gen3c.environment.cgroup_memory`: a container's or a job's), lower than the
     machine's RAM, and ``available`` at most what is left of that limit beside what the cgroup's
     processes (this one and others) use."""
 
@@ -419,6 +419,7 @@ class HostMemory:
         if cgroup is not None and cgroup.limit < ram:  # (past it the kernel kills the process, whatever RAM is free)
             # (what this process holds is part of its cgroup's use; where that use cannot be read, it is still there)
             available = min(available, cgroup.available, cgroup.limit - held)
+            swap = swap if cgroup.swap is None else min(swap, cgroup.swap)  # (a container's is often none)
             return cls(available=max(0, available), total=cgroup.limit + swap, held=held, limited=True)
         return cls(available=available, total=ram + swap, held=held)
 
