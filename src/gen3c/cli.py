@@ -1358,6 +1358,8 @@ def _ram_line(ram: dict) -> str:
     line = f"{ram['total_gb']} GB, {ram['available_gb']} GB available, {ram['swap_gb']} GB swap"
     if ram["cgroup_limit_gb"] is not None:
         line += f"; this process's cgroup allows {ram['cgroup_limit_gb']} GB, {ram['cgroup_available_gb']} GB of it available"
+        if ram["cgroup_swap_gb"] is not None:
+            line += f", and {ram['cgroup_swap_gb']} GB swap"
     return line
 
 

@@ -115,7 +115,7 @@ def _gen3c() -> dict[str, str]:
 def _ram() -> dict[str, Any]:
     """The machine's RAM, what of it is available and its swap, as psutil tells them, and the
     memory limit of this process's cgroup (:func:`cgroup_memory`: a container's, a SLURM job's)
-    with what is left of it, None where none is set; in GB (2³⁰ bytes)."""
+    with what is left of it and the swap it allows, None where none is set; in GB (2³⁰ bytes)."""
     import psutil
 
     gib = 2**30
@@ -126,6 +126,7 @@ def _ram() -> dict[str, Any]:
         "swap_gb": round(psutil.swap_memory().total / gib, 1),
         "cgroup_limit_gb": None if cgroup is None else round(cgroup.limit / gib, 1),
         "cgroup_available_gb": None if cgroup is None else round(cgroup.available / gib, 1),
+        "cgroup_swap_gb": None if cgroup is None or cgroup.swap is None else round(cgroup.swap / gib, 1),
     }
 
 
