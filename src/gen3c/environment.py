@@ -1,9 +1,9 @@
 """What this machine offers gen3c, for a bug report or before a first run: ``gen3c env``.
 
 :func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads,
-RAM and swap and the memory limit of the process's cgroup (a container's, a job's), torch and its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed
-metadata declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its
-installed version and whether it meets the extra's requirement; the attention kernels each device can run
+RAM and swap and the memory limit of the process's cgroup (a container's, a job's), torch and
+its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed metadata
+declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its installed version and whether it meets the extra's requirement; the attention kernels each device can run
 (:func:`gen3c.models.attention.kernel_unavailable_reason`) and what ``--attention_backend auto``
 / ``auto_fp8`` take there; whether fp8 matmuls run; the memory plan ``--max_gpu_memory`` would
 choose for GEN3C-7B at its full 121×704×1280 chunk on each GPU's free memory; and the folder of
@@ -71,7 +71,8 @@ def cpu_model() -> str:
 
 def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """This machine as gen3c sees it, as JSON-ready data (keys: ``gen3c``, ``python``, ``platform``,
-    ``cpu_threads``, ``ram`` (with a cgroup's memory limit), ``torch``, ``gpus``, ``extras``, ``devices``, ``weights_cache``).
+    ``cpu_threads``, ``ram`` (with a cgroup's memory limit), ``torch``, ``gpus``, ``extras``,
+    ``devices``, ``weights_cache``).
 
     ``devices`` has one entry per CUDA GPU (``cuda:0``, …), or one for ``cpu`` without a GPU:
     its attention kernels, fp8 matmuls and GEN3C-7B's memory plan. ``cache_dir``: the folder of
@@ -146,8 +147,8 @@ class CgroupMemory:
     """The memory limit of this process's cgroup in bytes (``limit``: the least of its cgroup's
     and those above it), and what can still be added before one of those limits is reached
     (``available``: each limited cgroup's limit less what all its processes use now, other than
-    inactive file cache, the least of them); ``swap``: the most swap those cgroups let it use
-    beside, None where they set no limit on it (a container's is often none at all)."""
+    inactive file cache, the least of them); ``swap``: the most swap those cgroups let it use on
+    top of ``limit``, None where they set no limit on it (a container's often allows none)."""
 
     limit: int
     available: int
@@ -187,11 +188,11 @@ def cgroup_memory() -> CgroupMemory | None:
             # to its limit, not those of the cgroups below it.
             counts = own or files is _CGROUP_V2_FILES or _read(level / "memory.use_hierarchy") != "0"
             own = own and text is None
-            limit = int(text) if _bytes(text) else None
+            limit = int(text) if _is_limit(text) else None
             if counts and limit is not None:
                 limits.append((limit, limit - _cgroup_working_set(level, usage_file, inactive_key)))
             swap = _read(level / swap_file)
-            if counts and _bytes(swap):  # (v1's is of memory and swap: the swap is what it adds to the memory limit)
+            if counts and _is_limit(swap):  # (v1's is of memory and swap: the swap is what it adds to the memory limit)
                 memory = (limit or 0) if files is _CGROUP_V1_FILES else 0
                 swaps.append(max(0, int(swap) - memory))
             if level == base:
@@ -203,7 +204,7 @@ def cgroup_memory() -> CgroupMemory | None:
     )
 
 
-def _bytes(text: str | None) -> bool:
+def _is_limit(text: str | None) -> bool:
     """Whether ``text``, a cgroup's limit, is one: "max" (v2) and v1's 2^63 rounded down to pages are none."""
     return text is not None and text.isdigit() and int(text) < 2**60
 
