@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -1312,16 +1313,12 @@ def test_renders_past_the_machines_memory_are_refused_before_they_are_allocated(
     monkeypatch.setattr(memory.HostMemory, "now", classmethod(lambda cls: memory.HostMemory(available=need - 1, total=need)))
     with pytest.warns(UserWarning, match="free now: the system may stop the run"):
         assert cache.render(cameras).masks.any()
-    # Where nothing measures the memory (no /proc/meminfo, no psutil: a base install off Linux), renders go ahead.
+    # psutil measures it everywhere (one of gen3c's own dependencies): an install without it says
+    # so in one line, where renders went ahead unchecked off Linux (no /proc/meminfo) before.
     monkeypatch.setattr(memory.HostMemory, "now", measured)
-    monkeypatch.setattr("gen3c.environment.meminfo", lambda: None)
-    monkeypatch.setattr("gen3c.dependencies.installed", lambda name: name != "psutil")
-
-    def missing(module, *args, **kwargs):
-        raise Gen3cDependencyError(f"{module} is not installed")
-
-    monkeypatch.setattr("gen3c.dependencies.require", missing)
-    assert cache.render(cameras).masks.any()
+    monkeypatch.setitem(sys.modules, "psutil", None)  # importing it now raises ImportError
+    with pytest.raises(Gen3cDependencyError, match=r"^checking the free CPU memory needs psutil \(psutil is missing\): pip install 'psutil"):
+        cache.render(cameras)
 
 
 def test_memory_this_process_holds_counts_beside_what_it_is_about_to_allocate(monkeypatch):
@@ -1347,12 +1344,8 @@ def test_memory_this_process_holds_counts_beside_what_it_is_about_to_allocate(mo
 
 def test_the_memory_this_process_holds_is_measured():
     """HostMemory.held is this process's resident memory: a 256 MiB array written through raises it by about that."""
-    from gen3c.dependencies import installed
-    from gen3c.environment import meminfo
     from gen3c.models.memory import HostMemory
 
-    if meminfo() is None and not installed("psutil"):
-        pytest.skip("nothing to measure it with: no /proc (macOS, Windows) and no psutil (gen3c[diffusion])")
     before = HostMemory.now().held
     block = np.ones(2**25)  # 256 MiB, every page touched
     after = HostMemory.now().held
@@ -1387,9 +1380,107 @@ def test_a_cgroup_memory_limit_is_read_from_the_process_cgroup_and_those_above(t
         proc, mount = fake_cgroups(tmp_path / str(i), lines, limits)
         monkeypatch.setattr(environment, "PROC_CGROUP", proc)
         monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
-        assert environment.cgroup_memory_limit() == expected, (lines, limits)
+        found = environment.cgroup_memory()
+        assert (found and found.limit) == expected, (lines, limits)
     monkeypatch.setattr(environment, "PROC_CGROUP", tmp_path / "absent")  # (not Linux)
-    assert environment.cgroup_memory_limit() is None
+    assert environment.cgroup_memory() is None
+
+
+def test_what_the_cgroups_other_processes_use_leaves_less_of_its_limit(tmp_path, monkeypatch):
+    """Each limited cgroup's limit is shared by all its processes (a SLURM job's other tasks, a
+    container's other programs): what is left is its limit less its use (v2 memory.current, v1
+    memory.usage_in_bytes) other than inactive file cache, which the kernel reclaims first; the
+    least of that over the limited cgroups. Before, only the limit was read (HostMemory took the
+    limit less what this process holds as free)."""
+    from gen3c import environment
+
+    gib = 2**30
+    cases = [
+        # the job's 4 GiB: 3 GiB used, 0.5 GiB of it inactive file cache
+        (["0::/job/task"], {"job/memory.max": str(4 * gib), "job/memory.current": str(3 * gib), "job/memory.stat": f"anon 1\ninactive_file {gib // 2}"},
+         (4 * gib, gib + gib // 2)),
+        # the step's smaller limit, but less left of the job's above it
+        (["0::/job/step"], {"job/memory.max": str(4 * gib), "job/memory.current": str(4 * gib - 2**20), "job/step/memory.max": str(2 * gib),
+                            "job/step/memory.current": str(gib)}, (2 * gib, 2**20)),
+        # cgroup v1: usage_in_bytes and the stat's total_inactive_file (the cgroups below too)
+        (["4:memory:/docker/abc"], {"memory/memory.limit_in_bytes": str(2 * gib), "memory/memory.usage_in_bytes": str(2 * gib),
+                                    "memory/memory.stat": f"inactive_file 1\ntotal_inactive_file {gib}"}, (2 * gib, gib)),
+        # a use past the limit (swapped out, or not yet reclaimed) leaves nothing, not less than nothing
+        (["0::/job"], {"job/memory.max": str(gib), "job/memory.current": str(2 * gib)}, (gib, 0)),
+    ]
+    for i, (lines, files, expected) in enumerate(cases):
+        proc, mount = fake_cgroups(tmp_path / str(i), lines, files)
+        monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+        monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+        found = environment.cgroup_memory()
+        assert (found.limit, found.available) == expected, (lines, files)
+
+
+def test_a_cgroup_v1_limit_above_use_hierarchy_0_does_not_hold_the_cgroups_below(tmp_path, monkeypatch):
+    """cgroup v1 with memory.use_hierarchy 0 (older kernels' default) holds only the cgroup's own
+    processes to its limit: a 1 GiB limit there is none for the cgroup below, whose own 8 GiB is
+    the limit (it was taken as 1 GiB, refusing what the kernel allows). With 1, it holds."""
+    from gen3c import environment
+
+    gib = 2**30
+    for use_hierarchy, expected in (("0", 8 * gib), ("1", gib)):
+        files = {"memory/slurm/memory.limit_in_bytes": str(gib), "memory/slurm/memory.use_hierarchy": use_hierarchy,
+                 "memory/slurm/job/memory.limit_in_bytes": str(8 * gib), "memory/slurm/job/memory.use_hierarchy": use_hierarchy}
+        proc, mount = fake_cgroups(tmp_path / use_hierarchy, ["5:memory:/slurm/job"], files)
+        monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+        monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+        assert environment.cgroup_memory().limit == expected, use_hierarchy
+
+
+def test_a_cgroups_swap_limit_lowers_the_swap_it_can_use(tmp_path, monkeypatch):
+    """A cgroup limits swap too (v2 memory.swap.max, swap alone; v1 memory.memsw.limit_in_bytes,
+    memory and swap together): the checks took the limit with all the machine's swap, so on a
+    machine with 8 GiB of swap a job allowed none was said to hold 8 GiB more than it can, and
+    what needed it was made until the kill. Now the least swap the cgroups allow counts."""
+    from types import SimpleNamespace
+
+    import psutil
+
+    from gen3c import environment
+    from gen3c.models.memory import HostMemory
+
+    gib = 2**30
+    cases = [
+        (["0::/job/task"], {"job/memory.max": str(gib), "job/memory.swap.max": "0", "job/task/memory.swap.max": "max"}, 0),
+        (["0::/job/task"], {"job/memory.max": str(gib), "job/memory.swap.max": "max", "job/task/memory.swap.max": str(gib // 2)}, gib // 2),
+        (["0::/job"], {"job/memory.max": str(gib), "job/memory.swap.max": "max"}, None),
+        (["4:memory:/job"], {"memory/job/memory.limit_in_bytes": str(gib), "memory/job/memory.memsw.limit_in_bytes": str(gib + gib // 4)}, gib // 4),
+        (["4:memory:/job"], {"memory/job/memory.limit_in_bytes": str(gib), "memory/job/memory.memsw.limit_in_bytes": "9223372036854771712"}, None),
+    ]
+    machine_swap = 8 * gib
+    monkeypatch.setattr(psutil, "swap_memory", lambda: SimpleNamespace(total=machine_swap))
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: SimpleNamespace(total=64 * gib, available=32 * gib))
+    for i, (lines, files, expected) in enumerate(cases):
+        proc, mount = fake_cgroups(tmp_path / str(i), lines, files)
+        monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+        monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+        assert environment.cgroup_memory().swap == expected, (lines, files)
+        memory = HostMemory.now()
+        assert memory.limited and memory.total == gib + (machine_swap if expected is None else expected), (lines, files, memory)
+
+
+def test_the_free_memory_in_a_cgroup_is_what_its_processes_leave(tmp_path, monkeypatch):
+    """HostMemory's free memory in a cgroup was its limit less what this process holds, though
+    the cgroup's other processes use the same limit: with them using all but 1 MiB of it, a
+    render needing more than that was said to fit. Now it is what the cgroup's use leaves."""
+    import psutil
+
+    from gen3c import environment
+    from gen3c.models.memory import HostMemory
+
+    limit = HostMemory.now().held + 2 * 2**30
+    if limit >= psutil.virtual_memory().total:
+        pytest.skip("needs a machine of more RAM than this process holds and 2 GiB")
+    proc, mount = fake_cgroups(tmp_path, ["0::/job"], {"job/memory.max": str(limit), "job/memory.current": str(limit - 2**20)})
+    monkeypatch.setattr(environment, "PROC_CGROUP", proc)
+    monkeypatch.setattr(environment, "CGROUP_MOUNT", mount)
+    memory = HostMemory.now()
+    assert memory.limited and memory.available == 2**20, memory
 
 
 def test_memory_past_the_cgroups_limit_is_refused_though_the_machine_has_it(tmp_path, monkeypatch):
@@ -1397,22 +1488,22 @@ def test_memory_past_the_cgroups_limit_is_refused_though_the_machine_has_it(tmp_
     however much RAM the machine has; RAM and swap were all the checks knew (MemTotal and psutil
     tell the machine's), so renders past the limit were made until the kill. Now the limit,
     where lower, is what the process can hold (with the machine's swap), and the line says so."""
+    import psutil
+
     from gen3c import environment
     from gen3c.errors import Gen3cMemoryError
     from gen3c.models.memory import HostMemory
 
-    if environment.meminfo() is None:
-        pytest.skip("needs Linux's /proc/meminfo (the machine's RAM to compare with)")
     proc, mount = fake_cgroups(tmp_path, ["0::/job"], {"job/memory.max": str(2**28)})
     monkeypatch.setattr(environment, "PROC_CGROUP", proc, raising=False)
     monkeypatch.setattr(environment, "CGROUP_MOUNT", mount, raising=False)
-    machine = (environment.meminfo() or {}).get("MemTotal", 0)
+    machine = psutil.virtual_memory().total
     assert machine > 2 * 2**30, machine  # (the test needs a machine of more than the limit and the render)
     with pytest.raises(Gen3cMemoryError, match=r"^forward_warp into 1 camera of 4096×4096 needs 0\.6 GB of CPU memory for the render and its splat; "
                        r"with the .* GB this process holds already, .* GB, and this process's cgroup \(a container's or a job's memory limit\) allows "):
         forward_warp(torch.zeros(1, 3), torch.zeros(1, 3), torch.eye(4)[None], make_intrinsics(4096.0, 4096.0, 2047.5, 2047.5)[None], 4096, 4096)
     memory = HostMemory.now()
-    assert memory.limited and memory.total - 2**28 == (environment.meminfo() or {}).get("SwapTotal", 0)
+    assert memory.limited and memory.total - 2**28 == psutil.swap_memory().total
     assert memory.available == max(0, 2**28 - memory.held)
 
 

@@ -241,6 +241,33 @@ def test_table_shows_each_section(tmp_path):
         assert "fast incomplete" in out and "to complete: pip install 'gen3c[fast]'" in out
 
 
+def test_the_cgroups_memory_limit_is_reported(tmp_path, monkeypatch):
+    """In a container or a SLURM job the kernel kills a process at its cgroup's memory limit,
+    whatever RAM the machine has; gen3c env showed the machine's RAM alone, so a bug report from
+    there could not tell why a run was refused or killed. Now the limit and what is left of it
+    are in the JSON and the table (v2 here: the job's 6 GiB, 4.5 GiB of it in use), and none where
+    none is set."""
+    import psutil
+
+    (tmp_path / "proc_cgroup").write_text("0::/job/task\n")
+    (tmp_path / "mount" / "job" / "task").mkdir(parents=True)
+    (tmp_path / "mount" / "job" / "memory.max").write_text(f"{6 * 2**30}\n")
+    (tmp_path / "mount" / "job" / "memory.current").write_text(f"{9 * 2**29}\n")
+    (tmp_path / "mount" / "job" / "task" / "memory.max").write_text("max\n")
+    (tmp_path / "mount" / "job" / "memory.swap.max").write_text("0\n")
+    monkeypatch.setattr(environment, "PROC_CGROUP", tmp_path / "proc_cgroup")
+    monkeypatch.setattr(environment, "CGROUP_MOUNT", tmp_path / "mount")
+    ram = environment.report(tmp_path / "weights")["ram"]
+    assert (ram["cgroup_limit_gb"], ram["cgroup_available_gb"], ram["cgroup_swap_gb"]) == (6.0, 1.5, 0.0)
+    assert ram["total_gb"] == round(psutil.virtual_memory().total / 2**30, 1) and ram["swap_gb"] == round(psutil.swap_memory().total / 2**30, 1)
+    result = CliRunner().invoke(app, ["env", "--cache_dir", str(tmp_path / "weights")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "GB swap; this process's cgroup allows 6.0 GB, 1.5 GB of it available, and 0.0 GB swap" in result.stdout, result.stdout
+    monkeypatch.setattr(environment, "PROC_CGROUP", tmp_path / "absent")  # (not Linux, or no limit)
+    ram = environment.report(tmp_path / "weights")["ram"]
+    assert ram["cgroup_limit_gb"] is None and ram["cgroup_available_gb"] is None and ram["cgroup_swap_gb"] is None
+
+
 def test_table_renders_a_gpu_and_probes_that_failed():
     """The renderer takes what a GPU machine reports, and "unknown (…)" in place of any section."""
     from rich.console import Console

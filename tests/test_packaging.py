@@ -190,6 +190,21 @@ def test_packages_names_exactly_the_distributions_pyproject_declares():
         assert canonicalize_name(name) in installs[extra], (module, name, extra)
 
 
+def test_the_cpu_memory_checks_need_only_gen3cs_own_dependencies():
+    """The CPU memory checks (HostMemory.now: renders, preview chunks, eval cases, checkpoint loads)
+    measure with psutil, which came with gen3c[diffusion] only: off Linux (no /proc/meminfo to read
+    instead) a base install's renders went unchecked, and `gen3c eval` asked for the diffusion
+    extra. Now psutil is one of gen3c's own dependencies, and a missing one is named as such."""
+    from packaging.requirements import Requirement
+
+    from gen3c.dependencies import PACKAGES, missing_error
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "psutil" in {Requirement(r).name for r in project["dependencies"]}
+    assert PACKAGES["psutil"][1] is None
+    assert "pip install 'psutil" in str(missing_error("psutil", "checking the free CPU memory"))
+
+
 def test_every_extra_with_transformers_requires_one_that_takes_dtype():
     """gen3c loads T5 (pipelines/gen3c.py, models/convert.py) and the depth models with
     ``from_pretrained(dtype=...)``, a keyword transformers 4.56 introduced (``torch_dtype`` before):

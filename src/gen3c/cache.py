@@ -723,13 +723,8 @@ def check_cpu_memory(need: int, what: str, fix: str, stacklevel: int, *, say_not
     CPU's memory with swap; note it when ``need`` exceeds the memory free now (unless
     ``say_note`` is False: a check that repeats as its need grows says it once). Returns whether
     it exceeds the memory free now."""
-    from gen3c.dependencies import installed
-    from gen3c.environment import meminfo
     from gen3c.models.memory import HostMemory
 
-    # Without /proc/meminfo and psutil (an extra) there is nothing to measure: the allocator decides.
-    if meminfo() is None and not installed("psutil"):
-        return False
     memory = HostMemory.now()
     # What the process holds (the interpreter and libraries, the input, the cache, the frames
     # made so far) stays while ``need`` is added: a run that fits only without it is killed.

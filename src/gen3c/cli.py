@@ -1352,6 +1352,17 @@ def _extras_table(extras: dict) -> list:
     return [packages, "to complete: " + escape("; ".join(incomplete))] if incomplete else [packages]
 
 
+def _ram_line(ram: dict) -> str:
+    """``gen3c env``'s RAM row: the machine's, and its cgroup's limit where one is set (past it
+    the kernel kills the process, whatever RAM is free)."""
+    line = f"{ram['total_gb']} GB, {ram['available_gb']} GB available, {ram['swap_gb']} GB swap"
+    if ram["cgroup_limit_gb"] is not None:
+        line += f"; this process's cgroup allows {ram['cgroup_limit_gb']} GB, {ram['cgroup_available_gb']} GB of it available"
+        if ram["cgroup_swap_gb"] is not None:
+            line += f", and {ram['cgroup_swap_gb']} GB swap"
+    return line
+
+
 def _environment_tables(found: dict) -> list:
     """``gen3c env``'s report as rich tables: the machine, the packages by extra, what each device runs."""
     from rich.table import Table
@@ -1366,7 +1377,7 @@ def _environment_tables(found: dict) -> list:
     machine.add_row("platform", text(found["platform"]))
     torch_threads = found["torch"]["threads"] if isinstance(found["torch"], dict) else "?"
     machine.add_row("CPU threads", text(found["cpu_threads"], lambda n: f"{n} (torch uses {torch_threads})"))
-    machine.add_row("RAM", text(found["ram"], lambda r: f"{r['total_gb']} GB, {r['available_gb']} GB available ({r['source']})"))
+    machine.add_row("RAM", text(found["ram"], _ram_line))
     machine.add_row("torch", text(found["torch"], lambda t: f"{t['version']}, CUDA {t['cuda'] or 'none'}, cuDNN {t['cudnn'] or 'none'}"))
     gpu_line = lambda g: f"{g['name']}, compute capability {g['compute_capability']}, {g['total_gb']} GB, {g['free_gb']} GB free"  # noqa: E731
     for index, gpu in enumerate(found["gpus"] if isinstance(found["gpus"], list) else [found["gpus"]]):

@@ -31,12 +31,12 @@ PACKAGES: dict[str, tuple[str, str | None]] = {
     "plyfile": ("plyfile", None),
     "safetensors": ("safetensors", None),
     "packaging": ("packaging", None),
+    "psutil": ("psutil", None),
     "diffusers": ("diffusers", "diffusion"),
     "transformers": ("transformers", "diffusion"),
     "accelerate": ("accelerate", "diffusion"),
     "huggingface_hub": ("huggingface_hub", "diffusion"),
     "filelock": ("filelock", "diffusion"),
-    "psutil": ("psutil", "diffusion"),
     "sentencepiece": ("sentencepiece", "diffusion"),
     "tokenizers": ("tokenizers", "diffusion"),
     "torchvision": ("torchvision", "diffusion"),
@@ -64,7 +64,7 @@ NOT_INSTALLED = "unknown (gen3c is not installed: pip install -e .)"
 
 #: What the gen3c generator imports as it loads and samples (diffusers' Cosmos models need
 #: transformers, accelerate and torchvision, the last one only once sampling starts).
-DIFFUSION_MODULES = ("diffusers", "transformers", "accelerate", "huggingface_hub", "tokenizers", "torchvision", "filelock", "psutil")
+DIFFUSION_MODULES = ("diffusers", "transformers", "accelerate", "huggingface_hub", "tokenizers", "torchvision", "filelock")
 
 
 def distribution(module: str) -> str:

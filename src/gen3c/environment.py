@@ -1,9 +1,9 @@
 """What this machine offers gen3c, for a bug report or before a first run: ``gen3c env``.
 
-:func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads and
-RAM, torch and its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed
-metadata declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its
-installed version and whether it meets the extra's requirement; the attention kernels each device can run
+:func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads,
+RAM and swap and the memory limit of the process's cgroup (a container's, a job's), torch and
+its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed metadata
+declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its installed version and whether it meets the extra's requirement; the attention kernels each device can run
 (:func:`gen3c.models.attention.kernel_unavailable_reason`) and what ``--attention_backend auto``
 / ``auto_fp8`` take there; whether fp8 matmuls run; the memory plan ``--max_gpu_memory`` would
 choose for GEN3C-7B at its full 121×704×1280 chunk on each GPU's free memory; and the folder of
@@ -22,6 +22,7 @@ import platform
 import shutil
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ def cpu_model() -> str:
 
 def report(cache_dir: str | os.PathLike | None = None) -> dict[str, Any]:
     """This machine as gen3c sees it, as JSON-ready data (keys: ``gen3c``, ``python``, ``platform``,
-    ``cpu_threads``, ``ram``, ``torch``, ``gpus``, ``extras``, ``devices``, ``weights_cache``).
+    ``cpu_threads``, ``ram`` (with a cgroup's memory limit), ``torch``, ``gpus``, ``extras``,
+    ``devices``, ``weights_cache``).
 
     ``devices`` has one entry per CUDA GPU (``cuda:0``, …), or one for ``cpu`` without a GPU:
     its attention kernels, fp8 matmuls and GEN3C-7B's memory plan. ``cache_dir``: the folder of
@@ -112,83 +114,121 @@ def _gen3c() -> dict[str, str]:
 
 
 def _ram() -> dict[str, Any]:
-    """Total and available RAM in GB (2³⁰ bytes): psutil if installed, else /proc/meminfo, else sysconf."""
-    from gen3c.dependencies import installed
+    """The machine's RAM, what of it is available and its swap, as psutil tells them, and the
+    memory limit of this process's cgroup (:func:`cgroup_memory`: a container's, a SLURM job's)
+    with what is left of it and the swap it allows, None where none is set; in GB (2³⁰ bytes)."""
+    import psutil
 
     gib = 2**30
-    if installed("psutil"):
-        import psutil
-
-        memory = psutil.virtual_memory()
-        return {"total_gb": round(memory.total / gib, 1), "available_gb": round(memory.available / gib, 1), "source": "psutil"}
-    fields = meminfo()
-    if fields is not None:
-        return {"total_gb": round(fields["MemTotal"] / gib, 1), "available_gb": round(fields["MemAvailable"] / gib, 1), "source": "/proc/meminfo"}
-    page = os.sysconf("SC_PAGE_SIZE")
-    return {"total_gb": round(os.sysconf("SC_PHYS_PAGES") * page / gib, 1), "available_gb": None, "source": "sysconf"}
-
-
-def meminfo() -> dict[str, int] | None:
-    """Linux's /proc/meminfo in bytes (``MemTotal``, ``MemAvailable``, ``SwapTotal``, …), or None
-    where there is none (or it lacks those two)."""
-    try:
-        text = Path("/proc/meminfo").read_text()
-    except OSError:
-        return None
-    fields = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if value.strip().endswith("kB"):
-            fields[key] = int(value.split()[0]) * 1024
-    return fields if {"MemTotal", "MemAvailable"} <= fields.keys() else None
+    machine, cgroup = psutil.virtual_memory(), cgroup_memory()
+    return {
+        "total_gb": round(machine.total / gib, 1),
+        "available_gb": round(machine.available / gib, 1),
+        "swap_gb": round(psutil.swap_memory().total / gib, 1),
+        "cgroup_limit_gb": None if cgroup is None else round(cgroup.limit / gib, 1),
+        "cgroup_available_gb": None if cgroup is None else round(cgroup.available / gib, 1),
+        "cgroup_swap_gb": None if cgroup is None or cgroup.swap is None else round(cgroup.swap / gib, 1),
+    }
 
 
 #: Where Linux says which cgroups this process is in, and where their files are mounted.
 PROC_CGROUP = Path("/proc/self/cgroup")
 CGROUP_MOUNT = Path("/sys/fs/cgroup")
+#: A cgroup's memory files, v2's then v1's: its limit, its use (its processes' and the page cache
+#: charged to it), the key of ``memory.stat`` that tells how much of that use is inactive file
+#: cache, which the kernel reclaims before it kills (v1's ``total_`` counts the cgroups below too),
+#: and its swap limit (v2: of swap alone; v1: of memory and swap together, where swap is accounted).
+_CGROUP_V2_FILES = ("memory.max", "memory.current", "inactive_file", "memory.swap.max")
+_CGROUP_V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file", "memory.memsw.limit_in_bytes")
 
 
-def cgroup_memory_limit() -> int | None:
-    """The memory limit of this process's cgroup in bytes: the least ``memory.max`` (cgroup v2)
-    or ``memory.limit_in_bytes`` (v1) of its cgroup and those above it, as a container
-    (``docker --memory``), a Kubernetes pod or a SLURM job (``--mem``) sets it. Past it the
-    kernel's out-of-memory killer stops the process, however much RAM the machine has
-    (/proc/meminfo and psutil tell the machine's). None where none is set or none can be read."""
+@dataclass(frozen=True)
+class CgroupMemory:
+    """The memory limit of this process's cgroup in bytes (``limit``: the least of its cgroup's
+    and those above it), and what can still be added before one of those limits is reached
+    (``available``: each limited cgroup's limit less what all its processes use now, other than
+    inactive file cache, the least of them); ``swap``: the most swap those cgroups let it use on
+    top of ``limit``, None where they set no limit on it (a container's often allows none)."""
+
+    limit: int
+    available: int
+    swap: int | None = None
+
+
+def cgroup_memory() -> CgroupMemory | None:
+    """The memory limit of this process's cgroup and what is left of it (:class:`CgroupMemory`):
+    the least ``memory.max`` (cgroup v2) or ``memory.limit_in_bytes`` (v1) of its cgroup and those
+    above it, as a container (``docker --memory``), a Kubernetes pod or a SLURM job (``--mem``)
+    sets it. Past it the kernel's out-of-memory killer stops the process, however much RAM the
+    machine has (psutil tells the machine's), and what the other processes of the cgroup use (a
+    job's other tasks, a container's other programs) counts against it too. None where none is set
+    or none can be read."""
     try:
         lines = PROC_CGROUP.read_text().splitlines()
     except OSError:
         return None
-    limits = []
+    limits: list[tuple[int, int]] = []  # (limit, available) of each limited cgroup
+    swaps: list[int] = []  # the swap each cgroup with a swap limit allows
     for line in lines:
         _, controllers, path = line.split(":", 2) if line.count(":") >= 2 else ("", "-", "")
         if controllers == "":  # (v2: one hierarchy, mounted at the mount itself)
-            base, name = CGROUP_MOUNT, "memory.max"
+            base, files = CGROUP_MOUNT, _CGROUP_V2_FILES
         elif "memory" in controllers.split(","):
-            base, name = CGROUP_MOUNT / "memory", "memory.limit_in_bytes"
+            base, files = CGROUP_MOUNT / "memory", _CGROUP_V1_FILES
         else:
             continue
+        limit_file, usage_file, inactive_key, swap_file = files
         # Up to the mount: a limit above applies below, and inside a container the path named
         # may not exist (its own cgroup is mounted as the root).
         folder = base / path.strip("/")
+        own = True  # (the first cgroup found is the process's own)
         for level in [folder, *folder.parents]:
-            try:
-                text = (level / name).read_text().strip()
-            except OSError:
-                text = ""
-            if text.isdigit() and int(text) < 2**60:  # ("max", v1's 2^63 rounded to pages: none)
-                limits.append(int(text))
+            text = _read(level / limit_file)
+            # A v1 cgroup with use_hierarchy 0 (older kernels' default) holds its own processes
+            # to its limit, not those of the cgroups below it.
+            counts = own or files is _CGROUP_V2_FILES or _read(level / "memory.use_hierarchy") != "0"
+            own = own and text is None
+            limit = int(text) if _is_limit(text) else None
+            if counts and limit is not None:
+                limits.append((limit, limit - _cgroup_working_set(level, usage_file, inactive_key)))
+            swap = _read(level / swap_file)
+            if counts and _is_limit(swap):  # (v1's is of memory and swap: the swap is what it adds to the memory limit)
+                memory = (limit or 0) if files is _CGROUP_V1_FILES else 0
+                swaps.append(max(0, int(swap) - memory))
             if level == base:
                 break
-    return min(limits) if limits else None
+    if not limits:
+        return None
+    return CgroupMemory(
+        limit=min(limit for limit, _ in limits), available=max(0, min(available for _, available in limits)), swap=min(swaps, default=None)
+    )
 
 
-def resident_bytes() -> int:
-    """This process's resident memory now (Linux's /proc/self/statm), 0 where there is none."""
-    try:
-        resident_pages = int(Path("/proc/self/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
+def _is_limit(text: str | None) -> bool:
+    """Whether ``text``, a cgroup's limit, is one: "max" (v2) and v1's 2^63 rounded down to pages are none."""
+    return text is not None and text.isdigit() and int(text) < 2**60
+
+
+def _cgroup_working_set(folder: Path, usage_file: str, inactive_key: str) -> int:
+    """What the processes of the cgroup at ``folder`` use now, in bytes, less the inactive file
+    cache charged to it (as ``docker stats`` counts it); 0 where it cannot be read."""
+    usage = _read(folder / usage_file)
+    if usage is None or not usage.isdigit():
         return 0
-    return resident_pages * os.sysconf("SC_PAGE_SIZE")
+    inactive = 0
+    for line in (_read(folder / "memory.stat") or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key == inactive_key and value.strip().isdigit():
+            inactive = int(value)
+    return max(0, int(usage) - inactive)
+
+
+def _read(path: Path) -> str | None:
+    """The text of ``path``, stripped; None where it cannot be read."""
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return None
 
 
 def _torch() -> dict[str, Any]:

@@ -395,9 +395,10 @@ class HostMemory:
     """This machine's CPU memory in bytes: ``available`` now (free plus reclaimable page cache:
     Linux's MemAvailable), ``total`` (RAM and swap: more than this can never be held) and
     ``held``, this process's resident memory now (already part of ``total``'s use, not of
-    ``available``). ``limited``: ``total`` is this process's cgroup's memory limit with swap
-    (:func:`~gen3c.environment.cgroup_memory_limit`: a container's or a job's), lower than the
-    machine's RAM, and ``available`` at most that limit less ``held``."""
+    ``available``). ``limited``: ``total`` is this process's cgroup's memory limit with the swap
+    it allows (:func:`~gen3c.environment.cgroup_memory`: a container's or a job's), lower than the
+    machine's RAM, and ``available`` at most what is left of that limit beside what the cgroup's
+    processes (this one and others) use."""
 
     available: int
     total: int
@@ -406,22 +407,20 @@ class HostMemory:
 
     @classmethod
     def now(cls) -> HostMemory:
-        """psutil's figures; without psutil (it comes with gen3c[diffusion], and `gen3c eval` needs
-        none of that extra) Linux's /proc/meminfo and /proc/self/statm. Either is the machine's,
-        which a cgroup's memory limit lowers."""
-        from gen3c.dependencies import installed, require
-        from gen3c.environment import cgroup_memory_limit, meminfo, resident_bytes
+        """psutil's figures (the machine's, on Linux, macOS and Windows alike), which a cgroup's
+        memory limit lowers."""
+        from gen3c.dependencies import require
+        from gen3c.environment import cgroup_memory
 
-        fields = None if installed("psutil") else meminfo()
-        if fields is not None:
-            ram, swap, available, held = fields["MemTotal"], fields.get("SwapTotal", 0), fields["MemAvailable"], resident_bytes()
-        else:
-            psutil = require("psutil", "checking the free CPU memory")
-            ram, swap = psutil.virtual_memory().total, psutil.swap_memory().total
-            available, held = psutil.virtual_memory().available, psutil.Process().memory_info().rss
-        limit = cgroup_memory_limit()
-        if limit is not None and limit < ram:  # (past it the kernel kills the process, whatever RAM is free)
-            return cls(available=max(0, min(available, limit - held)), total=limit + swap, held=held, limited=True)
+        psutil = require("psutil", "checking the free CPU memory")
+        machine = psutil.virtual_memory()
+        ram, swap, available, held = machine.total, psutil.swap_memory().total, machine.available, psutil.Process().memory_info().rss
+        cgroup = cgroup_memory()
+        if cgroup is not None and cgroup.limit < ram:  # (past it the kernel kills the process, whatever RAM is free)
+            # (what this process holds is part of its cgroup's use; where that use cannot be read, it is still there)
+            available = min(available, cgroup.available, cgroup.limit - held)
+            swap = swap if cgroup.swap is None else min(swap, cgroup.swap)  # (a container's is often none)
+            return cls(available=max(0, available), total=cgroup.limit + swap, held=held, limited=True)
         return cls(available=available, total=ram + swap, held=held)
 
     def capacity(self) -> str:
