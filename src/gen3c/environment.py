@@ -17,11 +17,14 @@ Versions come from the installed distributions' metadata, without importing the 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 import shutil
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,27 @@ def usable_cpus() -> int:
     """The CPUs this process may use: its affinity, as taskset or a cluster's scheduler (SLURM's
     ``--cpus-per-task``) sets it, where the system tells it; else the machine's count."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@functools.cache  # (the code a process runs does not change under it; a run asks more than once)
+def code_digest() -> str | None:
+    """sha256 of gen3c's own Python files (relative names and bytes), as eval's ``results.json``
+    and a run record (``NAME_run.json``) list it: the version alone does not change when a
+    source install's code does, and the code makes the numbers and frames. None where gen3c is
+    installed without its Python sources (byte-compiled only): the sha256 of no file would name
+    no code."""
+    root = Path(__file__).resolve().parent
+    digest, hashed = hashlib.sha256(), False
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        hashed = True
+    return digest.hexdigest() if hashed else None
+
+
+def utc_timestamp() -> str:
+    """Now in UTC, to the second, as the records of a run date it (ISO 8601:
+    ``2026-12-07T23:40:12+00:00``): one clock for every machine of a batch or a cluster."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def cpu_model() -> str:

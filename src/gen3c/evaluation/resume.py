@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from gen3c.environment import code_digest
 from gen3c.errors import Gen3cInputError, counted, first_few, first_line, note, quoted_path
 from gen3c.evaluation.report import PARTIAL, json_safe, read_results
 from gen3c.evaluation.suite import (
@@ -38,17 +39,6 @@ from gen3c.io.formats import json_default, python_scalar
 #: out of memory may resume with offloading), and the checkpoint's folder (its weights count by
 #: :func:`weights_identity`: a moved copy is the same model).
 RUN_ONLY_SETTINGS = ("dit_memory", "checkpoint", "checkpoint_checksums_sha256")
-
-
-@functools.cache  # (the code a process runs does not change under it; a run asks twice)
-def code_digest() -> str:
-    """sha256 of gen3c's own Python files (relative names and bytes): the version alone does not
-    change when a source install's code does, and the code makes the numbers."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def weights_identity(checkpoint: str | None) -> str | None:
