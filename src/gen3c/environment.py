@@ -27,7 +27,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 #: What the report says in place of a per-GPU section on a machine without a CUDA GPU.
 NO_GPU = "no CUDA GPU: the preview generator and the shipped small models run on the CPU"
@@ -58,6 +61,29 @@ def utc_timestamp() -> str:
     """Now in UTC, to the second, as the records of a run date it (ISO 8601:
     ``2026-12-07T23:40:12+00:00``): one clock for every machine of a batch or a cluster."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def device_kind(device: str | torch.device | None = None) -> str:
+    """A device as the records of a run name it (eval's fingerprint, a run record): ``cpu``, or
+    ``cuda (GPU name)``; None: the GPU if there is one, else the CPU."""
+    import torch
+
+    if device is None:
+        return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
+@functools.cache  # (a process's CPU does not change under it)
+def cpu_kind() -> str:
+    """The CPU as the records of a run name it: its model (:func:`cpu_model`) and the vector
+    instructions torch's CPU kernels use there (``torch.backends.cpu.get_cpu_capability()``, e.g.
+    "AMD EPYC (AVX512)"; a virtual machine may name only the maker). Another CPU moves a CPU
+    computation's last bits (eval's scores, and through them its camera columns by tenths of a
+    degree; a model's frames made on the CPU)."""
+    import torch
+
+    return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def cpu_model() -> str:
