@@ -1,6 +1,7 @@
 """What this machine offers gen3c, for a bug report or before a first run: ``gen3c env``.
 
-:func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads and
+:func:`report` gathers it as plain data (JSON-ready): gen3c (its version, the sha256 of its code
+as run records name it, where it is installed), Python, the OS, CPU threads and
 RAM, torch and its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed
 metadata declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its
 installed version and whether it meets the extra's requirement; the attention kernels each device can run
@@ -86,6 +87,21 @@ def cpu_kind() -> str:
     return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
+def made_with() -> str:
+    """When and with which software a record is made, as a model card says it: the date in UTC,
+    gen3c's version and code (the first 12 hex digits of :func:`code_digest`, as git shortens a
+    commit; the version alone where there is no code to hash) and torch's version, e.g.
+    "2026-12-07 23:40:12 UTC with gen3c 0.1.0 (code sha256 f6e9a63349ce), torch 2.14.1"."""
+    import torch
+
+    from gen3c import __version__
+
+    digest = code_digest()
+    code = f" (code sha256 {digest[:12]})" if digest else ""
+    when = utc_timestamp().replace("T", " ").replace("+00:00", " UTC")
+    return f"{when} with gen3c {__version__}{code}, torch {torch.__version__}"
+
+
 def cpu_model() -> str:
     """This machine's CPU as its system names it ("AMD EPYC 7B13", "Apple M2"; an Arm Linux
     machine without a model name: its implementer and part codes), else the processor or machine
@@ -158,7 +174,8 @@ def _probe(function: Callable[[], Any]) -> Any:
 def _gen3c() -> dict[str, str]:
     import gen3c
 
-    return {"version": gen3c.__version__, "location": str(Path(gen3c.__file__).resolve().parent)}
+    # (its code's sha256 as a run record and eval's results.json name it: a report's gen3c is told from a record's)
+    return {"version": gen3c.__version__, "code_sha256": code_digest(), "location": str(Path(gen3c.__file__).resolve().parent)}
 
 
 def _ram() -> dict[str, Any]:
