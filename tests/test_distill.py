@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import numpy as np
 import pytest
@@ -873,6 +874,8 @@ def test_a_distillation_card_states_no_change_that_no_step_used(tmp_path, teache
     assert train(config_from_dict({**cfg, "train": {**cfg["train"], "lr": 5e-4}, "run": {**cfg["run"], "max_steps": 1}}), out, resume="auto").steps == 1
     card = (out / "MODEL_CARD.md").read_text()
     assert "Changed on resume" not in card and "AdamW lr 0.001 (" in card
+    made = r"^- \*\*Made\*\*: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC with gen3c .+ \(code sha256 [0-9a-f]{12}\), torch .+\.$"
+    assert re.search(made, card, re.M), card
 
 
 @pytest.mark.slow

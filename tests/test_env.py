@@ -51,6 +51,7 @@ def test_json_names_the_machine_and_a_cpu_runs_sdpa_and_no_gen3c_7b(tmp_path):
     found = env_json(cache_dir=tmp_path)
     assert set(found) == KEYS
     assert found["gen3c"]["location"] == str(ROOT / "src" / "gen3c")
+    assert found["gen3c"]["code_sha256"] == environment.code_digest()  # as a run record names the code (the version alone did)
     assert found["torch"]["version"] == torch.__version__ and found["python"]["executable"] == sys.executable
     assert found["cpu_threads"] == os.cpu_count() and found["ram"]["total_gb"] > 0
     assert found["gpus"] == [] and list(found["devices"]) == ["cpu"]
@@ -234,7 +235,7 @@ def test_table_shows_each_section(tmp_path):
     result = CliRunner().invoke(app, ["env", "--cache_dir", str(tmp_path)], env={"COLUMNS": "140"})
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for text in ("gen3c env", torch.__version__, "diffusion complete", "viser", metadata.version("viser"),
+    for text in ("gen3c env", f"(code sha256 {environment.code_digest()[:12]}) at ", torch.__version__, "diffusion complete", "viser", metadata.version("viser"),
                  "--attention_backend auto ", "flash4 needs a CUDA GPU", "no CUDA GPU: the preview generator", str(tmp_path), "nothing cached"):  # fmt: skip
         assert text in out, text
     if not all(environment.package(r)["usable"] for r in dependencies.declared_extras()["fast"]["requirements"]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import sys
@@ -70,18 +71,49 @@ def test_eval_plots(tmp_path):
 
 
 def test_plots_of_videos_identical_to_the_ground_truth_print_no_library_warnings(tmp_path):
-    """--movement_distance 0: `still` is the ground truth, every PSNR +∞. Its bars say so and its
-    lines are named so; no bar, line or scale is made up. Before: matplotlib's "Tight layout not
-    applied" (the ∞ marks outside an axis of no bars) and numpy's "Mean of empty slice"."""
+    """A row identical to the ground truth (every PSNR +∞, SSIM 1): its bars say so and its lines
+    are named so; no bar, line or scale is made up. Before: matplotlib's "Tight layout not
+    applied" (the ∞ marks outside an axis of no bars) and numpy's "Mean of empty slice". (The
+    command line made one with --movement_distance 0, refused now: a result stands for it.)"""
+    import math
+    import warnings
+
+    from rich.console import Console
+
+    from gen3c.evaluation.report import summary_table, write_report
+
     pytest.importorskip("matplotlib")
-    res = invoke("eval", "--scenes", "objects", "--presets", "up", "--resolution", "48x80", "--num_video_frames", "4",
-                 "--methods", "still", "--movement_distance", "0", "--output_folder", tmp_path)  # fmt: skip
-    assert res.exit_code == 0, res.output
-    assert "note:" not in res.output and "warning" not in res.output.lower(), res.output
-    assert "│still        │    ∞ │    ∞ │      ∞ │ 1.000 │" in res.output
+    infinite = dict.fromkeys(("psnr", "psnr_seen", "psnr_disoccluded"), math.inf)
+    result = one_case_result(**infinite, ssim=1.0, psnr_per_frame=[math.inf] * 3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = write_report(result, tmp_path)
+    console = Console(width=200, record=True)
+    console.print(summary_table(result))
+    assert "│still        │    ∞ │    ∞ │      ∞ │ 1.000 │" in console.export_text()
     for name in ("image_quality.png", "psnr_per_preset.png", "psnr_over_time.png"):
+        assert tmp_path / name in paths["plots"]
         with Image.open(tmp_path / name) as img:
             assert img.format == "PNG" and img.size[0] > 300
+
+
+def test_a_movement_distance_of_0_is_refused_by_eval_and_taken_by_generate(box_scene, tmp_path):
+    """gen3c eval --movement_distance 0 ran: every camera stayed at the source view, `still` was
+    the ground truth and the camera errors measured no motion, a report of nothing. Refused now,
+    in one line, before any case runs. gen3c generate still takes 0 (a video input's own
+    cameras, unmoved; an image held still)."""
+    res = invoke("eval", "--scenes", "objects", "--presets", "up", "--resolution", "32x48", "--num_video_frames", 3,
+                 "--methods", "still", "--movement_distance", 0, "--output_folder", tmp_path / "eval")  # fmt: skip
+    assert res.exit_code == 2, res.output
+    assert " ".join(res.output.split()) == (
+        "error: --movement_distance 0 keeps every camera at the source view, so the camera-control scores have no motion "
+        "to measure: pass a distance other than 0 (the benchmark's default: 0.15)"
+    )
+    assert not (tmp_path / "eval").exists()
+    image, depth, _, _ = box_scene
+    res = invoke("generate", "--input_image_path", image, "--depth_path", depth, "--intrinsics", "120,120,80,48", "--resolution", "48x80",
+                 "--num_video_frames", 3, "--movement_distance", 0, "--video_save_folder", tmp_path / "video")  # fmt: skip
+    assert res.exit_code == 0, res.output
 
 
 def test_eval_without_psutil_says_how_to_fix(tmp_path, monkeypatch):
@@ -399,6 +431,56 @@ def test_the_report_says_where_its_fingerprint_says_the_run_ran():
     result.fingerprint["cpu"] = "AMD EPYC 7B13 (AVX2)"  # and the CPU, which moves them too (a fingerprint before it had none)
     text = markdown(changed(result, seconds=12.0), plots=False, sheets=[])
     assert ", ground truth ray-cast on cuda (NVIDIA H100 80GB HBM3), 3 CPU threads on AMD EPYC 7B13 (AVX2), torch 2.14.1.\n" in text, text
+
+
+def test_the_report_names_no_code_digest_it_does_not_have():
+    """A fingerprint with gen3c's version but no code digest (one made by hand, or a gen3c without
+    its Python sources to hash) read "gen3c 0.1.0 (code sha256 None)"; now the version alone."""
+    from dataclasses import replace as changed
+
+    from gen3c.evaluation.report import markdown
+
+    result = one_case_result(psnr_per_frame=[20.0])
+    result.fingerprint = {"device": "cpu", "cpu_threads": 2, "torch": "2.14.1", "gen3c": "0.1.0"}
+    text = markdown(changed(result, seconds=3.0), plots=False, sheets=[])
+    assert "None" not in text and ", 2 CPU threads, torch 2.14.1, gen3c 0.1.0.\n" in text, text
+    result.fingerprint["gen3c_code"] = "ab" * 32
+    text = markdown(changed(result, seconds=3.0), plots=False, sheets=[])
+    assert ", gen3c 0.1.0 (code sha256 abababababab).\n" in text, text
+
+
+def test_the_code_digest_is_none_without_python_sources(tmp_path, monkeypatch):
+    """gen3c installed byte-compiled only (no .py files) was given the sha256 of no file at all
+    (e3b0c442…), the same for every such install, as if it named the code."""
+    from gen3c import environment
+
+    package = tmp_path / "gen3c"
+    (package / "models").mkdir(parents=True)
+    (package / "models" / "attention.pyc").write_bytes(b"compiled")
+    monkeypatch.setattr(environment, "__file__", str(package / "environment.pyc"))
+    environment.code_digest.cache_clear()
+    try:
+        assert environment.code_digest() is None
+        (package / "models" / "attention.py").write_text("x = 1\n")
+        environment.code_digest.cache_clear()
+        assert environment.code_digest() == hashlib.sha256(b"models/attention.py\0x = 1\n").hexdigest()
+    finally:
+        environment.code_digest.cache_clear()
+
+
+def test_the_report_and_results_json_are_dated(tmp_path):
+    """report.md and results.json said when nothing was run: a report on paper, or two in one
+    folder's history, could not be told apart by date. Both give when the run ended, in UTC."""
+    from datetime import UTC, datetime
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    res = invoke("eval", "--scenes", "objects", "--presets", "up", "--resolution", "32x48", "--num_video_frames", 3,
+                 "--methods", "still", "--output_folder", tmp_path, "--no_plots")  # fmt: skip
+    assert res.exit_code == 0, res.output
+    ended = json.loads((tmp_path / "results.json").read_text())["ended_at"]
+    assert before <= datetime.fromisoformat(ended) <= datetime.now(UTC) and ended.endswith("+00:00"), ended
+    shown = ended.replace("T", " ").removesuffix("+00:00")
+    assert f"\nEnded {shown} UTC.\n" in (tmp_path / "report.md").read_text()
 
 
 def test_a_few_failed_poses_do_not_round_to_none():

@@ -48,7 +48,29 @@ def test_the_demo_records_the_shipped_files_and_reruns_from_its_record(tmp_path)
     assert frames.shape == (9, 64, 112, 3) and np.array_equal(read_video(again)[0], frames)
     assert sha256(again) == sha256(first)  # the same bytes, not only the same pixels
     rerun = json.loads((tmp_path / "again" / "demo_run.json").read_text())
-    assert {k: v for k, v in rerun.items() if k != "video_save_folder"} == {k: v for k, v in record.items() if k != "video_save_folder"}
+    ran_again = ("video_save_folder", "ended_at")  # (where and when it ran again)
+    assert {k: v for k, v in rerun.items() if k not in ran_again} == {k: v for k, v in record.items() if k not in ran_again}  # fmt: skip
+
+
+def test_a_record_says_when_where_and_with_which_code_it_ran(tmp_path):
+    """A run record named gen3c's version only (a source install's code changes without it) and
+    neither when nor on what the frames were made: two runs of one request on two machines, or
+    before and after an edit of the code, had records alike. It names them now."""
+    from datetime import UTC, datetime
+
+    from gen3c.environment import code_digest, cpu_kind
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    res = invoke("demo", "--num_video_frames", 5, "--resolution", "48x80", "--video_save_folder", tmp_path)
+    assert res.exit_code == 0, res.output
+    record = json.loads((tmp_path / "demo_run.json").read_text())
+    ended = record["ended_at"]
+    assert before <= datetime.fromisoformat(ended) <= datetime.now(UTC) and ended.endswith("+00:00"), ended
+    assert record["versions"]["gen3c_code"] == code_digest() and len(code_digest()) == 64
+    # the preview makes its frames where the cache is: on the CPU, as the command line reads the input
+    assert record["machine"] == {"device": "cpu", "cpu": cpu_kind(), "cpu_threads": torch.get_num_threads()}
+    job = load_manifest(tmp_path / "demo_run.json")[0]
+    assert job.settings.keys().isdisjoint({"machine", "ended_at"})  # no settings of the job
 
 
 def test_relative_paths_are_recorded_absolute_and_rerun_from_elsewhere(box_scene, tmp_path, monkeypatch):
@@ -146,6 +168,8 @@ def test_the_tiny_model_twice_with_one_seed_makes_the_same_video(box_scene, tmp_
     assert ran["generator_settings"]["checkpoint"] == str(folder)
     assert ran["generator_settings"]["checkpoint_checksums_sha256"] == sha256(folder / "checksums.json")
     assert ran["seed"] == 5 and ran["versions"]["diffusers"]
+    computed_on = torch.device(ran["generator_settings"]["device"]).type
+    assert ran["machine"]["device"].split()[0] == computed_on  # (the GPU's name after it)
     res = invoke("batch", tmp_path / "a_run.json", "--output_folder", tmp_path / "again")
     assert res.exit_code == 0, res.output
     assert np.array_equal(read_video(tmp_path / "again" / "a.mp4")[0], a)

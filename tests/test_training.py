@@ -209,6 +209,13 @@ def test_a_change_no_step_used_is_not_stated_in_the_card(tmp_path, base_checkpoi
     assert train(replace(lower, run=replace(lower.run, max_steps=2)), out, resume="auto").steps == 2
     card = (out / "MODEL_CARD.md").read_text()
     assert "Changed on resume" not in card and "AdamW lr 0.001 (" in card and "- **Steps**: 2 in" in card
+    # When and with which gen3c and torch the model was made (the card named neither).
+    from gen3c import __version__
+    from gen3c.environment import code_digest
+
+    made = re.search(r"^- \*\*Made\*\*: (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC with (.*)\.$", card, re.M)
+    expected = f"gen3c {__version__} (code sha256 {code_digest()[:12]}), torch {torch.__version__}"
+    assert made and made[2] == expected, card
     assert [c["key"] for c in map(json.loads, (out / "config_changes.jsonl").read_text().splitlines())] == ["train.lr"]
     assert train(replace(lower, run=replace(lower.run, max_steps=3)), out, resume="auto").steps == 3
     card = (out / "MODEL_CARD.md").read_text()

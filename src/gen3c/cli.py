@@ -1372,7 +1372,11 @@ def _environment_tables(found: dict) -> list:
         return escape(value if isinstance(value, str) else show(value))
 
     machine = Table("", "", title="gen3c env", show_header=False)
-    machine.add_row("gen3c", text(found["gen3c"], lambda g: f"{g['version']} at {g['location']}"))
+    def gen3c_row(g: dict) -> str:  # its code's sha256 shortened as git shortens commits; none without Python sources
+        code = f" (code sha256 {g['code_sha256'][:12]})" if g.get("code_sha256") else ""
+        return f"{g['version']}{code} at {g['location']}"
+
+    machine.add_row("gen3c", text(found["gen3c"], gen3c_row))
     machine.add_row("Python", text(found["python"], lambda p: f"{p['version']} {p['implementation']} ({p['executable']})"))
     machine.add_row("platform", text(found["platform"]))
     torch_threads = found["torch"]["threads"] if isinstance(found["torch"], dict) else "?"

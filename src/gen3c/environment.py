@@ -1,6 +1,7 @@
 """What this machine offers gen3c, for a bug report or before a first run: ``gen3c env``.
 
-:func:`report` gathers it as plain data (JSON-ready): gen3c, Python, the OS, CPU threads,
+:func:`report` gathers it as plain data (JSON-ready): gen3c (its version, the sha256 of its code
+as run records name it, where it is installed), Python, the OS, CPU threads,
 RAM and swap and the memory limit of the process's cgroup (a container's, a job's), torch and
 its CUDA/cuDNN, each CUDA GPU; each gen3c extra's packages as gen3c's installed metadata
 declares them (pyproject.toml's, ``train`` with ``diffusion``'s), each with its installed version and whether it meets the extra's requirement; the attention kernels each device can run
@@ -17,15 +18,21 @@ Versions come from the installed distributions' metadata, without importing the 
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import platform
 import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 #: What the report says in place of a per-GPU section on a machine without a CUDA GPU.
 NO_GPU = "no CUDA GPU: the preview generator and the shipped small models run on the CPU"
@@ -35,6 +42,65 @@ def usable_cpus() -> int:
     """The CPUs this process may use: its affinity, as taskset or a cluster's scheduler (SLURM's
     ``--cpus-per-task``) sets it, where the system tells it; else the machine's count."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@functools.cache  # (the code a process runs does not change under it; a run asks more than once)
+def code_digest() -> str | None:
+    """sha256 of gen3c's own Python files (relative names and bytes), as eval's ``results.json``
+    and a run record (``NAME_run.json``) list it: the version alone does not change when a
+    source install's code does, and the code makes the numbers and frames. None where gen3c is
+    installed without its Python sources (byte-compiled only): the sha256 of no file would name
+    no code."""
+    root = Path(__file__).resolve().parent
+    digest, hashed = hashlib.sha256(), False
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
+        hashed = True
+    return digest.hexdigest() if hashed else None
+
+
+def utc_timestamp() -> str:
+    """Now in UTC, to the second, as the records of a run date it (ISO 8601:
+    ``2026-12-07T23:40:12+00:00``): one clock for every machine of a batch or a cluster."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def device_kind(device: str | torch.device | None = None) -> str:
+    """A device as the records of a run name it (eval's fingerprint, a run record): ``cpu``, or
+    ``cuda (GPU name)``; None: the GPU if there is one, else the CPU."""
+    import torch
+
+    if device is None:
+        return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
+    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
+
+
+@functools.cache  # (a process's CPU does not change under it)
+def cpu_kind() -> str:
+    """The CPU as the records of a run name it: its model (:func:`cpu_model`) and the vector
+    instructions torch's CPU kernels use there (``torch.backends.cpu.get_cpu_capability()``, e.g.
+    "AMD EPYC (AVX512)"; a virtual machine may name only the maker). Another CPU moves a CPU
+    computation's last bits (eval's scores, and through them its camera columns by tenths of a
+    degree; a model's frames made on the CPU)."""
+    import torch
+
+    return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
+
+
+def made_with() -> str:
+    """When and with which software a record is made, as a model card says it: the date in UTC,
+    gen3c's version and code (the first 12 hex digits of :func:`code_digest`, as git shortens a
+    commit; the version alone where there is no code to hash) and torch's version, e.g.
+    "2026-12-07 23:40:12 UTC with gen3c 0.1.0 (code sha256 f6e9a63349ce), torch 2.14.1"."""
+    import torch
+
+    from gen3c import __version__
+
+    digest = code_digest()
+    code = f" (code sha256 {digest[:12]})" if digest else ""
+    when = utc_timestamp().replace("T", " ").replace("+00:00", " UTC")
+    return f"{when} with gen3c {__version__}{code}, torch {torch.__version__}"
 
 
 def cpu_model() -> str:
@@ -110,7 +176,8 @@ def _probe(function: Callable[[], Any]) -> Any:
 def _gen3c() -> dict[str, str]:
     import gen3c
 
-    return {"version": gen3c.__version__, "location": str(Path(gen3c.__file__).resolve().parent)}
+    # (its code's sha256 as a run record and eval's results.json name it: a report's gen3c is told from a record's)
+    return {"version": gen3c.__version__, "code_sha256": code_digest(), "location": str(Path(gen3c.__file__).resolve().parent)}
 
 
 def _ram() -> dict[str, Any]:

@@ -20,11 +20,11 @@ import socket
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gen3c.batch.manifest import OUTPUT_FILES, Job, csv_manifest
+from gen3c.environment import utc_timestamp
 from gen3c.errors import Gen3cInputError, collect_notes, first_line, quoted_path, spelled_notes
 from gen3c.io import atomic
 from gen3c.io.atomic import write_text_atomic
@@ -98,7 +98,7 @@ def write_status(folder: str | Path, job: Job, state: str, **record: Any) -> dic
     disk, a folder made read-only): no job of the batch could record its work."""
     data = {"name": job.name, "line": job.line, "manifest": job.manifest, "output_folder": str(Path(folder).resolve()),
             "state": state, "request_sha256": job.request_hash, **record,
-            "updated_at": datetime.now(UTC).isoformat(timespec="seconds"), "worker": worker_id()}  # fmt: skip
+            "updated_at": utc_timestamp(), "worker": worker_id()}  # fmt: skip
     path = status_path(folder, job.name)
     try:
         write_text_atomic(path, json.dumps(data, indent=1, default=json_default))

@@ -289,8 +289,11 @@ def _where(result: BenchmarkResult) -> str:
     made = result.fingerprint or {}
     if "device" in made and "cpu_threads" in made:
         cpu = f" on {made['cpu']}" if "cpu" in made else ""
-        # (the version alone does not tell a source install's code apart: its digest does, shortened as git shortens commits)
-        code = f", gen3c {made['gen3c']} (code sha256 {str(made.get('gen3c_code'))[:12]})" if "gen3c" in made else ""
+        # (the version alone does not tell a source install's code apart: its digest does, shortened as git shortens commits;
+        # none where gen3c has no Python sources to hash, environment.code_digest, or a fingerprint made by hand lacks it)
+        digest = made.get("gen3c_code")
+        hashed = f" (code sha256 {digest[:12]})" if isinstance(digest, str) and digest else ""
+        code = f", gen3c {made['gen3c']}{hashed}" if "gen3c" in made else ""
         return (
             f", ground truth ray-cast on {made['device']}, {counted(made['cpu_threads'], 'CPU thread')}{cpu}, "
             f"torch {made.get('torch', torch.__version__)}{code}"
@@ -321,6 +324,8 @@ def markdown(result: BenchmarkResult, plots: bool, sheets: list[str]) -> str:
         f"{cfg.num_frames} frames, camera rotation {cfg.camera_rotation}, movement distance {cfg.movement_distance} "
         f"({cfg.trajectory_scale}), {cfg.fov_degrees:g}° horizontal field of view, ground truth supersampled "
         f"{cfg.supersample}×{cfg.supersample}. Run time {result.seconds:.0f} s on {platform.machine()}{_where(result)}.",
+        "",
+        f"{'Stopped' if result.stopped else 'Ended'} {result.ended_at.replace('T', ' ').replace('+00:00', ' UTC')}.",
         "",
         f"Held-out seeds (scene-preset seed): {seeds}.",
         "",
@@ -417,6 +422,7 @@ def results_json(result: BenchmarkResult) -> dict:
     stopped = {"stopped": {"error": result.stopped.error, **case_status(result)}} if result.stopped else {}
     return {
         "complete": result.stopped is None,
+        "ended_at": result.ended_at,
         **stopped,
         **({"fingerprint": result.fingerprint} if result.fingerprint is not None else {}),
         "reused": [c.case.name for c in result.cases if c.reused],

@@ -9,7 +9,6 @@ in one line that names what differs when its fingerprint is not this run's.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 import torch
 
+from gen3c.environment import code_digest, cpu_kind, device_kind
 from gen3c.errors import Gen3cInputError, counted, first_few, first_line, note, quoted_path
 from gen3c.evaluation.report import PARTIAL, json_safe, read_results
 from gen3c.evaluation.suite import (
@@ -38,17 +38,6 @@ from gen3c.io.formats import json_default, python_scalar
 #: out of memory may resume with offloading), and the checkpoint's folder (its weights count by
 #: :func:`weights_identity`: a moved copy is the same model).
 RUN_ONLY_SETTINGS = ("dit_memory", "checkpoint", "checkpoint_checksums_sha256")
-
-
-@functools.cache  # (the code a process runs does not change under it; a run asks twice)
-def code_digest() -> str:
-    """sha256 of gen3c's own Python files (relative names and bytes): the version alone does not
-    change when a source install's code does, and the code makes the numbers."""
-    root = Path(__file__).resolve().parents[1]
-    digest = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
 
 
 def weights_identity(checkpoint: str | None) -> str | None:
@@ -108,27 +97,6 @@ def row_identity(method: Method) -> dict[str, Any]:
         identity["settings"] = {k: v for k, v in told.items() if k not in RUN_ONLY_SETTINGS}
         identity["weights"] = weights_identity(told.get("checkpoint"))
     return identity
-
-
-def device_kind(device: str | torch.device | None = None) -> str:
-    """Where the ground truth is ray-cast (``device``; None: :func:`~gen3c.evaluation.suite.run_benchmark`'s
-    default): the CPU, or CUDA and the GPU's name."""
-    if device is None:
-        return f"cuda ({torch.cuda.get_device_name()})" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    return f"cuda ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else device.type
-
-
-@functools.cache  # (a process's CPU does not change under it)
-def cpu_kind() -> str:
-    """The CPU the scores are summed on (and a model's frames computed on, without a GPU): its
-    model (:func:`~gen3c.environment.cpu_model`) and the vector instructions torch's CPU kernels
-    use there (``torch.backends.cpu.get_cpu_capability()``, e.g. "AMD EPYC (AVX512)"; a virtual
-    machine may name only the maker). Another CPU moves the scores' last bits and, through them,
-    the camera columns by tenths of a degree; the times are another machine's."""
-    from gen3c.environment import cpu_model
-
-    return f"{cpu_model()} ({torch.backends.cpu.get_cpu_capability()})"
 
 
 def fingerprint(config: BenchmarkConfig, methods: list[Method] | None = None, device: str | torch.device | None = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from torch import Tensor
 
 from gen3c.cache import reliable_depth_mask
 from gen3c.cameras import Cameras
+from gen3c.environment import utc_timestamp
 from gen3c.errors import Gen3cInputError, Gen3cMemoryError, collect_notes, is_whole_number, quoted
 from gen3c.evaluation import metrics
 from gen3c.evaluation.baselines import CacheRenderGenerator, HomographyGenerator, StillGenerator
@@ -107,6 +108,12 @@ class BenchmarkConfig:
             raise Gen3cInputError(f"--num_video_frames {self.num_frames!r}: the benchmark needs at least 3 frames and at most {MAX_FRAMES}, a whole number")
         if not math.isfinite(self.movement_distance):
             raise Gen3cInputError(f"--movement_distance {self.movement_distance} is impossible: pass a finite number")
+        # (gen3c generate takes 0: a video input's own cameras, unmoved, are a path)
+        if self.movement_distance == 0:
+            raise Gen3cInputError(
+                "--movement_distance 0 keeps every camera at the source view, so the camera-control scores have no motion to "
+                f"measure: pass a distance other than 0 (the benchmark's default: {BenchmarkConfig.movement_distance})"
+            )
         with collect_notes():  # a path onto the point it looks at, refused now, not when its case comes (its notes come then)
             for preset in self.presets:
                 _preset_offset_matrices(preset, self.camera_rotation, self.num_frames, self.movement_distance)
@@ -495,7 +502,8 @@ class BenchmarkResult:
     ``stopped`` is set on the result of a benchmark that ended early: ``cases`` then holds only
     the cases finished before it (a partial report). ``fingerprint``: what makes its numbers
     (:func:`gen3c.evaluation.resume.fingerprint`; :func:`run_benchmark` sets it), recorded in
-    ``results.json`` when set."""
+    ``results.json`` when set. ``ended_at``: when the benchmark ended or stopped, in UTC
+    (:func:`~gen3c.environment.utc_timestamp`; the result is made then), the report's date."""
 
     config: BenchmarkConfig
     methods: list[Method]
@@ -504,6 +512,7 @@ class BenchmarkResult:
     load_seconds: dict[str, float] = field(default_factory=dict)
     stopped: Stopped | None = None
     fingerprint: dict | None = None
+    ended_at: str = field(default_factory=utc_timestamp)
 
 
 class _Frames:

@@ -1013,7 +1013,8 @@ def _if_path(key: str, value: str, base: Path) -> str:
 
 #: Keys of a run record (``NAME_run.json``) that are not request settings: what the run found
 #: and wrote (:func:`run_record`; ``outputs`` is added by :meth:`OutputWriter.finish`).
-RECORD_KEYS = ("generator_settings", "inputs_sha256", "in_memory_inputs", "notes", "versions", "outputs")
+RECORD_KEYS = ("generator_settings", "inputs_sha256", "in_memory_inputs", "notes", "versions", "machine", "ended_at",
+               "outputs")  # fmt: skip
 #: Distributions whose versions a run record names (those installed): they decide the frames and
 #: the mp4's bytes (PyAV encodes it).
 RECORDED_PACKAGES = ("numpy", "av", "diffusers", "transformers")
@@ -1024,6 +1025,7 @@ def run_record(
     generator_settings: dict[str, Any] | None = None,
     notes: Sequence[str] = (),
     inputs_sha256: dict[str, str] | None = None,
+    device: str | torch.device | None = None,
 ) -> dict[str, Any]:
     """What ``NAME_run.json`` holds (before ``outputs``): enough to see what ran and run it again.
 
@@ -1044,7 +1046,14 @@ def run_record(
       fallback: where what ran departs from what was asked. They name settings by the record's
       own keys (:func:`~gen3c.pipelines.spelling.row_spelling`: ``chunk_frames 16``, not
       ``--chunk_frames 16``), whichever surface ran it: the record is a manifest row;
-    - ``versions``: of gen3c, Python, torch and :data:`RECORDED_PACKAGES`.
+    - ``versions``: of gen3c (and ``gen3c_code``, the sha256 of its Python files,
+      :func:`~gen3c.environment.code_digest`: a source install's code changes without its
+      version), Python, torch and :data:`RECORDED_PACKAGES`;
+    - ``machine``: where the frames were made (``device``: the CPU, or CUDA and the GPU's name,
+      :func:`~gen3c.environment.device_kind`; ``device``, None: this process's default), the CPU
+      (:func:`~gen3c.environment.cpu_kind`) and torch's CPU threads: another GPU, CPU or thread
+      count can move a frame's last bits;
+    - ``ended_at``: when the run ended, in UTC (:func:`~gen3c.environment.utc_timestamp`).
 
     ``gen3c batch NAME_run.json`` runs the record again (docs/batch.md).
     """
@@ -1052,6 +1061,7 @@ def run_record(
     from importlib import metadata
 
     from gen3c import __version__
+    from gen3c.environment import code_digest, cpu_kind, device_kind, utc_timestamp
     from gen3c.pipelines.resume import input_digests
 
     record = resolve_paths(request.to_dict(), Path.cwd())
@@ -1063,12 +1073,16 @@ def run_record(
     if request.in_memory is not None:
         record["in_memory_inputs"] = request.in_memory.described
     # torch's own string: the build too (2.14.1+cu130), which its package metadata leaves out
-    versions = {"gen3c": __version__, "python": platform.python_version(), "torch": torch.__version__}
+    versions = {"gen3c": __version__, "gen3c_code": code_digest(), "python": platform.python_version()}
+    versions["torch"] = torch.__version__
     for name in RECORDED_PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     record["notes"] = [row_spelling(n) for n in dict.fromkeys(notes)]
     record["versions"] = versions
+    record["machine"] = {"device": device_kind(device), "cpu": cpu_kind()}
+    record["machine"]["cpu_threads"] = torch.get_num_threads()
+    record["ended_at"] = utc_timestamp()
     return record
 
 
@@ -1366,8 +1380,11 @@ def _run_request(
                 start_chunk=partial.finished if partial else 0, on_chunk=on_chunk,
             )  # fmt: skip
             stage.name = "writing the outputs"
+            # where the frames were made: the model's GPU, else where the cache is (the preview's, a model's on the CPU)
+            frames_device = getattr(generator, "render_device", None) or scene.first_frame.device
             point_cloud = scene.plan.point_cloud() if request.save_point_cloud else None
-            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=run_record(request, settings, notes, partial.inputs if partial else None))
+            record = run_record(request, settings, notes, partial.inputs if partial else None, frames_device)
+            paths = out.finish(scene.cameras, point_cloud=point_cloud, metadata=record)
     except BaseException as exc:
         if partial is not None:
             partial.release()

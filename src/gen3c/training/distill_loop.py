@@ -44,6 +44,7 @@ import torch
 from accelerate.utils import DistributedType
 from torch import Tensor
 
+from gen3c.environment import made_with
 from gen3c.errors import Gen3cInputError, counted, quoted_path
 from gen3c.io.atomic import write_text_atomic
 from gen3c.models import configs
@@ -955,6 +956,7 @@ def write_distill_card(out: Path, config: Config, stages: list[Stage], result: T
         + (f" × {result.processes} processes ({result.parallel})" if result.processes > 1 else "") + f", on {device}"
         + (f"; each stage's student is its EMA of decay {t.ema_decay:g}." if t.ema_decay else "."),
         *([f"- **Changed on resume**: {describe_changes(changes)}."] if (changes := changes_used(out, result.steps)) else []),
+        f"- **Made**: {made_with()}.",
         "",
         "| stage | what | steps | minutes | loss first → last |",
         "|---|---|---:|---:|---|",

@@ -43,6 +43,7 @@ import torch
 from torch import Tensor
 
 from gen3c.dependencies import optional
+from gen3c.environment import made_with
 from gen3c.errors import (
     Gen3cInputError,
     disk_full_reason,
@@ -1628,6 +1629,7 @@ def write_model_card(out: Path, config: Config, result: TrainResult, losses: lis
         + (f" × {result.processes} processes ({result.parallel})." if result.processes > 1 else "."),
         f"- **Loss** (weighted EDM, per element): first {k} steps {first_loss:.4f}, last {k} steps {last_loss:.4f}, "
         f"min {min(losses) if losses else float('nan'):.4f}.",
+        f"- **Made**: {made_with()}.",
     ]
     if result.tokenizer:
         tk = result.tokenizer
