@@ -976,3 +976,27 @@ def test_lens_distortion_shift_refuses_coefficients_and_cameras_it_cannot_use():
     assert lens_distortion_shift(K.numpy(), 100, 100, np.array([0.1, 0, 0, 0, 0, 0])) == expected
     # nerfstudio's Cameras hold distortion_params as a (6,) tensor: taken as before the checks
     assert lens_distortion_shift(K, 100, 100, torch.tensor([0.1, 0, 0, 0, 0, 0], dtype=torch.float64)) == expected
+
+
+@pytest.mark.parametrize(
+    ("check", "size", "symbol"),
+    [(validate_intrinsics, 3, "K"), (validate_poses, 4, "w2c")],
+    ids=["intrinsics", "poses"],
+)
+def test_the_pose_and_intrinsics_checks_refuse_what_is_no_tensor_of_square_matrices_in_one_line(
+    check, size, symbol
+):
+    """validate_intrinsics and validate_poses share their first checks (a tensor, with values, of
+    real numbers, of size×size matrices): each refusal names the input and says the fix."""
+    no_tensor = rf"^source are a list of 1 item: pass a tensor \(torch\.as_tensor\({symbol}\)\)$"
+    with pytest.raises(Gen3cInputError, match=no_tensor):
+        check([[1.0]], "source")
+    with pytest.raises(Gen3cInputError, match=r"^source is a meta tensor, which holds no values"):
+        check(torch.eye(size, device="meta"), "source")
+    with pytest.raises(Gen3cInputError, match=r"^source is a bool tensor: pass real numbers"):
+        check(torch.eye(size, dtype=torch.bool), "source")
+    with pytest.raises(Gen3cInputError, match=r"^source holds complex64 values: pass real numbers"):
+        check(torch.eye(size, dtype=torch.complex64), "source")
+    not_square = rf"^source must be {size}×{size} matrices, got shape \(2, {size}, 5\)$"
+    with pytest.raises(Gen3cInputError, match=not_square):
+        check(torch.zeros(2, size, 5), "source")

@@ -97,6 +97,18 @@ def _check_real(name: str, tensor: Tensor) -> None:
         raise Gen3cInputError(f"{name} is a bool tensor: pass real numbers (its .float(), if 0 and 1 are meant)")
 
 
+def _check_square_matrices(name: str, matrices: object, size: int, symbol: str) -> None:
+    """Refuse as ``name`` what is not a tensor of real (*B, size, size) matrices with values;
+    ``symbol`` (K, w2c) stands for it in the fix."""
+    if not isinstance(matrices, Tensor):
+        raise Gen3cInputError(f"{name} are {_describe(matrices)}: pass a tensor (torch.as_tensor({symbol}))")
+    if matrices.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
+        raise Gen3cInputError(meta_refusal(name))
+    _check_real(name, matrices)
+    if matrices.shape[-2:] != (size, size):
+        raise Gen3cInputError(f"{name} must be {size}×{size} matrices, got shape {tuple(matrices.shape)}")
+
+
 def _check_last_dims(name: str, tensor: Tensor, dims: tuple[int, ...]) -> None:
     if not isinstance(tensor, Tensor):
         raise Gen3cInputError(f"{name} is {describe_value(tensor)}: pass a tensor (torch.as_tensor({name}))")
@@ -352,13 +364,7 @@ def resize_crop_intrinsics(K: Tensor, old_size: tuple[int, int], new_size: tuple
 
 def validate_intrinsics(K: Tensor, name: str = "intrinsics") -> Tensor:
     """Check that ``K`` (*B, 3, 3) is a finite pinhole matrix with positive focal lengths."""
-    if not isinstance(K, Tensor):
-        raise Gen3cInputError(f"{name} are {_describe(K)}: pass a tensor (torch.as_tensor(K))")
-    if K.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
-        raise Gen3cInputError(meta_refusal(name))
-    _check_real(name, K)
-    if K.shape[-2:] != (3, 3):
-        raise Gen3cInputError(f"{name} must be 3×3 matrices, got shape {tuple(K.shape)}")
+    _check_square_matrices(name, K, 3, "K")
     if not torch.isfinite(K).all():
         raise Gen3cInputError(f"{name} contain NaN or infinite values: pass finite fx, fy, cx, cy")
     if (K[..., 0, 0] <= 0).any() or (K[..., 1, 1] <= 0).any():
@@ -668,13 +674,7 @@ def validate_poses(w2c: Tensor, name: str = "camera poses", atol: float = 1e-3, 
 
     A (T, 4, 4) stack's error names its first bad frame, counted from ``frame_offset`` (the
     index of ``w2c[0]`` in its file, for a clip read from a starting frame)."""
-    if not isinstance(w2c, Tensor):
-        raise Gen3cInputError(f"{name} are {_describe(w2c)}: pass a tensor (torch.as_tensor(w2c))")
-    if w2c.is_meta:  # was torch's "Tensor.item() cannot be called on meta tensors"
-        raise Gen3cInputError(meta_refusal(name))
-    _check_real(name, w2c)
-    if w2c.shape[-2:] != (4, 4):
-        raise Gen3cInputError(f"{name} must be 4×4 matrices, got shape {tuple(w2c.shape)}")
+    _check_square_matrices(name, w2c, 4, "w2c")
 
     def where(bad: Tensor) -> str:
         return f" (frame {frame_offset + int(bad.nonzero()[0, 0])})" if bad.ndim == 1 and len(bad) > 1 else ""
