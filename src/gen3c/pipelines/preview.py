@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -171,22 +171,25 @@ def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None =
     """
     out = values.astype(np.float32, copy=True)
     holes = ~known
-    out[holes] = _push_pull_at(values, known, holes, depth_channel, kept_channel)
+    out[holes] = _push_pull_at(_known_level(np.moveaxis(values, -1, 0), known), holes, depth_channel, kept_channel)
     return out
 
 
-def _push_pull_at(
-    values: np.ndarray, known: np.ndarray, targets: np.ndarray, depth_channel: int | None = None, kept_channel: int | None = None
-) -> np.ndarray:
-    """:func:`push_pull`'s fill at the ``targets`` (H, W) bool, which must be unknown pixels:
-    (n, C) float32 in row-major order of the targets. With ``kept_channel`` (1 or 0 a pixel), a
-    coarser level's pixel that holds more kept pixels than others is never dropped as nearer."""
-    h, w, channels = values.shape
-    # Premultiplied by the weight, 0 or 1: copied where known, so that what a hole holds (NaN, inf:
-    # often how unknown is marked) never enters the fill, as a product with 0 would let NaN in.
-    level = np.zeros((h, w, channels + 1), np.float32)
-    np.copyto(level[..., :-1], values, where=known[..., None])
-    level[..., -1] = known
+def _known_level(planes: Iterable[np.ndarray], known: np.ndarray) -> np.ndarray:
+    """The finest level of :func:`push_pull`'s pyramid, (H, W, C + 1) float32: the ``planes`` (C of
+    (H, W)) premultiplied by the weight, 1 where ``known`` and 0 elsewhere, and the weight last.
+    Known pixels are copied and the others set to 0, so that what a hole holds (NaN, inf: often
+    how unknown is marked) never enters the fill, as a product with 0 would let NaN in."""
+    zero = np.float32(0)
+    return cv2.merge([np.where(known, plane, zero).astype(np.float32, copy=False) for plane in planes] + [known.astype(np.float32)])
+
+
+def _push_pull_at(level: np.ndarray, targets: np.ndarray, depth_channel: int | None = None, kept_channel: int | None = None) -> np.ndarray:
+    """:func:`push_pull`'s fill from its finest ``level`` (:func:`_known_level`) at the
+    ``targets`` (H, W) bool, which must be unknown pixels: (n, C) float32 in row-major order of
+    the targets. With ``kept_channel`` (1 or 0 a pixel), a coarser level's pixel that holds more
+    kept pixels than others is never dropped as nearer."""
+    h, w, channels = level.shape[0], level.shape[1], level.shape[2] - 1
     pyramid = [level]
     while max(level.shape[:2]) > 1:
         level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
@@ -410,10 +413,11 @@ def fill_at_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach
     sources = known & ~foreground
     if not sources.any():  # only foreground in view: fill from it rather than from nothing
         sources = known
-    # Colour, depth and the far side interleaved by cv2.merge: the colour is often a view of
-    # planar (3, H, W) data, which np.concatenate copies ten times slower.
+    # Colour, depth and the far side interleaved by cv2.merge (in _known_level): the colour is
+    # often a view of planar (3, H, W) data, which np.concatenate copies ten times slower, and a
+    # masked copy into the interleaved level took longer than the rest of building it.
     planes = [*np.moveaxis(color.astype(np.float32, copy=False), -1, 0), depth.astype(np.float32, copy=False), far_side.astype(np.float32)]
-    return _push_pull_at(cv2.merge(planes), sources, holes, depth_channel=3, kept_channel=4)[:, :4]
+    return _push_pull_at(_known_level(planes, sources), holes, depth_channel=3, kept_channel=4)[:, :4]
 
 
 # The extension's pyramid levels finer than this one are filtered over a window of the band (the
