@@ -410,8 +410,9 @@ def test_close_cracks_equals_the_whole_image_mean():
             assert all(torch.equal(a, b) for a, b in zip(got, want, strict=True))
 
 
-def foreground_reference(depth, known, holes, reach, ratio=0.9):
-    """foreground_near_holes with every dilation over the whole image."""
+def reach_reference(depth, known, holes, reach):
+    """The holes' border pixels and the farthest border depth within each one's reach (0 beyond
+    every reach), with every dilation over the whole image."""
     count, labels = cv2.connectedComponents(holes.astype(np.uint8), connectivity=8)
     inside = cv2.distanceTransform(holes.astype(np.uint8), cv2.DIST_L2, 3)
     half_width = np.zeros(count, np.float32)
@@ -424,7 +425,44 @@ def foreground_reference(depth, known, holes, reach, ratio=0.9):
         group = border & (scale[near_label] == k)
         size = 2 * reach * 2**k + 1
         np.maximum(farthest, cv2.dilate(np.where(group, depth, 0).astype(np.float32), np.ones((size, size), np.uint8)), out=farthest)
-    return known & (depth < ratio * farthest)
+    return border, farthest
+
+
+def foreground_reference(depth, known, holes, reach, ratio=0.9):
+    """foreground_near_holes with every dilation over the whole image."""
+    return known & (depth < ratio * reach_reference(depth, known, holes, reach)[1])
+
+
+def hole_sides_reference(depth, known, holes, reach, ratio=0.9):
+    """(foreground_near_holes, far_side_of_holes) over the whole image, each row's and column's
+    runs of holes walked pixel by pixel."""
+    border, farthest = reach_reference(depth, known, holes, reach)
+    near_end, far_end = np.zeros_like(known), np.zeros_like(known)
+    for d, k, h, near, far in ((depth, known, holes, near_end, far_end), (depth.T, known.T, holes.T, near_end.T, far_end.T)):
+        for y, line in enumerate(h):
+            x, previous_after = 0, None
+            while x < len(line):
+                if not line[x]:
+                    x += 1
+                    continue
+                before = x - 1
+                while x < len(line) and line[x]:
+                    x += 1
+                # A run one known pixel after the previous one is not paired: that pixel ends both.
+                if before >= 0 and x < len(line) and before != previous_after and k[y, before] and k[y, x]:
+                    for a, b in ((before, x), (x, before)):
+                        if d[y, a] < ratio * d[y, b]:
+                            near[y, a] = far[y, b] = True
+                previous_after = x
+    far_end &= ~near_end
+    # Far ends within an eighth of the reach of an occluder's outline (the near side of a depth edge) are dropped.
+    occluding = known & (depth < ratio * cv2.dilate(np.where(known, depth, 0).astype(np.float32), np.ones((3, 3), np.uint8)))
+    outline = 2 * max(1, reach // 8) + 1
+    far_end &= cv2.dilate(occluding.astype(np.uint8), np.ones((outline, outline), np.uint8)) == 0
+    # The far side: the known pixels within reach whose nearest border pixel is a far end.
+    _, cell = cv2.distanceTransformWithLabels((~border).astype(np.uint8), cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
+    far_side = known & np.isin(cell, cell[border & far_end]) & (farthest > 0)
+    return known & (depth < ratio * farthest) & (farthest > 0) & ~far_side, far_side
 
 
 def test_hole_fill_equals_push_pull_over_the_whole_image():
@@ -446,6 +484,75 @@ def test_hole_fill_equals_push_pull_over_the_whole_image():
             got_color, got_depth = fill_holes(color, depth, holes, reach)
             assert np.array_equal(got_color, np.where(holes[..., None], filled[..., :3], color))
             assert np.array_equal(got_depth, np.where(holes, filled[..., 3], depth))
+
+
+def holes_by_hand():
+    """A 37 × 53 view (odd sizes, so the holes start on odd rows and columns too): a far wall left of
+    column 20, a near floor right of it below row 15, a farther shelf above; holes at the top left
+    corner and the right edge (runs with one end), a hole one known pixel after another along its
+    rows, two holes diagonally apart that border the same pixels, a wide hole (a larger reach than
+    the thin ones), a hole beside the floor's outline, and two pixels that are neither known nor holes."""
+    h, w = 37, 53
+    rows, cols = np.arange(h)[:, None], np.arange(w)[None, :]
+    depth = (np.where(cols < 20, 6.0, np.where(rows < 15, 9.0, 3.0)) + 0.01 * rows + 0.002 * cols).astype(np.float32)
+    holes = np.zeros((h, w), bool)
+    holes[0:4, 0:3] = True
+    holes[9:20, 17:20] = True
+    holes[9:20, 21:24] = True
+    holes[25:28, 33] = True
+    holes[28:31, 35] = True
+    holes[29:36, 39:46] = True
+    holes[30:36, 50:53] = True
+    holes[13:17, 5:9] = True
+    depth[holes] = 0
+    known = ~holes
+    known[2, 10] = known[31, 12] = False
+    return depth, known, holes
+
+
+def holes_sharing_a_border():
+    """A near view (depth 3) with a far column (depth 9) between a wide hole (rows 5 to 13) and a
+    thin one (a row higher): the column borders both and takes the reach of the larger label.
+    connectedComponents numbers holes by 2 × 2 blocks from the image's top left, so the wide
+    hole's first block comes first (label 1) and the column takes the thin hole's shorter reach."""
+    depth = np.full((30, 60), 3.0, np.float32)
+    depth[:, 20] = 9.0
+    holes = np.zeros(depth.shape, bool)
+    holes[5:14, 10:20] = True
+    holes[4:14, 21] = True
+    depth[holes] = 0
+    return depth, ~holes, holes
+
+
+def test_hole_sides_equal_the_whole_image_algorithm():
+    """foreground_near_holes and far_side_of_holes (each step over the holes' box, a few pixels
+    around each far end, the box the holes' reach covers) equal the same algorithm over the whole
+    image with every run walked pixel by pixel, on hand-made holes and on render-like frames."""
+    cases = [(*holes_by_hand(), reach) for reach in (2, 3, 8)] + [(*holes_sharing_a_border(), 2)]
+    color, depth, holes = floor_beside_a_box()
+    cases += [(depth, ~holes, holes, 4), (depth, ~holes, holes, 16)]
+    for seed in range(3):
+        _, depth, mask = (x.numpy() for x in speckled_frame(seed, 45, 77))
+        cases += [(depth, mask, ~mask, reach) for reach in (2, 5)]
+    far_ends_seen = 0
+    for depth, known, holes, reach in cases:
+        want_near, want_far = hole_sides_reference(depth, known, holes, reach)
+        near, far = foreground_near_holes(depth, known, holes, reach), far_side_of_holes(depth, known, holes, reach)
+        assert want_near.any() and np.array_equal(near, want_near)
+        assert np.array_equal(far, want_far)
+        far_ends_seen += want_far.any()
+    assert far_ends_seen >= len(cases) // 2  # the far side is tested, not only its absence
+
+
+def test_no_pixel_beyond_every_hole_s_reach_is_foreground():
+    """Foreground lies within a hole's reach: a known pixel far from every hole is not, whatever
+    its depth (before, one of depth below 0 was, as nearer than 0.9 × no depth at all)."""
+    depth = np.full((40, 60), 4.0, np.float32)
+    holes = np.zeros(depth.shape, bool)
+    holes[5:8, 5:8] = True
+    depth[holes], depth[35, 55] = 0, -1.0
+    near = foreground_near_holes(depth, ~holes, holes, reach=2)
+    assert not near[20:, 30:].any()
 
 
 def floor_beside_a_box(wall_from: int = 0):

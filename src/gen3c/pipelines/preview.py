@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -171,22 +171,25 @@ def push_pull(values: np.ndarray, known: np.ndarray, depth_channel: int | None =
     """
     out = values.astype(np.float32, copy=True)
     holes = ~known
-    out[holes] = _push_pull_at(values, known, holes, depth_channel, kept_channel)
+    out[holes] = _push_pull_at(_known_level(np.moveaxis(values, -1, 0), known), holes, depth_channel, kept_channel)
     return out
 
 
-def _push_pull_at(
-    values: np.ndarray, known: np.ndarray, targets: np.ndarray, depth_channel: int | None = None, kept_channel: int | None = None
-) -> np.ndarray:
-    """:func:`push_pull`'s fill at the ``targets`` (H, W) bool, which must be unknown pixels:
-    (n, C) float32 in row-major order of the targets. With ``kept_channel`` (1 or 0 a pixel), a
-    coarser level's pixel that holds more kept pixels than others is never dropped as nearer."""
-    h, w, channels = values.shape
-    # Premultiplied by the weight, 0 or 1: copied where known, so that what a hole holds (NaN, inf:
-    # often how unknown is marked) never enters the fill, as a product with 0 would let NaN in.
-    level = np.zeros((h, w, channels + 1), np.float32)
-    np.copyto(level[..., :-1], values, where=known[..., None])
-    level[..., -1] = known
+def _known_level(planes: Iterable[np.ndarray], known: np.ndarray) -> np.ndarray:
+    """The finest level of :func:`push_pull`'s pyramid, (H, W, C + 1) float32: the ``planes`` (C of
+    (H, W)) premultiplied by the weight, 1 where ``known`` and 0 elsewhere, and the weight last.
+    Known pixels are copied and the others set to 0, so that what a hole holds (NaN, inf: often
+    how unknown is marked) never enters the fill, as a product with 0 would let NaN in."""
+    zero = np.float32(0)
+    return cv2.merge([np.where(known, plane, zero).astype(np.float32, copy=False) for plane in planes] + [known.astype(np.float32)])
+
+
+def _push_pull_at(level: np.ndarray, targets: np.ndarray, depth_channel: int | None = None, kept_channel: int | None = None) -> np.ndarray:
+    """:func:`push_pull`'s fill from its finest ``level`` (:func:`_known_level`) at the
+    ``targets`` (H, W) bool, which must be unknown pixels: (n, C) float32 in row-major order of
+    the targets. With ``kept_channel`` (1 or 0 a pixel), a coarser level's pixel that holds more
+    kept pixels than others is never dropped as nearer."""
+    h, w, channels = level.shape[0], level.shape[1], level.shape[2] - 1
     pyramid = [level]
     while max(level.shape[:2]) > 1:
         level = cv2.pyrDown(level).reshape((level.shape[0] + 1) // 2, (level.shape[1] + 1) // 2, channels + 1)
@@ -252,90 +255,134 @@ def far_side_of_holes(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, r
 
 
 def _hole_sides(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
-    """(:func:`foreground_near_holes`, :func:`far_side_of_holes`)."""
+    """(:func:`foreground_near_holes`, :func:`far_side_of_holes`).
+
+    Holes are a thousandth of a frame or so, and passes over the whole image took most of the
+    time: each step works over the part of the image it can change (the holes' bounding box, a
+    few pixels around each far end, the box the holes' reach covers), with the same result as
+    over the whole image."""
+    height, width = holes.shape
+    foreground, far_side = np.zeros_like(known), np.zeros_like(known)
     holes_u8 = holes.astype(np.uint8)
-    count, labels = cv2.connectedComponents(holes_u8, connectivity=8)
-    if count <= 1:
-        return np.zeros_like(known), np.zeros_like(known)
+    x, y, w, h = cv2.boundingRect(holes_u8)
+    if w == 0:
+        return foreground, far_side
+    # The holes' bounding box and the known pixels around it (their border). It starts on an even
+    # row and column: connectedComponents scans 2 × 2 blocks, so it numbers the holes in the same
+    # order as over the whole image (the order decides a pixel between two holes: the larger label).
+    top, left = max(y - 1, 0) & ~1, max(x - 1, 0) & ~1
+    box = np.s_[top : min(y + h + 1, height), left : min(x + w + 1, width)]
+    holes_in, known_in = holes[box], known[box]
+    count, labels = cv2.connectedComponents(holes_u8[box], connectivity=8)
     # Half-width of each hole: the largest distance from one of its pixels to its border.
-    inside = cv2.distanceTransform(holes_u8, cv2.DIST_L2, 3)
+    inside = cv2.distanceTransform(holes_u8[box], cv2.DIST_L2, 3)
     half_width = np.zeros(count, np.float32)
-    np.maximum.at(half_width, labels[holes], inside[holes])
+    np.maximum.at(half_width, labels[holes_in], inside[holes_in])
     # Holes are grouped by reach rounded up to reach · 2^k: one dilation per group.
     scale = np.ceil(np.log2(np.maximum((reach + 4 * half_width) / reach, 1.0))).astype(int)
     # Each known pixel next to a hole takes that hole's label (the largest label around it).
     near_label = cv2.dilate(labels.astype(np.float32), np.ones((3, 3), np.uint8))
-    border_y, border_x = np.nonzero(known & (near_label > 0))
+    border_y, border_x = np.nonzero(known_in & (near_label > 0))
     border_scale = scale[near_label[border_y, border_x].astype(np.int64)]
+    near_end, far_end = _run_ends(depth[box], known_in, holes_in)
+    far_end &= ~near_end
+    border_y, border_x = border_y + top, border_x + left
     border_depth = depth[border_y, border_x].astype(np.float32)
-    farthest = np.zeros(depth.shape, np.float32)
+    # Each group's depths dilated (0 elsewhere) over the group's bounding box and the radius
+    # around it: beyond that it is 0, and inside it the same as over the image. The farthest depth
+    # is kept over the box that holds them all (reach_box); outside it, it is 0.
+    groups = []  # (radius, the group's border pixels, its box: top, bottom, left, right)
     for k in np.unique(scale[1:]):
         group = border_scale == k
-        if not group.any():
-            continue
-        radius = reach * 2**k
-        # The dilation of the group's depths (0 elsewhere), over the group's bounding box and the
-        # radius around it only: beyond that it is 0, and inside it the same as over the image.
-        ys, xs = border_y[group], border_x[group]
-        top, left = max(ys.min() - radius, 0), max(xs.min() - radius, 0)
-        bottom, right = min(ys.max() + radius + 1, depth.shape[0]), min(xs.max() + radius + 1, depth.shape[1])
-        spread = np.zeros((bottom - top, right - left), np.float32)
-        spread[ys - top, xs - left] = border_depth[group]
+        if group.any():
+            radius, ys, xs = reach * 2**k, border_y[group], border_x[group]
+            top_k, left_k = max(ys.min() - radius, 0), max(xs.min() - radius, 0)
+            bottom_k, right_k = min(ys.max() + radius + 1, height), min(xs.max() + radius + 1, width)
+            groups.append((radius, group, (top_k, bottom_k, left_k, right_k)))
+    if not groups:  # no known pixel borders a hole
+        return foreground, far_side
+    tops, bottoms, lefts, rights = zip(*(box_k for _, _, box_k in groups), strict=True)
+    r_top, r_left = min(tops), min(lefts)
+    reach_box = np.s_[r_top : max(bottoms), r_left : max(rights)]
+    farthest = np.zeros((max(bottoms) - r_top, max(rights) - r_left), np.float32)
+    for radius, group, (top_k, bottom_k, left_k, right_k) in groups:
+        spread = np.zeros((bottom_k - top_k, right_k - left_k), np.float32)
+        spread[border_y[group] - top_k, border_x[group] - left_k] = border_depth[group]
         reached = cv2.dilate(spread, np.ones((2 * radius + 1, 2 * radius + 1), np.uint8))
-        np.maximum(farthest[top:bottom, left:right], reached, out=farthest[top:bottom, left:right])
-    near_end, far_end = np.zeros(depth.shape, bool), np.zeros(depth.shape, bool)
-    for axis in (0, 1):  # the holes' runs down the columns, then along the rows
-        _mark_run_ends(depth, known, holes, axis, near_end, far_end)
-    far_end &= ~near_end
+        in_farthest = farthest[top_k - r_top : bottom_k - r_top, left_k - r_left : right_k - r_left]
+        np.maximum(in_farthest, reached, out=in_farthest)
+    known_near = known[reach_box]
     if far_end.any():
         # A far end near a depth edge of its own, on the edge's near side (a box's top against the
         # wall behind it), is an occluder's outline, not a surface that goes on into the hole:
         # kept, its colour streaks across the hole beside that edge. (An eighth of the reach, 4
         # pixels at 640 wide: farther, floor beside a sphere or a box counts as an outline too.)
-        known_depth = np.where(known, depth, 0).astype(np.float32)
-        occluding = known & (depth < NEARER_RATIO * cv2.dilate(known_depth, np.ones((3, 3), np.uint8)))
-        near_outline = max(1, reach // 8)
-        far_end &= cv2.dilate(occluding.astype(np.uint8), np.ones((2 * near_outline + 1,) * 2, np.uint8)) == 0
-    far_side = np.zeros_like(known)
+        end_y, end_x = np.nonzero(far_end)
+        far_end[end_y, end_x] = ~_near_an_outline(depth, known, end_y + top, end_x + left, max(1, reach // 8))
     if far_end.any():
-        # The known pixels nearest to a far end among the hole's border pixels (its Voronoi cells).
-        not_border = np.ones(depth.shape, np.uint8)
-        not_border[border_y, border_x] = 0
+        # The known pixels nearest to a far end among the holes' border pixels (their Voronoi
+        # cells), over reach_box: it holds every border pixel, so a pixel's nearest ones and the
+        # distance transform's paths to them lie in it, and its cells are those over the image.
+        not_border = np.ones(farthest.shape, np.uint8)
+        not_border[border_y - r_top, border_x - r_left] = 0
         _, cell = cv2.distanceTransformWithLabels(not_border, cv2.DIST_L2, 3, labelType=cv2.DIST_LABEL_PIXEL)
         far_cell = np.zeros(int(cell.max()) + 1, bool)
-        far_cell[cell[border_y, border_x]] = far_end[border_y, border_x]
-        far_side = known & far_cell[cell] & (farthest > 0)
-    return known & (depth < NEARER_RATIO * farthest) & ~far_side, far_side
+        far_cell[cell[border_y - r_top, border_x - r_left]] = far_end[border_y - top, border_x - left]
+        far_side[reach_box] = known_near & far_cell[cell] & (farthest > 0)
+    foreground[reach_box] = known_near & (depth[reach_box] < NEARER_RATIO * farthest) & (farthest > 0) & ~far_side[reach_box]
+    return foreground, far_side
 
 
-def _mark_run_ends(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, axis: int, near_end: np.ndarray, far_end: np.ndarray) -> None:
-    """Set ``near_end`` and ``far_end`` (H, W) bool at the known pixels that end a run of
-    ``holes`` along ``axis`` (0: down a column, 1: along a row) where one end is nearer than
-    :data:`NEARER_RATIO` × the other: the two sides of the depth edge across the hole. A run that
-    reaches the image's border has one end only and marks nothing."""
-    if axis == 0:  # (transposed views: the marks are written through)
-        depth, known, holes, near_end, far_end = depth.T, known.T, holes.T, near_end.T, far_end.T
-    edges = np.diff(holes.astype(np.int8), axis=1)
-    start_y, start_x = np.nonzero(edges == 1)  # the known pixel before a run
-    end_y, end_x = np.nonzero(edges == -1)  # the run's last pixel, before the known one after it
-    end_x = end_x + 1
-    # Each start pairs with the first end after it in row-major order where that lies in the same
-    # row (runs alternate along a row): a run from column 0 has no start, one to the last column
-    # no end in its row.
-    width = holes.shape[1]
-    match = np.searchsorted(end_y * width + end_x, start_y * width + start_x)
-    paired = match < len(end_x)
-    match, y, x0 = match[paired], start_y[paired], start_x[paired]
-    same_row = end_y[match] == y
-    y, x0, x1 = y[same_row], x0[same_row], end_x[match[same_row]]
-    both = known[y, x0] & known[y, x1]
-    y, x0, x1 = y[both], x0[both], x1[both]
-    first_nearer = depth[y, x0] < NEARER_RATIO * depth[y, x1]
-    last_nearer = depth[y, x1] < NEARER_RATIO * depth[y, x0]
-    near_end[y[first_nearer], x0[first_nearer]] = True
-    far_end[y[first_nearer], x1[first_nearer]] = True
-    near_end[y[last_nearer], x1[last_nearer]] = True
-    far_end[y[last_nearer], x0[last_nearer]] = True
+def _near_an_outline(depth: np.ndarray, known: np.ndarray, ys: np.ndarray, xs: np.ndarray, distance: int) -> np.ndarray:
+    """(n,) bool: whether a known pixel lies within ``distance`` (Chebyshev) of each pixel
+    (``ys``, ``xs``) that is nearer than :data:`NEARER_RATIO` × the farthest known pixel in its
+    3 × 3 neighbourhood (the near side of a depth edge). Pixels outside the image count for nothing."""
+    height, width = depth.shape
+    span = np.arange(-distance - 1, distance + 2)  # the window and the neighbourhood of its pixels
+    rows, cols = ys[:, None] + span, xs[:, None] + span
+    in_image = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[:, None, :]
+    rows, cols = np.clip(rows, 0, height - 1)[:, :, None], np.clip(cols, 0, width - 1)[:, None, :]
+    window_depth, window_known = depth[rows, cols], known[rows, cols] & in_image
+    known_depth = np.where(window_known, window_depth, 0).astype(np.float32)
+    known_depth[~in_image] = -np.inf
+    farthest = known_depth[:, :-2]
+    for dy in (1, 2):
+        farthest = np.maximum(farthest, known_depth[:, dy : dy + farthest.shape[1]])
+    farthest = np.maximum(np.maximum(farthest[:, :, :-2], farthest[:, :, 1:-1]), farthest[:, :, 2:])
+    occluding = window_known[:, 1:-1, 1:-1] & (window_depth[:, 1:-1, 1:-1] < NEARER_RATIO * farthest)
+    return occluding.any(axis=(1, 2))
+
+
+def _run_ends(depth: np.ndarray, known: np.ndarray, holes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(near ends, far ends), (H, W) bool: the known pixels that end a run of ``holes`` along a row
+    or down a column where one end is nearer than :data:`NEARER_RATIO` × the other: the two sides
+    of the depth edge across the hole. A run that reaches the image's border has one end only and
+    marks nothing. The runs are read off the holes' pixels in row-major order (of transposed views
+    for the columns; the marks are written through)."""
+    near_end, far_end = np.zeros(holes.shape, bool), np.zeros(holes.shape, bool)
+    for d, k, h, near, far in (
+        (depth, known, holes, near_end, far_end),
+        (depth.T, known.T, holes.T, near_end.T, far_end.T),
+    ):
+        line, along = np.nonzero(h)
+        # A run starts where the hole pixel before it in this order is not the one just before it.
+        starts = np.flatnonzero(np.r_[True, (line[1:] != line[:-1]) | (along[1:] != along[:-1] + 1)])
+        lasts = np.r_[starts[1:], len(line)] - 1
+        line, before, after = line[starts], along[starts] - 1, along[lasts] + 1
+        ends = (before >= 0) & (after < h.shape[1])
+        # A run one known pixel after the previous one in its line is not paired: that pixel is
+        # both runs' end, and the whole-image scan this replaces paired it with itself.
+        ends[1:] &= (line[1:] != line[:-1]) | (before[1:] != after[:-1])
+        line, before, after = line[ends], before[ends], after[ends]
+        both = k[line, before] & k[line, after]
+        line, before, after = line[both], before[both], after[both]
+        first_nearer = d[line, before] < NEARER_RATIO * d[line, after]
+        last_nearer = d[line, after] < NEARER_RATIO * d[line, before]
+        near[line[first_nearer], before[first_nearer]] = True
+        far[line[first_nearer], after[first_nearer]] = True
+        near[line[last_nearer], after[last_nearer]] = True
+        far[line[last_nearer], before[last_nearer]] = True
+    return near_end, far_end
 
 
 def fill_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray]:
@@ -366,10 +413,11 @@ def fill_at_holes(color: np.ndarray, depth: np.ndarray, holes: np.ndarray, reach
     sources = known & ~foreground
     if not sources.any():  # only foreground in view: fill from it rather than from nothing
         sources = known
-    # Colour, depth and the far side interleaved by cv2.merge: the colour is often a view of
-    # planar (3, H, W) data, which np.concatenate copies ten times slower.
+    # Colour, depth and the far side interleaved by cv2.merge (in _known_level): the colour is
+    # often a view of planar (3, H, W) data, which np.concatenate copies ten times slower, and a
+    # masked copy into the interleaved level took longer than the rest of building it.
     planes = [*np.moveaxis(color.astype(np.float32, copy=False), -1, 0), depth.astype(np.float32, copy=False), far_side.astype(np.float32)]
-    return _push_pull_at(cv2.merge(planes), sources, holes, depth_channel=3, kept_channel=4)[:, :4]
+    return _push_pull_at(_known_level(planes, sources), holes, depth_channel=3, kept_channel=4)[:, :4]
 
 
 # The extension's pyramid levels finer than this one are filtered over a window of the band (the
@@ -856,6 +904,7 @@ class PreviewGenerator:
             if t == 0:
                 fill_cloud.append(*self._extend_past_frame(c, d, m, cameras, reach, to_come))
             holes = ~m
+            fill_color = None  # (the fill at the holes, where frame t is filled)
             if t == 0 and first_frame is not None:
                 # Frame 0 shows the conditioning image (as in GEN3C) wherever the cache leaves a
                 # hole, cracks closed above included: their neighbours' mean is not the image's
@@ -864,7 +913,7 @@ class PreviewGenerator:
                 # would ghost into disocclusions.
                 c = torch.where(seen, c, first_frame.cpu().float())
             elif holes.any():
-                c, d = self._fill(c, d, holes, reach)
+                fill_color, fill_depth = self._fill_at(c, d, holes, reach)
                 # A frame that shows nothing (camera turned away) is filled from nothing: a flat
                 # grey at an invented depth of 1, which must not join the cloud, or later frames
                 # that see the scene again would show it as a grey wall in front of their fill.
@@ -872,8 +921,12 @@ class PreviewGenerator:
                     cloud_noted |= self._check_cloud_growth(
                         fill_cloud, int(holes.sum()), t, cameras, to_come - t * written_bytes, say_note=not cloud_noted
                     )
-                    fill_cloud.append(unproject_pixels(holes, d[holes], K[t], w2c[t]), c.permute(1, 2, 0)[holes])
+                    fill_cloud.append(unproject_pixels(holes, fill_depth, K[t], w2c[t]), fill_color)
             frames[t] = c
+            if fill_color is not None:
+                # Written into the frame: filled copies of c and d, taken apart again at the holes
+                # for the cloud, cost a third of the fill's own time.
+                frames[t].numpy().reshape(3, -1)[:, np.flatnonzero(holes.numpy())] = fill_color.numpy().T
             if progress is not None:
                 progress(1)
         return frames
@@ -1002,13 +1055,21 @@ class PreviewGenerator:
 
     @staticmethod
     def _fill(color: Tensor, depth: Tensor, holes: Tensor, reach: int) -> tuple[Tensor, Tensor]:
+        """``color`` (3, H, W) and ``depth`` (H, W) with their ``holes`` filled (copies where any)."""
         if not holes.any():
             return color, depth
-        filled = torch.from_numpy(fill_at_holes(color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach))
+        fill_color, fill_depth = PreviewGenerator._fill_at(color, depth, holes, reach)
         color, depth = color.clone(), depth.clone()
-        color[:, holes] = filled[:, :3].clamp(-1, 1).T
-        depth[holes] = filled[:, 3]
+        color[:, holes] = fill_color.T
+        depth[holes] = fill_depth
         return color, depth
+
+    @staticmethod
+    def _fill_at(color: Tensor, depth: Tensor, holes: Tensor, reach: int) -> tuple[Tensor, Tensor]:
+        """The fill at the n ``holes`` (H, W) of ``color`` (3, H, W) and ``depth`` (H, W), in
+        row-major order: colour (n, 3) in [-1, 1] and depth (n,)."""
+        filled = torch.from_numpy(fill_at_holes(color.permute(1, 2, 0).numpy(), depth.numpy(), holes.numpy(), reach))
+        return filled[:, :3].clamp(-1, 1), filled[:, 3]
 
 
 def underlay(fill: WarpResult, color: Tensor, depth: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
