@@ -72,6 +72,36 @@ def test_depth_command_with_moge_checkpoint_at_a_resolution(box_scene, tmp_path,
     assert info["kind"] == "relative" and info["source"].startswith("moge:") and info["median_depth"] == pytest.approx(2.0, rel=0.02)
 
 
+
+
+def test_depth_outputs_agree_points_are_the_npy_unprojected_with_the_json_camera(box_scene, tmp_path, moge_path):
+    """The five files of `gen3c depth` describe one depth: the .ply holds, in row-major order, the
+    pixels the mask trusts, each at (u − cx, v − cy) · z / (fx, fy) and z of the .npy, with the
+    camera and size of the .json (closed form, not gen3c's unprojection; at a --resolution of another
+    aspect ratio, so fx ≠ fy), and the json's median is that of the trusted depth (torch's lower
+    middle value)."""
+    from PIL import Image
+
+    image, _, _, _ = box_scene
+    res = invoke("depth", image, "--depth_estimator", moge_path, "--output_folder", tmp_path, "--resolution", "64x112")
+    assert res.exit_code == 0, res.output
+    depth = np.load(tmp_path / "image_depth.npy").astype(np.float64)
+    info = json.loads((tmp_path / "image_depth.json").read_text())
+    with Image.open(tmp_path / info["mask"]) as im:
+        mask = np.asarray(im) == 255
+    assert depth.shape == mask.shape == (info["height"], info["width"]) == (64, 112)
+    (fx, _, cx), (_, fy, cy), _ = info["intrinsics"]
+    assert abs(fx / fy - 1) > 0.01  # the stretched camera: x and y scales are told apart
+    v, u = np.nonzero(mask)  # row-major, as the points are written
+    z = depth[v, u]
+    expected = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], -1)
+    points, _ = read_ply(tmp_path / "image_points.ply")
+    assert 0 < len(expected) and points.shape == expected.shape
+    np.testing.assert_allclose(points.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert info["median_depth"] == pytest.approx(float(np.sort(z)[(len(z) - 1) // 2]), rel=1e-6)
+    assert info["valid_fraction"] == pytest.approx(mask.mean())
+
+
 def test_depth_command_offline_is_one_line_exit_2(box_scene, tmp_path, offline):
     image, _, _, _ = box_scene
     res = invoke("depth", image, "--output_folder", tmp_path)
