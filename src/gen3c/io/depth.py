@@ -410,7 +410,14 @@ def fill_invalid_depth(
     trusted_frames = trusted.reshape(frames.shape)
     empty = ~trusted_frames.flatten(1).any(1)
     if bool(empty.any()):
-        where = f" (frame {frame_offset + int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
+        first = int(empty.nonzero()[0, 0])
+        where = f" (frame {frame_offset + first})" if depth.ndim == 3 else ""
+        finite = frames[first][torch.isfinite(frames[first])]
+        if finite.numel() and float(finite.min()) < 0:  # the depth of a camera that looks down −z, as OpenGL's and Blender's do
+            raise Gen3cInputError(
+                f"{name} has no valid pixel{where} (all NaN/inf/≤ 0; its depth spans [{float(finite.min()):.4g}, {float(finite.max()):.4g}]): "
+                "negative z-depth is an OpenGL or Blender camera's, which looks down −z; negate it (gen3c's z-depth, OpenCV's, is > 0 in front)"
+            )
         raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check its values and their unit")
     # GEN3C clamps depth to FAR_DEPTH, where it puts NaN (gen3c_single_image.py): depth from there
     # on is far background, not scene. A map with no scene left is most likely in millimetres.
