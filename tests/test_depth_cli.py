@@ -72,6 +72,36 @@ def test_depth_command_with_moge_checkpoint_at_a_resolution(box_scene, tmp_path,
     assert info["kind"] == "relative" and info["source"].startswith("moge:") and info["median_depth"] == pytest.approx(2.0, rel=0.02)
 
 
+
+
+def test_depth_outputs_agree_points_are_the_npy_unprojected_with_the_json_camera(box_scene, tmp_path, moge_path):
+    """The five files of `gen3c depth` describe one depth: the .ply holds, in row-major order, the
+    pixels the mask trusts, each at (u − cx, v − cy) · z / (fx, fy) and z of the .npy, with the
+    camera and size of the .json (closed form, not gen3c's unprojection; at a --resolution of another
+    aspect ratio, so fx ≠ fy), and the json's median is that of the trusted depth (torch's lower
+    middle value)."""
+    from PIL import Image
+
+    image, _, _, _ = box_scene
+    res = invoke("depth", image, "--depth_estimator", moge_path, "--output_folder", tmp_path, "--resolution", "64x112")
+    assert res.exit_code == 0, res.output
+    depth = np.load(tmp_path / "image_depth.npy").astype(np.float64)
+    info = json.loads((tmp_path / "image_depth.json").read_text())
+    with Image.open(tmp_path / info["mask"]) as im:
+        mask = np.asarray(im) == 255
+    assert depth.shape == mask.shape == (info["height"], info["width"]) == (64, 112)
+    (fx, _, cx), (_, fy, cy), _ = info["intrinsics"]
+    assert abs(fx / fy - 1) > 0.01  # the stretched camera: x and y scales are told apart
+    v, u = np.nonzero(mask)  # row-major, as the points are written
+    z = depth[v, u]
+    expected = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], -1)
+    points, _ = read_ply(tmp_path / "image_points.ply")
+    assert 0 < len(expected) and points.shape == expected.shape
+    np.testing.assert_allclose(points.numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert info["median_depth"] == pytest.approx(float(np.sort(z)[(len(z) - 1) // 2]), rel=1e-6)
+    assert info["valid_fraction"] == pytest.approx(mask.mean())
+
+
 def test_depth_command_offline_is_one_line_exit_2(box_scene, tmp_path, offline):
     image, _, _, _ = box_scene
     res = invoke("depth", image, "--output_folder", tmp_path)
@@ -260,3 +290,45 @@ def test_generate_reads_a_float_tiff_depth_and_a_16_bit_one_with_its_scale(box_s
     res = invoke("generate", *common, "--depth_path", tmp_path / "d.tif", "--png_depth_scale", 0.5, "--video_save_name", "scaled")
     assert res.exit_code == 2 and res.output.startswith("error: depth file ") and "holds 32-bit float depth, read as it is" in res.output
     assert res.output.rstrip().endswith("drop --png_depth_scale") and "\n" not in res.output.rstrip()
+
+
+def test_disparity_given_with_depth_is_disparity_is_read_as_relative_depth(box_scene, tmp_path):
+    """MiDaS writes 16-bit PNGs of disparity; read as millimetres of depth, the box (2 m) came out
+    behind the wall (4 m). With --depth_is_disparity, depth = 1 / disparity scaled to median 1: the
+    box scene's depth ÷ 4, relative (GEN3C's units), the video of that depth under --trajectory_scale
+    gen3c. The PNG scale cancels out. Before, the flag was an unknown option."""
+    from PIL import Image
+
+    image, _, _, depth = box_scene
+    disparity = (40000 / depth.numpy()).astype(np.uint16)  # 10000 at the wall, 20000 on the box: exact
+    Image.fromarray(disparity).save(tmp_path / "midas.png")
+    np.save(tmp_path / "quarter.npy", depth.numpy() / 4)
+    common = ("--input_image_path", image, "--fov", 60, "--resolution", "32x48", "--num_video_frames", 2, "--video_save_folder", tmp_path)
+    res = invoke("generate", *common, "--depth_path", tmp_path / "midas.png", "--depth_is_disparity", "--video_save_name", "disparity")
+    assert res.exit_code == 0, res.output
+    assert "midas.png': read as disparity: depth = 1 / disparity up to scale (shift taken as 0), its median 1 (relative depth)\n" in res.output
+    for name, args in (("relative", ("--depth_path", tmp_path / "quarter.npy", "--trajectory_scale", "gen3c")),
+                       ("as_depth", ("--depth_path", tmp_path / "midas.png"))):  # fmt: skip
+        assert invoke("generate", *common, *args, "--video_save_name", name).exit_code == 0
+    frames = {name: read_video(tmp_path / f"{name}.mp4")[0] for name in ("disparity", "relative", "as_depth")}
+    assert np.array_equal(frames["disparity"], frames["relative"]) and not np.array_equal(frames["as_depth"], frames["relative"])
+    assert json.loads((tmp_path / "disparity_run.json").read_text())["depth_is_disparity"] is True
+
+
+def test_depth_is_disparity_refusals_are_one_line(box_scene, tmp_path):
+    """The flag without depth to read, on gen3c depth's z-depth export, or on a map with no
+    disparity > 0: one line naming the fix, nothing written."""
+    image, _, _, depth = box_scene
+    assert invoke("depth", image, "--depth_estimator", "prior", "--output_folder", tmp_path, "--fov", 60).exit_code == 0
+    np.save(tmp_path / "negative.npy", -depth.numpy())
+    common = ("--input_image_path", image, "--fov", 60, "--resolution", "32x48", "--num_video_frames", 2, "--video_save_folder", tmp_path / "out")
+    cases = {
+        (): "error: --depth_is_disparity applies to the depth given for a single image (--depth_path): ",
+        ("--depth_path", tmp_path / "image_depth.npy"): "image_depth.npy' is z-depth (relative, from prior, recorded in image_depth.json), not disparity: drop --depth_is_disparity",
+        ("--depth_path", tmp_path / "negative.npy"): "negative.npy' has no disparity > 0 (all NaN/inf/≤ 0), read as disparity (--depth_is_disparity, larger = nearer): ",
+    }  # fmt: skip
+    for args, message in cases.items():
+        res = invoke("generate", *common, *args, "--depth_is_disparity")
+        assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
+        assert [line for line in res.output.splitlines() if line.startswith("error")] == [res.output.splitlines()[-1]]
+    assert not (tmp_path / "out").exists()

@@ -1,5 +1,6 @@
 """transformers depth models behind gen3c's interface, on tiny random configs saved to disk."""
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -382,3 +383,42 @@ def test_a_broken_diffusers_does_not_stop_a_transformers_depth_model(tmp_path, m
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.syspath_prepend(str(broken.parent))
     assert load_depth_estimator(folder).name == f"dpt:{folder}"
+
+
+def test_a_saved_disparity_read_with_depth_is_disparity_runs_as_its_estimator_did(tmp_path, monkeypatch):
+    """Depth Anything's relative output (MiDaS's, DPT's) is disparity. Saved and given back as
+    --depth_path with --depth_is_disparity, it makes the video and cameras the estimator's own run
+    made (test_depth_cli.py shows that without the flag it is another). Before, there was no way to
+    say so: the flag was an unknown option."""
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    import gen3c.depth.hf as hf
+    from gen3c.cli import app
+    from gen3c.io.video import read_video
+
+    Image.fromarray(image()).save(tmp_path / "photo.png")
+    model = depth_anything(tmp_path, "relative")
+    raw = []
+
+    def keep_raw(disparity, *args):
+        raw.append(disparity.clone())
+        return disparity_to_relative_depth(disparity, *args)
+
+    monkeypatch.setattr(hf, "disparity_to_relative_depth", keep_raw)
+    common = ["--input_image_path", tmp_path / "photo.png", "--fov", "60", "--resolution", "32x48", "--num_video_frames", "2",
+              "--video_save_folder", tmp_path / "out"]  # fmt: skip
+
+    def run(*args):
+        res = CliRunner().invoke(app, [str(a) for a in ("generate", *common, *args)])
+        assert res.exit_code == 0, res.output
+        return res.output
+
+    run("--depth_estimator", model, "--video_save_name", "direct")
+    (disparity,) = raw
+    np.save(tmp_path / "disparity.npy", disparity.numpy())
+    out = run("--depth_path", tmp_path / "disparity.npy", "--depth_is_disparity", "--video_save_name", "fed")
+    assert "read as disparity: depth = 1 / disparity up to scale" in out
+    assert np.array_equal(read_video(tmp_path / "out" / "fed.mp4")[0], read_video(tmp_path / "out" / "direct.mp4")[0])
+    cameras = {name: json.loads((tmp_path / "out" / f"{name}_cameras.json").read_text())["frames"] for name in ("direct", "fed")}
+    assert cameras["fed"] == cameras["direct"]

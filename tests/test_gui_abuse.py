@@ -1268,6 +1268,22 @@ def test_a_png_depth_scale_shows_for_a_png_depth_and_scales_what_is_loaded(gui, 
     assert gui.png_depth_scale.visible
 
 
+def test_depth_is_disparity_on_the_page_reads_the_file_as_disparity_and_is_refused_by_its_name(gui, box_scene, tmp_path):
+    """`gen3c generate --depth_is_disparity` on the page: the "Depth is disparity" box is read by Load
+    image (pending until then), the cache holds 1 / disparity at median 1 and the run's request
+    carries it; ticked without a depth file it is refused naming the box, not the flag."""
+    image, _, _, depth = box_scene
+    np.save(tmp_path / "disparity.npy", 1 / depth.numpy())
+    gui.image_path.value, gui.depth_path.value, gui.depth_is_disparity.value = str(image), str(tmp_path / "disparity.npy"), True
+    assert "Depth is disparity" in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert not gui.image_pending.visible and gui.state.scene_scale() == pytest.approx(1.0)
+    assert gui.state.build_request("a").depth_is_disparity
+    gui.depth_path.value = ""
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert "&quot;Depth is disparity&quot; applies to the depth given for a single image" in gui.status.content, gui.status.content
+
+
 def test_mask_invalid_depth_is_offered_where_depth_comes_with_the_input_and_redraws_the_cache(gui, box_scene, tmp_path):
     """`gen3c generate --mask_invalid_depth` on the page: enabled only once depth given with the
     input is loaded (an estimate has no invalid pixels), it reads the input again, the point cloud

@@ -423,6 +423,23 @@ def test_bad_camera_files_are_clear_errors(state, text, message):
 # -- sources, uploads, requests, renders ------------------------------------------------------
 
 
+def test_a_disparity_file_loads_as_relative_depth_and_the_next_image_is_depth_again(tmp_path, box_scene):
+    """The page's "Depth is disparity" box (load_files' depth_is_disparity): the file is read as
+    gen3c generate --depth_is_disparity reads it (1 / disparity, median 1, relative), and loading
+    another image without it reads its depth as z-depth again (the setting is the input's, cleared
+    with it). Without a depth file it is refused, nothing loaded. Before: an unknown request field."""
+    image_path, depth_path, _, depth = box_scene
+    np.save(tmp_path / "disparity.npy", 1 / depth.numpy())
+    state = GuiState(tmp_path, GenerationRequest(resolution="48x80"))
+    with pytest.raises(Gen3cInputError, match="--depth_is_disparity applies to the depth given for a single image"):
+        state.load_files(str(image_path), "", fov=60, depth_is_disparity=True)
+    assert state.source is None
+    source = state.load_files(str(image_path), str(tmp_path / "disparity.npy"), fov=60, depth_is_disparity=True)
+    assert source.depth_kind == "relative" and state.request.depth_is_disparity
+    assert torch.allclose(source.depth, state.load_files(str(image_path), str(depth_path), fov=60).depth / 4)
+    assert not state.request.depth_is_disparity
+
+
 def test_load_files_checks_input_like_the_cli(tmp_path, box_scene):
     image_path, depth_path, image, _ = box_scene
     state = GuiState(tmp_path, GenerationRequest(resolution="48x80"))

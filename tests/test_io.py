@@ -554,8 +554,13 @@ def test_invalid_depth_sits_far_away_as_in_gen3c_unless_masked():
     assert out[0, 0] == 0 and valid.sum() == 196 and torch.isfinite(out).all()
     for fill in (float("nan"), float("inf"), 0.0, -2.0):  # nothing valid at all: still refused
         for mask_invalid in (False, True):
-            with pytest.raises(Gen3cInputError, match=r"has no valid pixel \(all NaN/inf/≤ 0\)"):
+            with pytest.raises(Gen3cInputError, match=r"has no valid pixel \(all NaN/inf/≤ 0[;)]"):
                 conform_depth(torch.full((10, 20), fill), (10, 20), mask_invalid=mask_invalid)
+    # Negative depth everywhere (an OpenGL or Blender camera's −z) is named as such, with the fix.
+    flipped = -torch.linspace(1, 4, 200).reshape(10, 20)
+    flipped[5, 5] = float("nan")
+    with pytest.raises(Gen3cInputError, match=r"no valid pixel \(all NaN/inf/≤ 0; its depth spans \[-4, -1\]\): negative z-depth is an OpenGL or Blender camera's, which looks down −z; negate it"):
+        conform_depth(flipped, (10, 20))
 
 
 def test_far_depth_renders_as_a_backdrop_and_masking_leaves_holes():

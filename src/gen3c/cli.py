@@ -1000,6 +1000,15 @@ def generate(
     png_depth_scale: Annotated[
         float, typer.Option("--png_depth_scale", help="Depth = 16-bit PNG or TIFF value × this (default 0.001: millimetres → metres).")
     ] = 0.001,
+    depth_is_disparity: Annotated[
+        bool,
+        typer.Option(
+            "--depth_is_disparity",
+            help="The --depth_path holds disparity (inverse depth, larger = nearer), as MiDaS, DPT and Depth Anything's relative "
+            "models save it: read as depth = 1 / disparity up to scale (median 1, relative depth), disparity below 1% of its peak "
+            "untrusted (the far field), as --depth_estimator does with those models.",
+        ),
+    ] = False,
     mask_invalid_depth: Annotated[
         bool,
         typer.Option(
@@ -1058,7 +1067,7 @@ def generate(
         input_image_path=text(input_image_path), vipe_path=text(vipe_path), vipe_clip=vipe_clip,
         vipe_starting_frame_idx=vipe_starting_frame_idx, multiview_npz=text(multiview_npz), trust_checkpoint=trust_checkpoint,
         chunk_frames=chunk_frames, depth_path=None if depth_path is None else str(depth_path),
-        png_depth_scale=png_depth_scale, mask_invalid_depth=mask_invalid_depth, intrinsics=intrinsics, fov=fov,
+        png_depth_scale=png_depth_scale, depth_is_disparity=depth_is_disparity, mask_invalid_depth=mask_invalid_depth, intrinsics=intrinsics, fov=fov,
         depth_estimator=depth_estimator,
         trajectory=trajectory.value, camera_rotation=camera_rotation.value, movement_distance=movement_distance,
         trajectory_scale=trajectory_scale.value, camera_file=None if camera_file is None else str(camera_file),

@@ -47,11 +47,11 @@ from gen3c.depth.base import (
 from gen3c.depth.hub import hub_offline_reason
 from gen3c.depth.names import HF_ALIASES, HUB_ID
 from gen3c.errors import Gen3cInputError, Gen3cModelError, first_line, quoted_path
+from gen3c.io.depth import disparity_to_relative_depth
 from gen3c.io.paths import exists, is_dir, is_file
 
 #: ``model_type`` → family handled here.
 SUPPORTED_MODEL_TYPES = ("depth_pro", "depth_anything", "zoedepth", "dpt")
-RELATIVE_DISPARITY_FLOOR = 0.01
 
 
 def _require_transformers():
@@ -355,29 +355,6 @@ def _metric_depth(depth: Tensor) -> tuple[Tensor, Tensor]:
     good = torch.isfinite(depth) & (depth > 0)
     far = float(depth[good].max()) if good.any() else 1.0
     return torch.where(good, depth, torch.full_like(depth, far)), good
-
-
-def disparity_to_relative_depth(disparity: Tensor, floor: float = RELATIVE_DISPARITY_FLOOR) -> tuple[Tensor, Tensor]:
-    """Affine-invariant disparity → depth up to scale, median 1 (module docstring).
-
-    Args:
-        disparity: (H, W), larger = nearer (Depth Anything relative, DPT/MiDaS).
-        floor: disparities below ``floor`` × max are invalid (sky, far field) and clamped there.
-    Returns:
-        ``(depth (H, W), mask (H, W) bool)``.
-
-    >>> d, m = disparity_to_relative_depth(torch.tensor([[4.0, 2.0, 1.0, 0.0]]))
-    >>> d.tolist(), m.tolist()
-    ([[0.5, 1.0, 2.0, 50.0]], [[True, True, True, False]])
-    """
-    disparity = torch.nan_to_num(disparity.float(), nan=0.0, posinf=0.0, neginf=0.0)
-    peak = float(disparity.max())
-    if peak <= 0:
-        return torch.ones_like(disparity), torch.zeros_like(disparity, dtype=torch.bool)
-    lowest = floor * peak
-    mask = disparity > lowest
-    depth = 1.0 / disparity.clamp(min=lowest)
-    return depth / float(depth[mask].median()), mask
 
 
 __all__ = ["HF_ALIASES", "SUPPORTED_MODEL_TYPES", "TransformersDepthEstimator", "disparity_to_relative_depth"]

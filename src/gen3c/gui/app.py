@@ -96,7 +96,7 @@ INPUT_COLOR = (150, 80, 200)
 INPUT_KIND_LABELS = {"image": "image", "sample": "GEN3C sample", "vipe": "ViPE video", "multiview": "multi-view input"}
 #: The input controls each Load button reads; they take effect when it is pressed.
 LOAD_CONTROLS = {
-    "Load image": ("image_path", "depth_path", "png_depth_scale", "depth_estimator", "set_fov", "fov", "intrinsics"),
+    "Load image": ("image_path", "depth_path", "png_depth_scale", "depth_is_disparity", "depth_estimator", "set_fov", "fov", "intrinsics"),
     "Load video input": ("video_path", "start_frame"),
 }
 BEGIN = "Load the demo sample, an image, or a video input to begin."
@@ -105,7 +105,7 @@ PATH_MODE_LABELS = {"preset": "Preset", "keyframes": "Keyframes", "file": "Impor
 #: them (a Gen3cApp attribute): the library's checks name the flag, the page names the control
 #: (:meth:`Gen3cApp._page_words`).
 SETTING_CONTROLS = {
-    "input_image_path": "image_path", "depth_path": "depth_path", "png_depth_scale": "png_depth_scale",
+    "input_image_path": "image_path", "depth_path": "depth_path", "png_depth_scale": "png_depth_scale", "depth_is_disparity": "depth_is_disparity",
     "depth_estimator": "depth_estimator", "fov": "fov", "mask_invalid_depth": "mask_invalid",
     "intrinsics": "intrinsics", "vipe_path": "video_path", "multiview_npz": "video_path", "vipe_starting_frame_idx": "start_frame",
     "resolution": "resolution", "resize_mode": "resize_mode", "filter_points_threshold": "filter_threshold",
@@ -341,6 +341,10 @@ class Gen3cApp:
                     "PNG depth scale", r.png_depth_scale, min=1e-7, step=0.0001, visible=False,
                     hint="Depth = 16-bit PNG or TIFF value × this (0.001: millimetres → metres)",
                 )  # fmt: skip
+                self.depth_is_disparity = gui.add_checkbox(
+                    "Depth is disparity", False,
+                    hint="The depth file holds disparity (larger = nearer), as MiDaS, DPT and Depth Anything save it: read as relative depth, 1 / disparity",
+                )  # fmt: skip
                 self.depth_estimator = gui.add_text(
                     "Depth estimator", r.depth_estimator or "",
                     hint="Without a depth file: moge (GEN3C's), a transformers depth model, a path, or prior; empty: moge, the prior standing in where its weights cannot load",
@@ -572,9 +576,11 @@ class Gen3cApp:
             self._info(f"Estimating depth with {html.escape(estimator or DEFAULT_DEPTH_ESTIMATOR)}…", transient=True)
         # The scale of a PNG depth only (the control is hidden for another file: it would scale nothing).
         png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if _is_png(depth) else {}
+        # Ticked without a depth file it is refused (an estimator's depth is z-depth), naming the box.
+        disparity = {"depth_is_disparity": True} if self.depth_is_disparity.value else {}
         self.state.load_files(
             self.image_path.value.strip(), depth, fov=_control_number(self.fov.value, "fov") if self.set_fov.value and not intr else None, intrinsics=intr,
-            depth_estimator=estimator, **png,
+            depth_estimator=estimator, **png, **disparity,
         )  # fmt: skip
         self._loaded_with["Load image"] = self._load_controls("Load image")
         self._loaded()

@@ -400,7 +400,7 @@ class GuiState:
         file, or alone, its depth then coming from ``request.depth_estimator`` (the geometric
         prior stands in when the default, MoGe, cannot load, with the CLI's note in :attr:`notes`).
         ``depth_options``: the depth's settings (``depth_estimator``; ``png_depth_scale`` for a
-        16-bit PNG depth file)."""
+        16-bit PNG depth file; ``depth_is_disparity`` for a file of disparity)."""
         if not image_path:
             raise Gen3cInputError("no input image: upload one or give its path")
         # The kind of the path alone: the page always sends a FOV, which a video input refuses, and
@@ -474,6 +474,7 @@ class GuiState:
         rate the input's (None: the request fills in its default) unless :attr:`fps_given`."""
         cleared = {"input_image_path": None, "vipe_path": None, "vipe_clip": None, "vipe_starting_frame_idx": 0,
                    "multiview_npz": None, "depth_path": None, "png_depth_scale": GenerationRequest.png_depth_scale,
+                   "depth_is_disparity": False,
                    "fov": None, "intrinsics": None,
                    "fps": self.request.fps if self.fps_given else None}  # fmt: skip
         return dataclasses.replace(self.request, **{**cleared, **fields})

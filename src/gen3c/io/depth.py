@@ -276,6 +276,69 @@ def _read_exr(p: Path, name: str) -> np.ndarray:
     return pixels[..., 0] if pixels.ndim == 3 else pixels
 
 
+#: Disparity below this share of its peak is the sky or far field: untrusted, and clamped there,
+#: so the far end sits at 100 × the nearest depth instead of at infinity.
+RELATIVE_DISPARITY_FLOOR = 0.01
+
+#: The flag that reads ``--depth_path`` as disparity (:func:`depth_from_disparity`).
+DISPARITY_FLAG = "--depth_is_disparity"
+
+
+def disparity_to_relative_depth(disparity: Tensor, floor: float = RELATIVE_DISPARITY_FLOOR) -> tuple[Tensor, Tensor]:
+    """Affine-invariant disparity (inverse depth up to scale and shift, as Depth Anything's relative
+    models, DPT and MiDaS predict it) → depth up to scale, median 1. The shift is taken as 0:
+    depth = 1 / disparity, the disparity below ``floor`` × its peak (NaN, ≤ 0 too) untrusted and
+    clamped there, then scaled so that the median trusted depth is 1.
+
+    Args:
+        disparity: (H, W), larger = nearer.
+    Returns:
+        ``(depth (H, W), mask (H, W) bool)``: the mask holds the trusted pixels.
+
+    >>> d, m = disparity_to_relative_depth(torch.tensor([[4.0, 2.0, 1.0, 0.0]]))
+    >>> d.tolist(), m.tolist()
+    ([[0.5, 1.0, 2.0, 50.0]], [[True, True, True, False]])
+    """
+    disparity = torch.nan_to_num(disparity.float(), nan=0.0, posinf=0.0, neginf=0.0)
+    peak = float(disparity.max())
+    if peak <= 0:
+        return torch.ones_like(disparity), torch.zeros_like(disparity, dtype=torch.bool)
+    lowest = floor * peak
+    mask = disparity > lowest
+    depth = 1.0 / disparity.clamp(min=lowest)
+    return depth / float(depth[mask].median()), mask
+
+
+def depth_from_disparity(disparity: Tensor, name: str) -> tuple[Tensor, Tensor]:
+    """A user's disparity map (``--depth_is_disparity``: MiDaS's, DPT's or Depth Anything's saved
+    output, larger = nearer) as the relative depth the estimators make of theirs
+    (:func:`disparity_to_relative_depth`), with a note saying so and counting the untrusted pixels.
+
+    Args:
+        disparity: (H, W) as read (:func:`load_depth`).
+    Raises:
+        Gen3cInputError: no finite disparity > 0 (+inf, infinitely near, is no measurement either).
+    Returns:
+        ``(depth (H, W), trusted (H, W) bool)``; depth is finite and > 0 everywhere.
+    """
+    check_depth_tensor(disparity, name)
+    if not bool((torch.isfinite(disparity) & (disparity > 0)).any()):
+        raise Gen3cInputError(
+            f"{name} has no disparity > 0 (all NaN/inf/≤ 0), read as disparity ({DISPARITY_FLAG}, larger = nearer): "
+            f"check its values, or drop {DISPARITY_FLAG} if it holds z-depth"
+        )
+    depth, trusted = disparity_to_relative_depth(disparity)
+    untrusted = int((~trusted).sum())
+    far = (
+        f"; {untrusted} pixels ({100 * untrusted / trusted.numel():.2g}%) of disparity below {RELATIVE_DISPARITY_FLOOR:.0%} of its peak "
+        "(or NaN/inf/≤ 0) are untrusted and sit at 100 × the nearest depth (--mask_invalid_depth leaves them out)"
+        if untrusted
+        else ""
+    )
+    note(f"{name}: read as disparity: depth = 1 / disparity up to scale (shift taken as 0), its median 1 (relative depth){far}", stacklevel=2)
+    return depth, trusted
+
+
 def mask_lets_in(mask: np.ndarray | Tensor) -> Tensor:
     """The pixels an input's own mask lets into the cache (bool, same shape): where it is > 0.
 
@@ -347,7 +410,14 @@ def fill_invalid_depth(
     trusted_frames = trusted.reshape(frames.shape)
     empty = ~trusted_frames.flatten(1).any(1)
     if bool(empty.any()):
-        where = f" (frame {frame_offset + int(empty.nonzero()[0, 0])})" if depth.ndim == 3 else ""
+        first = int(empty.nonzero()[0, 0])
+        where = f" (frame {frame_offset + first})" if depth.ndim == 3 else ""
+        finite = frames[first][torch.isfinite(frames[first])]
+        if finite.numel() and float(finite.min()) < 0:  # the depth of a camera that looks down −z, as OpenGL's and Blender's do
+            raise Gen3cInputError(
+                f"{name} has no valid pixel{where} (all NaN/inf/≤ 0; its depth spans [{float(finite.min()):.4g}, {float(finite.max()):.4g}]): "
+                "negative z-depth is an OpenGL or Blender camera's, which looks down −z; negate it (gen3c's z-depth, OpenCV's, is > 0 in front)"
+            )
         raise Gen3cInputError(f"{name} has no valid pixel{where} (all NaN/inf/≤ 0): check its values and their unit")
     # GEN3C clamps depth to FAR_DEPTH, where it puts NaN (gen3c_single_image.py): depth from there
     # on is far background, not scene. A map with no scene left is most likely in millimetres.

@@ -224,9 +224,10 @@ def load_source(request: GenerationRequest) -> SourceView:
     """
     from gen3c.cameras import resize_intrinsics
     from gen3c.depth.user import depth_record, untrusted_left_out
-    from gen3c.io.depth import conform_depth, load_depth
+    from gen3c.io.depth import conform_depth, depth_from_disparity, load_depth, median_scene_depth
     from gen3c.io.images import large_image_size, read_photo, resize_image, resize_nearest, shrink_image
     from gen3c.io.resolution import parse_resolution
+    from gen3c.pipelines.settings import DISPARITY_WITHOUT_DEPTH
 
     size = parse_resolution(request.resolution)
     in_memory = memory_image(request)
@@ -244,6 +245,8 @@ def load_source(request: GenerationRequest) -> SourceView:
     if K is not None and stored != (h, w):
         K = resize_intrinsics(K, stored, (h, w))
     if not has_depth(request):
+        if request.depth_is_disparity:  # (a request that skipped check_unused_settings: the GUI's)
+            raise Gen3cInputError(DISPARITY_WITHOUT_DEPTH)
         return estimate_source(request, image, K, size)
     if memory_depth(request) is not None:  # an array, or an estimate with its record (InMemoryInput.depth_record)
         raw, name, record = memory_depth(request), "gen3c.generate() depth", request.in_memory.depth_record
@@ -253,8 +256,14 @@ def load_source(request: GenerationRequest) -> SourceView:
         # `gen3c depth` records the kind and camera of the depth it writes: read back, the run it
         # came from is reproduced (relative depth keeps GEN3C's units for --movement_distance).
         record = depth_record(request.depth_path, tuple(raw.shape))
+    disparity_trusted = None
+    if request.depth_is_disparity:
+        if record is not None:  # gen3c depth's export, or an estimate: z-depth by construction
+            raise Gen3cInputError(f"{name} is z-depth ({record.kind}, from {record.source}, {record.where}), not disparity: drop --depth_is_disparity")
+        raw, disparity_trusted = depth_from_disparity(raw, name)
     if isinstance(raw, torch.Tensor) and tuple(raw.shape) == stored != (h, w):  # the photo's own size: brought down with it
         raw = resize_nearest(raw, (h, w))
+        disparity_trusted = None if disparity_trusted is None else resize_nearest(disparity_trusted, (h, w))
     # Stretched depth at the working size (`gen3c depth --resolution`, made as a stretch run makes
     # it) is taken as it is, the image stretched to it: brought to the photo's size and back, it
     # went through two resizes the estimating run did not make (and another aspect ratio than the
@@ -274,13 +283,19 @@ def load_source(request: GenerationRequest) -> SourceView:
         K = resize_intrinsics(K, (h, w), at)
     if at != (h, w):
         image = resize_image(image, at, "stretch")
-    kind = record.kind if record is not None else "metric"
+    if disparity_trusted is not None:
+        disparity_trusted = resize_nearest(disparity_trusted, tuple(depth.shape))  # as conform_depth resizes the depth
+        if request.mask_invalid_depth:  # the far field the floor clamped, as NaN/inf pixels of z-depth are left out
+            valid = valid & disparity_trusted
+    kind = record.kind if record is not None else "relative" if disparity_trusted is not None else "metric"
     # the image was read from a file or checked as it came in (InMemoryInput): its range is known
     source = prepare_source(
         image, depth, K, size, request.resize_mode, valid=valid, depth_kind=kind, note_unit_range=False, note_invalid_depth=False
     )
     if record is not None:  # the median the estimating run took, its untrusted sky (at the far fill) left out
         source.reference_depth = record.median_depth(depth, valid)
+    elif disparity_trusted is not None:  # the median the estimators take of theirs: the trusted pixels' (1 at its size)
+        source.reference_depth = median_scene_depth(depth, valid & disparity_trusted)
     return source
 
 

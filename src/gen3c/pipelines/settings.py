@@ -67,6 +67,9 @@ class GenerationRequest:
     trust_checkpoint: bool = False
     depth_path: str | None = None
     png_depth_scale: float = 0.001
+    #: The depth given (``depth_path`` or in memory) is disparity, larger = nearer (MiDaS, DPT,
+    #: Depth Anything's relative models): read as :func:`gen3c.io.depth.depth_from_disparity` does.
+    depth_is_disparity: bool = False
     mask_invalid_depth: bool = False
     intrinsics: str | None = None
     fov: float | None = None
@@ -401,7 +404,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
     or named in ``given``: a preset path's where the path is given (a camera file, a multi-view
     input's ``w2cs_all``), ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a
     legacy ``.pt`` input, ``seed`` with a generator that draws no random numbers (the preview),
-    ``depth_estimator`` where no depth or camera is estimated, ``mask_invalid_depth`` where no depth
+    ``depth_estimator`` where no depth or camera is estimated, ``depth_is_disparity`` where no single
+    image's depth is given, ``mask_invalid_depth`` where no depth
     is read from a file, ``vipe_starting_frame_idx`` for an input without frames, and (given only)
     the gen3c generator's ``noise_aug_strength`` for a video or multi-view input. ``where``
     prefixes the message (e.g. a manifest line). ``given``: the settings the caller knows were
@@ -442,6 +446,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
                 f"{prefix}--depth_estimator estimates the depth without --depth_path, or the camera without --intrinsics / --fov; "
                 "with both given it is not used: drop it"
             )
+    if changed("depth_is_disparity") and (video or not has_depth(request)):
+        raise Gen3cInputError(f"{prefix}{DISPARITY_WITHOUT_DEPTH}")
     if request.mask_invalid_depth and not video and not has_depth(request):
         raise Gen3cInputError(
             f"{prefix}--mask_invalid_depth applies to depth given with the input (--depth_path, a video or multi-view input); "
@@ -449,6 +455,12 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
             "its NAME_depth.npy as --depth_path to leave the pixels its mask does not trust (the sky) out"
         )
 
+
+#: The refusal of ``depth_is_disparity`` where no single image's depth is read (checked where the request is, and where the depth is).
+DISPARITY_WITHOUT_DEPTH = (
+    "--depth_is_disparity applies to the depth given for a single image (--depth_path): "
+    "an estimator's depth, or a video or multi-view input's, is z-depth: drop it"
+)
 
 #: The refusal of a start frame for an input without frames to start from (an image, a multi-view ``.npz``).
 START_FRAME_REFUSAL = "--vipe_starting_frame_idx applies to video input (--vipe_path or a sample directory): drop it"
