@@ -440,7 +440,7 @@ def hole_sides_reference(depth, known, holes, reach, ratio=0.9):
     near_end, far_end = np.zeros_like(known), np.zeros_like(known)
     for d, k, h, near, far in ((depth, known, holes, near_end, far_end), (depth.T, known.T, holes.T, near_end.T, far_end.T)):
         for y, line in enumerate(h):
-            x, previous_after = 0, None
+            x = 0
             while x < len(line):
                 if not line[x]:
                     x += 1
@@ -448,12 +448,11 @@ def hole_sides_reference(depth, known, holes, reach, ratio=0.9):
                 before = x - 1
                 while x < len(line) and line[x]:
                     x += 1
-                # A run one known pixel after the previous one is not paired: that pixel ends both.
-                if before >= 0 and x < len(line) and before != previous_after and k[y, before] and k[y, x]:
+                # Each run is paired with its own two ends, also where one known pixel ends two runs.
+                if before >= 0 and x < len(line) and k[y, before] and k[y, x]:
                     for a, b in ((before, x), (x, before)):
                         if d[y, a] < ratio * d[y, b]:
                             near[y, a] = far[y, b] = True
-                previous_after = x
     far_end &= ~near_end
     # Far ends within an eighth of the reach of an occluder's outline (the near side of a depth edge) are dropped.
     occluding = known & (depth < ratio * cv2.dilate(np.where(known, depth, 0).astype(np.float32), np.ones((3, 3), np.uint8)))
@@ -542,6 +541,25 @@ def test_hole_sides_equal_the_whole_image_algorithm():
         assert np.array_equal(far, want_far)
         far_ends_seen += want_far.any()
     assert far_ends_seen >= len(cases) // 2  # the far side is tested, not only its absence
+
+
+def test_a_run_one_known_pixel_after_another_is_paired_with_its_own_ends():
+    """A wall (depth 8) left of column 17, a box (depth 3) from it on, and between rows 5 and 15 two
+    holes along each row: columns 10-12, one known wall pixel (column 13), columns 14-16. The
+    second hole's run ends on the wall pixel and on the box: the wall pixel is its far end and the
+    far side, the box its foreground (before, a run one known pixel after the previous one was
+    never paired, so that hole had no far side at all)."""
+    depth = np.full((20, 30), 8.0, np.float32)
+    depth[:, 17:] = 3.0
+    holes = np.zeros(depth.shape, bool)
+    holes[5:16, 10:13] = holes[5:16, 14:17] = True
+    depth[holes] = 0.0
+    far = far_side_of_holes(depth, ~holes, holes, reach=8)
+    assert far[5:16, 13].all()  # the known pixel between the two holes
+    assert not far[:, 17:].any()  # the box, the second hole's near end, is not
+    near = foreground_near_holes(depth, ~holes, holes, reach=8)
+    # The box stays out of the fill, the wall pixel between the holes in it.
+    assert near[5:16, 17].all() and not near[5:16, 13].any()
 
 
 def test_no_pixel_beyond_every_hole_s_reach_is_foreground():

@@ -357,7 +357,8 @@ def _run_ends(depth: np.ndarray, known: np.ndarray, holes: np.ndarray) -> tuple[
     """(near ends, far ends), (H, W) bool: the known pixels that end a run of ``holes`` along a row
     or down a column where one end is nearer than :data:`NEARER_RATIO` × the other: the two sides
     of the depth edge across the hole. A run that reaches the image's border has one end only and
-    marks nothing. The runs are read off the holes' pixels in row-major order (of transposed views
+    marks nothing; a known pixel between two runs of a line ends both, and each run is paired with
+    its own two ends. The runs are read off the holes' pixels in row-major order (of transposed views
     for the columns; the marks are written through)."""
     near_end, far_end = np.zeros(holes.shape, bool), np.zeros(holes.shape, bool)
     for d, k, h, near, far in (
@@ -370,9 +371,6 @@ def _run_ends(depth: np.ndarray, known: np.ndarray, holes: np.ndarray) -> tuple[
         lasts = np.r_[starts[1:], len(line)] - 1
         line, before, after = line[starts], along[starts] - 1, along[lasts] + 1
         ends = (before >= 0) & (after < h.shape[1])
-        # A run one known pixel after the previous one in its line is not paired: that pixel is
-        # both runs' end, and the whole-image scan this replaces paired it with itself.
-        ends[1:] &= (line[1:] != line[:-1]) | (before[1:] != after[:-1])
         line, before, after = line[ends], before[ends], after[ends]
         both = k[line, before] & k[line, after]
         line, before, after = line[both], before[both], after[both]
