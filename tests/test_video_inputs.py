@@ -1297,3 +1297,40 @@ def test_sample_and_vipe_readers_take_a_home_path_and_refuse_what_is_no_path(vip
         for value, got in ((None, "NoneType 'None'"), (5, "int '5'")):
             with pytest.raises(Gen3cInputError, match=rf"^{name} is {got}: pass the path to a .* \(a str or a pathlib\.Path\)$"):
                 call(value)
+
+
+def _stage_counts() -> tuple[dict[str, int], object]:
+    """A progress factory recording, per stage, its total and the steps advanced."""
+    seen: dict[str, list[int]] = {}
+
+    def progress(stage: str, total: int):
+        seen[stage] = [total, 0]
+
+        def advance(n: int = 1) -> None:
+            seen[stage][1] += n
+
+        return advance
+
+    return seen, progress
+
+
+def test_a_video_inputs_frames_are_read_as_a_progress_stage(vipe_dir, sample_dir, tmp_path):
+    """Before: nothing was shown while a video input was read, a minute for a 1080p clip's 121
+    frames on a 2-core CPU, before the first bar ("Rendering 3D cache")."""
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    for name, given in (("vipe", {"vipe_path": str(vipe_dir)}), ("sample", {"input_image_path": str(sample_dir), "vipe_starting_frame_idx": 4})):
+        seen, progress = _stage_counts()
+        request = GenerationRequest(**given, generator="preview", resolution="32x64", num_video_frames=5,
+                                    video_save_folder=str(tmp_path), video_save_name=name)  # fmt: skip
+        run_request(request, progress=progress)
+        assert seen == {"Reading video": [5, 5], "Rendering 3D cache": [5, 5], "Generating (preview)": [5, 5]}, (name, seen)
+    # The clip ending first: the frames there are, the stage's whole count.
+    seen, progress = _stage_counts()
+    read_vipe(vipe_dir, (32, 64), start=7, num_frames=5, progress=progress)
+    assert seen == {"Reading video": [3, 3]}
+    # A refusal at the first frame, where most are found, comes before the stage starts.
+    seen, progress = _stage_counts()
+    with pytest.raises(Gen3cInputError, match="resize mode"):
+        read_sample(sample_dir, (32, 64), resize_mode="squash", progress=progress)
+    assert seen == {}

@@ -31,6 +31,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -61,6 +62,9 @@ from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.paths import exists, is_dir, is_file, reader_path
 from gen3c.io.text import user_text
 from gen3c.io.video import H264_SUFFIXES, VideoIndex, iter_video_frames, probe_video, turned_hint
+
+if TYPE_CHECKING:
+    from gen3c.progress import ProgressFactory
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
 VIPE_FOLDERS = ("rgb", "pose", "intrinsics")
@@ -196,6 +200,7 @@ def read_vipe(
     num_frames: int | None = None,
     resize_mode: str = "crop",
     mask_invalid_depth: bool = False,
+    progress: ProgressFactory | None = None,
 ) -> FrameStack:
     """Read frames ``start`` … ``start + num_frames − 1`` of a ViPE clip at the working resolution.
 
@@ -211,6 +216,7 @@ def read_vipe(
         resolution, resize_mode: see :func:`gen3c.io.frames.fit_frames`.
         mask_invalid_depth: leave NaN/inf depth out of the cache instead of placing it far away
             (GEN3C's treatment, :func:`gen3c.io.depth.fill_invalid_depth`).
+        progress: shows the frames read as a stage (:class:`~gen3c.io.frames.FrameFitter`).
     Raises:
         Gen3cInputError: a missing folder, file or frame (no depth: the ViPE run that writes it);
             a camera model other than pinhole; counts that disagree; unreadable mp4, npz, EXR or
@@ -225,7 +231,7 @@ def read_vipe(
 
     depth_name = f"ViPE {rel['depth']}"
     mask_zip = root / "mask" / f"{clip}.zip"
-    fitter = FrameFitter(len(needed), resolution, resize_mode)
+    fitter = FrameFitter(len(needed), resolution, resize_mode, progress)
     tally = InvalidDepthTally()
     with contextlib.ExitStack() as open_files:
         depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr, files["rgb"]))
