@@ -183,8 +183,12 @@ def _rezip(path, members):
         ("bad_intrinsics", r"intrinsics/walk\.npz intrinsics \(frame 0\) have a focal length ≤ 0: fx and fy must be positive pixels$"),
         ("nan_intrinsics_after_start", r"intrinsics/walk\.npz intrinsics \(frame 4\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
         ("intrinsics_of_another_size", r"intrinsics \(frame 3\) \(fx=.*principal point outside the 128×72"),
-        ("exr_garbage", "00001.exr.*OpenEXR"),
-        ("exr_no_z", "no channel 'Z'"),
+        # Before: "00001.exr: not a readable OpenEXR image (Unable to open '<python_buffer>' for read)", no fix.
+        ("exr_garbage", r"depth/walk\.zip 00001\.exr is text, not an OpenEXR image: re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
+        ("exr_cut_short", r"depth/walk\.zip 00001\.exr is a damaged OpenEXR image, cut short or corrupt \(.*\): re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
+        ("exr_no_z", r"depth/walk\.zip 00001\.exr has no channel 'Z' \(it has \['R'\]\): ViPE writes depth as channel Z$"),
+        # Before: "00002.png: not a readable PNG (cannot identify image file …)", no fix.
+        ("mask_png_garbage", r"mask/walk\.zip 00002\.png is a NumPy \.npy array, not a PNG image: re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG$"),
         ("exr_missing", "no 00004.exr"),
         ("depth_all_nan", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
         ("depth_all_nan_after_start", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
@@ -263,12 +267,14 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
+    elif case in ("exr_garbage", "exr_cut_short", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
         if case == "depth_zip_of_its_folder":  # zip -r walk.zip walk/, with macOS's resource forks
             members = {path: data for name, data in members.items() for path in (f"walk/{name}", f"__MACOSX/walk/._{name}")}
         elif case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
+        elif case == "exr_cut_short":
+            members["00001.exr"] = exr_bytes(depth[1])[:300]
         elif case == "exr_no_z":
             members["00001.exr"] = exr_bytes(depth[1], channel="R")
         elif case == "exr_missing":
@@ -308,6 +314,11 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
     elif case == "mask_zip_unknown_method":
         damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
+    elif case == "mask_png_garbage":  # ids saved by another tool under ViPE's names
+        with zipfile.ZipFile(root / "mask" / "walk.zip") as z:
+            members = {name: z.read(name) for name in z.namelist()}
+        members["00002.png"] = b"\x93NUMPY" + bytes(100)
+        _rezip(root / "mask" / "walk.zip", members)
     elif case == "depth_zip_cut_short":
         data = (root / "depth" / "walk.zip").read_bytes()
         (root / "depth" / "walk.zip").write_bytes(data[: len(data) - 40])

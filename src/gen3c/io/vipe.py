@@ -46,6 +46,7 @@ from gen3c.cameras import (
 from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
+from gen3c.io.formats import EXR_MAGIC, PNG_MAGIC, describe_head
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
@@ -522,7 +523,7 @@ class _ZipFrames:
         try:
             array = self.decode(self.archive.read(member))
         except Gen3cInputError as exc:
-            raise Gen3cInputError(f"{self.name} {member}: {exc}") from None
+            raise Gen3cInputError(f"{self.name} {member} {exc}") from None
         except (*ZIP_READ_ERRORS, ValueError) as exc:
             raise Gen3cInputError(f"{self.name} {member} cannot be read ({damage(exc)}): the zip is damaged, re-run 'vipe infer'") from None
         if array.shape != tuple(size):
@@ -531,6 +532,9 @@ class _ZipFrames:
                 + turned_hint(size, array.shape, self.video)
             )
         return array
+
+
+_EXR_FIX = "re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z"
 
 
 def _decode_exr(data: bytes) -> np.ndarray:
@@ -542,15 +546,17 @@ def _decode_exr(data: bytes) -> np.ndarray:
             channels = f.channels()
             if "Z" not in channels:
                 raise Gen3cInputError(
-                    f"no channel 'Z' (it has {sorted(channels)}): ViPE writes depth as channel Z"
+                    f"has no channel 'Z' (it has {sorted(channels)}): ViPE writes depth as channel Z"
                 )
             pixels = np.array(channels["Z"].pixels)
     except Gen3cInputError:
         raise
-    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files
-        raise Gen3cInputError(f"not a readable OpenEXR image ({exc})") from None
+    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files ("Unable to open … for read" for any other format)
+        if not data.startswith(EXR_MAGIC):  # another file zipped under ViPE's name: say what it is
+            raise Gen3cInputError(f"is {describe_head(data[:64])}, not an OpenEXR image: {_EXR_FIX}") from None
+        raise Gen3cInputError(f"is a damaged OpenEXR image, cut short or corrupt ({exc}): {_EXR_FIX}") from None
     if pixels.ndim != 2:
-        raise Gen3cInputError(f"channel Z has shape {pixels.shape}: expected (H, W)")
+        raise Gen3cInputError(f"has a channel Z of shape {pixels.shape}, not (H, W): {_EXR_FIX}")
     return pixels.astype(np.float32)
 
 
@@ -562,7 +568,10 @@ def _decode_png(data: bytes) -> np.ndarray:
             im.load()
             array = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise Gen3cInputError(f"not a readable PNG ({exc})") from None
+        fix = "re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG"
+        if not data.startswith(PNG_MAGIC):  # another file zipped under ViPE's name: say what it is
+            raise Gen3cInputError(f"is {describe_head(data[:64])}, not a PNG image: {fix}") from None
+        raise Gen3cInputError(f"is a damaged PNG image, cut short or corrupt ({exc}): {fix}") from None
     if array.ndim == 3:
         array = array[..., 0]
     return array.astype(np.int32)
