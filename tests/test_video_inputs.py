@@ -638,6 +638,9 @@ class Opaque:
         ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
         # Before: "has no key 'w2c' (it holds ['c2w', 'intrinsics']): save the array under 'w2c'", which
         # saved camera-to-world poses as world-to-camera ones.
+        # Before: "has shape (10, 4): expected (T, 3, 3)" and "(10, 72, 128, 1): expected (T, H, W)", no fix.
+        ("intrinsics_rows", r"camera\.npz 'intrinsics' has shape \(10, 4\), rows of fx, fy, cx, cy as ViPE saves them: save \(T, 3, 3\) matrices \[\[fx, 0, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in pixels of the frames$"),
+        ("depth_trailing_axis", r"depth\.npz 'depth' has shape \(10, 72, 128, 1\): expected \(T, H, W\): save it without its last axis of 1 \(np\.squeeze\(array, -1\)\)$"),
         ("c2w_key", r"camera\.npz' has no key 'w2c' but 'c2w' \(it holds \['c2w', 'intrinsics'\]\): gen3c reads world-to-camera poses, save their inverse \(np\.linalg\.inv\(c2w\)\) under 'w2c'$"),
     ],
 )
@@ -653,6 +656,12 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "depth.npz", depth=depth[:9].astype(np.float16))
     elif case == "wrong_key":
         np.savez(folder / "depth.npz", z=depth.astype(np.float16))
+    elif case == "intrinsics_rows":
+        cam = dict(np.load(folder / "camera.npz"))
+        K = cam["intrinsics"]
+        np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], 1))
+    elif case == "depth_trailing_axis":
+        np.savez(folder / "depth.npz", depth=depth[..., None].astype(np.float16))
     elif case == "c2w_key":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", c2w=np.linalg.inv(cam["w2c"]), intrinsics=cam["intrinsics"])

@@ -307,13 +307,18 @@ def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") ->
     size (the message shows the name, or ``*`` for None)."""
     if array.dtype.kind not in kinds:
         raise Gen3cInputError(f"{name} holds {array.dtype} values: expected {_kind_names(kinds)}")
-    ok = array.ndim == len(shape) and all(
-        want is None or isinstance(want, str) or want == got for want, got in zip(shape, array.shape, strict=False)
-    )
-    if not ok:
+    if not check_shape(array.shape, shape):
         expected = "(" + ", ".join("*" if d is None else str(d) for d in shape) + ")"
-        raise Gen3cInputError(f"{name} has shape {tuple(array.shape)}: expected {expected}")
+        # a trailing channel axis of 1 ((T, H, W, 1), as image tools save one channel): say how to drop it
+        trailing = array.ndim == len(shape) + 1 and array.shape[-1] == 1 and check_shape(array.shape[:-1], shape)
+        fix = ": save it without its last axis of 1 (np.squeeze(array, -1))" if trailing else ""
+        raise Gen3cInputError(f"{name} has shape {tuple(array.shape)}: expected {expected}{fix}")
     return array
+
+
+def check_shape(got: tuple, shape: tuple) -> bool:
+    """Whether ``got`` matches ``shape`` (:func:`check_array`'s: None or a name matches any size)."""
+    return len(got) == len(shape) and all(want is None or isinstance(want, str) or want == size for want, size in zip(shape, got, strict=True))
 
 
 def complete_pose_rows(array: np.ndarray) -> np.ndarray:

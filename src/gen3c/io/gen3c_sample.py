@@ -209,6 +209,11 @@ def _open_dir(folder: Path) -> Iterator[_OpenSample]:
         shared_K = K.shape == (3, 3)
         if shared_K:  # one camera for every frame (a fixed lens): each frame's K
             K = K[None].repeat(len(w2c), axis=0)
+        if K.ndim == 2 and K.shape[1] == 4:  # ViPE's rows of fx, fy, cx, cy
+            raise Gen3cInputError(
+                f"{name} camera.npz 'intrinsics' has shape {K.shape}, rows of fx, fy, cx, cy as ViPE saves them: save (T, 3, 3) "
+                "matrices [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] in pixels of the frames"
+            )
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
         video = probe_video(files["rgb.mp4"], "sample video")
         counts = {
