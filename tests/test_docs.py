@@ -255,11 +255,16 @@ def test_inputs_vipe_python_runs(tmp_path, monkeypatch):
     from gen3c.io.video import count_video_frames
 
     rgb, depth, _, w2c, K = scene(7, 72, 128)
-    write_vipe(tmp_path / "vipe_out", "clip", rgb, depth, w2c, K)
+    write_vipe(tmp_path / "vipe_out", "clip", rgb, depth, w2c, K, fps=30)
     (code,) = code_blocks((ROOT / "docs" / "inputs.md").read_text(), "python")
     monkeypatch.chdir(tmp_path)
     exec(shrunk(code, {"(704, 1280)": "(64, 112)", "num_frames=121": "num_frames=9", "frames.K, 704, 1280": "frames.K, 64, 112"}), {})
     assert count_video_frames(tmp_path / "outputs" / "vipe_left.mp4") == 7
+    # at the clip's rate, as gen3c generate writes it (before: 24 for this 30 fps clip, played slower)
+    import av
+
+    with av.open(str(tmp_path / "outputs" / "vipe_left.mp4")) as written:
+        assert written.streams.video[0].average_rate == 30
 
 
 # -- the docs' flags, values and defaults against the command line's own --------------------------

@@ -183,8 +183,12 @@ def _rezip(path, members):
         ("bad_intrinsics", r"intrinsics/walk\.npz intrinsics \(frame 0\) have a focal length ≤ 0: fx and fy must be positive pixels$"),
         ("nan_intrinsics_after_start", r"intrinsics/walk\.npz intrinsics \(frame 4\) contain NaN or infinite values: pass finite fx, fy, cx, cy$"),
         ("intrinsics_of_another_size", r"intrinsics \(frame 3\) \(fx=.*principal point outside the 128×72"),
-        ("exr_garbage", "00001.exr.*OpenEXR"),
-        ("exr_no_z", "no channel 'Z'"),
+        # Before: "00001.exr: not a readable OpenEXR image (Unable to open '<python_buffer>' for read)", no fix.
+        ("exr_garbage", r"depth/walk\.zip 00001\.exr is text, not an OpenEXR image: re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
+        ("exr_cut_short", r"depth/walk\.zip 00001\.exr is a damaged OpenEXR image, cut short or corrupt \(.*\): re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
+        ("exr_no_z", r"depth/walk\.zip 00001\.exr has no channel 'Z' \(it has \['R'\]\): ViPE writes depth as channel Z$"),
+        # Before: "00002.png: not a readable PNG (cannot identify image file …)", no fix.
+        ("mask_png_garbage", r"mask/walk\.zip 00002\.png is a NumPy \.npy array, not a PNG image: re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG$"),
         ("exr_missing", "no 00004.exr"),
         ("depth_all_nan", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
         ("depth_all_nan_after_start", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
@@ -263,12 +267,14 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
+    elif case in ("exr_garbage", "exr_cut_short", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
         if case == "depth_zip_of_its_folder":  # zip -r walk.zip walk/, with macOS's resource forks
             members = {path: data for name, data in members.items() for path in (f"walk/{name}", f"__MACOSX/walk/._{name}")}
         elif case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
+        elif case == "exr_cut_short":
+            members["00001.exr"] = exr_bytes(depth[1])[:300]
         elif case == "exr_no_z":
             members["00001.exr"] = exr_bytes(depth[1], channel="R")
         elif case == "exr_missing":
@@ -308,6 +314,11 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
     elif case == "mask_zip_unknown_method":
         damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
+    elif case == "mask_png_garbage":  # ids saved by another tool under ViPE's names
+        with zipfile.ZipFile(root / "mask" / "walk.zip") as z:
+            members = {name: z.read(name) for name in z.namelist()}
+        members["00002.png"] = b"\x93NUMPY" + bytes(100)
+        _rezip(root / "mask" / "walk.zip", members)
     elif case == "depth_zip_cut_short":
         data = (root / "depth" / "walk.zip").read_bytes()
         (root / "depth" / "walk.zip").write_bytes(data[: len(data) - 40])
@@ -625,6 +636,12 @@ class Opaque:
         ("millimetre_depth", r"depth\.npz 'depth' holds uint16 values, not float z-depth: save it as floats in the poses' units \(integer millimetres: depth\.astype\(np\.float32\) / 1000 for metres\)$"),
         # Before: "is not a readable .npz file (File is not a zip file)", with no word of the fix.
         ("truncated_camera", r"camera\.npz' is not a readable \.npz file \(File is not a zip file\): it is cut short or damaged, save it again \(numpy\.savez\) or copy it again$"),
+        # Before: "has no key 'w2c' (it holds ['c2w', 'intrinsics']): save the array under 'w2c'", which
+        # saved camera-to-world poses as world-to-camera ones.
+        # Before: "has shape (10, 4): expected (T, 3, 3)" and "(10, 72, 128, 1): expected (T, H, W)", no fix.
+        ("intrinsics_rows", r"camera\.npz 'intrinsics' has shape \(10, 4\), rows of fx, fy, cx, cy as ViPE saves them: save \(T, 3, 3\) matrices \[\[fx, 0, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in pixels of the frames$"),
+        ("depth_trailing_axis", r"depth\.npz 'depth' has shape \(10, 72, 128, 1\): expected \(T, H, W\): save it without its last axis of 1 \(np\.squeeze\(array, -1\)\)$"),
+        ("c2w_key", r"camera\.npz' has no key 'w2c' but 'c2w' \(it holds \['c2w', 'intrinsics'\]\): gen3c reads world-to-camera poses, save their inverse \(np\.linalg\.inv\(c2w\)\) under 'w2c'$"),
     ],
 )
 def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
@@ -639,6 +656,15 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         np.savez(folder / "depth.npz", depth=depth[:9].astype(np.float16))
     elif case == "wrong_key":
         np.savez(folder / "depth.npz", z=depth.astype(np.float16))
+    elif case == "intrinsics_rows":
+        cam = dict(np.load(folder / "camera.npz"))
+        K = cam["intrinsics"]
+        np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], 1))
+    elif case == "depth_trailing_axis":
+        np.savez(folder / "depth.npz", depth=depth[..., None].astype(np.float16))
+    elif case == "c2w_key":
+        cam = dict(np.load(folder / "camera.npz"))
+        np.savez(folder / "camera.npz", c2w=np.linalg.inv(cam["w2c"]), intrinsics=cam["intrinsics"])
     elif case == "wrong_shape":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3, :3], intrinsics=cam["intrinsics"])  # rotations alone
@@ -1297,3 +1323,40 @@ def test_sample_and_vipe_readers_take_a_home_path_and_refuse_what_is_no_path(vip
         for value, got in ((None, "NoneType 'None'"), (5, "int '5'")):
             with pytest.raises(Gen3cInputError, match=rf"^{name} is {got}: pass the path to a .* \(a str or a pathlib\.Path\)$"):
                 call(value)
+
+
+def _stage_counts() -> tuple[dict[str, int], object]:
+    """A progress factory recording, per stage, its total and the steps advanced."""
+    seen: dict[str, list[int]] = {}
+
+    def progress(stage: str, total: int):
+        seen[stage] = [total, 0]
+
+        def advance(n: int = 1) -> None:
+            seen[stage][1] += n
+
+        return advance
+
+    return seen, progress
+
+
+def test_a_video_inputs_frames_are_read_as_a_progress_stage(vipe_dir, sample_dir, tmp_path):
+    """Before: nothing was shown while a video input was read, a minute for a 1080p clip's 121
+    frames on a 2-core CPU, before the first bar ("Rendering 3D cache")."""
+    from gen3c.pipelines.request import GenerationRequest, run_request
+
+    for name, given in (("vipe", {"vipe_path": str(vipe_dir)}), ("sample", {"input_image_path": str(sample_dir), "vipe_starting_frame_idx": 4})):
+        seen, progress = _stage_counts()
+        request = GenerationRequest(**given, generator="preview", resolution="32x64", num_video_frames=5,
+                                    video_save_folder=str(tmp_path), video_save_name=name)  # fmt: skip
+        run_request(request, progress=progress)
+        assert seen == {"Reading video": [5, 5], "Rendering 3D cache": [5, 5], "Generating (preview)": [5, 5]}, (name, seen)
+    # The clip ending first: the frames there are, the stage's whole count.
+    seen, progress = _stage_counts()
+    read_vipe(vipe_dir, (32, 64), start=7, num_frames=5, progress=progress)
+    assert seen == {"Reading video": [3, 3]}
+    # A refusal at the first frame, where most are found, comes before the stage starts.
+    seen, progress = _stage_counts()
+    with pytest.raises(Gen3cInputError, match="resize mode"):
+        read_sample(sample_dir, (32, 64), resize_mode="squash", progress=progress)
+    assert seen == {}

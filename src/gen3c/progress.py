@@ -1,4 +1,4 @@
-"""gen3c's progress bars: one rich bar per stage of a run ("Loading gen3c model", "Rendering 3D
+"""gen3c's progress bars: one rich bar per stage of a run ("Reading video", "Loading gen3c model", "Rendering 3D
 cache", "Generating (gen3c)", a training's steps), the same for the command line and
 ``gen3c.generate(progress=True)``.
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,13 @@ from gen3c.cameras import crop_intrinsics, resize_crop_plan, resize_intrinsics, 
 from gen3c.errors import Gen3cInputError, is_whole_number, quoted_path
 from gen3c.io.images import RESIZE_MODES, resize_image, resize_nearest
 from gen3c.summary import dataclass_repr
+
+if TYPE_CHECKING:
+    from gen3c.progress import ProgressFactory
+
+#: The progress stage of a video input's frames being read (a 1080p clip's 121 frames take about
+#: a minute on a 2-core CPU, before any other stage starts).
+READING_STAGE = "Reading video"
 
 # GEN3C reads video at 720×1280 and centre-crops it to its working size 704×1280 (``gen3c_dynamic.py``).
 GEN3C_READ_SIZE = (720, 1280)
@@ -179,13 +187,20 @@ class FrameFitter:
     Args:
         count: how many frames will be added.
         resolution, mode: see :func:`fit_plan`.
+        progress: shows the frames added as the stage :data:`READING_STAGE`, which starts once
+            the first frame is in (a refusal of the first frame, where most are found, stays
+            its one line).
     """
 
-    def __init__(self, count: int, resolution: tuple[int, int], mode: str = "crop") -> None:
+    def __init__(
+        self, count: int, resolution: tuple[int, int], mode: str = "crop", progress: ProgressFactory | None = None
+    ) -> None:
         if mode not in RESIZE_MODES:
             raise Gen3cInputError(f"unknown resize mode {mode!r}: choose one of {', '.join(RESIZE_MODES)}")
         self.count, self.resolution, self.mode = count, tuple(resolution), mode
         self.added = 0
+        self._progress = progress
+        self._advance = None
         self.source_size: tuple[int, int] | None = None
         self._out: dict[str, Tensor] = {}
 
@@ -239,6 +254,10 @@ class FrameFitter:
                 ids = resize_nearest(instance_ids, (rh, rw))  # exact in the ids' own integer type
                 out["instance_ids"][s:e] = ids[:, top : top + h, left : left + w]
         self.added = e
+        if self._progress is not None:
+            if self._advance is None:
+                self._advance = self._progress(READING_STAGE, self.count)
+            self._advance(n)
 
     @property
     def plan(self) -> tuple[tuple[int, int], int, int] | None:
@@ -288,13 +307,18 @@ def check_array(array: np.ndarray, name: str, shape: tuple, kinds: str = "f") ->
     size (the message shows the name, or ``*`` for None)."""
     if array.dtype.kind not in kinds:
         raise Gen3cInputError(f"{name} holds {array.dtype} values: expected {_kind_names(kinds)}")
-    ok = array.ndim == len(shape) and all(
-        want is None or isinstance(want, str) or want == got for want, got in zip(shape, array.shape, strict=False)
-    )
-    if not ok:
+    if not check_shape(array.shape, shape):
         expected = "(" + ", ".join("*" if d is None else str(d) for d in shape) + ")"
-        raise Gen3cInputError(f"{name} has shape {tuple(array.shape)}: expected {expected}")
+        # a trailing channel axis of 1 ((T, H, W, 1), as image tools save one channel): say how to drop it
+        trailing = array.ndim == len(shape) + 1 and array.shape[-1] == 1 and check_shape(array.shape[:-1], shape)
+        fix = ": save it without its last axis of 1 (np.squeeze(array, -1))" if trailing else ""
+        raise Gen3cInputError(f"{name} has shape {tuple(array.shape)}: expected {expected}{fix}")
     return array
+
+
+def check_shape(got: tuple, shape: tuple) -> bool:
+    """Whether ``got`` matches ``shape`` (:func:`check_array`'s: None or a name matches any size)."""
+    return len(got) == len(shape) and all(want is None or isinstance(want, str) or want == size for want, size in zip(shape, got, strict=True))
 
 
 def complete_pose_rows(array: np.ndarray) -> np.ndarray:

@@ -29,6 +29,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -57,6 +58,9 @@ from gen3c.io.npz import NpzFrames, NpzReader, load_npz_array
 from gen3c.io.paths import reader_path
 from gen3c.io.video import VideoIndex, iter_video_frames, probe_video, turned_hint
 
+if TYPE_CHECKING:
+    from gen3c.progress import ProgressFactory
+
 SAMPLE_FILES = ("rgb.mp4", "depth.npz", "mask.npz", "camera.npz")
 
 
@@ -70,6 +74,7 @@ def read_sample(
     mask_invalid_depth: bool = False,
     trust_checkpoint: bool = False,
     grant_trust: str | None = "pass trust_checkpoint=True",
+    progress: ProgressFactory | None = None,
 ) -> FrameStack:
     """Read a GEN3C sample directory (or legacy ``.pt``) at the working resolution.
 
@@ -82,15 +87,16 @@ def read_sample(
         trust_checkpoint: allow full unpickling (which can run code) of a legacy ``.pt``.
         grant_trust: how the caller's user grants that, for the refusal's advice (e.g.
             ``"pass --trust_checkpoint"``); None where they cannot.
+        progress: shows the frames read as a stage (:class:`~gen3c.io.frames.FrameFitter`).
     Raises:
         Gen3cInputError: missing files or keys, wrong shapes, frame counts that disagree, bad
             values, ``start`` past the end.
     """
     p = _sample_path(path)
     if p.is_file() and p.suffix.lower() == ".pt":
-        return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint, grant_trust)
+        return _read_pt(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, trust_checkpoint, grant_trust, progress)
     if p.is_dir():
-        return _read_dir(p, resolution, start, num_frames, resize_mode, mask_invalid_depth)
+        return _read_dir(p, resolution, start, num_frames, resize_mode, mask_invalid_depth, progress)
     raise _no_sample(p)
 
 
@@ -203,6 +209,11 @@ def _open_dir(folder: Path) -> Iterator[_OpenSample]:
         shared_K = K.shape == (3, 3)
         if shared_K:  # one camera for every frame (a fixed lens): each frame's K
             K = K[None].repeat(len(w2c), axis=0)
+        if K.ndim == 2 and K.shape[1] == 4:  # ViPE's rows of fx, fy, cx, cy
+            raise Gen3cInputError(
+                f"{name} camera.npz 'intrinsics' has shape {K.shape}, rows of fx, fy, cx, cy as ViPE saves them: save (T, 3, 3) "
+                "matrices [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] in pixels of the frames"
+            )
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
         video = probe_video(files["rgb.mp4"], "sample video")
         counts = {
@@ -225,7 +236,13 @@ def _open_dir(folder: Path) -> Iterator[_OpenSample]:
 
 
 def _read_dir(
-    folder: Path, resolution: tuple[int, int], start: int, num_frames: int | None, resize_mode: str, mask_invalid_depth: bool
+    folder: Path,
+    resolution: tuple[int, int],
+    start: int,
+    num_frames: int | None,
+    resize_mode: str,
+    mask_invalid_depth: bool,
+    progress: ProgressFactory | None,
 ) -> FrameStack:
     """Decode the frames used from ``rgb.mp4``, ``depth.npz`` and ``mask.npz`` one at a time, each
     brought to the working resolution as it comes (the npz arrays are read frame by frame too)."""
@@ -234,7 +251,7 @@ def _read_dir(
         rgb = mp4.name  # rgb.mp4, or rgb.MP4
         stop = frame_range(start, num_frames, video.frames, f"{name} {rgb}")
         w2c_t = validate_poses(torch.from_numpy(float32_array(sample.w2c[start:stop])), f"{name} camera.npz w2c", frame_offset=start)
-        fitter = FrameFitter(stop - start, resolution, resize_mode)
+        fitter = FrameFitter(stop - start, resolution, resize_mode, progress)
         tally = InvalidDepthTally()
         frames = zip(
             range(start, stop),
@@ -280,6 +297,7 @@ def _read_pt(
     mask_invalid_depth: bool,
     trust_checkpoint: bool,
     grant_trust: str | None,
+    progress: ProgressFactory | None,
 ) -> FrameStack:
     """The legacy ``.pt`` sample, memory-mapped where torch can (a file saved by torch ≥ 1.6), so
     that only the frames used are read; each is brought to the working resolution in turn."""
@@ -287,7 +305,7 @@ def _read_pt(
     image, depth, mask, w2c, K = _pt_tensors(path, name, trust_checkpoint, grant_trust)
     stop = frame_range(start, num_frames, len(image), name)
     w2c_t, K_t = _pt_cameras(name, image.shape[-2:], w2c, K, start, stop)
-    fitter = FrameFitter(stop - start, resolution, resize_mode)
+    fitter = FrameFitter(stop - start, resolution, resize_mode, progress)
     tally = InvalidDepthTally()
     lo, hi = math.inf, -math.inf
     for frame in range(start, stop):

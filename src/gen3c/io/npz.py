@@ -78,6 +78,13 @@ class NpzReader:
         self._zip.close()
 
     def _member(self, key: str) -> str:
+        inverse = key.replace("w2c", "c2w")
+        if key not in self._members and inverse != key and inverse in self._members:
+            # "save the array under 'w2c'" would have camera-to-world poses saved as world-to-camera ones
+            raise Gen3cInputError(
+                f"{self.name} has no key {key!r} but {inverse!r} (it holds {sorted(self._members)}): gen3c reads world-to-camera "
+                f"poses, save their inverse (np.linalg.inv({inverse})) under {key!r}"
+            )
         if key not in self._members:
             raise Gen3cInputError(
                 f"{self.name} has no key {key!r} (it holds {sorted(self._members)}): save the array under {key!r}"

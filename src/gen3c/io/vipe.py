@@ -31,6 +31,7 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -45,6 +46,7 @@ from gen3c.cameras import (
 from gen3c.errors import Gen3cInputError, note, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
+from gen3c.io.formats import EXR_MAGIC, PNG_MAGIC, describe_head
 from gen3c.io.frames import (
     FrameFitter,
     FrameStack,
@@ -61,6 +63,9 @@ from gen3c.io.npz import ZIP_READ_ERRORS, damage, load_npz_array
 from gen3c.io.paths import exists, is_dir, is_file, reader_path
 from gen3c.io.text import user_text
 from gen3c.io.video import H264_SUFFIXES, VideoIndex, iter_video_frames, probe_video, turned_hint
+
+if TYPE_CHECKING:
+    from gen3c.progress import ProgressFactory
 
 #: The folders every ViPE result has; ``depth/`` is looked for per clip, as a run may lack it.
 VIPE_FOLDERS = ("rgb", "pose", "intrinsics")
@@ -196,6 +201,7 @@ def read_vipe(
     num_frames: int | None = None,
     resize_mode: str = "crop",
     mask_invalid_depth: bool = False,
+    progress: ProgressFactory | None = None,
 ) -> FrameStack:
     """Read frames ``start`` … ``start + num_frames − 1`` of a ViPE clip at the working resolution.
 
@@ -211,6 +217,7 @@ def read_vipe(
         resolution, resize_mode: see :func:`gen3c.io.frames.fit_frames`.
         mask_invalid_depth: leave NaN/inf depth out of the cache instead of placing it far away
             (GEN3C's treatment, :func:`gen3c.io.depth.fill_invalid_depth`).
+        progress: shows the frames read as a stage (:class:`~gen3c.io.frames.FrameFitter`).
     Raises:
         Gen3cInputError: a missing folder, file or frame (no depth: the ViPE run that writes it);
             a camera model other than pinhole; counts that disagree; unreadable mp4, npz, EXR or
@@ -225,7 +232,7 @@ def read_vipe(
 
     depth_name = f"ViPE {rel['depth']}"
     mask_zip = root / "mask" / f"{clip}.zip"
-    fitter = FrameFitter(len(needed), resolution, resize_mode)
+    fitter = FrameFitter(len(needed), resolution, resize_mode, progress)
     tally = InvalidDepthTally()
     with contextlib.ExitStack() as open_files:
         depths = open_files.enter_context(_ZipFrames(files["depth"], rel["depth"], needed, total, ".exr", _decode_exr, files["rgb"]))
@@ -516,7 +523,7 @@ class _ZipFrames:
         try:
             array = self.decode(self.archive.read(member))
         except Gen3cInputError as exc:
-            raise Gen3cInputError(f"{self.name} {member}: {exc}") from None
+            raise Gen3cInputError(f"{self.name} {member} {exc}") from None
         except (*ZIP_READ_ERRORS, ValueError) as exc:
             raise Gen3cInputError(f"{self.name} {member} cannot be read ({damage(exc)}): the zip is damaged, re-run 'vipe infer'") from None
         if array.shape != tuple(size):
@@ -525,6 +532,9 @@ class _ZipFrames:
                 + turned_hint(size, array.shape, self.video)
             )
         return array
+
+
+_EXR_FIX = "re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z"
 
 
 def _decode_exr(data: bytes) -> np.ndarray:
@@ -536,15 +546,17 @@ def _decode_exr(data: bytes) -> np.ndarray:
             channels = f.channels()
             if "Z" not in channels:
                 raise Gen3cInputError(
-                    f"no channel 'Z' (it has {sorted(channels)}): ViPE writes depth as channel Z"
+                    f"has no channel 'Z' (it has {sorted(channels)}): ViPE writes depth as channel Z"
                 )
             pixels = np.array(channels["Z"].pixels)
     except Gen3cInputError:
         raise
-    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files
-        raise Gen3cInputError(f"not a readable OpenEXR image ({exc})") from None
+    except Exception as exc:  # OpenEXR raises plain Exceptions for bad files ("Unable to open … for read" for any other format)
+        if not data.startswith(EXR_MAGIC):  # another file zipped under ViPE's name: say what it is
+            raise Gen3cInputError(f"is {describe_head(data[:64])}, not an OpenEXR image: {_EXR_FIX}") from None
+        raise Gen3cInputError(f"is a damaged OpenEXR image, cut short or corrupt ({exc}): {_EXR_FIX}") from None
     if pixels.ndim != 2:
-        raise Gen3cInputError(f"channel Z has shape {pixels.shape}: expected (H, W)")
+        raise Gen3cInputError(f"has a channel Z of shape {pixels.shape}, not (H, W): {_EXR_FIX}")
     return pixels.astype(np.float32)
 
 
@@ -556,7 +568,10 @@ def _decode_png(data: bytes) -> np.ndarray:
             im.load()
             array = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise Gen3cInputError(f"not a readable PNG ({exc})") from None
+        fix = "re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG"
+        if not data.startswith(PNG_MAGIC):  # another file zipped under ViPE's name: say what it is
+            raise Gen3cInputError(f"is {describe_head(data[:64])}, not a PNG image: {fix}") from None
+        raise Gen3cInputError(f"is a damaged PNG image, cut short or corrupt ({exc}): {fix}") from None
     if array.ndim == 3:
         array = array[..., 0]
     return array.astype(np.int32)

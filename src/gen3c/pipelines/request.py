@@ -421,15 +421,21 @@ class Scene:
     kind: str
 
 
-def load_scene(request: GenerationRequest, source: SourceView | None = None, grant_trust: str | None = CLI_GRANTS_TRUST) -> Scene:
+def load_scene(
+    request: GenerationRequest,
+    source: SourceView | None = None,
+    grant_trust: str | None = CLI_GRANTS_TRUST,
+    progress: ProgressFactory | None = None,
+) -> Scene:
     """Read the request's input and build its cache plan, cameras and first frame.
 
     Args:
         source: an already prepared single image (e.g. the demo sample) instead of the files.
         grant_trust: how the caller's user allows a legacy pickled ``.pt`` sample (:func:`read_input`).
+        progress: shows a video input's frames being read as a stage (:func:`read_input`).
     """
     kind = "image" if source is not None else input_kind(request)
-    data = source if source is not None else read_input(request, kind, grant_trust)
+    data = source if source is not None else read_input(request, kind, grant_trust, progress)
     cameras = scene_cameras(request, kind, data)
     # Later chunks of an image whose depth came from an estimator re-estimate depth for the frame
     # they add to the cache, as GEN3C does with MoGe. A source handed over (the GUI's) is the
@@ -440,11 +446,14 @@ def load_scene(request: GenerationRequest, source: SourceView | None = None, gra
     return Scene(plan, cameras, first_view(kind, data).image, kind)
 
 
-def read_input(request: GenerationRequest, kind: str, grant_trust: str | None = CLI_GRANTS_TRUST) -> SceneInput:
+def read_input(
+    request: GenerationRequest, kind: str, grant_trust: str | None = CLI_GRANTS_TRUST, progress: ProgressFactory | None = None
+) -> SceneInput:
     """Read the request's input of ``kind`` (:func:`input_kind`) at the working resolution: a
     :class:`SourceView` (image), a :class:`~gen3c.io.frames.FrameStack` (sample, vipe) or a
     :class:`~gen3c.io.multiview.MultiViewInput` (multiview). ``grant_trust``: how the caller's
-    user allows a legacy pickled ``.pt`` sample (:func:`~gen3c.io.gen3c_sample.read_sample`)."""
+    user allows a legacy pickled ``.pt`` sample (:func:`~gen3c.io.gen3c_sample.read_sample`);
+    ``progress``: shows a video's frames being read as a stage."""
     from gen3c.io.resolution import parse_resolution
 
     size = parse_resolution(request.resolution)
@@ -454,7 +463,7 @@ def read_input(request: GenerationRequest, kind: str, grant_trust: str | None = 
         from gen3c.io.multiview import read_multiview
 
         return read_multiview(request.multiview_npz, size, resize_mode=request.resize_mode, mask_invalid_depth=request.mask_invalid_depth)
-    return load_video_frames(request, kind, size, grant_trust)
+    return load_video_frames(request, kind, size, grant_trust, progress)
 
 
 def scene_plan(request: GenerationRequest, kind: str, data: SceneInput, depth_estimator=None) -> CachePlan:
@@ -623,11 +632,17 @@ def _loaded_estimator(request: GenerationRequest):
         return None
 
 
-def load_video_frames(request: GenerationRequest, kind: str, size: tuple[int, int], grant_trust: str | None = CLI_GRANTS_TRUST):
+def load_video_frames(
+    request: GenerationRequest,
+    kind: str,
+    size: tuple[int, int],
+    grant_trust: str | None = CLI_GRANTS_TRUST,
+    progress: ProgressFactory | None = None,
+):
     """The request's video (sample directory or ViPE clip) at the working size, as a FrameStack
-    (``grant_trust``: :func:`read_input`'s)."""
-    common = {"start": request.vipe_starting_frame_idx, "num_frames": request.num_video_frames,
-              "resize_mode": request.resize_mode, "mask_invalid_depth": request.mask_invalid_depth}  # fmt: skip
+    (``grant_trust``, ``progress``: :func:`read_input`'s)."""
+    common = {"start": request.vipe_starting_frame_idx, "num_frames": request.num_video_frames, "resize_mode": request.resize_mode,
+              "mask_invalid_depth": request.mask_invalid_depth, "progress": progress}  # fmt: skip
     if kind == "vipe":
         from gen3c.io.vipe import read_vipe
 
@@ -1316,7 +1331,7 @@ def _run_request(
         progress = None  # one set of bars, rank 0's (the model's loading too: gen3c.generate under torchrun)
     # 2. Read the input (cache plan, cameras, first frame) before a model loads: a mistake in it
     # ends the run in a second, not after minutes of loading weights.
-    scene = load_scene(request, source, grant_trust)
+    scene = load_scene(request, source, grant_trust, progress)
     if generator is None:
         stage.name = f"loading the {request.generator} model"
         generator = make_generator(request, progress) if generators is None else generators.get(request, progress)[0]
