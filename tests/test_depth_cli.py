@@ -316,16 +316,23 @@ def test_disparity_given_with_depth_is_disparity_is_read_as_relative_depth(box_s
 
 
 def test_depth_is_disparity_refusals_are_one_line(box_scene, tmp_path):
-    """The flag without depth to read, on gen3c depth's z-depth export, or on a map with no
-    disparity > 0: one line naming the fix, nothing written."""
+    """The flag without depth to read, on gen3c depth's z-depth export, on a map with no
+    disparity > 0, or beside --png_depth_scale (even typed at its default), which the median 1
+    cancels out: one line naming the fix, nothing written. Before, the scale was taken and did nothing."""
+    from PIL import Image
+
     image, _, _, depth = box_scene
     assert invoke("depth", image, "--depth_estimator", "prior", "--output_folder", tmp_path, "--fov", 60).exit_code == 0
     np.save(tmp_path / "negative.npy", -depth.numpy())
+    Image.fromarray((40000 / depth.numpy()).astype(np.uint16)).save(tmp_path / "midas.png")
+    scale_refusal = "error: --png_depth_scale does nothing with --depth_is_disparity: the disparity's depth is scaled to median 1, so its PNG scale cancels out: drop it"
     common = ("--input_image_path", image, "--fov", 60, "--resolution", "32x48", "--num_video_frames", 2, "--video_save_folder", tmp_path / "out")
     cases = {
         (): "error: --depth_is_disparity applies to the depth given for a single image (--depth_path): ",
         ("--depth_path", tmp_path / "image_depth.npy"): "image_depth.npy' is z-depth (relative, from prior, recorded in image_depth.json), not disparity: drop --depth_is_disparity",
         ("--depth_path", tmp_path / "negative.npy"): "negative.npy' has no disparity > 0 (all NaN/inf/≤ 0), read as disparity (--depth_is_disparity, larger = nearer): ",
+        ("--depth_path", tmp_path / "midas.png", "--png_depth_scale", 0.5): scale_refusal,
+        ("--depth_path", tmp_path / "midas.png", "--png_depth_scale", 0.001): scale_refusal,
     }  # fmt: skip
     for args, message in cases.items():
         res = invoke("generate", *common, *args, "--depth_is_disparity")
