@@ -1,5 +1,7 @@
 """The preview generator: no holes, frame 0 is the source, fills are steady over time."""
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -553,6 +555,20 @@ def test_no_pixel_beyond_every_hole_s_reach_is_foreground():
     depth[holes], depth[35, 55] = 0, -1.0
     near = foreground_near_holes(depth, ~holes, holes, reach=2)
     assert not near[20:, 30:].any()
+
+
+def test_a_frame_all_hole_has_no_sides():
+    """Every pixel a hole: no known pixel borders one, so nothing is foreground or far side, without
+    a warning, also where known pixels lie inside the hole. Before, the holes' half-width (no pixel
+    outside them to measure to) overflowed: two RuntimeWarnings, and a ValueError (a negative power
+    of 2) with known pixels inside."""
+    depth = np.full((6, 9), 2.0, np.float32)
+    holes = np.ones(depth.shape, bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for known in (~holes, holes):
+            assert not foreground_near_holes(depth, known, holes, 2).any()
+            assert not far_side_of_holes(depth, known, holes, 2).any()
 
 
 def floor_beside_a_box(wall_from: int = 0):
