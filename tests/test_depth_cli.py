@@ -339,3 +339,22 @@ def test_depth_is_disparity_refusals_are_one_line(box_scene, tmp_path):
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
         assert [line for line in res.output.splitlines() if line.startswith("error")] == [res.output.splitlines()[-1]]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_disparity_note_says_where_the_untrusted_pixels_go(box_scene, tmp_path):
+    """Disparity below 1 % of its peak (a far band) is untrusted: the note says it sits at 100 × the
+    nearest depth, and with --mask_invalid_depth that it is left out of the cache, as the z-depth
+    note of NaN pixels says. Before, the note with the flag still said they sat far away and that
+    the flag (given) would leave them out."""
+    image, _, _, depth = box_scene
+    disparity = 1 / depth.numpy()
+    disparity[:8] = 1e-4  # a far band: 8 rows of 96 (8.3 %)
+    np.save(tmp_path / "disparity.npy", disparity)
+    common = ("--input_image_path", image, "--fov", 60, "--resolution", "32x48", "--num_video_frames", 2, "--video_save_folder", tmp_path)
+    said = "disparity.npy': read as disparity: depth = 1 / disparity up to scale (shift taken as 0), its median 1 (relative depth); "
+    said += "1280 pixels (8.3%) of disparity below 1% of its peak (or NaN/inf/≤ 0) are untrusted and "
+    for flags, where in (((), "sit at 100 × the nearest depth (--mask_invalid_depth leaves them out)\n"),
+                         (("--mask_invalid_depth",), "left out of the cache\n")):  # fmt: skip
+        res = invoke("generate", *common, "--depth_path", tmp_path / "disparity.npy", "--depth_is_disparity", *flags, "--video_save_name", "v")
+        assert res.exit_code == 0, res.output
+        assert said + where in res.output, res.output
