@@ -316,19 +316,45 @@ def test_disparity_given_with_depth_is_disparity_is_read_as_relative_depth(box_s
 
 
 def test_depth_is_disparity_refusals_are_one_line(box_scene, tmp_path):
-    """The flag without depth to read, on gen3c depth's z-depth export, or on a map with no
-    disparity > 0: one line naming the fix, nothing written."""
+    """The flag without depth to read, on gen3c depth's z-depth export, on a map with no
+    disparity > 0, or beside --png_depth_scale (even typed at its default), which the median 1
+    cancels out: one line naming the fix, nothing written. Before, the scale was taken and did nothing."""
+    from PIL import Image
+
     image, _, _, depth = box_scene
     assert invoke("depth", image, "--depth_estimator", "prior", "--output_folder", tmp_path, "--fov", 60).exit_code == 0
     np.save(tmp_path / "negative.npy", -depth.numpy())
+    Image.fromarray((40000 / depth.numpy()).astype(np.uint16)).save(tmp_path / "midas.png")
+    scale_refusal = "error: --png_depth_scale does nothing with --depth_is_disparity: the disparity's depth is scaled to median 1, so its PNG scale cancels out: drop it"
     common = ("--input_image_path", image, "--fov", 60, "--resolution", "32x48", "--num_video_frames", 2, "--video_save_folder", tmp_path / "out")
     cases = {
         (): "error: --depth_is_disparity applies to the depth given for a single image (--depth_path): ",
         ("--depth_path", tmp_path / "image_depth.npy"): "image_depth.npy' is z-depth (relative, from prior, recorded in image_depth.json), not disparity: drop --depth_is_disparity",
         ("--depth_path", tmp_path / "negative.npy"): "negative.npy' has no disparity > 0 (all NaN/inf/≤ 0), read as disparity (--depth_is_disparity, larger = nearer): ",
+        ("--depth_path", tmp_path / "midas.png", "--png_depth_scale", 0.5): scale_refusal,
+        ("--depth_path", tmp_path / "midas.png", "--png_depth_scale", 0.001): scale_refusal,
     }  # fmt: skip
     for args, message in cases.items():
         res = invoke("generate", *common, *args, "--depth_is_disparity")
         assert res.exit_code == 2 and message in res.output and "Traceback" not in res.output, res.output
         assert [line for line in res.output.splitlines() if line.startswith("error")] == [res.output.splitlines()[-1]]
     assert not (tmp_path / "out").exists()
+
+
+def test_the_disparity_note_says_where_the_untrusted_pixels_go(box_scene, tmp_path):
+    """Disparity below 1 % of its peak (a far band) is untrusted: the note says it sits at 100 × the
+    nearest depth, and with --mask_invalid_depth that it is left out of the cache, as the z-depth
+    note of NaN pixels says. Before, the note with the flag still said they sat far away and that
+    the flag (given) would leave them out."""
+    image, _, _, depth = box_scene
+    disparity = 1 / depth.numpy()
+    disparity[:8] = 1e-4  # a far band: 8 rows of 96 (8.3 %)
+    np.save(tmp_path / "disparity.npy", disparity)
+    common = ("--input_image_path", image, "--fov", 60, "--resolution", "32x48", "--num_video_frames", 2, "--video_save_folder", tmp_path)
+    said = "disparity.npy': read as disparity: depth = 1 / disparity up to scale (shift taken as 0), its median 1 (relative depth); "
+    said += "1280 pixels (8.3%) of disparity below 1% of its peak (or NaN/inf/≤ 0) are untrusted and "
+    for flags, where in (((), "sit at 100 × the nearest depth (--mask_invalid_depth leaves them out)\n"),
+                         (("--mask_invalid_depth",), "left out of the cache\n")):  # fmt: skip
+        res = invoke("generate", *common, "--depth_path", tmp_path / "disparity.npy", "--depth_is_disparity", *flags, "--video_save_name", "v")
+        assert res.exit_code == 0, res.output
+        assert said + where in res.output, res.output

@@ -32,6 +32,7 @@ from gen3c.io.camera_files import cameras_to_dict
 from gen3c.pipelines.preview import PreviewGenerator
 from gen3c.pipelines.request import GenerationRequest
 from gen3c.pipelines.resume import partial_dir
+from gen3c.pipelines.settings import check_unused_settings
 
 pytest.importorskip("viser")
 
@@ -1282,6 +1283,26 @@ def test_depth_is_disparity_on_the_page_reads_the_file_as_disparity_and_is_refus
     gui.depth_path.value = ""
     handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
     assert "&quot;Depth is disparity&quot; applies to the depth given for a single image" in gui.status.content, gui.status.content
+
+
+def test_a_png_of_disparity_hides_the_png_depth_scale_and_its_run_record_runs_again(gui, box_scene, tmp_path):
+    """A 16-bit PNG of disparity (MiDaS's) is brought to median 1, so "PNG depth scale" would scale
+    nothing: hidden while "Depth is disparity" is ticked, not pending, not passed, and the run's
+    record keeps the default, which gen3c batch takes (it refuses --png_depth_scale with
+    --depth_is_disparity). Before, the scale was shown and recorded, and the record refused."""
+    image, _, _, depth = box_scene
+    Image.fromarray((40000 / depth.numpy()).astype(np.uint16)).save(tmp_path / "midas.png")
+    gui.image_path.value, gui.depth_path.value, gui.depth_is_disparity.value = str(image), str(tmp_path / "midas.png"), True
+    assert not gui.png_depth_scale.visible
+    gui.png_depth_scale.value = 0.5
+    assert "PNG depth scale" not in gui.image_pending.content
+    handler(gui, gui._on_load_files)(SimpleNamespace(client=None))
+    assert not gui.image_pending.visible and gui.state.scene_scale() == pytest.approx(1.0)
+    request = gui.state.build_request("a")
+    assert request.depth_is_disparity and request.png_depth_scale == GenerationRequest.png_depth_scale
+    check_unused_settings(request)  # what gen3c batch checks a record's settings with
+    gui.depth_is_disparity.value = False  # a PNG of z-depth again: the scale shows
+    assert gui.png_depth_scale.visible and "Depth is disparity" in gui.image_pending.content
 
 
 def test_mask_invalid_depth_is_offered_where_depth_comes_with_the_input_and_redraws_the_cache(gui, box_scene, tmp_path):

@@ -1,5 +1,7 @@
 """The preview generator: no holes, frame 0 is the source, fills are steady over time."""
 
+import warnings
+
 import cv2
 import numpy as np
 import pytest
@@ -571,6 +573,62 @@ def test_no_pixel_beyond_every_hole_s_reach_is_foreground():
     depth[holes], depth[35, 55] = 0, -1.0
     near = foreground_near_holes(depth, ~holes, holes, reach=2)
     assert not near[20:, 30:].any()
+
+
+def random_holes(rng, h, w):
+    """Holes of one of five kinds on an h × w image: dense noise, rectangles (often at the image's
+    borders), thin lines across it, all but a few pixels, or none."""
+    kind = rng.integers(5)
+    if kind == 0:
+        return rng.random((h, w)) < rng.uniform(0.05, 0.9)
+    holes = np.zeros((h, w), bool)
+    if kind == 1:
+        for _ in range(rng.integers(1, 4)):
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            holes[y : y + rng.integers(1, h + 1), x : x + rng.integers(1, w + 1)] = True
+    elif kind == 2:
+        holes[rng.integers(0, h), :] = True
+        holes[:, rng.integers(0, w)] = True
+    elif kind == 3:
+        holes = rng.random((h, w)) < 0.95
+    return holes
+
+
+def test_hole_sides_equal_the_whole_image_algorithm_on_random_holes():
+    """foreground_near_holes and far_side_of_holes, each step cropped, equal the whole-image
+    algorithm on 600 random holes and depths: images 1 to 37 pixels on a side, odd and even, holes
+    at every border, covering all but one pixel, lines across the image, none; known pixels that
+    are not all the non-holes; piecewise-constant depth (ties, depth edges) and noise."""
+    rng = np.random.default_rng(5)
+    sides, checked, far_seen = (1, 2, 3, 4, 7, 16, 37), 0, 0
+    for _ in range(600):
+        h, w = int(rng.choice(sides)), int(rng.choice(sides))
+        holes = random_holes(rng, h, w)
+        if holes.all():  # no pixel beside a hole: test_a_frame_all_hole_has_no_sides
+            continue
+        levels = np.where(np.arange(w) < rng.integers(0, w + 1), 6.0, 3.0) + 0.01 * np.arange(h)[:, None]
+        depth = (rng.uniform(0.5, 10, (h, w)) if rng.random() < 0.5 else levels).astype(np.float32)
+        known = ~holes & (rng.random((h, w)) > (0.1 if rng.random() < 0.3 else 0))
+        reach = int(rng.choice([1, 2, 3, 8]))
+        want_near, want_far = hole_sides_reference(depth, known, holes, reach)
+        assert np.array_equal(foreground_near_holes(depth, known, holes, reach), want_near), (h, w, reach)
+        assert np.array_equal(far_side_of_holes(depth, known, holes, reach), want_far), (h, w, reach)
+        checked, far_seen = checked + 1, far_seen + want_far.any()
+    assert checked > 500 and far_seen > 50  # the far side is tested, not only its absence
+
+
+def test_a_frame_all_hole_has_no_sides():
+    """Every pixel a hole: no known pixel borders one, so nothing is foreground or far side, without
+    a warning, also where known pixels lie inside the hole. Before, the holes' half-width (no pixel
+    outside them to measure to) overflowed: two RuntimeWarnings, and a ValueError (a negative power
+    of 2) with known pixels inside."""
+    depth = np.full((6, 9), 2.0, np.float32)
+    holes = np.ones(depth.shape, bool)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for known in (~holes, holes):
+            assert not foreground_near_holes(depth, known, holes, 2).any()
+            assert not far_side_of_holes(depth, known, holes, 2).any()
 
 
 def floor_beside_a_box(wall_from: int = 0):

@@ -574,8 +574,9 @@ class Gen3cApp:
         estimator = self.depth_estimator.value.strip() or None  # empty: the default, as without --depth_estimator
         if not depth:
             self._info(f"Estimating depth with {html.escape(estimator or DEFAULT_DEPTH_ESTIMATOR)}…", transient=True)
-        # The scale of a PNG depth only (the control is hidden for another file: it would scale nothing).
-        png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if _is_png(depth) else {}
+        # The scale of a PNG depth of z-depth only (the control is hidden for another file, and for
+        # disparity, whose depth is brought to median 1: it would scale nothing).
+        png = {"png_depth_scale": _control_number(self.png_depth_scale.value, "png_depth_scale")} if self._scales_png_depth() else {}
         # Ticked without a depth file it is refused (an estimator's depth is z-depth), naming the box.
         disparity = {"depth_is_disparity": True} if self.depth_is_disparity.value else {}
         self.state.load_files(
@@ -600,7 +601,7 @@ class Gen3cApp:
         since the page opened): they apply when it is pressed. They are not applied on change, as
         viser sends text fields key by key (a path or intrinsics half typed is no input, and every
         prefix of an estimator name would be loaded)."""
-        self.png_depth_scale.visible = _is_png(self.depth_path.value)
+        self.png_depth_scale.visible = self._scales_png_depth()
         self.fov.disabled = not self.set_fov.value
         for button, notice in (("Load image", self.image_pending), ("Load video input", self.video_pending)):
             before, now = self._loaded_with[button], self._load_controls(button)
@@ -611,11 +612,15 @@ class Gen3cApp:
                 now.pop("set_fov")
             if str(now.get("depth_path", "")).strip() and (intrinsics or now.get("set_fov")):
                 now.pop("depth_estimator")  # a depth file with its camera given is not estimated
-            if "png_depth_scale" in now and not _is_png(now["depth_path"]):
-                now.pop("png_depth_scale")  # it scales a PNG depth only
+            if "png_depth_scale" in now and not self._scales_png_depth():
+                now.pop("png_depth_scale")  # it scales a PNG depth of z-depth only
             changed = [getattr(self, name).label for name, value in now.items() if value != before[name]]
             notice.content = f"<small>Changed: {html.escape(', '.join(changed))}. Press **{button}** to apply.</small>" if changed else ""
             notice.visible = bool(changed)
+
+    def _scales_png_depth(self) -> bool:
+        """Whether the "PNG depth scale" control applies: a 16-bit PNG depth file not read as disparity."""
+        return _is_png(self.depth_path.value) and not self.depth_is_disparity.value
 
     def _loaded(self) -> None:
         self._show_pending_loads()

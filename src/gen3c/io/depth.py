@@ -309,13 +309,15 @@ def disparity_to_relative_depth(disparity: Tensor, floor: float = RELATIVE_DISPA
     return depth / float(depth[mask].median()), mask
 
 
-def depth_from_disparity(disparity: Tensor, name: str) -> tuple[Tensor, Tensor]:
+def depth_from_disparity(disparity: Tensor, name: str, mask_invalid: bool = False) -> tuple[Tensor, Tensor]:
     """A user's disparity map (``--depth_is_disparity``: MiDaS's, DPT's or Depth Anything's saved
     output, larger = nearer) as the relative depth the estimators make of theirs
     (:func:`disparity_to_relative_depth`), with a note saying so and counting the untrusted pixels.
 
     Args:
         disparity: (H, W) as read (:func:`load_depth`).
+        mask_invalid: the caller leaves the untrusted pixels out of the cache (``--mask_invalid_depth``);
+            the note says where they go.
     Raises:
         Gen3cInputError: no finite disparity > 0 (+inf, infinitely near, is no measurement either).
     Returns:
@@ -329,9 +331,10 @@ def depth_from_disparity(disparity: Tensor, name: str) -> tuple[Tensor, Tensor]:
         )
     depth, trusted = disparity_to_relative_depth(disparity)
     untrusted = int((~trusted).sum())
+    where = "left out of the cache" if mask_invalid else "sit at 100 × the nearest depth (--mask_invalid_depth leaves them out)"
     far = (
         f"; {untrusted} pixels ({100 * untrusted / trusted.numel():.2g}%) of disparity below {RELATIVE_DISPARITY_FLOOR:.0%} of its peak "
-        "(or NaN/inf/≤ 0) are untrusted and sit at 100 × the nearest depth (--mask_invalid_depth leaves them out)"
+        f"(or NaN/inf/≤ 0) are untrusted and {where}"
         if untrusted
         else ""
     )

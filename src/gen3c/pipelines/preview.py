@@ -265,7 +265,7 @@ def _hole_sides(depth: np.ndarray, known: np.ndarray, holes: np.ndarray, reach: 
     foreground, far_side = np.zeros_like(known), np.zeros_like(known)
     holes_u8 = holes.astype(np.uint8)
     x, y, w, h = cv2.boundingRect(holes_u8)
-    if w == 0:
+    if w == 0 or (w, h) == (width, height) and holes.all():  # no hole, or no pixel beside one: no border
         return foreground, far_side
     # The holes' bounding box and the known pixels around it (their border). It starts on an even
     # row and column: connectedComponents scans 2 × 2 blocks, so it numbers the holes in the same

@@ -260,7 +260,7 @@ def load_source(request: GenerationRequest) -> SourceView:
     if request.depth_is_disparity:
         if record is not None:  # gen3c depth's export, or an estimate: z-depth by construction
             raise Gen3cInputError(f"{name} is z-depth ({record.kind}, from {record.source}, {record.where}), not disparity: drop --depth_is_disparity")
-        raw, disparity_trusted = depth_from_disparity(raw, name)
+        raw, disparity_trusted = depth_from_disparity(raw, name, request.mask_invalid_depth)
     if isinstance(raw, torch.Tensor) and tuple(raw.shape) == stored != (h, w):  # the photo's own size: brought down with it
         raw = resize_nearest(raw, (h, w))
         disparity_trusted = None if disparity_trusted is None else resize_nearest(disparity_trusted, (h, w))

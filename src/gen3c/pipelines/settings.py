@@ -402,7 +402,7 @@ PRESET_SETTINGS = ("trajectory", "camera_rotation", "movement_distance", "trajec
 def check_unused_settings(request: GenerationRequest, where: str | None = None, given: Collection[str] = ()) -> None:
     """Refuse settings that the request would silently ignore, where changed from their defaults
     or named in ``given``: a preset path's where the path is given (a camera file, a multi-view
-    input's ``w2cs_all``), ``png_depth_scale`` without a PNG depth, ``trust_checkpoint`` without a
+    input's ``w2cs_all``), ``png_depth_scale`` without a PNG depth or with ``depth_is_disparity``, ``trust_checkpoint`` without a
     legacy ``.pt`` input, ``seed`` with a generator that draws no random numbers (the preview),
     ``depth_estimator`` where no depth or camera is estimated, ``depth_is_disparity`` where no single
     image's depth is given, ``mask_invalid_depth`` where no depth
@@ -425,6 +425,8 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
         raise Gen3cInputError(f"{prefix}{', '.join(preset)} {verb} a preset path, which {path} replaces: drop {them}")
     if changed("png_depth_scale") and not str(request.depth_path or "").lower().endswith(SCALED_DEPTH_SUFFIXES):
         raise Gen3cInputError(f"{prefix}--png_depth_scale applies to a 16-bit PNG or TIFF --depth_path only: drop it")
+    if changed("png_depth_scale") and request.depth_is_disparity:  # 1 / (scale · value), brought to median 1: the scale cancels out
+        raise Gen3cInputError(f"{prefix}{DISPARITY_SCALE_REFUSAL}")
     if request.trust_checkpoint and not str(request.input_image_path or "").lower().endswith(".pt"):
         raise Gen3cInputError(f"{prefix}--trust_checkpoint applies to a legacy .pt --input_image_path only: drop it")
     if changed("seed") and request.generator != "gen3c":
@@ -460,6 +462,11 @@ def check_unused_settings(request: GenerationRequest, where: str | None = None, 
 DISPARITY_WITHOUT_DEPTH = (
     "--depth_is_disparity applies to the depth given for a single image (--depth_path): "
     "an estimator's depth, or a video or multi-view input's, is z-depth: drop it"
+)
+
+#: The refusal of ``png_depth_scale`` with ``depth_is_disparity``, where it would change nothing.
+DISPARITY_SCALE_REFUSAL = (
+    "--png_depth_scale does nothing with --depth_is_disparity: the disparity's depth is scaled to median 1, so its PNG scale cancels out: drop it"
 )
 
 #: The refusal of a start frame for an input without frames to start from (an image, a multi-view ``.npz``).
