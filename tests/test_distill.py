@@ -598,6 +598,7 @@ def test_a_student_sampled_otherwise_than_it_was_distilled_is_noted():
     ran without a word, on a grid (or with guidance on top) it never learnt. Now each is said in a
     note (allowed: a sweep over step counts is a fair experiment); its own settings, and a teacher
     at a few steps (the speed presets), say nothing."""
+    from gen3c.errors import quoted_path
     from gen3c.models.packaged import packaged_model_dir
     from gen3c.pipelines.gen3c import Gen3cPipeline
     from gen3c.schedulers import make_scheduler
@@ -611,13 +612,36 @@ def test_a_student_sampled_otherwise_than_it_was_distilled_is_noted():
         return [n for n in said if "distilled student" in n]
 
     assert notes_of(student) == []
-    student_is = "this model is a distilled student, trained to sample with 5 euler steps and guidance 0 (its gen3c_model.json)"
+    student_is = (f"model {quoted_path(packaged_model_dir('tiny_fast'))} is a distilled student, trained to sample with 5 euler steps "
+                  "and guidance 0 (its gen3c_model.json)")  # fmt: skip
     assert notes_of(student, num_steps=1) == [f"--num_steps 1: {student_is}, so its videos may be worse than with its own: it never "
                                               "learnt this setting; drop it to sample as it was distilled"]  # fmt: skip
     assert notes_of(student, guidance=1.0)[0].startswith(f"--guidance 1: {student_is}")
     student.scheduler = make_scheduler("dpmpp_2m", student.scheduler.config)
     assert notes_of(student, num_steps=1)[0].startswith(f"--num_steps 1 and --sampler dpmpp_2m: {student_is}")
     assert notes_of(Gen3cPipeline.from_pretrained(packaged_model_dir("tiny")), num_steps=1, guidance=0.0) == []
+
+
+def test_the_note_on_a_student_sampled_otherwise_names_which_student(tmp_path):
+    """`gen3c eval --compare_models` runs several models, two students among them at times, and
+    `--sampler` reaches each: the note said "this model is a distilled student" for each, naming
+    none. Now it names the student's folder, as its run record's checkpoint does."""
+    import shutil
+
+    from gen3c.errors import quoted_path
+    from gen3c.models.packaged import packaged_model_dir
+    from gen3c.pipelines.gen3c import Gen3cPipeline
+
+    shutil.copytree(packaged_model_dir("tiny_fast"), tmp_path / "other_student")
+    colors, masks = torch.rand(9, 1, 3, 32, 48) * 2 - 1, torch.ones(9, 1, 1, 32, 48)
+    for folder in (packaged_model_dir("tiny_fast"), tmp_path / "other_student"):
+        with collect_notes() as said:
+            Gen3cPipeline.from_pretrained(folder)(colors[0, 0], colors, masks, output_type="latent", num_steps=2)
+        assert [n for n in said if "distilled student" in n] == [
+            f"--num_steps 2: model {quoted_path(folder)} is a distilled student, trained to sample with 5 euler steps and guidance 0 "
+            "(its gen3c_model.json), so its videos may be worse than with its own: it never learnt this setting; drop it to sample as it "
+            "was distilled"
+        ], said
 
 
 def test_a_student_of_a_student_records_its_teachers_weights_and_whole_lineage(tmp_path):

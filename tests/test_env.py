@@ -269,6 +269,15 @@ def test_the_cgroups_memory_limit_is_reported(tmp_path, monkeypatch):
     assert ram["cgroup_limit_gb"] is None and ram["cgroup_available_gb"] is None and ram["cgroup_swap_gb"] is None
 
 
+def test_the_ram_row_without_psutil_names_its_pip_install(tmp_path, monkeypatch):
+    """psutil is one of gen3c's own dependencies; an install that lost it had gen3c env's RAM row read
+    "unknown (ModuleNotFoundError: No module named 'psutil')", where the memory checks of a run name
+    the pip install that mends it. The row now names it too."""
+    monkeypatch.setitem(sys.modules, "psutil", None)  # importing it now raises ImportError
+    ram = environment.report(tmp_path / "weights")["ram"]
+    assert ram.startswith("unknown (Gen3cDependencyError: measuring the RAM needs psutil (psutil is missing): pip install 'psutil"), ram
+
+
 def test_table_renders_a_gpu_and_probes_that_failed():
     """The renderer takes what a GPU machine reports, and "unknown (…)" in place of any section."""
     from rich.console import Console

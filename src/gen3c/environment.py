@@ -184,7 +184,10 @@ def _ram() -> dict[str, Any]:
     """The machine's RAM, what of it is available and its swap, as psutil tells them, and the
     memory limit of this process's cgroup (:func:`cgroup_memory`: a container's, a SLURM job's)
     with what is left of it and the swap it allows, None where none is set; in GB (2³⁰ bytes)."""
-    import psutil
+    from gen3c.dependencies import require
+
+    # (an install that lost psutil, one of gen3c's own dependencies, is told its pip install here, as by the memory checks)
+    psutil = require("psutil", "measuring the RAM")
 
     gib = 2**30
     machine, cgroup = psutil.virtual_memory(), cgroup_memory()

@@ -1126,7 +1126,8 @@ class Gen3cPipeline(DiffusionPipeline):
             noise_aug_strength=noise_aug_strength,
         )
         self.check_inputs(image, buffer_colors, buffer_masks, guidance, num_steps, guidance_every, seed, note_unit_range)
-        note_unlike_distillation(self.model_info, sampler_name(self.scheduler), int(num_steps), float(guidance), stacklevel=3)
+        sampler = sampler_name(self.scheduler)
+        note_unlike_distillation(self.model_info, sampler, int(num_steps), float(guidance), self.name_or_path, stacklevel=3)
         seed = None if seed is None else int(seed)  # numpy's integers (np.arange's): torch's manual_seed takes only int
         # 2. Encode the prompts (T5, where the cache lacks them, staged once for both)
         negative = None
@@ -1502,12 +1503,16 @@ class Gen3cGenerator:
         return on_cosmos_uint8_grid(out.frames)
 
 
-def note_unlike_distillation(info: dict[str, Any], sampler: str, num_steps: int, guidance: float, stacklevel: int = 1) -> None:
-    """Note a run of a distilled student (``info``: its ``gen3c_model.json``) with other steps,
-    guidance or sampler than it was distilled for: it learnt Euler steps on its own ``num_steps``
-    grid, one forward each with the teacher's guidance absorbed, so elsewhere it samples what it
-    never learnt (another grid; guidance applied on top of the guidance it holds). Its own settings
-    are the default; another is allowed (a sweep over step counts is a fair experiment), but said."""
+def note_unlike_distillation(
+    info: dict[str, Any], sampler: str, num_steps: int, guidance: float, checkpoint: str | None = None, stacklevel: int = 1
+) -> None:
+    """Note a run of a distilled student (``info``: its ``gen3c_model.json``; ``checkpoint``: its
+    folder, which the note names, as the run record does: an eval compares several models) with
+    other steps, guidance or sampler than it was distilled for: it learnt Euler steps on its own
+    ``num_steps`` grid, one forward each with the teacher's guidance absorbed, so elsewhere it
+    samples what it never learnt (another grid; guidance applied on top of the guidance it holds).
+    Its own settings are the default; another is allowed (a sweep over step counts is a fair
+    experiment), but said."""
     from gen3c.models.packaged import distilled_steps
 
     steps = distilled_steps(info)
@@ -1519,7 +1524,8 @@ def note_unlike_distillation(info: dict[str, Any], sampler: str, num_steps: int,
     if not other:
         return
     note(
-        f"{' and '.join(other)}: this model is a distilled student, trained to sample with {steps} euler steps and guidance "
+        f"{' and '.join(other)}: {f'model {quoted_path(checkpoint)}' if checkpoint else 'this model'} is a distilled student, "
+        f"trained to sample with {steps} euler steps and guidance "
         f"{own_guidance:g} (its gen3c_model.json), so its videos may be worse than with its own: it never learnt "
         f"{'these settings' if len(other) > 1 else 'this setting'}; drop {'them' if len(other) > 1 else 'it'} to sample as it was distilled",
         stacklevel=stacklevel + 1,
