@@ -642,6 +642,8 @@ class Opaque:
         ("intrinsics_rows", r"camera\.npz 'intrinsics' has shape \(10, 4\), rows of fx, fy, cx, cy as ViPE saves them: save \(T, 3, 3\) matrices \[\[fx, 0, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in pixels of the frames$"),
         ("depth_trailing_axis", r"depth\.npz 'depth' has shape \(10, 72, 128, 1\): expected \(T, H, W\): save it without its last axis of 1 \(np\.squeeze\(array, -1\)\)$"),
         ("c2w_key", r"camera\.npz' has no key 'w2c' but 'c2w' \(it holds \['c2w', 'intrinsics'\]\): gen3c reads world-to-camera poses, save their inverse \(np\.linalg\.inv\(c2w\)\) under 'w2c'$"),
+        # Before: "np.linalg.inv(c2w)", which refuses 3×4 [R | t] rows (camera.npz takes them for w2c).
+        ("c2w_key_rows", r"camera\.npz' has no key 'w2c' but 'c2w' \(it holds \['c2w', 'intrinsics'\]\): gen3c reads world-to-camera poses, save their inverse \(each 3×4 \[R \| t\] of 'c2w' with the row \[0, 0, 0, 1\] added, np\.linalg\.inv of the 4×4\) under 'w2c'$"),
     ],
 )
 def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
@@ -665,6 +667,9 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
     elif case == "c2w_key":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", c2w=np.linalg.inv(cam["w2c"]), intrinsics=cam["intrinsics"])
+    elif case == "c2w_key_rows":
+        cam = dict(np.load(folder / "camera.npz"))
+        np.savez(folder / "camera.npz", c2w=np.linalg.inv(cam["w2c"])[:, :3], intrinsics=cam["intrinsics"])
     elif case == "wrong_shape":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3, :3], intrinsics=cam["intrinsics"])  # rotations alone
