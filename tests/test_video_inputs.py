@@ -1331,10 +1331,12 @@ def test_sample_and_vipe_readers_take_a_home_path_and_refuse_what_is_no_path(vip
 
 
 def _stage_counts() -> tuple[dict[str, int], object]:
-    """A progress factory recording, per stage, its total and the steps advanced."""
+    """A progress factory recording, per stage, its total and the steps advanced (a stage started
+    twice, as a video read twice would be, fails the test)."""
     seen: dict[str, list[int]] = {}
 
     def progress(stage: str, total: int):
+        assert stage not in seen, f"stage {stage!r} started twice"
         seen[stage] = [total, 0]
 
         def advance(n: int = 1) -> None:
@@ -1348,6 +1350,8 @@ def _stage_counts() -> tuple[dict[str, int], object]:
 def test_a_video_inputs_frames_are_read_as_a_progress_stage(vipe_dir, sample_dir, tmp_path):
     """Before: nothing was shown while a video input was read, a minute for a 1080p clip's 121
     frames on a 2-core CPU, before the first bar ("Rendering 3D cache")."""
+    import shutil
+
     from gen3c.pipelines.request import GenerationRequest, run_request
 
     for name, given in (("vipe", {"vipe_path": str(vipe_dir)}), ("sample", {"input_image_path": str(sample_dir), "vipe_starting_frame_idx": 4})):
@@ -1356,12 +1360,29 @@ def test_a_video_inputs_frames_are_read_as_a_progress_stage(vipe_dir, sample_dir
                                     video_save_folder=str(tmp_path), video_save_name=name)  # fmt: skip
         run_request(request, progress=progress)
         assert seen == {"Reading video": [5, 5], "Rendering 3D cache": [5, 5], "Generating (preview)": [5, 5]}, (name, seen)
+    # A long run (chunks of 4 frames) reads its video once, before its first chunk.
+    seen, progress = _stage_counts()
+    request = GenerationRequest(vipe_path=str(vipe_dir), generator="preview", resolution="32x64", num_video_frames=10, chunk_frames=4,
+                                video_save_folder=str(tmp_path), video_save_name="long")  # fmt: skip
+    run_request(request, progress=progress)
+    assert list(seen)[0] == "Reading video" and seen["Reading video"] == [10, 10] and "Chunk 3/3: generating (preview)" in seen, seen
     # The clip ending first: the frames there are, the stage's whole count.
     seen, progress = _stage_counts()
     read_vipe(vipe_dir, (32, 64), start=7, num_frames=5, progress=progress)
     assert seen == {"Reading video": [3, 3]}
-    # A refusal at the first frame, where most are found, comes before the stage starts.
+    # A refusal at the first frame, where most are found, comes before the stage starts; one at a
+    # later frame leaves the stage at the frames read before it.
     seen, progress = _stage_counts()
     with pytest.raises(Gen3cInputError, match="resize mode"):
         read_sample(sample_dir, (32, 64), resize_mode="squash", progress=progress)
     assert seen == {}
+    for bad, want in ((0, {}), (3, {"Reading video": [T, 3]})):
+        folder = tmp_path / f"bad_depth_{bad}"
+        shutil.copytree(sample_dir, folder)
+        depth = np.load(folder / "depth.npz")["depth"]
+        depth[bad] = -1.0
+        np.savez(folder / "depth.npz", depth=depth)
+        seen, progress = _stage_counts()
+        with pytest.raises(Gen3cInputError, match=rf"has no valid pixel \(frame {bad}\)"):
+            read_sample(folder, (32, 64), progress=progress)
+        assert seen == want, bad
