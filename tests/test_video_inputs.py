@@ -1354,6 +1354,18 @@ def _stage_counts() -> tuple[dict[str, int], object]:
     return seen, progress
 
 
+def test_vipe_depth_without_openexr_is_the_dependency_refusal(vipe_dir, monkeypatch):
+    """Before: "ViPE depth/walk.zip 00000.exr reading ViPE depth needs OpenEXR …", the missing
+    package said of the first EXR as if the file were at fault, and no Gen3cDependencyError."""
+    import sys
+
+    from gen3c.errors import Gen3cDependencyError
+
+    monkeypatch.setitem(sys.modules, "OpenEXR", None)  # importing it now raises ImportError
+    with pytest.raises(Gen3cDependencyError, match=r"^reading ViPE depth needs OpenEXR \(OpenEXR is missing\): pip install 'gen3c\[exr\]'$"):
+        read_vipe(vipe_dir, (32, 64))
+
+
 def test_a_video_inputs_frames_are_read_as_a_progress_stage(vipe_dir, sample_dir, tmp_path):
     """Before: nothing was shown while a video input was read, a minute for a 1080p clip's 121
     frames on a 2-core CPU, before the first bar ("Rendering 3D cache")."""

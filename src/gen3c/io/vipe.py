@@ -43,7 +43,7 @@ from gen3c.cameras import (
     note_scaled_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, note, quoted_path
+from gen3c.errors import Gen3cDependencyError, Gen3cInputError, note, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.formats import EXR_MAGIC, PNG_MAGIC, describe_head
@@ -522,6 +522,8 @@ class _ZipFrames:
         member = self.members[frame]
         try:
             array = self.decode(self.archive.read(member))
+        except Gen3cDependencyError:  # OpenEXR missing: its own line, not said of the member as if it were the file's fault
+            raise
         except Gen3cInputError as exc:
             raise Gen3cInputError(f"{self.name} {member} {exc}") from None
         except (*ZIP_READ_ERRORS, ValueError) as exc:
