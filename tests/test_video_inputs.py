@@ -188,6 +188,9 @@ def _rezip(path, members):
         ("exr_cut_short", r"depth/walk\.zip 00001\.exr is a damaged OpenEXR image, cut short or corrupt \(.*\): re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
         ("exr_no_z", r"depth/walk\.zip 00001\.exr has no channel 'Z' \(it has \['R'\]\): ViPE writes depth as channel Z$"),
         # Before: "00002.png: not a readable PNG (cannot identify image file …)", no fix.
+        # Before: "is text, not an OpenEXR image" / "not a PNG image", of a member of 0 bytes.
+        ("exr_empty", r"depth/walk\.zip 00001\.exr is empty \(0 bytes\): re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
+        ("mask_png_empty", r"mask/walk\.zip 00002\.png is empty \(0 bytes\): re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG$"),
         ("mask_png_garbage", r"mask/walk\.zip 00002\.png is a NumPy \.npy array, not a PNG image: re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG$"),
         ("exr_missing", "no 00004.exr"),
         ("depth_all_nan", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
@@ -267,12 +270,14 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_cut_short", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
+    elif case in ("exr_garbage", "exr_empty", "exr_cut_short", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
         if case == "depth_zip_of_its_folder":  # zip -r walk.zip walk/, with macOS's resource forks
             members = {path: data for name, data in members.items() for path in (f"walk/{name}", f"__MACOSX/walk/._{name}")}
         elif case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
+        elif case == "exr_empty":
+            members["00001.exr"] = b""
         elif case == "exr_cut_short":
             members["00001.exr"] = exr_bytes(depth[1])[:300]
         elif case == "exr_no_z":
@@ -314,10 +319,10 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
     elif case == "mask_zip_unknown_method":
         damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
-    elif case == "mask_png_garbage":  # ids saved by another tool under ViPE's names
+    elif case in ("mask_png_garbage", "mask_png_empty"):  # ids saved by another tool under ViPE's names, or none
         with zipfile.ZipFile(root / "mask" / "walk.zip") as z:
             members = {name: z.read(name) for name in z.namelist()}
-        members["00002.png"] = b"\x93NUMPY" + bytes(100)
+        members["00002.png"] = b"\x93NUMPY" + bytes(100) if case == "mask_png_garbage" else b""
         _rezip(root / "mask" / "walk.zip", members)
     elif case == "depth_zip_cut_short":
         data = (root / "depth" / "walk.zip").read_bytes()

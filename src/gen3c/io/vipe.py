@@ -536,6 +536,12 @@ class _ZipFrames:
         return array
 
 
+def _not_the_image(data: bytes, kind: str) -> str:
+    """What a zip member that is not ``kind`` holds: another file zipped under ViPE's name, or
+    none at all (a run stopped as it wrote it; describe_head would call nothing "text")."""
+    return "is empty (0 bytes)" if not data else f"is {describe_head(data[:64])}, not {kind}"
+
+
 _EXR_FIX = "re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z"
 
 
@@ -554,8 +560,8 @@ def _decode_exr(data: bytes) -> np.ndarray:
     except Gen3cInputError:
         raise
     except Exception as exc:  # OpenEXR raises plain Exceptions for bad files ("Unable to open … for read" for any other format)
-        if not data.startswith(EXR_MAGIC):  # another file zipped under ViPE's name: say what it is
-            raise Gen3cInputError(f"is {describe_head(data[:64])}, not an OpenEXR image: {_EXR_FIX}") from None
+        if not data.startswith(EXR_MAGIC):
+            raise Gen3cInputError(f"{_not_the_image(data, 'an OpenEXR image')}: {_EXR_FIX}") from None
         raise Gen3cInputError(f"is a damaged OpenEXR image, cut short or corrupt ({exc}): {_EXR_FIX}") from None
     if pixels.ndim != 2:
         raise Gen3cInputError(f"has a channel Z of shape {pixels.shape}, not (H, W): {_EXR_FIX}")
@@ -571,8 +577,8 @@ def _decode_png(data: bytes) -> np.ndarray:
             array = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         fix = "re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG"
-        if not data.startswith(PNG_MAGIC):  # another file zipped under ViPE's name: say what it is
-            raise Gen3cInputError(f"is {describe_head(data[:64])}, not a PNG image: {fix}") from None
+        if not data.startswith(PNG_MAGIC):
+            raise Gen3cInputError(f"{_not_the_image(data, 'a PNG image')}: {fix}") from None
         raise Gen3cInputError(f"is a damaged PNG image, cut short or corrupt ({exc}): {fix}") from None
     if array.ndim == 3:
         array = array[..., 0]
