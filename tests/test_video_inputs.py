@@ -825,6 +825,10 @@ def test_multiview_npz_round_trip(tmp_path, clip):
     "override, match",
     [
         ({"w2cs_all": None}, "lacks w2cs_all"),
+        # Before: "lacks w2cs_all: GEN3C's multi-view input holds … w2cs_all …", camera-to-world poses
+        # saved under it renamed.
+        ({"w2cs_all": None, "c2ws_all": "inverse"},
+         r"has no key 'w2cs_all' but 'c2ws_all' \(it holds \[.*\]\): gen3c reads world-to-camera poses, save their inverse \(np\.linalg\.inv\(c2ws_all\)\) under 'w2cs_all'$"),
         ({"images_key_frames": np.full((3, 3, H, W), 2.0, np.float32)}, r"in \[−1, 1\]"),
         (
             {"depth_key_frames": np.ones((2, 1, H, W), np.float32)},
@@ -857,6 +861,8 @@ def test_multiview_bad_input(override, match, tmp_path, clip):
         override = {"Ks_all": Ks}
     elif isinstance(override.get("Ks_all"), str):
         override = {"Ks_all": K.numpy() / np.array([[W], [H], [1.0]], np.float32)}
+    elif "c2ws_all" in override:
+        override = {**override, "c2ws_all": np.linalg.inv(w2c.numpy())}
     if "mask_key_frames" in override:  # object arrays need allow_pickle when saving
         data = {
             "images_key_frames": np.zeros((3, 3, H, W), np.float32),
