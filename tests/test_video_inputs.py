@@ -645,6 +645,8 @@ class Opaque:
         # saved camera-to-world poses as world-to-camera ones.
         # Before: "has shape (10, 4): expected (T, 3, 3)" and "(10, 72, 128, 1): expected (T, H, W)", no fix.
         ("intrinsics_rows", r"camera\.npz 'intrinsics' has shape \(10, 4\), rows of fx, fy, cx, cy as ViPE saves them: save \(T, 3, 3\) matrices \[\[fx, 0, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in pixels of the frames$"),
+        # Before: "has shape (4,): expected (T, 3, 3)", no word of the row it is.
+        ("intrinsics_one_row", r"camera\.npz 'intrinsics' has shape \(4,\), one row of fx, fy, cx, cy: save the matrix \[\[fx, 0, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in pixels of the frames, \(3, 3\) for every frame or \(T, 3, 3\) one a frame$"),
         # Before: "rows of fx, fy, cx, cy as ViPE saves them", for one 4×4 matrix of a 10-frame sample.
         ("intrinsics_4x4", r"camera\.npz 'intrinsics' has shape \(4, 4\): expected \(T, 3, 3\)$"),
         ("depth_trailing_axis", r"depth\.npz 'depth' has shape \(10, 72, 128, 1\): expected \(T, H, W\): save it without its last axis of 1 \(np\.squeeze\(array, -1\)\)$"),
@@ -669,6 +671,10 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         cam = dict(np.load(folder / "camera.npz"))
         K = cam["intrinsics"]
         np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], 1))
+    elif case == "intrinsics_one_row":
+        cam = dict(np.load(folder / "camera.npz"))
+        K = cam["intrinsics"][0]
+        np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]]))
     elif case == "intrinsics_4x4":
         cam = dict(np.load(folder / "camera.npz"))
         K = np.eye(4)

@@ -216,6 +216,11 @@ def _open_dir(folder: Path) -> Iterator[_OpenSample]:
                 f"{name} camera.npz 'intrinsics' has shape {K.shape}, rows of fx, fy, cx, cy as ViPE saves them: save (T, 3, 3) "
                 "matrices [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] in pixels of the frames"
             )
+        if K.shape == (4,):  # one such row for every frame
+            raise Gen3cInputError(
+                f"{name} camera.npz 'intrinsics' has shape (4,), one row of fx, fy, cx, cy: save the matrix [[fx, 0, cx], [0, fy, cy], "
+                "[0, 0, 1]] in pixels of the frames, (3, 3) for every frame or (T, 3, 3) one a frame"
+            )
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
         video = probe_video(files["rgb.mp4"], "sample video")
         counts = {
