@@ -545,23 +545,25 @@ def test_hole_sides_equal_the_whole_image_algorithm():
     assert far_ends_seen >= len(cases) // 2  # the far side is tested, not only its absence
 
 
-def test_a_run_one_known_pixel_after_another_is_paired_with_its_own_ends():
-    """A wall (depth 8) left of column 17, a box (depth 3) from it on, and between rows 5 and 15 two
-    holes along each row: columns 10-12, one known wall pixel (column 13), columns 14-16. The
-    second hole's run ends on the wall pixel and on the box: the wall pixel is its far end and the
-    far side, the box its foreground (before, a run one known pixel after the previous one was
-    never paired, so that hole had no far side at all)."""
+@pytest.mark.parametrize("first", [10, 0], ids=["inside", "from_the_border"])
+def test_a_run_one_known_pixel_after_another_is_paired_with_its_own_ends(first):
+    """A wall (depth 8) with a box (depth 3) to its right, and between rows 5 and 15 two holes along
+    each row: 3 columns from ``first``, one known wall pixel, 3 columns, then the box. The second
+    hole's run ends on the wall pixel and on the box: the wall pixel is its far end and the far
+    side, the box its foreground (before c6759543 a run one known pixel after the previous one was
+    never paired, so that hole had no far side at all). From the border (columns 0-2) the first
+    run has one end and marks nothing, and the second is paired all the same."""
+    between, box = first + 3, first + 7
     depth = np.full((20, 30), 8.0, np.float32)
-    depth[:, 17:] = 3.0
+    depth[:, box:] = 3.0
     holes = np.zeros(depth.shape, bool)
-    holes[5:16, 10:13] = holes[5:16, 14:17] = True
+    holes[5:16, first:between] = holes[5:16, between + 1 : box] = True
     depth[holes] = 0.0
     far = far_side_of_holes(depth, ~holes, holes, reach=8)
-    assert far[5:16, 13].all()  # the known pixel between the two holes
-    assert not far[:, 17:].any()  # the box, the second hole's near end, is not
+    assert far[5:16, between].all() and far.sum() == far[:, between].sum()  # the pixel between the holes, and only it
     near = foreground_near_holes(depth, ~holes, holes, reach=8)
     # The box stays out of the fill, the wall pixel between the holes in it.
-    assert near[5:16, 17].all() and not near[5:16, 13].any()
+    assert near[5:16, box].all() and not near[:, : between + 1].any()
 
 
 def test_no_pixel_beyond_every_hole_s_reach_is_foreground():

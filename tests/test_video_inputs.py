@@ -188,6 +188,9 @@ def _rezip(path, members):
         ("exr_cut_short", r"depth/walk\.zip 00001\.exr is a damaged OpenEXR image, cut short or corrupt \(.*\): re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
         ("exr_no_z", r"depth/walk\.zip 00001\.exr has no channel 'Z' \(it has \['R'\]\): ViPE writes depth as channel Z$"),
         # Before: "00002.png: not a readable PNG (cannot identify image file …)", no fix.
+        # Before: "is text, not an OpenEXR image" / "not a PNG image", of a member of 0 bytes.
+        ("exr_empty", r"depth/walk\.zip 00001\.exr is empty \(0 bytes\): re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z$"),
+        ("mask_png_empty", r"mask/walk\.zip 00002\.png is empty \(0 bytes\): re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG$"),
         ("mask_png_garbage", r"mask/walk\.zip 00002\.png is a NumPy \.npy array, not a PNG image: re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG$"),
         ("exr_missing", "no 00004.exr"),
         ("depth_all_nan", r"no valid pixel \(frame 2\) \(all NaN/inf/≤ 0\)"),
@@ -267,12 +270,14 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         intr["data"] = intr["data"].copy()
         intr["data"][0, 0] = -5
         np.savez(root / "intrinsics" / "walk.npz", **intr)
-    elif case in ("exr_garbage", "exr_cut_short", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
+    elif case in ("exr_garbage", "exr_empty", "exr_cut_short", "exr_no_z", "exr_missing", "depth_all_nan", "depth_all_nan_after_start", "depth_zip_of_its_folder"):
         members = {f"{i:05d}.exr": exr_bytes(depth[i]) for i in range(T)}
         if case == "depth_zip_of_its_folder":  # zip -r walk.zip walk/, with macOS's resource forks
             members = {path: data for name, data in members.items() for path in (f"walk/{name}", f"__MACOSX/walk/._{name}")}
         elif case == "exr_garbage":
             members["00001.exr"] = b"not an exr at all"
+        elif case == "exr_empty":
+            members["00001.exr"] = b""
         elif case == "exr_cut_short":
             members["00001.exr"] = exr_bytes(depth[1])[:300]
         elif case == "exr_no_z":
@@ -314,10 +319,10 @@ def test_vipe_bad_input(case, match, vipe_dir, tmp_path, clip):
         damage_zip(root / "depth" / "walk.zip", "00001.exr", "stream")
     elif case == "mask_zip_unknown_method":
         damage_zip(root / "mask" / "walk.zip", "00002.png", "method")
-    elif case == "mask_png_garbage":  # ids saved by another tool under ViPE's names
+    elif case in ("mask_png_garbage", "mask_png_empty"):  # ids saved by another tool under ViPE's names, or none
         with zipfile.ZipFile(root / "mask" / "walk.zip") as z:
             members = {name: z.read(name) for name in z.namelist()}
-        members["00002.png"] = b"\x93NUMPY" + bytes(100)
+        members["00002.png"] = b"\x93NUMPY" + bytes(100) if case == "mask_png_garbage" else b""
         _rezip(root / "mask" / "walk.zip", members)
     elif case == "depth_zip_cut_short":
         data = (root / "depth" / "walk.zip").read_bytes()
@@ -640,8 +645,14 @@ class Opaque:
         # saved camera-to-world poses as world-to-camera ones.
         # Before: "has shape (10, 4): expected (T, 3, 3)" and "(10, 72, 128, 1): expected (T, H, W)", no fix.
         ("intrinsics_rows", r"camera\.npz 'intrinsics' has shape \(10, 4\), rows of fx, fy, cx, cy as ViPE saves them: save \(T, 3, 3\) matrices \[\[fx, 0, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in pixels of the frames$"),
+        # Before: "has shape (4,): expected (T, 3, 3)", no word of the row it is.
+        ("intrinsics_one_row", r"camera\.npz 'intrinsics' has shape \(4,\), one row of fx, fy, cx, cy: save the matrix \[\[fx, 0, cx\], \[0, fy, cy\], \[0, 0, 1\]\] in pixels of the frames, \(3, 3\) for every frame or \(T, 3, 3\) one a frame$"),
+        # Before: "rows of fx, fy, cx, cy as ViPE saves them", for one 4×4 matrix of a 10-frame sample.
+        ("intrinsics_4x4", r"camera\.npz 'intrinsics' has shape \(4, 4\): expected \(T, 3, 3\)$"),
         ("depth_trailing_axis", r"depth\.npz 'depth' has shape \(10, 72, 128, 1\): expected \(T, H, W\): save it without its last axis of 1 \(np\.squeeze\(array, -1\)\)$"),
         ("c2w_key", r"camera\.npz' has no key 'w2c' but 'c2w' \(it holds \['c2w', 'intrinsics'\]\): gen3c reads world-to-camera poses, save their inverse \(np\.linalg\.inv\(c2w\)\) under 'w2c'$"),
+        # Before: "np.linalg.inv(c2w)", which refuses 3×4 [R | t] rows (camera.npz takes them for w2c).
+        ("c2w_key_rows", r"camera\.npz' has no key 'w2c' but 'c2w' \(it holds \['c2w', 'intrinsics'\]\): gen3c reads world-to-camera poses, save their inverse \(each 3×4 \[R \| t\] of 'c2w' with the row \[0, 0, 0, 1\] added, np\.linalg\.inv of the 4×4\) under 'w2c'$"),
     ],
 )
 def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
@@ -660,11 +671,23 @@ def test_sample_bad_input(case, match, tmp_path, sample_dir, clip):
         cam = dict(np.load(folder / "camera.npz"))
         K = cam["intrinsics"]
         np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], 1))
+    elif case == "intrinsics_one_row":
+        cam = dict(np.load(folder / "camera.npz"))
+        K = cam["intrinsics"][0]
+        np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=np.array([K[0, 0], K[1, 1], K[0, 2], K[1, 2]]))
+    elif case == "intrinsics_4x4":
+        cam = dict(np.load(folder / "camera.npz"))
+        K = np.eye(4)
+        K[:3, :3] = cam["intrinsics"][0]
+        np.savez(folder / "camera.npz", w2c=cam["w2c"], intrinsics=K)
     elif case == "depth_trailing_axis":
         np.savez(folder / "depth.npz", depth=depth[..., None].astype(np.float16))
     elif case == "c2w_key":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", c2w=np.linalg.inv(cam["w2c"]), intrinsics=cam["intrinsics"])
+    elif case == "c2w_key_rows":
+        cam = dict(np.load(folder / "camera.npz"))
+        np.savez(folder / "camera.npz", c2w=np.linalg.inv(cam["w2c"])[:, :3], intrinsics=cam["intrinsics"])
     elif case == "wrong_shape":
         cam = dict(np.load(folder / "camera.npz"))
         np.savez(folder / "camera.npz", w2c=cam["w2c"][:, :3, :3], intrinsics=cam["intrinsics"])  # rotations alone
@@ -808,6 +831,10 @@ def test_multiview_npz_round_trip(tmp_path, clip):
     "override, match",
     [
         ({"w2cs_all": None}, "lacks w2cs_all"),
+        # Before: "lacks w2cs_all: GEN3C's multi-view input holds … w2cs_all …", camera-to-world poses
+        # saved under it renamed.
+        ({"w2cs_all": None, "c2ws_all": "inverse"},
+         r"has no key 'w2cs_all' but 'c2ws_all' \(it holds \[.*\]\): gen3c reads world-to-camera poses, save their inverse \(np\.linalg\.inv\(c2ws_all\)\) under 'w2cs_all'$"),
         ({"images_key_frames": np.full((3, 3, H, W), 2.0, np.float32)}, r"in \[−1, 1\]"),
         (
             {"depth_key_frames": np.ones((2, 1, H, W), np.float32)},
@@ -840,6 +867,8 @@ def test_multiview_bad_input(override, match, tmp_path, clip):
         override = {"Ks_all": Ks}
     elif isinstance(override.get("Ks_all"), str):
         override = {"Ks_all": K.numpy() / np.array([[W], [H], [1.0]], np.float32)}
+    elif "c2ws_all" in override:
+        override = {**override, "c2ws_all": np.linalg.inv(w2c.numpy())}
     if "mask_key_frames" in override:  # object arrays need allow_pickle when saving
         data = {
             "images_key_frames": np.zeros((3, 3, H, W), np.float32),
@@ -1326,10 +1355,12 @@ def test_sample_and_vipe_readers_take_a_home_path_and_refuse_what_is_no_path(vip
 
 
 def _stage_counts() -> tuple[dict[str, int], object]:
-    """A progress factory recording, per stage, its total and the steps advanced."""
+    """A progress factory recording, per stage, its total and the steps advanced (a stage started
+    twice, as a video read twice would be, fails the test)."""
     seen: dict[str, list[int]] = {}
 
     def progress(stage: str, total: int):
+        assert stage not in seen, f"stage {stage!r} started twice"
         seen[stage] = [total, 0]
 
         def advance(n: int = 1) -> None:
@@ -1340,9 +1371,23 @@ def _stage_counts() -> tuple[dict[str, int], object]:
     return seen, progress
 
 
+def test_vipe_depth_without_openexr_is_the_dependency_refusal(vipe_dir, monkeypatch):
+    """Before: "ViPE depth/walk.zip 00000.exr reading ViPE depth needs OpenEXR …", the missing
+    package said of the first EXR as if the file were at fault, and no Gen3cDependencyError."""
+    import sys
+
+    from gen3c.errors import Gen3cDependencyError
+
+    monkeypatch.setitem(sys.modules, "OpenEXR", None)  # importing it now raises ImportError
+    with pytest.raises(Gen3cDependencyError, match=r"^reading ViPE depth needs OpenEXR \(OpenEXR is missing\): pip install 'gen3c\[exr\]'$"):
+        read_vipe(vipe_dir, (32, 64))
+
+
 def test_a_video_inputs_frames_are_read_as_a_progress_stage(vipe_dir, sample_dir, tmp_path):
     """Before: nothing was shown while a video input was read, a minute for a 1080p clip's 121
     frames on a 2-core CPU, before the first bar ("Rendering 3D cache")."""
+    import shutil
+
     from gen3c.pipelines.request import GenerationRequest, run_request
 
     for name, given in (("vipe", {"vipe_path": str(vipe_dir)}), ("sample", {"input_image_path": str(sample_dir), "vipe_starting_frame_idx": 4})):
@@ -1351,12 +1396,29 @@ def test_a_video_inputs_frames_are_read_as_a_progress_stage(vipe_dir, sample_dir
                                     video_save_folder=str(tmp_path), video_save_name=name)  # fmt: skip
         run_request(request, progress=progress)
         assert seen == {"Reading video": [5, 5], "Rendering 3D cache": [5, 5], "Generating (preview)": [5, 5]}, (name, seen)
+    # A long run (chunks of 4 frames) reads its video once, before its first chunk.
+    seen, progress = _stage_counts()
+    request = GenerationRequest(vipe_path=str(vipe_dir), generator="preview", resolution="32x64", num_video_frames=10, chunk_frames=4,
+                                video_save_folder=str(tmp_path), video_save_name="long")  # fmt: skip
+    run_request(request, progress=progress)
+    assert list(seen)[0] == "Reading video" and seen["Reading video"] == [10, 10] and "Chunk 3/3: generating (preview)" in seen, seen
     # The clip ending first: the frames there are, the stage's whole count.
     seen, progress = _stage_counts()
     read_vipe(vipe_dir, (32, 64), start=7, num_frames=5, progress=progress)
     assert seen == {"Reading video": [3, 3]}
-    # A refusal at the first frame, where most are found, comes before the stage starts.
+    # A refusal at the first frame, where most are found, comes before the stage starts; one at a
+    # later frame leaves the stage at the frames read before it.
     seen, progress = _stage_counts()
     with pytest.raises(Gen3cInputError, match="resize mode"):
         read_sample(sample_dir, (32, 64), resize_mode="squash", progress=progress)
     assert seen == {}
+    for bad, want in ((0, {}), (3, {"Reading video": [T, 3]})):
+        folder = tmp_path / f"bad_depth_{bad}"
+        shutil.copytree(sample_dir, folder)
+        depth = np.load(folder / "depth.npz")["depth"]
+        depth[bad] = -1.0
+        np.savez(folder / "depth.npz", depth=depth)
+        seen, progress = _stage_counts()
+        with pytest.raises(Gen3cInputError, match=rf"has no valid pixel \(frame {bad}\)"):
+            read_sample(folder, (32, 64), progress=progress)
+        assert seen == want, bad

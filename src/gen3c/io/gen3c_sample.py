@@ -209,10 +209,17 @@ def _open_dir(folder: Path) -> Iterator[_OpenSample]:
         shared_K = K.shape == (3, 3)
         if shared_K:  # one camera for every frame (a fixed lens): each frame's K
             K = K[None].repeat(len(w2c), axis=0)
-        if K.ndim == 2 and K.shape[1] == 4:  # ViPE's rows of fx, fy, cx, cy
+        # ViPE's rows of fx, fy, cx, cy; a (4, 4) of other than 4 frames is one 4×4 matrix (a homogeneous K
+        # or a projection, whose 3×3 need not be K): refused as any other shape
+        if K.ndim == 2 and K.shape[1] == 4 and (K.shape[0] != 4 or len(w2c) == 4):
             raise Gen3cInputError(
                 f"{name} camera.npz 'intrinsics' has shape {K.shape}, rows of fx, fy, cx, cy as ViPE saves them: save (T, 3, 3) "
                 "matrices [[fx, 0, cx], [0, fy, cy], [0, 0, 1]] in pixels of the frames"
+            )
+        if K.shape == (4,):  # one such row for every frame
+            raise Gen3cInputError(
+                f"{name} camera.npz 'intrinsics' has shape (4,), one row of fx, fy, cx, cy: save the matrix [[fx, 0, cx], [0, fy, cy], "
+                "[0, 0, 1]] in pixels of the frames, (3, 3) for every frame or (T, 3, 3) one a frame"
             )
         check_array(K, f"{name} camera.npz 'intrinsics'", ("T", 3, 3))
         video = probe_video(files["rgb.mp4"], "sample video")

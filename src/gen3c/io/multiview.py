@@ -82,6 +82,8 @@ def read_multiview(
         raise Gen3cInputError(f"{name} {why}")
     with NpzReader(p, name) as npz:
         missing = [k for k in MULTIVIEW_KEYS if k not in npz.files]
+        for key in missing:  # poses saved camera-to-world, as c2ws_all: their inverse, not the key renamed
+            npz.refuse_inverted(key)
         if missing:
             raise Gen3cInputError(
                 f"{name} lacks {', '.join(missing)}: GEN3C's multi-view input holds {', '.join(MULTIVIEW_KEYS)} (+ optional Ks_all)"

@@ -77,19 +77,39 @@ class NpzReader:
             reading.close()
         self._zip.close()
 
-    def _member(self, key: str) -> str:
+    def refuse_inverted(self, key: str) -> None:
+        """Refuse ``key`` (world-to-camera poses, a name with ``w2c``) where the npz lacks it but holds
+        the same name with ``c2w``: "save the array under 'w2c'" would have camera-to-world poses
+        saved as world-to-camera ones. Nothing where that is not so."""
         inverse = key.replace("w2c", "c2w")
         if key not in self._members and inverse != key and inverse in self._members:
-            # "save the array under 'w2c'" would have camera-to-world poses saved as world-to-camera ones
+            # np.linalg.inv refuses 3×4 [R | t] rows (which camera.npz takes): they need their 4th row
+            if self._matrix_size(inverse) == (3, 4):
+                inverse_of = f"each 3×4 [R | t] of {inverse!r} with the row [0, 0, 0, 1] added, np.linalg.inv of the 4×4"
+            else:
+                inverse_of = f"np.linalg.inv({inverse})"
             raise Gen3cInputError(
                 f"{self.name} has no key {key!r} but {inverse!r} (it holds {sorted(self._members)}): gen3c reads world-to-camera "
-                f"poses, save their inverse (np.linalg.inv({inverse})) under {key!r}"
+                f"poses, save their inverse ({inverse_of}) under {key!r}"
             )
+
+    def _member(self, key: str) -> str:
+        self.refuse_inverted(key)
         if key not in self._members:
             raise Gen3cInputError(
                 f"{self.name} has no key {key!r} (it holds {sorted(self._members)}): save the array under {key!r}"
             )
         return self._members[key]
+
+    def _matrix_size(self, key: str) -> tuple[int, ...] | None:
+        """The last two sizes of the array ``key`` by its header; None where that cannot be read
+        (the refusal that asks is about another thing: a damaged member is said when it is read)."""
+        try:
+            with self._zip.open(self._members[key]) as fp:
+                header = read_npy_header(fp)
+        except (ValueError, *ZIP_READ_ERRORS):
+            return None
+        return None if header is None else tuple(header[0][-2:])
 
     def load(self, key: str) -> np.ndarray:
         """The array ``key``, whole (numpy's own reader, pickles refused)."""

@@ -43,7 +43,7 @@ from gen3c.cameras import (
     note_scaled_intrinsics,
     validate_poses,
 )
-from gen3c.errors import Gen3cInputError, note, quoted_path
+from gen3c.errors import Gen3cDependencyError, Gen3cInputError, note, quoted_path
 from gen3c.io.conventions import check_depth_conventions
 from gen3c.io.depth import InvalidDepthTally, fill_invalid_depth
 from gen3c.io.formats import EXR_MAGIC, PNG_MAGIC, describe_head
@@ -522,6 +522,8 @@ class _ZipFrames:
         member = self.members[frame]
         try:
             array = self.decode(self.archive.read(member))
+        except Gen3cDependencyError:  # OpenEXR missing: its own line, not said of the member as if it were the file's fault
+            raise
         except Gen3cInputError as exc:
             raise Gen3cInputError(f"{self.name} {member} {exc}") from None
         except (*ZIP_READ_ERRORS, ValueError) as exc:
@@ -532,6 +534,12 @@ class _ZipFrames:
                 + turned_hint(size, array.shape, self.video)
             )
         return array
+
+
+def _not_the_image(data: bytes, kind: str) -> str:
+    """What a zip member that is not ``kind`` holds: another file zipped under ViPE's name, or
+    none at all (a run stopped as it wrote it; describe_head would call nothing "text")."""
+    return "is empty (0 bytes)" if not data else f"is {describe_head(data[:64])}, not {kind}"
 
 
 _EXR_FIX = "re-run 'vipe infer', or write each frame as ViPE does: OpenEXR, its z-depth in one half-float channel Z"
@@ -552,8 +560,8 @@ def _decode_exr(data: bytes) -> np.ndarray:
     except Gen3cInputError:
         raise
     except Exception as exc:  # OpenEXR raises plain Exceptions for bad files ("Unable to open … for read" for any other format)
-        if not data.startswith(EXR_MAGIC):  # another file zipped under ViPE's name: say what it is
-            raise Gen3cInputError(f"is {describe_head(data[:64])}, not an OpenEXR image: {_EXR_FIX}") from None
+        if not data.startswith(EXR_MAGIC):
+            raise Gen3cInputError(f"{_not_the_image(data, 'an OpenEXR image')}: {_EXR_FIX}") from None
         raise Gen3cInputError(f"is a damaged OpenEXR image, cut short or corrupt ({exc}): {_EXR_FIX}") from None
     if pixels.ndim != 2:
         raise Gen3cInputError(f"has a channel Z of shape {pixels.shape}, not (H, W): {_EXR_FIX}")
@@ -569,8 +577,8 @@ def _decode_png(data: bytes) -> np.ndarray:
             array = np.asarray(im)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         fix = "re-run 'vipe infer', which writes each frame's instance ids as an 8-bit PNG"
-        if not data.startswith(PNG_MAGIC):  # another file zipped under ViPE's name: say what it is
-            raise Gen3cInputError(f"is {describe_head(data[:64])}, not a PNG image: {fix}") from None
+        if not data.startswith(PNG_MAGIC):
+            raise Gen3cInputError(f"{_not_the_image(data, 'a PNG image')}: {fix}") from None
         raise Gen3cInputError(f"is a damaged PNG image, cut short or corrupt ({exc}): {fix}") from None
     if array.ndim == 3:
         array = array[..., 0]
