@@ -572,6 +572,37 @@ def test_generator_pool_loads_once_and_sets_per_job_settings(monkeypatch):
     assert pool.get(sized("704x1280"))[1] and not pool.get(sized("352x640"))[1]
 
 
+def test_a_reused_generator_says_what_its_loading_noted_to_each_request(monkeypatch):
+    """What loading noted (a preset a distilled student overrides, --max_gpu_memory's memory mode)
+    reached only the request that loaded the model: a batch's later jobs and gen3c.generate()'s
+    later calls on the kept model said and recorded it nowhere. Each request given the pool's
+    generator says it; a note its run said before the load (a check make_generator repeats) once."""
+    import warnings
+
+    from gen3c.errors import note, record_notes
+
+    class FakeModel:
+        name = "gen3c"
+
+    def make(request, progress=None):
+        note("checked")  # (make_generator's check_generator, which the run made before the load)
+        note("loaded in memory mode 'offload'")
+        return FakeModel()
+
+    monkeypatch.setattr("gen3c.pipelines.request.make_generator", make)
+    pool = GeneratorPool()
+    request = GenerationRequest(generator="gen3c", generator_options={"checkpoint_dir": "ckpt"})
+    runs = []
+    for _ in range(2):
+        with warnings.catch_warnings(record=True) as caught, record_notes() as recorded:
+            warnings.simplefilter("always")
+            note("checked")
+            loaded = pool.get(request)[1]
+        runs.append((loaded, [str(w.message) for w in caught], recorded))
+    both = ["checked", "loaded in memory mode 'offload'"]
+    assert runs == [(True, both, both), (False, both, both)] and pool.loads == 1, runs
+
+
 def test_the_pool_loads_again_for_a_prompt_t5_must_encode_beside_a_plan_without_t5(monkeypatch):
     """--max_gpu_memory's plan counts T5 only for a prompt the prompt cache lacks: the pool ran a
     later job's such prompt on the plan chosen for the first job's cached one (T5's 9 GB on the GPU
@@ -739,6 +770,23 @@ def test_a_jobs_notes_name_the_rows_keys_as_its_refusals_do(box_scene, tmp_path)
     said = "chunk_frames 30: the run has only 9 frames; making them in one chunk"
     assert status(tmp_path / "out", "a")["notes"] == [said] and summary.outcomes[0].note == said
     assert json.loads((tmp_path / "out" / "a_run.json").read_text())["notes"] == [said]
+
+
+def test_every_job_sharing_a_loaded_model_records_what_its_loading_noted(box_scene, tmp_path):
+    """A note made as the model loads (tiny_fast, a distilled student, samples with its own 5
+    steps, not speed fast's) was in the status of the job that loaded it only, and in no run
+    record; the next job, sharing the loaded model, had it nowhere, while gen3c generate records
+    it in every run. Now each job's status, summary row and run record say it, in the row's keys,
+    and the model still loads once."""
+    rows = [box_row(box_scene, name, resolution="32x48", num_video_frames=17, generator="gen3c", model="tiny_fast", speed="fast",
+                    seed=seed, save_buffer=False, save_point_cloud=False) for seed, name in enumerate("ab")]  # fmt: skip
+    summary = run_batch(write_manifest(tmp_path / "m.jsonl", rows), tmp_path / "out")
+    said = "speed fast: this model is a distilled student and samples with its own 5 steps, not the preset's 18 (num_steps sets them)"
+    outcomes = [(o.state, o.loaded_generator, o.note) for o in summary.outcomes]
+    assert outcomes == [("done", True, said), ("done", False, said)], outcomes
+    for name in "ab":
+        assert status(tmp_path / "out", name)["notes"] == [said]
+        assert json.loads((tmp_path / "out" / f"{name}_run.json").read_text())["notes"] == [said]
 
 
 def test_a_manifests_notes_name_the_rows_keys(box_scene, tmp_path):

@@ -324,12 +324,13 @@ def note(message: str, stacklevel: int = 1) -> None:
     """Tell the user ``message``: appended to the innermost :func:`collect_notes` of this thread,
     else warned as a ``UserWarning`` attributed ``stacklevel`` frames above the caller (as
     :func:`warnings.warn` counts them from the caller). Each :func:`record_notes` around the
-    call keeps a copy; one said already inside the innermost (a run's) is not said again: a
-    check that a later stage repeats (:func:`gen3c.pipelines.request.make_generator`'s) notes once.
+    call keeps a copy; one said already inside any of them (a run's) is not said again: a
+    check that a later stage repeats (:func:`gen3c.pipelines.request.make_generator`'s, inside
+    the record a generator pool keeps of its loading) notes once.
     Records keep ``message`` as written; it is said (collected or warned) as the innermost
     :func:`spelled_notes` spells it."""
     records = _NOTE_RECORDS.get()
-    if records and message in records[-1]:
+    if any(message in record for record in records):
         return
     for record in records:
         record.append(message)
@@ -343,10 +344,9 @@ def note(message: str, stacklevel: int = 1) -> None:
 
 
 def noted(words: str) -> bool:
-    """Whether a note holding ``words`` was said already inside the innermost :func:`record_notes`
-    (a run's): a later check of the same cause stays silent. False outside any record."""
-    records = _NOTE_RECORDS.get()
-    return bool(records) and any(words in message for message in records[-1])
+    """Whether a note holding ``words`` was said already inside a :func:`record_notes` around the
+    call (a run's): a later check of the same cause stays silent. False outside any record."""
+    return any(words in message for record in _NOTE_RECORDS.get() for message in record)
 
 
 @contextlib.contextmanager

@@ -360,15 +360,17 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
     write_status(folder, job, "running", attempt=attempt, settings=job.settings)
     started = time.perf_counter()
     result = _Attempt()
+    loads = pool.loads
     try:
         # this job's own (a Ray actor may run others in other threads), in the row's keys as its refusals
         with collect_notes() as notes, spelled_notes(functools.partial(row_spelling, cells=csv_manifest(job.manifest))):
             request = job.request(folder)
-            generator, result.loaded = pool.get(request)
             # A long job cut short (Ctrl-C, a kill) continues from its kept chunks; chunks made
             # with another checkpoint or sampler (known once it is loaded) are redone.
             resume = kept_chunks(folder, request)
-            out = run_request(request, generator=generator, keep_frames=False, resume=resume, restart_changed=True,
+            # The pool's generator is taken inside the run, as gen3c generate loads it: after the
+            # input is read, and with what its loading noted in this job's notes and run record.
+            out = run_request(request, generators=pool, keep_frames=False, resume=resume, restart_changed=True,
                               grant_trust=BATCH_GRANTS_TRUST, resume_with=BATCH_RESUMES, progress=_no_bars)  # fmt: skip
         result.notes = notes
         result.outputs = {key: file_record(path, folder) for key, path in out.paths.items()}
@@ -386,6 +388,7 @@ def run_job(job: Job, folder: str | Path, pool: GeneratorPool) -> JobOutcome:
         result.error_type = type(exc).__name__
         result.trace = traceback.format_exc()
     seconds = time.perf_counter() - started
+    result.loaded = pool.loads > loads
     state = "failed" if result.error else "done"
     record = {
         "attempt": attempt,

@@ -875,11 +875,16 @@ class GeneratorPool:
     LoRA adapter counts by its weights' sha256 too: one replaced at its path since is loaded again.
 
     ``digests``: the adapters' digests already read (:func:`lora_digest`), e.g. a batch's plan's,
-    so each adapter is read once per batch run, not once per job."""
+    so each adapter is read once per batch run, not once per job.
+
+    What loading noted (the memory mode ``--max_gpu_memory`` chose, a preset a distilled student
+    overrides) is said again to every request that reuses the generator, so each run's notes and
+    run record list it, as they do where ``gen3c generate`` loads the model for each run."""
 
     def __init__(self, digests: dict[str, str] | None = None) -> None:
         self._key: str | None = None
         self._generator: Any = None
+        self._load_notes: list[str] = []
         self.loads = 0
         self.digests = {} if digests is None else digests
 
@@ -903,8 +908,9 @@ class GeneratorPool:
         loaded = key != self._key
         if loaded:
             self.clear()
-            self._generator = make_generator(request, progress)
-            self._key = key
+            with record_notes() as said:
+                self._generator = make_generator(request, progress)
+            self._key, self._load_notes = key, said
             self.loads += 1
         generator = self._generator
         if hasattr(generator, "seed"):
@@ -920,11 +926,14 @@ class GeneratorPool:
         if not loaded and callable(misfit) and misfit(*parse_resolution(request.resolution)) is not None:
             self.clear()
             return self.get(request, progress)
+        if not loaded:
+            for message in self._load_notes:
+                note(message, stacklevel=2)
         return generator, loaded
 
     def clear(self) -> None:
         """Drop the loaded generator and give its accelerator memory back."""
-        self._generator, self._key = None, None
+        self._generator, self._key, self._load_notes = None, None, []
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
