@@ -81,7 +81,10 @@ def test_a_rank_whose_torchrun_was_killed_stops_and_says_what_it_kept(tmp_path):
     --resume. (It ran on without its launcher; a rank waiting on a peer waited gloo's 30 minutes.)"""
     log = tmp_path / "log.txt"
     env = child_env(OMP_NUM_THREADS="1", TORCHELASTIC_RUN_ID="test")
-    command = f'"{sys.executable}" -m gen3c {" ".join(DEMO)} --video_save_folder "{tmp_path}" > "{log}" 2>&1 & echo $!; wait'
+    # At the demo's own 352x640 its second chunk takes seconds, well past the worker's 1 s watch of its
+    # launcher; at 64x112 it could end first (as the preview got faster) and leave nothing to stop.
+    demo = " ".join([*DEMO[:-1], "352x640"])
+    command = f'"{sys.executable}" -m gen3c {demo} --video_save_folder "{tmp_path}" > "{log}" 2>&1 & echo $!; wait'
     launcher = subprocess.Popen(["sh", "-c", command], stdout=subprocess.PIPE, text=True, env=env)
     worker = int(launcher.stdout.readline())
     chunk0 = partial_dir(tmp_path, "demo") / "chunk_0000"
