@@ -1112,15 +1112,13 @@ def run_record(
     if request.in_memory is not None:
         record["in_memory_inputs"] = request.in_memory.described
     # torch's own string: the build too (2.14.1+cu130), which its package metadata leaves out
-    versions = {"gen3c": __version__, "gen3c_code": code_digest(), "python": platform.python_version()}
-    versions["torch"] = torch.__version__
+    versions = {"gen3c": __version__, "gen3c_code": code_digest(), "python": platform.python_version(), "torch": torch.__version__}
     for name in RECORDED_PACKAGES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
     record["notes"] = [row_spelling(n) for n in dict.fromkeys(notes)]
     record["versions"] = versions
-    record["machine"] = {"device": device_kind(device), "cpu": cpu_kind()}
-    record["machine"]["cpu_threads"] = torch.get_num_threads()
+    record["machine"] = {"device": device_kind(device), "cpu": cpu_kind(), "cpu_threads": torch.get_num_threads()}
     record["ended_at"] = utc_timestamp()
     return record
 
